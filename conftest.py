@@ -1,0 +1,3 @@
+"""Root conftest: pytest's own ``pytester`` drives the plugin in tests/plugin."""
+
+pytest_plugins = ["pytester"]

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a fresh Debian machine for pytest-cleanroom.
+#   scripts/setup.sh            system packages for the embedded default + .venv with the project
+#   scripts/setup.sh --docker   also Debian's docker.io and debootstrap (for the container provider)
+# Safe to run again: installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_docker=0
+[[ "${1:-}" == "--docker" ]] && want_docker=1
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- system packages -------------------------------------------------------
+pkgs=(bubblewrap util-linux postgresql redis-server git make procps iproute2)
+((want_docker)) && pkgs+=(docker.io debootstrap)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # policy-rc.d keeps Debian's postinst from starting system-wide redis/postgres/docker services:
+  # the project starts its own, on its own ports and sockets.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- python environment ----------------------------------------------------
+py=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv with $($py --version)"
+  $py -m venv .venv
+fi
+stamp=.venv/.cleanroom-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  log "installing the project and its dev dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
+log "ready: $(.venv/bin/python --version), bwrap $(bwrap --version 2>/dev/null | awk '{print $2}')"

@@ -1,0 +1,57 @@
+"""The root ``ggen`` command: mounts the command groups that live beside their logic."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from pytest_cleanroom import __version__
+
+# (group name, "module:attribute" of a click.Group). Imported only when the group is invoked.
+GROUPS: dict[str, tuple[str, str]] = {
+    "market": ("ggen_market.cli:market", "find, install and verify gpacks"),
+    "template": ("ggen_market.cli:template", "generate files from an installed gpack's templates"),
+    "lifecycle": ("ggen_lifecycle.cli:lifecycle", "run make.toml phases, readiness checks"),
+    "attest": ("pytest_cleanroom.attest.cli:attest", "verify signed attestations of test runs"),
+}
+
+
+class LazyGroup(click.Group):
+    """Keeps ``ggen --help`` fast: a group's module is imported only when that group runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(GROUPS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = GROUPS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attr = entry[0].split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, GROUPS[name][1]) for name in sorted(GROUPS)])
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="ggen")
+def cli() -> None:
+    """ggen: gpack marketplace, project lifecycle and attestation tools of pytest-cleanroom."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``ggen`` and ``python -m ggen_cli``; returns the exit code."""
+    try:
+        cli.main(args=argv, prog_name="ggen", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

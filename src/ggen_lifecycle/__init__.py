@@ -1,0 +1,1 @@
+"""ggen_lifecycle."""

@@ -1,0 +1,49 @@
+"""pytest-cleanroom: hermetic, policy-enforced test environments.
+
+Importing this package is cheap: the engine's names are loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cleanroom",
+    "CleanroomAssertionError",
+    "CleanroomError",
+    "Policy",
+    "RunResult",
+    "Workspace",
+    "__version__",
+    "run",
+    "run_with_policy",
+]
+
+_LAZY = {
+    "Cleanroom": "engine",
+    "run": "engine",
+    "run_with_policy": "engine",
+    "Policy": "policy",
+    "RunResult": "result",
+    "CleanroomAssertionError": "result",
+    "CleanroomError": "errors",
+    "Workspace": "workspace",
+}
+
+if TYPE_CHECKING:
+    from .engine import Cleanroom, run, run_with_policy
+    from .errors import CleanroomError
+    from .policy import Policy
+    from .result import CleanroomAssertionError, RunResult
+    from .workspace import Workspace
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_cleanroom' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{module}"), name)

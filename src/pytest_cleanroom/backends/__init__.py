@@ -1,0 +1,1 @@
+"""Execution backends: ``local`` (bubblewrap, falling back to unshare), ``docker``; ``auto`` picks."""

@@ -1,0 +1,26 @@
+"""Errors raised by the cleanroom engine."""
+
+from __future__ import annotations
+
+
+class CleanroomError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class PolicyError(CleanroomError, ValueError):
+    """An unknown policy level or an invalid policy field."""
+
+
+class BackendUnavailable(CleanroomError):
+    """A backend cannot honour the requested policy on this machine.
+
+    The message names what is missing and how to install or enable it; the command was not run.
+    """
+
+
+class WorkspaceError(CleanroomError):
+    """A path escapes the workspace, or the workspace cannot be used."""
+
+
+class CommandNotFound(CleanroomError):
+    """The program of a command does not exist inside the sandbox."""

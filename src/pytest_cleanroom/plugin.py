@@ -1,0 +1,32 @@
+"""The pytest11 entry point ``cleanroom``.
+
+Each feature is a sub-plugin in its own module, registered here so that its options, fixtures and
+hooks live beside its logic. Sub-plugin modules must import only cheap things at module level.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+SUBPLUGINS: tuple[str, ...] = (
+    "pytest_cleanroom.pytest_plugin.core",
+    "pytest_cleanroom.services.plugin",
+    "pytest_cleanroom.scenario.plugin",
+    "pytest_cleanroom.attest.plugin",
+    "pytest_cleanroom.gpack_bundles.plugin",
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    # Registering from addhooks makes every sub-plugin's pytest_addoption run as usual.
+    for name in SUBPLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # feature not built yet / not installed
+        if not pluginmanager.is_registered(module):
+            pluginmanager.register(module, name=name.replace("pytest_cleanroom.", "cleanroom."))

@@ -1,0 +1,212 @@
+"""Security policies: what a sandboxed command may see, reach and consume.
+
+A :class:`Policy` is an immutable pydantic model. Four named levels (``permissive``, ``standard``,
+``strict``, ``locked``) are presets; every field can also be set one by one. Policies can be
+combined field by field with :meth:`Policy.tightened_by`, which never weakens anything: that is how a
+test's marker is reconciled with ``--cleanroom-policy`` given on the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import PolicyError
+
+LEVELS: tuple[str, ...] = ("permissive", "standard", "strict", "locked")
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+NetworkMode = Literal["host", "isolated"]
+
+# Host directories that hold users' data: hidden (an empty tmpfs over them) unless let through.
+DEFAULT_HIDDEN: tuple[str, ...] = ("/root", "/home", "/run/user", "/var/lib", "/srv", "/mnt", "/media")
+
+# Host variables a ``standard`` run keeps; everything else is dropped.
+STANDARD_ENV_ALLOW: tuple[str, ...] = ("TERM",)
+
+
+class Policy(BaseModel):
+    """Everything the engine enforces on one command. ``None`` for a limit means unlimited."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field("custom", description="Level the policy derives from, or 'custom'.")
+
+    # filesystem
+    read_only_root: bool = True
+    private_tmp: bool = True
+    hidden_paths: tuple[str, ...] = DEFAULT_HIDDEN
+    readable_paths: tuple[str, ...] = Field((), description="Hidden paths let through read-only.")
+    writable_paths: tuple[str, ...] = Field((), description="Host paths bound read-write.")
+
+    # processes
+    isolate_pids: bool = True
+    no_new_privileges: bool = True
+
+    # network
+    network: NetworkMode = "host"
+    allowed_services: tuple[str, ...] = Field(
+        ("postgres", "redis"), description="Services whose unix sockets are bound into the sandbox."
+    )
+
+    # resources
+    timeout: float | None = Field(300.0, gt=0, description="Wall-clock seconds.")
+    memory_limit: int | None = Field(4 * GiB, gt=0, description="Bytes, whole process tree.")
+    max_processes: int | None = Field(1024, gt=0, description="Tasks alive at once.")
+    max_open_files: int | None = Field(4096, gt=0)
+    max_file_size: int | None = Field(8 * GiB, gt=0, description="Bytes, largest single file.")
+    cpu_time_limit: float | None = Field(None, gt=0, description="CPU seconds, whole tree.")
+
+    # environment
+    env_allowlist: tuple[str, ...] = Field(
+        STANDARD_ENV_ALLOW, description="Host variables passed through; '*' passes all."
+    )
+
+    @classmethod
+    def level(cls, name: str) -> Policy:
+        """The preset named ``name``; :class:`PolicyError` lists the valid names otherwise."""
+        try:
+            return _PRESETS[name]
+        except KeyError:
+            raise PolicyError(
+                f"unknown cleanroom policy {name!r}: choose one of {', '.join(LEVELS)}"
+            ) from None
+
+    @classmethod
+    def coerce(cls, value: Policy | str | dict[str, Any] | None, default: Policy | None = None) -> Policy:
+        """Accept a Policy, a level name, or a dict of fields (optionally with a ``level`` base)."""
+        if value is None:
+            return default if default is not None else cls.level("standard")
+        if isinstance(value, Policy):
+            return value
+        if isinstance(value, str):
+            return cls.level(value)
+        fields = dict(value)
+        base = cls.level(str(fields.pop("level", fields.get("name", "standard"))))
+        try:
+            return base.replace(**fields)
+        except ValidationError as exc:
+            raise PolicyError(f"invalid cleanroom policy field: {exc}") from exc
+
+    def replace(self, **changes: Any) -> Policy:
+        """A copy with ``changes`` applied and validated; named 'custom' unless a name is given."""
+        data = self.model_dump()
+        data.update(changes)
+        if "name" not in changes and changes:
+            data["name"] = "custom" if self.name == "custom" else f"{self.name}+custom"
+        try:
+            return Policy.model_validate(data)
+        except ValidationError as exc:
+            raise PolicyError(f"invalid cleanroom policy field: {exc}") from exc
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of every enforced field (the name is not enforced)."""
+        data = self.model_dump(mode="json", exclude={"name"})
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+    def tightened_by(self, other: Policy) -> Policy:
+        """Field by field, the stricter of ``self`` and ``other``. Never weaker than either."""
+        a, b = self, other
+        merged = Policy(
+            name=a.name if a.name == b.name else f"{a.name}+{b.name}",
+            read_only_root=a.read_only_root or b.read_only_root,
+            private_tmp=a.private_tmp or b.private_tmp,
+            hidden_paths=_union(a.hidden_paths, b.hidden_paths),
+            readable_paths=_intersection(a.readable_paths, b.readable_paths),
+            writable_paths=_intersection(a.writable_paths, b.writable_paths),
+            isolate_pids=a.isolate_pids or b.isolate_pids,
+            no_new_privileges=a.no_new_privileges or b.no_new_privileges,
+            network="isolated" if "isolated" in (a.network, b.network) else "host",
+            allowed_services=_intersection(a.allowed_services, b.allowed_services),
+            timeout=_min(a.timeout, b.timeout),
+            memory_limit=_min(a.memory_limit, b.memory_limit),
+            max_processes=_min(a.max_processes, b.max_processes),
+            max_open_files=_min(a.max_open_files, b.max_open_files),
+            max_file_size=_min(a.max_file_size, b.max_file_size),
+            cpu_time_limit=_min(a.cpu_time_limit, b.cpu_time_limit),
+            env_allowlist=_intersection_env(a.env_allowlist, b.env_allowlist),
+        )
+        if merged.digest() == a.digest():
+            return a
+        if merged.digest() == b.digest():
+            return b
+        return merged
+
+    def is_at_least_as_strict_as(self, other: Policy) -> bool:
+        """True when every field of ``self`` is as strict as ``other``'s or stricter."""
+        return self.tightened_by(other).digest() == self.digest()
+
+    def weakened_fields(self, baseline: Policy) -> list[str]:
+        """Names of the fields in which ``self`` is weaker than ``baseline``."""
+        tight = self.tightened_by(baseline)
+        mine = self.model_dump(exclude={"name"})
+        return [k for k, v in tight.model_dump(exclude={"name"}).items() if mine[k] != v]
+
+
+def _union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(set(a) | set(b)))
+
+
+def _intersection(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(set(a) & set(b)))
+
+
+def _intersection_env(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    if "*" in a:
+        return b
+    if "*" in b:
+        return a
+    return _intersection(a, b)
+
+
+def _min(a: float | None, b: float | None) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+_PRESETS: dict[str, Policy] = {
+    "permissive": Policy(
+        name="permissive",
+        hidden_paths=(),
+        isolate_pids=False,
+        network="host",
+        timeout=600.0,
+        memory_limit=None,
+        max_processes=None,
+        max_open_files=None,
+        max_file_size=None,
+        env_allowlist=("*",),
+    ),
+    "standard": Policy(name="standard"),
+    "strict": Policy(
+        name="strict",
+        network="isolated",
+        timeout=120.0,
+        memory_limit=2 * GiB,
+        max_processes=512,
+        max_open_files=2048,
+        max_file_size=1 * GiB,
+        cpu_time_limit=300.0,
+        env_allowlist=(),
+    ),
+    "locked": Policy(
+        name="locked",
+        network="isolated",
+        timeout=60.0,
+        memory_limit=1 * GiB,
+        max_processes=256,
+        max_open_files=1024,
+        max_file_size=512 * MiB,
+        cpu_time_limit=60.0,
+        env_allowlist=(),
+    ),
+}
