@@ -50,7 +50,7 @@ class Cleanroom:
         raise NotImplementedError
 
     def expose_service(self, name: str, socket_dir: Path, env: Mapping[str, str]) -> None:
-        """Bind a service's unix-socket directory into the sandbox when the policy allows ``name``."""
+        """Bind a service's unix-socket directory into the sandbox if the policy allows ``name``."""
         raise NotImplementedError
 
     def add_listener(self, listener: RunListener) -> None:

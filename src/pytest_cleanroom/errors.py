@@ -11,7 +11,7 @@ class PolicyError(CleanroomError, ValueError):
     """An unknown policy level or an invalid policy field."""
 
 
-class BackendUnavailable(CleanroomError):
+class BackendUnavailableError(CleanroomError):
     """A backend cannot honour the requested policy on this machine.
 
     The message names what is missing and how to install or enable it; the command was not run.
@@ -22,5 +22,5 @@ class WorkspaceError(CleanroomError):
     """A path escapes the workspace, or the workspace cannot be used."""
 
 
-class CommandNotFound(CleanroomError):
+class CommandNotFoundError(CleanroomError):
     """The program of a command does not exist inside the sandbox."""

@@ -2,8 +2,8 @@
 
 A :class:`Policy` is an immutable pydantic model. Four named levels (``permissive``, ``standard``,
 ``strict``, ``locked``) are presets; every field can also be set one by one. Policies can be
-combined field by field with :meth:`Policy.tightened_by`, which never weakens anything: that is how a
-test's marker is reconciled with ``--cleanroom-policy`` given on the command line.
+combined field by field with :meth:`Policy.tightened_by`, which never weakens anything: this is how
+a test's marker is reconciled with ``--cleanroom-policy`` given on the command line.
 """
 
 from __future__ import annotations
@@ -24,7 +24,15 @@ GiB = 1024 * MiB
 NetworkMode = Literal["host", "isolated"]
 
 # Host directories that hold users' data: hidden (an empty tmpfs over them) unless let through.
-DEFAULT_HIDDEN: tuple[str, ...] = ("/root", "/home", "/run/user", "/var/lib", "/srv", "/mnt", "/media")
+DEFAULT_HIDDEN: tuple[str, ...] = (
+    "/root",
+    "/home",
+    "/run/user",
+    "/var/lib",
+    "/srv",
+    "/mnt",
+    "/media",
+)
 
 # Host variables a ``standard`` run keeps; everything else is dropped.
 STANDARD_ENV_ALLOW: tuple[str, ...] = ("TERM",)
@@ -78,7 +86,9 @@ class Policy(BaseModel):
             ) from None
 
     @classmethod
-    def coerce(cls, value: Policy | str | dict[str, Any] | None, default: Policy | None = None) -> Policy:
+    def coerce(
+        cls, value: Policy | str | dict[str, Any] | None, default: Policy | None = None
+    ) -> Policy:
         """Accept a Policy, a level name, or a dict of fields (optionally with a ``level`` base)."""
         if value is None:
             return default if default is not None else cls.level("standard")

@@ -12,7 +12,7 @@ TAIL_LINES = 20
 
 
 class CleanroomAssertionError(AssertionError):
-    """A fluent assertion on a :class:`RunResult` failed; the message shows the command and output."""
+    """A fluent assertion on a :class:`RunResult` failed; shows the command and output."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ class Workspace:
         return f"Workspace({str(self.root)!r})"
 
     def path(self, relative: str | os.PathLike[str] = ".") -> Path:
-        """Absolute path of ``relative``; :class:`WorkspaceError` if it would leave the workspace."""
+        """Absolute path of ``relative``; :class:`WorkspaceError` if it leaves the workspace."""
         candidate = (self.root / relative).resolve()
         if candidate != self.root and self.root not in candidate.parents:
             raise WorkspaceError(f"path {os.fspath(relative)!r} escapes the workspace {self.root}")

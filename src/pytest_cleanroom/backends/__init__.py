@@ -1,1 +1,1 @@
-"""Execution backends: ``local`` (bubblewrap, falling back to unshare), ``docker``; ``auto`` picks."""
+"""Execution backends: ``local`` (bubblewrap, else unshare), ``docker``; ``auto`` picks."""

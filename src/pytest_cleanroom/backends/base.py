@@ -37,7 +37,7 @@ class CommandSpec:
 
 @runtime_checkable
 class Backend(Protocol):
-    """Runs commands under a policy. ``check`` raises ``BackendUnavailable`` naming the fix."""
+    """Runs commands under a policy. ``check`` raises ``BackendUnavailableError`` naming the fix."""
 
     name: str
 

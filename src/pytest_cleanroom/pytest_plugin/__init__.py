@@ -1,0 +1,1 @@
+"""pytest-facing half of the cleanroom: options, fixtures, markers, reporting."""
