@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The project's test command. On a fresh Debian machine it installs everything the tests need
+# (Debian packages, the virtualenv, Docker's engine and the locally built images), then runs the
+# static checks and every test. Idempotent: a second run skips what is already there.
+# Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s ==\n' "$*" >&2; }
+
+step "system packages and virtualenv"
+scripts/setup.sh --docker
+
+step "Docker engine"
+scripts/docker-engine.sh start
+eval "$(scripts/docker-engine.sh env)"
+export DOCKER_HOST
+
+step "container images (built locally, cached)"
+scripts/build-images.sh
+
+# The reaper image cannot be pulled here; the plugin labels and sweeps its own containers.
+export TESTCONTAINERS_RYUK_DISABLED=true
+
+step "static checks"
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/mypy --strict src
+
+step "tests"
+exec .venv/bin/python -m pytest -n 2 -p no:cacheprovider "$@"
