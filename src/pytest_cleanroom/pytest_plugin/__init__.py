@@ -1,1 +1,43 @@
-"""pytest-facing half of the cleanroom: options, fixtures, markers, reporting."""
+"""pytest-facing half of the cleanroom: options, fixtures, markers, reporting.
+
+Sub-plugins (services, scenario, attest) read the run's settings with :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .settings import CleanroomSettings, get_settings
+
+__all__ = [
+    "BackendStatus",
+    "CleanroomPolicyWarning",
+    "CleanroomSettings",
+    "CommandRecord",
+    "PytestCleanroom",
+    "backend_status",
+    "get_settings",
+]
+
+_LAZY = {
+    "BackendStatus": "probe",
+    "backend_status": "probe",
+    "CleanroomPolicyWarning": "floor",
+    "CommandRecord": "records",
+    "PytestCleanroom": "sandbox",
+}
+
+if TYPE_CHECKING:
+    from .floor import CleanroomPolicyWarning
+    from .probe import BackendStatus, backend_status
+    from .records import CommandRecord
+    from .sandbox import PytestCleanroom
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,172 @@
+"""The cleanroom's command-line flags and ini keys, and the checks on their values.
+
+Only the standard library is imported here: this module runs on every pytest start.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+# The same names as ``pytest_cleanroom.policy.LEVELS``; repeated so that reading the options does
+# not import pydantic (tests/plugin/core/test_options.py checks that both lists agree).
+POLICY_CHOICES: tuple[str, ...] = ("permissive", "standard", "strict", "locked")
+BACKEND_CHOICES: tuple[str, ...] = ("auto", "local", "bwrap", "unshare", "docker")
+DEFAULT_POLICY = "standard"
+DEFAULT_BACKEND = "auto"
+DEFAULT_DURATIONS = 5
+MAX_SEED = 2**32 - 1
+
+MARKER = "cleanroom"
+MARKER_HELP = (
+    "cleanroom(policy=None, **fields): run this test's cleanroom under a stricter policy "
+    "(a level name, a Policy, or single Policy fields such as timeout=5); it can tighten "
+    "--cleanroom-policy but never weaken it."
+)
+
+T = TypeVar("T")
+
+
+def parse_seed(text: str) -> int:
+    """A seed is an integer from 0 to 2**32-1 (the range PYTHONHASHSEED accepts)."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{value} is outside 0..{MAX_SEED}")
+    return value
+
+
+def parse_timeout(text: str) -> float:
+    """A timeout is a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"{text!r} must be a positive, finite number of seconds")
+    return value
+
+
+def parse_durations(text: str) -> int:
+    """How many slow commands the summary lists; 0 hides the section."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise ValueError(f"{value} is negative (0 hides the section)")
+    return value
+
+
+def _argparse_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """Turn a parser's ValueError into argparse's usage error that names the flag."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__.removeprefix("parse_")
+    return convert
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register every flag in the ``cleanroom`` group, each with its ini key."""
+    group = parser.getgroup("cleanroom", "hermetic sandboxed commands (pytest-cleanroom)")
+    group.addoption(
+        "--cleanroom-policy",
+        choices=POLICY_CHOICES,
+        default=None,
+        help=f"Security policy of every sandboxed command; a test may tighten it with "
+        f"@pytest.mark.cleanroom, never weaken it. Default: {DEFAULT_POLICY} "
+        f"(ini: cleanroom_policy).",
+    )
+    group.addoption(
+        "--cleanroom-backend",
+        choices=BACKEND_CHOICES,
+        default=None,
+        help=f"Where commands run; 'auto' picks the best backend that honours the policy. "
+        f"Default: {DEFAULT_BACKEND} (ini: cleanroom_backend).",
+    )
+    group.addoption(
+        "--cleanroom-seed",
+        type=_argparse_type(parse_seed),
+        default=None,
+        metavar="N",
+        help="Seed given to every sandboxed command (replay a failure with the seed the header "
+        "shows). Default: a random seed per run, the same on every xdist worker "
+        "(ini: cleanroom_seed).",
+    )
+    group.addoption(
+        "--cleanroom-timeout",
+        type=_argparse_type(parse_timeout),
+        default=None,
+        metavar="SECONDS",
+        help="Wall-clock limit of each sandboxed command. Default: the policy's "
+        "(ini: cleanroom_timeout).",
+    )
+    group.addoption(
+        "--cleanroom-durations",
+        type=_argparse_type(parse_durations),
+        default=None,
+        metavar="N",
+        help=f"Show the N slowest sandboxed commands in the summary; 0 hides them. "
+        f"Default: {DEFAULT_DURATIONS} (ini: cleanroom_durations).",
+    )
+    parser.addini(
+        "cleanroom_policy", f"Default of --cleanroom-policy ({'|'.join(POLICY_CHOICES)})."
+    )
+    parser.addini(
+        "cleanroom_backend", f"Default of --cleanroom-backend ({'|'.join(BACKEND_CHOICES)})."
+    )
+    parser.addini("cleanroom_seed", "Default of --cleanroom-seed (integer).")
+    parser.addini("cleanroom_timeout", "Default of --cleanroom-timeout (seconds).")
+    parser.addini("cleanroom_durations", "Default of --cleanroom-durations (integer).")
+
+
+def _ini_text(config: pytest.Config, key: str) -> str | None:
+    raw = config.getini(key)
+    text = str(raw).strip() if raw is not None else ""
+    return text or None
+
+
+def _ini_error(config: pytest.Config, key: str, problem: str) -> pytest.UsageError:
+    where = f" in {config.inipath}" if config.inipath else ""
+    return pytest.UsageError(f"{key}{where}: {problem}")
+
+
+def read_choice(
+    config: pytest.Config, option: str, key: str, choices: tuple[str, ...], default: str
+) -> tuple[str, str]:
+    """(value, source) of a choice option: the flag, else the ini key, else ``default``."""
+    value = config.getoption(option)
+    if value is not None:
+        return str(value), "option"
+    text = _ini_text(config, key)
+    if text is None:
+        return default, "default"
+    if text not in choices:
+        raise _ini_error(config, key, f"invalid choice {text!r} (choose from {', '.join(choices)})")
+    return text, "ini"
+
+
+def read_value(
+    config: pytest.Config, option: str, key: str, parse: Callable[[str], T]
+) -> tuple[T | None, str]:
+    """(value, source) of a typed option: the flag, else the ini key, else ``None``."""
+    value = config.getoption(option)
+    if value is not None:
+        return value, "option"  # argparse already parsed it
+    text = _ini_text(config, key)
+    if text is None:
+        return None, "default"
+    try:
+        return parse(text), "ini"
+    except ValueError as exc:
+        raise _ini_error(config, key, str(exc)) from None
