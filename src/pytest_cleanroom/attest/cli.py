@@ -1,0 +1,97 @@
+"""``ggen attest``: verify attestation directories, make signing keys.
+
+Also runnable as ``python -m pytest_cleanroom.attest``. Exit status: 0 when everything verified,
+1 when anything failed (every failure names its file).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from .verify import Verification
+
+
+@click.group()
+def attest() -> None:
+    """Verify signed attestations of test runs (written by pytest --cleanroom-attest=DIR)."""
+
+
+@attest.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "--key",
+    "key",
+    type=click.Path(path_type=Path),
+    help="Trusted ed25519 public key (PEM). Default: the cleanroom-attest.pub beside the "
+    "envelopes, which proves integrity but not who signed.",
+)
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path),
+    help="Check subjects' digests in this directory instead of the workspace each test recorded.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def verify(target: Path, key: Path | None, workspace: Path | None, as_json: bool) -> None:
+    """Verify TARGET: a directory of envelopes, or one envelope file.
+
+    Checks every signature, the canonical form of every envelope, that the run statement lists
+    exactly the envelopes present, and (where the workspace exists) every output's and input's
+    sha256.
+    """
+    from .verify import verify as run_verify
+
+    report = run_verify(target, key=key, workspace=workspace)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report)
+    raise SystemExit(0 if report.ok else 1)
+
+
+@attest.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the key id and file names as JSON.")
+def keygen(path: Path, as_json: bool) -> None:
+    """Make an ed25519 key pair: PATH (private, mode 0600) and PATH.pub (public).
+
+    Pass PATH to pytest with --cleanroom-signing-key and PATH.pub to `ggen attest verify --key`.
+    """
+    from .keys import KeyFileError, SigningKey, write_key_pair
+
+    key = SigningKey.generate()
+    try:
+        public = write_key_pair(key, path)
+    except (KeyFileError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        data = {"private": str(path), "public": str(public), "keyid": key.keyid}
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(f"private key {path} (keep it secret)")
+        click.echo(f"public key  {public}")
+        click.echo(f"key id      {key.keyid}")
+
+
+def _print_report(report: Verification) -> None:
+    for check in report.checks:
+        label = "ok  " if check.ok else "FAIL"
+        detail = str(check.nodeid if check.kind == "test" else check.kind)
+        if check.kind == "test":
+            detail += f", {check.checked_files} workspace files checked"
+        if check.summary:
+            s = check.summary
+            detail += f": {s['result']} ({s['passed']} passed, {s['failed']} failed)"
+        click.echo(f"{label}  {Path(check.file).name}  [{detail}]")
+        for note in check.notes:
+            click.echo(f"      note: {note}")
+    failures = report.failures()
+    for message in failures:
+        click.echo(f"error: {message}", err=True)
+    key = f"key {report.keyid[:16]} from {report.key_source}" if report.keyid else "no key"
+    verdict = "verified" if report.ok else f"FAILED ({len(failures)} problems)"
+    click.echo(f"{verdict}: {len(report.checks)} envelopes in {report.target}, {key}")

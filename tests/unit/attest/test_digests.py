@@ -1,0 +1,84 @@
+"""Workspace digests: which files changed since the cleanroom was created."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pytest_cleanroom.attest.digests import RACY_WINDOW_NS, compare, take_snapshot
+from pytest_cleanroom.workspace import Workspace
+
+
+def _settle() -> None:
+    """Let file timestamps age past the racy window (not a timing assertion)."""
+    time.sleep(RACY_WINDOW_NS / 1e9 + 0.05)
+
+
+def test_added_changed_removed_and_unchanged(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("same")
+    (tmp_path / "edit.txt").write_text("before")
+    (tmp_path / "gone.txt").write_text("bye")
+    (tmp_path / "sub").mkdir()
+    before = take_snapshot(tmp_path)
+    (tmp_path / "edit.txt").write_text("after!")
+    (tmp_path / "gone.txt").unlink()
+    (tmp_path / "sub" / "new.bin").write_bytes(b"\0\1")
+    os.symlink("keep.txt", tmp_path / "link")
+    changes = compare(before)
+    assert sorted(changes.outputs) == ["edit.txt", "link", "sub/new.bin"]
+    assert changes.removed == ("gone.txt",)
+    assert sorted(changes.inputs) == ["edit.txt", "gone.txt", "keep.txt"]
+    assert sorted(changes.after) == ["edit.txt", "keep.txt", "link", "sub/new.bin"]
+
+
+def test_digests_and_tree_digest_agree_with_the_workspace(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("a/b.txt", "x")
+    ws.write("c.bin", b"\xff" * 5000)
+    os.symlink("a/b.txt", tmp_path / "d")
+    before = take_snapshot(tmp_path)
+    assert before.digests() == ws.file_digests()
+    ws.write("e.txt", "new")
+    changes = compare(before)
+    assert changes.after == ws.file_digests()
+    assert changes.tree_digest() == ws.digest()
+
+
+def test_same_size_rewrite_with_restored_mtime_of_a_settled_file_is_seen(tmp_path: Path) -> None:
+    target = tmp_path / "data.txt"
+    target.write_text("aaaa")
+    _settle()
+    before = take_snapshot(tmp_path)
+    assert not before.files["data.txt"].racy
+    st = target.stat()
+    target.write_text("bbbb")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))  # hide the change from mtime and size
+    changes = compare(before)
+    assert list(changes.outputs) == ["data.txt"]
+    assert changes.outputs["data.txt"] != before.files["data.txt"].digest
+
+
+def test_a_racy_file_is_rehashed_even_when_its_stat_did_not_move(tmp_path: Path) -> None:
+    target = tmp_path / "fresh.txt"
+    target.write_text("aaaa")
+    before = take_snapshot(tmp_path)
+    assert before.files["fresh.txt"].racy  # written just now, within the window
+    st = target.stat()
+    target.write_text("bbbb")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert "fresh.txt" in compare(before).outputs
+
+
+def test_an_untouched_workspace_has_no_outputs(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("1")
+    before = take_snapshot(tmp_path)
+    changes = compare(before)
+    assert changes.outputs == {}
+    assert changes.removed == ()
+
+
+def test_sockets_and_fifos_are_skipped(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "f").write_text("1")
+    assert sorted(take_snapshot(tmp_path).files) == ["f"]
