@@ -1,0 +1,239 @@
+"""The local task cache in ``.ggen/cache``: content-addressed entries of outputs and logs.
+
+An entry is a directory named by the task's key, holding ``meta.json`` (what it holds, with a
+sha256 of every file), ``log`` and ``out/``. Entries are built in a temporary directory and
+renamed into place, so that a reader sees a whole entry or none. An entry whose files do not match
+its ``meta.json`` is reported, removed and treated as a miss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .files import CHUNK, sha256_file
+
+FORMAT = 1
+KEY_VERSION = b"ggen-lifecycle-cache-v1\0"
+
+
+def compute_key(
+    commands: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    input_hashes: Iterable[tuple[str, str]],
+    dependency_keys: Iterable[str],
+) -> str:
+    """sha256 of the commands, the declared environment, the working directory (relative to the
+    project), every input file's path and content hash (sorted by path) and the dependencies'
+    keys (sorted)."""
+    h = hashlib.sha256(KEY_VERSION)
+    head = {"commands": list(commands), "env": dict(sorted(env.items())), "cwd": cwd}
+    h.update(json.dumps(head, sort_keys=True).encode())
+    h.update(b"\0inputs\0")
+    for rel, digest in sorted(input_hashes):
+        h.update(rel.encode() + b"\0" + digest.encode() + b"\n")
+    h.update(b"\0deps\0")
+    for key in sorted(dependency_keys):
+        h.update(key.encode() + b"\n")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A verified cache entry."""
+
+    key: str
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        outputs: dict[str, dict[str, Any]] = self.meta["outputs"]
+        return outputs
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log"
+
+
+class CorruptEntryError(Exception):
+    """Raised inside the cache when an entry does not match its ``meta.json``."""
+
+
+def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with source.open("rb") as src, target.open("wb") as dst:
+        while block := src.read(CHUNK):
+            h.update(block)
+            dst.write(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+class Cache:
+    """Entries under ``directory``, kept under ``max_bytes`` by evicting the least recently used."""
+
+    def __init__(
+        self, directory: Path, max_bytes: int, warn: Callable[[str], None] | None = None
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.warn = warn or (lambda message: None)
+
+    def _entry_dir(self, key: str) -> Path:
+        return self.directory / key
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def lookup(self, key: str) -> Entry | None:
+        """The verified entry for ``key``; ``None`` on a miss or a corrupted entry (reported)."""
+        path = self._entry_dir(key)
+        if not path.is_dir():
+            return None
+        try:
+            meta = self._verify(key, path)
+        except CorruptEntryError as exc:
+            self.warn(f"cache entry {key[:12]} is corrupted ({exc}); ignoring and removing it")
+            self._remove(path)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path / "meta.json")  # least-recently-used bookkeeping
+        return Entry(key=key, path=path, meta=meta)
+
+    def _verify(self, key: str, path: Path) -> dict[str, Any]:
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptEntryError(f"meta.json unreadable: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("key") != key:
+            raise CorruptEntryError("meta.json has the wrong format or key")
+        outputs = meta.get("outputs")
+        log = meta.get("log")
+        if not isinstance(outputs, dict) or not isinstance(log, dict):
+            raise CorruptEntryError("meta.json lacks outputs or log")
+        files = [(f"out/{rel}", info) for rel, info in outputs.items()] + [("log", log)]
+        for rel, info in files:
+            target = path / rel
+            if not isinstance(info, dict) or ".." in Path(rel).parts:
+                raise CorruptEntryError(f"bad record for {rel}")
+            try:
+                if target.stat().st_size != info.get("size"):
+                    raise CorruptEntryError(f"{rel} has the wrong size")
+                if sha256_file(target) != info.get("sha256"):
+                    raise CorruptEntryError(f"{rel} does not match its sha256")
+            except OSError as exc:
+                raise CorruptEntryError(f"{rel} unreadable: {exc}") from None
+        return meta
+
+    def restore(self, entry: Entry, cwd: Path) -> list[str]:
+        """Copy the entry's outputs back under ``cwd`` (each file replaced atomically)."""
+        restored: list[str] = []
+        for rel, info in sorted(entry.outputs.items()):
+            target = cwd / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f".{target.name}.ggen-restore-{uuid.uuid4().hex[:8]}")
+            shutil.copyfile(entry.path / "out" / rel, temp)
+            os.chmod(temp, int(info.get("mode", 0o644)))
+            os.replace(temp, target)
+            restored.append(rel)
+        return restored
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def store(
+        self, key: str, cwd: Path, outputs: Sequence[str], log: Path, info: Mapping[str, Any]
+    ) -> None:
+        """Record ``outputs`` (relative to ``cwd``) and ``log`` under ``key``, then evict."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temp = self.directory / f".tmp-{uuid.uuid4().hex}"
+        try:
+            (temp / "out").mkdir(parents=True)
+            recorded: dict[str, dict[str, Any]] = {}
+            for rel in outputs:
+                source = cwd / rel
+                target = temp / "out" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                digest, size = _copy_hashing(source, target)
+                mode = source.stat().st_mode & 0o777
+                recorded[rel] = {"sha256": digest, "size": size, "mode": mode}
+            log_digest, log_size = _copy_hashing(log, temp / "log")
+            meta = {
+                "format": FORMAT,
+                "key": key,
+                "created": time.time(),
+                "outputs": recorded,
+                "log": {"sha256": log_digest, "size": log_size},
+                **info,
+            }
+            (temp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            final = self._entry_dir(key)
+            if final.exists():
+                self._remove(final)
+            os.rename(temp, final)
+        finally:
+            if temp.exists():
+                shutil.rmtree(temp, ignore_errors=True)
+        self.evict()
+
+    def _remove(self, path: Path) -> None:
+        # Rename first so that a concurrent reader never sees a half-deleted entry.
+        doomed = path.with_name(f".del-{uuid.uuid4().hex}")
+        try:
+            os.rename(path, doomed)
+        except OSError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def entries(self) -> list[tuple[Path, int, float]]:
+        """(entry directory, bytes, last use) of every entry."""
+        out: list[tuple[Path, int, float]] = []
+        if not self.directory.is_dir():
+            return out
+        for child in self.directory.iterdir():
+            if child.name.startswith(".") or not child.is_dir():
+                continue
+            size = 0
+            for dirpath, _, filenames in os.walk(child):
+                for name in filenames:
+                    with contextlib.suppress(OSError):
+                        size += (Path(dirpath) / name).stat().st_size
+            try:
+                used = (child / "meta.json").stat().st_mtime
+            except OSError:
+                used = 0.0
+            out.append((child, size, used))
+        return out
+
+    def evict(self) -> list[str]:
+        """Remove least recently used entries until the cache fits ``max_bytes``."""
+        entries = sorted(self.entries(), key=lambda e: e[2])
+        total = sum(size for _, size, _ in entries)
+        removed: list[str] = []
+        for path, size, _ in entries:
+            if total <= self.max_bytes:
+                break
+            self._remove(path)
+            total -= size
+            removed.append(path.name)
+        return removed
+
+    def clean(self) -> tuple[int, int]:
+        """Remove every entry; returns (entries, bytes) removed."""
+        entries = self.entries()
+        for path, _, _ in entries:
+            self._remove(path)
+        if self.directory.is_dir():
+            for leftover in self.directory.glob(".*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        return len(entries), sum(size for _, size, _ in entries)

@@ -1,0 +1,499 @@
+"""Loading ``make.toml``: parse, validate, locate errors, and answer questions about the project."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shutil
+import sys
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from . import tomlpos
+from .errors import ConfigError, UnknownEnvironmentError, UnknownPhaseError, UnknownWorkspaceError
+from .model import (
+    STANDARD_PHASES,
+    MakeToml,
+    PhaseSpec,
+    WorkspaceMakeToml,
+    env_text,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
+
+FILE_NAME = "make.toml"
+HOOK_FIXED = ("before_all", "after_all", "on_error")
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+M = TypeVar("M", bound=BaseModel)
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``name`` was most likely meant to be, if any is close enough."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` or an empty string."""
+    guess = suggest(name, candidates)
+    return f"; did you mean {guess!r}?" if guess else ""
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """Parsed data and text of a TOML file; :class:`ConfigError` with the position if bad."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path.name} not found", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path.name}: {exc}", file=path) from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = _TOML_POSITION.search(message)
+        line = int(found.group(1)) if found else None
+        column = int(found.group(2)) if found else None
+        detail = _TOML_POSITION.sub("", message).strip()
+        raise ConfigError(
+            f"malformed TOML: {detail}", file=path, line=line, column=column
+        ) from None
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[str]) -> type[BaseModel] | None:
+    """The model class that owns the keys at ``loc`` (skipping dict keys), if one does."""
+    current: Any = model
+    index = 0
+    while index < len(loc):
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        info = current.model_fields.get(loc[index])
+        if info is None:
+            return None
+        current = info.annotation
+        index += 1
+        # unwrap Optional / dict[str, X] / list[X]
+        while True:
+            origin = typing.get_origin(current)
+            args = typing.get_args(current)
+            if origin in (typing.Union, types.UnionType):
+                models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+                if not models:
+                    return None
+                current = models[0]
+            elif origin is dict:
+                current = args[1]
+                index += 1
+            elif origin is list:
+                current = args[0]
+                index += 1
+            else:
+                break
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _existing_prefix(data: Any, loc: Sequence[str | int]) -> list[str]:
+    """The part of ``loc`` that names keys really present in the file."""
+    out: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and str(part) in node:
+            out.append(str(part))
+            node = node[str(part)]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(str(part))
+            node = node[part]
+        else:
+            break
+    return out
+
+
+def _describe(path: Sequence[str]) -> str:
+    if not path:
+        return "the top level"
+    if len(path) == 1:
+        return f"key {path[0]!r}"
+    return f"key {path[-1]!r} in [{'.'.join(path[:-1])}]"
+
+
+def validate_model(
+    model: type[M], data: dict[str, Any], text: str, path: Path, *, what: str = FILE_NAME
+) -> M:
+    """``model.model_validate(data)``; errors become one :class:`ConfigError` with lines."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems: list[tuple[int | None, str]] = []
+        seen: set[tuple[str, ...]] = set()
+        for error in exc.errors():
+            loc = [p for p in error["loc"] if isinstance(p, (str, int))]
+            where = _existing_prefix(data, loc)
+            key = tuple(where)
+            if key in seen:
+                continue
+            seen.add(key)
+            line = tomlpos.locate(text, where) if where else None
+            if error["type"] == "extra_forbidden":
+                owner = _model_at(model, where[:-1])
+                known = list(owner.model_fields) if owner else []
+                hint = did_you_mean(where[-1], known)
+                table = f"[{'.'.join(where[:-1])}]" if len(where) > 1 else "the top level"
+                problems.append((line, f"unknown key {where[-1]!r} in {table}{hint}"))
+            elif error["type"] == "missing":
+                missing = [str(p) for p in loc][len(where) :]
+                table = ".".join(where) or "the top level"
+                problems.append((line, f"[{table}] is missing the required key {missing[0]!r}"))
+            else:
+                value = error.get("input")
+                shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+                message = str(error["msg"]).removeprefix("Value error, ")
+                problems.append((line, f"{_describe(where)}: {message}{shown}"))
+        first_line = next((line for line, _ in problems if line is not None), None)
+        if len(problems) == 1:
+            message = f"invalid {what}: {problems[0][1]}"
+        else:
+            lines = [f"  line {ln}: {msg}" if ln else f"  {msg}" for ln, msg in problems]
+            message = f"invalid {what}:\n" + "\n".join(lines)
+        raise ConfigError(message, file=path, line=first_line) from None
+
+
+def find_make_toml(start: Path) -> Path:
+    """``start`` if it is a file, else the nearest ``make.toml`` in ``start`` or its parents."""
+    start = start.resolve()
+    if start.is_file():
+        return start
+    for directory in (start, *start.parents):
+        candidate = directory / FILE_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {FILE_NAME} in {start} or any parent directory: create one (see docs/lifecycle.md)",
+        file=start / FILE_NAME,
+    )
+
+
+@dataclass
+class Project:
+    """A loaded, validated project: the root ``make.toml`` and its workspaces' own files."""
+
+    root: Path
+    file: Path
+    spec: MakeToml
+    text: str
+    workspace_files: dict[str, tuple[Path, WorkspaceMakeToml, str]] = field(default_factory=dict)
+
+    # -- naming ---------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.project.name or self.root.name
+
+    @property
+    def workspaces(self) -> list[str]:
+        return list(self.spec.workspace)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".ggen"
+
+    def declared_phases(self) -> list[str]:
+        """Phases declared in the root file or any workspace file, in declaration order."""
+        names = list(self.spec.lifecycle)
+        for _, ws_spec, _ in self.workspace_files.values():
+            names.extend(n for n in ws_spec.lifecycle if n not in names)
+        return names
+
+    def phases(self) -> list[str]:
+        """Declared phases, then the standard ones that are not declared."""
+        declared = self.declared_phases()
+        return declared + [p for p in STANDARD_PHASES if p not in declared]
+
+    def environments(self) -> list[str]:
+        """Names usable with ``--env``: ``[env.NAME]`` tables and readiness threshold sets."""
+        names = [k for k, v in self.spec.env.items() if isinstance(v, dict)]
+        names.extend(n for n in self.spec.readiness.thresholds if n not in names)
+        return names
+
+    def line_of(self, loc: Sequence[str]) -> int | None:
+        return tomlpos.locate(self.text, loc)
+
+    # -- lookups that raise helpful errors -------------------------------------------------------
+
+    def require_phase(self, name: str) -> None:
+        """:class:`UnknownPhaseError` unless ``name`` is declared (the error suggests a name)."""
+        if name in self.declared_phases():
+            return
+        if name in STANDARD_PHASES:
+            raise UnknownPhaseError(
+                f"phase {name!r} is a standard phase but has no command here: declare "
+                f'[lifecycle.{name}] with command = "..." in {self.file.name}',
+                file=self.file,
+                phase=name,
+            )
+        raise UnknownPhaseError(
+            f"unknown phase {name!r}{did_you_mean(name, self.phases())} "
+            f"(declared: {', '.join(self.declared_phases()) or 'none'})",
+            file=self.file,
+            phase=name,
+        )
+
+    def require_workspace(self, name: str) -> None:
+        if name in self.spec.workspace:
+            return
+        raise UnknownWorkspaceError(
+            f"unknown workspace {name!r}{did_you_mean(name, self.workspaces)} "
+            f"(declared: {', '.join(self.workspaces) or 'none'})",
+            file=self.file,
+            workspace=name,
+        )
+
+    def require_environment(self, name: str) -> None:
+        if name in self.environments():
+            return
+        raise UnknownEnvironmentError(
+            f"unknown environment {name!r}{did_you_mean(name, self.environments())}: "
+            f"declare [env.{name}] in {self.file.name} "
+            f"(declared: {', '.join(self.environments()) or 'none'})",
+            file=self.file,
+        )
+
+    # -- resolution ------------------------------------------------------------------------------
+
+    def workspace_dir(self, workspace: str | None) -> Path:
+        if workspace is None:
+            return self.root
+        return (self.root / self.spec.workspace[workspace].path).resolve()
+
+    def phase_spec(self, phase: str, workspace: str | None) -> tuple[PhaseSpec, Path] | None:
+        """The definition of ``phase`` for ``workspace`` (its own make.toml wins) and its file."""
+        if workspace is not None and workspace in self.workspace_files:
+            ws_file, ws_spec, _ = self.workspace_files[workspace]
+            if phase in ws_spec.lifecycle:
+                return ws_spec.lifecycle[phase], ws_file
+        if phase in self.spec.lifecycle:
+            return self.spec.lifecycle[phase], self.file
+        return None
+
+    def targets(self, phase: str) -> list[str | None]:
+        """Where ``phase`` runs: workspaces (``None`` is the project root).
+
+        The root's ``workspaces`` list if given (``[]`` means the root only); otherwise every
+        workspace, or the root when the project has none. A workspace whose own make.toml declares
+        the phase is always a target.
+        """
+        root_spec = self.spec.lifecycle.get(phase)
+        overriding = [w for w, (_, s, _) in self.workspace_files.items() if phase in s.lifecycle]
+        if root_spec is None:
+            return list(overriding)
+        if root_spec.workspaces is not None:
+            chosen: list[str | None] = list(root_spec.workspaces) or [None]
+        elif self.workspaces:
+            chosen = list(self.workspaces)
+        else:
+            chosen = [None]
+        chosen.extend(w for w in overriding if w not in chosen)
+        order = {w: i for i, w in enumerate(self.workspaces)}
+        return sorted(chosen, key=lambda w: -1 if w is None else order[w])
+
+    def declared_env(
+        self, workspace: str | None, phase: PhaseSpec | None, environment: str | None
+    ) -> dict[str, str]:
+        """Variables make.toml sets for a task: ``[env]``, ``[env.ENV]``, the workspace file's,
+        the phase's ``env``, and ``GGEN_ENV``; later ones win."""
+        out: dict[str, str] = {}
+        layers = [self.spec.env]
+        if workspace is not None and workspace in self.workspace_files:
+            layers.append(self.workspace_files[workspace][1].env)
+        for layer in layers:
+            for key, value in layer.items():
+                if not isinstance(value, dict):
+                    out[key] = env_text(value)
+            if environment is not None and isinstance(layer.get(environment), dict):
+                selected = layer[environment]
+                assert isinstance(selected, dict)
+                out.update({k: env_text(v) for k, v in selected.items()})
+        if phase is not None:
+            out.update({k: env_text(v) for k, v in phase.env.items()})
+        if environment is not None:
+            out["GGEN_ENV"] = environment
+        return out
+
+    def hooks(self) -> dict[str, list[str]]:
+        return {k: [v] if isinstance(v, str) else list(v) for k, v in self.spec.hooks.items()}
+
+    def hook_phase(self, entry: str) -> str | None:
+        """The phase a hook entry names, or ``None`` when the entry is a command."""
+        entry = entry.strip()
+        return entry if entry in self.declared_phases() else None
+
+
+def load_project(location: Path | str | None = None) -> Project:
+    """Load and check the project whose ``make.toml`` is at or above ``location`` (default: cwd)."""
+    file = find_make_toml(Path(location) if location is not None else Path.cwd())
+    data, text = read_toml(file)
+    spec = validate_model(MakeToml, data, text, file)
+    project = Project(root=file.parent, file=file, spec=spec, text=text)
+    _load_workspaces(project)
+    _check(project)
+    return project
+
+
+def _load_workspaces(project: Project) -> None:
+    for name, ws in project.spec.workspace.items():
+        line = project.line_of(("workspace", name, "path"))
+        directory = project.workspace_dir(name)
+        if not directory.is_dir():
+            raise ConfigError(
+                f"workspace {name!r}: path {ws.path!r} does not exist "
+                f"({directory} is not a directory)",
+                file=project.file,
+                line=line,
+                workspace=name,
+            )
+        try:
+            directory.relative_to(project.root)
+        except ValueError:
+            raise ConfigError(
+                f"workspace {name!r}: path {ws.path!r} leaves the project root {project.root}",
+                file=project.file,
+                line=line,
+                workspace=name,
+            ) from None
+        own = directory / FILE_NAME
+        if own.is_file() and own != project.file:
+            data, text = read_toml(own)
+            if "workspace" in data or "hooks" in data:
+                bad = "workspace" if "workspace" in data else "hooks"
+                raise ConfigError(
+                    f"[{bad}] belongs in the root {FILE_NAME} ({project.file}), "
+                    f"not in workspace {name!r}'s own file",
+                    file=own,
+                    line=tomlpos.locate(text, [bad]),
+                    workspace=name,
+                )
+            project.workspace_files[name] = (
+                own,
+                validate_model(WorkspaceMakeToml, data, text, own, what=f"{FILE_NAME} of {name!r}"),
+                text,
+            )
+
+
+def _check(project: Project) -> None:
+    """Names that must exist, commands that must be there, hooks that must make sense."""
+    spec = project.spec
+    for name, ws in spec.workspace.items():
+        for dep in ws.depends_on:
+            if dep not in spec.workspace:
+                raise UnknownWorkspaceError(
+                    f"workspace {name!r} depends on unknown workspace {dep!r}"
+                    f"{did_you_mean(dep, spec.workspace)}",
+                    file=project.file,
+                    line=tomlpos.locate_value(project.text, ("workspace", name, "depends_on"), dep),
+                    workspace=name,
+                )
+    declared = project.declared_phases()
+    sources: list[tuple[Path, str, dict[str, PhaseSpec], str | None]] = [
+        (project.file, project.text, dict(spec.lifecycle), None)
+    ]
+    sources.extend((f, t, dict(s.lifecycle), w) for w, (f, s, t) in project.workspace_files.items())
+    for file, text, phases, ws_name in sources:
+        for name, phase in phases.items():
+            line = tomlpos.locate(text, ("lifecycle", name))
+            if not phase.command_list() and not phase.depends_on:
+                raise ConfigError(
+                    f'phase {name!r} has no command: add command = "..." or '
+                    f"commands = [...] to [lifecycle.{name}] (or depends_on to make it a group)",
+                    file=file,
+                    line=line,
+                    phase=name,
+                    workspace=ws_name,
+                )
+            for dep in phase.depends_on:
+                if dep not in declared:
+                    raise UnknownPhaseError(
+                        f"phase {name!r} depends on unknown phase {dep!r}"
+                        f"{did_you_mean(dep, declared)}",
+                        file=file,
+                        line=tomlpos.locate_value(text, ("lifecycle", name, "depends_on"), dep),
+                        phase=name,
+                    )
+            for target in phase.workspaces or []:
+                if target not in spec.workspace:
+                    raise UnknownWorkspaceError(
+                        f"phase {name!r} names unknown workspace {target!r}"
+                        f"{did_you_mean(target, spec.workspace)}",
+                        file=file,
+                        line=tomlpos.locate_value(text, ("lifecycle", name, "workspaces"), target),
+                        phase=name,
+                        workspace=target,
+                    )
+            if phase.cleanroom.enabled:
+                _check_policy(phase, name, file, text)
+            if phase.cwd is not None and not _inside(phase.cwd):
+                raise ConfigError(
+                    f"phase {name!r}: cwd {phase.cwd!r} must be a relative path inside "
+                    "its workspace",
+                    file=file,
+                    line=tomlpos.locate(text, ("lifecycle", name, "cwd")),
+                    phase=name,
+                )
+    for key, entries in project.hooks().items():
+        line = project.line_of(("hooks", key))
+        if key not in HOOK_FIXED:
+            match = re.fullmatch(r"(before|after)_(.+)", key)
+            if match is None or match.group(2) not in declared:
+                known = list(HOOK_FIXED) + [
+                    f"{w}_{p}" for p in declared for w in ("before", "after")
+                ]
+                raise ConfigError(
+                    f"unknown hook {key!r}{did_you_mean(key, known)} (hooks are before_all, "
+                    "after_all, on_error, before_PHASE and after_PHASE for a declared phase)",
+                    file=project.file,
+                    line=line,
+                )
+        for entry in entries:
+            if not entry.strip():
+                raise ConfigError(f"hook {key!r} has an empty entry", file=project.file, line=line)
+            if project.hook_phase(entry) is None and re.fullmatch(r"[\w.-]+", entry.strip()):
+                guess = suggest(entry.strip(), declared)
+                if guess and shutil.which(entry.strip()) is None:
+                    raise ConfigError(
+                        f"hook {key!r}: {entry!r} is neither a phase nor a command on PATH; "
+                        f"did you mean phase {guess!r}?",
+                        file=project.file,
+                        line=tomlpos.locate_value(project.text, ("hooks", key), entry),
+                    )
+    for env_name, value in spec.env.items():
+        if isinstance(value, dict):
+            for inner in value.values():
+                if isinstance(inner, dict):  # pragma: no cover - the model forbids it
+                    raise ConfigError(f"[env.{env_name}] may not nest tables", file=project.file)
+
+
+def _inside(relative: str) -> bool:
+    path = Path(relative)
+    return not path.is_absolute() and ".." not in path.parts
+
+
+def _check_policy(phase: PhaseSpec, name: str, file: Path, text: str) -> None:
+    from pytest_cleanroom.errors import PolicyError
+    from pytest_cleanroom.policy import Policy
+
+    try:
+        Policy.coerce(phase.cleanroom.policy)
+    except PolicyError as exc:
+        raise ConfigError(
+            f"phase {name!r}: invalid cleanroom policy: {exc}",
+            file=file,
+            line=tomlpos.locate(text, ("lifecycle", name, "cleanroom", "policy")),
+            phase=name,
+        ) from None

@@ -1,0 +1,104 @@
+"""Typed errors of the lifecycle runner: each carries what it concerns (file, phase, ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LifecycleError(Exception):
+    """Base of every error the runner raises on purpose.
+
+    ``file``, ``line``, ``column``, ``phase``, ``workspace``, ``command`` and ``exit_code`` say what
+    the error concerns; the message is complete on its own.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: Path | str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        phase: str | None = None,
+        workspace: str | None = None,
+        command: str | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = Path(file) if file is not None else None
+        self.line = line
+        self.column = column
+        self.phase = phase
+        self.workspace = workspace
+        self.command = command
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = str(self.file)
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            where += ": "
+        return where + self.message
+
+    def to_dict(self) -> dict[str, object]:
+        """The error as JSON-ready data (``--json`` output)."""
+        return {
+            "type": type(self).__name__,
+            "message": str(self),
+            "file": str(self.file) if self.file else None,
+            "line": self.line,
+            "column": self.column,
+            "phase": self.phase,
+            "workspace": self.workspace,
+            "command": self.command,
+            "exit_code": self.exit_code,
+        }
+
+
+class ConfigError(LifecycleError):
+    """``make.toml`` (or ``production.toml``) is malformed or invalid."""
+
+
+class UnknownPhaseError(ConfigError):
+    """A phase that is neither declared nor standard was named."""
+
+
+class UnknownWorkspaceError(ConfigError):
+    """A workspace that is not declared was named."""
+
+
+class UnknownEnvironmentError(ConfigError):
+    """``--env NAME`` names no ``[env.NAME]`` table."""
+
+
+class CycleError(ConfigError):
+    """Phases, workspaces or hooks depend on each other in a loop; ``chain`` shows it."""
+
+    def __init__(self, message: str, *, chain: list[str], **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.chain = chain
+
+
+class TaskFailedError(LifecycleError):
+    """A task's command exited non-zero, timed out or could not start."""
+
+
+class CommandNotFoundError(TaskFailedError):
+    """The program a command names does not exist (shell exit status 127)."""
+
+
+class OutputsMissingError(TaskFailedError):
+    """The command succeeded but declared outputs were not produced."""
+
+
+class StateLockError(LifecycleError):
+    """Another run of the same project holds the project's run lock."""
+
+
+class ReadinessError(LifecycleError):
+    """A readiness requirement or status change is invalid."""

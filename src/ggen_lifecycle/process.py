@@ -1,0 +1,164 @@
+"""Running one shell command: its own session, output streamed line by line, whole-tree kills.
+
+A command's output is never held in memory: every line goes to the task's log file and to a
+callback (the terminal), and only the last lines are kept, for error messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+TAIL_LINES = 40
+MAX_LINE = 64 * 1024  # a longer line is passed on in pieces of this size
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+
+
+def kill_tree(
+    pgid: int, grace: float = KILL_GRACE, leader: subprocess.Popen[bytes] | None = None
+) -> None:
+    """SIGTERM the process group ``pgid``, then SIGKILL whatever is left after ``grace``.
+
+    ``leader`` (the group's first process, if it is our child) is reaped while waiting, since a
+    zombie still counts as a member of its group.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class ProcessTable:
+    """The process groups alive right now, so that a failure or Ctrl-C can kill them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: set[int] = set()
+
+    def add(self, pgid: int) -> None:
+        with self._lock:
+            self._groups.add(pgid)
+
+    def discard(self, pgid: int) -> None:
+        with self._lock:
+            self._groups.discard(pgid)
+
+    def kill_all(self, grace: float = KILL_GRACE) -> None:
+        """Kill every registered tree (in parallel, so that the grace period is paid once)."""
+        with self._lock:
+            groups = list(self._groups)
+        threads = [threading.Thread(target=kill_tree, args=(g, grace)) for g in groups]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+@dataclass
+class Outcome:
+    """How a command ended. ``exit_code`` is negative for a signal, as in :mod:`subprocess`."""
+
+    exit_code: int
+    timed_out: bool = False
+    cancelled: bool = False
+    tail: list[str] = field(default_factory=list)
+    bytes_out: int = 0
+
+
+def run_shell(
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: BinaryIO,
+    on_line: Callable[[bytes], None],
+    table: ProcessTable,
+    cancelled: threading.Event,
+    timeout: float | None = None,
+) -> Outcome:
+    """Run ``command`` with ``/bin/sh -c`` in a new session; stdout and stderr are merged.
+
+    Lines go to ``log`` and ``on_line`` as they come. On timeout or when ``cancelled`` is set,
+    the whole process group is killed. When the shell exits, what it left running in its group is
+    killed too, so that nothing outlives its task.
+    """
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        message = f"cannot start /bin/sh in {cwd}: {exc}"
+        log.write(message.encode() + b"\n")
+        on_line(message.encode() + b"\n")
+        return Outcome(exit_code=127, tail=[message])
+    pgid = proc.pid
+    table.add(pgid)
+    state = {"timed_out": False, "cancelled": False}
+
+    def watch() -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while proc.poll() is None:
+            if cancelled.is_set():
+                state["cancelled"] = True
+                kill_tree(pgid, leader=proc)
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                state["timed_out"] = True
+                kill_tree(pgid, leader=proc)
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.05)
+        proc.wait()
+        # Background leftovers would keep the pipe open (and outlive the task): end them.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+    watcher = threading.Thread(target=watch, name=f"watch-{pgid}", daemon=True)
+    watcher.start()
+    total = 0
+    assert proc.stdout is not None
+    try:
+        while True:
+            chunk = proc.stdout.readline(MAX_LINE)
+            if not chunk:
+                break
+            total += len(chunk)
+            log.write(chunk)
+            tail.append(chunk.decode("utf-8", errors="replace").rstrip("\n"))
+            on_line(chunk)
+    finally:
+        proc.stdout.close()
+        watcher.join()
+        table.discard(pgid)
+    return Outcome(
+        exit_code=proc.returncode,
+        timed_out=state["timed_out"],
+        cancelled=state["cancelled"],
+        tail=list(tail),
+        bytes_out=total,
+    )

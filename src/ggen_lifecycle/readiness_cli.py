@@ -1,0 +1,111 @@
+"""The readiness commands of ``ggen lifecycle``: readiness, readiness-update, placeholders,
+validate."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import readiness as rd
+from .errors import LifecycleError
+from .model import Thresholds
+
+
+def register(group: click.Group) -> None:
+    """Add the readiness commands to ``group``."""
+    from .cli import _emit, _project, fail
+
+    @group.command("readiness")
+    @click.option("--detailed", is_flag=True, help="List every requirement.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def readiness_cmd(ctx: click.Context, detailed: bool, as_json: bool) -> None:
+        """Score production readiness out of 100 and list what blocks production."""
+        project = _project(ctx, as_json)
+        try:
+            result = rd.score(rd.load_requirements(project.root))
+        except LifecycleError as exc:
+            fail(exc, as_json)
+        if as_json:
+            _emit(result.to_dict(detailed=detailed))
+            return
+        click.echo(f"production readiness: {result.score:g}/100")
+        for category, counts in result.by_category().items():
+            shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            click.echo(f"  {category}: {shown or 'none'}")
+        if result.blockers:
+            click.echo("blocks production:")
+            for r in result.blockers:
+                click.echo(f"  - {r.id} ({r.status}): {r.name}")
+        else:
+            click.echo("nothing blocks production")
+        if detailed:
+            click.echo("requirements:")
+            for r in result.requirements:
+                notes = f" - {r.notes}" if r.notes else ""
+                click.echo(f"  [{r.status:<12}] {r.id} ({r.category}): {r.name}{notes}")
+
+    @group.command("readiness-update")
+    @click.argument("requirement_id", metavar="ID")
+    @click.argument("status", type=click.Choice(list(rd.STATUS_CREDIT)))
+    @click.option("--notes", help="Replace the requirement's notes.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def readiness_update(
+        ctx: click.Context, requirement_id: str, status: str, notes: str | None, as_json: bool
+    ) -> None:
+        """Change requirement ID to STATUS (only through the allowed transitions)."""
+        project = _project(ctx, as_json)
+        try:
+            old = rd.update_status(project.root, requirement_id, status, notes)
+        except LifecycleError as exc:
+            fail(exc, as_json)
+        if as_json:
+            _emit({"id": requirement_id, "from": old, "to": status})
+        else:
+            click.echo(f"{requirement_id}: {old} -> {status} ({rd.production_file(project.root)})")
+
+    @group.command("placeholders")
+    @click.option("--pattern", "patterns", multiple=True, help="Regex (replaces the configured).")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def placeholders(ctx: click.Context, patterns: tuple[str, ...], as_json: bool) -> None:
+        """Find placeholder code (TODO, FIXME, unimplemented, ...) by [readiness] patterns."""
+        project = _project(ctx, as_json)
+        spec = project.spec.readiness
+        found = rd.find_placeholders(
+            project.root, list(patterns) or spec.patterns, spec.include, spec.exclude
+        )
+        if as_json:
+            _emit({"count": len(found), "placeholders": [p.to_dict() for p in found]})
+            return
+        for p in found:
+            click.echo(f"{p.file}:{p.line}: {p.text}")
+        click.echo(f"{len(found)} placeholder{'s' if len(found) != 1 else ''} found")
+
+    @group.command("validate")
+    @click.option("--env", "environment", default="production", show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def validate_cmd(ctx: click.Context, environment: str, as_json: bool) -> None:
+        """Check readiness against [readiness.thresholds.ENV]; exit 1 when not ready."""
+        project = _project(ctx, as_json)
+        spec = project.spec.readiness
+        try:
+            project.require_environment(environment)
+            thresholds = spec.thresholds.get(environment, Thresholds())
+            verdict = rd.validate(
+                project.root, environment, thresholds, spec.patterns, spec.include, spec.exclude
+            )
+        except LifecycleError as exc:
+            fail(exc, as_json)
+        if as_json:
+            _emit(verdict.to_dict())
+        elif verdict.ready:
+            click.echo(f"ready for {environment}: score {verdict.score.score:g}/100")
+        else:
+            click.echo(f"NOT ready for {environment} (score {verdict.score.score:g}/100):")
+            for reason in verdict.reasons:
+                click.echo(f"  - {reason}")
+        sys.exit(0 if verdict.ready else 1)

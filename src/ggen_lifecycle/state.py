@@ -1,0 +1,145 @@
+"""``.ggen/state.json``: every task ever run here (failed ones too), and the project's run lock.
+
+Each write takes a short file lock, reads the current file, appends, writes a temporary file and
+``os.replace``s it into place: parallel tasks and concurrent processes lose nothing, and a reader
+never sees half a file. A corrupted file is moved aside, reported, and a fresh one started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from .errors import StateLockError
+
+STATE_FORMAT = 1
+MAX_RECORDS = 5000  # oldest task records are dropped beyond this
+LOCK_TIMEOUT = 30.0
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+class StateStore:
+    """Reads and appends to ``state.json``; ``warn`` receives corruption reports."""
+
+    def __init__(self, path: Path, warn: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self.lock = FileLock(str(path) + ".lock")
+        self.warn = warn or (lambda message: None)
+
+    def _read_unlocked(self) -> dict[str, Any]:
+        empty: dict[str, Any] = {"format": STATE_FORMAT, "runs": [], "tasks": []}
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return empty
+        except OSError as exc:
+            self.warn(f"cannot read {self.path}: {exc}; starting a fresh state")
+            return empty
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+                raise ValueError("not a ggen lifecycle state file of format 1")
+            if not isinstance(data.get("runs"), list) or not isinstance(data.get("tasks"), list):
+                raise ValueError("'runs' and 'tasks' must be lists")
+        except (ValueError, UnicodeDecodeError) as exc:
+            aside = self.path.with_name(f"state.json.corrupt-{int(time.time())}")
+            with contextlib.suppress(OSError):
+                os.replace(self.path, aside)
+            self.warn(
+                f"{self.path} is corrupted ({exc}); moved it to {aside.name} and started afresh"
+            )
+            return empty
+        return data
+
+    def read(self) -> dict[str, Any]:
+        """The whole state (an empty one if the file is missing or corrupted)."""
+        with self.lock.acquire(timeout=LOCK_TIMEOUT):
+            return self._read_unlocked()
+
+    def update(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``change`` to the state under the lock and write it atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock.acquire(timeout=LOCK_TIMEOUT):
+            data = self._read_unlocked()
+            change(data)
+            del data["tasks"][:-MAX_RECORDS]
+            del data["runs"][:-MAX_RECORDS]
+            atomic_write(self.path, json.dumps(data, indent=1))
+
+    def record_task(self, record: Mapping[str, Any]) -> None:
+        self.update(lambda data: data["tasks"].append(dict(record)))
+
+    def record_run(self, record: Mapping[str, Any]) -> None:
+        def change(data: dict[str, Any]) -> None:
+            runs = data["runs"]
+            for index, existing in enumerate(runs):
+                if existing.get("run_id") == record.get("run_id"):
+                    runs[index] = dict(record)
+                    return
+            runs.append(dict(record))
+
+        self.update(change)
+
+
+class RunLock:
+    """One ``ggen lifecycle`` run per project at a time: ``.ggen/run.lock``.
+
+    The holder writes who it is to ``.ggen/run.lock.json`` so that the refused run can say so.
+    """
+
+    def __init__(self, state_dir: Path, description: Sequence[str]) -> None:
+        self.state_dir = state_dir
+        self.lock = FileLock(str(state_dir / "run.lock"))
+        self.info_path = state_dir / "run.lock.json"
+        self.description = " ".join(description)
+
+    def acquire(self, wait: float) -> None:
+        """Take the lock, waiting up to ``wait`` seconds; :class:`StateLockError` otherwise."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock.acquire(timeout=max(wait, 0.0))
+        except Timeout:
+            holder = self._holder()
+            waited = f"waited {wait:g}s; " if wait > 0 else ""
+            raise StateLockError(
+                f"another run of this project is in progress ({holder}); {waited}"
+                "wait for it to finish, or pass --wait SECONDS to wait for it",
+                file=self.state_dir / "run.lock",
+            ) from None
+        info = {"pid": os.getpid(), "command": self.description, "started": time.time()}
+        atomic_write(self.info_path, json.dumps(info))
+
+    def _holder(self) -> str:
+        try:
+            info = json.loads(self.info_path.read_text(encoding="utf-8"))
+            started = time.strftime("%H:%M:%S", time.localtime(float(info["started"])))
+            return f"pid {info['pid']}: `{info['command']}` since {started}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "holder unknown"
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.info_path.unlink()
+        self.lock.release()
