@@ -15,10 +15,13 @@ __all__ = [
     "CleanroomError",
     "Policy",
     "RunResult",
+    "Scenario",
+    "ScenarioResult",
     "Workspace",
     "__version__",
     "run",
     "run_with_policy",
+    "scenario",
 ]
 
 _LAZY = {
@@ -30,6 +33,9 @@ _LAZY = {
     "CleanroomAssertionError": "result",
     "CleanroomError": "errors",
     "Workspace": "workspace",
+    "scenario": "scenario.model",
+    "Scenario": "scenario.model",
+    "ScenarioResult": "scenario.result",
 }
 
 if TYPE_CHECKING:
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
     from .errors import CleanroomError
     from .policy import Policy
     from .result import CleanroomAssertionError, RunResult
+    from .scenario.model import Scenario, scenario
+    from .scenario.result import ScenarioResult
     from .workspace import Workspace
 
 

@@ -1,0 +1,437 @@
+"""``*.scenario.toml`` files: parsing, validation with line numbers, and ``[matrix]`` expansion.
+
+A file describes one scenario; each row of its matrix gives one variant of it::
+
+    [scenario]
+    name = "build"
+    policy = "strict"
+    timeout = 60
+
+    [matrix]
+    mode = ["debug", "release"]
+
+    [[steps]]
+    name = "build"
+    run = "make MODE=${matrix.mode}"
+    expect_files = ["out/${matrix.mode}/app"]
+
+    [[rollback]]
+    name = "clean"
+    run = "make clean"
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import PolicyError
+from ..policy import Policy
+from .model import Scenario, ScenarioError, Step, _GroupRef
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+SUFFIX = ".scenario.toml"
+KNOWN_SERVICES = ("postgres", "redis")
+_MATRIX_REF = re.compile(r"\$\{matrix\.([A-Za-z0-9_-]+)\}")
+
+
+class ScenarioFileError(ScenarioError):
+    """A scenario file is malformed; ``str()`` is ``path:line: message``."""
+
+    def __init__(self, path: Path, line: int | None, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.message = message
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+# -- schema ----------------------------------------------------------------------------------------
+
+
+def _check_pattern(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value, re.MULTILINE)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+class _StepTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1)
+    run: str | list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    expect_exit: int | None = 0
+    expect_stdout: str | None = None
+    expect_stderr: str | None = None
+    expect_files: list[str] = Field(default_factory=list)
+    continue_on_failure: bool = False
+    timeout: float | int | None = Field(None, gt=0)
+    stdin: str | None = None
+    group: str | None = Field(None, min_length=1)
+
+    _patterns = field_validator("expect_stdout", "expect_stderr")(_check_pattern)
+
+
+class _ScenarioTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = Field(None, min_length=1)
+    description: str | None = None
+    policy: str | dict[str, Any] | None = None
+    timeout: float | int | None = Field(None, gt=0)
+    rollback_timeout: float | int | None = Field(None, gt=0)
+    services: list[str] = Field(default_factory=list)
+    markers: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("services")
+    @classmethod
+    def _known_services(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in KNOWN_SERVICES:
+                raise ValueError(
+                    f"unknown service {name!r}: choose from {', '.join(KNOWN_SERVICES)}"
+                )
+        return value
+
+    @field_validator("markers")
+    @classmethod
+    def _identifiers(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name.isidentifier():
+                raise ValueError(f"marker {name!r} is not a valid Python identifier")
+        return value
+
+
+MatrixValue = str | int | float | bool
+
+
+class _FileModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    scenario: _ScenarioTable = Field(default_factory=_ScenarioTable)
+    matrix: dict[str, list[MatrixValue]] | list[dict[str, MatrixValue]] | None = None
+    steps: list[_StepTable] = Field(min_length=1)
+    rollback: list[_StepTable] = Field(default_factory=list)
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScenarioVariant:
+    """One collectable scenario: a file's scenario for one matrix row (``params`` empty if none)."""
+
+    scenario: Scenario
+    params: Mapping[str, MatrixValue]
+    markers: tuple[str, ...]
+    description: str | None
+    line: int
+
+    @property
+    def id(self) -> str:
+        """Readable test id: ``name`` or ``name[key=value-key=value]``."""
+        if not self.params:
+            return self.scenario.name
+        row = "-".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        return f"{self.scenario.name}[{row}]"
+
+
+def load_scenario_file(path: str | Path) -> list[ScenarioVariant]:
+    """Parse and validate a scenario file; one variant per matrix row.
+
+    Raises :class:`ScenarioFileError` naming the file and line of the first problem.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioFileError(path, None, f"cannot read the scenario file: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioFileError(path, _toml_error_line(exc), f"invalid TOML: {exc}") from None
+    return parse_scenario_data(data, text, path)
+
+
+def parse_scenario_data(data: dict[str, Any], text: str, path: Path) -> list[ScenarioVariant]:
+    """Validate parsed TOML ``data`` (``text`` is the source, for line numbers)."""
+    where = _Locator(text)
+    try:
+        model = _FileModel.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(error["loc"])
+        raise ScenarioFileError(path, where.line(loc), _explain(error, loc)) from None
+
+    table = model.scenario
+    name = table.name or path.name.removesuffix(SUFFIX)
+    try:
+        policy = None if table.policy is None else Policy.coerce(table.policy)
+    except PolicyError as exc:
+        raise ScenarioFileError(path, where.line(("scenario", "policy")), str(exc)) from None
+
+    rows = list(_matrix_rows(model.matrix, path, where))
+    variants = []
+    for params in rows:
+
+        def sub(
+            value: str, loc: tuple[Any, ...], params: Mapping[str, MatrixValue] = params
+        ) -> str:
+            return _substitute(value, params, path, where.line(loc))
+
+        steps = [_build_step(s, ("steps", i), sub, path, where) for i, s in enumerate(model.steps)]
+        rollback = [
+            _build_step(s, ("rollback", i), sub, path, where) for i, s in enumerate(model.rollback)
+        ]
+        entries = _entries_with_groups(model.steps, steps, path, where)
+        _check_unique([s.name for s in steps], "steps", path, where)
+        _check_unique([s.name for s in rollback], "rollback", path, where)
+        sc = Scenario(
+            name=name,
+            entries=tuple(entries),
+            rollback_steps=tuple(rollback),
+            scenario_timeout=None if table.timeout is None else float(table.timeout),
+            rollback_timeout=None
+            if table.rollback_timeout is None
+            else float(table.rollback_timeout),
+            policy=policy,
+            services=tuple(table.services),
+            env={k: sub(v, ("scenario", "env", k)) for k, v in table.env.items()},
+            source=f"{path}:{where.line(('scenario',))}",
+        )
+        try:
+            sc.plan()
+        except ScenarioError as exc:
+            raise ScenarioFileError(path, where.line(("steps",)), str(exc)) from None
+        variants.append(
+            ScenarioVariant(
+                sc, params, tuple(table.markers), table.description, where.line(("scenario",))
+            )
+        )
+    return variants
+
+
+def _build_step(
+    table: _StepTable, loc: tuple[Any, ...], sub: Any, path: Path, where: _Locator
+) -> Step:
+    run: str | tuple[str, ...]
+    if isinstance(table.run, str):
+        run = sub(table.run, (*loc, "run"))
+    else:
+        run = tuple(sub(a, (*loc, "run")) for a in table.run)
+    try:
+        return Step(
+            name=sub(table.name, (*loc, "name")),
+            run=run,
+            env={k: sub(v, (*loc, "env", k)) for k, v in table.env.items()},
+            cwd=None if table.cwd is None else sub(table.cwd, (*loc, "cwd")),
+            expect_exit=table.expect_exit,
+            expect_stdout=_opt(sub, table.expect_stdout, (*loc, "expect_stdout")),
+            expect_stderr=_opt(sub, table.expect_stderr, (*loc, "expect_stderr")),
+            expect_files=tuple(sub(f, (*loc, "expect_files")) for f in table.expect_files),
+            continue_on_failure=table.continue_on_failure,
+            timeout=None if table.timeout is None else float(table.timeout),
+            stdin=table.stdin,
+        )
+    except ScenarioError as exc:
+        raise ScenarioFileError(path, where.line(loc), str(exc)) from None
+
+
+def _opt(sub: Any, value: str | None, loc: tuple[Any, ...]) -> str | None:
+    return None if value is None else str(sub(value, loc))
+
+
+def _entries_with_groups(
+    tables: Sequence[_StepTable], steps: Sequence[Step], path: Path, where: _Locator
+) -> list[Step | _GroupRef]:
+    """Consecutive steps sharing a ``group`` become one concurrent group."""
+    entries: list[Step | _GroupRef] = []
+    seen_groups: set[str] = set()
+    index = 0
+    while index < len(steps):
+        group = tables[index].group
+        if group is None:
+            entries.append(steps[index])
+            index += 1
+            continue
+        if group in seen_groups:
+            raise ScenarioFileError(
+                path,
+                where.line(("steps", index, "group")),
+                f"steps of group {group!r} must be consecutive",
+            )
+        seen_groups.add(group)
+        end = index
+        while end < len(steps) and tables[end].group == group:
+            end += 1
+        members = steps[index:end]
+        entries.extend(members)
+        if len(members) > 1:
+            entries.append(_GroupRef(tuple(m.name for m in members)))
+        index = end
+    return entries
+
+
+def _check_unique(names: list[str], array: str, path: Path, where: _Locator) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ScenarioFileError(
+                path, where.line((array, i, "name")), f"two {array} entries are named {name!r}"
+            )
+        seen.add(name)
+
+
+def _matrix_rows(
+    matrix: dict[str, list[MatrixValue]] | list[dict[str, MatrixValue]] | None,
+    path: Path,
+    where: _Locator,
+) -> Iterator[dict[str, MatrixValue]]:
+    """A table of lists gives their product; an array of tables gives one row per table."""
+    if matrix is None:
+        yield {}
+        return
+    if isinstance(matrix, list):
+        if not matrix:
+            raise ScenarioFileError(path, where.line(("matrix",)), "[[matrix]] has no rows")
+        yield from (dict(row) for row in matrix)
+        return
+    for key, values in matrix.items():
+        if not values:
+            raise ScenarioFileError(
+                path, where.line(("matrix", key)), f"matrix key {key!r} has no values"
+            )
+    keys = list(matrix)
+    for combo in itertools.product(*(matrix[k] for k in keys)):
+        yield dict(zip(keys, combo, strict=True))
+
+
+def _substitute(value: str, params: Mapping[str, MatrixValue], path: Path, line: int) -> str:
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in params:
+            known = ", ".join(params) or "no [matrix] in this file"
+            raise ScenarioFileError(
+                path, line, f"${{matrix.{key}}} is not a matrix key (keys: {known})"
+            )
+        return _fmt(params[key])
+
+    return _MATRIX_REF.sub(replace, value)
+
+
+def _fmt(value: MatrixValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# -- error messages and line numbers ---------------------------------------------------------------
+
+_FIELDS: dict[str, type[BaseModel]] = {
+    "scenario": _ScenarioTable,
+    "steps": _StepTable,
+    "rollback": _StepTable,
+}
+
+
+def _explain(error: Any, loc: tuple[Any, ...]) -> str:
+    dotted = _dotted(loc)
+    if error["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        model = _FIELDS.get(str(loc[0])) if len(loc) > 1 else _FileModel
+        if len(loc) == 1:
+            model = _FileModel
+        known = list(model.model_fields) if model is not None else []
+        hint = difflib.get_close_matches(key, known, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})"
+        return f"unknown key {dotted!r}{suggestion}"
+    if error["type"] == "missing":
+        return f"missing required key {dotted!r}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{dotted}: {message} (got {error.get('input')!r})"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "list[str]", "int", "float", "bool", "dict[str,any]") or "[" in str(
+            part
+        ):
+            continue  # pydantic's union-branch labels are noise to a user
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _toml_error_line(exc: Exception) -> int | None:
+    match = re.search(r"line (\d+)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+class _Locator:
+    """Maps a key path such as ``("steps", 2, "run")`` to the line that defines it."""
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*=")
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[tuple[Any, ...], int] = {}
+        counters: dict[str, int] = {}
+        table: tuple[Any, ...] = ()
+        in_multiline: str | None = None
+        for number, line in enumerate(text.splitlines(), start=1):
+            if in_multiline is not None:
+                if line.count(in_multiline) % 2 == 1:
+                    in_multiline = None
+                continue
+            header = self._HEADER.match(line)
+            if header:
+                name = header.group(2).strip().strip("\"'")
+                parts: tuple[Any, ...] = tuple(name.split("."))
+                if header.group(1) == "[[":
+                    index = counters.get(name, 0)
+                    counters[name] = index + 1
+                    parts = (*parts, index)
+                    self.lines.setdefault(parts[:-1], number)
+                table = parts
+                self.lines.setdefault(table, number)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                self.lines.setdefault((*table, key.group(1).strip("\"'")), number)
+                self._inline_table_keys(line, (*table, key.group(1).strip("\"'")), number)
+            for quote in ('"""', "'''"):
+                if line.count(quote) % 2 == 1:
+                    in_multiline = quote
+
+    def _inline_table_keys(self, line: str, prefix: tuple[Any, ...], number: int) -> None:
+        for match in re.finditer(r"[{,]\s*([A-Za-z0-9_\-]+)\s*=", line):
+            self.lines.setdefault((*prefix, match.group(1)), number)
+
+    def line(self, loc: tuple[Any, ...]) -> int:
+        """The most precise known line for ``loc`` (the file's first line at worst)."""
+        for end in range(len(loc), 0, -1):
+            found = self.lines.get(tuple(loc[:end]))
+            if found is not None:
+                return found
+        return 1

@@ -1,0 +1,232 @@
+"""The repeat check: every command runs a second time, with the same seed, in a copy of the
+workspace as it was before the command; any difference in exit code, output or resulting workspace
+is reported with the first differing line or file.
+
+:class:`RepeatChecker` needs nothing from pytest; the plugin attaches one to a test's cleanroom.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..result import CleanroomAssertionError, RunResult
+from ..workspace import Workspace
+
+if TYPE_CHECKING:
+    from ..engine import Cleanroom
+
+T = TypeVar("T")
+ReplayFactory = Callable[[Path], "Cleanroom"]
+
+_CHECKERS: weakref.WeakKeyDictionary[Any, RepeatChecker] = weakref.WeakKeyDictionary()
+
+
+class RepeatCheckError(CleanroomAssertionError):
+    """A command gave a different result when run again with the same seed."""
+
+
+def checker_for(cleanroom: Cleanroom) -> RepeatChecker | None:
+    """The :class:`RepeatChecker` attached to ``cleanroom``, if any."""
+    try:
+        return _CHECKERS.get(cleanroom)
+    except TypeError:  # not weak-referenceable: nothing can be attached to it
+        return None
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One difference between the first run and the replay."""
+
+    unit: str
+    seed: int | None
+    detail: str
+
+    def describe(self) -> str:
+        seed = f" with seed {self.seed}" if self.seed is not None else ""
+        return (
+            f"repeat check: {self.unit} is not deterministic: run a second time{seed} in a copy "
+            f"of the workspace as it was before, it {self.detail}"
+        )
+
+
+class RepeatChecker:
+    """Runs each unit of work twice and compares. ``replay_factory(path)`` must return a cleanroom
+    equal to the original (policy, backend, seed, environment, services) but rooted at ``path``.
+    """
+
+    def __init__(self, cleanroom: Cleanroom, replay_factory: ReplayFactory) -> None:
+        self.cleanroom = cleanroom
+        self.replay_factory = replay_factory
+        self.mismatches: list[Mismatch] = []
+        self.units_checked = 0
+        self._inside = 0
+        self._lock = threading.Lock()
+        self._original_run: Callable[..., RunResult] | None = None
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    def attach(self) -> RepeatChecker:
+        """Make every ``cleanroom.run(...)`` a checked unit."""
+        original_run = self.cleanroom.run
+        self._original_run = original_run
+
+        def checked_run(cmd: Any, **kwargs: Any) -> RunResult:
+            __tracebackhide__ = True
+            return self.check_unit(
+                lambda target: (original_run if target is self.cleanroom else target.run)(
+                    cmd, **kwargs
+                ),
+                describe=_describe_command(cmd),
+                results_of=lambda result: [result],
+            )
+
+        try:
+            self.cleanroom.run = checked_run  # type: ignore[method-assign]
+        except AttributeError as exc:
+            raise TypeError(
+                f"cannot attach the repeat check to {type(self.cleanroom).__name__}: {exc}"
+            ) from None
+        _CHECKERS[self.cleanroom] = self
+        return self
+
+    # -- checking --------------------------------------------------------------------------------
+
+    def check_unit(
+        self,
+        unit: Callable[[Cleanroom], T],
+        *,
+        describe: str,
+        results_of: Callable[[T], Sequence[RunResult | None]],
+    ) -> T:
+        """Run ``unit`` on the cleanroom, then on a replay cleanroom in a copy of the workspace
+        taken before; raise :class:`RepeatCheckError` if the two differ."""
+        __tracebackhide__ = True
+        with self._lock:
+            nested = self._inside > 0
+            if not nested:
+                self._inside += 1
+        if nested:  # part of a unit already being checked (a concurrent group's member)
+            return unit(self.cleanroom)
+        try:
+            root = _workspace_root(self.cleanroom)
+            scratch = Path(tempfile.mkdtemp(prefix=".cleanroom-repeat-", dir=root.parent))
+            try:
+                copy = scratch / root.name
+                shutil.copytree(root, copy, symlinks=True)
+                first = unit(self.cleanroom)
+                second = unit(self.replay_factory(copy))
+                detail = _compare(results_of(first), results_of(second), root, copy)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            with self._lock:
+                self._inside -= 1
+        self.units_checked += 1
+        if detail is not None:
+            seeds = [r.seed for r in results_of(first) if r is not None]
+            mismatch = Mismatch(describe, seeds[0] if seeds else None, detail)
+            self.mismatches.append(mismatch)
+            raise RepeatCheckError(mismatch.describe())
+        return first
+
+
+def _workspace_root(cleanroom: Cleanroom) -> Path:
+    workspace = getattr(cleanroom, "workspace", None)
+    if workspace is None:
+        raise TypeError("the repeat check needs a cleanroom with a workspace")
+    return Path(os.fspath(workspace))
+
+
+def _describe_command(cmd: Any) -> str:
+    if isinstance(cmd, str):
+        return f"command `{cmd}`"
+    import shlex
+
+    return f"command `{shlex.join(str(a) for a in cmd)}`"
+
+
+def _compare(
+    first: Sequence[RunResult | None],
+    second: Sequence[RunResult | None],
+    root: Path,
+    copy: Path,
+) -> str | None:
+    """The first difference, worded to follow "it ...", or ``None`` when the runs agree."""
+    swap = (os.fspath(copy).encode(), os.fspath(root).encode())
+    for a, b in zip(first, second, strict=False):
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                return "ran in one run but could not start in the other"
+            continue
+        label = f" (`{a.command_line}`)" if len(first) > 1 else ""
+        if a.exit_code != b.exit_code or a.timed_out != b.timed_out:
+            return (
+                f"exited {_status(b)} instead of {_status(a)}{label}\n"
+                f"first run:\n{a.describe()}\nsecond run:\n{b.describe()}"
+            )
+        for stream in ("stdout", "stderr"):
+            one: bytes = getattr(a, f"{stream}_bytes")
+            two: bytes = getattr(b, f"{stream}_bytes").replace(*swap)
+            if one != two:
+                return f"wrote a different {stream}{label}: {_first_difference(one, two)}"
+    return _compare_trees(root, copy, swap)
+
+
+def _status(result: RunResult) -> str:
+    return "by timeout" if result.timed_out else f"with code {result.exit_code}"
+
+
+def _compare_trees(root: Path, copy: Path, swap: tuple[bytes, bytes]) -> str | None:
+    mine = Workspace(root).file_digests()
+    theirs = Workspace(copy).file_digests()
+    if mine == theirs:
+        return None
+    for rel in sorted(set(mine) | set(theirs)):
+        if rel not in theirs:
+            return f"left a different workspace: {rel!r} exists only after the first run"
+        if rel not in mine:
+            return f"left a different workspace: {rel!r} exists only after the second run"
+        if mine[rel] == theirs[rel]:
+            continue
+        one, two = _content(root / rel), _content(copy / rel).replace(*swap)
+        if one != two:
+            return (
+                f"left a different workspace: file {rel!r} differs "
+                f"(sha256 {mine[rel][:16]}... vs {theirs[rel][:16]}...): "
+                f"{_first_difference(one, two)}"
+            )
+    return None
+
+
+def _content(path: Path) -> bytes:
+    if path.is_symlink():
+        return ("symlink:" + os.readlink(path)).encode()
+    return path.read_bytes()
+
+
+def _first_difference(one: bytes, two: bytes) -> str:
+    """The first line that differs, shown from both runs."""
+    a_lines = one.decode("utf-8", "replace").splitlines()
+    b_lines = two.decode("utf-8", "replace").splitlines()
+    for number, (x, y) in enumerate(zip(a_lines, b_lines, strict=False), start=1):
+        if x != y:
+            return f"first difference at line {number}:\n  first:  {x!r}\n  second: {y!r}"
+    number = min(len(a_lines), len(b_lines)) + 1
+    if len(a_lines) != len(b_lines):
+        longer, which = (a_lines, "first") if len(a_lines) > len(b_lines) else (b_lines, "second")
+        return (
+            f"line {number} exists only in the {which} run: {longer[number - 1]!r} "
+            f"({len(a_lines)} vs {len(b_lines)} lines)"
+        )
+    # Same lines, different bytes: line endings or a missing final newline.
+    pairs = enumerate(zip(one, two, strict=False))
+    at = next((i for i, (x, y) in pairs if x != y), min(len(one), len(two)))
+    return f"bytes differ from offset {at} ({len(one)} vs {len(two)} bytes)"
