@@ -116,11 +116,11 @@ def test_size_limit_evicts_least_recently_used(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache", 10**9)
     for name in ("a", "b", "c"):
         make_entry(tmp_path, cache, name * 64)
-    one_entry = cache.entries()[0][1]
+    sizes = [size for _, size, _ in cache.entries()]
 
     for age, name in enumerate(("b", "a", "c")):  # b oldest, then a, then c
         os.utime(tmp_path / "cache" / (name * 64) / "meta.json", (1000 + age, 1000 + age))
-    cache.max_bytes = 2 * one_entry
+    cache.max_bytes = sum(sizes) - min(sizes) // 2  # one entry too many
     removed = cache.evict()
     assert removed == ["b" * 64]
     assert cache.lookup("a" * 64) is not None
