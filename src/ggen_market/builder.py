@@ -1,0 +1,194 @@
+"""Build registry indexes from a folder of gpack directories and/or archives."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .archive import extract_archive, pack_directory, sha256_bytes
+from .errors import ArchiveError, ManifestError, RegistryIndexError
+from .index import (
+    INDEX_NAME,
+    Index,
+    PackEntry,
+    dump_index,
+    entry_from_manifest,
+    merge_entries,
+    parse_index,
+    updated_stamp,
+)
+from .lockfile import write_atomic
+from .manifest import MANIFEST_NAME
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
+
+ARCHIVE_DIR = "archives"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+
+
+def check_gpack(root: Path, *, deep: bool = True) -> Manifest:
+    """Validate the gpack at ``root``: manifest, scenario files and (``deep``) templates."""
+    from .manifest import load_manifest
+    from .testpack import check_test_sections
+
+    manifest = load_manifest(root)
+    check_test_sections(root, manifest)
+    if deep:
+        from .template.checks import check_templates
+
+        check_templates(root, manifest)
+    return manifest
+
+
+def pack_gpack(root: Path, *, deep: bool = True) -> tuple[Manifest, bytes]:
+    """Check and pack a gpack directory; returns its manifest and reproducible archive bytes."""
+    manifest = check_gpack(root, deep=deep)
+    return manifest, pack_directory(root)
+
+
+def archive_name(pack_id: str, version: str) -> str:
+    """``archives/<id>-<version>.tar.gz``."""
+    return f"{ARCHIVE_DIR}/{pack_id}-{version}.tar.gz"
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if path.is_file() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _manifest_of_archive(data: bytes, label: str, deep: bool) -> Manifest:
+    with tempfile.TemporaryDirectory(prefix="ggen-index-") as tmp:
+        root = Path(tmp) / "gpack"
+        extract_archive(data, root, label=label)
+        return check_gpack(root, deep=deep)
+
+
+def build_index(src: Path, out: Path | None = None, *, deep: bool = True) -> Index:
+    """Index every gpack directory and archive in ``src``; write archives and index.json to ``out``.
+
+    Directories are packed into ``out/archives/<id>-<version>.tar.gz``; archives found in ``src``
+    (or its ``archives/``) are checked and referenced as they are. ``downloads`` counts of an
+    existing ``out/index.json`` are kept.
+    """
+    out = out or src
+    if not src.is_dir():
+        raise RegistryIndexError(f"{src}: not a directory of gpacks")
+    out.mkdir(parents=True, exist_ok=True)
+    entries: list[PackEntry] = []
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def add(entry: PackEntry, origin: str) -> None:
+        version = next(iter(entry.versions.values()))
+        key = (entry.id, version.version)
+        previous = seen.get(key)
+        if previous is not None:
+            if previous[0] == version.sha256:
+                return
+            raise RegistryIndexError(
+                f"{src}: {entry.id}@{version.version} is provided twice with different content"
+                f" ({previous[1]} and {origin})"
+            )
+        seen[key] = (version.sha256, origin)
+        entries.append(entry)
+
+    candidates = sorted(src.iterdir(), key=lambda p: p.name)
+    if (src / ARCHIVE_DIR).is_dir():
+        candidates += sorted((src / ARCHIVE_DIR).iterdir(), key=lambda p: p.name)
+    for child in candidates:
+        if child.is_dir() and (child / MANIFEST_NAME).is_file():
+            manifest, data = pack_gpack(child, deep=deep)
+            rel = archive_name(manifest.id, manifest.version)
+            _write_if_changed(out / rel, data)
+            add(entry_from_manifest(manifest, rel, sha256_bytes(data), len(data)), str(child))
+        elif child.is_file() and child.name.endswith(ARCHIVE_SUFFIXES):
+            data = child.read_bytes()
+            try:
+                manifest = _manifest_of_archive(data, str(child), deep)
+            except (ArchiveError, ManifestError) as exc:
+                raise RegistryIndexError(f"{child}: cannot index this archive: {exc}") from None
+            target = child
+            if not child.resolve().is_relative_to(out.resolve()):
+                target = out / archive_name(manifest.id, manifest.version)
+                _write_if_changed(target, data)
+            rel = target.resolve().relative_to(out.resolve()).as_posix()
+            add(entry_from_manifest(manifest, rel, sha256_bytes(data), len(data)), str(child))
+    packs = merge_entries(entries, str(src))
+    packs = _keep_downloads(out / INDEX_NAME, packs)
+    index = Index(packs=packs, updated=updated_stamp())
+    write_atomic(out / INDEX_NAME, dump_index(index))
+    return index
+
+
+def _keep_downloads(path: Path, packs: dict[str, PackEntry]) -> dict[str, PackEntry]:
+    if not path.is_file():
+        return packs
+    try:
+        old = parse_index(path.read_bytes(), str(path))
+    except RegistryIndexError:
+        return packs
+    kept: dict[str, PackEntry] = {}
+    for pid, entry in packs.items():
+        previous = old.packs.get(pid)
+        if previous is not None and previous.downloads:
+            entry = PackEntry(**{**entry.__dict__, "downloads": previous.downloads})
+        kept[pid] = entry
+    return kept
+
+
+def _fingerprint(src: Path) -> str:
+    """Changes whenever a file under ``src`` is added, removed, resized or touched."""
+    from . import __version__
+
+    digest = hashlib.sha256(f"{__version__}\n{src.resolve()}\n".encode())
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            st = path.stat()
+            rel = path.relative_to(src).as_posix()
+            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def source_index(src: Path, cache: Path) -> tuple[Index, Path]:
+    """Index of a folder of gpack sources, built once into ``cache`` and reused until it changes.
+
+    Returns the index and the directory its archive locations are relative to.
+    """
+    build_dir = cache / "source-index" / _fingerprint(src)
+    index_path = build_dir / INDEX_NAME
+    if index_path.is_file():
+        try:
+            return parse_index(index_path.read_bytes(), str(index_path)), build_dir
+        except RegistryIndexError:
+            pass  # a damaged cache entry: rebuild it below
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=_mkdir(cache / "source-index")))
+    try:
+        index = build_index(src, tmp, deep=False)
+        if build_dir.exists():
+            shutil.rmtree(build_dir, ignore_errors=True)
+        try:
+            os.replace(tmp, build_dir)
+        except OSError:
+            # Another process built the same fingerprint meanwhile: theirs is as good as ours.
+            if not index_path.is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return index, build_dir
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,555 @@
+"""``ggen market ...`` and ``ggen template ...``: click groups mounted by the root ``ggen``.
+
+Heavy modules (httpx, jinja2, rdflib, yaml, pydantic) load inside the commands that need them,
+so ``ggen --help`` and ``ggen market search`` stay fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from .config import MarketConfig
+    from .install import Project
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False))
+
+
+def _warn(messages: list[str]) -> None:
+    for message in messages:
+        click.echo(f"warning: {message}", err=True)
+
+
+def handle_errors(func: F) -> F:
+    """Turn a MarketError into ``error: ...`` on stderr (and JSON on stdout with --json), exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import MarketError
+
+        try:
+            return func(*args, **kwargs)
+        except MarketError as exc:
+            if kwargs.get("as_json"):
+                _print_json({"ok": False, "error": str(exc), "kind": type(exc).__name__})
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
+
+
+def registry_options(func: F) -> F:
+    """Options shared by the commands that read registries or change the project."""
+    options = [
+        click.option(
+            "--registry",
+            "registries",
+            multiple=True,
+            metavar="URL",
+            help="Registry to use instead of the configured ones (path, file://, http(s)://,"
+            " git+URL#REF). Repeat for several; the first has precedence.",
+        ),
+        click.option(
+            "--project",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("."),
+            show_default=True,
+            help="Project directory holding ggen.lock and .ggen/.",
+        ),
+        click.option("--offline", is_flag=True, help="Use cached indexes only; no network."),
+        click.option("--timeout", type=float, help="HTTP timeout in seconds (default 10)."),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Show download progress on stderr (default: when stderr is a terminal).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _config(project: Path, registries: tuple[str, ...], timeout: float | None) -> MarketConfig:
+    from .config import load_config
+
+    return load_config(project, registries, timeout)
+
+
+def _project(
+    project: Path,
+    registries: tuple[str, ...],
+    offline: bool,
+    timeout: float | None,
+    progress: bool | None,
+) -> Project:
+    from .install import Project
+    from .progress import Progress
+
+    return Project(
+        project,
+        _config(project, registries, timeout),
+        offline=offline,
+        progress=Progress(enabled=progress),
+    )
+
+
+def _entry_json(entry: Any, registry: str) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "name": entry.name,
+        "latest": entry.latest,
+        "description": entry.description,
+        "category": entry.category,
+        "tags": list(entry.tags),
+        "keywords": list(entry.keywords),
+        "downloads": entry.downloads,
+        "registry": registry,
+    }
+
+
+@click.group()
+def market() -> None:
+    """Find, install and verify gpacks (packages of templates, RDF graphs and queries)."""
+
+
+@market.command()
+@click.argument("query", required=False, default="")
+@click.option("--category", help="Only gpacks of this category.")
+@click.option("--tag", help="Only gpacks with this tag.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@registry_options
+@json_option
+@handle_errors
+def search(
+    query: str,
+    category: str | None,
+    tag: str | None,
+    limit: int,
+    registries: tuple[str, ...],
+    project: Path,
+    offline: bool,
+    timeout: float | None,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Search gpacks: exact id first, then name, tags, keywords, description, downloads."""
+    from .search import search as run_search
+
+    proj = _project(project, registries, offline, timeout, progress)
+    catalog = proj.catalog
+    hits = run_search(
+        ((entry, reg.url) for entry, reg in catalog),
+        query,
+        category=category,
+        tag=tag,
+        limit=limit,
+    )
+    _warn(catalog.warnings)
+    if as_json:
+        _print_json(
+            {
+                "ok": True,
+                "query": query,
+                "results": [_entry_json(h.entry, h.registry) | {"score": h.score} for h in hits],
+                "warnings": catalog.warnings,
+            }
+        )
+        return
+    if not hits:
+        click.echo(f"no gpack matches {query!r}")
+        return
+    width = max(len(h.entry.id) for h in hits)
+    for hit in hits:
+        click.echo(f"{hit.entry.id:<{width}}  {hit.entry.latest:<10} {hit.entry.description}")
+
+
+@market.command()
+@registry_options
+@json_option
+@handle_errors
+def categories(
+    registries: tuple[str, ...],
+    project: Path,
+    offline: bool,
+    timeout: float | None,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """List categories with the number of gpacks in each."""
+    proj = _project(project, registries, offline, timeout, progress)
+    counts: dict[str, int] = {}
+    for entry, _ in proj.catalog:
+        counts[entry.category] = counts.get(entry.category, 0) + 1
+    _warn(proj.catalog.warnings)
+    if as_json:
+        _print_json({"ok": True, "categories": dict(sorted(counts.items()))})
+        return
+    for name, count in sorted(counts.items()):
+        click.echo(f"{name:<20} {count}")
+
+
+@market.command()
+@click.argument("pack_id", metavar="ID")
+@registry_options
+@json_option
+@handle_errors
+def info(
+    pack_id: str,
+    registries: tuple[str, ...],
+    project: Path,
+    offline: bool,
+    timeout: float | None,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Show a gpack's metadata and every published version."""
+    proj = _project(project, registries, offline, timeout, progress)
+    entry, registry = proj.catalog.require(pack_id)
+    _warn(proj.catalog.warnings)
+    versions = [entry.versions[str(v)] for v in entry.sorted_versions()]
+    if as_json:
+        data = _entry_json(entry, registry.url) | {
+            "license": entry.license,
+            "authors": list(entry.authors),
+            "homepage": entry.homepage,
+            "versions": [{"version": v.version} | v.to_json() for v in versions],
+        }
+        _print_json({"ok": True, "pack": data})
+        return
+    click.echo(f"{entry.id} — {entry.name}")
+    if entry.description:
+        click.echo(f"  {entry.description}")
+    click.echo(f"  category: {entry.category}    license: {entry.license or '-'}")
+    if entry.tags:
+        click.echo(f"  tags: {', '.join(entry.tags)}")
+    if entry.authors:
+        click.echo(f"  authors: {', '.join(entry.authors)}")
+    click.echo(f"  registry: {registry.url}")
+    click.echo("  versions:")
+    for v in versions:
+        deps = ", ".join(f"{d} {r}" for d, r in sorted(v.dependencies.items())) or "no dependencies"
+        click.echo(f"    {v.version:<12} sha256:{v.sha256[:16]}…  {deps}")
+
+
+def _report_change(change: Any, proj: Project, as_json: bool, verb: str) -> None:
+    warnings = proj.catalog.warnings if proj._catalog is not None else []
+    _warn(warnings)
+    if as_json:
+        _print_json(
+            {"ok": True, **change.to_json(), "lockfile": str(proj.lock_path), "warnings": warnings}
+        )
+        return
+    for pkg in change.removed:
+        click.echo(f"- {pkg.id}@{pkg.version}")
+    for pkg in change.added:
+        click.echo(f"+ {pkg.id}@{pkg.version}  sha256:{pkg.sha256}")
+    for pkg in change.repaired:
+        click.echo(f"~ {pkg.id}@{pkg.version}  reinstalled (was missing or modified)")
+    if not (change.added or change.removed or change.repaired):
+        click.echo(f"nothing to {verb}: {len(change.kept)} gpack(s) already as ggen.lock pins")
+
+
+@market.command()
+@click.argument("specs", nargs=-1, metavar="ID[@RANGE]...")
+@registry_options
+@json_option
+@handle_errors
+def add(
+    specs: tuple[str, ...],
+    registries: tuple[str, ...],
+    project: Path,
+    offline: bool,
+    timeout: float | None,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Install gpacks and their dependencies; with no ID, install exactly what ggen.lock pins."""
+    proj = _project(project, registries, offline, timeout, progress)
+    change = proj.add(list(specs))
+    _report_change(change, proj, as_json, "install")
+
+
+@market.command()
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@registry_options
+@json_option
+@handle_errors
+def remove(
+    ids: tuple[str, ...],
+    registries: tuple[str, ...],
+    project: Path,
+    offline: bool,
+    timeout: float | None,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Remove gpacks, and the dependencies nothing else needs."""
+    proj = _project(project, registries, offline, timeout, progress)
+    _report_change(proj.remove(list(ids)), proj, as_json, "remove")
+
+
+@market.command()
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@registry_options
+@json_option
+@handle_errors
+def update(
+    ids: tuple[str, ...],
+    registries: tuple[str, ...],
+    project: Path,
+    offline: bool,
+    timeout: float | None,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Move gpacks (all, or the IDs given) to the newest versions their ranges allow."""
+    proj = _project(project, registries, offline, timeout, progress)
+    _report_change(proj.update(list(ids)), proj, as_json, "update")
+
+
+@market.command(name="list")
+@click.option("--available", is_flag=True, help="List what the registries offer instead.")
+@registry_options
+@json_option
+@handle_errors
+def list_(
+    available: bool,
+    registries: tuple[str, ...],
+    project: Path,
+    offline: bool,
+    timeout: float | None,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """List installed gpacks (from ggen.lock), or with --available every gpack offered."""
+    proj = _project(project, registries, offline, timeout, progress)
+    if available:
+        rows = [(entry, reg.url) for entry, reg in proj.catalog]
+        _warn(proj.catalog.warnings)
+        if as_json:
+            _print_json({"ok": True, "available": [_entry_json(e, r) for e, r in rows]})
+            return
+        for entry, _ in rows:
+            click.echo(f"{entry.id:<44} {entry.latest:<10} {entry.description}")
+        return
+    lock = proj.lock()
+    if as_json:
+        _print_json(
+            {
+                "ok": True,
+                "installed": [
+                    pkg.to_json()
+                    | {
+                        "path": str(pkg.install_dir(proj.root)),
+                        "requested": lock.requires.get(pid),
+                    }
+                    for pid, pkg in sorted(lock.packages.items())
+                ],
+            }
+        )
+        return
+    if not lock.packages:
+        click.echo("no gpacks installed (see `ggen market search` and `ggen market add`)")
+    for pid, pkg in sorted(lock.packages.items()):
+        why = f"requested {lock.requires[pid]}" if pid in lock.requires else "dependency"
+        kind = "  [test gpack]" if pkg.test_pack else ""
+        click.echo(f"{pid:<44} {pkg.version:<10} {why}{kind}")
+
+
+@market.command()
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@json_option
+@handle_errors
+def verify(project: Path, as_json: bool) -> None:
+    """Re-hash installed gpacks against ggen.lock; exit 1 when one is modified or missing."""
+    from .config import MarketConfig
+    from .install import Project
+
+    proj = Project(project, MarketConfig(registries=(), cache_dir=Path("."), timeout=1.0))
+    results = proj.verify()
+    bad = [r for r in results if r.status != "ok"]
+    if as_json:
+        _print_json({"ok": not bad, "packages": [r.__dict__ for r in results]})
+    else:
+        for r in results:
+            detail = f"  expected {r.expected}, found {r.actual}" if r.status == "modified" else ""
+            click.echo(f"{r.status:<9} {r.id}@{r.version}{detail}")
+        if not results:
+            click.echo("nothing installed")
+    if bad:
+        sys.exit(1)
+
+
+@market.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Archive to write (default: ID-VERSION.tar.gz in the current directory).",
+)
+@json_option
+@handle_errors
+def pack(directory: Path, output: Path | None, as_json: bool) -> None:
+    """Make a reproducible archive of a gpack directory and print its sha256."""
+    from .archive import sha256_bytes
+    from .builder import pack_gpack
+
+    manifest, data = pack_gpack(directory)
+    target = output or Path(f"{manifest.id}-{manifest.version}.tar.gz")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    digest = sha256_bytes(data)
+    if as_json:
+        _print_json(
+            {
+                "ok": True,
+                "id": manifest.id,
+                "version": manifest.version,
+                "archive": str(target),
+                "sha256": digest,
+                "size": len(data),
+            }
+        )
+        return
+    click.echo(f"{digest}  {target}")
+
+
+@market.command(name="index")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write index.json and archives/ (default: DIRECTORY).",
+)
+@json_option
+@handle_errors
+def index_cmd(directory: Path, output: Path | None, as_json: bool) -> None:
+    """Build index.json from a folder of gpack directories and/or archives."""
+    from .builder import build_index
+
+    index = build_index(directory, output)
+    out = output or directory
+    if as_json:
+        _print_json(
+            {
+                "ok": True,
+                "index": str(out / "index.json"),
+                "packs": {pid: sorted(e.versions) for pid, e in sorted(index.packs.items())},
+            }
+        )
+        return
+    versions = sum(len(e.versions) for e in index.packs.values())
+    click.echo(f"{out / 'index.json'}: {len(index.packs)} gpack(s), {versions} version(s)")
+
+
+@click.group()
+def template() -> None:
+    """Generate files from the templates of installed gpacks."""
+
+
+def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    from .errors import TemplateError
+
+    variables: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise TemplateError(f"--var {pair!r}: write NAME=VALUE with NAME a valid identifier")
+        variables[key.strip()] = value
+    return variables
+
+
+@template.command(name="list")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@json_option
+@handle_errors
+def template_list(project: Path, as_json: bool) -> None:
+    """List the templates of the gpacks installed in the project."""
+    from .template.frontmatter import parse_template
+    from .template.generate import installed_templates
+
+    rows = []
+    for tpl in installed_templates(project.resolve()):
+        front = parse_template(tpl.path).front
+        rows.append(
+            {
+                "template": tpl.ref,
+                "gpack": tpl.pack_id,
+                "version": tpl.version,
+                "to": front.to,
+                "description": front.description,
+                "vars": front.vars,
+            }
+        )
+    if as_json:
+        _print_json({"ok": True, "templates": rows})
+        return
+    if not rows:
+        click.echo("no templates: install a gpack first (`ggen market add ID`)")
+    for row in rows:
+        click.echo(f"{row['template']:<56} -> {row['to']}")
+
+
+@template.command()
+@click.argument("ref", metavar="ID[:TEMPLATE]")
+@click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Output directory; nothing is ever written outside it.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite files whose content differs.")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@json_option
+@handle_errors
+def generate(
+    ref: str,
+    pairs: tuple[str, ...],
+    out: Path,
+    dry_run: bool,
+    force: bool,
+    project: Path,
+    as_json: bool,
+) -> None:
+    """Render a template (ID:TEMPLATE) or every template of a gpack (ID) into --out."""
+    from .template.generate import find_templates
+    from .template.generate import generate as run_generate
+
+    variables = _parse_vars(pairs)
+    templates = find_templates(project.resolve(), ref)
+    actions = run_generate(templates, out, variables, force=force, dry_run=dry_run)
+    if as_json:
+        _print_json(
+            {
+                "ok": True,
+                "dry_run": dry_run,
+                "out": str(out.resolve()),
+                "files": [a.to_json() for a in actions],
+            }
+        )
+        return
+    prefix = "would " if dry_run else ""
+    for action in actions:
+        reason = f" ({action.reason})" if action.reason else ""
+        click.echo(f"{prefix}{action.action:<9} {action.rel}{reason}")

@@ -1,0 +1,143 @@
+"""Which registries to use, in which order, and where the cache lives.
+
+Precedence, highest first: ``--registry`` options; else ``GGEN_REGISTRY_URL`` (several URLs
+separated by spaces); else the ``[[market.registries]]`` of the project's ``ggen.toml`` and then of
+the user's ``~/.config/ggen/config.toml``, followed by the embedded example registry unless a config
+says ``use_embedded = false``; with no configuration at all, the embedded registry alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._toml import tomllib
+from .errors import MarketError
+from .registry import EMBEDDED
+from .suggest import did_you_mean
+
+PROJECT_CONFIG = "ggen.toml"
+_REGISTRY_KEYS = ("name", "url", "ref")
+_MARKET_KEYS = ("registries", "use_embedded", "timeout")
+
+
+class ConfigError(MarketError, ValueError):
+    """A configuration file with a bad ``[market]`` table."""
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    """A configured registry: a display ``name`` and the ``url`` given to ``open_registry``."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """Resolved configuration: registries in precedence order, cache directory, timeout."""
+
+    registries: tuple[RegistrySpec, ...]
+    cache_dir: Path
+    timeout: float
+
+
+def cache_dir() -> Path:
+    """``$GGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/ggen``, else ``~/.cache/ggen``."""
+    explicit = os.environ.get("GGEN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "ggen"
+
+
+def user_config_path() -> Path:
+    """``$GGEN_CONFIG``, else ``$XDG_CONFIG_HOME/ggen/config.toml``."""
+    explicit = os.environ.get("GGEN_CONFIG")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".config") / "ggen" / "config.toml"
+
+
+def embedded_gpacks_dir() -> Path | None:
+    """The example gpacks shipped with the package (wheel), or those of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_embedded" / "example_gpacks", here.parents[1] / "example_gpacks"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _read_market_table(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    market = data.get("market", {})
+    if not isinstance(market, dict):
+        raise ConfigError(f"{path}: [market] must be a table")
+    for key in market:
+        if key not in _MARKET_KEYS:
+            raise ConfigError(
+                f"{path}: [market] {key}: unknown key{did_you_mean(key, _MARKET_KEYS)}"
+            )
+    return market
+
+
+def _registries_of(path: Path, market: dict[str, Any]) -> list[RegistrySpec]:
+    raw = market.get("registries", [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: [[market.registries]] must be an array of tables")
+    specs = []
+    for number, item in enumerate(raw, start=1):
+        where = f"{path}: [[market.registries]] #{number}"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected a table with url")
+        for key in item:
+            if key not in _REGISTRY_KEYS:
+                raise ConfigError(f"{where}: {key}: unknown key{did_you_mean(key, _REGISTRY_KEYS)}")
+        url = item.get("url")
+        if not isinstance(url, str) or not url:
+            raise ConfigError(f"{where}: url: required (a path, file://, http(s):// or git+URL)")
+        ref = item.get("ref")
+        if ref is not None:
+            if not url.startswith("git+"):
+                raise ConfigError(f"{where}: ref: only git registries (git+URL) take a ref")
+            url = f"{url.partition('#')[0]}#{ref}"
+        if url.startswith(("./", "../")) or url in (".", ".."):
+            url = str((path.parent / url).resolve())
+        specs.append(RegistrySpec(name=str(item.get("name", url)), url=url))
+    return specs
+
+
+def load_config(
+    project: Path, cli_registries: tuple[str, ...] = (), timeout: float | None = None
+) -> MarketConfig:
+    """Resolve the registries for a command run in ``project``."""
+    files = [project / PROJECT_CONFIG, user_config_path()]
+    tables = [(path, _read_market_table(path)) for path in files]
+    configured_timeout = next(
+        (t["timeout"] for _, t in tables if isinstance(t.get("timeout"), (int, float))), None
+    )
+    final_timeout = float(
+        timeout or os.environ.get("GGEN_HTTP_TIMEOUT") or configured_timeout or 10.0
+    )
+    if cli_registries:
+        specs = [RegistrySpec(name=url, url=url) for url in cli_registries]
+    elif os.environ.get("GGEN_REGISTRY_URL", "").strip():
+        specs = [RegistrySpec(name=url, url=url) for url in os.environ["GGEN_REGISTRY_URL"].split()]
+    else:
+        specs = []
+        use_embedded = True
+        for path, table in tables:
+            specs += _registries_of(path, table)
+            if table.get("use_embedded") is False:
+                use_embedded = False
+        if use_embedded:
+            specs.append(RegistrySpec(name="embedded", url=EMBEDDED))
+    return MarketConfig(registries=tuple(specs), cache_dir=cache_dir(), timeout=final_timeout)

@@ -1,0 +1,462 @@
+"""Installing gpacks into a project: ``.ggen/packages/<id>/<version>`` and ``ggen.lock``.
+
+Every change is a transaction: packages are downloaded, verified (sha256 against the index and
+the lock) and extracted into a staging directory under ``.ggen``; only then are they renamed into
+place and the lock replaced atomically. ``.ggen`` is locked with a file lock meanwhile. On any
+failure the renames are undone, so ``.ggen/`` and ``ggen.lock`` are exactly as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .archive import ExtractLimits, extract_archive, tree_digest
+from .catalog import Catalog
+from .config import MarketConfig, embedded_gpacks_dir
+from .errors import InstallError, IntegrityError, ManifestError, MarketError, ResolutionError
+from .ids import check_id
+from .index import PackVersion
+from .lockfile import (
+    LOCK_NAME,
+    STATE_DIR,
+    LockedPackage,
+    Lockfile,
+    package_dir,
+    read_lock,
+    write_atomic,
+)
+from .progress import Progress
+from .registry import Registry, open_registry
+from .resolver import resolve
+from .versions import parse_range
+
+LOCK_TIMEOUT = 120.0
+
+
+def tool_version() -> str:
+    """The version gpacks' ``ggen_compat`` ranges are checked against."""
+    from . import __version__
+
+    return __version__
+
+
+def parse_requirement(spec: str) -> tuple[str, str | None]:
+    """``io.x`` or ``io.x@^1.2`` -> (id, range or ``None``)."""
+    pack_id, sep, rng = spec.partition("@")
+    try:
+        check_id(pack_id)
+    except ValueError as exc:
+        raise InstallError(f"{spec!r}: {exc}") from None
+    if sep and not rng.strip():
+        raise InstallError(f"{spec!r}: nothing after '@' (write e.g. {pack_id}@^1.2)")
+    if sep:
+        parse_range(rng, what=f"range of {pack_id}")
+    return pack_id, (rng.strip() if sep else None)
+
+
+@dataclass
+class Change:
+    """What an operation did, for reports: ids with old and new versions."""
+
+    added: list[LockedPackage] = field(default_factory=list)
+    removed: list[LockedPackage] = field(default_factory=list)
+    repaired: list[LockedPackage] = field(default_factory=list)
+    kept: list[LockedPackage] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, list[dict[str, str]]]:
+        def brief(pkgs: list[LockedPackage]) -> list[dict[str, str]]:
+            return [{"id": p.id, "version": p.version, "sha256": p.sha256} for p in pkgs]
+
+        return {
+            "added": brief(self.added),
+            "removed": brief(self.removed),
+            "repaired": brief(self.repaired),
+            "kept": brief(self.kept),
+        }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The state of one pinned package: ``ok``, ``modified``, ``missing`` or ``unlocked``."""
+
+    id: str
+    version: str
+    status: str
+    expected: str = ""
+    actual: str = ""
+
+
+class Project:
+    """A project directory: its ``ggen.lock`` and ``.ggen`` state, and the registries to use."""
+
+    def __init__(
+        self,
+        root: Path,
+        config: MarketConfig,
+        *,
+        offline: bool = False,
+        progress: Progress | None = None,
+        limits: ExtractLimits | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self.config = config
+        self.offline = offline
+        self.progress = progress or Progress(enabled=False)
+        self.limits = limits or ExtractLimits()
+        self._catalog: Catalog | None = None
+        self._registries: dict[str, Registry] = {}
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_NAME
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def registry(self, url: str) -> Registry:
+        """The (shared) registry object for ``url``."""
+        if url not in self._registries:
+            self._registries[url] = open_registry(
+                url,
+                cache=self.config.cache_dir,
+                timeout=self.config.timeout,
+                offline=self.offline,
+                embedded=embedded_gpacks_dir(),
+            )
+        return self._registries[url]
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog([self.registry(spec.url) for spec in self.config.registries])
+        return self._catalog
+
+    def lock(self) -> Lockfile:
+        """The current lock (empty when there is none)."""
+        return read_lock(self.lock_path) or Lockfile()
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def add(self, specs: list[str]) -> Change:
+        """Add gpacks (``id`` or ``id@range``); with none, install exactly what ggen.lock pins."""
+        with self._transaction() as txn:
+            current = self.lock()
+            if not specs:
+                return txn.apply(self._install_pinned(current, txn), current)
+            requires = dict(current.requires)
+            new_ids: list[str] = []
+            for spec in specs:
+                pack_id, rng = parse_requirement(spec)
+                self.catalog.require(pack_id)
+                requires[pack_id] = rng if rng is not None else requires.get(pack_id, "*")
+                new_ids.append(pack_id)
+            prefer = {pid: pkg.version for pid, pkg in current.packages.items()}
+            chosen = resolve(
+                requires, self.catalog.lookup, prefer=prefer, tool_version=tool_version()
+            )
+            for pack_id in new_ids:
+                if requires[pack_id] == "*":
+                    requires[pack_id] = f"^{chosen[pack_id].version}"
+            target = self._stage_resolution(chosen, requires, current, txn)
+            return txn.apply(target, current)
+
+    def update(self, ids: list[str]) -> Change:
+        """Move gpacks (all, or ``ids`` and what they need) to the newest versions in range."""
+        with self._transaction() as txn:
+            current = self.lock()
+            for pack_id in ids:
+                if pack_id not in current.packages:
+                    raise InstallError(f"{pack_id}: not installed (see `ggen market list`)")
+            prefer = {
+                pid: pkg.version for pid, pkg in current.packages.items() if ids and pid not in ids
+            }
+            chosen = resolve(
+                current.requires, self.catalog.lookup, prefer=prefer, tool_version=tool_version()
+            )
+            target = self._stage_resolution(chosen, dict(current.requires), current, txn)
+            return txn.apply(target, current)
+
+    def remove(self, ids: list[str]) -> Change:
+        """Drop gpacks from the requirements and delete what nothing needs any more."""
+        with self._transaction() as txn:
+            current = self.lock()
+            requires = dict(current.requires)
+            for pack_id in ids:
+                if pack_id not in requires:
+                    users = [
+                        p.id
+                        for p in current.packages.values()
+                        if any(d.split("@")[0] == pack_id for d in p.dependencies)
+                    ]
+                    if users:
+                        raise InstallError(
+                            f"{pack_id}: installed only as a dependency of {', '.join(users)};"
+                            " remove those instead"
+                        )
+                    raise InstallError(f"{pack_id}: not installed (see `ggen market list`)")
+                del requires[pack_id]
+            keep = _closure(requires, current.packages)
+            target = Lockfile(
+                requires=requires,
+                packages={pid: current.packages[pid] for pid in sorted(keep)},
+            )
+            return txn.apply(target, current)
+
+    def verify(self) -> list[VerifyResult]:
+        """Re-hash every installed package against ggen.lock."""
+        current = self.lock()
+        results: list[VerifyResult] = []
+        for pid in sorted(current.packages):
+            pkg = current.packages[pid]
+            path = pkg.install_dir(self.root)
+            if not path.is_dir():
+                results.append(VerifyResult(pid, pkg.version, "missing", pkg.tree_sha256))
+                continue
+            actual = tree_digest(path)
+            status = "ok" if actual == pkg.tree_sha256 else "modified"
+            results.append(VerifyResult(pid, pkg.version, status, pkg.tree_sha256, actual))
+        packages_dir = self.state_dir / "packages"
+        if packages_dir.is_dir():
+            for id_dir in sorted(packages_dir.iterdir()):
+                for version_dir in sorted(id_dir.iterdir()) if id_dir.is_dir() else []:
+                    pinned = current.packages.get(id_dir.name)
+                    if pinned is None or pinned.version != version_dir.name:
+                        results.append(VerifyResult(id_dir.name, version_dir.name, "unlocked"))
+        return results
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[_Transaction]:
+        from filelock import FileLock, Timeout
+
+        created = not self.state_dir.exists()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        file_lock = FileLock(str(self.state_dir / ".lock"), timeout=LOCK_TIMEOUT)
+        try:
+            try:
+                file_lock.acquire()
+            except Timeout:
+                raise InstallError(
+                    f"{self.state_dir}: another ggen is changing this project (waited"
+                    f" {LOCK_TIMEOUT:g} s for {self.state_dir / '.lock'})"
+                ) from None
+            try:
+                txn = _Transaction(self)
+                try:
+                    yield txn
+                finally:
+                    txn.cleanup()
+            finally:
+                file_lock.release()
+        except BaseException:
+            if created:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+            raise
+
+    def _install_pinned(self, current: Lockfile, txn: _Transaction) -> Lockfile:
+        """Stage every pinned package that is missing or damaged, from its recorded source."""
+        for pkg in current.packages.values():
+            if self._intact(pkg):
+                continue
+            registry = self.registry(pkg.source)
+            version = PackVersion(
+                id=pkg.id, version=pkg.version, archive=pkg.archive, sha256=pkg.sha256
+            )
+            txn.stage(version, registry, pinned=pkg)
+        return current
+
+    def _intact(self, pkg: LockedPackage) -> bool:
+        path = pkg.install_dir(self.root)
+        return path.is_dir() and tree_digest(path) == pkg.tree_sha256
+
+    def _stage_resolution(
+        self,
+        chosen: Mapping[str, PackVersion],
+        requires: dict[str, str],
+        current: Lockfile,
+        txn: _Transaction,
+    ) -> Lockfile:
+        packages: dict[str, LockedPackage] = {}
+        for pid in sorted(chosen):
+            version = chosen[pid]
+            pinned = current.packages.get(pid)
+            if pinned is not None and pinned.version == version.version:
+                if pinned.sha256 != version.sha256:
+                    raise IntegrityError(
+                        f"{pid}@{version.version}: the registry now lists sha256 {version.sha256}"
+                        f" but ggen.lock pinned {pinned.sha256}; the published archive changed."
+                        " Refusing it (remove the package and add it again if this is expected)"
+                    )
+                if self._intact(pinned):
+                    packages[pid] = pinned
+                    continue
+            entry_registry = self.catalog.require(pid)[1]
+            packages[pid] = txn.stage(version, entry_registry, pinned=None)
+        return Lockfile(requires=dict(sorted(requires.items())), packages=packages)
+
+
+def _closure(requires: Mapping[str, str], packages: Mapping[str, LockedPackage]) -> set[str]:
+    keep: set[str] = set()
+    todo = list(requires)
+    while todo:
+        pid = todo.pop()
+        if pid in keep or pid not in packages:
+            continue
+        keep.add(pid)
+        todo.extend(d.split("@")[0] for d in packages[pid].dependencies)
+    return keep
+
+
+class _Transaction:
+    """Staging area and the all-or-nothing switch of packages and lock."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=project.state_dir))
+        self.staged: dict[tuple[str, str], Path] = {}
+
+    def stage(
+        self, version: PackVersion, registry: Registry, *, pinned: LockedPackage | None
+    ) -> LockedPackage:
+        """Download, verify and extract one package into the staging area."""
+        from .builder import check_gpack
+
+        pid, ver = version.id, version.version
+        label = f"{pid}@{ver}"
+        download = self.staging / f"{pid}-{ver}.tar.gz"
+        actual = registry.fetch(
+            version.archive, download, size=version.size, progress=self.project.progress
+        )
+        expected = pinned.sha256 if pinned else version.sha256
+        if actual != expected:
+            where = "ggen.lock pinned" if pinned else "the index lists"
+            raise IntegrityError(
+                f"{label}: sha256 mismatch: {where} {expected}, the downloaded archive"
+                f" {version.archive!r} from {registry.url} is {actual}; refusing it"
+            )
+        tree = self.staging / "tree" / pid / ver
+        extract_archive(
+            download, tree, limits=self.project.limits, label=f"{label} ({version.archive})"
+        )
+        download.unlink()
+        try:
+            manifest = check_gpack(tree, deep=False)
+        except ManifestError as exc:
+            raise IntegrityError(f"{label}: the archive's gpack.toml is invalid: {exc}") from None
+        if (manifest.id, manifest.version) != (pid, ver):
+            raise IntegrityError(
+                f"{label}: the archive holds {manifest.id}@{manifest.version}; the index and the"
+                " archive disagree, refusing it"
+            )
+        if pinned is None and dict(manifest.dependencies) != dict(version.dependencies):
+            raise IntegrityError(
+                f"{label}: gpack.toml declares dependencies {dict(manifest.dependencies)} but the"
+                f" index lists {dict(version.dependencies)}; refusing it"
+            )
+        digest = tree_digest(tree)
+        if pinned is not None and digest != pinned.tree_sha256:
+            raise IntegrityError(
+                f"{label}: extracted tree digest {digest} differs from ggen.lock's"
+                f" {pinned.tree_sha256}; refusing it"
+            )
+        self.staged[(pid, ver)] = tree
+        # Dependency versions are filled in by apply(), once the whole resolution is known.
+        deps = pinned.dependencies if pinned else tuple(f"{d}@?" for d in manifest.dependencies)
+        return LockedPackage(
+            id=pid,
+            version=ver,
+            source=registry.source,
+            archive=version.archive,
+            sha256=actual,
+            tree_sha256=digest,
+            dependencies=deps,
+            test_pack=manifest.is_test_pack,
+        )
+
+    def apply(self, target: Lockfile, current: Lockfile) -> Change:
+        """Move ``.ggen/packages`` and ``ggen.lock`` from ``current`` to ``target``, atomically."""
+        target = _fill_dependency_versions(target)
+        change = Change()
+        moves: list[tuple[Path, Path]] = []  # (from, to) done so far, undone in reverse
+        made_dirs: list[Path] = []
+        trash = self.staging / "trash"
+        project = self.project
+        try:
+            for pid, old in sorted(current.packages.items()):
+                new = target.packages.get(pid)
+                replaced = (
+                    new is None or new.version != old.version or (pid, old.version) in self.staged
+                )
+                path = old.install_dir(project.root)
+                if replaced and path.exists():
+                    trash.mkdir(exist_ok=True)
+                    dest = trash / f"{pid}-{old.version}"
+                    os.rename(path, dest)
+                    moves.append((path, dest))
+                if new is None or new.version != old.version:
+                    change.removed.append(old)
+            for (pid, ver), tree in sorted(self.staged.items()):
+                final = package_dir(project.root, pid, ver)
+                for parent in reversed(final.parents):
+                    if parent.is_relative_to(project.root) and not parent.exists():
+                        parent.mkdir()
+                        made_dirs.append(parent)
+                if final.exists():
+                    trash.mkdir(exist_ok=True)
+                    dest = trash / f"{pid}-{ver}-stale"
+                    os.rename(final, dest)
+                    moves.append((final, dest))
+                os.rename(tree, final)
+                moves.append((tree, final))
+                previous = current.packages.get(pid)
+                repaired = previous is not None and previous.version == ver
+                (change.repaired if repaired else change.added).append(target.packages[pid])
+            lock_exists = project.lock_path.exists()
+            if (target != current or not lock_exists) and (target.packages or lock_exists):
+                write_atomic(project.lock_path, target.render())
+        except BaseException as exc:
+            for src, dest in reversed(moves):
+                with contextlib.suppress(OSError):
+                    os.rename(dest, src)
+            for made in reversed(made_dirs):
+                with contextlib.suppress(OSError):
+                    made.rmdir()
+            if isinstance(exc, MarketError):
+                raise
+            if isinstance(exc, OSError):
+                raise InstallError(f"{project.root}: could not switch packages: {exc}") from exc
+            raise
+        for old in current.packages.values():
+            id_dir = old.install_dir(project.root).parent
+            if id_dir.is_dir() and not any(id_dir.iterdir()):
+                id_dir.rmdir()
+        change.kept = [
+            p for pid, p in sorted(target.packages.items())
+            if (pid, p.version) not in self.staged
+        ]  # fmt: skip
+        return change
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _fill_dependency_versions(lock: Lockfile) -> Lockfile:
+    """Write each package's dependencies as ``id@version`` with the versions ``lock`` pins."""
+    packages = {}
+    for pid, pkg in lock.packages.items():
+        deps = []
+        for dep in pkg.dependencies:
+            dep_id = dep.split("@")[0]
+            if dep_id not in lock.packages:
+                raise ResolutionError(f"{pid}: its dependency {dep_id} was not resolved")
+            deps.append(f"{dep_id}@{lock.packages[dep_id].version}")
+        packages[pid] = LockedPackage(**{**pkg.__dict__, "dependencies": tuple(sorted(deps))})
+    return Lockfile(requires=lock.requires, packages=packages)

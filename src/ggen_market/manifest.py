@@ -1,0 +1,200 @@
+"""The gpack manifest, ``gpack.toml``: a pydantic model that refuses unknown keys with a hint.
+
+Everything a gpack brings is untrusted input: ids, versions and ranges are validated, file
+patterns must stay inside the gpack, and files they match may not be links leaving it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ManifestError
+from .ids import check_id
+from .validation import format_validation_error, read_toml
+from .versions import parse_range, parse_version
+
+MANIFEST_NAME = "gpack.toml"
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+POLICY_LEVELS = ("permissive", "standard", "strict", "locked")
+
+
+def check_pattern(value: str) -> str:
+    """A glob relative to the gpack root that cannot leave it."""
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValueError(f"pattern {value!r} must be relative to the gpack and must not use '..'")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpackInfo(_Section):
+    """The ``[gpack]`` table: identity and search metadata."""
+
+    id: str
+    name: str = Field(min_length=1)
+    version: str
+    description: str = ""
+    license: str = ""
+    authors: list[str] = []
+    category: str = "general"
+    tags: list[str] = []
+    keywords: list[str] = []
+    homepage: str = ""
+    ggen_compat: str = "*"
+
+    _id = field_validator("id")(check_id)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        parse_version(value)
+        return value
+
+    @field_validator("ggen_compat")
+    @classmethod
+    def _compat(cls, value: str) -> str:
+        parse_range(value)
+        return value
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError(f"{value!r} must be a lowercase slug such as 'python' or 'testing'")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not _SLUG.match(tag):
+                raise ValueError(f"tag {tag!r} must be a lowercase slug such as 'cli'")
+        return value
+
+
+class PatternSection(_Section):
+    """A table with file ``patterns`` (globs relative to the gpack root)."""
+
+    patterns: list[str] = []
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        return [check_pattern(p) for p in value]
+
+
+class TemplatesSection(PatternSection):
+    """``[templates]``: template files (front matter + Jinja2 body)."""
+
+    patterns: list[str] = ["templates/**/*.tmpl"]
+
+
+class RdfSection(PatternSection):
+    """``[rdf]``: graph files, namespace prefixes bound in every query, and a base IRI."""
+
+    patterns: list[str] = ["rdf/**/*.ttl"]
+    prefixes: dict[str, str] = {}
+    base: str | None = None
+
+
+class QueriesSection(PatternSection):
+    """``[queries]``: SPARQL files templates may refer to by name."""
+
+    patterns: list[str] = ["queries/**/*.rq"]
+
+
+class CleanroomSection(_Section):
+    """``[cleanroom]`` (test gpacks): how their scenarios run by default."""
+
+    policy: Literal["permissive", "standard", "strict", "locked"] = "standard"
+    backend: Literal["auto", "local", "docker"] = "auto"
+    timeout: float | None = Field(None, gt=0)
+    services: list[Literal["postgres", "redis"]] = []
+    env: dict[str, str] = {}
+
+
+class FixturesSection(PatternSection):
+    """``[fixtures]`` (test gpacks): Python modules defining pytest fixtures."""
+
+    patterns: list[str] = ["fixtures/**/*.py"]
+
+
+class ScenariosSection(PatternSection):
+    """``[scenarios]`` (test gpacks): ``*.scenario.toml`` files."""
+
+    patterns: list[str] = ["scenarios/**/*.scenario.toml"]
+
+
+class Manifest(_Section):
+    """A parsed ``gpack.toml``. Sections that are absent get their defaults."""
+
+    gpack: GpackInfo
+    dependencies: dict[str, str] = {}
+    templates: TemplatesSection = TemplatesSection()
+    rdf: RdfSection = RdfSection()
+    queries: QueriesSection = QueriesSection()
+    cleanroom: CleanroomSection | None = None
+    fixtures: FixturesSection | None = None
+    scenarios: ScenariosSection | None = None
+
+    @field_validator("dependencies")
+    @classmethod
+    def _dependencies(cls, value: dict[str, str]) -> dict[str, str]:
+        for dep_id, rng in value.items():
+            check_id(dep_id)
+            parse_range(rng, what=f"range of {dep_id!r}")
+        return value
+
+    @property
+    def id(self) -> str:
+        return self.gpack.id
+
+    @property
+    def version(self) -> str:
+        return self.gpack.version
+
+    @property
+    def is_test_pack(self) -> bool:
+        """Whether the gpack brings scenarios or fixtures for pytest-cleanroom."""
+        return any(s is not None for s in (self.cleanroom, self.fixtures, self.scenarios))
+
+
+def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
+    """Validate already-parsed TOML ``data`` read from ``path``."""
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(path, Manifest, exc) from None
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read ``path`` (a ``gpack.toml`` or the gpack directory holding one)."""
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"{path}: no {MANIFEST_NAME} here (a gpack directory needs one)")
+    return parse_manifest(read_toml(path), path)
+
+
+def matching_files(root: Path, patterns: list[str]) -> list[Path]:
+    """Files under ``root`` matching ``patterns``, sorted; refuses links that leave ``root``."""
+    real_root = root.resolve()
+    found: set[Path] = set()
+    for pattern in patterns:
+        for candidate in root.glob(pattern):
+            if not candidate.is_file():
+                continue
+            if not candidate.resolve().is_relative_to(real_root):
+                raise ManifestError(
+                    f"{candidate}: links outside the gpack {root} (matched by pattern {pattern!r})"
+                )
+            found.add(candidate)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())

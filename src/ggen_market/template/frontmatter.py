@@ -1,0 +1,90 @@
+"""Template files: a YAML front matter between ``---`` lines, then the Jinja2 body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from ..errors import TemplateError
+from ..validation import format_validation_error
+
+TEMPLATE_SUFFIX = ".tmpl"
+
+
+class FrontMatter(BaseModel):
+    """What a template declares about its output (see docs/templates.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to: str
+    description: str = ""
+    vars: dict[str, Any] = {}
+    rdf: list[str] = []
+    sparql: dict[str, str] = {}
+    force: bool = False
+    unless_exists: bool = False
+    skip_if: str | None = None
+    inject: bool = False
+    before: str | None = None
+    after: str | None = None
+    append: bool = False
+    prepend: bool = False
+
+    @model_validator(mode="after")
+    def _coherent(self) -> FrontMatter:
+        where = [n for n in ("before", "after", "append", "prepend") if getattr(self, n)]
+        if self.inject and len(where) != 1:
+            raise ValueError(
+                "inject: true needs exactly one of before, after, append, prepend"
+                f" (got {', '.join(where) or 'none'})"
+            )
+        if not self.inject and where:
+            raise ValueError(f"{where[0]} only applies with inject: true")
+        if self.force and self.unless_exists:
+            raise ValueError("force and unless_exists contradict each other")
+        if not self.to.strip():
+            raise ValueError("to: must name an output path")
+        return self
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    """A parsed template file: front matter, body and the line the body starts on."""
+
+    path: Path
+    front: FrontMatter
+    body: str
+    body_line: int
+
+
+def parse_template(path: Path, text: str | None = None) -> TemplateSource:
+    """Split and validate a template file; errors name the file and the front-matter key."""
+    import yaml
+
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"{path}: cannot read the template ({exc})") from None
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip("\r\n") != "---":
+        raise TemplateError(f"{path}: a template starts with a '---' line and a YAML front matter")
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].rstrip("\r\n") == "---")
+    except StopIteration:
+        raise TemplateError(f"{path}: the front matter is not closed by a '---' line") from None
+    try:
+        data = yaml.safe_load("".join(lines[1:end])) or {}
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{path}: front matter is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise TemplateError(f"{path}: the front matter must be a YAML mapping (key: value)")
+    try:
+        front = FrontMatter.model_validate(data)
+    except ValidationError as exc:
+        error = format_validation_error(path, FrontMatter, exc, section="front matter")
+        raise TemplateError(str(error)) from None
+    return TemplateSource(path=path, front=front, body="".join(lines[end + 1 :]), body_line=end + 2)

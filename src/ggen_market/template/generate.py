@@ -1,0 +1,389 @@
+"""Rendering templates into an output directory, all-or-nothing.
+
+Every template of a run is planned first against an in-memory view of the output directory
+(so one template may inject into a file another one creates); only when every template rendered
+and every path checked out are files written, each atomically. Paths are resolved, through
+symlinks, and must stay inside ``--out``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputEscapeError, SandboxViolationError, TemplateError
+from ..lockfile import LOCK_NAME, read_lock
+from ..manifest import Manifest, load_manifest, matching_files
+from ..suggest import did_you_mean
+from .frontmatter import TEMPLATE_SUFFIX, TemplateSource, parse_template
+from .rdf import load_graph, select
+from .sandbox import make_environment
+
+QUERY_SUFFIXES = (".rq", ".sparql")
+
+
+@dataclass(frozen=True)
+class GpackTemplate:
+    """A template of an installed (or local) gpack."""
+
+    pack_id: str
+    version: str
+    name: str
+    path: Path
+    root: Path
+    manifest: Manifest
+
+    @property
+    def ref(self) -> str:
+        return f"{self.pack_id}:{self.name}"
+
+
+def template_name(root: Path, path: Path) -> str:
+    """``templates/cli.py.tmpl`` -> ``cli.py``: the path under ``templates/`` without suffix."""
+    rel = path.relative_to(root).as_posix()
+    rel = rel.removeprefix("templates/")
+    return rel.removesuffix(TEMPLATE_SUFFIX)
+
+
+def gpack_templates(root: Path, manifest: Manifest | None = None) -> list[GpackTemplate]:
+    """Templates of the gpack at ``root``, sorted by name."""
+    manifest = manifest or load_manifest(root)
+    return [
+        GpackTemplate(manifest.id, manifest.version, template_name(root, p), p, root, manifest)
+        for p in matching_files(root, manifest.templates.patterns)
+    ]
+
+
+def installed_templates(project: Path) -> list[GpackTemplate]:
+    """Templates of every gpack pinned in ``project``'s ggen.lock."""
+    lock = read_lock(project / LOCK_NAME)
+    if lock is None:
+        return []
+    found: list[GpackTemplate] = []
+    for pid in sorted(lock.packages):
+        pkg = lock.packages[pid]
+        root = pkg.install_dir(project)
+        if not root.is_dir():
+            raise TemplateError(
+                f"{pid}@{pkg.version} is pinned in ggen.lock but not installed at {root}"
+                " (run `ggen market add`)"
+            )
+        found.extend(gpack_templates(root))
+    return found
+
+
+def find_templates(project: Path, ref: str) -> list[GpackTemplate]:
+    """``ID:TEMPLATE`` -> that template; ``ID`` -> every template of the gpack."""
+    pack_id, _, name = ref.partition(":")
+    available = installed_templates(project)
+    of_pack = [t for t in available if t.pack_id == pack_id]
+    if not of_pack:
+        installed = sorted({t.pack_id for t in available})
+        raise TemplateError(
+            f"{pack_id}: no installed gpack with templates by that id"
+            f"{did_you_mean(pack_id, installed)} (install it with `ggen market add {pack_id}`)"
+        )
+    if not name:
+        return of_pack
+    for template in of_pack:
+        if name in (template.name, template.path.name, template.path.stem):
+            return [template]
+    names = [t.name for t in of_pack]
+    raise TemplateError(
+        f"{pack_id}: no template {name!r}{did_you_mean(name, names)}; it has {', '.join(names)}"
+    )
+
+
+@dataclass
+class Action:
+    """What happens to one output file."""
+
+    path: Path
+    rel: str
+    action: str  # create, overwrite, inject, unchanged, skip
+    template: str
+    reason: str = ""
+    content: str | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.rel, "action": self.action, "template": self.template,
+                "reason": self.reason}  # fmt: skip
+
+
+class _Overlay:
+    """The output directory as the run so far would leave it."""
+
+    def __init__(self) -> None:
+        self.planned: dict[Path, str] = {}
+
+    def read(self, path: Path) -> str | None:
+        if path in self.planned:
+            return self.planned[path]
+        if path.is_file():
+            try:
+                return path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise TemplateError(f"{path}: exists and is not UTF-8 text") from None
+        if path.exists():
+            raise TemplateError(f"{path}: exists and is not a regular file")
+        return None
+
+
+def _where(exc: BaseException, source: TemplateSource) -> str:
+    """``file:line`` of the template line an error was raised on, when known."""
+    name = str(source.path)
+    line = getattr(exc, "lineno", None)
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == name and frame.lineno:
+            line = frame.lineno
+            break
+    return f"{name}:{source.body_line + line - 1}" if line else name
+
+
+def _render_error(exc: Exception, source: TemplateSource, context: dict[str, Any]) -> TemplateError:
+    from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    where = _where(exc, source)
+    if isinstance(exc, SecurityError):
+        return SandboxViolationError(f"{where}: refused by the template sandbox: {exc}")
+    if isinstance(exc, UndefinedError):
+        match = re.search(r"'([^']+)' is undefined", str(exc))
+        hint = did_you_mean(match.group(1), context) if match else ""
+        extra = f" (pass --var {match.group(1)}=...)" if match and not hint else ""
+        return TemplateError(f"{where}: {exc}{hint}{extra}")
+    if isinstance(exc, TemplateNotFound):
+        return SandboxViolationError(f"{where}: cannot include {exc}")
+    if isinstance(exc, TemplateSyntaxError):
+        return TemplateError(f"{where}: template syntax error: {exc.message}")
+    return TemplateError(f"{where}: rendering failed: {type(exc).__name__}: {exc}")
+
+
+class Generator:
+    """Plans and writes the output of templates into ``out``."""
+
+    def __init__(self, out: Path, variables: dict[str, str], *, force: bool = False) -> None:
+        self.out = out
+        self.real_out = out.resolve()
+        self.variables = variables
+        self.force = force
+        self.overlay = _Overlay()
+        self.actions: list[Action] = []
+
+    def _query_text(self, template: GpackTemplate, name: str, value: str) -> tuple[str, str]:
+        """(query text, label): ``value`` is a query file of the gpack or the query itself."""
+        if "\n" not in value and value.strip().endswith(QUERY_SUFFIXES):
+            path = (template.root / value.strip()).resolve()
+            if not path.is_relative_to(template.root.resolve()) or not path.is_file():
+                raise TemplateError(
+                    f"{template.path}: front matter: sparql.{name}: no query file {value!r}"
+                    " in the gpack"
+                )
+            return path.read_text(encoding="utf-8"), f"{path} (query {name!r})"
+        return value, f"{template.path}: front matter: sparql.{name}"
+
+    def _sparql(self, template: GpackTemplate, source: TemplateSource) -> dict[str, Any]:
+        front = source.front
+        if not front.sparql and not front.rdf:
+            return {}
+        files: list[Path] = []
+        root = template.root.resolve()
+        for entry in front.rdf:
+            path = (template.root / entry).resolve()
+            if not path.is_relative_to(root) or not path.is_file():
+                raise TemplateError(
+                    f"{template.path}: front matter: rdf: no graph file {entry!r} in the gpack"
+                )
+            files.append(path)
+        rdf = template.manifest.rdf
+        graph = load_graph(files, base=rdf.base)
+        results: dict[str, Any] = {}
+        for name in sorted(front.sparql):
+            text, label = self._query_text(template, name, front.sparql[name])
+            results[name] = select(graph, text, dict(rdf.prefixes), label)
+        return {"sparql": results}
+
+    def plan(self, template: GpackTemplate) -> list[Action]:
+        """Render ``template`` against the current overlay; nothing is written yet."""
+        source = parse_template(template.path)
+        front = source.front
+        context: dict[str, Any] = {**front.vars, **self.variables}
+        context["gpack"] = {"id": template.pack_id, "version": template.version}
+        context.update(self._sparql(template, source))
+        env = make_environment(template.root)
+        try:
+            body = env.from_string(source.body)
+            body.filename = str(source.path)
+            content = body.render(context)
+            to = env.from_string(front.to).render(context).strip()
+            anchors = {
+                key: env.from_string(value).render(context)
+                for key in ("before", "after", "skip_if")
+                if isinstance(value := getattr(front, key), str)
+            }
+        except Exception as exc:
+            raise _render_error(exc, source, context) from None
+        target, rel = self._target(to, source)
+        action = self._decide(template, source, target, rel, content, anchors)
+        if action.content is not None:
+            self.overlay.planned[target] = action.content
+        self.actions.append(action)
+        return [action]
+
+    def _target(self, to: str, source: TemplateSource) -> tuple[Path, str]:
+        if not to or to.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", to):
+            raise OutputEscapeError(
+                f"{source.path}: to: {to!r} must be a path relative to the output directory"
+            )
+        target = (self.out / to).resolve()
+        if not target.is_relative_to(self.real_out) or target == self.real_out:
+            raise OutputEscapeError(
+                f"{source.path}: to: {to!r} resolves to {target}, outside the output directory"
+                f" {self.real_out}; refusing to write it"
+            )
+        return target, target.relative_to(self.real_out).as_posix()
+
+    def _decide(
+        self,
+        template: GpackTemplate,
+        source: TemplateSource,
+        target: Path,
+        rel: str,
+        content: str,
+        anchors: dict[str, str],
+    ) -> Action:
+        front = source.front
+        existing = self.overlay.read(target)
+        act = Action(path=target, rel=rel, action="create", template=template.ref)
+        skip_if = anchors.get("skip_if")
+        if existing is not None and skip_if and _search(skip_if, existing, source, "skip_if"):
+            act.action, act.reason = "skip", f"skip_if {skip_if!r} matches"
+            return act
+        if front.inject:
+            return self._inject(act, source, existing, content, anchors)
+        if existing is None:
+            act.content = content
+            return act
+        if front.unless_exists:
+            act.action, act.reason = "skip", "exists (unless_exists)"
+            return act
+        if existing == content:
+            act.action = "unchanged"
+            return act
+        if not (front.force or self.force):
+            raise TemplateError(
+                f"{target}: exists with different content; refusing to overwrite it from"
+                f" {template.ref} (use --force, or force: true in the front matter)"
+            )
+        act.action, act.content = "overwrite", content
+        return act
+
+    def _inject(
+        self,
+        act: Action,
+        source: TemplateSource,
+        existing: str | None,
+        content: str,
+        anchors: dict[str, str],
+    ) -> Action:
+        front = source.front
+        snippet = content if content.endswith("\n") else content + "\n"
+        if existing is not None and snippet.strip() and snippet.strip() in existing:
+            act.action, act.reason = "unchanged", "already injected"
+            return act
+        if existing is None:
+            if front.append or front.prepend:
+                act.content = snippet
+                return act
+            raise TemplateError(
+                f"{act.path}: cannot inject {act.template} {'before' if front.before else 'after'}"
+                " an anchor: the file does not exist"
+            )
+        act.action = "inject"
+        text = existing if existing.endswith("\n") or not existing else existing + "\n"
+        if front.append:
+            act.content = text + snippet
+        elif front.prepend:
+            act.content = snippet + existing
+        else:
+            key = "before" if front.before else "after"
+            pattern = anchors[key]
+            lines = existing.splitlines(keepends=True)
+            index = next(
+                (i for i, line in enumerate(lines)
+                 if _search(pattern, line.rstrip("\r\n"), source, key)),
+                None,
+            )  # fmt: skip
+            if index is None:
+                raise TemplateError(
+                    f"{act.path}: cannot inject {act.template}: no line matches {key}: {pattern!r}"
+                )
+            if key == "after":
+                index += 1
+                if index == len(lines) and not lines[-1].endswith("\n"):
+                    lines[-1] += "\n"
+            lines.insert(index, snippet)
+            act.content = "".join(lines)
+        return act
+
+    def write(self) -> None:
+        """Write every planned file atomically (temp file + rename), creating directories."""
+        for action in self.actions:
+            if action.content is None or action.action in ("unchanged", "skip"):
+                continue
+            target = action.path
+            self._mkdirs(target.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                    handle.write(action.content)
+                os.chmod(tmp, 0o644)
+                # Re-check: a directory swapped for a link after planning must not redirect us.
+                if not target.parent.resolve().is_relative_to(self.real_out):
+                    raise OutputEscapeError(f"{target}: left the output directory while writing")
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    def _mkdirs(self, directory: Path) -> None:
+        missing = []
+        current = directory
+        while not current.exists():
+            missing.append(current)
+            current = current.parent
+        for path in reversed(missing):
+            path.mkdir()
+            if not path.resolve().is_relative_to(self.real_out):
+                raise OutputEscapeError(f"{path}: outside the output directory")
+
+
+def _search(pattern: str, text: str, source: TemplateSource, key: str) -> bool:
+    try:
+        return re.search(pattern, text, re.MULTILINE) is not None
+    except re.error as exc:
+        raise TemplateError(f"{source.path}: front matter: {key}: bad pattern: {exc}") from None
+
+
+def generate(
+    templates: list[GpackTemplate],
+    out: Path,
+    variables: dict[str, str],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+) -> list[Action]:
+    """Render ``templates`` into ``out``; all are planned before anything is written."""
+    if not dry_run:
+        out.mkdir(parents=True, exist_ok=True)
+    generator = Generator(out, variables, force=force)
+    for template in templates:
+        generator.plan(template)
+    if not dry_run:
+        generator.write()
+    return generator.actions
