@@ -389,6 +389,7 @@ class _Transaction:
         made_dirs: list[Path] = []
         trash = self.staging / "trash"
         project = self.project
+        existed = {key for key in self.staged if package_dir(project.root, *key).exists()}
         try:
             for pid, old in sorted(current.packages.items()):
                 new = target.packages.get(pid)
@@ -417,7 +418,7 @@ class _Transaction:
                 os.rename(tree, final)
                 moves.append((tree, final))
                 previous = current.packages.get(pid)
-                repaired = previous is not None and previous.version == ver
+                repaired = (pid, ver) in existed and previous is not None
                 (change.repaired if repaired else change.added).append(target.packages[pid])
             lock_exists = project.lock_path.exists()
             if (target != current or not lock_exists) and (target.packages or lock_exists):

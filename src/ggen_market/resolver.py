@@ -42,6 +42,14 @@ class _Resolver:
         if weight > self.conflict_weight:
             self.conflict, self.conflict_weight = message, weight
 
+    def conflict_message(self, pid: str, needs: list[_Need]) -> str:
+        lines = "\n  ".join(f"{n.requester} requires {pid} {n.range.text or '*'}" for n in needs)
+        entry = self.lookup(pid)
+        available = ", ".join(str(v) for v in entry.sorted_versions()) if entry else "none"
+        return (
+            f"no version of {pid} satisfies every requirement:\n  {lines}\n  available: {available}"
+        )
+
     def candidates(self, pid: str, needs: list[_Need]) -> list[PackVersion]:
         entry = self.lookup(pid)
         wanted = "; ".join(f"{n.requester} requires {n.range.text or '*'}" for n in needs)
@@ -55,7 +63,6 @@ class _Resolver:
         ]
         compatible = [pv for pv in fits if parse_range(pv.ggen_compat).allows(self.tool_version)]
         if not compatible:
-            available = ", ".join(str(v) for v in entry.sorted_versions())
             if fits:
                 detail = ", ".join(f"{pv.version} needs ggen {pv.ggen_compat}" for pv in fits)
                 self._record(
@@ -64,13 +71,7 @@ class _Resolver:
                     f" ({self.tool_version})",
                 )
             else:
-                lines = "\n  ".join(f"{n.requester} requires {pid} {n.range.text or '*'}"
-                                    for n in needs)  # fmt: skip
-                self._record(
-                    len(needs) + 2,
-                    f"no version of {pid} satisfies every requirement:\n  {lines}\n"
-                    f"  available: {available}",
-                )
+                self._record(len(needs) + 2, self.conflict_message(pid, needs))
             return []
         pinned = self.prefer.get(pid)
         compatible.sort(key=lambda pv: pv.version != pinned)  # stable: pinned first, then newest
@@ -97,14 +98,8 @@ class _Resolver:
                 next_needs.setdefault(dep_id, []).append(need)
                 picked = chosen.get(dep_id)
                 if picked is not None and not need.range.allows(picked.version):
-                    others = "; ".join(
-                        f"{n.requester} requires {n.range.text}" for n in next_needs[dep_id]
-                    )
-                    self._record(
-                        len(next_needs[dep_id]) + 2,
-                        f"no version of {dep_id} satisfies every requirement: {others}"
-                        f" (picked {picked.version})",
-                    )
+                    needs_now = next_needs[dep_id]
+                    self._record(len(needs_now) + 2, self.conflict_message(dep_id, needs_now))
                     clash = True
                     break
             if clash:
