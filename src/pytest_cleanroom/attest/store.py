@@ -39,7 +39,8 @@ def prepare_directory(directory: Path) -> list[str]:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise AttestDirError(f"cannot write attestations to {directory}: {_reason(exc)}") from None
+        reason = _reason(exc, directory)
+        raise AttestDirError(f"cannot write attestations to {directory}: {reason}") from None
     removed = []
     for entry in sorted(directory.iterdir()):
         ours = entry.name.endswith(ENVELOPE_SUFFIX) or entry.name == PUBLIC_KEY_FILE
@@ -64,8 +65,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _reason(exc: OSError) -> str:
+def _reason(exc: OSError, directory: Path) -> str:
     text = exc.strerror or str(exc)
-    if exc.filename:
+    if exc.filename and os.fspath(exc.filename) != os.fspath(directory):
         text += f" ({exc.filename})"
     return text
