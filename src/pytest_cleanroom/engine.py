@@ -1,14 +1,25 @@
 """The cleanroom engine's public face: :class:`Cleanroom`, :func:`run`, :func:`run_with_policy`.
 
-(Skeleton: the engine helper fills in the bodies; the signatures are the contract.)
+A :class:`Cleanroom` runs commands in one workspace (mounted at ``/workspace`` inside the sandbox)
+under a policy, with a seed, through a backend chosen once (``auto`` picks the best one that can
+honour the policy), and remembers every :class:`RunResult`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from .backends import get_backend
+from .backends.base import WORKSPACE_PATH, Backend, CommandSpec, Mount
+from .environment import HOME_DIR, build_environment, new_seed
+from .errors import CleanroomError, WorkspaceError
 from .policy import Policy
 from .result import RunResult
 from .workspace import Workspace
@@ -19,43 +30,177 @@ if TYPE_CHECKING:
 
 Command = str | Sequence[str]
 RunListener = Callable[[RunResult], None]
+PolicyLike = Policy | str | Mapping[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExposedService:
+    """A service's unix-socket directory (bound at the same path) and its client variables."""
+
+    name: str
+    socket_dir: Path
+    env: Mapping[str, str]
 
 
 class Cleanroom:
-    """Runs commands in one workspace under a policy, and remembers every result."""
+    """Runs commands in one workspace under a policy, and remembers every result.
+
+    ``policy`` is a :class:`Policy`, a level name or a dict of fields (default ``standard``);
+    ``backend`` is ``auto``, ``local``, ``bwrap``, ``unshare`` or ``docker``; ``seed`` is drawn at
+    random when not given; ``timeout`` overrides the policy's wall-clock limit for every command;
+    ``env`` is layered on the deterministic environment of every command.
+    Raises :class:`~pytest_cleanroom.errors.PolicyError` for an unknown policy and
+    :class:`~pytest_cleanroom.errors.BackendUnavailableError` when no backend can honour it.
+    """
 
     def __init__(
         self,
         workspace: Workspace | str | Path,
         *,
-        policy: Policy | str | None = None,
+        policy: PolicyLike = None,
         backend: str = "auto",
         seed: int | None = None,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        raise NotImplementedError
+        self.policy: Policy = _coerce_policy(policy)
+        self.workspace: Workspace = (
+            workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+        )
+        if seed is not None and (not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"the cleanroom seed must be a non-negative int, got {seed!r}")
+        self.seed: int = new_seed() if seed is None else seed
+        self.timeout: float | None = _check_timeout(timeout)
+        self.env: dict[str, str] = dict(env or {})
+        self.history: list[RunResult] = []
+        self.services: dict[str, ExposedService] = {}
+        self.backend_requested = backend
+        self._listeners: list[RunListener] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._backend: Backend = get_backend(backend, self.policy)
+        self.backend_name: str = self._backend.name
+
+    def __repr__(self) -> str:
+        return (
+            f"Cleanroom({str(self.workspace.root)!r}, policy={self.policy.name!r}, "
+            f"backend={self.backend_name!r}, seed={self.seed})"
+        )
+
+    def __enter__(self) -> Cleanroom:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running -------------------------------------------------------------------------------
 
     def run(
         self,
         cmd: Command,
         *,
-        policy: Policy | str | None = None,
+        policy: PolicyLike = None,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         stdin: str | bytes | None = None,
     ) -> RunResult:
-        """Run ``cmd`` (argv list, or a string for ``sh -c``) in the sandbox."""
-        raise NotImplementedError
+        """Run ``cmd`` (argv list, or a string for ``sh -c``) in the sandbox.
+
+        ``policy`` replaces the cleanroom's policy for this command (the pytest fixture only
+        lets it tighten the command line's); ``timeout`` overrides the wall-clock limit; ``env``
+        is layered on top; ``cwd`` is relative to the workspace (or an absolute sandbox path).
+        A program that does not exist gives exit code 127 and a ``cleanroom: command not found``
+        line on stderr. Ctrl-C kills the command's whole tree before ``KeyboardInterrupt``
+        propagates.
+        """
+        if self._closed:
+            raise CleanroomError(f"{self!r} is closed: it cannot run {cmd!r}")
+        argv = _argv(cmd)
+        run_policy = self.policy if policy is None else _coerce_policy(policy)
+        if run_policy is not self.policy:
+            self._backend.check(run_policy)
+        limit = _check_timeout(timeout)
+        if limit is None:
+            limit = self.timeout if self.timeout is not None else run_policy.timeout
+        os.makedirs(self.workspace.root / HOME_DIR, exist_ok=True)
+        services = [s for s in self.services.values() if s.name in run_policy.allowed_services]
+        spec = CommandSpec(
+            argv=argv,
+            workspace=self.workspace.root,
+            cwd=self._sandbox_cwd(cwd),
+            env=build_environment(
+                seed=self.seed,
+                allowlist=run_policy.env_allowlist,
+                layers=(*(s.env for s in services), self.env, env),
+            ),
+            policy=run_policy,
+            seed=self.seed,
+            timeout=limit,
+            stdin=stdin.encode() if isinstance(stdin, str) else stdin,
+            mounts=tuple(Mount(s.socket_dir) for s in services),
+        )
+        result = self._backend.run(spec)
+        with self._lock:
+            self.history.append(result)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(result)
+        return result
+
+    def _sandbox_cwd(self, cwd: str | None) -> str:
+        if cwd is None or cwd in ("", "."):
+            return WORKSPACE_PATH
+        if os.path.isabs(cwd):
+            return os.path.normpath(cwd)
+        host = self.workspace.path(cwd)
+        if not host.is_dir():
+            raise WorkspaceError(f"cwd {cwd!r} is not a directory in the workspace {host.parent}")
+        return str(PurePosixPath(WORKSPACE_PATH) / host.relative_to(self.workspace.root))
+
+    # -- services, listeners, lifecycle ----------------------------------------------------------
 
     def expose_service(self, name: str, socket_dir: Path, env: Mapping[str, str]) -> None:
-        """Bind a service's unix-socket directory into the sandbox if the policy allows ``name``."""
-        raise NotImplementedError
+        """Bind a service's unix-socket directory into the sandbox if the policy allows ``name``.
+
+        ``socket_dir`` appears at the same path inside; ``env`` (e.g. ``PGHOST``) is added to the
+        environment of every later command whose policy lists ``name`` in ``allowed_services``.
+        """
+        directory = Path(socket_dir).resolve()
+        if not directory.is_dir():
+            raise CleanroomError(f"service {name!r}: socket directory {directory} does not exist")
+        with self._lock:
+            self.services[name] = ExposedService(name, directory, dict(env))
 
     def add_listener(self, listener: RunListener) -> None:
         """Call ``listener`` with every RunResult (reports, attestations, repeat checks)."""
-        raise NotImplementedError
+        with self._lock:
+            self._listeners.append(listener)
+
+    def replica(self, workspace: Workspace | str | Path) -> Cleanroom:
+        """A cleanroom like this one (policy, backend, seed, timeout, env, services; not the
+        listeners or history) on another workspace: for replaying commands."""
+        twin = Cleanroom(
+            workspace,
+            policy=self.policy,
+            backend=self.backend_name,
+            seed=self.seed,
+            timeout=self.timeout,
+            env=self.env,
+        )
+        twin.services = dict(self.services)
+        return twin
+
+    def close(self) -> None:
+        """Kill every command still running (from any thread); later ``run`` calls fail."""
+        self._closed = True
+        close = getattr(self._backend, "close", None)
+        if close is not None:
+            close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def run_scenario(self, scenario: Scenario) -> ScenarioResult:
         """Run a multi-step scenario in this cleanroom (see :mod:`pytest_cleanroom.scenario`)."""
@@ -64,11 +209,67 @@ class Cleanroom:
         return run_scenario(self, scenario)
 
 
-def run(cmd: Command, **kwargs: Any) -> RunResult:
-    """Run one command in a fresh temporary workspace under the ``standard`` policy."""
-    raise NotImplementedError
+def _coerce_policy(policy: PolicyLike) -> Policy:
+    if isinstance(policy, Mapping):
+        return Policy.coerce(dict(policy))
+    return Policy.coerce(policy)
+
+
+def _check_timeout(timeout: float | None) -> float | None:
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"a cleanroom timeout must be a positive number of seconds: {timeout!r}")
+    return timeout
+
+
+def _argv(cmd: Command) -> tuple[str, ...]:
+    if isinstance(cmd, str):
+        return ("/bin/sh", "-c", cmd)
+    if isinstance(cmd, bytes):
+        raise TypeError("a cleanroom command is a str (for sh -c) or a sequence of str")
+    argv = tuple(os.fspath(part) for part in cmd)
+    if not argv or not argv[0]:
+        raise ValueError("a cleanroom command needs at least a program name")
+    for part in argv:
+        if not isinstance(part, str):
+            raise TypeError(f"cleanroom command arguments must be str, got {part!r}")
+        if "\0" in part:
+            raise ValueError(f"cleanroom command argument contains a NUL byte: {part!r}")
+    return argv
+
+
+def run(
+    cmd: Command,
+    *,
+    workspace: Workspace | str | Path | None = None,
+    policy: PolicyLike = None,
+    backend: str = "auto",
+    seed: int | None = None,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stdin: str | bytes | None = None,
+) -> RunResult:
+    """Run one command under ``policy`` (default ``standard``).
+
+    Without ``workspace``, the command gets a fresh temporary one that is removed afterwards
+    (the result's ``workspace`` is then ``None``); pass a directory to keep what it writes.
+    """
+    scratch = None if workspace is not None else tempfile.mkdtemp(prefix="cleanroom-")
+    try:
+        room = Cleanroom(
+            workspace if workspace is not None else str(scratch),
+            policy=policy,
+            backend=backend,
+            seed=seed,
+        )
+        with room:
+            result = room.run(cmd, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return result if scratch is None else dataclasses.replace(result, workspace=None)
 
 
 def run_with_policy(policy: Policy | str, cmd: Command, **kwargs: Any) -> RunResult:
-    """Run one command in a fresh temporary workspace under ``policy``."""
-    raise NotImplementedError
+    """Run one command under ``policy``; keyword arguments as for :func:`run`."""
+    return run(cmd, policy=policy, **kwargs)

@@ -24,3 +24,10 @@ class WorkspaceError(CleanroomError):
 
 class CommandNotFoundError(CleanroomError):
     """The program of a command does not exist inside the sandbox."""
+
+
+class SandboxError(CleanroomError):
+    """The sandbox could not be set up for a command (a mount failed, the backend broke).
+
+    The message carries the backend's own words; the command did not run.
+    """

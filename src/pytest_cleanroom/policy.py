@@ -23,15 +23,22 @@ GiB = 1024 * MiB
 
 NetworkMode = Literal["host", "isolated"]
 
-# Host directories that hold users' data: hidden (an empty tmpfs over them) unless let through.
+# Host paths that hold users' data, secrets or daemons' sockets: hidden (an empty read-only
+# directory, or an unreadable file, in their place) unless a policy lets them through read-only.
+# /run goes because unix sockets stay connectable through read-only mounts (docker.sock, D-Bus);
+# the shadow files because the sandbox's user is the invoking user (root here) without privileges.
 DEFAULT_HIDDEN: tuple[str, ...] = (
     "/root",
     "/home",
-    "/run/user",
+    "/run",
     "/var/lib",
     "/srv",
     "/mnt",
     "/media",
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
 )
 
 # Host variables a ``standard`` run keeps; everything else is dropped.
@@ -55,6 +62,9 @@ class Policy(BaseModel):
     # processes
     isolate_pids: bool = True
     no_new_privileges: bool = True
+    nested_user_namespaces: bool = Field(
+        True, description="Whether the command may create user namespaces of its own."
+    )
 
     # network
     network: NetworkMode = "host"
@@ -132,6 +142,7 @@ class Policy(BaseModel):
             writable_paths=_intersection(a.writable_paths, b.writable_paths),
             isolate_pids=a.isolate_pids or b.isolate_pids,
             no_new_privileges=a.no_new_privileges or b.no_new_privileges,
+            nested_user_namespaces=a.nested_user_namespaces and b.nested_user_namespaces,
             network="isolated" if "isolated" in (a.network, b.network) else "host",
             allowed_services=_intersection(a.allowed_services, b.allowed_services),
             timeout=_min(a.timeout, b.timeout),
@@ -200,6 +211,7 @@ _PRESETS: dict[str, Policy] = {
     "strict": Policy(
         name="strict",
         network="isolated",
+        nested_user_namespaces=False,
         timeout=120.0,
         memory_limit=2 * GiB,
         max_processes=512,
@@ -211,6 +223,7 @@ _PRESETS: dict[str, Policy] = {
     "locked": Policy(
         name="locked",
         network="isolated",
+        nested_user_namespaces=False,
         timeout=60.0,
         memory_limit=1 * GiB,
         max_processes=256,

@@ -1,1 +1,103 @@
-"""Execution backends: ``local`` (bubblewrap, else unshare), ``docker``; ``auto`` picks."""
+"""Execution backends: ``local`` (bubblewrap, else util-linux unshare), ``docker``; ``auto`` picks.
+
+:func:`get_backend` resolves a name to a ready :class:`~.base.Backend`; given a policy it also
+checks that the backend can honour it, raising
+:class:`~pytest_cleanroom.errors.BackendUnavailableError` with what to install otherwise.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from ..errors import BackendUnavailableError
+
+if TYPE_CHECKING:
+    from ..policy import Policy
+    from .base import Backend
+
+#: Concrete backends, ``name -> "module:Class"``, imported only when used.
+CONCRETE: dict[str, str] = {
+    "bwrap": "pytest_cleanroom.backends.bwrap:BwrapBackend",
+    "unshare": "pytest_cleanroom.backends.unshare:UnshareBackend",
+    "docker": "pytest_cleanroom.backends.docker:DockerBackend",
+}
+#: Names that choose among concrete backends, best first.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "local": ("bwrap", "unshare"),
+    "auto": ("bwrap", "unshare", "docker"),
+}
+BACKEND_NAMES: tuple[str, ...] = ("auto", "local", *CONCRETE)
+
+
+def _instantiate(name: str) -> Backend:
+    module_name, _, class_name = CONCRETE[name].partition(":")
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise BackendUnavailableError(
+                f"the {name} backend is not part of this installation ({module_name} is missing)"
+            ) from exc
+        raise BackendUnavailableError(
+            f"the {name} backend needs the Python package {exc.name!r}: "
+            "pip install 'pytest-cleanroom[docker]'"
+            if name == "docker"
+            else f"the {name} backend needs the Python package {exc.name!r}"
+        ) from exc
+    backend: Backend = getattr(module, class_name)()
+    return backend
+
+
+def get_backend(name: str, policy: Policy | None = None) -> Backend:
+    """The backend called ``name`` (``auto``, ``local``, ``bwrap``, ``unshare``, ``docker``).
+
+    With ``policy``, the backend is checked against it: for ``auto``/``local`` the first
+    candidate that can honour it is returned; if none can, the error lists why each could not.
+    """
+    if name in CONCRETE:
+        backend = _instantiate(name)
+        if policy is not None:
+            backend.check(policy)
+        return backend
+    if name not in ALIASES:
+        raise BackendUnavailableError(
+            f"unknown cleanroom backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}"
+        )
+    from ..policy import Policy
+
+    wanted = policy if policy is not None else Policy.level("standard")
+    reasons: list[str] = []
+    for candidate in ALIASES[name]:
+        try:
+            backend = _instantiate(candidate)
+            backend.check(wanted)
+        except BackendUnavailableError as exc:
+            reasons.append(f"{candidate}: {exc}")
+            continue
+        return backend
+    raise BackendUnavailableError(
+        f"no cleanroom backend for {name!r} can honour policy {wanted.name!r} here:\n  "
+        + "\n  ".join(reasons)
+    )
+
+
+def available_backends(policy: Policy | None = None) -> list[str]:
+    """Names of the concrete backends that can honour ``policy`` (default ``standard``) here."""
+    return [name for name, problem in backend_problems(policy).items() if problem is None]
+
+
+def backend_problems(policy: Policy | None = None) -> dict[str, str | None]:
+    """``{concrete backend: None if usable here, else why not}``, checked against ``policy``."""
+    from ..policy import Policy
+
+    wanted = policy if policy is not None else Policy.level("standard")
+    status: dict[str, str | None] = {}
+    for name in CONCRETE:
+        try:
+            _instantiate(name).check(wanted)
+        except BackendUnavailableError as exc:
+            status[name] = str(exc)
+        else:
+            status[name] = None
+    return status

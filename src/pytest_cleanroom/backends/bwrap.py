@@ -1,0 +1,145 @@
+"""The ``bwrap`` backend: Linux namespaces through bubblewrap.
+
+The command runs in new user, mount, IPC, UTS and cgroup namespaces (plus PID and network ones as
+the policy says), as uid 0 of its user namespace with every capability dropped (bounding set
+included), ``no_new_privs`` set and a new session (no terminal injection). Its user namespace
+maps only the invoking user, so it holds no privilege over anything outside the sandbox.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections.abc import Sequence
+
+from ..errors import BackendUnavailableError, SandboxError
+from ..filesystem import FsOp
+from ..limits import Rlimits
+from ..policy import Policy
+from ..process_tree import Outcome
+from .base import CommandSpec
+from .local import HOSTNAME, NamespaceBackend, exec_failure, single_line
+
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
+)
+
+_probe_lock = threading.Lock()
+_probe: dict[str, str | None] = {}
+
+
+def _probe_bwrap(path: str) -> str | None:
+    """``None`` if bwrap can create the namespaces the engine uses here, else why not."""
+    with _probe_lock:
+        if path not in _probe:
+            argv = [
+                path, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+                "--unshare-uts", "--disable-userns", "--ro-bind", "/", "/", "--proc", "/proc",
+                "--dev", "/dev", "--", "true",
+            ]  # fmt: skip
+            try:
+                done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                _probe[path] = f"{path} could not be run: {exc}"
+            else:
+                _probe[path] = (
+                    None
+                    if done.returncode == 0
+                    else f"{path} cannot create namespaces here: "
+                    f"{done.stderr.decode(errors='replace').strip()} (user namespaces may be "
+                    "disabled: sysctl kernel.unprivileged_userns_clone=1 / "
+                    "user.max_user_namespaces>0)"
+                )
+        return _probe[path]
+
+
+class BwrapBackend(NamespaceBackend):
+    """Runs each command under ``bwrap``; see the module docstring for what it isolates."""
+
+    name = "bwrap"
+    overhead_processes = 2  # bwrap's outer monitor and its PID-namespace init
+
+    def __init__(self, executable: str | None = None) -> None:
+        super().__init__()
+        self._executable = executable
+
+    @property
+    def executable(self) -> str:
+        path = self._executable or shutil.which("bwrap")
+        if path is None:
+            raise BackendUnavailableError(f"the bwrap backend needs bubblewrap: {INSTALL_HINT}")
+        return path
+
+    def check(self, policy: Policy) -> None:
+        problem = _probe_bwrap(self.executable)
+        if problem is not None:
+            raise BackendUnavailableError(problem)
+        self.check_limits(policy)
+
+    def sandbox_argv(
+        self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
+    ) -> list[str]:
+        policy = spec.policy
+        argv = [
+            self.executable,
+            "--unshare-user", "--uid", "0", "--gid", "0",
+            "--unshare-ipc", "--unshare-uts", "--hostname", HOSTNAME, "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        ]  # fmt: skip
+        if policy.isolate_pids:
+            argv.append("--unshare-pid")
+        if policy.network == "isolated":
+            argv.append("--unshare-net")
+        if not policy.nested_user_namespaces:
+            argv.append("--disable-userns")
+        for op in ops:
+            argv += _render(op)
+        argv += ["--chdir", spec.cwd, "--"]
+        if rlimits is not None and not rlimits.empty:
+            argv += ["prlimit", *rlimits.prlimit_args(), "--"]
+        argv += spec.argv
+        return argv
+
+    def translate_failure(self, spec: CommandSpec, outcome: Outcome) -> Outcome:
+        line = single_line(outcome.stderr)
+        if line is None or outcome.stdout:
+            return outcome
+        program = spec.argv[0]
+        if outcome.exit_code == 1 and line.startswith("bwrap: "):
+            prefix = f"bwrap: execvp {program}: "
+            if line.startswith(prefix):
+                reason = line[len(prefix) :]
+                return exec_failure(
+                    outcome, program, reason, not_found=reason == "No such file or directory"
+                )
+            raise SandboxError(f"bubblewrap could not set up the sandbox: {line}")
+        if outcome.exit_code in (126, 127) and line.startswith(
+            f"prlimit: failed to execute {program}: "
+        ):
+            reason = line.rsplit(": ", 1)[-1]
+            return exec_failure(outcome, program, reason, not_found=outcome.exit_code == 127)
+        return outcome
+
+
+def _render(op: FsOp) -> list[str]:
+    kind, target = op.kind, op.target
+    if kind in ("ro-bind", "bind", "symlink"):
+        assert op.source is not None
+        return [f"--{kind}", op.source, target]
+    if kind == "dir":
+        return ["--dir", target]
+    if kind == "hide-dir":
+        return ["--perms", "0555", "--tmpfs", target, "--remount-ro", target]
+    if kind == "hide-file":
+        return ["--ro-bind", "/dev/null", target]
+    if kind == "tmpfs":
+        size = ["--size", str(op.size)] if op.size else []
+        return ["--perms", "1777", *size, "--tmpfs", target]
+    if kind == "proc":
+        return ["--proc", target]
+    if kind == "dev":
+        return ["--dev", target]
+    if kind == "remount-ro":
+        return ["--remount-ro", target]
+    raise ValueError(f"unknown filesystem operation {kind!r}")

@@ -1,0 +1,158 @@
+"""What the namespace backends (``bwrap``, ``unshare``) share: limits, supervision, results.
+
+A subclass only says how to turn a :class:`~pytest_cleanroom.filesystem.FsOp` plan into a
+command line (:meth:`NamespaceBackend.sandbox_argv`) and how its own failures read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Sequence
+
+from .. import cgroups
+from ..errors import BackendUnavailableError, SandboxError
+from ..filesystem import FsOp, plan
+from ..limits import Rlimits, limit_of_exit_code, rlimits_for
+from ..policy import Policy
+from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, supervise
+from ..result import RunResult
+from .base import (
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    CommandSpec,
+    make_result,
+    not_executable_message,
+    not_found_message,
+)
+
+#: The sandbox's host name (its own UTS namespace), the same everywhere.
+HOSTNAME = "cleanroom"
+
+_CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed while it ran\n"
+
+
+class NamespaceBackend:
+    """Base of the Linux-namespace backends; subclasses set ``name`` and build the argv."""
+
+    name = "local"
+    #: Tasks of the backend itself inside the command's cgroup (added to ``max_processes``).
+    overhead_processes = 2
+
+    def __init__(self) -> None:
+        self._live: set[LiveProcess] = set()
+        self._lock = threading.Lock()
+
+    # -- to implement ---------------------------------------------------------------------------
+
+    def check(self, policy: Policy) -> None:
+        raise NotImplementedError
+
+    def sandbox_argv(
+        self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
+    ) -> list[str]:
+        """The command line running ``spec.argv`` in the sandbox. ``rlimits``, when given, must
+        be applied inside the sandbox (no cgroups: the outer launcher cannot do it)."""
+        raise NotImplementedError
+
+    def translate_failure(self, spec: CommandSpec, outcome: Outcome) -> Outcome:
+        """Turn the backend's own "cannot exec"/"cannot set up" reports into results/errors."""
+        return outcome
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def check_limits(self, policy: Policy) -> None:
+        """Without cgroups, memory and process limits need util-linux ``prlimit``."""
+        needs_rlimits = policy.memory_limit is not None or policy.max_processes is not None
+        if needs_rlimits and cgroups.parents() is None and shutil.which("prlimit") is None:
+            raise BackendUnavailableError(
+                f"the {self.name} backend cannot enforce the memory/process limits of policy "
+                f"{policy.name!r}: cgroups are unavailable ({cgroups.why_unavailable()}) and "
+                "util-linux 'prlimit' is not on PATH; install util-linux or run as root with "
+                "cgroup v1 controllers mounted"
+            )
+
+    def run(self, spec: CommandSpec) -> RunResult:
+        policy = spec.policy
+        max_tasks = policy.max_processes
+        group = cgroups.RunCgroup.create(
+            memory_limit=policy.memory_limit,
+            max_processes=max_tasks + self.overhead_processes if max_tasks else None,
+        )
+        try:
+            rlimits = rlimits_for(policy, cgroups=group is not None)
+            outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
+            argv = self.sandbox_argv(spec, plan(policy, spec.workspace, spec.mounts), inner)
+            outcome = supervise(
+                launcher_argv(argv, group, outer),
+                env=spec.env,
+                stdin=spec.stdin,
+                timeout=spec.timeout,
+                cgroup=group,
+                cpu_limit=policy.cpu_time_limit,
+                on_start=self._started,
+                on_end=self._ended,
+            )
+        finally:
+            if group is not None:
+                group.remove()
+        if outcome.exit_code == 125 and LAUNCHER_MARK in outcome.stderr:
+            raise SandboxError(outcome.stderr.decode(errors="replace").strip())
+        outcome = self.translate_failure(spec, outcome)
+        limit = outcome.limit_exceeded or limit_of_exit_code(outcome.exit_code, policy)
+        stderr = outcome.stderr + (_CLOSED_NOTE if outcome.cancelled else b"")
+        return make_result(
+            spec,
+            backend=self.name,
+            exit_code=outcome.exit_code,
+            stdout=outcome.stdout,
+            stderr=stderr,
+            duration=outcome.duration,
+            started_at=outcome.started_at,
+            timed_out=outcome.timed_out,
+            limit_exceeded=limit,
+            peak_memory=outcome.peak_memory,
+            cpu_time=outcome.cpu_time,
+        )
+
+    def close(self) -> None:
+        """Kill every command this backend is running (any thread's)."""
+        with self._lock:
+            live = list(self._live)
+        for process in live:
+            process.cancel()
+
+    def _started(self, live: LiveProcess) -> None:
+        with self._lock:
+            self._live.add(live)
+
+    def _ended(self, live: LiveProcess) -> None:
+        with self._lock:
+            self._live.discard(live)
+
+
+def exec_failure(outcome: Outcome, program: str, errno_text: str, *, not_found: bool) -> Outcome:
+    """An outcome saying ``program`` could not be executed (127 not found, 126 otherwise)."""
+    code = EXIT_NOT_FOUND if not_found else EXIT_NOT_EXECUTABLE
+    message = (
+        not_found_message(program) if not_found else not_executable_message(program, errno_text)
+    )
+    return Outcome(
+        exit_code=code,
+        stdout=outcome.stdout,
+        stderr=message,
+        duration=outcome.duration,
+        started_at=outcome.started_at,
+        timed_out=outcome.timed_out,
+        limit_exceeded=outcome.limit_exceeded,
+        peak_memory=outcome.peak_memory,
+        cpu_time=outcome.cpu_time,
+        cancelled=outcome.cancelled,
+    )
+
+
+def single_line(data: bytes) -> str | None:
+    """``data`` as text if it is exactly one newline-terminated line, else ``None``."""
+    if not data.endswith(b"\n") or data.count(b"\n") != 1:
+        return None
+    return data[:-1].decode(errors="replace")

@@ -1,0 +1,305 @@
+"""Per-command cgroups (v1): limits, measurements and killing a whole process tree.
+
+Each command gets its own group in the ``memory``, ``pids`` and ``cpuacct`` hierarchies (and
+``freezer`` where mounted), created under the engine process's own group, in a
+``pytest-cleanroom`` directory: ``memory.limit_in_bytes`` (and ``memsw``) caps the tree's memory,
+``pids.max`` the number of tasks; ``memory.max_usage_in_bytes`` and ``cpuacct.usage`` measure
+it; the freezer makes killing a fork bomb race-free. The command joins its groups before it
+starts (the launcher writes ``0`` to each ``cgroup.procs``), so no descendant can be outside.
+
+Groups left by a process that died without cleaning up are removed by the next process that
+uses cgroups (their names carry the owner's pid and start time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED = ("memory", "pids", "cpuacct")
+OPTIONAL = ("freezer",)
+GROUP_DIR = "pytest-cleanroom"
+
+_lock = threading.Lock()
+_parents: dict[str, Path] | None = None
+_probed = False
+_why_unavailable = ""
+_counter = itertools.count()
+
+
+def _own_start_time(pid: int | str = "self") -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # Field 22 (starttime) comes after the command name, which may contain spaces.
+    return stat[stat.rindex(b")") + 2 :].split()[19].decode()
+
+
+def _v1_mounts() -> dict[str, tuple[str, str]]:
+    """``{controller: (mount point, mount root)}`` of every cgroup v1 hierarchy."""
+    mounts: dict[str, tuple[str, str]] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            fstype, _source, options = right.split()[:3]
+            if fstype != "cgroup":
+                continue
+            for option in options.split(","):
+                mounts.setdefault(option, (fields[4], fields[3]))
+    return mounts
+
+
+def _own_paths() -> dict[str, str]:
+    paths: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in controllers.split(","):
+                if controller:
+                    paths[controller] = path
+    return paths
+
+
+def _discover() -> dict[str, Path]:
+    global _why_unavailable
+    if os.geteuid() != 0:
+        _why_unavailable = "cgroups need root (the engine runs as an unprivileged user)"
+        return {}
+    try:
+        mounts = _v1_mounts()
+        own = _own_paths()
+    except OSError as exc:
+        _why_unavailable = f"cannot read the process's cgroups: {exc}"
+        return {}
+    parents: dict[str, Path] = {}
+    for controller in REQUIRED + OPTIONAL:
+        if controller not in mounts or controller not in own:
+            if controller in REQUIRED:
+                _why_unavailable = f"no cgroup v1 {controller!r} hierarchy is mounted"
+                return {}
+            continue
+        mountpoint, root = mounts[controller]
+        path = own[controller]
+        if root != "/" and path.startswith(root):
+            path = path[len(root) :]
+        parent = Path(mountpoint + path.rstrip("/")) / GROUP_DIR
+        try:
+            parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            if controller in REQUIRED:
+                _why_unavailable = f"cannot create cgroup {parent}: {exc}"
+                return {}
+            continue
+        parents[controller] = parent
+    return parents
+
+
+def parents() -> dict[str, Path] | None:
+    """The ``pytest-cleanroom`` directory of each hierarchy, or ``None`` without usable cgroups.
+
+    Probed once per process; stale groups of dead processes are removed on the way.
+    """
+    global _parents, _probed
+    with _lock:
+        if not _probed:
+            found = _discover()
+            _parents = found or None
+            _probed = True
+            if _parents is not None:
+                _sweep(_parents)
+        return _parents
+
+
+def why_unavailable() -> str:
+    """Why :func:`parents` returned ``None`` (empty when cgroups are usable)."""
+    parents()
+    return _why_unavailable
+
+
+def _sweep(found: dict[str, Path]) -> None:
+    names: set[str] = set()
+    for parent in found.values():
+        try:
+            names.update(entry.name for entry in os.scandir(parent) if entry.is_dir())
+        except OSError:
+            continue
+    for name in names:
+        pid, _, rest = name.partition("-")
+        start = rest.partition("-")[0]
+        if pid.isdigit() and _own_start_time(pid) == start:
+            continue  # its owner is alive
+        RunCgroup({c: p / name for c, p in found.items()}).remove()
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a group measured: peak memory (bytes), CPU time (seconds), limits that were hit."""
+
+    peak_memory: int | None
+    cpu_time: float | None
+    oom_kills: int
+    pids_max_hits: int
+
+
+class RunCgroup:
+    """The groups of one command, one directory per hierarchy."""
+
+    def __init__(self, dirs: dict[str, Path]) -> None:
+        self.dirs = dirs
+
+    @classmethod
+    def create(cls, *, memory_limit: int | None, max_processes: int | None) -> RunCgroup | None:
+        """New groups with the limits set, or ``None`` where cgroups cannot be used."""
+        found = parents()
+        if found is None:
+            return None
+        name = f"{os.getpid()}-{_own_start_time()}-{next(_counter)}"
+        group = cls({c: p / name for c, p in found.items()})
+        try:
+            for d in group.dirs.values():
+                d.mkdir()
+            if memory_limit is not None:
+                _write(group.dirs["memory"] / "memory.limit_in_bytes", memory_limit)
+                memsw = group.dirs["memory"] / "memory.memsw.limit_in_bytes"
+                if memsw.exists():
+                    _write(memsw, memory_limit)
+            if max_processes is not None:
+                _write(group.dirs["pids"] / "pids.max", max_processes)
+        except BaseException:
+            group.remove()
+            raise
+        return group
+
+    @property
+    def procs_files(self) -> list[str]:
+        """The ``cgroup.procs`` file of every hierarchy: the launcher writes ``0`` to each."""
+        return [str(d / "cgroup.procs") for d in self.dirs.values()]
+
+    def pids(self) -> list[int]:
+        try:
+            text = (self.dirs["pids"] / "cgroup.procs").read_text()
+        except OSError:
+            return []
+        return [int(x) for x in text.split()]
+
+    def oom_kills(self) -> int:
+        try:
+            text = (self.dirs["memory"] / "memory.oom_control").read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def pids_max_hits(self) -> int:
+        try:
+            text = (self.dirs["pids"] / "pids.events").read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "max":
+                return int(value)
+        return 0
+
+    def cpu_time(self) -> float | None:
+        try:
+            return int((self.dirs["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError):
+            return None
+
+    def peak_memory(self) -> int | None:
+        try:
+            return int((self.dirs["memory"] / "memory.max_usage_in_bytes").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def usage(self) -> Usage:
+        return Usage(self.peak_memory(), self.cpu_time(), self.oom_kills(), self.pids_max_hits())
+
+    def kill(self, deadline: float = 5.0) -> None:
+        """SIGKILL every task in the groups (frozen first, so none can fork meanwhile)."""
+        end = time.monotonic() + deadline
+        freezer = self.dirs.get("freezer")
+        frozen = freezer is not None and _freeze(freezer, end)
+        try:
+            while True:
+                pids = self.pids()
+                if not pids:
+                    return
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                if frozen:
+                    return  # the kill takes effect as soon as the group thaws
+                if time.monotonic() > end:
+                    return
+                time.sleep(0.002)
+        finally:
+            if frozen and freezer is not None:
+                _write(freezer / "freezer.state", "THAWED", quiet=True)
+
+    def wait_empty(self, deadline: float = 5.0) -> bool:
+        end = time.monotonic() + deadline
+        while self.pids():
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.002)
+        return True
+
+    def remove(self) -> None:
+        """Kill what is left and remove every directory (retrying while tasks are exiting)."""
+        if self.pids():
+            self.kill()
+            self.wait_empty()
+        for d in self.dirs.values():
+            for attempt in range(200):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or attempt == 199:
+                        break
+                    if attempt % 20 == 19:
+                        self.kill(deadline=0.5)
+                    time.sleep(0.005)
+
+
+def _freeze(freezer: Path, end: float) -> bool:
+    state = freezer / "freezer.state"
+    if not _write(state, "FROZEN", quiet=True):
+        return False
+    while time.monotonic() < end:
+        try:
+            if state.read_text().strip() == "FROZEN":
+                return True
+        except OSError:
+            return False
+        time.sleep(0.001)
+    _write(state, "THAWED", quiet=True)
+    return False
+
+
+def _write(path: Path, value: object, *, quiet: bool = False) -> bool:
+    try:
+        with open(path, "w") as f:
+            f.write(str(value))
+        return True
+    except OSError:
+        if quiet:
+            return False
+        raise

@@ -1,0 +1,174 @@
+"""What the sandbox's filesystem looks like, as a backend-neutral list of mount operations.
+
+The plan is computed once per command from the policy; the ``bwrap`` and ``unshare`` backends
+render the same plan, so both give the same view:
+
+* a fresh root whose top-level entries are the host's, bound read-only (read-write only when the
+  policy turns ``read_only_root`` off); the root itself is made read-only at the end;
+* hidden paths replaced by an empty read-only directory (an unreadable file for files), except
+  where ``readable_paths`` lets a path through read-only;
+* a private ``/tmp`` (a tmpfs sized to the memory limit), a minimal ``/dev``, a ``/proc`` of the
+  sandbox's own PID namespace with ``/proc/sys`` read-only, ``/sys`` read-only;
+* the workspace bound read-write at ``/workspace``, then ``writable_paths`` and extra mounts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .backends.base import WORKSPACE_PATH, Mount
+from .policy import Policy
+
+OpKind = Literal[
+    "ro-bind",  # bind ``source`` at ``target`` read-only (recursively)
+    "bind",  # bind ``source`` at ``target`` read-write
+    "symlink",  # create a symlink at ``target`` pointing to ``source``
+    "dir",  # create an empty directory in the (read-only) root
+    "hide-dir",  # an empty read-only directory over ``target``
+    "hide-file",  # an unreadable empty file over ``target``
+    "tmpfs",  # a private writable tmpfs at ``target`` (``size`` bytes, or the default)
+    "proc",  # procfs of the sandbox's PID namespace
+    "dev",  # a minimal /dev (null, zero, full, random, urandom, tty, pts, shm)
+    "remount-ro",  # make ``target`` (the root) read-only once everything is mounted
+]
+
+
+@dataclass(frozen=True)
+class FsOp:
+    """One step of building the sandbox's filesystem."""
+
+    kind: OpKind
+    target: str
+    source: str | None = None
+    size: int | None = None
+
+
+# Entries of the host's root that the plan provides itself.
+_SPECIAL = frozenset({"proc", "dev", "sys", "tmp", WORKSPACE_PATH.lstrip("/")})
+# Parts of procfs that could change the host if written: kept read-only.
+PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
+
+_root_cache: tuple[int, tuple[tuple[str, str, str], ...]] | None = None
+
+
+def root_entries() -> tuple[tuple[str, str, str], ...]:
+    """``(name, kind, link)`` of each entry of the host's ``/``; cached until ``/`` changes."""
+    global _root_cache
+    stamp = os.stat("/").st_mtime_ns
+    if _root_cache is not None and _root_cache[0] == stamp:
+        return _root_cache[1]
+    entries: list[tuple[str, str, str]] = []
+    with os.scandir("/") as it:
+        for entry in it:
+            if entry.is_symlink():
+                entries.append((entry.name, "link", os.readlink(entry.path)))
+            elif entry.is_dir():
+                entries.append((entry.name, "dir", ""))
+            elif entry.is_file():
+                entries.append((entry.name, "file", ""))
+    result = tuple(sorted(entries))
+    _root_cache = (stamp, result)
+    return result
+
+
+def _norm(path: str) -> str:
+    return os.path.normpath("/" + path.lstrip("/")) if path else "/"
+
+
+def _ancestors(path: str) -> Iterable[str]:
+    """``path`` itself, then each parent up to (excluding) ``/``."""
+    p = path
+    while p not in ("/", ""):
+        yield p
+        p = os.path.dirname(p)
+
+
+class _View:
+    """Answers "is this host path visible in the sandbox?" from the hidden/readable sets."""
+
+    def __init__(self, hidden: set[str], readable: set[str]) -> None:
+        self.hidden = hidden
+        self.readable = readable
+
+    def visible(self, path: str) -> bool:
+        for p in _ancestors(path):
+            if p in self.readable:
+                return True
+            if p in self.hidden:
+                return False
+        return True
+
+
+def plan(
+    policy: Policy,
+    workspace: Path,
+    mounts: Iterable[Mount] = (),
+) -> tuple[FsOp, ...]:
+    """The mount operations that build the sandbox's filesystem for ``policy``."""
+    bind_root: OpKind = "ro-bind" if policy.read_only_root else "bind"
+    hidden = {os.path.realpath(_norm(p)) for p in policy.hidden_paths}
+    hidden |= {_norm(p) for p in policy.hidden_paths}
+    readable = {_norm(p) for p in policy.readable_paths}
+    hidden -= readable
+    if policy.private_tmp:
+        hidden.add("/tmp")
+    view = _View(hidden, readable)
+
+    ops: list[FsOp] = []
+    for name, kind, link in root_entries():
+        if name in _SPECIAL:
+            continue
+        path = "/" + name
+        if kind == "link":
+            ops.append(FsOp("symlink", path, source=link))
+        elif path in hidden:
+            if kind == "dir":
+                ops.append(FsOp("dir", path))
+        else:
+            ops.append(FsOp(bind_root, path, source=path))
+
+    if os.path.isdir("/sys"):
+        ops.append(FsOp("ro-bind", "/sys", source="/sys"))
+    ops.append(FsOp("dev", "/dev"))
+    ops.append(FsOp("proc", "/proc"))
+    ops.extend(FsOp("ro-bind", p, source=p) for p in PROC_READ_ONLY if os.path.exists(p))
+    if policy.private_tmp:
+        ops.append(FsOp("tmpfs", "/tmp", size=policy.memory_limit))
+    else:
+        ops.append(FsOp("bind", "/tmp", source="/tmp"))
+
+    overlay: list[tuple[int, int, FsOp]] = []
+
+    def add(rank: int, op: FsOp) -> None:
+        overlay.append((op.target.count("/"), rank, op))
+
+    for path in sorted(hidden):
+        if path.count("/") < 2 or path == "/tmp":
+            continue  # top-level entries are handled above
+        if not view.visible(os.path.dirname(path)) or not os.path.lexists(path):
+            continue
+        add(0, FsOp("hide-dir" if os.path.isdir(path) else "hide-file", path))
+    for path in sorted(readable):
+        # Only paths under a hidden one need a mount: the others are visible already.
+        if os.path.exists(path) and any(p in hidden for p in _ancestors(os.path.dirname(path))):
+            add(1, FsOp("ro-bind", path, source=path))
+    if policy.network == "host":
+        resolv = os.path.realpath("/etc/resolv.conf")
+        if resolv != "/etc/resolv.conf" and os.path.exists(resolv) and not view.visible(resolv):
+            add(1, FsOp("ro-bind", resolv, source=resolv))
+    for path in sorted(_norm(p) for p in policy.writable_paths):
+        if os.path.exists(path):
+            add(2, FsOp("bind", path, source=path))
+    add(3, FsOp("bind", WORKSPACE_PATH, source=str(workspace)))
+    for mount in mounts:
+        mount_kind: OpKind = "bind" if mount.writable else "ro-bind"
+        add(4, FsOp(mount_kind, _norm(mount.destination), source=str(mount.source)))
+
+    ops.extend(op for _, _, op in sorted(overlay, key=lambda t: (t[0], t[1], t[2].target)))
+    if policy.read_only_root:
+        ops.append(FsOp("remount-ro", "/"))
+    return tuple(ops)

@@ -1,0 +1,93 @@
+"""Resource limits: which mechanism enforces each one, and which limit ended a command.
+
+With cgroups (see :mod:`pytest_cleanroom.cgroups`) memory and the number of tasks are limited for
+the whole process tree; without them the engine falls back to per-process rlimits
+(``RLIMIT_AS`` for memory, ``RLIMIT_NPROC`` set inside the sandbox's user namespace, where it
+counts the sandbox's processes only). File size, open files and per-process CPU time are always
+rlimits; the CPU time of the whole tree is also watched through ``cpuacct`` where available.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from dataclasses import dataclass
+
+from .backends.base import LIMIT_CPU_TIME, LIMIT_FILE_SIZE
+from .policy import Policy
+
+_BLOCK = 512  # POSIX ``ulimit -f`` unit
+
+
+@dataclass(frozen=True)
+class Rlimits:
+    """Per-process limits (``None``: unlimited). CPU in whole seconds, sizes in bytes."""
+
+    file_size: int | None = None
+    open_files: int | None = None
+    cpu_seconds: int | None = None
+    address_space: int | None = None
+    processes: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in (self.file_size, self.open_files, self.cpu_seconds)) and (
+            self.address_space is None and self.processes is None
+        )
+
+    def ulimit_commands(self) -> list[str]:
+        """POSIX-shell ``ulimit`` commands (dash and bash agree on these flags and units)."""
+        cmds: list[str] = []
+        if self.file_size is not None:
+            cmds.append(f"ulimit -f {max(1, math.ceil(self.file_size / _BLOCK))}")
+        if self.open_files is not None:
+            cmds.append(f"ulimit -n {self.open_files}")
+        if self.cpu_seconds is not None:
+            # Soft below hard: SIGXCPU first (reported as cpu_time), SIGKILL a second later.
+            # (soft first: a hard limit below the current soft one is invalid)
+            cmds.append(f"ulimit -S -t {self.cpu_seconds}")
+            cmds.append(f"ulimit -H -t {self.cpu_seconds + 1}")
+        if self.address_space is not None:
+            cmds.append(f"ulimit -v {max(1, self.address_space // 1024)}")
+        return cmds
+
+    def prlimit_args(self) -> list[str]:
+        """Options of util-linux ``prlimit`` setting the same limits (plus processes)."""
+        args: list[str] = []
+        if self.file_size is not None:
+            args.append(f"--fsize={self.file_size}")
+        if self.open_files is not None:
+            args.append(f"--nofile={self.open_files}")
+        if self.cpu_seconds is not None:
+            args.append(f"--cpu={self.cpu_seconds}:{self.cpu_seconds + 1}")
+        if self.address_space is not None:
+            args.append(f"--as={self.address_space}")
+        if self.processes is not None:
+            args.append(f"--nproc={self.processes}")
+        return args
+
+
+def rlimits_for(policy: Policy, *, cgroups: bool) -> Rlimits:
+    """The rlimits of a command under ``policy``; memory and processes only without cgroups."""
+    cpu = math.ceil(policy.cpu_time_limit) if policy.cpu_time_limit is not None else None
+    return Rlimits(
+        file_size=policy.max_file_size,
+        open_files=policy.max_open_files,
+        cpu_seconds=cpu,
+        address_space=None if cgroups else policy.memory_limit,
+        processes=None if cgroups else policy.max_processes,
+    )
+
+
+def exit_code_of(returncode: int) -> int:
+    """Shell convention: a process killed by signal N exits with ``128 + N``."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def limit_of_exit_code(exit_code: int, policy: Policy) -> str | None:
+    """The limit a signal-death points to: SIGXFSZ is the file size, SIGXCPU the CPU time."""
+    if policy.max_file_size is not None and exit_code == 128 + signal.SIGXFSZ:
+        return LIMIT_FILE_SIZE
+    if policy.cpu_time_limit is not None and exit_code == 128 + signal.SIGXCPU:
+        return LIMIT_CPU_TIME
+    return None

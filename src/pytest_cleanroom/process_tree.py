@@ -1,0 +1,340 @@
+"""Start a sandbox launcher, feed and drain its streams, watch its limits, kill its whole tree.
+
+:func:`supervise` is the one place where local backends run a process. It never leaves anything
+behind: on normal exit, timeout, a limit breach, :meth:`LiveProcess.cancel` (from another thread)
+and ``KeyboardInterrupt`` alike, every process of the command is killed and reaped before it
+returns or re-raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .backends.base import LIMIT_CPU_TIME, LIMIT_MEMORY, LIMIT_PROCESSES, LIMIT_TIMEOUT
+from .cgroups import RunCgroup
+from .limits import Rlimits, exit_code_of
+
+#: How often a running command's cgroup counters are read (seconds).
+TICK = 0.02
+#: After the main process exited, how long leftover holders of its pipes get before we give up.
+DRAIN_GRACE = 2.0
+_READ_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
+
+LAUNCHER_MARK = b"cleanroom-launcher:"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`supervise` observed."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    duration: float
+    started_at: float
+    timed_out: bool
+    limit_exceeded: str | None
+    peak_memory: int | None
+    cpu_time: float | None
+    cancelled: bool
+
+
+class LiveProcess:
+    """A running command; :meth:`cancel` kills its tree from any thread."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
+        self.proc = proc
+        self.cgroup = cgroup
+        self.cancelled = threading.Event()
+        self._kill_lock = threading.Lock()
+
+    def kill_tree(self) -> None:
+        with self._kill_lock:
+            if self.cgroup is not None:
+                self.cgroup.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.kill_tree()
+
+
+def launcher_argv(argv: Sequence[str], cgroup: RunCgroup | None, rlimits: Rlimits) -> list[str]:
+    """``argv`` preceded, where needed, by a ``/bin/sh`` that joins the cgroups and sets the
+    rlimits, then ``exec``s it (so no extra process stays around)."""
+    joins = cgroup.procs_files if cgroup is not None else []
+    ulimits = rlimits.ulimit_commands()
+    if not joins and not ulimits:
+        return list(argv)
+    steps = [f'echo 0 >"${i + 1}"' for i in range(len(joins))] + ulimits
+    script = (
+        " && ".join(steps)
+        + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups or set rlimits" >&2;'
+        + " exit 125; }\n"
+        + (f"shift {len(joins)}\n" if joins else "")
+        + 'exec "$@"'
+    )
+    return ["/bin/sh", "-c", script, "sh", *joins, *argv]
+
+
+def supervise(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    timeout: float | None,
+    cgroup: RunCgroup | None,
+    cpu_limit: float | None,
+    on_start: Callable[[LiveProcess], None] | None = None,
+    on_end: Callable[[LiveProcess], None] | None = None,
+) -> Outcome:
+    """Run ``argv`` (already wrapped by :func:`launcher_argv`) to completion under watch."""
+    started_at = time.time()
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env),
+        close_fds=True,
+        start_new_session=True,
+    )
+    live = LiveProcess(proc, cgroup)
+    if on_start is not None:
+        on_start(live)
+    try:
+        watch = _Watch(live, stdin, timeout, cpu_limit, t0)
+        status, rusage = watch.loop()
+    except BaseException:
+        live.kill_tree()
+        _reap(proc)
+        _close_pipes(proc)
+        raise
+    finally:
+        if on_end is not None:
+            on_end(live)
+    duration = time.monotonic() - t0
+    _close_pipes(proc)
+
+    peak_memory: int | None = None
+    cpu_time: float | None = None
+    limit = watch.kill_reason if watch.kill_reason != "cancel" else None
+    if cgroup is not None:
+        usage = cgroup.usage()
+        peak_memory, cpu_time = usage.peak_memory, usage.cpu_time
+        if limit is None:
+            if usage.oom_kills:
+                limit = LIMIT_MEMORY
+            elif usage.pids_max_hits:
+                limit = LIMIT_PROCESSES
+            elif cpu_limit is not None and cpu_time is not None and cpu_time > cpu_limit:
+                limit = LIMIT_CPU_TIME
+    elif rusage is not None:
+        peak_memory = rusage.ru_maxrss * 1024
+        cpu_time = rusage.ru_utime + rusage.ru_stime
+    return Outcome(
+        exit_code=exit_code_of(os.waitstatus_to_exitcode(status)),
+        stdout=b"".join(watch.out),
+        stderr=b"".join(watch.err),
+        duration=duration,
+        started_at=started_at,
+        timed_out=watch.kill_reason == LIMIT_TIMEOUT,
+        limit_exceeded=limit,
+        peak_memory=peak_memory,
+        cpu_time=cpu_time,
+        cancelled=live.cancelled.is_set(),
+    )
+
+
+class _Watch:
+    """The select loop of one command: streams, exit, deadline, cgroup counters."""
+
+    def __init__(
+        self,
+        live: LiveProcess,
+        stdin: bytes | None,
+        timeout: float | None,
+        cpu_limit: float | None,
+        t0: float,
+    ) -> None:
+        self.live = live
+        self.proc = live.proc
+        self.stdin = memoryview(stdin) if stdin else None
+        self.deadline = t0 + timeout if timeout is not None else None
+        self.cpu_limit = cpu_limit
+        self.out: list[bytes] = []
+        self.err: list[bytes] = []
+        self.kill_reason: str | None = None
+
+    def _kill(self, reason: str) -> None:
+        if self.kill_reason is None:
+            self.kill_reason = reason
+        self.live.kill_tree()
+
+    def _check_limits(self) -> None:
+        cgroup = self.live.cgroup
+        if cgroup is None or self.kill_reason is not None:
+            return
+        if cgroup.oom_kills():
+            self._kill(LIMIT_MEMORY)
+        elif cgroup.pids_max_hits():
+            self._kill(LIMIT_PROCESSES)
+        elif self.cpu_limit is not None:
+            used = cgroup.cpu_time()
+            if used is not None and used > self.cpu_limit:
+                self._kill(LIMIT_CPU_TIME)
+
+    def loop(self) -> tuple[int, resource.struct_rusage | None]:
+        proc = self.proc
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        sinks = {proc.stdout.fileno(): self.out, proc.stderr.fileno(): self.err}
+        for fd in sinks:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, _READ_SIZE)
+            sel.register(fd, selectors.EVENT_READ)
+        stdin_fd = -1
+        if self.stdin is not None and proc.stdin is not None:
+            stdin_fd = proc.stdin.fileno()
+            os.set_blocking(stdin_fd, False)
+            sel.register(stdin_fd, selectors.EVENT_WRITE)
+        pidfd = _pidfd(proc.pid)
+        if pidfd >= 0:
+            sel.register(pidfd, selectors.EVENT_READ)
+        status: int | None = None
+        rusage: resource.struct_rusage | None = None
+        drain_until: float | None = None
+        exited_at = 0.0
+        leftovers_killed = False
+        monitoring = self.live.cgroup is not None
+        try:
+            while True:
+                readers = len(sinks)
+                if status is not None and not readers:
+                    break
+                now = time.monotonic()
+                if status is not None and drain_until is None:
+                    # The main process is gone: its pipes normally reach EOF at once.
+                    exited_at = now
+                    drain_until = now + DRAIN_GRACE
+                elif drain_until is not None and not leftovers_killed and now - exited_at > 0.05:
+                    # Something else still holds the pipes: the tree must go.
+                    self.live.kill_tree()
+                    leftovers_killed = True
+                if drain_until is not None and now >= drain_until:
+                    break
+                wait = self._wait_time(now, status is None, monitoring or pidfd < 0, drain_until)
+                for key, _ in sel.select(wait):
+                    fd = int(key.fd)
+                    if fd == pidfd:
+                        _, status, rusage = _wait4(proc.pid, 0)
+                        sel.unregister(pidfd)
+                        os.close(pidfd)
+                        pidfd = -1
+                    elif fd == stdin_fd:
+                        if not self._feed(stdin_fd):
+                            sel.unregister(stdin_fd)
+                            _close(proc.stdin)
+                            stdin_fd = -1
+                    else:
+                        data = os.read(fd, _READ_SIZE)
+                        if data:
+                            sinks[fd].append(data)
+                        else:
+                            sel.unregister(fd)
+                            del sinks[fd]
+                if status is None:
+                    if pidfd < 0:
+                        pid, st, ru = _wait4(proc.pid, os.WNOHANG)
+                        if pid:
+                            status, rusage = st, ru
+                    if status is None:
+                        if self.live.cancelled.is_set():
+                            self._kill("cancel")
+                        elif self.deadline is not None and time.monotonic() >= self.deadline:
+                            self._kill(LIMIT_TIMEOUT)
+                        elif monitoring:
+                            self._check_limits()
+            if status is None:
+                self.live.kill_tree()
+                _, status, rusage = _wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, rusage
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+            sel.close()
+
+    def _wait_time(
+        self, now: float, running: bool, ticking: bool, drain_until: float | None
+    ) -> float | None:
+        candidates: list[float] = []
+        if running and ticking:
+            candidates.append(TICK)
+        if running and self.deadline is not None:
+            candidates.append(max(0.0, self.deadline - now))
+        if drain_until is not None:
+            candidates.append(min(0.05, max(0.0, drain_until - now)))
+        return min(candidates) if candidates else None
+
+    def _feed(self, fd: int) -> bool:
+        """Write more of stdin; False once all of it is written or the reader went away."""
+        assert self.stdin is not None
+        try:
+            written = os.write(fd, self.stdin[: 1 << 16])
+        except BlockingIOError:
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+        self.stdin = self.stdin[written:]
+        return len(self.stdin) > 0
+
+
+def _pidfd(pid: int) -> int:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return -1
+
+
+def _wait4(pid: int, options: int) -> tuple[int, int, resource.struct_rusage | None]:
+    while True:
+        try:
+            got, status, rusage = os.wait4(pid, options)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return pid, 0, None
+        return got, status, rusage
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    if proc.returncode is None:
+        _, status, _ = _wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+
+
+def _close(stream: object) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        with contextlib.suppress(OSError):
+            close()
+
+
+def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        _close(stream)

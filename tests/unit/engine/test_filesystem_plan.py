@@ -1,0 +1,77 @@
+"""The sandbox's filesystem plan derived from a policy (no sandbox started)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pytest_cleanroom.backends.base import Mount
+from pytest_cleanroom.filesystem import FsOp, plan, root_entries
+from pytest_cleanroom.policy import Policy
+
+
+def _by_target(ops: tuple[FsOp, ...]) -> dict[str, FsOp]:
+    return {op.target: op for op in ops}
+
+
+def test_host_root_entries_bound_read_only_and_root_remounted(tmp_path: Path) -> None:
+    ops = plan(Policy.level("locked"), tmp_path)
+    targets = _by_target(ops)
+    assert targets["/usr"] == FsOp("ro-bind", "/usr", source="/usr")
+    assert targets["/etc"].kind == "ro-bind"
+    assert ops[-1] == FsOp("remount-ro", "/")
+    for name, kind, link in root_entries():
+        if kind == "link":
+            assert targets["/" + name] == FsOp("symlink", "/" + name, source=link)
+
+
+def test_hidden_top_level_becomes_empty_dir_and_nested_is_covered(tmp_path: Path) -> None:
+    targets = _by_target(plan(Policy.level("standard"), tmp_path))
+    if os.path.isdir("/root"):
+        assert targets["/root"] == FsOp("dir", "/root")
+    if os.path.isdir("/var/lib"):
+        assert targets["/var/lib"] == FsOp("hide-dir", "/var/lib")
+    if os.path.exists("/etc/shadow"):
+        assert targets["/etc/shadow"] == FsOp("hide-file", "/etc/shadow")
+
+
+def test_readable_path_under_hidden_one_is_bound_read_only(tmp_path: Path) -> None:
+    if not os.path.isdir("/var/lib/dpkg"):
+        return
+    policy = Policy.level("standard").replace(readable_paths=("/var/lib/dpkg",))
+    ops = plan(policy, tmp_path)
+    targets = [op.target for op in ops]
+    assert FsOp("ro-bind", "/var/lib/dpkg", source="/var/lib/dpkg") in ops
+    assert targets.index("/var/lib") < targets.index("/var/lib/dpkg")
+
+
+def test_readable_top_level_is_no_longer_hidden(tmp_path: Path) -> None:
+    policy = Policy.level("standard").replace(readable_paths=("/root",))
+    targets = _by_target(plan(policy, tmp_path))
+    if os.path.isdir("/root"):
+        assert targets["/root"] == FsOp("ro-bind", "/root", source="/root")
+
+
+def test_private_tmp_sized_by_memory_limit_and_workspace_mounted(tmp_path: Path) -> None:
+    policy = Policy.level("locked")
+    targets = _by_target(plan(policy, tmp_path))
+    assert targets["/tmp"] == FsOp("tmpfs", "/tmp", size=policy.memory_limit)
+    assert targets["/workspace"] == FsOp("bind", "/workspace", source=str(tmp_path))
+    assert targets["/proc/sys"].kind == "ro-bind"
+
+
+def test_mounts_come_after_the_tmpfs_they_live_in(tmp_path: Path) -> None:
+    sockets = tmp_path / "sock"
+    ops = plan(Policy.level("locked"), tmp_path, [Mount(sockets)])
+    targets = [op.target for op in ops]
+    assert targets.index("/tmp") < targets.index(str(sockets))
+    assert ops[targets.index(str(sockets))].kind == "ro-bind"
+
+
+def test_permissive_without_private_tmp_or_read_only_root(tmp_path: Path) -> None:
+    policy = Policy.level("permissive").replace(private_tmp=False, read_only_root=False)
+    ops = plan(policy, tmp_path)
+    targets = _by_target(ops)
+    assert targets["/tmp"] == FsOp("bind", "/tmp", source="/tmp")
+    assert targets["/usr"].kind == "bind"
+    assert all(op.kind != "remount-ro" for op in ops)
