@@ -1,0 +1,161 @@
+"""Finding the PostgreSQL and Redis server binaries of the machine (process provider)."""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ServiceUnavailableError
+
+# Where package managers put server binaries that are not on PATH (Debian/Ubuntu keep initdb and
+# postgres in a versioned directory; Homebrew in its opt prefix; PGDG RPMs in /usr/pgsql-N).
+POSTGRES_BIN_GLOBS: tuple[str, ...] = (
+    "/usr/lib/postgresql/*/bin",
+    "/usr/pgsql-*/bin",
+    "/opt/homebrew/opt/postgresql@*/bin",
+    "/opt/homebrew/opt/postgresql/bin",
+    "/usr/local/opt/postgresql@*/bin",
+    "/usr/local/opt/postgresql/bin",
+    "/opt/homebrew/bin",
+    "/usr/local/bin",
+)
+REDIS_DIRS: tuple[str, ...] = ("/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/usr/sbin")
+
+POSTGRES_INSTALL_HINT = (
+    "install PostgreSQL's server (Debian/Ubuntu: apt-get install postgresql; "
+    "macOS: brew install postgresql@16) or set ini cleanroom_postgres_bin_dir"
+)
+REDIS_INSTALL_HINT = (
+    "install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) "
+    "or set ini cleanroom_redis_server"
+)
+
+
+@dataclass(frozen=True)
+class PostgresBinaries:
+    """``initdb`` and ``postgres`` from one installation, and its version."""
+
+    bin_dir: Path
+    version: str
+    major: int
+
+    @property
+    def initdb(self) -> Path:
+        return self.bin_dir / "initdb"
+
+    @property
+    def postgres(self) -> Path:
+        return self.bin_dir / "postgres"
+
+
+@dataclass(frozen=True)
+class RedisBinary:
+    """``redis-server`` and its version."""
+
+    path: Path
+    version: str
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", path)) or (0,)
+
+
+def postgres_candidates(explicit: Path | None) -> list[Path]:
+    """Directories that may hold ``initdb`` + ``postgres``, in the order they are tried."""
+    if explicit is not None:
+        return [explicit]
+    dirs: list[Path] = []
+    for name in ("postgres", "initdb"):
+        found = shutil.which(name)
+        if found:
+            dirs.append(Path(os.path.realpath(found)).parent)
+    for pattern in POSTGRES_BIN_GLOBS:
+        # Newest installed major version first.
+        dirs.extend(Path(p) for p in sorted(glob.glob(pattern), key=_version_key, reverse=True))
+    return list(dict.fromkeys(dirs))
+
+
+@functools.lru_cache(maxsize=16)
+def _postgres_version(postgres: Path) -> tuple[str, int] | None:
+    try:
+        out = subprocess.run(
+            [str(postgres), "--version"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", out)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return (f"{major}.{match.group(2)}" if match.group(2) else str(major)), major
+
+
+def find_postgres(explicit: Path | None = None) -> PostgresBinaries | None:
+    """The first installation with both ``initdb`` and ``postgres``, or ``None``."""
+    for bin_dir in postgres_candidates(explicit):
+        if _executable(bin_dir / "initdb") and _executable(bin_dir / "postgres"):
+            version = _postgres_version(bin_dir / "postgres")
+            if version is not None:
+                return PostgresBinaries(bin_dir, version[0], version[1])
+    return None
+
+
+def require_postgres(explicit: Path | None = None) -> PostgresBinaries:
+    """Like :func:`find_postgres`, but raise naming where it looked and what to install."""
+    found = find_postgres(explicit)
+    if found is None:
+        where = f"in {explicit}" if explicit else "on PATH or in " + ", ".join(POSTGRES_BIN_GLOBS)
+        raise ServiceUnavailableError(
+            f"PostgreSQL server binaries (initdb, postgres) not found {where}: "
+            + POSTGRES_INSTALL_HINT
+        )
+    return found
+
+
+@functools.lru_cache(maxsize=16)
+def _redis_version(path: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"v=(\d+(?:\.\d+)*)", out)
+    return match.group(1) if match else None
+
+
+def find_redis(explicit: Path | None = None) -> RedisBinary | None:
+    """``redis-server`` from the setting, PATH or the usual directories, or ``None``."""
+    candidates: list[Path] = []
+    if explicit is not None:
+        candidates.append(explicit)
+    else:
+        found = shutil.which("redis-server")
+        if found:
+            candidates.append(Path(found))
+        candidates.extend(Path(d) / "redis-server" for d in REDIS_DIRS)
+    for path in candidates:
+        if _executable(path):
+            version = _redis_version(path)
+            if version is not None:
+                return RedisBinary(path, version)
+    return None
+
+
+def require_redis(explicit: Path | None = None) -> RedisBinary:
+    """Like :func:`find_redis`, but raise naming where it looked and what to install."""
+    found = find_redis(explicit)
+    if found is None:
+        where = f"at {explicit}" if explicit else "on PATH or in " + ", ".join(REDIS_DIRS)
+        raise ServiceUnavailableError(f"redis-server not found {where}: {REDIS_INSTALL_HINT}")
+    return found

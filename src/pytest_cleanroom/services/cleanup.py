@@ -1,0 +1,78 @@
+"""Stopping a server and removing everything it left, from the handle recorded when it started.
+
+Used both by the run that started the server (controller-side teardown) and by a later run that
+sweeps a crashed run's leftovers, so it relies only on what the handle and the disk say.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+from pathlib import Path
+
+from . import procutil
+from .registry import Handle
+
+
+def stop(handle: Handle, timeout: float = 10.0) -> str:
+    """Stop the server described by ``handle``; returns a short description of what was done."""
+    kind = handle.get("kind")
+    if kind == "process":
+        return stop_process(handle, timeout)
+    if kind == "container":
+        from .docker_provider import remove_container
+
+        return remove_container(handle)
+    if kind == "external-postgres":
+        from .external import drop_run_databases
+
+        return drop_run_databases(handle)
+    if kind == "external-redis":
+        return "external redis left running (its test databases were flushed after each test)"
+    raise ValueError(f"unknown service handle kind {kind!r}")
+
+
+def _pid_from_pidfile(handle: Handle) -> int | None:
+    pidfile = handle.get("pidfile")
+    if not pidfile:
+        return None
+    try:
+        first = (Path(handle["server_dir"]) / pidfile).read_text().split("\n", 1)[0].strip()
+        return int(first)
+    except (OSError, ValueError):
+        return None
+
+
+def _belongs_to(pid: int, server_dir: Path) -> bool:
+    """A server runs with its working directory inside its server directory."""
+    cwd = procutil.process_cwd(pid)
+    if cwd is None:
+        return False
+    return cwd == server_dir or server_dir in cwd.parents
+
+
+def stop_process(handle: Handle, timeout: float = 10.0) -> str:
+    """Stop a server process (and its process group) and delete its server directory."""
+    server_dir = Path(handle["server_dir"])
+    sig = int(handle.get("stop_signal", signal.SIGTERM))
+    stopped = []
+    pid = handle.get("pid")
+    token = handle.get("token")
+    if pid and procutil.is_alive(int(pid), token):
+        procutil.terminate_group(int(pid), token, sig, timeout)
+        stopped.append(int(pid))
+    else:
+        # Crashed before the pid was recorded (or the record is older): trust the pidfile only if
+        # that process really runs in this server's directory.
+        file_pid = _pid_from_pidfile(handle)
+        if file_pid and _belongs_to(file_pid, server_dir):
+            procutil.terminate_group(file_pid, procutil.start_token(file_pid), sig, timeout)
+            stopped.append(file_pid)
+    existed = server_dir.exists()
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(server_dir)
+    parts = [f"stopped pid {p}" for p in stopped]
+    if existed:
+        parts.append(f"removed {server_dir}")
+    return ", ".join(parts) or f"nothing left of {server_dir}"

@@ -1,0 +1,372 @@
+"""The docker provider: PostgreSQL and Redis containers started through testcontainers.
+
+Ports are published on 127.0.0.1 only. The server's unix socket directory is bind-mounted from a
+private host directory, so tests and sandboxes can use the socket as with the process provider.
+Containers carry labels naming the run and its owner, and each is recorded in the leftovers
+registry before it is created: testcontainers' reaper (Ryuk) is not needed, and a crashed run's
+containers are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ServiceStartError, ServiceUnavailableError
+from .model import LogSource, PostgresServer, RedisServer
+from .providers import docker_host, docker_status
+from .registry import Handle, Owner, Registry, ensure_private_dir
+from .spawn import candidate_ports
+
+if TYPE_CHECKING:
+    from .settings import ServiceSettings
+
+LABEL_PREFIX = "io.cleanroom"
+POSTGRES_USER = "cleanroom"
+REDIS_DATABASES = 64
+
+
+@dataclass
+class StartedContainer:
+    server: Any
+    handle: Handle
+    record_id: str
+    registry: Registry
+
+
+def labels(run_id: str, owner: Owner, service: str) -> dict[str, str]:
+    """Labels that let a later run recognise (and remove) a crashed run's container."""
+    return {
+        f"{LABEL_PREFIX}.run": run_id,
+        f"{LABEL_PREFIX}.service": service,
+        f"{LABEL_PREFIX}.owner-pid": str(owner.pid),
+        f"{LABEL_PREFIX}.owner-token": owner.token or "",
+        f"{LABEL_PREFIX}.owner-host": owner.host,
+    }
+
+
+def _client(host: str | None = None, timeout: float = 30.0) -> Any:
+    # Looked up dynamically: under mypy, the repository's docker/ directory shadows the SDK.
+    client_class: Any = getattr(importlib.import_module("docker"), "DockerClient")  # noqa: B009
+    return client_class(base_url=host or docker_host(), timeout=int(max(5, timeout)))
+
+
+def _check_engine(settings: ServiceSettings) -> None:
+    ok, detail = docker_status(min(5.0, settings.start_timeout))
+    if not ok:
+        raise ServiceUnavailableError(
+            f"docker provider: {detail}: start dockerd, or set DOCKER_HOST to its socket"
+        )
+
+
+def _ensure_image(client: Any, image: str, ini_key: str) -> None:
+    import docker.errors
+
+    try:
+        client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        client.images.pull(image)
+    except docker.errors.APIError as exc:
+        raise ServiceUnavailableError(
+            f"docker provider: image {image} is not in the engine and cannot be pulled "
+            f"({exc.explanation or exc}): build it (scripts/build-images.sh in pytest-cleanroom's "
+            f"repository) or set ini {ini_key} to an image that exists"
+        ) from None
+
+
+def _sweep_labelled() -> None:
+    """Containers of crashed runs that escaped the registry (e.g. a wiped runtime directory)."""
+    try:
+        from .. import docker_support
+    except ImportError:
+        return
+    sweep = getattr(docker_support, "sweep_leftovers", None)
+    if sweep is not None:
+        with contextlib.suppress(Exception):
+            sweep()
+
+
+def _prepare(
+    settings: ServiceSettings, *, service: str, run_id: str, owner: Owner
+) -> tuple[Path, str, Registry, str, Handle]:
+    _check_engine(settings)
+    _sweep_labelled()
+    ensure_private_dir(settings.runtime_dir)
+    token = secrets.token_hex(3)
+    server_dir = settings.runtime_dir / f"{service[:2]}-{run_id}-{token}"
+    name = f"cleanroom-{run_id}-{service}-{token}"
+    registry = Registry(settings.runtime_dir)
+    handle: Handle = {
+        "kind": "container",
+        "service": service,
+        "name": name,
+        "docker_host": docker_host(),
+        "server_dir": str(server_dir),
+    }
+    record_id = registry.add(service=service, run_id=run_id, owner=owner, handle=handle)
+    server_dir.mkdir(mode=0o711)
+    sock = server_dir / "sock"
+    sock.mkdir()
+    sock.chmod(0o777)  # the container's server user creates its socket here
+    return server_dir, name, registry, record_id, handle
+
+
+def _fail(container: Any, what: str, reason: str, handle: Handle) -> ServiceStartError:
+    logs = ""
+    with contextlib.suppress(Exception):
+        logs = container.get_wrapped_container().logs(tail=30).decode(errors="replace")
+    return ServiceStartError(f"{what} container {handle['name']}: {reason}; its log:\n{logs}")
+
+
+def _host_ip(container: Any) -> str:
+    # Ports are published on the engine host's loopback; testcontainers' own guess (a gateway
+    # address when it believes it runs in a container) would not reach them.
+    return "127.0.0.1"
+
+
+def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> StartedContainer:
+    """Start a PostgreSQL container (``cleanroom_postgres_image``) for this run."""
+    import docker.errors
+
+    deadline = time.monotonic() + settings.start_timeout
+    server_dir, name, registry, record_id, handle = _prepare(
+        settings, service="postgres", run_id=run_id, owner=owner
+    )
+    password = secrets.token_urlsafe(18)
+    try:
+        client = _client(timeout=settings.start_timeout)
+        _ensure_image(client, settings.postgres_image, "cleanroom_postgres_image")
+        last_error = ""
+        for port in candidate_ports(settings.postgres_port, "cleanroom_postgres_port"):
+            # The server listens on the same port inside and outside, so that its unix socket
+            # (.s.PGSQL.<port>, bind-mounted to the host) matches the published TCP port.
+            container = (
+                _quiet_postgres_class()(
+                    settings.postgres_image,
+                    port=port,
+                    username=POSTGRES_USER,
+                    password=password,
+                    dbname="postgres",
+                    driver=None,
+                    docker_client_kw={"timeout": int(max(5, settings.start_timeout))},
+                )
+                .with_name(name)
+                .with_kwargs(labels=labels(run_id, owner, "postgres"))
+                .with_env("PGPORT", str(port))
+                .with_env("POSTGRES_INITDB_ARGS", "--no-sync")
+                .with_volume_mapping(str(server_dir / "sock"), "/var/run/postgresql", "rw")
+                .with_tmpfs_mount("/var/lib/postgresql/data")
+                .with_command(
+                    f"postgres -c port={port} -c fsync=off -c synchronous_commit=off "
+                    "-c full_page_writes=off -c max_connections=200"
+                )
+            )
+            container.ports[f"{port}/tcp"] = ("127.0.0.1", port)  # loopback only
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                if "already allocated" in str(exc) or "address already in use" in str(exc):
+                    last_error = str(exc)
+                    with contextlib.suppress(Exception):
+                        remove_container(handle, keep_dir=True)
+                    continue
+                raise _fail(container, "postgres", f"did not start: {exc}", handle) from None
+            host = _host_ip(container)
+            version, version_num = _wait_postgres(container, host, port, password, deadline, handle)
+            socket_dir = server_dir / "sock"
+            server = PostgresServer(
+                provider="docker",
+                host=host,
+                port=port,
+                user=POSTGRES_USER,
+                password=password,
+                unix_socket_dir=str(socket_dir)
+                if (socket_dir / f".s.PGSQL.{port}").exists()
+                else None,
+                version=version,
+                version_num=version_num,
+                log=LogSource(kind="docker", container_id=name, docker_host=handle["docker_host"]),
+            )
+            return StartedContainer(server, handle, record_id, registry)
+        raise ServiceStartError(
+            f"postgres container could not publish a free port on 127.0.0.1: {last_error}"
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            remove_container(handle)
+        registry.remove(record_id)
+        raise
+
+
+def _quiet_postgres_class() -> Any:
+    from testcontainers.community.postgres import PostgresContainer
+
+    class QuietPostgres(PostgresContainer):
+        """testcontainers' PostgresContainer without its exec-based wait: we poll over TCP."""
+
+        def _connect(self) -> None:
+            return None
+
+    return QuietPostgres
+
+
+def _wait_postgres(
+    container: Any, host: str, port: int, password: str, deadline: float, handle: Handle
+) -> tuple[str, int]:
+    import psycopg
+
+    last = ""
+    while True:
+        try:
+            with psycopg.connect(
+                host=host,
+                port=port,
+                user=POSTGRES_USER,
+                password=password,
+                dbname="postgres",
+                connect_timeout=2,
+                autocommit=True,
+            ) as conn:
+                row = conn.execute("SHOW server_version").fetchone()
+                # The official entrypoint's temporary server listens on the socket only, so a
+                # TCP answer is the real server.
+                return str(row[0] if row else "?").split()[0], conn.info.server_version
+        except psycopg.OperationalError as exc:
+            last = str(exc).strip()
+        container.get_wrapped_container().reload()
+        status = container.get_wrapped_container().status
+        if status in ("exited", "dead"):
+            raise _fail(container, "postgres", f"exited ({status})", handle)
+        if time.monotonic() >= deadline:
+            raise _fail(
+                container,
+                "postgres",
+                f"not ready before the start timeout (raise cleanroom_services_start_timeout); "
+                f"last error: {last}",
+                handle,
+            )
+        time.sleep(0.05)
+
+
+def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> StartedContainer:
+    """Start a Redis container (``cleanroom_redis_image``) for this run."""
+    from testcontainers.core.container import DockerContainer
+
+    deadline = time.monotonic() + settings.start_timeout
+    server_dir, name, registry, record_id, handle = _prepare(
+        settings, service="redis", run_id=run_id, owner=owner
+    )
+    container: Any = None
+    try:
+        client = _client(timeout=settings.start_timeout)
+        _ensure_image(client, settings.redis_image, "cleanroom_redis_image")
+        container = (
+            DockerContainer(
+                settings.redis_image,
+                docker_client_kw={"timeout": int(max(5, settings.start_timeout))},
+            )
+            .with_name(name)
+            .with_kwargs(labels=labels(run_id, owner, "redis"))
+            .with_volume_mapping(str(server_dir / "sock"), "/run/cleanroom", "rw")
+            .with_command(
+                f"redis-server --save '' --appendonly no --databases {REDIS_DATABASES} "
+                "--unixsocket /run/cleanroom/redis.sock --unixsocketperm 777"
+            )
+        )
+        container.ports["6379/tcp"] = ("127.0.0.1", None)
+        container.start()
+        host, port = _host_ip(container), int(container.get_exposed_port(6379))
+        version = _wait_redis(container, host, port, deadline, handle)
+        socket_path = server_dir / "sock" / "redis.sock"
+        server = RedisServer(
+            provider="docker",
+            host=host,
+            port=port,
+            password=None,
+            unix_socket=str(socket_path) if socket_path.exists() else None,
+            version=version,
+            databases=REDIS_DATABASES,
+            log=LogSource(kind="docker", container_id=name, docker_host=handle["docker_host"]),
+        )
+        return StartedContainer(server, handle, record_id, registry)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            remove_container(handle)
+        registry.remove(record_id)
+        raise
+
+
+def _wait_redis(container: Any, host: str, port: int, deadline: float, handle: Handle) -> str:
+    import redis as redis_py
+
+    last = ""
+    while True:
+        client = redis_py.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            info = client.info("server")
+            return str(info.get("redis_version", "?"))
+        except redis_py.RedisError as exc:
+            last = str(exc)
+        finally:
+            client.close()
+        container.get_wrapped_container().reload()
+        status = container.get_wrapped_container().status
+        if status in ("exited", "dead"):
+            raise _fail(container, "redis", f"exited ({status})", handle)
+        if time.monotonic() >= deadline:
+            raise _fail(
+                container,
+                "redis",
+                f"not ready before the start timeout; last error: {last}",
+                handle,
+            )
+        time.sleep(0.05)
+
+
+def remove_container(handle: Handle, keep_dir: bool = False) -> str:
+    """Remove a container (and its socket directory) by name; fine if it is already gone."""
+    import docker.errors
+
+    server_dir = handle.get("server_dir")
+    try:
+        client = _client(handle.get("docker_host"), timeout=30)
+        try:
+            client.containers.get(handle["name"]).remove(force=True, v=True)
+            done = f"removed container {handle['name']}"
+        except docker.errors.NotFound:
+            done = f"container {handle['name']} already gone"
+        finally:
+            client.close()
+    except docker.errors.DockerException as exc:
+        raise ServiceStartError(
+            f"cannot reach the Docker engine at {handle.get('docker_host')} to remove "
+            f"{handle['name']}: {exc}"
+        ) from None
+    if server_dir and not keep_dir:
+        shutil.rmtree(server_dir, ignore_errors=True)
+    return done
+
+
+def container_logs(log: LogSource, since: float | None, max_lines: int) -> str:
+    """The container's log lines (since a timestamp), for failing tests' reports."""
+    try:
+        client = _client(log.docker_host, timeout=10)
+        try:
+            container = client.containers.get(log.container_id)
+            kwargs: dict[str, Any] = {"tail": max_lines}
+            if since is not None:
+                kwargs["since"] = int(since)
+            return bytes(container.logs(**kwargs)).decode(errors="replace")
+        finally:
+            client.close()
+    except Exception as exc:
+        return f"(container log unavailable: {exc})"

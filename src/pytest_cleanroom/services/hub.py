@@ -1,0 +1,235 @@
+"""One server per run, shared by every xdist worker.
+
+The first process that needs a service takes a file lock in the run's shared temporary directory
+(the controller's basetemp; under xdist, the parent of each worker's basetemp), starts the server
+and writes its description next to the lock. Everybody else reads that file. A failed start is
+written there too, so that every test reports the same error at once instead of trying again.
+The controller stops everything at the end of the session (:func:`teardown_run`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import errors as service_errors
+from .errors import ServiceError, ServiceStartError
+from .model import PostgresServer, RedisServer
+from .providers import Choice, choose
+from .registry import Owner, Registry, read_json, write_json_atomic
+from .settings import ServiceSettings
+
+STATE_DIR_NAME = "cleanroom-services"
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who we are in the run: its id and owner, the shared directory, this worker."""
+
+    run_id: str
+    owner: Owner
+    shared_dir: Path
+    worker_id: str = "master"
+    worker_count: int = 1
+
+    @property
+    def worker_index(self) -> int:
+        """0 for ``master`` (no xdist), N for ``gwN``."""
+        digits = "".join(c for c in self.worker_id if c.isdigit())
+        return int(digits) if self.worker_id != "master" and digits else 0
+
+    @property
+    def state_dir(self) -> Path:
+        return self.shared_dir / STATE_DIR_NAME
+
+    @property
+    def db_prefix(self) -> str:
+        """Every database this run creates starts with this (``cr_<run>_``)."""
+        return f"cr_{self.run_id}_"
+
+    @property
+    def template_name(self) -> str:
+        return f"{self.db_prefix}template"
+
+
+def _raise_recorded(data: dict[str, Any]) -> None:
+    if data.get("error"):
+        cls = getattr(service_errors, str(data.get("error_type")), ServiceStartError)
+        if not (isinstance(cls, type) and issubclass(cls, ServiceError)):
+            cls = ServiceStartError
+        raise cls(data["error"])
+
+
+class ServiceHub:
+    """This process's door to the run's shared servers."""
+
+    def __init__(self, settings: ServiceSettings, run: RunContext) -> None:
+        self.settings = settings
+        self.run = run
+        self._choices: dict[str, Choice] = {}
+        self._state: dict[str, dict[str, Any]] = {}
+
+    def choice(self, service: str) -> Choice:
+        if service not in self._choices:
+            self._choices[service] = choose(service, self.settings)
+        return self._choices[service]
+
+    # -- shared state ---------------------------------------------------------------------------
+
+    def _shared(
+        self, key: str, produce: Callable[[], dict[str, Any]], timeout: float | None
+    ) -> dict[str, Any]:
+        """The state ``key`` of the run: read it, or produce it once under the run's lock."""
+        from filelock import FileLock, Timeout
+
+        if key in self._state:
+            return self._state[key]
+        path = self.run.state_dir / f"{key}.json"
+        data = read_json(path)
+        if data is None:
+            self.run.state_dir.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(
+                str(self.run.state_dir / f"{key}.lock"), timeout=-1 if timeout is None else timeout
+            )
+            try:
+                with lock:
+                    data = read_json(path)
+                    if data is None:
+                        try:
+                            data = produce()
+                        except ServiceError as exc:
+                            data = {"error": str(exc), "error_type": type(exc).__name__}
+                        write_json_atomic(path, data)
+            except Timeout:
+                raise ServiceStartError(
+                    f"waited {timeout:g}s for another pytest-xdist worker to start {key} "
+                    "(raise cleanroom_services_start_timeout if the machine is slow)"
+                ) from None
+        self._state[key] = data
+        return data
+
+    def _start(self, service: str, start: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        def produce() -> dict[str, Any]:
+            provider = self.choice(service).require()
+            state = start(provider)
+            state.update(service=service, provider=provider, reason=self.choice(service).reason)
+            return state
+
+        data = self._shared(service, produce, self.settings.start_timeout + 30)
+        _raise_recorded(data)
+        return data
+
+    # -- postgres -------------------------------------------------------------------------------
+
+    def postgres_server(self) -> PostgresServer:
+        """The run's PostgreSQL server, started on first use."""
+        data = self._start("postgres", self._start_postgres)
+        return PostgresServer.from_json(data["server"])
+
+    def _start_postgres(self, provider: str) -> dict[str, Any]:
+        s, run = self.settings, self.run
+        registry = Registry(s.runtime_dir)
+        if provider == "process":
+            from .pg_process import start_postgres
+
+            started = start_postgres(s, run_id=run.run_id, owner=run.owner)
+            return _state(started.server.to_json(), started.handle, started.record_id, s)
+        if provider == "docker":
+            from .docker_provider import start_postgres as docker_postgres
+
+            dstarted = docker_postgres(s, run_id=run.run_id, owner=run.owner)
+            return _state(dstarted.server.to_json(), dstarted.handle, dstarted.record_id, s)
+        from .external import connect_postgres
+
+        assert s.postgres_url is not None
+        server = connect_postgres(s.postgres_url, s.postgres_url_source, s.start_timeout)
+        handle = {"kind": "external-postgres", "url": s.postgres_url, "prefix": run.db_prefix}
+        record_id = registry.add(
+            service="postgres", run_id=run.run_id, owner=run.owner, handle=handle
+        )
+        return _state(server.to_json(), handle, record_id, s)
+
+    def template(self) -> str:
+        """Name of the run's template database, loaded once per run."""
+        server = self.postgres_server()
+
+        def produce() -> dict[str, Any]:
+            from .template import build
+
+            build(
+                server,
+                self.run.template_name,
+                self.settings.postgres_template,
+                self.settings.base_dir,
+            )
+            return {"name": self.run.template_name}
+
+        data = self._shared("postgres-template", produce, None)
+        _raise_recorded(data)
+        return str(data["name"])
+
+    # -- redis ----------------------------------------------------------------------------------
+
+    def redis_server(self) -> RedisServer:
+        """The run's Redis server, started on first use."""
+        data = self._start("redis", self._start_redis)
+        return RedisServer.from_json(data["server"])
+
+    def _start_redis(self, provider: str) -> dict[str, Any]:
+        s, run = self.settings, self.run
+        if provider == "process":
+            from .redis_process import start_redis
+
+            started = start_redis(s, run_id=run.run_id, owner=run.owner)
+            return _state(started.server.to_json(), started.handle, started.record_id, s)
+        if provider == "docker":
+            from .docker_provider import start_redis as docker_redis
+
+            dstarted = docker_redis(s, run_id=run.run_id, owner=run.owner)
+            return _state(dstarted.server.to_json(), dstarted.handle, dstarted.record_id, s)
+        from .external import connect_redis
+
+        assert s.redis_url is not None
+        server = connect_redis(s.redis_url, s.redis_url_source, s.start_timeout)
+        return _state(server.to_json(), {"kind": "external-redis"}, None, s)
+
+
+def _state(
+    server: dict[str, Any], handle: dict[str, Any], record_id: str | None, s: ServiceSettings
+) -> dict[str, Any]:
+    return {
+        "server": server,
+        "handle": handle,
+        "record_id": record_id,
+        "runtime_dir": str(s.runtime_dir),
+    }
+
+
+def teardown_run(state_dir: Path) -> list[str]:
+    """Stop every server the run started (controller side); returns problems worth reporting."""
+    from .cleanup import stop
+
+    problems: list[str] = []
+    if not state_dir.is_dir():
+        return problems
+    for path in sorted(state_dir.glob("*.json")):
+        data = read_json(path)
+        if not data or "handle" not in data:
+            continue
+        try:
+            stop(data["handle"])
+        except Exception as exc:
+            problems.append(f"could not stop {data.get('service')}: {exc}")
+            continue
+        if data.get("record_id"):
+            Registry(Path(data["runtime_dir"])).remove(str(data["record_id"]))
+        os.replace(path, path.with_suffix(".stopped"))
+    return problems

@@ -1,0 +1,292 @@
+"""What the fixtures hand to tests: servers and the per-test databases on them.
+
+psycopg and redis-py are imported only when a connection or client is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+if TYPE_CHECKING:
+    import psycopg
+    import redis as redis_py
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """Where a server writes its log: a file (process), a container (docker) or nowhere."""
+
+    kind: str = "none"
+    path: str | None = None
+    container_id: str | None = None
+    docker_host: str | None = None
+
+    def mark(self) -> float:
+        """A position to read from later: a byte offset (file) or a timestamp (container)."""
+        if self.kind == "file" and self.path:
+            try:
+                return float(Path(self.path).stat().st_size)
+            except OSError:
+                return 0.0
+        return time.time()
+
+    def read(self, since: float | None = None, max_lines: int = 60) -> str:
+        """The last ``max_lines`` lines, only those written after ``since`` if given."""
+        text = ""
+        if self.kind == "file" and self.path:
+            try:
+                with open(self.path, "rb") as fh:
+                    if since is not None:
+                        fh.seek(int(since))
+                    else:
+                        with contextlib.suppress(OSError):
+                            fh.seek(-64 * 1024, 2)
+                    text = fh.read().decode(errors="replace")
+            except OSError:
+                return ""
+        elif self.kind == "docker" and self.container_id:
+            from .docker_provider import container_logs
+
+            text = container_logs(self, since=since, max_lines=max_lines)
+        lines = text.splitlines()
+        return "\n".join(lines[-max_lines:])
+
+
+def _conninfo(params: dict[str, Any]) -> str:
+    """A libpq ``key=value`` string with values quoted as libpq expects."""
+    parts = []
+    for key, value in params.items():
+        if value is None or value == "":
+            continue
+        text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+        if not text or any(c in text for c in " '\\"):
+            text = f"'{text}'"
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running PostgreSQL server shared by the whole run (``postgres_server`` fixture)."""
+
+    provider: str
+    host: str
+    port: int
+    user: str
+    password: str | None
+    unix_socket_dir: str | None
+    version: str
+    version_num: int
+    admin_dbname: str = "postgres"
+    options: dict[str, str] = field(default_factory=dict)
+    log: LogSource = field(default_factory=LogSource)
+
+    def params(self, dbname: str | None = None, *, via_socket: bool = False) -> dict[str, Any]:
+        """libpq parameters for ``dbname`` over TCP, or over the unix socket if asked and known."""
+        host = self.unix_socket_dir if via_socket and self.unix_socket_dir else self.host
+        return {
+            "host": host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": dbname or self.admin_dbname,
+            **self.options,
+        }
+
+    def dsn(self, dbname: str | None = None) -> str:
+        """libpq connection string (``key=value``) for ``dbname`` over TCP."""
+        return _conninfo(self.params(dbname))
+
+    def url(self, dbname: str | None = None, driver: str | None = "psycopg") -> str:
+        """SQLAlchemy URL (``postgresql+psycopg://``); ``driver=None`` gives a libpq URI."""
+        scheme = f"postgresql+{driver}" if driver else "postgresql"
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        query = f"?{urlencode(self.options)}" if self.options else ""
+        name = quote(dbname or self.admin_dbname, safe="")
+        return f"{scheme}://{auth}@{self.host}:{self.port}/{name}{query}"
+
+    def connect(self, dbname: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
+        """A psycopg 3 connection to ``dbname`` (the unix socket when there is one)."""
+        import psycopg
+
+        return psycopg.connect(_conninfo(self.params(dbname, via_socket=True)), **kwargs)
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the server's log ("" when the provider has none, e.g. external)."""
+        return self.log.read(max_lines=lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PostgresServer:
+        fields = dict(data)
+        fields["log"] = LogSource(**fields.get("log", {}))
+        return cls(**fields)
+
+
+class PostgresDatabase:
+    """A database that belongs to one test alone (``postgres`` fixture), dropped afterwards."""
+
+    def __init__(self, server: PostgresServer, dbname: str) -> None:
+        self.server = server
+        self.dbname = dbname
+        self._connections: list[psycopg.Connection[Any]] = []
+
+    host = property(lambda self: self.server.host, doc="TCP host (127.0.0.1 unless external).")
+    port = property(lambda self: self.server.port, doc="TCP port.")
+    user = property(lambda self: self.server.user, doc="Role with CREATEDB (superuser if ours).")
+    password = property(lambda self: self.server.password, doc="Password of ``user`` (or None).")
+    unix_socket_dir = property(
+        lambda self: self.server.unix_socket_dir, doc="Directory of the server's unix socket."
+    )
+    version = property(lambda self: self.server.version, doc="Server version, e.g. '15.18'.")
+
+    @property
+    def dsn(self) -> str:
+        """libpq connection string (``key=value``) over TCP: for psycopg, psql, asyncpg..."""
+        return self.server.dsn(self.dbname)
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL: ``postgresql+psycopg://user:password@host:port/dbname``."""
+        return self.server.url(self.dbname)
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        """A psycopg 3 connection to this database; closed for you when the test ends."""
+        conn = self.server.connect(self.dbname, **kwargs)
+        self._connections.append(conn)
+        return conn
+
+    def sandbox_env(self) -> dict[str, str]:
+        """Variables that let ``psql`` and libpq programs in a sandbox reach this database."""
+        env = {
+            "PGHOST": self.server.unix_socket_dir or self.server.host,
+            "PGPORT": str(self.server.port),
+            "PGUSER": self.server.user,
+            "PGDATABASE": self.dbname,
+            "DATABASE_URL": self.server.url(self.dbname, driver=None),
+        }
+        if self.server.password:
+            env["PGPASSWORD"] = self.server.password
+        return env
+
+    def close_connections(self) -> None:
+        """Close every connection :meth:`connect` handed out (done at teardown)."""
+        for conn in self._connections:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._connections.clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"<PostgresDatabase {self.dbname} on {self.host}:{self.port} ({self.server.provider})>"
+        )
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    """A running Redis server shared by the whole run (``redis_server`` fixture)."""
+
+    provider: str
+    host: str
+    port: int
+    password: str | None
+    unix_socket: str | None
+    version: str
+    databases: int
+    db_base: int = 0
+    username: str | None = None
+    tls: bool = False
+    log: LogSource = field(default_factory=LogSource)
+
+    def url(self, db: int = 0) -> str:
+        """``redis://[:password@]host:port/db`` (``rediss://`` for TLS)."""
+        auth = ""
+        if self.password:
+            auth = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}{self.host}:{self.port}/{db}"
+
+    def client(self, db: int = 0, **kwargs: Any) -> redis_py.Redis:
+        """A redis-py client on database ``db`` (over the unix socket when there is one)."""
+        import redis as redis_py
+
+        if self.unix_socket:
+            kwargs.setdefault("unix_socket_path", self.unix_socket)
+        else:
+            kwargs.setdefault("host", self.host)
+            kwargs.setdefault("port", self.port)
+            kwargs.setdefault("ssl", self.tls)
+        return redis_py.Redis(db=db, username=self.username, password=self.password, **kwargs)
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the server's log ("" when the provider has none)."""
+        return self.log.read(max_lines=lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RedisServer:
+        fields = dict(data)
+        fields["log"] = LogSource(**fields.get("log", {}))
+        return cls(**fields)
+
+
+class RedisDatabase:
+    """A Redis database index no other test uses at the same moment, emptied after the test."""
+
+    def __init__(self, server: RedisServer, db: int) -> None:
+        self.server = server
+        self.db = db
+        self._clients: list[redis_py.Redis] = []
+
+    host = property(lambda self: self.server.host, doc="TCP host.")
+    port = property(lambda self: self.server.port, doc="TCP port.")
+    password = property(lambda self: self.server.password, doc="Password (or None).")
+    unix_socket = property(lambda self: self.server.unix_socket, doc="Path of the unix socket.")
+    version = property(lambda self: self.server.version, doc="Server version, e.g. '7.0.15'.")
+
+    @property
+    def url(self) -> str:
+        """``redis://[:password@]host:port/db`` of this test's database."""
+        return self.server.url(self.db)
+
+    def client(self, **kwargs: Any) -> redis_py.Redis:
+        """A redis-py client selected on this test's database; closed when the test ends."""
+        client = self.server.client(self.db, **kwargs)
+        self._clients.append(client)
+        return client
+
+    def sandbox_env(self) -> dict[str, str]:
+        """Variables that let ``redis-cli`` and clients in a sandbox reach this database."""
+        env = {"REDIS_DB": str(self.db)}
+        if self.server.unix_socket:
+            env["REDIS_SOCKET"] = self.server.unix_socket
+            query = {"db": str(self.db)}
+            if self.server.password:
+                query["password"] = self.server.password
+            env["REDIS_URL"] = f"unix://{self.server.unix_socket}?{urlencode(query)}"
+        else:
+            env["REDIS_URL"] = self.url
+        if self.server.password:
+            env["REDISCLI_AUTH"] = self.server.password
+        return env
+
+    def close_clients(self) -> None:
+        """Close every client :meth:`client` handed out (done at teardown)."""
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._clients.clear()
+
+    def __repr__(self) -> str:
+        return f"<RedisDatabase db={self.db} on {self.host}:{self.port} ({self.server.provider})>"

@@ -1,0 +1,290 @@
+"""The services sub-plugin: ``postgres``, ``redis``, ``postgres_server``, ``redis_server``.
+
+Options, report header, crash sweep at start, controller-side teardown at the end, server log
+tails on failing tests, and sockets bound into a test's cleanroom. Cheap to import: psycopg,
+redis-py and testcontainers load only when a fixture needs them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from .errors import ServiceConfigError, ServiceError
+from .hub import RunContext, ServiceHub, new_run_id, teardown_run
+from .isolation import DatabaseFactory, RedisSlot
+from .model import LogSource, PostgresDatabase, PostgresServer, RedisDatabase, RedisServer
+from .registry import Owner
+from .settings import INI_KEYS, PROVIDERS, ServiceSettings
+
+T = TypeVar("T")
+
+SETTINGS_KEY = pytest.StashKey[ServiceSettings]()
+HUB_KEY = pytest.StashKey[ServiceHub]()
+SWEPT_KEY = pytest.StashKey[list[str]]()
+RUN_KEY = pytest.StashKey[tuple[str, int]]()
+TORN_DOWN_KEY = pytest.StashKey[bool]()
+LOG_MARKS_KEY = pytest.StashKey[dict[str, tuple[LogSource, float]]]()
+
+WORKER_RUN_ID = "cleanroom_services_run_id"
+WORKER_OWNER_PID = "cleanroom_services_owner_pid"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cleanroom", "hermetic sandboxed commands (pytest-cleanroom)")
+    group.addoption(
+        "--cleanroom-services",
+        dest="cleanroom_services",
+        choices=PROVIDERS,
+        default=None,
+        help="Where the postgres/redis fixtures' servers come from: external URLs, a process "
+        "started from the machine's binaries, or Docker containers. 'auto' (default) tries them "
+        "in that order (ini: cleanroom_services, env: CLEANROOM_SERVICES).",
+    )
+    group.addoption(
+        "--cleanroom-postgres-url",
+        dest="cleanroom_postgres_url",
+        default=None,
+        metavar="URL",
+        help="An existing PostgreSQL server (env: CLEANROOM_POSTGRES_URL); "
+        "its user needs CREATEDB.",
+    )
+    group.addoption(
+        "--cleanroom-redis-url",
+        dest="cleanroom_redis_url",
+        default=None,
+        metavar="URL",
+        help="An existing Redis server (env: CLEANROOM_REDIS_URL); tests use database "
+        "<URL's db> + <worker number>.",
+    )
+    for key, (text, default) in INI_KEYS.items():
+        if key == "cleanroom_postgres_template":
+            parser.addini(key, text, type="linelist", default=[])
+        else:
+            parser.addini(key, text, type="string", default=default)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _base_dir(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        settings = ServiceSettings.resolve(
+            option=lambda name: config.getoption(name, None),
+            ini=config.getini,
+            env=os.environ,
+            base_dir=_base_dir(config),
+        )
+    except ServiceConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
+    if _is_worker(config):
+        workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+        run_id = str(workerinput.get(WORKER_RUN_ID) or workerinput["testrunuid"][:8])
+        owner_pid = int(workerinput.get(WORKER_OWNER_PID) or os.getppid())
+        config.stash[RUN_KEY] = (run_id, owner_pid)
+        return
+    config.stash[RUN_KEY] = (new_run_id(), os.getpid())
+    config.stash[SWEPT_KEY] = _sweep(settings)
+    atexit.register(_teardown, config)
+
+
+def _sweep(settings: ServiceSettings) -> list[str]:
+    """Remove what crashed runs left (servers, data directories, containers)."""
+    registry_dir = settings.runtime_dir / "registry"
+    if not registry_dir.is_dir():
+        return []
+    from .cleanup import stop
+    from .registry import Registry
+
+    try:
+        return Registry(settings.runtime_dir).sweep(stop)
+    except ServiceError as exc:
+        return [f"leftover sweep skipped: {exc}"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the run id and owner to each worker."""
+    run_id, owner_pid = node.config.stash[RUN_KEY]
+    node.workerinput[WORKER_RUN_ID] = run_id
+    node.workerinput[WORKER_OWNER_PID] = owner_pid
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        return []
+    from .providers import choose
+
+    parts = []
+    for service in ("postgres", "redis"):
+        choice = choose(service, settings)
+        parts.append(f"{service}={choice.provider or 'unavailable'} ({choice.reason})")
+    lines = ["cleanroom services: " + "; ".join(parts)]
+    lines += [f"cleanroom services: removed {msg}" for msg in config.stash.get(SWEPT_KEY, [])]
+    return lines
+
+
+def _shared_dir(config: pytest.Config) -> Path:
+    factory = config._tmp_path_factory  # type: ignore[attr-defined]
+    base: Path = factory.getbasetemp()
+    # Under xdist each worker's basetemp is <controller's basetemp>/<worker id>.
+    return base.parent if _is_worker(config) else base
+
+
+def hub_of(config: pytest.Config) -> ServiceHub:
+    """This process's :class:`ServiceHub` (created on first use)."""
+    hub = config.stash.get(HUB_KEY, None)
+    if hub is None:
+        run_id, owner_pid = config.stash[RUN_KEY]
+        workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+        run = RunContext(
+            run_id=run_id,
+            owner=Owner.current(owner_pid),
+            shared_dir=_shared_dir(config),
+            worker_id=str(workerinput.get("workerid", "master")),
+            worker_count=int(workerinput.get("workercount", 1)),
+        )
+        hub = config.stash[HUB_KEY] = ServiceHub(config.stash[SETTINGS_KEY], run)
+    return hub
+
+
+def _teardown(config: pytest.Config) -> list[str]:
+    """Controller side: stop the run's servers (idempotent; also registered with atexit)."""
+    if _is_worker(config) or config.stash.get(TORN_DOWN_KEY, False):
+        return []
+    config.stash[TORN_DOWN_KEY] = True
+    if HUB_KEY in config.stash:
+        state_dir = config.stash[HUB_KEY].run.state_dir
+    elif getattr(config.option, "numprocesses", None) and RUN_KEY in config.stash:
+        state_dir = _shared_dir(config) / "cleanroom-services"
+    else:
+        return []
+    return teardown_run(state_dir)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    problems = _teardown(session.config)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for problem in problems:
+        if reporter is not None:
+            reporter.write_line(f"cleanroom services: {problem}", yellow=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _teardown(config)
+
+
+def _or_fail(produce: Callable[[], T]) -> T:
+    """Run ``produce``; a ServiceError becomes one clear fixture error, without a traceback."""
+    try:
+        return produce()
+    except ServiceError as exc:
+        pytest.fail(f"{type(exc).__name__}: {exc}", pytrace=False)
+
+
+def _mark_log(request: pytest.FixtureRequest, service: str, log: LogSource) -> None:
+    marks = request.node.stash.setdefault(LOG_MARKS_KEY, {})
+    marks[service] = (log, log.mark())
+
+
+def _expose(
+    request: pytest.FixtureRequest, name: str, socket_dir: str | None, env: dict[str, str]
+) -> None:
+    """Bind the service's socket directory into the test's cleanroom, if the test has one."""
+    if socket_dir is None or "cleanroom" not in request.fixturenames:
+        return
+    cleanroom = request.getfixturevalue("cleanroom")
+    cleanroom.expose_service(name, Path(socket_dir), env)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> PostgresServer:
+    """The run's PostgreSQL server, shared by every test and xdist worker."""
+    hub = hub_of(request.config)
+    return _or_fail(hub.postgres_server)
+
+
+@pytest.fixture(scope="session")
+def _cleanroom_database_factory(
+    request: pytest.FixtureRequest, postgres_server: PostgresServer
+) -> Iterator[DatabaseFactory]:
+    hub = hub_of(request.config)
+    template = _or_fail(hub.template)
+    factory = DatabaseFactory(postgres_server, template, f"{hub.run.db_prefix}{hub.run.worker_id}_")
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def postgres(
+    request: pytest.FixtureRequest, _cleanroom_database_factory: DatabaseFactory
+) -> Iterator[PostgresDatabase]:
+    """A PostgreSQL database of this test's own, cloned from the run's template, then dropped."""
+    factory = _cleanroom_database_factory
+    database = _or_fail(factory.create)
+    _mark_log(request, "postgres", database.server.log)
+    _expose(request, "postgres", database.unix_socket_dir, database.sandbox_env())
+    yield database
+    factory.drop(database)
+
+
+@pytest.fixture(scope="session")
+def redis_server(request: pytest.FixtureRequest) -> RedisServer:
+    """The run's Redis server, shared by every test and xdist worker."""
+    hub = hub_of(request.config)
+    return _or_fail(hub.redis_server)
+
+
+@pytest.fixture(scope="session")
+def _cleanroom_redis_slot(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> Iterator[RedisSlot]:
+    run = hub_of(request.config).run
+    slot = _or_fail(lambda: RedisSlot(redis_server, run.worker_index, run.worker_id))
+    yield slot
+    slot.close()
+
+
+@pytest.fixture
+def redis(
+    request: pytest.FixtureRequest, _cleanroom_redis_slot: RedisSlot
+) -> Iterator[RedisDatabase]:
+    """A Redis database index no other running test uses, emptied after the test."""
+    slot = _cleanroom_redis_slot
+    database = slot.acquire()
+    _mark_log(request, "redis", database.server.log)
+    socket_dir = str(Path(database.unix_socket).parent) if database.unix_socket else None
+    _expose(request, "redis", socket_dir, database.sandbox_env())
+    yield database
+    slot.release(database)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        for service, (log, mark) in item.stash.get(LOG_MARKS_KEY, {}).items():
+            text = log.read(since=mark)
+            title = f"cleanroom {service} server log (since the test began)"
+            if not text.strip():
+                text = log.read(max_lines=15)
+                title = f"cleanroom {service} server log (last lines; nothing new during the test)"
+            if text.strip():
+                report.sections.append((title, text))
+    return report

@@ -1,0 +1,141 @@
+"""Choosing where each service comes from (``auto`` logic) and saying why.
+
+Cheap by design (the report header calls it): looking for binaries runs ``--version`` once, and a
+Docker engine is asked ``GET /_ping`` over its socket with a short timeout, without the docker SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from . import binaries
+from .errors import ServiceUnavailableError
+from .settings import ENV_POSTGRES_URL, ENV_REDIS_URL, ServiceSettings
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+SERVICES = ("postgres", "redis")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The provider chosen for one service (``None``: nothing can serve) and the reason."""
+
+    service: str
+    provider: str | None
+    reason: str
+
+    def require(self) -> str:
+        if self.provider is None:
+            raise ServiceUnavailableError(self.reason)
+        return self.provider
+
+
+def docker_host() -> str:
+    return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+
+
+def docker_status(timeout: float = 3.0) -> tuple[bool, str]:
+    """Whether a Docker engine answers at ``DOCKER_HOST``, and a sentence saying what was found."""
+    host = docker_host()
+    parts = urlsplit(host)
+    try:
+        if parts.scheme == "unix":
+            path = parts.path
+            if not os.path.exists(path):
+                return False, f"no Docker socket at {path}"
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: str | tuple[str, int] = path
+        elif parts.scheme in ("tcp", "http"):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            address = (parts.hostname or "127.0.0.1", parts.port or 2375)
+        else:
+            return True, f"Docker engine at {host} (not checked: {parts.scheme} transport)"
+        with sock:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            reply = sock.recv(256)
+    except TimeoutError:
+        return False, f"the Docker engine at {host} did not answer within {timeout:g}s"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return False, f"Docker socket {host} present but the engine does not answer ({reason})"
+    if b" 200 " not in reply.split(b"\r\n", 1)[0]:
+        return False, f"the Docker engine at {host} answered /_ping with {reply[:40]!r}"
+    return True, f"Docker engine answers at {host}"
+
+
+def _fixes(service: str) -> str:
+    env = ENV_POSTGRES_URL if service == "postgres" else ENV_REDIS_URL
+    install = (
+        binaries.POSTGRES_INSTALL_HINT if service == "postgres" else binaries.REDIS_INSTALL_HINT
+    )
+    return (
+        f"fix one of: (1) point at a running server: set {env} (or "
+        f"--cleanroom-{service}-url); (2) {install}; (3) start a Docker engine (dockerd) "
+        "and set DOCKER_HOST if its socket is not /var/run/docker.sock"
+    )
+
+
+def _binary_detail(service: str, settings: ServiceSettings) -> str | None:
+    if service == "postgres":
+        pg = binaries.find_postgres(settings.postgres_bin_dir)
+        return f"postgres {pg.version} in {pg.bin_dir}" if pg else None
+    rd = binaries.find_redis(settings.redis_server)
+    return f"redis-server {rd.version} at {rd.path}" if rd else None
+
+
+def choose(service: str, settings: ServiceSettings) -> Choice:
+    """Where ``service`` comes from under ``settings``, with the reason for the report header."""
+    url = settings.postgres_url if service == "postgres" else settings.redis_url
+    url_source = (
+        settings.postgres_url_source if service == "postgres" else settings.redis_url_source
+    )
+    provider = settings.provider
+    how = f"{settings.provider_source}={provider}"
+    if provider == "external":
+        if not url:
+            env = ENV_POSTGRES_URL if service == "postgres" else ENV_REDIS_URL
+            return Choice(
+                service,
+                None,
+                f"{how} but no {service} URL is configured: set {env} or --cleanroom-{service}-url",
+            )
+        return Choice(service, "external", f"{how}, URL from {url_source}")
+    if provider == "process":
+        detail = _binary_detail(service, settings)
+        if detail is None:
+            hint = (
+                binaries.POSTGRES_INSTALL_HINT
+                if service == "postgres"
+                else binaries.REDIS_INSTALL_HINT
+            )
+            return Choice(service, None, f"{how} but no {service} server binaries: {hint}")
+        return Choice(service, "process", f"{how}: {detail}")
+    if provider == "docker":
+        ok, detail = docker_status(min(5.0, settings.start_timeout))
+        if not ok:
+            return Choice(
+                service,
+                None,
+                f"{how} but {detail}: start dockerd, or set DOCKER_HOST to its socket",
+            )
+        return Choice(service, "docker", f"{how}: {detail}")
+    # auto
+    if url:
+        return Choice(service, "external", f"auto: URL from {url_source}")
+    detail = _binary_detail(service, settings)
+    if detail is not None:
+        return Choice(service, "process", f"auto: {detail}")
+    ok, docker_detail = docker_status(min(5.0, settings.start_timeout))
+    if ok:
+        return Choice(service, "docker", f"auto: no {service} binaries; {docker_detail}")
+    return Choice(
+        service,
+        None,
+        f"no {service} provider can serve (no URL configured, no {service} server binaries, "
+        f"{docker_detail}); {_fixes(service)}",
+    )

@@ -1,0 +1,127 @@
+"""The process provider's Redis: ``redis-server`` from the machine, nothing written to disk."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .binaries import require_redis
+from .model import LogSource, RedisServer
+from .registry import Handle, Owner, Registry
+from .settings import ServiceSettings
+from .spawn import Account, PortTakenError, ServerDir, candidate_ports, clean_env, spawn, wait_ready
+
+DATABASES = 64  # one database index per xdist worker (-n auto on a 64-core machine)
+
+
+@dataclass
+class StartedRedis:
+    server: RedisServer
+    handle: Handle
+    record_id: str
+    registry: Registry
+
+
+def _config(port: int, sdir: Path, password: str) -> str:
+    # A config file (mode 0600) rather than arguments keeps the password out of `ps`.
+    lines = [
+        f"port {port}",
+        "bind 127.0.0.1",
+        "protected-mode yes",
+        f"unixsocket {sdir / 'sock' / 'redis.sock'}",
+        "unixsocketperm 770",
+        'save ""',
+        "appendonly no",
+        f"databases {DATABASES}",
+        f"dir {sdir}",
+        f"pidfile {sdir / 'redis.pid'}",
+        "daemonize no",
+        f"requirepass {password}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> StartedRedis:
+    """Start this run's Redis server; on any failure nothing is left behind."""
+    deadline = time.monotonic() + settings.start_timeout
+    binary = require_redis(settings.redis_server)
+    sdir = ServerDir.create(
+        service="redis",
+        runtime_dir=settings.runtime_dir,
+        run_id=run_id,
+        owner=owner,
+        pidfile="redis.pid",
+        stop_signal=signal.SIGTERM,
+    )
+    try:
+        sock_dir = sdir.path / "sock"
+        sock_dir.mkdir(mode=0o700)
+        log_path = sdir.path / "redis.log"
+        password = secrets.token_urlsafe(18)
+        last_error = ""
+        for port in candidate_ports(settings.redis_port, "cleanroom_redis_port"):
+            conf = sdir.path / "redis.conf"
+            conf.touch(mode=0o600)
+            conf.write_text(_config(port, sdir.path, password))
+            proc = spawn(
+                [str(binary.path), str(conf)],
+                log_path=log_path,
+                account=Account(),
+                cwd=sdir.path,
+                env=clean_env(),
+            )
+            sdir.started(proc.pid)
+            socket_path = sock_dir / "redis.sock"
+            try:
+                wait_ready(
+                    proc,
+                    functools.partial(_ping, socket_path, password),
+                    deadline=deadline,
+                    what=f"redis-server {binary.version} ({binary.path})",
+                    log_path=log_path,
+                    port_taken=lambda log: "Address already in use" in log,
+                )
+            except PortTakenError as exc:
+                last_error = str(exc)
+                continue
+            server = RedisServer(
+                provider="process",
+                host="127.0.0.1",
+                port=port,
+                password=password,
+                unix_socket=str(socket_path),
+                version=binary.version,
+                databases=DATABASES,
+                log=LogSource(kind="file", path=str(log_path)),
+            )
+            return StartedRedis(server, sdir.handle, sdir.record_id, sdir.registry)
+        from .errors import ServiceStartError
+
+        raise ServiceStartError(
+            f"redis-server could not bind a free port on 127.0.0.1 after several tries; "
+            f"last log:\n{last_error}"
+        )
+    except BaseException:
+        sdir.discard()
+        raise
+
+
+def _ping(socket_path: Path, password: str) -> bool:
+    import redis as redis_py
+
+    if not socket_path.exists():
+        return False
+    client = redis_py.Redis(
+        unix_socket_path=str(socket_path),
+        password=password,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+    )
+    try:
+        return bool(client.ping())
+    finally:
+        client.close()

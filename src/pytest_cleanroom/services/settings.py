@@ -1,0 +1,226 @@
+"""Where the services' settings come from: command line, then environment, then ini, then defaults.
+
+Only the standard library is imported here: the plugin reads these on every pytest start.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ServiceConfigError
+
+PROVIDERS: tuple[str, ...] = ("auto", "process", "docker", "external")
+DEFAULT_POSTGRES_IMAGE = "cleanroom/postgres:15"
+DEFAULT_REDIS_IMAGE = "cleanroom/redis:7"
+DEFAULT_START_TIMEOUT = 60.0
+
+ENV_PROVIDER = "CLEANROOM_SERVICES"
+ENV_POSTGRES_URL = "CLEANROOM_POSTGRES_URL"
+ENV_REDIS_URL = "CLEANROOM_REDIS_URL"
+ENV_CACHE_DIR = "CLEANROOM_SERVICES_CACHE_DIR"
+ENV_RUNTIME_DIR = "CLEANROOM_SERVICES_RUNTIME_DIR"
+ENV_START_TIMEOUT = "CLEANROOM_SERVICES_START_TIMEOUT"
+
+# ini key -> (help, default shown in --help)
+INI_KEYS: dict[str, tuple[str, str]] = {
+    "cleanroom_services": ("Where postgres/redis come from: auto|process|docker|external.", "auto"),
+    "cleanroom_postgres_url": (f"PostgreSQL URL of an external server ({ENV_POSTGRES_URL}).", ""),
+    "cleanroom_redis_url": (f"Redis URL of an external server ({ENV_REDIS_URL}).", ""),
+    "cleanroom_postgres_image": ("Image of the docker provider's PostgreSQL container.", ""),
+    "cleanroom_redis_image": ("Image of the docker provider's Redis container.", ""),
+    "cleanroom_postgres_template": (
+        "SQL files (relative to the ini file) and/or module:function callables, one a line, "
+        "that load the template every test database is cloned from.",
+        "",
+    ),
+    "cleanroom_services_start_timeout": ("Seconds a server may take to become ready.", "60"),
+    "cleanroom_postgres_bin_dir": ("Directory holding initdb and postgres (process provider).", ""),
+    "cleanroom_redis_server": ("Path of redis-server (process provider).", ""),
+    "cleanroom_postgres_port": ("Fixed TCP port of the process provider's PostgreSQL.", "0"),
+    "cleanroom_redis_port": ("Fixed TCP port of the process provider's Redis.", "0"),
+    "cleanroom_services_cache_dir": (
+        f"Cache of initialised data directories ({ENV_CACHE_DIR}).",
+        "",
+    ),
+    "cleanroom_services_runtime_dir": (
+        f"Directory of running servers and the leftovers registry ({ENV_RUNTIME_DIR}).",
+        "",
+    ),
+}
+
+
+def default_cache_dir(env: Mapping[str, str]) -> Path:
+    """``$XDG_CACHE_HOME/pytest-cleanroom`` (``~/.cache/pytest-cleanroom``)."""
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pytest-cleanroom"
+
+
+def default_runtime_dir(env: Mapping[str, str]) -> Path:
+    """A short per-user directory (unix socket paths are limited to about 100 bytes)."""
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime and len(runtime) < 40 and Path(runtime).is_dir():
+        return Path(runtime) / "pytest-cleanroom"
+    return Path(tempfile.gettempdir()) / f"pytest-cleanroom-{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Every knob of the services, already validated."""
+
+    provider: str = "auto"
+    provider_source: str = "default"
+    postgres_url: str | None = None
+    postgres_url_source: str = ""
+    redis_url: str | None = None
+    redis_url_source: str = ""
+    postgres_image: str = DEFAULT_POSTGRES_IMAGE
+    redis_image: str = DEFAULT_REDIS_IMAGE
+    postgres_template: tuple[str, ...] = ()
+    start_timeout: float = DEFAULT_START_TIMEOUT
+    postgres_bin_dir: Path | None = None
+    redis_server: Path | None = None
+    postgres_port: int = 0
+    redis_port: int = 0
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir(os.environ))
+    runtime_dir: Path = field(default_factory=lambda: default_runtime_dir(os.environ))
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def with_changes(self, **changes: Any) -> ServiceSettings:
+        """A copy with ``changes`` (used by tests and by library callers)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        option: Callable[[str], Any],
+        ini: Callable[[str], Any],
+        env: Mapping[str, str],
+        base_dir: Path,
+    ) -> ServiceSettings:
+        """Read every setting: ``option(name)`` for flags, ``ini(key)`` for ini keys."""
+        provider, provider_source = _first(
+            ("--cleanroom-services", option("cleanroom_services")),
+            (ENV_PROVIDER, env.get(ENV_PROVIDER)),
+            ("ini cleanroom_services", ini("cleanroom_services")),
+            default="auto",
+        )
+        if provider not in PROVIDERS:
+            raise ServiceConfigError(
+                f"{provider_source}={provider!r} is not a services provider: "
+                f"choose one of {', '.join(PROVIDERS)}"
+            )
+        pg_url, pg_src = _first(
+            ("--cleanroom-postgres-url", option("cleanroom_postgres_url")),
+            (ENV_POSTGRES_URL, env.get(ENV_POSTGRES_URL)),
+            ("ini cleanroom_postgres_url", ini("cleanroom_postgres_url")),
+        )
+        redis_url, redis_src = _first(
+            ("--cleanroom-redis-url", option("cleanroom_redis_url")),
+            (ENV_REDIS_URL, env.get(ENV_REDIS_URL)),
+            ("ini cleanroom_redis_url", ini("cleanroom_redis_url")),
+        )
+        if pg_url and not pg_url.startswith(("postgres://", "postgresql://")):
+            raise ServiceConfigError(
+                f"{pg_src} must be a postgresql:// URL, e.g. "
+                "postgresql://user:password@127.0.0.1:5432/postgres"
+            )
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ServiceConfigError(
+                f"{redis_src} must be a redis://, rediss:// or unix:// URL, e.g. "
+                "redis://:password@127.0.0.1:6379/0"
+            )
+        timeout_text, timeout_src = _first(
+            (ENV_START_TIMEOUT, env.get(ENV_START_TIMEOUT)),
+            ("ini cleanroom_services_start_timeout", ini("cleanroom_services_start_timeout")),
+            default=str(DEFAULT_START_TIMEOUT),
+        )
+        cache_dir, _ = _first(
+            (ENV_CACHE_DIR, env.get(ENV_CACHE_DIR)),
+            ("ini", ini("cleanroom_services_cache_dir")),
+        )
+        runtime_dir, _ = _first(
+            (ENV_RUNTIME_DIR, env.get(ENV_RUNTIME_DIR)),
+            ("ini", ini("cleanroom_services_runtime_dir")),
+        )
+        bin_dir = _text(ini("cleanroom_postgres_bin_dir"))
+        redis_server = _text(ini("cleanroom_redis_server"))
+        return cls(
+            provider=provider,
+            provider_source=provider_source,
+            postgres_url=pg_url,
+            postgres_url_source=pg_src,
+            redis_url=redis_url,
+            redis_url_source=redis_src,
+            postgres_image=_text(ini("cleanroom_postgres_image")) or DEFAULT_POSTGRES_IMAGE,
+            redis_image=_text(ini("cleanroom_redis_image")) or DEFAULT_REDIS_IMAGE,
+            postgres_template=_lines(ini("cleanroom_postgres_template")),
+            start_timeout=_positive_seconds(timeout_text, timeout_src),
+            postgres_bin_dir=_path(bin_dir, base_dir),
+            redis_server=_path(redis_server, base_dir),
+            postgres_port=_port(ini("cleanroom_postgres_port"), "cleanroom_postgres_port"),
+            redis_port=_port(ini("cleanroom_redis_port"), "cleanroom_redis_port"),
+            cache_dir=_path(cache_dir, base_dir) or default_cache_dir(env),
+            runtime_dir=_path(runtime_dir, base_dir) or default_runtime_dir(env),
+            base_dir=base_dir,
+        )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        value = " ".join(str(v) for v in value)
+    text = str(value).strip()
+    return text or None
+
+
+def _first(*candidates: tuple[str, Any], default: str | None = None) -> tuple[Any, str]:
+    for source, value in candidates:
+        text = _text(value)
+        if text is not None:
+            return text, source
+    return default, "default"
+
+
+def _lines(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else str(value).splitlines()
+    texts = (str(item).strip() for item in items)
+    return tuple(t for t in texts if t and not t.startswith("#"))
+
+
+def _positive_seconds(text: str, source: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ServiceConfigError(f"{source}={text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise ServiceConfigError(f"{source}={text!r} must be a positive number of seconds")
+    return value
+
+
+def _port(value: Any, key: str) -> int:
+    text = _text(value)
+    if text is None:
+        return 0
+    try:
+        port = int(text)
+    except ValueError:
+        raise ServiceConfigError(f"ini {key}={text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise ServiceConfigError(f"ini {key}={port} is outside 0..65535 (0 picks a free port)")
+    return port
+
+
+def _path(text: str | None, base: Path) -> Path | None:
+    if not text:
+        return None
+    path = Path(os.path.expanduser(text))
+    return path if path.is_absolute() else base / path

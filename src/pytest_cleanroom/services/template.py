@@ -1,0 +1,132 @@
+"""The suite's template database: loaded once per run, cloned for every test.
+
+Entries (ini ``cleanroom_postgres_template``, one a line) run in order: SQL files or glob patterns
+(relative to the ini file's directory) and ``module:function`` callables that receive a
+:class:`~pytest_cleanroom.services.model.PostgresDatabase` for the template.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import TemplateError
+from .model import PostgresDatabase, PostgresServer
+
+CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+INI_KEY = "cleanroom_postgres_template"
+
+
+def _resolve_callable(entry: str, base_dir: Path) -> Callable[[PostgresDatabase], Any]:
+    module_name, _, attr = entry.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name) or str(base_dir) in sys.path:
+            raise TemplateError(f"ini {INI_KEY}: cannot import {module_name!r}: {exc}") from None
+        sys.path.insert(0, str(base_dir))
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc2:
+            raise TemplateError(f"ini {INI_KEY}: cannot import {module_name!r}: {exc2}") from None
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise TemplateError(f"ini {INI_KEY}: {module_name!r} has no attribute {attr!r}")
+    if not callable(target):
+        raise TemplateError(f"ini {INI_KEY}: {entry!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def expand(entries: tuple[str, ...], base_dir: Path) -> list[tuple[str, Path | str]]:
+    """Each entry as ("sql", path) or ("callable", "module:function"); errors name the entry."""
+    steps: list[tuple[str, Path | str]] = []
+    for entry in entries:
+        if CALLABLE.match(entry) and not (base_dir / entry).exists():
+            steps.append(("callable", entry))
+            continue
+        pattern = entry if Path(entry).is_absolute() else str(base_dir / entry)
+        if glob.has_magic(pattern):
+            matches = sorted(Path(p) for p in glob.glob(pattern))
+            if not matches:
+                raise TemplateError(f"ini {INI_KEY}: no file matches {entry!r} (in {base_dir})")
+            steps.extend(("sql", m) for m in matches)
+        elif Path(pattern).is_file():
+            steps.append(("sql", Path(pattern)))
+        else:
+            raise TemplateError(
+                f"ini {INI_KEY}: {entry!r} is neither an SQL file (looked for {pattern}) "
+                "nor a module:function callable"
+            )
+    return steps
+
+
+def build(server: PostgresServer, name: str, entries: tuple[str, ...], base_dir: Path) -> None:
+    """Create the template database ``name`` and load it; on failure it is dropped again."""
+    import psycopg
+    from psycopg import sql
+
+    steps = expand(entries, base_dir)  # bad entries fail before anything is created
+    with server.connect(autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        db = PostgresDatabase(server, name)
+        try:
+            for kind, what in steps:
+                if kind == "sql":
+                    path = Path(what)
+                    try:
+                        text = path.read_text()
+                    except (OSError, UnicodeDecodeError) as exc:
+                        raise TemplateError(f"ini {INI_KEY}: cannot read {path}: {exc}") from None
+                    try:
+                        with db.connect() as conn:
+                            conn.execute(text.encode())  # bytes: no placeholder parsing
+                    except psycopg.Error as exc:
+                        raise TemplateError(_sql_error(path, text, exc)) from None
+                else:
+                    function = _resolve_callable(str(what), base_dir)
+                    try:
+                        function(db)
+                    except TemplateError:
+                        raise
+                    except Exception as exc:
+                        raise TemplateError(
+                            f"ini {INI_KEY}: {what} raised {type(exc).__name__}: {exc}"
+                        ) from exc
+            db.close_connections()
+            ident = sql.Identifier(name)
+            if server.version_num >= 130000:
+                admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        except BaseException:
+            db.close_connections()
+            drop = (
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)"
+                if server.version_num >= 130000
+                else ("DROP DATABASE IF EXISTS {}")
+            )
+            with contextlib.suppress(psycopg.Error):
+                admin.execute(sql.SQL(drop).format(sql.Identifier(name)))
+            raise
+
+
+def _sql_error(path: Path, text: str, exc: Any) -> str:
+    diag = getattr(exc, "diag", None)
+    message = (diag.message_primary if diag else None) or str(exc).strip()
+    where = ""
+    position = getattr(diag, "statement_position", None) if diag else None
+    if position:
+        line = text.count("\n", 0, int(position) - 1) + 1
+        where = f", line {line}"
+    return f"ini {INI_KEY}: {path}{where}: {message}"
