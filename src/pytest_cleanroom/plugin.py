@@ -2,6 +2,9 @@
 
 Each feature is a sub-plugin in its own module, registered here so that its options, fixtures and
 hooks live beside its logic. Sub-plugin modules must import only cheap things at module level.
+
+``-p no:cleanroom`` disables all of them; ``-p no:cleanroom.services.plugin`` (the module's name
+with ``pytest_cleanroom.`` shortened to ``cleanroom.``) disables one, without even importing it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
     # Registering from addhooks makes every sub-plugin's pytest_addoption run as usual.
     for name in SUBPLUGINS:
+        regname = subplugin_name(name)
+        if pluginmanager.is_blocked(regname):
+            continue
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -32,4 +38,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
                 raise
             continue  # TEMPORARY while the sub-plugins are being built; removed before release
         if not pluginmanager.is_registered(module):
-            pluginmanager.register(module, name=name.replace("pytest_cleanroom.", "cleanroom."))
+            pluginmanager.register(module, name=regname)
+
+
+def subplugin_name(module: str) -> str:
+    """The name a sub-plugin is registered (and can be blocked with ``-p no:NAME``) under."""
+    return module.replace("pytest_cleanroom.", "cleanroom.", 1)
