@@ -34,6 +34,8 @@ class ExtractLimits:
     max_total_bytes: int = 256 * MiB
     max_file_bytes: int = 64 * MiB
     max_entries: int = 20_000
+    #: Decompressed bytes allowed beyond the files' contents (tar headers, padding, pax records).
+    header_allowance: int = 16 * MiB
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -166,7 +168,7 @@ def extract_archive(
         limited = io.BufferedReader(
             _LimitedReader(
                 gz,  # type: ignore[arg-type]
-                limits.max_total_bytes + 4 * MiB,
+                limits.max_total_bytes + limits.header_allowance,
                 label,
             )
         )
