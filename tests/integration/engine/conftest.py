@@ -12,7 +12,7 @@ from pytest_cleanroom import Cleanroom
 from pytest_cleanroom.backends import backend_problems
 from tests.conftest import require
 
-LOCAL_BACKENDS = ("bwrap",)
+LOCAL_BACKENDS = ("bwrap", "unshare")
 _HINTS = {
     "bwrap": "apt-get install bubblewrap",
     "unshare": "apt-get install util-linux",

@@ -1,0 +1,140 @@
+"""The ``unshare`` backend: util-linux ``unshare`` plus a small in-namespace set-up step.
+
+The fallback of ``local`` where bubblewrap is missing. ``unshare`` creates the user (the
+invoking user mapped to uid 0), mount, IPC, UTS and cgroup namespaces, plus PID and network ones
+as the policy says; :mod:`pytest_cleanroom.backends._nsinit` then builds the same filesystem as
+the ``bwrap`` backend, drops every capability, sets ``no_new_privs`` and runs the command.
+Needs Linux 5.12 or later (``mount_setattr`` makes bind mounts read-only recursively).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import BackendUnavailableError, SandboxError
+from ..filesystem import FsOp
+from ..limits import Rlimits
+from ..policy import Policy
+from ..process_tree import Outcome
+from .base import CommandSpec
+from .local import HOSTNAME, NamespaceBackend, single_line
+
+INSTALL_HINT = "install util-linux (Debian/Ubuntu: apt-get install util-linux)"
+NSINIT = str(Path(__file__).with_name("_nsinit.py"))
+_MARK = "cleanroom-nsinit:"
+
+_probe_lock = threading.Lock()
+_probe: dict[str, str | None] = {}
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (major, minor)
+    except (IndexError, ValueError):
+        return False
+
+
+def _probe_unshare(path: str) -> str | None:
+    with _probe_lock:
+        if path not in _probe:
+            argv = [path, "--user", "--map-root-user", "--mount", "--pid", "--fork", "--net",
+                    "--ipc", "--uts", "true"]  # fmt: skip
+            try:
+                done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                _probe[path] = f"{path} could not be run: {exc}"
+            else:
+                _probe[path] = (
+                    None
+                    if done.returncode == 0
+                    else f"{path} cannot create namespaces here: "
+                    f"{done.stderr.decode(errors='replace').strip()} (user namespaces may be "
+                    "disabled: sysctl kernel.unprivileged_userns_clone=1 / "
+                    "user.max_user_namespaces>0)"
+                )
+        return _probe[path]
+
+
+class UnshareBackend(NamespaceBackend):
+    """Runs each command under ``unshare`` and the in-namespace set-up step."""
+
+    name = "unshare"
+    overhead_processes = 2  # unshare itself and the set-up step, which stays as PID 1
+
+    def __init__(self, executable: str | None = None, python: str | None = None) -> None:
+        super().__init__()
+        self._executable = executable
+        self.python = python or sys.executable
+
+    @property
+    def executable(self) -> str:
+        path = self._executable or shutil.which("unshare")
+        if path is None:
+            raise BackendUnavailableError(f"the unshare backend needs util-linux: {INSTALL_HINT}")
+        return path
+
+    def check(self, policy: Policy) -> None:
+        if not _kernel_at_least(5, 12):
+            raise BackendUnavailableError(
+                f"the unshare backend needs Linux 5.12 or later (this is {os.uname().release}); "
+                "install bubblewrap to use the bwrap backend instead"
+            )
+        problem = _probe_unshare(self.executable)
+        if problem is not None:
+            raise BackendUnavailableError(problem)
+        self.check_limits(policy)
+
+    def sandbox_argv(
+        self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
+    ) -> list[str]:
+        policy = spec.policy
+        argv = [
+            self.executable, "--user", "--map-root-user", "--mount", "--propagation", "private",
+            "--ipc", "--uts", "--cgroup", "--kill-child",
+        ]  # fmt: skip
+        if policy.isolate_pids:
+            argv.append("--pid")
+        if policy.network == "isolated":
+            argv.append("--net")
+        plan = {
+            "ops": [[op.kind, op.target, op.source, op.size] for op in ops],
+            "cwd": spec.cwd,
+            "hostname": HOSTNAME,
+            "net": policy.network == "isolated",
+            "nested_userns": policy.nested_user_namespaces,
+            "rlimits": _rlimits(rlimits),
+            "argv": list(spec.argv),
+            "env": dict(spec.env),
+        }
+        return [*argv, "--", self.python, "-S", "-I", NSINIT, json.dumps(plan)]
+
+    def translate_failure(self, spec: CommandSpec, outcome: Outcome) -> Outcome:
+        line = single_line(outcome.stderr)
+        if outcome.exit_code == 125 and line is not None and line.startswith(_MARK):
+            raise SandboxError(f"the unshare backend could not set up the sandbox: {line}")
+        return outcome
+
+
+def _rlimits(rlimits: Rlimits | None) -> dict[str, int | list[int]]:
+    if rlimits is None:
+        return {}
+    out: dict[str, int | list[int]] = {}
+    if rlimits.file_size is not None:
+        out["fsize"] = rlimits.file_size
+    if rlimits.open_files is not None:
+        out["nofile"] = rlimits.open_files
+    if rlimits.cpu_seconds is not None:
+        out["cpu"] = [rlimits.cpu_seconds, rlimits.cpu_seconds + 1]
+    if rlimits.address_space is not None:
+        out["as"] = rlimits.address_space
+    if rlimits.processes is not None:
+        out["nproc"] = rlimits.processes
+    return out
