@@ -1,0 +1,298 @@
+"""``ggen lifecycle`` as users run it: real processes, real signals, real locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ggen_lifecycle import readiness as rd
+from tests.unit.lifecycle.helpers import write_project
+
+pytestmark = pytest.mark.integration
+
+GGEN = [sys.executable, "-m", "ggen_cli", "lifecycle"]
+
+
+def ggen(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GGEN, "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start(root: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*GGEN, "-C", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"ggen exited early ({proc.returncode}):\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"{path} never appeared")
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigint_stops_every_child_and_records_the_interruption(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        [workspace.a]
+        path = "a"
+        [workspace.b]
+        path = "b"
+        [lifecycle.serve]
+        command = "sh -c 'sleep 300 & echo $! > grandchild.pid; wait' & echo $! > child.pid; wait"
+        """,
+        {"a/.keep": "", "b/.keep": ""},
+    )
+    proc = start(root, "run", "serve", "-j", "2")
+    for ws in ("a", "b"):
+        wait_for(root / ws / "grandchild.pid", proc)
+    pids = [
+        int((root / ws / name).read_text())
+        for ws in "ab"
+        for name in ("child.pid", "grandchild.pid")
+    ]
+    assert all(alive(pid) for pid in pids)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    survivors = [pid for pid in pids if alive(pid)]
+    assert survivors == [], f"processes survived Ctrl-C: {survivors}"
+    assert "interrupted" in out
+    state = json.loads((root / ".ggen" / "state.json").read_text())
+    assert state["runs"][-1]["result"] == "interrupted"
+    assert {t["result"] for t in state["tasks"]} == {"interrupted"}
+
+
+def test_second_run_refuses_then_waits_for_the_lock(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        [lifecycle.build]
+        command = "touch started; until [ -f release ]; do sleep 0.02; done"
+        """,
+    )
+    first = start(root, "run", "build")
+    wait_for(root / "started", first)
+    refused = ggen(root, "run", "build")
+    assert refused.returncode == 3
+    assert "another run of this project is in progress" in refused.stderr
+    assert f"pid {first.pid}" in refused.stderr
+    assert "--wait" in refused.stderr
+    waiting = start(root, "run", "build", "--wait", "60", "--json")
+    time.sleep(0.3)  # let it block on the lock; the assertion below does not depend on timing
+    assert waiting.poll() is None
+    (root / "release").touch()
+    assert first.wait(timeout=60) == 0
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert json.loads(out)["status"] == "success"
+    runs = json.loads((root / ".ggen" / "state.json").read_text())["runs"]
+    assert [r["result"] for r in runs] == ["success", "success"]
+
+
+def test_a_100_mb_log_is_streamed_not_held_in_memory(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        [lifecycle.noisy]
+        command = "yes 'a line of log output, like logs do' | head -c 104857600; echo last-line"
+        """,
+    )
+    proc = subprocess.Popen(
+        [*GGEN, "-C", str(root), "run", "noisy", "--json", "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    summary = json.loads(out)
+    assert summary["status"] == "success"
+    log = Path(summary["tasks"][0]["log"])
+    assert log.stat().st_size > 100 * 1024 * 1024
+    with log.open("rb") as handle:
+        handle.seek(-40, 2)
+        assert handle.read().endswith(b"last-line\n")
+    peak_mb = usage.ru_maxrss / 1024
+    assert peak_mb < 100, f"the runner held the log in memory: peak RSS {peak_mb:.0f} MB"
+
+
+def test_json_summary_and_table(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        [workspace.a]
+        path = "a"
+        [lifecycle.build]
+        command = "echo hi > out.txt"
+        inputs = ["*.src"]
+        outputs = ["out.txt"]
+        """,
+        {"a/x.src": "1"},
+    )
+    first = ggen(root, "run", "build", "--json")
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    (task,) = data["tasks"]
+    assert task["id"] == "build:a"
+    assert task["cache"] == "miss"
+    assert task["started_at"] <= task["ended_at"]
+    assert data["span"] == pytest.approx(task["ended_at"] - task["started_at"], abs=1e-5)
+    second = ggen(root, "run", "build")
+    assert second.returncode == 0
+    assert re.search(r"a:build\s+cached\s+[\d.]+s\s+hit", second.stdout)
+
+
+def test_failure_exit_code_and_tail(tmp_path: Path) -> None:
+    root = write_project(tmp_path, '[lifecycle.test]\ncommand = "echo boom-detail; exit 5"\n')
+    result = ggen(root, "run", "test")
+    assert result.returncode == 1
+    assert "FAILED test: `echo boom-detail; exit 5` exited with code 5" in result.stderr
+    assert "boom-detail" in result.stderr
+    as_json = json.loads(ggen(root, "run", "test", "--json").stdout)
+    assert as_json["tasks"][0]["error_type"] == "TaskFailedError"
+    assert as_json["tasks"][0]["exit_code"] == 5
+
+
+def test_malformed_make_toml_exit_code_and_position(tmp_path: Path) -> None:
+    (tmp_path / "make.toml").write_text('[lifecycle.build]\ncommand = "x\n')
+    result = ggen(tmp_path, "run", "build")
+    assert result.returncode == 2
+    assert f"{tmp_path / 'make.toml'}:2:" in result.stderr
+    as_json = json.loads(ggen(tmp_path, "list", "--json").stdout)
+    assert as_json["error"]["line"] == 2
+    assert as_json["error"]["type"] == "ConfigError"
+
+
+def test_unknown_phase_and_workspace_suggestions(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        '[workspace.web]\npath = "web"\n[lifecycle.build]\ncommand = "true"\n',
+        {"web/.keep": ""},
+    )
+    result = ggen(root, "run", "biuld")
+    assert result.returncode == 2
+    assert "unknown phase 'biuld'; did you mean 'build'?" in result.stderr
+    assert str(root / "make.toml") in result.stderr
+    result = ggen(root, "run", "build", "--workspace", "wbe")
+    assert "did you mean 'web'?" in result.stderr
+
+
+def test_list_show_graph_dry_run_clean(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        [workspace.lib]
+        path = "lib"
+        [workspace.app]
+        path = "app"
+        depends_on = ["lib"]
+        [lifecycle.build]
+        description = "compile"
+        command = "echo built > out"
+        inputs = ["src/*"]
+        outputs = ["out"]
+        [lifecycle.test]
+        command = "true"
+        depends_on = ["build"]
+        """,
+        {"lib/src/a": "1", "app/src/b": "2"},
+    )
+    listed = ggen(root, "list")
+    assert re.search(r"build +compile +\[lib, app\]", listed.stdout)
+    assert re.search(r"deploy +\(standard, not declared\)", listed.stdout)
+    shown = json.loads(ggen(root, "show", "build", "--json").stdout)
+    assert [t["workspace"] for t in shown["targets"]] == ["lib", "app"]
+    assert shown["targets"][0]["commands"] == ["echo built > out"]
+    mermaid = ggen(root, "graph", "test").stdout
+    assert "build_lib --> build_app" in mermaid
+    assert "build_app --> test_app" in mermaid
+    dot = ggen(root, "graph", "--format", "dot").stdout
+    assert '"build:lib" -> "build:app";' in dot
+    plan = json.loads(ggen(root, "run", "test", "--dry-run", "--json").stdout)["plan"]
+    order = [s["id"] for s in plan]
+    assert sorted(order) == ["build:app", "build:lib", "test:app", "test:lib"]
+    assert order.index("build:lib") < order.index("build:app") < order.index("test:app")
+    assert order.index("build:lib") < order.index("test:lib")
+    assert {s["id"]: s["cache"] for s in plan}["build:lib"] == "miss"
+    assert not (root / "lib" / "out").exists()
+    assert ggen(root, "run", "build").returncode == 0
+    plan = json.loads(ggen(root, "run", "test", "--dry-run", "--json").stdout)["plan"]
+    caches = {s["id"]: s["cache"] for s in plan}
+    assert caches == {"build:lib": "hit", "build:app": "hit", "test:lib": "off", "test:app": "off"}
+    cleaned = json.loads(ggen(root, "clean", "--json").stdout)
+    assert cleaned["removed"]["cache"]["entries"] == 2
+    history = json.loads(ggen(root, "state", "--json").stdout)
+    assert history["runs"][-1]["result"] == "success"
+
+
+def test_readiness_commands(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        [lifecycle.build]
+        command = "true"
+        [readiness]
+        patterns = ["TODO", "XXX"]
+        [readiness.thresholds.production]
+        min_score = 30
+        max_placeholders = 0
+        critical_complete = false
+        """,
+        {"src/app.py": "print(1)  # TODO remove\n"},
+    )
+    report = json.loads(ggen(root, "readiness", "--detailed", "--json").stdout)
+    assert report["score"] == 0.0
+    assert len(report["requirements"]) > 5
+    assert "tests" in {b["id"] for b in report["blockers"]}
+    refused = ggen(root, "readiness-update", "tests", "complete")
+    assert refused.returncode == 1
+    assert "cannot go from 'missing' to 'complete'" in refused.stderr
+    updated = ggen(root, "readiness-update", "tests", "needs-review", "--json")
+    assert json.loads(updated.stdout) == {"id": "tests", "from": "missing", "to": "needs-review"}
+    for rid in ("tests", "error-handling", "security-review", "secrets", "no-placeholders"):
+        if rid != "tests":
+            rd.update_status(root, rid, "needs-review")
+        rd.update_status(root, rid, "complete")
+    placeholders = json.loads(ggen(root, "placeholders", "--json").stdout)
+    assert placeholders["placeholders"][0]["file"] == "src/app.py"
+    verdict = ggen(root, "validate", "--env", "production")
+    assert verdict.returncode == 1
+    assert "1 placeholders found, at most 0 allowed (src/app.py:1)" in verdict.stdout
+    (root / "src" / "app.py").write_text("print(1)\n")
+    verdict = ggen(root, "validate", "--env", "production", "--json")
+    assert verdict.returncode == 0, verdict.stdout
+    assert json.loads(verdict.stdout)["ready"] is True
+    typo = ggen(root, "validate", "--env", "prodution")
+    assert typo.returncode == 2
+    assert "did you mean 'production'?" in typo.stderr
