@@ -1,14 +1,19 @@
 """Phases with ``[lifecycle.X.cleanroom] enabled = true``: commands run through the engine.
 
 The engine (``pytest_cleanroom.engine.Cleanroom``) is imported only here, only when such a phase
-runs. The task's directory is the cleanroom's workspace; the commands see only the variables
-make.toml declares (plus what the policy lets through), never the whole host environment.
+runs. The task's workspace directory is the cleanroom's workspace; commands see the variables
+make.toml declares (plus what the policy lets through), never the whole host environment. The
+phase's services are started for it and reached through their unix sockets, bound into the
+sandbox, with their connection settings (``PGHOST``, ``DATABASE_URL``, ``REDIS_URL``...) in the
+commands' environment.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, BinaryIO
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import TaskFailedError
 from .process import TAIL_LINES, Outcome
@@ -16,75 +21,119 @@ from .process import TAIL_LINES, Outcome
 if TYPE_CHECKING:
     from .config import Project
     from .graph import Node
+    from .services import ServiceSession
 
 
-def run_in_cleanroom(
-    project: Project,
-    node: Node,
-    command: str,
-    *,
-    env: Mapping[str, str],
-    log: BinaryIO,
-    on_line: Callable[[bytes], None],
-    service_env: Mapping[str, str] | None = None,
-) -> Outcome:
-    """Run ``command`` in a cleanroom over the task's directory, under the phase's policy."""
-    assert node.spec is not None
-    settings = node.spec.cleanroom
-    try:
-        from pytest_cleanroom.engine import Cleanroom
-        from pytest_cleanroom.errors import CleanroomError
-        from pytest_cleanroom.policy import Policy
-    except ImportError as exc:  # pragma: no cover - the engine ships with this package
-        raise TaskFailedError(
-            f"the cleanroom engine cannot be imported: {exc}",
-            file=node.file,
-            phase=node.phase,
-            workspace=node.workspace,
+class CleanroomTask:
+    """One task's cleanroom (and its services), used as a context manager around its commands."""
+
+    def __init__(
+        self,
+        project: Project,
+        node: Node,
+        env: Mapping[str, str],
+        services: ServiceSession | None,
+    ) -> None:
+        assert node.spec is not None
+        self.project = project
+        self.node = node
+        self.settings = node.spec.cleanroom
+        self.env = dict(env)
+        self.services = services
+        self._stack = contextlib.ExitStack()
+        self.room: Any = None
+        self.service_env: dict[str, str] = {}
+
+    def _error(self, message: str, command: str | None = None) -> TaskFailedError:
+        return TaskFailedError(
+            message,
+            file=self.node.file,
+            phase=self.node.phase,
+            workspace=self.node.workspace,
             command=command,
-        ) from None
-    workspace_root = project.workspace_dir(node.workspace)
-    relative_cwd = node.cwd.relative_to(workspace_root).as_posix()
-    variables = dict(env)
-    variables.update(service_env or {})
-    variables.update({"GGEN_PHASE": node.phase, "GGEN_WORKSPACE": node.workspace or ""})
-    try:
-        room = Cleanroom(
-            workspace_root,
-            policy=Policy.coerce(settings.policy),
-            timeout=node.spec.timeout,
-            env=variables,
         )
-        result = room.run(command, cwd=relative_cwd, timeout=node.spec.timeout)
-    except NotImplementedError:
-        raise TaskFailedError(
-            "the cleanroom engine is not available in this build (Cleanroom.run is not "
-            "implemented yet); disable [lifecycle."
-            f"{node.phase}.cleanroom] or update pytest-cleanroom",
-            file=node.file,
-            phase=node.phase,
-            workspace=node.workspace,
-            command=command,
-        ) from None
-    except CleanroomError as exc:
-        raise TaskFailedError(
-            f"cleanroom refused to run `{command}`: {exc}",
-            file=node.file,
-            phase=node.phase,
-            workspace=node.workspace,
-            command=command,
-        ) from None
-    tail: list[str] = []
-    for stream in (result.stdout_bytes, result.stderr_bytes):
-        for line in stream.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                line += b"\n"
-            log.write(line)
-            on_line(line)
-            tail.append(line.decode("utf-8", errors="replace").rstrip("\n"))
-    return Outcome(
-        exit_code=result.exit_code,
-        timed_out=result.timed_out or result.limit_exceeded == "timeout",
-        tail=tail[-TAIL_LINES:],
-        bytes_out=len(result.stdout_bytes) + len(result.stderr_bytes),
-    )
+
+    def __enter__(self) -> CleanroomTask:
+        try:
+            from pytest_cleanroom.engine import Cleanroom
+            from pytest_cleanroom.errors import CleanroomError
+            from pytest_cleanroom.policy import Policy
+        except ImportError as exc:  # pragma: no cover - the engine ships with this package
+            raise self._error(f"the cleanroom engine cannot be imported: {exc}") from None
+        node = self.node
+        try:
+            policy = Policy.coerce(self.settings.policy)
+            self.room = Cleanroom(
+                self.project.workspace_dir(node.workspace),
+                policy=policy,
+                timeout=node.spec.timeout if node.spec else None,
+                env=self.env,
+            )
+        except CleanroomError as exc:
+            raise self._error(f"cannot set up the cleanroom: {exc}") from None
+        if self.settings.services:
+            assert self.services is not None
+            exposures = self._stack.enter_context(
+                self.services.for_task(
+                    self.settings.services, phase=node.phase, workspace=node.workspace
+                )
+            )
+            for exposure in exposures:
+                missing = exposure.name not in policy.allowed_services
+                if missing:
+                    self._stack.close()
+                    raise self._error(
+                        f"service {exposure.name!r} is not allowed by cleanroom policy "
+                        f"{policy.name!r} (allowed_services: "
+                        f"{', '.join(policy.allowed_services) or 'none'})"
+                    )
+                if exposure.socket_dir is not None:
+                    self.room.expose_service(exposure.name, exposure.socket_dir, exposure.env)
+                self.service_env.update(exposure.env)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.close()
+
+    def run(self, command: str, log: BinaryIO, on_line: Callable[[bytes], None]) -> Outcome:
+        """Run ``command`` in the cleanroom; its output goes to ``log`` and ``on_line``."""
+        from pytest_cleanroom.errors import CleanroomError
+
+        node = self.node
+        workspace_root = self.project.workspace_dir(node.workspace)
+        relative_cwd = node.cwd.relative_to(workspace_root).as_posix()
+        variables = dict(self.env)
+        variables.update(self.service_env)
+        variables.update({"GGEN_PHASE": node.phase, "GGEN_WORKSPACE": node.workspace or ""})
+        try:
+            result = self.room.run(
+                command,
+                cwd=relative_cwd,
+                env=variables,
+                timeout=node.spec.timeout if node.spec else None,
+            )
+        except CleanroomError as exc:
+            raise self._error(f"cleanroom refused to run `{command}`: {exc}", command) from None
+        tail: list[str] = []
+        for stream in (result.stdout_bytes, result.stderr_bytes):
+            for raw in stream.splitlines(keepends=True):
+                line = raw if raw.endswith(b"\n") else raw + b"\n"
+                log.write(line)
+                on_line(line)
+                tail.append(line.decode("utf-8", errors="replace").rstrip("\n"))
+        if result.limit_exceeded and result.limit_exceeded != "timeout":
+            message = f"cleanroom limit exceeded: {result.limit_exceeded}\n"
+            log.write(message.encode())
+            on_line(message.encode())
+            tail.append(message.strip())
+        return Outcome(
+            exit_code=result.exit_code,
+            timed_out=bool(result.timed_out) or result.limit_exceeded == "timeout",
+            tail=tail[-TAIL_LINES:],
+            bytes_out=len(result.stdout_bytes) + len(result.stderr_bytes),
+        )

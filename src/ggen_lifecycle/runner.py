@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import files
 from .cache import Cache, compute_key
@@ -32,6 +32,9 @@ from .graph import Graph, Node, build_graph
 from .process import Outcome, ProcessTable, run_shell
 from .reporter import Reporter
 from .state import RunLock, StateStore
+
+if TYPE_CHECKING:
+    from .services import ServiceSession
 
 GOOD = frozenset({"success", "cached"})
 BAD = frozenset({"failed", "skipped", "cancelled", "interrupted"})
@@ -169,6 +172,7 @@ class Runner:
         self._results: dict[str, TaskResult] = {}
         self._order: list[str] = []
         self._threads: list[threading.Thread] = []
+        self._services: ServiceSession | None = None
         state_dir = project.state_dir
         self.cache = Cache(state_dir / "cache", project.spec.cache.max_bytes, warn=self.warn)
         self.state = StateStore(state_dir / "state.json", warn=self.warn)
@@ -240,6 +244,7 @@ class Runner:
                 self.state.record_run(self._run_record(summary, summary.status))
             lock.release()
             self._prune_logs()
+            self._stop_services()
         return summary
 
     def request_interrupt(self) -> None:
@@ -539,9 +544,29 @@ class Runner:
         log_path = self.log_dir / (node.id.replace(":", "__").replace("/", "_") + ".log")
         result.log = str(log_path)
         env = self._process_env(node)
-        with log_path.open("wb") as log:
+        with log_path.open("wb") as log, contextlib.ExitStack() as stack:
+            room = None
+            if spec.cleanroom.enabled:
+                from .cleanroom_phase import CleanroomTask
+
+                try:
+                    room = stack.enter_context(
+                        CleanroomTask(self.project, node, node.env, self._service_session())
+                    )
+                except TaskFailedError as exc:
+                    log.write(exc.message.encode() + b"\n")
+                    self._fail(result, exc)
+                    return
             for command in node.commands:
-                outcome = self._run_command(node, command, env, log)
+                on_line = self._line_sink(node)
+                try:
+                    if room is not None:
+                        outcome = room.run(command, log, on_line)
+                    else:
+                        outcome = self._run_shell(node, command, env, log)
+                except TaskFailedError as exc:
+                    self._fail(result, exc)
+                    return
                 result.exit_code = outcome.exit_code
                 result.tail = outcome.tail
                 if outcome.exit_code != 0 or outcome.timed_out or outcome.cancelled:
@@ -572,25 +597,25 @@ class Runner:
             except OSError as exc:
                 self.warn(f"{node.label}: could not store the cache entry: {exc}")
 
-    def _run_command(self, node: Node, command: str, env: dict[str, str], log: Any) -> Outcome:
-        assert node.spec is not None
-        if node.spec.cleanroom.enabled:
-            from .cleanroom_phase import run_in_cleanroom
+    def _line_sink(self, node: Node) -> Callable[[bytes], None]:
+        return lambda data: self.reporter.line(node, data)
 
-            return run_in_cleanroom(
-                self.project,
-                node,
-                command,
-                env=node.env,
-                log=log,
-                on_line=lambda data: self.reporter.line(node, data),
-            )
+    def _service_session(self) -> ServiceSession:
+        with self._lock:
+            if self._services is None:
+                from .services import ServiceSession
+
+                self._services = ServiceSession(self.project.root)
+            return self._services
+
+    def _run_shell(self, node: Node, command: str, env: dict[str, str], log: Any) -> Outcome:
+        assert node.spec is not None
         return run_shell(
             command,
             cwd=node.cwd,
             env=env,
             log=log,
-            on_line=lambda data: self.reporter.line(node, data),
+            on_line=self._line_sink(node),
             table=self.table,
             cancelled=self.cancel,
             timeout=node.spec.timeout,
@@ -771,6 +796,12 @@ class Runner:
             "result": status,
             "tasks": len(self._results),
         }
+
+    def _stop_services(self) -> None:
+        if self._services is not None:
+            for problem in self._services.close():
+                self.warn(problem)
+            self._services = None
 
     def _prune_logs(self) -> None:
         logs = self.project.state_dir / "logs"
