@@ -1,0 +1,267 @@
+"""Benchmark of ``ggen lifecycle``: parallel speed-up, per-task overhead, cache hits.
+
+Side by side in one run:
+
+1. Four workspaces whose build sleeps 100 ms, run sequentially (``-j 1``) and with ``-j 4``
+   through ``ggen lifecycle run build --json`` (span = first task start to last task end, from the
+   JSON summary), and the same graph through GNU ``make -j1``/``make -j4`` (wall time, minus the
+   time make needs to run an empty Makefile). Per-task overhead = (sequential time - 4 x 100 ms)/4.
+2. A phase over 1,000 input files: the time of a cache hit, wall clock for the whole
+   ``ggen lifecycle run`` process and inside the runner (the task's duration in the JSON summary),
+   against Turborepo on the same files (``npm install turbo`` into a temporary directory).
+
+Run: ``.venv/bin/python benchmarks/bench_lifecycle.py [--repeat 5]``. Prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+GGEN = [sys.executable, "-m", "ggen_cli", "lifecycle"]
+SLEEP = 0.1
+FILES = 1000
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def median(fn: Callable[[], float], repeat: int) -> float:
+    return statistics.median(fn() for _ in range(repeat))
+
+
+# -- 1. four sleeping workspaces -----------------------------------------------------------------
+
+
+def four_workspaces(root: Path) -> None:
+    lines = []
+    for i in range(1, 5):
+        (root / f"w{i}").mkdir(parents=True)
+        lines.append(f'[workspace.w{i}]\npath = "w{i}"\n')
+    lines.append(f'[lifecycle.build]\ncommand = "sleep {SLEEP}"\n')
+    (root / "make.toml").write_text("\n".join(lines))
+    targets = " ".join(f"w{i}" for i in range(1, 5))
+    rules = "".join(f"w{i}:\n\tcd w{i} && sleep {SLEEP}\n" for i in range(1, 5))
+    (root / "Makefile").write_text(f".PHONY: all empty {targets}\nall: {targets}\n{rules}empty:\n")
+
+
+def ggen_span(root: Path, jobs: int) -> tuple[float, float]:
+    wall, out = timed([*GGEN, "run", "build", "-j", str(jobs), "--json", "-q"], root)
+    return json.loads(out)["span"], wall
+
+
+def bench_parallel(work: Path, repeat: int) -> list[tuple[str, str, str]]:
+    root = work / "four"
+    four_workspaces(root)
+    rows: list[tuple[str, str, str]] = []
+    spans: dict[int, list[float]] = {1: [], 4: []}
+    walls: dict[int, list[float]] = {1: [], 4: []}
+    for _ in range(repeat):
+        for jobs in (1, 4):
+            span, wall = ggen_span(root, jobs)
+            spans[jobs].append(span)
+            walls[jobs].append(wall)
+    make = shutil.which("make")
+    make_times: dict[str, float] = {}
+    if make:
+        empty = median(lambda: timed([make, "-s", "empty"], root)[0], repeat)
+        for jobs in (1, 4):
+            make_times[f"j{jobs}"] = (
+                median(lambda j=jobs: timed([make, "-s", f"-j{j}", "all"], root)[0], repeat) - empty
+            )
+    seq, par = statistics.median(spans[1]), statistics.median(spans[4])
+    ggen_overhead = (seq - 4 * SLEEP) / 4
+    rows.append(
+        (
+            "4 x sleep 100ms, -j 1: span (ggen JSON)",
+            f"{seq * 1000:.0f} ms",
+            f"make -j1: {make_times['j1'] * 1000:.0f} ms" if make else "make: not found",
+        )
+    )
+    rows.append(
+        (
+            "4 x sleep 100ms, -j 4: span (ggen JSON)",
+            f"{par * 1000:.0f} ms",
+            f"make -j4: {make_times['j4'] * 1000:.0f} ms" if make else "make: not found",
+        )
+    )
+    rows.append(("  goal: -j 4 span < 150 ms", "met" if par < 0.150 else "NOT met", ""))
+    if make:
+        make_overhead = (make_times["j1"] - 4 * SLEEP) / 4
+        rows.append(
+            (
+                "per-task overhead (sequential - 400 ms) / 4",
+                f"{ggen_overhead * 1000:.1f} ms",
+                f"make: {make_overhead * 1000:.1f} ms",
+            )
+        )
+        ok = ggen_overhead - make_overhead <= 0.015
+        rows.append(
+            (
+                "  goal: within 15 ms of make's",
+                "met" if ok else "NOT met",
+                f"difference {(ggen_overhead - make_overhead) * 1000:.1f} ms",
+            )
+        )
+    rows.append(
+        (
+            "  whole `ggen lifecycle run` process, -j 4 (wall)",
+            f"{statistics.median(walls[4]) * 1000:.0f} ms",
+            "includes Python start-up",
+        )
+    )
+    return rows
+
+
+# -- 2. cache hit over 1,000 files ---------------------------------------------------------------
+
+
+def thousand_files(root: Path) -> None:
+    src = root / "pkg" / "src"
+    src.mkdir(parents=True)
+    for i in range(FILES):
+        (src / f"f{i:04d}.txt").write_text(f"file {i}\n" * 20)
+    (root / "make.toml").write_text(
+        '[workspace.pkg]\npath = "pkg"\n'
+        "[lifecycle.hash]\n"
+        'command = "mkdir -p out && cat src/*.txt | wc -l > out/count"\n'
+        'inputs = ["src/**"]\noutputs = ["out/**"]\n'
+    )
+
+
+def bench_cache(work: Path, repeat: int) -> list[tuple[str, str, str]]:
+    root = work / "thousand"
+    thousand_files(root)
+    timed([*GGEN, "run", "hash", "-q"], root)  # fill the cache
+    inner: list[float] = []
+    walls: list[float] = []
+    for _ in range(repeat):
+        shutil.rmtree(root / "pkg" / "out")
+        wall, out = timed([*GGEN, "run", "hash", "--json", "-q"], root)
+        task = json.loads(out)["tasks"][0]
+        if task["cache"] != "hit":
+            raise SystemExit(f"expected a cache hit, got {task}")
+        inner.append(task["duration"])
+        walls.append(wall)
+    turbo = bench_turbo(root, work, repeat)
+    rows = [
+        (
+            f"cache hit, {FILES} input files: inside the runner",
+            f"{statistics.median(inner) * 1000:.0f} ms",
+            turbo[0],
+        ),
+        (
+            "  whole `ggen lifecycle run` process (wall)",
+            f"{statistics.median(walls) * 1000:.0f} ms",
+            turbo[1],
+        ),
+        (
+            "  goal: cache hit < 200 ms",
+            "met" if statistics.median(inner) < 0.2 else "NOT met",
+            "(inside the runner)",
+        ),
+    ]
+    return rows
+
+
+def bench_turbo(root: Path, work: Path, repeat: int) -> tuple[str, str]:
+    npm = shutil.which("npm")
+    if npm is None:
+        return "turbo: npm not found", ""
+    install = work / "turbo-install"
+    install.mkdir()
+    (install / "package.json").write_text('{"name": "bench-turbo", "private": true}')
+    done = subprocess.run(
+        [npm, "install", "turbo@2", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=install,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    native = sorted(install.glob("node_modules/turbo-*/bin/turbo"))
+    if done.returncode != 0 or not native:
+        return f"turbo: install failed ({done.stderr.strip()[-200:]})", ""
+    turbo = str(native[0])
+    npm_version = subprocess.run([npm, "--version"], capture_output=True, text=True).stdout.strip()
+    (root / "package.json").write_text(
+        json.dumps(
+            {
+                "name": "bench",
+                "private": True,
+                "packageManager": f"npm@{npm_version}",
+                "workspaces": ["pkg"],
+            }
+        )
+    )
+    (root / "pkg" / "package.json").write_text(
+        json.dumps(
+            {
+                "name": "pkg",
+                "version": "1.0.0",
+                "scripts": {"hash": "mkdir -p out && cat src/*.txt | wc -l > out/count"},
+            }
+        )
+    )
+    (root / "turbo.json").write_text(
+        json.dumps({"tasks": {"hash": {"inputs": ["src/**"], "outputs": ["out/**"]}}})
+    )
+    subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    env = dict(
+        os.environ, TURBO_TELEMETRY_DISABLED="1", DO_NOT_TRACK="1", TURBO_NO_UPDATE_NOTIFIER="1"
+    )
+    timed([turbo, "run", "hash", "--output-logs=none"], root, env)
+    walls: list[float] = []
+    for _ in range(repeat):
+        shutil.rmtree(root / "pkg" / "out", ignore_errors=True)
+        wall, out = timed([turbo, "run", "hash", "--output-logs=none"], root, env)
+        if "cached" not in out or "1 cached" not in out:
+            return f"turbo: no cache hit ({out.strip()[-200:]})", ""
+        walls.append(wall)
+    version = subprocess.run([turbo, "--version"], capture_output=True, text=True).stdout.strip()
+    return (
+        f"turbo {version}: (no inner timing)",
+        f"turbo {version} (wall): {statistics.median(walls) * 1000:.0f} ms",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmp:
+        work = Path(tmp)
+        rows = bench_parallel(work, args.repeat) + bench_cache(work, args.repeat)
+    load = os.getloadavg()[0]
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"ggen lifecycle benchmark (median of {args.repeat}; {os.cpu_count()} CPUs; "
+        f"load average {load:.1f})"
+    )
+    print(f"{'measure':<{width}}  {'ggen lifecycle':>14}  reference")
+    print(f"{'-' * width}  {'-' * 14}  {'-' * 30}")
+    for name, value, reference in rows:
+        print(f"{name:<{width}}  {value:>14}  {reference}")
+
+
+if __name__ == "__main__":
+    main()
