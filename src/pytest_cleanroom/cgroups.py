@@ -34,6 +34,16 @@ _why_unavailable = ""
 _counter = itertools.count()
 
 
+_start_times: dict[int, str | None] = {}
+
+
+def _my_start_time() -> str | None:
+    pid = os.getpid()
+    if pid not in _start_times:
+        _start_times[pid] = _own_start_time(pid)
+    return _start_times[pid]
+
+
 def _own_start_time(pid: int | str = "self") -> str | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -104,12 +114,18 @@ def _discover() -> dict[str, Path]:
     return parents
 
 
+#: Set to ``off`` to use the rlimit fallback even where cgroups work (what unprivileged users get).
+SWITCH = "CLEANROOM_CGROUPS"
+
+
 def parents() -> dict[str, Path] | None:
     """The ``pytest-cleanroom`` directory of each hierarchy, or ``None`` without usable cgroups.
 
     Probed once per process; stale groups of dead processes are removed on the way.
     """
     global _parents, _probed
+    if os.environ.get(SWITCH, "").lower() == "off":
+        return None
     with _lock:
         if not _probed:
             found = _discover()
@@ -122,6 +138,8 @@ def parents() -> dict[str, Path] | None:
 
 def why_unavailable() -> str:
     """Why :func:`parents` returned ``None`` (empty when cgroups are usable)."""
+    if os.environ.get(SWITCH, "").lower() == "off":
+        return f"disabled by {SWITCH}=off"
     parents()
     return _why_unavailable
 
@@ -163,7 +181,7 @@ class RunCgroup:
         found = parents()
         if found is None:
             return None
-        name = f"{os.getpid()}-{_own_start_time()}-{next(_counter)}"
+        name = f"{os.getpid()}-{_my_start_time()}-{next(_counter)}"
         group = cls({c: p / name for c, p in found.items()})
         try:
             for d in group.dirs.values():

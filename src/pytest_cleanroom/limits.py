@@ -10,8 +10,10 @@ rlimits; the CPU time of the whole tree is also watched through ``cpuacct`` wher
 from __future__ import annotations
 
 import math
+import os
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 from .backends.base import LIMIT_CPU_TIME, LIMIT_FILE_SIZE
 from .policy import Policy
@@ -82,6 +84,31 @@ def rlimits_for(policy: Policy, *, cgroups: bool) -> Rlimits:
 def exit_code_of(returncode: int) -> int:
     """Shell convention: a process killed by signal N exits with ``128 + N``."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+def file_size_hit(workspace: Path, limit: int, since: float) -> bool:
+    """Whether a file in ``workspace`` modified since ``since`` reached ``limit`` bytes.
+
+    Programs that ignore SIGXFSZ (Python does) get EFBIG instead of dying; a file stopped at
+    the limit is then the evidence that the file-size limit ended the command.
+    """
+    stack = [str(workspace)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_size >= limit and st.st_mtime >= since:
+                        return True
+            except OSError:
+                continue
+    return False
 
 
 def limit_of_exit_code(exit_code: int, policy: Policy) -> str | None:

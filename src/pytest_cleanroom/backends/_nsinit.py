@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import socket
 import struct
 import sys
@@ -272,6 +273,10 @@ def setup(plan: dict[str, Any]) -> None:
 
 def execute(argv: list[str], env: dict[str, str]) -> None:
     """exec ``argv``; on failure report like a shell (127 not found, 126 otherwise)."""
+    # Python ignores these; ignored dispositions survive exec, so restore the defaults.
+    for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
     try:
         os.execvpe(argv[0], argv, env)
     except FileNotFoundError:

@@ -6,6 +6,7 @@ command line (:meth:`NamespaceBackend.sandbox_argv`) and how its own failures re
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Sequence
@@ -13,13 +14,14 @@ from collections.abc import Sequence
 from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError
 from ..filesystem import FsOp, plan
-from ..limits import Rlimits, limit_of_exit_code, rlimits_for
+from ..limits import Rlimits, file_size_hit, limit_of_exit_code, rlimits_for
 from ..policy import Policy
 from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, supervise
 from ..result import RunResult
 from .base import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
+    LIMIT_FILE_SIZE,
     CommandSpec,
     make_result,
     not_executable_message,
@@ -62,14 +64,23 @@ class NamespaceBackend:
     # -- shared ---------------------------------------------------------------------------------
 
     def check_limits(self, policy: Policy) -> None:
-        """Without cgroups, memory and process limits need util-linux ``prlimit``."""
-        needs_rlimits = policy.memory_limit is not None or policy.max_processes is not None
-        if needs_rlimits and cgroups.parents() is None and shutil.which("prlimit") is None:
+        """Without cgroups, limits fall back to rlimits; refuse what they cannot enforce."""
+        if cgroups.parents() is not None:
+            return
+        why = cgroups.why_unavailable()
+        if policy.max_processes is not None and os.geteuid() == 0:
             raise BackendUnavailableError(
-                f"the {self.name} backend cannot enforce the memory/process limits of policy "
-                f"{policy.name!r}: cgroups are unavailable ({cgroups.why_unavailable()}) and "
-                "util-linux 'prlimit' is not on PATH; install util-linux or run as root with "
-                "cgroup v1 controllers mounted"
+                f"the {self.name} backend cannot enforce max_processes={policy.max_processes} "
+                f"of policy {policy.name!r} for root without cgroups ({why}): RLIMIT_NPROC does "
+                "not bind uid 0; mount the cgroup v1 'pids' controller, run as an unprivileged "
+                "user, or set max_processes=None"
+            )
+        needs_prlimit = self.name == "bwrap" and not rlimits_for(policy, cgroups=False).empty
+        if needs_prlimit and shutil.which("prlimit") is None:
+            raise BackendUnavailableError(
+                f"the {self.name} backend cannot enforce the limits of policy {policy.name!r} "
+                f"without cgroups ({why}): util-linux 'prlimit' is not on PATH; install "
+                "util-linux or run as root with cgroup v1 controllers mounted"
             )
 
     def run(self, spec: CommandSpec) -> RunResult:
@@ -100,6 +111,13 @@ class NamespaceBackend:
             raise SandboxError(outcome.stderr.decode(errors="replace").strip())
         outcome = self.translate_failure(spec, outcome)
         limit = outcome.limit_exceeded or limit_of_exit_code(outcome.exit_code, policy)
+        if (
+            limit is None
+            and outcome.exit_code != 0
+            and policy.max_file_size is not None
+            and file_size_hit(spec.workspace, policy.max_file_size, outcome.started_at - 1)
+        ):
+            limit = LIMIT_FILE_SIZE
         stderr = outcome.stderr + (_CLOSED_NOTE if outcome.cancelled else b"")
         return make_result(
             spec,

@@ -1,0 +1,136 @@
+"""Resource limits end to end: each breach ends the command and says which limit it was.
+
+Small limits keep the hogs short. Every test also runs with cgroups switched off
+(``CLEANROOM_CGROUPS=off``), which exercises the rlimit fallback unprivileged users get.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_cleanroom import Cleanroom, Policy
+from pytest_cleanroom.cgroups import SWITCH, parents
+from pytest_cleanroom.errors import BackendUnavailableError
+from pytest_cleanroom.policy import MiB
+from tests.conftest import require
+
+pytestmark = pytest.mark.integration
+
+SMALL = Policy.level("locked").replace(
+    memory_limit=96 * MiB,
+    max_processes=40,
+    max_file_size=4 * MiB,
+    max_open_files=64,
+    cpu_time_limit=1.0,
+    timeout=30.0,
+)
+_NO_NPROC = SMALL.replace(max_processes=None)
+
+
+@pytest.fixture(params=["cgroups", "rlimits"])
+def mechanism(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "cgroups":
+        require(parents() is not None, "writable cgroup v1 memory/pids/cpuacct (run as root)")
+    else:
+        monkeypatch.setenv(SWITCH, "off")
+    return str(request.param)
+
+
+@pytest.fixture
+def small(tmp_path: Path, backend: str, mechanism: str) -> Iterator[Cleanroom]:
+    # RLIMIT_NPROC does not bind uid 0, so as root the fallback cannot limit processes.
+    policy = SMALL if mechanism == "cgroups" or os.geteuid() else _NO_NPROC
+    with Cleanroom(tmp_path / "ws", policy=policy, backend=backend) as room:
+        yield room
+
+
+def test_memory_hog_is_stopped_and_reported(small: Cleanroom, mechanism: str) -> None:
+    result = small.run(["python3", "-c", "x = []\nwhile True: x.append(bytearray(1 << 20))"])
+    assert result.exit_code != 0
+    if mechanism == "cgroups":
+        assert result.limit_exceeded == "memory"
+        assert result.peak_memory is not None
+        assert result.peak_memory <= SMALL.memory_limit
+    else:
+        # RLIMIT_AS: the allocation fails inside the program, which reports it itself.
+        assert "MemoryError" in result.stderr
+
+
+def test_fork_bomb_is_stopped_and_reported(tmp_path: Path, backend: str, mechanism: str) -> None:
+    if mechanism == "rlimits" and os.geteuid() == 0:
+        # RLIMIT_NPROC does not bind uid 0: refusing beats running without a process limit.
+        with pytest.raises(BackendUnavailableError, match="RLIMIT_NPROC does not bind uid 0"):
+            Cleanroom(tmp_path, policy=SMALL, backend=backend)
+        return
+    with Cleanroom(tmp_path / "ws", policy=SMALL, backend=backend) as room:
+        result = room.run("bomb() { bomb | bomb & }; bomb; sleep 20", timeout=10)
+    if mechanism == "cgroups":
+        result.assert_limit_exceeded("processes")
+        assert result.exit_code == 137
+    else:
+        # RLIMIT_NPROC (set inside the user namespace) makes fork fail, so the bomb cannot
+        # grow, but nothing tells the engine: the wall-clock timeout ends it.
+        result.assert_limit_exceeded("timeout")
+        assert "fork" in result.stderr.lower()
+
+
+def test_disk_filler_is_stopped_by_file_size(small: Cleanroom) -> None:
+    result = small.run("cat /dev/zero > big")
+    result.assert_limit_exceeded("file_size")
+    assert result.exit_code == 128 + 25  # SIGXFSZ
+    assert small.workspace.path("big").stat().st_size <= SMALL.max_file_size + 512
+
+
+def test_file_size_reported_for_programs_ignoring_sigxfsz(small: Cleanroom) -> None:
+    # Python ignores SIGXFSZ, so it gets EFBIG; the file stopped at the limit gives it away.
+    result = small.run(["python3", "-c", "f = open('big', 'wb')\nwhile True: f.write(b'x' * 4096)"])
+    assert "File too large" in result.stderr
+    result.assert_limit_exceeded("file_size")
+
+
+def test_private_tmp_is_bounded_too(small: Cleanroom) -> None:
+    result = small.run("cat /dev/zero > /tmp/big")
+    assert result.exit_code != 0
+    assert result.limit_exceeded == "file_size"
+
+
+def test_endless_cpu_loop_is_stopped_by_cpu_time(small: Cleanroom) -> None:
+    result = small.run(["python3", "-c", "while True: pass"])
+    result.assert_limit_exceeded("cpu_time")
+    assert not result.timed_out
+
+
+def test_cpu_time_of_the_whole_tree_is_limited(tmp_path: Path, backend: str) -> None:
+    # Four busy children, none of which reaches the per-process limit on its own: only the
+    # cgroup's cpuacct sees the tree (rlimits are per process, as documented).
+    require(parents() is not None, "writable cgroup v1 memory/pids/cpuacct (run as root)")
+    with Cleanroom(tmp_path, policy=SMALL.replace(cpu_time_limit=2.0), backend=backend) as room:
+        result = room.run("for i in 1 2 3 4; do (while :; do :; done) & done; wait")
+    result.assert_limit_exceeded("cpu_time")
+    assert result.exit_code == 137
+
+
+def test_open_files_limit_is_enforced(small: Cleanroom) -> None:
+    result = small.run(["python3", "-c", "fs = [open('/dev/null') for _ in range(200)]"])
+    assert result.exit_code == 1
+    assert "Too many open files" in result.stderr
+
+
+def test_timeout_kills_and_reports(small: Cleanroom) -> None:
+    result = small.run("sleep 30", timeout=0.5)
+    assert result.timed_out
+    result.assert_limit_exceeded("timeout")
+    assert result.exit_code == 137
+
+
+def test_measurements_of_a_normal_command(small: Cleanroom, mechanism: str) -> None:
+    result = small.run(["python3", "-c", "b = bytearray(40 << 20); sum(range(10**6))"])
+    result.assert_success()
+    assert result.peak_memory is not None
+    assert result.peak_memory >= 40 * MiB
+    assert result.cpu_time is not None
+    assert result.cpu_time > 0
