@@ -1,0 +1,110 @@
+"""Nothing is left behind: timeout, daemons, close() from another thread, a real Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pytest_cleanroom import Cleanroom, RunResult
+from tests.security.leftovers import MARKER_VARIABLE, cgroups_of_process, processes_with_marker
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _wait_for(predicate: object, what: str, limit: float = 30.0) -> None:
+    end = time.monotonic() + limit
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < end, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("policy", ["standard", "permissive"])
+def test_timeout_kills_background_children_too(tmp_path: Path, backend: str, policy: str) -> None:
+    marker = uuid.uuid4().hex
+    with Cleanroom(tmp_path, policy=policy, backend=backend) as room:
+        result = room.run(
+            "sleep 300 & sleep 300 & (sleep 300 &) ; wait",
+            timeout=1,
+            env={MARKER_VARIABLE: marker},
+        )
+    assert result.timed_out
+    assert processes_with_marker(marker) == []
+    assert cgroups_of_process(os.getpid()) == []
+
+
+@pytest.mark.parametrize("policy", ["standard", "permissive"])
+def test_daemon_left_by_a_finished_command_is_killed(
+    tmp_path: Path, backend: str, policy: str
+) -> None:
+    marker = uuid.uuid4().hex
+    with Cleanroom(tmp_path, policy=policy, backend=backend) as room:
+        result = room.run(
+            "setsid sh -c 'sleep 300' </dev/null >/dev/null 2>&1 & echo started",
+            env={MARKER_VARIABLE: marker},
+        )
+    result.assert_success().assert_stdout_contains("started")
+    assert processes_with_marker(marker) == []
+
+
+def test_close_from_another_thread_kills_the_running_command(tmp_path: Path, backend: str) -> None:
+    marker = uuid.uuid4().hex
+    results: list[RunResult] = []
+    room = Cleanroom(tmp_path, backend=backend)
+    worker = threading.Thread(
+        target=lambda: results.append(
+            room.run("sleep 300 & sleep 300", env={MARKER_VARIABLE: marker})
+        )
+    )
+    worker.start()
+    _wait_for(lambda: len(processes_with_marker(marker)) >= 2, "the command to start")
+    room.close()
+    worker.join(30)
+    assert not worker.is_alive()
+    (result,) = results
+    assert result.exit_code == 137
+    assert "cleanroom was closed" in result.stderr
+    assert processes_with_marker(marker) == []
+
+
+CTRL_C_SCRIPT = f"""
+import sys
+from pytest_cleanroom import Cleanroom
+room = Cleanroom(sys.argv[1], backend=sys.argv[2])
+try:
+    room.run("sleep 300 & sleep 300", env={{"{MARKER_VARIABLE}": sys.argv[3]}})
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(42)
+print("not interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_kills_the_command_and_reraises(tmp_path: Path, backend: str) -> None:
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_SCRIPT, str(tmp_path), backend, marker],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    try:
+        _wait_for(lambda: len(processes_with_marker(marker)) >= 2, "the command to start")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 42, err
+    assert out == "interrupted\n"
+    assert processes_with_marker(marker) == []
+    assert cgroups_of_process(proc.pid) == []

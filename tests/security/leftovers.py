@@ -1,0 +1,42 @@
+"""Finding what a sandboxed command may have left on the machine: processes and cgroups."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pytest_cleanroom import cgroups
+
+MARKER_VARIABLE = "CLEANROOM_PROBE_MARKER"
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """PIDs of live processes whose environment holds ``CLEANROOM_PROBE_MARKER=marker``.
+
+    Every process of a command started with that variable inherits it, whatever it execs.
+    """
+    needle = f"{MARKER_VARIABLE}={marker}".encode()
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and needle in environ.split(b"\0"):
+            found.append(int(entry))
+    return found
+
+
+def cgroups_of_process(pid: int) -> list[Path]:
+    """Per-command cgroup directories created by the engine running in process ``pid``."""
+    found = cgroups.parents() or {}
+    return [
+        entry
+        for parent in found.values()
+        if parent.is_dir()
+        for entry in parent.iterdir()
+        if entry.is_dir() and entry.name.startswith(f"{pid}-")
+    ]
