@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Build the project's container images locally: no registry is ever contacted (never docker pull).
+#
+#   scripts/build-images.sh [--rebuild] [--rebuild-rootfs] [--json]
+#
+#   cleanroom/bookworm:latest  Debian bookworm (minbase) with python3: the docker backend's image
+#   cleanroom/postgres:15      + the official postgres image's entrypoint contract (docker-images/postgres)
+#   cleanroom/redis:7          + the official redis image's entrypoint contract (docker-images/redis)
+#
+# One `debootstrap --variant=minbase` rootfs, from the mirror apt already uses, is cached as
+# $CLEANROOM_IMAGE_CACHE/rootfs-bookworm-<inputs hash>.tar (default /var/cache/cleanroom) and
+# rebuilt only when missing (or with --rebuild-rootfs). The base image is `docker import`ed from it;
+# postgres and redis add their entrypoint with a Dockerfile that has no RUN step. Every image carries
+# the label io.cleanroom.inputs=<hash of what it was built from>: an image whose inputs are unchanged
+# is skipped (unless --rebuild), one whose inputs changed is rebuilt. The engine is found through
+# DOCKER_HOST (default: the socket of scripts/docker-engine.sh). --json prints a summary on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUITE=bookworm
+CACHE_DIR=${CLEANROOM_IMAGE_CACHE:-/var/cache/cleanroom}
+# python3 for the backend; postgresql 15 and redis 7 for the services; procps (ps, kill, pgrep) for
+# tests and probes. setpriv (util-linux), find and gzip, used by the entrypoints, are in minbase.
+PACKAGES=(python3 postgresql-15 postgresql-client-15 redis-server procps)
+# Bump when customise_rootfs below changes, so that cached rootfs tarballs are rebuilt.
+RECIPE=1
+BASE_CHANGES=(
+  'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+  'WORKDIR /'
+  'CMD ["bash"]'
+)
+export DOCKER_HOST=${DOCKER_HOST:-unix:///run/cleanroom-docker/docker.sock}
+export DOCKER_BUILDKIT=0 # the classic builder needs no buildx plugin and no network for COPY-only files
+
+rebuild=0
+rebuild_rootfs=0
+json=0
+for arg in "$@"; do
+  case $arg in
+    --rebuild) rebuild=1 ;;
+    --rebuild-rootfs) rebuild_rootfs=1 rebuild=1 ;;
+    --json) json=1 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) printf 'build-images: unknown argument %s (try --help)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
+
+progress() { printf '[build-images] %s\n' "$*" >&2; }
+die() {
+  printf '[build-images] error: %s\n' "$*" >&2
+  exit 1
+}
+sha() { sha256sum | cut -c1-16; }
+
+# --- the Debian mirror apt uses --------------------------------------------------------------------
+# First "deb" source serving the suite itself (not -updates/-security), from sources.list, *.list
+# (one-line format) or *.sources (deb822). CLEANROOM_DEBIAN_MIRROR overrides it.
+apt_mirror() {
+  if [[ -n ${CLEANROOM_DEBIAN_MIRROR:-} ]]; then
+    printf '%s\n' "${CLEANROOM_DEBIAN_MIRROR%/}"
+    return
+  fi
+  local f found=
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [[ -f $f ]] || continue
+    if [[ $f == *.sources ]]; then
+      found=$(awk -v suite="$SUITE" '
+        function flush() {
+          if (!done && types ~ /(^| )deb( |$)/ && tolower(enabled) != "no" &&
+              (" " suites " ") ~ (" " suite " ") && uris != "") {
+            split(uris, u, " "); print u[1]; done = 1
+          }
+          types = uris = suites = enabled = ""; last = ""
+        }
+        /^[ \t]*#/ { next }
+        /^[ \t]*$/ { flush(); next }
+        /^[ \t]/ { if (last == "uris") uris = uris " " $0; else if (last == "suites") suites = suites " " $0; next }
+        {
+          key = tolower($1); sub(/:$/, "", key); $1 = ""; last = key
+          if (key == "types") types = $0; else if (key == "uris") uris = $0
+          else if (key == "suites") suites = $0; else if (key == "enabled") enabled = $2
+        }
+        END { flush() }' "$f")
+    else
+      found=$(awk -v suite="$SUITE" '
+        $1 == "deb" {
+          i = 2
+          if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+          if ($(i + 1) == suite || $(i + 1) == suite "/") { print $i; exit }
+        }' "$f")
+    fi
+    if [[ -n $found ]]; then
+      printf '%s\n' "${found%/}"
+      return
+    fi
+  done
+  die "no 'deb' source for $SUITE in /etc/apt/sources.list or /etc/apt/sources.list.d/;" \
+    "set CLEANROOM_DEBIAN_MIRROR=http://<your mirror>/debian"
+}
+
+# --- the rootfs tarball ----------------------------------------------------------------------------
+work=
+cleanup() {
+  [[ -n $work && -d $work ]] || return 0
+  local m
+  # debootstrap mounts /proc and /sys in the target: never rm -rf through a mount.
+  for m in $(findmnt -rn -o TARGET | { grep -F "$work/" || true; } | sort -r); do umount -l "$m" || true; done
+  if findmnt -rn -o TARGET | grep -qF "$work/"; then
+    printf '[build-images] warning: mounts left under %s; not removing it\n' "$work" >&2
+    return 0
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Stop any process that runs inside the new rootfs (a package's postinst could start a daemon).
+stop_chroot_processes() {
+  local root=$1 pid
+  for pid in /proc/[0-9]*; do
+    [[ $(readlink "$pid/root" 2>/dev/null) == "$root" ]] && kill -KILL "${pid#/proc/}" 2>/dev/null
+  done
+  return 0
+}
+
+customise_rootfs() {
+  local root=$1
+  rm -f "$root/usr/sbin/policy-rc.d"
+  # The Debian package creates a cluster "main"; the entrypoint runs its own initdb in $PGDATA.
+  rm -rf "$root/etc/postgresql/15/main" "$root/var/lib/postgresql/15"
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+  rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/*
+  : >"$root/etc/resolv.conf"
+  mkdir -p "$root/var/lib/postgresql/data" "$root/run/postgresql" "$root/data" "$root/workspace"
+  chroot "$root" chown postgres:postgres /var/lib/postgresql/data /run/postgresql
+  chroot "$root" chown redis:redis /data
+  chmod 0700 "$root/var/lib/postgresql/data"
+  chmod 03775 "$root/run/postgresql"
+}
+
+ensure_rootfs() {
+  local tar=$1 mirror=$2
+  if [[ -f $tar && $rebuild_rootfs == 0 ]]; then
+    return 0
+  fi
+  command -v debootstrap >/dev/null || die "debootstrap is not installed: run scripts/setup.sh --docker"
+  [[ $(id -u) -eq 0 ]] || die "debootstrap needs root: run 'sudo $0'"
+  work=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
+  local root=$work/root
+  mkdir -p "$root/usr/sbin"
+  # Keep packages' postinst from starting postgres/redis inside the build chroot.
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+  chmod +x "$root/usr/sbin/policy-rc.d"
+  progress "debootstrap --variant=minbase $SUITE from $mirror with ${PACKAGES[*]} (about a minute)"
+  local include
+  include=$(IFS=,; printf '%s' "${PACKAGES[*]}")
+  if ! debootstrap --variant=minbase --include="$include" "$SUITE" "$root" "$mirror" 2>&1 |
+    tee "$work/debootstrap.log" |
+    grep --line-buffered -E '^[IEW]: (Retrieving Release|Resolving|Found|Checking component|Installing core|Unpacking the base|Configuring the base|Configuring required|Base system|Failure)|^E:' |
+    sed -u 's/^/[build-images]   /' >&2; then
+    :
+  fi
+  stop_chroot_processes "$root"
+  if ! grep -q 'Base system installed successfully' "$work/debootstrap.log"; then
+    printf '[build-images] last lines of the debootstrap log:\n' >&2
+    tail -n 25 "$work/debootstrap.log" | sed 's/^/    /' >&2
+    local logcopy=$CACHE_DIR/debootstrap-failed.log
+    cp "$work/debootstrap.log" "$logcopy"
+    die "debootstrap of $SUITE from $mirror failed (full log: $logcopy)"
+  fi
+  customise_rootfs "$root"
+  progress "packing the rootfs into $tar"
+  tar --numeric-owner -C "$root" -cf "$work/rootfs.tar" .
+  mv -f "$work/rootfs.tar" "$tar"
+  cleanup
+  work=
+}
+
+# --- images ----------------------------------------------------------------------------------------
+label_of() {
+  docker image inspect --format '{{ index .Config.Labels "io.cleanroom.inputs" }}' "$1" 2>/dev/null || true
+}
+
+summary=()
+record() { summary+=("{\"image\": \"$1\", \"status\": \"$2\", \"id\": \"$(docker image inspect --format '{{.Id}}' "$1")\"}"); }
+
+ensure_base() {
+  local image=cleanroom/bookworm:latest rootfs_hash=$1 mirror=$2 tar=$3
+  local inputs
+  inputs=$(printf '%s\n' "$rootfs_hash" "${BASE_CHANGES[@]}" | sha)
+  if [[ $rebuild == 0 && $(label_of "$image") == "$inputs" ]]; then
+    record "$image" present
+    return 0
+  fi
+  ensure_rootfs "$tar" "$mirror"
+  progress "docker import $tar -> $image"
+  local changes=() c
+  for c in "${BASE_CHANGES[@]}"; do changes+=(--change "$c"); done
+  docker import "${changes[@]}" --change "LABEL io.cleanroom.inputs=$inputs" \
+    --message "debootstrap --variant=minbase $SUITE: ${PACKAGES[*]}" "$tar" "$image" >/dev/null
+  record "$image" built
+}
+
+ensure_derived() {
+  local image=$1 context=$2 base_id inputs
+  base_id=$(docker image inspect --format '{{.Id}}' cleanroom/bookworm:latest)
+  inputs=$( (printf '%s\n' "$base_id"; cat "$context"/*) | sha)
+  if [[ $rebuild == 0 && $(label_of "$image") == "$inputs" ]]; then
+    record "$image" present
+    return 0
+  fi
+  progress "docker build $context -> $image"
+  local out
+  if ! out=$(docker build --pull=false --label "io.cleanroom.inputs=$inputs" -t "$image" "$context" 2>&1); then
+    printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /' >&2
+    die "docker build of $image failed"
+  fi
+  record "$image" built
+}
+
+main() {
+  docker version >/dev/null 2>&1 ||
+    die "no Docker engine answers at $DOCKER_HOST: run scripts/docker-engine.sh start" \
+      "and eval \"\$(scripts/docker-engine.sh env)\""
+  mkdir -p "$CACHE_DIR"
+  exec 9>"$CACHE_DIR/.build.lock"
+  if ! flock -n 9; then
+    progress "another build-images.sh is running; waiting for it"
+    flock 9
+  fi
+  local mirror rootfs_hash tar
+  mirror=$(apt_mirror)
+  rootfs_hash=$(printf '%s\n' "$SUITE" minbase "$mirror" "$RECIPE" "${PACKAGES[@]}" | sha)
+  tar=$CACHE_DIR/rootfs-$SUITE-$rootfs_hash.tar
+  ensure_base "$rootfs_hash" "$mirror" "$tar"
+  ensure_derived cleanroom/postgres:15 docker-images/postgres
+  ensure_derived cleanroom/redis:7 docker-images/redis
+  # Images replaced by a rebuild are left untagged: remove ours.
+  docker image prune -f --filter label=io.cleanroom.inputs >/dev/null
+  if ((json)); then
+    local IFS=,
+    printf '{"images": [%s], "rootfs": "%s"}\n' "${summary[*]}" "$tar"
+  fi
+  local built
+  built=$(printf '%s\n' "${summary[@]}" | grep -c '"built"' || true)
+  ((built == 0)) || progress "done: $built image(s) built"
+}
+
+main

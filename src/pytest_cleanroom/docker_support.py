@@ -1,0 +1,270 @@
+"""Docker engine helpers shared by the ``docker`` backend and the container service provider.
+
+- :func:`connect` finds the engine through ``DOCKER_HOST`` and explains, distinctly, a missing
+  socket (:class:`DockerSocketMissingError`) and a socket nobody answers on
+  (:class:`DockerEngineDownError`), each naming the fix.
+- :func:`owner_labels` labels what this process creates (run id, owner pid, its start time and the
+  host); :func:`sweep_leftovers` removes labelled containers and volumes whose owner process is
+  gone, which is how a crashed run's leftovers are cleaned up without testcontainers' reaper.
+- :func:`configure_testcontainers` points testcontainers at published ports on 127.0.0.1.
+
+The docker SDK is imported only inside functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from .errors import BackendUnavailableError
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+ENGINE_SCRIPT = "scripts/docker-engine.sh"
+IMAGES_SCRIPT = "scripts/build-images.sh"
+CLEANROOM_DOCKER_HOST = "unix:///run/cleanroom-docker/docker.sock"
+STANDARD_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+LABEL_RUN = "io.cleanroom.run"
+LABEL_OWNER_PID = "io.cleanroom.owner-pid"
+LABEL_OWNER_START = "io.cleanroom.owner-start"
+LABEL_OWNER_HOST = "io.cleanroom.owner-host"
+LABEL_ROLE = "io.cleanroom.role"
+
+_START_FIX = (
+    f"start it with `{ENGINE_SCRIPT} start` and export DOCKER_HOST "
+    f'(`eval "$({ENGINE_SCRIPT} env)"`), or point DOCKER_HOST at a running engine'
+)
+
+
+class DockerUnavailableError(BackendUnavailableError):
+    """No Docker engine can be used; the message names the fix."""
+
+
+class DockerSocketMissingError(DockerUnavailableError):
+    """``DOCKER_HOST`` names a unix socket that does not exist: no engine was ever started."""
+
+
+class DockerEngineDownError(DockerUnavailableError):
+    """The socket exists (or the address is given) but no engine answers on it."""
+
+
+class DockerImageMissingError(DockerUnavailableError):
+    """The engine answers but the image is not there (and is never pulled)."""
+
+
+def docker_host() -> str:
+    """``DOCKER_HOST``, else the socket of scripts/docker-engine.sh if present, else Docker's."""
+    host = os.environ.get("DOCKER_HOST", "").strip()
+    if host:
+        return host
+    if Path(urlparse(CLEANROOM_DOCKER_HOST).path).exists():
+        return CLEANROOM_DOCKER_HOST
+    return STANDARD_DOCKER_HOST
+
+
+def unix_socket_path(host: str) -> Path | None:
+    """The socket file of a ``unix://`` address, ``None`` for other schemes."""
+    parsed = urlparse(host)
+    return Path(parsed.path) if parsed.scheme == "unix" else None
+
+
+def connect(host: str | None = None, *, timeout: float = 60.0) -> DockerClient:
+    """A docker SDK client on an engine that answered a ping.
+
+    Raises :class:`DockerSocketMissingError` or :class:`DockerEngineDownError` with the fix.
+    """
+    host = host or docker_host()
+    sock = unix_socket_path(host)
+    if sock is not None and not sock.exists():
+        raise DockerSocketMissingError(
+            f"no Docker engine: the socket {sock} (DOCKER_HOST={host}) does not exist; "
+            + _START_FIX
+        )
+    if sock is not None and not sock.is_socket():
+        raise DockerEngineDownError(
+            f"no Docker engine: {sock} (DOCKER_HOST={host}) is not a socket; " + _START_FIX
+        )
+    try:
+        import docker
+        import docker.errors
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
+        raise DockerUnavailableError(
+            "the docker SDK is not installed: pip install 'pytest-cleanroom[docker]'"
+        ) from exc
+    try:
+        client = docker.DockerClient(base_url=host, timeout=int(timeout))
+        client.ping()
+    except docker.errors.DockerException as exc:
+        where = f"the socket {sock} exists but" if sock is not None else f"at {host}"
+        raise DockerEngineDownError(
+            f"the Docker engine is down: {where} nobody answers (DOCKER_HOST={host}: {exc}); "
+            + _START_FIX
+        ) from exc
+    return client
+
+
+def require_image(client: DockerClient, image: str) -> None:
+    """Raise :class:`DockerImageMissingError` naming the build script when ``image`` is absent."""
+    import docker.errors
+
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise DockerImageMissingError(
+            f"the Docker image {image!r} is not on the engine at {client.api.base_url} and images "
+            f"are never pulled: build the project's images with `{IMAGES_SCRIPT}`, "
+            "or name an image you built with CLEANROOM_DOCKER_IMAGE"
+        ) from None
+
+
+# -- ownership labels and the leftover sweep ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that created a container: pid, its start time (against pid reuse), host."""
+
+    pid: int
+    start: str
+    host: str
+
+    @classmethod
+    def current(cls) -> Owner:
+        return cls(os.getpid(), process_start_time(os.getpid()) or "", socket.gethostname())
+
+    def is_alive(self) -> bool:
+        """True unless the owner surely died. Owners on other hosts count as alive."""
+        if self.host != socket.gethostname():
+            return True
+        start = process_start_time(self.pid)
+        if start is None:
+            return False
+        return not self.start or start == self.start
+
+
+def process_start_time(pid: int) -> str | None:
+    """Start time of ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+_RUN_ID: str | None = None
+
+
+def run_id() -> str:
+    """This process's run id: ``CLEANROOM_RUN_ID`` if set, else a random one chosen once."""
+    global _RUN_ID
+    if _RUN_ID is None:
+        _RUN_ID = os.environ.get("CLEANROOM_RUN_ID") or uuid.uuid4().hex[:16]
+    return _RUN_ID
+
+
+def owner_labels(run: str | None = None, *, role: str | None = None) -> dict[str, str]:
+    """Labels that let :func:`sweep_leftovers` find a container once its creator has died.
+
+    ``run`` defaults to :func:`run_id`; ``role`` (e.g. ``"backend"``, ``"postgres"``) is free text
+    for humans and filters.
+    """
+    owner = Owner.current()
+    labels = {
+        LABEL_RUN: run or run_id(),
+        LABEL_OWNER_PID: str(owner.pid),
+        LABEL_OWNER_START: owner.start,
+        LABEL_OWNER_HOST: owner.host,
+    }
+    if role:
+        labels[LABEL_ROLE] = role
+    return labels
+
+
+def owner_of(labels: Mapping[str, str]) -> Owner | None:
+    """The :class:`Owner` recorded in ``labels``, or None when they are not ours or malformed."""
+    try:
+        pid = int(labels[LABEL_OWNER_PID])
+    except (KeyError, ValueError):
+        return None
+    return Owner(pid, labels.get(LABEL_OWNER_START, ""), labels.get(LABEL_OWNER_HOST, ""))
+
+
+def sweep_leftovers(client: DockerClient | None = None, *, role: str | None = None) -> list[str]:
+    """Remove labelled containers (running or not) and volumes whose owner process is dead.
+
+    Only objects carrying :data:`LABEL_OWNER_PID` are considered, and only those whose owner ran
+    on this host; ``role`` narrows the sweep to one :data:`LABEL_ROLE`. Returns the names of the
+    containers and volumes removed. Safe to call from several processes at once.
+    """
+    import docker.errors
+
+    own_client = client is None
+    client = client or connect()
+    filters: dict[str, Any] = {"label": [LABEL_OWNER_PID]}
+    if role:
+        filters["label"].append(f"{LABEL_ROLE}={role}")
+    removed: list[str] = []
+    try:
+        for container in client.containers.list(all=True, filters=filters):
+            owner = owner_of(container.labels)
+            if owner is None or owner.is_alive():
+                continue
+            try:
+                container.remove(force=True, v=True)
+                removed.append(container.name)
+            except docker.errors.NotFound:
+                pass  # another sweeper got there first
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: removal already in progress
+                    raise
+        for volume in client.volumes.list(filters=filters):
+            owner = owner_of(volume.attrs.get("Labels") or {})
+            if owner is None or owner.is_alive():
+                continue
+            try:
+                volume.remove(force=True)
+                removed.append(volume.name)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # still in use by a container being removed
+                    raise
+    finally:
+        if own_client:
+            client.close()
+    return removed
+
+
+# -- testcontainers -----------------------------------------------------------------------------
+
+
+def configure_testcontainers() -> None:
+    """Make testcontainers reach published ports on 127.0.0.1 of a local engine.
+
+    testcontainers guesses it runs inside a container when ``/.dockerenv`` exists (true on many CI
+    VMs built from images) and then connects to the bridge gateway, where ports published on
+    127.0.0.1 are not listening. Unless the user chose a connection mode (``TC_HOST``,
+    ``TESTCONTAINERS_HOST_OVERRIDE``, ``TESTCONTAINERS_CONNECTION_MODE``), a local engine (a unix
+    socket) is reached through 127.0.0.1 and the mapped ports.
+    """
+    if unix_socket_path(docker_host()) is None:
+        return
+    if any(
+        os.environ.get(v)
+        for v in ("TC_HOST", "TESTCONTAINERS_HOST_OVERRIDE", "TESTCONTAINERS_CONNECTION_MODE")
+    ):
+        return
+    from testcontainers.core.config import ConnectionMode, testcontainers_config
+
+    testcontainers_config.tc_host_override = "127.0.0.1"
+    testcontainers_config.connection_mode_override = ConnectionMode.docker_host
