@@ -193,6 +193,7 @@ def graph(
     workspace: str | None,
 ) -> None:
     """Print the task graph of PHASES (default: every declared phase) as Mermaid or DOT."""
+
     project = _project(ctx)
     chosen = list(phases) or project.declared_phases()
     try:
@@ -236,6 +237,8 @@ def run_options(func: F) -> F:
 
 
 def _reporter(as_json: bool, quiet: bool) -> Reporter:
+    from .reporter import Reporter
+
     stream: BinaryIO = sys.stderr.buffer if as_json else sys.stdout.buffer
     is_tty = stream.isatty() and os.environ.get("TERM") != "dumb"
     if is_tty and not as_json:
@@ -284,6 +287,7 @@ def _run(
     quiet: bool,
     argv: Sequence[str],
 ) -> None:
+
     project = _project(ctx, as_json)
     options = RunOptions(
         jobs=jobs or os.cpu_count() or 1,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 SKIPPED_DIRS = frozenset({".git", ".ggen", ".hg", ".svn"})
 CHUNK = 1024 * 1024
@@ -60,6 +64,62 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def hash_files(root: Path, files: Iterable[str]) -> list[tuple[str, str]]:
-    """(path, sha256) for each file, in the given order."""
-    return [(rel, sha256_file(root / rel)) for rel in files]
+def hash_files(
+    root: Path, files: Iterable[str], memo: HashMemo | None = None
+) -> list[tuple[str, str]]:
+    """(path, sha256) for each file, in the given order (through ``memo`` if given)."""
+    if memo is None:
+        return [(rel, sha256_file(root / rel)) for rel in files]
+    return [(rel, memo.digest(root / rel)) for rel in files]
+
+
+class HashMemo:
+    """Content hashes remembered by file identity, so that unchanged inputs are not re-read.
+
+    An entry is used only while the file's size, mtime, ctime and inode are those recorded (ctime
+    cannot be set back by programs). Files changed in the last two seconds are never remembered,
+    so a change within the file system's timestamp granularity cannot be missed.
+    """
+
+    RECENT_NS = 2_000_000_000
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._entries: dict[str, list[Any]] = {}
+        self._dirty = False
+        if path is not None:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(data, dict):
+                    self._entries = {
+                        k: v for k, v in data.items() if isinstance(v, list) and len(v) == 5
+                    }
+            except (OSError, ValueError):
+                self._entries = {}
+
+    def digest(self, full: Path) -> str:
+        stat = full.stat()
+        identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        key = str(full)
+        with self._lock:
+            known = self._entries.get(key)
+        if known is not None and known[:4] == identity:
+            return str(known[4])
+        digest = sha256_file(full)
+        if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > self.RECENT_NS:
+            with self._lock:
+                self._entries[key] = [*identity, digest]
+                self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        """Write the memo (atomically) if anything was learnt."""
+        if self.path is None or not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with self._lock:
+            temp.write_text(json.dumps(self._entries), encoding="utf-8")
+            self._dirty = False
+        os.replace(temp, self.path)

@@ -7,9 +7,9 @@ import sys
 
 import click
 
-from . import readiness as rd
 from .errors import LifecycleError
 from .model import Thresholds
+from .readiness_statuses import STATUSES
 
 
 def register(group: click.Group) -> None:
@@ -22,6 +22,8 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def readiness_cmd(ctx: click.Context, detailed: bool, as_json: bool) -> None:
         """Score production readiness out of 100 and list what blocks production."""
+        from . import readiness as rd
+
         project = _project(ctx, as_json)
         try:
             result = rd.score(rd.load_requirements(project.root))
@@ -48,7 +50,7 @@ def register(group: click.Group) -> None:
 
     @group.command("readiness-update")
     @click.argument("requirement_id", metavar="ID")
-    @click.argument("status", type=click.Choice(list(rd.STATUS_CREDIT)))
+    @click.argument("status", type=click.Choice(list(STATUSES)))
     @click.option("--notes", help="Replace the requirement's notes.")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @click.pass_context
@@ -56,6 +58,8 @@ def register(group: click.Group) -> None:
         ctx: click.Context, requirement_id: str, status: str, notes: str | None, as_json: bool
     ) -> None:
         """Change requirement ID to STATUS (only through the allowed transitions)."""
+        from . import readiness as rd
+
         project = _project(ctx, as_json)
         try:
             old = rd.update_status(project.root, requirement_id, status, notes)
@@ -72,6 +76,8 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def placeholders(ctx: click.Context, patterns: tuple[str, ...], as_json: bool) -> None:
         """Find placeholder code (TODO, FIXME, unimplemented, ...) by [readiness] patterns."""
+        from . import readiness as rd
+
         project = _project(ctx, as_json)
         spec = project.spec.readiness
         found = rd.find_placeholders(
@@ -90,6 +96,8 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def validate_cmd(ctx: click.Context, environment: str, as_json: bool) -> None:
         """Check readiness against [readiness.thresholds.ENV]; exit 1 when not ready."""
+        from . import readiness as rd
+
         project = _project(ctx, as_json)
         spec = project.spec.readiness
         try:

@@ -173,6 +173,7 @@ class Runner:
         self._order: list[str] = []
         self._threads: list[threading.Thread] = []
         self._services: ServiceSession | None = None
+        self.memo = files.HashMemo(project.state_dir / "hashes.json")
         state_dir = project.state_dir
         self.cache = Cache(state_dir / "cache", project.spec.cache.max_bytes, warn=self.warn)
         self.state = StateStore(state_dir / "state.json", warn=self.warn)
@@ -242,6 +243,8 @@ class Runner:
             summary.warnings = list(self.warnings)
             with contextlib.suppress(Exception):
                 self.state.record_run(self._run_record(summary, summary.status))
+            with contextlib.suppress(OSError):
+                self.memo.save()
             lock.release()
             self._prune_logs()
             self._stop_services()
@@ -512,7 +515,7 @@ class Runner:
                 found = [self._results.get(d) for d in node.deps]
                 dep_keys = [(r.cache_key or "") if r else "" for r in found]
         return compute_key(
-            node.commands, node.env, cwd, files.hash_files(node.cwd, inputs), dep_keys
+            node.commands, node.env, cwd, files.hash_files(node.cwd, inputs, self.memo), dep_keys
         )
 
     def _run_task(self, node: Node, result: TaskResult) -> None:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ggen_lifecycle.cache import Cache, compute_key
-from ggen_lifecycle.files import expand, hash_files
+from ggen_lifecycle.files import HashMemo, expand, hash_files
 
 
 def key(**changes: object) -> str:
@@ -126,3 +126,40 @@ def test_size_limit_evicts_least_recently_used(tmp_path: Path) -> None:
     assert cache.lookup("a" * 64) is not None
     assert cache.clean()[0] == 2
     assert cache.entries() == []
+
+
+def test_hash_memo_serves_unchanged_files_and_notices_rewrites(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("one")
+    memo_path = tmp_path / "memo.json"
+    memo = HashMemo(memo_path)
+    memo.RECENT_NS = -(10**18)  # remember even files written just now
+    real = memo.digest(target)
+    memo.save()
+    # a memo entry for this exact file identity is trusted without reading the file...
+    data = json.loads(memo_path.read_text())
+    data[str(target)][4] = "remembered"
+    memo_path.write_text(json.dumps(data))
+    again = HashMemo(memo_path)
+    assert again.digest(target) == "remembered"
+    # ...but a rewrite with the same size and a restored mtime changes ctime: re-read
+    stat = target.stat()
+    target.write_text("two")
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert again.digest(target) != "remembered"
+    assert again.digest(target) != real
+
+
+def test_hash_memo_never_remembers_fresh_files(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("one")
+    memo = HashMemo(tmp_path / "memo.json")
+    memo.digest(target)
+    memo.save()
+    assert not (tmp_path / "memo.json").exists()
+
+
+def test_corrupted_hash_memo_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "memo.json").write_text("{{{")
+    (tmp_path / "a.txt").write_text("x")
+    assert len(HashMemo(tmp_path / "memo.json").digest(tmp_path / "a.txt")) == 64

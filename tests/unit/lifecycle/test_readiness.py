@@ -155,3 +155,10 @@ def test_validate_passes_when_thresholds_are_met(tmp_path: Path) -> None:
     verdict = rd.validate(tmp_path, "staging", Thresholds(min_score=90), [r"TODO"], ["*"], [])
     assert verdict.ready
     assert verdict.reasons == []
+
+
+def test_cli_status_list_matches_the_scoring_table() -> None:
+    from ggen_lifecycle.readiness_statuses import STATUSES
+
+    assert tuple(rd.STATUS_CREDIT) == STATUSES
+    assert set(rd.TRANSITIONS) == set(STATUSES)
