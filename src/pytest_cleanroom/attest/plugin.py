@@ -23,6 +23,7 @@ from .tracking import CleanroomWatch
 if TYPE_CHECKING:
     from ..engine import Cleanroom
     from ..result import RunResult
+    from .sandbox_coverage import SandboxCoverage
     from .session import AttestSession
 
 _COLLECTOR = "cleanroom-attest-collector"
@@ -31,6 +32,8 @@ _COLLECTOR = "cleanroom-attest-collector"
 @dataclass
 class AttestState:
     session: AttestSession | None = None
+    coverage: SandboxCoverage | None = None
+    coverage_checked: bool = False
 
 
 _STATE = pytest.StashKey[AttestState]()
@@ -123,11 +126,12 @@ def pytest_cleanroom_created(item: pytest.Item, cleanroom: Cleanroom) -> None:
                 )
             )
         return
-    session = item.config.stash[_STATE].session
-    if session is not None and watch.workspace is not None:
-        from .digests import take_snapshot
-
-        watch.before = take_snapshot(watch.workspace)
+    state = item.config.stash[_STATE]
+    if state.session is not None and watch.workspace is not None:
+        watch.snapshot_before_first_run(cleanroom)
+    coverage = _sandbox_coverage(item.config, state)
+    if coverage is not None and not _repeat_checked(item) and coverage.prepare(cleanroom):
+        watch.coverage = coverage
     item.stash[_WATCH] = watch
 
 
@@ -138,6 +142,8 @@ def pytest_cleanroom_result(item: pytest.Item, result: RunResult) -> None:
             workspace=result.workspace, created_at=result.started_at or time.time()
         )
     watch.results.append(result)
+    if watch.coverage is not None and result.workspace is not None:
+        watch.coverage.collect(result.workspace, item.nodeid)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -171,6 +177,31 @@ def pytest_runtest_makereport(
             envelope = {"name": watch.envelope.name, "sha256": watch.envelope.sha256}
             setattr(report, ENVELOPE_ATTRIBUTE, envelope)
     return report
+
+
+def _sandbox_coverage(config: pytest.Config, state: AttestState) -> SandboxCoverage | None:
+    """Decided at the first cleanroom (pytest-cov has started by then, on workers too)."""
+    if not state.coverage_checked:
+        state.coverage_checked = True
+        if config.pluginmanager.has_plugin("_cov"):
+            from .sandbox_coverage import from_pytest_cov
+
+            found = from_pytest_cov(config)
+            if isinstance(found, str):
+                config.issue_config_time_warning(pytest.PytestWarning(found), stacklevel=2)
+            else:
+                state.coverage = found
+    return state.coverage
+
+
+def _repeat_checked(item: pytest.Item) -> bool:
+    """The repeat check replays commands in copies of the workspace; coverage data written there
+    would differ between the runs, so sandbox coverage stays off for those tests."""
+    try:
+        from ..scenario.plugin import repeat_check_enabled
+    except ImportError:
+        return False
+    return bool(repeat_check_enabled(item))
 
 
 class AttestationError(Exception):

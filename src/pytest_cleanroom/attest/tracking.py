@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,7 @@ if TYPE_CHECKING:
     from ..result import RunResult
     from .attester import WrittenEnvelope
     from .digests import Snapshot
+    from .sandbox_coverage import SandboxCoverage
     from .session import AttestSession
 
 # JUnit XML property names (``--junitxml``), set on tests that used a cleanroom.
@@ -33,6 +36,7 @@ class CleanroomWatch:
     before: Snapshot | None = None
     results: list[RunResult] = field(default_factory=list)
     envelope: WrittenEnvelope | None = None
+    coverage: SandboxCoverage | None = None
 
     @classmethod
     def of_cleanroom(cls, cleanroom: Any) -> CleanroomWatch:
@@ -52,6 +56,32 @@ class CleanroomWatch:
             seed=seed if isinstance(seed, int) else None,
         )
 
+    def snapshot_before_first_run(self, cleanroom: Any) -> None:
+        """Take the "before" snapshot just before the cleanroom's first command.
+
+        Files the test writes between creating the cleanroom and running its first command are
+        then the commands' inputs, not their outputs. If ``run`` cannot be wrapped, the snapshot
+        is taken now, at creation.
+        """
+        from .digests import take_snapshot
+
+        assert self.workspace is not None
+        root = self.workspace
+        original = cleanroom.run
+        lock = threading.Lock()
+
+        @functools.wraps(original)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                if self.before is None:
+                    self.before = take_snapshot(root)
+            return original(*args, **kwargs)
+
+        try:
+            cleanroom.run = run
+        except AttributeError:
+            self.before = take_snapshot(root)
+
     def properties(self) -> list[tuple[str, str]]:
         """JUnit properties: what the test's commands actually ran with."""
         first = self.results[0] if self.results else None
@@ -69,9 +99,11 @@ class CleanroomWatch:
 
     def attest(self, nodeid: str, session: AttestSession) -> WrittenEnvelope:
         """Compare the workspace with the snapshot, then sign and write the test's envelope."""
-        from .digests import compare
+        from .digests import compare, take_snapshot
         from .statement import AttestedTest
 
+        if self.before is None and self.workspace is not None and self.workspace.is_dir():
+            self.before = take_snapshot(self.workspace)  # no command ran: nothing was produced
         changes = compare(self.before) if self.before is not None else None
         now = time.time()
         started = min([self.created_at, *(r.started_at for r in self.results if r.started_at)])
