@@ -296,3 +296,42 @@ def test_readiness_commands(tmp_path: Path) -> None:
     typo = ggen(root, "validate", "--env", "prodution")
     assert typo.returncode == 2
     assert "did you mean 'production'?" in typo.stderr
+
+
+def test_live_progress_on_a_terminal_plain_lines_otherwise(tmp_path: Path) -> None:
+    import pty
+
+    root = write_project(
+        tmp_path,
+        """
+        [lifecycle.build]
+        command = "echo compiling; sleep 0.5; echo done"
+        """,
+    )
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*GGEN, "-C", str(root), "run", "build"],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env=dict(os.environ, TERM="xterm"),
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    screen = b"".join(chunks).decode()
+    assert "\r\x1b[2K" in screen  # the status line is redrawn in place
+    assert re.search(r"\[0/1\] \S+ running: build", screen)
+    assert "build |\x1b[0m compiling" in screen
+    plain = ggen(root, "run", "build")
+    assert "\x1b[" not in plain.stdout
+    assert "build | compiling" in plain.stdout
