@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import PolicyError
 
@@ -48,7 +48,7 @@ STANDARD_ENV_ALLOW: tuple[str, ...] = ("TERM",)
 class Policy(BaseModel):
     """Everything the engine enforces on one command. ``None`` for a limit means unlimited."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     name: str = Field("custom", description="Level the policy derives from, or 'custom'.")
 
@@ -84,6 +84,15 @@ class Policy(BaseModel):
     env_allowlist: tuple[str, ...] = Field(
         STANDARD_ENV_ALLOW, description="Host variables passed through; '*' passes all."
     )
+
+    @field_validator(
+        "hidden_paths", "readable_paths", "writable_paths", "allowed_services", "env_allowlist"
+    )
+    @classmethod
+    def _as_sorted_set(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # These fields are sets: stored sorted without duplicates, equal sets compare (and
+        # digest) equal, whatever order they were written in.
+        return tuple(sorted(set(value)))
 
     @classmethod
     def level(cls, name: str) -> Policy:
