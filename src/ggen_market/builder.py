@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .archive import extract_archive, pack_directory, sha256_bytes
 from .errors import ArchiveError, ManifestError, RegistryIndexError
+from .fsutil import write_atomic
 from .index import (
     INDEX_NAME,
     Index,
@@ -21,7 +22,6 @@ from .index import (
     parse_index,
     updated_stamp,
 )
-from .lockfile import write_atomic
 from .manifest import MANIFEST_NAME
 
 if TYPE_CHECKING:
@@ -34,10 +34,12 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 def check_gpack(root: Path, *, deep: bool = True) -> Manifest:
     """Validate the gpack at ``root``: manifest, scenario files and (``deep``) templates."""
     from .manifest import load_manifest
-    from .testpack import check_test_sections
 
     manifest = load_manifest(root)
-    check_test_sections(root, manifest)
+    if manifest.scenarios is not None:
+        from .testpack import check_test_sections
+
+        check_test_sections(root, manifest)
     if deep:
         from .template.checks import check_templates
 

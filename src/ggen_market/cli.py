@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from .catalog import Catalog
     from .config import MarketConfig
     from .install import Project
 
@@ -108,6 +109,30 @@ def _project(
     )
 
 
+def _catalog(
+    project: Path, registries: tuple[str, ...], offline: bool, timeout: float | None
+) -> Catalog:
+    """The registries to read, without loading what installing needs (keeps search fast)."""
+    from .catalog import Catalog
+    from .config import embedded_gpacks_dir
+    from .registry import open_registry
+
+    config = _config(project, registries, timeout)
+    embedded = embedded_gpacks_dir()
+    return Catalog(
+        [
+            open_registry(
+                spec.url,
+                cache=config.cache_dir,
+                timeout=config.timeout,
+                offline=offline,
+                embedded=embedded,
+            )
+            for spec in config.registries
+        ]
+    )
+
+
 def _entry_json(entry: Any, registry: str) -> dict[str, Any]:
     return {
         "id": entry.id,
@@ -150,8 +175,7 @@ def search(
     """Search gpacks: exact id first, then name, tags, keywords, description, downloads."""
     from .search import search as run_search
 
-    proj = _project(project, registries, offline, timeout, progress)
-    catalog = proj.catalog
+    catalog = _catalog(project, registries, offline, timeout)
     hits = run_search(
         ((entry, reg.url) for entry, reg in catalog),
         query,
@@ -191,11 +215,11 @@ def categories(
     as_json: bool,
 ) -> None:
     """List categories with the number of gpacks in each."""
-    proj = _project(project, registries, offline, timeout, progress)
+    catalog = _catalog(project, registries, offline, timeout)
     counts: dict[str, int] = {}
-    for entry, _ in proj.catalog:
+    for entry, _ in catalog:
         counts[entry.category] = counts.get(entry.category, 0) + 1
-    _warn(proj.catalog.warnings)
+    _warn(catalog.warnings)
     if as_json:
         _print_json({"ok": True, "categories": dict(sorted(counts.items()))})
         return
@@ -218,9 +242,9 @@ def info(
     as_json: bool,
 ) -> None:
     """Show a gpack's metadata and every published version."""
-    proj = _project(project, registries, offline, timeout, progress)
-    entry, registry = proj.catalog.require(pack_id)
-    _warn(proj.catalog.warnings)
+    catalog = _catalog(project, registries, offline, timeout)
+    entry, registry = catalog.require(pack_id)
+    _warn(catalog.warnings)
     versions = [entry.versions[str(v)] for v in entry.sorted_versions()]
     if as_json:
         data = _entry_json(entry, registry.url) | {
@@ -337,17 +361,20 @@ def list_(
     as_json: bool,
 ) -> None:
     """List installed gpacks (from ggen.lock), or with --available every gpack offered."""
-    proj = _project(project, registries, offline, timeout, progress)
     if available:
-        rows = [(entry, reg.url) for entry, reg in proj.catalog]
-        _warn(proj.catalog.warnings)
+        catalog = _catalog(project, registries, offline, timeout)
+        rows = [(entry, reg.url) for entry, reg in catalog]
+        _warn(catalog.warnings)
         if as_json:
             _print_json({"ok": True, "available": [_entry_json(e, r) for e, r in rows]})
             return
         for entry, _ in rows:
             click.echo(f"{entry.id:<44} {entry.latest:<10} {entry.description}")
         return
-    lock = proj.lock()
+    from .lockfile import LOCK_NAME, Lockfile, read_lock
+
+    root = project.resolve()
+    lock = read_lock(root / LOCK_NAME) or Lockfile()
     if as_json:
         _print_json(
             {
@@ -355,7 +382,7 @@ def list_(
                 "installed": [
                     pkg.to_json()
                     | {
-                        "path": str(pkg.install_dir(proj.root)),
+                        "path": str(pkg.install_dir(root)),
                         "requested": lock.requires.get(pid),
                     }
                     for pid, pkg in sorted(lock.packages.items())

@@ -7,12 +7,16 @@ path of the bad field, e.g. ``packs["io.x"].versions["1.0.0"].sha256``.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import marshal
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import RegistryIndexError
@@ -21,6 +25,7 @@ from .versions import Version, is_version, parse_range
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
+_CACHE_FORMAT = "index1-cache2"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -65,7 +70,7 @@ class PackEntry:
     authors: tuple[str, ...] = ()
     homepage: str = ""
     downloads: int = 0
-    versions: dict[str, PackVersion] = field(default_factory=dict)
+    versions: Mapping[str, PackVersion] = field(default_factory=dict)
 
     def sorted_versions(self) -> list[Version]:
         """Versions, newest first."""
@@ -125,7 +130,7 @@ def _str(value: Any, label: str, where: str, default: str | None = None) -> str:
 def _strs(value: Any, label: str, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if type(value) is not list or any(type(v) is not str for v in value):
         raise _fail(label, where, "expected a list of strings")
     return tuple(value)
 
@@ -136,10 +141,25 @@ _PACK_KEYS = frozenset(
 )
 
 
-def parse_index(text: str | bytes, label: str) -> Index:
-    """Parse and check an index document; ``label`` (file or URL) prefixes every error."""
+def parse_index(text: str | bytes, label: str, *, cache: Path | None = None) -> Index:
+    """Parse and check an index document; ``label`` (file or URL) prefixes every error.
+
+    With ``cache`` (a directory), the checked metadata is kept in a compact binary form keyed by
+    the document's sha256, so the next parse of the same bytes skips JSON decoding and checks.
+    """
+    raw_bytes = text.encode() if isinstance(text, str) else text
+    slot = digest = None
+    if cache is not None:
+        digest = hashlib.sha256(raw_bytes).hexdigest()
+        slot = cache / "parsed-index" / (hashlib.sha256(label.encode()).hexdigest()[:32] + ".bin")
+        try:
+            key, updated, compact = marshal.loads(slot.read_bytes())
+            if key == f"{_CACHE_FORMAT}:{digest}":
+                return _build(compact, label, updated)
+        except (OSError, ValueError, EOFError, TypeError):
+            pass  # no cached form yet, or a damaged one: parse the document
     try:
-        data = json.loads(text)
+        data = json.loads(raw_bytes)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RegistryIndexError(
             f"{label}: not valid JSON ({exc}); the index may be truncated or corrupt"
@@ -152,41 +172,112 @@ def parse_index(text: str | bytes, label: str) -> Index:
     packs_raw = data.get("packs")
     if not isinstance(packs_raw, dict):
         raise _fail(label, "packs", "missing, or not an object of id -> pack")
-    packs: dict[str, PackEntry] = {}
-    for pid, raw in packs_raw.items():
-        where = f"packs[{pid!r}]"
-        if not ID_PATTERN.match(pid):
-            raise _fail(label, where, "not a reverse-DNS gpack id")
-        if not isinstance(raw, dict):
-            raise _fail(label, where, "expected an object")
-        unknown = set(raw) - _PACK_KEYS
-        if unknown:
-            raise _fail(label, where, f"unknown keys {sorted(unknown)}")
-        versions_raw = raw.get("versions")
-        if not isinstance(versions_raw, dict) or not versions_raw:
-            raise _fail(label, f"{where}.versions", "missing or empty")
-        versions = {
-            ver: _parse_version_entry(pid, ver, vraw, label, f"{where}.versions[{ver!r}]")
-            for ver, vraw in versions_raw.items()
-        }
-        downloads = raw.get("downloads", 0)
-        if not isinstance(downloads, int) or downloads < 0:
-            raise _fail(label, f"{where}.downloads", "expected a non-negative integer")
-        packs[pid] = PackEntry(
-            id=pid,
-            name=_str(raw.get("name"), label, f"{where}.name", default=pid),
-            description=_str(raw.get("description"), label, f"{where}.description", ""),
-            category=_str(raw.get("category"), label, f"{where}.category", "general"),
-            tags=_strs(raw.get("tags"), label, f"{where}.tags"),
-            keywords=_strs(raw.get("keywords"), label, f"{where}.keywords"),
-            license=_str(raw.get("license"), label, f"{where}.license", ""),
-            authors=_strs(raw.get("authors"), label, f"{where}.authors"),
-            homepage=_str(raw.get("homepage"), label, f"{where}.homepage", ""),
-            downloads=downloads,
-            versions=versions,
-        )
+    compact = {pid: _check_pack(pid, raw, label) for pid, raw in packs_raw.items()}
     updated = data.get("updated", "")
-    return Index(packs=packs, updated=updated if isinstance(updated, str) else "")
+    updated = updated if isinstance(updated, str) else ""
+    if slot is not None:
+        with contextlib.suppress(OSError):
+            slot.parent.mkdir(parents=True, exist_ok=True)
+            tmp = slot.with_name(f".{slot.name}.{os.getpid()}.tmp")
+            # Version entries stay JSON text in the cache: decoded only for the packs used.
+            stored = {pid: [*v[:9], json.dumps(v[9])] for pid, v in compact.items()}
+            tmp.write_bytes(marshal.dumps((f"{_CACHE_FORMAT}:{digest}", updated, stored)))
+            os.replace(tmp, slot)
+    return _build(compact, label, updated)
+
+
+def _check_pack(pid: str, raw: Any, label: str) -> list[Any]:
+    """Check one pack's metadata; return it as a list in :func:`_build`'s order."""
+    where = f"packs[{pid!r}]"
+    if not ID_PATTERN.match(pid):
+        raise _fail(label, where, "not a reverse-DNS gpack id")
+    if not isinstance(raw, dict):
+        raise _fail(label, where, "expected an object")
+    unknown = raw.keys() - _PACK_KEYS
+    if unknown:
+        raise _fail(label, where, f"unknown keys {sorted(unknown)}")
+    versions_raw = raw.get("versions")
+    if not isinstance(versions_raw, dict) or not versions_raw:
+        raise _fail(label, f"{where}.versions", "missing or empty")
+    downloads = raw.get("downloads", 0)
+    if not isinstance(downloads, int) or downloads < 0:
+        raise _fail(label, f"{where}.downloads", "expected a non-negative integer")
+    return [
+        _str(raw.get("name"), label, f"{where}.name", default=pid),
+        _str(raw.get("description"), label, f"{where}.description", ""),
+        _str(raw.get("category"), label, f"{where}.category", "general"),
+        _strs(raw.get("tags"), label, f"{where}.tags"),
+        _strs(raw.get("keywords"), label, f"{where}.keywords"),
+        _str(raw.get("license"), label, f"{where}.license", ""),
+        _strs(raw.get("authors"), label, f"{where}.authors"),
+        _str(raw.get("homepage"), label, f"{where}.homepage", ""),
+        downloads,
+        versions_raw,
+    ]
+
+
+def _build(compact: dict[str, list[Any]], label: str, updated: str) -> Index:
+    packs = {
+        pid: PackEntry(
+            id=pid,
+            name=v[0],
+            description=v[1],
+            category=v[2],
+            tags=v[3],
+            keywords=v[4],
+            license=v[5],
+            authors=v[6],
+            homepage=v[7],
+            downloads=v[8],
+            versions=LazyVersions(pid, v[9], label, f"packs[{pid!r}].versions"),
+        )
+        for pid, v in compact.items()
+    }
+    return Index(packs=packs, updated=updated)
+
+
+class LazyVersions(Mapping[str, PackVersion]):
+    """The versions of one pack, each checked the first time it is used.
+
+    Searching an index of tens of thousands of packs only needs their metadata; the version
+    entries (archive, digest, dependencies) are validated when something resolves or installs
+    them, with the same errors naming the index and the field.
+    """
+
+    def __init__(self, pid: str, raw: dict[str, Any] | str, label: str, where: str) -> None:
+        self._pid, self._label, self._where = pid, label, where
+        self._source = raw
+        self._parsed: dict[str, PackVersion] = {}
+        self._keys_checked = False
+
+    @property
+    def _raw(self) -> dict[str, Any]:
+        if isinstance(self._source, str):  # from the parsed-index cache: JSON text
+            self._source = json.loads(self._source)
+        assert isinstance(self._source, dict)
+        return self._source
+
+    def __getitem__(self, version: str) -> PackVersion:
+        found = self._parsed.get(version)
+        if found is None:
+            raw = self._raw[version]
+            where = f"{self._where}[{version!r}]"
+            found = _parse_version_entry(self._pid, version, raw, self._label, where)
+            self._parsed[version] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        if not self._keys_checked:
+            for version in self._raw:
+                if not is_version(version):
+                    raise _fail(
+                        self._label, f"{self._where}[{version!r}]", "not a semantic version"
+                    )
+            self._keys_checked = True
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 def _parse_version_entry(pid: str, ver: str, raw: Any, label: str, where: str) -> PackVersion:

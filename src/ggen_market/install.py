@@ -20,6 +20,7 @@ from .archive import ExtractLimits, extract_archive, tree_digest
 from .catalog import Catalog
 from .config import MarketConfig, embedded_gpacks_dir
 from .errors import InstallError, IntegrityError, ManifestError, MarketError, ResolutionError
+from .fsutil import write_atomic
 from .ids import check_id
 from .index import PackVersion
 from .lockfile import (
@@ -29,7 +30,6 @@ from .lockfile import (
     Lockfile,
     package_dir,
     read_lock,
-    write_atomic,
 )
 from .progress import Progress
 from .registry import Registry, open_registry

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlparse
 
 from .errors import RegistryError, RegistryIndexError
+from .fsutil import write_atomic
 from .index import INDEX_NAME, Index, parse_index
-from .lockfile import write_atomic
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class LocalRegistry(Registry):
     def _load_index(self) -> Index:
         index_path = self.path / INDEX_NAME
         if index_path.is_file():
-            return parse_index(index_path.read_bytes(), str(index_path))
+            return parse_index(index_path.read_bytes(), str(index_path), cache=self.cache)
         if not self.path.is_dir():
             raise RegistryError(f"registry {self.url}: {self.path} is not a directory")
         from .builder import source_index
@@ -136,6 +136,7 @@ class HttpRegistry(Registry):
         self.offline = offline
         key = hashlib.sha256(self.index_url.encode()).hexdigest()[:24]
         self.cache_dir = cache / "http" / key
+        self.cache_root = cache
 
     def _client(self) -> httpx.Client:
         import httpx
@@ -163,7 +164,7 @@ class HttpRegistry(Registry):
         if self.offline:
             if cached is None:
                 raise RegistryError(f"registry {self.url}: offline, and its index was never cached")
-            return parse_index(cached[0], f"{self.index_url} (cached)")
+            return parse_index(cached[0], f"{self.index_url} (cached)", cache=self.cache_root)
         headers = {}
         if cached is not None and cached[1].get("etag"):
             headers["If-None-Match"] = str(cached[1]["etag"])
@@ -171,10 +172,10 @@ class HttpRegistry(Registry):
             with self._client() as client:
                 response = self._get_with_retry(client, headers)
             if response.status_code == 304 and cached is not None:
-                return parse_index(cached[0], f"{self.index_url} (cached)")
+                return parse_index(cached[0], f"{self.index_url} (cached)", cache=self.cache_root)
             if response.status_code != 200:
                 raise RegistryError(f"registry {self.url}: HTTP {response.status_code}")
-            index = parse_index(response.content, self.index_url)
+            index = parse_index(response.content, self.index_url, cache=self.cache_root)
         except (httpx.HTTPError, RegistryError, RegistryIndexError) as exc:
             problem = _describe_http_error(exc, self.index_url, self.timeout)
             if cached is None:
@@ -182,7 +183,7 @@ class HttpRegistry(Registry):
                 raise kind(f"{problem}; no cached copy of this index") from None
             when = cached[1].get("fetched", "an earlier run")
             self.warnings.append(f"{problem}; using the index cached at {when}")
-            return parse_index(cached[0], f"{self.index_url} (cached)")
+            return parse_index(cached[0], f"{self.index_url} (cached)", cache=self.cache_root)
         self._store(response.content, response.headers.get("etag"))
         return index
 

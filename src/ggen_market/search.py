@@ -58,6 +58,12 @@ def search(
             continue
         if tag is not None and tag not in entry.tags:
             continue
+        if terms:
+            haystack = " ".join(
+                (entry.id, entry.name, entry.description, *entry.tags, *entry.keywords)
+            ).lower()
+            if not all(term in haystack for term in terms):
+                continue
         score = 0
         for term in terms:
             points = _term_score(entry, term)
