@@ -193,7 +193,7 @@ def bench_turbo(root: Path, work: Path, repeat: int) -> tuple[str, str]:
         text=True,
         check=False,
     )
-    native = sorted(install.glob("node_modules/turbo-*/bin/turbo"))
+    native = sorted(install.glob("node_modules/@turbo/*/bin/turbo"))
     if done.returncode != 0 or not native:
         return f"turbo: install failed ({done.stderr.strip()[-200:]})", ""
     turbo = str(native[0])

@@ -241,7 +241,7 @@ def update_status(root: Path, requirement_id: str, status: str, notes: str | Non
     else:  # pragma: no cover
         import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
     validate_model(ProductionToml, tomllib.loads(text), text, path, what="production.toml")
-    atomic_write(path, text)
+    atomic_write(path, text, durable=True)
     return current.status
 
 

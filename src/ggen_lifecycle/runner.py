@@ -31,7 +31,7 @@ from .errors import (
 from .graph import Graph, Node, build_graph
 from .process import Outcome, ProcessTable, run_shell
 from .reporter import Reporter
-from .state import RunLock, StateStore
+from .state import RunLock, StateStore, StateWriter
 
 if TYPE_CHECKING:
     from .services import ServiceSession
@@ -173,6 +173,7 @@ class Runner:
         self._order: list[str] = []
         self._threads: list[threading.Thread] = []
         self._services: ServiceSession | None = None
+        self._writer: StateWriter | None = None
         self.memo = files.HashMemo(project.state_dir / "hashes.json")
         state_dir = project.state_dir
         self.cache = Cache(state_dir / "cache", project.spec.cache.max_bytes, warn=self.warn)
@@ -218,6 +219,7 @@ class Runner:
         try:
             self._ensure_state_dir()
             self.state.record_run(self._run_record(summary, "running"))
+            self._writer = StateWriter(self.state, self.warn)
             for graph in graphs:
                 self.reporter.plan(len(graph))
             try:
@@ -240,6 +242,9 @@ class Runner:
         finally:
             summary.ended_at = time.time()
             summary.results = [self._results[i] for i in self._order]
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
             summary.warnings = list(self.warnings)
             with contextlib.suppress(Exception):
                 self.state.record_run(self._run_record(summary, summary.status))
@@ -684,6 +689,9 @@ class Runner:
             "cache_key": result.cache_key,
             "error": result.error,
         }
+        if self._writer is not None:
+            self._writer.add(record)
+            return
         try:
             self.state.record_task(record)
         except Exception as exc:  # state is a record, never a reason to fail a task

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -21,19 +23,24 @@ from filelock import FileLock, Timeout
 from .errors import StateLockError
 
 STATE_FORMAT = 1
-MAX_RECORDS = 5000  # oldest task records are dropped beyond this
+MAX_RECORDS = 2000  # oldest task and run records are dropped beyond this
 LOCK_TIMEOUT = 30.0
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+def atomic_write(path: Path, text: str, *, durable: bool = False) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory.
+
+    Readers see the old or the new file, never a mix. ``durable`` also fsyncs the data, which
+    only matters if the machine loses power.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with temp.open("w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -143,3 +150,49 @@ class RunLock:
         with contextlib.suppress(FileNotFoundError):
             self.info_path.unlink()
         self.lock.release()
+
+
+class StateWriter:
+    """Appends task records to a :class:`StateStore` from a background thread, in batches.
+
+    Tasks hand their record over and go on at once; the writer merges whatever has queued up into
+    one locked, atomic update. :meth:`close` writes what is left before returning.
+    """
+
+    def __init__(self, store: StateStore, warn: Callable[[str], None]) -> None:
+        self.store = store
+        self.warn = warn
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="ggen-state", daemon=True)
+        self._thread.start()
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self._queue.put(dict(record))
+
+    def _loop(self) -> None:
+        done = False
+        while not done:
+            batch: list[dict[str, Any]] = []
+            item = self._queue.get()
+            while True:
+                if item is None:
+                    done = True
+                else:
+                    batch.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+
+                def append(data: dict[str, Any], records: list[dict[str, Any]] = batch) -> None:
+                    data["tasks"].extend(records)
+
+                try:
+                    self.store.update(append)
+                except Exception as exc:  # state is a record, never a reason to fail a run
+                    self.warn(f"could not record {len(batch)} task(s) in state.json: {exc}")
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
