@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from .session import AttestSession
 
 _COLLECTOR = "cleanroom-attest-collector"
+# Key under which the controller hands the attestation set-up to each pytest-xdist worker.
+WORKERINPUT_KEY = "cleanroom_attest"
 
 
 @dataclass
@@ -76,10 +78,10 @@ def pytest_configure(config: pytest.Config) -> None:
     state = config.stash[_STATE] = AttestState()
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None:  # an xdist worker: the controller decided everything
-        from .session import WORKERINPUT_KEY, AttestSession
-
         data = workerinput.get(WORKERINPUT_KEY)
         if data is not None:
+            from .session import AttestSession
+
             state.session = AttestSession.from_workerinput(data)
         return
     directory = _path_option(config, "cleanroom_attest", "cleanroom_attest")
@@ -107,8 +109,6 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist, on the controller: hand the directory, key and run id to each worker."""
-    from .session import WORKERINPUT_KEY
-
     session = node.config.stash[_STATE].session
     if session is not None:
         node.workerinput[WORKERINPUT_KEY] = session.to_workerinput()

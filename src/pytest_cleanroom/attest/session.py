@@ -20,8 +20,6 @@ from .keys import KeyFileError, SigningKey
 from .statement import Builder
 from .store import AttestDirError, prepare_directory
 
-WORKERINPUT_KEY = "cleanroom_attest"
-
 
 @dataclass
 class AttestSession:
