@@ -167,7 +167,8 @@ def load_scenario_file(path: str | Path) -> list[ScenarioVariant]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioFileError(path, _toml_error_line(exc), f"invalid TOML: {exc}") from None
+        line = _toml_error_line(exc, text)
+        raise ScenarioFileError(path, line, f"invalid TOML: {exc}") from None
     return parse_scenario_data(data, text, path)
 
 
@@ -383,9 +384,13 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _toml_error_line(exc: Exception) -> int | None:
+def _toml_error_line(exc: Exception, text: str) -> int | None:
     match = re.search(r"line (\d+)", str(exc))
-    return int(match.group(1)) if match else None
+    if match:
+        return int(match.group(1))
+    if "end of document" in str(exc):
+        return max(1, len(text.splitlines()))
+    return None
 
 
 class _Locator:

@@ -224,4 +224,6 @@ def pytest_cleanroom_created(item: pytest.Item, cleanroom: Cleanroom) -> None:
         return
     from .replay import attach_repeat_checker
 
-    item.stash[CHECKER_KEY] = attach_repeat_checker(cleanroom)
+    checker = attach_repeat_checker(cleanroom)
+    item.stash[CHECKER_KEY] = checker
+    item.addfinalizer(checker.close)

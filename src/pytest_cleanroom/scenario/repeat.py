@@ -70,6 +70,7 @@ class RepeatChecker:
         self._inside = 0
         self._lock = threading.Lock()
         self._original_run: Callable[..., RunResult] | None = None
+        self._scratch: Path | None = None
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -117,15 +118,13 @@ class RepeatChecker:
             return unit(self.cleanroom)
         try:
             root = _workspace_root(self.cleanroom)
-            scratch = Path(tempfile.mkdtemp(prefix=".cleanroom-repeat-", dir=root.parent))
+            copy = self._fresh_copy_of(root)
             try:
-                copy = scratch / root.name
-                shutil.copytree(root, copy, symlinks=True)
                 first = unit(self.cleanroom)
                 second = unit(self.replay_factory(copy))
                 detail = _compare(results_of(first), results_of(second), root, copy)
             finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+                shutil.rmtree(copy, ignore_errors=True)
         finally:
             with self._lock:
                 self._inside -= 1
@@ -137,12 +136,29 @@ class RepeatChecker:
             raise RepeatCheckError(mismatch.describe())
         return first
 
+    def _fresh_copy_of(self, root: Path) -> Path:
+        """Copy the workspace, as it is now, to the same place each time (beside the workspace,
+        so on the same file system), replacing the previous copy."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=".cleanroom-repeat-", dir=root.parent))
+        copy = self._scratch / root.name
+        if copy.exists():
+            shutil.rmtree(copy)
+        shutil.copytree(root, copy, symlinks=True)
+        return copy
+
+    def close(self) -> None:
+        """Close the replay cleanrooms and remove the scratch directory."""
+        close_replays = getattr(self.replay_factory, "close", None)
+        if close_replays is not None:
+            close_replays()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
 
 def _workspace_root(cleanroom: Cleanroom) -> Path:
-    workspace = getattr(cleanroom, "workspace", None)
-    if workspace is None:
-        raise TypeError("the repeat check needs a cleanroom with a workspace")
-    return Path(os.fspath(workspace))
+    return Path(os.fspath(cleanroom.workspace))
 
 
 def _describe_command(cmd: Any) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .repeat import RepeatChecker
 
@@ -12,28 +11,46 @@ if TYPE_CHECKING:
     from ..engine import Cleanroom
 
 
-def replay_factory(cleanroom: Cleanroom) -> Callable[[Path], Cleanroom]:
-    """A function that makes, for a directory, a cleanroom like ``cleanroom`` rooted there:
-    same class, policy, backend, seed, timeout and environment; no listeners, so the replay is
-    not reported as a command of the test."""
-    room: Any = cleanroom
-    kwargs: dict[str, Any] = {
-        "policy": room.policy,
-        "backend": room.backend,
-        "seed": room.seed,
-        "timeout": room.timeout,
-        "env": room.env,
-    }
-    if hasattr(room, "floor"):
-        kwargs["floor"] = room.floor
+class Replicas:
+    """Gives, for the copy's directory, a cleanroom like ``cleanroom`` rooted there: same class
+    (so the pytest fixture's policy floor applies alike), policy, backend, seed, timeout,
+    environment and exposed services; no listeners, so the replay is not reported as a command
+    of the test. A twin is built once per directory and reused."""
 
-    def make(root: Path) -> Cleanroom:
-        replica: Cleanroom = type(cleanroom)(root, **kwargs)
-        return replica
+    def __init__(self, cleanroom: Cleanroom) -> None:
+        self.cleanroom = cleanroom
+        self.twins: dict[Path, Cleanroom] = {}
 
-    return make
+    def __call__(self, root: Path) -> Cleanroom:
+        twin = self.twins.get(root)
+        if twin is None:
+            twin = self.twins[root] = _twin(self.cleanroom, root)
+        twin.services = dict(self.cleanroom.services)  # services exposed since are replayed too
+        return twin
+
+    def close(self) -> None:
+        for twin in self.twins.values():
+            twin.close()
+        self.twins.clear()
+
+
+def _twin(cleanroom: Cleanroom, root: Path) -> Cleanroom:
+    floor = getattr(cleanroom, "floor", None)
+    if floor is None:
+        return cleanroom.replica(root)
+    # The pytest fixture's subclass: rebuild it so that run(policy=...) is clamped the same way.
+    twin: Cleanroom = type(cleanroom)(  # type: ignore[call-arg]
+        root,
+        floor=floor,
+        policy=cleanroom.policy,
+        backend=cleanroom.backend_name,
+        seed=cleanroom.seed,
+        timeout=cleanroom.timeout,
+        env=cleanroom.env,
+    )
+    return twin
 
 
 def attach_repeat_checker(cleanroom: Cleanroom) -> RepeatChecker:
     """Turn the repeat check on for every command run through ``cleanroom``."""
-    return RepeatChecker(cleanroom, replay_factory(cleanroom)).attach()
+    return RepeatChecker(cleanroom, Replicas(cleanroom)).attach()

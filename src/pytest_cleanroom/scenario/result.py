@@ -129,7 +129,10 @@ class ScenarioResult:
         """The :class:`RunResult` of step ``name``; :class:`LookupError` if it did not run."""
         found = self.outcome(name)
         if found.result is None:
-            why = found.skipped_reason or "; ".join(found.problems) or "it did not run"
+            if found.skipped:
+                why = f"it was skipped: {found.skipped_reason}"
+            else:
+                why = "; ".join(found.problems) or "it did not run"
             raise LookupError(f"step {name!r} of scenario {self.name!r} has no result: {why}")
         return found.result
 
