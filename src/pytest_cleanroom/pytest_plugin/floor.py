@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from ..errors import PolicyError
 from ..policy import Policy
@@ -33,11 +34,29 @@ def policy_from_marker(mark: pytest.Mark, floor: Policy) -> Policy:
         )
     fields: dict[str, Any] = dict(mark.kwargs)
     level = mark.args[0] if mark.args else fields.pop("policy", None)
+    unknown = sorted(set(fields) - set(Policy.model_fields) - {"name"})
+    if unknown:
+        raise MarkerError(
+            f"unknown policy field {', '.join(map(repr, unknown))}: "
+            f"the fields are {', '.join(f for f in Policy.model_fields if f != 'name')}"
+        )
     try:
         base = floor if level is None else Policy.coerce(level)
         return base.replace(**fields) if fields else base
     except PolicyError as exc:
-        raise MarkerError(str(exc)) from exc
+        raise MarkerError(_short(exc)) from exc
+
+
+def _short(exc: PolicyError) -> str:
+    """pydantic's multi-line report as ``field=value: problem`` items on one line."""
+    cause = exc.__cause__
+    if not isinstance(cause, ValidationError):
+        return str(exc)
+    problems = [
+        f"{'.'.join(map(str, error['loc']))}={error['input']!r}: {error['msg']}"
+        for error in cause.errors()
+    ]
+    return "invalid policy field " + "; ".join(problems)
 
 
 def effective_policy(markers: list[pytest.Mark], floor: Policy) -> tuple[Policy, list[str]]:

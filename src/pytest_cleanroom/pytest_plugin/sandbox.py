@@ -53,7 +53,8 @@ def open_cleanroom(
     try:
         policy, weakened = floors.effective_policy(list(item.iter_markers(MARKER))[::-1], floor)
     except floors.MarkerError as exc:
-        pytest.fail(f"invalid @pytest.mark.{MARKER} on {item.nodeid}: {exc}", pytrace=False)
+        message = f"invalid @pytest.mark.{MARKER} on {item.nodeid}: {exc}"
+        raise pytest.fail.Exception(message, pytrace=False) from None
     if weakened:
         item.warn(floors.marker_warning(item.nodeid, floor, weakened))
     try:
@@ -61,7 +62,8 @@ def open_cleanroom(
             workspace, floor=floor, policy=policy, backend=settings.backend, seed=settings.seed
         )
     except BackendUnavailableError as exc:
-        pytest.fail(f"cleanroom backend {settings.backend!r} unavailable: {exc}", pytrace=False)
+        message = f"cleanroom backend {settings.backend!r} unavailable: {exc}"
+        raise pytest.fail.Exception(message, pytrace=False) from None
 
     def report(result: RunResult) -> None:
         item.stash.setdefault(PENDING_RESULTS, []).append(result)

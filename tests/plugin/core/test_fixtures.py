@@ -110,7 +110,7 @@ def test_hooks_see_the_cleanroom_and_every_result(pytester: pytest.Pytester) -> 
     )
     result = pytester.runpytest("-s")
     result.assert_outcomes(passed=2)
-    events = [line for line in result.outlines if line.startswith("EVENT ")]
+    events = [line[line.index("EVENT ") :] for line in result.outlines if "EVENT " in line]
     assert events == [
         "EVENT created test_hooks_see_the_cleanroom_and_every_result.py::test_a standard",
         "EVENT result test_hooks_see_the_cleanroom_and_every_result.py::test_a ('true',) 0",

@@ -123,10 +123,17 @@ def test_weakening_warning_can_be_made_an_error(pytester: pytest.Pytester) -> No
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ('policy="loose"', "unknown cleanroom policy 'loose': choose one of permissive,"),
-        ("colour='blue'", "invalid cleanroom policy field*colour*"),
-        ("timeout=-1", "invalid cleanroom policy field*timeout*"),
-        ('"strict", "locked"', "takes at most one policy*"),
+        (
+            'policy="loose"',
+            "unknown cleanroom policy 'loose': choose one of permissive, standard, strict, locked",
+        ),
+        ("colour='blue'", "unknown policy field 'colour': the fields are read_only_root, *"),
+        ("timeout=-1", "invalid policy field timeout=-1: Input should be greater than 0"),
+        (
+            'policy="strict", network="wifi"',
+            "invalid policy field network='wifi': Input should be 'host' or 'isolated'",
+        ),
+        ('"strict", "locked"', "takes at most one policy: *"),
     ],
 )
 def test_invalid_marker_errors_the_test_naming_the_problem(
