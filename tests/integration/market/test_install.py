@@ -279,3 +279,33 @@ def test_lock_file_with_garbage_is_a_clear_error(project: Path, registry: Path) 
     stderr = fail(project, registry, "add", "io.test.app")
     assert "ggen.lock" in stderr
     assert "not valid TOML" in stderr
+
+
+def test_concurrent_adds_are_serialised_by_the_lock(project: Path, registry: Path) -> None:
+    # Two real processes add to the same project at once. Without the lock on .ggen the second
+    # writer would drop the first one's request; with it, the lock ends up holding both.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
+    env["GGEN_CACHE_DIR"] = os.environ["GGEN_CACHE_DIR"]
+    command = [sys.executable, "-m", "ggen_cli", "market", "add", "--registry", str(registry)]
+    procs = [
+        subprocess.Popen(
+            [*command, spec],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for spec in ("io.test.app", "io.test.base@~1.1")
+    ]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outcomes
+    lock = read_lock(project / "ggen.lock")
+    assert lock is not None
+    assert lock.requires == {"io.test.app": "^1.0.0", "io.test.base": "~1.1"}
+    assert ggen("market", "verify", "--project", str(project)).exit_code == 0
+    assert not list((project / ".ggen").glob(".staging-*"))
