@@ -33,7 +33,7 @@ def _wait_exit(container: Any, limit: float = 60.0) -> int:
 
 def test_postgres_image_serves_testcontainers(docker_client: Any, no_ryuk: None) -> None:
     import psycopg
-    from testcontainers.postgres import PostgresContainer
+    from testcontainers.community.postgres import PostgresContainer
 
     pg = PostgresContainer(
         POSTGRES_IMAGE, username="cr_user", password="pa'ss word", dbname="cr_db", driver=None
@@ -66,7 +66,7 @@ def test_postgres_image_runs_initdb_args_and_init_scripts(
     docker_client: Any, no_ryuk: None, tmp_path: Path
 ) -> None:
     import psycopg
-    from testcontainers.postgres import PostgresContainer
+    from testcontainers.community.postgres import PostgresContainer
 
     init = tmp_path / "initdb.d"
     init.mkdir()
@@ -144,7 +144,7 @@ def _wait_for_log(container: Any, *needles: str, limit: float = 60.0) -> str:
 
 def test_redis_image_serves_testcontainers(docker_client: Any, no_ryuk: None) -> None:
     import redis
-    from testcontainers.redis import RedisContainer
+    from testcontainers.community.redis import RedisContainer
 
     rc = RedisContainer(REDIS_IMAGE)
     _loopback_only(rc, 6379)
@@ -167,7 +167,7 @@ def test_redis_image_serves_testcontainers(docker_client: Any, no_ryuk: None) ->
 
 def test_redis_image_honours_a_password(docker_client: Any, no_ryuk: None) -> None:
     import redis
-    from testcontainers.redis import RedisContainer
+    from testcontainers.community.redis import RedisContainer
 
     rc = RedisContainer(REDIS_IMAGE, password="hunter2")
     _loopback_only(rc, 6379)

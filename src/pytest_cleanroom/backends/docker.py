@@ -1,0 +1,470 @@
+"""The ``docker`` backend: one short-lived container per command, on a local Docker engine.
+
+Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
+``cleanroom/bookworm:latest``, built by ``scripts/build-images.sh``; images are never pulled):
+
+* filesystem: the image's root, read-only when the policy says so; a private tmpfs ``/tmp``; the
+  workspace bound read-write at ``/workspace``; hidden paths covered by an empty read-only tmpfs
+  (files by ``/dev/null``); ``readable_paths``/``writable_paths`` and service socket directories
+  bound in from the host. Nothing else of the host's filesystem exists in the container.
+* processes: docker-init (tini) as PID 1 of a private PID namespace (the host's when
+  ``isolate_pids`` is off), every capability dropped, ``no-new-privileges``, Docker's default
+  seccomp profile (which also refuses new user namespaces), running as the workspace's owner.
+* network: ``none`` (loopback only) for ``network="isolated"``; the host's network otherwise, as
+  the local backends do.
+* resources: memory (no swap) and task limits through the container's cgroup, open files, file
+  size and per-process CPU time as rlimits, whole-tree CPU time and breaches watched through the
+  cgroups while it runs; wall-clock timeout and breaches kill the container.
+* environment: exactly ``spec.env`` (``env -i`` in the container: Docker's own ``HOSTNAME`` and
+  the image's variables do not leak in).
+
+The container is labelled with its owner (see :mod:`pytest_cleanroom.docker_support`) and always
+removed; containers of a process that died are swept the first time a process uses the backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import docker_support as ds
+from ..errors import BackendUnavailableError, SandboxError
+from ..limits import file_size_hit, limit_of_exit_code
+from ..policy import Policy
+from ..result import RunResult
+from .base import (
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    LIMIT_CPU_TIME,
+    LIMIT_FILE_SIZE,
+    LIMIT_MEMORY,
+    LIMIT_PROCESSES,
+    LIMIT_TIMEOUT,
+    WORKSPACE_PATH,
+    CommandSpec,
+    make_result,
+    not_executable_message,
+    not_found_message,
+)
+
+#: Environment variable naming the image commands run in.
+IMAGE_ENV = "CLEANROOM_DOCKER_IMAGE"
+DEFAULT_IMAGE = "cleanroom/bookworm:latest"
+#: The container's host name (when it has a network namespace of its own).
+HOSTNAME = "cleanroom"
+#: Tasks of the backend itself in the container's cgroup: docker-init.
+OVERHEAD_PROCESSES = 1
+#: How often the limits of a running container are checked (seconds).
+TICK = 0.02
+#: Size of the empty read-only tmpfs that hides a directory.
+_HIDE_SIZE = 4096
+_ENV = "/usr/bin/env"
+_CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed while it ran\n"
+
+
+@dataclass
+class _Engine:
+    """One connection per engine and process, shared by every DockerBackend instance."""
+
+    client: Any
+    info: dict[str, Any]
+    images: set[str] = field(default_factory=set)
+
+
+_engines: dict[str, _Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _engine(host: str) -> _Engine:
+    with _engines_lock:
+        engine = _engines.get(host)
+        if engine is None:
+            client = ds.connect(host)
+            try:
+                info = client.info()
+                ds.sweep_leftovers(client, role="backend")
+            except Exception:
+                client.close()
+                raise
+            engine = _engines[host] = _Engine(client, info)
+        return engine
+
+
+class DockerBackend:
+    """Runs each command in its own container; see the module docstring for what it isolates."""
+
+    name = "docker"
+
+    def __init__(self) -> None:
+        self.image = os.environ.get(IMAGE_ENV, "").strip() or DEFAULT_IMAGE
+        self.host = ds.docker_host()
+        self._live: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DockerBackend(image={self.image!r}, host={self.host!r})"
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def _ready(self) -> _Engine:
+        if ds.unix_socket_path(self.host) is None:
+            raise BackendUnavailableError(
+                f"the docker backend needs an engine on this machine (a unix:// DOCKER_HOST), "
+                f"got DOCKER_HOST={self.host}: the workspace is bind-mounted into each container"
+            )
+        engine = _engine(self.host)
+        if self.image not in engine.images:
+            ds.require_image(engine.client, self.image)
+            engine.images.add(self.image)
+        return engine
+
+    def check(self, policy: Policy) -> None:
+        """Raise BackendUnavailableError unless the engine answers, has the image and can
+        enforce every limit of ``policy``."""
+        info = self._ready().info
+        missing = []
+        if policy.memory_limit is not None and info.get("MemoryLimit") is False:
+            missing.append("memory limits (the memory cgroup)")
+        if policy.max_processes is not None and info.get("PidsLimit") is False:
+            missing.append("task limits (the pids cgroup)")
+        if missing:
+            raise BackendUnavailableError(
+                f"the Docker engine at {self.host} cannot enforce {' and '.join(missing)} of "
+                f"policy {policy.name!r}: enable the cgroup controllers for dockerd, or use a "
+                "policy without these limits"
+            )
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self, spec: CommandSpec) -> RunResult:
+        engine = self._ready()
+        cgroups = ds.ContainerCgroups.for_engine(engine.info, self.host)
+        run = _Run(engine.client, spec, self.image, cgroups)
+        try:
+            run.create()
+            with self._lock:
+                self._live[run.name] = run
+            try:
+                run.execute()
+            finally:
+                with self._lock:
+                    self._live.pop(run.name, None)
+        finally:
+            run.cleanup()
+        return run.result()
+
+    def close(self) -> None:
+        """Kill every command this backend is running (any thread's)."""
+        with self._lock:
+            live = list(self._live.values())
+        for run in live:
+            run.cancel()
+
+
+class _Run:
+    """One command in one container: create, attach, start, watch, collect, remove."""
+
+    def __init__(
+        self, client: Any, spec: CommandSpec, image: str, cgroups: ds.ContainerCgroups | None
+    ) -> None:
+        self.client = client
+        self.spec = spec
+        self.image = image
+        self.cgroups = cgroups
+        self.name = f"cleanroom-{uuid.uuid4().hex[:16]}"
+        self.container_id: str | None = None
+        self.out: list[bytes] = []
+        self.err: list[bytes] = []
+        self.kill_reason: str | None = None
+        self.cancelled = threading.Event()
+        self.exit_code = -1
+        self.oom_killed = False
+        self.started_at = 0.0
+        self.duration = 0.0
+        self._sock: Any = None
+        self.usage: ds.CgroupUsage | None = None
+
+    # -- container configuration ----------------------------------------------------------------
+
+    def _create_kwargs(self) -> dict[str, Any]:
+        from docker.types import LogConfig, Ulimit
+        from docker.types import Mount as DockerMount
+
+        spec, policy = self.spec, self.spec.policy
+        mounts = [DockerMount(WORKSPACE_PATH, str(spec.workspace), type="bind", read_only=False)]
+        tmpfs: dict[str, str] = {}
+        if policy.private_tmp:
+            size = f",size={policy.memory_limit}" if policy.memory_limit else ""
+            tmpfs["/tmp"] = f"rw,exec,nosuid,nodev,mode=1777{size}"
+        readable = {os.path.normpath(p) for p in policy.readable_paths}
+        for path in sorted({os.path.normpath(p) for p in policy.hidden_paths} - readable):
+            if path in ("/", "/tmp", WORKSPACE_PATH) or path.startswith(WORKSPACE_PATH + "/"):
+                continue
+            if os.path.isfile(path):
+                mounts.append(DockerMount(path, "/dev/null", type="bind", read_only=True))
+            else:
+                tmpfs[path] = f"ro,nosuid,nodev,noexec,mode=0555,size={_HIDE_SIZE}"
+        for path in sorted(readable):
+            if os.path.exists(path):
+                mounts.append(DockerMount(path, path, type="bind", read_only=True))
+        for path in sorted({os.path.normpath(p) for p in policy.writable_paths}):
+            if os.path.exists(path):
+                mounts.append(DockerMount(path, path, type="bind", read_only=False))
+        for mount in spec.mounts:
+            mounts.append(
+                DockerMount(
+                    os.path.normpath(mount.destination),
+                    str(mount.source),
+                    type="bind",
+                    read_only=not mount.writable,
+                )
+            )
+
+        ulimits = []
+        if policy.max_open_files is not None:
+            n = policy.max_open_files
+            ulimits.append(Ulimit(name="nofile", soft=n, hard=n))
+        if policy.max_file_size is not None:
+            n = policy.max_file_size
+            ulimits.append(Ulimit(name="fsize", soft=n, hard=n))
+        if policy.cpu_time_limit is not None:
+            # Soft below hard: SIGXCPU first (reported as cpu_time), SIGKILL a second later.
+            n = math.ceil(policy.cpu_time_limit)
+            ulimits.append(Ulimit(name="cpu", soft=n, hard=n + 1))
+
+        host_network = policy.network == "host"
+        st = spec.workspace.stat()
+        host_config = self.client.api.create_host_config(
+            mounts=mounts,
+            tmpfs=tmpfs,
+            read_only=policy.read_only_root,
+            network_mode="host" if host_network else "none",
+            pid_mode=None if policy.isolate_pids else "host",
+            ipc_mode="private",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"] if policy.no_new_privileges else None,
+            init=True,
+            mem_limit=policy.memory_limit,
+            memswap_limit=policy.memory_limit,
+            pids_limit=(
+                policy.max_processes + OVERHEAD_PROCESSES if policy.max_processes else None
+            ),
+            ulimits=ulimits or None,
+            log_config=LogConfig(type="none"),
+            cgroup_parent=self.cgroups.parent if self.cgroups is not None else None,
+        )
+        env = dict(spec.env)
+        return {
+            "image": self.image,
+            "entrypoint": [_ENV, "-i", *(f"{k}={v}" for k, v in env.items())],
+            "command": list(spec.argv),
+            "environment": env,
+            "user": f"{st.st_uid}:{st.st_gid}",
+            "working_dir": spec.cwd,
+            "hostname": None if host_network else HOSTNAME,
+            "labels": ds.owner_labels(role="backend"),
+            "name": self.name,
+            "stdin_open": spec.stdin is not None,
+            "host_config": host_config,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def create(self) -> None:
+        import docker.errors
+
+        program = self.spec.argv[0]
+        if "=" in program:
+            # `env -i` would take it for one more variable assignment.
+            raise SandboxError(
+                f"the docker backend cannot run a program whose name has '=': {program!r}"
+            )
+        try:
+            created = self.client.api.create_container(**self._create_kwargs())
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"docker could not create the container: {_explain(exc)}") from exc
+        self.container_id = str(created["Id"])
+        if self.cgroups is not None:
+            self.cgroups.container_id = self.container_id
+
+    def execute(self) -> None:
+        import docker.errors
+
+        assert self.container_id is not None
+        spec = self.spec
+        params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": int(spec.stdin is not None)}
+        self._sock = self.client.api.attach_socket(self.container_id, params=params)
+        reader = threading.Thread(target=self._read, name=f"{self.name}-out", daemon=True)
+        t0 = time.monotonic()
+        self.started_at = time.time()
+        try:
+            self.client.api.start(self.container_id)
+        except docker.errors.APIError as exc:
+            self._fail_start(exc)
+        reader.start()
+        if spec.stdin is not None:
+            stdin = spec.stdin
+            threading.Thread(target=self._feed, args=(stdin,), daemon=True).start()
+        try:
+            self._watch(reader, t0)
+        except BaseException:
+            self._kill("cancel")
+            raise
+        self.duration = time.monotonic() - t0
+        status = self.client.api.wait(self.container_id)
+        self.exit_code = int(status.get("StatusCode", -1))
+        state = self.client.api.inspect_container(self.container_id)["State"]
+        self.oom_killed = bool(state.get("OOMKilled"))
+
+    def _fail_start(self, exc: Exception) -> None:
+        text = _explain(exc)
+        if _ENV in text and ("no such file" in text.lower() or "not found" in text.lower()):
+            raise BackendUnavailableError(
+                f"the image {self.image!r} has no {_ENV}, which the docker backend needs to give "
+                f"the command exactly its environment: use an image with coreutils ({text})"
+            ) from exc
+        raise SandboxError(f"docker could not start the container: {text}") from exc
+
+    def _watch(self, reader: threading.Thread, t0: float) -> None:
+        deadline = t0 + self.spec.timeout if self.spec.timeout is not None else None
+        cpu_limit = self.spec.policy.cpu_time_limit
+        while True:
+            reader.join(TICK)
+            if not reader.is_alive():
+                return
+            if self.cancelled.is_set():
+                self._kill("cancel")
+            elif deadline is not None and time.monotonic() >= deadline:
+                self._kill(LIMIT_TIMEOUT)
+            elif self.cgroups is not None and self.kill_reason is None:
+                if self.cgroups.oom_kills():
+                    self._kill(LIMIT_MEMORY)
+                elif self.cgroups.pids_max_hits():
+                    self._kill(LIMIT_PROCESSES)
+                elif cpu_limit is not None:
+                    used = self.cgroups.cpu_time()
+                    if used is not None and used > cpu_limit:
+                        self._kill(LIMIT_CPU_TIME)
+
+    def _kill(self, reason: str) -> None:
+        import docker.errors
+
+        if self.kill_reason is None:
+            self.kill_reason = reason
+        if self.container_id is None:
+            return
+        with contextlib.suppress(docker.errors.APIError):
+            self.client.api.kill(self.container_id)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self._kill("cancel")
+
+    def _read(self) -> None:
+        from docker.utils.socket import frames_iter
+
+        sinks = {1: self.out, 2: self.err}
+        with contextlib.suppress(OSError):
+            for stream, data in frames_iter(self._sock, False):
+                sinks.get(stream, self.err).append(data)
+
+    def _feed(self, data: bytes) -> None:
+        raw = _raw_socket(self._sock)
+        with contextlib.suppress(OSError):
+            raw.sendall(data)
+        with contextlib.suppress(OSError):
+            raw.shutdown(socket.SHUT_WR)
+
+    def cleanup(self) -> None:
+        import docker.errors
+
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        if self.container_id is not None:
+            for attempt in range(3):
+                try:
+                    self.client.api.remove_container(self.container_id, force=True, v=True)
+                    break
+                except docker.errors.NotFound:
+                    break
+                except docker.errors.APIError:
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.1)
+        if self.cgroups is not None:
+            self.usage = self.cgroups.usage()
+            self.cgroups.remove()
+
+    # -- result -----------------------------------------------------------------------------------
+
+    def result(self) -> RunResult:
+        spec, policy = self.spec, self.spec.policy
+        stdout, stderr = b"".join(self.out), b"".join(self.err)
+        exit_code = self.exit_code
+        exit_code, stderr = _translate_exec_failure(spec.argv[0], exit_code, stdout, stderr)
+        usage = self.usage
+        peak = usage.peak_memory if usage is not None else None
+        cpu = usage.cpu_time if usage is not None else None
+        limit = self.kill_reason if self.kill_reason != "cancel" else None
+        if limit is None and self.oom_killed:
+            limit = LIMIT_MEMORY
+        if limit is None:
+            limit = limit_of_exit_code(exit_code, policy)
+        if limit is None and policy.cpu_time_limit is not None and cpu is not None:
+            limit = LIMIT_CPU_TIME if cpu > policy.cpu_time_limit else None
+        if (
+            limit is None
+            and exit_code != 0
+            and policy.max_file_size is not None
+            and file_size_hit(spec.workspace, policy.max_file_size, self.started_at - 1)
+        ):
+            limit = LIMIT_FILE_SIZE
+        if self.cancelled.is_set():
+            stderr += _CLOSED_NOTE
+        return make_result(
+            spec,
+            backend=DockerBackend.name,
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            duration=self.duration,
+            started_at=self.started_at,
+            timed_out=self.kill_reason == LIMIT_TIMEOUT,
+            limit_exceeded=limit,
+            peak_memory=peak,
+            cpu_time=cpu,
+        )
+
+
+def _translate_exec_failure(
+    program: str, exit_code: int, stdout: bytes, stderr: bytes
+) -> tuple[int, bytes]:
+    """``env``'s own "cannot run" report becomes the engine's 127/126 line."""
+    if exit_code not in (EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE) or stdout:
+        return exit_code, stderr
+    text = stderr.decode(errors="replace")
+    if text.count("\n") != 1 or not text.startswith(f"{_ENV}: "):
+        return exit_code, stderr
+    reason = text.rstrip("\n").rsplit(": ", 1)[-1]
+    if exit_code == EXIT_NOT_FOUND:
+        return exit_code, not_found_message(program)
+    return exit_code, not_executable_message(program, reason)
+
+
+def _raw_socket(sock: Any) -> socket.socket:
+    raw = getattr(sock, "_sock", sock)
+    assert isinstance(raw, socket.socket)
+    return raw
+
+
+def _explain(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
