@@ -90,7 +90,7 @@ def slowest_lines(records: Iterable[CommandRecord], count: int) -> list[str]:
     nodeid_width = max(len(r.nodeid) for r in chosen)
     lines = []
     for r in chosen:
-        command = r.command
+        command = r.command.replace("\r", "\\r").replace("\n", "\\n")  # one line per command
         if len(command) > _COMMAND_WIDTH:
             command = command[: _COMMAND_WIDTH - 3] + "..."
         lines.append(

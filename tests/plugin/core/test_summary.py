@@ -124,10 +124,12 @@ def test_slowest_lines_sort_align_and_truncate() -> None:
             record("t.py::fast", "true", 0.01),
             record("t.py::long_name", "x" * 200, 2.0, exit_code=2),
             record("t.py::mid", "make all", 0.5, timed_out=True),
+            record("t.py::script", "python3 -c 'import os\nprint(1)'", 0.2),
         ],
-        count=2,
+        count=3,
     )
     assert lines == [
         "   2.000s  exit 2   t.py::long_name  " + "x" * 77 + "...",
         "   0.500s  timeout  t.py::mid        make all",
+        "   0.200s  exit 0   t.py::script     python3 -c 'import os\\nprint(1)'",
     ]
