@@ -34,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", options.MARKER_HELP)
+    if config.getoption("help", False):
+        return  # --help must work even with a bad ini value: it is how one finds the fix
     settings = get_settings(config)  # a bad ini value is a usage error now, not at first use
     if not hasattr(config, "workerinput"):  # xdist workers ship their records to the controller
         config.pluginmanager.register(CommandSummary(settings), _SUMMARY_PLUGIN)

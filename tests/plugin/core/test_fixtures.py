@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_cleanroom.backends import get_backend
+from pytest_cleanroom.errors import BackendUnavailableError
+from pytest_cleanroom.policy import Policy
+from tests.conftest import require
+
 
 def test_workspace_is_a_private_directory_in_tmp_path(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
@@ -50,6 +55,28 @@ def test_cleanroom_runs_in_the_workspace_with_the_run_settings(pytester: pytest.
         """
     )
     result = pytester.runpytest("--cleanroom-policy=strict", "--cleanroom-seed=4242")
+    result.assert_outcomes(passed=1)
+
+
+def test_options_reach_the_sandboxed_commands(pytester: pytest.Pytester) -> None:
+    try:  # unshare is not the default backend here: choosing it shows the option takes effect
+        get_backend("unshare", Policy.level("standard"))
+    except BackendUnavailableError as exc:
+        require(False, f"the unshare backend: {exc}")
+    pytester.makepyfile(
+        """
+        def test_seed_timeout_backend(cleanroom):
+            seen = cleanroom.run(["sh", "-c", "echo $CLEANROOM_SEED $PYTHONHASHSEED"])
+            assert seen.stdout == "977 977\\n"
+            assert cleanroom.backend_name == seen.backend == "unshare"
+            hung = cleanroom.run(["sleep", "30"])
+            assert hung.timed_out
+            hung.assert_limit_exceeded("timeout")
+        """
+    )
+    result = pytester.runpytest(
+        "--cleanroom-seed=977", "--cleanroom-timeout=0.5", "--cleanroom-backend=unshare"
+    )
     result.assert_outcomes(passed=1)
 
 

@@ -157,6 +157,13 @@ def test_bad_ini_value_is_a_usage_error_naming_the_file(
     assert message.format(ini=ini) in result.stderr.str()
 
 
+def test_help_works_despite_a_bad_ini_value(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ncleanroom_policy = loose\n")
+    result = pytester.runpytest("--help")
+    assert result.ret == pytest.ExitCode.OK
+    assert "--cleanroom-policy" in result.stdout.str()
+
+
 def test_pyproject_toml_keys(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml(
         '[tool.pytest.ini_options]\ncleanroom_policy = "strict"\ncleanroom_seed = "42"\n'
