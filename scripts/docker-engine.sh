@@ -33,13 +33,16 @@ usage() {
   exit 2
 }
 
-# The pid in our pidfile if that process is alive and is a dockerd, else nothing.
+# The pid of the dockerd serving our socket (found by its command line, so that an engine still
+# starting up, before it writes its pidfile, is recognised), else nothing.
 our_pid() {
-  [[ -f $PIDFILE ]] || return 0
   local pid
-  pid=$(<"$PIDFILE")
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  [[ -r /proc/$pid/comm && $(</proc/$pid/comm) == dockerd ]] && printf '%s' "$pid"
+  for pid in $(pgrep -x dockerd || true); do
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-H unix://$SOCK "; then
+      printf '%s' "$pid"
+      return 0
+    fi
+  done
   return 0
 }
 
@@ -75,7 +78,7 @@ ensure_installed() {
 }
 
 fail_with_log() {
-  printf '[docker-engine] error: %s\n' "$1" >&2
+  printf '[docker-engine] error: %s\n' "$*" >&2
   if [[ -f $LOG ]]; then
     printf '[docker-engine] last lines of %s:\n' "$LOG" >&2
     tail -n 25 "$LOG" | sed 's/^/    /' >&2
@@ -91,7 +94,7 @@ cmd_start() {
   if [[ -n $pid ]] && answers; then
     return 0 # already running: stay quiet
   fi
-  local others
+  local others launched=0
   others=$(foreign_dockerds "$pid")
   if [[ -n $others ]]; then
     die "another dockerd is running (pid ${others% }: $(tr '\0' ' ' </proc/${others%% *}/cmdline))," \
@@ -114,13 +117,19 @@ cmd_start() {
       -H "unix://$SOCK" \
       </dev/null >>"$LOG" 2>&1 &
     pid=$!
+    launched=1
   else
     log "dockerd (pid $pid) is running but not answering yet; waiting"
   fi
   local deadline=$((SECONDS + START_TIMEOUT))
   until answers; do
     kill -0 "$pid" 2>/dev/null || fail_with_log "dockerd (pid $pid) exited during start-up"
-    ((SECONDS < deadline)) || fail_with_log "dockerd did not answer on $SOCK within ${START_TIMEOUT}s"
+    if ((SECONDS >= deadline)); then
+      # Leave nothing half-started behind: a later start begins afresh.
+      ((launched)) && kill -TERM "$pid" 2>/dev/null
+      fail_with_log "dockerd did not answer on $SOCK within ${START_TIMEOUT}s" \
+        "(CLEANROOM_DOCKER_START_TIMEOUT)"
+    fi
     sleep 0.2
   done
   log "engine ready: $(docker -H "unix://$SOCK" version --format 'server {{.Server.Version}}')"

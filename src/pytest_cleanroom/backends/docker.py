@@ -148,16 +148,26 @@ class DockerBackend:
         cgroups = ds.ContainerCgroups.for_engine(engine.info, self.host)
         run = _Run(engine.client, spec, self.image, cgroups)
         try:
-            run.create()
-            with self._lock:
-                self._live[run.name] = run
             try:
-                run.execute()
-            finally:
+                run.create()
                 with self._lock:
-                    self._live.pop(run.name, None)
-        finally:
-            run.cleanup()
+                    self._live[run.name] = run
+                try:
+                    run.execute()
+                finally:
+                    with self._lock:
+                        self._live.pop(run.name, None)
+            finally:
+                run.cleanup()
+        except Exception as exc:
+            if not _lost_engine(exc):
+                raise
+            with _engines_lock:
+                _engines.pop(self.host, None)
+            raise ds.DockerEngineDownError(
+                f"the Docker engine at {self.host} stopped answering while running "
+                f"{spec.argv[0]!r} ({exc}); start it again with `{ds.ENGINE_SCRIPT} start`"
+            ) from exc
         return run.result()
 
     def close(self) -> None:
@@ -457,6 +467,13 @@ def _translate_exec_failure(
     if exit_code == EXIT_NOT_FOUND:
         return exit_code, not_found_message(program)
     return exit_code, not_executable_message(program, reason)
+
+
+def _lost_engine(exc: BaseException) -> bool:
+    """Whether ``exc`` says the engine's socket stopped answering (not a refused request)."""
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    return isinstance(exc, RequestsConnectionError)
 
 
 def _raw_socket(sock: Any) -> socket.socket:
