@@ -83,7 +83,8 @@ def ensure_private_dir(path: Path) -> Path:
             f"services runtime directory {path} belongs to uid {info.st_uid}, not to you: "
             "set CLEANROOM_SERVICES_RUNTIME_DIR to a directory of your own"
         )
-    if stat.S_IMODE(info.st_mode) & 0o022:
+    current = stat.S_IMODE(info.st_mode)
+    if current & 0o022 or (os.geteuid() == 0 and not current & 0o001):
         path.chmod(mode)
     return path
 

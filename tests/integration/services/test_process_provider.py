@@ -1,0 +1,261 @@
+"""The process provider against the machine's real PostgreSQL and Redis binaries."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis as redis_py
+
+from pytest_cleanroom.services import cleanup, pg_process, redis_process, spawn
+from pytest_cleanroom.services.binaries import require_postgres, require_redis
+from pytest_cleanroom.services.errors import ServiceStartError, ServiceUnavailableError
+from pytest_cleanroom.services.registry import Owner, Registry
+from pytest_cleanroom.services.settings import ServiceSettings
+
+from .conftest import processes_under
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """Another program holding a TCP port on 127.0.0.1."""
+    code = (
+        "import socket,sys;s=socket.socket();s.bind(('127.0.0.1',0));s.listen();"
+        "print(s.getsockname()[1],flush=True);sys.stdin.read()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    yield port
+    proc.kill()
+    proc.wait()
+
+
+def assert_nothing_left(runtime_dir: Path) -> None:
+    assert processes_under(runtime_dir) == []
+    leftovers = [p.name for p in runtime_dir.iterdir() if p.name != "registry"]
+    assert leftovers == []
+    assert list(Registry(runtime_dir).records()) == []
+
+
+def stop(started: pg_process.StartedPostgres | redis_process.StartedRedis) -> None:
+    cleanup.stop(started.handle)
+    started.registry.remove(started.record_id)
+
+
+@pytest.mark.usefixtures("need_postgres")
+def test_postgres_is_private_fast_and_removed_without_a_trace(
+    settings: ServiceSettings, runtime_dir: Path
+) -> None:
+    started = pg_process.start_postgres(settings, run_id="t1", owner=Owner.current())
+    server = started.server
+    try:
+        assert server.provider == "process"
+        assert server.host == "127.0.0.1"
+        assert server.version.split(".")[0] == str(require_postgres().major)
+        with server.connect(autocommit=True) as conn:
+            settings_now = dict(
+                conn.execute(
+                    "SELECT name, setting FROM pg_settings WHERE name IN "
+                    "('fsync', 'synchronous_commit', 'full_page_writes', 'listen_addresses')"
+                ).fetchall()
+            )
+        assert settings_now == {
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "listen_addresses": "127.0.0.1",
+        }
+        # The socket directory is not open to other users.
+        mode = stat.S_IMODE(Path(server.unix_socket_dir or "").stat().st_mode)
+        assert mode & 0o007 == 0
+        # TCP needs the password; with it, it works.
+        with psycopg.connect(server.dsn()) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("cleanroom",)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(host="127.0.0.1", port=server.port, user="cleanroom", password="nope")
+        assert processes_under(runtime_dir)
+    finally:
+        stop(started)
+    assert_nothing_left(runtime_dir)
+
+
+@pytest.mark.usefixtures("need_postgres")
+def test_initialised_data_directory_is_cached_per_version(
+    settings: ServiceSettings, runtime_dir: Path, tmp_path: Path
+) -> None:
+    settings = settings.with_changes(cache_dir=tmp_path / "cache")
+    first = pg_process.start_postgres(settings, run_id="c1", owner=Owner.current())
+    stop(first)
+    (entry,) = (tmp_path / "cache" / "postgres").glob("*-*[!k]")  # not the .lock file
+    assert entry.name.startswith(first.server.version + "-")
+    marker = (entry / "complete").stat()
+    second = pg_process.start_postgres(settings, run_id="c2", owner=Owner.current())
+    try:
+        # The second run copied the cache instead of running initdb again.
+        again = (entry / "complete").stat()
+        assert (again.st_ino, again.st_mtime_ns) == (marker.st_ino, marker.st_mtime_ns)
+        # ... and a test's writes never reach the cache.
+        with second.server.connect(autocommit=True) as conn:
+            conn.execute("CREATE DATABASE scribble")
+        assert not any(p.name == "scribble" for p in (entry / "data").rglob("scribble"))
+    finally:
+        stop(second)
+    assert_nothing_left(runtime_dir)
+
+
+@pytest.mark.usefixtures("need_postgres")
+def test_a_corrupt_cache_entry_is_rebuilt(
+    settings: ServiceSettings, runtime_dir: Path, tmp_path: Path
+) -> None:
+    settings = settings.with_changes(cache_dir=tmp_path / "cache")
+    stop(pg_process.start_postgres(settings, run_id="k1", owner=Owner.current()))
+    (entry,) = (p for p in (tmp_path / "cache" / "postgres").iterdir() if p.is_dir())
+    # A run killed while publishing the cache: version file garbled, marker gone.
+    (entry / "data" / "PG_VERSION").write_text("garbage\n")
+    (entry / "complete").unlink()
+    started = pg_process.start_postgres(settings, run_id="k2", owner=Owner.current())
+    try:
+        with started.server.connect() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert (entry / "complete").exists()
+    finally:
+        stop(started)
+    assert_nothing_left(runtime_dir)
+
+
+@pytest.mark.usefixtures("need_postgres")
+def test_stale_lock_file_and_stale_postmaster_pid_do_not_block(
+    settings: ServiceSettings, runtime_dir: Path, tmp_path: Path
+) -> None:
+    settings = settings.with_changes(cache_dir=tmp_path / "cache")
+    stop(pg_process.start_postgres(settings, run_id="s1", owner=Owner.current()))
+    (entry,) = (p for p in (tmp_path / "cache" / "postgres").iterdir() if p.is_dir())
+    # What a SIGKILLed run can leave: its lock file, and a postmaster.pid naming a dead process.
+    Path(f"{entry}.lock").write_text("12345\n")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (entry / "data" / "postmaster.pid").write_text(f"{dead.pid}\n{entry}/data\n")
+    started = pg_process.start_postgres(settings, run_id="s2", owner=Owner.current())
+    try:
+        with started.server.connect() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        stop(started)
+    assert_nothing_left(runtime_dir)
+
+
+@pytest.mark.usefixtures("need_postgres")
+def test_fixed_postgres_port_taken_by_another_program(
+    settings: ServiceSettings, runtime_dir: Path, listener: int
+) -> None:
+    settings = settings.with_changes(postgres_port=listener)
+    with pytest.raises(ServiceStartError) as info:
+        pg_process.start_postgres(settings, run_id="p1", owner=Owner.current())
+    message = str(info.value)
+    assert f"port {listener} on 127.0.0.1" in message
+    assert "cleanroom_postgres_port" in message
+    assert_nothing_left(runtime_dir)
+
+
+@pytest.mark.usefixtures("need_redis")
+def test_fixed_redis_port_taken_by_another_program(
+    settings: ServiceSettings, runtime_dir: Path, listener: int
+) -> None:
+    settings = settings.with_changes(redis_port=listener)
+    expected = f"port {listener} on 127.0.0.1.*cleanroom_redis_port"
+    with pytest.raises(ServiceStartError, match=expected):
+        redis_process.start_redis(settings, run_id="p2", owner=Owner.current())
+    assert_nothing_left(runtime_dir)
+
+
+@pytest.mark.usefixtures("need_postgres", "need_redis")
+def test_a_port_grabbed_before_the_server_binds_it_is_retried(
+    settings: ServiceSettings,
+    runtime_dir: Path,
+    listener: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The race (another program binds the free port between our check and the server's bind)
+    # cannot be timed for real, so the port picker is made to offer the taken port first; the
+    # conflict itself, the server's failure and the retry are real.
+    offered: list[int] = []
+    real_free_port = spawn.free_port
+
+    def first_taken() -> int:
+        port = listener if not offered else real_free_port()
+        offered.append(port)
+        return port
+
+    monkeypatch.setattr(spawn, "free_port", first_taken)
+    pg = pg_process.start_postgres(settings, run_id="r1", owner=Owner.current())
+    try:
+        assert offered[0] == listener
+        assert pg.server.port != listener
+        assert "could not bind" in Path(pg.server.log.path or "").read_text()
+    finally:
+        stop(pg)
+    offered.clear()
+    rd = redis_process.start_redis(settings, run_id="r2", owner=Owner.current())
+    try:
+        assert rd.server.port not in (listener, 0)
+        assert rd.server.client().ping()
+    finally:
+        stop(rd)
+    assert_nothing_left(runtime_dir)
+
+
+@pytest.mark.usefixtures("need_postgres")
+def test_start_timeout_is_a_hard_limit(settings: ServiceSettings, runtime_dir: Path) -> None:
+    settings = settings.with_changes(start_timeout=0.001)
+    with pytest.raises(ServiceStartError, match="start timeout"):
+        pg_process.start_postgres(settings, run_id="to", owner=Owner.current())
+    assert_nothing_left(runtime_dir)
+
+
+def test_missing_binaries_name_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(ServiceUnavailableError, match=r"apt-get install postgresql.*brew"):
+        require_postgres(tmp_path)
+    with pytest.raises(ServiceUnavailableError, match=r"apt-get install redis-server.*brew"):
+        require_redis(tmp_path / "redis-server")
+
+
+@pytest.mark.usefixtures("need_redis")
+def test_redis_needs_its_password_on_tcp_and_listens_on_loopback(
+    settings: ServiceSettings, runtime_dir: Path
+) -> None:
+    started = redis_process.start_redis(settings, run_id="rd", owner=Owner.current())
+    server = started.server
+    try:
+        with pytest.raises(redis_py.AuthenticationError):
+            redis_py.Redis(host="127.0.0.1", port=server.port).ping()
+        client = redis_py.Redis.from_url(server.url(5))
+        client.set("k", "v")
+        assert server.client(5).get("k") == b"v"  # the unix socket reaches the same data
+        assert server.client(6).get("k") is None
+        assert client.config_get("bind") == {"bind": "127.0.0.1"}
+        assert client.config_get("save") == {"save": ""}
+        assert server.databases >= 16
+        client.close()
+        for address in _non_loopback_ipv4():  # not reachable on another local address
+            with socket.socket() as sock:
+                assert sock.connect_ex((address, server.port)) != 0
+    finally:
+        stop(started)
+    assert_nothing_left(runtime_dir)
+
+
+def _non_loopback_ipv4() -> list[str]:
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
+    addresses = [line.split()[3].split("/")[0] for line in out.stdout.splitlines()]
+    return [a for a in addresses if not a.startswith("127.")]
