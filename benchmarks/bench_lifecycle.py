@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 GGEN = [sys.executable, "-m", "ggen_cli", "lifecycle"]
+# Measure what users get: byte-compiled modules (some shells set PYTHONDONTWRITEBYTECODE).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 SLEEP = 0.1
 FILES = 1000
 

@@ -96,9 +96,10 @@ def run_shell(
 ) -> Outcome:
     """Run ``command`` with ``/bin/sh -c`` in a new session; stdout and stderr are merged.
 
-    Lines go to ``log`` and ``on_line`` as they come. On timeout or when ``cancelled`` is set,
-    the whole process group is killed. When the shell exits, what it left running in its group is
-    killed too, so that nothing outlives its task.
+    Lines go to ``log`` and ``on_line`` as they come. On timeout the whole process group is
+    killed; when the run is cancelled, whoever sets ``cancelled`` kills the groups in ``table``.
+    When the shell exits, what it left running in its group is killed too, so that nothing
+    outlives its task.
     """
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
@@ -118,22 +119,24 @@ def run_shell(
         return Outcome(exit_code=127, tail=[message])
     pgid = proc.pid
     table.add(pgid)
-    state = {"timed_out": False, "cancelled": False}
+    state = {"timed_out": False}
+
+    def on_timeout() -> None:
+        state["timed_out"] = True
+        kill_tree(pgid, leader=proc)
+
+    timer = threading.Timer(timeout, on_timeout) if timeout is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    if cancelled.is_set():  # cancelled before we were registered: the canceller missed us
+        threading.Thread(target=kill_tree, args=(pgid,), daemon=True).start()
 
     def watch() -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while proc.poll() is None:
-            if cancelled.is_set():
-                state["cancelled"] = True
-                kill_tree(pgid, leader=proc)
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                state["timed_out"] = True
-                kill_tree(pgid, leader=proc)
-                break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.05)
+        # A blocking wait notices the exit at once (Popen.wait(timeout) polls every 50 ms).
         proc.wait()
+        if timer is not None:
+            timer.cancel()
         # Background leftovers would keep the pipe open (and outlive the task): end them.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
@@ -155,10 +158,11 @@ def run_shell(
         proc.stdout.close()
         watcher.join()
         table.discard(pgid)
+    failed = proc.returncode != 0
     return Outcome(
         exit_code=proc.returncode,
         timed_out=state["timed_out"],
-        cancelled=state["cancelled"],
+        cancelled=failed and not state["timed_out"] and cancelled.is_set(),
         tail=list(tail),
         bytes_out=total,
     )

@@ -258,7 +258,12 @@ class Runner:
     def request_interrupt(self) -> None:
         """Stop the run as Ctrl-C does (used by the SIGTERM handler)."""
         self.interrupted = True
+        self._stop_running()
+
+    def _stop_running(self) -> None:
+        """Start nothing new and kill every running process tree (in the background)."""
         self.cancel.set()
+        threading.Thread(target=self.table.kill_all, name="ggen-cancel", daemon=True).start()
 
     # -- scheduling ------------------------------------------------------------------------------
 
@@ -299,7 +304,7 @@ class Runner:
             running.discard(node_id)
             status[node_id] = result.status
             if result.status == "failed" and not self.options.keep_going:
-                self.cancel.set()
+                self._stop_running()
         for node_id in pending:
             reason = "interrupted" if self.interrupted else "stopped after a failure"
             status[node_id] = self._finish_unstarted(
@@ -506,7 +511,7 @@ class Runner:
         assert node.spec is not None
         spec = node.spec
         patterns = list(spec.inputs)
-        if not patterns:
+        if not patterns and spec.cache_enabled:  # cache = true without inputs: every file
             patterns = ["**", *(f"!{p}" for p in spec.outputs)]
         inputs, _ = files.expand(node.cwd, patterns)
         try:
