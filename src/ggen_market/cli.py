@@ -41,10 +41,14 @@ def handle_errors(func: F) -> F:
 
         try:
             return func(*args, **kwargs)
-        except MarketError as exc:
+        except (MarketError, OSError) as exc:
+            # OSError: a file or directory the command needs cannot be read or written.
+            message = (
+                str(exc) if isinstance(exc, MarketError) else f"{exc.strerror}: {exc.filename}"
+            )
             if kwargs.get("as_json"):
-                _print_json({"ok": False, "error": str(exc), "kind": type(exc).__name__})
-            click.echo(f"error: {exc}", err=True)
+                _print_json({"ok": False, "error": message, "kind": type(exc).__name__})
+            click.echo(f"error: {message}", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
