@@ -64,13 +64,16 @@ class Cleanroom:
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.policy: Policy = _coerce_policy(policy)
+        if seed is not None and (not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"the cleanroom seed must be a non-negative int, got {seed!r}")
+        self.timeout: float | None = _check_timeout(timeout)
+        # Resolved before the workspace is created: a refusal leaves nothing behind.
+        self._backend: Backend = get_backend(backend, self.policy)
+        self.backend_name: str = self._backend.name
         self.workspace: Workspace = (
             workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         )
-        if seed is not None and (not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"the cleanroom seed must be a non-negative int, got {seed!r}")
         self.seed: int = new_seed() if seed is None else seed
-        self.timeout: float | None = _check_timeout(timeout)
         self.env: dict[str, str] = dict(env or {})
         self.history: list[RunResult] = []
         self.services: dict[str, ExposedService] = {}
@@ -78,8 +81,6 @@ class Cleanroom:
         self._listeners: list[RunListener] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._backend: Backend = get_backend(backend, self.policy)
-        self.backend_name: str = self._backend.name
 
     def __repr__(self) -> str:
         return (

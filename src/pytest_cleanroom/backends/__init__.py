@@ -75,6 +75,9 @@ def get_backend(name: str, policy: Policy | None = None) -> Backend:
         except BackendUnavailableError as exc:
             reasons.append(f"{candidate}: {exc}")
             continue
+        except Exception as exc:  # a broken check must not hide the candidates after it
+            reasons.append(f"{candidate}: its check failed: {type(exc).__name__}: {exc}")
+            continue
         return backend
     raise BackendUnavailableError(
         f"no cleanroom backend for {name!r} can honour policy {wanted.name!r} here:\n  "
@@ -98,6 +101,8 @@ def backend_problems(policy: Policy | None = None) -> dict[str, str | None]:
             _instantiate(name).check(wanted)
         except BackendUnavailableError as exc:
             status[name] = str(exc)
+        except Exception as exc:
+            status[name] = f"its check failed: {type(exc).__name__}: {exc}"
         else:
             status[name] = None
     return status

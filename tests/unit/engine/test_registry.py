@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from pytest_cleanroom import Cleanroom
 from pytest_cleanroom.backends import BACKEND_NAMES, get_backend
 from pytest_cleanroom.errors import BackendUnavailableError, PolicyError
 from pytest_cleanroom.policy import Policy
@@ -27,3 +30,19 @@ def test_bwrap_missing_names_the_package(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(BackendUnavailableError, match="install bubblewrap"):
         get_backend("bwrap", Policy.level("locked"))
+
+
+def test_refused_backend_leaves_no_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(BackendUnavailableError):
+        Cleanroom(tmp_path / "ws", backend="bwrap")
+    assert not (tmp_path / "ws").exists()
+
+
+@pytest.mark.parametrize("bad", [0, -1.5])
+def test_invalid_timeout_is_refused(tmp_path: Path, bad: float) -> None:
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        Cleanroom(tmp_path / "ws", timeout=bad)
+    assert not (tmp_path / "ws").exists()

@@ -1,0 +1,129 @@
+"""What running a command through the cleanroom engine costs, per command.
+
+Side by side in one run, interleaved round-robin so that machine noise hits every row alike
+(medians over --repeat runs of ``true``; measured, never asserted):
+
+1. ``true`` natively (``subprocess.run``);
+2. bare bubblewrap: ``bwrap --unshare-user --unshare-pid --ro-bind / / --proc /proc --dev /dev``;
+3. bubblewrap with exactly the command line the engine builds under ``locked`` (the sandbox's own
+   cost: namespaces and mounts), without the engine around it;
+4. ``Cleanroom.run`` under ``standard`` and under ``locked`` (bwrap backend): environment,
+   filesystem plan, per-command cgroups, launcher, supervision, result;
+5. ``Cleanroom.run`` under ``locked`` through the ``unshare`` fallback, for reference.
+
+The "engine adds" column is the row's median minus bare bubblewrap's. Goal: at most 10 ms under
+``locked`` on a 2-core machine.
+
+Run: ``.venv/bin/python benchmarks/bench_engine.py [--repeat 200] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pytest_cleanroom import Cleanroom, Policy
+from pytest_cleanroom.backends import get_backend
+from pytest_cleanroom.backends.base import CommandSpec
+from pytest_cleanroom.backends.bwrap import BwrapBackend
+from pytest_cleanroom.environment import build_environment
+from pytest_cleanroom.filesystem import plan
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _engine_row(room: Cleanroom) -> Callable[[], object]:
+    return lambda: room.run(["true"]).assert_success()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=200, help="runs per row (default 200)")
+    parser.add_argument("--json", action="store_true", help="print the medians as JSON")
+    args = parser.parse_args()
+
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        print("bench_engine: bwrap not on PATH (apt-get install bubblewrap)", file=sys.stderr)
+        return 2
+    try:
+        get_backend("unshare", Policy.level("locked"))
+        with_unshare = True
+    except Exception as exc:
+        print(f"bench_engine: no unshare row: {exc}", file=sys.stderr)
+        with_unshare = False
+    scratch = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    rooms: list[Cleanroom] = []
+    try:
+        locked = Policy.level("locked")
+        spec = CommandSpec(
+            argv=("true",),
+            workspace=scratch / "argv",
+            cwd="/workspace",
+            env=build_environment(seed=1, allowlist=()),
+            policy=locked,
+            seed=1,
+            timeout=None,
+        )
+        spec.workspace.mkdir()
+        engine_argv = BwrapBackend().sandbox_argv(spec, plan(locked, spec.workspace), None)
+
+        bare = [bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/",
+                "--proc", "/proc", "--dev", "/dev", "true"]  # fmt: skip
+        rows: dict[str, Callable[[], object]] = {
+            "true (native)": lambda: subprocess.run(["true"], capture_output=True, check=True),
+            "bwrap, bare": lambda: subprocess.run(bare, capture_output=True, check=True),
+            "bwrap, engine's locked argv": lambda: subprocess.run(
+                engine_argv, capture_output=True, check=True, env=dict(spec.env)
+            ),
+        }
+        for policy in ("standard", "locked"):
+            room = Cleanroom(scratch / policy, policy=policy, backend="bwrap", seed=1)
+            rooms.append(room)
+            rows[f"Cleanroom.run, {policy} (bwrap)"] = _engine_row(room)
+        if with_unshare:
+            room = Cleanroom(scratch / "unshare", policy="locked", backend="unshare", seed=1)
+            rooms.append(room)
+            rows["Cleanroom.run, locked (unshare)"] = _engine_row(room)
+
+        samples: dict[str, list[float]] = {name: [] for name in rows}
+        for fn in rows.values():  # warm up caches (probes, host root listing, page cache)
+            fn()
+        for i in range(args.repeat):
+            for name, fn in rows.items():
+                samples[name].append(_timed(fn))
+            if not args.json and (i + 1) % 50 == 0:
+                print(f"  ... {i + 1}/{args.repeat} rounds", file=sys.stderr)
+    finally:
+        for room in rooms:
+            room.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    medians = {name: statistics.median(ts) * 1000 for name, ts in samples.items()}
+    if args.json:
+        print(json.dumps({"repeat": args.repeat, "median_ms": medians}, indent=2))
+        return 0
+    bare = medians["bwrap, bare"]
+    print(f"\nmedian per command over {args.repeat} runs (ms)\n")
+    print(f"{'':36s} {'median':>8s} {'p90':>8s} {'engine adds':>12s}")
+    for name, ts in samples.items():
+        p90 = statistics.quantiles(ts, n=10)[-1] * 1000
+        added = f"{medians[name] - bare:+.2f}" if name.startswith("Cleanroom") else ""
+        print(f"{name:36s} {medians[name]:8.2f} {p90:8.2f} {added:>12s}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
