@@ -82,14 +82,15 @@ def list_phases(ctx: click.Context, as_json: bool) -> None:
     declared = project.declared_phases()
     rows: list[dict[str, Any]] = []
     for phase in project.phases():
-        found = project.phase_spec(phase, None)
+        targets = project.targets(phase)
+        found = project.phase_spec(phase, targets[0] if targets else None)
         spec = found[0] if found else None
         rows.append(
             {
                 "phase": phase,
                 "declared": phase in declared,
                 "description": spec.description if spec else "",
-                "workspaces": [t or "(root)" for t in project.targets(phase)],
+                "workspaces": [t or "(root)" for t in targets],
                 "commands": spec.command_list() if spec else [],
                 "depends_on": spec.depends_on if spec else [],
             }

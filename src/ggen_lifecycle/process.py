@@ -154,6 +154,9 @@ def run_shell(
             log.write(chunk)
             tail.append(chunk.decode("utf-8", errors="replace").rstrip("\n"))
             on_line(chunk)
+    except BaseException:  # Ctrl-C in the thread reading: the command must not outlive us
+        kill_tree(pgid, leader=proc)
+        raise
     finally:
         proc.stdout.close()
         watcher.join()

@@ -329,6 +329,11 @@ class Runner:
             return self._results[node.id]
         try:
             result = self._execute(node)
+        except Interrupted:
+            result = self._blank(node)
+            result.status = "interrupted"
+            result.error = "interrupted"
+            self.reporter.task_finished(result)
         except Exception as exc:  # a bug or an OS error: the task fails, the run goes on
             result = TaskResult(
                 id=node.id,

@@ -335,3 +335,23 @@ def test_live_progress_on_a_terminal_plain_lines_otherwise(tmp_path: Path) -> No
     plain = ggen(root, "run", "build")
     assert "\x1b[" not in plain.stdout
     assert "build | compiling" in plain.stdout
+
+
+def test_sigint_during_a_before_all_hook(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        [lifecycle.build]
+        command = "touch built"
+        [hooks]
+        before_all = ["sh -c 'sleep 300 & echo $! > hook.pid; wait'"]
+        """,
+    )
+    proc = start(root, "run", "build")
+    wait_for(root / "hook.pid", proc)
+    pid = int((root / "hook.pid").read_text())
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert not alive(pid)
+    assert not (root / "built").exists()
