@@ -358,7 +358,6 @@ def pipeline(ctx: click.Context, /, phases: tuple[str, ...], **kwargs: Any) -> N
 
 
 @lifecycle.command()
-@click.option("--cache/--no-cache-clean", "clean_cache", default=True, help="Remove the cache.")
 @click.option("--logs", is_flag=True, help="Also remove task logs.")
 @click.option("--state", "clean_state", is_flag=True, help="Also forget the run history.")
 @click.option(
@@ -368,7 +367,6 @@ def pipeline(ctx: click.Context, /, phases: tuple[str, ...], **kwargs: Any) -> N
 @click.pass_context
 def clean(
     ctx: click.Context,
-    clean_cache: bool,
     logs: bool,
     clean_state: bool,
     clean_all: bool,
@@ -379,10 +377,8 @@ def clean(
 
     project = _project(ctx, as_json)
     state_dir = project.state_dir
-    removed: dict[str, Any] = {}
-    if clean_cache or clean_all:
-        entries, size = Cache(state_dir / "cache", project.spec.cache.max_bytes).clean()
-        removed["cache"] = {"entries": entries, "bytes": size}
+    entries, size = Cache(state_dir / "cache", project.spec.cache.max_bytes).clean()
+    removed: dict[str, Any] = {"cache": {"entries": entries, "bytes": size}}
     if (logs or clean_all) and (state_dir / "logs").exists():
         shutil.rmtree(state_dir / "logs")
         removed["logs"] = True
@@ -395,9 +391,7 @@ def clean(
     if as_json:
         _emit({"removed": removed})
         return
-    if "cache" in removed:
-        entries, size = removed["cache"]["entries"], removed["cache"]["bytes"]
-        click.echo(f"removed {entries} cache entr{'y' if entries == 1 else 'ies'} ({size} bytes)")
+    click.echo(f"removed {entries} cache entr{'y' if entries == 1 else 'ies'} ({size} bytes)")
     for what in ("logs", "state"):
         if what in removed:
             click.echo(f"removed {what}")

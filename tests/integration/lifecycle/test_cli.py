@@ -254,6 +254,9 @@ def test_list_show_graph_dry_run_clean(tmp_path: Path) -> None:
     assert cleaned["removed"]["cache"]["entries"] == 2
     history = json.loads(ggen(root, "state", "--json").stdout)
     assert history["runs"][-1]["result"] == "success"
+    assert ggen(root, "clean", "--all").returncode == 0
+    assert not (root / ".ggen" / "state.json").exists()
+    assert not (root / ".ggen" / "logs").exists()
 
 
 def test_readiness_commands(tmp_path: Path) -> None:
