@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..result import CleanroomAssertionError, RunResult
-from ..workspace import Workspace
+from .treediff import Baseline, copy_tree, first_tree_difference
 
 if TYPE_CHECKING:
     from ..engine import Cleanroom
@@ -118,11 +118,15 @@ class RepeatChecker:
             return unit(self.cleanroom)
         try:
             root = _workspace_root(self.cleanroom)
+            root_base = Baseline.take(root)
             copy = self._fresh_copy_of(root)
             try:
+                copy_base = Baseline.take(copy)
                 first = unit(self.cleanroom)
                 second = unit(self.replay_factory(copy))
-                detail = _compare(results_of(first), results_of(second), root, copy)
+                detail = _compare(
+                    results_of(first), results_of(second), (root, root_base), (copy, copy_base)
+                )
             finally:
                 shutil.rmtree(copy, ignore_errors=True)
         finally:
@@ -144,7 +148,7 @@ class RepeatChecker:
         copy = self._scratch / root.name
         if copy.exists():
             shutil.rmtree(copy)
-        shutil.copytree(root, copy, symlinks=True)
+        copy_tree(root, copy)
         return copy
 
     def close(self) -> None:
@@ -172,11 +176,16 @@ def _describe_command(cmd: Any) -> str:
 def _compare(
     first: Sequence[RunResult | None],
     second: Sequence[RunResult | None],
-    root: Path,
-    copy: Path,
+    original: tuple[Path, Baseline],
+    replay: tuple[Path, Baseline],
 ) -> str | None:
     """The first difference, worded to follow "it ...", or ``None`` when the runs agree."""
-    swap = (os.fspath(copy).encode(), os.fspath(root).encode())
+    old, new = os.fspath(replay[0]).encode(), os.fspath(original[0]).encode()
+
+    def same_root(data: bytes) -> bytes:
+        # Output naming the replay's own host path is not a difference.
+        return data.replace(old, new)
+
     for a, b in zip(first, second, strict=False):
         if a is None or b is None:
             if (a is None) != (b is None):
@@ -190,42 +199,17 @@ def _compare(
             )
         for stream in ("stdout", "stderr"):
             one: bytes = getattr(a, f"{stream}_bytes")
-            two: bytes = getattr(b, f"{stream}_bytes").replace(*swap)
+            two = same_root(getattr(b, f"{stream}_bytes"))
             if one != two:
                 return f"wrote a different {stream}{label}: {_first_difference(one, two)}"
-    return _compare_trees(root, copy, swap)
+    tree = first_tree_difference(
+        *original, *replay, describe=_first_difference, rewrite_two=same_root
+    )
+    return None if tree is None else f"left a different workspace: {tree}"
 
 
 def _status(result: RunResult) -> str:
     return "by timeout" if result.timed_out else f"with code {result.exit_code}"
-
-
-def _compare_trees(root: Path, copy: Path, swap: tuple[bytes, bytes]) -> str | None:
-    mine = Workspace(root).file_digests()
-    theirs = Workspace(copy).file_digests()
-    if mine == theirs:
-        return None
-    for rel in sorted(set(mine) | set(theirs)):
-        if rel not in theirs:
-            return f"left a different workspace: {rel!r} exists only after the first run"
-        if rel not in mine:
-            return f"left a different workspace: {rel!r} exists only after the second run"
-        if mine[rel] == theirs[rel]:
-            continue
-        one, two = _content(root / rel), _content(copy / rel).replace(*swap)
-        if one != two:
-            return (
-                f"left a different workspace: file {rel!r} differs "
-                f"(sha256 {mine[rel][:16]}... vs {theirs[rel][:16]}...): "
-                f"{_first_difference(one, two)}"
-            )
-    return None
-
-
-def _content(path: Path) -> bytes:
-    if path.is_symlink():
-        return ("symlink:" + os.readlink(path)).encode()
-    return path.read_bytes()
 
 
 def _first_difference(one: bytes, two: bytes) -> str:

@@ -1,0 +1,249 @@
+"""What a scenario adds per step to the engine's own cost, and what the repeat check costs.
+
+Side by side in one run (medians; measured, never asserted):
+
+1. Per-step overhead of a scenario over direct ``cleanroom.run``: the same N commands (``true``)
+   run (a) one by one through ``cleanroom.run`` and (b) as an N-step scenario through
+   ``cleanroom.run_scenario``. Sandboxed commands vary by several milliseconds from run to run, so
+   the overhead is also measured exactly: the scenario's wall time minus the time spent inside
+   ``cleanroom.run`` (the engine's cost), divided by the steps. Also for a concurrent group of 2
+   (threads). Goal: under 2 ms per step.
+2. The repeat check's cost: one command (``true``, and one that writes 10 files) in workspaces of
+   10 and 1,000 files, plain and under the repeat check. The check runs the command a second time
+   in a copy of the workspace, so it costs one extra run plus copying and comparing the
+   workspace; the table separates the two ("beyond 2 runs").
+
+Run: ``.venv/bin/python benchmarks/bench_scenario.py [--steps 20] [--repeat 7] [--policy standard]
+[--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pytest_cleanroom.engine import Cleanroom
+from pytest_cleanroom.result import RunResult
+from pytest_cleanroom.scenario import scenario, step
+from pytest_cleanroom.scenario.replay import attach_repeat_checker
+from pytest_cleanroom.scenario.runner import run_scenario
+
+WRITE_TEN = "mkdir -p out && for i in 0 1 2 3 4 5 6 7 8 9; do echo built $i > out/$i.txt; done"
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+class Timed:
+    """Wraps ``cleanroom.run`` to record the time spent inside each call (the engine's cost)."""
+
+    def __init__(self, room: Cleanroom) -> None:
+        self.room = room
+        self.durations: list[float] = []
+        inner = room.run
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.durations.append(time.perf_counter() - start)
+
+        room.run = run  # type: ignore[method-assign]
+
+    @property
+    def inside(self) -> float:
+        return sum(self.durations)
+
+    def detach(self) -> None:
+        del self.room.run  # back to the class's method
+
+
+class Instant:
+    """Stands in for the engine to time the runner alone: every command "ran" in no time."""
+
+    def __init__(self, root: Path) -> None:
+        self.workspace = root
+        self.result = RunResult(("true",), 0, b"", b"", 0.0, "none", "standard", "-", 0)
+
+    def run(self, cmd: Any, **kwargs: Any) -> RunResult:
+        return self.result
+
+
+def runner_alone(base: Path, steps: int, repeat: int) -> float:
+    """Milliseconds per step of the scenario machinery itself (median of ``repeat`` runs)."""
+    sc = scenario("alone")
+    for i in range(steps):
+        sc = sc.step(f"s{i}", ["true"], expect_stdout="^$", expect_files=["."])
+    room: Any = Instant(base)
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run_scenario(room, sc)
+        timings.append(ms(time.perf_counter() - start) / steps)
+    return median(timings)
+
+
+def populate(root: Path, files: int) -> None:
+    for i in range(files):
+        path = root / f"d{i % 20:02d}" / f"f{i:04d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((f"line {i}\n" * 50).encode())
+
+
+def scenario_overhead(base: Path, steps: int, repeat: int, policy: str) -> dict[str, Any]:
+    room = Cleanroom(base / "steps", policy=policy)
+    room.run("true")  # warm up the backend
+    sequential = scenario("bench").with_policy(room.policy)
+    for i in range(steps):
+        sequential = sequential.step(f"s{i}", ["true"])
+    pairs = scenario("pairs").with_policy(room.policy)
+    for i in range(steps // 2):
+        pairs = pairs.concurrent(step(f"a{i}", ["true"]), step(f"b{i}", ["true"]))
+
+    direct, through, exact, exact_pairs = [], [], [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(steps):
+            room.run(["true"], policy=room.policy)
+        direct.append(ms(time.perf_counter() - start) / steps)
+
+        timer = Timed(room)
+        start = time.perf_counter()
+        result = room.run_scenario(sequential)
+        wall = time.perf_counter() - start
+        timer.detach()
+        assert result.ok, result.failure_report()
+        through.append(ms(wall) / steps)
+        exact.append(ms(wall - timer.inside) / steps)
+
+        # Concurrent members overlap, so the time inside run() exceeds the wall time; the
+        # overhead per group is the wall time minus the slowest member of each group (the two
+        # members of a group finish before the next group starts).
+        timer = Timed(room)
+        start = time.perf_counter()
+        result = room.run_scenario(pairs)
+        wall = time.perf_counter() - start
+        timer.detach()
+        assert result.ok, result.failure_report()
+        spans = timer.durations
+        groups = [max(spans[i : i + 2]) for i in range(0, len(spans), 2)]
+        exact_pairs.append(ms(wall - sum(groups)) / (2 * len(groups)))
+    room.close()
+    return {
+        "steps": steps,
+        "direct_run_ms_per_command": median(direct),
+        "scenario_ms_per_step": median(through),
+        "difference_ms_per_step": median(through) - median(direct),
+        "overhead_ms_per_step": median(exact),
+        "overhead_ms_per_concurrent_step": median(exact_pairs),
+    }
+
+
+def repeat_check_cost(
+    base: Path, files: int, command: str, repeat: int, policy: str, *, settled: bool
+) -> dict[str, Any]:
+    plain, checked = [], []
+    for i in range(repeat):
+        for mode, sink in (("plain", plain), ("checked", checked)):
+            root = base / f"repeat-{files}-{mode}-{i}" / "workspace"
+            populate(root, files)
+            room = Cleanroom(root, policy=policy)
+            room.run("true")  # warm up outside the measurement
+            if settled:  # files written more than the racy window ago: compared by stat only
+                time.sleep(0.2)
+            checker = attach_repeat_checker(room) if mode == "checked" else None
+            start = time.perf_counter()
+            room.run(command)
+            sink.append(ms(time.perf_counter() - start))
+            if checker is not None:
+                assert not checker.mismatches, checker.mismatches
+                checker.close()
+            room.close()
+            shutil.rmtree(root.parent, ignore_errors=True)
+    one, two = median(plain), median(checked)
+    return {
+        "files": files,
+        "written": "settled" if settled else "just now",
+        "command": "true" if command == "true" else "write 10 files",
+        "plain_ms": one,
+        "checked_ms": two,
+        "ratio": two / one if one else float("nan"),
+        "beyond_two_runs_ms": two - 2 * one,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--policy", default="standard")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="bench-scenario-"))
+    try:
+        print(f"scenario overhead: {args.steps} steps x {args.repeat} ...", file=sys.stderr)
+        steps = scenario_overhead(base, args.steps, args.repeat, args.policy)
+        alone = runner_alone(base, 1000, args.repeat)
+        repeats = []
+        cases = [
+            (10, "true", True),
+            (10, WRITE_TEN, True),
+            (1000, "true", True),
+            (1000, WRITE_TEN, True),
+            (1000, "true", False),
+        ]
+        for files, command, settled in cases:
+            print(f"repeat check: {files} files, {command[:20]} ...", file=sys.stderr)
+            repeats.append(
+                repeat_check_cost(base, files, command, args.repeat, args.policy, settled=settled)
+            )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    if args.json:
+        steps["runner_alone_ms_per_step"] = alone
+        print(json.dumps({"scenario": steps, "repeat_check": repeats}, indent=2))
+        return 0
+    print(
+        f"\nScenario steps vs direct cleanroom.run (policy {args.policy}, medians of {args.repeat})"
+    )
+    print(f"{'measure':<52} {'ms':>9}")
+    rows = [
+        ("direct cleanroom.run, per command", steps["direct_run_ms_per_command"]),
+        ("scenario, per step (wall)", steps["scenario_ms_per_step"]),
+        ("difference of the two (noisy)", steps["difference_ms_per_step"]),
+        ("scenario overhead per step (wall - engine) [goal < 2]", steps["overhead_ms_per_step"]),
+        ("  same, steps in concurrent pairs", steps["overhead_ms_per_concurrent_step"]),
+        ("runner alone, engine replaced by an instant stand-in", alone),
+    ]
+    for label, value in rows:
+        print(f"{label:<52} {value:>9.3f}")
+    print(f"\nRepeat check (policy {args.policy}, medians of {args.repeat})")
+    print(
+        f"{'files':>6} {'written':<9} {'command':<15} {'plain ms':>9} {'checked ms':>11} "
+        f"{'ratio':>6} {'beyond 2 runs ms':>17}"
+    )
+    for row in repeats:
+        print(
+            f"{row['files']:>6} {row['written']:<9} {row['command']:<15} {row['plain_ms']:>9.2f} "
+            f"{row['checked_ms']:>11.2f} {row['ratio']:>6.2f} {row['beyond_two_runs_ms']:>17.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Copying a workspace and finding the first difference between two trees that started equal,
+reading only the files whose ``lstat`` changed (or that were "racy" when the baseline was taken).
+
+Two trees that start as exact copies and whose files' inode, size, mtime and ctime did not move
+still hold the same bytes: a write always moves ctime, and ctime cannot be set from user space.
+A file whose ctime was within :data:`RACY_WINDOW_NS` of the baseline might have been rewritten
+within the same coarse clock tick, so it is always compared (as git does with racily-clean
+index entries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+RACY_WINDOW_NS = 100_000_000  # above the kernel's coarse tick (10 ms at HZ=100)
+_SECOND_NS = 1_000_000_000
+
+StatKey = tuple[int, int, int, int, int, int]  # type+mode, inode, size, mtime, ctime, nlink
+Describe = Callable[[bytes, bytes], str]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The ``lstat`` of every entry under a root, and when it was taken."""
+
+    entries: dict[str, StatKey]
+    taken_ns: int
+
+    @classmethod
+    def take(cls, root: Path) -> Baseline:
+        taken = time.time_ns()
+        return cls(scan(root), taken)
+
+    def unchanged(self, rel: str, now: StatKey) -> bool:
+        before = self.entries.get(rel)
+        return before == now and not _racy(before[4], self.taken_ns)
+
+
+def scan(root: Path) -> dict[str, StatKey]:
+    """``{relative posix path: stat key}`` for every directory, file and symlink under ``root``
+    (symlinks are not followed)."""
+    found: dict[str, StatKey] = {}
+    stack = [(root, "")]
+    while stack:
+        directory, prefix = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                st = entry.stat(follow_symlinks=False)
+                found[rel] = (
+                    st.st_mode,
+                    st.st_ino,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_nlink,
+                )
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append((Path(entry.path), rel + "/"))
+    return found
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy ``source`` to the new directory ``target`` with modes, times and symlinks.
+
+    GNU ``cp -a`` (with reflinks where the file system has them) is several times faster than
+    :func:`shutil.copytree` for many small files; the latter is the fallback.
+    """
+    cp = shutil.which("cp")
+    if cp is not None:
+        done = subprocess.run(
+            [cp, "-a", "--reflink=auto", "--", str(source), str(target)],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            return
+        shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, symlinks=True)
+
+
+def first_tree_difference(
+    one: Path,
+    one_base: Baseline,
+    two: Path,
+    two_base: Baseline,
+    *,
+    describe: Describe,
+    rewrite_two: Callable[[bytes], bytes] = lambda data: data,
+) -> str | None:
+    """The first difference (by path) between trees ``one`` and ``two``, which were equal when
+    their baselines were taken; ``None`` when they are still equal. ``rewrite_two`` is applied to
+    the second tree's contents before comparing (e.g. to swap its root path for the first's)."""
+    now_one, now_two = scan(one), scan(two)
+    for rel in sorted(now_one.keys() | now_two.keys()):
+        if rel not in now_two:
+            return f"{_kind(now_one[rel])} {rel!r} exists only after the first run"
+        if rel not in now_one:
+            return f"{_kind(now_two[rel])} {rel!r} exists only after the second run"
+        a, b = now_one[rel], now_two[rel]
+        if one_base.unchanged(rel, a) and two_base.unchanged(rel, b):
+            continue  # both still hold what the identical copies held
+        if stat.S_IFMT(a[0]) != stat.S_IFMT(b[0]):
+            return f"{rel!r} is a {_kind(a)} after the first run, a {_kind(b)} after the second"
+        if stat.S_IMODE(a[0]) != stat.S_IMODE(b[0]):
+            return (
+                f"{_kind(a)} {rel!r} has mode {stat.S_IMODE(a[0]):04o} after the first run, "
+                f"{stat.S_IMODE(b[0]):04o} after the second"
+            )
+        if stat.S_ISDIR(a[0]):
+            continue
+        first, second = _content(one / rel, a), rewrite_two(_content(two / rel, b))
+        if first != second:
+            return (
+                f"{_kind(a)} {rel!r} differs (sha256 {_short(first)} vs {_short(second)}): "
+                f"{describe(first, second)}"
+            )
+    return None
+
+
+def _content(path: Path, key: StatKey) -> bytes:
+    if stat.S_ISLNK(key[0]):
+        return os.readlink(path).encode()
+    if stat.S_ISREG(key[0]):
+        return path.read_bytes()
+    return b""  # fifos, sockets, devices: their type and mode were compared
+
+
+def _kind(key: StatKey) -> str:
+    mode = key[0]
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "special file"
+
+
+def _short(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16] + "..."
+
+
+def _racy(ctime_ns: int, taken_ns: int) -> bool:
+    window = RACY_WINDOW_NS if ctime_ns % _SECOND_NS else _SECOND_NS + RACY_WINDOW_NS
+    return ctime_ns >= taken_ns - window
