@@ -318,7 +318,7 @@ def _sweep_cgroups(hierarchies: dict[str, Path]) -> None:
         pid, _, rest = name.partition("-")
         if pid.isdigit() and process_start_time(int(pid)) == rest.partition("-")[0]:
             continue
-        ContainerCgroups(f"/{CGROUP_TOP}/{name}", hierarchies).remove()
+        ContainerCgroups(f"/{CGROUP_TOP}/{name}", hierarchies).remove(attempts=1)
 
 
 @dataclass(frozen=True)
@@ -402,17 +402,18 @@ class ContainerCgroups:
             self._int("memory", "memory.max_usage_in_bytes", own=False), self.cpu_time()
         )
 
-    def remove(self) -> None:
-        """Remove the parent group from every hierarchy (once its container is removed)."""
+    def remove(self, attempts: int = 100) -> None:
+        """Remove the parent group from every hierarchy (once its container is removed);
+        a group still busy after ``attempts`` tries (10 ms apart) is left for a later sweep."""
         for mount in set(self.hierarchies.values()):
             path = mount / self.parent.lstrip("/")
-            for attempt in range(100):
+            for attempt in range(attempts):
                 try:
                     path.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError as exc:
-                    if exc.errno != errno.EBUSY or attempt == 99:
+                    if exc.errno != errno.EBUSY or attempt == attempts - 1:
                         break
                     time.sleep(0.01)

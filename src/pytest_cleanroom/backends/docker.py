@@ -66,6 +66,8 @@ TICK = 0.02
 #: Size of the empty read-only tmpfs that hides a directory.
 _HIDE_SIZE = 4096
 _ENV = "/usr/bin/env"
+#: Mount points the container needs, which a hidden path cannot cover.
+_NEVER_HIDDEN = frozenset({"/", "/tmp", "/proc", "/dev", "/sys", WORKSPACE_PATH})
 _CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed while it ran\n"
 
 
@@ -215,7 +217,7 @@ class _Run:
             tmpfs["/tmp"] = f"rw,exec,nosuid,nodev,mode=1777{size}"
         readable = {os.path.normpath(p) for p in policy.readable_paths}
         for path in sorted({os.path.normpath(p) for p in policy.hidden_paths} - readable):
-            if path in ("/", "/tmp", WORKSPACE_PATH) or path.startswith(WORKSPACE_PATH + "/"):
+            if path in _NEVER_HIDDEN or path.startswith(WORKSPACE_PATH + "/"):
                 continue
             if os.path.isfile(path):
                 mounts.append(DockerMount(path, "/dev/null", type="bind", read_only=True))

@@ -7,7 +7,6 @@ Each command runs in a container of ``cleanroom/bookworm:latest`` on the engine 
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_cleanroom import Cleanroom, Policy, RunResult
-from pytest_cleanroom.docker_support import LABEL_OWNER_PID, LABEL_RUN, owner_labels
+from pytest_cleanroom.docker_support import LABEL_OWNER_PID, LABEL_RUN, owner_labels, run_id
 from pytest_cleanroom.policy import MiB
 from tests.security.leftovers import MARKER_VARIABLE, processes_with_marker
 
@@ -212,14 +211,17 @@ def test_no_capabilities_no_new_privileges_own_pid_namespace(locked: Cleanroom) 
         "import os\n"
         "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines())\n"
         "print(status['CapEff'].strip(), status['CapBnd'].strip(), status['NoNewPrivs'].strip())\n"
-        "print(os.getuid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit())[:2])",
+        "pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+        "print(os.getuid(), pids[0], len(pids))",
     )
     result.assert_success()
     caps, ids = result.stdout.splitlines()
     assert caps == "0000000000000000 0000000000000000 1"
-    uid, pids = ids.split(" ", 1)
-    assert int(uid) == locked.workspace.root.stat().st_uid
-    assert pids == "[1, 7]" or pids.startswith("[1, ")  # docker-init is PID 1
+    uid, first_pid, count = map(int, ids.split())
+    assert uid == locked.workspace.root.stat().st_uid
+    # docker-init is PID 1 and the command its child: none of the host's processes is visible.
+    assert first_pid == 1
+    assert count <= 3
 
 
 class _Banner:
@@ -397,7 +399,7 @@ def test_close_from_another_thread_kills_the_labelled_container(
     labels = container.labels
     expected = owner_labels(role="backend")
     assert {k: labels.get(k) for k in expected} == expected
-    assert re.fullmatch(r"[0-9a-f]{16}|.+", labels[LABEL_RUN])
+    assert labels[LABEL_RUN] == run_id()
     room.close()
     worker.join(60)
     assert not worker.is_alive()
