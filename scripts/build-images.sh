@@ -171,6 +171,7 @@ ensure_rootfs() {
   progress "packing the rootfs into $tar"
   tar --numeric-owner -C "$root" -cf "$work/rootfs.tar" .
   mv -f "$work/rootfs.tar" "$tar"
+  rm -f "$CACHE_DIR/debootstrap-failed.log"
   cleanup
   work=
 }
