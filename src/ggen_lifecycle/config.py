@@ -157,6 +157,7 @@ def validate_model(
                 shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
                 message = str(error["msg"]).removeprefix("Value error, ")
                 problems.append((line, f"{_describe(where)}: {message}{shown}"))
+        problems.sort(key=lambda item: (item[0] is None, item[0] or 0))
         first_line = next((line for line, _ in problems if line is not None), None)
         if len(problems) == 1:
             message = f"invalid {what}: {problems[0][1]}"

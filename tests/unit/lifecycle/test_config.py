@@ -326,3 +326,19 @@ def test_bad_cache_size_is_reported(tmp_path: Path) -> None:
 def test_no_make_toml_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no make.toml in"):
         load_project(tmp_path)
+
+
+def test_several_problems_are_all_listed_in_file_order(tmp_path: Path) -> None:
+    error = error_of(
+        tmp_path,
+        """
+        [lifecycle.build]
+        comand = "make"
+        [lifecycle.test]
+        command = "make test"
+        parallel = "yes"
+        """,
+    )
+    message = str(error)
+    assert error.line == 2
+    assert message.index("line 2: unknown key 'comand'") < message.index("line 5: key 'parallel'")
