@@ -40,6 +40,13 @@ def test_scenario(cleanroom, cleanroom_snapshot):
 """
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    # When this suite runs under xdist, the inner in-process runs inherit the worker's
+    # environment, and syrupy would then keep its report for a controller that is not there.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+
+
 def snap_file(pytester: pytest.Pytester) -> Path:
     return pytester.path / "__snapshots__" / "test_snaps.ambr"
 
