@@ -98,11 +98,11 @@ def tree_digest(digests: dict[str, str]) -> str:
 
 def file_digest(path: str | os.PathLike[str]) -> str:
     """sha256 hex of a file as the snapshot records it (a symlink hashes its target's text)."""
-    return _hash(Path(path), os.lstat(path))
+    return _hash(os.fspath(path), os.lstat(path))
 
 
-def _walk(base: Path) -> list[tuple[str, Path, os.stat_result]]:
-    found: list[tuple[str, Path, os.stat_result]] = []
+def _walk(base: Path) -> list[tuple[str, str, os.stat_result]]:
+    found: list[tuple[str, str, os.stat_result]] = []
     stack = [("", os.fspath(base))]
     while stack:
         prefix, directory = stack.pop()
@@ -113,21 +113,30 @@ def _walk(base: Path) -> list[tuple[str, Path, os.stat_result]]:
                 if stat.S_ISDIR(st.st_mode):
                     stack.append((rel + "/", entry.path))
                 elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                    found.append((rel, Path(entry.path), st))
+                    found.append((rel, entry.path, st))
     return found
 
 
-def _hash(path: Path, st: os.stat_result) -> str:
+def _hash(path: str, st: os.stat_result) -> str:
     if stat.S_ISLNK(st.st_mode):
         return hashlib.sha256(b"symlink:" + os.fsencode(os.readlink(path))).hexdigest()
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        if st.st_size < _CHUNK:  # the common case: one read (plus one to see the end)
+            data = os.read(fd, st.st_size + 1)
+            if len(data) <= st.st_size:
+                return hashlib.sha256(data).hexdigest()
+            h = hashlib.sha256(data)  # it grew since the stat: read on
+        else:
+            h = hashlib.sha256()
+        while chunk := os.read(fd, _CHUNK):
             h.update(chunk)
+    finally:
+        os.close(fd)
     return h.hexdigest()
 
 
-def _hash_if_present(path: Path, st: os.stat_result) -> str | None:
+def _hash_if_present(path: str, st: os.stat_result) -> str | None:
     """The digest, or ``None`` when the file vanished between listing and reading it."""
     try:
         return _hash(path, st)

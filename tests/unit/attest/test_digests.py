@@ -82,3 +82,13 @@ def test_sockets_and_fifos_are_skipped(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "f").write_text("1")
     assert sorted(take_snapshot(tmp_path).files) == ["f"]
+
+
+def test_digests_of_empty_small_and_multi_chunk_files(tmp_path: Path) -> None:
+    import hashlib
+
+    contents = {"empty": b"", "small": b"abc", "big": os.urandom(3 * (1 << 20) + 17)}
+    for name, data in contents.items():
+        (tmp_path / name).write_bytes(data)
+    digests = take_snapshot(tmp_path).digests()
+    assert digests == {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
