@@ -72,7 +72,7 @@ def _scenario_function(variant: ScenarioVariant) -> Callable[..., None]:
 
     params = [
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        for name in (*services, "request", "cleanroom")
+        for name in ("request", "cleanroom", *services)
     ]
     run_scenario_file.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return run_scenario_file

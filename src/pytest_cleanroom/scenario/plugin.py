@@ -109,9 +109,11 @@ def scenario_result(request: pytest.FixtureRequest) -> ScenarioResult:
             pytrace=False,
         )
     sc, check = _scenario_of(item, mark)
+    # The cleanroom first: a service fixture binds its socket into the test's cleanroom only
+    # when one is active.
+    cleanroom: Cleanroom = request.getfixturevalue("cleanroom")
     for service in sc.services:  # started as for the fixtures, before the steps run
         request.getfixturevalue(service)
-    cleanroom: Cleanroom = request.getfixturevalue("cleanroom")
     from .repeat import RepeatCheckError
 
     try:
