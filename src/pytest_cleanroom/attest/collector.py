@@ -65,8 +65,10 @@ class RunCollector:
         if self.session is not None and self.run_envelope is not None:
             directory = self.session.directory
             terminalreporter.write_sep("-", "cleanroom attestations")
+            count = len(self.envelopes)
             terminalreporter.write_line(
-                f"{len(self.envelopes)} test envelopes and {self.run_envelope} in {directory}, "
+                f"{count} test envelope{'s' if count != 1 else ''} and {self.run_envelope} "
+                f"in {directory}, "
                 f"signed by key {self.session.key.keyid[:16]} ({self.session.key_source})"
             )
             terminalreporter.write_line(
@@ -74,7 +76,8 @@ class RunCollector:
             )
         if self.report_path is not None:
             terminalreporter.write_line(
-                f"cleanroom report: {self.report_path} ({len(self.records)} sandboxed commands)"
+                f"cleanroom report: {self.report_path} ({len(self.records)} sandboxed "
+                f"command{'s' if len(self.records) != 1 else ''})"
             )
 
     def _public_key_hint(self) -> str:
