@@ -181,6 +181,15 @@ def test_run_policy_tightens_but_never_weakens(pytester: pytest.Pytester) -> Non
             result = cleanroom.run(["true"], policy={{"level": "strict", "timeout": 5}})
             assert result.exit_code == 0
 
+        def test_a_replica_keeps_the_floor(cleanroom, tmp_path):
+            twin = cleanroom.replica(tmp_path / "replay")
+            try:
+                with pytest.warns(Warning, match="weaker policy"):
+                    result = twin.run(["true"], policy="permissive")
+                assert result.policy_digest == "{strict}"
+            finally:
+                twin.close()
+
         def test_longer_timeout_is_refused(cleanroom):
             with pytest.warns(Warning, match="in: timeout;"):
                 result = cleanroom.run(["true"], timeout=10_000)
@@ -188,7 +197,7 @@ def test_run_policy_tightens_but_never_weakens(pytester: pytest.Pytester) -> Non
         """
     )
     result = pytester.runpytest("--cleanroom-policy=strict")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 # The promise that matters: a weaker marker or run policy cannot reopen the network. A real
