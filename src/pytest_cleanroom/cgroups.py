@@ -7,12 +7,16 @@ Each command gets its own group in the ``memory``, ``pids`` and ``cpuacct`` hier
 it; the freezer makes killing a fork bomb race-free. The command joins its groups before it
 starts (the launcher writes ``0`` to each ``cgroup.procs``), so no descendant can be outside.
 
-Groups left by a process that died without cleaning up are removed by the next process that
-uses cgroups (their names carry the owner's pid and start time).
+A finished command's groups are released: what is left is killed at once, and the directories
+are removed in the background once the last task has exited (a sandbox's init may still be
+tearing its namespaces down when the result is known); :func:`flush` waits for that, and runs at
+interpreter exit. Groups left by a process that died without cleaning up are removed by the next
+process that uses cgroups (their names carry the owner's pid and start time).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import itertools
@@ -251,7 +255,8 @@ class RunCgroup:
         """SIGKILL every task in the groups (frozen first, so none can fork meanwhile)."""
         end = time.monotonic() + deadline
         freezer = self.dirs.get("freezer")
-        frozen = freezer is not None and _freeze(freezer, end)
+        # Tasks already exiting cannot freeze: do not wait long for the whole group.
+        frozen = freezer is not None and _freeze(freezer, min(end, time.monotonic() + 0.5))
         try:
             while True:
                 pids = self.pids()
@@ -295,6 +300,72 @@ class RunCgroup:
                     if attempt % 20 == 19:
                         self.kill(deadline=0.5)
                     time.sleep(0.005)
+
+    def release(self) -> None:
+        """SIGKILL whatever is left now; wait for the tasks to be gone and remove the groups in
+        the background (a sandbox's init may still be tearing its namespaces down after the
+        command's result is known). :func:`flush` waits for every pending release."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _remover.submit(self)
+
+
+class _Remover:
+    """One daemon thread removing released groups once their last task has exited."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: list[RunCgroup] = []
+        self._busy = 0
+        self._thread: threading.Thread | None = None
+
+    def submit(self, group: RunCgroup) -> None:
+        with self._cond:
+            self._pending.append(group)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._work, name="cleanroom-cgroup-remover", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                group = self._pending.pop(0)
+                self._busy += 1
+            try:
+                if not group.wait_empty(deadline=0.5):
+                    group.kill()
+                group.remove()
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def flush(self, deadline: float) -> bool:
+        end = time.monotonic() + deadline
+        with self._cond:
+            while self._pending or self._busy:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+
+_remover = _Remover()
+
+
+def flush(deadline: float = 30.0) -> bool:
+    """Wait until every released group is removed; False if ``deadline`` passed first."""
+    return _remover.flush(deadline)
+
+
+atexit.register(flush)
 
 
 def _freeze(freezer: Path, end: float) -> bool:

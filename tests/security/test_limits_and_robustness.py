@@ -74,6 +74,7 @@ def test_timeout_leaves_no_process_behind(tight: Cleanroom) -> None:
     result = run_marked(tight, "sleep 300 & (sleep 300 &); sleep 300", timeout=1)
     assert result.timed_out
     result.assert_limit_exceeded("timeout")
+    tight.close()  # waits for the per-command cgroups to be gone
     assert cgroups_of_process(os.getpid()) == []
 
 

@@ -106,7 +106,7 @@ class NamespaceBackend:
             )
         finally:
             if group is not None:
-                group.remove()
+                group.release()
         if outcome.exit_code == 125 and LAUNCHER_MARK in outcome.stderr:
             raise SandboxError(outcome.stderr.decode(errors="replace").strip())
         outcome = self.translate_failure(spec, outcome)
@@ -139,6 +139,7 @@ class NamespaceBackend:
             live = list(self._live)
         for process in live:
             process.cancel()
+        cgroups.flush()
 
     def _started(self, live: LiveProcess) -> None:
         with self._lock:
