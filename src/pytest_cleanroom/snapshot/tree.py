@@ -18,8 +18,10 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-#: Never part of a tree: interpreter caches whose bytes vary with the Python that wrote them.
-DEFAULT_EXCLUDE: tuple[str, ...] = ("__pycache__", "*.pyc", ".pytest_cache")
+#: Left out of a tree by default: interpreter caches, whose bytes vary with the Python that wrote
+#: them, and the engine's ``HOME`` inside the workspace (``environment.HOME_DIR``), where tools
+#: keep their caches.
+DEFAULT_EXCLUDE: tuple[str, ...] = ("__pycache__", "*.pyc", ".pytest_cache", ".home")
 #: Files up to this size whose bytes are UTF-8 text are shown line by line.
 DEFAULT_MAX_TEXT_BYTES = 4096
 

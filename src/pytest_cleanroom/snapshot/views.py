@@ -4,7 +4,7 @@ wrapper around syrupy's ``snapshot`` that normalises what it is compared with.""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,13 @@ from .tree import workspace_tree
 TextNormaliser = Callable[[str], str]
 
 
-def snapshot_view(obj: Any, normalise: TextNormaliser | None = None) -> Any:
+def snapshot_view(obj: Any, normalise: TextNormaliser | None = None, **tree_options: Any) -> Any:
     """``obj`` as plain data fit for a snapshot, with ``normalise`` applied to every string.
 
     A :class:`RunResult` keeps what a reviewer cares about (command, exit code, both streams; the
     timeout or limit when one ended it) and drops what varies (duration, memory, timestamps).
-    A :class:`ScenarioResult` becomes its steps' views; a :class:`Workspace` its tree text.
+    A :class:`ScenarioResult` becomes its steps' views; a :class:`Workspace` its tree text
+    (``tree_options`` are :func:`~.tree.workspace_tree`'s ``exclude`` and ``max_text_bytes``).
     """
     from ..scenario.result import ScenarioResult, StepOutcome
 
@@ -58,13 +59,13 @@ def snapshot_view(obj: Any, normalise: TextNormaliser | None = None) -> Any:
             "rollback": [snapshot_view(o, normalise) for o in obj.rollback],
         }
     if isinstance(obj, Workspace):
-        return workspace_tree(obj.root, normalise=normalise)
+        return workspace_tree(obj.root, normalise=normalise, **tree_options)
     if isinstance(obj, str):
         return norm(obj)
     if isinstance(obj, dict):
-        return {k: snapshot_view(v, normalise) for k, v in obj.items()}
+        return {k: snapshot_view(v, normalise, **tree_options) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(snapshot_view(v, normalise) for v in obj)
+        return type(obj)(snapshot_view(v, normalise, **tree_options) for v in obj)
     return obj
 
 
@@ -100,6 +101,7 @@ class CleanroomSnapshot:
         self.inner = inner
         self.normalise = normalise
         self.tree = tree
+        self._tree_options: dict[str, Any] = {}
 
     def __eq__(self, other: object) -> bool:
         if self.tree and not isinstance(other, Workspace):
@@ -109,11 +111,24 @@ class CleanroomSnapshot:
                 raise TypeError(
                     f"workspace_snapshot compares a Workspace or a directory, not {other!r}"
                 )
-        return bool(self.inner == snapshot_view(other, self.normalise))
+        options, self._tree_options = self._tree_options, {}
+        return bool(self.inner == snapshot_view(other, self.normalise, **options))
 
-    def __call__(self, **options: Any) -> CleanroomSnapshot:
-        """syrupy's per-assertion options (``name=``, ``exclude=``, ...) for the next assertion."""
-        self.inner(**options)
+    def __call__(
+        self,
+        *,
+        tree_exclude: Iterable[str] | None = None,
+        max_text_bytes: int | None = None,
+        **options: Any,
+    ) -> CleanroomSnapshot:
+        """Options for the next assertion: a tree's ``tree_exclude`` (glob patterns, replacing
+        the default list) and ``max_text_bytes``, and syrupy's own (``name=``, ...)."""
+        if tree_exclude is not None:
+            self._tree_options["exclude"] = tuple(tree_exclude)
+        if max_text_bytes is not None:
+            self._tree_options["max_text_bytes"] = max_text_bytes
+        if options:
+            self.inner(**options)
         return self
 
     @property

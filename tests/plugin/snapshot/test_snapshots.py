@@ -116,6 +116,28 @@ def test_workspace_tree_content(pytester: pytest.Pytester) -> None:
     changed.stdout.fnmatch_lines(["*src/app.py*"])
 
 
+def test_tree_options(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_snaps="""
+        def test_opts(cleanroom, workspace, workspace_snapshot):
+            cleanroom.run("mkdir -p build && echo obj > build/a.o && echo 12345678 > long.txt")
+            assert workspace == workspace_snapshot(tree_exclude=["build"], max_text_bytes=4)
+            assert workspace == workspace_snapshot
+        """
+    )
+    run(pytester, "--snapshot-update").assert_outcomes(passed=1)
+    text = snap_file(pytester).read_text()
+    first, second = text.split("# name: test_opts.1\n")
+    assert "build" not in first
+    assert "long.txt (9 bytes, sha256 " in first
+    assert "[over 4 bytes, not shown]" in first
+    assert "build/a.o" in second
+    assert "| 12345678" in second
+    assert "dir  0755 .home" in first  # tree_exclude replaces the default list...
+    assert ".home" not in second  # ...which leaves the engine's HOME out
+    run(pytester).assert_outcomes(passed=1)
+
+
 def test_plain_syrupy_extension_for_trees(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_snaps="""

@@ -110,3 +110,14 @@ def test_fifo_is_named_not_read(tmp_path: Path) -> None:
 def test_not_a_directory(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError, match="not a directory"):
         workspace_tree(tmp_path / "missing")
+
+
+def test_the_engines_home_is_left_out_by_default(tmp_path: Path) -> None:
+    from pytest_cleanroom.environment import HOME_DIR
+    from pytest_cleanroom.snapshot.tree import DEFAULT_EXCLUDE
+
+    assert HOME_DIR in DEFAULT_EXCLUDE
+    (tmp_path / HOME_DIR / ".cache").mkdir(parents=True)
+    (tmp_path / HOME_DIR / ".cache" / "x").write_text("cache")
+    assert workspace_tree(tmp_path) == ""
+    assert ".cache/x" in workspace_tree(tmp_path, exclude=())
