@@ -38,23 +38,24 @@ def _pid_from_pidfile(handle: Handle) -> int | None:
     if not pidfile:
         return None
     try:
-        first = (Path(handle["server_dir"]) / pidfile).read_text().split("\n", 1)[0].strip()
+        first = Path(handle["server_dir"], pidfile).read_text().split("\n", 1)[0].strip()
         return int(first)
     except (OSError, ValueError):
         return None
 
 
-def _belongs_to(pid: int, server_dir: Path) -> bool:
-    """A server runs with its working directory inside its server directory."""
+def _belongs_to(pid: int, paths: list[Path]) -> bool:
+    """A server runs with its working directory inside one of its directories."""
     cwd = procutil.process_cwd(pid)
     if cwd is None:
         return False
-    return cwd == server_dir or server_dir in cwd.parents
+    return any(cwd == path or path in cwd.parents for path in paths)
 
 
 def stop_process(handle: Handle, timeout: float = 10.0) -> str:
-    """Stop a server process (and its process group) and delete its server directory."""
+    """Stop a server process (and its process group) and delete its directories."""
     server_dir = Path(handle["server_dir"])
+    paths = [Path(p) for p in handle.get("paths", [server_dir])]
     sig = int(handle.get("stop_signal", signal.SIGTERM))
     stopped = []
     pid = handle.get("pid")
@@ -66,13 +67,13 @@ def stop_process(handle: Handle, timeout: float = 10.0) -> str:
         # Crashed before the pid was recorded (or the record is older): trust the pidfile only if
         # that process really runs in this server's directory.
         file_pid = _pid_from_pidfile(handle)
-        if file_pid and _belongs_to(file_pid, server_dir):
+        if file_pid and _belongs_to(file_pid, paths):
             procutil.terminate_group(file_pid, procutil.start_token(file_pid), sig, timeout)
             stopped.append(file_pid)
-    existed = server_dir.exists()
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(server_dir)
     parts = [f"stopped pid {p}" for p in stopped]
-    if existed:
-        parts.append(f"removed {server_dir}")
+    for path in paths:
+        if path.exists():
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(path)
+            parts.append(f"removed {path}")
     return ", ".join(parts) or f"nothing left of {server_dir}"

@@ -31,6 +31,7 @@ from .spawn import (
     ServerDir,
     candidate_ports,
     clean_env,
+    data_root,
     postgres_account,
     spawn,
     wait_ready,
@@ -43,6 +44,7 @@ SERVER_SETTINGS: dict[str, str] = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "logging_collector": "off",
+    "log_checkpoints": "off",  # CREATE DATABASE ... FILE_COPY checkpoints on every test
     "unix_socket_permissions": "0770",
     "max_connections": "200",
 }
@@ -210,9 +212,10 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
         owner=owner,
         pidfile="data/postmaster.pid",
         stop_signal=signal.SIGQUIT,  # immediate shutdown: the data are thrown away anyway
+        data_dir=data_root(settings.data_dir, settings.runtime_dir),
     )
     try:
-        data = sdir.path / "data"
+        data = sdir.data
         sock = sdir.path / "sock"
         log_path = sdir.path / "postgres.log"
         _copy_tree(cached, data)

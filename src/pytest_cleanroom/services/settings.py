@@ -24,6 +24,7 @@ ENV_POSTGRES_URL = "CLEANROOM_POSTGRES_URL"
 ENV_REDIS_URL = "CLEANROOM_REDIS_URL"
 ENV_CACHE_DIR = "CLEANROOM_SERVICES_CACHE_DIR"
 ENV_RUNTIME_DIR = "CLEANROOM_SERVICES_RUNTIME_DIR"
+ENV_DATA_DIR = "CLEANROOM_SERVICES_DATA_DIR"
 ENV_START_TIMEOUT = "CLEANROOM_SERVICES_START_TIMEOUT"
 
 # ini key -> (help, default shown in --help)
@@ -45,6 +46,11 @@ INI_KEYS: dict[str, tuple[str, str]] = {
     "cleanroom_redis_port": ("Fixed TCP port of the process provider's Redis.", "0"),
     "cleanroom_services_cache_dir": (
         f"Cache of initialised data directories ({ENV_CACHE_DIR}).",
+        "",
+    ),
+    "cleanroom_services_data_dir": (
+        f"Where the process provider puts PostgreSQL data ({ENV_DATA_DIR}); default: /dev/shm "
+        "when it has room (RAM is faster than disk), else the runtime directory.",
         "",
     ),
     "cleanroom_services_runtime_dir": (
@@ -88,6 +94,7 @@ class ServiceSettings:
     redis_port: int = 0
     cache_dir: Path = field(default_factory=lambda: default_cache_dir(os.environ))
     runtime_dir: Path = field(default_factory=lambda: default_runtime_dir(os.environ))
+    data_dir: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
 
     def with_changes(self, **changes: Any) -> ServiceSettings:
@@ -148,6 +155,10 @@ class ServiceSettings:
             (ENV_RUNTIME_DIR, env.get(ENV_RUNTIME_DIR)),
             ("ini", ini("cleanroom_services_runtime_dir")),
         )
+        data_dir, _ = _first(
+            (ENV_DATA_DIR, env.get(ENV_DATA_DIR)),
+            ("ini", ini("cleanroom_services_data_dir")),
+        )
         bin_dir = _text(ini("cleanroom_postgres_bin_dir"))
         redis_server = _text(ini("cleanroom_redis_server"))
         return cls(
@@ -167,6 +178,7 @@ class ServiceSettings:
             redis_port=_port(ini("cleanroom_redis_port"), "cleanroom_redis_port"),
             cache_dir=_path(cache_dir, base_dir) or default_cache_dir(env),
             runtime_dir=_path(runtime_dir, base_dir) or default_runtime_dir(env),
+            data_dir=_path(data_dir, base_dir),
             base_dir=base_dir,
         )
 

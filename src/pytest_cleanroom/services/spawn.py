@@ -86,11 +86,32 @@ class PortTakenError(Exception):
     """The server could not bind its port: someone took it between our check and its bind."""
 
 
+SHM = Path("/dev/shm")
+SHM_MIN_FREE = 1 << 30  # leave tmpfs alone when it is small (containers default to 64 MB)
+
+
+def data_root(settings_data_dir: Path | None, runtime_dir: Path) -> Path:
+    """Where PostgreSQL data go: the setting, else RAM (/dev/shm) when roomy, else disk."""
+    if settings_data_dir is not None:
+        return settings_data_dir
+    try:
+        stats = os.statvfs(SHM)
+        if stats.f_bavail * stats.f_frsize >= SHM_MIN_FREE and os.access(SHM, os.W_OK | os.X_OK):
+            return SHM / f"pytest-cleanroom-{os.getuid()}"
+    except OSError:
+        pass
+    return runtime_dir
+
+
 @dataclass
 class ServerDir:
-    """A server's private directory, registered before creation so a crash leaves no orphan."""
+    """A server's private directory, registered before creation so a crash leaves no orphan.
+
+    ``data`` is the place for bulky data: inside ``path``, or on another file system (RAM).
+    """
 
     path: Path
+    data: Path
     registry: Registry
     record_id: str
     handle: Handle
@@ -105,9 +126,17 @@ class ServerDir:
         owner: Owner,
         pidfile: str,
         stop_signal: int,
+        data_dir: Path | None = None,
     ) -> ServerDir:
+        """Register, then create, ``<runtime_dir>/<sv>-<run>-<rand>`` (and its data directory).
+
+        ``pidfile`` is relative to the server directory (``data/...``: to the data directory);
+        ``data_dir`` is a root for the data directory elsewhere (``None``: ``<server dir>/data``).
+        """
         ensure_private_dir(runtime_dir)
-        path = runtime_dir / f"{service[:2]}-{run_id}-{secrets.token_hex(3)}"
+        name = f"{service[:2]}-{run_id}-{secrets.token_hex(3)}"
+        path = runtime_dir / name
+        data = path / "data" if data_dir is None or data_dir == runtime_dir else data_dir / name
         longest = path / "sock" / ".s.PGSQL.65535"
         if len(os.fsencode(longest)) > MAX_SOCKET_PATH:
             raise ServiceConfigError(
@@ -120,14 +149,17 @@ class ServerDir:
             "kind": "process",
             "service": service,
             "server_dir": str(path),
+            "paths": [str(path)] if data.parent == path else [str(path), str(data)],
             "pid": None,
             "token": None,
-            "pidfile": pidfile,
+            "pidfile": _pidfile_path(pidfile, path, data),
             "stop_signal": stop_signal,
         }
         record_id = registry.add(service=service, run_id=run_id, owner=owner, handle=handle)
         path.mkdir(mode=0o711 if os.geteuid() == 0 else 0o700)
-        return cls(path, registry, record_id, handle)
+        if data.parent != path:
+            ensure_private_dir(data.parent)
+        return cls(path, data, registry, record_id, handle)
 
     def started(self, pid: int) -> None:
         """Remember the server's pid (and start time) in the registry record."""
@@ -141,7 +173,16 @@ class ServerDir:
         with contextlib.suppress(Exception):
             stop_process(self.handle, timeout=5.0)
         shutil.rmtree(self.path, ignore_errors=True)
+        shutil.rmtree(self.data, ignore_errors=True)
         self.registry.remove(self.record_id)
+
+
+def _pidfile_path(pidfile: str, path: Path, data: Path) -> str:
+    if not pidfile:
+        return ""
+    if pidfile.startswith("data/"):
+        return str(data / pidfile.removeprefix("data/"))
+    return str(path / pidfile)
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -23,10 +23,18 @@ from tests.conftest import require
 REPO = Path(__file__).resolve().parents[3]
 
 
+SHM = Path("/dev/shm")
+
+
+def data_dir_of(runtime_dir: Path) -> Path:
+    """The RAM data directory paired with a test's runtime directory (same name in /dev/shm)."""
+    return SHM / runtime_dir.name if SHM.is_dir() else Path(f"{runtime_dir}-data")
+
+
 def processes_under(path: Path) -> list[int]:
-    """Pids of processes whose working directory is ``path`` or inside it (servers are)."""
+    """Pids of processes working in ``path`` or its paired data directory (servers do)."""
+    roots = [str(path.resolve()), str(data_dir_of(path))]
     found = []
-    prefix = str(path.resolve())
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -35,9 +43,18 @@ def processes_under(path: Path) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z" and (cwd == prefix or cwd.startswith(prefix + "/")):
+        if state != "Z" and any(cwd == r or cwd.startswith(r + "/") for r in roots):
             found.append(int(entry.name))
     return found
+
+
+def leftovers(runtime_dir: Path) -> list[str]:
+    """Server directories (runtime and data) that still exist."""
+    names = [p.name for p in runtime_dir.iterdir() if p.name != "registry"]
+    data = data_dir_of(runtime_dir)
+    if data.is_dir():
+        names += [f"data:{p.name}" for p in data.iterdir()]
+    return sorted(names)
 
 
 def kill_all(pids: list[int]) -> None:
@@ -57,12 +74,18 @@ def runtime_dir() -> Iterator[Path]:
     leaked = processes_under(path)
     kill_all(leaked)
     shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(data_dir_of(path), ignore_errors=True)
     assert not leaked, f"processes leaked in {path}: {leaked}"
 
 
 @pytest.fixture
 def settings(runtime_dir: Path) -> ServiceSettings:
-    return ServiceSettings(runtime_dir=runtime_dir, start_timeout=60.0, base_dir=runtime_dir)
+    return ServiceSettings(
+        runtime_dir=runtime_dir,
+        data_dir=data_dir_of(runtime_dir),
+        start_timeout=60.0,
+        base_dir=runtime_dir,
+    )
 
 
 @pytest.fixture
@@ -94,6 +117,7 @@ def child_env(runtime_dir: Path, **extra: str) -> dict[str, str]:
     """Environment of a child pytest: our runtime directory, no stray service settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEANROOM_", "PYTEST_"))}
     env["CLEANROOM_SERVICES_RUNTIME_DIR"] = str(runtime_dir)
+    env["CLEANROOM_SERVICES_DATA_DIR"] = str(data_dir_of(runtime_dir))
     env["TESTCONTAINERS_RYUK_DISABLED"] = "true"
     env["PYTHONPATH"] = str(REPO)
     env.update(extra)

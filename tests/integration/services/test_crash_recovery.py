@@ -17,7 +17,7 @@ from pytest_cleanroom.services.hub import RunContext, ServiceHub, teardown_run
 from pytest_cleanroom.services.registry import Owner, Registry
 from pytest_cleanroom.services.settings import ServiceSettings
 
-from .conftest import child_env, processes_under, run_pytest, wait_for_file
+from .conftest import child_env, leftovers, processes_under, run_pytest, wait_for_file
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def test_hold(postgres, redis):
 
 
 def server_dirs(runtime_dir: Path) -> list[str]:
-    return sorted(p.name for p in runtime_dir.iterdir() if p.name != "registry")
+    return leftovers(runtime_dir)
 
 
 def kill_run_and_check_orphans(proc: subprocess.Popen[str], runtime_dir: Path) -> list[int]:
@@ -68,7 +68,7 @@ def test_sigkill_of_pytest_leaves_orphans_that_the_next_run_removes(
     )
     wait_for_file(ready, proc)
     orphans = kill_run_and_check_orphans(proc, runtime_dir)
-    assert len(server_dirs(runtime_dir)) == 2  # postgres and redis
+    assert len(server_dirs(runtime_dir)) == 3  # postgres (+ its data in RAM) and redis
     assert len(list(Registry(runtime_dir).records())) == 2
 
     later = tmp_path / "later"
@@ -176,14 +176,16 @@ def test_sweep_spares_live_owners_and_never_kills_a_reused_pid(runtime_dir: Path
 
 
 RACE = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 from pytest_cleanroom.services.hub import RunContext, ServiceHub
 from pytest_cleanroom.services.registry import Owner
 from pytest_cleanroom.services.settings import ServiceSettings
 
 shared, runtime, go, owner, worker = sys.argv[1:6]
-settings = ServiceSettings(runtime_dir=Path(runtime))
+settings = ServiceSettings(
+    runtime_dir=Path(runtime), data_dir=Path(os.environ["CLEANROOM_SERVICES_DATA_DIR"])
+)
 run = RunContext("race", Owner.current(int(owner)), Path(shared), worker_id=worker, worker_count=2)
 hub = ServiceHub(settings, run)
 while not Path(go).exists():
@@ -221,7 +223,7 @@ def test_two_workers_asking_at_the_same_instant_share_one_server(
         outputs = [p.communicate(timeout=120) for p in procs]
         results = [json.loads(out) for out, _ in outputs]
         assert results[0] == results[1], outputs
-        assert [d.split("-")[0] for d in server_dirs(runtime_dir)] == ["po", "re"]
+        assert [d.split("-")[0] for d in server_dirs(runtime_dir)] == ["data:po", "po", "re"]
     finally:
         problems = teardown_run(shared / "cleanroom-services")
     assert problems == []
@@ -234,6 +236,7 @@ def test_a_failed_start_is_reported_to_every_worker_without_retrying(
     tmp_path: Path, runtime_dir: Path
 ) -> None:
     settings = ServiceSettings(runtime_dir=runtime_dir, postgres_bin_dir=tmp_path / "nothing")
+    assert settings.data_dir is None
     settings = settings.with_changes(provider="process")
     run = RunContext("fail", Owner.current(), tmp_path)
     first = ServiceHub(settings, run)

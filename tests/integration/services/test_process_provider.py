@@ -19,7 +19,7 @@ from pytest_cleanroom.services.errors import ServiceStartError, ServiceUnavailab
 from pytest_cleanroom.services.registry import Owner, Registry
 from pytest_cleanroom.services.settings import ServiceSettings
 
-from .conftest import processes_under
+from .conftest import leftovers, processes_under
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +43,7 @@ def listener() -> Iterator[int]:
 
 def assert_nothing_left(runtime_dir: Path) -> None:
     assert processes_under(runtime_dir) == []
-    leftovers = [p.name for p in runtime_dir.iterdir() if p.name != "registry"]
-    assert leftovers == []
+    assert leftovers(runtime_dir) == []
     assert list(Registry(runtime_dir).records()) == []
 
 

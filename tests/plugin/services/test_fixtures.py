@@ -1,0 +1,145 @@
+"""The postgres / redis fixtures as a user's suite sees them (process provider)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ("pytester",)
+pytestmark = pytest.mark.usefixtures("binaries", "runtime_dir")
+
+
+def test_attributes_and_connections(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import psycopg
+        from urllib.parse import urlsplit
+
+        def test_postgres(postgres, postgres_server):
+            assert postgres.server is postgres_server or postgres.server == postgres_server
+            assert postgres.host == "127.0.0.1" and postgres.port == postgres_server.port
+            assert postgres.user == "cleanroom" and postgres.password
+            assert postgres.dbname.startswith("cr_") and postgres.dbname != "postgres"
+            assert postgres.version.startswith(postgres_server.version.split(".")[0])
+            assert postgres.unix_socket_dir and postgres.unix_socket_dir.startswith("/")
+            with postgres.connect() as conn:
+                conn.execute("CREATE TABLE t (x int)")
+                conn.execute("INSERT INTO t VALUES (1)")
+                assert conn.info.dbname == postgres.dbname
+            with psycopg.connect(postgres.dsn) as conn:  # over TCP with the password
+                assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+            url = urlsplit(postgres.url)
+            assert url.scheme == "postgresql+psycopg"
+            assert (url.hostname, url.port) == ("127.0.0.1", postgres.port)
+            assert url.username == "cleanroom"
+            assert url.path == "/" + postgres.dbname
+            with psycopg.connect(postgres_server.url(postgres.dbname, driver=None)) as conn:
+                assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+        def test_redis(redis, redis_server):
+            client = redis.client()
+            client.set("k", "v")
+            assert client.get("k") == b"v"
+            assert redis.db == 0 and redis.host == "127.0.0.1" and redis.port == redis_server.port
+            assert redis.url.endswith(f"@127.0.0.1:{redis.port}/0")
+            import redis as redis_py
+            assert redis_py.Redis.from_url(redis.url).get("k") == b"v"
+            assert redis.unix_socket.endswith("redis.sock")
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_every_test_gets_an_empty_database_and_leftovers_are_dropped(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_1_writes(postgres, redis):
+            with postgres.connect() as conn:
+                conn.execute("CREATE TABLE mine (x int)")
+            redis.client().set("mine", "1")
+
+        def test_2_leaves_connections_open(postgres):
+            conn = postgres.connect()
+            conn.execute("CREATE TABLE t (x int)")
+            conn.commit()
+            # A connection opened behind the fixture's back, never closed.
+            import psycopg
+            pytest.stray = psycopg.connect(postgres.dsn)
+            pytest.stray.execute("SELECT 1")
+
+        def test_3_crashes_mid_transaction(postgres):
+            conn = postgres.connect()
+            conn.execute("CREATE TABLE t (x int)")
+            conn.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+            raise RuntimeError("boom, with the transaction still open")
+
+        def test_4_sees_nothing_of_the_others(postgres, redis, postgres_server):
+            with postgres.connect() as conn:
+                tables = conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                ).fetchall()
+            assert tables == []
+            assert redis.client().dbsize() == 0
+            with postgres_server.connect() as conn:
+                names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+            ours = {n for n in names if n.startswith("cr_")}
+            # Only this test's database and the run's template remain.
+            assert ours == {postgres.dbname, postgres.dbname.split("_master_")[0] + "_template"}
+            # The stray session was terminated when its database was dropped.
+            import psycopg
+            with pytest.raises(psycopg.OperationalError):
+                pytest.stray.execute("SELECT 1")
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["E * RuntimeError: boom, with the transaction still open"])
+
+
+def test_redis_is_emptied_after_each_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_fill(redis, n):
+            client = redis.client()
+            assert client.dbsize() == 0
+            client.mset({f"k{i}": i for i in range(50)})
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_under_xdist_one_server_serves_every_worker(
+    pytester: pytest.Pytester, runtime_dir: Path
+) -> None:
+    pytester.makepyfile(
+        """
+        import os, pytest
+
+        @pytest.mark.parametrize("n", range(8))
+        def test_share(postgres, redis, n):
+            with postgres.connect() as conn:
+                start = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+                conn.execute("CREATE TABLE t (x int)")
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            client = redis.client()
+            assert client.dbsize() == 0
+            client.set("who", worker)
+            line = f"{worker} {postgres.port} {start.isoformat()} {redis.port} {redis.db}\\n"
+            with open(os.path.join(os.path.dirname(__file__), "seen.txt"), "a") as fh:
+                fh.write(line)
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+    rows = [line.split() for line in (pytester.path / "seen.txt").read_text().splitlines()]
+    assert {row[0] for row in rows} == {"gw0", "gw1"}
+    assert len({tuple(row[1:4]) for row in rows}) == 1  # one postgres, one redis for the run
+    assert {row[0]: row[4] for row in rows} == {"gw0": "0", "gw1": "1"}
