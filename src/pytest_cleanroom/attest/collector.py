@@ -38,6 +38,7 @@ class RunCollector:
         self.envelopes: dict[str, str] = {}
         self.records: list[tuple[int, CommandRecord]] = []
         self.run_envelope: str | None = None
+        self.errors: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
@@ -57,11 +58,23 @@ class RunCollector:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.session is not None:
-            self._write_run_statement(self.session)
+            try:
+                self._write_run_statement(self.session)
+            except OSError as exc:
+                self.errors.append(
+                    f"cannot write the run statement in {self.session.directory}: {exc}"
+                )
         if self.report_path is not None:
-            self._write_report(self.report_path)
+            try:
+                self._write_report(self.report_path)
+            except OSError as exc:
+                self.errors.append(f"cannot write the report {self.report_path}: {exc}")
+        if self.errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # what was asked for is missing
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        for error in self.errors:
+            terminalreporter.write_line(f"cleanroom: ERROR: {error}", red=True, bold=True)
         if self.session is not None and self.run_envelope is not None:
             directory = self.session.directory
             terminalreporter.write_sep("-", "cleanroom attestations")

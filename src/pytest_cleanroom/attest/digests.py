@@ -32,6 +32,9 @@ class FileState:
     racy: bool
 
 
+_NONE = FileState("", (0, 0, 0, 0), True)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Every regular file and symlink under ``root``, keyed by relative POSIX path."""
@@ -60,33 +63,31 @@ class WorkspaceChanges:
 
 def take_snapshot(root: str | os.PathLike[str]) -> Snapshot:
     """Hash every regular file and symlink under ``root`` (sockets, FIFOs, devices are skipped)."""
-    base = Path(root)
+    return refresh(Snapshot(Path(root), {}, 0))
+
+
+def refresh(before: Snapshot) -> Snapshot:
+    """A new snapshot of ``before.root`` that re-reads only the files that may have changed."""
     taken_ns = time.time_ns()
     files: dict[str, FileState] = {}
-    for rel, path, st in _walk(base):
+    for rel, path, st in _walk(before.root):
+        key = _stat_key(st)
+        old = before.files.get(rel)
+        if old is not None and not old.racy and old.stat_key == key:
+            files[rel] = old
+            continue
         digest = _hash_if_present(path, st)
         if digest is not None:
-            files[rel] = FileState(digest, _stat_key(st), _is_racy(st, taken_ns))
-    return Snapshot(base, files, taken_ns)
+            files[rel] = FileState(digest, key, _is_racy(st, taken_ns))
+    return Snapshot(before.root, files, taken_ns)
 
 
 def compare(before: Snapshot) -> WorkspaceChanges:
     """Files added or changed since ``before`` (with new digests), and files removed."""
-    outputs: dict[str, str] = {}
-    after: dict[str, str] = {}
-    for rel, path, st in _walk(before.root):
-        old = before.files.get(rel)
-        if old is not None and not old.racy and old.stat_key == _stat_key(st):
-            after[rel] = old.digest
-            continue
-        digest = _hash_if_present(path, st)
-        if digest is None:
-            continue
-        after[rel] = digest
-        if old is None or old.digest != digest:
-            outputs[rel] = digest
-    removed = tuple(sorted(set(before.files) - set(after)))
-    return WorkspaceChanges(before.digests(), dict(sorted(outputs.items())), removed, after)
+    now = refresh(before).digests()
+    outputs = {rel: d for rel, d in sorted(now.items()) if before.files.get(rel, _NONE).digest != d}
+    removed = tuple(sorted(set(before.files) - set(now)))
+    return WorkspaceChanges(before.digests(), outputs, removed, now)
 
 
 def tree_digest(digests: dict[str, str]) -> str:

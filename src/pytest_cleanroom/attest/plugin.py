@@ -128,7 +128,7 @@ def pytest_cleanroom_created(item: pytest.Item, cleanroom: Cleanroom) -> None:
         return
     state = item.config.stash[_STATE]
     if state.session is not None and watch.workspace is not None:
-        watch.snapshot_before_first_run(cleanroom)
+        watch.snapshot_inputs(cleanroom)
     coverage = _sandbox_coverage(item.config, state)
     if coverage is not None and not _repeat_checked(item) and coverage.prepare(cleanroom):
         watch.coverage = coverage
@@ -156,13 +156,13 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
         if session is not None:
             try:
                 watch.attest(item.nodeid, session)
-            except OSError as exc:
+            except OSError as exc:  # an unreadable workspace file, a full disk...
                 failure = exc
         item.user_properties.extend(watch.properties())
     yield
     if failure is not None and session is not None:
         raise AttestationError(
-            f"cannot write the attestation of {item.nodeid} to {session.directory}: {failure}"
+            f"cannot attest {item.nodeid} (attestations in {session.directory}): {failure}"
         ) from failure
 
 

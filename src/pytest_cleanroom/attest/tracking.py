@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -56,31 +57,31 @@ class CleanroomWatch:
             seed=seed if isinstance(seed, int) else None,
         )
 
-    def snapshot_before_first_run(self, cleanroom: Any) -> None:
-        """Take the "before" snapshot just before the cleanroom's first command.
+    def snapshot_inputs(self, cleanroom: Any) -> None:
+        """Record the workspace's file digests now, at creation, and bring them up to date just
+        before the cleanroom's first command (re-reading only what changed in between).
 
-        Files the test writes between creating the cleanroom and running its first command are
-        then the commands' inputs, not their outputs. If ``run`` cannot be wrapped, the snapshot
-        is taken now, at creation.
+        Files the test writes between creating the cleanroom and its first command are then
+        inputs, not outputs. Should ``run`` not be wrappable, the creation snapshot stands.
         """
-        from .digests import take_snapshot
+        from .digests import refresh, take_snapshot
 
         assert self.workspace is not None
-        root = self.workspace
+        self.before = take_snapshot(self.workspace)
         original = cleanroom.run
         lock = threading.Lock()
+        pending = [True]
 
         @functools.wraps(original)
         def run(*args: Any, **kwargs: Any) -> Any:
             with lock:
-                if self.before is None:
-                    self.before = take_snapshot(root)
+                if pending and self.before is not None:
+                    self.before = refresh(self.before)
+                    pending.clear()
             return original(*args, **kwargs)
 
-        try:
+        with contextlib.suppress(AttributeError):
             cleanroom.run = run
-        except AttributeError:
-            self.before = take_snapshot(root)
 
     def properties(self) -> list[tuple[str, str]]:
         """JUnit properties: what the test's commands actually ran with."""
@@ -99,11 +100,9 @@ class CleanroomWatch:
 
     def attest(self, nodeid: str, session: AttestSession) -> WrittenEnvelope:
         """Compare the workspace with the snapshot, then sign and write the test's envelope."""
-        from .digests import compare, take_snapshot
+        from .digests import compare
         from .statement import AttestedTest
 
-        if self.before is None and self.workspace is not None and self.workspace.is_dir():
-            self.before = take_snapshot(self.workspace)  # no command ran: nothing was produced
         changes = compare(self.before) if self.before is not None else None
         now = time.time()
         started = min([self.created_at, *(r.started_at for r in self.results if r.started_at)])

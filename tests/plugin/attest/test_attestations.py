@@ -229,3 +229,35 @@ def test_xdist_two_workers_then_verify(pytester: pytest.Pytester, sandbox: None)
         if p.get("name") == "cleanroom_attestation_digest"
     ]
     assert len(digests) == 6
+
+
+LOSES_DIRECTORY = """
+import shutil
+from pathlib import Path
+
+def test_a_breaks_the_directory(request):
+    directory = Path(request.config.getoption("cleanroom_attest"))
+    shutil.rmtree(directory)
+    directory.write_text("not a directory any more")
+
+def test_b_uses_a_cleanroom(cleanroom):
+    cleanroom.run(["true"]).assert_success()
+"""
+
+
+def test_a_directory_lost_during_the_run_is_a_clear_error(
+    pytester: pytest.Pytester, sandbox: None
+) -> None:
+    pytester.makepyfile(test_lose=LOSES_DIRECTORY)
+    result = pytester.runpytest_subprocess("--cleanroom-attest=att")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AttestationError: cannot attest test_lose.py::test_b_uses_a_cleanroom "
+            "(attestations in */att): *Not a directory*",
+            "cleanroom: ERROR: cannot write the run statement in */att: *Not a directory*",
+        ],
+        consecutive=False,
+    )
+    assert "INTERNALERROR" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
