@@ -13,6 +13,7 @@ import subprocess
 import threading
 from collections.abc import Sequence
 
+from ..environment import FIXED_PATH
 from ..errors import BackendUnavailableError, SandboxError
 from ..filesystem import FsOp
 from ..limits import Rlimits
@@ -26,32 +27,41 @@ INSTALL_HINT = (
 )
 
 _probe_lock = threading.Lock()
-_probe: dict[str, str | None] = {}
+_probe: dict[tuple[str, bool], str | None] = {}
+_NAMESPACES = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
 
 
-def _probe_bwrap(path: str) -> str | None:
+def _probe_bwrap(path: str, *, disable_userns: bool) -> str | None:
     """``None`` if bwrap can create the namespaces the engine uses here, else why not."""
+    key = (path, disable_userns)
     with _probe_lock:
-        if path not in _probe:
-            argv = [
-                path, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
-                "--unshare-uts", "--disable-userns", "--ro-bind", "/", "/", "--proc", "/proc",
-                "--dev", "/dev", "--", "true",
-            ]  # fmt: skip
+        if key not in _probe:
+            extra = ["--disable-userns"] if disable_userns else []
+            argv = [path, *_NAMESPACES, *extra, "--ro-bind", "/", "/", "--proc", "/proc",
+                    "--dev", "/dev", "--", "true"]  # fmt: skip
             try:
-                done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                _probe[path] = f"{path} could not be run: {exc}"
-            else:
-                _probe[path] = (
-                    None
-                    if done.returncode == 0
-                    else f"{path} cannot create namespaces here: "
-                    f"{done.stderr.decode(errors='replace').strip()} (user namespaces may be "
-                    "disabled: sysctl kernel.unprivileged_userns_clone=1 / "
-                    "user.max_user_namespaces>0)"
+                done = subprocess.run(
+                    argv, capture_output=True, timeout=30, check=False, env={"PATH": FIXED_PATH}
                 )
-        return _probe[path]
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                _probe[key] = f"{path} could not be run: {exc}"
+            else:
+                error = done.stderr.decode(errors="replace").strip()
+                if done.returncode == 0:
+                    _probe[key] = None
+                elif disable_userns and "--disable-userns" in error:
+                    _probe[key] = (
+                        f"{path} cannot forbid nested user namespaces (bubblewrap 0.8 or later "
+                        "has --disable-userns): upgrade bubblewrap, use the unshare backend, or "
+                        "set nested_user_namespaces=True"
+                    )
+                else:
+                    _probe[key] = (
+                        f"{path} cannot create namespaces here: {error} (user namespaces may be "
+                        "disabled: sysctl kernel.unprivileged_userns_clone=1 / "
+                        "user.max_user_namespaces>0)"
+                    )
+        return _probe[key]
 
 
 class BwrapBackend(NamespaceBackend):
@@ -72,7 +82,9 @@ class BwrapBackend(NamespaceBackend):
         return path
 
     def check(self, policy: Policy) -> None:
-        problem = _probe_bwrap(self.executable)
+        problem = _probe_bwrap(self.executable, disable_userns=False)
+        if problem is None and not policy.nested_user_namespaces:
+            problem = _probe_bwrap(self.executable, disable_userns=True)
         if problem is not None:
             raise BackendUnavailableError(problem)
         self.check_limits(policy)

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..environment import FIXED_PATH
 from ..errors import BackendUnavailableError, SandboxError
 from ..filesystem import FsOp
 from ..limits import Rlimits
@@ -48,7 +49,9 @@ def _probe_unshare(path: str) -> str | None:
             argv = [path, "--user", "--map-root-user", "--mount", "--pid", "--fork", "--net",
                     "--ipc", "--uts", "true"]  # fmt: skip
             try:
-                done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+                done = subprocess.run(
+                    argv, capture_output=True, timeout=30, check=False, env={"PATH": FIXED_PATH}
+                )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 _probe[path] = f"{path} could not be run: {exc}"
             else:
