@@ -3,8 +3,10 @@
 The plan is computed once per command from the policy; the ``bwrap`` and ``unshare`` backends
 render the same plan, so both give the same view:
 
-* a fresh root whose top-level entries are the host's, bound read-only (read-write only when the
-  policy turns ``read_only_root`` off); the root itself is made read-only at the end;
+* a fresh root whose top-level directories and symlinks are the host's, bound read-only
+  (read-write only when the policy turns ``read_only_root`` off); the root itself is made
+  read-only at the end (top-level regular files, such as ``/.dockerenv``, are left out unless
+  ``readable_paths`` names them);
 * hidden paths replaced by an empty read-only directory (an unreadable file for files), except
   where ``readable_paths`` lets a path through read-only;
 * a private ``/tmp`` (a tmpfs sized to the memory limit), a minimal ``/dev``, a ``/proc`` of the
@@ -128,8 +130,10 @@ def plan(
         elif path in hidden:
             if kind == "dir":
                 ops.append(FsOp("dir", path))
-        else:
+        elif kind == "dir" or path in readable:
             ops.append(FsOp(bind_root, path, source=path))
+        # Regular files at the top level (container markers such as /.dockerenv) are left out:
+        # each bind costs time on every command, and none of them is a tool's business.
 
     if os.path.isdir("/sys"):
         ops.append(FsOp("ro-bind", "/sys", source="/sys"))

@@ -35,6 +35,7 @@ DEFAULT_HIDDEN: tuple[str, ...] = (
     "/srv",
     "/mnt",
     "/media",
+    "/lost+found",
     "/etc/shadow",
     "/etc/shadow-",
     "/etc/gshadow",

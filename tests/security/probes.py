@@ -173,7 +173,7 @@ else:
 
 KERNEL_KNOBS = script("""
 for path in ("/proc/sys/kernel/core_pattern", "/proc/sys/kernel/hostname",
-             "/proc/sys/vm/drop_caches", "/proc/sysrq-trigger",
+             "/proc/sys/vm/drop_caches", "/proc/sysrq-trigger", "/proc/irq/default_smp_affinity",
              "/sys/kernel/uevent_helper", "/sys/fs/cgroup/memory/release_agent",
              "/sys/fs/cgroup/pids/cgroup.procs"):
     if not os.path.exists(path):

@@ -106,7 +106,8 @@ class BwrapBackend(NamespaceBackend):
         if not policy.nested_user_namespaces:
             argv.append("--disable-userns")
         for op in ops:
-            argv += _render(op)
+            if op.target not in _COVERED_BY_BWRAP:
+                argv += _render(op)
         argv += ["--chdir", spec.cwd, "--"]
         if rlimits is not None and not rlimits.empty:
             argv += ["prlimit", *rlimits.prlimit_args(), "--"]
@@ -132,6 +133,12 @@ class BwrapBackend(NamespaceBackend):
             reason = line.rsplit(": ", 1)[-1]
             return exec_failure(outcome, program, reason, not_found=outcome.exit_code == 127)
         return outcome
+
+
+# bwrap's --proc binds these read-only itself whenever the sandbox could write them (it tests
+# write access to the directory). It skips /proc/sys, whose directory always refuses writes
+# although its files do not: the plan's own bind covers that one.
+_COVERED_BY_BWRAP = frozenset({"/proc/irq", "/proc/bus"})
 
 
 def _render(op: FsOp) -> list[str]:
