@@ -191,11 +191,21 @@ def test_a_given_signing_key_signs_everything(pytester: pytest.Pytester, sandbox
 
 
 XDIST_TESTS = """
+import warnings
 import pytest
 
 @pytest.mark.parametrize("n", range(6))
 def test_make(cleanroom, n):
     cleanroom.run(["sh", "-c", f"echo {n} > out-{n}.txt"]).assert_success()
+
+def test_fails():
+    assert False
+
+def test_warns():
+    warnings.warn(UserWarning("careful"))
+
+def test_skipped():
+    pytest.skip("not here")
 """
 
 
@@ -204,8 +214,14 @@ def test_xdist_two_workers_then_verify(pytester: pytest.Pytester, sandbox: None)
     result = pytester.runpytest_subprocess(
         "-n", "2", "--cleanroom-attest=att", "--cleanroom-report=report.json", "--junitxml=j.xml"
     )
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=7, failed=1, skipped=1, warnings=1)
     directory = pytester.path / "att"
+    # The controller classified every worker's tests.
+    predicate = statement_of(directory / "run.intoto.json")["predicate"]
+    assert predicate["result"] == "FAILED"
+    assert predicate["failedTests"] == ["test_make.py::test_fails"]
+    assert predicate["warnedTests"] == ["test_make.py::test_warns"]
+    assert len(predicate["passedTests"]) == 6
     envelopes = test_envelopes(directory)
     assert len(envelopes) == 6
     keyids = {json.loads(p.read_text())["signatures"][0]["keyid"] for p in envelopes.values()}

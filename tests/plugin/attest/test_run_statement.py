@@ -48,10 +48,10 @@ def run_statement(directory: Path) -> dict[str, object]:
     return data
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_outcomes_are_summarised_and_verify(pytester: pytest.Pytester, workers: list[str]) -> None:
+def test_outcomes_are_summarised_and_verify(pytester: pytest.Pytester) -> None:
+    # (The same under xdist: test_attestations.py::test_xdist_two_workers_then_verify.)
     pytester.makepyfile(test_outcomes=OUTCOMES)
-    result = pytester.runpytest_subprocess("--cleanroom-attest=att", *workers)
+    result = pytester.runpytest_subprocess("--cleanroom-attest=att")
     result.assert_outcomes(passed=3, failed=1, skipped=1, xfailed=1, errors=1, warnings=1)
     directory = pytester.path / "att"
     statement = run_statement(directory)
@@ -78,7 +78,7 @@ def test_outcomes_are_summarised_and_verify(pytester: pytest.Pytester, workers: 
 
 def test_a_passing_run_is_passed(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_ok():\n    pass\n")
-    pytester.runpytest_subprocess("--cleanroom-attest=att").assert_outcomes(passed=1)
+    pytester.runpytest("--cleanroom-attest=att").assert_outcomes(passed=1)
     predicate = run_statement(pytester.path / "att")["predicate"]
     assert isinstance(predicate, dict)
     assert predicate["result"] == "PASSED"
@@ -90,7 +90,7 @@ def test_previous_envelopes_are_removed_and_other_files_kept(pytester: pytest.Py
     (directory / "stale-0123.intoto.json").write_text("{}")
     (directory / "notes.txt").write_text("mine")
     pytester.makepyfile("def test_ok():\n    pass\n")
-    pytester.runpytest_subprocess(f"--cleanroom-attest={directory}").assert_outcomes(passed=1)
+    pytester.runpytest(f"--cleanroom-attest={directory}").assert_outcomes(passed=1)
     assert sorted(p.name for p in directory.iterdir()) == [
         "cleanroom-attest.pub",
         "notes.txt",
@@ -102,7 +102,7 @@ def test_previous_envelopes_are_removed_and_other_files_kept(pytester: pytest.Py
 def test_ini_keys_are_relative_to_the_ini_file(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ncleanroom_attest = out/att\ncleanroom_report = out/r.json\n")
     pytester.makepyfile("def test_ok():\n    pass\n")
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     assert (pytester.path / "out" / "att" / "run.intoto.json").is_file()
     report = json.loads((pytester.path / "out" / "r.json").read_text())

@@ -80,7 +80,7 @@ def test_attestation_directory_that_is_a_file(pytester: pytest.Pytester) -> None
     pytester.makepyfile(ONE_TEST)
     blocker = pytester.path / "blocker"
     blocker.write_text("a file, not a directory")
-    result = pytester.runpytest_subprocess(f"--cleanroom-attest={blocker / 'sub'}")
+    result = pytester.runpytest(f"--cleanroom-attest={blocker / 'sub'}")
     assert result.ret == USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --cleanroom-attest: cannot write attestations to *sub*"])
     assert "Not a directory" in result.stderr.str()
@@ -90,25 +90,19 @@ def test_attestation_directory_that_is_a_file(pytester: pytest.Pytester) -> None
 def test_signing_key_errors_name_the_file(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(ONE_TEST)
     missing = pytester.path / "missing.pem"
-    result = pytester.runpytest_subprocess(
-        "--cleanroom-attest=att", f"--cleanroom-signing-key={missing}"
-    )
+    result = pytester.runpytest("--cleanroom-attest=att", f"--cleanroom-signing-key={missing}")
     assert result.ret == USAGE_ERROR
     result.stderr.fnmatch_lines(
         [f"ERROR: --cleanroom-signing-key: {missing}: cannot read the signing key*"]
     )
     public = pytester.path / "k.pub"
     public.write_bytes(SigningKey.generate().public.pem())
-    result = pytester.runpytest_subprocess(
-        "--cleanroom-attest=att", f"--cleanroom-signing-key={public}"
-    )
+    result = pytester.runpytest("--cleanroom-attest=att", f"--cleanroom-signing-key={public}")
     assert result.ret == USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: --cleanroom-signing-key: {public}: is a public key*"])
     garbage = pytester.path / "k.pem"
     garbage.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-    result = pytester.runpytest_subprocess(
-        "--cleanroom-attest=att", f"--cleanroom-signing-key={garbage}"
-    )
+    result = pytester.runpytest("--cleanroom-attest=att", f"--cleanroom-signing-key={garbage}")
     assert result.ret == USAGE_ERROR
     result.stderr.fnmatch_lines(
         [f"ERROR: --cleanroom-signing-key: {garbage}: not a PEM ed25519 private key*"]
@@ -119,7 +113,7 @@ def test_signing_key_errors_name_the_file(pytester: pytest.Pytester) -> None:
 
 def test_signing_key_without_a_directory(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(ONE_TEST)
-    result = pytester.runpytest_subprocess("--cleanroom-signing-key=k.pem")
+    result = pytester.runpytest("--cleanroom-signing-key=k.pem")
     assert result.ret == USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --cleanroom-signing-key needs --cleanroom-attest=DIR"])
 
@@ -127,7 +121,7 @@ def test_signing_key_without_a_directory(pytester: pytest.Pytester) -> None:
 def test_report_that_cannot_be_written(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(ONE_TEST)
     (pytester.path / "adir").mkdir()
-    result = pytester.runpytest_subprocess("--cleanroom-report=adir")
+    result = pytester.runpytest("--cleanroom-report=adir")
     assert result.ret == USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --cleanroom-report: cannot write */adir: *"])
     readonly = pytester.path / "ro"
