@@ -77,8 +77,9 @@ class AttestedTest:
 
 
 def canonical_json(data: Any) -> bytes:
-    """Sorted keys, no whitespace: the bytes that are hashed and signed."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Sorted keys, no whitespace, ASCII only (file names that are not UTF-8 survive as
+    ``\\udcXX`` escapes): the bytes that are hashed and signed."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
 def sha256_hex(data: bytes) -> str:

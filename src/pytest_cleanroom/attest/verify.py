@@ -319,7 +319,12 @@ def _check_run_listing(
                 f"{directory / name}: listed by {store.RUN_ENVELOPE} but missing"
             )
             continue
-        if hashlib.sha256(envelope.read_bytes()).hexdigest() != expected:
+        try:
+            found = hashlib.sha256(envelope.read_bytes()).hexdigest()
+        except OSError as exc:
+            run_check.errors.append(f"{envelope}: cannot read: {exc.strerror}")
+            continue
+        if found != expected:
             run_check.errors.append(
                 f"{envelope}: differs from the sha256 {store.RUN_ENVELOPE} records for it"
             )

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from pytest_cleanroom.attest import dsse, store
+from pytest_cleanroom.attest.attester import Attester
+from pytest_cleanroom.attest.digests import compare, take_snapshot
 from pytest_cleanroom.attest.keys import SigningKey
-from pytest_cleanroom.attest.statement import canonical_json
+from pytest_cleanroom.attest.statement import AttestedTest, Builder, canonical_json
 from pytest_cleanroom.attest.verify import verify
 
-from .conftest import AttestedRun, attest_tests
+from .conftest import AttestedRun, attest_tests, make_result
 
 NODE_A = "tests/test_a.py::test_build"
 
@@ -212,3 +215,23 @@ def test_the_run_envelope_alone_checks_its_listing(attested: AttestedRun, target
     assert verify(path, key=attested.public_key).ok
     _envelope(attested).unlink()
     assert not verify(path, key=attested.public_key).ok
+
+
+def test_file_names_that_are_not_utf8_are_attested_and_checked(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    before = take_snapshot(ws)
+    odd = os.fsdecode(b"caf\xe9-latin1.txt")  # not valid UTF-8
+    (ws / odd).write_bytes(b"data")
+    out = tmp_path / "att"
+    out.mkdir()
+    key = SigningKey.generate()
+    attester = Attester(out, key, Builder.current("r"))
+    written = attester.attest_test(
+        AttestedTest("t::odd", [make_result(ws, ("true",))], str(ws), compare(before), 1.0, 2.0)
+    )
+    public = tmp_path / "k.pub"
+    public.write_bytes(key.public.pem())
+    assert verify(out / written.name, key=public).ok
+    (ws / odd).write_bytes(b"Data")
+    assert not verify(out / written.name, key=public).ok
