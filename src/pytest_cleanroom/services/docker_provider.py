@@ -113,10 +113,10 @@ def _prepare(
         "server_dir": str(server_dir),
     }
     record_id = registry.add(service=service, run_id=run_id, owner=owner, handle=handle)
-    server_dir.mkdir(mode=0o711)
+    server_dir.mkdir(mode=0o700)  # keeps other users away from the open socket directory
     sock = server_dir / "sock"
     sock.mkdir()
-    sock.chmod(0o777)  # the container's server user creates its socket here
+    sock.chmod(0o777)  # the container's server user (some uid of the image) creates its socket here
     return server_dir, name, registry, record_id, handle
 
 

@@ -45,7 +45,8 @@ SERVER_SETTINGS: dict[str, str] = {
     "full_page_writes": "off",
     "logging_collector": "off",
     "log_checkpoints": "off",  # CREATE DATABASE ... FILE_COPY checkpoints on every test
-    "unix_socket_permissions": "0770",
+    # The socket file is open to all; its directory decides who gets to it (see start_postgres).
+    "unix_socket_permissions": "0777",
     "max_connections": "200",
 }
 
@@ -213,6 +214,7 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
         pidfile="data/postmaster.pid",
         stop_signal=signal.SIGQUIT,  # immediate shutdown: the data are thrown away anyway
         data_dir=data_root(settings.data_dir, settings.runtime_dir),
+        group=account.gid,
     )
     try:
         data = sdir.data
@@ -222,14 +224,13 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
         with contextlib.suppress(FileNotFoundError):
             (data / "postmaster.pid").unlink()
         _chown_tree(data, account)
-        sock.mkdir()
-        if account.uid is None:
-            sock.chmod(0o700)
-        else:
-            # Run as another account, the server owns the socket directory; root's group keeps
-            # access so that a sandbox running as root without CAP_DAC_OVERRIDE still gets in.
+        sock.mkdir(mode=0o700)
+        if account.gid is not None:
+            # As root the server runs as another account: the socket directory stays ours (so a
+            # sandbox whose root maps to us, without CAP_DAC_OVERRIDE, can enter it) and lets the
+            # server's group create its socket there. Nobody else can reach it.
+            os.chown(sock, -1, account.gid)
             sock.chmod(0o770)
-            account.chown(sock, group=os.getegid())
         log_path.touch()
         account.chown(log_path)
         last_error = ""

@@ -127,11 +127,14 @@ class ServerDir:
         pidfile: str,
         stop_signal: int,
         data_dir: Path | None = None,
+        group: int | None = None,
     ) -> ServerDir:
         """Register, then create, ``<runtime_dir>/<sv>-<run>-<rand>`` (and its data directory).
 
         ``pidfile`` is relative to the server directory (``data/...``: to the data directory);
         ``data_dir`` is a root for the data directory elsewhere (``None``: ``<server dir>/data``).
+        The server directory is ours alone (0700), or 0710 for ``group`` when the server runs
+        as another account that must reach its socket directory inside.
         """
         ensure_private_dir(runtime_dir)
         name = f"{service[:2]}-{run_id}-{secrets.token_hex(3)}"
@@ -156,7 +159,10 @@ class ServerDir:
             "stop_signal": stop_signal,
         }
         record_id = registry.add(service=service, run_id=run_id, owner=owner, handle=handle)
-        path.mkdir(mode=0o711 if os.geteuid() == 0 else 0o700)
+        path.mkdir(mode=0o700)
+        if group is not None:
+            os.chown(path, -1, group)
+            path.chmod(0o710)
         if data.parent != path:
             ensure_private_dir(data.parent)
         return cls(path, data, registry, record_id, handle)
