@@ -112,3 +112,26 @@ def test_a_lenient_pack_cannot_weaken_the_run(
             "plain.scenario.toml::plain FAILED*",  # the run's strict floor holds for it too
         ]
     )
+
+
+def test_the_pack_services_are_requested_by_its_scenarios(
+    pytester: pytest.Pytester, tmp_path: Path, install_packs: Callable[..., None]
+) -> None:
+    pack = write_test_gpack(
+        tmp_path,
+        "io.example.cache",
+        cleanroom='policy = "standard"\nservices = ["redis"]',
+        scenarios={"s.scenario.toml": probe("uses-redis", ".*")},
+    )
+    install_packs(pytester.path, pack)
+    # Listing the fixtures each test uses starts no server.
+    result = pytester.runpytest("--fixtures-per-test")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*fixtures used by uses-redis*",
+            "cleanroom -- *",
+            "redis -- *",
+        ],
+        consecutive=False,
+    )

@@ -228,3 +228,25 @@ def test_a_broken_fixtures_module_names_its_line(
             "io.example.broken@1.0.0 failed: ZeroDivisionError: division by zero"
         ]
     )
+
+
+def test_a_scenario_the_runner_rejects_is_a_collection_error_naming_the_pack(
+    pytester: pytest.Pytester, tmp_path: Path, install_packs: Callable[..., None]
+) -> None:
+    good = '[scenario]\nname = "good"\n\n[[steps]]\nname = "ok"\nrun = "true"\n'
+    bad = '[scenario]\nname = "bad"\n\n[[steps]]\nname = "ref"\nrun = "echo ${matrix.nope}"\n'
+    pack = write_test_gpack(
+        tmp_path,
+        "io.example.half",
+        scenarios={"good.scenario.toml": good, "bad.scenario.toml": bad},
+    )
+    install_packs(pytester.path, pack)
+    result = pytester.runpytest("--continue-on-collection-errors", "-v")
+    result.assert_outcomes(passed=1, errors=1)
+    bad_path = pytester.path / ".ggen/packages/io.example.half/1.0.0/scenarios/bad.scenario.toml"
+    result.stdout.fnmatch_lines_random(
+        [
+            "gpack:io.example.half@1.0.0/scenarios/good.scenario.toml::good PASSED*",
+            f"*gpack io.example.half@1.0.0: {bad_path}:6: ${{matrix.nope}} is not a matrix key*",
+        ]
+    )
