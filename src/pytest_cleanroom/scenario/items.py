@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from ..result import CleanroomAssertionError
 from .files import ScenarioFileError, ScenarioVariant, load_scenario_file
-from .result import ScenarioFailedError, ScenarioResult
+from .result import ScenarioResult
 from .state import RESULT_KEY
 
 MARKER = "scenario"
@@ -55,7 +56,8 @@ class ScenarioItem(pytest.Function):
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException]
     ) -> Any:
-        if isinstance(excinfo.value, ScenarioFailedError):
+        # A failed step or a failed repeat check explains itself; the plugin's frames do not.
+        if isinstance(excinfo.value, CleanroomAssertionError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 

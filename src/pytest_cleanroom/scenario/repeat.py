@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..result import CleanroomAssertionError, RunResult
-from .treediff import Baseline, copy_tree, first_tree_difference
+from .treediff import Baseline, copy_tree, first_tree_difference, scratch_parent, total_size
 
 if TYPE_CHECKING:
     from ..engine import Cleanroom
@@ -119,7 +119,7 @@ class RepeatChecker:
         try:
             root = _workspace_root(self.cleanroom)
             root_base = Baseline.take(root)
-            copy = self._fresh_copy_of(root)
+            copy = self._fresh_copy_of(root, total_size(root_base))
             try:
                 copy_base = Baseline.take(copy)
                 first = unit(self.cleanroom)
@@ -140,11 +140,13 @@ class RepeatChecker:
             raise RepeatCheckError(mismatch.describe())
         return first
 
-    def _fresh_copy_of(self, root: Path) -> Path:
-        """Copy the workspace, as it is now, to the same place each time (beside the workspace,
-        so on the same file system), replacing the previous copy."""
+    def _fresh_copy_of(self, root: Path, size: int) -> Path:
+        """Copy the workspace, as it is now, replacing the previous copy; the place is chosen
+        once per checker (RAM when it has room, else beside the workspace), so that the replay
+        cleanroom always works in the same directory."""
         if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix=".cleanroom-repeat-", dir=root.parent))
+            parent = scratch_parent(root, size)
+            self._scratch = Path(tempfile.mkdtemp(prefix=".cleanroom-repeat-", dir=parent))
         copy = self._scratch / root.name
         if copy.exists():
             shutil.rmtree(copy)

@@ -68,6 +68,47 @@ def scan(root: Path) -> dict[str, StatKey]:
     return found
 
 
+def total_size(baseline: Baseline) -> int:
+    """Bytes in the regular files of ``baseline``."""
+    return sum(key[2] for key in baseline.entries.values() if stat.S_ISREG(key[0]))
+
+
+def scratch_parent(workspace: Path, size: int, *, shm: Path = Path("/dev/shm")) -> Path:
+    """Where to put a copy of ``workspace`` holding ``size`` bytes: RAM (``/dev/shm``) when it
+    has ample room and its mount is no more restrictive (``noexec``, ``nosuid``, ``nodev``) than
+    the workspace's, so that a program runs in the copy as in the original; else beside the
+    workspace, on the same file system."""
+    try:
+        room = shutil.disk_usage(shm).free
+    except OSError:
+        return workspace.parent
+    if room < 4 * size + (64 << 20):
+        return workspace.parent
+    restrictive = {"noexec", "nosuid", "nodev"}
+    if mount_options(shm) & restrictive - mount_options(workspace):
+        return workspace.parent
+    return shm
+
+
+def mount_options(path: Path) -> set[str]:
+    """The per-mount options of the mount holding ``path`` (empty if unknown)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return set()
+    target = os.path.realpath(path)
+    best, options = "", set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        point = fields[4].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, options = point, set(fields[5].split(","))
+    return options
+
+
 def copy_tree(source: Path, target: Path) -> None:
     """Copy ``source`` to the new directory ``target`` with modes, times and symlinks.
 

@@ -175,3 +175,19 @@ def test_ini_key_turns_it_on(pytester: pytest.Pytester) -> None:
         "def test_r(cleanroom):\n    cleanroom.run('od -An -N8 -tx1 /dev/urandom')\n"
     )
     pytester.runpytest().assert_outcomes(failed=1)
+
+
+def test_scenario_files_are_checked_and_explained(pytester: pytest.Pytester) -> None:
+    pytester.path.joinpath("noisy.scenario.toml").write_text(
+        "[[steps]]\nname = 'stable'\nrun = 'echo same > same.txt'\n\n"
+        "[[steps]]\nname = 'noise'\nrun = 'od -An -N4 -tx1 /dev/urandom > noise.txt'\n"
+    )
+    result = pytester.runpytest("--cleanroom-repeat-check")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "repeat check: command `od -An -N4 -tx1 /dev/urandom > noise.txt` is not "
+            "deterministic: * it left a different workspace: file 'noise.txt' differs *"
+        ]
+    )
+    assert "def run_scenario_file" not in result.stdout.str()

@@ -10,6 +10,7 @@ import pytest
 
 from pytest_cleanroom.scenario import treediff
 from pytest_cleanroom.scenario.treediff import Baseline, copy_tree, first_tree_difference
+from tests.conftest import require
 
 
 def describe(one: bytes, two: bytes) -> str:
@@ -148,3 +149,25 @@ def test_rewrite_of_the_second_tree(pair: tuple[Path, Path]) -> None:
         rewrite_two=lambda data: data.replace(str(two).encode(), str(one).encode()),
     )
     assert same is None
+
+
+def test_scratch_goes_to_ram_only_when_roomy_and_not_more_restrictive(tmp_path: Path) -> None:
+    from pytest_cleanroom.scenario.treediff import mount_options, scratch_parent
+
+    workspace = tmp_path / "ws"
+    shm = Path("/dev/shm")
+    require(shm.is_dir(), "/dev/shm (a RAM file system)")
+    expected = shm
+    if mount_options(shm) & {"noexec", "nosuid", "nodev"} - mount_options(workspace.parent):
+        expected = workspace.parent
+    assert scratch_parent(workspace, 1024) == expected
+    # Far more than any machine's RAM: beside the workspace.
+    assert scratch_parent(workspace, 1 << 60) == workspace.parent
+    # No RAM file system at that path at all.
+    assert scratch_parent(workspace, 1024, shm=tmp_path / "missing") == workspace.parent
+
+
+def test_mount_options_of_the_root() -> None:
+    from pytest_cleanroom.scenario.treediff import mount_options
+
+    assert {"rw", "ro"} & mount_options(Path("/"))

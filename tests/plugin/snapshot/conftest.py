@@ -1,0 +1,18 @@
+"""Import, in this process, the modules the inner pytester runs use.
+
+pytester's in-process runs drop from ``sys.modules`` what they imported; a package attribute
+keeps pointing at the dropped module (``from . import floor`` then returns it), so a later run
+would mix two generations of ``Policy`` and ``isinstance`` would fail between them. Importing them
+here, once, keeps a single generation for the whole session.
+"""
+
+from __future__ import annotations
+
+import pytest_cleanroom.engine
+import pytest_cleanroom.pytest_plugin.sandbox
+import pytest_cleanroom.scenario.files
+import pytest_cleanroom.scenario.items
+import pytest_cleanroom.scenario.replay
+import pytest_cleanroom.scenario.runner
+import pytest_cleanroom.snapshot.extension
+import pytest_cleanroom.snapshot.views  # noqa: F401
