@@ -7,10 +7,11 @@ Each command gets its own group in the ``memory``, ``pids`` and ``cpuacct`` hier
 it; the freezer makes killing a fork bomb race-free. The command joins its groups before it
 starts (the launcher writes ``0`` to each ``cgroup.procs``), so no descendant can be outside.
 
-A finished command's groups are released: what is left is killed at once, and the directories
-are removed in the background once the last task has exited (a sandbox's init may still be
-tearing its namespaces down when the result is known); :func:`flush` waits for that, and runs at
-interpreter exit. Groups left by a process that died without cleaning up are removed by the next
+A finished command's groups are released: what is left is killed at once; in the background,
+once the last task has exited (a sandbox's init may still be tearing its namespaces down when
+the result is known), the groups are kept for reuse by a later command (counters reset, limits
+set again) or removed. :func:`flush` waits for that; :func:`remove_all` runs at interpreter
+exit. Groups left by a process that died without cleaning up are removed by the next
 process that uses cgroups (their names carry the owner's pid and start time).
 """
 
@@ -178,29 +179,71 @@ class RunCgroup:
 
     def __init__(self, dirs: dict[str, Path]) -> None:
         self.dirs = dirs
+        # Cumulative counters of a reused group, as they were when this command started.
+        self._base_oom_kills = 0
+        self._base_pids_max_hits = 0
 
     @classmethod
     def create(cls, *, memory_limit: int | None, max_processes: int | None) -> RunCgroup | None:
-        """New groups with the limits set, or ``None`` where cgroups cannot be used."""
+        """Groups with the limits set and the counters reset, or ``None`` without cgroups.
+
+        Groups of finished commands are reused when they are empty and hold (almost) no
+        memory: a task's first move into a fresh group costs several milliseconds (the kernel
+        builds a new css_set), a move into a known one much less.
+        """
         found = parents()
         if found is None:
             return None
+        group = _pool.take()
+        if group is not None:
+            try:
+                group._configure(memory_limit, max_processes)
+                return group
+            except OSError:
+                group.remove()
         name = f"{os.getpid()}-{_my_start_time()}-{next(_counter)}"
         group = cls({c: p / name for c, p in found.items()})
         try:
             for d in group.dirs.values():
                 d.mkdir()
-            if memory_limit is not None:
-                _write(group.dirs["memory"] / "memory.limit_in_bytes", memory_limit)
-                memsw = group.dirs["memory"] / "memory.memsw.limit_in_bytes"
-                if memsw.exists():
-                    _write(memsw, memory_limit)
-            if max_processes is not None:
-                _write(group.dirs["pids"] / "pids.max", max_processes)
+            group._configure(memory_limit, max_processes)
         except BaseException:
             group.remove()
             raise
         return group
+
+    def _configure(self, memory_limit: int | None, max_processes: int | None) -> None:
+        memory = self.dirs["memory"]
+        memsw = memory / "memory.memsw.limit_in_bytes"
+        has_memsw = memsw.exists()
+        if has_memsw:
+            _write(memsw, -1)  # memsw may never be below the memory limit: lift it first
+        _write(memory / "memory.limit_in_bytes", memory_limit if memory_limit is not None else -1)
+        if has_memsw and memory_limit is not None:
+            _write(memsw, memory_limit)
+        _write(self.dirs["pids"] / "pids.max", max_processes if max_processes else "max")
+        _write(self.dirs["cpuacct"] / "cpuacct.usage", 0)
+        _write(memory / "memory.max_usage_in_bytes", 0)
+        self._base_oom_kills = self._raw_counter(memory / "memory.oom_control", "oom_kill")
+        self._base_pids_max_hits = self._raw_counter(self.dirs["pids"] / "pids.events", "max")
+
+    @staticmethod
+    def _raw_counter(path: Path, key: str) -> int:
+        try:
+            text = path.read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+        return 0
+
+    def memory_in_use(self) -> int:
+        try:
+            return int((self.dirs["memory"] / "memory.usage_in_bytes").read_text())
+        except (OSError, ValueError):
+            return -1
 
     @property
     def procs_files(self) -> list[str]:
@@ -215,26 +258,14 @@ class RunCgroup:
         return [int(x) for x in text.split()]
 
     def oom_kills(self) -> int:
-        try:
-            text = (self.dirs["memory"] / "memory.oom_control").read_text()
-        except OSError:
-            return 0
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return 0
+        """OOM kills in the group since this command started."""
+        path = self.dirs["memory"] / "memory.oom_control"
+        return self._raw_counter(path, "oom_kill") - self._base_oom_kills
 
     def pids_max_hits(self) -> int:
-        try:
-            text = (self.dirs["pids"] / "pids.events").read_text()
-        except OSError:
-            return 0
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "max":
-                return int(value)
-        return 0
+        """Forks refused by ``pids.max`` since this command started."""
+        path = self.dirs["pids"] / "pids.events"
+        return self._raw_counter(path, "max") - self._base_pids_max_hits
 
     def cpu_time(self) -> float | None:
         try:
@@ -302,9 +333,10 @@ class RunCgroup:
                     time.sleep(0.005)
 
     def release(self) -> None:
-        """SIGKILL whatever is left now; wait for the tasks to be gone and remove the groups in
-        the background (a sandbox's init may still be tearing its namespaces down after the
-        command's result is known). :func:`flush` waits for every pending release."""
+        """SIGKILL whatever is left now; in the background, wait for the tasks to be gone, then
+        keep the groups for the next command or remove them (a sandbox's init may still be
+        tearing its namespaces down after the command's result is known). :func:`flush` waits
+        for every pending release."""
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -340,7 +372,9 @@ class _Remover:
             try:
                 if not group.wait_empty(deadline=0.5):
                     group.kill()
-                group.remove()
+                    group.wait_empty()
+                if group.pids() or not _pool.put(group):
+                    group.remove()
             finally:
                 with self._cond:
                     self._busy -= 1
@@ -357,15 +391,52 @@ class _Remover:
         return True
 
 
+class _Pool:
+    """Empty groups kept for reuse (a few, and only those holding almost no memory)."""
+
+    SIZE = 8
+    MAX_LEFTOVER_MEMORY = 4 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: list[RunCgroup] = []
+
+    def take(self) -> RunCgroup | None:
+        with self._lock:
+            return self._groups.pop() if self._groups else None
+
+    def put(self, group: RunCgroup) -> bool:
+        if not 0 <= group.memory_in_use() <= self.MAX_LEFTOVER_MEMORY:
+            return False
+        with self._lock:
+            if len(self._groups) >= self.SIZE:
+                return False
+            self._groups.append(group)
+            return True
+
+    def drain(self) -> None:
+        with self._lock:
+            groups, self._groups = self._groups, []
+        for group in groups:
+            group.remove()
+
+
 _remover = _Remover()
+_pool = _Pool()
 
 
 def flush(deadline: float = 30.0) -> bool:
-    """Wait until every released group is removed; False if ``deadline`` passed first."""
+    """Wait until every released group is emptied and put away; False if ``deadline`` passed."""
     return _remover.flush(deadline)
 
 
-atexit.register(flush)
+def remove_all(deadline: float = 30.0) -> None:
+    """Flush, then remove the groups kept for reuse (done at interpreter exit)."""
+    flush(deadline)
+    _pool.drain()
+
+
+atexit.register(remove_all)
 
 
 def _freeze(freezer: Path, end: float) -> bool:

@@ -40,3 +40,9 @@ def cgroups_of_process(pid: int) -> list[Path]:
         for entry in parent.iterdir()
         if entry.is_dir() and entry.name.startswith(f"{pid}-")
     ]
+
+
+def busy_cgroups_of_process(pid: int) -> list[Path]:
+    """Those of :func:`cgroups_of_process` that still hold a task (empty ones may be kept for
+    reuse while the engine's process lives; it removes them when it exits)."""
+    return [d for d in cgroups_of_process(pid) if (d / "cgroup.procs").read_text().strip()]

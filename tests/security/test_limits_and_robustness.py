@@ -20,7 +20,12 @@ import pytest
 from pytest_cleanroom import Cleanroom, Policy, RunResult
 from pytest_cleanroom.errors import PolicyError
 from pytest_cleanroom.policy import MiB
-from tests.security.leftovers import MARKER_VARIABLE, cgroups_of_process, processes_with_marker
+from tests.security.leftovers import (
+    MARKER_VARIABLE,
+    busy_cgroups_of_process,
+    cgroups_of_process,
+    processes_with_marker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +80,7 @@ def test_timeout_leaves_no_process_behind(tight: Cleanroom) -> None:
     assert result.timed_out
     result.assert_limit_exceeded("timeout")
     tight.close()  # waits for the per-command cgroups to be gone
-    assert cgroups_of_process(os.getpid()) == []
+    assert busy_cgroups_of_process(os.getpid()) == []
 
 
 def test_unknown_policy_name_is_a_clear_error(tmp_path: Path, backend: str) -> None:

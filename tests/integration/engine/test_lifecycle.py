@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom, RunResult
-from tests.security.leftovers import MARKER_VARIABLE, cgroups_of_process, processes_with_marker
+from tests.security.leftovers import (
+    MARKER_VARIABLE,
+    busy_cgroups_of_process,
+    cgroups_of_process,
+    processes_with_marker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +44,7 @@ def test_timeout_kills_background_children_too(tmp_path: Path, backend: str, pol
         )
     assert result.timed_out
     assert processes_with_marker(marker) == []
-    assert cgroups_of_process(os.getpid()) == []
+    assert busy_cgroups_of_process(os.getpid()) == []
 
 
 @pytest.mark.parametrize("policy", ["standard", "permissive"])
