@@ -436,7 +436,15 @@ def remove_all(deadline: float = 30.0) -> None:
     _pool.drain()
 
 
+def _after_fork_in_child() -> None:
+    # The parent's kept groups and pending releases are the parent's business.
+    global _remover, _pool
+    _remover = _Remover()
+    _pool = _Pool()
+
+
 atexit.register(remove_all)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _freeze(freezer: Path, end: float) -> bool:
