@@ -11,7 +11,13 @@ import pytest
 
 from pytest_cleanroom.services.binaries import find_postgres, find_redis
 from tests.conftest import require
-from tests.integration.services.conftest import data_dir_of, kill_all, leftovers, processes_under
+from tests.integration.services.conftest import (  # noqa: F401 (need_docker is a fixture)
+    data_dir_of,
+    kill_all,
+    leftovers,
+    need_docker,
+    processes_under,
+)
 
 
 @pytest.fixture
