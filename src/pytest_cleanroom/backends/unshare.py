@@ -84,7 +84,17 @@ class UnshareBackend(NamespaceBackend):
             raise BackendUnavailableError(f"the unshare backend needs util-linux: {INSTALL_HINT}")
         return path
 
+    @property
+    def setpriv(self) -> str:
+        path = shutil.which("setpriv")
+        if path is None:
+            raise BackendUnavailableError(
+                f"the unshare backend needs util-linux setpriv: {INSTALL_HINT}"
+            )
+        return path
+
     def check(self, policy: Policy) -> None:
+        _ = self.setpriv  # raises BackendUnavailableError when missing
         if not _kernel_at_least(5, 12):
             raise BackendUnavailableError(
                 f"the unshare backend needs Linux 5.12 or later (this is {os.uname().release}); "
@@ -99,7 +109,10 @@ class UnshareBackend(NamespaceBackend):
         self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
     ) -> list[str]:
         policy = spec.policy
+        # setpriv makes unshare die with the engine (as bwrap's --die-with-parent does); unshare
+        # then kills the set-up step, whose end as PID 1 kills everything in the sandbox.
         argv = [
+            self.setpriv, "--pdeathsig", "KILL", "--",
             self.executable, "--user", "--map-root-user", "--mount", "--propagation", "private",
             "--ipc", "--uts", "--cgroup", "--kill-child",
         ]  # fmt: skip

@@ -113,3 +113,28 @@ def test_ctrl_c_kills_the_command_and_reraises(tmp_path: Path, backend: str) -> 
     assert out == "interrupted\n"
     assert processes_with_marker(marker) == []
     assert cgroups_of_process(proc.pid) == []
+
+
+KILLED_SCRIPT = f"""
+import sys
+from pytest_cleanroom import Cleanroom
+room = Cleanroom(sys.argv[1], backend=sys.argv[2])
+room.run("sleep 300 & sleep 300", env={{"{MARKER_VARIABLE}": sys.argv[3]}})
+"""
+
+
+def test_engine_killed_outright_takes_the_sandbox_with_it(tmp_path: Path, backend: str) -> None:
+    """SIGKILL leaves the engine no chance to clean up: the sandbox dies with its parent, and
+    the next engine process sweeps the dead one's cgroups."""
+    marker = uuid.uuid4().hex
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SCRIPT, str(tmp_path / "a"), backend, marker], env=env
+    )
+    _wait_for(lambda: len(processes_with_marker(marker)) >= 2, "the command to start")
+    proc.kill()
+    proc.wait()
+    _wait_for(lambda: not processes_with_marker(marker), "the sandbox to die with its parent")
+    sweep = "from pytest_cleanroom import cgroups; cgroups.parents()"
+    subprocess.run([sys.executable, "-c", sweep], env=env, check=True)
+    assert cgroups_of_process(proc.pid) == []
