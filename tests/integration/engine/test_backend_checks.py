@@ -64,11 +64,12 @@ def test_unshare_is_the_local_fallback_without_bwrap(
     require_backend("unshare")
     import shutil
 
-    unshare = shutil.which("unshare")
-    assert unshare is not None
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    (bindir / "unshare").symlink_to(unshare)
+    for tool in ("unshare", "setpriv"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bindir / tool).symlink_to(found)
     monkeypatch.setenv("PATH", str(bindir))  # no bwrap anywhere
     with Cleanroom(tmp_path / "ws", backend="local") as room:
         assert room.backend_name == "unshare"
