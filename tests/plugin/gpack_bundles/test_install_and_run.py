@@ -58,6 +58,7 @@ def test_marker_and_keyword_select_the_pack(pytester: pytest.Pytester, smoke_pro
     assert collected("-k", SMOKE) == [SMOKE_ITEM]
     assert collected("-k", "python-toolchain") == [SMOKE_ITEM]
     assert collected("-k", f"not {SMOKE}") == [project_item]
+    assert collected("--deselect", SMOKE_ITEM) == [project_item]
 
 
 def test_paths_on_the_command_line(pytester: pytest.Pytester, smoke_project: Path) -> None:

@@ -82,7 +82,9 @@ def test_a_malformed_lock_names_the_file(pytester: pytest.Pytester, smoke_projec
 
 
 PROBE = """
-import json, sys
+import json, os, sys
+for name in os.environ.get("HIDE_MODULES", "").split():
+    sys.modules[name] = None  # as if the package were not installed
 import pytest
 code = pytest.main(sys.argv[1:])
 heavy = ("ggen_market", "rdflib", "httpx", "jinja2", "yaml", "semver",
@@ -92,15 +94,19 @@ raise SystemExit(code)
 """
 
 
-def loaded_modules(project: Path, *args: str) -> list[str]:
-    done = subprocess.run(
+def probe(project: Path, *args: str, hide: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-c", PROBE, "-q", "-p", "no:cacheprovider", *args],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HIDE_MODULES": hide},
     )
+
+
+def loaded_modules(project: Path, *args: str) -> list[str]:
+    done = probe(project, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("LOADED="))
     loaded: list[str] = json.loads(line.removeprefix("LOADED="))
@@ -122,6 +128,21 @@ def test_with_a_lockfile_only_the_light_part_of_ggen_market_loads(
     loaded = loaded_modules(smoke_project, "-m", "not gpack")
     assert "ggen_market" in loaded
     assert not {"rdflib", "httpx", "jinja2", "yaml"} & set(loaded), loaded
+
+
+def test_without_the_market_dependencies(pytester: pytest.Pytester, smoke_project: Path) -> None:
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    # semver comes with the market extra; without it, only a lockfile makes that a problem.
+    done = probe(smoke_project, hide="semver")
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert (
+        f"ERROR: cleanroom gpacks: {smoke_project / 'ggen.lock'} pins gpacks but ggen_market "
+        "cannot be imported (import of semver halted; None in sys.modules); install it with "
+        "`pip install 'pytest-cleanroom[market]'`, or run with --no-cleanroom-gpacks"
+    ) in done.stderr
+    assert probe(smoke_project, "--no-cleanroom-gpacks", hide="semver").returncode == 0
+    (smoke_project / "ggen.lock").unlink()
+    assert probe(smoke_project, hide="semver").returncode == 0
 
 
 FIXTURE = """\

@@ -1,0 +1,113 @@
+"""What test gpacks cost pytest's start-up: whole-process wall and CPU times of ``pytest --co``.
+
+    .venv/bin/python benchmarks/bench_gpack_bundles.py [--runs 7]
+
+Side by side, on the same machine and in one run: ``python3 -c pass``; a project without
+``ggen.lock`` with the gpack-bundles sub-plugin loaded (inert) and blocked
+(``-p no:cleanroom.gpack_bundles.plugin``); the example test gpack installed (lock read, tree
+verified, fixture module registered, scenario collected); a large test gpack (200 scenario files,
+4 MB of data to hash). Nothing is asserted; it prints a table of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PYTEST = [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"]
+BLOCKED = ["-p", "no:cleanroom.gpack_bundles.plugin"]
+OFF = "--no-cleanroom-gpacks"
+
+
+def wall(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) milliseconds of one whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed * 1000, cpu * 1000
+
+
+def median_of(runs: int, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    samples = [wall(cmd, cwd, env) for _ in range(runs + 1)][1:]  # the first run warms caches
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+
+def ggen(*args: str, cwd: Path, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "ggen_cli", *args], cwd=cwd, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+
+
+def large_pack(root: Path) -> Path:
+    pack = root / "io.bench.large"
+    (pack / "scenarios").mkdir(parents=True)
+    (pack / "fixtures").mkdir()
+    (pack / "data").mkdir()
+    (pack / "gpack.toml").write_text(
+        '[gpack]\nid = "io.bench.large"\nname = "large"\nversion = "1.0.0"\n'
+        'description = "200 scenarios and 4 MB of data"\nggen_compat = "*"\n\n'
+        '[cleanroom]\npolicy = "strict"\n\n[scenarios]\npatterns = ["scenarios/*.scenario.toml"]\n'
+        '\n[fixtures]\npatterns = ["fixtures/*.py"]\n'
+    )
+    for i in range(200):
+        (pack / "scenarios" / f"s{i:03}.scenario.toml").write_text(
+            f'[scenario]\nname = "s{i:03}"\n\n[[steps]]\nname = "one"\nrun = "true"\n\n'
+            '[[steps]]\nname = "two"\nrun = ["echo", "two"]\nexpect_stdout = "two"\n'
+        )
+    (pack / "fixtures" / "f.py").write_text(
+        "import pytest\n\n@pytest.fixture\ndef large_value():\n    return 1\n"
+    )
+    for i in range(4):
+        (pack / "data" / f"blob{i}.bin").write_bytes(os.urandom(1 << 20))
+    return pack
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    runs = parser.parse_args().runs
+    with tempfile.TemporaryDirectory(prefix="bench-gpack-") as tmp:
+        base = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GGEN_", "PYTEST_"))}
+        env.update(GGEN_CACHE_DIR=str(base / "cache"), GGEN_CONFIG=str(base / "none.toml"))
+        plain = base / "plain"
+        plain.mkdir()
+        (plain / "test_a.py").write_text("def test_a():\n    pass\n")
+        smoke = base / "smoke"
+        shutil.copytree(plain, smoke)
+        ggen("market", "add", "io.ggen.cleanroom.smoke", cwd=smoke, env=env)
+        registry = base / "registry"
+        large_pack(registry)
+        ggen("market", "index", str(registry), cwd=base, env=env)
+        large = base / "large"
+        shutil.copytree(plain, large)
+        ggen("market", "add", "io.bench.large", "--registry", str(registry), cwd=large, env=env)
+
+        rows = [
+            ("python3 -c pass", ["python3", "-c", "pass"], plain),
+            ("pytest --co, no ggen.lock, sub-plugin blocked", [*PYTEST, *BLOCKED], plain),
+            ("pytest --co, no ggen.lock (inert)", PYTEST, plain),
+            ("pytest --co, example test gpack installed", PYTEST, smoke),
+            ("pytest --co, example gpack, --no-cleanroom-gpacks", [*PYTEST, OFF], smoke),
+            ("pytest --co, 200-scenario 4 MB test gpack", PYTEST, large),
+        ]  # fmt: skip
+        print(f"{'case':<52} {'wall ms':>9} {'cpu ms':>9}   (median of {runs})")
+        for label, cmd, cwd in rows:
+            elapsed, cpu = median_of(runs, cmd, cwd, env)
+            print(f"{label:<52} {elapsed:>9.0f} {cpu:>9.0f}")
+
+
+if __name__ == "__main__":
+    main()
