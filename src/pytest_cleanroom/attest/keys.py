@@ -147,9 +147,13 @@ def write_key_pair(key: SigningKey, private_path: Path) -> Path:
         if path.exists():
             raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key.pem())
-    public_path.write_bytes(key.public.pem())
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key.pem())
+        public_path.write_bytes(key.public.pem())
+    except BaseException:  # leave no half-written pair behind
+        private_path.unlink(missing_ok=True)
+        raise
     return public_path
 
 
