@@ -89,6 +89,8 @@ def pytest_configure(config: pytest.Config) -> None:
     report = _path_option(config, "cleanroom_report", "cleanroom_report")
     if key is not None and directory is None:
         raise pytest.UsageError("--cleanroom-signing-key needs --cleanroom-attest=DIR")
+    if config.option.collectonly:  # nothing runs: keep the previous run's files untouched
+        return
     if report is not None:
         from .report import check_writable
 

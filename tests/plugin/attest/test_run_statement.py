@@ -107,3 +107,13 @@ def test_ini_keys_are_relative_to_the_ini_file(pytester: pytest.Pytester) -> Non
     assert (pytester.path / "out" / "att" / "run.intoto.json").is_file()
     report = json.loads((pytester.path / "out" / "r.json").read_text())
     assert report["commands"] == []
+
+
+def test_collect_only_leaves_a_previous_run_alone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    pytester.runpytest("--cleanroom-attest=att").assert_outcomes(passed=1)
+    before = {p.name: p.read_bytes() for p in (pytester.path / "att").iterdir()}
+    result = pytester.runpytest("--co", "--cleanroom-attest=att", "--cleanroom-report=r.json")
+    assert result.ret == 0
+    assert {p.name: p.read_bytes() for p in (pytester.path / "att").iterdir()} == before
+    assert not (pytester.path / "r.json").exists()
