@@ -120,6 +120,17 @@ class Scenario:
     env: Mapping[str, str] = field(default_factory=dict)
     source: str | None = None  # "file:line" when loaded from a scenario file
 
+    def __repr__(self) -> str:
+        steps = sum(isinstance(e, Step) for e in self.entries)
+        parts = [f"{steps} step{'s' if steps != 1 else ''}"]
+        if self.rollback_steps:
+            parts.append(f"{len(self.rollback_steps)} rollback")
+        if self.scenario_timeout is not None:
+            parts.append(f"timeout {self.scenario_timeout:g}s")
+        if self.services:
+            parts.append("services " + ",".join(self.services))
+        return f"<Scenario {self.name!r}: {', '.join(parts)}>"
+
     # -- builder ---------------------------------------------------------------------------------
 
     def step(self, name: str | Step, run: Command | None = None, **options: Any) -> Scenario:

@@ -79,6 +79,17 @@ class ScenarioResult:
     def __post_init__(self) -> None:
         self._by_name.update({o.name: o for o in self.outcomes})
 
+    def __repr__(self) -> str:
+        state = (
+            "ok"
+            if self.ok
+            else f"failed at {self.failed_step.name!r}"
+            if self.failed_step
+            else "failed"
+        )
+        steps = len(self.outcomes)
+        return f"<ScenarioResult {self.name!r}: {state}, {steps} steps, {self.duration:.3f}s>"
+
     # -- the questions users ask -----------------------------------------------------------------
 
     @property

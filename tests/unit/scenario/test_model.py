@@ -154,3 +154,10 @@ def test_the_builder_imports_without_pytest() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "a"
+
+
+def test_repr_is_short() -> None:
+    sc = scenario("x").step("a", "true").with_rollback("r", "true").timeout(5)
+    assert repr(sc.with_services("redis")) == (
+        "<Scenario 'x': 1 step, 1 rollback, timeout 5s, services redis>"
+    )
