@@ -46,7 +46,7 @@ def statement_of(path: Path) -> dict[str, Any]:
     return data
 
 
-def test_envelopes(directory: Path) -> dict[str, Path]:
+def envelopes_by_nodeid(directory: Path) -> dict[str, Path]:
     """``{nodeid: envelope path}`` of every per-test envelope in ``directory``."""
     found = {}
     for path in sorted(directory.glob("*.intoto.json")):
@@ -56,6 +56,3 @@ def test_envelopes(directory: Path) -> dict[str, Path]:
             ]
             found[nodeid] = path
     return found
-
-
-test_envelopes.__test__ = False  # type: ignore[attr-defined]

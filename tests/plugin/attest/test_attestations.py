@@ -15,7 +15,7 @@ import pytest
 from pytest_cleanroom.attest.keys import SigningKey, write_key_pair
 from pytest_cleanroom.attest.verify import verify
 
-from .conftest import run_pytest, statement_of, test_envelopes
+from .conftest import envelopes_by_nodeid, run_pytest, statement_of
 
 pytest_plugins = ("pytester",)
 
@@ -64,7 +64,7 @@ def test_one_envelope_per_cleanroom_test_with_outputs_as_subjects(
     attested_run: Path,
 ) -> None:
     directory = attested_run
-    envelopes = test_envelopes(directory)
+    envelopes = envelopes_by_nodeid(directory)
     assert sorted(envelopes) == [
         "test_build.py::test_build",
         "test_build.py::test_failing_command",
@@ -123,7 +123,7 @@ def test_junit_properties(attested_run: Path) -> None:
     assert build["cleanroom_backend"] in ("bwrap", "unshare")
     assert build["cleanroom_policy"] == "standard"
     assert build["cleanroom_seed"].isdigit()
-    envelope = test_envelopes(directory)["test_build.py::test_build"]
+    envelope = envelopes_by_nodeid(directory)["test_build.py::test_build"]
     expected = "sha256:" + hashlib.sha256(envelope.read_bytes()).hexdigest()
     assert build["cleanroom_attestation_digest"] == expected
 
@@ -131,7 +131,7 @@ def test_junit_properties(attested_run: Path) -> None:
 def test_tampering_after_a_real_run_is_caught(attested_run: Path) -> None:
     directory = attested_run
     key = directory / "cleanroom-attest.pub"
-    envelope = test_envelopes(directory)["test_build.py::test_build"]
+    envelope = envelopes_by_nodeid(directory)["test_build.py::test_build"]
     workspace = Path(
         statement_of(envelope)["predicate"]["buildDefinition"]["internalParameters"]["workspace"]
     )
@@ -222,7 +222,7 @@ def test_xdist_two_workers_then_verify(pytester: pytest.Pytester, sandbox: None)
     assert predicate["failedTests"] == ["test_make.py::test_fails"]
     assert predicate["warnedTests"] == ["test_make.py::test_warns"]
     assert len(predicate["passedTests"]) == 6
-    envelopes = test_envelopes(directory)
+    envelopes = envelopes_by_nodeid(directory)
     assert len(envelopes) == 6
     keyids = {json.loads(p.read_text())["signatures"][0]["keyid"] for p in envelopes.values()}
     assert len(keyids) == 1  # every worker signed with the controller's key

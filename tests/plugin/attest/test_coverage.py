@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import require
 
-from .conftest import statement_of, test_envelopes
+from .conftest import envelopes_by_nodeid, statement_of
 
 pytest_plugins = ("pytester",)
 
@@ -69,7 +69,7 @@ def test_sandboxed_lines_reach_the_report(
     result.assert_outcomes(passed=1)
     assert _sandbox_only_line() in _executed(pytester.path / "cov.json", "attest/verify.py")
     # Coverage data is not an output of the test's commands.
-    [envelope] = test_envelopes(pytester.path / "att").values()
+    [envelope] = envelopes_by_nodeid(pytester.path / "att").values()
     [subject] = statement_of(envelope)["subject"]
     assert subject["name"] == "workspace-tree"
     assert not list(pytester.path.glob(".coverage.cleanroom-*"))  # combined, then removed
