@@ -18,14 +18,14 @@ TESTS = """
 import os, pytest
 
 @pytest.mark.parametrize("n", range(6))
-def test_use(postgres, redis, postgres_server, n):
+def test_use(postgres, redis, postgres_server, request, n):
     assert postgres_server.provider == "external" and postgres.user == "team"
     with postgres.connect() as conn:
         conn.execute("CREATE TABLE t (x int)")
     client = redis.client()
     assert client.dbsize() == 0
     client.set("k", n)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    worker = getattr(request.config, "workerinput", {"workerid": "gw0"})["workerid"]
     assert redis.db == 3 + int(worker[2:])
 """
 
