@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from .verify import Verification
+    from .verify import FileCheck, Verification
 
 
 @click.group()
@@ -45,11 +45,21 @@ def verify(target: Path, key: Path | None, workspace: Path | None, as_json: bool
     """
     from .verify import verify as run_verify
 
-    report = run_verify(target, key=key, workspace=workspace)
     if as_json:
+        report = run_verify(target, key=key, workspace=workspace)
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        _print_report(report)
+        shown: set[int] = set()
+
+        def show(check: FileCheck) -> None:
+            shown.add(id(check))
+            _print_check(check)
+
+        report = run_verify(target, key=key, workspace=workspace, progress=show)
+        for check in report.checks:
+            if id(check) not in shown:
+                _print_check(check)
+        _print_summary(report)
     raise SystemExit(0 if report.ok else 1)
 
 
@@ -77,18 +87,20 @@ def keygen(path: Path, as_json: bool) -> None:
         click.echo(f"key id      {key.keyid}")
 
 
-def _print_report(report: Verification) -> None:
-    for check in report.checks:
-        label = "ok  " if check.ok else "FAIL"
-        detail = str(check.nodeid if check.kind == "test" else check.kind)
-        if check.kind == "test":
-            detail += f", {check.checked_files} workspace files checked"
-        if check.summary:
-            s = check.summary
-            detail += f": {s['result']} ({s['passed']} passed, {s['failed']} failed)"
-        click.echo(f"{label}  {Path(check.file).name}  [{detail}]")
-        for note in check.notes:
-            click.echo(f"      note: {note}")
+def _print_check(check: FileCheck) -> None:
+    label = "ok  " if check.ok else "FAIL"
+    detail = str(check.nodeid if check.kind == "test" else check.kind)
+    if check.kind == "test":
+        detail += f", {check.checked_files} workspace files checked"
+    if check.summary:
+        s = check.summary
+        detail += f": {s['result']} ({s['passed']} passed, {s['failed']} failed)"
+    click.echo(f"{label}  {Path(check.file).name}  [{detail}]")
+    for note in check.notes:
+        click.echo(f"      note: {note}")
+
+
+def _print_summary(report: Verification) -> None:
     failures = report.failures()
     for message in failures:
         click.echo(f"error: {message}", err=True)

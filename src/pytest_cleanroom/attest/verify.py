@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -81,12 +82,14 @@ def verify(
     *,
     key: str | os.PathLike[str] | None = None,
     workspace: str | os.PathLike[str] | None = None,
+    progress: Callable[[FileCheck], None] | None = None,
 ) -> Verification:
     """Verify ``target`` (a directory of envelopes, or one envelope file).
 
     ``key`` is the trusted public key (PEM); without it the public key written beside the
     envelopes is used, which proves integrity but not who signed. ``workspace`` replaces the
-    workspace path each test recorded when checking subjects.
+    workspace path each test recorded when checking subjects. ``progress`` is called with each
+    test envelope's verdict as soon as it is known (the run envelope's comes last, in the report).
     """
     path = Path(target)
     report = Verification(target=str(path))
@@ -116,6 +119,8 @@ def verify(
         report.checks.append(check)
         if check.kind == "run" and subjects is not None:
             run_subjects, run_check = subjects, check
+        elif progress is not None and check.kind != "run":
+            progress(check)
     if path.is_dir() or (run_check is not None):
         _check_run_listing(directory, run_subjects, run_check, report)
     return report
