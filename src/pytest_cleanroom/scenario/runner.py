@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import BackendUnavailableError, CleanroomError, PolicyError
+from ..policy import Policy
 from ..result import RunResult
 from .model import Scenario, Stage, Step
 from .repeat import checker_for
@@ -135,7 +136,7 @@ def _run_step(
     rollback: bool = False,
     group: int | None = None,
 ) -> StepOutcome:
-    timeout = _step_timeout(item, clock)
+    timeout = _step_timeout(item, clock, _ceiling(cleanroom, scenario))
     env = {**scenario.env, **item.env} or None
     try:
         result = cleanroom.run(
@@ -171,12 +172,31 @@ def _run_step(
     )
 
 
-def _step_timeout(item: Step, clock: _Clock) -> float | None:
+def _step_timeout(item: Step, clock: _Clock, ceiling: float | None) -> float | None:
+    """The step's own timeout, shortened to what is left of the scenario's budget. The budget is
+    passed only when it is shorter than the limit the command gets anyway (``ceiling``), so that
+    a long scenario budget never asks the pytest fixture for more than its policy allows."""
     remaining = clock.remaining()
     if remaining is None:
         return item.timeout
     remaining = max(remaining, 0.001)
-    return remaining if item.timeout is None else min(item.timeout, remaining)
+    if item.timeout is not None:
+        return min(item.timeout, remaining)
+    if ceiling is not None and remaining >= ceiling:
+        return None
+    return remaining
+
+
+def _ceiling(cleanroom: Cleanroom, scenario: Scenario) -> float | None:
+    """The wall-clock limit a command of ``scenario`` gets when no timeout is passed."""
+    own = getattr(cleanroom, "timeout", None)
+    if own is not None:
+        return float(own)
+    limits = [getattr(getattr(cleanroom, "policy", None), "timeout", None)]
+    if scenario.policy is not None:
+        limits.append(Policy.coerce(scenario.policy).timeout)
+    known = [float(t) for t in limits if t is not None]
+    return min(known) if known else None
 
 
 def _expired(clock: _Clock) -> bool:

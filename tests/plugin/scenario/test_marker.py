@@ -173,3 +173,40 @@ def test_the_marker_scenario_shares_the_tests_cleanroom(pytester: pytest.Pyteste
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_long_scenario_budget_asks_for_no_more_than_the_policy_allows(
+    pytester: pytest.Pytester,
+) -> None:
+    # The budget (1000 s) exceeds --cleanroom-timeout (30 s): the steps simply keep the
+    # policy's limit, and no "weaker policy" warning is raised for it.
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_cleanroom import scenario
+
+        @pytest.mark.scenario(scenario("long").step("a", "true").step("b", "true").timeout(1000))
+        def test_long(scenario_result):
+            assert scenario_result.ok
+        """
+    )
+    result = pytester.runpytest("--cleanroom-timeout=30")
+    result.assert_outcomes(passed=1, warnings=0)
+
+
+def test_a_step_timeout_above_the_policy_is_refused_with_a_warning(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_cleanroom import scenario
+
+        @pytest.mark.scenario(scenario("s").step("a", "true", timeout=1000))
+        def test_step(scenario_result):
+            assert scenario_result.ok
+        """
+    )
+    result = pytester.runpytest("--cleanroom-timeout=30")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*CleanroomPolicyWarning*timeout*"])
