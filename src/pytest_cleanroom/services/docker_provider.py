@@ -27,7 +27,6 @@ from .spawn import candidate_ports
 if TYPE_CHECKING:
     from .settings import ServiceSettings
 
-LABEL_PREFIX = "io.cleanroom"
 POSTGRES_USER = "cleanroom"
 REDIS_DATABASES = 64
 
@@ -41,13 +40,17 @@ class StartedContainer:
 
 
 def labels(run_id: str, owner: Owner, service: str) -> dict[str, str]:
-    """Labels that let a later run recognise (and remove) a crashed run's container."""
+    """The project's ownership labels (see :mod:`pytest_cleanroom.docker_support`), naming the
+    run's owner (the controller, not the worker that happens to start the container), so that
+    :func:`~pytest_cleanroom.docker_support.sweep_leftovers` removes it once that owner is dead."""
+    from .. import docker_support as ds
+
     return {
-        f"{LABEL_PREFIX}.run": run_id,
-        f"{LABEL_PREFIX}.service": service,
-        f"{LABEL_PREFIX}.owner-pid": str(owner.pid),
-        f"{LABEL_PREFIX}.owner-token": owner.token or "",
-        f"{LABEL_PREFIX}.owner-host": owner.host,
+        ds.LABEL_RUN: run_id,
+        ds.LABEL_OWNER_PID: str(owner.pid),
+        ds.LABEL_OWNER_START: owner.token or "",
+        ds.LABEL_OWNER_HOST: owner.host,
+        ds.LABEL_ROLE: service,
     }
 
 
@@ -85,14 +88,10 @@ def _ensure_image(client: Any, image: str, ini_key: str) -> None:
 
 def _sweep_labelled() -> None:
     """Containers of crashed runs that escaped the registry (e.g. a wiped runtime directory)."""
-    try:
-        from .. import docker_support
-    except ImportError:
-        return
-    sweep = getattr(docker_support, "sweep_leftovers", None)
-    if sweep is not None:
-        with contextlib.suppress(Exception):
-            sweep()
+    from ..docker_support import sweep_leftovers
+
+    with contextlib.suppress(Exception):  # a sweep that fails must not stop this run
+        sweep_leftovers()
 
 
 def _prepare(

@@ -15,7 +15,6 @@ from . import binaries
 from .errors import ServiceUnavailableError
 from .settings import ENV_POSTGRES_URL, ENV_REDIS_URL, ServiceSettings
 
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 SERVICES = ("postgres", "redis")
 
 
@@ -34,7 +33,10 @@ class Choice:
 
 
 def docker_host() -> str:
-    return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    """``DOCKER_HOST``, else the project engine's socket if present, else Docker's default."""
+    from ..docker_support import docker_host as project_docker_host
+
+    return project_docker_host()
 
 
 def docker_status(timeout: float = 3.0) -> tuple[bool, str]:

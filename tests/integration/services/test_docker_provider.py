@@ -67,6 +67,8 @@ def test_postgres_container_is_loopback_only_labelled_and_reachable_by_socket(
         client.close()
         assert labels["io.cleanroom.run"] == "dk1"
         assert labels["io.cleanroom.owner-pid"] == str(owner.pid)
+        assert labels["io.cleanroom.owner-start"] == owner.token
+        assert labels["io.cleanroom.role"] == "postgres"
         assert "database system is ready" in server.log_tail()
     finally:
         cleanup.stop(started.handle)
