@@ -98,3 +98,21 @@ def test_no_cleanroom_disables_everything(pytester: pytest.Pytester) -> None:
     )
     marked = pytester.runpytest_subprocess("-p", "no:cleanroom", "--strict-markers")
     marked.stdout.fnmatch_lines(["*'cleanroom' not found in `markers` configuration option*"])
+
+
+def test_one_part_can_be_disabled_without_importing_it(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_configure(config):
+            print("SERVICES IMPORTED:", "pytest_cleanroom.services.plugin" in sys.modules)
+        """
+    )
+    # In a subprocess: this process has imported every part already.
+    result = pytester.runpytest_subprocess("-p", "no:cleanroom.services.plugin", "--fixtures")
+    assert result.ret == pytest.ExitCode.OK
+    out = result.stdout.str()
+    assert "SERVICES IMPORTED: False" in out
+    assert "\ncleanroom -- " in out
+    assert "\npostgres -- " not in out
