@@ -1,6 +1,7 @@
 """The cleanroom's command-line flags and ini keys, and the checks on their values.
 
-Only the standard library is imported here: this module runs on every pytest start.
+This module runs on every pytest start: it imports only the standard library, pytest, and the
+(dependency-free) backend registry.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import TypeVar
 
 import pytest
 
+from ..backends import BACKEND_NAMES
+
 # The same names as ``pytest_cleanroom.policy.LEVELS``; repeated so that reading the options does
 # not import pydantic (tests/plugin/core/test_options.py checks that both lists agree).
 POLICY_CHOICES: tuple[str, ...] = ("permissive", "standard", "strict", "locked")
-BACKEND_CHOICES: tuple[str, ...] = ("auto", "local", "bwrap", "unshare", "docker")
+BACKEND_CHOICES: tuple[str, ...] = BACKEND_NAMES
 DEFAULT_POLICY = "standard"
 DEFAULT_BACKEND = "auto"
 DEFAULT_DURATIONS = 5
