@@ -35,6 +35,13 @@ from pytest_cleanroom.result import RunResult
 from pytest_cleanroom.scenario import scenario, step
 from pytest_cleanroom.scenario.replay import attach_repeat_checker
 from pytest_cleanroom.scenario.runner import run_scenario
+from pytest_cleanroom.scenario.treediff import (
+    Baseline,
+    copy_tree,
+    first_tree_difference,
+    scratch_parent,
+    total_size,
+)
 
 WRITE_TEN = "mkdir -p out && for i in 0 1 2 3 4 5 6 7 8 9; do echo built $i > out/$i.txt; done"
 
@@ -195,6 +202,31 @@ def repeat_check_cost(
     }
 
 
+def repeat_parts(base: Path, files: int, repeat: int) -> dict[str, float]:
+    """The repeat check's own work on a settled workspace, piece by piece (no command runs)."""
+    root = base / f"parts-{files}" / "workspace"
+    populate(root, files)
+    time.sleep(0.2)
+    parts: dict[str, list[float]] = {"scan": [], "copy": [], "compare": []}
+    for _ in range(repeat):
+        start = time.perf_counter()
+        before = Baseline.take(root)
+        parts["scan"].append(ms(time.perf_counter() - start))
+        target = Path(tempfile.mkdtemp(dir=scratch_parent(root, total_size(before)))) / "copy"
+        start = time.perf_counter()
+        copy_tree(root, target)
+        parts["copy"].append(ms(time.perf_counter() - start))
+        after = Baseline.take(target)
+        time.sleep(0.03)  # as if a command ran on the original in between
+        after = after.as_of(time.time_ns())
+        start = time.perf_counter()
+        assert first_tree_difference(root, before, target, after, describe=str) is None
+        parts["compare"].append(ms(time.perf_counter() - start))
+        shutil.rmtree(target.parent, ignore_errors=True)
+    shutil.rmtree(root.parent, ignore_errors=True)
+    return {name: median(values) for name, values in parts.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
@@ -208,6 +240,7 @@ def main() -> int:
         print(f"scenario overhead: {args.steps} steps x {args.repeat} ...", file=sys.stderr)
         steps = scenario_overhead(base, args.steps, args.repeat, args.policy)
         alone = runner_alone(base, 1000, args.repeat)
+        parts = {n: repeat_parts(base, n, args.repeat) for n in (10, 1000)}
         repeats = []
         cases = [
             (10, "true", True),
@@ -226,7 +259,8 @@ def main() -> int:
 
     if args.json:
         steps["runner_alone_ms_per_step"] = alone
-        print(json.dumps({"scenario": steps, "repeat_check": repeats}, indent=2))
+        report = {"scenario": steps, "repeat_check": repeats, "repeat_check_parts": parts}
+        print(json.dumps(report, indent=2))
         return 0
     print(
         f"\nScenario steps vs direct cleanroom.run (policy {args.policy}, medians of {args.repeat})"
@@ -252,6 +286,12 @@ def main() -> int:
             f"{row['files']:>6} {row['written']:<9} {row['command']:<15} {row['plain_ms']:>8.2f} "
             f"{row['checked_first_ms']:>12.2f} {row['checked_later_ms']:>8.2f} "
             f"{row['ratio_later']:>6.2f} {row['beyond_two_runs_later_ms']:>14.2f}"
+        )
+    print(f"\n{'repeat check work, no command':<40} {'scan':>8} {'copy':>8} {'compare':>8}   (ms)")
+    for files, row in parts.items():
+        print(
+            f"{f'{files} settled files':<40} {row['scan']:>8.2f} {row['copy']:>8.2f} "
+            f"{row['compare']:>8.2f}"
         )
     print(
         "checked 1st: a test's first command (also builds the replay cleanroom); checked: later "

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -122,8 +123,11 @@ class RepeatChecker:
             copy = self._fresh_copy_of(root, total_size(root_base))
             try:
                 copy_base = Baseline.take(copy)
+                replay = self.replay_factory(copy)
+                root_base = root_base.as_of(time.time_ns())
                 first = unit(self.cleanroom)
-                second = unit(self.replay_factory(copy))
+                copy_base = copy_base.as_of(time.time_ns())
+                second = unit(replay)
                 detail = _compare(
                     results_of(first), results_of(second), (root, root_base), (copy, copy_base)
                 )

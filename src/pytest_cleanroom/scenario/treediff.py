@@ -3,9 +3,12 @@ reading only the files whose ``lstat`` changed (or that were "racy" when the bas
 
 Two trees that start as exact copies and whose files' inode, size, mtime and ctime did not move
 still hold the same bytes: a write always moves ctime, and ctime cannot be set from user space.
-A file whose ctime was within :data:`RACY_WINDOW_NS` of the baseline might have been rewritten
-within the same coarse clock tick, so it is always compared (as git does with racily-clean
-index entries).
+But ctime comes from the kernel's coarse clock: a file changed within :data:`RACY_WINDOW_NS`
+before a command started might be changed again by the command within the same tick, leaving
+its stat as it was. Such "racy" files are always compared by content (as git does with
+racily-clean index entries). The window is measured to the start of the command on each tree
+(:meth:`Baseline.as_of`), so the fresh copy's files are racy only for a command that starts
+within the window after the copy.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-RACY_WINDOW_NS = 100_000_000  # above the kernel's coarse tick (10 ms at HZ=100)
+# Two and a half ticks of the kernel's coarse clock at HZ=100 (its coarsest usual setting).
+RACY_WINDOW_NS = 25_000_000
 _SECOND_NS = 1_000_000_000
 
 StatKey = tuple[int, int, int, int, int, int]  # type+mode, inode, size, mtime, ctime, nlink
@@ -38,6 +42,11 @@ class Baseline:
     def take(cls, root: Path) -> Baseline:
         taken = time.time_ns()
         return cls(scan(root), taken)
+
+    def as_of(self, start_ns: int) -> Baseline:
+        """The same entries, racy relative to ``start_ns``: when the command on the tree began
+        (nothing else wrote to the tree since the entries were read)."""
+        return Baseline(self.entries, start_ns)
 
     def unchanged(self, rel: str, now: StatKey) -> bool:
         before = self.entries.get(rel)

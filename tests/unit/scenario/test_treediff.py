@@ -171,3 +171,27 @@ def test_mount_options_of_the_root() -> None:
     from pytest_cleanroom.scenario.treediff import mount_options
 
     assert {"rw", "ro"} & mount_options(Path("/"))
+
+
+def test_a_copy_settles_once_the_window_has_passed_and_changes_are_still_seen(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, two = pair
+    bases = baselines(one, two)  # the copy was just made: every file in it is racy now
+    time.sleep(treediff.RACY_WINDOW_NS / 1e9 + 0.02)
+    now = time.time_ns()
+    settled = (bases[0].as_of(now), bases[1].as_of(now))
+    read: list[str] = []
+    original = treediff._content
+
+    def spy(path: Path, key: treediff.StatKey) -> bytes:
+        read.append(path.name)
+        return original(path, key)
+
+    monkeypatch.setattr(treediff, "_content", spy)  # observes the reads, changes nothing
+    assert diff(one, two, settled) is None
+    assert read == []  # nothing was racy any more: stat alone decided
+    (two / "sub" / "a.txt").write_text("ALPHA\n")  # same size, later tick: the stat moves
+    found = diff(one, two, settled)
+    assert found is not None
+    assert found.startswith("file 'sub/a.txt' differs")
