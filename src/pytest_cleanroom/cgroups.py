@@ -22,6 +22,7 @@ import contextlib
 import errno
 import itertools
 import os
+import secrets
 import signal
 import threading
 import time
@@ -201,7 +202,8 @@ class RunCgroup:
                 return group
             except OSError:
                 group.remove()
-        name = f"{os.getpid()}-{_my_start_time()}-{next(_counter)}"
+        # A random part: the module may be imported afresh in one process (pytester does that).
+        name = f"{os.getpid()}-{_my_start_time()}-{next(_counter)}.{secrets.token_hex(4)}"
         group = cls({c: p / name for c, p in found.items()})
         try:
             for d in group.dirs.values():
