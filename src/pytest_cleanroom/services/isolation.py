@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .errors import ServiceError, ServiceStartError
@@ -14,20 +17,36 @@ if TYPE_CHECKING:
 
 
 class DatabaseFactory:
-    """Creates ``<prefix><worker>_<n>`` from the run's template and drops it after the test."""
+    """Creates ``<prefix><n>`` from the run's template for each test and drops it afterwards.
 
-    def __init__(self, server: PostgresServer, template: str, prefix: str) -> None:
+    Both happen mostly off the test's clock: one background thread (with its own connection)
+    prepares the next test's database while the current test runs, and drops a finished test's
+    database after its teardown returned. ``close()`` waits for that thread and drops leftovers.
+    """
+
+    def __init__(
+        self, server: PostgresServer, template: str, prefix: str, *, background: bool = True
+    ) -> None:
         self.server = server
         self.template = template
         self.prefix = prefix
-        self._counter = 0
-        self._admin: psycopg.Connection[Any] | None = None
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
         self._open: set[str] = set()
+        self._connections: dict[int, psycopg.Connection[Any]] = {}
+        self._pool = (
+            ThreadPoolExecutor(1, thread_name_prefix="cleanroom-db") if background else None
+        )
+        self._spare: Future[str] | None = None
+
+    # -- statements, on the calling thread's own admin connection ------------------------------
 
     def _connection(self) -> psycopg.Connection[Any]:
-        if self._admin is None or self._admin.closed or self._admin.broken:
-            self._admin = self.server.connect(autocommit=True)
-        return self._admin
+        key = threading.get_ident()
+        conn = self._connections.get(key)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._connections[key] = self.server.connect(autocommit=True)
+        return conn
 
     def _execute(self, statement: Any) -> None:
         import psycopg
@@ -36,55 +55,84 @@ class DatabaseFactory:
             self._connection().execute(statement)
         except psycopg.OperationalError:
             # The admin connection died (server restart, idle timeout): one fresh try.
-            self._admin = None
+            self._connections.pop(threading.get_ident(), None)
             self._connection().execute(statement)
 
-    def create(self) -> PostgresDatabase:
-        """A new, empty-or-templated database that belongs to the calling test alone."""
+    def _create_now(self) -> str:
         import psycopg
         from psycopg import sql
 
-        self._counter += 1
-        name = f"{self.prefix}{self._counter}"
+        name = f"{self.prefix}{next(self._counter)}"
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(self.template)
         )
         if self.server.version_num >= 150000:
             # For small databases copying the files beats replaying them through the WAL.
             statement = sql.Composed([statement, sql.SQL(" STRATEGY FILE_COPY")])
+        with self._lock:
+            self._open.add(name)
         try:
             self._execute(statement)
         except psycopg.Error as exc:
+            with self._lock:
+                self._open.discard(name)
             raise ServiceStartError(f"cannot create the test database {name}: {exc}") from None
-        self._open.add(name)
-        return PostgresDatabase(self.server, name)
+        return name
 
-    def drop(self, database: PostgresDatabase) -> None:
-        """Close the test's connections and drop its database, even if sessions are still open."""
+    def _drop_now(self, name: str) -> None:
         from psycopg import sql
 
-        database.close_connections()
-        ident = sql.Identifier(database.dbname)
+        ident = sql.Identifier(name)
         if self.server.version_num >= 130000:
             self._execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
         else:
             self._execute(
                 sql.SQL(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}"
-                ).format(sql.Literal(database.dbname))
+                ).format(sql.Literal(name))
             )
             self._execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
-        self._open.discard(database.dbname)
+        with self._lock:
+            self._open.discard(name)
+
+    # -- what the fixture calls ----------------------------------------------------------------
+
+    def create(self) -> PostgresDatabase:
+        """A new database, cloned from the template, that belongs to the calling test alone."""
+        name = None
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(Exception):  # a failed spare: create it here, and say why
+                name = spare.result()
+        if name is None:
+            name = self._create_now()
+        if self._pool is not None:
+            self._spare = self._pool.submit(self._create_now)
+        return PostgresDatabase(self.server, name)
+
+    def drop(self, database: PostgresDatabase) -> None:
+        """Close the test's connections and drop its database, even if sessions are still open."""
+        database.close_connections()
+        if self._pool is not None:
+            self._pool.submit(self._drop_now, database.dbname)
+        else:
+            self._drop_now(database.dbname)
 
     def close(self) -> None:
-        """Drop anything left (a teardown that failed) and close the admin connection."""
-        for name in list(self._open):
+        """Finish the background work, drop anything left, close the admin connections."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._spare = None
+        with self._lock:
+            left = sorted(self._open)
+        for name in left:
             with contextlib.suppress(Exception):
-                self.drop(PostgresDatabase(self.server, name))
-        if self._admin is not None:
+                self._drop_now(name)
+        for conn in self._connections.values():
             with contextlib.suppress(Exception):
-                self._admin.close()
-            self._admin = None
+                conn.close()
+        self._connections.clear()
 
 
 class RedisSlot:

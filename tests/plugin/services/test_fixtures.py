@@ -56,6 +56,7 @@ def test_every_test_gets_an_empty_database_and_leftovers_are_dropped(
 ) -> None:
     pytester.makepyfile(
         """
+        import time
         import pytest
 
         def test_1_writes(postgres, redis):
@@ -85,11 +86,24 @@ def test_every_test_gets_an_empty_database_and_leftovers_are_dropped(
                 ).fetchall()
             assert tables == []
             assert redis.client().dbsize() == 0
-            with postgres_server.connect() as conn:
-                names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
-            ours = {n for n in names if n.startswith("cr_")}
-            # Only this test's database and the run's template remain.
-            assert ours == {postgres.dbname, postgres.dbname.split("_master_")[0] + "_template"}
+            # Earlier tests' databases are dropped (in the background: allow a moment). Only
+            # this test's, the template and the next test's, prepared ahead, may exist.
+            prefix, _, number = postgres.dbname.rpartition("_")
+            deadline = time.monotonic() + 30
+            while True:
+                with postgres_server.connect() as conn:
+                    names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+                earlier = {
+                    n for n in names
+                    if n.startswith(prefix + "_") and n.rpartition("_")[2].isdigit()
+                    and int(n.rpartition("_")[2]) < int(number)
+                }
+                if not earlier:
+                    break
+                assert time.monotonic() < deadline, earlier
+                time.sleep(0.05)
+            assert postgres.dbname in names
+            assert prefix.rsplit("_", 1)[0] + "_template" in names
             # The stray session was terminated when its database was dropped.
             import psycopg
             with pytest.raises(psycopg.OperationalError):

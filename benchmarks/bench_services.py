@@ -1,0 +1,303 @@
+"""Benchmark the postgres/redis fixtures against pytest-postgresql and plain testcontainers.
+
+Every tool runs the same generated suite of N tests (default 100) in which every test writes a
+table (Redis: a few keys), at -n 0 and -n 2, in fresh pytest processes:
+
+    .venv/bin/python benchmarks/bench_services.py [--tests 100] [--json] [--skip-docker]
+
+Columns: time from launching pytest to the first test body; the first test's fixture set-up
+(server start included); the median per-test isolation cost (fixture set-up + teardown); the
+median whole test (set-up + body + teardown); the whole suite's wall time at -n 0 and -n 2.
+"cold" is a first run with an empty cache (initdb), every other cleanroom row uses the cache.
+Peers: pytest-postgresql's ``postgresql_proc`` + ``postgresql`` fixtures, and testcontainers'
+PostgresContainer (one container per worker, a database created and dropped per test, the usual
+hand-written fixture). Each suite loads only its own plugin. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PG_CTL_GLOB = "/usr/lib/postgresql/*/bin/pg_ctl"
+
+RECORDER = '''
+import json, os
+
+def pytest_runtest_logreport(report):
+    with open(os.environ["BENCH_RECORD"], "a") as fh:
+        fh.write(json.dumps({"id": report.nodeid, "when": report.when, "start": report.start,
+                             "duration": report.duration, "outcome": report.outcome}) + "\\n")
+'''
+
+WRITE_SQL = (
+    "CREATE TABLE t (id int PRIMARY KEY, v text); "
+    "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 100) g"
+)
+
+SUITES = {
+    "cleanroom": f'''
+import pytest
+
+@pytest.mark.parametrize("n", range({{n}}))
+def test_write(postgres, n):
+    with postgres.connect() as conn:
+        conn.execute("{WRITE_SQL}")
+''',
+    "cleanroom-redis": """
+import pytest
+
+@pytest.mark.parametrize("n", range({n}))
+def test_write(redis, n):
+    client = redis.client()
+    client.mset({{f"k{{i}}": i for i in range(20)}})
+    assert client.dbsize() == 20
+""",
+    "pytest-postgresql": f'''
+import pytest
+
+@pytest.mark.parametrize("n", range({{n}}))
+def test_write(postgresql, n):
+    postgresql.execute("{WRITE_SQL}")
+    postgresql.commit()
+''',
+    "testcontainers": f'''
+import psycopg, pytest
+
+@pytest.mark.parametrize("n", range({{n}}))
+def test_write(db, n):
+    db.execute("{WRITE_SQL}")
+''',
+}
+
+TESTCONTAINERS_CONFTEST = """
+import itertools, os, psycopg, pytest
+from testcontainers.postgres import PostgresContainer
+
+_names = itertools.count()
+
+@pytest.fixture(scope="session")
+def pg():
+    image = os.environ.get("BENCH_PG_IMAGE", "cleanroom/postgres:15")
+    with PostgresContainer(image, driver=None) as container:
+        yield container
+
+@pytest.fixture
+def db(pg):
+    url = pg.get_connection_url(host="127.0.0.1")
+    name = f"t{next(_names)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    conn = psycopg.connect(url.rsplit("/", 1)[0] + "/" + name, autocommit=True)
+    yield conn
+    conn.close()
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+"""
+
+# pytest-postgresql runs pg_ctl as the current user, and PostgreSQL refuses root: as root, its
+# pg_ctl is wrapped to run as the 'postgres' account, which is handed the run's temp directory.
+PG_CTL_WRAPPER = """#!/bin/sh
+chown -R postgres: "$BENCH_BASETEMP"
+exec setpriv --reuid=postgres --regid=postgres --init-groups {pg_ctl} "$@"
+"""
+
+
+@dataclass
+class Run:
+    tool: str
+    workers: int
+    wall: float
+    first_test: float
+    first_setup: float
+    isolation_ms: float
+    per_test_ms: float
+    passed: int
+    failed: int
+    note: str = ""
+    samples: dict[str, float] = field(default_factory=dict)
+
+
+def progress(message: str) -> None:
+    print(f"[bench_services] {message}", file=sys.stderr, flush=True)
+
+
+def run_suite(
+    tool: str, directory: Path, workers: int, env: dict[str, str], args: list[str]
+) -> Run:
+    record = directory / f"record-{workers}.jsonl"
+    record.unlink(missing_ok=True)
+    basetemp = directory / f"basetemp-{workers}"
+    env = {**env, "BENCH_RECORD": str(record), "BENCH_BASETEMP": str(basetemp)}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_recorder"]
+    cmd += [f"--basetemp={basetemp}", *args]
+    if workers:
+        cmd += ["-n", str(workers)]
+    launched = time.time()
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=directory, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    rows = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    if done.returncode != 0 or not rows:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-25:])
+        raise SystemExit(f"{tool} -n {workers} failed (exit {done.returncode}):\n{tail}")
+    by_test: dict[str, dict[str, dict[str, float]]] = {}
+    for row in rows:
+        by_test.setdefault(row["id"], {})[row["when"]] = row
+    setups = sorted((t["setup"]["start"], t) for t in by_test.values() if "setup" in t)
+    first = setups[0][1]
+    isolation = [t["setup"]["duration"] + t["teardown"]["duration"] for _, t in setups]
+    whole = [sum(t[w]["duration"] for w in ("setup", "call", "teardown")) for _, t in setups]
+    calls = [t["call"]["start"] for _, t in setups if "call" in t]
+    outcomes = [t["call"]["outcome"] for _, t in setups if "call" in t]
+    return Run(
+        tool=tool,
+        workers=workers,
+        wall=wall,
+        first_test=min(calls) - launched,
+        first_setup=first["setup"]["duration"],
+        isolation_ms=statistics.median(isolation) * 1000,
+        per_test_ms=statistics.median(whole) * 1000,
+        passed=outcomes.count("passed"),
+        failed=len(outcomes) - outcomes.count("passed"),
+    )
+
+
+def docker_ready() -> tuple[bool, str]:
+    sys.path.insert(0, str(REPO / "src"))
+    from pytest_cleanroom.services.providers import docker_status
+
+    ok, detail = docker_status()
+    if not ok:
+        return False, detail
+    out = subprocess.run(
+        ["docker", "image", "inspect", "cleanroom/postgres:15", "cleanroom/redis:7"],
+        capture_output=True,
+        check=False,
+    )
+    return out.returncode == 0, detail if out.returncode == 0 else "images missing"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tests", type=int, default=100, help="tests per suite (default 100)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--skip-docker", action="store_true", help="skip the container rows")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    options = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-services-", dir="/tmp"))
+    os.chmod(work, 0o755)
+    (work / "recorder").mkdir()
+    (work / "recorder" / "bench_recorder.py").write_text(RECORDER)
+    runtime = Path(tempfile.mkdtemp(prefix="crb-", dir="/tmp"))
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEANROOM_", "PYTEST_"))}
+    base_env.update(
+        PYTHONPATH=str(work / "recorder"),
+        TESTCONTAINERS_RYUK_DISABLED="true",
+        CLEANROOM_SERVICES_RUNTIME_DIR=str(runtime),
+        XDG_CACHE_HOME=str(work / "cache"),
+    )
+    for name, body in SUITES.items():
+        (work / name).mkdir()
+        (work / name / "test_suite.py").write_text(textwrap.dedent(body.format(n=options.tests)))
+    (work / "testcontainers" / "conftest.py").write_text(TESTCONTAINERS_CONFTEST)
+
+    have_docker, docker_detail = (False, "--skip-docker") if options.skip_docker else docker_ready()
+    if not have_docker:
+        progress(f"container rows skipped: {docker_detail}")
+
+    pg_ctl = sorted(Path("/").glob(PG_CTL_GLOB.lstrip("/")))
+    if not pg_ctl:
+        raise SystemExit("pg_ctl not found (apt-get install postgresql)")
+    pg_ctl_exec = str(pg_ctl[-1])
+    if os.geteuid() == 0:
+        wrapper = work / "pg_ctl"
+        wrapper.write_text(PG_CTL_WRAPPER.format(pg_ctl=pg_ctl_exec))
+        wrapper.chmod(0o755)
+        pg_ctl_exec = str(wrapper)
+
+    cleanroom = ["-p", "no:postgresql"]
+    peers = ["-p", "no:cleanroom"]
+    plan: list[tuple[str, str, int, list[str], dict[str, str]]] = [
+        ("cleanroom (process, cold cache)", "cleanroom", 0, cleanroom, {}),
+        ("cleanroom (process)", "cleanroom", 0, cleanroom, {}),
+        ("cleanroom (process)", "cleanroom", 2, cleanroom, {}),
+        ("pytest-postgresql", "pytest-postgresql", 0, [*peers, f"--postgresql-exec={pg_ctl_exec}"], {}),
+        ("pytest-postgresql", "pytest-postgresql", 2, [*peers, f"--postgresql-exec={pg_ctl_exec}"], {}),
+        ("cleanroom redis (process)", "cleanroom-redis", 0, cleanroom, {}),
+        ("cleanroom redis (process)", "cleanroom-redis", 2, cleanroom, {}),
+    ]
+    if have_docker:
+        docker_env = {"CLEANROOM_SERVICES": "docker"}
+        plan += [
+            ("cleanroom (docker)", "cleanroom", 0, cleanroom, docker_env),
+            ("cleanroom (docker)", "cleanroom", 2, cleanroom, docker_env),
+            ("testcontainers", "testcontainers", 0, peers, {}),
+            ("testcontainers", "testcontainers", 2, peers, {}),
+            ("cleanroom redis (docker)", "cleanroom-redis", 0, cleanroom, docker_env),
+        ]
+    runs: list[Run] = []
+    try:
+        for label, suite, workers, args, extra in plan:
+            progress(f"{label} -n {workers} ({options.tests} tests)")
+            runs.append(run_suite(label, work / suite, workers, {**base_env, **extra}, args))
+    finally:
+        if not options.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+    if options.json:
+        print(json.dumps([asdict(r) for r in runs], indent=1))
+        return 0
+    print_table(runs, options.tests)
+    return 0
+
+
+def print_table(runs: list[Run], n: int) -> None:
+    head = (
+        f"{'tool':34} {'-n':>2} {'first test':>10} {'1st setup':>9} {'isolation':>10} "
+        f"{'per test':>9} {'suite':>7} {'ok':>5}"
+    )
+    print(f"\n{n} tests, each writing a table (Redis rows: 20 keys); times in s unless ms")
+    print(head)
+    print("-" * len(head))
+    for r in runs:
+        print(
+            f"{r.tool:34} {r.workers:>2} {r.first_test:>9.2f}s {r.first_setup:>8.3f}s "
+            f"{r.isolation_ms:>8.1f}ms {r.per_test_ms:>7.1f}ms {r.wall:>6.2f}s "
+            f"{r.passed:>3}/{r.passed + r.failed}"
+        )
+    warm = [r for r in runs if r.tool == "cleanroom (process)"]
+    redis = [r for r in runs if r.tool == "cleanroom redis (process)"]
+    peer = {r.workers: r.wall for r in runs if r.tool == "pytest-postgresql"}
+    print("\ngoals:")
+    if warm:
+        iso = max(r.isolation_ms for r in warm)
+        print(f"  per-test isolated database < 40 ms median: {iso:.1f} ms")
+        first = min(r.first_setup for r in warm if r.workers == 0)
+        print(f"  first use of a cached process server < 1 s: {first:.3f} s")
+        for r in warm:
+            if r.workers in peer:
+                verdict = "faster" if r.wall < peer[r.workers] else "NOT faster"
+                print(
+                    f"  whole suite -n {r.workers}: {r.wall:.2f} s vs pytest-postgresql "
+                    f"{peer[r.workers]:.2f} s ({verdict})"
+                )
+    if redis:
+        print(f"  per-test Redis isolation < 5 ms median: {max(r.isolation_ms for r in redis):.2f} ms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
