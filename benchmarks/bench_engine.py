@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -38,10 +40,17 @@ from pytest_cleanroom.environment import build_environment
 from pytest_cleanroom.filesystem import plan
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall-clock seconds, and CPU seconds of the child processes it waited for."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
 def _engine_row(room: Cleanroom) -> Callable[[], object]:
@@ -99,11 +108,14 @@ def main() -> int:
             rows["Cleanroom.run, locked (unshare)"] = _engine_row(room)
 
         samples: dict[str, list[float]] = {name: [] for name in rows}
+        cpu: dict[str, list[float]] = {name: [] for name in rows}
         for fn in rows.values():  # warm up caches (probes, host root listing, page cache)
             fn()
         for i in range(args.repeat):
             for name, fn in rows.items():
-                samples[name].append(_timed(fn))
+                wall, used = _timed(fn)
+                samples[name].append(wall)
+                cpu[name].append(used)
             if not args.json and (i + 1) % 50 == 0:
                 print(f"  ... {i + 1}/{args.repeat} rounds", file=sys.stderr)
     finally:
@@ -112,16 +124,21 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
     medians = {name: statistics.median(ts) * 1000 for name, ts in samples.items()}
+    cpu_medians = {name: statistics.median(ts) * 1000 for name, ts in cpu.items()}
+    load = os.getloadavg()[0]
     if args.json:
-        print(json.dumps({"repeat": args.repeat, "median_ms": medians}, indent=2))
+        report = {"repeat": args.repeat, "load_average_1m": load, "median_ms": medians,
+                  "median_child_cpu_ms": cpu_medians}  # fmt: skip
+        print(json.dumps(report, indent=2))
         return 0
     bare = medians["bwrap, bare"]
-    print(f"\nmedian per command over {args.repeat} runs (ms)\n")
-    print(f"{'':36s} {'median':>8s} {'p90':>8s} {'engine adds':>12s}")
+    print(f"\nmedian per command over {args.repeat} runs (ms); 1-minute load average {load:.1f}")
+    print("(child cpu: CPU time of the processes waited for, which machine load barely moves)\n")
+    print(f"{'':36s} {'median':>8s} {'p90':>8s} {'engine adds':>12s} {'child cpu':>10s}")
     for name, ts in samples.items():
         p90 = statistics.quantiles(ts, n=10)[-1] * 1000
         added = f"{medians[name] - bare:+.2f}" if name.startswith("Cleanroom") else ""
-        print(f"{name:36s} {medians[name]:8.2f} {p90:8.2f} {added:>12s}")
+        print(f"{name:36s} {medians[name]:8.2f} {p90:8.2f} {added:>12s} {cpu_medians[name]:10.2f}")
     return 0
 
 

@@ -198,7 +198,7 @@ class RunCgroup:
         group = _pool.take()
         if group is not None:
             try:
-                group._configure(memory_limit, max_processes)
+                group.configure(memory_limit, max_processes)
                 return group
             except OSError:
                 group.remove()
@@ -208,13 +208,14 @@ class RunCgroup:
         try:
             for d in group.dirs.values():
                 d.mkdir()
-            group._configure(memory_limit, max_processes)
+            group.configure(memory_limit, max_processes)
         except BaseException:
             group.remove()
             raise
         return group
 
-    def _configure(self, memory_limit: int | None, max_processes: int | None) -> None:
+    def configure(self, memory_limit: int | None, max_processes: int | None) -> None:
+        """Set the limits and reset the counters for the next command."""
         memory = self.dirs["memory"]
         memsw = memory / "memory.memsw.limit_in_bytes"
         has_memsw = memsw.exists()

@@ -89,10 +89,36 @@ def launcher_argv(argv: Sequence[str], cgroup: RunCgroup | None, rlimits: Rlimit
     return ["/bin/sh", "-c", script, "sh", *joins, *argv]
 
 
+def start(argv: Sequence[str], *, env: Mapping[str, str], pass_fds: Sequence[int] = ()) -> Started:
+    """Start ``argv`` (already wrapped by :func:`launcher_argv`) in a session of its own, with a
+    pipe for each standard stream."""
+    started_at = time.time()
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env),
+        close_fds=True,
+        pass_fds=tuple(pass_fds),
+        start_new_session=True,
+    )
+    return Started(proc, t0, started_at)
+
+
+@dataclass(frozen=True)
+class Started:
+    """A process :func:`supervise` can watch, and when the command it runs began."""
+
+    proc: subprocess.Popen[bytes]
+    t0: float
+    started_at: float
+
+
 def supervise(
-    argv: Sequence[str],
+    started: Started,
     *,
-    env: Mapping[str, str],
     stdin: bytes | None,
     timeout: float | None,
     cgroup: RunCgroup | None,
@@ -100,18 +126,9 @@ def supervise(
     on_start: Callable[[LiveProcess], None] | None = None,
     on_end: Callable[[LiveProcess], None] | None = None,
 ) -> Outcome:
-    """Run ``argv`` (already wrapped by :func:`launcher_argv`) to completion under watch."""
-    started_at = time.time()
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env),
-        close_fds=True,
-        start_new_session=True,
-    )
+    """Feed, drain and watch a started command to completion (or kill it: timeout, limits,
+    :meth:`LiveProcess.cancel`, ``KeyboardInterrupt``)."""
+    proc, t0, started_at = started.proc, started.t0, started.started_at
     live = LiveProcess(proc, cgroup)
     if on_start is not None:
         on_start(live)
@@ -212,6 +229,8 @@ class _Watch:
             stdin_fd = proc.stdin.fileno()
             os.set_blocking(stdin_fd, False)
             sel.register(stdin_fd, selectors.EVENT_WRITE)
+        else:
+            _close(proc.stdin)  # no input: the command reads end-of-file at once
         pidfd = _pidfd(proc.pid)
         if pidfd >= 0:
             sel.register(pidfd, selectors.EVENT_READ)

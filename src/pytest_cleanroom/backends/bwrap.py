@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..environment import FIXED_PATH
 from ..errors import BackendUnavailableError, SandboxError
@@ -69,6 +69,7 @@ class BwrapBackend(NamespaceBackend):
 
     name = "bwrap"
     overhead_processes = 2  # bwrap's outer monitor and its PID-namespace init
+    prepares = True
 
     def __init__(self, executable: str | None = None) -> None:
         super().__init__()
@@ -88,6 +89,8 @@ class BwrapBackend(NamespaceBackend):
         if problem is not None:
             raise BackendUnavailableError(problem)
         self.check_limits(policy)
+        if self._preparer is not None:
+            self._preparer.request()  # the first command need not wait for its launcher
 
     def sandbox_argv(
         self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
@@ -113,6 +116,11 @@ class BwrapBackend(NamespaceBackend):
             argv += ["prlimit", *rlimits.prlimit_args(), "--"]
         argv += spec.argv
         return argv
+
+    def exec_argv(self, argv: list[str], env: Mapping[str, str]) -> list[str]:
+        """bwrap sets the command's environment itself: the launcher's is empty."""
+        pairs = [part for key, value in env.items() for part in ("--setenv", key, value)]
+        return [argv[0], "--clearenv", *pairs, *argv[1:]]
 
     def translate_failure(self, spec: CommandSpec, outcome: Outcome) -> Outcome:
         line = single_line(outcome.stderr)

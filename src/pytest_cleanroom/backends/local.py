@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError
 from ..filesystem import FsOp, plan
 from ..limits import Rlimits, file_size_hit, limit_of_exit_code, rlimits_for
 from ..policy import Policy
-from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, supervise
+from ..prepared import Prepared, Preparer
+from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, start, supervise
 from ..result import RunResult
 from .base import (
     EXIT_NOT_EXECUTABLE,
@@ -44,6 +45,7 @@ class NamespaceBackend:
     def __init__(self) -> None:
         self._live: set[LiveProcess] = set()
         self._lock = threading.Lock()
+        self._preparer: Preparer | None = Preparer() if self.prepares else None
 
     # -- to implement ---------------------------------------------------------------------------
 
@@ -60,6 +62,27 @@ class NamespaceBackend:
     def translate_failure(self, spec: CommandSpec, outcome: Outcome) -> Outcome:
         """Turn the backend's own "cannot exec"/"cannot set up" reports into results/errors."""
         return outcome
+
+    def exec_argv(self, argv: list[str], env: Mapping[str, str]) -> list[str]:
+        """``argv`` carrying ``env`` itself, for a launcher made before ``env`` was known.
+        Only backends that set ``prepares`` need it."""
+        raise NotImplementedError
+
+    #: Whether commands may start from launchers made ahead of time (see prepared.py).
+    prepares = False
+
+    def _take_prepared(self, limits: dict[str, int | None]) -> Prepared | None:
+        if self._preparer is None:
+            return None
+        prepared = self._preparer.take()
+        if prepared is None:
+            return None
+        try:
+            prepared.group.configure(limits["memory_limit"], limits["max_processes"])
+        except OSError:
+            prepared.discard()
+            return None
+        return prepared
 
     # -- shared ---------------------------------------------------------------------------------
 
@@ -86,17 +109,26 @@ class NamespaceBackend:
     def run(self, spec: CommandSpec) -> RunResult:
         policy = spec.policy
         max_tasks = policy.max_processes
-        group = cgroups.RunCgroup.create(
-            memory_limit=policy.memory_limit,
-            max_processes=max_tasks + self.overhead_processes if max_tasks else None,
-        )
+        limits = {
+            "memory_limit": policy.memory_limit,
+            "max_processes": max_tasks + self.overhead_processes if max_tasks else None,
+        }
+        prepared = self._take_prepared(limits)
+        group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
         try:
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
             argv = self.sandbox_argv(spec, plan(policy, spec.workspace, spec.mounts), inner)
+            started = None
+            if prepared is not None:
+                started = prepared.launch(self.exec_argv(argv, spec.env), outer.ulimit_commands())
+                if started is None:  # the waiting shell is gone: start the plain way
+                    prepared.discard()
+                    group = cgroups.RunCgroup.create(**limits)
+            if started is None:
+                started = start(launcher_argv(argv, group, outer), env=spec.env)
             outcome = supervise(
-                launcher_argv(argv, group, outer),
-                env=spec.env,
+                started,
                 stdin=spec.stdin,
                 timeout=spec.timeout,
                 cgroup=group,
@@ -107,6 +139,8 @@ class NamespaceBackend:
         finally:
             if group is not None:
                 group.release()
+            if self._preparer is not None:
+                self._preparer.request()
         if outcome.exit_code == 125 and LAUNCHER_MARK in outcome.stderr:
             raise SandboxError(outcome.stderr.decode(errors="replace").strip())
         outcome = self.translate_failure(spec, outcome)
@@ -139,6 +173,8 @@ class NamespaceBackend:
             live = list(self._live)
         for process in live:
             process.cancel()
+        if self._preparer is not None:
+            self._preparer.close()
         cgroups.flush()
 
     def _started(self, live: LiveProcess) -> None:

@@ -1,0 +1,210 @@
+"""Launchers made ready ahead of time, so that starting a command costs almost nothing.
+
+Starting a sandboxed command the plain way means: fork and exec ``/bin/sh``, move it into the
+command's fresh cgroups (the kernel makes the first move into a cgroup wait for an RCU grace
+period: several milliseconds), then exec the sandbox. A :class:`Prepared` launcher has done the
+first two steps before the command is known: a ``/bin/sh`` already in its cgroups, blocked on a
+pipe from which it will source the line that sets the rlimits and ``exec``s the sandbox. A
+background thread keeps one ready per backend; ``run`` takes it, writes the line, and the
+command starts.
+
+If the engine dies, the pipe's writing end closes, the shell reads an empty script and exits:
+nothing runs. Its cgroups are then swept by the next engine process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shlex
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+
+from .cgroups import RunCgroup
+from .process_tree import LAUNCHER_MARK, Started, start
+
+
+class Prepared:
+    """A ``/bin/sh`` in ``group``, waiting for its script on ``script_fd``."""
+
+    def __init__(self, started: Started, script_fd: int, group: RunCgroup) -> None:
+        self.started = started
+        self.script_fd = script_fd
+        self.group = group
+        self.owner = os.getpid()
+
+    @classmethod
+    def make(cls) -> Prepared | None:
+        """A new launcher, or ``None`` where cgroups are unavailable."""
+        group = RunCgroup.create(memory_limit=None, max_processes=None)
+        if group is None:
+            return None
+        read_fd, write_fd = os.pipe()
+        joins = group.procs_files
+        script = (
+            " && ".join(f'echo 0 >"${i + 1}"' for i in range(len(joins)))
+            + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups" >&2; exit 125; }}\n'
+            + f". /dev/fd/{read_fd}\n"
+        )
+        try:
+            started = start(["/bin/sh", "-c", script, "sh", *joins], env={}, pass_fds=[read_fd])
+        except BaseException:
+            os.close(write_fd)
+            group.release()
+            raise
+        finally:
+            os.close(read_fd)
+        return cls(started, write_fd, group)
+
+    def alive(self) -> bool:
+        return self.started.proc.poll() is None
+
+    def launch(self, argv: Sequence[str], ulimits: Sequence[str]) -> Started | None:
+        """Make the shell set ``ulimits`` and exec ``argv``; ``None`` if it is gone."""
+        line = (
+            " && ".join([*ulimits, "exec " + shlex.join(argv)])
+            if ulimits
+            else ("exec " + shlex.join(argv))
+        )
+        script = (
+            line + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot set rlimits" >&2; exit 125; }}\n'
+        ).encode()
+        try:
+            view = memoryview(script)
+            while view:
+                view = view[os.write(self.script_fd, view) :]
+        except OSError:
+            return None
+        finally:
+            os.close(self.script_fd)
+            self.script_fd = -1
+        return Started(self.started.proc, time.monotonic(), time.time())
+
+    def discard(self) -> None:
+        """Kill the waiting shell and give its cgroups back."""
+        if self.script_fd >= 0:
+            os.close(self.script_fd)
+            self.script_fd = -1
+        proc = self.started.proc
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        self.group.release()
+
+
+class Preparer:
+    """Keeps one :class:`Prepared` launcher ready for a backend (made by a background thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: list[Prepared] = []
+        self._closed = False
+        self._failed = False
+        _preparers.add(self)
+
+    def take(self) -> Prepared | None:
+        """The ready launcher, if there is a live one."""
+        with self._lock:
+            ready, self._ready = self._ready, []
+        found: Prepared | None = None
+        for prepared in ready:
+            if prepared.owner != os.getpid():
+                continue  # inherited through fork: the parent's business
+            if found is None and prepared.alive():
+                found = prepared
+            else:
+                prepared.discard()
+        return found
+
+    def request(self) -> None:
+        """Ask the background thread for a launcher, unless one is ready (never blocks)."""
+        with self._lock:
+            if self._ready or self._closed or self._failed:
+                return
+        _worker.submit(self)
+
+    def _fill(self) -> None:
+        with self._lock:
+            if self._ready or self._closed:
+                return
+        try:
+            prepared = Prepared.make()
+        except OSError:
+            prepared = None
+        if prepared is None:
+            self._failed = True  # no cgroups here: commands take the plain path
+            return
+        with self._lock:
+            if not self._closed and not self._ready:
+                self._ready.append(prepared)
+                return
+        prepared.discard()
+
+    def close(self) -> None:
+        """Discard the ready launcher; no more are made."""
+        with self._lock:
+            self._closed = True
+            ready, self._ready = self._ready, []
+        for prepared in ready:
+            if prepared.owner == os.getpid():
+                prepared.discard()
+
+
+class _Worker:
+    """One long-lived daemon thread making launchers.
+
+    Long-lived on purpose: a sandbox started from a launcher dies with the thread that forked
+    the launcher (bwrap's ``--die-with-parent`` uses the parent-death signal, which follows the
+    forking thread), so that thread must live as long as the process.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[weakref.ref[Preparer]] = []
+        self._thread: threading.Thread | None = None
+
+    def submit(self, preparer: Preparer) -> None:
+        with self._cond:
+            self._queue.append(weakref.ref(preparer))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._work, name="cleanroom-launcher-preparer", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                preparer = self._queue.pop(0)()
+            if preparer is not None:
+                with contextlib.suppress(Exception):
+                    preparer._fill()
+
+
+_worker = _Worker()
+_preparers: weakref.WeakSet[Preparer] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Discard every ready launcher (done at interpreter exit, before cgroups are removed)."""
+    for preparer in list(_preparers):
+        preparer.close()
+
+
+def _after_fork_in_child() -> None:
+    global _worker
+    _worker = _Worker()
+
+
+atexit.register(close_all)
+os.register_at_fork(after_in_child=_after_fork_in_child)
