@@ -1,0 +1,55 @@
+"""Every example of docs/services.md runs as written."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require, require_binary
+
+pytest_plugins = ("pytester",)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("binaries", "runtime_dir")]
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "services.md"
+MARKER = re.compile(r"<!-- example: (\S+) -->")
+BLOCK = re.compile(r"```(?:python|ini|sql|toml)\n(.*?)```", re.DOTALL)
+FILENAME = re.compile(r"^(?:#|--) (\S+)\n")
+
+
+def examples() -> dict[str, dict[str, str]]:
+    """``{example: {file name: content}}``: the fenced blocks after each marker, up to the next
+    marker or section; each block names its file on its first line."""
+    text = DOC.read_text()
+    found: dict[str, dict[str, str]] = {}
+    parts = MARKER.split(text)
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        body = body.split("\n## ", 1)[0]
+        files = {}
+        for block in BLOCK.findall(body):
+            match = FILENAME.match(block)
+            assert match, f"example {name}: a block does not name its file: {block[:60]!r}"
+            files[match.group(1)] = block[match.end() :]
+        found[name] = files
+    return found
+
+
+def test_the_doc_has_examples() -> None:
+    assert set(examples()) == {"quickstart", "template", "sandbox"}
+
+
+@pytest.mark.parametrize("name", sorted(examples()))
+def test_example_runs_as_written(pytester: pytest.Pytester, name: str) -> None:
+    if name == "sandbox":
+        require_binary("bwrap", "apt-get install bubblewrap")
+        require(shutil.which("psql") is not None, "psql (apt-get install postgresql-client)")
+    for filename, content in examples()[name].items():
+        path = pytester.path / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 1, result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
