@@ -46,6 +46,11 @@ class GpackRun:
     project: Path
     bundles: tuple[Bundle, ...]
     collect_scenarios: bool
+    roots: frozenset[Path] = field(init=False)
+
+    def __post_init__(self) -> None:
+        roots = {b.root for b in self.bundles} | {b.root.resolve() for b in self.bundles}
+        object.__setattr__(self, "roots", frozenset(roots))
 
 
 RUN_KEY = pytest.StashKey[GpackRun]()

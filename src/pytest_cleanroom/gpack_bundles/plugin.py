@@ -75,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     bundles = _load(project)
     if not bundles:
         return
-    _refuse_paths_into_packs(config, bundles)
+    _refuse_paths_into_packs(config, project, bundles)
     from .fixtures import register_fixture_modules
 
     register_fixture_modules(config, bundles)
@@ -99,7 +99,7 @@ def project_dir(config: pytest.Config) -> Path:
 def _load(project: Path) -> tuple[Bundle, ...]:
     try:
         from .loader import load_bundles
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
         raise pytest.UsageError(
             f"cleanroom gpacks: {project / 'ggen.lock'} pins gpacks but ggen_market cannot be "
             f"imported ({exc}); install it with `pip install 'pytest-cleanroom[market]'`, or "
@@ -120,19 +120,35 @@ def _default_collection(config: pytest.Config, project: Path) -> bool:
     paths, only when one of them is the project or a directory above it."""
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         return True
+    project = project.resolve()
     return any(path == project or path in project.parents for path in _arg_paths(config))
 
 
-def _refuse_paths_into_packs(config: pytest.Config, bundles: tuple[Bundle, ...]) -> None:
-    # Collected by path, a pack's scenario files would run as plain files, without its floor.
+def _refuse_paths_into_packs(
+    config: pytest.Config, project: Path, bundles: tuple[Bundle, ...]
+) -> None:
+    """A path into ``.ggen`` that reaches a pack is refused: collected by path, its scenario files
+    would run as plain files, without the pack's floor."""
+    state = (project / ".ggen").resolve()
+    roots = [(bundle, bundle.root.resolve()) for bundle in bundles]
     for path in _arg_paths(config):
-        for bundle in bundles:
-            if path == bundle.root or bundle.root in path.parents:
+        inside_state = path == state or state in path.parents
+        for bundle, root in roots:
+            if path == root or root in path.parents or (inside_state and path in root.parents):
                 raise pytest.UsageError(
-                    f"cleanroom gpacks: {path} is inside the installed test gpack "
+                    f"cleanroom gpacks: {path} is part of, or contains, the installed test gpack "
                     f"{bundle.label}; select its scenarios with -m \"{MARKER}(id='{bundle.id}')\" "
                     f"or -k {bundle.id} instead of a path"
                 )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Walking the project never enters an installed pack (even with a custom norecursedirs):
+    its scenarios are collected by the pack's own collector only."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None and collection_path in run.roots:
+        return True
+    return None
 
 
 @pytest.hookimpl(wrapper=True)

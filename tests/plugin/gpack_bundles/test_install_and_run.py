@@ -75,13 +75,30 @@ def test_paths_on_the_command_line(pytester: pytest.Pytester, smoke_project: Pat
     forced.stdout.fnmatch_lines([SMOKE_ITEM])
     whole = pytester.runpytest(".", "--co", "-q")
     whole.stdout.fnmatch_lines([SMOKE_ITEM])
-    # A path into the installed pack would run its files without the pack's floor: refused.
-    inside = smoke_project / ".ggen/packages" / SMOKE / "0.1.0" / "scenarios"
-    refused = pytester.runpytest(str(inside))
+    # A custom norecursedirs does not make the walk enter the installed pack: one item, not two.
+    walked = pytester.runpytest(".", "--co", "-q", "-o", "norecursedirs=build")
+    assert [line for line in walked.outlines if "::" in line] == [
+        "test_project.py::test_uses_the_pack_fixture",
+        SMOKE_ITEM,
+    ]
+
+
+@pytest.mark.parametrize(
+    "where",
+    [".ggen", ".ggen/packages", f".ggen/packages/{SMOKE}", f".ggen/packages/{SMOKE}/0.1.0",
+     f".ggen/packages/{SMOKE}/0.1.0/scenarios/python-toolchain.scenario.toml::python-toolchain"],
+)  # fmt: skip
+def test_a_path_into_the_installed_pack_is_refused(
+    pytester: pytest.Pytester, smoke_project: Path, where: str
+) -> None:
+    # Collected by path, its files would run as plain scenario files, without the pack's floor.
+    refused = pytester.runpytest(where)
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    path = smoke_project / where.split("::")[0]
     refused.stderr.fnmatch_lines(
-        [f"*{inside} is inside the installed test gpack {SMOKE}@0.1.0; select its scenarios "
-         f"with -m \"gpack(id='{SMOKE}')\" or -k {SMOKE} instead of a path"]
+        [f"ERROR: cleanroom gpacks: {path} is part of, or contains, the installed test gpack "
+         f"{SMOKE}@0.1.0; select its scenarios with -m \"gpack(id='{SMOKE}')\" or -k {SMOKE} "
+         "instead of a path"]
     )  # fmt: skip
 
 
