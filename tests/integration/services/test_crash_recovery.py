@@ -248,3 +248,25 @@ def test_a_failed_start_is_reported_to_every_worker_without_retrying(
     with pytest.raises(type(one.value), match="no postgres server binaries"):
         second.postgres_server()
     assert server_dirs(runtime_dir) == []
+
+
+def test_unreadable_records_and_vanished_directories_do_not_break_the_sweep(
+    runtime_dir: Path,
+) -> None:
+    registry = Registry(runtime_dir)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owner = Owner(dead.pid, "1", Owner.current().host, Owner.current().pidns)
+    # A record whose server directory is already gone, and a half-written record of a run killed
+    # while writing it: the first is removed, the second is left alone (never guessed at).
+    registry.add(
+        service="redis",
+        run_id="gone",
+        owner=owner,
+        handle={"kind": "process", "server_dir": str(runtime_dir / "re-gone"), "pidfile": ""},
+    )
+    (registry.dir / "half.json").write_text('{"id": "half", "owner": {"pid": 1')
+    removed = registry.sweep(cleanup.stop)
+    assert len(removed) == 1
+    assert "nothing left of" in removed[0]
+    assert [p.name for p in registry.dir.iterdir()] == ["half.json"]
