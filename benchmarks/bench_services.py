@@ -32,14 +32,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PG_CTL_GLOB = "/usr/lib/postgresql/*/bin/pg_ctl"
 
-RECORDER = '''
+RECORDER = """
 import json, os
 
 def pytest_runtest_logreport(report):
     with open(os.environ["BENCH_RECORD"], "a") as fh:
         fh.write(json.dumps({"id": report.nodeid, "when": report.when, "start": report.start,
                              "duration": report.duration, "outcome": report.outcome}) + "\\n")
-'''
+"""
 
 WRITE_SQL = (
     "CREATE TABLE t (id int PRIMARY KEY, v text); "
@@ -228,14 +228,15 @@ def main() -> int:
         wrapper.chmod(0o755)
         pg_ctl_exec = str(wrapper)
 
+    pg_exec = f"--postgresql-exec={pg_ctl_exec}"
     cleanroom = ["-p", "no:postgresql"]
     peers = ["-p", "no:cleanroom"]
     plan: list[tuple[str, str, int, list[str], dict[str, str]]] = [
         ("cleanroom (process, cold cache)", "cleanroom", 0, cleanroom, {}),
         ("cleanroom (process)", "cleanroom", 0, cleanroom, {}),
         ("cleanroom (process)", "cleanroom", 2, cleanroom, {}),
-        ("pytest-postgresql", "pytest-postgresql", 0, [*peers, f"--postgresql-exec={pg_ctl_exec}"], {}),
-        ("pytest-postgresql", "pytest-postgresql", 2, [*peers, f"--postgresql-exec={pg_ctl_exec}"], {}),
+        ("pytest-postgresql", "pytest-postgresql", 0, [*peers, pg_exec], {}),
+        ("pytest-postgresql", "pytest-postgresql", 2, [*peers, pg_exec], {}),
         ("cleanroom redis (process)", "cleanroom-redis", 0, cleanroom, {}),
         ("cleanroom redis (process)", "cleanroom-redis", 2, cleanroom, {}),
     ]
@@ -296,7 +297,8 @@ def print_table(runs: list[Run], n: int) -> None:
                     f"{peer[r.workers]:.2f} s ({verdict})"
                 )
     if redis:
-        print(f"  per-test Redis isolation < 5 ms median: {max(r.isolation_ms for r in redis):.2f} ms")
+        iso = max(r.isolation_ms for r in redis)
+        print(f"  per-test Redis isolation < 5 ms median: {iso:.2f} ms")
 
 
 if __name__ == "__main__":
