@@ -144,6 +144,7 @@ class ScenarioVariant:
     markers: tuple[str, ...]
     description: str | None
     line: int
+    markers_line: int = 1
 
     @property
     def id(self) -> str:
@@ -224,7 +225,12 @@ def parse_scenario_data(data: dict[str, Any], text: str, path: Path) -> list[Sce
             raise ScenarioFileError(path, where.line(("steps",)), str(exc)) from None
         variants.append(
             ScenarioVariant(
-                sc, params, tuple(table.markers), table.description, where.line(("scenario",))
+                sc,
+                params,
+                tuple(table.markers),
+                table.description,
+                where.line(("scenario",)),
+                where.line(("scenario", "markers")),
             )
         )
     return variants

@@ -39,7 +39,11 @@ class ScenarioItem(pytest.Function):
 
     @classmethod
     def for_variant(cls, parent: ScenarioFile, variant: ScenarioVariant) -> ScenarioItem:
-        marks = [getattr(pytest.mark, name) for name in variant.markers]
+        try:
+            marks = [getattr(pytest.mark, name) for name in variant.markers]
+        except pytest.fail.Exception as exc:  # --strict-markers and an unregistered marker
+            where = f"{parent.path}:{variant.markers_line}"
+            raise parent.CollectError(f"{where}: {exc.msg}") from None
         marks.append(pytest.mark.scenario(variant.scenario))
         function = _scenario_function(variant)
         for mark in marks:

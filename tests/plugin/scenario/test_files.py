@@ -156,3 +156,14 @@ def test_scenario_policy_tightens_the_run_policy(pytester: pytest.Pytester) -> N
     result = pytester.runpytest("-s", "--cleanroom-policy=standard")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*POLICY *strict"])
+
+
+def test_an_unregistered_marker_under_strict_markers_names_the_line(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.path.joinpath("n.scenario.toml").write_text(
+        "[scenario]\nname = 'n'\nmarkers = ['nightly']\n\n[[steps]]\nname = 'a'\nrun = 'true'\n"
+    )
+    result = pytester.runpytest("--strict-markers")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*n.scenario.toml:3: 'nightly' not found in `markers`*"])
