@@ -4,24 +4,83 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import ServiceError, ServiceStartError
 from .model import PostgresDatabase, PostgresServer, RedisDatabase, RedisServer
 
 if TYPE_CHECKING:
-    import psycopg
     import redis as redis_py
+    from psycopg.pq.abc import PGconn
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _Lane:
+    """A raw libpq connection with at most one statement in flight.
+
+    The server works on a statement sent here while the test runs: no client thread is needed
+    (a thread would make a test that forks warn, or deadlock).
+    """
+
+    def __init__(self, server: PostgresServer) -> None:
+        self.server = server
+        self._conn: PGconn | None = None
+        self._pending: str | None = None
+
+    def _connection(self) -> PGconn:
+        from psycopg import pq
+
+        if self._conn is None or self._conn.status != pq.ConnStatus.OK:
+            conn = pq.PGconn.connect(self.server.conninfo().encode())
+            if conn.status != pq.ConnStatus.OK:
+                message = conn.get_error_message()
+                conn.finish()
+                raise ServiceStartError(f"cannot connect to postgres: {message}")
+            self._conn = conn
+        return self._conn
+
+    def send(self, statement: str, tag: str) -> str | None:
+        """Wait for the previous statement (returning its error), then send ``statement``."""
+        error = self.wait()
+        self._connection().send_query(statement.encode())
+        self._pending = tag
+        return error
+
+    def wait(self) -> str | None:
+        """Block until the statement in flight is done; its error message, or ``None``."""
+        if self._pending is None or self._conn is None:
+            return None
+        from psycopg import pq
+
+        error = None
+        while (result := self._conn.get_result()) is not None:
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                error = result.get_error_message().strip()
+        self._pending = None
+        return error
+
+    def run(self, statement: str) -> str | None:
+        """Send ``statement`` and wait for it; its error message, or ``None``."""
+        self.send(statement, "now")
+        return self.wait()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.wait()
+        if self._conn is not None:
+            self._conn.finish()
+            self._conn = None
 
 
 class DatabaseFactory:
     """Creates ``<prefix><n>`` from the run's template for each test and drops it afterwards.
 
-    Both happen mostly off the test's clock: one background thread (with its own connection)
-    prepares the next test's database while the current test runs, and drops a finished test's
-    database after its teardown returned. ``close()`` waits for that thread and drops leftovers.
+    Both happen mostly off the test's clock: the next test's database is being created by the
+    server while the current test runs, and a finished test's database is dropped while the next
+    one starts. ``close()`` waits for both and drops whatever is left.
     """
 
     def __init__(
@@ -30,109 +89,70 @@ class DatabaseFactory:
         self.server = server
         self.template = template
         self.prefix = prefix
+        self.background = background
         self._counter = itertools.count(1)
-        self._lock = threading.Lock()
+        self._creates = _Lane(server)
+        self._drops = _Lane(server)
+        self._spare: str | None = None
         self._open: set[str] = set()
-        self._connections: dict[int, psycopg.Connection[Any]] = {}
-        self._pool = (
-            ThreadPoolExecutor(1, thread_name_prefix="cleanroom-db") if background else None
-        )
-        self._spare: Future[str] | None = None
 
-    # -- statements, on the calling thread's own admin connection ------------------------------
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        key = threading.get_ident()
-        conn = self._connections.get(key)
-        if conn is None or conn.closed or conn.broken:
-            conn = self._connections[key] = self.server.connect(autocommit=True)
-        return conn
-
-    def _execute(self, statement: Any) -> None:
-        import psycopg
-
-        try:
-            self._connection().execute(statement)
-        except psycopg.OperationalError:
-            # The admin connection died (server restart, idle timeout): one fresh try.
-            self._connections.pop(threading.get_ident(), None)
-            self._connection().execute(statement)
-
-    def _create_now(self) -> str:
-        import psycopg
-        from psycopg import sql
-
-        name = f"{self.prefix}{next(self._counter)}"
-        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(self.template)
-        )
+    def _create_statement(self, name: str) -> str:
+        statement = f"CREATE DATABASE {_ident(name)} TEMPLATE {_ident(self.template)}"
         if self.server.version_num >= 150000:
             # For small databases copying the files beats replaying them through the WAL.
-            statement = sql.Composed([statement, sql.SQL(" STRATEGY FILE_COPY")])
-        with self._lock:
-            self._open.add(name)
-        try:
-            self._execute(statement)
-        except psycopg.Error as exc:
-            with self._lock:
-                self._open.discard(name)
-            raise ServiceStartError(f"cannot create the test database {name}: {exc}") from None
-        return name
+            statement += " STRATEGY FILE_COPY"
+        return statement
 
-    def _drop_now(self, name: str) -> None:
-        from psycopg import sql
-
-        ident = sql.Identifier(name)
+    def _drop_statement(self, name: str) -> str:
         if self.server.version_num >= 130000:
-            self._execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-        else:
-            self._execute(
-                sql.SQL(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}"
-                ).format(sql.Literal(name))
-            )
-            self._execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
-        with self._lock:
-            self._open.discard(name)
+            return f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)"
+        return (  # before 13: terminate the sessions, then drop
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}'; DROP DATABASE IF EXISTS {_ident(name)}"
+        )
 
-    # -- what the fixture calls ----------------------------------------------------------------
+    def _new_name(self) -> str:
+        name = f"{self.prefix}{next(self._counter)}"
+        self._open.add(name)
+        return name
 
     def create(self) -> PostgresDatabase:
         """A new database, cloned from the template, that belongs to the calling test alone."""
-        name = None
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            with contextlib.suppress(Exception):  # a failed spare: create it here, and say why
-                name = spare.result()
+        name, self._spare = self._spare, None
+        if name is not None and self._creates.wait() is not None:
+            self._open.discard(name)  # the spare failed: try again here and report that error
+            name = None
         if name is None:
-            name = self._create_now()
-        if self._pool is not None:
-            self._spare = self._pool.submit(self._create_now)
+            name = self._new_name()
+            error = self._creates.run(self._create_statement(name))
+            if error is not None:
+                self._open.discard(name)
+                raise ServiceStartError(f"cannot create the test database {name}: {error}")
+        if self.background:
+            spare = self._new_name()
+            self._creates.send(self._create_statement(spare), spare)
+            self._spare = spare
         return PostgresDatabase(self.server, name)
 
     def drop(self, database: PostgresDatabase) -> None:
         """Close the test's connections and drop its database, even if sessions are still open."""
         database.close_connections()
-        if self._pool is not None:
-            self._pool.submit(self._drop_now, database.dbname)
+        if self.background:
+            self._drops.send(self._drop_statement(database.dbname), database.dbname)
         else:
-            self._drop_now(database.dbname)
+            self._drops.run(self._drop_statement(database.dbname))
+        self._open.discard(database.dbname)
 
     def close(self) -> None:
-        """Finish the background work, drop anything left, close the admin connections."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Finish the statements in flight, drop anything left, close the connections."""
+        self._creates.wait()
+        self._drops.wait()
         self._spare = None
-        with self._lock:
-            left = sorted(self._open)
-        for name in left:
-            with contextlib.suppress(Exception):
-                self._drop_now(name)
-        for conn in self._connections.values():
-            with contextlib.suppress(Exception):
-                conn.close()
-        self._connections.clear()
+        for name in sorted(self._open):
+            self._drops.run(self._drop_statement(name))
+        self._open.clear()
+        self._creates.close()
+        self._drops.close()
 
 
 class RedisSlot:

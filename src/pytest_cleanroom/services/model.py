@@ -102,6 +102,10 @@ class PostgresServer:
         """libpq connection string (``key=value``) for ``dbname`` over TCP."""
         return _conninfo(self.params(dbname))
 
+    def conninfo(self, dbname: str | None = None) -> str:
+        """Like :meth:`dsn`, over the unix socket when there is one (what ``connect`` uses)."""
+        return _conninfo(self.params(dbname, via_socket=True))
+
     def url(self, dbname: str | None = None, driver: str | None = "psycopg") -> str:
         """SQLAlchemy URL (``postgresql+psycopg://``); ``driver=None`` gives a libpq URI."""
         scheme = f"postgresql+{driver}" if driver else "postgresql"
@@ -116,7 +120,7 @@ class PostgresServer:
         """A psycopg 3 connection to ``dbname`` (the unix socket when there is one)."""
         import psycopg
 
-        return psycopg.connect(_conninfo(self.params(dbname, via_socket=True)), **kwargs)
+        return psycopg.connect(self.conninfo(dbname), **kwargs)
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines of the server's log ("" when the provider has none, e.g. external)."""

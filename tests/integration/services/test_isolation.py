@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +68,7 @@ def test_databases_are_fresh_private_and_all_gone_after_close(
     pg: PostgresServer, background: bool
 ) -> None:
     prefix = f"cr_iso_{'bg' if background else 'in'}_"
+    threads = threading.active_count()
     factory = DatabaseFactory(pg, "cr_iso_template", prefix, background=background)
     seen = []
     for _ in range(4):
@@ -79,6 +81,9 @@ def test_databases_are_fresh_private_and_all_gone_after_close(
             conn.execute("CREATE TABLE t (x int)")
         factory.drop(db)
     assert len(set(seen)) == 4
+    # The server works ahead on its own: no thread in the test process (a test that forks would
+    # warn about it, or deadlock).
+    assert threading.active_count() == threads
     factory.close()
     assert ours(pg, prefix) == set()
 
