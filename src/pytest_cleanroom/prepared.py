@@ -103,16 +103,20 @@ class Preparer:
     """Keeps one :class:`Prepared` launcher ready for a backend (made by a background thread)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ready: list[Prepared] = []
+        self._cond = threading.Condition()
+        self._ready: list[Prepared] = []  # mutated in place: the finalizer holds this list
         self._closed = False
         self._failed = False
+        self._filling = False
         _preparers.add(self)
+        # A backend dropped without close() must not keep its waiting shell until exit.
+        weakref.finalize(self, _discard_all, self._ready)
 
     def take(self) -> Prepared | None:
         """The ready launcher, if there is a live one."""
-        with self._lock:
-            ready, self._ready = self._ready, []
+        with self._cond:
+            ready = self._ready[:]
+            self._ready.clear()
         found: Prepared | None = None
         for prepared in ready:
             if prepared.owner != os.getpid():
@@ -125,36 +129,51 @@ class Preparer:
 
     def request(self) -> None:
         """Ask the background thread for a launcher, unless one is ready (never blocks)."""
-        with self._lock:
-            if self._ready or self._closed or self._failed:
+        with self._cond:
+            if self._ready or self._closed or self._failed or self._filling:
                 return
+            self._filling = True
         _worker.submit(self)
 
     def _fill(self) -> None:
-        with self._lock:
-            if self._ready or self._closed:
-                return
         try:
-            prepared = Prepared.make()
-        except OSError:
-            prepared = None
-        if prepared is None:
-            self._failed = True  # no cgroups here: commands take the plain path
-            return
-        with self._lock:
-            if not self._closed and not self._ready:
-                self._ready.append(prepared)
+            with self._cond:
+                if self._ready or self._closed:
+                    return
+            try:
+                prepared = Prepared.make()
+            except OSError:
+                prepared = None
+            if prepared is None:
+                self._failed = True  # no cgroups here: commands take the plain path
                 return
-        prepared.discard()
+            with self._cond:
+                if not self._closed and not self._ready:
+                    self._ready.append(prepared)
+                    return
+            prepared.discard()
+        finally:
+            with self._cond:
+                self._filling = False
+                self._cond.notify_all()
 
-    def close(self) -> None:
-        """Discard the ready launcher; no more are made."""
-        with self._lock:
+    def close(self, deadline: float = 10.0) -> None:
+        """Discard the ready launcher (waiting for one being made); no more are made."""
+        end = time.monotonic() + deadline
+        with self._cond:
             self._closed = True
-            ready, self._ready = self._ready, []
-        for prepared in ready:
-            if prepared.owner == os.getpid():
-                prepared.discard()
+            while self._filling and time.monotonic() < end:
+                self._cond.wait(end - time.monotonic())
+            ready = self._ready[:]
+            self._ready.clear()
+        _discard_all(ready)
+
+
+def _discard_all(ready: list[Prepared]) -> None:
+    for prepared in ready:
+        if prepared.owner == os.getpid():
+            prepared.discard()
+    ready.clear()
 
 
 class _Worker:
@@ -189,6 +208,7 @@ class _Worker:
             if preparer is not None:
                 with contextlib.suppress(Exception):
                     preparer._fill()
+                del preparer
 
 
 _worker = _Worker()

@@ -42,7 +42,25 @@ def cgroups_of_process(pid: int) -> list[Path]:
     ]
 
 
+def _is_waiting_launcher(pid: str) -> bool:
+    """A launcher made ready for a later command (see pytest_cleanroom.prepared)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return cmdline[:2] == [b"/bin/sh", b"-c"] and b". /dev/fd/" in cmdline[2]
+
+
 def busy_cgroups_of_process(pid: int) -> list[Path]:
-    """Those of :func:`cgroups_of_process` that still hold a task (empty ones may be kept for
-    reuse while the engine's process lives; it removes them when it exits)."""
-    return [d for d in cgroups_of_process(pid) if (d / "cgroup.procs").read_text().strip()]
+    """Those of :func:`cgroups_of_process` holding a task of some command. Empty groups may be
+    kept for reuse, and one per open cleanroom holds a launcher waiting for the next command,
+    while the engine's process lives; it removes them when it exits."""
+    busy = []
+    for group in cgroups_of_process(pid):
+        try:
+            tasks = (group / "cgroup.procs").read_text().split()
+        except OSError:
+            continue
+        if any(not _is_waiting_launcher(task) for task in tasks):
+            busy.append(group)
+    return busy

@@ -1,0 +1,117 @@
+"""Launchers made ready ahead of time (bwrap backend): used, replaced, never left behind."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_cleanroom import Cleanroom, cgroups
+from tests.conftest import require
+from tests.integration.engine.conftest import require_backend
+from tests.security.leftovers import busy_cgroups_of_process, cgroups_of_process
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _ready_pid(room: Cleanroom, limit: float = 30.0) -> int:
+    """PID of the launcher the cleanroom's backend keeps ready (waiting until there is one)."""
+    preparer = room._backend._preparer  # type: ignore[attr-defined]
+    end = time.monotonic() + limit
+    while True:
+        with preparer._cond:
+            if preparer._ready:
+                return int(preparer._ready[0].started.proc.pid)
+        assert time.monotonic() < end, "no launcher was made ready"
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def room(tmp_path: Path) -> Cleanroom:
+    require_backend("bwrap")
+    require(cgroups.parents() is not None, "writable cgroup v1 hierarchies (run as root)")
+    return Cleanroom(tmp_path / "ws", policy="locked", backend="bwrap")
+
+
+def test_a_launcher_waits_in_its_cgroups_and_close_removes_it(room: Cleanroom) -> None:
+    first = _ready_pid(room)
+    mine = cgroups_of_process(os.getpid())
+    assert any(str(first) in (d / "cgroup.procs").read_text().split() for d in mine)
+    room.run(["true"]).assert_success()
+    second = _ready_pid(room)
+    assert second != first  # the first one became the command; a new one is waiting
+    room.close()
+    assert not _alive(second)
+    assert busy_cgroups_of_process(os.getpid()) == []
+
+
+def test_a_launcher_killed_meanwhile_is_replaced_by_the_plain_path(room: Cleanroom) -> None:
+    pid = _ready_pid(room)
+    os.kill(pid, signal.SIGKILL)
+    while _alive(pid):
+        time.sleep(0.01)
+    result = room.run(["sh", "-c", "echo still works"])
+    result.assert_success().assert_stdout_contains("still works")
+    room.close()
+
+
+def test_a_dropped_backend_discards_its_launcher(tmp_path: Path) -> None:
+    require_backend("bwrap")
+    require(cgroups.parents() is not None, "writable cgroup v1 hierarchies (run as root)")
+    dropped = Cleanroom(tmp_path / "ws", backend="bwrap")  # never closed
+    pid = _ready_pid(dropped)
+    del dropped
+    gc.collect()
+    end = time.monotonic() + 10
+    while _alive(pid):
+        assert time.monotonic() < end, "the waiting launcher outlived its cleanroom"
+        time.sleep(0.01)
+
+
+KEEP_WAITING = """
+import sys, time
+from pytest_cleanroom import Cleanroom
+room = Cleanroom(sys.argv[1], backend="bwrap")
+room.run(["true"])
+preparer = room._backend._preparer
+while not preparer._ready:
+    time.sleep(0.01)
+print(preparer._ready[0].started.proc.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_waiting_launcher_exits_when_the_engine_is_killed(tmp_path: Path) -> None:
+    require_backend("bwrap")
+    require(cgroups.parents() is not None, "writable cgroup v1 hierarchies (run as root)")
+    engine = subprocess.Popen(
+        [sys.executable, "-c", KEEP_WAITING, str(tmp_path / "ws")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert engine.stdout is not None
+    launcher = int(engine.stdout.readline())
+    assert _alive(launcher)
+    engine.kill()
+    engine.wait()
+    end = time.monotonic() + 10
+    while _alive(launcher):  # its script pipe closed: it reads nothing and exits
+        assert time.monotonic() < end, "the waiting launcher outlived the engine"
+        time.sleep(0.01)
