@@ -174,6 +174,23 @@ def run_suite(
     )
 
 
+def median_run(rows: list[Run]) -> Run:
+    """Each figure's median over repeated runs of one row."""
+    first = rows[0]
+    return Run(
+        tool=first.tool,
+        workers=first.workers,
+        wall=statistics.median(r.wall for r in rows),
+        first_test=statistics.median(r.first_test for r in rows),
+        first_setup=statistics.median(r.first_setup for r in rows),
+        isolation_ms=statistics.median(r.isolation_ms for r in rows),
+        per_test_ms=statistics.median(r.per_test_ms for r in rows),
+        passed=min(r.passed for r in rows),
+        failed=max(r.failed for r in rows),
+        note=f"median of {len(rows)}" if len(rows) > 1 else "",
+    )
+
+
 def docker_ready() -> tuple[bool, str]:
     sys.path.insert(0, str(REPO / "src"))
     from pytest_cleanroom.services.providers import docker_status
@@ -195,6 +212,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--skip-docker", action="store_true", help="skip the container rows")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per row; the table shows medians (default 1)"
+    )
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-services-", dir="/tmp"))
@@ -252,8 +272,15 @@ def main() -> int:
     runs: list[Run] = []
     try:
         for label, suite, workers, args, extra in plan:
-            progress(f"{label} -n {workers} ({options.tests} tests)")
-            runs.append(run_suite(label, work / suite, workers, {**base_env, **extra}, args))
+            repeat = 1 if "cold" in label else max(1, options.repeat)
+            progress(f"{label} -n {workers} ({options.tests} tests, {repeat} run(s))")
+            if "cold" in label:
+                shutil.rmtree(work / "cache", ignore_errors=True)
+            rows = [
+                run_suite(label, work / suite, workers, {**base_env, **extra}, args)
+                for _ in range(repeat)
+            ]
+            runs.append(median_run(rows))
     finally:
         if not options.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -271,7 +298,8 @@ def print_table(runs: list[Run], n: int) -> None:
         f"{'tool':34} {'-n':>2} {'first test':>10} {'1st setup':>9} {'isolation':>10} "
         f"{'per test':>9} {'suite':>7} {'ok':>5}"
     )
-    print(f"\n{n} tests, each writing a table (Redis rows: 20 keys); times in s unless ms")
+    runs_note = next((r.note for r in runs if r.note), "one run per row")
+    print(f"\n{n} tests, each writing a table (Redis rows: 20 keys); {runs_note}")
     print(head)
     print("-" * len(head))
     for r in runs:
