@@ -131,6 +131,8 @@ class ServiceHub:
 
     def postgres_server(self) -> PostgresServer:
         """The run's PostgreSQL server, started on first use."""
+        import psycopg  # noqa: F401  (missing client: say so before starting a server)
+
         data = self._start("postgres", self._start_postgres)
         return PostgresServer.from_json(data["server"])
 
@@ -180,6 +182,8 @@ class ServiceHub:
 
     def redis_server(self) -> RedisServer:
         """The run's Redis server, started on first use."""
+        import redis  # noqa: F401  (missing client: say so before starting a server)
+
         data = self._start("redis", self._start_redis)
         return RedisServer.from_json(data["server"])
 

@@ -144,14 +144,35 @@ class PostgresDatabase:
         self.dbname = dbname
         self._connections: list[psycopg.Connection[Any]] = []
 
-    host = property(lambda self: self.server.host, doc="TCP host (127.0.0.1 unless external).")
-    port = property(lambda self: self.server.port, doc="TCP port.")
-    user = property(lambda self: self.server.user, doc="Role with CREATEDB (superuser if ours).")
-    password = property(lambda self: self.server.password, doc="Password of ``user`` (or None).")
-    unix_socket_dir = property(
-        lambda self: self.server.unix_socket_dir, doc="Directory of the server's unix socket."
-    )
-    version = property(lambda self: self.server.version, doc="Server version, e.g. '15.18'.")
+    @property
+    def host(self) -> str:
+        """TCP host (127.0.0.1 unless external)."""
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        """TCP port."""
+        return self.server.port
+
+    @property
+    def user(self) -> str:
+        """A role that may create databases (the superuser of our own servers)."""
+        return self.server.user
+
+    @property
+    def password(self) -> str | None:
+        """Password of ``user`` (``None`` if the server needs none)."""
+        return self.server.password
+
+    @property
+    def unix_socket_dir(self) -> str | None:
+        """Directory of the server's unix socket (``None``: TCP only)."""
+        return self.server.unix_socket_dir
+
+    @property
+    def version(self) -> str:
+        """Server version, e.g. ``15.18``."""
+        return self.server.version
 
     @property
     def dsn(self) -> str:
@@ -253,11 +274,30 @@ class RedisDatabase:
         self.db = db
         self._clients: list[redis_py.Redis] = []
 
-    host = property(lambda self: self.server.host, doc="TCP host.")
-    port = property(lambda self: self.server.port, doc="TCP port.")
-    password = property(lambda self: self.server.password, doc="Password (or None).")
-    unix_socket = property(lambda self: self.server.unix_socket, doc="Path of the unix socket.")
-    version = property(lambda self: self.server.version, doc="Server version, e.g. '7.0.15'.")
+    @property
+    def host(self) -> str:
+        """TCP host."""
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        """TCP port."""
+        return self.server.port
+
+    @property
+    def password(self) -> str | None:
+        """Password (``None`` if the server needs none)."""
+        return self.server.password
+
+    @property
+    def unix_socket(self) -> str | None:
+        """Path of the server's unix socket (``None``: TCP only)."""
+        return self.server.unix_socket
+
+    @property
+    def version(self) -> str:
+        """Server version, e.g. ``7.0.15``."""
+        return self.server.version
 
     @property
     def url(self) -> str:

@@ -188,12 +188,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _teardown(config)
 
 
+EXTRAS = {
+    "psycopg": "services",
+    "redis": "services",
+    "docker": "docker",
+    "testcontainers": "docker",
+}
+
+
 def _or_fail(produce: Callable[[], T]) -> T:
     """Run ``produce``; a ServiceError becomes one clear fixture error, without a traceback."""
     try:
         return produce()
     except ServiceError as exc:
-        pytest.fail(f"{type(exc).__name__}: {exc}", pytrace=False)
+        message = f"{type(exc).__name__}: {exc}"
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        if top not in EXTRAS:
+            raise
+        message = f"the {top} package is missing: pip install 'pytest-cleanroom[{EXTRAS[top]}]'"
+    pytest.fail(message, pytrace=False)  # outside the handler: no chained traceback
 
 
 def _mark_log(request: pytest.FixtureRequest, service: str, log: LogSource) -> None:
@@ -265,7 +279,7 @@ def redis(
 ) -> Iterator[RedisDatabase]:
     """A Redis database index no other running test uses, emptied after the test."""
     slot = _cleanroom_redis_slot
-    database = slot.acquire()
+    database = _or_fail(slot.acquire)
     _mark_log(request, "redis", database.server.log)
     socket_dir = str(Path(database.unix_socket).parent) if database.unix_socket else None
     _expose(request, "redis", socket_dir, database.sandbox_env())

@@ -163,3 +163,18 @@ def test_process_provider_without_binaries_names_what_to_install(
             "PostgreSQL's server (Debian/Ubuntu: apt-get install postgresql; macOS: brew install*"
         ]
     )
+
+
+@pytest.mark.parametrize(("module", "fixture"), [("psycopg", "postgres"), ("redis", "redis")])
+def test_a_missing_client_library_names_the_extra(
+    pytester: pytest.Pytester, runtime_dir: Path, module: str, fixture: str
+) -> None:
+    # An uninstalled package, as Python sees it: importing it raises ModuleNotFoundError.
+    pytester.makeconftest(f"import sys\nsys.modules[{module!r}] = None\n")
+    pytester.makepyfile(f"def test_it({fixture}):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:postgresql", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    expected = f"the {module} package is missing: pip install 'pytest-cleanroom[services]'"
+    assert expected in result.stdout.lines
+    assert "During handling" not in result.stdout.str()
+    assert list(runtime_dir.glob("??-*")) == []  # no server was started for nothing
