@@ -30,6 +30,7 @@ SWEPT_KEY = pytest.StashKey[list[str]]()
 RUN_KEY = pytest.StashKey[tuple[str, int]]()
 TORN_DOWN_KEY = pytest.StashKey[bool]()
 LOG_MARKS_KEY = pytest.StashKey[dict[str, tuple[LogSource, float]]]()
+AT_EXIT_KEY = pytest.StashKey[Callable[[], None]]()
 
 WORKER_RUN_ID = "cleanroom_services_run_id"
 WORKER_OWNER_PID = "cleanroom_services_owner_pid"
@@ -97,7 +98,12 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     config.stash[RUN_KEY] = (new_run_id(), os.getpid())
     config.stash[SWEPT_KEY] = _sweep(settings)
-    atexit.register(_teardown, config)
+
+    def at_exit() -> None:  # a run that never reaches pytest_unconfigure still stops its servers
+        _teardown(config)
+
+    config.stash[AT_EXIT_KEY] = at_exit
+    atexit.register(at_exit)
 
 
 def _sweep(settings: ServiceSettings) -> list[str]:
@@ -186,6 +192,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _teardown(config)
+    at_exit = config.stash.get(AT_EXIT_KEY, None)
+    if at_exit is not None:
+        atexit.unregister(at_exit)
 
 
 EXTRAS = {
