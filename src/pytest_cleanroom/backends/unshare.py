@@ -9,7 +9,7 @@ Needs Linux 5.12 or later (``mount_setattr`` makes bind mounts read-only recursi
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -130,7 +130,7 @@ class UnshareBackend(NamespaceBackend):
             "argv": list(spec.argv),
             "env": dict(spec.env),
         }
-        return [*argv, "--", self.python, "-S", "-I", NSINIT, json.dumps(plan)]
+        return [*argv, "--", self.python, "-S", "-I", NSINIT, marshal.dumps(plan).hex()]
 
     def translate_failure(self, spec: CommandSpec, outcome: Outcome) -> Outcome:
         line = single_line(outcome.stderr)
