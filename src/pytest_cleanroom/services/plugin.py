@@ -139,7 +139,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         choice = choose(service, settings)
         parts.append(f"{service}={choice.provider or 'unavailable'} ({choice.reason})")
     lines = ["cleanroom services: " + "; ".join(parts)]
-    lines += [f"cleanroom services: removed {msg}" for msg in config.stash.get(SWEPT_KEY, [])]
+    lines += [f"cleanroom services: {msg}" for msg in config.stash.get(SWEPT_KEY, [])]
     return lines
 
 

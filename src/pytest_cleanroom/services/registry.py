@@ -175,8 +175,10 @@ class Registry:
             try:
                 description = stop(record["handle"])
             except Exception as exc:  # keep the record, say why
-                removed.append(f"could not remove {record['id']}: {exc}")
+                removed.append(f"could not remove {record['id']} (tried again next run): {exc}")
                 continue
             self.remove(record["id"])
-            removed.append(f"{record['service']} of crashed run {record['run_id']}: {description}")
+            removed.append(
+                f"removed {record['service']} of crashed run {record['run_id']}: {description}"
+            )
         return removed

@@ -266,7 +266,19 @@ def test_unreadable_records_and_vanished_directories_do_not_break_the_sweep(
         handle={"kind": "process", "server_dir": str(runtime_dir / "re-gone"), "pidfile": ""},
     )
     (registry.dir / "half.json").write_text('{"id": "half", "owner": {"pid": 1')
-    removed = registry.sweep(cleanup.stop)
-    assert len(removed) == 1
-    assert "nothing left of" in removed[0]
-    assert [p.name for p in registry.dir.iterdir()] == ["half.json"]
+    # A container whose engine is down now: kept, and tried again by a later run.
+    kept = registry.add(
+        service="postgres",
+        run_id="engine-down",
+        owner=owner,
+        handle={
+            "kind": "container",
+            "name": "cleanroom-engine-down-postgres-000000",
+            "docker_host": f"unix://{runtime_dir}/no-engine.sock",
+        },
+    )
+    removed = sorted(registry.sweep(cleanup.stop))
+    assert len(removed) == 2
+    assert removed[0].startswith(f"could not remove {kept} (tried again next run): ")
+    assert removed[1].startswith("removed redis of crashed run gone: nothing left of")
+    assert sorted(p.name for p in registry.dir.iterdir()) == [f"{kept}.json", "half.json"]
