@@ -51,8 +51,15 @@ def room(tmp_path: Path) -> Cleanroom:
 
 def test_a_launcher_waits_in_its_cgroups_and_close_removes_it(room: Cleanroom) -> None:
     first = _ready_pid(room)
-    mine = cgroups_of_process(os.getpid())
-    assert any(str(first) in (d / "cgroup.procs").read_text().split() for d in mine)
+
+    def joined() -> bool:  # the launcher moves itself into its cgroups as it starts
+        mine = cgroups_of_process(os.getpid())
+        return any(str(first) in (d / "cgroup.procs").read_text().split() for d in mine)
+
+    end = time.monotonic() + 30
+    while not joined():
+        assert time.monotonic() < end, "the waiting launcher never joined its cgroups"
+        time.sleep(0.01)
     room.run(["true"]).assert_success()
     second = _ready_pid(room)
     assert second != first  # the first one became the command; a new one is waiting
