@@ -161,3 +161,36 @@ def test_host_pid_namespace_hidden(room: Cleanroom) -> None:
     # Only the sandbox's own processes are visible (init, sh, ls, grep), never the host's.
     assert int(result.stdout) < 10
     assert str(os.getpid()) not in room.run("ls /proc").stdout.split()
+
+
+def test_arguments_and_variables_arrive_byte_for_byte(room: Cleanroom) -> None:
+    weird = "a'b\"c\nd $(touch pwned) `touch pwned2` \\ ; & | * ~ é"
+    result = room.run(
+        ["python3", "-c", "import os, sys; print(repr(sys.argv[1]), repr(os.environ['W']))", weird],
+        env={"W": weird},
+    )
+    result.assert_success()
+    assert result.stdout == f"{weird!r} {weird!r}\n"
+    assert not room.workspace.exists("pwned")
+    assert not room.workspace.exists("pwned2")
+
+
+def test_concurrent_commands_in_one_cleanroom(room: Cleanroom) -> None:
+    import threading
+
+    results: dict[int, RunResult] = {}
+
+    def work(i: int) -> None:
+        results[i] = room.run(["sh", "-c", f"sleep 0.3; echo {i} > out{i}; echo {i}"])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [0, 1, 2, 3]
+    for i, result in results.items():
+        result.assert_success()
+        assert result.stdout == f"{i}\n"
+        assert room.workspace.read(f"out{i}") == f"{i}\n"
+    assert len(room.history) == 4
