@@ -72,7 +72,7 @@ class Prepared:
         )
         script = (
             line + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot set rlimits" >&2; exit 125; }}\n'
-        ).encode()
+        ).encode("utf-8", "surrogateescape")  # as Popen encodes argv
         try:
             view = memoryview(script)
             while view:
