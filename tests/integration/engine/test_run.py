@@ -194,3 +194,9 @@ def test_concurrent_commands_in_one_cleanroom(room: Cleanroom) -> None:
         assert result.stdout == f"{i}\n"
         assert room.workspace.read(f"out{i}") == f"{i}\n"
     assert len(room.history) == 4
+
+
+def test_undecodable_argument_bytes_pass_through(room: Cleanroom) -> None:
+    # A str argument holding surrogate escapes is sent as the original bytes, as Popen does.
+    result = room.run(["printf", "%s", "a\udcffb"])
+    assert result.stdout_bytes == b"a\xffb"
