@@ -45,6 +45,35 @@ def median_of(runs: int, cmd: list[str], cwd: Path, env: dict[str, str]) -> tupl
     return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 
+STEPS = """
+import sys, time
+from pathlib import Path
+t = [time.process_time()]
+import pytest_cleanroom.policy  # pydantic: every run that sandboxes anything pays it
+t.append(time.process_time())
+from pytest_cleanroom.gpack_bundles.loader import load_bundles  # ggen_market
+t.append(time.process_time())
+bundles = load_bundles(Path(sys.argv[1]))  # read lock, hash trees, parse manifests
+t.append(time.process_time())
+from pytest_cleanroom.scenario.files import load_scenario_file
+for b in bundles:
+    for path in b.scenarios:
+        load_scenario_file(path)  # what collection adds per file
+t.append(time.process_time())
+print(" ".join(f"{(b - a) * 1000:.1f}" for a, b in zip(t, t[1:])))
+"""
+
+
+def steps(project: Path, runs: int, env: dict[str, str]) -> list[float]:
+    """Median CPU ms of each loading step, measured inside fresh interpreters."""
+    samples = []
+    for _ in range(runs + 1):
+        done = subprocess.run([sys.executable, "-c", STEPS, str(project)], env=env, check=True,
+                              capture_output=True, text=True)  # fmt: skip
+        samples.append([float(x) for x in done.stdout.split()])
+    return [statistics.median(column) for column in zip(*samples[1:], strict=True)]
+
+
 def ggen(*args: str, cwd: Path, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "ggen_cli", *args], cwd=cwd, env=env, check=True,
                    capture_output=True)  # fmt: skip
@@ -107,6 +136,12 @@ def main() -> None:
         for label, cmd, cwd in rows:
             elapsed, cpu = median_of(runs, cmd, cwd, env)
             print(f"{label:<52} {elapsed:>9.0f} {cpu:>9.0f}")
+        print()
+        print("CPU ms inside one interpreter (median):")
+        print(f"{'pack':<28} {'pydantic':>9} {'ggen_market':>12} {'verify+find':>12} {'parse':>8}")
+        for label, project in (("example test gpack", smoke), ("200 scenarios, 4 MB", large)):
+            row = steps(project, runs, env)
+            print(f"{label:<28} {row[0]:>9.1f} {row[1]:>12.1f} {row[2]:>12.1f} {row[3]:>8.1f}")
 
 
 if __name__ == "__main__":
