@@ -1,0 +1,83 @@
+"""Policy levels, coercion, digests and the never-weaker merge used for markers."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+
+import pytest
+
+from pytest_cleanroom.errors import PolicyError
+from pytest_cleanroom.policy import LEVELS, Policy
+
+
+def test_unknown_level_names_every_valid_level() -> None:
+    with pytest.raises(PolicyError) as info:
+        Policy.level("lockd")
+    for name in LEVELS:
+        assert name in str(info.value)
+
+
+def test_levels_grow_stricter_in_order() -> None:
+    for weaker, stricter in itertools.pairwise(LEVELS):
+        assert Policy.level(stricter).is_at_least_as_strict_as(Policy.level(weaker))
+        assert not Policy.level(weaker).is_at_least_as_strict_as(Policy.level(stricter))
+
+
+def test_strict_and_locked_isolate_the_network() -> None:
+    assert Policy.level("strict").network == "isolated"
+    assert Policy.level("locked").network == "isolated"
+    assert Policy.level("locked").env_allowlist == ()
+
+
+@pytest.mark.parametrize(("a", "b"), list(itertools.product(LEVELS, LEVELS)))
+def test_tightened_by_is_never_weaker_than_either_side(a: str, b: str) -> None:
+    merged = Policy.level(a).tightened_by(Policy.level(b))
+    assert merged.is_at_least_as_strict_as(Policy.level(a))
+    assert merged.is_at_least_as_strict_as(Policy.level(b))
+    assert merged.digest() == Policy.level(b).tightened_by(Policy.level(a)).digest()
+
+
+def test_a_weaker_request_is_reported_field_by_field() -> None:
+    locked = Policy.level("locked")
+    loose = locked.replace(network="host", timeout=3600.0)
+    assert set(loose.weakened_fields(locked)) == {"network", "timeout"}
+    assert locked.tightened_by(loose).digest() == locked.digest()
+
+
+def test_digest_tracks_enforced_fields_not_the_name() -> None:
+    standard = Policy.level("standard")
+    assert standard.digest() == standard.model_copy(update={"name": "renamed"}).digest()
+    assert standard.digest() != standard.replace(max_processes=10).digest()
+    assert standard.digest().startswith("sha256:")
+
+
+def test_coerce_accepts_names_dicts_and_policies() -> None:
+    assert Policy.coerce(None).name == "standard"
+    assert Policy.coerce("strict") is Policy.level("strict")
+    custom = Policy.coerce({"level": "locked", "timeout": 5})
+    assert custom.timeout == 5
+    assert custom.network == "isolated"
+    with pytest.raises(PolicyError, match="max_processes"):
+        Policy.coerce({"max_processes": -1})
+
+
+def test_coerce_keeps_every_field_of_a_policy_from_another_import() -> None:
+    # pytester's in-process runs can leave a second copy of this module loaded; a Policy built
+    # by that copy must keep its custom fields, not be rebuilt from its (composite) name.
+    spec = importlib.util.find_spec("pytest_cleanroom.policy")
+    assert spec is not None
+    assert spec.loader is not None
+    twin = importlib.util.module_from_spec(spec)
+    sys.modules["_cleanroom_policy_twin"] = twin
+    try:
+        spec.loader.exec_module(twin)
+        foreign = twin.Policy.level("strict").replace(name="strict+timeout", timeout=7.0)
+        assert not isinstance(foreign, Policy)
+        mine = Policy.coerce(foreign)
+        assert isinstance(mine, Policy)
+        assert mine.timeout == 7.0
+        assert mine.digest() == foreign.digest()
+    finally:
+        del sys.modules["_cleanroom_policy_twin"]
