@@ -78,11 +78,22 @@ def test_auto_falls_back_to_docker_when_binaries_are_missing(pytester: pytest.Py
             with postgres.connect() as conn:
                 conn.execute("CREATE TABLE t (x int)")
             redis.client().set("k", "v")
+
+        def test_fails(postgres):
+            with postgres.connect() as conn:
+                conn.execute("SELECT * FROM nosuch_in_docker")
         """
     )
     before = our_containers()
     result = without_binaries(pytester)
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=1, failed=1)
+    # The failing test's report carries the container's log.
+    result.stdout.fnmatch_lines(
+        [
+            "*- cleanroom postgres server log (since the test began) -*",
+            '*ERROR:  relation "nosuch_in_docker" does not exist*',
+        ]
+    )
     result.stdout.fnmatch_lines(
         [
             "cleanroom services: postgres=docker (auto: no postgres binaries; Docker engine "
