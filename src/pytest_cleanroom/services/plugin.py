@@ -67,7 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if key == "cleanroom_postgres_template":
             parser.addini(key, text, type="linelist", default=[])
         else:
-            parser.addini(key, text, type="string", default=default)
+            # Empty default: an unset key must not look like a choice made in the ini file.
+            shown = f"{text} Default: {default}." if default else text
+            parser.addini(key, shown, type="string", default="")
 
 
 def _is_worker(config: pytest.Config) -> bool:
