@@ -7,6 +7,7 @@ This module runs on every pytest start: it imports only the standard library, py
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -115,6 +116,15 @@ def add_options(parser: pytest.Parser) -> None:
         "(ini: cleanroom_timeout).",
     )
     group.addoption(
+        "--cleanroom-readable-path",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="Let a host path the policy hides (or the private /tmp covers) through read-only, "
+        "e.g. a toolchain under /home or /root; repeatable. Adds to the ini key "
+        "cleanroom_readable_paths.",
+    )
+    group.addoption(
         "--cleanroom-durations",
         type=_argparse_type(parse_durations),
         default=None,
@@ -131,6 +141,26 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("cleanroom_seed", "Default of --cleanroom-seed (integer).")
     parser.addini("cleanroom_timeout", "Default of --cleanroom-timeout (seconds).")
     parser.addini("cleanroom_durations", "Default of --cleanroom-durations (integer).")
+    parser.addini(
+        "cleanroom_readable_paths",
+        "Host paths let through read-only into every sandbox (one per line; relative to the "
+        "ini file's directory).",
+        type="linelist",
+        default=[],
+    )
+
+
+def read_readable_paths(config: pytest.Config) -> tuple[str, ...]:
+    """Absolute paths from ``cleanroom_readable_paths`` and every ``--cleanroom-readable-path``."""
+    base = config.inipath.parent if config.inipath else config.rootpath
+    paths: list[str] = []
+    for text in config.getini("cleanroom_readable_paths"):
+        paths.append(os.path.normpath(os.path.join(base, str(text))))
+    for text in config.getoption("cleanroom_readable_path") or []:
+        if not os.path.isabs(text):
+            raise pytest.UsageError(f"--cleanroom-readable-path {text!r}: give an absolute path")
+        paths.append(os.path.normpath(text))
+    return tuple(sorted(set(paths)))
 
 
 def _ini_text(config: pytest.Config, key: str) -> str | None:

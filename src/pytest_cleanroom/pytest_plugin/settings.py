@@ -36,6 +36,7 @@ class CleanroomSettings:
     seed: int
     timeout: float | None
     durations: int
+    readable_paths: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @cached_property
@@ -48,9 +49,12 @@ class CleanroomSettings:
         from ..policy import Policy
 
         level = Policy.level(self.policy_name)
-        if self.timeout is None or self.timeout == level.timeout:
-            return level
-        return level.replace(timeout=self.timeout)
+        changes: dict[str, Any] = {}
+        if self.timeout is not None and self.timeout != level.timeout:
+            changes["timeout"] = self.timeout
+        if self.readable_paths:
+            changes["readable_paths"] = (*level.readable_paths, *self.readable_paths)
+        return level.replace(**changes) if changes else level
 
 
 _SETTINGS_KEY = pytest.StashKey[CleanroomSettings]()
@@ -93,6 +97,7 @@ def _read_settings(config: pytest.Config) -> CleanroomSettings:
         seed=seed,
         timeout=timeout,
         durations=options.DEFAULT_DURATIONS if durations is None else durations,
+        readable_paths=options.read_readable_paths(config),
         sources={
             "policy": policy_src,
             "backend": backend_src,
