@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,23 @@ def test_sandboxed_python(cleanroom, workspace):
     # The data files were moved out of the workspace as soon as the command finished.
     assert [p.name for p in (workspace.root / ".home").iterdir()] == []
 """
+
+
+def _interpreter_paths() -> list[str]:
+    """Flags letting this interpreter, its virtualenv and the project's sources into the sandbox.
+
+    They may live anywhere: under /root or /home (hidden by the policy) or under /tmp (covered by
+    the sandbox's private /tmp), as in a fresh clone of the project there.
+    """
+    import pytest_cleanroom
+
+    paths = {
+        os.path.realpath(sys.prefix),
+        os.path.realpath(sys.base_prefix),
+        str(Path(pytest_cleanroom.__file__).resolve().parents[1]),
+        sys.prefix,
+    }
+    return [f"--cleanroom-readable-path={p}" for p in sorted(paths)]
 
 
 @pytest.fixture
@@ -59,8 +78,7 @@ def test_sandboxed_lines_reach_the_report(
 ) -> None:
     pytester.makepyfile(test_cov=SANDBOXED)
     result = pytester.runpytest_subprocess(
-        # permissive: the interpreter may live in a directory the standard policy hides (/root)
-        "--cleanroom-policy=permissive",
+        *_interpreter_paths(),
         "--cov=pytest_cleanroom.attest",
         "--cov-report=json:cov.json",
         "--cleanroom-attest=att",
@@ -88,7 +106,7 @@ def test_without_the_hook_nothing_is_measured_in_the_sandbox(
             r.assert_success().assert_stdout_contains("None")
         """
     )
-    pytester.runpytest_subprocess("--cleanroom-policy=permissive").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess(*_interpreter_paths()).assert_outcomes(passed=1)
 
 
 def test_repeat_checked_tests_run_without_sandbox_coverage(
@@ -104,6 +122,6 @@ def test_repeat_checked_tests_run_without_sandbox_coverage(
         """
     )
     result = pytester.runpytest_subprocess(
-        "--cleanroom-policy=permissive", "--cov=pytest_cleanroom", "--cleanroom-repeat-check"
+        *_interpreter_paths(), "--cov=pytest_cleanroom", "--cleanroom-repeat-check"
     )
     result.assert_outcomes(passed=1)
