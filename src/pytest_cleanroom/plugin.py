@@ -31,12 +31,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
         regname = subplugin_name(name)
         if pluginmanager.is_blocked(regname):
             continue
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
-            continue  # TEMPORARY while the sub-plugins are being built; removed before release
+        module = importlib.import_module(name)
         if not pluginmanager.is_registered(module):
             pluginmanager.register(module, name=regname)
 
