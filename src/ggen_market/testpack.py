@@ -9,69 +9,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
+from .errors import ManifestError
 from .lockfile import LOCK_NAME, read_lock
 from .manifest import CleanroomSection, Manifest, load_manifest, matching_files
-from .validation import format_validation_error, read_toml
+
+if TYPE_CHECKING:
+    from pytest_cleanroom.scenario.files import ScenarioVariant
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def load_scenario(path: Path) -> list[ScenarioVariant]:
+    """Parse and validate one scenario file with the scenario engine's own parser.
 
+    One parser serves ``ggen market pack/index/add`` and pytest's collection, so a file the
+    market accepts is exactly a file pytest can run. Errors name the file and line.
+    """
+    from pytest_cleanroom.scenario.files import ScenarioFileError, load_scenario_file
 
-class ScenarioHeader(_Strict):
-    """``[scenario]``."""
-
-    name: str = Field(min_length=1)
-    description: str = ""
-    policy: Literal["permissive", "standard", "strict", "locked"] = "standard"
-    timeout: float | None = Field(None, gt=0)
-    services: list[Literal["postgres", "redis"]] = []
-    tags: list[str] = []
-
-
-class ScenarioStep(_Strict):
-    """One ``[[steps]]`` (or ``[[rollback]]``) entry."""
-
-    name: str = Field(min_length=1)
-    run: str | list[str]
-    env: dict[str, str] = {}
-    timeout: float | None = Field(None, gt=0)
-    expect_exit: int = 0
-    expect_stdout: str | None = None
-    expect_stderr: str | None = None
-    expect_files: list[str] | dict[str, str] = []
-    continue_on_failure: bool = False
-    concurrent: str | None = None
-
-    @field_validator("run")
-    @classmethod
-    def _run(cls, value: str | list[str]) -> str | list[str]:
-        if not value or (isinstance(value, list) and not all(value)):
-            raise ValueError("must be a non-empty command (a string or a list of arguments)")
-        return value
-
-
-class ScenarioFile(_Strict):
-    """A ``*.scenario.toml`` file as a test gpack ships it."""
-
-    scenario: ScenarioHeader
-    steps: list[ScenarioStep] = Field(min_length=1)
-    rollback: list[ScenarioStep] = []
-    matrix: dict[str, list[str | int | float | bool]] = {}
-
-
-def load_scenario(path: Path) -> ScenarioFile:
-    """Parse and validate one scenario file; errors name the file and the key."""
     try:
-        return ScenarioFile.model_validate(read_toml(path))
-    except ValidationError as exc:
-        raise format_validation_error(
-            path, ScenarioFile, exc, array_tables=("steps", "rollback")
-        ) from None
+        return load_scenario_file(path)
+    except ScenarioFileError as exc:
+        raise ManifestError(str(exc)) from None
 
 
 def check_test_sections(root: Path, manifest: Manifest) -> list[Path]:

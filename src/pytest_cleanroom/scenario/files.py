@@ -179,7 +179,10 @@ def parse_scenario_data(data: dict[str, Any], text: str, path: Path) -> list[Sce
     try:
         model = _FileModel.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        # A misspelt key usually also leaves a required one missing: name the typo first, with
+        # its suggestion, since fixing it fixes both.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        error = errors[0]
         loc = tuple(error["loc"])
         raise ScenarioFileError(path, where.line(loc), _explain(error, loc)) from None
 

@@ -103,9 +103,9 @@ run = "true"
 def test_scenario_file_is_validated(tmp_path: Path) -> None:
     path = tmp_path / "a.scenario.toml"
     path.write_text(SCENARIO)
-    scenario = load_scenario(path)
-    assert scenario.steps[0].run == ["echo", "hi"]
-    assert scenario.rollback[0].name == "undo"
+    [variant] = load_scenario(path)
+    assert variant.scenario.name == "s"
+    assert [step.name for step in variant.scenario.rollback_steps] == ["undo"]
 
 
 @pytest.mark.parametrize(
@@ -113,11 +113,11 @@ def test_scenario_file_is_validated(tmp_path: Path) -> None:
     [
         (
             ("expect_stdout", "expect_stout"),
-            "[[steps]] #1 expect_stout: unknown key (did you mean 'expect_stdout'?)",
+            ":10: unknown key 'steps[0].expect_stout'; did you mean 'expect_stdout'?",
         ),
-        (('run = ["echo", "hi"]', "run = []"), "[[steps]] #1 run"),
-        (('policy = "strict"', 'policy = "lax"'), "[scenario] policy"),
-        (("[[steps]]", "[[stepz]]"), "unknown table (did you mean 'steps'?)"),
+        (('run = ["echo", "hi"]', "run = []"), ":9: steps[0].run"),
+        (('policy = "strict"', 'policy = "lax"'), ":4: unknown cleanroom policy 'lax'"),
+        (("[[steps]]", "[[stepz]]"), ":7: unknown key 'stepz'; did you mean 'steps'?"),
     ],
 )
 def test_scenario_errors(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
@@ -134,6 +134,6 @@ def test_bad_scenario_fails_the_gpack_check(tmp_path: Path) -> None:
     (root / "scenarios").mkdir(parents=True)
     (root / "gpack.toml").write_text(BASE + "\n[scenarios]\n")
     (root / "scenarios" / "x.scenario.toml").write_text("[scenario]\nname = 'x'\n")
-    expected = r"x\.scenario\.toml: \[\[steps\]\]: required key missing"
+    expected = r"x\.scenario\.toml:1: missing required key 'steps'"
     with pytest.raises(ManifestError, match=expected):
         check_gpack(root)
