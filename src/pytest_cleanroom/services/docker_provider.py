@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import secrets
 import shutil
 import time
@@ -58,6 +59,14 @@ def _client(host: str | None = None, timeout: float = 30.0) -> Any:
     # Looked up dynamically: under mypy, the repository's docker/ directory shadows the SDK.
     client_class: Any = getattr(importlib.import_module("docker"), "DockerClient")  # noqa: B009
     return client_class(base_url=host or docker_host(), timeout=int(max(5, timeout)))
+
+
+def _client_kw(settings: ServiceSettings) -> dict[str, Any]:
+    """testcontainers' client on our engine (it reads only DOCKER_HOST, not the project's)."""
+    return {
+        "timeout": int(max(5, settings.start_timeout)),
+        "environment": {**os.environ, "DOCKER_HOST": docker_host()},
+    }
 
 
 def _check_engine(settings: ServiceSettings) -> None:
@@ -156,7 +165,7 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
                     password=password,
                     dbname="postgres",
                     driver=None,
-                    docker_client_kw={"timeout": int(max(5, settings.start_timeout))},
+                    docker_client_kw=_client_kw(settings),
                 )
                 .with_name(name)
                 .with_kwargs(labels=labels(run_id, owner, "postgres"))
@@ -271,7 +280,7 @@ def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
         container = (
             DockerContainer(
                 settings.redis_image,
-                docker_client_kw={"timeout": int(max(5, settings.start_timeout))},
+                docker_client_kw=_client_kw(settings),
             )
             .with_name(name)
             .with_kwargs(labels=labels(run_id, owner, "redis"))

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,15 +103,22 @@ def need_redis() -> None:
 def need_docker() -> None:
     ok, detail = docker_status()
     require(ok, f"a Docker engine ({detail}; scripts/docker-engine.sh start)")
-    import docker
-
-    client = docker.from_env()
+    client = docker_client()
     try:
         names = {tag for image in client.images.list() for tag in image.tags}
     finally:
         client.close()
     for image in ("cleanroom/postgres:15", "cleanroom/redis:7"):
         require(image in names, f"image {image} (scripts/build-images.sh)")
+
+
+def docker_client() -> Any:
+    """A docker SDK client on the engine the services use (DOCKER_HOST or the project's)."""
+    import docker
+
+    from pytest_cleanroom.docker_support import docker_host
+
+    return docker.DockerClient(base_url=docker_host())
 
 
 def child_env(runtime_dir: Path, **extra: str) -> dict[str, str]:

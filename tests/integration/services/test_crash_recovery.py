@@ -17,7 +17,14 @@ from pytest_cleanroom.services.hub import RunContext, ServiceHub, teardown_run
 from pytest_cleanroom.services.registry import Owner, Registry
 from pytest_cleanroom.services.settings import ServiceSettings
 
-from .conftest import child_env, leftovers, processes_under, run_pytest, wait_for_file
+from .conftest import (
+    child_env,
+    docker_client,
+    leftovers,
+    processes_under,
+    run_pytest,
+    wait_for_file,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -96,8 +103,6 @@ def _zombie(pid: int) -> bool:
 def test_sigkill_of_pytest_leaves_containers_that_the_next_run_removes(
     tmp_path: Path, runtime_dir: Path
 ) -> None:
-    import docker
-
     (tmp_path / "test_hold.py").write_text(HOLD)
     ready = tmp_path / "ready"
     env = child_env(runtime_dir, READY_FILE=str(ready), CLEANROOM_SERVICES="docker")
@@ -112,7 +117,7 @@ def test_sigkill_of_pytest_leaves_containers_that_the_next_run_removes(
     )
     wait_for_file(ready, proc)
     owner = f"io.cleanroom.owner-pid={proc.pid}"
-    client = docker.from_env()
+    client = docker_client()
     try:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -16,13 +16,13 @@ from pytest_cleanroom.services.providers import choose, docker_status
 from pytest_cleanroom.services.registry import Owner, Registry
 from pytest_cleanroom.services.settings import ServiceSettings
 
+from .conftest import docker_client
+
 pytestmark = pytest.mark.integration
 
 
 def published(container_name: str) -> list[str]:
-    import docker
-
-    client = docker.from_env()
+    client = docker_client()
     try:
         ports = client.containers.get(container_name).attrs["HostConfig"]["PortBindings"]
     finally:
@@ -31,10 +31,9 @@ def published(container_name: str) -> list[str]:
 
 
 def container_exists(name: str) -> bool:
-    import docker
     import docker.errors
 
-    client = docker.from_env()
+    client = docker_client()
     try:
         client.containers.get(name)
         return True
@@ -60,9 +59,7 @@ def test_postgres_container_is_loopback_only_labelled_and_reachable_by_socket(
         with server.connect(autocommit=True) as conn:  # through the bind-mounted socket
             assert conn.execute("SHOW fsync").fetchone() == ("off",)
             conn.execute("CREATE DATABASE scratch")
-        import docker
-
-        client = docker.from_env()
+        client = docker_client()
         labels = client.containers.get(name).labels
         client.close()
         assert labels["io.cleanroom.run"] == "dk1"

@@ -6,6 +6,7 @@ import pytest
 
 from pytest_cleanroom.services.binaries import find_postgres
 from tests.conftest import require
+from tests.integration.services.conftest import docker_client
 
 from .test_reporting import without_binaries
 
@@ -39,9 +40,7 @@ def test_sandbox_reaches_the_container_through_its_socket(cleanroom, postgres):
 
 
 def our_containers() -> set[str]:
-    import docker
-
-    client = docker.from_env()
+    client = docker_client()
     try:
         return {
             c.id for c in client.containers.list(all=True, filters={"label": "io.cleanroom.run"})
