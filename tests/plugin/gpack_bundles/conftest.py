@@ -1,10 +1,5 @@
 """Real installs for the gpack-bundle tests: the `ggen` command, the embedded registry and local
-directory registries built with `ggen market index`.
-
-The modules the inner pytester runs use are imported here, once: an in-process run drops from
-``sys.modules`` what it imported, and a later run would mix two generations of ``Policy`` (a
-package attribute still points at the dropped module), so ``isinstance`` would fail between them.
-"""
+directory registries built with `ggen market index`."""
 
 from __future__ import annotations
 
@@ -17,15 +12,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
-
-import pytest_cleanroom.engine
-import pytest_cleanroom.gpack_bundles.collect
-import pytest_cleanroom.gpack_bundles.fixtures
-import pytest_cleanroom.gpack_bundles.loader
-import pytest_cleanroom.pytest_plugin.sandbox
-import pytest_cleanroom.scenario.files
-import pytest_cleanroom.scenario.items
-import pytest_cleanroom.scenario.runner  # noqa: F401
 
 SMOKE = "io.ggen.cleanroom.smoke"
 SMOKE_VERSION = "0.1.0"

@@ -1,14 +1,17 @@
-"""Import, in this process, the modules the inner pytester runs use.
+"""Import, once, the modules that the plugin's inner pytester runs use.
 
-pytester's in-process runs drop from ``sys.modules`` what they imported; a package attribute
+pytester's in-process runs drop from ``sys.modules`` what they imported, but a package attribute
 keeps pointing at the dropped module (``from . import floor`` then returns it), so a later run
 would mix two generations of ``Policy`` and ``isinstance`` would fail between them. Importing them
-here, once, keeps a single generation for the whole session.
+here keeps one generation for the whole session.
 """
 
 from __future__ import annotations
 
 import pytest_cleanroom.engine
+import pytest_cleanroom.gpack_bundles.collect
+import pytest_cleanroom.gpack_bundles.fixtures
+import pytest_cleanroom.gpack_bundles.loader
 import pytest_cleanroom.pytest_plugin.sandbox
 import pytest_cleanroom.scenario.files
 import pytest_cleanroom.scenario.items
