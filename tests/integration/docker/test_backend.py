@@ -331,7 +331,10 @@ def test_memory_hog_is_stopped_and_reported(small: Cleanroom) -> None:
 
 
 def test_fork_bomb_is_stopped_and_reported(small: Cleanroom) -> None:
-    result = small.run("bomb() { bomb | bomb & }; bomb; sleep 20", timeout=30)
+    # The outer shell then spins without forking, so the container is alive when the backend
+    # polls the pids cgroup. (A command that hits the limit and exits on its own within one poll
+    # is reported by its exit code: a known limit of the docker backend, see docs/docker.md.)
+    result = small.run("bomb() { bomb | bomb & }; bomb; while :; do :; done", timeout=30)
     result.assert_limit_exceeded("processes")
     assert result.exit_code == 137
 
