@@ -40,10 +40,17 @@ def test_sandbox_reaches_the_container_through_its_socket(cleanroom, postgres):
 
 
 def our_containers() -> set[str]:
+    """Service containers (role postgres or redis) on the engine. The docker backend's
+    per-command containers, which tests on another xdist worker may be running at the same
+    moment, carry no such role."""
     client = docker_client()
     try:
         return {
-            c.id for c in client.containers.list(all=True, filters={"label": "io.cleanroom.run"})
+            c.id
+            for role in ("postgres", "redis")
+            for c in client.containers.list(
+                all=True, filters={"label": f"io.cleanroom.role={role}"}
+            )
         }
     finally:
         client.close()
