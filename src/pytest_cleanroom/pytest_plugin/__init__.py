@@ -5,8 +5,9 @@ Sub-plugins (services, scenario, attest) read the run's settings with :func:`get
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_getattr
 from .settings import CleanroomSettings, get_settings
 
 __all__ = [
@@ -34,10 +35,4 @@ if TYPE_CHECKING:
     from .sandbox import PytestCleanroom
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -6,7 +6,9 @@ Importing this package is cheap (syrupy loads only where an extension is used).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
 
 __all__ = [
     "CleanroomSnapshot",
@@ -31,10 +33,4 @@ if TYPE_CHECKING:
     from .views import CleanroomSnapshot, snapshot_view
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
