@@ -11,12 +11,13 @@ commands' environment.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import TaskFailedError
-from .process import TAIL_LINES, Outcome
+from .process import TAIL_LINES, Outcome, ProcessTable
 
 if TYPE_CHECKING:
     from .config import Project
@@ -25,7 +26,12 @@ if TYPE_CHECKING:
 
 
 class CleanroomTask:
-    """One task's cleanroom (and its services), used as a context manager around its commands."""
+    """One task's cleanroom (and its services), used as a context manager around its commands.
+
+    While ``cancelled`` is set no command starts; the cleanroom is registered in ``table`` so that
+    fail-fast and Ctrl-C (which set ``cancelled`` first, then kill the table) stop its running
+    command and the command's whole process tree.
+    """
 
     def __init__(
         self,
@@ -33,6 +39,9 @@ class CleanroomTask:
         node: Node,
         env: Mapping[str, str],
         services: ServiceSession | None,
+        *,
+        cancelled: threading.Event | None = None,
+        table: ProcessTable | None = None,
     ) -> None:
         assert node.spec is not None
         self.project = project
@@ -40,6 +49,8 @@ class CleanroomTask:
         self.settings = node.spec.cleanroom
         self.env = dict(env)
         self.services = services
+        self.cancelled = cancelled
+        self.table = table
         self._stack = contextlib.ExitStack()
         self.room: Any = None
         self.service_env: dict[str, str] = {}
@@ -68,9 +79,14 @@ class CleanroomTask:
                 policy=policy,
                 timeout=node.spec.timeout if node.spec else None,
                 env=self.env,
+                cancel_event=self.cancelled,
             )
         except CleanroomError as exc:
             raise self._error(f"cannot set up the cleanroom: {exc}") from None
+        self._stack.callback(self.room.close)
+        if self.table is not None:
+            self.table.add_room(self.room)
+            self._stack.callback(self.table.discard_room, self.room)
         if self.settings.services:
             assert self.services is not None
             exposures = self._stack.enter_context(
@@ -134,6 +150,7 @@ class CleanroomTask:
         return Outcome(
             exit_code=result.exit_code,
             timed_out=bool(result.timed_out) or result.limit_exceeded == "timeout",
+            cancelled=result.cancelled,
             tail=tail[-TAIL_LINES:],
             bytes_out=len(result.stdout_bytes) + len(result.stderr_bytes),
         )

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 TAIL_LINES = 40
 MAX_LINE = 64 * 1024  # a longer line is passed on in pieces of this size
@@ -46,12 +46,20 @@ def kill_tree(
         os.killpg(pgid, signal.SIGKILL)
 
 
+class Cancellable(Protocol):
+    """Something running commands that can stop them all (a cleanroom)."""
+
+    def cancel(self) -> object: ...
+
+
 class ProcessTable:
-    """The process groups alive right now, so that a failure or Ctrl-C can kill them all."""
+    """The process groups and cleanrooms alive right now, so that a failure or Ctrl-C can kill
+    them all."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._groups: set[int] = set()
+        self._rooms: set[Cancellable] = set()
 
     def add(self, pgid: int) -> None:
         with self._lock:
@@ -61,11 +69,22 @@ class ProcessTable:
         with self._lock:
             self._groups.discard(pgid)
 
+    def add_room(self, room: Cancellable) -> None:
+        with self._lock:
+            self._rooms.add(room)
+
+    def discard_room(self, room: Cancellable) -> None:
+        with self._lock:
+            self._rooms.discard(room)
+
     def kill_all(self, grace: float = KILL_GRACE) -> None:
-        """Kill every registered tree (in parallel, so that the grace period is paid once)."""
+        """Kill every registered tree and cancel every cleanroom's commands (in parallel, so
+        that the grace period is paid once)."""
         with self._lock:
             groups = list(self._groups)
+            rooms = list(self._rooms)
         threads = [threading.Thread(target=kill_tree, args=(g, grace)) for g in groups]
+        threads += [threading.Thread(target=room.cancel) for room in rooms]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -569,7 +569,14 @@ class Runner:
 
                 try:
                     room = stack.enter_context(
-                        CleanroomTask(self.project, node, node.env, self._service_session())
+                        CleanroomTask(
+                            self.project,
+                            node,
+                            node.env,
+                            self._service_session(),
+                            cancelled=self.cancel,
+                            table=self.table,
+                        )
                     )
                 except TaskFailedError as exc:
                     log.write(exc.message.encode() + b"\n")

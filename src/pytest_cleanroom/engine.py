@@ -12,12 +12,13 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .backends import get_backend
-from .backends.base import WORKSPACE_PATH, Backend, CommandSpec, Mount
+from .backends.base import WORKSPACE_PATH, Backend, CommandSpec, Mount, make_result
 from .environment import HOME_DIR, build_environment, new_seed
 from .errors import CleanroomError, WorkspaceError
 from .policy import Policy
@@ -31,6 +32,21 @@ if TYPE_CHECKING:
 Command = str | Sequence[str]
 RunListener = Callable[[RunResult], None]
 PolicyLike = Policy | str | Mapping[str, Any] | None
+
+#: Exit code of a command that :meth:`Cleanroom.cancel` kept from starting (as if SIGKILLed).
+EXIT_CANCELLED = 137
+_NOT_STARTED_NOTE = b"cleanroom: command cancelled before it started\n"
+#: How often :meth:`Cleanroom.cancel` repeats the kill while a cancelled command has not returned
+#: (a command still being set up registers with its backend only when it starts).
+_CANCEL_TICK = 0.02
+
+
+@dataclasses.dataclass(eq=False)
+class _InFlight:
+    """One command between the start and the end of :meth:`Cleanroom.run`."""
+
+    cancelled: bool = False
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +64,8 @@ class Cleanroom:
     ``policy`` is a :class:`Policy`, a level name or a dict of fields (default ``standard``);
     ``backend`` is ``auto``, ``local``, ``bwrap``, ``unshare`` or ``docker``; ``seed`` is drawn at
     random when not given; ``timeout`` overrides the policy's wall-clock limit for every command;
-    ``env`` is layered on the deterministic environment of every command.
+    ``env`` is layered on the deterministic environment of every command; while
+    ``cancel_event`` is set, commands do not start (their results say ``cancelled``).
     Raises :class:`~pytest_cleanroom.errors.PolicyError` for an unknown policy and
     :class:`~pytest_cleanroom.errors.BackendUnavailableError` when no backend can honour it.
     """
@@ -62,6 +79,7 @@ class Cleanroom:
         seed: int | None = None,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
+        cancel_event: threading.Event | None = None,
     ) -> None:
         self.policy: Policy = _coerce_policy(policy)
         if seed is not None and (not isinstance(seed, int) or seed < 0):
@@ -78,8 +96,12 @@ class Cleanroom:
         self.history: list[RunResult] = []
         self.services: dict[str, ExposedService] = {}
         self.backend_requested = backend
+        self.cancel_event = cancel_event
         self._listeners: list[RunListener] = []
         self._lock = threading.Lock()
+        self._in_flight: set[_InFlight] = set()
+        self._cancels = 0  # cancel() calls in progress; new commands wait for them
+        self._cancel_done = threading.Condition(self._lock)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -113,7 +135,7 @@ class Cleanroom:
         is layered on top; ``cwd`` is relative to the workspace (or an absolute sandbox path).
         A program that does not exist gives exit code 127 and a ``cleanroom: command not found``
         line on stderr. Ctrl-C kills the command's whole tree before ``KeyboardInterrupt``
-        propagates.
+        propagates. :meth:`cancel` (from another thread) stops it.
         """
         if self._closed:
             raise CleanroomError(f"{self!r} is closed: it cannot run {cmd!r}")
@@ -141,13 +163,71 @@ class Cleanroom:
             stdin=stdin.encode() if isinstance(stdin, str) else stdin,
             mounts=tuple(Mount(s.socket_dir) for s in services),
         )
-        result = self._backend.run(spec)
+        flight = self._enter()
+        try:
+            result = (
+                _not_started(spec, self.backend_name)
+                if flight.cancelled
+                else self._backend.run(spec)
+            )
+        finally:
+            self._leave(flight)
+        if flight.cancelled:
+            result = dataclasses.replace(result, cancelled=True)
         with self._lock:
             self.history.append(result)
             listeners = list(self._listeners)
         for listener in listeners:
             listener(result)
         return result
+
+    def cancel(self, timeout: float = 30.0) -> int:
+        """Stop every command running in this cleanroom now, from any thread; the cleanroom
+        stays usable. Returns how many commands were cancelled.
+
+        Each command's whole process tree is killed and its :class:`RunResult` says
+        ``cancelled=True`` (exit code 137). ``cancel`` returns once they have all returned (or
+        after ``timeout`` seconds). Commands that start while it runs wait for it; commands
+        started afterwards run normally. To stop a command that another thread may be just
+        about to start, give the cleanroom a ``cancel_event`` and set it before calling
+        ``cancel``: no command starts while that event is set.
+        """
+        with self._lock:
+            targets = list(self._in_flight)
+            for flight in targets:
+                flight.cancelled = True
+            self._cancels += 1
+        try:
+            if targets:
+                kill = getattr(self._backend, "cancel", None) or getattr(
+                    self._backend, "close", None
+                )
+                deadline = time.monotonic() + timeout
+                for flight in targets:
+                    # Repeated: a command still being set up registers with its backend late.
+                    while not flight.done.is_set() and time.monotonic() < deadline:
+                        if kill is not None:
+                            kill()
+                        flight.done.wait(_CANCEL_TICK)
+        finally:
+            with self._lock:
+                self._cancels -= 1
+                self._cancel_done.notify_all()
+        return len(targets)
+
+    def _enter(self) -> _InFlight:
+        with self._lock:
+            while self._cancels:
+                self._cancel_done.wait()
+            event = self.cancel_event
+            flight = _InFlight(cancelled=event is not None and event.is_set())
+            self._in_flight.add(flight)
+        return flight
+
+    def _leave(self, flight: _InFlight) -> None:
+        with self._lock:
+            self._in_flight.discard(flight)
+        flight.done.set()
 
     def _sandbox_cwd(self, cwd: str | None) -> str:
         if cwd is None or cwd in ("", "."):
@@ -208,6 +288,18 @@ class Cleanroom:
         from .scenario.runner import run_scenario
 
         return run_scenario(self, scenario)
+
+
+def _not_started(spec: CommandSpec, backend: str) -> RunResult:
+    return make_result(
+        spec,
+        backend=backend,
+        exit_code=EXIT_CANCELLED,
+        stdout=b"",
+        stderr=_NOT_STARTED_NOTE,
+        duration=0.0,
+        started_at=time.time(),
+    )
 
 
 def _coerce_policy(policy: PolicyLike) -> Policy:

@@ -24,7 +24,9 @@ class RunResult:
     enforced, but only the program sees it: ``EMFILE``). ``exit_code`` follows the shell's
     convention: ``128 + N`` for a command killed by signal N, 127 for a program not found.
     ``peak_memory`` is in bytes and ``cpu_time`` in seconds, both for the whole process tree,
-    ``None`` where the backend could not measure them.
+    ``None`` where the backend could not measure them. ``cancelled`` is true when
+    :meth:`Cleanroom.cancel <pytest_cleanroom.engine.Cleanroom.cancel>` stopped the command (its
+    whole process tree was killed) or kept it from starting.
     """
 
     command: tuple[str, ...]
@@ -44,6 +46,7 @@ class RunResult:
     cwd: str = "."
     environment: Mapping[str, str] = field(default_factory=dict)
     started_at: float = 0.0
+    cancelled: bool = False
 
     @property
     def stdout(self) -> str:
@@ -57,7 +60,12 @@ class RunResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and self.limit_exceeded is None
+        return (
+            self.exit_code == 0
+            and not self.timed_out
+            and self.limit_exceeded is None
+            and not self.cancelled
+        )
 
     @property
     def command_line(self) -> str:
@@ -119,6 +127,8 @@ class RunResult:
         status = f"exit code {self.exit_code}"
         if self.timed_out:
             status += " (timed out)"
+        if self.cancelled:
+            status += " (cancelled)"
         if self.limit_exceeded and self.limit_exceeded != "timeout":
             status += f" (limit exceeded: {self.limit_exceeded})"
         return (

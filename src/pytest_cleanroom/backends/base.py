@@ -71,7 +71,9 @@ class Backend(Protocol):
     """Runs commands under a policy. ``check`` raises ``BackendUnavailableError`` naming the fix.
 
     A backend may also define ``close()``: kill every command it is still running (the engine
-    calls it from :meth:`Cleanroom.close`, possibly from another thread than ``run``'s).
+    calls it from :meth:`Cleanroom.close`, possibly from another thread than ``run``'s), and
+    ``cancel()``: the same kill, the backend staying usable (:meth:`Cleanroom.cancel` calls it;
+    without it, ``close()``, which must then leave the backend usable too).
     """
 
     name: str

@@ -32,7 +32,7 @@ from .base import (
 #: The sandbox's host name (its own UTS namespace), the same everywhere.
 HOSTNAME = "cleanroom"
 
-_CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed while it ran\n"
+_CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed or cancelled while it ran\n"
 
 
 class NamespaceBackend:
@@ -167,12 +167,16 @@ class NamespaceBackend:
             cpu_time=outcome.cpu_time,
         )
 
-    def close(self) -> None:
-        """Kill every command this backend is running (any thread's)."""
+    def cancel(self) -> None:
+        """Kill every command this backend is running (any thread's); it stays usable."""
         with self._lock:
             live = list(self._live)
         for process in live:
             process.cancel()
+
+    def close(self) -> None:
+        """Kill every command this backend is running (any thread's) and its spare launchers."""
+        self.cancel()
         if self._preparer is not None:
             self._preparer.close()
         cgroups.flush()

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_binary
+from tests.security.leftovers import processes_with_marker
+from tests.unit.lifecycle.helpers import write_project
 
 from .conftest import RunFn
 
@@ -108,3 +116,70 @@ services = ["redis"]
     result = ran.result("test")
     assert result.status == "failed"
     assert "service 'redis' is not allowed by cleanroom policy" in (result.error or "")
+
+
+SLEEPER = """
+[lifecycle.slow]
+command = "sleep 60 & touch started; wait; touch finished"
+env = {{ CLEANROOM_PROBE_MARKER = "{marker}" }}
+[lifecycle.slow.cleanroom]
+enabled = true
+[lifecycle.bad]
+command = "until [ -f started ]; do sleep 0.02; done; exit 3"
+timeout = 60
+[lifecycle.ci]
+command = "true"
+depends_on = ["slow", "bad"]
+"""
+
+
+def test_fail_fast_stops_a_sibling_cleanroom_phase_and_its_tree(
+    run_project: RunFn, tmp_path: Path
+) -> None:
+    require_binary("bwrap", "apt-get install bubblewrap")
+    marker = uuid.uuid4().hex
+    ran = run_project(SLEEPER.format(marker=marker), ["ci"], jobs=2)
+    assert ran.summary.status == "failed", ran.output
+    assert ran.statuses == {"bad": "failed", "slow": "cancelled", "ci": "skipped"}
+    slow = ran.result("slow")
+    assert "stopped because another task failed" in (slow.error or "")
+    # Only guards against a hang: without the cancel, the sleeper would run its full 60 s.
+    assert slow.duration < 30
+    assert processes_with_marker(marker) == []
+    assert not (tmp_path / "proj" / "finished").exists()
+    tasks = json.loads((tmp_path / "proj" / ".ggen" / "state.json").read_text())["tasks"]
+    assert {t["phase"]: t["result"] for t in tasks} == {"bad": "failed", "slow": "cancelled"}
+
+
+def test_sigint_stops_a_running_cleanroom_phase(tmp_path: Path) -> None:
+    require_binary("bwrap", "apt-get install bubblewrap")
+    marker = uuid.uuid4().hex
+    root = write_project(
+        tmp_path,
+        f"""
+        [lifecycle.slow]
+        command = "sleep 60 & touch started; wait"
+        env = {{ CLEANROOM_PROBE_MARKER = "{marker}" }}
+        [lifecycle.slow.cleanroom]
+        enabled = true
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ggen_cli", "lifecycle", "-C", str(root), "run", "slow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    end = time.monotonic() + 60  # guards against a hang only
+    while not (root / "started").exists() or not processes_with_marker(marker):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "the cleanroom phase never started"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in out
+    assert processes_with_marker(marker) == []
+    state = json.loads((root / ".ggen" / "state.json").read_text())
+    assert state["runs"][-1]["result"] == "interrupted"
+    assert [t["result"] for t in state["tasks"]] == ["interrupted"]
