@@ -15,11 +15,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import PolicyError
+from .policy_levels import (
+    DEFAULT_NESTED_USER_NAMESPACES,
+    DEFAULT_TIMEOUT,
+    LEVEL_FIELDS,
+    LEVELS,
+    GiB,
+    MiB,
+)
 
-LEVELS: tuple[str, ...] = ("permissive", "standard", "strict", "locked")
-
-MiB = 1024 * 1024
-GiB = 1024 * MiB
+__all__ = ["LEVELS", "GiB", "MiB", "Policy"]
 
 NetworkMode = Literal["host", "isolated"]
 
@@ -64,7 +69,8 @@ class Policy(BaseModel):
     isolate_pids: bool = True
     no_new_privileges: bool = True
     nested_user_namespaces: bool = Field(
-        True, description="Whether the command may create user namespaces of its own."
+        DEFAULT_NESTED_USER_NAMESPACES,
+        description="Whether the command may create user namespaces of its own.",
     )
 
     # network
@@ -74,7 +80,7 @@ class Policy(BaseModel):
     )
 
     # resources
-    timeout: float | None = Field(300.0, gt=0, description="Wall-clock seconds.")
+    timeout: float | None = Field(DEFAULT_TIMEOUT, gt=0, description="Wall-clock seconds.")
     memory_limit: int | None = Field(4 * GiB, gt=0, description="Bytes, whole process tree.")
     max_processes: int | None = Field(1024, gt=0, description="Tasks alive at once.")
     max_open_files: int | None = Field(4096, gt=0)
@@ -217,41 +223,5 @@ def _min(a: float | None, b: float | None) -> Any:
 
 
 _PRESETS: dict[str, Policy] = {
-    "permissive": Policy(
-        name="permissive",
-        hidden_paths=(),
-        isolate_pids=False,
-        network="host",
-        timeout=600.0,
-        memory_limit=None,
-        max_processes=None,
-        max_open_files=None,
-        max_file_size=None,
-        env_allowlist=("*",),
-    ),
-    "standard": Policy(name="standard"),
-    "strict": Policy(
-        name="strict",
-        network="isolated",
-        nested_user_namespaces=False,
-        timeout=120.0,
-        memory_limit=2 * GiB,
-        max_processes=512,
-        max_open_files=2048,
-        max_file_size=1 * GiB,
-        cpu_time_limit=300.0,
-        env_allowlist=(),
-    ),
-    "locked": Policy(
-        name="locked",
-        network="isolated",
-        nested_user_namespaces=False,
-        timeout=60.0,
-        memory_limit=1 * GiB,
-        max_processes=256,
-        max_open_files=1024,
-        max_file_size=512 * MiB,
-        cpu_time_limit=60.0,
-        env_allowlist=(),
-    ),
+    name: Policy(name=name, **fields) for name, fields in LEVEL_FIELDS.items()
 }

@@ -9,59 +9,16 @@ maps only the invoking user, so it holds no privilege over anything outside the 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import threading
 from collections.abc import Mapping, Sequence
 
-from ..environment import FIXED_PATH
 from ..errors import BackendUnavailableError, SandboxError
 from ..filesystem import FsOp
 from ..limits import Rlimits
 from ..policy import Policy
 from ..process_tree import Outcome
+from .availability import BWRAP_MISSING, probe_bwrap
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, exec_failure, single_line
-
-INSTALL_HINT = (
-    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
-)
-
-_probe_lock = threading.Lock()
-_probe: dict[tuple[str, bool], str | None] = {}
-_NAMESPACES = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
-
-
-def _probe_bwrap(path: str, *, disable_userns: bool) -> str | None:
-    """``None`` if bwrap can create the namespaces the engine uses here, else why not."""
-    key = (path, disable_userns)
-    with _probe_lock:
-        if key not in _probe:
-            extra = ["--disable-userns"] if disable_userns else []
-            argv = [path, *_NAMESPACES, *extra, "--ro-bind", "/", "/", "--proc", "/proc",
-                    "--dev", "/dev", "--", "true"]  # fmt: skip
-            try:
-                done = subprocess.run(
-                    argv, capture_output=True, timeout=30, check=False, env={"PATH": FIXED_PATH}
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                _probe[key] = f"{path} could not be run: {exc}"
-            else:
-                error = done.stderr.decode(errors="replace").strip()
-                if done.returncode == 0:
-                    _probe[key] = None
-                elif disable_userns and "--disable-userns" in error:
-                    _probe[key] = (
-                        f"{path} cannot forbid nested user namespaces (bubblewrap 0.8 or later "
-                        "has --disable-userns): upgrade bubblewrap, use the unshare backend, or "
-                        "set nested_user_namespaces=True"
-                    )
-                else:
-                    _probe[key] = (
-                        f"{path} cannot create namespaces here: {error} (user namespaces may be "
-                        "disabled: sysctl kernel.unprivileged_userns_clone=1 / "
-                        "user.max_user_namespaces>0)"
-                    )
-        return _probe[key]
 
 
 class BwrapBackend(NamespaceBackend):
@@ -79,13 +36,13 @@ class BwrapBackend(NamespaceBackend):
     def executable(self) -> str:
         path = self._executable or shutil.which("bwrap")
         if path is None:
-            raise BackendUnavailableError(f"the bwrap backend needs bubblewrap: {INSTALL_HINT}")
+            raise BackendUnavailableError(BWRAP_MISSING)
         return path
 
     def check(self, policy: Policy) -> None:
-        problem = _probe_bwrap(self.executable, disable_userns=False)
+        problem = probe_bwrap(self.executable, disable_userns=False)
         if problem is None and not policy.nested_user_namespaces:
-            problem = _probe_bwrap(self.executable, disable_userns=True)
+            problem = probe_bwrap(self.executable, disable_userns=True)
         if problem is not None:
             raise BackendUnavailableError(problem)
         self.check_limits(policy)

@@ -12,58 +12,21 @@ from __future__ import annotations
 import marshal
 import os
 import shutil
-import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..environment import FIXED_PATH
 from ..errors import BackendUnavailableError, SandboxError
 from ..filesystem import FsOp
 from ..limits import Rlimits
 from ..policy import Policy
 from ..process_tree import Outcome
+from .availability import SETPRIV_MISSING, UNSHARE_MISSING, kernel_at_least, probe_unshare
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, single_line
 
-INSTALL_HINT = "install util-linux (Debian/Ubuntu: apt-get install util-linux)"
 NSINIT = str(Path(__file__).with_name("_nsinit.py"))
 _MARK = "cleanroom-nsinit:"
-
-_probe_lock = threading.Lock()
-_probe: dict[str, str | None] = {}
-
-
-def _kernel_at_least(major: int, minor: int) -> bool:
-    release = os.uname().release.split("-")[0].split(".")
-    try:
-        return (int(release[0]), int(release[1])) >= (major, minor)
-    except (IndexError, ValueError):
-        return False
-
-
-def _probe_unshare(path: str) -> str | None:
-    with _probe_lock:
-        if path not in _probe:
-            argv = [path, "--user", "--map-root-user", "--mount", "--pid", "--fork", "--net",
-                    "--ipc", "--uts", "true"]  # fmt: skip
-            try:
-                done = subprocess.run(
-                    argv, capture_output=True, timeout=30, check=False, env={"PATH": FIXED_PATH}
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                _probe[path] = f"{path} could not be run: {exc}"
-            else:
-                _probe[path] = (
-                    None
-                    if done.returncode == 0
-                    else f"{path} cannot create namespaces here: "
-                    f"{done.stderr.decode(errors='replace').strip()} (user namespaces may be "
-                    "disabled: sysctl kernel.unprivileged_userns_clone=1 / "
-                    "user.max_user_namespaces>0)"
-                )
-        return _probe[path]
 
 
 class UnshareBackend(NamespaceBackend):
@@ -81,26 +44,24 @@ class UnshareBackend(NamespaceBackend):
     def executable(self) -> str:
         path = self._executable or shutil.which("unshare")
         if path is None:
-            raise BackendUnavailableError(f"the unshare backend needs util-linux: {INSTALL_HINT}")
+            raise BackendUnavailableError(UNSHARE_MISSING)
         return path
 
     @property
     def setpriv(self) -> str:
         path = shutil.which("setpriv")
         if path is None:
-            raise BackendUnavailableError(
-                f"the unshare backend needs util-linux setpriv: {INSTALL_HINT}"
-            )
+            raise BackendUnavailableError(SETPRIV_MISSING)
         return path
 
     def check(self, policy: Policy) -> None:
         _ = self.setpriv  # raises BackendUnavailableError when missing
-        if not _kernel_at_least(5, 12):
+        if not kernel_at_least(5, 12):
             raise BackendUnavailableError(
                 f"the unshare backend needs Linux 5.12 or later (this is {os.uname().release}); "
                 "install bubblewrap to use the bwrap backend instead"
             )
-        problem = _probe_unshare(self.executable)
+        problem = probe_unshare(self.executable)
         if problem is not None:
             raise BackendUnavailableError(problem)
         self.check_limits(policy)

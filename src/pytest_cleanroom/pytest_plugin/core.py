@@ -16,6 +16,7 @@ from .records import (
     PENDING_RESULTS,
     REPORT_ATTRIBUTE,
     CommandRecord,
+    policy_lines,
     records_of_report,
     slowest_lines,
 )
@@ -51,20 +52,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from .probe import backend_status
 
     settings = get_settings(config)
-    policy = settings.policy
     status = backend_status(config)
-    digest = policy.digest()
-    algorithm, _, hexdigest = digest.partition(":")
     if status.name is None:
         backend = f"{settings.backend} UNAVAILABLE"
     elif status.name != settings.backend:
         backend = f"{status.name} ({settings.backend})"
     else:
         backend = status.name
-    timeout = "none" if policy.timeout is None else f"{policy.timeout:g}s"
+    timeout = settings.policy_timeout
     lines = [
-        f"cleanroom: policy={policy.name} ({algorithm}:{hexdigest[:12]}…) backend={backend} "
-        f"seed={settings.seed} timeout={timeout}"
+        f"cleanroom: policy={settings.policy_label} backend={backend} seed={settings.seed} "
+        f"timeout={'none' if timeout is None else f'{timeout:g}s'}"
     ]
     if status.error is not None:
         lines += [f"cleanroom: {line}" for line in status.error.splitlines()]
@@ -104,7 +102,7 @@ class CommandSummary:
         terminalreporter.write_sep(
             "=", f"slowest {len(lines)} of {len(self.records)} sandboxed commands (cleanroom)"
         )
-        for line in lines:
+        for line in [*lines, *policy_lines(self.records)]:
             terminalreporter.write_line(line)
         seed = self.settings.seed
         terminalreporter.write_line(f"cleanroom seed {seed}: replay with --cleanroom-seed={seed}")

@@ -14,10 +14,9 @@ from typing import TypeVar
 import pytest
 
 from ..backends import BACKEND_NAMES
+from ..policy_levels import LEVELS
 
-# The same names as ``pytest_cleanroom.policy.LEVELS``; repeated so that reading the options does
-# not import pydantic (tests/plugin/core/test_options.py checks that both lists agree).
-POLICY_CHOICES: tuple[str, ...] = ("permissive", "standard", "strict", "locked")
+POLICY_CHOICES: tuple[str, ...] = LEVELS
 BACKEND_CHOICES: tuple[str, ...] = BACKEND_NAMES
 DEFAULT_POLICY = "standard"
 DEFAULT_BACKEND = "auto"

@@ -100,5 +100,17 @@ def slowest_lines(records: Iterable[CommandRecord], count: int) -> list[str]:
     return lines
 
 
+def policy_lines(records: Iterable[CommandRecord]) -> list[str]:
+    """One line per backend and policy the commands ran under, with its digest and count."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for r in records:
+        key = (r.backend, r.policy_name, r.policy_digest)
+        counts[key] = counts.get(key, 0) + 1
+    return [
+        f"cleanroom: {n} command{'s' if n != 1 else ''} on {backend} under policy {name} ({digest})"
+        for (backend, name, digest), n in sorted(counts.items())
+    ]
+
+
 # Results of a test's commands not yet attached to a report (drained at each phase's report).
 PENDING_RESULTS = pytest.StashKey[list["RunResult"]]()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..policy_levels import LEVEL_FIELDS, level_timeout
 from . import options
 
 if TYPE_CHECKING:
@@ -39,9 +40,30 @@ class CleanroomSettings:
     readable_paths: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
+    @property
+    def policy_changes(self) -> dict[str, Any]:
+        """What the flags change in the named level: a timeout override, extra readable paths."""
+        changes: dict[str, Any] = {}
+        if self.timeout is not None and self.timeout != level_timeout(self.policy_name):
+            changes["timeout"] = self.timeout
+        if self.readable_paths:
+            level_paths = LEVEL_FIELDS[self.policy_name].get("readable_paths", ())
+            changes["readable_paths"] = (*level_paths, *self.readable_paths)
+        return changes
+
+    @property
+    def policy_label(self) -> str:
+        """The command-line policy's name as :attr:`policy` will carry it (no pydantic needed)."""
+        return f"{self.policy_name}+custom" if self.policy_changes else self.policy_name
+
+    @property
+    def policy_timeout(self) -> float | None:
+        """The command-line policy's wall-clock timeout in seconds (``None``: unlimited)."""
+        return self.timeout if self.timeout is not None else level_timeout(self.policy_name)
+
     @cached_property
     def policy(self) -> Policy:
-        """The command-line :class:`~pytest_cleanroom.policy.Policy`, with the timeout applied.
+        """The command-line :class:`~pytest_cleanroom.policy.Policy`, with the flags' changes.
 
         Built on first use: it imports pydantic, which a run that never sandboxes anything
         need not pay for.
@@ -49,11 +71,7 @@ class CleanroomSettings:
         from ..policy import Policy
 
         level = Policy.level(self.policy_name)
-        changes: dict[str, Any] = {}
-        if self.timeout is not None and self.timeout != level.timeout:
-            changes["timeout"] = self.timeout
-        if self.readable_paths:
-            changes["readable_paths"] = (*level.readable_paths, *self.readable_paths)
+        changes = self.policy_changes
         return level.replace(**changes) if changes else level
 
 

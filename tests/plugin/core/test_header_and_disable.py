@@ -7,16 +7,24 @@ import pytest
 from pytest_cleanroom.policy import Policy
 
 
-def test_header_names_policy_digest_backend_and_seed(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_x(cleanroom):\n    print('BACKEND', cleanroom.backend_name)\n")
+def test_header_names_policy_backend_and_seed_and_summary_the_digest(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        "def test_x(cleanroom):\n"
+        "    cleanroom.run(['true'])\n"
+        "    print('BACKEND', cleanroom.backend_name)\n"
+    )
     result = pytester.runpytest("-s", "--cleanroom-policy=locked", "--cleanroom-seed=1234")
     result.assert_outcomes(passed=1)
     backend = next(line.split()[-1] for line in result.outlines if "BACKEND " in line)
-    hexdigest = Policy.level("locked").digest().removeprefix("sha256:")
+    digest = Policy.level("locked").digest()
     result.stdout.fnmatch_lines(
         [
-            f"cleanroom: policy=locked (sha256:{hexdigest[:12]}…) backend={backend} (auto) "
-            "seed=1234 timeout=60s",
+            f"cleanroom: policy=locked backend={backend} (auto) seed=1234 timeout=60s",
+            "*slowest 1 of 1 sandboxed commands (cleanroom)*",
+            f"cleanroom: 1 command on {backend} under policy locked ({digest})",
+            "cleanroom seed 1234: replay with --cleanroom-seed=1234",
         ]
     )
 
@@ -24,13 +32,34 @@ def test_header_names_policy_digest_backend_and_seed(pytester: pytest.Pytester) 
 def test_header_shows_an_explicit_backend_and_the_timeout_override(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile("def test_x():\n    pass\n")
+    pytester.makepyfile("def test_x(cleanroom):\n    cleanroom.run(['true'])\n")
     result = pytester.runpytest("--cleanroom-backend=local", "--cleanroom-timeout=2.5")
     digest = Policy.level("standard").replace(timeout=2.5).digest()
     result.stdout.fnmatch_lines(
-        [f"cleanroom: policy=standard+custom ({digest[:19]}…) backend=* seed=* timeout=2.5s"]
+        [
+            "cleanroom: policy=standard+custom backend=* (local) seed=* timeout=2.5s",
+            f"cleanroom: 1 command on * under policy standard+custom ({digest})",
+        ]
     )
     assert "UNAVAILABLE" not in result.stdout.str()
+
+
+def test_header_without_a_working_local_backend_names_each_reason(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PATH without bubblewrap or util-linux: what a machine without them looks like.
+    empty = pytester.mkdir("empty-bin")
+    monkeypatch.setenv("PATH", str(empty))
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--cleanroom-backend=local")
+    result.stdout.fnmatch_lines(
+        [
+            "cleanroom: policy=standard backend=local UNAVAILABLE seed=* timeout=300s",
+            "cleanroom: no local backend works here:",
+            "cleanroom:   bwrap: the bwrap backend needs bubblewrap: install bubblewrap*",
+            "cleanroom:   unshare: the unshare backend needs util-linux: install util-linux*",
+        ]
+    )
 
 
 def test_header_hidden_with_quiet(pytester: pytest.Pytester) -> None:
@@ -57,7 +86,7 @@ def test_unavailable_backend_is_reported_and_errors_only_cleanroom_tests(
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "cleanroom: policy=standard (sha256:*…) backend=docker UNAVAILABLE seed=* timeout=300s",
+            "cleanroom: policy=standard backend=docker UNAVAILABLE seed=* timeout=300s",
             "cleanroom: *",
             "*ERROR at setup of test_sandboxed*",
             "*cleanroom backend 'docker' unavailable: *",

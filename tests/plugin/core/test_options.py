@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from pytest_cleanroom.policy import LEVELS, Policy
-from pytest_cleanroom.pytest_plugin import options
+from pytest_cleanroom.policy import Policy
 
 # An inner test that prints the settings the plugin resolved, one per line, for the outer test.
 SHOW_SETTINGS = """
@@ -33,11 +32,6 @@ def settings_of(result: pytest.RunResult) -> dict[str, str]:
             _, key, value = line.split(" ", 2)
             found[key] = value
     return found
-
-
-def test_policy_choices_match_the_engine_levels() -> None:
-    # options.py repeats the level names to keep pydantic out of pytest's start-up.
-    assert options.POLICY_CHOICES == LEVELS
 
 
 def test_defaults(pytester: pytest.Pytester) -> None:
