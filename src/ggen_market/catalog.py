@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from .errors import MarketError, RegistryError
-from .index import PackEntry
+from .index import Index, PackEntry
 from .registry import Registry
 from .suggest import did_you_mean
 
@@ -22,12 +22,14 @@ class Catalog:
         self.registries = list(registries)
         self.warnings: list[str] = []
         self.failures: list[tuple[Registry, MarketError]] = []
-        self._packs: dict[str, tuple[PackEntry, Registry]] | None = None
+        # Which registry provides each id; entries are built only when asked for.
+        self._owners: dict[str, tuple[Index, Registry]] | None = None
+        self._loaded: list[tuple[Index, Registry]] = []
 
-    def _load(self) -> dict[str, tuple[PackEntry, Registry]]:
-        if self._packs is not None:
-            return self._packs
-        packs: dict[str, tuple[PackEntry, Registry]] = {}
+    def _load(self) -> dict[str, tuple[Index, Registry]]:
+        if self._owners is not None:
+            return self._owners
+        owners: dict[str, tuple[Index, Registry]] = {}
         for registry in self.registries:
             try:
                 index = registry.index()
@@ -38,23 +40,45 @@ class Catalog:
             finally:
                 self.warnings.extend(registry.warnings)
                 registry.warnings.clear()
-            for pid, entry in index.packs.items():
-                packs.setdefault(pid, (entry, registry))
+            self._loaded.append((index, registry))
+            source = (index, registry)
+            if not owners:
+                owners = dict.fromkeys(index.packs, source)
+                continue
+            for pid in index.packs:
+                owners.setdefault(pid, source)
         if self.failures and len(self.failures) == len(self.registries):
             raise self.failures[0][1]
-        self._packs = packs
-        return packs
+        self._owners = owners
+        return owners
 
     def __iter__(self) -> Iterator[tuple[PackEntry, Registry]]:
-        packs = self._load()
-        return iter(packs[pid] for pid in sorted(packs))
+        owners = self._load()
+        for pid in sorted(owners):
+            index, registry = owners[pid]
+            yield index.packs[pid], registry
 
     def __len__(self) -> int:
         return len(self._load())
 
+    def matching(self, words: list[str]) -> Iterator[tuple[PackEntry, Registry]]:
+        """The packs whose id, name, description, tags or keywords contain every word.
+
+        Cheaper than iterating over the whole catalog: entries are built for the matches only.
+        """
+        owners = self._load()
+        for index, registry in self._loaded:
+            for pid in index.matching(words):
+                if owners[pid][1] is registry:
+                    yield index.packs[pid], registry
+
     def get(self, pack_id: str) -> tuple[PackEntry, Registry] | None:
         """The entry for ``pack_id`` and the registry providing it, or ``None``."""
-        return self._load().get(pack_id)
+        found = self._load().get(pack_id)
+        if found is None:
+            return None
+        index, registry = found
+        return index.packs[pack_id], registry
 
     def lookup(self, pack_id: str) -> PackEntry | None:
         """The entry for ``pack_id``, or ``None``."""

@@ -180,8 +180,9 @@ def search(
     from .search import search as run_search
 
     catalog = _catalog(project, registries, offline, timeout)
+    words = query.lower().split()
     hits = run_search(
-        ((entry, reg.url) for entry, reg in catalog),
+        ((entry, reg.url) for entry, reg in (catalog.matching(words) if words else catalog)),
         query,
         category=category,
         tag=tag,

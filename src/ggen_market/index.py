@@ -17,15 +17,17 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import RegistryIndexError
 from .ids import ID_PATTERN
-from .versions import Version, is_version, parse_range
+
+if TYPE_CHECKING:
+    from .versions import Version
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
-_CACHE_FORMAT = "index1-cache2"
+_CACHE_FORMAT = "index1-cache3"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -74,6 +76,8 @@ class PackEntry:
 
     def sorted_versions(self) -> list[Version]:
         """Versions, newest first."""
+        from .versions import Version
+
         return sorted((Version.parse(v) for v in self.versions), reverse=True)
 
     @property
@@ -100,12 +104,29 @@ class PackEntry:
         }
 
 
+def search_text(
+    pid: str, name: str, description: str, tags: Iterable[str], keywords: Iterable[str]
+) -> str:
+    """The lowercase text a search query's words must all appear in."""
+    return " ".join((pid, name, description, *tags, *keywords)).lower()
+
+
 @dataclass(frozen=True)
 class Index:
     """A parsed index: ``packs`` by id."""
 
-    packs: dict[str, PackEntry]
+    packs: Mapping[str, PackEntry]
     updated: str = ""
+
+    def matching(self, words: list[str]) -> Iterator[str]:
+        """Ids of the packs whose :func:`search_text` contains every one of ``words``."""
+        if isinstance(self.packs, PackTable):
+            return self.packs.matching(words)
+        return (
+            pid
+            for pid, e in self.packs.items()
+            if all(w in search_text(pid, e.name, e.description, e.tags, e.keywords) for w in words)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,9 +174,9 @@ def parse_index(text: str | bytes, label: str, *, cache: Path | None = None) -> 
         digest = hashlib.sha256(raw_bytes).hexdigest()
         slot = cache / "parsed-index" / (hashlib.sha256(label.encode()).hexdigest()[:32] + ".bin")
         try:
-            key, updated, compact = marshal.loads(slot.read_bytes())
-            if key == f"{_CACHE_FORMAT}:{digest}":
-                return _build(compact, label, updated)
+            key, updated, ids, texts, rows = marshal.loads(slot.read_bytes())
+            if key == f"{_CACHE_FORMAT}:{digest}" and len(ids) == len(texts) == len(rows):
+                return Index(packs=PackTable(ids, texts, rows, label), updated=updated)
         except (OSError, ValueError, EOFError, TypeError):
             pass  # no cached form yet, or a damaged one: parse the document
     try:
@@ -175,15 +196,19 @@ def parse_index(text: str | bytes, label: str, *, cache: Path | None = None) -> 
     compact = {pid: _check_pack(pid, raw, label) for pid, raw in packs_raw.items()}
     updated = data.get("updated", "")
     updated = updated if isinstance(updated, str) else ""
+    ids = list(compact)
+    texts = [search_text(pid, v[0], v[1], v[3], v[4]) for pid, v in compact.items()]
     if slot is not None:
         with contextlib.suppress(OSError):
             slot.parent.mkdir(parents=True, exist_ok=True)
             tmp = slot.with_name(f".{slot.name}.{os.getpid()}.tmp")
-            # Version entries stay JSON text in the cache: decoded only for the packs used.
-            stored = {pid: [*v[:9], json.dumps(v[9])] for pid, v in compact.items()}
-            tmp.write_bytes(marshal.dumps((f"{_CACHE_FORMAT}:{digest}", updated, stored)))
+            # One marshal blob per pack, decoded only for the packs a command uses (a search
+            # over 10,000 packs decodes its hits); version entries stay JSON text inside it.
+            rows = [marshal.dumps([*v[:9], json.dumps(v[9])]) for v in compact.values()]
+            key = f"{_CACHE_FORMAT}:{digest}"
+            tmp.write_bytes(marshal.dumps((key, updated, ids, texts, rows)))
             os.replace(tmp, slot)
-    return _build(compact, label, updated)
+    return Index(packs=PackTable(ids, texts, list(compact.values()), label), updated=updated)
 
 
 def _check_pack(pid: str, raw: Any, label: str) -> list[Any]:
@@ -216,24 +241,53 @@ def _check_pack(pid: str, raw: Any, label: str) -> list[Any]:
     ]
 
 
-def _build(compact: dict[str, list[Any]], label: str, updated: str) -> Index:
-    packs = {
-        pid: PackEntry(
-            id=pid,
-            name=v[0],
-            description=v[1],
-            category=v[2],
-            tags=v[3],
-            keywords=v[4],
-            license=v[5],
-            authors=v[6],
-            homepage=v[7],
-            downloads=v[8],
-            versions=LazyVersions(pid, v[9], label, f"packs[{pid!r}].versions"),
-        )
-        for pid, v in compact.items()
-    }
-    return Index(packs=packs, updated=updated)
+class PackTable(Mapping[str, PackEntry]):
+    """The packs of a parsed index, each :class:`PackEntry` built the first time it is used.
+
+    ``rows`` hold the checked metadata in :func:`_check_pack`'s order, as lists or (from the
+    parsed-index cache) as marshal blobs of them; ``texts`` their :func:`search_text`. A search
+    scans the texts and builds entries for its hits only.
+    """
+
+    def __init__(self, ids: list[str], texts: list[str], rows: list[Any], label: str) -> None:
+        self._position = {pid: i for i, pid in enumerate(ids)}
+        self._ids, self._texts, self._rows, self._label = ids, texts, rows, label
+        self._entries: dict[str, PackEntry] = {}
+
+    def __getitem__(self, pid: str) -> PackEntry:
+        entry = self._entries.get(pid)
+        if entry is None:
+            row = self._rows[self._position[pid]]
+            v = marshal.loads(row) if isinstance(row, bytes) else row
+            entry = PackEntry(
+                id=pid,
+                name=v[0],
+                description=v[1],
+                category=v[2],
+                tags=tuple(v[3]),
+                keywords=tuple(v[4]),
+                license=v[5],
+                authors=tuple(v[6]),
+                homepage=v[7],
+                downloads=v[8],
+                versions=LazyVersions(pid, v[9], self._label, f"packs[{pid!r}].versions"),
+            )
+            self._entries[pid] = entry
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, pid: object) -> bool:
+        return pid in self._position
+
+    def matching(self, words: list[str]) -> Iterator[str]:
+        """Ids whose search text contains every one of ``words`` (all ids for none)."""
+        ids = self._ids
+        return (ids[i] for i, text in enumerate(self._texts) if all(w in text for w in words))
 
 
 class LazyVersions(Mapping[str, PackVersion]):
@@ -268,6 +322,8 @@ class LazyVersions(Mapping[str, PackVersion]):
 
     def __iter__(self) -> Iterator[str]:
         if not self._keys_checked:
+            from .versions import is_version
+
             for version in self._raw:
                 if not is_version(version):
                     raise _fail(
@@ -281,6 +337,8 @@ class LazyVersions(Mapping[str, PackVersion]):
 
 
 def _parse_version_entry(pid: str, ver: str, raw: Any, label: str, where: str) -> PackVersion:
+    from .versions import is_version, parse_range
+
     if not is_version(ver):
         raise _fail(label, where, "not a semantic version")
     if not isinstance(raw, dict):
@@ -362,6 +420,8 @@ def merge_entries(entries: Iterable[PackEntry], label: str) -> dict[str, PackEnt
                 f"{label}: {entry.id} version {sorted(overlap)[0]} is provided twice"
             )
         versions = {**current.versions, **entry.versions}
+        from .versions import Version
+
         newest = max(Version.parse(v) for v in versions)
         base = entry if str(newest) in entry.versions else current
         merged[entry.id] = PackEntry(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .index import PackEntry
+from .index import PackEntry, search_text
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,9 @@ def search(
         if tag is not None and tag not in entry.tags:
             continue
         if terms:
-            haystack = " ".join(
-                (entry.id, entry.name, entry.description, *entry.tags, *entry.keywords)
-            ).lower()
+            haystack = search_text(
+                entry.id, entry.name, entry.description, entry.tags, entry.keywords
+            )
             if not all(term in haystack for term in terms):
                 continue
         score = 0
