@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..policy import Policy
 from ..result import RunResult
+
+if TYPE_CHECKING:
+    from ..policy import Policy
 
 #: Where the workspace appears inside the sandbox, for every backend.
 WORKSPACE_PATH = "/workspace"
