@@ -62,6 +62,10 @@ CASES: dict[str, tuple[list[str], dict[str, str]]] = {
     "alone: pytest --co, core only (header)": ([*PYTEST, *CLEANROOM, *OTHER_SUBPLUGINS], ALONE),
 }
 
+#: The judged figure: what a user who installed the plugin pays on every run with the header.
+GOAL_CASE = "as installed, pytest --co (header): plugin added"
+GOAL_MS = 100
+
 DIFFERENCES = [
     (
         "import pytest_cleanroom.plugin, over import pytest",
@@ -147,6 +151,8 @@ def main() -> None:
                     "cpus": os.cpu_count(),
                     "median_ms": {k: {"wall": w, "cpu": c} for k, (w, c) in medians.items()},
                     "added_ms": {k: {"wall": w, "cpu": c} for k, (w, c) in added.items()},
+                    "goal_ms": GOAL_MS,
+                    "goal_met": max(added[GOAL_CASE]) < GOAL_MS,
                 },
                 indent=2,
             )
@@ -165,6 +171,9 @@ def main() -> None:
     print(f"{'-' * width}  {'-' * 8}  {'-' * 8}")
     for label, (wall, cpu) in added.items():
         print(f"{label:<{width}}  {wall:+8.1f}  {cpu:+8.1f}")
+    wall, cpu = added[GOAL_CASE]
+    verdict = "met" if max(wall, cpu) < GOAL_MS else "MISSED"
+    print(f"\ngoal: the plugin adds < {GOAL_MS} ms to pytest's start ({GOAL_CASE}): {verdict}")
 
 
 if __name__ == "__main__":
