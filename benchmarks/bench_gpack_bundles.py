@@ -55,7 +55,7 @@ from pytest_cleanroom.gpack_bundles.loader import load_bundles  # ggen_market
 t.append(time.process_time())
 bundles = load_bundles(Path(sys.argv[1]))  # read lock, hash trees, parse manifests
 t.append(time.process_time())
-from pytest_cleanroom.scenario.files import load_scenario_file
+from pytest_cleanroom.scenarios.files import load_scenario_file
 for b in bundles:
     for path in b.scenarios:
         load_scenario_file(path)  # what collection adds per file

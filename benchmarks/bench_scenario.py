@@ -32,10 +32,10 @@ from typing import Any
 
 from pytest_cleanroom.engine import Cleanroom
 from pytest_cleanroom.result import RunResult
-from pytest_cleanroom.scenario import scenario, step
-from pytest_cleanroom.scenario.replay import attach_repeat_checker
-from pytest_cleanroom.scenario.runner import run_scenario
-from pytest_cleanroom.scenario.treediff import (
+from pytest_cleanroom.scenarios import scenario, step
+from pytest_cleanroom.scenarios.replay import attach_repeat_checker
+from pytest_cleanroom.scenarios.runner import run_scenario
+from pytest_cleanroom.scenarios.treediff import (
     Baseline,
     copy_tree,
     first_tree_difference,

@@ -16,7 +16,7 @@ from .lockfile import LOCK_NAME, read_lock
 from .manifest import CleanroomSection, Manifest, load_manifest, matching_files
 
 if TYPE_CHECKING:
-    from pytest_cleanroom.scenario.files import ScenarioVariant
+    from pytest_cleanroom.scenarios.files import ScenarioVariant
 
 
 def load_scenario(path: Path) -> list[ScenarioVariant]:
@@ -25,7 +25,7 @@ def load_scenario(path: Path) -> list[ScenarioVariant]:
     One parser serves ``ggen market pack/index/add`` and pytest's collection, so a file the
     market accepts is exactly a file pytest can run. Errors name the file and line.
     """
-    from pytest_cleanroom.scenario.files import ScenarioFileError, load_scenario_file
+    from pytest_cleanroom.scenarios.files import ScenarioFileError, load_scenario_file
 
     try:
         return load_scenario_file(path)

@@ -35,9 +35,9 @@ _LAZY = {
     "CleanroomAssertionError": "result",
     "CleanroomError": "errors",
     "Workspace": "workspace",
-    "scenario": "scenario.model",
-    "Scenario": "scenario.model",
-    "ScenarioResult": "scenario.result",
+    "scenario": "scenarios.model",
+    "Scenario": "scenarios.model",
+    "ScenarioResult": "scenarios.result",
 }
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from .errors import CleanroomError
     from .policy import Policy
     from .result import CleanroomAssertionError, RunResult
-    from .scenario.model import Scenario, scenario
-    from .scenario.result import ScenarioResult
+    from .scenarios.model import Scenario, scenario
+    from .scenarios.result import ScenarioResult
     from .workspace import Workspace
 
 

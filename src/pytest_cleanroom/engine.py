@@ -26,8 +26,8 @@ from .result import RunResult
 from .workspace import Workspace
 
 if TYPE_CHECKING:
-    from .scenario.model import Scenario
-    from .scenario.result import ScenarioResult
+    from .scenarios.model import Scenario
+    from .scenarios.result import ScenarioResult
 
 Command = str | Sequence[str]
 RunListener = Callable[[RunResult], None]
@@ -284,8 +284,8 @@ class Cleanroom:
         return self._closed
 
     def run_scenario(self, scenario: Scenario) -> ScenarioResult:
-        """Run a multi-step scenario in this cleanroom (see :mod:`pytest_cleanroom.scenario`)."""
-        from .scenario.runner import run_scenario
+        """Run a multi-step scenario in this cleanroom (see :mod:`pytest_cleanroom.scenarios`)."""
+        from .scenarios.runner import run_scenario
 
         return run_scenario(self, scenario)
 

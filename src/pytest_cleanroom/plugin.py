@@ -16,7 +16,7 @@ import pytest
 SUBPLUGINS: tuple[str, ...] = (
     "pytest_cleanroom.pytest_plugin.core",
     "pytest_cleanroom.services.plugin",
-    "pytest_cleanroom.scenario.plugin",
+    "pytest_cleanroom.scenarios.plugin",
     "pytest_cleanroom.attest.plugin",
     "pytest_cleanroom.gpack_bundles.plugin",
 )
@@ -36,6 +36,11 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
             pluginmanager.register(module, name=regname)
 
 
+#: Sub-plugins whose registered name is not derived from their module's: the scenario package
+#: was renamed (``scenarios``), but ``-p no:cleanroom.scenario.plugin`` stays the way to block it.
+_NAMES = {"pytest_cleanroom.scenarios.plugin": "cleanroom.scenario.plugin"}
+
+
 def subplugin_name(module: str) -> str:
     """The name a sub-plugin is registered (and can be blocked with ``-p no:NAME``) under."""
-    return module.replace("pytest_cleanroom.", "cleanroom.", 1)
+    return _NAMES.get(module, module.replace("pytest_cleanroom.", "cleanroom.", 1))

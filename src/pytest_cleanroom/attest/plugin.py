@@ -200,7 +200,7 @@ def _repeat_checked(item: pytest.Item) -> bool:
     """The repeat check replays commands in copies of the workspace; coverage data written there
     would differ between the runs, so sandbox coverage stays off for those tests."""
     try:
-        from ..scenario.plugin import repeat_check_enabled
+        from ..scenarios.plugin import repeat_check_enabled
     except ImportError:
         return False
     return bool(repeat_check_enabled(item))

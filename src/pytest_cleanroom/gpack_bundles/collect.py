@@ -1,8 +1,8 @@
 """Collecting test gpacks' scenario files: ``gpack:id@version/path.scenario.toml::name`` items.
 
 The files are parsed and turned into items by the scenario sub-plugin's own code
-(:func:`~pytest_cleanroom.scenario.files.load_scenario_file`,
-:class:`~pytest_cleanroom.scenario.items.ScenarioItem`); this module only places them under one
+(:func:`~pytest_cleanroom.scenarios.files.load_scenario_file`,
+:class:`~pytest_cleanroom.scenarios.items.ScenarioItem`); this module only places them under one
 collector per pack, marks them ``gpack(id)`` and applies the pack's ``[cleanroom]`` floor.
 
 The collectors are plain :class:`pytest.Collector` nodes, not ``pytest.File``: ``--lf`` skips
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from ..pytest_plugin.settings import get_settings
-from ..scenario.files import ScenarioFileError, ScenarioVariant, load_scenario_file
-from ..scenario.items import ScenarioItem
+from ..scenarios.files import ScenarioFileError, ScenarioVariant, load_scenario_file
+from ..scenarios.items import ScenarioItem
 from .bundle import Bundle, GpackRun
 
 if TYPE_CHECKING:

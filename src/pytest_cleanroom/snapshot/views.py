@@ -23,7 +23,7 @@ def snapshot_view(obj: Any, normalise: TextNormaliser | None = None, **tree_opti
     A :class:`ScenarioResult` becomes its steps' views; a :class:`Workspace` its tree text
     (``tree_options`` are :func:`~.tree.workspace_tree`'s ``exclude`` and ``max_text_bytes``).
     """
-    from ..scenario.result import ScenarioResult, StepOutcome
+    from ..scenarios.result import ScenarioResult, StepOutcome
 
     def norm(text: str) -> str:
         return normalise(text) if normalise is not None else text
@@ -85,7 +85,7 @@ def cleanroom_matcher(normalise: TextNormaliser) -> Callable[..., Any]:
 
 def _is_scenario_object(data: Any) -> bool:
     module = type(data).__module__
-    return module.startswith("pytest_cleanroom.scenario.")
+    return module.startswith("pytest_cleanroom.scenarios.")
 
 
 class CleanroomSnapshot:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom.scenario.files import load_scenario_file
+from pytest_cleanroom.scenarios.files import load_scenario_file
 from tests.plugin.scenario.doc_examples import Project, read_page
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 
 TESTS = """
 import pytest
-from pytest_cleanroom.scenario import scenario, step
+from pytest_cleanroom.scenarios import scenario, step
 
 def test_deterministic(cleanroom, workspace):
     workspace.write("in.txt", "b\\na\\n")
@@ -136,7 +136,7 @@ def test_scenarios_and_concurrent_groups_are_checked(pytester: pytest.Pytester) 
     pytester.makepyfile(
         """
         import pytest
-        from pytest_cleanroom.scenario import scenario, step
+        from pytest_cleanroom.scenarios import scenario, step
 
         WAIT = (
             "touch {me}; i=0; while [ ! -e {other} ]; do i=$((i+1)); "

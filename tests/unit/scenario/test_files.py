@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom.policy import Policy
-from pytest_cleanroom.scenario.files import ScenarioFileError, load_scenario_file
+from pytest_cleanroom.scenarios.files import ScenarioFileError, load_scenario_file
 
 FULL = """\
 [scenario]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_cleanroom.scenario import Scenario, ScenarioError, Step, scenario, step
+from pytest_cleanroom.scenarios import Scenario, ScenarioError, Step, scenario, step
 
 
 def test_builder_is_immutable_so_a_base_can_be_extended_twice() -> None:
@@ -161,3 +161,26 @@ def test_repr_is_short() -> None:
     assert repr(sc.with_services("redis")) == (
         "<Scenario 'x': 1 step, 1 rollback, timeout 5s, services redis>"
     )
+
+
+def test_scenario_is_only_the_builder_function() -> None:
+    """``pytest_cleanroom.scenario`` is the function, even once the package is imported; the
+    package is ``pytest_cleanroom.scenarios``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, inspect\n"
+        "import pytest_cleanroom, pytest_cleanroom.scenarios.files\n"
+        "from pytest_cleanroom import scenario\n"
+        "from pytest_cleanroom.scenarios import scenario as builder\n"
+        "assert scenario is builder and inspect.isfunction(scenario), scenario\n"
+        "assert pytest_cleanroom.scenario is builder\n"
+        "try:\n"
+        "    importlib.import_module('pytest_cleanroom.scenario')\n"
+        "except ModuleNotFoundError:\n"
+        "    print('no module')\n"
+        "print(scenario('x').step('a', 'true').name)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["no", "module", "x"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom
-from pytest_cleanroom.scenario import ScenarioFailedError, scenario, step
+from pytest_cleanroom.scenarios import ScenarioFailedError, scenario, step
 
 pytestmark = pytest.mark.integration
 

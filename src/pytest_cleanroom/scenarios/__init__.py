@@ -1,12 +1,11 @@
 """Multi-step scenarios: a builder, a runner, ``*.scenario.toml`` files and the repeat check.
 
-Importing this package is cheap; names are loaded on first use.
+``pytest_cleanroom.scenario`` is the builder function alone; this package holds the rest.
+Importing it is cheap; names are loaded on first use.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_getattr
@@ -47,17 +46,3 @@ if TYPE_CHECKING:
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
-
-
-class _CallableModule(types.ModuleType):
-    """``pytest_cleanroom.scenario`` is both this package and the builder function: once the
-    package is imported, ``from pytest_cleanroom import scenario`` yields the package, so calling
-    it must build a scenario just as the function does."""
-
-    def __call__(self, name: str) -> Scenario:
-        from .model import scenario
-
-        return scenario(name)
-
-
-sys.modules[__name__].__class__ = _CallableModule
