@@ -73,6 +73,8 @@ class PackEntry:
     homepage: str = ""
     downloads: int = 0
     versions: Mapping[str, PackVersion] = field(default_factory=dict)
+    #: :attr:`latest` as worked out when the index was parsed (saves loading semver to search).
+    known_latest: str | None = field(default=None, repr=False, compare=False)
 
     def sorted_versions(self) -> list[Version]:
         """Versions, newest first."""
@@ -83,6 +85,8 @@ class PackEntry:
     @property
     def latest(self) -> str:
         """The newest version that is not a pre-release (or the newest at all)."""
+        if self.known_latest is not None:
+            return self.known_latest
         ordered = self.sorted_versions()
         stable = [v for v in ordered if v.prerelease is None]
         return str((stable or ordered)[0])
@@ -196,6 +200,8 @@ def parse_index(text: str | bytes, label: str, *, cache: Path | None = None) -> 
     compact = {pid: _check_pack(pid, raw, label) for pid, raw in packs_raw.items()}
     updated = data.get("updated", "")
     updated = updated if isinstance(updated, str) else ""
+    for row in compact.values():
+        row.append(_latest(row[9]))
     ids = list(compact)
     texts = [search_text(pid, v[0], v[1], v[3], v[4]) for pid, v in compact.items()]
     if slot is not None:
@@ -204,11 +210,27 @@ def parse_index(text: str | bytes, label: str, *, cache: Path | None = None) -> 
             tmp = slot.with_name(f".{slot.name}.{os.getpid()}.tmp")
             # One marshal blob per pack, decoded only for the packs a command uses (a search
             # over 10,000 packs decodes its hits); version entries stay JSON text inside it.
-            rows = [marshal.dumps([*v[:9], json.dumps(v[9])]) for v in compact.values()]
+            rows = [marshal.dumps([*v[:9], json.dumps(v[9]), v[10]]) for v in compact.values()]
             key = f"{_CACHE_FORMAT}:{digest}"
             tmp.write_bytes(marshal.dumps((key, updated, ids, texts, rows)))
             os.replace(tmp, slot)
     return Index(packs=PackTable(ids, texts, list(compact.values()), label), updated=updated)
+
+
+def _latest(versions: Iterable[str]) -> str | None:
+    """The newest stable version (or newest at all); ``None`` when one is not a version.
+
+    An invalid version is reported, naming the field, when the pack's versions are used.
+    """
+    from .versions import Version
+
+    parsed = []
+    for text in versions:
+        if not Version.is_valid(text):
+            return None
+        parsed.append(Version.parse(text))
+    stable = [v for v in parsed if v.prerelease is None]
+    return str(max(stable or parsed))
 
 
 def _check_pack(pid: str, raw: Any, label: str) -> list[Any]:
@@ -271,6 +293,7 @@ class PackTable(Mapping[str, PackEntry]):
                 homepage=v[7],
                 downloads=v[8],
                 versions=LazyVersions(pid, v[9], self._label, f"packs[{pid!r}].versions"),
+                known_latest=v[10],
             )
             self._entries[pid] = entry
         return entry

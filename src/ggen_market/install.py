@@ -20,7 +20,7 @@ from .archive import ExtractLimits, extract_archive, tree_digest
 from .catalog import Catalog
 from .config import MarketConfig, embedded_gpacks_dir
 from .errors import InstallError, IntegrityError, ManifestError, MarketError, ResolutionError
-from .fsutil import write_atomic
+from .fsutil import LockTimeoutError, exclusive_lock, write_atomic
 from .ids import check_id
 from .index import PackVersion
 from .lockfile import (
@@ -235,27 +235,21 @@ class Project:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[_Transaction]:
-        from filelock import FileLock, Timeout
-
         created = not self.state_dir.exists()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        file_lock = FileLock(str(self.state_dir / ".lock"), timeout=LOCK_TIMEOUT)
         try:
             try:
-                file_lock.acquire()
-            except Timeout:
+                with exclusive_lock(self.state_dir / ".lock", timeout=LOCK_TIMEOUT):
+                    txn = _Transaction(self)
+                    try:
+                        yield txn
+                    finally:
+                        txn.cleanup()
+            except LockTimeoutError:
                 raise InstallError(
                     f"{self.state_dir}: another ggen is changing this project (waited"
                     f" {LOCK_TIMEOUT:g} s for {self.state_dir / '.lock'})"
                 ) from None
-            try:
-                txn = _Transaction(self)
-                try:
-                    yield txn
-                finally:
-                    txn.cleanup()
-            finally:
-                file_lock.release()
         except BaseException:
             if created:
                 shutil.rmtree(self.state_dir, ignore_errors=True)

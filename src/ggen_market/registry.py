@@ -13,9 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
@@ -23,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlparse
 
 from .errors import RegistryError, RegistryIndexError
-from .fsutil import write_atomic
+from .fsutil import exclusive_lock, write_atomic
 from .index import INDEX_NAME, Index, parse_index
 from .progress import Progress
 
@@ -277,6 +274,9 @@ class GitRegistry(Registry):
         return f"git+{self.repo_url}#{self.commit}" if self.commit else self.url
 
     def _git(self, *args: str, cwd: Path | None = None) -> str:
+        import shutil
+        import subprocess
+
         git = shutil.which("git")
         if git is None:
             raise RegistryError(f"registry {self.url}: the `git` command is not installed")
@@ -293,10 +293,11 @@ class GitRegistry(Registry):
         return result.stdout.strip()
 
     def _sync(self) -> None:
-        from filelock import FileLock
+        import shutil
+        import tempfile
 
         self.checkout.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.checkout) + ".lock"):
+        with exclusive_lock(Path(f"{self.checkout}.lock")):
             if not (self.checkout / ".git").is_dir():
                 if self.offline:
                     raise RegistryError(f"registry {self.url}: offline, and never cloned")
