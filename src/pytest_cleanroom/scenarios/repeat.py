@@ -1,12 +1,15 @@
 """The repeat check: every command runs a second time, with the same seed, in a copy of the
 workspace as it was before the command; any difference in exit code, output or resulting workspace
-is reported with the first differing line or file.
+is reported with the first differing line or file. The copy is made whole for the first command;
+after runs that agree it already equals the workspace, and later commands only bring it up to
+date (:mod:`.mirror`).
 
 :class:`RepeatChecker` needs nothing from pytest; the plugin attaches one to a test's cleanroom.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -19,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..result import CleanroomAssertionError, RunResult
-from .treediff import Baseline, copy_tree, first_tree_difference, scratch_parent, total_size
+from .mirror import Mirror
+from .treediff import Baseline, TreeComparison, compare_trees, scratch_parent, total_size
 
 if TYPE_CHECKING:
     from ..engine import Cleanroom
@@ -72,6 +76,7 @@ class RepeatChecker:
         self._lock = threading.Lock()
         self._original_run: Callable[..., RunResult] | None = None
         self._scratch: Path | None = None
+        self._mirror: Mirror | None = None
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -120,19 +125,20 @@ class RepeatChecker:
         try:
             root = _workspace_root(self.cleanroom)
             root_base = Baseline.take(root)
-            copy = self._fresh_copy_of(root, total_size(root_base))
-            try:
-                copy_base = Baseline.take(copy)
-                replay = self.replay_factory(copy)
-                root_base = root_base.as_of(time.time_ns())
-                first = unit(self.cleanroom)
-                copy_base = copy_base.as_of(time.time_ns())
-                second = unit(replay)
-                detail = _compare(
-                    results_of(first), results_of(second), (root, root_base), (copy, copy_base)
-                )
-            finally:
-                shutil.rmtree(copy, ignore_errors=True)
+            mirror = self._mirror_of(root, root_base)
+            self._mirror = None  # until the runs are known to have left both trees equal
+            replay = self.replay_factory(mirror.path)
+            root_base = root_base.as_of(time.time_ns())
+            first = unit(self.cleanroom)
+            copy_base = Baseline(mirror.entries, time.time_ns())
+            second = unit(replay)
+            detail, trees = _compare(
+                results_of(first), results_of(second), (root, root_base), (mirror.path, copy_base)
+            )
+            if detail is None and trees is not None:
+                with contextlib.suppress(OSError):  # else the next unit copies afresh
+                    mirror.settle(trees)
+                    self._mirror = mirror
         finally:
             with self._lock:
                 self._inside -= 1
@@ -144,24 +150,27 @@ class RepeatChecker:
             raise RepeatCheckError(mismatch.describe())
         return first
 
-    def _fresh_copy_of(self, root: Path, size: int) -> Path:
-        """Copy the workspace, as it is now, replacing the previous copy; the place is chosen
-        once per checker (RAM when it has room, else beside the workspace), so that the replay
-        cleanroom always works in the same directory."""
+    def _mirror_of(self, root: Path, now: Baseline) -> Mirror:
+        """The copy of the workspace as it is now (``now``): the last unit's, brought up to
+        date, when its runs agreed; else a fresh one. The place is chosen once per checker (RAM
+        when it has room, else beside the workspace), so that the replay cleanroom always works
+        in the same directory."""
+        if self._mirror is not None and self._mirror.catch_up(now.entries):
+            return self._mirror
         if self._scratch is None:
-            parent = scratch_parent(root, size)
+            parent = scratch_parent(root, total_size(now))
             self._scratch = Path(tempfile.mkdtemp(prefix=".cleanroom-repeat-", dir=parent))
         copy = self._scratch / root.name
         if copy.exists():
             shutil.rmtree(copy)
-        copy_tree(root, copy)
-        return copy
+        return Mirror.create(root, copy, now.entries, now.taken_ns)
 
     def close(self) -> None:
         """Close the replay cleanrooms and remove the scratch directory."""
         close_replays = getattr(self.replay_factory, "close", None)
         if close_replays is not None:
             close_replays()
+        self._mirror = None
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -184,8 +193,9 @@ def _compare(
     second: Sequence[RunResult | None],
     original: tuple[Path, Baseline],
     replay: tuple[Path, Baseline],
-) -> str | None:
-    """The first difference, worded to follow "it ...", or ``None`` when the runs agree."""
+) -> tuple[str | None, TreeComparison | None]:
+    """The first difference, worded to follow "it ...", or ``None`` when the runs agree; and
+    the comparison of the trees, if it got that far."""
     old, new = os.fspath(replay[0]).encode(), os.fspath(original[0]).encode()
 
     def same_root(data: bytes) -> bytes:
@@ -195,23 +205,23 @@ def _compare(
     for a, b in zip(first, second, strict=False):
         if a is None or b is None:
             if (a is None) != (b is None):
-                return "ran in one run but could not start in the other"
+                return "ran in one run but could not start in the other", None
             continue
         label = f" (`{a.command_line}`)" if len(first) > 1 else ""
         if a.exit_code != b.exit_code or a.timed_out != b.timed_out:
             return (
                 f"exited {_status(b)} instead of {_status(a)}{label}\n"
                 f"first run:\n{a.describe()}\nsecond run:\n{b.describe()}"
-            )
+            ), None
         for stream in ("stdout", "stderr"):
             one: bytes = getattr(a, f"{stream}_bytes")
             two = same_root(getattr(b, f"{stream}_bytes"))
             if one != two:
-                return f"wrote a different {stream}{label}: {_first_difference(one, two)}"
-    tree = first_tree_difference(
-        *original, *replay, describe=_first_difference, rewrite_two=same_root
-    )
-    return None if tree is None else f"left a different workspace: {tree}"
+                return f"wrote a different {stream}{label}: {_first_difference(one, two)}", None
+    trees = compare_trees(*original, *replay, describe=_first_difference, rewrite_two=same_root)
+    if trees.difference is not None:
+        return f"left a different workspace: {trees.difference}", trees
+    return None, trees
 
 
 def _status(result: RunResult) -> str:

@@ -50,7 +50,7 @@ class Baseline:
 
     def unchanged(self, rel: str, now: StatKey) -> bool:
         before = self.entries.get(rel)
-        return before == now and not _racy(before[4], self.taken_ns)
+        return before == now and not is_racy(before[4], self.taken_ns)
 
 
 def scan(root: Path) -> dict[str, StatKey]:
@@ -137,6 +137,20 @@ def copy_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, symlinks=True)
 
 
+@dataclass
+class TreeComparison:
+    """What :func:`compare_trees` found: the first difference (``None`` when the trees agree),
+    both trees' entries as read (the first's read from ``one_taken_ns``), the entries that
+    changed in either tree, and the files equal only once ``rewrite_two`` was applied."""
+
+    difference: str | None
+    one_now: dict[str, StatKey]
+    one_taken_ns: int
+    two_now: dict[str, StatKey]
+    touched: list[str]
+    rewritten: list[str]
+
+
 def first_tree_difference(
     one: Path,
     one_base: Baseline,
@@ -149,31 +163,59 @@ def first_tree_difference(
     """The first difference (by path) between trees ``one`` and ``two``, which were equal when
     their baselines were taken; ``None`` when they are still equal. ``rewrite_two`` is applied to
     the second tree's contents before comparing (e.g. to swap its root path for the first's)."""
+    return compare_trees(
+        one, one_base, two, two_base, describe=describe, rewrite_two=rewrite_two
+    ).difference
+
+
+def compare_trees(
+    one: Path,
+    one_base: Baseline,
+    two: Path,
+    two_base: Baseline,
+    *,
+    describe: Describe,
+    rewrite_two: Callable[[bytes], bytes] = lambda data: data,
+) -> TreeComparison:
+    """As :func:`first_tree_difference`, keeping what was read (see :class:`TreeComparison`)."""
+    one_taken = time.time_ns()
     now_one, now_two = scan(one), scan(two)
+    touched: list[str] = []
+    rewritten: list[str] = []
+
+    def found(difference: str) -> TreeComparison:
+        return TreeComparison(difference, now_one, one_taken, now_two, touched, rewritten)
+
     for rel in sorted(now_one.keys() | now_two.keys()):
         if rel not in now_two:
-            return f"{_kind(now_one[rel])} {rel!r} exists only after the first run"
+            return found(f"{_kind(now_one[rel])} {rel!r} exists only after the first run")
         if rel not in now_one:
-            return f"{_kind(now_two[rel])} {rel!r} exists only after the second run"
+            return found(f"{_kind(now_two[rel])} {rel!r} exists only after the second run")
         a, b = now_one[rel], now_two[rel]
         if one_base.unchanged(rel, a) and two_base.unchanged(rel, b):
             continue  # both still hold what the identical copies held
+        touched.append(rel)
         if stat.S_IFMT(a[0]) != stat.S_IFMT(b[0]):
-            return f"{rel!r} is a {_kind(a)} after the first run, a {_kind(b)} after the second"
+            return found(
+                f"{rel!r} is a {_kind(a)} after the first run, a {_kind(b)} after the second"
+            )
         if stat.S_IMODE(a[0]) != stat.S_IMODE(b[0]):
-            return (
+            return found(
                 f"{_kind(a)} {rel!r} has mode {stat.S_IMODE(a[0]):04o} after the first run, "
                 f"{stat.S_IMODE(b[0]):04o} after the second"
             )
         if stat.S_ISDIR(a[0]):
             continue
-        first, second = _content(one / rel, a), rewrite_two(_content(two / rel, b))
+        first, raw = _content(one / rel, a), _content(two / rel, b)
+        second = rewrite_two(raw)
         if first != second:
-            return (
+            return found(
                 f"{_kind(a)} {rel!r} differs (sha256 {_short(first)} vs {_short(second)}): "
                 f"{describe(first, second)}"
             )
-    return None
+        if second != raw:
+            rewritten.append(rel)
+    return TreeComparison(None, now_one, one_taken, now_two, touched, rewritten)
 
 
 def _content(path: Path, key: StatKey) -> bytes:
@@ -199,6 +241,8 @@ def _short(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16] + "..."
 
 
-def _racy(ctime_ns: int, taken_ns: int) -> bool:
+def is_racy(ctime_ns: int, taken_ns: int) -> bool:
+    """Whether an entry whose ctime is ``ctime_ns`` may change again, when read at ``taken_ns``,
+    without its ctime moving."""
     window = RACY_WINDOW_NS if ctime_ns % _SECOND_NS else _SECOND_NS + RACY_WINDOW_NS
     return ctime_ns >= taken_ns - window
