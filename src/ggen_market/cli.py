@@ -10,6 +10,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -54,12 +55,96 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
+def json_command(func: F) -> F:
+    """Add ``--json`` and report a :class:`MarketError` as ``error: ...`` (see handle_errors)."""
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(
+        handle_errors(func)
+    )
 
 
-def registry_options(func: F) -> F:
-    """Options shared by the commands that read registries or change the project."""
+def project_option(func: F) -> F:
+    return click.option(
+        "--project",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="Project directory holding ggen.lock and .ggen/.",
+    )(func)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The project and registries a command works with, as the shared options set them.
+
+    Nothing is read until :meth:`catalog` or :meth:`open_project` is called, so a command
+    that needs neither (``list`` without ``--available``) stays as cheap as it was.
+    """
+
+    project: Path
+    registries: tuple[str, ...]
+    offline: bool
+    timeout: float | None
+    progress: bool | None
+
+    def config(self) -> MarketConfig:
+        from .config import load_config
+
+        return load_config(self.project, self.registries, self.timeout)
+
+    def catalog(self) -> Catalog:
+        """The registries to read, without loading what installing needs (keeps search fast)."""
+        from .catalog import Catalog
+        from .config import embedded_gpacks_dir
+        from .registry import open_registry
+
+        config = self.config()
+        embedded = embedded_gpacks_dir()
+        return Catalog(
+            [
+                open_registry(
+                    spec.url,
+                    cache=config.cache_dir,
+                    timeout=config.timeout,
+                    offline=self.offline,
+                    embedded=embedded,
+                )
+                for spec in config.registries
+            ]
+        )
+
+    def open_project(self) -> Project:
+        """The project, to install into or change."""
+        from .install import Project
+        from .progress import Progress
+
+        return Project(
+            self.project,
+            self.config(),
+            offline=self.offline,
+            progress=Progress(enabled=self.progress),
+        )
+
+
+def registry_command(func: F) -> F:
+    """Add the options shared by the commands that read registries or change the project.
+
+    ``--registry``, ``--project``, ``--offline``, ``--timeout``, ``--progress`` reach the
+    command as one ``sources: Sources`` argument; ``--json`` and errors as in :func:`json_command`.
+    """
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        registries: tuple[str, ...],
+        project: Path,
+        offline: bool,
+        timeout: float | None,
+        progress: bool | None,
+        **kwargs: Any,
+    ) -> Any:
+        sources = Sources(project, registries, offline, timeout, progress)
+        return func(*args, sources=sources, **kwargs)
+
     options = [
         click.option(
             "--registry",
@@ -69,13 +154,7 @@ def registry_options(func: F) -> F:
             help="Registry to use instead of the configured ones (path, file://, http(s)://,"
             " git+URL#REF). Repeat for several; the first has precedence.",
         ),
-        click.option(
-            "--project",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=Path("."),
-            show_default=True,
-            help="Project directory holding ggen.lock and .ggen/.",
-        ),
+        project_option,
         click.option("--offline", is_flag=True, help="Use cached indexes only; no network."),
         click.option("--timeout", type=float, help="HTTP timeout in seconds (default 10)."),
         click.option(
@@ -85,56 +164,8 @@ def registry_options(func: F) -> F:
         ),
     ]
     for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _config(project: Path, registries: tuple[str, ...], timeout: float | None) -> MarketConfig:
-    from .config import load_config
-
-    return load_config(project, registries, timeout)
-
-
-def _project(
-    project: Path,
-    registries: tuple[str, ...],
-    offline: bool,
-    timeout: float | None,
-    progress: bool | None,
-) -> Project:
-    from .install import Project
-    from .progress import Progress
-
-    return Project(
-        project,
-        _config(project, registries, timeout),
-        offline=offline,
-        progress=Progress(enabled=progress),
-    )
-
-
-def _catalog(
-    project: Path, registries: tuple[str, ...], offline: bool, timeout: float | None
-) -> Catalog:
-    """The registries to read, without loading what installing needs (keeps search fast)."""
-    from .catalog import Catalog
-    from .config import embedded_gpacks_dir
-    from .registry import open_registry
-
-    config = _config(project, registries, timeout)
-    embedded = embedded_gpacks_dir()
-    return Catalog(
-        [
-            open_registry(
-                spec.url,
-                cache=config.cache_dir,
-                timeout=config.timeout,
-                offline=offline,
-                embedded=embedded,
-            )
-            for spec in config.registries
-        ]
-    )
+        command = option(command)
+    return json_command(command)  # type: ignore[return-value]
 
 
 def _entry_json(entry: Any, registry: str) -> dict[str, Any]:
@@ -161,25 +192,14 @@ def market() -> None:
 @click.option("--category", help="Only gpacks of this category.")
 @click.option("--tag", help="Only gpacks with this tag.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@registry_options
-@json_option
-@handle_errors
+@registry_command
 def search(
-    query: str,
-    category: str | None,
-    tag: str | None,
-    limit: int,
-    registries: tuple[str, ...],
-    project: Path,
-    offline: bool,
-    timeout: float | None,
-    progress: bool | None,
-    as_json: bool,
+    query: str, category: str | None, tag: str | None, limit: int, sources: Sources, as_json: bool
 ) -> None:
     """Search gpacks: exact id first, then name, tags, keywords, description, downloads."""
     from .search import search as run_search
 
-    catalog = _catalog(project, registries, offline, timeout)
+    catalog = sources.catalog()
     words = query.lower().split()
     hits = run_search(
         ((entry, reg.url) for entry, reg in (catalog.matching(words) if words else catalog)),
@@ -208,19 +228,10 @@ def search(
 
 
 @market.command()
-@registry_options
-@json_option
-@handle_errors
-def categories(
-    registries: tuple[str, ...],
-    project: Path,
-    offline: bool,
-    timeout: float | None,
-    progress: bool | None,
-    as_json: bool,
-) -> None:
+@registry_command
+def categories(sources: Sources, as_json: bool) -> None:
     """List categories with the number of gpacks in each."""
-    catalog = _catalog(project, registries, offline, timeout)
+    catalog = sources.catalog()
     counts: dict[str, int] = {}
     for entry, _ in catalog:
         counts[entry.category] = counts.get(entry.category, 0) + 1
@@ -234,20 +245,10 @@ def categories(
 
 @market.command()
 @click.argument("pack_id", metavar="ID")
-@registry_options
-@json_option
-@handle_errors
-def info(
-    pack_id: str,
-    registries: tuple[str, ...],
-    project: Path,
-    offline: bool,
-    timeout: float | None,
-    progress: bool | None,
-    as_json: bool,
-) -> None:
+@registry_command
+def info(pack_id: str, sources: Sources, as_json: bool) -> None:
     """Show a gpack's metadata and every published version."""
-    catalog = _catalog(project, registries, offline, timeout)
+    catalog = sources.catalog()
     entry, registry = catalog.require(pack_id)
     _warn(catalog.warnings)
     versions = [entry.versions[str(v)] for v in entry.sorted_versions()]
@@ -295,79 +296,39 @@ def _report_change(change: Any, proj: Project, as_json: bool, verb: str) -> None
 
 @market.command()
 @click.argument("specs", nargs=-1, metavar="ID[@RANGE]...")
-@registry_options
-@json_option
-@handle_errors
-def add(
-    specs: tuple[str, ...],
-    registries: tuple[str, ...],
-    project: Path,
-    offline: bool,
-    timeout: float | None,
-    progress: bool | None,
-    as_json: bool,
-) -> None:
+@registry_command
+def add(specs: tuple[str, ...], sources: Sources, as_json: bool) -> None:
     """Install gpacks and their dependencies; with no ID, install exactly what ggen.lock pins."""
-    proj = _project(project, registries, offline, timeout, progress)
+    proj = sources.open_project()
     change = proj.add(list(specs))
     _report_change(change, proj, as_json, "install")
 
 
 @market.command()
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
-@registry_options
-@json_option
-@handle_errors
-def remove(
-    ids: tuple[str, ...],
-    registries: tuple[str, ...],
-    project: Path,
-    offline: bool,
-    timeout: float | None,
-    progress: bool | None,
-    as_json: bool,
-) -> None:
+@registry_command
+def remove(ids: tuple[str, ...], sources: Sources, as_json: bool) -> None:
     """Remove gpacks, and the dependencies nothing else needs."""
-    proj = _project(project, registries, offline, timeout, progress)
+    proj = sources.open_project()
     _report_change(proj.remove(list(ids)), proj, as_json, "remove")
 
 
 @market.command()
 @click.argument("ids", nargs=-1, metavar="[ID]...")
-@registry_options
-@json_option
-@handle_errors
-def update(
-    ids: tuple[str, ...],
-    registries: tuple[str, ...],
-    project: Path,
-    offline: bool,
-    timeout: float | None,
-    progress: bool | None,
-    as_json: bool,
-) -> None:
+@registry_command
+def update(ids: tuple[str, ...], sources: Sources, as_json: bool) -> None:
     """Move gpacks (all, or the IDs given) to the newest versions their ranges allow."""
-    proj = _project(project, registries, offline, timeout, progress)
+    proj = sources.open_project()
     _report_change(proj.update(list(ids)), proj, as_json, "update")
 
 
 @market.command(name="list")
 @click.option("--available", is_flag=True, help="List what the registries offer instead.")
-@registry_options
-@json_option
-@handle_errors
-def list_(
-    available: bool,
-    registries: tuple[str, ...],
-    project: Path,
-    offline: bool,
-    timeout: float | None,
-    progress: bool | None,
-    as_json: bool,
-) -> None:
+@registry_command
+def list_(available: bool, sources: Sources, as_json: bool) -> None:
     """List installed gpacks (from ggen.lock), or with --available every gpack offered."""
     if available:
-        catalog = _catalog(project, registries, offline, timeout)
+        catalog = sources.catalog()
         rows = [(entry, reg.url) for entry, reg in catalog]
         _warn(catalog.warnings)
         if as_json:
@@ -378,7 +339,7 @@ def list_(
         return
     from .lockfile import LOCK_NAME, Lockfile, read_lock
 
-    root = project.resolve()
+    root = sources.project.resolve()
     lock = read_lock(root / LOCK_NAME) or Lockfile()
     if as_json:
         _print_json(
@@ -404,9 +365,8 @@ def list_(
 
 
 @market.command()
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
-@json_option
-@handle_errors
+@project_option
+@json_command
 def verify(project: Path, as_json: bool) -> None:
     """Re-hash installed gpacks against ggen.lock; exit 1 when one is modified or missing."""
     from .config import MarketConfig
@@ -435,8 +395,7 @@ def verify(project: Path, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Archive to write (default: ID-VERSION.tar.gz in the current directory).",
 )
-@json_option
-@handle_errors
+@json_command
 def pack(directory: Path, output: Path | None, as_json: bool) -> None:
     """Make a reproducible archive of a gpack directory and print its sha256."""
     from .archive import sha256_bytes
@@ -471,8 +430,7 @@ def pack(directory: Path, output: Path | None, as_json: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where to write index.json and archives/ (default: DIRECTORY).",
 )
-@json_option
-@handle_errors
+@json_command
 def index_cmd(directory: Path, output: Path | None, as_json: bool) -> None:
     """Build index.json from a folder of gpack directories and/or archives."""
     from .builder import build_index
@@ -510,9 +468,8 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @template.command(name="list")
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
-@json_option
-@handle_errors
+@project_option
+@json_command
 def template_list(project: Path, as_json: bool) -> None:
     """List the templates of the gpacks installed in the project."""
     from .template.frontmatter import parse_template
@@ -552,9 +509,8 @@ def template_list(project: Path, as_json: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
 @click.option("--force", is_flag=True, help="Overwrite files whose content differs.")
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
-@json_option
-@handle_errors
+@project_option
+@json_command
 def generate(
     ref: str,
     pairs: tuple[str, ...],
