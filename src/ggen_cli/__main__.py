@@ -1,13 +1,20 @@
-"""The root ``ggen`` command: mounts the command groups that live beside their logic."""
+"""The root ``ggen`` command: mounts the command groups that live beside their logic.
+
+Importing this module imports nothing heavy: click and the groups load only when a command needs
+them. ``ggen lifecycle run|pipeline ...`` is first offered to the lifecycle's click-free parser
+(:func:`ggen_lifecycle.run_command.main_without_click`), so that a cache hit is not slowed down
+by importing click; anything it does not fully understand goes through click as usual.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
-import click
-
-from pytest_cleanroom import __version__
+if TYPE_CHECKING:
+    import click
 
 # (group name, "module:attribute" of a click.Group). Imported only when the group is invoked.
 GROUPS: dict[str, tuple[str, str]] = {
@@ -18,36 +25,51 @@ GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """Keeps ``ggen --help`` fast: a group's module is imported only when that group runs."""
+@functools.cache
+def root_group() -> click.Group:
+    """The ``ggen`` click group (built on first use)."""
+    import click
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(GROUPS)
+    from pytest_cleanroom import __version__
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = GROUPS.get(cmd_name)
-        if entry is None:
-            return None
-        module_name, attr = entry[0].split(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        assert isinstance(command, click.Command)
-        return command
+    class LazyGroup(click.Group):
+        """Keeps ``ggen --help`` fast: a group's module is imported only when that group runs."""
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with formatter.section("Commands"):
-            formatter.write_dl([(name, GROUPS[name][1]) for name in sorted(GROUPS)])
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return sorted(GROUPS)
 
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            entry = GROUPS.get(cmd_name)
+            if entry is None:
+                return None
+            module_name, attr = entry[0].split(":")
+            command = getattr(importlib.import_module(module_name), attr)
+            assert isinstance(command, click.Command)
+            return command
 
-@click.group(cls=LazyGroup)
-@click.version_option(__version__, prog_name="ggen")
-def cli() -> None:
-    """ggen: gpack marketplace, project lifecycle and attestation tools of pytest-cleanroom."""
+        def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, GROUPS[name][1]) for name in sorted(GROUPS)])
+
+    @click.group(cls=LazyGroup)
+    @click.version_option(__version__, prog_name="ggen")
+    def cli() -> None:
+        """ggen: gpack marketplace, project lifecycle and attestation tools of pytest-cleanroom."""
+
+    return cli
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ggen`` and ``python -m ggen_cli``; returns the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["lifecycle"]:
+        from ggen_lifecycle.run_command import main_without_click
+
+        code = main_without_click(args[1:])
+        if code is not None:
+            return code
     try:
-        cli.main(args=argv, prog_name="ggen", standalone_mode=True)
+        root_group().main(args=args, prog_name="ggen", standalone_mode=True)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     return 0

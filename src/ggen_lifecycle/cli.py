@@ -6,53 +6,27 @@ locked by another run, 130 interrupted.
 
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
 import shutil
-import signal
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .config import Project, load_project
-from .errors import ConfigError, LifecycleError, StateLockError
+from .errors import LifecycleError
 from .graph import build_graph, render
-from .reporter import LiveReporter, Reporter
-from .runner import Runner, RunOptions, RunSummary
+from .run_command import RunArgs, execute, fail, load
+from .run_command import emit as _emit
+
+if TYPE_CHECKING:
+    from .config import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _exit_code(error: LifecycleError) -> int:
-    if isinstance(error, ConfigError):
-        return 2
-    if isinstance(error, StateLockError):
-        return 3
-    return 1
-
-
-def fail(error: LifecycleError, as_json: bool) -> None:
-    """Report ``error`` (as JSON on stdout with ``--json``) and exit with its code."""
-    if as_json:
-        click.echo(json.dumps({"error": error.to_dict()}, indent=2))
-    click.echo(f"ggen lifecycle: error: {error}", err=True)
-    sys.exit(_exit_code(error))
-
-
 def _project(ctx: click.Context, as_json: bool = False) -> Project:
-    try:
-        return load_project(ctx.obj.get("project_dir") if ctx.obj else None)
-    except LifecycleError as exc:
-        fail(exc, as_json)
-        raise AssertionError("unreachable") from None
-
-
-def _emit(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    return load(ctx.obj.get("project_dir") if ctx.obj else None, as_json)
 
 
 @click.group()
@@ -143,7 +117,7 @@ def show(ctx: click.Context, phase: str, environment: str | None, as_json: bool)
                 "inputs": spec.inputs,
                 "outputs": spec.outputs,
                 "cache": spec.cache_enabled,
-                "cleanroom": spec.cleanroom.model_dump(),
+                "cleanroom": dataclasses.asdict(spec.cleanroom),
             }
         )
     data: dict[str, Any] = {
@@ -237,103 +211,9 @@ def run_options(func: F) -> F:
     return func
 
 
-def _reporter(as_json: bool, quiet: bool) -> Reporter:
-    from .reporter import Reporter
-
-    stream: BinaryIO = sys.stderr.buffer if as_json else sys.stdout.buffer
-    is_tty = stream.isatty() and os.environ.get("TERM") != "dumb"
-    if is_tty and not as_json:
-        return LiveReporter(stream, quiet=quiet)
-    return Reporter(stream, quiet=quiet)
-
-
-def _print_summary(summary: RunSummary) -> None:
-    results = summary.results
-    if results:
-        width = max(len(r.label) for r in results)
-        click.echo("")
-        click.echo(f"{'task':<{width}}  {'status':<11}  {'duration':>9}  cache")
-        for r in results:
-            duration = f"{r.duration:.3f}s" if r.started_at else "-"
-            click.echo(f"{r.label:<{width}}  {r.status:<11}  {duration:>9}  {r.cache or '-'}")
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        click.echo(f"\nFAILED {r.label}: {r.error}", err=True)
-        if r.tail:
-            click.echo("  last lines of output:", err=True)
-            for line in r.tail[-15:]:
-                click.echo(f"    {line}", err=True)
-        if r.log:
-            click.echo(f"  full log: {r.log}", err=True)
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    span = summary.ended_at - summary.started_at
-    click.echo(f"\n{summary.status}: {parts or 'nothing to do'} in {span:.2f}s")
-
-
-def _run(
-    ctx: click.Context,
-    phases: Sequence[str],
-    *,
-    environment: str | None,
-    workspace: str | None,
-    jobs: int | None,
-    no_cache: bool,
-    keep_going: bool,
-    dry_run: bool,
-    as_json: bool,
-    wait: float,
-    quiet: bool,
-    argv: Sequence[str],
-) -> None:
-
-    project = _project(ctx, as_json)
-    options = RunOptions(
-        jobs=jobs or os.cpu_count() or 1,
-        keep_going=keep_going,
-        no_cache=no_cache,
-        environment=environment,
-        workspace=workspace,
-        wait=wait,
-        quiet=quiet,
-    )
-    if dry_run:
-        try:
-            steps = Runner(project, options).plan(phases)
-        except LifecycleError as exc:
-            fail(exc, as_json)
-        if as_json:
-            _emit({"project": project.name, "phases": list(phases), "plan": steps})
-            return
-        for number, step in enumerate(steps, start=1):
-            cache = f"  [cache {step['cache']}]" if step["cache"] else ""
-            click.echo(f"{number:>3}. {step['label']}{cache}")
-            for command in step["commands"]:
-                click.echo(f"       $ {command}")
-        return
-    reporter = _reporter(as_json, quiet)
-    runner = Runner(project, options, reporter)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        runner.request_interrupt()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        summary = runner.run(phases, argv=argv)
-    except LifecycleError as exc:
-        reporter.close()
-        fail(exc, as_json)
-        raise AssertionError("unreachable") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    reporter.close()
-    if as_json:
-        _emit(summary.to_dict())
-    else:
-        _print_summary(summary)
-    sys.exit(summary.exit_code)
+def _run(ctx: click.Context, phases: Sequence[str], **kwargs: Any) -> None:
+    project_dir = ctx.obj.get("project_dir") if ctx.obj else None
+    execute(RunArgs(phases=list(phases), project_dir=project_dir, **kwargs))
 
 
 @lifecycle.command()

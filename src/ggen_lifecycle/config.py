@@ -1,19 +1,28 @@
-"""Loading ``make.toml``: parse, validate, locate errors, and answer questions about the project."""
+"""Loading ``make.toml``: parse, validate, locate errors, and answer questions about the project.
+
+Validation (pydantic, :mod:`.schema`) is the slow part of loading. Its result depends only on the
+file's bytes and the schema, so once a project has a ``.ggen`` directory the validated data is
+kept in ``.ggen/validated/<sha256 of schema.py and the file>.json`` and a file seen before is
+not validated again; a changed file (or schema) gets a new key and is validated, with the same
+error messages. An unreadable cached entry is ignored (validated again).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
+import json
+import os
 import re
 import shutil
 import sys
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import tomlpos
 from .errors import ConfigError, UnknownEnvironmentError, UnknownPhaseError, UnknownWorkspaceError
@@ -25,15 +34,15 @@ from .model import (
     env_text,
 )
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
-
 FILE_NAME = "make.toml"
 HOOK_FIXED = ("before_all", "after_all", "on_error")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
+P = TypeVar("P")
+VALIDATED_DIR = Path(".ggen") / "validated"
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:
@@ -48,16 +57,26 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {guess!r}?" if guess else ""
 
 
-def read_toml(path: Path) -> tuple[dict[str, Any], str]:
-    """Parsed data and text of a TOML file; :class:`ConfigError` with the position if bad."""
+def read_text(path: Path) -> str:
+    """The text of a TOML file; :class:`ConfigError` if it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path.name} not found", file=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path.name}: {exc}", file=path) from None
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """The data of TOML ``text`` (read from ``path``); :class:`ConfigError` with the position."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
+
     try:
-        return tomllib.loads(text), text
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = _TOML_POSITION.search(message)
@@ -69,8 +88,16 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         ) from None
 
 
+def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """Parsed data and text of a TOML file; :class:`ConfigError` with the position if bad."""
+    text = read_text(path)
+    return parse_toml(text, path), text
+
+
 def _model_at(model: type[BaseModel], loc: Sequence[str]) -> type[BaseModel] | None:
     """The model class that owns the keys at ``loc`` (skipping dict keys), if one does."""
+    from pydantic import BaseModel
+
     current: Any = model
     index = 0
     while index < len(loc):
@@ -129,6 +156,8 @@ def validate_model(
     model: type[M], data: dict[str, Any], text: str, path: Path, *, what: str = FILE_NAME
 ) -> M:
     """``model.model_validate(data)``; errors become one :class:`ConfigError` with lines."""
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -165,6 +194,50 @@ def validate_model(
             lines = [f"  line {ln}: {msg}" if ln else f"  {msg}" for ln, msg in problems]
             message = f"invalid {what}:\n" + "\n".join(lines)
         raise ConfigError(message, file=path, line=first_line) from None
+
+
+def _schema_digest() -> bytes:
+    return hashlib.sha256(Path(__file__).with_name("schema.py").read_bytes()).digest()
+
+
+def validated(
+    build: Callable[[dict[str, Any]], P],
+    model_name: str,
+    text: str,
+    path: Path,
+    cache_root: Path,
+    *,
+    what: str = FILE_NAME,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> P:
+    """``build(TOML text parsed, checked by check(data), validated by schema.<model_name>)``,
+    parsed and validated once per content.
+
+    The validated data is cached under ``cache_root/.ggen/validated`` when ``.ggen`` exists, and
+    only for files that passed: a file with errors is parsed, and reported, every time.
+    """
+    key = hashlib.sha256(_schema_digest() + model_name.encode() + b"\0" + text.encode())
+    ggen_dir = cache_root / VALIDATED_DIR.parent
+    entry = cache_root / VALIDATED_DIR / f"{key.hexdigest()}.json"
+    if ggen_dir.is_dir():
+        try:
+            return build(json.loads(entry.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass  # not cached yet, or unreadable: validate
+    from . import schema
+
+    data = parse_toml(text, path)
+    if check is not None:
+        check(data)
+    model = validate_model(getattr(schema, model_name), data, text, path, what=what)
+    dumped = model.model_dump(mode="json")
+    if ggen_dir.is_dir():
+        with contextlib.suppress(OSError):
+            entry.parent.mkdir(exist_ok=True)
+            partial = entry.with_name(f".{entry.name}.{os.getpid()}")
+            partial.write_text(json.dumps(dumped), encoding="utf-8")
+            os.replace(partial, entry)
+    return build(dumped)
 
 
 def find_make_toml(start: Path) -> Path:
@@ -340,8 +413,8 @@ class Project:
 def load_project(location: Path | str | None = None) -> Project:
     """Load and check the project whose ``make.toml`` is at or above ``location`` (default: cwd)."""
     file = find_make_toml(Path(location) if location is not None else Path.cwd())
-    data, text = read_toml(file)
-    spec = validate_model(MakeToml, data, text, file)
+    text = read_text(file)
+    spec = validated(MakeToml.from_dict, "MakeToml", text, file, file.parent)
     project = Project(root=file.parent, file=file, spec=spec, text=text)
     _load_workspaces(project)
     _check(project)
@@ -371,21 +444,31 @@ def _load_workspaces(project: Project) -> None:
             ) from None
         own = directory / FILE_NAME
         if own.is_file() and own != project.file:
-            data, text = read_toml(own)
-            if "workspace" in data or "hooks" in data:
-                bad = "workspace" if "workspace" in data else "hooks"
-                raise ConfigError(
-                    f"[{bad}] belongs in the root {FILE_NAME} ({project.file}), "
-                    f"not in workspace {name!r}'s own file",
-                    file=own,
-                    line=tomlpos.locate(text, [bad]),
-                    workspace=name,
-                )
-            project.workspace_files[name] = (
-                own,
-                validate_model(WorkspaceMakeToml, data, text, own, what=f"{FILE_NAME} of {name!r}"),
+            text = read_text(own)
+
+            def only_workspace_tables(
+                data: dict[str, Any], own: Path = own, text: str = text, name: str = name
+            ) -> None:
+                if "workspace" in data or "hooks" in data:
+                    bad = "workspace" if "workspace" in data else "hooks"
+                    raise ConfigError(
+                        f"[{bad}] belongs in the root {FILE_NAME} ({project.file}), "
+                        f"not in workspace {name!r}'s own file",
+                        file=own,
+                        line=tomlpos.locate(text, [bad]),
+                        workspace=name,
+                    )
+
+            spec = validated(
+                WorkspaceMakeToml.from_dict,
+                "WorkspaceMakeToml",
                 text,
+                own,
+                project.root,
+                what=f"{FILE_NAME} of {name!r}",
+                check=only_workspace_tables,
             )
+            project.workspace_files[name] = (own, spec, text)
 
 
 def _check(project: Project) -> None:

@@ -16,12 +16,30 @@ SKIPPED_DIRS = frozenset({".git", ".ggen", ".hg", ".svn"})
 CHUNK = 1024 * 1024
 
 
-def _walk_files(root: Path, rel_dir: str) -> Iterable[str]:
-    for dirpath, dirnames, filenames in os.walk(root / rel_dir):
+def _walk_files(root: str, rel_dir: str) -> Iterable[str]:
+    """Every file below ``root/rel_dir``, as paths relative to ``root`` (plain strings: this runs
+    for every input file of every task, and pathlib costs several times more)."""
+    rel_dir = rel_dir.rstrip("/")
+    start = os.path.join(root, rel_dir) if rel_dir else root
+    for dirpath, dirnames, filenames in os.walk(start):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
-        base = Path(dirpath).relative_to(root)
+        base = os.path.relpath(dirpath, root)
+        prefix = "" if base == "." else base + "/"
         for name in filenames:
-            yield (base / name).as_posix()
+            yield prefix + name
+
+
+def _plain_directory(body: str) -> str | None:
+    """``dir`` for a pattern ``dir/**`` without wildcards in ``dir``: it means every file below
+    ``dir`` (what the glob would give, since a matched directory stands for all its files)."""
+    if not body.endswith("/**"):
+        return None
+    directory = body[:-3]
+    if not directory or any(c in directory for c in "*?[") or directory.startswith("/"):
+        return None
+    if any(part in SKIPPED_DIRS or part == ".." for part in directory.split("/")):
+        return None
+    return directory
 
 
 def expand(root: Path, patterns: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -31,6 +49,7 @@ def expand(root: Path, patterns: Sequence[str]) -> tuple[list[str], list[str]]:
     directory that matches stands for every file below it. ``.git`` and ``.ggen`` are never
     included.
     """
+    base = str(root)
     included: set[str] = set()
     excluded: set[str] = set()
     unmatched: list[str] = []
@@ -38,15 +57,11 @@ def expand(root: Path, patterns: Sequence[str]) -> tuple[list[str], list[str]]:
         negative = pattern.startswith("!")
         body = pattern[1:] if negative else pattern
         found: set[str] = set()
-        for match in glob.glob(body, root_dir=root, recursive=True):
-            rel = Path(match).as_posix()
-            if any(part in SKIPPED_DIRS for part in Path(rel).parts):
-                continue
-            full = root / rel
-            if full.is_dir():
-                found.update(_walk_files(root, rel))
-            elif full.is_file():
-                found.add(rel)
+        directory = _plain_directory(body)
+        if directory is not None and os.path.isdir(os.path.join(base, directory)):
+            found.update(_walk_files(base, directory))
+        else:
+            _glob_files(base, body, found)
         if negative:
             excluded |= found
         else:
@@ -56,9 +71,26 @@ def expand(root: Path, patterns: Sequence[str]) -> tuple[list[str], list[str]]:
     return sorted(included - excluded), unmatched
 
 
-def sha256_file(path: Path) -> str:
+def _glob_files(root: str, body: str, found: set[str]) -> None:
+    walked: set[str] = set()
+    for match in sorted(glob.glob(body, root_dir=root, recursive=True)):
+        rel = os.path.normpath(match)
+        parts = rel.split("/")
+        if any(part in SKIPPED_DIRS for part in parts):
+            continue
+        if any("/".join(parts[:i]) in walked for i in range(1, len(parts))):
+            continue  # below a directory already walked: found already
+        full = os.path.join(root, rel)
+        if os.path.isdir(full):
+            walked.add(rel)
+            found.update(_walk_files(root, rel))
+        elif os.path.isfile(full):
+            found.add(rel)
+
+
+def sha256_file(path: Path | str) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         while block := handle.read(CHUNK):
             h.update(block)
     return h.hexdigest()
@@ -68,9 +100,10 @@ def hash_files(
     root: Path, files: Iterable[str], memo: HashMemo | None = None
 ) -> list[tuple[str, str]]:
     """(path, sha256) for each file, in the given order (through ``memo`` if given)."""
+    base = str(root)
     if memo is None:
-        return [(rel, sha256_file(root / rel)) for rel in files]
-    return [(rel, memo.digest(root / rel)) for rel in files]
+        return [(rel, sha256_file(os.path.join(base, rel))) for rel in files]
+    return [(rel, memo.digest(os.path.join(base, rel))) for rel in files]
 
 
 class HashMemo:
@@ -98,10 +131,10 @@ class HashMemo:
             except (OSError, ValueError):
                 self._entries = {}
 
-    def digest(self, full: Path) -> str:
-        stat = full.stat()
+    def digest(self, full: Path | str) -> str:
+        key = os.fspath(full)
+        stat = os.stat(key)
         identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
-        key = str(full)
         with self._lock:
             known = self._entries.get(key)
         if known is not None and known[:4] == identity:

@@ -1,11 +1,16 @@
-"""The pydantic models of ``make.toml``: what each table and key may hold."""
+"""``make.toml`` as plain objects: what the runner, graph and commands work with.
+
+These are built from data that :mod:`ggen_lifecycle.schema` (pydantic) has validated, or from
+that data as cached after an earlier validation of the same bytes; they do no checking of their
+own. Importing this module costs next to nothing (no pydantic, and dataclasses without generated
+comparison methods), which keeps a cached run fast. Treat them as read-only.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from dataclasses import dataclass, field
+from typing import Any
 
 STANDARD_PHASES: tuple[str, ...] = (
     "init",
@@ -21,6 +26,7 @@ SERVICES: tuple[str, ...] = ("postgres", "redis")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 EnvScalar = str | int | float | bool
+EnvTable = dict[str, EnvScalar | dict[str, EnvScalar]]
 
 
 def env_text(value: EnvScalar) -> str:
@@ -28,81 +34,6 @@ def env_text(value: EnvScalar) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors; values are not coerced across types."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class ProjectInfo(Strict):
-    name: str | None = None
-    type: str | None = None
-    version: str | None = None
-    description: str = ""
-
-
-class WorkspaceSpec(Strict):
-    path: str
-    framework: str | None = None
-    runtime: str | None = None
-    depends_on: list[str] = Field(default_factory=list)
-
-
-class CleanroomSpec(Strict):
-    enabled: bool = False
-    policy: str | dict[str, Any] = "standard"
-    services: list[Literal["postgres", "redis"]] = Field(default_factory=list)
-
-
-class PhaseSpec(Strict):
-    description: str = ""
-    command: str | None = None
-    commands: list[str] | None = None
-    env: dict[str, EnvScalar] = Field(default_factory=dict)
-    cwd: str | None = None
-    depends_on: list[str] = Field(default_factory=list)
-    workspaces: list[str] | None = None
-    parallel: bool = True
-    timeout: float | None = Field(None, gt=0)
-    inputs: list[str] = Field(default_factory=list)
-    outputs: list[str] = Field(default_factory=list)
-    cache: bool | None = None
-    cleanroom: CleanroomSpec = Field(default_factory=CleanroomSpec)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _int_timeout(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @model_validator(mode="after")
-    def _one_command_form(self) -> PhaseSpec:
-        if self.command is not None and self.commands is not None:
-            raise ValueError("give either 'command' or 'commands', not both")
-        return self
-
-    def command_list(self) -> list[str]:
-        """The commands in order (``command`` is a list of one)."""
-        if self.command is not None:
-            return [self.command]
-        return list(self.commands or [])
-
-    @property
-    def cache_enabled(self) -> bool:
-        """``cache`` if set, else on exactly when inputs are declared."""
-        return self.cache if self.cache is not None else bool(self.inputs)
-
-
-class Thresholds(Strict):
-    min_score: float = Field(80.0, ge=0, le=100)
-    max_placeholders: int | None = Field(None, ge=0)
-    critical_complete: bool = True
-
-    @field_validator("min_score", mode="before")
-    @classmethod
-    def _int_score(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 DEFAULT_PLACEHOLDER_PATTERNS: tuple[str, ...] = (
@@ -115,26 +46,6 @@ DEFAULT_PLACEHOLDER_PATTERNS: tuple[str, ...] = (
     r"todo!\(",
     r"(?i)\bplaceholder\b",
 )
-
-
-class ReadinessSpec(Strict):
-    patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_PLACEHOLDER_PATTERNS))
-    include: list[str] = Field(default_factory=lambda: ["**/*"])
-    exclude: list[str] = Field(default_factory=list)
-    thresholds: dict[str, Thresholds] = Field(default_factory=dict)
-
-    @field_validator("patterns")
-    @classmethod
-    def _valid_regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(
-                    f"pattern {pattern!r} is not a valid regular expression: {exc}"
-                ) from None
-        return value
-
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -156,39 +67,128 @@ def parse_size(value: int | str) -> int:
     return result
 
 
-class CacheSpec(Strict):
-    max_size: int | str = "1GiB"
+@dataclass(eq=False)
+class ProjectInfo:
+    name: str | None = None
+    type: str | None = None
+    version: str | None = None
+    description: str = ""
 
-    @field_validator("max_size")
+
+@dataclass(eq=False)
+class WorkspaceSpec:
+    path: str
+    framework: str | None = None
+    runtime: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class CleanroomSpec:
+    enabled: bool = False
+    policy: str | dict[str, Any] = "standard"
+    services: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class PhaseSpec:
+    description: str = ""
+    command: str | None = None
+    commands: list[str] | None = None
+    env: dict[str, EnvScalar] = field(default_factory=dict)
+    cwd: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+    workspaces: list[str] | None = None
+    parallel: bool = True
+    timeout: float | None = None
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    cache: bool | None = None
+    cleanroom: CleanroomSpec = field(default_factory=CleanroomSpec)
+
     @classmethod
-    def _valid_size(cls, value: int | str) -> int | str:
-        parse_size(value)
-        return value
+    def from_dict(cls, data: dict[str, Any]) -> PhaseSpec:
+        fields = dict(data)
+        fields["cleanroom"] = CleanroomSpec(**fields.get("cleanroom", {}))
+        return cls(**fields)
+
+    def command_list(self) -> list[str]:
+        """The commands in order (``command`` is a list of one)."""
+        if self.command is not None:
+            return [self.command]
+        return list(self.commands or [])
+
+    @property
+    def cache_enabled(self) -> bool:
+        """``cache`` if set, else on exactly when inputs are declared."""
+        return self.cache if self.cache is not None else bool(self.inputs)
+
+
+@dataclass(eq=False)
+class Thresholds:
+    min_score: float = 80.0
+    max_placeholders: int | None = None
+    critical_complete: bool = True
+
+
+@dataclass(eq=False)
+class ReadinessSpec:
+    patterns: list[str] = field(default_factory=lambda: list(DEFAULT_PLACEHOLDER_PATTERNS))
+    include: list[str] = field(default_factory=lambda: ["**/*"])
+    exclude: list[str] = field(default_factory=list)
+    thresholds: dict[str, Thresholds] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class CacheSpec:
+    max_size: int | str = "1GiB"
 
     @property
     def max_bytes(self) -> int:
         return parse_size(self.max_size)
 
 
-class MakeToml(Strict):
-    """The root ``make.toml``."""
-
-    project: ProjectInfo = Field(default_factory=ProjectInfo)
-    env: dict[str, EnvScalar | dict[str, EnvScalar]] = Field(default_factory=dict)
-    workspace: dict[str, WorkspaceSpec] = Field(default_factory=dict)
-    lifecycle: dict[str, PhaseSpec] = Field(default_factory=dict)
-    hooks: dict[str, str | list[str]] = Field(default_factory=dict)
-    cache: CacheSpec = Field(default_factory=CacheSpec)
-    readiness: ReadinessSpec = Field(default_factory=ReadinessSpec)
-
-
-class WorkspaceMakeToml(Strict):
+@dataclass(eq=False)
+class WorkspaceMakeToml:
     """A workspace's own ``make.toml``: its phases and env take precedence for that workspace."""
 
-    project: ProjectInfo = Field(default_factory=ProjectInfo)
-    env: dict[str, EnvScalar | dict[str, EnvScalar]] = Field(default_factory=dict)
-    lifecycle: dict[str, PhaseSpec] = Field(default_factory=dict)
+    project: ProjectInfo = field(default_factory=ProjectInfo)
+    env: EnvTable = field(default_factory=dict)
+    lifecycle: dict[str, PhaseSpec] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkspaceMakeToml:
+        """From validated data (``schema.WorkspaceMakeToml(...).model_dump()``)."""
+        return cls(
+            project=ProjectInfo(**data["project"]),
+            env=data["env"],
+            lifecycle={k: PhaseSpec.from_dict(v) for k, v in data["lifecycle"].items()},
+        )
 
 
-def top_level_keys(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)
+@dataclass(eq=False)
+class MakeToml:
+    """The root ``make.toml``."""
+
+    project: ProjectInfo = field(default_factory=ProjectInfo)
+    env: EnvTable = field(default_factory=dict)
+    workspace: dict[str, WorkspaceSpec] = field(default_factory=dict)
+    lifecycle: dict[str, PhaseSpec] = field(default_factory=dict)
+    hooks: dict[str, str | list[str]] = field(default_factory=dict)
+    cache: CacheSpec = field(default_factory=CacheSpec)
+    readiness: ReadinessSpec = field(default_factory=ReadinessSpec)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MakeToml:
+        """From validated data (``schema.MakeToml(...).model_dump()``)."""
+        readiness = dict(data["readiness"])
+        readiness["thresholds"] = {k: Thresholds(**v) for k, v in readiness["thresholds"].items()}
+        return cls(
+            project=ProjectInfo(**data["project"]),
+            env=data["env"],
+            workspace={k: WorkspaceSpec(**v) for k, v in data["workspace"].items()},
+            lifecycle={k: PhaseSpec.from_dict(v) for k, v in data["lifecycle"].items()},
+            hooks=data["hooks"],
+            cache=CacheSpec(**data["cache"]),
+            readiness=ReadinessSpec(**readiness),
+        )

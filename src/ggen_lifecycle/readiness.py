@@ -16,7 +16,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +25,8 @@ from pydantic import Field
 from . import tomlpos
 from .config import did_you_mean, read_toml, validate_model
 from .errors import ReadinessError
-from .model import Strict, Thresholds
+from .model import Thresholds
+from .schema import Strict
 from .state import atomic_write
 
 Category = Literal["critical", "important", "nice-to-have"]
@@ -353,7 +354,7 @@ class Verdict:
             "ready": self.ready,
             "reasons": self.reasons,
             "score": self.score.score,
-            "thresholds": self.thresholds.model_dump(),
+            "thresholds": asdict(self.thresholds),
             "blockers": [r.id for r in self.score.blockers],
             "placeholders": len(self.placeholders),
         }

@@ -14,7 +14,9 @@ from .readiness_statuses import STATUSES
 
 def register(group: click.Group) -> None:
     """Add the readiness commands to ``group``."""
-    from .cli import _emit, _project, fail
+    from .cli import _project
+    from .run_command import emit as _emit
+    from .run_command import fail
 
     @group.command("readiness")
     @click.option("--detailed", is_flag=True, help="List every requirement.")

@@ -1,0 +1,258 @@
+"""``ggen lifecycle run`` / ``pipeline`` without click: the command's work, and a parser for its
+plain command lines.
+
+A cache hit must answer in a fraction of a second, and importing click costs a good part of
+that. ``ggen`` (``ggen_cli.__main__``) therefore hands ``lifecycle [-C DIR] run|pipeline ...``
+to :func:`main_without_click` first; it handles only command lines it fully understands and
+returns ``None`` for anything else (``--help``, a bad value, an unknown option), which click
+then parses and reports exactly as before. :mod:`ggen_lifecycle.cli` calls the same
+:func:`execute`, so both paths behave alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
+
+from .errors import ConfigError, LifecycleError, StateLockError
+
+if TYPE_CHECKING:
+    from .config import Project
+    from .reporter import Reporter
+    from .runner import RunSummary
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Write a line to stdout (stderr with ``err``), flushed, as ``click.echo`` does."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + ("\n" if nl else ""))
+    stream.flush()
+
+
+def emit(data: Any) -> None:
+    echo(json.dumps(data, indent=2, default=str))
+
+
+def exit_code(error: LifecycleError) -> int:
+    if isinstance(error, ConfigError):
+        return 2
+    if isinstance(error, StateLockError):
+        return 3
+    return 1
+
+
+def fail(error: LifecycleError, as_json: bool) -> NoReturn:
+    """Report ``error`` (as JSON on stdout with ``--json``) and exit with its code."""
+    if as_json:
+        emit({"error": error.to_dict()})
+    echo(f"ggen lifecycle: error: {error}", err=True)
+    sys.exit(exit_code(error))
+
+
+def load(project_dir: Path | None, as_json: bool = False) -> Project:
+    """The project at or above ``project_dir`` (default: the cwd), or exit with the error."""
+    from .config import load_project
+
+    try:
+        return load_project(project_dir)
+    except LifecycleError as exc:
+        fail(exc, as_json)
+
+
+@dataclass
+class RunArgs:
+    """The options of ``run`` and ``pipeline``."""
+
+    phases: list[str]
+    project_dir: Path | None = None
+    environment: str | None = None
+    workspace: str | None = None
+    jobs: int | None = None
+    no_cache: bool = False
+    keep_going: bool = False
+    dry_run: bool = False
+    as_json: bool = False
+    wait: float = 0.0
+    quiet: bool = False
+    argv: list[str] = field(default_factory=list)
+
+
+def _reporter(as_json: bool, quiet: bool) -> Reporter:
+    from .reporter import LiveReporter, Reporter
+
+    stream: BinaryIO = sys.stderr.buffer if as_json else sys.stdout.buffer
+    is_tty = stream.isatty() and os.environ.get("TERM") != "dumb"
+    if is_tty and not as_json:
+        return LiveReporter(stream, quiet=quiet)
+    return Reporter(stream, quiet=quiet)
+
+
+def print_summary(summary: RunSummary) -> None:
+    results = summary.results
+    if results:
+        width = max(len(r.label) for r in results)
+        echo("")
+        echo(f"{'task':<{width}}  {'status':<11}  {'duration':>9}  cache")
+        for r in results:
+            duration = f"{r.duration:.3f}s" if r.started_at else "-"
+            echo(f"{r.label:<{width}}  {r.status:<11}  {duration:>9}  {r.cache or '-'}")
+    for r in results:
+        if r.status != "failed":
+            continue
+        echo(f"\nFAILED {r.label}: {r.error}", err=True)
+        if r.tail:
+            echo("  last lines of output:", err=True)
+            for line in r.tail[-15:]:
+                echo(f"    {line}", err=True)
+        if r.log:
+            echo(f"  full log: {r.log}", err=True)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    span = summary.ended_at - summary.started_at
+    echo(f"\n{summary.status}: {parts or 'nothing to do'} in {span:.2f}s")
+
+
+def execute(args: RunArgs) -> NoReturn:
+    """Run (or, with ``dry_run``, plan) ``args.phases``, print the outcome, exit with its code."""
+    from .runner import Runner, RunOptions
+
+    project = load(args.project_dir, args.as_json)
+    options = RunOptions(
+        jobs=args.jobs or os.cpu_count() or 1,
+        keep_going=args.keep_going,
+        no_cache=args.no_cache,
+        environment=args.environment,
+        workspace=args.workspace,
+        wait=args.wait,
+        quiet=args.quiet,
+    )
+    if args.dry_run:
+        try:
+            steps = Runner(project, options).plan(args.phases)
+        except LifecycleError as exc:
+            fail(exc, args.as_json)
+        if args.as_json:
+            emit({"project": project.name, "phases": args.phases, "plan": steps})
+            sys.exit(0)
+        for number, step in enumerate(steps, start=1):
+            cache = f"  [cache {step['cache']}]" if step["cache"] else ""
+            echo(f"{number:>3}. {step['label']}{cache}")
+            for command in step["commands"]:
+                echo(f"       $ {command}")
+        sys.exit(0)
+    reporter = _reporter(args.as_json, args.quiet)
+    runner = Runner(project, options, reporter)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        runner.request_interrupt()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        summary = runner.run(args.phases, argv=args.argv)
+    except LifecycleError as exc:
+        reporter.close()
+        fail(exc, args.as_json)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    reporter.close()
+    if args.as_json:
+        emit(summary.to_dict())
+    else:
+        print_summary(summary)
+    sys.exit(summary.exit_code)
+
+
+# -- the command line without click --------------------------------------------------------------
+
+_VALUED = {
+    "--env": "environment",
+    "-w": "workspace",
+    "--workspace": "workspace",
+    "-j": "jobs",
+    "--jobs": "jobs",
+    "--wait": "wait",
+}
+_FLAGS = {
+    "--no-cache": "no_cache",
+    "--keep-going": "keep_going",
+    "--dry-run": "dry_run",
+    "--json": "as_json",
+    "-q": "quiet",
+    "--quiet": "quiet",
+}
+
+
+def parse_run_argv(argv: Sequence[str]) -> RunArgs | None:
+    """``[-C DIR] run PHASE [options]`` or ``[-C DIR] pipeline PHASE... [options]`` (the
+    arguments after ``lifecycle``) as :class:`RunArgs`; ``None`` unless every argument is one
+    this parser knows and every value is valid (click reports the rest)."""
+    args = list(argv)
+    project_dir: Path | None = None
+    while args and (args[0] in ("-C", "--project") or args[0].startswith("--project=")):
+        head = args.pop(0)
+        if "=" in head:
+            project_dir = Path(head.split("=", 1)[1])
+        elif args:
+            project_dir = Path(args.pop(0))
+        else:
+            return None
+    if not args or args[0] not in ("run", "pipeline"):
+        return None
+    command, rest = args[0], args[1:]
+    values: dict[str, Any] = {}
+    phases: list[str] = []
+    while rest:
+        item = rest.pop(0)
+        if item in _FLAGS:
+            values[_FLAGS[item]] = True
+            continue
+        name, _, inline = item.partition("=")
+        if name in _VALUED and name.startswith("--") and inline:
+            value: str | None = inline
+        elif item in _VALUED:
+            value = rest.pop(0) if rest else None
+            name = item
+        elif item.startswith("-j") and item[2:].isdigit():
+            name, value = "-j", item[2:]
+        elif item.startswith("-"):
+            return None  # --help, --, combined flags, unknown options: click's job
+        else:
+            phases.append(item)
+            continue
+        if value is None:
+            return None
+        values[_VALUED[name]] = value
+    if not phases or (command == "run" and len(phases) != 1):
+        return None
+    try:
+        if "jobs" in values:
+            values["jobs"] = int(values["jobs"])
+            if values["jobs"] < 1:
+                return None
+        if "wait" in values:
+            values["wait"] = float(values["wait"])
+            if not values["wait"] >= 0:
+                return None
+    except ValueError:
+        return None
+    return RunArgs(phases=phases, project_dir=project_dir, argv=[command, *phases], **values)
+
+
+def main_without_click(argv: Sequence[str]) -> int | None:
+    """Run ``ggen lifecycle ARGV`` if :func:`parse_run_argv` understands it; else ``None``."""
+    args = parse_run_argv(argv)
+    if args is None:
+        return None
+    try:
+        execute(args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

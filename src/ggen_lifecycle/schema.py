@@ -1,0 +1,129 @@
+"""The pydantic models of ``make.toml``: what each table and key may hold.
+
+Used only to validate a file (and to word its errors); the rest of the package works with the
+plain objects of :mod:`ggen_lifecycle.model`, which :func:`ggen_lifecycle.config.load_project`
+builds from the validated data. Importing pydantic and building these models costs more than
+a cached run takes, so a file already validated is not validated again (see config.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .model import DEFAULT_PLACEHOLDER_PATTERNS, EnvScalar, parse_size
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; values are not coerced across types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ProjectInfo(Strict):
+    name: str | None = None
+    type: str | None = None
+    version: str | None = None
+    description: str = ""
+
+
+class WorkspaceSpec(Strict):
+    path: str
+    framework: str | None = None
+    runtime: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class CleanroomSpec(Strict):
+    enabled: bool = False
+    policy: str | dict[str, Any] = "standard"
+    services: list[Literal["postgres", "redis"]] = Field(default_factory=list)
+
+
+class PhaseSpec(Strict):
+    description: str = ""
+    command: str | None = None
+    commands: list[str] | None = None
+    env: dict[str, EnvScalar] = Field(default_factory=dict)
+    cwd: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    workspaces: list[str] | None = None
+    parallel: bool = True
+    timeout: float | None = Field(None, gt=0)
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    cache: bool | None = None
+    cleanroom: CleanroomSpec = Field(default_factory=CleanroomSpec)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _int_timeout(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _one_command_form(self) -> PhaseSpec:
+        if self.command is not None and self.commands is not None:
+            raise ValueError("give either 'command' or 'commands', not both")
+        return self
+
+
+class Thresholds(Strict):
+    min_score: float = Field(80.0, ge=0, le=100)
+    max_placeholders: int | None = Field(None, ge=0)
+    critical_complete: bool = True
+
+    @field_validator("min_score", mode="before")
+    @classmethod
+    def _int_score(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class ReadinessSpec(Strict):
+    patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_PLACEHOLDER_PATTERNS))
+    include: list[str] = Field(default_factory=lambda: ["**/*"])
+    exclude: list[str] = Field(default_factory=list)
+    thresholds: dict[str, Thresholds] = Field(default_factory=dict)
+
+    @field_validator("patterns")
+    @classmethod
+    def _valid_regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"pattern {pattern!r} is not a valid regular expression: {exc}"
+                ) from None
+        return value
+
+
+class CacheSpec(Strict):
+    max_size: int | str = "1GiB"
+
+    @field_validator("max_size")
+    @classmethod
+    def _valid_size(cls, value: int | str) -> int | str:
+        parse_size(value)
+        return value
+
+
+class MakeToml(Strict):
+    """The root ``make.toml``."""
+
+    project: ProjectInfo = Field(default_factory=ProjectInfo)
+    env: dict[str, EnvScalar | dict[str, EnvScalar]] = Field(default_factory=dict)
+    workspace: dict[str, WorkspaceSpec] = Field(default_factory=dict)
+    lifecycle: dict[str, PhaseSpec] = Field(default_factory=dict)
+    hooks: dict[str, str | list[str]] = Field(default_factory=dict)
+    cache: CacheSpec = Field(default_factory=CacheSpec)
+    readiness: ReadinessSpec = Field(default_factory=ReadinessSpec)
+
+
+class WorkspaceMakeToml(Strict):
+    """A workspace's own ``make.toml``: its phases and env take precedence for that workspace."""
+
+    project: ProjectInfo = Field(default_factory=ProjectInfo)
+    env: dict[str, EnvScalar | dict[str, EnvScalar]] = Field(default_factory=dict)
+    lifecycle: dict[str, PhaseSpec] = Field(default_factory=dict)
