@@ -318,35 +318,48 @@ def _sweep_cgroups(hierarchies: dict[str, Path]) -> None:
         pid, _, rest = name.partition("-")
         if pid.isdigit() and process_start_time(int(pid)) == rest.partition("-")[0]:
             continue
-        ContainerCgroups(f"/{CGROUP_TOP}/{name}", hierarchies).remove(attempts=1)
+        ContainerCgroups(name, hierarchies).remove(attempts=1)
 
 
 @dataclass(frozen=True)
 class CgroupUsage:
-    """What a container's processes used: peak memory (bytes), CPU time (seconds)."""
+    """What a container's processes used: peak memory (bytes), CPU time (seconds), and whether
+    the task limit refused a fork at any moment of the run."""
 
     peak_memory: int | None
     cpu_time: float | None
+    tasks_refused: bool = False
 
 
 class ContainerCgroups:
-    """A ``cgroup_parent`` of one container, created by this process, read after it exited.
+    """Two nested groups of one container, created by this process, read after it exited.
 
-    Docker's cgroupfs driver puts the container's groups at ``<parent>/<container id>`` in every
-    hierarchy; their parent keeps the hierarchical peak memory and CPU time once the container's
-    own groups are gone, and the live counters (OOM kills, task-limit hits, CPU) are read from
-    the container's groups while it runs. Only for a local engine with cgroup v1 and the
-    cgroupfs driver, run as root (see :meth:`for_engine`).
+    ``/cleanroom-docker/<name>`` (:attr:`group`) holds the task limit in its ``pids.max``;
+    ``<group>/command`` (:attr:`parent`) is the container's ``cgroup_parent``. Docker's cgroupfs
+    driver puts the container's own groups at ``<parent>/<container id>`` in every hierarchy and
+    removes them when the container stops; the two groups above outlive them and keep:
+
+    * the hierarchical peak memory and CPU time;
+    * the proof that a fork was refused: the kernel charges a new task from the forking group
+      upwards and raises each level's ``pids.peak`` before it reaches the level whose limit
+      refuses it, so ``<parent>/pids.peak`` goes above the limit of :attr:`group` exactly when a
+      fork was refused, however soon the container ends afterwards.
+
+    The live counters (OOM kills, refused forks, CPU) are also read from the container's groups
+    while it runs, so that a breach kills it at once. Only for a local engine with cgroup v1 and
+    the cgroupfs driver, run as root (see :meth:`for_engine`).
     """
 
-    def __init__(self, parent: str, hierarchies: dict[str, Path]) -> None:
-        self.parent = parent
+    def __init__(self, name: str, hierarchies: dict[str, Path]) -> None:
+        self.group = f"/{CGROUP_TOP}/{name}"
+        self.parent = f"{self.group}/command"
         self.hierarchies = hierarchies
         self.container_id: str | None = None
+        self.task_limit: int | None = None
 
     @classmethod
     def for_engine(cls, engine_info: Mapping[str, Any], host: str) -> ContainerCgroups | None:
-        """A new parent group, or None when containers of this engine cannot be measured here."""
+        """New groups, or None when containers of this engine cannot be measured here."""
         if (
             os.geteuid() != 0
             or unix_socket_path(host) is None
@@ -358,10 +371,13 @@ class ContainerCgroups:
         if not all(c in hierarchies for c in ("memory", "cpuacct", "pids")):
             return None
         name = f"{os.getpid()}-{process_start_time(os.getpid())}-{next(_cgroup_counter)}"
-        return cls(f"/{CGROUP_TOP}/{name}", hierarchies)
+        return cls(name, hierarchies)
+
+    def _dir(self, controller: str, group: str) -> Path:
+        return self.hierarchies[controller] / group.lstrip("/")
 
     def _file(self, controller: str, name: str, *, own: bool) -> Path:
-        path = self.hierarchies[controller] / self.parent.lstrip("/")
+        path = self._dir(controller, self.parent)
         if own and self.container_id:
             path = path / self.container_id
         return path / name
@@ -383,13 +399,39 @@ class ContainerCgroups:
                 return int(value)
         return 0
 
+    def limit_tasks(self, limit: int) -> bool:
+        """Set the container's task limit on :attr:`group` (before the container starts).
+
+        Returns False when the kernel keeps no ``pids.peak`` to prove a refusal afterwards
+        (Linux before 6.1) or the groups cannot be written; the caller then lets Docker set the
+        limit on the container's own group, where refusals are seen only while it runs.
+        """
+        try:
+            tasks = self._dir("pids", self.parent)
+            tasks.mkdir(parents=True, exist_ok=True)
+            if not (tasks / "pids.peak").exists():
+                return False
+            (self._dir("pids", self.group) / "pids.max").write_text(str(limit))
+        except OSError:
+            return False
+        self.task_limit = limit
+        return True
+
     def oom_kills(self) -> int:
         """OOM kills in the running container's memory group."""
         return self._counter("memory", "memory.oom_control", "oom_kill")
 
     def pids_max_hits(self) -> int:
-        """Forks refused by the running container's task limit."""
+        """Forks refused in the running container's pids group."""
         return self._counter("pids", "pids.events", "max")
+
+    def tasks_refused(self) -> bool:
+        """Whether the task limit set by :meth:`limit_tasks` refused a fork (also once the
+        container is gone)."""
+        if self.task_limit is None:
+            return False
+        peak = self._int("pids", "pids.peak", own=False)
+        return peak is not None and peak > self.task_limit
 
     def cpu_time(self) -> float | None:
         """CPU seconds used so far by the container's processes."""
@@ -397,23 +439,35 @@ class ContainerCgroups:
         return None if used is None else used / 1e9
 
     def usage(self) -> CgroupUsage:
-        """Peak memory and CPU time of everything that ran under the parent group."""
+        """Peak memory, CPU time and refused forks of everything that ran under the groups."""
         return CgroupUsage(
-            self._int("memory", "memory.max_usage_in_bytes", own=False), self.cpu_time()
+            self._int("memory", "memory.max_usage_in_bytes", own=False),
+            self.cpu_time(),
+            self.tasks_refused(),
         )
 
     def remove(self, attempts: int = 100) -> None:
-        """Remove the parent group from every hierarchy (once its container is removed);
-        a group still busy after ``attempts`` tries (10 ms apart) is left for a later sweep."""
+        """Remove the groups from every hierarchy (once the container is removed), innermost
+        first; a group still busy after ``attempts`` tries (10 ms apart) is left for a later
+        sweep."""
         for mount in set(self.hierarchies.values()):
-            path = mount / self.parent.lstrip("/")
-            for attempt in range(attempts):
-                try:
-                    path.rmdir()
+            top = mount / self.group.lstrip("/")
+            inner = [Path(d) for d, _, _ in os.walk(top, topdown=False)]
+            for path in inner:
+                if not _rmdir(path, attempts):
                     break
-                except FileNotFoundError:
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY or attempt == attempts - 1:
-                        break
-                    time.sleep(0.01)
+
+
+def _rmdir(path: Path, attempts: int) -> bool:
+    """Remove an empty cgroup, retrying while it is busy; True when it is gone."""
+    for attempt in range(attempts):
+        try:
+            path.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or attempt == attempts - 1:
+                return False
+            time.sleep(0.01)
+    return False

@@ -12,9 +12,11 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
   seccomp profile (which also refuses new user namespaces), running as the workspace's owner.
 * network: ``none`` (loopback only) for ``network="isolated"``; the host's network otherwise, as
   the local backends do.
-* resources: memory (no swap) and task limits through the container's cgroup, open files, file
+* resources: memory (no swap) and task limits through the container's cgroups, open files, file
   size and per-process CPU time as rlimits, whole-tree CPU time and breaches watched through the
-  cgroups while it runs; wall-clock timeout and breaches kill the container.
+  cgroups while it runs; wall-clock timeout and breaches kill the container. Where the backend
+  measures containers (see :class:`~pytest_cleanroom.docker_support.ContainerCgroups`), a
+  refused fork is also found after the container is gone.
 * environment: exactly ``spec.env`` (``env -i`` in the container: Docker's own ``HOSTNAME`` and
   the image's variables do not leak in).
 
@@ -253,6 +255,9 @@ class _Run:
 
         host_network = policy.network == "host"
         st = spec.workspace.stat()
+        tasks = policy.max_processes + OVERHEAD_PROCESSES if policy.max_processes else None
+        if tasks is not None and self.cgroups is not None and self.cgroups.limit_tasks(tasks):
+            tasks = None  # limited by the container's parent group, which outlives it
         host_config = self.client.api.create_host_config(
             mounts=mounts,
             tmpfs=tmpfs,
@@ -265,9 +270,7 @@ class _Run:
             init=True,
             mem_limit=policy.memory_limit,
             memswap_limit=policy.memory_limit,
-            pids_limit=(
-                policy.max_processes + OVERHEAD_PROCESSES if policy.max_processes else None
-            ),
+            pids_limit=tasks,
             ulimits=ulimits or None,
             log_config=LogConfig(type="none"),
             cgroup_parent=self.cgroups.parent if self.cgroups is not None else None,
@@ -428,6 +431,8 @@ class _Run:
         limit = self.kill_reason if self.kill_reason != "cancel" else None
         if limit is None and self.oom_killed:
             limit = LIMIT_MEMORY
+        if limit is None and usage is not None and usage.tasks_refused:
+            limit = LIMIT_PROCESSES
         if limit is None:
             limit = limit_of_exit_code(exit_code, policy)
         if limit is None and policy.cpu_time_limit is not None and cpu is not None:

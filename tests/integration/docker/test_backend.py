@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_cleanroom import Cleanroom, Policy, RunResult
+from pytest_cleanroom.backends import docker as docker_backend
 from pytest_cleanroom.docker_support import LABEL_OWNER_PID, LABEL_RUN, owner_labels, run_id
 from pytest_cleanroom.policy import MiB
 from tests.security.leftovers import MARKER_VARIABLE, processes_with_marker
@@ -331,12 +332,66 @@ def test_memory_hog_is_stopped_and_reported(small: Cleanroom) -> None:
 
 
 def test_fork_bomb_is_stopped_and_reported(small: Cleanroom) -> None:
-    # The outer shell then spins without forking, so the container is alive when the backend
-    # polls the pids cgroup. (A command that hits the limit and exits on its own within one poll
-    # is reported by its exit code: a known limit of the docker backend, see docs/docker.md.)
+    # The outer shell then spins without forking: the backend sees the refused forks while the
+    # container runs and kills it.
     result = small.run("bomb() { bomb | bomb & }; bomb; while :; do :; done", timeout=30)
     result.assert_limit_exceeded("processes")
     assert result.exit_code == 137
+
+
+@pytest.mark.parametrize("poll", ["every tick", "too late"])
+def test_a_command_exiting_right_after_a_refused_fork_is_reported_as_processes(
+    small: Cleanroom, monkeypatch: pytest.MonkeyPatch, poll: str
+) -> None:
+    # Forks children that wait on a pipe until a fork is refused, then exits at once; the
+    # children see the pipe close and exit too, so the container ends a few milliseconds after
+    # the refusal. "too late": the backend's live watch of the container is slowed down so that
+    # it cannot see the refusal while the container exists (what happens under load when the
+    # command ends between two looks): the report must come from what outlives the container.
+    if poll == "too late":
+        monkeypatch.setattr(docker_backend, "TICK", 30.0)
+    result = py(
+        small,
+        "import os\n"
+        "r, w = os.pipe()\n"
+        "while True:\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except BlockingIOError:\n"
+        "        os._exit(3)\n"
+        "    if pid == 0:\n"
+        "        os.close(w)\n"
+        "        os.read(r, 1)\n"
+        "        os._exit(0)",
+    )
+    result.assert_limit_exceeded("processes")
+    if poll == "too late":
+        assert result.exit_code == 3  # not killed: it ended by itself
+    else:  # its own exit code, or 137 when the live watch saw the refusal first and killed it
+        assert result.exit_code in (3, 137)
+
+
+def test_a_command_reaching_but_not_exceeding_the_task_limit_is_not_reported(
+    small: Cleanroom,
+) -> None:
+    # Exactly max_processes tasks at once (this one and 39 children) is allowed.
+    assert SMALL.max_processes == 40
+    result = py(
+        small,
+        "import os\n"
+        "r, w = os.pipe()\n"
+        "kids = []\n"
+        "for _ in range(39):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        os.close(w); os.read(r, 1); os._exit(0)\n"
+        "    kids.append(pid)\n"
+        "os.close(w)\n"
+        "for pid in kids: os.waitpid(pid, 0)\n"
+        "print(len(kids))",
+    )
+    result.assert_success().assert_stdout_contains("39")
+    assert result.limit_exceeded is None
 
 
 def test_disk_fillers_are_stopped_by_the_file_size_limit(small: Cleanroom) -> None:
