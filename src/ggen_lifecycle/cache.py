@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +141,7 @@ class Cache:
         for rel, info in sorted(entry.outputs.items()):
             target = cwd / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f".{target.name}.ggen-restore-{uuid.uuid4().hex[:8]}")
+            temp = target.with_name(f".{target.name}.ggen-restore-{os.urandom(4).hex()}")
             shutil.copyfile(entry.path / "out" / rel, temp)
             os.chmod(temp, int(info.get("mode", 0o644)))
             os.replace(temp, target)
@@ -156,7 +155,7 @@ class Cache:
     ) -> None:
         """Record ``outputs`` (relative to ``cwd``) and ``log`` under ``key``, then evict."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        temp = self.directory / f".tmp-{uuid.uuid4().hex}"
+        temp = self.directory / f".tmp-{os.urandom(16).hex()}"
         try:
             (temp / "out").mkdir(parents=True)
             recorded: dict[str, dict[str, Any]] = {}
@@ -188,7 +187,7 @@ class Cache:
 
     def _remove(self, path: Path) -> None:
         # Rename first so that a concurrent reader never sees a half-deleted entry.
-        doomed = path.with_name(f".del-{uuid.uuid4().hex}")
+        doomed = path.with_name(f".del-{os.urandom(16).hex()}")
         try:
             os.rename(path, doomed)
         except OSError:

@@ -10,7 +10,6 @@ error messages. An unreadable cached entry is ignored (validated again).
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import json
 import os
@@ -47,6 +46,8 @@ if TYPE_CHECKING:
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate ``name`` was most likely meant to be, if any is close enough."""
+    import difflib  # only when something is misspelt
+
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
@@ -55,6 +56,19 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` or an empty string."""
     guess = suggest(name, candidates)
     return f"; did you mean {guess!r}?" if guess else ""
+
+
+def unknown(
+    what: str,
+    name: str,
+    declared: Sequence[str],
+    *,
+    candidates: Iterable[str] | None = None,
+    fix: str = "",
+) -> str:
+    """``unknown workspace 'x'; did you mean 'y'?<fix> (declared: a, b)``."""
+    guess = did_you_mean(name, declared if candidates is None else candidates)
+    return f"unknown {what} {name!r}{guess}{fix} (declared: {', '.join(declared) or 'none'})"
 
 
 def read_text(path: Path) -> str:
@@ -314,8 +328,7 @@ class Project:
                 phase=name,
             )
         raise UnknownPhaseError(
-            f"unknown phase {name!r}{did_you_mean(name, self.phases())} "
-            f"(declared: {', '.join(self.declared_phases()) or 'none'})",
+            unknown("phase", name, self.declared_phases(), candidates=self.phases()),
             file=self.file,
             phase=name,
         )
@@ -324,8 +337,7 @@ class Project:
         if name in self.spec.workspace:
             return
         raise UnknownWorkspaceError(
-            f"unknown workspace {name!r}{did_you_mean(name, self.workspaces)} "
-            f"(declared: {', '.join(self.workspaces) or 'none'})",
+            unknown("workspace", name, self.workspaces),
             file=self.file,
             workspace=name,
         )
@@ -333,10 +345,9 @@ class Project:
     def require_environment(self, name: str) -> None:
         if name in self.environments():
             return
+        fix = f": declare [env.{name}] in {self.file.name}"
         raise UnknownEnvironmentError(
-            f"unknown environment {name!r}{did_you_mean(name, self.environments())}: "
-            f"declare [env.{name}] in {self.file.name} "
-            f"(declared: {', '.join(self.environments()) or 'none'})",
+            unknown("environment", name, self.environments(), fix=fix),
             file=self.file,
         )
 

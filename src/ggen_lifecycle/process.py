@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    import subprocess
 
 TAIL_LINES = 40
 MAX_LINE = 64 * 1024  # a longer line is passed on in pieces of this size
@@ -120,6 +122,8 @@ def run_shell(
     When the shell exits, what it left running in its group is killed too, so that nothing
     outlives its task.
     """
+    import subprocess  # here: a run whose tasks are all cache hits never needs it
+
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         proc = subprocess.Popen(

@@ -13,7 +13,6 @@ import queue
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +73,19 @@ class TaskResult:
     error_obj: LifecycleError | None = None
     log: str | None = None
     tail: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, node: Node, status: str = "success", **fields: Any) -> TaskResult:
+        """A result for ``node`` (its id, label, kind, phase and workspace) with ``status``."""
+        return cls(
+            id=node.id,
+            label=node.label,
+            kind=node.kind,
+            phase=node.phase,
+            workspace=node.workspace,
+            status=status,
+            **fields,
+        )
 
     @property
     def duration(self) -> float:
@@ -160,7 +172,7 @@ class Runner:
         self.project = project
         self.options = options
         self.reporter = reporter or Reporter(open(os.devnull, "wb"), quiet=True)  # noqa: SIM115
-        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(3).hex()
         self.warnings: list[str] = []
         self.slots = threading.BoundedSemaphore(max(1, options.jobs))
         self.phase_locks: dict[str, threading.Lock] = {}
@@ -325,41 +337,21 @@ class Runner:
         if not owner:
             while not claim.wait(0.1):
                 if self.interrupted:
-                    return self._not_started(node, self._blank(node))
+                    return self._not_started(node, TaskResult.of(node))
             return self._results[node.id]
         try:
             result = self._execute(node)
         except Interrupted:
-            result = self._blank(node)
-            result.status = "interrupted"
-            result.error = "interrupted"
+            result = TaskResult.of(node, "interrupted", error="interrupted")
             self.reporter.task_finished(result)
         except Exception as exc:  # a bug or an OS error: the task fails, the run goes on
-            result = TaskResult(
-                id=node.id,
-                label=node.label,
-                kind=node.kind,
-                phase=node.phase,
-                workspace=node.workspace,
-                status="failed",
-                error=f"internal error: {type(exc).__name__}: {exc}",
-                started_at=time.time(),
-                ended_at=time.time(),
-            )
+            now = time.time()
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            result = TaskResult.of(node, "failed", error=error, started_at=now, ended_at=now)
             self.reporter.task_finished(result)
         self._store_result(result)
         claim.set()
         return result
-
-    def _blank(self, node: Node) -> TaskResult:
-        return TaskResult(
-            id=node.id,
-            label=node.label,
-            kind=node.kind,
-            phase=node.phase,
-            workspace=node.workspace,
-            status="success",
-        )
 
     def _store_result(self, result: TaskResult) -> None:
         with self._lock:
@@ -373,15 +365,7 @@ class Runner:
             if existing is not None:
                 return existing
             self._claims.setdefault(node.id, threading.Event()).set()
-        result = TaskResult(
-            id=node.id,
-            label=node.label,
-            kind=node.kind,
-            phase=node.phase,
-            workspace=node.workspace,
-            status=status,
-            error=reason,
-        )
+        result = TaskResult.of(node, status, error=reason)
         self._store_result(result)
         self.reporter.task_finished(result)
         return result
@@ -406,14 +390,7 @@ class Runner:
     # -- one node --------------------------------------------------------------------------------
 
     def _execute(self, node: Node) -> TaskResult:
-        result = TaskResult(
-            id=node.id,
-            label=node.label,
-            kind=node.kind,
-            phase=node.phase,
-            workspace=node.workspace,
-            status="success",
-        )
+        result = TaskResult.of(node)
         if node.kind == "hook":
             return self._execute_hook(node, result)
         assert node.spec is not None
@@ -634,7 +611,7 @@ class Runner:
             return self._services
 
     def _run_shell(self, node: Node, command: str, env: dict[str, str], log: Any) -> Outcome:
-        assert node.spec is not None
+        """``command`` for ``node`` (a task, with its timeout, or a hook), killable by the run."""
         return run_shell(
             command,
             cwd=node.cwd,
@@ -643,7 +620,7 @@ class Runner:
             on_line=self._line_sink(node),
             table=self.table,
             cancelled=self.cancel,
-            timeout=node.spec.timeout,
+            timeout=node.spec.timeout if node.spec is not None else None,
         )
 
     def _command_error(self, node: Node, command: str, outcome: Outcome) -> TaskFailedError:
@@ -784,15 +761,7 @@ class Runner:
                 log_path = self.log_dir / f"{node.id.replace(':', '__')}.log"
                 result.log = str(log_path)
                 with log_path.open("ab") as log:
-                    outcome = run_shell(
-                        entry,
-                        cwd=node.cwd,
-                        env=env,
-                        log=log,
-                        on_line=lambda data: self.reporter.line(node, data),
-                        table=self.table,
-                        cancelled=self.cancel,
-                    )
+                    outcome = self._run_shell(node, entry, env, log)
             finally:
                 self.slots.release()
             result.exit_code = outcome.exit_code

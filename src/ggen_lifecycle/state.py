@@ -14,7 +14,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,7 @@ def atomic_write(path: Path, text: str, *, durable: bool = False) -> None:
     only matters if the machine loses power.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with temp.open("w", encoding="utf-8") as handle:
             handle.write(text)

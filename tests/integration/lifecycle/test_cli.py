@@ -372,3 +372,20 @@ def test_sigint_during_a_before_all_hook(tmp_path: Path) -> None:
     assert proc.returncode == 130
     assert not alive(pid)
     assert not (root / "built").exists()
+
+
+def test_command_lines_the_fast_parser_leaves_to_click_behave_as_before(tmp_path: Path) -> None:
+    root = write_project(tmp_path, '[lifecycle.build]\ncommand = "echo built"\n')
+    bad = ggen(root, "run", "build", "-j", "0")
+    assert bad.returncode == 2
+    assert "Invalid value for '-j' / '--jobs'" in bad.stderr
+    helped = ggen(root, "run", "--help")
+    assert helped.returncode == 0
+    assert "--keep-going" in helped.stdout
+    fast = ggen(root, "run", "build", "-j2")
+    assert fast.returncode == 0, fast.stderr
+    assert "build | built" in fast.stdout
+    slow = ggen(root, "run", "build", "-qj2")  # combined short options: parsed by click
+    assert slow.returncode == 0, slow.stderr
+    assert "build | built" not in slow.stdout  # -q was understood
+    assert "success: 1 success" in slow.stdout
