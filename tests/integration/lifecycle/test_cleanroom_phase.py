@@ -7,9 +7,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from tests.conftest import require_binary
 from tests.security.leftovers import processes_with_marker
 from tests.unit.lifecycle.helpers import write_project
 
-from .conftest import RunFn
+from .conftest import RunFn, start, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +30,6 @@ def test_cleanroom_phase_is_sandboxed(
         """
 [env]
 DECLARED = "yes"
-[workspace.app]
-path = "app"
 [lifecycle.test]
 commands = [
   "echo pwd=$(pwd) declared=$DECLARED host=${GGEN_TEST_HOST_SECRET:-unset} ws=$GGEN_WORKSPACE",
@@ -46,7 +41,7 @@ enabled = true
 policy = "standard"
 """,
         ["test"],
-        {"app/.keep": ""},
+        workspaces=["app"],
     )
     assert ran.summary.status == "success", ran.output
     assert "app:test | pwd=/workspace declared=yes host=unset ws=app" in ran.output
@@ -164,17 +159,9 @@ def test_sigint_stops_a_running_cleanroom_phase(tmp_path: Path) -> None:
         enabled = true
         """,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ggen_cli", "lifecycle", "-C", str(root), "run", "slow"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    end = time.monotonic() + 60  # guards against a hang only
-    while not (root / "started").exists() or not processes_with_marker(marker):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < end, "the cleanroom phase never started"
-        time.sleep(0.02)
+    proc = start(root, "run", "slow")
+    wait_for(root / "started", proc)
+    assert processes_with_marker(marker)  # the sandboxed sleep runs
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

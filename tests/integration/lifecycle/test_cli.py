@@ -14,64 +14,21 @@ from pathlib import Path
 import pytest
 
 from ggen_lifecycle import readiness as rd
-from tests.unit.lifecycle.helpers import write_project
+from tests.unit.lifecycle.helpers import alive, write_project
+
+from .conftest import GGEN, ggen, start, wait_for
 
 pytestmark = pytest.mark.integration
-
-GGEN = [sys.executable, "-m", "ggen_cli", "lifecycle"]
-
-
-def ggen(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*GGEN, "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def start(root: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*GGEN, "-C", str(root), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(path: Path, proc: subprocess.Popen[str], limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while not path.exists():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"ggen exited early ({proc.returncode}):\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"{path} never appeared")
-        time.sleep(0.02)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_sigint_stops_every_child_and_records_the_interruption(tmp_path: Path) -> None:
     root = write_project(
         tmp_path,
         """
-        [workspace.a]
-        path = "a"
-        [workspace.b]
-        path = "b"
         [lifecycle.serve]
         command = "sh -c 'sleep 300 & echo $! > grandchild.pid; wait' & echo $! > child.pid; wait"
         """,
-        {"a/.keep": "", "b/.keep": ""},
+        workspaces=["a", "b"],
     )
     proc = start(root, "run", "serve", "-j", "2")
     for ws in ("a", "b"):
@@ -226,11 +183,6 @@ def test_list_show_graph_dry_run_clean(tmp_path: Path) -> None:
     root = write_project(
         tmp_path,
         """
-        [workspace.lib]
-        path = "lib"
-        [workspace.app]
-        path = "app"
-        depends_on = ["lib"]
         [lifecycle.build]
         description = "compile"
         command = "echo built > out"
@@ -241,6 +193,7 @@ def test_list_show_graph_dry_run_clean(tmp_path: Path) -> None:
         depends_on = ["build"]
         """,
         {"lib/src/a": "1", "app/src/b": "2"},
+        workspaces={"lib": [], "app": ["lib"]},
     )
     listed = ggen(root, "list")
     assert re.search(r"build +compile +\[lib, app\]", listed.stdout)

@@ -11,34 +11,18 @@ from pathlib import Path
 import pytest
 
 from ggen_lifecycle.errors import CommandNotFoundError, OutputsMissingError
+from tests.unit.lifecycle.helpers import alive
 
 from .conftest import RunFn
 
 pytestmark = pytest.mark.integration
 
-THREE = """
-[workspace.a]
-path = "a"
-[workspace.b]
-path = "b"
-[workspace.c]
-path = "c"
-"""
-DIRS = {"a/.keep": "", "b/.keep": "", "c/.keep": ""}
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
+THREE = ("a", "b", "c")
 
 
 def test_parallel_output_is_whole_prefixed_lines(run_project: RunFn) -> None:
     ran = run_project(
-        THREE
-        + """
+        """
 [lifecycle.build]
 command = '''python3 -c "
 import os, sys
@@ -49,7 +33,7 @@ for i in range(3000):
 "'''
 """,
         ["build"],
-        DIRS,
+        workspaces=THREE,
         jobs=3,
     )
     assert ran.summary.status == "success"
@@ -68,14 +52,13 @@ for i in range(3000):
 def test_jobs_run_independent_tasks_at_the_same_time(run_project: RunFn) -> None:
     # each task waits until both have started: only possible if they run concurrently
     ran = run_project(
-        THREE.replace('[workspace.c]\npath = "c"\n', "")
-        + """
+        """
 [lifecycle.build]
 command = "touch started; until [ -f ../a/started ] && [ -f ../b/started ]; do sleep 0.02; done"
 timeout = 20
 """,
         ["build"],
-        DIRS,
+        workspaces=("a", "b"),
         jobs=2,
     )
     assert ran.statuses == {"build:a": "success", "build:b": "success"}
@@ -86,13 +69,6 @@ def test_fail_fast_kills_running_siblings_and_their_children(
 ) -> None:
     ran = run_project(
         """
-[workspace.a]
-path = "a"
-[workspace.b]
-path = "b"
-[workspace.c]
-path = "c"
-depends_on = ["a"]
 [lifecycle.build]
 command = "sh -c 'sleep 60 & echo $! > child.pid; wait'; touch finished"
 [lifecycle.build_a]
@@ -105,9 +81,8 @@ command = "true"
                 command = "until [ -f ../b/child.pid ]; do sleep 0.02; done; exit 3"
                 timeout = 20
                 """,
-            "b/.keep": "",
-            "c/.keep": "",
         },
+        workspaces={"a": [], "b": [], "c": ["a"]},
         jobs=2,
     )
     proj = tmp_path / "proj"
@@ -130,18 +105,11 @@ command = "true"
 def test_keep_going_runs_what_does_not_depend_on_the_failure(run_project: RunFn) -> None:
     ran = run_project(
         """
-[workspace.a]
-path = "a"
-[workspace.b]
-path = "b"
-depends_on = ["a"]
-[workspace.c]
-path = "c"
 [lifecycle.build]
 command = 'if [ "$GGEN_WORKSPACE" = a ]; then exit 4; fi; touch built'
 """,
         ["build"],
-        DIRS,
+        workspaces={"a": [], "b": ["a"], "c": []},
         jobs=1,
         keep_going=True,
     )
@@ -261,8 +229,7 @@ timeout = 1
 
 def test_hooks_run_in_order_and_phase_hooks_once(run_project: RunFn, tmp_path: Path) -> None:
     ran = run_project(
-        THREE
-        + """
+        """
 [lifecycle.lint]
 command = "echo lint-$GGEN_WORKSPACE >> ../order.txt"
 [lifecycle.build]
@@ -274,7 +241,7 @@ after_build = ["echo after_build >> order.txt"]
 after_all = ["echo after_all >> order.txt"]
 """,
         ["build"],
-        DIRS,
+        workspaces=THREE,
     )
     assert ran.summary.status == "success"
     order = (tmp_path / "proj" / "order.txt").read_text().split()
@@ -320,14 +287,13 @@ command = "echo $GGEN_ENV $URL > env.txt"
 
 def test_parallel_false_runs_one_at_a_time(run_project: RunFn) -> None:
     ran = run_project(
-        THREE
-        + """
+        """
 [lifecycle.migrate]
 command = "mkdir ../busy || exit 9; sleep 0.1; rmdir ../busy"
 parallel = false
 """,
         ["migrate"],
-        DIRS,
+        workspaces=THREE,
         jobs=3,
     )
     assert set(ran.statuses.values()) == {"success"}
@@ -361,14 +327,13 @@ def test_pipeline_stops_at_a_failed_phase(run_project: RunFn, tmp_path: Path) ->
 
 def test_state_records_every_task_including_failures(run_project: RunFn, tmp_path: Path) -> None:
     run_project(
-        THREE
-        + """
+        """
 [lifecycle.build]
 command = 'test "$GGEN_WORKSPACE" != b'
 inputs = ["*"]
 """,
         ["build"],
-        DIRS,
+        workspaces=THREE,
         keep_going=True,
     )
     state = json.loads((tmp_path / "proj" / ".ggen" / "state.json").read_text())
@@ -393,7 +358,7 @@ def test_corrupted_state_json_does_not_stop_a_run(run_project: RunFn, tmp_path: 
 
 def test_summary_times_are_ordered(run_project: RunFn) -> None:
     before = time.time()
-    ran = run_project(THREE + '[lifecycle.build]\ncommand = "true"\n', ["build"], DIRS)
+    ran = run_project('[lifecycle.build]\ncommand = "true"\n', ["build"], workspaces=THREE)
     for result in ran.summary.results:
         assert result.started_at is not None
         assert result.ended_at is not None

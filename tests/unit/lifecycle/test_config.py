@@ -246,10 +246,6 @@ def test_workspace_make_toml_takes_precedence(tmp_path: Path) -> None:
         """
         [env]
         WHO = "root"
-        [workspace.web]
-        path = "web"
-        [workspace.api]
-        path = "api"
         [lifecycle.build]
         command = "echo root"
         """,
@@ -260,8 +256,8 @@ def test_workspace_make_toml_takes_precedence(tmp_path: Path) -> None:
                 [lifecycle.build]
                 command = "echo web"
                 """,
-            "api/.keep": "",
         },
+        workspaces=["web", "api"],
     )
     web, web_file = project.phase_spec("build", "web") or (None, None)
     api, _api_file = project.phase_spec("build", "api") or (None, None)
@@ -289,10 +285,6 @@ def test_targets_follow_workspaces_key(tmp_path: Path) -> None:
     project = project_from(
         tmp_path,
         """
-        [workspace.a]
-        path = "a"
-        [workspace.b]
-        path = "b"
         [lifecycle.build]
         command = "true"
         [lifecycle.deploy]
@@ -302,7 +294,7 @@ def test_targets_follow_workspaces_key(tmp_path: Path) -> None:
         command = "true"
         workspaces = ["b"]
         """,
-        {"a/.keep": "", "b/.keep": ""},
+        workspaces=["a", "b"],
     )
     assert project.targets("build") == ["a", "b"]
     assert project.targets("deploy") == [None]

@@ -12,15 +12,6 @@ from ggen_lifecycle.graph import build_graph, find_cycle, render
 from .helpers import project_from
 
 MONOREPO = """
-[workspace.lib]
-path = "lib"
-[workspace.api]
-path = "api"
-depends_on = ["lib"]
-[workspace.web]
-path = "web"
-depends_on = ["api"]
-
 [lifecycle.build]
 command = "make"
 [lifecycle.test]
@@ -31,7 +22,7 @@ command = "deploy.sh"
 workspaces = []
 depends_on = ["test"]
 """
-DIRS = {"lib/.keep": "", "api/.keep": "", "web/.keep": ""}
+CHAIN = {"lib": [], "api": ["lib"], "web": ["api"]}
 
 
 def deps_of(graph: object, node_id: str) -> set[str]:
@@ -39,7 +30,7 @@ def deps_of(graph: object, node_id: str) -> set[str]:
 
 
 def test_phase_and_workspace_dependencies(tmp_path: Path) -> None:
-    project = project_from(tmp_path, MONOREPO, DIRS)
+    project = project_from(tmp_path, MONOREPO, workspaces=CHAIN)
     graph = build_graph(project, ["test"])
     assert set(graph.nodes) == {
         "build:lib",
@@ -59,14 +50,14 @@ def test_phase_and_workspace_dependencies(tmp_path: Path) -> None:
 
 
 def test_root_phase_depends_on_every_workspace_task(tmp_path: Path) -> None:
-    project = project_from(tmp_path, MONOREPO, DIRS)
+    project = project_from(tmp_path, MONOREPO, workspaces=CHAIN)
     graph = build_graph(project, ["deploy"])
     assert deps_of(graph, "deploy") == {"test:lib", "test:api", "test:web"}
     assert graph.nodes["deploy"].cwd == tmp_path
 
 
 def test_workspace_filter_keeps_what_it_needs(tmp_path: Path) -> None:
-    project = project_from(tmp_path, MONOREPO, DIRS)
+    project = project_from(tmp_path, MONOREPO, workspaces=CHAIN)
     graph = build_graph(project, ["build"], workspace="api")
     assert set(graph.nodes) == {"build:api", "build:lib"}
     with pytest.raises(UnknownWorkspaceError, match=r"did you mean 'web'"):
@@ -99,16 +90,10 @@ def test_workspace_cycle_is_reported_as_a_chain(tmp_path: Path) -> None:
     project = project_from(
         tmp_path,
         """
-        [workspace.a]
-        path = "a"
-        depends_on = ["b"]
-        [workspace.b]
-        path = "b"
-        depends_on = ["a"]
         [lifecycle.build]
         command = "true"
         """,
-        {"a/.keep": "", "b/.keep": ""},
+        workspaces={"a": ["b"], "b": ["a"]},
     )
     with pytest.raises(CycleError, match=r"between workspaces: a -> b -> a") as info:
         build_graph(project, ["build"])
@@ -141,17 +126,13 @@ def test_hooks_become_nodes_around_their_phase(tmp_path: Path) -> None:
     project = project_from(
         tmp_path,
         """
-        [workspace.a]
-        path = "a"
-        [workspace.b]
-        path = "b"
         [lifecycle.build]
         command = "true"
         [hooks]
         before_build = ["echo before"]
         after_build = ["echo after"]
         """,
-        {"a/.keep": "", "b/.keep": ""},
+        workspaces=["a", "b"],
     )
     graph = build_graph(project, ["build"])
     assert deps_of(graph, "build:a") == {"hook:before_build"}
@@ -164,7 +145,7 @@ def test_find_cycle_on_a_dag_is_none() -> None:
 
 
 def test_render_mermaid_and_dot(tmp_path: Path) -> None:
-    project = project_from(tmp_path, MONOREPO, DIRS)
+    project = project_from(tmp_path, MONOREPO, workspaces=CHAIN)
     graph = build_graph(project, ["build"])
     mermaid = render(graph, "mermaid")
     assert mermaid.startswith("flowchart TD\n")
