@@ -38,7 +38,14 @@ from pytest_cleanroom.scenarios.mirror import Mirror
 from pytest_cleanroom.scenarios.repeat import _first_difference
 from pytest_cleanroom.scenarios.replay import attach_repeat_checker
 from pytest_cleanroom.scenarios.runner import run_scenario
-from pytest_cleanroom.scenarios.treediff import Baseline, compare_trees, scratch_parent, total_size
+from pytest_cleanroom.scenarios.tree import Tree, changes_since
+from pytest_cleanroom.scenarios.treediff import (
+    Baseline,
+    compare_entries,
+    compare_trees,
+    copy_tree,
+    scratch_parent,
+)
 
 WRITE_TEN = "mkdir -p out && for i in 0 1 2 3 4 5 6 7 8 9; do echo built $i > out/$i.txt; done"
 
@@ -199,43 +206,72 @@ def repeat_check_cost(
     }
 
 
+PART_NAMES = ("full scan", "first copy", "read both", "compare", "settle", "catch-up", "old way")
+
+
 def repeat_parts(base: Path, files: int, repeat: int) -> dict[str, float]:
-    """The repeat check's own work on a settled workspace, piece by piece (no command runs):
-    reading the workspace's stat, the first command's full copy, a later command's catch-up of
-    the copy (nothing changed in between), comparing the trees and settling the copy after."""
+    """The repeat check's own work on a settled workspace, piece by piece, with 10 files written
+    into both trees in place of a command: the first reading of the workspace (a full scan,
+    which also sets the inotify watches), the first command's full copy, reading both trees
+    after the "command" (inotify events), comparing what changed, settling the copy, and a later
+    command's catch-up after the test wrote one file; beside them, the previous scheme's work for
+    every checked command (scan, copy the whole workspace, scan the copy, scan both to compare)."""
     root = base / f"parts-{files}" / "workspace"
     populate(root, files)
     time.sleep(0.2)
-    names = ("scan", "first copy", "catch-up", "compare", "settle")
-    parts: dict[str, list[float]] = {name: [] for name in names}
+    parts: dict[str, list[float]] = {name: [] for name in PART_NAMES}
     for _ in range(repeat):
+        tree = Tree(root)
         start = time.perf_counter()
-        before = Baseline.take(root)
-        parts["scan"].append(ms(time.perf_counter() - start))
-        target = Path(tempfile.mkdtemp(dir=scratch_parent(root, total_size(before)))) / "copy"
+        tree.read()
+        parts["full scan"].append(ms(time.perf_counter() - start))
+        size = sum(key[2] for key in tree.entries.values())
+        target = Path(tempfile.mkdtemp(dir=scratch_parent(root, size))) / "copy"
         start = time.perf_counter()
-        mirror = Mirror.create(root, target, before.entries, before.taken_ns)
+        mirror = Mirror.create(tree, target)
         parts["first copy"].append(ms(time.perf_counter() - start))
-        time.sleep(0.03)  # as if a command ran on both trees in between
+        began = time.time_ns()
+        for side in (root, target):  # what a command writing 10 files does to each tree
+            for i in range(10):
+                out = side / "out" / f"{i}.txt"
+                out.parent.mkdir(exist_ok=True)
+                out.write_text(f"built {i}\n")
         start = time.perf_counter()
-        trees = compare_trees(
-            root,
-            before.as_of(time.time_ns()),
-            target,
-            Baseline(mirror.entries, time.time_ns()),
+        changed = changes_since(tree, began) | changes_since(mirror.copy, began)
+        parts["read both"].append(ms(time.perf_counter() - start))
+        start = time.perf_counter()
+        trees = compare_entries(
+            root, tree.entries, tree.taken_ns, target, mirror.entries, changed,
             describe=_first_difference,
-        )
+        )  # fmt: skip
         parts["compare"].append(ms(time.perf_counter() - start))
         assert trees.difference is None, trees.difference
         start = time.perf_counter()
         mirror.settle(trees)
         parts["settle"].append(ms(time.perf_counter() - start))
-        time.sleep(0.03)  # the test's own code between two commands
-        now = Baseline.take(root)
+        (root / "d00" / "f0000.txt").write_text("the test wrote this\n")
         start = time.perf_counter()
-        assert mirror.catch_up(now.entries)
+        assert mirror.catch_up(changes_since(tree, tree.taken_ns))
         parts["catch-up"].append(ms(time.perf_counter() - start))
+        mirror.close()
+        tree.close()
+        # The previous scheme, per checked command: scan, copy everything, scan the copy, and
+        # compare by scanning both trees again.
+        old = target.parent / "old"
+        start = time.perf_counter()
+        before = Baseline.take(root)
+        copy_tree(root, old)
+        copied = Baseline.take(old)
+        now = time.time_ns()
+        assert (
+            compare_trees(
+                root, before.as_of(now), old, copied.as_of(now), describe=_first_difference
+            ).difference
+            is None
+        )
+        parts["old way"].append(ms(time.perf_counter() - start))
         shutil.rmtree(target.parent, ignore_errors=True)
+        shutil.rmtree(root / "out")
     shutil.rmtree(root.parent, ignore_errors=True)
     return {name: median(values) for name, values in parts.items()}
 
@@ -300,7 +336,7 @@ def main() -> int:
             f"{row['checked_first_ms']:>12.2f} {row['checked_later_ms']:>8.2f} "
             f"{row['ratio_later']:>6.2f} {row['beyond_two_runs_later_ms']:>14.2f}"
         )
-    names = ("scan", "first copy", "catch-up", "compare", "settle")
+    names = PART_NAMES
     print(
         f"\n{'repeat check work, no command':<28}" + "".join(f"{n:>12}" for n in names) + "  (ms)"
     )

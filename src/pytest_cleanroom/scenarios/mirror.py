@@ -4,7 +4,8 @@ The first checked command copies the whole workspace. When the two runs then agr
 already holds what the workspace holds, so the next checked command needs only what changed in
 between (files the test itself wrote, outputs the comparison accepted only once the copy's own
 path was swapped for the workspace's), plus the workspace's times on the entries the command
-touched. Special files and hard links are not copied one by one: they make :meth:`catch_up`
+touched. What changed is known from each tree's :class:`~.tree.Tree` (inotify events, else stat
+keys). Special files and hard links are not copied one by one: they make :meth:`catch_up`
 decline, and the caller copies the whole workspace again.
 """
 
@@ -13,81 +14,77 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
-from .treediff import StatKey, TreeComparison, copy_tree, is_racy, scan
+from .tree import Tree
+from .treediff import StatKey, TreeComparison, copy_tree
 
 
-@dataclass
 class Mirror:
-    """A copy at ``path`` of ``source``, equal to it as of ``source_entries`` (read from
-    ``source_taken_ns``); ``entries`` are the copy's own ``lstat`` keys, as of now."""
+    """``copy``, a tree equal to the ``source`` tree as of their last readings."""
 
-    source: Path
-    path: Path
-    entries: dict[str, StatKey]
-    source_entries: dict[str, StatKey]
-    source_taken_ns: int
+    def __init__(self, source: Tree, copy: Tree) -> None:
+        self.source = source
+        self.copy = copy
+
+    @property
+    def path(self) -> Path:
+        return self.copy.root
+
+    @property
+    def entries(self) -> dict[str, StatKey]:
+        return self.copy.entries
 
     @classmethod
-    def create(cls, source: Path, path: Path, now: dict[str, StatKey], taken_ns: int) -> Mirror:
-        """Copy all of ``source`` (whose entries, read from ``taken_ns``, are ``now``)."""
-        copy_tree(source, path)
-        return cls(source, path, scan(path), now, taken_ns)
+    def create(cls, source: Tree, path: Path) -> Mirror:
+        """Copy all of ``source`` (just read) to the new directory ``path``."""
+        copy_tree(source.root, path)
+        copy = Tree(path)
+        copy.read()
+        return cls(source, copy)
 
-    def catch_up(self, now: dict[str, StatKey]) -> bool:
-        """Copy what changed in the source since it was last read (``now`` is its new reading),
-        so that the copy equals it again; ``False`` (copy left unusable) when this cannot be done
-        entry by entry."""
-        old = self.source_entries
-        changed = sorted(
-            rel
-            for rel in now.keys() | old.keys()
-            if now.get(rel) != old.get(rel)
-            or (rel in now and is_racy(old[rel][4], self.source_taken_ns))
-        )
+    def catch_up(self, changed: set[str]) -> bool:
+        """Copy the source's ``changed`` entries (since the copy last equalled it; the source
+        was just read), so that the copy equals it again; ``False`` (copy left unusable) when
+        this cannot be done entry by entry."""
         if not changed:
             return True
+        now = self.source.entries
+        order = sorted(changed)
         try:
-            for rel in reversed(changed):  # children before their directory
+            for rel in reversed(order):  # children before their directory
                 if rel not in now:
                     _remove(self.path / rel)
-                    self.entries.pop(rel, None)
-            copied = [rel for rel in changed if rel in now]
+            copied = [rel for rel in order if rel in now]
             for rel in copied:  # directories before their children
-                if not _copy_entry(self.source / rel, self.path / rel, now[rel]):
+                if not _copy_entry(self.source.root / rel, self.path / rel, now[rel]):
                     return False
             self._copy_times(copied)
         except OSError:
             return False
+        self.copy.read()  # takes in these writes of ours
         return True
 
     def settle(self, comparison: TreeComparison) -> None:
         """After runs that agree: give the copy the source's bytes where they agreed only once
         rewritten, and the source's times on every entry either run touched."""
         for rel in comparison.rewritten:
-            _copy_entry(self.source / rel, self.path / rel, comparison.one_now[rel])
-        self.entries = comparison.two_now
+            _copy_entry(self.source.root / rel, self.path / rel, comparison.one_now[rel])
         self._copy_times([*comparison.touched, *comparison.rewritten])
-        self.source_entries = comparison.one_now
-        self.source_taken_ns = comparison.one_taken_ns
+        self.copy.read()  # takes in these writes of ours
+
+    def close(self) -> None:
+        self.copy.close()
 
     def _copy_times(self, changed: list[str]) -> None:
         """The source's times on ``changed`` entries and their directories (whose times moved
         in the copy when an entry was replaced there), the root's included."""
         rels = sorted({*changed, *(rel.rpartition("/")[0] for rel in changed)} - {""})
         for rel in [*reversed(rels), ""]:  # a directory's times after its children's changes
-            source = os.lstat(self.source / rel)
+            source = os.lstat(self.source.root / rel)
             os.utime(
                 self.path / rel, ns=(source.st_atime_ns, source.st_mtime_ns), follow_symlinks=False
             )
-        for rel in rels:
-            self.entries[rel] = stat_key(os.lstat(self.path / rel))
-
-
-def stat_key(st: os.stat_result) -> StatKey:
-    return (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
 
 
 def _copy_entry(source: Path, target: Path, key: StatKey) -> bool:

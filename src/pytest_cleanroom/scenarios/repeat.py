@@ -2,7 +2,8 @@
 workspace as it was before the command; any difference in exit code, output or resulting workspace
 is reported with the first differing line or file. The copy is made whole for the first command;
 after runs that agree it already equals the workspace, and later commands only bring it up to
-date (:mod:`.mirror`).
+date (:mod:`.mirror`). What changed in either tree is known from inotify events
+(:mod:`.tree`), else from comparing every entry's ``lstat``.
 
 :class:`RepeatChecker` needs nothing from pytest; the plugin attaches one to a test's cleanroom.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -23,7 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..result import CleanroomAssertionError, RunResult
 from .mirror import Mirror
-from .treediff import Baseline, TreeComparison, compare_trees, scratch_parent, total_size
+from .tree import Tree, changes_since
+from .treediff import TreeComparison, compare_entries, scratch_parent
 
 if TYPE_CHECKING:
     from ..engine import Cleanroom
@@ -76,7 +79,9 @@ class RepeatChecker:
         self._lock = threading.Lock()
         self._original_run: Callable[..., RunResult] | None = None
         self._scratch: Path | None = None
-        self._mirror: Mirror | None = None
+        self._mirror: Mirror | None = None  # the copy, when known to equal the workspace
+        self._copy: Mirror | None = None  # the copy, whatever it holds
+        self._tree: Tree | None = None  # the workspace's entries
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -123,18 +128,16 @@ class RepeatChecker:
         if nested:  # part of a unit already being checked (a concurrent group's member)
             return unit(self.cleanroom)
         try:
-            root = _workspace_root(self.cleanroom)
-            root_base = Baseline.take(root)
-            mirror = self._mirror_of(root, root_base)
+            mirror = self._mirror_of(_workspace_root(self.cleanroom))
             self._mirror = None  # until the runs are known to have left both trees equal
             replay = self.replay_factory(mirror.path)
-            root_base = root_base.as_of(time.time_ns())
+            root, copy = mirror.source, mirror.copy
+            root_start = time.time_ns()
             first = unit(self.cleanroom)
-            copy_base = Baseline(mirror.entries, time.time_ns())
+            copy_start = time.time_ns()
             second = unit(replay)
-            detail, trees = _compare(
-                results_of(first), results_of(second), (root, root_base), (mirror.path, copy_base)
-            )
+            changed = changes_since(root, root_start) | changes_since(copy, copy_start)
+            detail, trees = _compare(results_of(first), results_of(second), mirror, changed)
             if detail is None and trees is not None:
                 with contextlib.suppress(OSError):  # else the next unit copies afresh
                     mirror.settle(trees)
@@ -150,20 +153,28 @@ class RepeatChecker:
             raise RepeatCheckError(mismatch.describe())
         return first
 
-    def _mirror_of(self, root: Path, now: Baseline) -> Mirror:
-        """The copy of the workspace as it is now (``now``): the last unit's, brought up to
-        date, when its runs agreed; else a fresh one. The place is chosen once per checker (RAM
-        when it has room, else beside the workspace), so that the replay cleanroom always works
-        in the same directory."""
-        if self._mirror is not None and self._mirror.catch_up(now.entries):
+    def _mirror_of(self, root: Path) -> Mirror:
+        """The copy of the workspace as it is now: the last unit's, brought up to date, when
+        its runs agreed; else a fresh one. The place is chosen once per checker (RAM when it
+        has room, else beside the workspace), so that the replay cleanroom always works in the
+        same directory."""
+        if self._tree is None or self._tree.root != root:
+            self._tree = Tree(root)
+        tree = self._tree
+        changed = changes_since(tree, tree.taken_ns)  # what the test wrote since the last unit
+        if self._mirror is not None and self._mirror.catch_up(changed):
             return self._mirror
         if self._scratch is None:
-            parent = scratch_parent(root, total_size(now))
+            size = sum(key[2] for key in tree.entries.values() if stat.S_ISREG(key[0]))
+            parent = scratch_parent(root, size)
             self._scratch = Path(tempfile.mkdtemp(prefix=".cleanroom-repeat-", dir=parent))
-        copy = self._scratch / root.name
-        if copy.exists():
-            shutil.rmtree(copy)
-        return Mirror.create(root, copy, now.entries, now.taken_ns)
+        if self._copy is not None:
+            self._copy.close()
+        path = self._scratch / root.name
+        if path.exists():
+            shutil.rmtree(path)
+        self._copy = Mirror.create(tree, path)
+        return self._copy
 
     def close(self) -> None:
         """Close the replay cleanrooms and remove the scratch directory."""
@@ -171,6 +182,10 @@ class RepeatChecker:
         if close_replays is not None:
             close_replays()
         self._mirror = None
+        for tree in (self._copy, self._tree):
+            if tree is not None:
+                tree.close()
+        self._copy = self._tree = None
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -191,12 +206,13 @@ def _describe_command(cmd: Any) -> str:
 def _compare(
     first: Sequence[RunResult | None],
     second: Sequence[RunResult | None],
-    original: tuple[Path, Baseline],
-    replay: tuple[Path, Baseline],
+    mirror: Mirror,
+    changed: set[str],
 ) -> tuple[str | None, TreeComparison | None]:
     """The first difference, worded to follow "it ...", or ``None`` when the runs agree; and
     the comparison of the trees, if it got that far."""
-    old, new = os.fspath(replay[0]).encode(), os.fspath(original[0]).encode()
+    root, copy = mirror.source, mirror.copy
+    old, new = os.fspath(copy.root).encode(), os.fspath(root.root).encode()
 
     def same_root(data: bytes) -> bytes:
         # Output naming the replay's own host path is not a difference.
@@ -218,7 +234,10 @@ def _compare(
             two = same_root(getattr(b, f"{stream}_bytes"))
             if one != two:
                 return f"wrote a different {stream}{label}: {_first_difference(one, two)}", None
-    trees = compare_trees(*original, *replay, describe=_first_difference, rewrite_two=same_root)
+    trees = compare_entries(
+        root.root, root.entries, root.taken_ns, copy.root, copy.entries, changed,
+        describe=_first_difference, rewrite_two=same_root,
+    )  # fmt: skip
     if trees.difference is not None:
         return f"left a different workspace: {trees.difference}", trees
     return None, trees

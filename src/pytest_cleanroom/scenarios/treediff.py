@@ -180,20 +180,53 @@ def compare_trees(
     """As :func:`first_tree_difference`, keeping what was read (see :class:`TreeComparison`)."""
     one_taken = time.time_ns()
     now_one, now_two = scan(one), scan(two)
+    candidates = stat_changes(one_base.entries, now_one, one_base.taken_ns) | stat_changes(
+        two_base.entries, now_two, two_base.taken_ns
+    )
+    return compare_entries(
+        one, now_one, one_taken, two, now_two, candidates, describe=describe,
+        rewrite_two=rewrite_two,
+    )  # fmt: skip
+
+
+def stat_changes(before: dict[str, StatKey], now: dict[str, StatKey], since_ns: int) -> set[str]:
+    """Entries added, removed or changed between two readings of a tree, by their ``lstat``
+    (with the racy ones: unchanged keys whose ctime lies within the window before ``since_ns``,
+    when the tree was last read or a command on it began)."""
+    return {
+        rel
+        for rel in before.keys() | now.keys()
+        if before.get(rel) != now.get(rel) or (rel in now and is_racy(now[rel][4], since_ns))
+    }
+
+
+def compare_entries(
+    one: Path,
+    now_one: dict[str, StatKey],
+    one_taken_ns: int,
+    two: Path,
+    now_two: dict[str, StatKey],
+    candidates: set[str],
+    *,
+    describe: Describe,
+    rewrite_two: Callable[[bytes], bytes] = lambda data: data,
+) -> TreeComparison:
+    """The first difference (by path) between two trees that were equal, looking only at the
+    ``candidates`` (the entries that changed in either tree; the rest are equal still)."""
     touched: list[str] = []
     rewritten: list[str] = []
 
     def found(difference: str) -> TreeComparison:
-        return TreeComparison(difference, now_one, one_taken, now_two, touched, rewritten)
+        return TreeComparison(difference, now_one, one_taken_ns, now_two, touched, rewritten)
 
-    for rel in sorted(now_one.keys() | now_two.keys()):
-        if rel not in now_two:
-            return found(f"{_kind(now_one[rel])} {rel!r} exists only after the first run")
-        if rel not in now_one:
-            return found(f"{_kind(now_two[rel])} {rel!r} exists only after the second run")
-        a, b = now_one[rel], now_two[rel]
-        if one_base.unchanged(rel, a) and two_base.unchanged(rel, b):
-            continue  # both still hold what the identical copies held
+    for rel in sorted(candidates):
+        a, b = now_one.get(rel), now_two.get(rel)
+        if a is None or b is None:
+            if a is not None:
+                return found(f"{_kind(a)} {rel!r} exists only after the first run")
+            if b is not None:
+                return found(f"{_kind(b)} {rel!r} exists only after the second run")
+            continue  # made and removed again in both
         touched.append(rel)
         if stat.S_IFMT(a[0]) != stat.S_IFMT(b[0]):
             return found(
@@ -215,7 +248,7 @@ def compare_trees(
             )
         if second != raw:
             rewritten.append(rel)
-    return TreeComparison(None, now_one, one_taken, now_two, touched, rewritten)
+    return TreeComparison(None, now_one, one_taken_ns, now_two, touched, rewritten)
 
 
 def _content(path: Path, key: StatKey) -> bytes:

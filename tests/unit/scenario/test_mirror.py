@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ from pytest_cleanroom import Cleanroom
 from pytest_cleanroom.scenarios.mirror import Mirror
 from pytest_cleanroom.scenarios.repeat import RepeatCheckError
 from pytest_cleanroom.scenarios.replay import attach_repeat_checker
-from pytest_cleanroom.scenarios.treediff import scan
+from pytest_cleanroom.scenarios.tree import Tree, changes_since
+from pytest_cleanroom.scenarios.treediff import scan, stat_changes
 
 State = dict[str, tuple[str, int, bytes, int]]
 
@@ -49,17 +51,18 @@ def source(tmp_path: Path) -> Path:
     return root
 
 
-def mirror_of(source: Path) -> Mirror:
-    taken = time.time_ns()
-    return Mirror.create(source, source.parent / "copy", scan(source), taken)
+def mirror_of(source: Path, *, watched: bool = True) -> Mirror:
+    tree = Tree(source)
+    tree.read()
+    if not watched:
+        tree.close()  # no inotify: changes are found by stat
+    return Mirror.create(tree, source.parent / f"copy-{time.time_ns()}")
 
 
-def test_catch_up_copies_what_was_added_removed_and_changed(source: Path) -> None:
-    mirror = mirror_of(source)
-    assert state(mirror.path) == state(source)
+def change(source: Path) -> None:
     (source / "new" / "deep").mkdir(parents=True)
     (source / "new" / "deep" / "c.txt").write_text("gamma\n")
-    (source / "edit.txt").write_text("4321\n")  # same size
+    (source / "edit.txt").write_text("4321\n")  # same size, within the same clock tick
     (source / "mode.sh").chmod(0o755)
     (source / "gone" / "b.txt").unlink()
     (source / "gone").rmdir()
@@ -69,34 +72,63 @@ def test_catch_up_copies_what_was_added_removed_and_changed(source: Path) -> Non
     (source / "link").symlink_to("edit.txt")
     os.utime(source / "keep" / "a.txt", ns=(1, 10**18))  # times alone count too
 
-    assert mirror.catch_up(scan(source))
+
+@pytest.mark.parametrize("watched", [True, False], ids=["inotify", "stat"])
+def test_catch_up_copies_what_was_added_removed_and_changed(source: Path, watched: bool) -> None:
+    mirror = mirror_of(source, watched=watched)
+    assert state(mirror.path) == state(source)
+    change(source)
+    changed = changes_since(mirror.source, mirror.source.taken_ns)
+    assert {"edit.txt", "new/deep/c.txt", "gone", "gone/b.txt", "keep/a.txt"} <= changed
+    assert mirror.catch_up(changed)
     assert state(mirror.path) == state(source)
     assert mirror.entries == scan(mirror.path)
+    assert mirror.source.entries == scan(source)
 
 
-def test_a_rewrite_whose_stat_did_not_move_is_copied_while_racy(source: Path) -> None:
-    mirror = mirror_of(source)
-    stale = dict(mirror.source_entries)  # as if the rewrite below had left the stat as it was
-    (source / "edit.txt").write_text("9999\n")
-    ctime = stale["edit.txt"][4]  # when the file had last changed before it was read
+def test_events_report_exactly_what_changed(source: Path) -> None:
+    tree = Tree(source)
+    assert tree.read() is None  # the first reading scans
+    assert tree.watched
+    assert tree.read() == set()
+    (source / "edit.txt").write_text("1235\n")  # same size, same tick: still reported
+    (source / "d" / "e").mkdir(parents=True)  # made and filled before the watch reaches it
+    (source / "d" / "e" / "f.txt").write_text("f\n")
+    assert tree.read() == {"edit.txt", "d", "d/e", "d/e/f.txt"}
+    shutil.rmtree(source / "d")
+    assert tree.read() == {"d", "d/e", "d/e/f.txt"}
+    assert tree.entries == scan(source)
 
-    mirror.source_taken_ns = ctime + 10**9 * 5  # long settled: the unchanged stat is trusted
-    assert mirror.catch_up(stale)
-    assert (mirror.path / "edit.txt").read_text() == "1234\n"
 
-    mirror.source_taken_ns = ctime  # read within the racy window: copied whatever its stat
-    assert mirror.catch_up(stale)
-    assert (mirror.path / "edit.txt").read_text() == "9999\n"
+def test_a_renamed_directory_or_a_hard_link_makes_the_tree_scan(source: Path) -> None:
+    tree = Tree(source)
+    tree.read()
+    (source / "keep").rename(source / "kept")
+    assert tree.read() is None  # the watches' paths would be stale: scanned
+    assert tree.entries == scan(source)
+    assert tree.watched  # and watched afresh
+    os.link(source / "edit.txt", source / "hard.txt")
+    assert tree.read() == {"hard.txt"}  # the other name's link count moved unreported:
+    assert not tree.watched  # nor would a write through one name be reported for the other
+    assert tree.read() is None
+
+
+def test_stat_changes_include_racy_entries() -> None:
+    key = (stat.S_IFREG | 0o644, 1, 5, 0, 7 * 10**9 + 5, 1)
+    assert stat_changes({"f": key}, {"f": key}, since_ns=7 * 10**9 + 6) == {"f"}
+    assert stat_changes({"f": key}, {"f": key}, since_ns=9 * 10**9) == set()
+    moved = (*key[:4], key[4] + 1, 1)
+    assert stat_changes({"f": key}, {"f": moved, "g": key}, since_ns=9 * 10**9) == {"f", "g"}
 
 
 def test_hard_links_and_special_files_need_a_fresh_copy(source: Path) -> None:
     mirror = mirror_of(source)
     os.link(source / "edit.txt", source / "hard.txt")
-    assert not mirror.catch_up(scan(source))
+    assert not mirror.catch_up(changes_since(mirror.source, mirror.source.taken_ns))
 
-    mirror = Mirror.create(source, source.parent / "copy2", scan(source), time.time_ns())
+    mirror = mirror_of(source)
     os.mkfifo(source / "pipe")
-    assert not mirror.catch_up(scan(source))
+    assert not mirror.catch_up(changes_since(mirror.source, mirror.source.taken_ns))
 
 
 @pytest.mark.integration
@@ -116,6 +148,8 @@ def test_the_replay_sees_what_the_test_changed_between_commands(tmp_path: Path) 
         copy = scratch / room.workspace.root.name
         assert state(copy) == state(room.workspace.root)
         assert checker.units_checked == 3
+        assert checker._tree is not None
+        assert checker._tree.watched  # the changes were known from inotify, not by scanning
         assert not checker.mismatches
     finally:
         checker.close()
