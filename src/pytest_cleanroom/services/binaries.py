@@ -85,15 +85,19 @@ def postgres_candidates(explicit: Path | None) -> list[Path]:
     return list(dict.fromkeys(dirs))
 
 
-@functools.lru_cache(maxsize=16)
-def _postgres_version(postgres: Path) -> tuple[str, int] | None:
+@functools.lru_cache(maxsize=32)
+def _version_output(program: Path) -> str:
+    """What ``program --version`` prints ("" when it cannot run)."""
     try:
-        out = subprocess.run(
-            [str(postgres), "--version"], capture_output=True, text=True, timeout=20, check=False
+        return subprocess.run(
+            [str(program), "--version"], capture_output=True, text=True, timeout=20, check=False
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", out)
+        return ""
+
+
+def _postgres_version(postgres: Path) -> tuple[str, int] | None:
+    match = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", _version_output(postgres))
     if not match:
         return None
     major = int(match.group(1))
@@ -122,15 +126,8 @@ def require_postgres(explicit: Path | None = None) -> PostgresBinaries:
     return found
 
 
-@functools.lru_cache(maxsize=16)
 def _redis_version(path: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            [str(path), "--version"], capture_output=True, text=True, timeout=20, check=False
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r"v=(\d+(?:\.\d+)*)", out)
+    match = re.search(r"v=(\d+(?:\.\d+)*)", _version_output(path))
     return match.group(1) if match else None
 
 

@@ -15,14 +15,13 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ServiceStartError, ServiceUnavailableError
 from .model import LogSource, PostgresServer, RedisServer
 from .providers import docker_host, docker_status
-from .registry import Handle, Owner, Registry, ensure_private_dir
+from .registry import Handle, Owner, Registry, Started, ensure_private_dir
 from .spawn import candidate_ports
 
 if TYPE_CHECKING:
@@ -32,12 +31,8 @@ POSTGRES_USER = "cleanroom"
 REDIS_DATABASES = 64
 
 
-@dataclass
-class StartedContainer:
-    server: Any
-    handle: Handle
-    record_id: str
-    registry: Registry
+#: What :func:`start_postgres` and :func:`start_redis` return.
+StartedContainer = Started[Any]
 
 
 def labels(run_id: str, owner: Owner, service: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ The controller stops everything at the end of the session (:func:`teardown_run`)
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 from collections.abc import Callable
@@ -20,10 +21,17 @@ from . import errors as service_errors
 from .errors import ServiceError, ServiceStartError
 from .model import PostgresServer, RedisServer
 from .providers import Choice, choose
-from .registry import Owner, Registry, read_json, write_json_atomic
+from .registry import Owner, Registry, Started, read_json, write_json_atomic
 from .settings import ServiceSettings
 
 STATE_DIR_NAME = "cleanroom-services"
+#: The module whose ``start_<service>`` starts a server of the run, per provider and service.
+_STARTERS = {
+    ("process", "postgres"): "pg_process",
+    ("process", "redis"): "redis_process",
+    ("docker", "postgres"): "docker_provider",
+    ("docker", "redis"): "docker_provider",
+}
 
 
 def new_run_id() -> str:
@@ -136,25 +144,24 @@ class ServiceHub:
         data = self._start("postgres", self._start_postgres)
         return PostgresServer.from_json(data["server"])
 
+    def _start_server(self, service: str, provider: str) -> dict[str, Any]:
+        """Start the run's ``service`` server with the process or docker provider (their
+        modules are imported only here: they load psycopg, redis-py or testcontainers)."""
+        module = importlib.import_module(f".{_STARTERS[provider, service]}", __package__)
+        start: Callable[..., Started[Any]] = getattr(module, f"start_{service}")
+        started = start(self.settings, run_id=self.run.run_id, owner=self.run.owner)
+        return _state(started.server.to_json(), started.handle, started.record_id, self.settings)
+
     def _start_postgres(self, provider: str) -> dict[str, Any]:
-        s, run = self.settings, self.run
-        registry = Registry(s.runtime_dir)
-        if provider == "process":
-            from .pg_process import start_postgres
-
-            started = start_postgres(s, run_id=run.run_id, owner=run.owner)
-            return _state(started.server.to_json(), started.handle, started.record_id, s)
-        if provider == "docker":
-            from .docker_provider import start_postgres as docker_postgres
-
-            dstarted = docker_postgres(s, run_id=run.run_id, owner=run.owner)
-            return _state(dstarted.server.to_json(), dstarted.handle, dstarted.record_id, s)
+        if provider != "external":
+            return self._start_server("postgres", provider)
         from .external import connect_postgres
 
+        s, run = self.settings, self.run
         assert s.postgres_url is not None
         server = connect_postgres(s.postgres_url, s.postgres_url_source, s.start_timeout)
         handle = {"kind": "external-postgres", "url": s.postgres_url, "prefix": run.db_prefix}
-        record_id = registry.add(
+        record_id = Registry(s.runtime_dir).add(
             service="postgres", run_id=run.run_id, owner=run.owner, handle=handle
         )
         return _state(server.to_json(), handle, record_id, s)
@@ -194,19 +201,11 @@ class ServiceHub:
         return RedisServer.from_json(data["server"])
 
     def _start_redis(self, provider: str) -> dict[str, Any]:
-        s, run = self.settings, self.run
-        if provider == "process":
-            from .redis_process import start_redis
-
-            started = start_redis(s, run_id=run.run_id, owner=run.owner)
-            return _state(started.server.to_json(), started.handle, started.record_id, s)
-        if provider == "docker":
-            from .docker_provider import start_redis as docker_redis
-
-            dstarted = docker_redis(s, run_id=run.run_id, owner=run.owner)
-            return _state(dstarted.server.to_json(), dstarted.handle, dstarted.record_id, s)
+        if provider != "external":
+            return self._start_server("redis", provider)
         from .external import connect_redis
 
+        s = self.settings
         assert s.redis_url is not None
         server = connect_redis(s.redis_url, s.redis_url_source, s.start_timeout)
         return _state(server.to_json(), {"kind": "external-redis"}, None, s)

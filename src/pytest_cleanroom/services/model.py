@@ -9,7 +9,7 @@ import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import quote, urlencode
 
 if TYPE_CHECKING:
@@ -57,6 +57,80 @@ class LogSource:
         return "\n".join(lines[-max_lines:])
 
 
+class _Server:
+    """What both servers share: where they listen, their log, their JSON form (the run's state
+    file hands it to every xdist worker). Subclasses are frozen dataclasses."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    host: str
+    port: int
+    password: str | None
+    version: str
+    log: LogSource
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the server's log ("" when the provider has none, e.g. external)."""
+        return self.log.read(max_lines=lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls: type[ServerT], data: dict[str, Any]) -> ServerT:
+        fields = dict(data)
+        fields["log"] = LogSource(**fields.get("log", {}))
+        return cls(**fields)
+
+
+ServerT = TypeVar("ServerT", bound=_Server)
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+ClosableT = TypeVar("ClosableT", bound=_Closable)
+
+
+class _TestHandle(Generic[ServerT, ClosableT]):
+    """What both per-test handles share: the server's address, and the connections or clients
+    handed to the test, closed for it at teardown."""
+
+    def __init__(self, server: ServerT) -> None:
+        self.server = server
+        self._handed_out: list[ClosableT] = []
+
+    @property
+    def host(self) -> str:
+        """TCP host (127.0.0.1 unless external)."""
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        """TCP port."""
+        return self.server.port
+
+    @property
+    def password(self) -> str | None:
+        """Password (``None`` if the server needs none)."""
+        return self.server.password
+
+    @property
+    def version(self) -> str:
+        """Server version, e.g. ``15.18`` (PostgreSQL) or ``7.0.15`` (Redis)."""
+        return self.server.version
+
+    def _hand_out(self, resource: ClosableT) -> ClosableT:
+        self._handed_out.append(resource)
+        return resource
+
+    def _close_handed_out(self) -> None:
+        for resource in self._handed_out:
+            with contextlib.suppress(Exception):
+                resource.close()
+        self._handed_out.clear()
+
+
 def _conninfo(params: dict[str, Any]) -> str:
     """A libpq ``key=value`` string with values quoted as libpq expects."""
     parts = []
@@ -71,7 +145,7 @@ def _conninfo(params: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class PostgresServer:
+class PostgresServer(_Server):
     """A running PostgreSQL server shared by the whole run (``postgres_server`` fixture)."""
 
     provider: str
@@ -122,37 +196,16 @@ class PostgresServer:
 
         return psycopg.connect(self.conninfo(dbname), **kwargs)
 
-    def log_tail(self, lines: int = 60) -> str:
-        """The last lines of the server's log ("" when the provider has none, e.g. external)."""
-        return self.log.read(max_lines=lines)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+class PostgresDatabase(_TestHandle[PostgresServer, "psycopg.Connection[Any]"]):
+    """A database that belongs to one test alone (``postgres`` fixture), dropped afterwards.
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PostgresServer:
-        fields = dict(data)
-        fields["log"] = LogSource(**fields.get("log", {}))
-        return cls(**fields)
-
-
-class PostgresDatabase:
-    """A database that belongs to one test alone (``postgres`` fixture), dropped afterwards."""
+    ``host``, ``port``, ``password`` (of ``user``) and ``version`` are the server's.
+    """
 
     def __init__(self, server: PostgresServer, dbname: str) -> None:
-        self.server = server
+        super().__init__(server)
         self.dbname = dbname
-        self._connections: list[psycopg.Connection[Any]] = []
-
-    @property
-    def host(self) -> str:
-        """TCP host (127.0.0.1 unless external)."""
-        return self.server.host
-
-    @property
-    def port(self) -> int:
-        """TCP port."""
-        return self.server.port
 
     @property
     def user(self) -> str:
@@ -160,19 +213,9 @@ class PostgresDatabase:
         return self.server.user
 
     @property
-    def password(self) -> str | None:
-        """Password of ``user`` (``None`` if the server needs none)."""
-        return self.server.password
-
-    @property
     def unix_socket_dir(self) -> str | None:
         """Directory of the server's unix socket (``None``: TCP only)."""
         return self.server.unix_socket_dir
-
-    @property
-    def version(self) -> str:
-        """Server version, e.g. ``15.18``."""
-        return self.server.version
 
     @property
     def dsn(self) -> str:
@@ -186,9 +229,7 @@ class PostgresDatabase:
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         """A psycopg 3 connection to this database; closed for you when the test ends."""
-        conn = self.server.connect(self.dbname, **kwargs)
-        self._connections.append(conn)
-        return conn
+        return self._hand_out(self.server.connect(self.dbname, **kwargs))
 
     def sandbox_env(self) -> dict[str, str]:
         """Variables that let ``psql`` and libpq programs in a sandbox reach this database."""
@@ -205,10 +246,7 @@ class PostgresDatabase:
 
     def close_connections(self) -> None:
         """Close every connection :meth:`connect` handed out (done at teardown)."""
-        for conn in self._connections:
-            with contextlib.suppress(Exception):
-                conn.close()
-        self._connections.clear()
+        self._close_handed_out()
 
     def __repr__(self) -> str:
         return (
@@ -217,7 +255,7 @@ class PostgresDatabase:
 
 
 @dataclass(frozen=True)
-class RedisServer:
+class RedisServer(_Server):
     """A running Redis server shared by the whole run (``redis_server`` fixture)."""
 
     provider: str
@@ -252,52 +290,21 @@ class RedisServer:
             kwargs.setdefault("ssl", self.tls)
         return redis_py.Redis(db=db, username=self.username, password=self.password, **kwargs)
 
-    def log_tail(self, lines: int = 60) -> str:
-        """The last lines of the server's log ("" when the provider has none)."""
-        return self.log.read(max_lines=lines)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+class RedisDatabase(_TestHandle[RedisServer, "redis_py.Redis"]):
+    """A Redis database index no other test uses at the same moment, emptied after the test.
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RedisServer:
-        fields = dict(data)
-        fields["log"] = LogSource(**fields.get("log", {}))
-        return cls(**fields)
-
-
-class RedisDatabase:
-    """A Redis database index no other test uses at the same moment, emptied after the test."""
+    ``host``, ``port``, ``password`` and ``version`` are the server's.
+    """
 
     def __init__(self, server: RedisServer, db: int) -> None:
-        self.server = server
+        super().__init__(server)
         self.db = db
-        self._clients: list[redis_py.Redis] = []
-
-    @property
-    def host(self) -> str:
-        """TCP host."""
-        return self.server.host
-
-    @property
-    def port(self) -> int:
-        """TCP port."""
-        return self.server.port
-
-    @property
-    def password(self) -> str | None:
-        """Password (``None`` if the server needs none)."""
-        return self.server.password
 
     @property
     def unix_socket(self) -> str | None:
         """Path of the server's unix socket (``None``: TCP only)."""
         return self.server.unix_socket
-
-    @property
-    def version(self) -> str:
-        """Server version, e.g. ``7.0.15``."""
-        return self.server.version
 
     @property
     def url(self) -> str:
@@ -306,9 +313,7 @@ class RedisDatabase:
 
     def client(self, **kwargs: Any) -> redis_py.Redis:
         """A redis-py client selected on this test's database; closed when the test ends."""
-        client = self.server.client(self.db, **kwargs)
-        self._clients.append(client)
-        return client
+        return self._hand_out(self.server.client(self.db, **kwargs))
 
     def sandbox_env(self) -> dict[str, str]:
         """Variables that let ``redis-cli`` and clients in a sandbox reach this database."""
@@ -327,10 +332,7 @@ class RedisDatabase:
 
     def close_clients(self) -> None:
         """Close every client :meth:`client` handed out (done at teardown)."""
-        for client in self._clients:
-            with contextlib.suppress(Exception):
-                client.close()
-        self._clients.clear()
+        self._close_handed_out()
 
     def __repr__(self) -> str:
         return f"<RedisDatabase db={self.db} on {self.host}:{self.port} ({self.server.provider})>"

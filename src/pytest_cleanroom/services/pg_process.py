@@ -17,25 +17,26 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .binaries import PostgresBinaries, require_postgres
 from .errors import ServiceStartError
 from .model import LogSource, PostgresServer
-from .registry import Handle, Owner, Registry
+from .registry import Owner, Started
 from .settings import ServiceSettings
 from .spawn import (
     Account,
-    PortTakenError,
     ServerDir,
     candidate_ports,
     clean_env,
     data_root,
     postgres_account,
     spawn,
-    wait_ready,
+    start_on_a_free_port,
 )
+
+#: What :func:`start_postgres` returns.
+StartedPostgres = Started[PostgresServer]
 
 SUPERUSER = "cleanroom"
 SERVER_SETTINGS: dict[str, str] = {
@@ -190,14 +191,6 @@ def _chown_tree(path: Path, account: Account) -> None:
     os.chown(path, account.uid, account.gid or -1)
 
 
-@dataclass
-class StartedPostgres:
-    server: PostgresServer
-    handle: Handle
-    record_id: str
-    registry: Registry
-
-
 def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> StartedPostgres:
     """Start this run's PostgreSQL server; on any failure nothing is left behind."""
     deadline = time.monotonic() + settings.start_timeout
@@ -216,7 +209,7 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
         data_dir=data_root(settings.data_dir, settings.runtime_dir),
         group=account.gid,
     )
-    try:
+    with sdir.discarded_on_failure():
         data = sdir.data
         sock = sdir.path / "sock"
         log_path = sdir.path / "postgres.log"
@@ -233,36 +226,26 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
             sock.chmod(0o770)
         log_path.touch()
         account.chown(log_path)
-        last_error = ""
-        for port in candidate_ports(settings.postgres_port, "cleanroom_postgres_port"):
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
             argv = [str(binaries.postgres), "-D", str(data), "-c", f"port={port}"]
             argv += ["-c", f"unix_socket_directories={sock}"]
             argv += ["-c", f"cluster_name=cleanroom-{run_id}"]
             for key, value in SERVER_SETTINGS.items():
                 argv += ["-c", f"{key}={value}"]
-            proc = spawn(argv, log_path=log_path, account=account, cwd=data, env=clean_env())
-            sdir.started(proc.pid)
-            try:
-                wait_ready(
-                    proc,
-                    lambda: _postmaster_ready(data),
-                    deadline=deadline,
-                    what=f"postgres {binaries.version} ({binaries.postgres})",
-                    log_path=log_path,
-                    port_taken=_port_taken,
-                )
-            except PortTakenError as exc:
-                last_error = str(exc)
-                continue
-            server = _finish(binaries, port, sock, log_path, deadline)
-            return StartedPostgres(server, sdir.handle, sdir.record_id, sdir.registry)
-        raise ServiceStartError(
-            f"postgres could not bind a free port on 127.0.0.1 after several tries (another "
-            f"program keeps taking them); last log:\n{last_error}"
+            return spawn(argv, log_path=log_path, account=account, cwd=data, env=clean_env())
+
+        port = start_on_a_free_port(
+            sdir,
+            candidate_ports(settings.postgres_port, "cleanroom_postgres_port"),
+            launch,
+            lambda: _postmaster_ready(data),
+            deadline=deadline,
+            what=f"postgres {binaries.version} ({binaries.postgres})",
+            log_path=log_path,
+            port_taken=_port_taken,
         )
-    except BaseException:
-        sdir.discard()
-        raise
+        return sdir.started_server(_finish(binaries, port, sock, log_path, deadline))
 
 
 def _port_taken(log: str) -> bool:

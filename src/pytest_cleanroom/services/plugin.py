@@ -221,19 +221,20 @@ def _or_fail(produce: Callable[[], T]) -> T:
     pytest.fail(message, pytrace=False)  # outside the handler: no chained traceback
 
 
-def _mark_log(request: pytest.FixtureRequest, service: str, log: LogSource) -> None:
-    marks = request.node.stash.setdefault(LOG_MARKS_KEY, {})
-    marks[service] = (log, log.mark())
-
-
-def _expose(
-    request: pytest.FixtureRequest, name: str, socket_dir: str | None, env: dict[str, str]
+def _attach(
+    request: pytest.FixtureRequest,
+    service: str,
+    database: PostgresDatabase | RedisDatabase,
+    socket_dir: str | None,
 ) -> None:
-    """Bind the service's socket directory into the test's cleanroom, if the test has one."""
+    """Tie a test's database to the test: the server's log from now on goes into the report if
+    the test fails, and the socket directory is bound into the test's cleanroom, if it has one."""
+    log = database.server.log
+    request.node.stash.setdefault(LOG_MARKS_KEY, {})[service] = (log, log.mark())
     if socket_dir is None or "cleanroom" not in request.fixturenames:
         return
     cleanroom = request.getfixturevalue("cleanroom")
-    cleanroom.expose_service(name, Path(socket_dir), env)
+    cleanroom.expose_service(service, Path(socket_dir), database.sandbox_env())
 
 
 @pytest.fixture(scope="session")
@@ -261,8 +262,7 @@ def postgres(
     """A PostgreSQL database of this test's own, cloned from the run's template, then dropped."""
     factory = _cleanroom_database_factory
     database = _or_fail(factory.create)
-    _mark_log(request, "postgres", database.server.log)
-    _expose(request, "postgres", database.unix_socket_dir, database.sandbox_env())
+    _attach(request, "postgres", database, database.unix_socket_dir)
     yield database
     factory.drop(database)
 
@@ -291,9 +291,8 @@ def redis(
     """A Redis database index no other running test uses, emptied after the test."""
     slot = _cleanroom_redis_slot
     database = _or_fail(slot.acquire)
-    _mark_log(request, "redis", database.server.log)
     socket_dir = str(Path(database.unix_socket).parent) if database.unix_socket else None
-    _expose(request, "redis", socket_dir, database.sandbox_env())
+    _attach(request, "redis", database, socket_dir)
     yield database
     slot.release(database)
 

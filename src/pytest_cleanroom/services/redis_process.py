@@ -5,25 +5,20 @@ from __future__ import annotations
 import functools
 import secrets
 import signal
+import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .binaries import require_redis
 from .model import LogSource, RedisServer
-from .registry import Handle, Owner, Registry
+from .registry import Owner, Started
 from .settings import ServiceSettings
-from .spawn import Account, PortTakenError, ServerDir, candidate_ports, clean_env, spawn, wait_ready
+from .spawn import Account, ServerDir, candidate_ports, clean_env, spawn, start_on_a_free_port
 
 DATABASES = 64  # one database index per xdist worker (-n auto on a 64-core machine)
 
-
-@dataclass
-class StartedRedis:
-    server: RedisServer
-    handle: Handle
-    record_id: str
-    registry: Registry
+#: What :func:`start_redis` returns.
+StartedRedis = Started[RedisServer]
 
 
 def _config(port: int, sdir: Path, password: str) -> str:
@@ -57,57 +52,41 @@ def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
         pidfile="redis.pid",
         stop_signal=signal.SIGTERM,
     )
-    try:
+    with sdir.discarded_on_failure():
         sock_dir = sdir.path / "sock"
         sock_dir.mkdir(mode=0o700)
+        socket_path = sock_dir / "redis.sock"
         log_path = sdir.path / "redis.log"
+        conf = sdir.path / "redis.conf"
         password = secrets.token_urlsafe(18)
-        last_error = ""
-        for port in candidate_ports(settings.redis_port, "cleanroom_redis_port"):
-            conf = sdir.path / "redis.conf"
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
             conf.touch(mode=0o600)
             conf.write_text(_config(port, sdir.path, password))
-            proc = spawn(
-                [str(binary.path), str(conf)],
-                log_path=log_path,
-                account=Account(),
-                cwd=sdir.path,
-                env=clean_env(),
-            )
-            sdir.started(proc.pid)
-            socket_path = sock_dir / "redis.sock"
-            try:
-                wait_ready(
-                    proc,
-                    functools.partial(_ping, socket_path, password),
-                    deadline=deadline,
-                    what=f"redis-server {binary.version} ({binary.path})",
-                    log_path=log_path,
-                    port_taken=lambda log: "Address already in use" in log,
-                )
-            except PortTakenError as exc:
-                last_error = str(exc)
-                continue
-            server = RedisServer(
-                provider="process",
-                host="127.0.0.1",
-                port=port,
-                password=password,
-                unix_socket=str(socket_path),
-                version=binary.version,
-                databases=DATABASES,
-                log=LogSource(kind="file", path=str(log_path)),
-            )
-            return StartedRedis(server, sdir.handle, sdir.record_id, sdir.registry)
-        from .errors import ServiceStartError
+            argv = [str(binary.path), str(conf)]
+            return spawn(argv, log_path=log_path, account=Account(), cwd=sdir.path, env=clean_env())
 
-        raise ServiceStartError(
-            f"redis-server could not bind a free port on 127.0.0.1 after several tries; "
-            f"last log:\n{last_error}"
+        port = start_on_a_free_port(
+            sdir,
+            candidate_ports(settings.redis_port, "cleanroom_redis_port"),
+            launch,
+            functools.partial(_ping, socket_path, password),
+            deadline=deadline,
+            what=f"redis-server {binary.version} ({binary.path})",
+            log_path=log_path,
+            port_taken=lambda log: "Address already in use" in log,
         )
-    except BaseException:
-        sdir.discard()
-        raise
+        server = RedisServer(
+            provider="process",
+            host="127.0.0.1",
+            port=port,
+            password=password,
+            unix_socket=str(socket_path),
+            version=binary.version,
+            databases=DATABASES,
+            log=LogSource(kind="file", path=str(log_path)),
+        )
+        return sdir.started_server(server)
 
 
 def _ping(socket_path: Path, password: str) -> bool:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from . import procutil
 from .errors import ServiceConfigError
@@ -182,3 +182,16 @@ class Registry:
                 f"removed {record['service']} of crashed run {record['run_id']}: {description}"
             )
         return removed
+
+
+ServerT = TypeVar("ServerT")
+
+
+@dataclass
+class Started(Generic[ServerT]):
+    """A server a provider started for the run, and its record in the leftovers registry."""
+
+    server: ServerT
+    handle: Handle
+    record_id: str
+    registry: Registry

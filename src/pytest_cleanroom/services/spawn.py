@@ -10,13 +10,16 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from . import procutil
 from .errors import ServiceConfigError, ServiceStartError
-from .registry import Handle, Owner, Registry, ensure_private_dir
+from .registry import Handle, Owner, Registry, Started, ensure_private_dir
+
+ServerT = TypeVar("ServerT")
 
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux, 104 on macOS
 
@@ -182,6 +185,19 @@ class ServerDir:
         shutil.rmtree(self.data, ignore_errors=True)
         self.registry.remove(self.record_id)
 
+    @contextlib.contextmanager
+    def discarded_on_failure(self) -> Iterator[ServerDir]:
+        """Discard the directory if the block fails (Ctrl-C included): nothing is left behind."""
+        try:
+            yield self
+        except BaseException:
+            self.discard()
+            raise
+
+    def started_server(self, server: ServerT) -> Started[ServerT]:
+        """``server``, running from this directory, with its registry record."""
+        return Started(server, self.handle, self.record_id, self.registry)
+
 
 def _pidfile_path(pidfile: str, path: Path, data: Path) -> str:
     if not pidfile:
@@ -250,6 +266,40 @@ def wait_ready(
             )
         time.sleep(delay)
         delay = min(delay * 1.5, 0.05)
+
+
+def start_on_a_free_port(
+    sdir: ServerDir,
+    ports: Iterable[int],
+    launch: Callable[[int], subprocess.Popen[bytes]],
+    ready: Callable[[], bool],
+    *,
+    deadline: float,
+    what: str,
+    log_path: Path,
+    port_taken: Callable[[str], bool],
+) -> int:
+    """Launch the server on each port in turn until one is ready; returns that port.
+
+    A server that exits because another program took its port in the meantime (``port_taken``
+    recognises its log) is tried again on the next port; any other failure is raised.
+    """
+    last_error = ""
+    for port in ports:
+        proc = launch(port)
+        sdir.started(proc.pid)
+        try:
+            wait_ready(
+                proc, ready, deadline=deadline, what=what, log_path=log_path, port_taken=port_taken
+            )
+        except PortTakenError as exc:
+            last_error = str(exc)
+            continue
+        return port
+    raise ServiceStartError(
+        f"{what} could not bind a free port on 127.0.0.1 after several tries (another program "
+        f"keeps taking them); last log:\n{last_error}"
+    )
 
 
 def tail(path: Path, lines: int = 30) -> str:
