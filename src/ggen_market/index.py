@@ -309,8 +309,12 @@ class PackTable(Mapping[str, PackEntry]):
 
     def matching(self, words: list[str]) -> Iterator[str]:
         """Ids whose search text contains every one of ``words`` (all ids for none)."""
+        texts = self._texts
+        positions: Iterable[int] = range(len(texts))
+        for word in words:  # one pass per word over the survivors of the previous one
+            positions = [i for i in positions if word in texts[i]]
         ids = self._ids
-        return (ids[i] for i, text in enumerate(self._texts) if all(w in text for w in words))
+        return (ids[i] for i in positions)
 
 
 class LazyVersions(Mapping[str, PackVersion]):
