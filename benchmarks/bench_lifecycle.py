@@ -63,6 +63,11 @@ def ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:.0f} ms"
 
 
+def fastest(walls: list[float], cpus: list[float]) -> str:
+    """The fastest run, wall / CPU: what an idle machine gives, when other work disturbs."""
+    return f"{min(walls) * 1000:.0f} / {min(cpus) * 1000:.0f} ms"
+
+
 def median(fn: Callable[[], float], repeat: int) -> float:
     return statistics.median(fn() for _ in range(repeat))
 
@@ -185,6 +190,7 @@ def bench_cache(work: Path, repeat: int) -> list[tuple[str, str, str]]:
     python = [timed_cpu([sys.executable, "-c", "pass"], root) for _ in range(repeat)]
     turbo = bench_turbo(root, work, repeat)
     met = statistics.median(walls) < 0.2
+    cpu_met = statistics.median(cpus) < 0.2
     return [
         (
             f"cache hit, {FILES} input files: whole process (wall)",
@@ -192,20 +198,21 @@ def bench_cache(work: Path, repeat: int) -> list[tuple[str, str, str]]:
             turbo[0],
         ),
         ("  the same, CPU time (user + system)", ms(cpus), turbo[1]),
+        ("  the same, fastest run (wall / CPU)", fastest(walls, cpus), turbo[2]),
         (
             "  goal: whole-process cache hit < 200 ms",
             "met" if met else "NOT met",
-            f"(wall median; python -c pass: {ms([p[0] for p in python])} wall, "
-            f"{ms([p[1] for p in python])} CPU)",
+            f"(wall median; by CPU median: {'met' if cpu_met else 'NOT met'}; python -c pass: "
+            f"{ms([p[0] for p in python])} wall, {ms([p[1] for p in python])} CPU)",
         ),
         ("  inside the runner (task duration, JSON)", ms(inner), "turbo: no inner timing"),
     ]
 
 
-def bench_turbo(root: Path, work: Path, repeat: int) -> tuple[str, str]:
+def bench_turbo(root: Path, work: Path, repeat: int) -> tuple[str, str, str]:
     npm = shutil.which("npm")
     if npm is None:
-        return "turbo: npm not found", ""
+        return "turbo: npm not found", "", ""
     install = work / "turbo-install"
     install.mkdir()
     (install / "package.json").write_text('{"name": "bench-turbo", "private": true}')
@@ -218,7 +225,7 @@ def bench_turbo(root: Path, work: Path, repeat: int) -> tuple[str, str]:
     )
     native = sorted(install.glob("node_modules/@turbo/*/bin/turbo"))
     if done.returncode != 0 or not native:
-        return f"turbo: install failed ({done.stderr.strip()[-200:]})", ""
+        return f"turbo: install failed ({done.stderr.strip()[-200:]})", "", ""
     turbo = str(native[0])
     npm_version = subprocess.run([npm, "--version"], capture_output=True, text=True).stdout.strip()
     (root / "package.json").write_text(
@@ -259,11 +266,15 @@ def bench_turbo(root: Path, work: Path, repeat: int) -> tuple[str, str]:
         shutil.rmtree(root / "pkg" / "out", ignore_errors=True)
         wall, cpu, out = timed_cpu([turbo, "run", "hash", "--output-logs=none"], root, env)
         if "cached" not in out or "1 cached" not in out:
-            return f"turbo: no cache hit ({out.strip()[-200:]})", ""
+            return f"turbo: no cache hit ({out.strip()[-200:]})", "", ""
         walls.append(wall)
         cpus.append(cpu)
     version = subprocess.run([turbo, "--version"], capture_output=True, text=True).stdout.strip()
-    return f"turbo {version} (wall): {ms(walls)}", f"turbo {version} (CPU): {ms(cpus)}"
+    return (
+        f"turbo {version} (wall): {ms(walls)}",
+        f"turbo {version} (CPU): {ms(cpus)}",
+        f"turbo {version}: {fastest(walls, cpus)}",
+    )
 
 
 def main() -> None:

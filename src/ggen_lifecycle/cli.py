@@ -268,11 +268,15 @@ def clean(
         for corrupt in state_dir.glob("state.json.corrupt-*"):
             corrupt.unlink()
         removed["state"] = True
+    if clean_all:
+        shutil.rmtree(state_dir / "validated", ignore_errors=True)
+        (state_dir / "hashes.json").unlink(missing_ok=True)
+        removed["memos"] = True  # validated make.toml data and remembered input hashes
     if as_json:
         _emit({"removed": removed})
         return
     click.echo(f"removed {entries} cache entr{'y' if entries == 1 else 'ies'} ({size} bytes)")
-    for what in ("logs", "state"):
+    for what in ("logs", "state", "memos"):
         if what in removed:
             click.echo(f"removed {what}")
 

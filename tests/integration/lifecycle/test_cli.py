@@ -221,9 +221,13 @@ def test_list_show_graph_dry_run_clean(tmp_path: Path) -> None:
     assert cleaned["removed"]["cache"]["entries"] == 2
     history = json.loads(ggen(root, "state", "--json").stdout)
     assert history["runs"][-1]["result"] == "success"
+    assert (root / ".ggen" / "validated").is_dir()
+    assert (root / ".ggen" / "hashes.json").is_file()
     assert ggen(root, "clean", "--all").returncode == 0
     assert not (root / ".ggen" / "state.json").exists()
     assert not (root / ".ggen" / "logs").exists()
+    assert not (root / ".ggen" / "validated").exists()
+    assert not (root / ".ggen" / "hashes.json").exists()
 
 
 def test_readiness_commands(tmp_path: Path) -> None:
