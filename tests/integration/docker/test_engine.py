@@ -34,13 +34,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker]
 REPO = Path(__file__).resolve().parents[3]
 
 
+def refusal(tmp_path: Path, error: type[Exception]) -> str:
+    """The message of ``error``, with which opening a docker cleanroom must fail."""
+    with pytest.raises(error) as err:
+        Cleanroom(tmp_path / "ws", backend="docker")
+    return str(err.value)
+
+
 def test_missing_socket_names_the_start_script(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing-here.sock")
-    with pytest.raises(DockerSocketMissingError) as err:
-        Cleanroom(tmp_path / "ws", backend="docker")
-    message = str(err.value)
+    message = refusal(tmp_path, DockerSocketMissingError)
     assert "does not exist" in message
     assert "scripts/docker-engine.sh start" in message
     assert not (tmp_path / "ws" / "out").exists()
@@ -55,9 +60,7 @@ def test_socket_without_an_engine_says_the_engine_is_down(
     dead.bind(str(path))
     dead.close()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
-    with pytest.raises(DockerEngineDownError) as err:
-        Cleanroom(tmp_path / "ws", backend="docker")
-    message = str(err.value)
+    message = refusal(tmp_path, DockerEngineDownError)
     assert "engine is down" in message
     assert "exists but nobody answers" in message
     assert "scripts/docker-engine.sh start" in message
@@ -70,11 +73,10 @@ def test_missing_image_names_the_build_script(
 ) -> None:
     image = f"cleanroom/never-built-{uuid.uuid4().hex[:8]}:1"
     monkeypatch.setenv("CLEANROOM_DOCKER_IMAGE", image)
-    with pytest.raises(DockerImageMissingError) as err:
-        Cleanroom(tmp_path / "ws", backend="docker")
-    assert image in str(err.value)
-    assert "scripts/build-images.sh" in str(err.value)
-    assert "never pulled" in str(err.value)
+    message = refusal(tmp_path, DockerImageMissingError)
+    assert image in message
+    assert "scripts/build-images.sh" in message
+    assert "never pulled" in message
 
 
 def _dead_pid() -> int:

@@ -46,6 +46,34 @@ def server_dirs(runtime_dir: Path) -> list[str]:
     return leftovers(runtime_dir)
 
 
+def start_holding_run(directory: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """A child pytest (its own process group) whose test holds postgres and redis until killed;
+    returns once the test has its databases."""
+    (directory / "test_hold.py").write_text(HOLD)
+    ready = directory / "ready"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_hold.py", *args],
+        cwd=directory,
+        env={**env, "READY_FILE": str(ready)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    wait_for_file(ready, proc)
+    return proc
+
+
+def run_later(directory: Path, runtime_dir: Path) -> str:
+    """The next run on the same runtime directory (one passing test); its output."""
+    later = directory / "later"
+    later.mkdir()
+    (later / "test_ok.py").write_text("def test_ok():\n    pass\n")
+    result = run_pytest(later, child_env(runtime_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
 def kill_run_and_check_orphans(proc: subprocess.Popen[str], runtime_dir: Path) -> list[int]:
     """SIGKILL the whole pytest process group; the servers (own sessions) survive as orphans."""
     os.killpg(proc.pid, signal.SIGKILL)
@@ -61,30 +89,14 @@ def kill_run_and_check_orphans(proc: subprocess.Popen[str], runtime_dir: Path) -
 def test_sigkill_of_pytest_leaves_orphans_that_the_next_run_removes(
     tmp_path: Path, runtime_dir: Path, workers: list[str]
 ) -> None:
-    (tmp_path / "test_hold.py").write_text(HOLD)
-    ready = tmp_path / "ready"
-    env = child_env(runtime_dir, READY_FILE=str(ready))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_hold.py", *workers],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    wait_for_file(ready, proc)
+    proc = start_holding_run(tmp_path, child_env(runtime_dir), *workers)
     orphans = kill_run_and_check_orphans(proc, runtime_dir)
     assert len(server_dirs(runtime_dir)) == 3  # postgres (+ its data in RAM) and redis
     assert len(list(Registry(runtime_dir).records())) == 2
 
-    later = tmp_path / "later"
-    later.mkdir()
-    (later / "test_ok.py").write_text("def test_ok():\n    pass\n")
-    result = run_pytest(later, child_env(runtime_dir))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "cleanroom services: removed postgres of crashed run" in result.stdout
-    assert "cleanroom services: removed redis of crashed run" in result.stdout
+    output = run_later(tmp_path, runtime_dir)
+    assert "cleanroom services: removed postgres of crashed run" in output
+    assert "cleanroom services: removed redis of crashed run" in output
     assert processes_under(runtime_dir) == []
     assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in orphans)
     assert server_dirs(runtime_dir) == []
@@ -103,19 +115,7 @@ def _zombie(pid: int) -> bool:
 def test_sigkill_of_pytest_leaves_containers_that_the_next_run_removes(
     tmp_path: Path, runtime_dir: Path
 ) -> None:
-    (tmp_path / "test_hold.py").write_text(HOLD)
-    ready = tmp_path / "ready"
-    env = child_env(runtime_dir, READY_FILE=str(ready), CLEANROOM_SERVICES="docker")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_hold.py"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    wait_for_file(ready, proc)
+    proc = start_holding_run(tmp_path, child_env(runtime_dir, CLEANROOM_SERVICES="docker"))
     owner = f"io.cleanroom.owner-pid={proc.pid}"
     client = docker_client()
     try:
@@ -124,12 +124,7 @@ def test_sigkill_of_pytest_leaves_containers_that_the_next_run_removes(
         running = client.containers.list(filters={"label": owner})
         assert len(running) == 2, "postgres and redis containers outlive the killed run"
 
-        later = tmp_path / "later"
-        later.mkdir()
-        (later / "test_ok.py").write_text("def test_ok():\n    pass\n")
-        result = run_pytest(later, child_env(runtime_dir))
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "removed postgres of crashed run" in result.stdout
+        assert "removed postgres of crashed run" in run_later(tmp_path, runtime_dir)
         assert client.containers.list(all=True, filters={"label": owner}) == []
         assert server_dirs(runtime_dir) == []
     finally:

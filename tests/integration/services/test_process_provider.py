@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,7 +18,7 @@ import redis as redis_py
 from pytest_cleanroom.services import cleanup, pg_process, redis_process, spawn
 from pytest_cleanroom.services.binaries import require_postgres, require_redis
 from pytest_cleanroom.services.errors import ServiceStartError, ServiceUnavailableError
-from pytest_cleanroom.services.registry import Owner, Registry
+from pytest_cleanroom.services.registry import Owner, Registry, Started
 from pytest_cleanroom.services.settings import ServiceSettings
 
 from .conftest import leftovers, processes_under
@@ -47,18 +49,34 @@ def assert_nothing_left(runtime_dir: Path) -> None:
     assert list(Registry(runtime_dir).records()) == []
 
 
-def stop(started: pg_process.StartedPostgres | redis_process.StartedRedis) -> None:
+def stop(started: Started[Any]) -> None:
     cleanup.stop(started.handle)
     started.registry.remove(started.record_id)
+
+
+@contextlib.contextmanager
+def running(
+    start: Callable[..., Started[Any]], settings: ServiceSettings, run_id: str
+) -> Iterator[Any]:
+    """The server ``start`` starts, stopped at the end of the block; nothing may be left."""
+    started = start(settings, run_id=run_id, owner=Owner.current())
+    try:
+        yield started.server
+    finally:
+        stop(started)
+    assert_nothing_left(settings.runtime_dir)
+
+
+def assert_answers(server: Any) -> None:
+    with server.connect() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 @pytest.mark.usefixtures("need_postgres")
 def test_postgres_is_private_fast_and_removed_without_a_trace(
     settings: ServiceSettings, runtime_dir: Path
 ) -> None:
-    started = pg_process.start_postgres(settings, run_id="t1", owner=Owner.current())
-    server = started.server
-    try:
+    with running(pg_process.start_postgres, settings, "t1") as server:
         assert server.provider == "process"
         assert server.host == "127.0.0.1"
         assert server.version.split(".")[0] == str(require_postgres().major)
@@ -84,9 +102,6 @@ def test_postgres_is_private_fast_and_removed_without_a_trace(
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(host="127.0.0.1", port=server.port, user="cleanroom", password="nope")
         assert processes_under(runtime_dir)
-    finally:
-        stop(started)
-    assert_nothing_left(runtime_dir)
 
 
 @pytest.mark.usefixtures("need_postgres")
@@ -99,18 +114,14 @@ def test_initialised_data_directory_is_cached_per_version(
     (entry,) = (tmp_path / "cache" / "postgres").glob("*-*[!k]")  # not the .lock file
     assert entry.name.startswith(first.server.version + "-")
     marker = (entry / "complete").stat()
-    second = pg_process.start_postgres(settings, run_id="c2", owner=Owner.current())
-    try:
+    with running(pg_process.start_postgres, settings, "c2") as second:
         # The second run copied the cache instead of running initdb again.
         again = (entry / "complete").stat()
         assert (again.st_ino, again.st_mtime_ns) == (marker.st_ino, marker.st_mtime_ns)
         # ... and a test's writes never reach the cache.
-        with second.server.connect(autocommit=True) as conn:
+        with second.connect(autocommit=True) as conn:
             conn.execute("CREATE DATABASE scribble")
         assert not any(p.name == "scribble" for p in (entry / "data").rglob("scribble"))
-    finally:
-        stop(second)
-    assert_nothing_left(runtime_dir)
 
 
 @pytest.mark.usefixtures("need_postgres")
@@ -123,14 +134,9 @@ def test_a_corrupt_cache_entry_is_rebuilt(
     # A run killed while publishing the cache: version file garbled, marker gone.
     (entry / "data" / "PG_VERSION").write_text("garbage\n")
     (entry / "complete").unlink()
-    started = pg_process.start_postgres(settings, run_id="k2", owner=Owner.current())
-    try:
-        with started.server.connect() as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+    with running(pg_process.start_postgres, settings, "k2") as server:
+        assert_answers(server)
         assert (entry / "complete").exists()
-    finally:
-        stop(started)
-    assert_nothing_left(runtime_dir)
 
 
 @pytest.mark.usefixtures("need_postgres")
@@ -145,13 +151,8 @@ def test_stale_lock_file_and_stale_postmaster_pid_do_not_block(
     dead = subprocess.Popen(["true"])
     dead.wait()
     (entry / "data" / "postmaster.pid").write_text(f"{dead.pid}\n{entry}/data\n")
-    started = pg_process.start_postgres(settings, run_id="s2", owner=Owner.current())
-    try:
-        with started.server.connect() as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
-    finally:
-        stop(started)
-    assert_nothing_left(runtime_dir)
+    with running(pg_process.start_postgres, settings, "s2") as server:
+        assert_answers(server)
 
 
 @pytest.mark.usefixtures("need_postgres")
@@ -197,21 +198,15 @@ def test_a_port_grabbed_before_the_server_binds_it_is_retried(
         return port
 
     monkeypatch.setattr(spawn, "free_port", first_taken)
-    pg = pg_process.start_postgres(settings, run_id="r1", owner=Owner.current())
-    try:
+    with running(pg_process.start_postgres, settings, "r1") as pg:
         assert offered[0] == listener
-        assert pg.server.port != listener
-        assert "could not bind" in Path(pg.server.log.path or "").read_text()
-    finally:
-        stop(pg)
+        assert pg.port != listener
+        assert "could not bind" in Path(pg.log.path or "").read_text()
     offered.clear()
-    rd = redis_process.start_redis(settings, run_id="r2", owner=Owner.current())
-    try:
-        assert rd.server.port not in (listener, 0)
-        assert rd.server.client().ping()
-    finally:
-        stop(rd)
-    assert_nothing_left(runtime_dir)
+    with running(redis_process.start_redis, settings, "r2") as rd:
+        assert offered[0] == listener
+        assert rd.port not in (listener, 0)
+        assert rd.client().ping()
 
 
 @pytest.mark.usefixtures("need_postgres")
@@ -233,9 +228,7 @@ def test_missing_binaries_name_what_to_install(tmp_path: Path) -> None:
 def test_redis_needs_its_password_on_tcp_and_listens_on_loopback(
     settings: ServiceSettings, runtime_dir: Path
 ) -> None:
-    started = redis_process.start_redis(settings, run_id="rd", owner=Owner.current())
-    server = started.server
-    try:
+    with running(redis_process.start_redis, settings, "rd") as server:
         with pytest.raises(redis_py.AuthenticationError):
             redis_py.Redis(host="127.0.0.1", port=server.port).ping()
         client = redis_py.Redis.from_url(server.url(5))
@@ -249,9 +242,6 @@ def test_redis_needs_its_password_on_tcp_and_listens_on_loopback(
         for address in _non_loopback_ipv4():  # not reachable on another local address
             with socket.socket() as sock:
                 assert sock.connect_ex((address, server.port)) != 0
-    finally:
-        stop(started)
-    assert_nothing_left(runtime_dir)
 
 
 def _non_loopback_ipv4() -> list[str]:
