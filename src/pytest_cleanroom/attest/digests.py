@@ -9,12 +9,17 @@ sandboxed process, so an unchanged stat means unchanged content.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from ..scenarios.tree import Tree
 
 # Larger than the kernel's coarse timestamp tick (10 ms at HZ=100); filesystems with whole-second
 # timestamps are handled by treating the whole second as racy.
@@ -25,9 +30,10 @@ _CHUNK = 1 << 20
 StatKey = tuple[int, int, int, int]
 
 
-@dataclass(frozen=True)
-class FileState:
-    digest: str  # sha256, hex
+class FileState(NamedTuple):
+    """A file's digest (sha256, hex), its stat key, and whether it was racy when read."""
+
+    digest: str
     stat_key: StatKey
     racy: bool
 
@@ -42,9 +48,16 @@ class Snapshot:
     root: Path
     files: dict[str, FileState]
     taken_ns: int
+    #: Watching the workspace since the snapshot (``take_snapshot(..., watch=True)``).
+    tree: Tree | None = field(default=None, compare=False, repr=False)
 
     def digests(self) -> dict[str, str]:
         return {rel: state.digest for rel, state in self.files.items()}
+
+    def close(self) -> None:
+        """Stop watching the workspace."""
+        if self.tree is not None:
+            self.tree.close()
 
 
 @dataclass(frozen=True)
@@ -56,54 +69,119 @@ class WorkspaceChanges:
     removed: tuple[str, ...]
     after: dict[str, str]
 
-    def tree_digest(self) -> str:
-        """``sha256:`` over sorted paths and digests; equals :meth:`Workspace.digest`."""
+    @functools.cached_property
+    def _tree_digest(self) -> str:
         return tree_digest(self.after)
 
+    def tree_digest(self) -> str:
+        """``sha256:`` over sorted paths and digests; equals :meth:`Workspace.digest`."""
+        return self._tree_digest
 
-def take_snapshot(root: str | os.PathLike[str]) -> Snapshot:
-    """Hash every regular file and symlink under ``root`` (sockets, FIFOs, devices are skipped)."""
-    return refresh(Snapshot(Path(root), {}, 0))
+
+def take_snapshot(root: str | os.PathLike[str], *, watch: bool = False) -> Snapshot:
+    """Hash every regular file and symlink under ``root`` (sockets, FIFOs, devices are skipped).
+
+    With ``watch``, the workspace is also watched from then on (inotify, when available), so
+    that :func:`compare` need only look at the entries reported changed instead of walking it.
+    """
+    base = Path(root)
+    taken_ns = time.time_ns()
+    window = taken_ns - RACY_WINDOW_NS
+    tree: Tree | None = None
+    if watch:
+        from ..scenarios.tree import Tree
+
+        tree = Tree(base)
+        tree.read()
+        listing = [
+            (rel, os.path.join(base, rel), key[0], key[1], key[2], key[3], key[4])
+            for rel, key in tree.entries.items()
+            if stat.S_ISREG(key[0]) or stat.S_ISLNK(key[0])
+        ]
+    else:
+        listing = _walk(base)
+    files: dict[str, FileState] = {}
+    for rel, path, mode, ino, size, mtime, ctime in listing:
+        digest = _hash_if_present(path, mode, size)
+        if digest is not None:
+            racy = ctime >= (window if ctime % _SECOND_NS else window - _SECOND_NS)
+            files[rel] = FileState(digest, (ino, size, mtime, ctime), racy)
+    return Snapshot(base, files, taken_ns, tree)
 
 
 def refresh(before: Snapshot) -> Snapshot:
     """A new snapshot of ``before.root`` that re-reads only the files that may have changed."""
     taken_ns = time.time_ns()
     files: dict[str, FileState] = {}
-    for rel, path, st in _walk(before.root):
-        key = _stat_key(st)
+    for rel, path, mode, ino, size, mtime, ctime in _walk(before.root):
+        key = (ino, size, mtime, ctime)
         old = before.files.get(rel)
         if old is not None and not old.racy and old.stat_key == key:
             files[rel] = old
             continue
-        digest = _hash_if_present(path, st)
+        digest = _hash_if_present(path, mode, size)
         if digest is not None:
-            files[rel] = FileState(digest, key, _is_racy(st, taken_ns))
+            files[rel] = FileState(digest, key, _is_racy(ctime, taken_ns))
     return Snapshot(before.root, files, taken_ns)
 
 
 def compare(before: Snapshot) -> WorkspaceChanges:
-    """Files added or changed since ``before`` (with new digests), and files removed."""
-    now = refresh(before).digests()
-    outputs = {rel: d for rel, d in sorted(now.items()) if before.files.get(rel, _NONE).digest != d}
-    removed = tuple(sorted(set(before.files) - set(now)))
-    return WorkspaceChanges(before.digests(), outputs, removed, now)
+    """Files added or changed since ``before`` (with new digests), and files removed. Reads
+    only the entries the workspace's watch reported changed; without a trustworthy watch, one
+    stat walk that re-reads only the files that may have changed (as :func:`refresh` does)."""
+    old_files = before.files
+    changed = before.tree.read() if before.tree is not None else None
+    now: dict[str, str] = {}
+    outputs: dict[str, str] = {}
+    if changed is not None and before.tree is not None:
+        entries = before.tree.entries
+        now = before.digests()
+        for rel in changed:
+            key = entries.get(rel)
+            digest = None
+            if key is not None and (stat.S_ISREG(key[0]) or stat.S_ISLNK(key[0])):
+                digest = _hash_if_present(os.path.join(before.root, rel), key[0], key[2])
+            if digest is None:
+                now.pop(rel, None)
+                continue
+            now[rel] = digest
+            if digest != old_files.get(rel, _NONE).digest:
+                outputs[rel] = digest
+    else:
+        for rel, path, mode, ino, size, mtime, ctime in _walk(before.root):
+            old = old_files.get(rel, _NONE)
+            if not old.racy and old.stat_key == (ino, size, mtime, ctime):
+                now[rel] = old.digest
+                continue
+            digest = _hash_if_present(path, mode, size)
+            if digest is not None:
+                now[rel] = digest
+                if digest != old.digest:
+                    outputs[rel] = digest
+    removed = tuple(sorted(old_files.keys() - now.keys()))
+    return WorkspaceChanges(before.digests(), dict(sorted(outputs.items())), removed, now)
 
 
 def tree_digest(digests: dict[str, str]) -> str:
-    h = hashlib.sha256()
-    for rel in sorted(digests):
-        h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + digests[rel].encode() + b"\n")
-    return "sha256:" + h.hexdigest()
+    """``sha256:`` over each ``path NUL digest LF`` line, paths sorted."""
+    lines = b"".join(
+        b"%s\0%s\n" % (rel.encode("utf-8", "surrogateescape"), digests[rel].encode())
+        for rel in sorted(digests)
+    )
+    return "sha256:" + hashlib.sha256(lines).hexdigest()
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
     """sha256 hex of a file as the snapshot records it (a symlink hashes its target's text)."""
-    return _hash(os.fspath(path), os.lstat(path))
+    st = os.lstat(path)
+    return _hash(os.fspath(path), st.st_mode, st.st_size)
 
 
-def _walk(base: Path) -> list[tuple[str, str, os.stat_result]]:
-    found: list[tuple[str, str, os.stat_result]] = []
+Listed = tuple[str, str, int, int, int, int, int]  # rel, path, mode, ino, size, mtime, ctime
+
+
+def _walk(base: Path) -> list[Listed]:
+    found: list[Listed] = []
     stack = [("", os.fspath(base))]
     while stack:
         prefix, directory = stack.pop()
@@ -114,18 +192,21 @@ def _walk(base: Path) -> list[tuple[str, str, os.stat_result]]:
                 if stat.S_ISDIR(st.st_mode):
                     stack.append((rel + "/", entry.path))
                 elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                    found.append((rel, entry.path, st))
+                    found.append(
+                        (rel, entry.path, st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns,
+                         st.st_ctime_ns)
+                    )  # fmt: skip
     return found
 
 
-def _hash(path: str, st: os.stat_result) -> str:
-    if stat.S_ISLNK(st.st_mode):
+def _hash(path: str, mode: int, size: int) -> str:
+    if stat.S_ISLNK(mode):
         return hashlib.sha256(b"symlink:" + os.fsencode(os.readlink(path))).hexdigest()
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
-        if st.st_size < _CHUNK:  # the common case: one read (plus one to see the end)
-            data = os.read(fd, st.st_size + 1)
-            if len(data) <= st.st_size:
+        if size < _CHUNK:  # the common case: one read (plus one to see the end)
+            data = os.read(fd, size + 1)
+            if len(data) <= size:
                 return hashlib.sha256(data).hexdigest()
             h = hashlib.sha256(data)  # it grew since the stat: read on
         else:
@@ -137,18 +218,14 @@ def _hash(path: str, st: os.stat_result) -> str:
     return h.hexdigest()
 
 
-def _hash_if_present(path: str, st: os.stat_result) -> str | None:
+def _hash_if_present(path: str, mode: int, size: int) -> str | None:
     """The digest, or ``None`` when the file vanished between listing and reading it."""
     try:
-        return _hash(path, st)
+        return _hash(path, mode, size)
     except FileNotFoundError:
         return None
 
 
-def _stat_key(st: os.stat_result) -> StatKey:
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _is_racy(st: os.stat_result, taken_ns: int) -> bool:
-    window = RACY_WINDOW_NS if st.st_ctime_ns % _SECOND_NS else _SECOND_NS + RACY_WINDOW_NS
-    return st.st_ctime_ns >= taken_ns - window
+def _is_racy(ctime_ns: int, taken_ns: int) -> bool:
+    window = RACY_WINDOW_NS if ctime_ns % _SECOND_NS else _SECOND_NS + RACY_WINDOW_NS
+    return ctime_ns >= taken_ns - window

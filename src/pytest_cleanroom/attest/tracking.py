@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 import time
@@ -38,6 +37,7 @@ class CleanroomWatch:
     results: list[RunResult] = field(default_factory=list)
     envelope: WrittenEnvelope | None = None
     coverage: SandboxCoverage | None = None
+    watching: bool = False  # snapshot_inputs was called
 
     @classmethod
     def of_cleanroom(cls, cleanroom: Any) -> CleanroomWatch:
@@ -58,30 +58,33 @@ class CleanroomWatch:
         )
 
     def snapshot_inputs(self, cleanroom: Any) -> None:
-        """Record the workspace's file digests now, at creation, and bring them up to date just
-        before the cleanroom's first command (re-reading only what changed in between).
+        """Record the workspace's file digests just before the cleanroom's first command: what
+        is there then is the commands' input, whoever wrote it.
 
-        Files the test writes between creating the cleanroom and its first command are then
-        inputs, not outputs. Should ``run`` not be wrappable, the creation snapshot stands.
+        One walk that hashes every file, taken when it is needed, after which the workspace is
+        watched (inotify) so that the comparison at teardown reads only what changed; should
+        ``run`` not be wrappable, it is taken now, at creation. A test whose cleanroom never
+        runs a command gets its snapshot at teardown (:meth:`attest`): inputs, no outputs.
         """
-        from .digests import refresh, take_snapshot
+        from .digests import take_snapshot
 
         assert self.workspace is not None
-        self.before = take_snapshot(self.workspace)
+        workspace = self.workspace
         original = cleanroom.run
         lock = threading.Lock()
-        pending = [True]
 
         @functools.wraps(original)
         def run(*args: Any, **kwargs: Any) -> Any:
             with lock:
-                if pending and self.before is not None:
-                    self.before = refresh(self.before)
-                    pending.clear()
+                if self.before is None:
+                    self.before = take_snapshot(workspace, watch=True)
             return original(*args, **kwargs)
 
-        with contextlib.suppress(AttributeError):
+        try:
             cleanroom.run = run
+        except AttributeError:
+            self.before = take_snapshot(workspace)
+        self.watching = True
 
     def properties(self) -> list[tuple[str, str]]:
         """JUnit properties: what the test's commands actually ran with."""
@@ -103,7 +106,16 @@ class CleanroomWatch:
         from .digests import compare
         from .statement import AttestedTest
 
-        changes = compare(self.before) if self.before is not None else None
+        if self.before is None and self.watching and self.workspace is not None:
+            from .digests import take_snapshot
+
+            self.before = take_snapshot(self.workspace)  # no command ran: nothing was produced
+        changes = None
+        if self.before is not None:
+            try:
+                changes = compare(self.before)
+            finally:
+                self.before.close()
         now = time.time()
         started = min([self.created_at, *(r.started_at for r in self.results if r.started_at)])
         finished = max([now, *(r.started_at + r.duration for r in self.results if r.started_at)])

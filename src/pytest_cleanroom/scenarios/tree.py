@@ -19,6 +19,7 @@ import os
 import stat
 import struct
 import time
+import weakref
 from pathlib import Path
 
 from .treediff import StatKey, scan, stat_changes
@@ -71,6 +72,8 @@ class _Watch:
         self.libc = libc
         self.fd = fd
         self.dirs: dict[int, str] = {}  # watch descriptor -> directory, relative ("" = root)
+        # Closed when dropped unclosed (a test stopped midway): inotify instances are few.
+        self._closer = weakref.finalize(self, _close_quietly, fd)
 
     @classmethod
     def open(cls, root: Path) -> _Watch | None:
@@ -104,8 +107,7 @@ class _Watch:
                 found.append((wd, mask, name))
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        self._closer()
 
 
 class Tree:
@@ -211,6 +213,11 @@ class Tree:
             self.close()  # a hard link's other names are not reported: scan from now on
         self.entries = entries
         return changed
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def _linked(key: StatKey) -> bool:
