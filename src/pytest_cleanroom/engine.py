@@ -261,16 +261,19 @@ class Cleanroom:
     def replica(self, workspace: Workspace | str | Path) -> Cleanroom:
         """A cleanroom like this one (policy, backend, seed, timeout, env, services; not the
         listeners or history) on another workspace: for replaying commands."""
-        twin = Cleanroom(
-            workspace,
-            policy=self.policy,
-            backend=self.backend_name,
-            seed=self.seed,
-            timeout=self.timeout,
-            env=self.env,
-        )
+        twin = type(self)(workspace, **self._replica_settings())
         twin.services = dict(self.services)
         return twin
+
+    def _replica_settings(self) -> dict[str, Any]:
+        """The constructor arguments :meth:`replica` passes on (subclasses add their own)."""
+        return {
+            "policy": self.policy,
+            "backend": self.backend_name,
+            "seed": self.seed,
+            "timeout": self.timeout,
+            "env": self.env,
+        }
 
     def close(self) -> None:
         """Kill every command still running (from any thread); later ``run`` calls fail."""

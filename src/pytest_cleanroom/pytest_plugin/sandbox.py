@@ -44,19 +44,9 @@ class PytestCleanroom(Cleanroom):
             warnings.warn(floors.run_warning(self.floor, refused), stacklevel=2)
         return super().run(cmd, policy=final, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
 
-    def replica(self, workspace: Workspace | str | Path) -> PytestCleanroom:
-        """Like :meth:`Cleanroom.replica`, keeping the floor (replays obey the same rule)."""
-        twin = PytestCleanroom(
-            workspace,
-            floor=self.floor,
-            policy=self.policy,
-            backend=self.backend_name,
-            seed=self.seed,
-            timeout=self.timeout,
-            env=self.env,
-        )
-        twin.services = dict(self.services)
-        return twin
+    def _replica_settings(self) -> dict[str, Any]:
+        # Replays keep the floor: they obey the same rule as the test's own commands.
+        return {**super()._replica_settings(), "floor": self.floor}
 
 
 def open_cleanroom(
