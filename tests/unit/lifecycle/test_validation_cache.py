@@ -129,3 +129,29 @@ def test_a_damaged_cache_entry_is_ignored(tmp_path: Path, damage: str) -> None:
     # and the entries were rewritten whole
     for entry in (root / VALIDATED_DIR).glob("*.json"):
         assert isinstance(json.loads(entry.read_text()), dict)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ProjectInfo",
+        "WorkspaceSpec",
+        "CleanroomSpec",
+        "PhaseSpec",
+        "Thresholds",
+        "ReadinessSpec",
+        "CacheSpec",
+        "MakeToml",
+        "WorkspaceMakeToml",
+    ],
+)
+def test_plain_model_and_schema_have_the_same_keys_and_defaults(name: str) -> None:
+    """model.py (what the runner reads) and schema.py (what validates) must not drift apart."""
+    import dataclasses
+
+    from ggen_lifecycle import model, schema
+
+    plain, checked = getattr(model, name), getattr(schema, name)
+    assert [f.name for f in dataclasses.fields(plain)] == list(checked.model_fields)
+    if name != "WorkspaceSpec":  # the one with a required key
+        assert dataclasses.asdict(plain()) == checked().model_dump()
