@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 PY = sys.executable
+# Bytecode is written (as pip does at install): a developer's PYTHONDONTWRITEBYTECODE would
+# otherwise make every run recompile every edited module, which no installed user pays.
+BASE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider", "--co"]
 ALONE = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 CLEANROOM = ["-p", "pytest_cleanroom.plugin"]
@@ -104,7 +107,7 @@ def time_once(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
     """(wall ms, CPU ms) of one run of ``cmd``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env={**os.environ, **env}, capture_output=True)
+    done = subprocess.run(cmd, cwd=cwd, env={**BASE_ENV, **env}, capture_output=True)
     wall = (time.perf_counter() - start) * 1000
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
