@@ -245,19 +245,7 @@ def _wait_postgres(
                 return str(row[0] if row else "?").split()[0], conn.info.server_version
         except psycopg.OperationalError as exc:
             last = str(exc).strip()
-        container.get_wrapped_container().reload()
-        status = container.get_wrapped_container().status
-        if status in ("exited", "dead"):
-            raise _fail(container, "postgres", f"exited ({status})", handle)
-        if time.monotonic() >= deadline:
-            raise _fail(
-                container,
-                "postgres",
-                f"not ready before the start timeout (raise cleanroom_services_start_timeout); "
-                f"last error: {last}",
-                handle,
-            )
-        time.sleep(0.05)
+        _still_starting(container, "postgres", handle, deadline, last)
 
 
 def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> StartedContainer:
@@ -321,18 +309,25 @@ def _wait_redis(container: Any, host: str, port: int, deadline: float, handle: H
             last = str(exc)
         finally:
             client.close()
-        container.get_wrapped_container().reload()
-        status = container.get_wrapped_container().status
-        if status in ("exited", "dead"):
-            raise _fail(container, "redis", f"exited ({status})", handle)
-        if time.monotonic() >= deadline:
-            raise _fail(
-                container,
-                "redis",
-                f"not ready before the start timeout; last error: {last}",
-                handle,
-            )
-        time.sleep(0.05)
+        _still_starting(container, "redis", handle, deadline, last)
+
+
+def _still_starting(container: Any, what: str, handle: Handle, deadline: float, last: str) -> None:
+    """Between two readiness probes: raise if the container died or the start timeout passed
+    (with its log and the probe's last error), else pause a moment."""
+    container.get_wrapped_container().reload()
+    status = container.get_wrapped_container().status
+    if status in ("exited", "dead"):
+        raise _fail(container, what, f"exited ({status})", handle)
+    if time.monotonic() >= deadline:
+        raise _fail(
+            container,
+            what,
+            f"not ready before the start timeout (raise cleanroom_services_start_timeout); "
+            f"last error: {last}",
+            handle,
+        )
+    time.sleep(0.05)
 
 
 def remove_container(handle: Handle, keep_dir: bool = False) -> str:

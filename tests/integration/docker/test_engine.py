@@ -34,6 +34,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker]
 REPO = Path(__file__).resolve().parents[3]
 
 
+def wait_for_container(
+    docker_client: Any, filters: dict[str, Any], run: subprocess.Popen[Any]
+) -> None:
+    """Wait until the child process ``run`` has a running container matching ``filters``."""
+    deadline = time.monotonic() + 60
+    while not docker_client.containers.list(filters=filters):
+        assert run.poll() is None, "the run ended before its container started"
+        assert time.monotonic() < deadline, "the container never started"
+        time.sleep(0.05)
+
+
 def refusal(tmp_path: Path, error: type[Exception]) -> str:
     """The message of ``error``, with which opening a docker cleanroom must fail."""
     with pytest.raises(error) as err:
@@ -135,11 +146,7 @@ def test_container_of_a_killed_run_is_swept_by_the_next_one(
     )
     owner = {"label": [f"{LABEL_OWNER_PID}={proc.pid}", f"{LABEL_ROLE}=backend"]}
     try:
-        deadline = time.monotonic() + 60
-        while not docker_client.containers.list(filters=owner):
-            assert proc.poll() is None, "the run ended before its container started"
-            assert time.monotonic() < deadline, "the container never started"
-            time.sleep(0.05)
+        wait_for_container(docker_client, owner, proc)
     finally:
         proc.send_signal(signal.SIGKILL)  # no chance to clean up
         proc.wait()
@@ -176,11 +183,7 @@ def test_ctrl_c_removes_the_container(tmp_path: Path, docker_client: Any) -> Non
     )
     owner = {"label": f"{LABEL_OWNER_PID}={proc.pid}"}
     try:
-        deadline = time.monotonic() + 60
-        while not docker_client.containers.list(filters=owner):
-            assert proc.poll() is None, "the run ended before its container started"
-            assert time.monotonic() < deadline, "the container never started"
-            time.sleep(0.05)
+        wait_for_container(docker_client, owner, proc)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:

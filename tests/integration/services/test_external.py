@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,7 +21,7 @@ from pytest_cleanroom.services.external import (
     redact,
 )
 from pytest_cleanroom.services.model import PostgresServer, RedisServer
-from pytest_cleanroom.services.registry import Owner
+from pytest_cleanroom.services.registry import Owner, Started
 from pytest_cleanroom.services.settings import ServiceSettings
 from pytest_cleanroom.services.spawn import free_port
 from tests.conftest import require
@@ -31,20 +33,12 @@ pytestmark = pytest.mark.integration
 SECRET = "s3cret-Pa55"
 
 
-@pytest.fixture(scope="module")
-def team_postgres() -> Iterator[PostgresServer]:
-    """A running server with a role 'team' (CREATEDB) and a role 'reader' (no CREATEDB)."""
-    from pytest_cleanroom.services.binaries import find_postgres
-
-    require(find_postgres() is not None, "PostgreSQL server binaries (apt-get install postgresql)")
+@contextlib.contextmanager
+def team_server(start: Callable[..., Started[Any]]) -> Iterator[Any]:
+    """The "team's own" server: started in a private directory by the process provider."""
     runtime = Path(tempfile.mkdtemp(prefix="crx-", dir="/tmp"))
-    started = pg_process.start_postgres(
-        ServiceSettings(runtime_dir=runtime), run_id="team", owner=Owner.current()
-    )
+    started = start(ServiceSettings(runtime_dir=runtime), run_id="team", owner=Owner.current())
     try:
-        with started.server.connect(autocommit=True) as conn:
-            conn.execute(f"CREATE ROLE team LOGIN CREATEDB PASSWORD '{SECRET}'")
-            conn.execute(f"CREATE ROLE reader LOGIN PASSWORD '{SECRET}'")
         yield started.server
     finally:
         cleanup.stop(started.handle)
@@ -54,20 +48,25 @@ def team_postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="module")
+def team_postgres() -> Iterator[PostgresServer]:
+    """A running server with a role 'team' (CREATEDB) and a role 'reader' (no CREATEDB)."""
+    from pytest_cleanroom.services.binaries import find_postgres
+
+    require(find_postgres() is not None, "PostgreSQL server binaries (apt-get install postgresql)")
+    with team_server(pg_process.start_postgres) as server:
+        with server.connect(autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE team LOGIN CREATEDB PASSWORD '{SECRET}'")
+            conn.execute(f"CREATE ROLE reader LOGIN PASSWORD '{SECRET}'")
+        yield server
+
+
+@pytest.fixture(scope="module")
 def team_redis() -> Iterator[RedisServer]:
     from pytest_cleanroom.services.binaries import find_redis
 
     require(find_redis() is not None, "redis-server (apt-get install redis-server)")
-    runtime = Path(tempfile.mkdtemp(prefix="crx-", dir="/tmp"))
-    started = redis_process.start_redis(
-        ServiceSettings(runtime_dir=runtime), run_id="team", owner=Owner.current()
-    )
-    try:
-        yield started.server
-    finally:
-        cleanup.stop(started.handle)
-        started.registry.remove(started.record_id)
-        shutil.rmtree(runtime, ignore_errors=True)
+    with team_server(redis_process.start_redis) as server:
+        yield server
 
 
 def pg_url(server: PostgresServer, user: str = "team", password: str = SECRET) -> str:

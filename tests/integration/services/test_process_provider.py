@@ -155,27 +155,22 @@ def test_stale_lock_file_and_stale_postmaster_pid_do_not_block(
         assert_answers(server)
 
 
-@pytest.mark.usefixtures("need_postgres")
-def test_fixed_postgres_port_taken_by_another_program(
-    settings: ServiceSettings, runtime_dir: Path, listener: int
+@pytest.mark.parametrize("service", ["postgres", "redis"])
+def test_fixed_port_taken_by_another_program(
+    settings: ServiceSettings,
+    runtime_dir: Path,
+    listener: int,
+    service: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    settings = settings.with_changes(postgres_port=listener)
+    request.getfixturevalue(f"need_{service}")
+    start = pg_process.start_postgres if service == "postgres" else redis_process.start_redis
+    settings = settings.with_changes(**{f"{service}_port": listener})
     with pytest.raises(ServiceStartError) as info:
-        pg_process.start_postgres(settings, run_id="p1", owner=Owner.current())
+        start(settings, run_id="p1", owner=Owner.current())
     message = str(info.value)
     assert f"port {listener} on 127.0.0.1" in message
-    assert "cleanroom_postgres_port" in message
-    assert_nothing_left(runtime_dir)
-
-
-@pytest.mark.usefixtures("need_redis")
-def test_fixed_redis_port_taken_by_another_program(
-    settings: ServiceSettings, runtime_dir: Path, listener: int
-) -> None:
-    settings = settings.with_changes(redis_port=listener)
-    expected = f"port {listener} on 127.0.0.1.*cleanroom_redis_port"
-    with pytest.raises(ServiceStartError, match=expected):
-        redis_process.start_redis(settings, run_id="p2", owner=Owner.current())
+    assert f"cleanroom_{service}_port" in message
     assert_nothing_left(runtime_dir)
 
 
