@@ -9,8 +9,9 @@ Side by side in one run (medians over --repeat fresh workspaces; measured, never
    files that settled before the snapshot, and with files written just before it (all "racy",
    so all re-hashed at teardown).
 2. Peers on the same tree: a full re-hash at teardown (what the stat check avoids), the previous
-   scheme's snapshot at creation plus its stat refresh before the first command, the engine's
-   own ``Workspace.digest()``, coreutils ``sha256sum`` over every file, and the command itself.
+   scheme's snapshot at creation plus its stat refresh before the first command, the comparison
+   by a stat walk (the fallback, and the previous scheme's) instead of the watch's events, the
+   engine's own ``Workspace.digest()``, coreutils ``sha256sum`` over every file, and the command.
 3. End to end through pytest: the same test (fixture writes 1,000 files, one command) run with and
    without ``--cleanroom-attest``; per-test time of the call and teardown phases, where the
    attestation's work happens (setup, which writes the files, is left out: on a slow disk its
@@ -22,6 +23,7 @@ Run: ``.venv/bin/python benchmarks/bench_attest.py [--files 1000] [--repeat 7] [
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -82,11 +84,15 @@ def one_round(base: Path, files: int, settled: bool, key: SigningKey) -> dict[st
     room = Cleanroom(ws_root, policy="standard")
     attester = Attester(out_dir, key, Builder.current("bench"))
     row: dict[str, Cost] = {}
-    row["snapshot before 1st command"], before = timed(lambda: take_snapshot(ws_root))
+    row["snapshot before 1st command"], before = timed(lambda: take_snapshot(ws_root, watch=True))
     row["command"], result = timed(lambda: room.run(COMMAND))
     assert result.exit_code == 0, result.describe()
+    walked = dataclasses.replace(before, tree=None)  # the same snapshot, compared by a walk
     row["compare"], changes = timed(lambda: compare(before))
     assert len(changes.outputs) == 11, sorted(changes.outputs)
+    before.close()
+    row["peer: compare by a walk"], walk_changes = timed(lambda: compare(walked))
+    assert walk_changes == changes
     test = AttestedTest("bench::test", [result], str(ws_root), changes, time.time(), time.time())
     row["sign+write"], written = timed(lambda: attester.attest_test(test))
     steps = ("snapshot before 1st command", "compare", "sign+write")
