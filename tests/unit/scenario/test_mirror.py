@@ -17,6 +17,7 @@ from pytest_cleanroom.scenarios.repeat import RepeatCheckError
 from pytest_cleanroom.scenarios.replay import attach_repeat_checker
 from pytest_cleanroom.scenarios.tree import Tree, changes_since
 from pytest_cleanroom.scenarios.treediff import scan, stat_changes
+from tests.conftest import require_binary
 
 State = dict[str, tuple[str, int, bytes, int]]
 
@@ -132,8 +133,12 @@ def test_hard_links_and_special_files_need_a_fresh_copy(source: Path) -> None:
 
 
 @pytest.mark.integration
-def test_the_replay_sees_what_the_test_changed_between_commands(tmp_path: Path) -> None:
-    room = Cleanroom(tmp_path / "ws", policy="standard", seed=7)
+@pytest.mark.parametrize("backend", ["bwrap", "unshare"])
+def test_the_replay_sees_what_the_test_changed_between_commands(
+    tmp_path: Path, backend: str
+) -> None:
+    require_binary(backend, "apt-get install bubblewrap util-linux")
+    room = Cleanroom(tmp_path / "ws", policy="standard", seed=7, backend=backend)
     checker = attach_repeat_checker(room)
     try:
         (room.workspace.root / "in.txt").write_text("one\n")
@@ -157,8 +162,12 @@ def test_the_replay_sees_what_the_test_changed_between_commands(tmp_path: Path) 
 
 
 @pytest.mark.integration
-def test_after_a_difference_the_next_command_starts_from_a_fresh_copy(tmp_path: Path) -> None:
-    room = Cleanroom(tmp_path / "ws", policy="standard", seed=7)
+@pytest.mark.parametrize("backend", ["bwrap", "unshare"])
+def test_after_a_difference_the_next_command_starts_from_a_fresh_copy(
+    tmp_path: Path, backend: str
+) -> None:
+    require_binary(backend, "apt-get install bubblewrap util-linux")
+    room = Cleanroom(tmp_path / "ws", policy="standard", seed=7, backend=backend)
     checker = attach_repeat_checker(room)
     try:
         with pytest.raises(RepeatCheckError, match=r"noise\.txt"):
