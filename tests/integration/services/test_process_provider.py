@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import pwd
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from pytest_cleanroom.services.binaries import require_postgres, require_redis
 from pytest_cleanroom.services.errors import ServiceStartError, ServiceUnavailableError
 from pytest_cleanroom.services.registry import Owner, Registry, Started
 from pytest_cleanroom.services.settings import ServiceSettings
+from tests.conftest import require_binary
 
 from .conftest import leftovers, processes_under
 
@@ -243,3 +249,93 @@ def _non_loopback_ipv4() -> list[str]:
     out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
     addresses = [line.split()[3].split("/")[0] for line in out.stdout.splitlines()]
     return [a for a in addresses if not a.startswith("127.")]
+
+
+AS_ORDINARY_USER = """
+import json, os, sys
+from pathlib import Path
+
+import psycopg
+
+from pytest_cleanroom.services import cleanup, pg_process, spawn
+from pytest_cleanroom.services.registry import Owner
+from pytest_cleanroom.services.settings import ServiceSettings
+
+runtime, data, cache = map(Path, sys.argv[1:4])
+settings = ServiceSettings(
+    runtime_dir=runtime, data_dir=data, cache_dir=cache, start_timeout=60.0, base_dir=runtime
+)
+started = pg_process.start_postgres(settings, run_id="nr", owner=Owner.current())
+server = started.server
+try:
+    status = Path(f"/proc/{started.handle['pid']}/status").read_text()
+    socket_dir = os.stat(server.unix_socket_dir)
+    with server.connect() as conn:  # the unix socket, trusted
+        user = conn.execute("SELECT current_user").fetchone()[0]
+    with psycopg.connect(server.dsn()) as conn:  # TCP, with the password
+        tcp = conn.execute("SELECT 1").fetchone()[0]
+    report = {
+        "euid": os.geteuid(),
+        "account_uid": spawn.postgres_account().uid,
+        "server_uid": int(next(l for l in status.splitlines() if l.startswith("Uid:")).split()[1]),
+        "user": user,
+        "tcp": tcp,
+        "socket_dir": [socket_dir.st_uid, socket_dir.st_mode & 0o777],
+    }
+finally:
+    cleanup.stop(started.handle)
+    started.registry.remove(started.record_id)
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.usefixtures("need_postgres")
+def test_an_ordinary_user_runs_initdb_and_postgres_as_itself(
+    settings: ServiceSettings, runtime_dir: Path
+) -> None:
+    # PostgreSQL refuses root, so as root the provider switches to the 'postgres' account; an
+    # ordinary user runs initdb and postgres directly. When the tests run as root, the provider
+    # runs in a child switched to 'nobody' (setpriv), with directories of its own.
+    prefix: list[str] = []
+    uid = os.geteuid()
+    cache = Path(tempfile.mkdtemp(prefix="crc-", dir="/tmp"))
+    data = settings.data_dir
+    assert data is not None
+    if uid == 0:
+        require_binary("setpriv", "apt-get install util-linux")
+        nobody = pwd.getpwnam("nobody")
+        uid = nobody.pw_uid
+        prefix = ["setpriv", f"--reuid={uid}", f"--regid={nobody.pw_gid}", "--clear-groups", "--"]
+        for path in (runtime_dir, cache):
+            os.chown(path, uid, nobody.pw_gid)
+    try:
+        done = subprocess.run(
+            [
+                *prefix,
+                sys.executable,
+                "-c",
+                AS_ORDINARY_USER,
+                str(runtime_dir),
+                str(data),
+                str(cache),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HOME": str(cache), "PYTHONDONTWRITEBYTECODE": "1"},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["euid"] == uid != 0
+        assert report["account_uid"] is None  # no account switch: the caller itself
+        assert report["server_uid"] == uid
+        assert report["user"] == "cleanroom"
+        assert report["tcp"] == 1
+        assert report["socket_dir"] == [uid, 0o700]  # the caller's alone
+        # The initialised data directory was cached for the next run, as the caller's.
+        (entry,) = (p for p in (cache / "postgres").iterdir() if p.is_dir())
+        assert (entry / "data" / "PG_VERSION").stat().st_uid == uid
+        assert_nothing_left(runtime_dir)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
