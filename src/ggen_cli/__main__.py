@@ -21,7 +21,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "market": ("ggen_market.cli:market", "find, install and verify gpacks"),
     "template": ("ggen_market.cli:template", "generate files from an installed gpack's templates"),
     "lifecycle": ("ggen_lifecycle.cli:lifecycle", "run make.toml phases, readiness checks"),
-    "attest": ("pytest_cleanroom.attest.cli:attest", "verify signed attestations of test runs"),
+    "attest": ("pytest_cleanroom.attest.cli:attest", "make keys, verify signed attestations"),
 }
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @click.group()
 def attest() -> None:
-    """Verify signed attestations of test runs (written by pytest --cleanroom-attest=DIR)."""
+    """Make signing keys; verify attestations written by pytest --cleanroom-attest=DIR."""
 
 
 @attest.command()
