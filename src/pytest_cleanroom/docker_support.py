@@ -318,48 +318,35 @@ def _sweep_cgroups(hierarchies: dict[str, Path]) -> None:
         pid, _, rest = name.partition("-")
         if pid.isdigit() and process_start_time(int(pid)) == rest.partition("-")[0]:
             continue
-        ContainerCgroups(name, hierarchies).remove(attempts=1)
+        ContainerCgroups(f"/{CGROUP_TOP}/{name}", hierarchies).remove(attempts=1)
 
 
 @dataclass(frozen=True)
 class CgroupUsage:
-    """What a container's processes used: peak memory (bytes), CPU time (seconds), and whether
-    the task limit refused a fork at any moment of the run."""
+    """What a container's processes used: peak memory (bytes), CPU time (seconds)."""
 
     peak_memory: int | None
     cpu_time: float | None
-    tasks_refused: bool = False
 
 
 class ContainerCgroups:
-    """Two nested groups of one container, created by this process, read after it exited.
+    """A ``cgroup_parent`` of one container, created by this process, read after it exited.
 
-    ``/cleanroom-docker/<name>`` (:attr:`group`) holds the task limit in its ``pids.max``;
-    ``<group>/command`` (:attr:`parent`) is the container's ``cgroup_parent``. Docker's cgroupfs
-    driver puts the container's own groups at ``<parent>/<container id>`` in every hierarchy and
-    removes them when the container stops; the two groups above outlive them and keep:
-
-    * the hierarchical peak memory and CPU time;
-    * the proof that a fork was refused: the kernel charges a new task from the forking group
-      upwards and raises each level's ``pids.peak`` before it reaches the level whose limit
-      refuses it, so ``<parent>/pids.peak`` goes above the limit of :attr:`group` exactly when a
-      fork was refused, however soon the container ends afterwards.
-
-    The live counters (OOM kills, refused forks, CPU) are also read from the container's groups
-    while it runs, so that a breach kills it at once. Only for a local engine with cgroup v1 and
-    the cgroupfs driver, run as root (see :meth:`for_engine`).
+    Docker's cgroupfs driver puts the container's groups at ``<parent>/<container id>`` in every
+    hierarchy; their parent keeps the hierarchical peak memory and CPU time once the container's
+    own groups are gone, and the live counters (OOM kills, task-limit hits, CPU) are read from
+    the container's groups while it runs. Only for a local engine with cgroup v1 and the
+    cgroupfs driver, run as root (see :meth:`for_engine`).
     """
 
-    def __init__(self, name: str, hierarchies: dict[str, Path]) -> None:
-        self.group = f"/{CGROUP_TOP}/{name}"
-        self.parent = f"{self.group}/command"
+    def __init__(self, parent: str, hierarchies: dict[str, Path]) -> None:
+        self.parent = parent
         self.hierarchies = hierarchies
         self.container_id: str | None = None
-        self.task_limit: int | None = None
 
     @classmethod
     def for_engine(cls, engine_info: Mapping[str, Any], host: str) -> ContainerCgroups | None:
-        """New groups, or None when containers of this engine cannot be measured here."""
+        """A new parent group, or None when containers of this engine cannot be measured here."""
         if (
             os.geteuid() != 0
             or unix_socket_path(host) is None
@@ -371,13 +358,10 @@ class ContainerCgroups:
         if not all(c in hierarchies for c in ("memory", "cpuacct", "pids")):
             return None
         name = f"{os.getpid()}-{process_start_time(os.getpid())}-{next(_cgroup_counter)}"
-        return cls(name, hierarchies)
-
-    def _dir(self, controller: str, group: str) -> Path:
-        return self.hierarchies[controller] / group.lstrip("/")
+        return cls(f"/{CGROUP_TOP}/{name}", hierarchies)
 
     def _file(self, controller: str, name: str, *, own: bool) -> Path:
-        path = self._dir(controller, self.parent)
+        path = self.hierarchies[controller] / self.parent.lstrip("/")
         if own and self.container_id:
             path = path / self.container_id
         return path / name
@@ -399,39 +383,13 @@ class ContainerCgroups:
                 return int(value)
         return 0
 
-    def limit_tasks(self, limit: int) -> bool:
-        """Set the container's task limit on :attr:`group` (before the container starts).
-
-        Returns False when the kernel keeps no ``pids.peak`` to prove a refusal afterwards
-        (Linux before 6.1) or the groups cannot be written; the caller then lets Docker set the
-        limit on the container's own group, where refusals are seen only while it runs.
-        """
-        try:
-            tasks = self._dir("pids", self.parent)
-            tasks.mkdir(parents=True, exist_ok=True)
-            if not (tasks / "pids.peak").exists():
-                return False
-            (self._dir("pids", self.group) / "pids.max").write_text(str(limit))
-        except OSError:
-            return False
-        self.task_limit = limit
-        return True
-
     def oom_kills(self) -> int:
         """OOM kills in the running container's memory group."""
         return self._counter("memory", "memory.oom_control", "oom_kill")
 
     def pids_max_hits(self) -> int:
-        """Forks refused in the running container's pids group."""
+        """Forks refused by the running container's task limit."""
         return self._counter("pids", "pids.events", "max")
-
-    def tasks_refused(self) -> bool:
-        """Whether the task limit set by :meth:`limit_tasks` refused a fork (also once the
-        container is gone)."""
-        if self.task_limit is None:
-            return False
-        peak = self._int("pids", "pids.peak", own=False)
-        return peak is not None and peak > self.task_limit
 
     def cpu_time(self) -> float | None:
         """CPU seconds used so far by the container's processes."""
@@ -439,35 +397,90 @@ class ContainerCgroups:
         return None if used is None else used / 1e9
 
     def usage(self) -> CgroupUsage:
-        """Peak memory, CPU time and refused forks of everything that ran under the groups."""
+        """Peak memory and CPU time of everything that ran under the parent group."""
         return CgroupUsage(
-            self._int("memory", "memory.max_usage_in_bytes", own=False),
-            self.cpu_time(),
-            self.tasks_refused(),
+            self._int("memory", "memory.max_usage_in_bytes", own=False), self.cpu_time()
         )
 
     def remove(self, attempts: int = 100) -> None:
-        """Remove the groups from every hierarchy (once the container is removed), innermost
-        first; a group still busy after ``attempts`` tries (10 ms apart) is left for a later
-        sweep."""
+        """Remove the parent group from every hierarchy (once its container is removed);
+        a group still busy after ``attempts`` tries (10 ms apart) is left for a later sweep."""
         for mount in set(self.hierarchies.values()):
-            top = mount / self.group.lstrip("/")
-            inner = [Path(d) for d, _, _ in os.walk(top, topdown=False)]
-            for path in inner:
-                if not _rmdir(path, attempts):
+            path = mount / self.parent.lstrip("/")
+            for attempt in range(attempts):
+                try:
+                    path.rmdir()
                     break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or attempt == attempts - 1:
+                        break
+                    time.sleep(0.01)
 
 
-def _rmdir(path: Path, attempts: int) -> bool:
-    """Remove an empty cgroup, retrying while it is busy; True when it is gone."""
-    for attempt in range(attempts):
+# -- refused forks, from the kernel's own log ----------------------------------------------------
+
+KMSG = "/dev/kmsg"
+_FORK_REFUSED = "fork rejected by pids controller in "
+
+
+class KernelLog:
+    """The kernel log's records written after this object was made (``/dev/kmsg``, root only).
+
+    The pids controller logs "fork rejected by pids controller in <cgroup>" the first time it
+    refuses a fork in a cgroup, in the refused fork itself: the record is there when the command
+    ends, however soon after, while the container's cgroup (and its ``pids.events``) is removed
+    with the container.
+    """
+
+    def __init__(self) -> None:
+        self._fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            path.rmdir()
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError as exc:
-            if exc.errno != errno.EBUSY or attempt == attempts - 1:
-                return False
-            time.sleep(0.01)
-    return False
+            os.lseek(self._fd, 0, os.SEEK_END)
+        except OSError:
+            os.close(self._fd)
+            raise
+        self._seen: list[str] = []
+
+    @classmethod
+    def open(cls) -> KernelLog | None:
+        """A reader from now on, or None when the kernel log cannot be read here."""
+        try:
+            return cls()
+        except OSError:
+            return None
+
+    def _read(self) -> None:
+        while True:
+            try:
+                record = os.read(self._fd, 8192)
+            except BlockingIOError:
+                return
+            except BrokenPipeError:
+                continue  # older records were overwritten; reading goes on with the next one
+            except OSError:
+                return
+            if not record:
+                return
+            text = record.decode(errors="replace").partition(";")[2]
+            self._seen.append(text.split("\n", 1)[0])
+
+    def fork_refused_in(self, cgroup_name: str) -> bool:
+        """Whether the pids controller refused a fork in a cgroup whose last path component is
+        ``cgroup_name`` (a container id) since this reader was opened."""
+        self._read()
+        suffix = "/" + cgroup_name
+        for message in self._seen:
+            line = message.strip()
+            if not line.endswith(suffix):
+                continue
+            # The path may arrive as a record of its own (a continuation split by other CPUs'
+            # messages); an OOM report naming the same cgroup has other text around it.
+            if _FORK_REFUSED in line or (line.startswith("/") and " " not in line):
+                return True
+        return False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)

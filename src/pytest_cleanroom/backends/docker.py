@@ -16,7 +16,8 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
   size and per-process CPU time as rlimits, whole-tree CPU time and breaches watched through the
   cgroups while it runs; wall-clock timeout and breaches kill the container. Where the backend
   measures containers (see :class:`~pytest_cleanroom.docker_support.ContainerCgroups`), a
-  refused fork is also found after the container is gone.
+  refused fork is also found after the container is gone, in the kernel's log
+  (:class:`~pytest_cleanroom.docker_support.KernelLog`).
 * environment: exactly ``spec.env`` (``env -i`` in the container: Docker's own ``HOSTNAME`` and
   the image's variables do not leak in).
 
@@ -204,6 +205,8 @@ class _Run:
         self.duration = 0.0
         self._sock: Any = None
         self.usage: ds.CgroupUsage | None = None
+        self.kernel_log: ds.KernelLog | None = None
+        self.fork_refused = False
 
     # -- container configuration ----------------------------------------------------------------
 
@@ -256,8 +259,6 @@ class _Run:
         host_network = policy.network == "host"
         st = spec.workspace.stat()
         tasks = policy.max_processes + OVERHEAD_PROCESSES if policy.max_processes else None
-        if tasks is not None and self.cgroups is not None and self.cgroups.limit_tasks(tasks):
-            tasks = None  # limited by the container's parent group, which outlives it
         host_config = self.client.api.create_host_config(
             mounts=mounts,
             tmpfs=tmpfs,
@@ -317,6 +318,8 @@ class _Run:
         params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": int(spec.stdin is not None)}
         self._sock = self.client.api.attach_socket(self.container_id, params=params)
         reader = threading.Thread(target=self._read, name=f"{self.name}-out", daemon=True)
+        if self.cgroups is not None and spec.policy.max_processes is not None:
+            self.kernel_log = ds.KernelLog.open()
         t0 = time.monotonic()
         self.started_at = time.time()
         try:
@@ -417,6 +420,10 @@ class _Run:
         if self.cgroups is not None:
             self.usage = self.cgroups.usage()
             self.cgroups.remove()
+        if self.kernel_log is not None:
+            assert self.container_id is not None
+            self.fork_refused = self.kernel_log.fork_refused_in(self.container_id)
+            self.kernel_log.close()
 
     # -- result -----------------------------------------------------------------------------------
 
@@ -431,7 +438,7 @@ class _Run:
         limit = self.kill_reason if self.kill_reason != "cancel" else None
         if limit is None and self.oom_killed:
             limit = LIMIT_MEMORY
-        if limit is None and usage is not None and usage.tasks_refused:
+        if limit is None and self.fork_refused:
             limit = LIMIT_PROCESSES
         if limit is None:
             limit = limit_of_exit_code(exit_code, policy)

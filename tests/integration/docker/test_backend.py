@@ -371,6 +371,22 @@ def test_a_command_exiting_right_after_a_refused_fork_is_reported_as_processes(
         assert result.exit_code in (3, 137)
 
 
+@pytest.mark.parametrize("max_processes", [1, 2])
+def test_a_tiny_task_limit_counts_the_command_not_the_container_set_up(
+    tmp_path: Path, docker_client: Any, max_processes: int
+) -> None:
+    # The runtime forks while it sets the container up; only the command's tasks count.
+    policy = SMALL.replace(max_processes=max_processes)
+    with Cleanroom(tmp_path / "ws", backend="docker", policy=policy) as room:
+        room.run(["true"]).assert_success()
+        result = room.run(["sh", "-c", "sleep 0 & wait"])  # two tasks: sh and sleep
+    if max_processes == 1:
+        result.assert_limit_exceeded("processes")
+    else:
+        result.assert_success()
+        assert result.limit_exceeded is None
+
+
 def test_a_command_reaching_but_not_exceeding_the_task_limit_is_not_reported(
     small: Cleanroom,
 ) -> None:
