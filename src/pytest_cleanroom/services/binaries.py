@@ -87,7 +87,14 @@ def postgres_candidates(explicit: Path | None) -> list[Path]:
 
 @functools.lru_cache(maxsize=32)
 def _version_output(program: Path) -> str:
-    """What ``program --version`` prints ("" when it cannot run)."""
+    """What ``program --version`` prints ("" when it cannot run), remembered across runs."""
+    from .settings import default_cache_dir
+    from .version_cache import version_output
+
+    return version_output(program, _ask_version, default_cache_dir(os.environ))
+
+
+def _ask_version(program: Path) -> str:
     try:
         return subprocess.run(
             [str(program), "--version"], capture_output=True, text=True, timeout=20, check=False
