@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import tomlpos
+from pytest_cleanroom import tomlpos
+
 from .errors import ConfigError, UnknownEnvironmentError, UnknownPhaseError, UnknownWorkspaceError
 from .model import (
     STANDARD_PHASES,

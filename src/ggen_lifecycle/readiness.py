@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from . import tomlpos
+from pytest_cleanroom import tomlpos
+
 from .config import did_you_mean, read_toml, validate_model
 from .errors import ReadinessError
 from .model import Thresholds

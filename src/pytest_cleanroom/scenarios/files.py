@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import PolicyError
 from ..policy import Policy
+from ..tomlpos import KeyLines
 from .model import Scenario, ScenarioError, Step, _GroupRef
 
 if sys.version_info >= (3, 11):
@@ -175,7 +176,7 @@ def load_scenario_file(path: str | Path) -> list[ScenarioVariant]:
 
 def parse_scenario_data(data: dict[str, Any], text: str, path: Path) -> list[ScenarioVariant]:
     """Validate parsed TOML ``data`` (``text`` is the source, for line numbers)."""
-    where = _Locator(text)
+    where = KeyLines(text)
     try:
         model = _FileModel.model_validate(data)
     except ValidationError as exc:
@@ -240,7 +241,7 @@ def parse_scenario_data(data: dict[str, Any], text: str, path: Path) -> list[Sce
 
 
 def _build_step(
-    table: _StepTable, loc: tuple[Any, ...], sub: Any, path: Path, where: _Locator
+    table: _StepTable, loc: tuple[Any, ...], sub: Any, path: Path, where: KeyLines
 ) -> Step:
     run: str | tuple[str, ...]
     if isinstance(table.run, str):
@@ -270,7 +271,7 @@ def _opt(sub: Any, value: str | None, loc: tuple[Any, ...]) -> str | None:
 
 
 def _entries_with_groups(
-    tables: Sequence[_StepTable], steps: Sequence[Step], path: Path, where: _Locator
+    tables: Sequence[_StepTable], steps: Sequence[Step], path: Path, where: KeyLines
 ) -> list[Step | _GroupRef]:
     """Consecutive steps sharing a ``group`` become one concurrent group."""
     entries: list[Step | _GroupRef] = []
@@ -300,7 +301,7 @@ def _entries_with_groups(
     return entries
 
 
-def _check_unique(names: list[str], array: str, path: Path, where: _Locator) -> None:
+def _check_unique(names: list[str], array: str, path: Path, where: KeyLines) -> None:
     seen: set[str] = set()
     for i, name in enumerate(names):
         if name in seen:
@@ -313,7 +314,7 @@ def _check_unique(names: list[str], array: str, path: Path, where: _Locator) -> 
 def _matrix_rows(
     matrix: dict[str, list[MatrixValue]] | list[dict[str, MatrixValue]] | None,
     path: Path,
-    where: _Locator,
+    where: KeyLines,
 ) -> Iterator[dict[str, MatrixValue]]:
     """A table of lists gives their product; an array of tables gives one row per table."""
     if matrix is None:
@@ -400,52 +401,3 @@ def _toml_error_line(exc: Exception, text: str) -> int | None:
     if "end of document" in str(exc):
         return max(1, len(text.splitlines()))
     return None
-
-
-class _Locator:
-    """Maps a key path such as ``("steps", 2, "run")`` to the line that defines it."""
-
-    _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
-    _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*=")
-
-    def __init__(self, text: str) -> None:
-        self.lines: dict[tuple[Any, ...], int] = {}
-        counters: dict[str, int] = {}
-        table: tuple[Any, ...] = ()
-        in_multiline: str | None = None
-        for number, line in enumerate(text.splitlines(), start=1):
-            if in_multiline is not None:
-                if line.count(in_multiline) % 2 == 1:
-                    in_multiline = None
-                continue
-            header = self._HEADER.match(line)
-            if header:
-                name = header.group(2).strip().strip("\"'")
-                parts: tuple[Any, ...] = tuple(name.split("."))
-                if header.group(1) == "[[":
-                    index = counters.get(name, 0)
-                    counters[name] = index + 1
-                    parts = (*parts, index)
-                    self.lines.setdefault(parts[:-1], number)
-                table = parts
-                self.lines.setdefault(table, number)
-                continue
-            key = self._KEY.match(line)
-            if key:
-                self.lines.setdefault((*table, key.group(1).strip("\"'")), number)
-                self._inline_table_keys(line, (*table, key.group(1).strip("\"'")), number)
-            for quote in ('"""', "'''"):
-                if line.count(quote) % 2 == 1:
-                    in_multiline = quote
-
-    def _inline_table_keys(self, line: str, prefix: tuple[Any, ...], number: int) -> None:
-        for match in re.finditer(r"[{,]\s*([A-Za-z0-9_\-]+)\s*=", line):
-            self.lines.setdefault((*prefix, match.group(1)), number)
-
-    def line(self, loc: tuple[Any, ...]) -> int:
-        """The most precise known line for ``loc`` (the file's first line at worst)."""
-        for end in range(len(loc), 0, -1):
-            found = self.lines.get(tuple(loc[:end]))
-            if found is not None:
-                return found
-        return 1

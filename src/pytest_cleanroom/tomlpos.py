@@ -1,7 +1,8 @@
 """Find the line of a key in a TOML file, for errors that the TOML parser did not raise.
 
 pydantic reports *which* key is wrong (``("lifecycle", "build", "comand")``) but not where it is;
-this scanner follows table headers and dotted keys line by line to find it. It is deliberately
+this scanner follows table headers and dotted keys line by line to find it (for ``make.toml``
+and ``*.scenario.toml`` files alike). It is deliberately
 forgiving: it only needs to be right for the files that parsed, and it answers ``None`` when unsure.
 """
 
@@ -64,21 +65,36 @@ def key_lines(text: str) -> list[tuple[tuple[str, ...], int]]:
     return found
 
 
+class KeyLines:
+    """The key lines of one TOML text, read once, for many lookups."""
+
+    def __init__(self, text: str) -> None:
+        self._found = key_lines(text)
+
+    def locate(self, loc: Sequence[str | int]) -> int | None:
+        """The line that best matches ``loc`` (the deepest key path sharing the longest prefix)."""
+        wanted = tuple(str(part) for part in loc)
+        best: tuple[int, int] | None = None  # (matched length, line)
+        for path, line in self._found:
+            common = 0
+            for a, b in zip(path, wanted, strict=False):
+                if a != b:
+                    break
+                common += 1
+            if common == 0:
+                continue
+            if best is None or common > best[0]:
+                best = (common, line)
+        return best[1] if best else None
+
+    def line(self, loc: Sequence[str | int]) -> int:
+        """:meth:`locate`, or the first line when nothing matches."""
+        return self.locate(loc) or 1
+
+
 def locate(text: str, loc: Sequence[str | int]) -> int | None:
     """The line that best matches ``loc`` (the deepest key path sharing the longest prefix)."""
-    wanted = tuple(str(part) for part in loc)
-    best: tuple[int, int] | None = None  # (matched length, line)
-    for path, line in key_lines(text):
-        common = 0
-        for a, b in zip(path, wanted, strict=False):
-            if a != b:
-                break
-            common += 1
-        if common == 0:
-            continue
-        if best is None or common > best[0]:
-            best = (common, line)
-    return best[1] if best else None
+    return KeyLines(text).locate(loc)
 
 
 def locate_in_file(path: Path, loc: Sequence[str | int]) -> int | None:
