@@ -14,7 +14,7 @@ from .errors import ResolutionError
 from .index import PackEntry, PackVersion
 from .versions import Version, VersionRange, parse_range
 
-REQUESTED = "your requirements"
+REQUESTED = "your request"
 MAX_STEPS = 20_000
 
 
