@@ -44,8 +44,9 @@ LABEL_OWNER_HOST = "io.cleanroom.owner-host"
 LABEL_ROLE = "io.cleanroom.role"
 
 _START_FIX = (
-    f"start it with `{ENGINE_SCRIPT} start` and export DOCKER_HOST "
-    f'(`eval "$({ENGINE_SCRIPT} env)"`), or point DOCKER_HOST at a running engine'
+    "start a Docker engine (e.g. `sudo systemctl start docker`; in a pytest-cleanroom "
+    f'checkout, `{ENGINE_SCRIPT} start` and `eval "$({ENGINE_SCRIPT} env)"`), or point '
+    "DOCKER_HOST at a running engine"
 )
 
 
