@@ -198,8 +198,10 @@ def validate_model(
                 problems.append((line, f"[{table}] is missing the required key {missing[0]!r}"))
             else:
                 value = error.get("input")
-                shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
                 message = str(error["msg"]).removeprefix("Value error, ")
+                # A validator that already quotes the value (parse_size does) is not repeated.
+                plain = not isinstance(value, (dict, list)) and repr(value) not in message
+                shown = f" (got {value!r})" if plain else ""
                 problems.append((line, f"{_describe(where)}: {message}{shown}"))
         problems.sort(key=lambda item: (item[0] is None, item[0] or 0))
         first_line = next((line for line, _ in problems if line is not None), None)

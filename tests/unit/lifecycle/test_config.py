@@ -313,6 +313,7 @@ def test_bad_cache_size_is_reported(tmp_path: Path) -> None:
     error = error_of(tmp_path, '[cache]\nmax_size = "lots"\n')
     assert error.line == 2
     assert "'lots' is not a size" in str(error)
+    assert str(error).count("'lots'") == 1  # the value is quoted once, not again as "(got ...)"
 
 
 def test_no_make_toml_is_a_clear_error(tmp_path: Path) -> None:
