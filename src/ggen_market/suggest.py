@@ -6,8 +6,18 @@ from collections.abc import Iterable
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else an empty string."""
+    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else an empty string.
+
+    A choice that starts with ``word`` wins over one that is merely similar: a shortened id
+    (``io.ggen.python.cli``) means the pack it begins, not a sibling with a similar spelling.
+    """
     import difflib  # only on the error path
 
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    candidates = list(choices)
+    extending = [choice for choice in candidates if word and choice.startswith(word)]
+    if extending:
+        candidates, cutoff = extending, 0.0
+    else:
+        cutoff = 0.6
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
