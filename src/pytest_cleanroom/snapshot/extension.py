@@ -8,8 +8,13 @@ With plain syrupy::
         cleanroom.run("make")
         assert workspace == snapshot.use_extension(WorkspaceSnapshotExtension)
 
-A ``matcher`` given to the assertion (for instance
-``pytest_cleanroom.snapshot.views.cleanroom_matcher``) normalises the text of the files.
+The tree's own root is always written ``<workspace>`` and pytest's and ``mkdtemp``'s temporary
+directories ``<basetemp>``/``<tmp>``, so the snapshot does not depend on where the run happened
+even without a matcher (syrupy's ``use_extension`` keeps only *default* matchers: a
+``snapshot(matcher=m).use_extension(X)`` loses ``m``). Give a matcher with the extension in one
+call for more, for instance ``pytest_cleanroom.snapshot.views.cleanroom_matcher``::
+
+    snapshot(matcher=matcher, extension_class=WorkspaceSnapshotExtension)
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from syrupy.extensions.amber import AmberSnapshotExtension
 
 from ..workspace import Workspace
+from .normalise import Normaliser
 from .tree import workspace_tree
 
 
@@ -32,11 +38,12 @@ class WorkspaceSnapshotExtension(AmberSnapshotExtension):
         root = _tree_root(data)
         if root is not None:
             matcher = kwargs.get("matcher")
+            where = Normaliser.for_run(workspace=root, durations=False, timestamps=False)
 
             def normalise(text: str) -> str:
-                return str(matcher(data=text, path=())) if matcher else text
+                return where(str(matcher(data=text, path=())) if matcher else text)
 
-            data = workspace_tree(root, normalise=normalise if matcher else None)
+            data = workspace_tree(root, normalise=normalise)
         return super().serialize(data, **kwargs)
 
 

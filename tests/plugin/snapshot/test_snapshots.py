@@ -153,6 +153,40 @@ def test_plain_syrupy_extension_for_trees(pytester: pytest.Pytester) -> None:
     run(pytester).assert_outcomes(passed=1)
 
 
+def test_plain_extension_is_stable_even_when_a_matcher_is_lost(pytester: pytest.Pytester) -> None:
+    """syrupy's use_extension drops a per-call matcher; the extension still writes its own root
+    and the temporary directories as placeholders, so the snapshot holds on another machine."""
+    pytester.makepyfile(
+        test_snaps="""
+        from pytest_cleanroom.snapshot import Normaliser, WorkspaceSnapshotExtension
+        from pytest_cleanroom.snapshot.views import cleanroom_matcher
+
+        def test_bare(workspace, snapshot):
+            workspace.write("a.txt", f"in {workspace.root}/out\\n")
+            assert workspace == snapshot.use_extension(WorkspaceSnapshotExtension)
+
+        def test_lost_matcher(workspace, snapshot):
+            workspace.write("a.txt", f"made in {workspace.root} in 0.5s\\n")
+            m = cleanroom_matcher(Normaliser.for_run(workspace=workspace.root))
+            assert workspace == snapshot(matcher=m).use_extension(WorkspaceSnapshotExtension)
+
+        def test_kept_matcher(workspace, snapshot):
+            workspace.write("a.txt", f"made in {workspace.root} in 0.5s\\n")
+            m = cleanroom_matcher(Normaliser.for_run(workspace=workspace.root))
+            assert workspace == snapshot(matcher=m, extension_class=WorkspaceSnapshotExtension)
+        """
+    )
+    run(pytester, "--snapshot-update", f"--basetemp={pytester.path / 'one'}").assert_outcomes(
+        passed=3
+    )
+    text = snap_file(pytester).read_text()
+    assert "| in <workspace>/out\n" in text
+    assert "| made in <workspace> in 0.5s" in text  # the lost matcher: paths still normalised
+    assert "| made in <workspace> in <duration>" in text  # the kept one did its work
+    assert str(pytester.path) not in text
+    run(pytester, f"--basetemp={pytester.path / 'two'}").assert_outcomes(passed=3)
+
+
 def test_snapshots_under_xdist(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_snaps=TESTS)
     run(pytester, "--snapshot-update").assert_outcomes(passed=4)
