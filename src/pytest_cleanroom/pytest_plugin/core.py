@@ -85,7 +85,8 @@ def pytest_runtest_makereport(
 
 
 class CommandSummary:
-    """Collects the command records of every report and prints the slowest commands."""
+    """Collects the command records of every report and prints the slowest commands, the
+    policies they ran under and the seed."""
 
     def __init__(self, settings: CleanroomSettings) -> None:
         self.settings = settings
@@ -95,13 +96,15 @@ class CommandSummary:
         self.records += records_of_report(report)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        count = self.settings.durations
-        if count == 0 or not self.records:
+        if not self.records:
             return
-        lines = slowest_lines(self.records, count)
-        terminalreporter.write_sep(
-            "=", f"slowest {len(lines)} of {len(self.records)} sandboxed commands (cleanroom)"
-        )
+        # --cleanroom-durations=0 hides the list only: the policies and the seed still matter.
+        lines = slowest_lines(self.records, self.settings.durations)
+        total = len(self.records)
+        title = f"{total} sandboxed command{'s' if total != 1 else ''} (cleanroom)"
+        if lines:
+            title = f"slowest {len(lines)} of {total} sandboxed commands (cleanroom)"
+        terminalreporter.write_sep("=", title)
         for line in [*lines, *policy_lines(self.records)]:
             terminalreporter.write_line(line)
         seed = self.settings.seed

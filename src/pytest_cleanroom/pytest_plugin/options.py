@@ -56,13 +56,13 @@ def parse_timeout(text: str) -> float:
 
 
 def parse_durations(text: str) -> int:
-    """How many slow commands the summary lists; 0 hides the section."""
+    """How many slow commands the summary lists; 0 hides the list."""
     try:
         value = int(text, 10)
     except ValueError:
         raise ValueError(f"{text!r} is not an integer") from None
     if value < 0:
-        raise ValueError(f"{value} is negative (0 hides the section)")
+        raise ValueError(f"{value} is negative (0 hides the list)")
     return value
 
 
@@ -128,8 +128,8 @@ def add_options(parser: pytest.Parser) -> None:
         type=_argparse_type(parse_durations),
         default=None,
         metavar="N",
-        help=f"Show the N slowest sandboxed commands in the summary; 0 hides them. "
-        f"Default: {DEFAULT_DURATIONS} (ini: cleanroom_durations).",
+        help=f"Show the N slowest sandboxed commands in the summary; 0 hides that list; the "
+        f"policy and seed lines stay. Default: {DEFAULT_DURATIONS} (ini: cleanroom_durations).",
     )
     parser.addini(
         "cleanroom_policy", f"Default of --cleanroom-policy ({'|'.join(POLICY_CHOICES)})."

@@ -77,12 +77,25 @@ def test_durations_limits_the_list(pytester: pytest.Pytester, via: str) -> None:
     assert len(summary(result)) == 2
 
 
-def test_durations_zero_hides_the_summary(pytester: pytest.Pytester) -> None:
+def test_durations_zero_hides_only_the_slowest_list(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(COMMANDS)
-    result = pytester.runpytest("--cleanroom-durations=0")
+    result = pytester.runpytest("--cleanroom-durations=0", "--cleanroom-seed=4711")
     result.assert_outcomes(passed=4)
-    assert "sandboxed commands" not in result.stdout.str()
-    assert "replay with --cleanroom-seed" not in result.stdout.str()
+    out = result.stdout.str()
+    assert "= slowest" not in out
+    assert "sleep 0.5" not in out  # no command line is listed
+    result.stdout.fnmatch_lines(
+        [
+            "*= 4 sandboxed commands (cleanroom) =*",
+            "cleanroom: 4 commands on * under policy standard (sha256:*)",
+            "cleanroom seed 4711: replay with --cleanroom-seed=4711",
+        ]
+    )
+
+
+def test_durations_help_says_what_zero_hides(pytester: pytest.Pytester) -> None:
+    help_text = " ".join(pytester.runpytest("--help").stdout.str().split())
+    assert "0 hides that list; the policy and seed lines stay" in help_text
 
 
 def test_no_summary_when_nothing_ran_in_a_sandbox(pytester: pytest.Pytester) -> None:
