@@ -60,8 +60,27 @@ def root_group() -> click.Group:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``ggen`` and ``python -m ggen_cli``; returns the exit code."""
+    """Entry point of ``ggen`` and ``python -m ggen_cli``; returns the exit code.
+
+    A group whose optional extra is not installed exits 2 with one line naming the missing
+    package and the ``pip install`` that brings it (:mod:`ggen_cli.extras`), not a traceback.
+    """
     args = sys.argv[1:] if argv is None else argv
+    try:
+        return _run(args)
+    except ModuleNotFoundError as exc:
+        from .extras import missing_extra
+
+        fix = missing_extra(exc)
+        if fix is None:
+            raise
+    group = next((a for a in args if not a.startswith("-")), "")
+    prog = f"ggen {group}" if group in GROUPS else "ggen"
+    sys.stderr.write(f"{prog}: error: {fix}\n")
+    return 2
+
+
+def _run(args: list[str]) -> int:
     if args[:1] == ["lifecycle"]:
         from ggen_lifecycle.run_command import main_without_click
 

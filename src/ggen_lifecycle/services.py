@@ -133,6 +133,18 @@ class ServiceSession:
                     workspace=workspace,
                     command=command,
                 ) from None
+            except ModuleNotFoundError as exc:
+                from ggen_cli.extras import missing_extra
+
+                fix = missing_extra(exc)
+                if fix is None:
+                    raise
+                raise TaskFailedError(
+                    f"cannot provide service for the cleanroom phase: {fix}",
+                    phase=phase,
+                    workspace=workspace,
+                    command=command,
+                ) from None
             yield exposures
         finally:
             for release in reversed(releases):
