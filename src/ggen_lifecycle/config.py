@@ -262,13 +262,17 @@ def find_make_toml(start: Path) -> Path:
     start = start.resolve()
     if start.is_file():
         return start
+    if not start.exists():
+        raise ConfigError(f"no such project directory or {FILE_NAME}: {start}")
     for directory in (start, *start.parents):
         candidate = directory / FILE_NAME
         if candidate.is_file():
             return candidate
+    # No file= here: the error is that there is no file, and naming one would say otherwise.
     raise ConfigError(
-        f"no {FILE_NAME} in {start} or any parent directory: create one (see docs/lifecycle.md)",
-        file=start / FILE_NAME,
+        f"no {FILE_NAME} in {start} or any parent directory: run ggen lifecycle in your "
+        f"project (or pass -C DIR), or create {start / FILE_NAME} with a phase, for example "
+        '[lifecycle.test] command = "pytest"'
     )
 
 
