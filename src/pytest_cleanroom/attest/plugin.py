@@ -91,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--cleanroom-signing-key needs --cleanroom-attest=DIR")
     if config.option.collectonly:  # nothing runs: keep the previous run's files untouched
         return
+    _check_kinds(directory, key, report)
     if report is not None:
         from .report import check_writable
 
@@ -106,6 +107,32 @@ def pytest_configure(config: pytest.Config) -> None:
         state.session = AttestSession.start(directory, key)
     if state.session is not None or report is not None:
         config.pluginmanager.register(RunCollector(config, state.session, report), _COLLECTOR)
+
+
+def _check_kinds(directory: Path | None, key: Path | None, report: Path | None) -> None:
+    """A path of the wrong kind (a file for a directory, ...) is one usage error saying what to
+    give instead, before anything is created or read."""
+    if directory is not None and directory.exists() and not directory.is_dir():
+        raise pytest.UsageError(
+            f"--cleanroom-attest: {directory} is a file, not a directory: give a directory for "
+            "the envelopes (it is created if needed), or move the file away"
+        )
+    if report is not None and report.is_dir():
+        raise pytest.UsageError(
+            f"--cleanroom-report: {report} is a directory, not a file: give the report's file "
+            f"name, for instance --cleanroom-report={report / 'report.json'}"
+        )
+    if key is not None and key.is_dir():
+        raise pytest.UsageError(
+            f"--cleanroom-signing-key: {key} is a directory, not a key file: give the PEM "
+            "private key file (`ggen attest keygen PATH` makes one)"
+        )
+    if key is not None and not key.exists():
+        raise pytest.UsageError(
+            f"--cleanroom-signing-key: {key} does not exist: make a key with "
+            f"`ggen attest keygen {key}`, or leave the option out to sign with a key made for "
+            "the run"
+        )
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -89,12 +89,6 @@ def test_attestation_directory_that_is_a_file(pytester: pytest.Pytester) -> None
 
 def test_signing_key_errors_name_the_file(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(ONE_TEST)
-    missing = pytester.path / "missing.pem"
-    result = pytester.runpytest("--cleanroom-attest=att", f"--cleanroom-signing-key={missing}")
-    assert result.ret == USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [f"ERROR: --cleanroom-signing-key: {missing}: cannot read the signing key*"]
-    )
     public = pytester.path / "k.pub"
     public.write_bytes(SigningKey.generate().public.pem())
     result = pytester.runpytest("--cleanroom-attest=att", f"--cleanroom-signing-key={public}")
@@ -120,12 +114,62 @@ def test_signing_key_without_a_directory(pytester: pytest.Pytester) -> None:
 
 def test_report_that_cannot_be_written(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(ONE_TEST)
-    (pytester.path / "adir").mkdir()
-    result = pytester.runpytest("--cleanroom-report=adir")
-    assert result.ret == USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --cleanroom-report: cannot write */adir: *"])
     readonly = pytester.path / "ro"
     readonly.mkdir()
     code, output = _readonly_run(pytester, readonly, f"--cleanroom-report={readonly / 'r.json'}")
     assert code == USAGE_ERROR, output
     assert f"--cleanroom-report: cannot write {readonly / 'r.json'}" in output
+
+
+def _usage_error_lines(result: pytest.RunResult) -> list[str]:
+    assert result.ret == USAGE_ERROR, result.stdout.str() + result.stderr.str()
+    assert "collected" not in result.stdout.str()
+    return [line for line in result.stderr.str().splitlines() if line.strip()]
+
+
+def test_attestation_directory_that_is_an_existing_file(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ONE_TEST)
+    afile = pytester.path / "afile"
+    afile.write_text("mine")
+    result = pytester.runpytest(f"--cleanroom-attest={afile}")
+    assert _usage_error_lines(result) == [
+        f"ERROR: --cleanroom-attest: {afile} is a file, not a directory: give a directory "
+        "for the envelopes (it is created if needed), or move the file away"
+    ]
+    assert afile.read_text() == "mine"
+
+
+def test_report_that_is_a_directory(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ONE_TEST)
+    adir = pytester.path / "adir"
+    adir.mkdir()
+    result = pytester.runpytest(f"--cleanroom-report={adir}")
+    assert _usage_error_lines(result) == [
+        f"ERROR: --cleanroom-report: {adir} is a directory, not a file: give the report's "
+        f"file name, for instance --cleanroom-report={adir / 'report.json'}"
+    ]
+    assert list(adir.iterdir()) == []
+
+
+def test_signing_key_that_does_not_exist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ONE_TEST)
+    missing = pytester.path / "missing.pem"
+    result = pytester.runpytest("--cleanroom-attest=att", f"--cleanroom-signing-key={missing}")
+    assert _usage_error_lines(result) == [
+        f"ERROR: --cleanroom-signing-key: {missing} does not exist: make a key with "
+        f"`ggen attest keygen {missing}`, or leave the option out to sign with a key made "
+        "for the run"
+    ]
+    assert not (pytester.path / "att").exists()
+
+
+def test_signing_key_that_is_a_directory(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ONE_TEST)
+    keydir = pytester.path / "keys"
+    keydir.mkdir()
+    result = pytester.runpytest("--cleanroom-attest=att", f"--cleanroom-signing-key={keydir}")
+    assert _usage_error_lines(result) == [
+        f"ERROR: --cleanroom-signing-key: {keydir} is a directory, not a key file: give the "
+        "PEM private key file (`ggen attest keygen PATH` makes one)"
+    ]
+    assert not (pytester.path / "att").exists()
