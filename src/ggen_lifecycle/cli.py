@@ -47,7 +47,7 @@ def lifecycle(ctx: click.Context, project_dir: Path | None) -> None:
 # -- inspection ----------------------------------------------------------------------------------
 
 
-@lifecycle.command("list")
+@lifecycle.command("list", short_help="List declared phases, then standard ones not declared.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def list_phases(ctx: click.Context, as_json: bool) -> None:
@@ -83,7 +83,7 @@ def list_phases(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"  {row['phase']:<{width}}  {description}  [{where}]")
 
 
-@lifecycle.command()
+@lifecycle.command(short_help="Show how a phase runs in each workspace.")
 @click.argument("phase")
 @click.option("--env", "environment", help="Environment whose [env.ENV] overrides apply.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -154,7 +154,7 @@ def show(ctx: click.Context, phase: str, environment: str | None, as_json: bool)
         click.echo(f"    {' '.join(extras)}")
 
 
-@lifecycle.command()
+@lifecycle.command(short_help="Print the task graph as Mermaid or DOT.")
 @click.argument("phases", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid")
 @click.option("--env", "environment", help="Environment whose [env.ENV] overrides apply.")
@@ -216,7 +216,7 @@ def _run(ctx: click.Context, phases: Sequence[str], **kwargs: Any) -> None:
     execute(RunArgs(phases=list(phases), project_dir=project_dir, **kwargs))
 
 
-@lifecycle.command()
+@lifecycle.command(short_help="Run PHASE and its dependencies in every workspace.")
 @click.argument("phase")
 @run_options
 @click.pass_context
@@ -225,7 +225,7 @@ def run(ctx: click.Context, /, phase: str, **kwargs: Any) -> None:
     _run(ctx, [phase], argv=["run", phase], **kwargs)
 
 
-@lifecycle.command()
+@lifecycle.command(short_help="Run PHASES in order; a failed phase stops the rest.")
 @click.argument("phases", nargs=-1, required=True)
 @run_options
 @click.pass_context
@@ -237,7 +237,7 @@ def pipeline(ctx: click.Context, /, phases: tuple[str, ...], **kwargs: Any) -> N
 # -- housekeeping --------------------------------------------------------------------------------
 
 
-@lifecycle.command()
+@lifecycle.command(short_help="Remove the task cache; with options logs and state too.")
 @click.option("--logs", is_flag=True, help="Also remove task logs.")
 @click.option("--state", "clean_state", is_flag=True, help="Also forget the run history.")
 @click.option(

@@ -18,7 +18,7 @@ def register(group: click.Group) -> None:
     from .run_command import emit as _emit
     from .run_command import fail
 
-    @group.command("readiness")
+    @group.command("readiness", short_help="Score production readiness out of 100; list blockers.")
     @click.option("--detailed", is_flag=True, help="List every requirement.")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @click.pass_context
@@ -50,7 +50,9 @@ def register(group: click.Group) -> None:
                 notes = f" - {r.notes}" if r.notes else ""
                 click.echo(f"  [{r.status:<12}] {r.id} ({r.category}): {r.name}{notes}")
 
-    @group.command("readiness-update")
+    @group.command(
+        "readiness-update", short_help="Move requirement ID to STATUS (allowed steps only)."
+    )
     @click.argument("requirement_id", metavar="ID")
     @click.argument("status", type=click.Choice(list(STATUSES)))
     @click.option("--notes", help="Replace the requirement's notes.")
@@ -72,7 +74,7 @@ def register(group: click.Group) -> None:
         else:
             click.echo(f"{requirement_id}: {old} -> {status} ({rd.production_file(project.root)})")
 
-    @group.command("placeholders")
+    @group.command("placeholders", short_help="Find TODO, FIXME and other placeholder code.")
     @click.option("--pattern", "patterns", multiple=True, help="Regex (replaces the configured).")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @click.pass_context
@@ -92,7 +94,7 @@ def register(group: click.Group) -> None:
             click.echo(f"{p.file}:{p.line}: {p.text}")
         click.echo(f"{len(found)} placeholder{'s' if len(found) != 1 else ''} found")
 
-    @group.command("validate")
+    @group.command("validate", short_help="Check readiness against the thresholds; exit 1 if not.")
     @click.option("--env", "environment", default="production", show_default=True)
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @click.pass_context

@@ -187,7 +187,7 @@ def market() -> None:
     """Find, install and verify gpacks (packages of templates, RDF graphs and queries)."""
 
 
-@market.command()
+@market.command(short_help="Search gpacks by id, name, tags, keywords, description.")
 @click.argument("query", required=False, default="")
 @click.option("--category", help="Only gpacks of this category.")
 @click.option("--tag", help="Only gpacks with this tag.")
@@ -294,7 +294,7 @@ def _report_change(change: Any, proj: Project, as_json: bool, verb: str) -> None
         click.echo(f"nothing to {verb}: {len(change.kept)} gpack(s) already as ggen.lock pins")
 
 
-@market.command()
+@market.command(short_help="Install gpacks and dependencies; no ID: what ggen.lock pins.")
 @click.argument("specs", nargs=-1, metavar="ID[@RANGE]...")
 @registry_command
 def add(specs: tuple[str, ...], sources: Sources, as_json: bool) -> None:
@@ -313,7 +313,7 @@ def remove(ids: tuple[str, ...], sources: Sources, as_json: bool) -> None:
     _report_change(proj.remove(list(ids)), proj, as_json, "remove")
 
 
-@market.command()
+@market.command(short_help="Move gpacks to the newest versions their ranges allow.")
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @registry_command
 def update(ids: tuple[str, ...], sources: Sources, as_json: bool) -> None:
@@ -322,7 +322,7 @@ def update(ids: tuple[str, ...], sources: Sources, as_json: bool) -> None:
     _report_change(proj.update(list(ids)), proj, as_json, "update")
 
 
-@market.command(name="list")
+@market.command(name="list", short_help="List installed gpacks; --available: every gpack offered.")
 @click.option("--available", is_flag=True, help="List what the registries offer instead.")
 @registry_command
 def list_(available: bool, sources: Sources, as_json: bool) -> None:
@@ -364,7 +364,7 @@ def list_(available: bool, sources: Sources, as_json: bool) -> None:
         click.echo(f"{pid:<44} {pkg.version:<10} {why}{kind}")
 
 
-@market.command()
+@market.command(short_help="Re-hash installed gpacks against ggen.lock.")
 @project_option
 @json_command
 def verify(project: Path, as_json: bool) -> None:
@@ -387,7 +387,7 @@ def verify(project: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
-@market.command()
+@market.command(short_help="Archive a gpack directory reproducibly; print its sha256.")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(
     "-o",
@@ -422,7 +422,7 @@ def pack(directory: Path, output: Path | None, as_json: bool) -> None:
     click.echo(f"{digest}  {target}")
 
 
-@market.command(name="index")
+@market.command(name="index", short_help="Build index.json from gpack directories and archives.")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(
     "-o",
@@ -497,7 +497,7 @@ def template_list(project: Path, as_json: bool) -> None:
         click.echo(f"{row['template']:<56} -> {row['to']}")
 
 
-@template.command()
+@template.command(short_help="Render a gpack's templates (ID or ID:TEMPLATE) into --out.")
 @click.argument("ref", metavar="ID[:TEMPLATE]")
 @click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
 @click.option(

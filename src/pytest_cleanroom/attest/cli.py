@@ -63,7 +63,7 @@ def verify(target: Path, key: Path | None, workspace: Path | None, as_json: bool
     raise SystemExit(0 if report.ok else 1)
 
 
-@attest.command()
+@attest.command(short_help="Make an ed25519 key pair: PATH (private) and PATH.pub.")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the key id and file names as JSON.")
 def keygen(path: Path, as_json: bool) -> None:
@@ -105,5 +105,6 @@ def _print_summary(report: Verification) -> None:
     for message in failures:
         click.echo(f"error: {message}", err=True)
     key = f"key {report.keyid[:16]} from {report.key_source}" if report.keyid else "no key"
-    verdict = "verified" if report.ok else f"FAILED ({len(failures)} problems)"
+    problems = "1 problem" if len(failures) == 1 else f"{len(failures)} problems"
+    verdict = "verified" if report.ok else f"FAILED ({problems})"
     click.echo(f"{verdict}: {len(report.checks)} envelopes in {report.target}, {key}")
