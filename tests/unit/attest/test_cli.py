@@ -35,7 +35,11 @@ def test_verify_ok_then_tampered(attested: AttestedRun, entry: str) -> None:
     bad = _run(prefix, "verify", attested.directory, "--key", attested.public_key)
     assert bad.returncode == 1
     assert f"error: {output}: output file changed" in bad.stderr
-    assert "FAILED (1 problems)" in bad.stdout
+    assert "FAILED (1 problem):" in bad.stdout
+    (attested.directory / "run.intoto.json").write_text("{}")
+    worse = _run(prefix, "verify", attested.directory, "--key", attested.public_key)
+    assert worse.returncode == 1
+    assert "FAILED (2 problems):" in worse.stdout
 
 
 def test_verify_json(attested: AttestedRun) -> None:
@@ -66,6 +70,31 @@ def test_keygen_then_verify_with_its_public_half(tmp_path: Path) -> None:
     again = _run(ENTRY_POINTS["ggen"], "keygen", tmp_path / "signing")
     assert again.returncode == 1
     assert "already exists" in again.stderr
+
+
+def test_keygen_json_as_documented(tmp_path: Path) -> None:
+    """docs/attestations.md shows `ggen attest keygen PATH --json` and its output: run it."""
+    page = (Path(__file__).resolve().parents[3] / "docs" / "attestations.md").read_text()
+    section = page.split("### Keys for scripts", 1)[1]
+    command = section.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    shown = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    argv = command.split()
+    assert argv[:3] == ["ggen", "attest", "keygen"]
+    done = subprocess.run(
+        [*ENTRY_POINTS["ggen"], *argv[2:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert set(data) == set(shown)
+    assert (data["private"], data["public"]) == (shown["private"], shown["public"])
+    assert len(data["keyid"]) == len(shown["keyid"]) == 64
+    assert (tmp_path / data["private"]).stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / data["public"]).read_text().startswith("-----BEGIN PUBLIC KEY-----")
 
 
 def test_verify_with_a_bad_key_file_names_it(attested: AttestedRun, tmp_path: Path) -> None:
