@@ -121,6 +121,30 @@ def print_summary(summary: RunSummary) -> None:
     echo(f"\n{summary.status}: {parts or 'nothing to do'} in {span:.2f}s")
 
 
+def print_plan(steps: list[dict[str, Any]]) -> None:
+    """The ``--dry-run`` plan as numbered steps; a hook's phase entries name the steps they add."""
+    numbers = {step["id"]: number for number, step in enumerate(steps, start=1)}
+    for number, step in enumerate(steps, start=1):
+        cache = f"  [cache {step['cache']}]" if step["cache"] else ""
+        when = f"  (only {step['when']})" if step.get("when") else ""
+        echo(f"{number:>3}. {step['label']}{cache}{when}")
+        if "runs" not in step:
+            for command in step["commands"]:
+                echo(f"       $ {command}")
+            continue
+        for run in step["runs"]:
+            if "command" in run:
+                echo(f"       $ {run['command']}")
+                continue
+            added = [numbers[i] for i in run["steps"]]
+            where = (
+                f"step {added[0]}" if len(added) == 1
+                else f"steps {added[0]}-{added[-1]}" if added
+                else "already planned above"
+            )  # fmt: skip
+            echo(f"       > phase {run['phase']} ({where})")
+
+
 def execute(args: RunArgs) -> NoReturn:
     """Run (or, with ``dry_run``, plan) ``args.phases``, print the outcome, exit with its code."""
     from .runner import Runner, RunOptions
@@ -143,11 +167,7 @@ def execute(args: RunArgs) -> NoReturn:
         if args.as_json:
             emit({"project": project.name, "phases": args.phases, "plan": steps})
             sys.exit(0)
-        for number, step in enumerate(steps, start=1):
-            cache = f"  [cache {step['cache']}]" if step["cache"] else ""
-            echo(f"{number:>3}. {step['label']}{cache}")
-            for command in step["commands"]:
-                echo(f"       $ {command}")
+        print_plan(steps)
         sys.exit(0)
     reporter = _reporter(args.as_json, args.quiet)
     runner = Runner(project, options, reporter)

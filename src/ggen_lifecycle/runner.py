@@ -451,43 +451,86 @@ class Runner:
     def plan(self, phases: Sequence[str]) -> list[dict[str, Any]]:
         """What ``run`` would do, in order, without running anything (``--dry-run``).
 
-        Each task's cache key is computed as the run would; ``cache`` says whether the cache
-        holds an entry for it now (``hit``), not (``miss``), or the task is not cached (``off``).
+        The steps are the run's: ``before_all``, each phase's tasks with their
+        ``before_<phase>``/``after_<phase>`` hooks, ``after_all``, and last ``on_error`` (marked
+        ``"when": "on failure"``). A hook entry that names a phase is listed in the hook's
+        ``runs`` with the ids of the steps it adds, which follow the hook. Each task's cache key
+        is computed as the run would; ``cache`` says whether the cache holds an entry for it now
+        (``hit``), not (``miss``), or the task is not cached (``off``).
         """
         graphs = self.graphs(phases)
         self._prepare_hooks()
         keys: dict[str, str] = {}
         out: list[dict[str, Any]] = []
+        self._plan_hook("before_all", keys, out, None)
         for graph in graphs:
-            for node in graph.order():
-                if node.id in keys:
-                    continue
-                step: dict[str, Any] = {
-                    "id": node.id,
-                    "label": node.label,
-                    "kind": node.kind,
-                    "phase": node.phase,
-                    "workspace": node.workspace,
-                    "cwd": str(node.cwd),
-                    "commands": list(node.commands) if node.kind == "task" else node.entries,
-                    "depends_on": list(node.deps),
-                    "cache": None,
-                    "cache_key": None,
-                }
-                keys[node.id] = ""
-                if node.kind == "task" and node.spec is not None:
-                    key = self._task_key(node, keys)
-                    keys[node.id] = key
-                    step["cache_key"] = key
-                    if not node.spec.cache_enabled:
-                        step["cache"] = "off"
-                    elif self.options.no_cache:
-                        step["cache"] = "miss"
-                    else:
-                        held = (self.cache.directory / key / "meta.json").is_file()
-                        step["cache"] = "hit" if held else "miss"
-                out.append(step)
+            self._plan_graph(graph, keys, out, None)
+        self._plan_hook("after_all", keys, out, None)
+        self._plan_hook("on_error", keys, out, "on failure")
         return out
+
+    def _plan_hook(
+        self, name: str, keys: dict[str, str], out: list[dict[str, Any]], when: str | None
+    ) -> None:
+        node = self._hook_node(name)
+        if node is not None:
+            self._plan_node(node, keys, out, when)
+
+    def _plan_graph(
+        self, graph: Graph, keys: dict[str, str], out: list[dict[str, Any]], when: str | None
+    ) -> list[str]:
+        """Add the steps of ``graph`` not already planned; returns their ids."""
+        added: list[str] = []
+        for node in graph.order():
+            added.extend(self._plan_node(node, keys, out, when))
+        return added
+
+    def _plan_node(
+        self, node: Node, keys: dict[str, str], out: list[dict[str, Any]], when: str | None
+    ) -> list[str]:
+        if node.id in keys:
+            return []  # a task runs once per invocation, however many times it is reached
+        step: dict[str, Any] = {
+            "id": node.id,
+            "label": node.label,
+            "kind": node.kind,
+            "phase": node.phase,
+            "workspace": node.workspace,
+            "cwd": str(node.cwd),
+            "commands": list(node.commands) if node.kind == "task" else node.entries,
+            "depends_on": list(node.deps),
+            "cache": None,
+            "cache_key": None,
+        }
+        if when is not None:
+            step["when"] = when
+        keys[node.id] = ""
+        out.append(step)
+        added = [node.id]
+        if node.kind == "task" and node.spec is not None:
+            key = self._task_key(node, keys)
+            keys[node.id] = key
+            step["cache_key"] = key
+            if not node.spec.cache_enabled:
+                step["cache"] = "off"
+            elif self.options.no_cache:
+                step["cache"] = "miss"
+            else:
+                held = (self.cache.directory / key / "meta.json").is_file()
+                step["cache"] = "hit" if held else "miss"
+        if node.kind == "hook":
+            runs: list[dict[str, Any]] = []
+            for entry in node.entries:
+                phase = self.project.hook_phase(entry)
+                if phase is None:
+                    runs.append({"command": entry})
+                    continue
+                graph = build_graph(self.project, [phase], environment=self.options.environment)
+                steps = self._plan_graph(graph, keys, out, when)
+                runs.append({"phase": phase, "steps": steps})
+                added.extend(steps)
+            step["runs"] = runs
+        return added
 
     def _task_key(self, node: Node, known: dict[str, str] | None = None) -> str:
         assert node.spec is not None

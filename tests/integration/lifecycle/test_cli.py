@@ -350,3 +350,70 @@ def test_command_lines_the_fast_parser_leaves_to_click_behave_as_before(tmp_path
     assert slow.returncode == 0, slow.stderr
     assert "build | built" not in slow.stdout  # -q was understood
     assert "success: 1 success" in slow.stdout
+
+
+HOOKED = """
+[lifecycle.lint]
+command = "echo lint"
+[lifecycle.build]
+command = "echo build"
+[lifecycle.test]
+command = "echo test"
+depends_on = ["build"]
+[hooks]
+before_all = ["echo start"]
+before_build = ["lint", "echo pre-build"]
+after_build = "echo post-build"
+before_test = "echo pre-test"
+after_test = "echo post-test"
+after_all = "echo done"
+on_error = "echo failed"
+"""
+
+
+def test_dry_run_lists_the_hooks_the_run_executes(tmp_path: Path) -> None:
+    root = write_project(tmp_path, HOOKED)
+    plan = json.loads(ggen(root, "run", "test", "--dry-run", "--json").stdout)["plan"]
+    order = [step["id"] for step in plan]
+    assert order[0] == "hook:before_all"
+    assert order[-2:] == ["hook:after_all", "hook:on_error"]
+    assert plan[-1]["when"] == "on failure"
+    assert all("when" not in step for step in plan[:-1])
+    at = order.index
+    assert at("hook:before_build") < at("lint") < at("build") < at("hook:after_build")
+    assert at("hook:before_test") < at("test") < at("hook:after_test") < at("hook:after_all")
+    before_build = plan[at("hook:before_build")]
+    assert before_build["runs"] == [
+        {"phase": "lint", "steps": ["lint"]},
+        {"command": "echo pre-build"},
+    ]
+    assert not (root / ".ggen" / "state.json").exists()  # nothing ran
+
+    ran = json.loads(ggen(root, "run", "test", "--json").stdout)
+    assert ran["status"] == "success"
+    # the dry run listed exactly what the run executed, plus on_error for a failure
+    assert sorted(t["id"] for t in ran["tasks"]) == sorted(order[:-1])
+
+    text = ggen(root, "run", "test", "--dry-run").stdout.splitlines()
+    assert text[0] == "  1. before_all"
+    assert "       > phase lint (step 3)" in text
+    assert text[-2:] == [" 10. on_error  (only on failure)", "       $ echo failed"]
+
+
+def test_dry_run_of_a_hook_phase_already_planned(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        [lifecycle.build]
+        command = "echo build"
+        [hooks]
+        after_all = "build"
+        """,
+    )
+    text = ggen(root, "run", "build", "--dry-run").stdout
+    assert text.splitlines() == [
+        "  1. build  [cache off]",
+        "       $ echo build",
+        "  2. after_all",
+        "       > phase build (already planned above)",
+    ]
