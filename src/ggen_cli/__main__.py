@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
     group = next((a for a in args if not a.startswith("-")), "")
     prog = f"ggen {group}" if group in GROUPS else "ggen"
+    if "--json" in args:  # the shape ggen market's --json errors have
+        import json
+
+        print(json.dumps({"ok": False, "error": fix, "kind": "MissingExtra"}), flush=True)
     sys.stderr.write(f"{prog}: error: {fix}\n")
     return 2
 

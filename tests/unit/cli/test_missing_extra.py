@@ -9,6 +9,7 @@ lacks: the base dependencies (pytest pulls in packaging) stay importable.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,6 +99,16 @@ def test_market_and_template_without_the_market_extra(tmp_path: Path, args: tupl
     assert "pip install 'pytest-cleanroom[market]'" in lines[0]
     assert not (tmp_path / "ggen.lock").exists()
     assert not (tmp_path / ".ggen").exists()
+    assert done.stdout == ""
+
+
+def test_json_output_says_what_is_missing(tmp_path: Path) -> None:
+    done = ggen(tmp_path, MARKET_ONLY, "market", "search", "cli", "--json")
+    assert done.returncode == 2, done.stderr
+    error = json.loads(done.stdout)
+    assert error["ok"] is False
+    assert error["kind"] == "MissingExtra"
+    assert "pip install 'pytest-cleanroom[market]'" in error["error"]
 
 
 def test_lifecycle_and_attest_need_no_market_extra(tmp_path: Path) -> None:
