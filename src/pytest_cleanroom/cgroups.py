@@ -11,8 +11,9 @@ A finished command's groups are released: what is left is killed at once; in the
 once the last task has exited (a sandbox's init may still be tearing its namespaces down when
 the result is known), the groups are kept for reuse by a later command (counters reset, limits
 set again) or removed. :func:`flush` waits for that; :func:`remove_all` runs at interpreter
-exit. Groups left by a process that died without cleaning up are removed by the next
-process that uses cgroups (their names carry the owner's pid and start time).
+exit. If the process is killed outright, :mod:`~pytest_cleanroom.cgroup_reaper` kills what its
+groups hold; groups left anyway are removed by the next process that uses cgroups (their names
+carry the owner's pid and start time).
 """
 
 from __future__ import annotations
@@ -202,8 +203,12 @@ class RunCgroup:
                 return group
             except OSError:
                 group.remove()
+        owner = f"{os.getpid()}-{_my_start_time()}-"
+        from .cgroup_reaper import ensure_started
+
+        ensure_started(owner, found)  # kills what is left here if this process is killed
         # A random part: the module may be imported afresh in one process (pytester does that).
-        name = f"{os.getpid()}-{_my_start_time()}-{next(_counter)}.{secrets.token_hex(4)}"
+        name = f"{owner}{next(_counter)}.{secrets.token_hex(4)}"
         group = cls({c: p / name for c, p in found.items()})
         try:
             for d in group.dirs.values():

@@ -40,9 +40,22 @@ def start(root: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_for(path: Path, proc: subprocess.Popen[str], limit: float = 60) -> None:
+def wait_for(
+    path: Path, proc: subprocess.Popen[str], limit: float = 60, *, whole_line: bool = False
+) -> None:
+    """Wait until ``path`` exists (with ``whole_line``: holds a line ending in a newline, as a
+    shell's ``echo ... > path`` writes it after creating the file)."""
     deadline = time.monotonic() + limit
-    while not path.exists():
+
+    def ready() -> bool:
+        if not whole_line:
+            return path.exists()
+        try:
+            return path.read_text().endswith("\n")
+        except FileNotFoundError:
+            return False
+
+    while not ready():
         if proc.poll() is not None:
             out, err = proc.communicate()
             pytest.fail(f"ggen exited early ({proc.returncode}):\n{out}\n{err}")

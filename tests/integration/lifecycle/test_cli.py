@@ -31,16 +31,17 @@ def test_sigint_stops_every_child_and_records_the_interruption(tmp_path: Path) -
         workspaces=["a", "b"],
     )
     proc = start(root, "run", "serve", "-j", "2")
-    for ws in ("a", "b"):
-        wait_for(root / ws / "grandchild.pid", proc)
-    pids = [
-        int((root / ws / name).read_text())
-        for ws in "ab"
-        for name in ("child.pid", "grandchild.pid")
-    ]
-    assert all(alive(pid) for pid in pids)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        pid_files = [root / ws / name for ws in "ab" for name in ("child.pid", "grandchild.pid")]
+        for pid_file in pid_files:
+            wait_for(pid_file, proc, whole_line=True)
+        pids = [int(pid_file.read_text()) for pid_file in pid_files]
+        assert all(alive(pid) for pid in pids)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a failed assertion above must not leave the run behind
+        proc.wait()
     assert proc.returncode == 130, err
     survivors = [pid for pid in pids if alive(pid)]
     assert survivors == [], f"processes survived Ctrl-C: {survivors}"
