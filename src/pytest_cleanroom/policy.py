@@ -142,15 +142,27 @@ class Policy(BaseModel):
             raise PolicyError(f"invalid cleanroom policy field: {exc}") from exc
 
     def replace(self, **changes: Any) -> Policy:
-        """A copy with ``changes`` applied and validated; named 'custom' unless a name is given."""
+        """A copy with ``changes`` applied and validated.
+
+        Unless ``changes`` names it, the copy's name is this one's followed by the fields whose
+        value changed (``locked.replace(timeout=5)`` is ``locked+timeout``), so that policies
+        told apart by their digest can be told apart by their name too.
+        """
         data = self.model_dump()
         data.update(changes)
-        if "name" not in changes and changes:
-            data["name"] = "custom" if self.name == "custom" else f"{self.name}+custom"
         try:
-            return Policy.model_validate(data)
+            new = Policy.model_validate(data)
         except ValidationError as exc:
             raise PolicyError(f"invalid cleanroom policy field: {exc}") from exc
+        if "name" in changes or self.name == "custom":
+            return new
+        parts = self.name.split("+")
+        changed = sorted(
+            field
+            for field in changes
+            if getattr(new, field) != getattr(self, field) and field not in parts[1:]
+        )
+        return new.model_copy(update={"name": "+".join([*parts, *changed])}) if changed else new
 
     def digest(self) -> str:
         """sha256 of the canonical JSON of every enforced field (the name is not enforced)."""

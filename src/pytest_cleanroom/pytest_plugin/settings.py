@@ -54,7 +54,7 @@ class CleanroomSettings:
     @property
     def policy_label(self) -> str:
         """The command-line policy's name as :attr:`policy` will carry it (no pydantic needed)."""
-        return f"{self.policy_name}+custom" if self.policy_changes else self.policy_name
+        return "+".join([self.policy_name, *sorted(self.policy_changes)])
 
     @property
     def policy_timeout(self) -> float | None:

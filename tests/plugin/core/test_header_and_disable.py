@@ -37,8 +37,8 @@ def test_header_shows_an_explicit_backend_and_the_timeout_override(
     digest = Policy.level("standard").replace(timeout=2.5).digest()
     result.stdout.fnmatch_lines(
         [
-            "cleanroom: policy=standard+custom backend=* (local) seed=* timeout=2.5s",
-            f"cleanroom: 1 command on * under policy standard+custom ({digest})",
+            "cleanroom: policy=standard+timeout backend=* (local) seed=* timeout=2.5s",
+            f"cleanroom: 1 command on * under policy standard+timeout ({digest})",
         ]
     )
     assert "UNAVAILABLE" not in result.stdout.str()
