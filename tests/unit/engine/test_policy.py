@@ -81,3 +81,19 @@ def test_coerce_keeps_every_field_of_a_policy_from_another_import() -> None:
         assert mine.digest() == foreign.digest()
     finally:
         del sys.modules["_cleanroom_policy_twin"]
+
+
+def test_a_replaced_policy_is_named_after_its_level_and_what_changed() -> None:
+    locked = Policy.level("locked")
+    quick = locked.replace(timeout=5.0, memory_limit=256 * 1024 * 1024)
+    assert quick.name == "locked+memory_limit+timeout"
+    # A field changed again is not named twice; a new one is added.
+    assert quick.replace(timeout=4.0).name == "locked+memory_limit+timeout"
+    assert quick.replace(max_processes=10).name == "locked+memory_limit+timeout+max_processes"
+    # A value equal to the level's changes nothing, so the name stays.
+    assert locked.replace(timeout=locked.timeout).name == "locked"
+    # An explicit name wins; a custom policy stays custom.
+    assert locked.replace(timeout=5.0, name="quick").name == "quick"
+    assert Policy(name="custom").replace(timeout=5.0).name == "custom"
+    # The name is not enforced: it does not enter the digest.
+    assert quick.digest() == quick.replace(name="other").digest()
