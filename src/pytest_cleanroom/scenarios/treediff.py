@@ -151,23 +151,6 @@ class TreeComparison:
     rewritten: list[str]
 
 
-def first_tree_difference(
-    one: Path,
-    one_base: Baseline,
-    two: Path,
-    two_base: Baseline,
-    *,
-    describe: Describe,
-    rewrite_two: Callable[[bytes], bytes] = lambda data: data,
-) -> str | None:
-    """The first difference (by path) between trees ``one`` and ``two``, which were equal when
-    their baselines were taken; ``None`` when they are still equal. ``rewrite_two`` is applied to
-    the second tree's contents before comparing (e.g. to swap its root path for the first's)."""
-    return compare_trees(
-        one, one_base, two, two_base, describe=describe, rewrite_two=rewrite_two
-    ).difference
-
-
 def compare_trees(
     one: Path,
     one_base: Baseline,
@@ -177,7 +160,10 @@ def compare_trees(
     describe: Describe,
     rewrite_two: Callable[[bytes], bytes] = lambda data: data,
 ) -> TreeComparison:
-    """As :func:`first_tree_difference`, keeping what was read (see :class:`TreeComparison`)."""
+    """Compare trees ``one`` and ``two``, which were equal when their baselines were taken: the
+    first difference by path (``None`` when they are still equal) and what was read (see
+    :class:`TreeComparison`). ``rewrite_two`` is applied to the second tree's contents before
+    comparing (e.g. to swap its root path for the first's)."""
     one_taken = time.time_ns()
     now_one, now_two = scan(one), scan(two)
     candidates = stat_changes(one_base.entries, now_one, one_base.taken_ns) | stat_changes(

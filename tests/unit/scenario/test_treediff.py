@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom.scenarios import treediff
-from pytest_cleanroom.scenarios.treediff import Baseline, copy_tree, first_tree_difference
+from pytest_cleanroom.scenarios.treediff import Baseline, compare_trees, copy_tree
 from tests.conftest import require
 
 
@@ -31,7 +31,7 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def diff(one: Path, two: Path, bases: tuple[Baseline, Baseline]) -> str | None:
-    return first_tree_difference(one, bases[0], two, bases[1], describe=describe)
+    return compare_trees(one, bases[0], two, bases[1], describe=describe).difference
 
 
 def baselines(one: Path, two: Path) -> tuple[Baseline, Baseline]:
@@ -140,14 +140,14 @@ def test_rewrite_of_the_second_tree(pair: tuple[Path, Path]) -> None:
     (one / "where.txt").write_text(f"{one}\n")
     (two / "where.txt").write_text(f"{two}\n")
     assert diff(one, two, bases) is not None
-    same = first_tree_difference(
+    same = compare_trees(
         one,
         bases[0],
         two,
         bases[1],
         describe=describe,
         rewrite_two=lambda data: data.replace(str(two).encode(), str(one).encode()),
-    )
+    ).difference
     assert same is None
 
 
