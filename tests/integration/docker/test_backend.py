@@ -482,3 +482,28 @@ def test_close_from_another_thread_kills_the_labelled_container(
     assert "cleanroom was closed" in result.stderr
     assert processes_with_marker(marker) == []
     assert my_containers(docker_client) == []
+
+
+def test_cancel_stops_a_running_container_and_the_room_lives_on(
+    room: Cleanroom, docker_client: Any
+) -> None:
+    marker = uuid.uuid4().hex
+    results: list[RunResult] = []
+    worker = threading.Thread(
+        target=lambda: results.append(room.run("sleep 300", env={MARKER_VARIABLE: marker}))
+    )
+    worker.start()
+    deadline = time.monotonic() + 60  # guards against a hang only
+    while not processes_with_marker(marker):
+        assert worker.is_alive(), "the command ended before it was seen"
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.02)
+    assert room.cancel() == 1
+    worker.join(60)
+    (result,) = results
+    assert result.cancelled
+    assert result.exit_code == 137
+    assert not result.succeeded
+    assert processes_with_marker(marker) == []
+    assert my_containers(docker_client) == []
+    room.run(["echo", "again"]).assert_success().assert_stdout_contains("again")
