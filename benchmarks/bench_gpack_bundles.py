@@ -13,36 +13,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from process_timing import time_process
 
 PYTEST = [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"]
 BLOCKED = ["-p", "no:cleanroom.gpack_bundles.plugin"]
 OFF = "--no-cleanroom-gpacks"
 
 
-def wall(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall-clock and CPU (user + system) milliseconds of one whole process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed * 1000, cpu * 1000
-
-
 def median_of(runs: int, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    samples = [wall(cmd, cwd, env) for _ in range(runs + 1)][1:]  # the first run warms caches
-    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+    samples = [time_process(cmd, cwd, env) for _ in range(runs + 1)][1:]  # first: warms caches
+    return statistics.median(s.wall_ms for s in samples), statistics.median(
+        s.cpu_ms for s in samples
+    )
 
 
 STEPS = """

@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from process_timing import CHILD_ENV, time_process
+
 PY = sys.executable
-# Bytecode is written (as pip does at install): a developer's PYTHONDONTWRITEBYTECODE would
-# otherwise make every run recompile every edited module, which no installed user pays.
-BASE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider", "--co"]
 ALONE = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 CLEANROOM = ["-p", "pytest_cleanroom.plugin"]
@@ -105,16 +101,9 @@ DIFFERENCES = [
 
 def time_once(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """(wall ms, CPU ms) of one run of ``cmd``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env={**BASE_ENV, **env}, capture_output=True)
-    wall = (time.perf_counter() - start) * 1000
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
     # pytest exits 5 when it collects nothing: that is the point of an empty directory.
-    if done.returncode not in (0, 5):
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr.decode(errors='replace')}")
-    return wall, cpu
+    timing = time_process(cmd, cwd, {**CHILD_ENV, **env}, ok=(0, 5))
+    return timing.wall_ms, timing.cpu_ms
 
 
 def measure(runs: int, progress: bool) -> dict[str, tuple[float, float]]:

@@ -20,19 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from process_timing import time_process
+
 GGEN = [sys.executable, "-m", "ggen_cli", "lifecycle"]
-# Measure what users get: byte-compiled modules (some shells set PYTHONDONTWRITEBYTECODE).
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 SLEEP = 0.1
 FILES = 1000
 
@@ -41,17 +39,8 @@ def timed_cpu(
     command: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds of the child: user + system, stdout) of one run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=cwd, env=env or CHILD_ENV, capture_output=True, text=True, check=False
-    )
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return elapsed, cpu, done.stdout
+    timing = time_process(command, cwd, env)
+    return timing.wall_ms / 1000, timing.cpu_ms / 1000, timing.stdout
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:

@@ -13,31 +13,18 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from process_timing import CHILD_ENV, time_process
+
 GGEN = Path(sys.executable).with_name("ggen")
 GGEN_CMD = [str(GGEN)] if GGEN.exists() else [sys.executable, "-m", "ggen_cli"]
-
-
-def wall(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall-clock and CPU (user + system) milliseconds of one whole process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed * 1000, cpu * 1000
 
 
 Prepare = Callable[[int], tuple[list[str], Path]]
@@ -47,7 +34,8 @@ def measure(runs: int, prepare: Prepare, env: dict[str, str]) -> tuple[list[floa
     walls, cpus = [], []
     for i in range(runs + 1):  # the first run warms caches (and writes .pyc files); dropped
         cmd, cwd = prepare(i)
-        elapsed, cpu = wall(cmd, cwd, env)
+        timing = time_process(cmd, cwd, env)
+        elapsed, cpu = timing.wall_ms, timing.cpu_ms
         if i:
             walls.append(elapsed)
             cpus.append(cpu)
@@ -130,12 +118,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-market-"))
-    # Bytecode caching on, as for an installed package (a dev shell may turn it off).
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("GGEN_") and k != "PYTHONDONTWRITEBYTECODE"
-    }
+    env = {k: v for k, v in CHILD_ENV.items() if not k.startswith("GGEN_")}
     env.update(GGEN_CACHE_DIR=str(tmp / "cache"), GGEN_CONFIG=str(tmp / "none.toml"))
     try:
         big_index(tmp / "index10k", 10_000)
