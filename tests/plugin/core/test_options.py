@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from pytest_cleanroom.policy import Policy
+from pytest_cleanroom.policy import LEVELS, Policy
+from pytest_cleanroom.pytest_plugin.settings import CleanroomSettings
 
 # An inner test that prints the settings the plugin resolved, one per line, for the outer test.
 SHOW_SETTINGS = """
@@ -214,3 +215,23 @@ def test_help_lists_every_flag_and_ini_key(pytester: pytest.Pytester) -> None:
 def test_marker_is_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.cleanroom(policy=None, **fields): *"])
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize(
+    ("timeout", "readable"), [(None, ()), (2.5, ()), (None, ("/opt/tools",)), (7.0, ("/srv/x",))]
+)
+def test_the_headers_policy_name_and_timeout_are_the_policys_own(
+    level: str, timeout: float | None, readable: tuple[str, ...]
+) -> None:
+    # The header reads them without pydantic; they must be what the Policy model says.
+    settings = CleanroomSettings(
+        policy_name=level,
+        backend="auto",
+        seed=1,
+        timeout=timeout,
+        durations=5,
+        readable_paths=readable,
+    )
+    assert settings.policy_label == settings.policy.name
+    assert settings.policy_timeout == settings.policy.timeout
