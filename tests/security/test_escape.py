@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from pytest_cleanroom import Cleanroom, Policy, RunResult
 from tests.conftest import require
 from tests.security import probes
+from tests.security.listener import Listener
 
 pytestmark = pytest.mark.integration
 
@@ -42,33 +42,6 @@ def assert_blocked(result: RunResult) -> None:
     if result.exit_code == probes.ESCAPED:
         pytest.fail(f"sandbox escape: {result.stdout.strip()}\n{result.describe()}")
     assert result.exit_code == probes.BLOCKED, f"the probe broke:\n{result.describe()}"
-
-
-class Listener:
-    """A real TCP server on the host's 127.0.0.1 that greets and counts its clients."""
-
-    def __init__(self) -> None:
-        self.banner = f"host-secret-{uuid.uuid4().hex}"
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            with conn:
-                conn.sendall(self.banner.encode())
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

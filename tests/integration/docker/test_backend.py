@@ -22,6 +22,7 @@ from pytest_cleanroom.backends import docker as docker_backend
 from pytest_cleanroom.docker_support import LABEL_OWNER_PID, LABEL_RUN, owner_labels, run_id
 from pytest_cleanroom.policy import MiB
 from tests.security.leftovers import MARKER_VARIABLE, processes_with_marker
+from tests.security.listener import Listener
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_images")]
 
@@ -225,27 +226,6 @@ def test_no_capabilities_no_new_privileges_own_pid_namespace(locked: Cleanroom) 
     assert count <= 3
 
 
-class _Banner:
-    """A real TCP listener on the host's 127.0.0.1 that greets its clients."""
-
-    def __init__(self) -> None:
-        self.banner = f"banner-{uuid.uuid4().hex}"
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(self.banner.encode())
-
-
 CONNECT = (
     "import socket, sys\n"
     "try:\n"
@@ -259,7 +239,7 @@ CONNECT = (
 def test_isolated_network_has_only_loopback_host_network_reaches_the_host(
     tmp_path: Path, docker_client: Any
 ) -> None:
-    server = _Banner()
+    server = Listener()
     try:
         with Cleanroom(tmp_path / "a", backend="docker", policy="standard") as open_room:
             reached = open_room.run(["python3", "-c", CONNECT, str(server.port)])
@@ -267,7 +247,7 @@ def test_isolated_network_has_only_loopback_host_network_reaches_the_host(
             blocked = closed_room.run(["python3", "-c", CONNECT, str(server.port)])
             interfaces = closed_room.run("cat /proc/net/dev | tail -n +3 | cut -d: -f1")
     finally:
-        server.sock.close()
+        server.close()
     assert reached.stdout.strip() == server.banner
     assert blocked.stdout.startswith("refused")
     assert interfaces.stdout.split() == ["lo"]
