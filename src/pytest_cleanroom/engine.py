@@ -7,18 +7,26 @@ honour the policy), and remembers every :class:`RunResult`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .backends import get_backend
-from .backends.base import WORKSPACE_PATH, Backend, CommandSpec, Mount, make_result
+from .backends.base import (
+    BINDING_BACKENDS,
+    WORKSPACE_PATH,
+    Backend,
+    CommandSpec,
+    Mount,
+    make_result,
+)
 from .environment import HOME_DIR, build_environment, new_seed
 from .errors import CleanroomError, WorkspaceError
 from .policy import Policy
@@ -103,6 +111,7 @@ class Cleanroom:
         self._cancels = 0  # cancel() calls in progress; new commands wait for them
         self._cancel_done = threading.Condition(self._lock)
         self._closed = False
+        self._bound: Path | None = None  # what /workspace shows instead, see bind_workspace
 
     def __repr__(self) -> str:
         return (
@@ -150,7 +159,7 @@ class Cleanroom:
         services = [s for s in self.services.values() if s.name in run_policy.allowed_services]
         spec = CommandSpec(
             argv=argv,
-            workspace=self.workspace.root,
+            workspace=self.workspace_in_use,
             cwd=self._sandbox_cwd(cwd),
             env=build_environment(
                 seed=self.seed,
@@ -174,6 +183,8 @@ class Cleanroom:
             self._leave(flight)
         if flight.cancelled:
             result = dataclasses.replace(result, cancelled=True)
+        if result.workspace is not None and result.workspace != self.workspace.root:
+            result = dataclasses.replace(result, workspace=self.workspace.root)
         with self._lock:
             self.history.append(result)
             listeners = list(self._listeners)
@@ -238,6 +249,27 @@ class Cleanroom:
         if not host.is_dir():
             raise WorkspaceError(f"cwd {cwd!r} is not a directory in the workspace {host.parent}")
         return str(PurePosixPath(WORKSPACE_PATH) / host.relative_to(self.workspace.root))
+
+    @property
+    def workspace_in_use(self) -> Path:
+        """The host directory that commands see at ``/workspace`` now: the workspace, or the
+        directory given to :meth:`bind_workspace` while its block runs."""
+        bound = self._bound
+        return self.workspace.root if bound is None else bound
+
+    @contextlib.contextmanager
+    def bind_workspace(self, directory: Path) -> Iterator[None]:
+        """Inside the block, commands see ``directory`` at ``/workspace`` instead of the
+        workspace (the repeat check runs a command's first run in a copy-on-write view of
+        the workspace this way). Results still name the workspace. The bubblewrap and unshare
+        backends only: docker's daemon may not see the directory's mounts."""
+        if self.backend_name not in BINDING_BACKENDS:
+            raise CleanroomError(f"the {self.backend_name} backend cannot bind another workspace")
+        previous, self._bound = self._bound, Path(directory)
+        try:
+            yield
+        finally:
+            self._bound = previous
 
     # -- services, listeners, lifecycle ----------------------------------------------------------
 

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 #: Where the workspace appears inside the sandbox, for every backend.
 WORKSPACE_PATH = "/workspace"
+#: Backends that mount the workspace into a sandbox, so that
+#: :meth:`~pytest_cleanroom.engine.Cleanroom.bind_workspace` can show them another directory there.
+BINDING_BACKENDS = frozenset({"bwrap", "unshare"})
 
 #: Names of the limits reported in ``RunResult.limit_exceeded``.
 LIMIT_TIMEOUT = "timeout"

@@ -16,6 +16,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from .entries import remove
 from .tree import Tree
 from .treediff import StatKey, TreeComparison, copy_tree
 
@@ -54,7 +55,7 @@ class Mirror:
         try:
             for rel in reversed(order):  # children before their directory
                 if rel not in now:
-                    _remove(self.path / rel)
+                    remove(self.path / rel)
             copied = [rel for rel in order if rel in now]
             for rel in copied:  # directories before their children
                 if not _copy_entry(self.source.root / rel, self.path / rel, now[rel]):
@@ -91,14 +92,14 @@ def _copy_entry(source: Path, target: Path, key: StatKey) -> bool:
     mode = key[0]
     if stat.S_ISDIR(mode):
         if not target.is_dir() or target.is_symlink():
-            _remove(target)
+            remove(target)
             target.mkdir()
         os.chmod(target, stat.S_IMODE(mode))
     elif stat.S_ISLNK(mode):
-        _remove(target)
+        remove(target)
         os.symlink(os.readlink(source), target)
     elif stat.S_ISREG(mode) and key[5] == 1:
-        _remove(target)
+        remove(target)
         shutil.copyfile(source, target)
         os.chmod(target, stat.S_IMODE(mode))
     else:  # a special file, or one of several hard links to the same file
@@ -108,13 +109,3 @@ def _copy_entry(source: Path, target: Path, key: StatKey) -> bool:
     if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid):
         os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
     return True
-
-
-def _remove(path: Path) -> None:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    except FileNotFoundError:
-        pass

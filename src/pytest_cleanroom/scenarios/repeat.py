@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..backends.base import BINDING_BACKENDS
 from ..result import CleanroomAssertionError, RunResult
+from .entries import apply_changes
 from .mirror import Mirror
+from .overlay import OverlayPair, OverlayUnavailableError, unavailable_reason
 from .tree import Tree, changes_since
 from .treediff import TreeComparison, compare_entries, scratch_parent
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ReplayFactory = Callable[[Path], "Cleanroom"]
+ResultsOf = Callable[[T], Sequence["RunResult | None"]]
 
 _CHECKERS: weakref.WeakKeyDictionary[Any, RepeatChecker] = weakref.WeakKeyDictionary()
 
@@ -70,9 +74,14 @@ class RepeatChecker:
     equal to the original (policy, backend, seed, environment, services) but rooted at ``path``.
     """
 
-    def __init__(self, cleanroom: Cleanroom, replay_factory: ReplayFactory) -> None:
+    def __init__(
+        self, cleanroom: Cleanroom, replay_factory: ReplayFactory, *, copy_on_write: bool = True
+    ) -> None:
         self.cleanroom = cleanroom
         self.replay_factory = replay_factory
+        self.copy_on_write = copy_on_write
+        self.overlay_units = 0  # units whose runs started from overlays, not from a copy
+        self._overlays: OverlayPair | None = None
         self.mismatches: list[Mismatch] = []
         self.units_checked = 0
         self._inside = 0
@@ -128,20 +137,12 @@ class RepeatChecker:
         if nested:  # part of a unit already being checked (a concurrent group's member)
             return unit(self.cleanroom)
         try:
-            mirror = self._mirror_of(_workspace_root(self.cleanroom))
-            self._mirror = None  # until the runs are known to have left both trees equal
-            replay = self.replay_factory(mirror.path)
-            root, copy = mirror.source, mirror.copy
-            root_start = time.time_ns()
-            first = unit(self.cleanroom)
-            copy_start = time.time_ns()
-            second = unit(replay)
-            changed = changes_since(root, root_start) | changes_since(copy, copy_start)
-            detail, trees = _compare(results_of(first), results_of(second), mirror, changed)
-            if detail is None and trees is not None:
-                with contextlib.suppress(OSError):  # else the next unit copies afresh
-                    mirror.settle(trees)
-                    self._mirror = mirror
+            root = _workspace_root(self.cleanroom)
+            overlays = self._mounted_overlays(root)
+            if overlays is not None:
+                first, detail = self._check_on_overlays(overlays, unit, results_of)
+            else:
+                first, detail = self._check_on_copy(root, unit, results_of)
         finally:
             with self._lock:
                 self._inside -= 1
@@ -152,6 +153,82 @@ class RepeatChecker:
             self.mismatches.append(mismatch)
             raise RepeatCheckError(mismatch.describe())
         return first
+
+    def _check_on_copy(
+        self, root: Path, unit: Callable[[Cleanroom], T], results_of: ResultsOf[T]
+    ) -> tuple[T, str | None]:
+        """The first run in the workspace, the second in a copy of it kept up to date."""
+        mirror = self._mirror_of(root)
+        self._mirror = None  # until the runs are known to have left both trees equal
+        replay = self.replay_factory(mirror.path)
+        source, copy = mirror.source, mirror.copy
+        root_start = time.time_ns()
+        first = unit(self.cleanroom)
+        copy_start = time.time_ns()
+        second = unit(replay)
+        changed = changes_since(source, root_start) | changes_since(copy, copy_start)
+        rewrite = _root_rewrite(copy.root, source.root)
+        detail = _compare_results(results_of(first), results_of(second), rewrite)
+        if detail is None:
+            trees = compare_entries(
+                source.root, source.entries, source.taken_ns, copy.root, copy.entries, changed,
+                describe=_first_difference, rewrite_two=rewrite,
+            )  # fmt: skip
+            detail = _tree_difference(trees)
+            if detail is None:
+                with contextlib.suppress(OSError):  # else the next unit copies afresh
+                    mirror.settle(trees)
+                    self._mirror = mirror
+        return first, detail
+
+    def _mounted_overlays(self, root: Path) -> OverlayPair | None:
+        """Both copy-on-write views of the workspace, mounted; ``None`` where they cannot be
+        made (the unit then runs on a copy)."""
+        if not self.copy_on_write or self.cleanroom.backend_name not in BINDING_BACKENDS:
+            return None
+        if unavailable_reason(root) is not None:
+            return None
+        if self._overlays is None or self._overlays.lower != root:
+            if self._overlays is not None:
+                self._overlays.close()
+            self._overlays = OverlayPair.create(root)
+        try:
+            self._overlays.mount()
+        except OverlayUnavailableError:
+            return None
+        self._mirror = None  # the workspace changes under a copy nobody keeps up to date
+        return self._overlays
+
+    def _check_on_overlays(
+        self, pair: OverlayPair, unit: Callable[[Cleanroom], T], results_of: ResultsOf[T]
+    ) -> tuple[T, str | None]:
+        """Both runs in overlays of the workspace; then the first run's changes applied to it."""
+        first_view, second_view = pair.first, pair.second
+        changed_first: set[str] | None = None
+        try:
+            with self.cleanroom.bind_workspace(first_view.merged):
+                first = unit(self.cleanroom)
+            second = unit(self.replay_factory(second_view.merged))
+            changed_first = first_view.changes(pair.lower)
+            changed = changed_first | second_view.changes(pair.lower)
+            rewrite = _root_rewrite(second_view.merged, first_view.merged)
+            detail = _compare_results(results_of(first), results_of(second), rewrite)
+            if detail is None:
+                trees = compare_entries(
+                    first_view.merged, first_view.keys(changed), 0,
+                    second_view.merged, second_view.keys(changed), changed,
+                    describe=_first_difference, rewrite_two=rewrite,
+                )  # fmt: skip
+                detail = _tree_difference(trees)
+        finally:
+            try:  # the workspace gets what the first run did, whatever happened since
+                if changed_first is None:
+                    changed_first = first_view.changes(pair.lower)
+                apply_changes(first_view.merged, pair.lower, changed_first, pair.staging())
+            finally:
+                pair.unmount()
+        self.overlay_units += 1
+        return first, detail
 
     def _mirror_of(self, root: Path) -> Mirror:
         """The copy of the workspace as it is now: the last unit's, brought up to date, when
@@ -182,6 +259,9 @@ class RepeatChecker:
         if close_replays is not None:
             close_replays()
         self._mirror = None
+        if self._overlays is not None:
+            self._overlays.close()
+            self._overlays = None
         for tree in (self._copy, self._tree):
             if tree is not None:
                 tree.close()
@@ -203,44 +283,42 @@ def _describe_command(cmd: Any) -> str:
     return f"command `{shlex.join(str(a) for a in cmd)}`"
 
 
-def _compare(
+def _root_rewrite(old: Path, new: Path) -> Callable[[bytes], bytes]:
+    """Output naming the replay's own host path is not a difference."""
+    before, after = os.fspath(old).encode(), os.fspath(new).encode()
+    return lambda data: data.replace(before, after)
+
+
+def _compare_results(
     first: Sequence[RunResult | None],
     second: Sequence[RunResult | None],
-    mirror: Mirror,
-    changed: set[str],
-) -> tuple[str | None, TreeComparison | None]:
-    """The first difference, worded to follow "it ...", or ``None`` when the runs agree; and
-    the comparison of the trees, if it got that far."""
-    root, copy = mirror.source, mirror.copy
-    old, new = os.fspath(copy.root).encode(), os.fspath(root.root).encode()
-
-    def same_root(data: bytes) -> bytes:
-        # Output naming the replay's own host path is not a difference.
-        return data.replace(old, new)
-
+    rewrite: Callable[[bytes], bytes],
+) -> str | None:
+    """The first difference in exit status or output, worded to follow "it ...", or ``None``
+    when the runs agree."""
     for a, b in zip(first, second, strict=False):
         if a is None or b is None:
             if (a is None) != (b is None):
-                return "ran in one run but could not start in the other", None
+                return "ran in one run but could not start in the other"
             continue
         label = f" (`{a.command_line}`)" if len(first) > 1 else ""
         if a.exit_code != b.exit_code or a.timed_out != b.timed_out:
             return (
                 f"exited {_status(b)} instead of {_status(a)}{label}\n"
                 f"first run:\n{a.describe()}\nsecond run:\n{b.describe()}"
-            ), None
+            )
         for stream in ("stdout", "stderr"):
             one: bytes = getattr(a, f"{stream}_bytes")
-            two = same_root(getattr(b, f"{stream}_bytes"))
+            two = rewrite(getattr(b, f"{stream}_bytes"))
             if one != two:
-                return f"wrote a different {stream}{label}: {_first_difference(one, two)}", None
-    trees = compare_entries(
-        root.root, root.entries, root.taken_ns, copy.root, copy.entries, changed,
-        describe=_first_difference, rewrite_two=same_root,
-    )  # fmt: skip
-    if trees.difference is not None:
-        return f"left a different workspace: {trees.difference}", trees
-    return None, trees
+                return f"wrote a different {stream}{label}: {_first_difference(one, two)}"
+    return None
+
+
+def _tree_difference(trees: TreeComparison) -> str | None:
+    if trees.difference is None:
+        return None
+    return f"left a different workspace: {trees.difference}"
 
 
 def _status(result: RunResult) -> str:

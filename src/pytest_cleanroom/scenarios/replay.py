@@ -51,6 +51,9 @@ def _twin(cleanroom: Cleanroom, root: Path) -> Cleanroom:
     return twin
 
 
-def attach_repeat_checker(cleanroom: Cleanroom) -> RepeatChecker:
-    """Turn the repeat check on for every command run through ``cleanroom``."""
-    return RepeatChecker(cleanroom, Replicas(cleanroom)).attach()
+def attach_repeat_checker(cleanroom: Cleanroom, *, copy_on_write: bool = True) -> RepeatChecker:
+    """Turn the repeat check on for every command run through ``cleanroom``; with
+    ``copy_on_write=False`` its runs start from a copy of the workspace even where overlay
+    mounts could be used."""
+    checker = RepeatChecker(cleanroom, Replicas(cleanroom), copy_on_write=copy_on_write)
+    return checker.attach()

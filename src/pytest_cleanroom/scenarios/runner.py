@@ -210,6 +210,9 @@ def _killed_by_deadline(outcome: StepOutcome, clock: _Clock) -> bool:
 
 
 def _workspace_root(cleanroom: Cleanroom, result: RunResult) -> Path | None:
+    in_use = getattr(cleanroom, "workspace_in_use", None)
+    if in_use is not None:  # where the step's files are now (the repeat check may bind a view)
+        return Path(in_use)
     if result.workspace is not None:
         return Path(result.workspace)
     workspace = getattr(cleanroom, "workspace", None)

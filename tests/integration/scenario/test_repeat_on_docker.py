@@ -32,6 +32,7 @@ def test_the_repeat_check_on_docker(tmp_path: Path, docker_client: Any) -> None:
             room.run("head -c 8 /dev/urandom > out/noise.bin")
         room.run("od -An -tx1 out/noise.bin").assert_success()  # from a fresh copy
         assert checker.units_checked == 4
+        assert checker.overlay_units == 0
         assert len(checker.mismatches) == 1
     finally:
         checker.close()

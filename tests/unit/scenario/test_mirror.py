@@ -139,7 +139,7 @@ def test_the_replay_sees_what_the_test_changed_between_commands(
 ) -> None:
     require_binary(backend, "apt-get install bubblewrap util-linux")
     room = Cleanroom(tmp_path / "ws", policy="standard", seed=7, backend=backend)
-    checker = attach_repeat_checker(room)
+    checker = attach_repeat_checker(room, copy_on_write=False)
     try:
         (room.workspace.root / "in.txt").write_text("one\n")
         room.run("cat in.txt; echo out > out.txt").assert_stdout_contains("one")
@@ -168,7 +168,7 @@ def test_after_a_difference_the_next_command_starts_from_a_fresh_copy(
 ) -> None:
     require_binary(backend, "apt-get install bubblewrap util-linux")
     room = Cleanroom(tmp_path / "ws", policy="standard", seed=7, backend=backend)
-    checker = attach_repeat_checker(room)
+    checker = attach_repeat_checker(room, copy_on_write=False)
     try:
         with pytest.raises(RepeatCheckError, match=r"noise\.txt"):
             room.run("head -c 8 /dev/urandom > noise.txt")
