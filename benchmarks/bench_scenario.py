@@ -9,11 +9,16 @@ Side by side in one run (medians; measured, never asserted):
    ``cleanroom.run`` (the engine's cost), divided by the steps. Also for a concurrent group of 2
    (threads). Goal: under 2 ms per step.
 2. The repeat check's cost: commands (``true``, and one that writes 10 files) in workspaces of
-   10 and 1,000 files, plain and under the repeat check. The check runs each command a second
-   time in a copy of the workspace, so it costs one extra run plus keeping that copy and
-   comparing the trees; the table separates the two ("beyond 2 runs"), and shows a test's first
-   checked command apart (it copies the whole workspace and builds the replay cleanroom; later
-   commands only bring the copy up to date).
+   10 and 1,000 files, plain and under the repeat check in its two ways, side by side: on
+   copy-on-write overlays of the workspace (the default where overlays can be mounted) and on a
+   copy of it (docker, or ``copy_on_write=False``). The check runs each command a second time,
+   so it costs one extra run plus its own work; "beyond 2 runs" is that work. A test's first
+   checked command is shown apart: it builds the replay cleanroom, and the copy way also copies
+   the whole workspace then.
+3. The check's own work, piece by piece, without commands (the files a command would write are
+   written directly): for overlays, mounting both views, reading what changed from the upper
+   layers, comparing, applying the first run's changes, unmounting; for the copy, the first
+   reading and copy of the workspace, reading and comparing both trees, settling and catching up.
 
 Run: ``.venv/bin/python benchmarks/bench_scenario.py [--steps 20] [--repeat 7] [--policy standard]
 [--json]``
@@ -34,7 +39,9 @@ from typing import Any
 from pytest_cleanroom.engine import Cleanroom
 from pytest_cleanroom.result import RunResult
 from pytest_cleanroom.scenarios import scenario, step
+from pytest_cleanroom.scenarios.entries import apply_changes
 from pytest_cleanroom.scenarios.mirror import Mirror
+from pytest_cleanroom.scenarios.overlay import OverlayPair
 from pytest_cleanroom.scenarios.repeat import _first_difference
 from pytest_cleanroom.scenarios.replay import attach_repeat_checker
 from pytest_cleanroom.scenarios.runner import run_scenario
@@ -164,21 +171,29 @@ def scenario_overhead(base: Path, steps: int, repeat: int, policy: str) -> dict[
     }
 
 
+MODES = ("plain", "overlay", "copy")
+
+
 def repeat_check_cost(
     base: Path, files: int, command: str, repeat: int, policy: str, *, settled: bool
 ) -> dict[str, Any]:
-    """Three commands per fresh test cleanroom, plain and checked, taking turns. The first
-    checked command of a test also pays for the replay cleanroom and its scratch directory."""
-    plain, first, later = [], [], []
+    """Three commands per fresh test cleanroom, plain and checked both ways, taking turns."""
+    plain: list[float] = []
+    first: dict[str, list[float]] = {"overlay": [], "copy": []}
+    later: dict[str, list[float]] = {"overlay": [], "copy": []}
     for i in range(repeat):
-        for mode in ("plain", "checked"):
+        for mode in MODES:
             root = base / f"repeat-{files}-{mode}-{i}" / "workspace"
             populate(root, files)
             room = Cleanroom(root, policy=policy)
             room.run("true")  # warm up outside the measurement
             if settled:  # files written more than the racy window ago: compared by stat only
                 time.sleep(0.2)
-            checker = attach_repeat_checker(room) if mode == "checked" else None
+            checker = (
+                None
+                if mode == "plain"
+                else attach_repeat_checker(room, copy_on_write=mode == "overlay")
+            )
             timings = []
             for _ in range(3):
                 start = time.perf_counter()
@@ -188,22 +203,70 @@ def repeat_check_cost(
                 plain.extend(timings)
             else:
                 assert not checker.mismatches, checker.mismatches
-                first.append(timings[0])
-                later.extend(timings[1:])
+                assert (checker.overlay_units > 0) == (mode == "overlay"), mode
+                first[mode].append(timings[0])
+                later[mode].extend(timings[1:])
                 checker.close()
             room.close()
             shutil.rmtree(root.parent, ignore_errors=True)
     one = median(plain)
-    return {
+    row: dict[str, Any] = {
         "files": files,
         "written": "settled" if settled else "just now",
         "command": "true" if command == "true" else "write 10 files",
         "plain_ms": one,
-        "checked_first_ms": median(first),
-        "checked_later_ms": median(later),
-        "ratio_later": median(later) / one if one else float("nan"),
-        "beyond_two_runs_later_ms": median(later) - 2 * one,
     }
+    for mode in ("overlay", "copy"):
+        row[f"{mode}_first_ms"] = median(first[mode])
+        row[f"{mode}_later_ms"] = median(later[mode])
+        row[f"{mode}_first_beyond_two_runs_ms"] = median(first[mode]) - 2 * one
+        row[f"{mode}_later_beyond_two_runs_ms"] = median(later[mode]) - 2 * one
+    return row
+
+
+OVERLAY_PART_NAMES = ("mount both", "changes", "compare", "apply", "unmount", "total")
+
+
+def overlay_parts(base: Path, files: int, repeat: int) -> dict[str, float]:
+    """The overlay way's own work around a command that writes 10 files in each view."""
+    root = base / f"overlay-parts-{files}" / "workspace"
+    populate(root, files)
+    pair = OverlayPair.create(root)
+    parts: dict[str, list[float]] = {name: [] for name in OVERLAY_PART_NAMES}
+    try:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            pair.mount()
+            parts["mount both"].append(ms(time.perf_counter() - start))
+            for view in (pair.first.merged, pair.second.merged):
+                for i in range(10):
+                    out = view / "out" / f"{i}.txt"
+                    out.parent.mkdir(exist_ok=True)
+                    out.write_text(f"built {i}\n")
+            start = time.perf_counter()
+            first = pair.first.changes(root)
+            changed = first | pair.second.changes(root)
+            parts["changes"].append(ms(time.perf_counter() - start))
+            start = time.perf_counter()
+            trees = compare_entries(
+                pair.first.merged, pair.first.keys(changed), 0,
+                pair.second.merged, pair.second.keys(changed), changed,
+                describe=_first_difference,
+            )  # fmt: skip
+            parts["compare"].append(ms(time.perf_counter() - start))
+            assert trees.difference is None, trees.difference
+            start = time.perf_counter()
+            apply_changes(pair.first.merged, root, first, pair.staging())
+            parts["apply"].append(ms(time.perf_counter() - start))
+            start = time.perf_counter()
+            pair.unmount()
+            parts["unmount"].append(ms(time.perf_counter() - start))
+            parts["total"].append(sum(values[-1] for values in list(parts.values())[:5]))
+            shutil.rmtree(root / "out")
+    finally:
+        pair.close()
+        shutil.rmtree(root.parent, ignore_errors=True)
+    return {name: median(values) for name, values in parts.items()}
 
 
 PART_NAMES = ("full scan", "first copy", "read both", "compare", "settle", "catch-up", "old way")
@@ -290,6 +353,7 @@ def main() -> int:
         steps = scenario_overhead(base, args.steps, args.repeat, args.policy)
         alone = runner_alone(base, 1000, args.repeat)
         parts = {n: repeat_parts(base, n, args.repeat) for n in (10, 1000)}
+        overlay = {n: overlay_parts(base, n, args.repeat) for n in (10, 1000)}
         repeats = []
         cases = [
             (10, "true", True),
@@ -308,7 +372,12 @@ def main() -> int:
 
     if args.json:
         steps["runner_alone_ms_per_step"] = alone
-        report = {"scenario": steps, "repeat_check": repeats, "repeat_check_parts": parts}
+        report = {
+            "scenario": steps,
+            "repeat_check": repeats,
+            "repeat_check_parts_copy": parts,
+            "repeat_check_parts_overlay": overlay,
+        }
         print(json.dumps(report, indent=2))
         return 0
     print(
@@ -325,28 +394,36 @@ def main() -> int:
     ]
     for label, value in rows:
         print(f"{label:<52} {value:>9.3f}")
-    print(f"\nRepeat check (policy {args.policy}, medians of {args.repeat})")
+    print(f"\nRepeat check (policy {args.policy}, medians of {args.repeat}; ms)")
     print(
-        f"{'files':>6} {'written':<9} {'command':<15} {'plain':>8} {'checked 1st':>12} "
-        f"{'checked':>8} {'ratio':>6} {'beyond 2 runs':>14}   (ms)"
+        f"{'files':>6} {'written':<9} {'command':<15} {'plain':>7} | {'overlay 1st':>11} "
+        f"{'later':>7} {'beyond 2 runs':>13} | {'copy 1st':>9} {'later':>7} {'beyond 2 runs':>13}"
     )
     for row in repeats:
         print(
-            f"{row['files']:>6} {row['written']:<9} {row['command']:<15} {row['plain_ms']:>8.2f} "
-            f"{row['checked_first_ms']:>12.2f} {row['checked_later_ms']:>8.2f} "
-            f"{row['ratio_later']:>6.2f} {row['beyond_two_runs_later_ms']:>14.2f}"
+            f"{row['files']:>6} {row['written']:<9} {row['command']:<15} {row['plain_ms']:>7.1f} | "
+            f"{row['overlay_first_ms']:>11.1f} {row['overlay_later_ms']:>7.1f} "
+            f"{_pair(row, 'overlay'):>13} | {row['copy_first_ms']:>9.1f} "
+            f"{row['copy_later_ms']:>7.1f} {_pair(row, 'copy'):>13}"
+        )
+    print("('beyond 2 runs': first command / later commands, minus twice the plain run)")
+    print(f"\n{'overlay work, no command':<28}" + "".join(f"{n:>12}" for n in OVERLAY_PART_NAMES))
+    for files, values in overlay.items():
+        print(
+            f"{f'{files} files, 10 written':<28}"
+            + "".join(f"{values[n]:>12.2f}" for n in OVERLAY_PART_NAMES)
         )
     names = PART_NAMES
-    print(
-        f"\n{'repeat check work, no command':<28}" + "".join(f"{n:>12}" for n in names) + "  (ms)"
-    )
+    print(f"\n{'copy work, no command':<28}" + "".join(f"{n:>12}" for n in names) + "  (ms)")
     for files, row in parts.items():
         print(f"{f'{files} settled files':<28}" + "".join(f"{row[n]:>12.2f}" for n in names))
-    print(
-        "checked 1st: a test's first command (also builds the replay cleanroom); checked: later "
-        "commands; ratio and 'beyond 2 runs' compare later commands with the plain run"
-    )
     return 0
+
+
+def _pair(row: dict[str, Any], mode: str) -> str:
+    first = row[f"{mode}_first_beyond_two_runs_ms"]
+    later = row[f"{mode}_later_beyond_two_runs_ms"]
+    return f"{first:.1f} / {later:.1f}"
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .treediff import StatKey, scan
+from .treediff import StatKey, scan, scratch_parent
 
 #: Names the scratch directories, with the pid of the process that owns them.
 PREFIX = ".cleanroom-overlay-"
@@ -141,16 +141,19 @@ class OverlayPair:
         self.second = _layer(scratch / "second")
         self.mounted = False
         self._used = 0
+        self._staging_root: Path | None = None
 
     @classmethod
     def create(cls, lower: Path) -> OverlayPair:
-        """Make the scratch directory beside the workspace (the same file system: the upper
-        layers' files never cross one when the first run's changes are applied)."""
+        """Make the layers' scratch directory: in RAM (``/dev/shm``) where :func:`scratch_parent`
+        allows, where mounting and making the layers' directories cost a third as much as on
+        disk; else beside the workspace."""
         global _swept
         if not _swept:
             _swept = True
             sweep_stale()
-        scratch = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=lower.parent))
+        parent = scratch_parent(lower, 0)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
         for layer in ("first", "second"):
             (scratch / layer).mkdir()
         return cls(lower, scratch)
@@ -189,15 +192,22 @@ class OverlayPair:
             raise errors[0]
 
     def staging(self) -> Path:
-        """An empty directory beside the workspace, for :func:`~.entries.apply_changes`."""
-        path = self.scratch / "staging"
+        """An empty directory beside the workspace (on its file system, so that what is staged
+        there is moved into it, not copied again), for :func:`~.entries.apply_changes`."""
+        if self._staging_root is None:
+            self._staging_root = Path(
+                tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=self.lower.parent)
+            )
+        path = self._staging_root / "staging"
         if path.exists():
             shutil.rmtree(path)
         path.mkdir()
         return path
 
     def close(self) -> None:
-        """Unmount and remove the scratch directory (kept if something stays mounted there)."""
+        """Unmount and remove the scratch directories (kept if something stays mounted)."""
+        if self._staging_root is not None:
+            shutil.rmtree(self._staging_root, ignore_errors=True)
         try:
             self.unmount()
         except OSError:

@@ -90,6 +90,12 @@ def mounts_under(path: Path) -> list[str]:
     ]
 
 
+def layers_of(checker: RepeatChecker) -> Path:
+    """Where the checker's overlays are mounted (in /dev/shm, or beside the workspace)."""
+    assert checker._overlays is not None
+    return checker._overlays.scratch
+
+
 def overlay_checker(room: Cleanroom) -> RepeatChecker:
     reason = unavailable_reason(room.workspace.root)
     require(reason is None, f"overlay mounts are not possible here: {reason}")
@@ -119,11 +125,13 @@ def test_the_workspace_ends_as_an_unchecked_run_leaves_it(tmp_path: Path, backen
         assert os.stat(linked[0]).st_ino == os.stat(linked[1]).st_ino
         assert (checked_root / "linked-b").read_text() == "one\nmore\n"
         assert (checked_root / "replaced-a").read_text() == "old\n"
-        assert not mounts_under(tmp_path)
+        scratch = layers_of(checker)
+        assert not mounts_under(scratch)
     finally:
         checker.close()
         room.close()
-    assert not list(checked_root.parent.glob(f"{PREFIX}*"))
+    assert not scratch.exists()
+    assert not list(checked_root.parent.glob(f"{PREFIX}*"))  # the staging directory
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -141,9 +149,7 @@ def test_neither_run_copies_the_workspace(tmp_path: Path, backend: str) -> None:
         assert checker.overlay_units == 2
         assert not checker.mismatches
         assert (root / "d2" / "f2.txt").read_text() == "2\ntwo\n"
-        scratch = checker._overlays.scratch if checker._overlays else None
-        assert scratch is not None
-        held = [p for p in scratch.rglob("*") if p.is_file() and "merged" not in p.parts]
+        held = [p for p in layers_of(checker).rglob("*") if p.is_file() and "merged" not in p.parts]
         assert len(held) <= 8, held  # only what the runs wrote, never the 300 files
     finally:
         checker.close()
@@ -212,7 +218,7 @@ def test_a_unit_that_raises_still_leaves_the_first_runs_changes(tmp_path: Path) 
         with pytest.raises(KeyboardInterrupt):
             checker.check_unit(unit, describe="a unit", results_of=lambda _: [])
         assert (room.workspace.root / "half.txt").read_text() == "partial\n"
-        assert not mounts_under(tmp_path)
+        assert not mounts_under(layers_of(checker))
     finally:
         checker.close()
         room.close()
