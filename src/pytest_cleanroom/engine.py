@@ -297,6 +297,13 @@ class Cleanroom:
         twin.services = dict(self.services)
         return twin
 
+    def prepare_ahead(self) -> None:
+        """Have the backend get ready for a command in the background (where it can), so that
+        this cleanroom's first command costs what later ones do."""
+        prepare = getattr(self._backend, "prepare_ahead", None)
+        if prepare is not None:
+            prepare()
+
     def _replica_settings(self) -> dict[str, Any]:
         """The constructor arguments :meth:`replica` passes on (subclasses add their own)."""
         return {

@@ -174,6 +174,11 @@ class NamespaceBackend:
         for process in live:
             process.cancel()
 
+    def prepare_ahead(self) -> None:
+        """Start making a launcher now, so that even the first command starts warm."""
+        if self._preparer is not None:
+            self._preparer.request()
+
     def close(self) -> None:
         """Kill every command this backend is running (any thread's) and its spare launchers."""
         self.cancel()

@@ -206,9 +206,10 @@ class RepeatChecker:
         first_view, second_view = pair.first, pair.second
         changed_first: set[str] | None = None
         try:
+            replay = self.replay_factory(second_view.merged)
             with self.cleanroom.bind_workspace(first_view.merged):
                 first = unit(self.cleanroom)
-            second = unit(self.replay_factory(second_view.merged))
+            second = unit(replay)
             changed_first = first_view.changes(pair.lower)
             changed = changed_first | second_view.changes(pair.lower)
             rewrite = _root_rewrite(second_view.merged, first_view.merged)

@@ -25,6 +25,7 @@ class Replicas:
         twin = self.twins.get(root)
         if twin is None:
             twin = self.twins[root] = _twin(self.cleanroom, root)
+            twin.prepare_ahead()  # while the first run goes on
         twin.services = dict(self.cleanroom.services)  # services exposed since are replayed too
         return twin
 
