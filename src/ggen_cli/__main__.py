@@ -3,7 +3,9 @@
 Importing this module imports nothing heavy: click and the groups load only when a command needs
 them. ``ggen lifecycle run|pipeline ...`` is first offered to the lifecycle's click-free parser
 (:func:`ggen_lifecycle.run_command.main_without_click`), so that a cache hit is not slowed down
-by importing click; anything it does not fully understand goes through click as usual.
+by importing click, and ``ggen market add ...`` likewise to
+:func:`ggen_market.add_command.main_without_click`; anything they do not fully understand goes
+through click as usual.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ def _run(args: list[str]) -> int:
         from ggen_lifecycle.run_command import main_without_click
 
         code = main_without_click(args[1:])
+        if code is not None:
+            return code
+    elif args[:2] == ["market", "add"]:
+        from ggen_market.add_command import main_without_click as add_without_click
+
+        code = add_without_click(args[2:])
         if code is not None:
             return code
     try:

@@ -7,30 +7,28 @@ so ``ggen --help`` and ``ggen market search`` stay fast.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .output import print_json, report_change, report_error, warn
+from .sources import Sources
+
 if TYPE_CHECKING:
-    from .catalog import Catalog
-    from .config import MarketConfig
     from .install import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False))
+    print_json(data, click.echo)
 
 
 def _warn(messages: list[str]) -> None:
-    for message in messages:
-        click.echo(f"warning: {message}", err=True)
+    warn(messages, click.echo)
 
 
 def handle_errors(func: F) -> F:
@@ -43,13 +41,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (MarketError, OSError) as exc:
-            # OSError: a file or directory the command needs cannot be read or written.
-            message = (
-                str(exc) if isinstance(exc, MarketError) else f"{exc.strerror}: {exc.filename}"
-            )
-            if kwargs.get("as_json"):
-                _print_json({"ok": False, "error": message, "kind": type(exc).__name__})
-            click.echo(f"error: {message}", err=True)
+            report_error(exc, bool(kwargs.get("as_json")), click.echo)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -70,59 +62,6 @@ def project_option(func: F) -> F:
         show_default=True,
         help="Project directory holding ggen.lock and .ggen/.",
     )(func)
-
-
-@dataclass(frozen=True)
-class Sources:
-    """The project and registries a command works with, as the shared options set them.
-
-    Nothing is read until :meth:`catalog` or :meth:`open_project` is called, so a command
-    that needs neither (``list`` without ``--available``) stays as cheap as it was.
-    """
-
-    project: Path
-    registries: tuple[str, ...]
-    offline: bool
-    timeout: float | None
-    progress: bool | None
-
-    def config(self) -> MarketConfig:
-        from .config import load_config
-
-        return load_config(self.project, self.registries, self.timeout)
-
-    def catalog(self) -> Catalog:
-        """The registries to read, without loading what installing needs (keeps search fast)."""
-        from .catalog import Catalog
-        from .config import embedded_gpacks_dir
-        from .registry import open_registry
-
-        config = self.config()
-        embedded = embedded_gpacks_dir()
-        return Catalog(
-            [
-                open_registry(
-                    spec.url,
-                    cache=config.cache_dir,
-                    timeout=config.timeout,
-                    offline=self.offline,
-                    embedded=embedded,
-                )
-                for spec in config.registries
-            ]
-        )
-
-    def open_project(self) -> Project:
-        """The project, to install into or change."""
-        from .install import Project
-        from .progress import Progress
-
-        return Project(
-            self.project,
-            self.config(),
-            offline=self.offline,
-            progress=Progress(enabled=self.progress),
-        )
 
 
 def registry_command(func: F) -> F:
@@ -277,21 +216,7 @@ def info(pack_id: str, sources: Sources, as_json: bool) -> None:
 
 
 def _report_change(change: Any, proj: Project, as_json: bool, verb: str) -> None:
-    warnings = proj.catalog.warnings if proj._catalog is not None else []
-    _warn(warnings)
-    if as_json:
-        _print_json(
-            {"ok": True, **change.to_json(), "lockfile": str(proj.lock_path), "warnings": warnings}
-        )
-        return
-    for pkg in change.removed:
-        click.echo(f"- {pkg.id}@{pkg.version}")
-    for pkg in change.added:
-        click.echo(f"+ {pkg.id}@{pkg.version}  sha256:{pkg.sha256}")
-    for pkg in change.repaired:
-        click.echo(f"~ {pkg.id}@{pkg.version}  reinstalled (was missing or modified)")
-    if not (change.added or change.removed or change.repaired):
-        click.echo(f"nothing to {verb}: {len(change.kept)} gpack(s) already as ggen.lock pins")
+    report_change(change, proj, as_json, verb, click.echo)
 
 
 @market.command(short_help="Install gpacks and dependencies; no ID: what ggen.lock pins.")
@@ -299,9 +224,9 @@ def _report_change(change: Any, proj: Project, as_json: bool, verb: str) -> None
 @registry_command
 def add(specs: tuple[str, ...], sources: Sources, as_json: bool) -> None:
     """Install gpacks and their dependencies; with no ID, install exactly what ggen.lock pins."""
-    proj = sources.open_project()
-    change = proj.add(list(specs))
-    _report_change(change, proj, as_json, "install")
+    from .add_command import run_add
+
+    run_add(list(specs), sources, as_json, click.echo)
 
 
 @market.command()

@@ -59,5 +59,5 @@ def test_search_and_add_load_only_what_they_use(tmp_path: Path) -> None:
         tmp_path, project, "market", "add", "io.lean.pack", "--registry", str(registry)
     )
     assert "pydantic" in added  # the downloaded gpack.toml is untrusted: validated by the model
-    assert added.isdisjoint(NEVER)
+    assert added.isdisjoint(NEVER | {"click"})  # ggen_market.add_command parses without click
     assert (project / "ggen.lock").is_file()
