@@ -40,7 +40,7 @@ def run(root: Path, script: str, *args: str) -> tuple[int, str, str, set[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
     env.update(GGEN_CACHE_DIR=str(root / "cache"), GGEN_CONFIG=str(root / "none.toml"))
     listing = root / "modules.json"
-    extra = [str(listing)] if script is AS_USERS_RUN_IT else []
+    extra = [str(listing)] if "json.dump" in script else []
     args = tuple(a.replace("ROOT", str(root)) for a in args)
     done = subprocess.run(
         [sys.executable, "-c", script, *extra, *args],
@@ -169,3 +169,13 @@ def test_ctrl_c_during_a_download_aborts_cleanly(
     if extra:
         # httpx imports click itself; the click command module stays unloaded
         assert "ggen_market.cli" not in json.loads(Path(extra[0]).read_text())
+
+
+def test_the_garbage_collector_is_back_on_after_the_imports(twins: tuple[Path, Path]) -> None:
+    script = AS_USERS_RUN_IT.replace(
+        "sys.exit(code)", "import gc\nprint('gc enabled:', gc.isenabled())\nsys.exit(code)"
+    )
+    code, out, err, modules = run(twins[0], script, "market", "add", "--registry", "ROOT/registry")
+    assert code == 0, err
+    assert "ggen_market.cli" not in modules
+    assert out.endswith("gc enabled: True\n")
