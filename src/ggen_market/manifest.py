@@ -8,19 +8,38 @@ from __future__ import annotations
 
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ManifestError
 from .ids import check_id
-from .validation import format_validation_error, read_toml
+from .validation import LazyModel, format_validation_error, read_toml
 from .versions import parse_range, parse_version
+
+if TYPE_CHECKING:
+    from .test_sections import CleanroomSection, FixturesSection, ScenariosSection
+
+    CleanroomTable: TypeAlias = CleanroomSection | None
+    FixturesTable: TypeAlias = FixturesSection | None
+    ScenariosTable: TypeAlias = ScenariosSection | None
+else:
+    # The sections of test gpacks have their own models (ggen_market.test_sections), built only
+    # when a gpack.toml has one of them: a plain gpack, what `ggen market add` mostly validates,
+    # does not pay for building them. Errors inside keep their key path and suggestions.
+    CleanroomTable = Annotated[
+        Any, BeforeValidator(LazyModel("ggen_market.test_sections", "CleanroomSection"))
+    ]
+    FixturesTable = Annotated[
+        Any, BeforeValidator(LazyModel("ggen_market.test_sections", "FixturesSection"))
+    ]
+    ScenariosTable = Annotated[
+        Any, BeforeValidator(LazyModel("ggen_market.test_sections", "ScenariosSection"))
+    ]
 
 MANIFEST_NAME = "gpack.toml"
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-POLICY_LEVELS = ("permissive", "standard", "strict", "locked")
 
 
 def check_pattern(value: str) -> str:
@@ -111,28 +130,6 @@ class QueriesSection(PatternSection):
     patterns: list[str] = ["queries/**/*.rq"]
 
 
-class CleanroomSection(_Section):
-    """``[cleanroom]`` (test gpacks): how their scenarios run by default."""
-
-    policy: Literal["permissive", "standard", "strict", "locked"] = "standard"
-    backend: Literal["auto", "local", "docker"] = "auto"
-    timeout: float | None = Field(None, gt=0)
-    services: list[Literal["postgres", "redis"]] = []
-    env: dict[str, str] = {}
-
-
-class FixturesSection(PatternSection):
-    """``[fixtures]`` (test gpacks): Python modules defining pytest fixtures."""
-
-    patterns: list[str] = ["fixtures/**/*.py"]
-
-
-class ScenariosSection(PatternSection):
-    """``[scenarios]`` (test gpacks): ``*.scenario.toml`` files."""
-
-    patterns: list[str] = ["scenarios/**/*.scenario.toml"]
-
-
 class Manifest(_Section):
     """A parsed ``gpack.toml``. Sections that are absent get their defaults."""
 
@@ -141,9 +138,9 @@ class Manifest(_Section):
     templates: TemplatesSection = TemplatesSection()
     rdf: RdfSection = RdfSection()
     queries: QueriesSection = QueriesSection()
-    cleanroom: CleanroomSection | None = None
-    fixtures: FixturesSection | None = None
-    scenarios: ScenariosSection | None = None
+    cleanroom: CleanroomTable = None
+    fixtures: FixturesTable = None
+    scenarios: ScenariosTable = None
 
     @field_validator("dependencies")
     @classmethod

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from .errors import ManifestError
 from .lockfile import LOCK_NAME, read_lock
-from .manifest import CleanroomSection, Manifest, load_manifest, matching_files
+from .manifest import Manifest, load_manifest, matching_files
+from .test_sections import CleanroomSection
 
 if TYPE_CHECKING:
     from pytest_cleanroom.scenarios.files import ScenarioVariant

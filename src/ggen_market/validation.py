@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import typing
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,27 @@ def read_toml(path: Path, *, text: str | None = None) -> dict[str, Any]:
         raise ManifestError(f"{path}: not valid TOML: {exc}") from None
 
 
+class LazyModel:
+    """A validator (for ``BeforeValidator``) that checks a table with a model imported on first use.
+
+    Errors the model raises keep their location under the field, and :func:`format_validation_error`
+    finds the model through :meth:`model` for its 'did you mean' hints.
+    """
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def model(self) -> type[BaseModel]:
+        model: type[BaseModel] = getattr(importlib.import_module(self.module), self.name)
+        return model
+
+    def __call__(self, value: Any) -> BaseModel:
+        return self.model().model_validate(value)
+
+    def __repr__(self) -> str:
+        return f"LazyModel({self.module}.{self.name})"
+
+
 def _submodel(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The model class that owns the last element of ``loc`` (for suggestions), if known."""
     current: type[BaseModel] = model
@@ -37,7 +59,7 @@ def _submodel(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMo
         field = current.model_fields.get(part)
         if field is None:
             return None
-        found = _model_in(field.annotation)
+        found = _model_in(field.annotation) or _lazy_model_in(field.metadata)
         if found is None:
             return None
         current = found
@@ -51,6 +73,14 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
         found = _model_in(arg)
         if found is not None:
             return found
+    return None
+
+
+def _lazy_model_in(metadata: list[Any]) -> type[BaseModel] | None:
+    for item in metadata:
+        validator = getattr(item, "func", None)
+        if isinstance(validator, LazyModel):
+            return validator.model()
     return None
 
 

@@ -60,4 +60,6 @@ def test_search_and_add_load_only_what_they_use(tmp_path: Path) -> None:
     )
     assert "pydantic" in added  # the downloaded gpack.toml is untrusted: validated by the model
     assert added.isdisjoint(NEVER | {"click"})  # ggen_market.add_command parses without click
+    # A plain gpack.toml: the models of the test sections are not built.
+    assert "ggen_market.test_sections" not in added
     assert (project / "ggen.lock").is_file()

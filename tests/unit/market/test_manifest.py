@@ -58,6 +58,25 @@ def test_at_least_three_examples_including_a_test_gpack() -> None:
         (BASE + '\n[cleanroom]\npolicy = "strikt"\n', "[cleanroom] policy"),
         (BASE + '\n[cleanroom]\nservice = ["redis"]\n', "did you mean 'services'?"),
         (BASE + "\n[scenarios]\npaterns = []\n", "did you mean 'patterns'?"),
+        # The test sections are validated by models built only when present: same messages.
+        (
+            BASE + "\n[fixtures]\npatern = []\n",
+            "[fixtures] patern: unknown key (did you mean 'patterns'?)",
+        ),
+        (
+            BASE + "\n[cleanroom]\ntimeout = 0\n",
+            "[cleanroom] timeout: Input should be greater than 0",
+        ),
+        (
+            BASE + '\n[cleanroom]\nbackend = "vm"\n',
+            "[cleanroom] backend: Input should be 'auto', 'local' or 'docker'",
+        ),
+        ("cleanroom = 5\n" + BASE, "[cleanroom]: Input should be a valid dictionary"),
+        (
+            BASE + '\n[scenarios]\npatterns = ["../x"]\n',
+            "[scenarios] patterns: pattern '../x' must",
+        ),
+        (BASE + "\n[cleanrom]\n", "[cleanrom]: unknown table (did you mean 'cleanroom'?)"),
         (BASE.replace('name = "x"\n', ""), "[gpack] name: required key missing"),
         ('[gpack\nid = "x"', "not valid TOML"),
     ],
@@ -68,6 +87,19 @@ def test_manifest_errors_name_the_file_and_key(tmp_path: Path, text: str, expect
         load_manifest(path)
     assert str(path) in str(info.value)
     assert expected in str(info.value)
+
+
+def test_problems_in_core_and_test_sections_are_listed_together(tmp_path: Path) -> None:
+    text = BASE.replace("version =", "verison =") + '\n[cleanroom]\nservice = ["redis"]\n'
+    path = manifest_at(tmp_path, text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert str(info.value) == (
+        f"{path}: 3 problems:\n"
+        "  [gpack] version: required key missing\n"
+        "  [gpack] verison: unknown key (did you mean 'version'?)\n"
+        "  [cleanroom] service: unknown key (did you mean 'services'?)"
+    )
 
 
 def test_test_sections_are_parsed(tmp_path: Path) -> None:
