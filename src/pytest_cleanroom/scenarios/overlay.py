@@ -17,7 +17,7 @@ the check unmounts them (:func:`sweep_stale`).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import shutil
 import stat
@@ -25,7 +25,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .treediff import StatKey, scan, scratch_parent
+from .libc import libc
+from .treediff import StatKey, scan, scratch_parent, stat_key
 
 #: Names the scratch directories, with the pid of the process that owns them.
 PREFIX = ".cleanroom-overlay-"
@@ -36,7 +37,6 @@ _REDIRECT = "trusted.overlay.redirect"
 # Characters that the overlay's option string gives a meaning (layer and option separators).
 _UNSAFE = frozenset(",:\\\n")
 
-_libc: ctypes.CDLL | None = None
 _unavailable: str | None = None  # why overlays cannot be used in this process, once known
 _swept = False
 
@@ -46,10 +46,20 @@ class OverlayUnavailableError(OSError):
 
 
 def _lib() -> ctypes.CDLL:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return _libc
+    found = libc()
+    if found is None:
+        raise OverlayUnavailableError("the C library cannot be loaded to mount overlays")
+    return found
+
+
+@functools.cache
+def _kernel_reason() -> str | None:
+    try:
+        if "\toverlay\n" not in Path("/proc/filesystems").read_text():
+            return "the kernel has no overlayfs"
+    except OSError:
+        return "/proc/filesystems is unreadable"
+    return None
 
 
 def unavailable_reason(workspace: Path) -> str | None:
@@ -59,11 +69,9 @@ def unavailable_reason(workspace: Path) -> str | None:
         return _unavailable
     if os.geteuid() != 0:
         return "overlay mounts need root"
-    try:
-        if "\toverlay\n" not in Path("/proc/filesystems").read_text():
-            return "the kernel has no overlayfs"
-    except OSError:
-        return "/proc/filesystems is unreadable"
+    kernel = _kernel_reason()
+    if kernel is not None:
+        return kernel
     if _UNSAFE & set(os.fspath(workspace)):
         return f"the workspace path {workspace} has characters overlay options cannot carry"
     return None
@@ -121,12 +129,9 @@ class Layer:
         found: dict[str, StatKey] = {}
         for rel in rels:
             try:
-                st = os.lstat(self.merged / rel)
+                found[rel] = stat_key(os.lstat(self.merged / rel))
             except FileNotFoundError:
                 continue
-            found[rel] = (
-                st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink
-            )  # fmt: skip
         return found
 
 

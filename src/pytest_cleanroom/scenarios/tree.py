@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import stat
 import struct
@@ -22,7 +21,8 @@ import time
 import weakref
 from pathlib import Path
 
-from .treediff import StatKey, scan, stat_changes
+from .libc import libc
+from .treediff import StatKey, scan, stat_changes, stat_key
 
 _IN_MODIFY = 0x2
 _IN_ATTRIB = 0x4
@@ -46,18 +46,10 @@ _MASK = (
 )  # fmt: skip
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len
 
-_libc: ctypes.CDLL | None = None
-
 
 def _lib() -> ctypes.CDLL | None:
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            _libc.inotify_init1  # noqa: B018 - present on Linux only
-        except (OSError, AttributeError):
-            return None
-    return _libc
+    found = libc()
+    return found if found is not None and hasattr(found, "inotify_init1") else None
 
 
 class _LostTrackError(Exception):
@@ -163,7 +155,7 @@ class Tree:
             with os.scandir(self.root / rel if rel else self.root) as entries:
                 for entry in entries:
                     st = entry.stat(follow_symlinks=False)
-                    found[prefix + entry.name] = _key(st)
+                    found[prefix + entry.name] = stat_key(st)
                     if stat.S_ISDIR(st.st_mode):
                         stack.append(prefix + entry.name)
         return found
@@ -193,7 +185,7 @@ class Tree:
         entries = dict(self.entries)  # replaced, not changed: a failed update leaves it whole
         for rel in sorted(changed):
             try:
-                entries[rel] = _key(os.lstat(self.root / rel))
+                entries[rel] = stat_key(os.lstat(self.root / rel))
             except FileNotFoundError:
                 old = entries.pop(rel, None)
                 if old is not None and stat.S_ISDIR(old[0]):
@@ -222,10 +214,6 @@ def _close_quietly(fd: int) -> None:
 
 def _linked(key: StatKey) -> bool:
     return stat.S_ISREG(key[0]) and key[5] > 1
-
-
-def _key(st: os.stat_result) -> StatKey:
-    return (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
 
 
 def changes_since(tree: Tree, since_ns: int) -> set[str]:

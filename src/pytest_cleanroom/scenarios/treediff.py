@@ -63,18 +63,15 @@ def scan(root: Path) -> dict[str, StatKey]:
         with os.scandir(directory) as entries:
             for entry in entries:
                 rel = prefix + entry.name
-                st = entry.stat(follow_symlinks=False)
-                found[rel] = (
-                    st.st_mode,
-                    st.st_ino,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                    st.st_nlink,
-                )
-                if stat.S_ISDIR(st.st_mode):
+                key = found[rel] = stat_key(entry.stat(follow_symlinks=False))
+                if stat.S_ISDIR(key[0]):
                     stack.append((Path(entry.path), rel + "/"))
     return found
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    """What :func:`scan` records of an entry's ``lstat``."""
+    return (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
 
 
 def total_size(baseline: Baseline) -> int:
