@@ -29,6 +29,7 @@ _FLAGS = {
     "--json": ("as_json", True),
     "--progress": ("progress", True),
     "--no-progress": ("progress", False),
+    "--allow-fallback": ("allow_fallback", True),
 }
 
 
@@ -70,7 +71,12 @@ def parse_add_argv(argv: Sequence[str]) -> AddArgs | None:
     specs: list[str] = []
     registries: list[str] = []
     values: dict[str, Any] = {"project": Path("."), "timeout": None}
-    flags: dict[str, bool | None] = {"offline": False, "as_json": False, "progress": None}
+    flags: dict[str, bool | None] = {
+        "offline": False,
+        "as_json": False,
+        "progress": None,
+        "allow_fallback": False,
+    }
     while rest:
         item = rest.pop(0)
         if item in _FLAGS:
@@ -102,6 +108,7 @@ def parse_add_argv(argv: Sequence[str]) -> AddArgs | None:
         offline=bool(flags["offline"]),
         timeout=values["timeout"],
         progress=flags["progress"],
+        allow_fallback=bool(flags["allow_fallback"]),
     )
     return AddArgs(specs, sources, bool(flags["as_json"]))
 

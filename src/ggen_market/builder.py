@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from .index import (
     INDEX_NAME,
     Index,
     PackEntry,
+    PackVersion,
     dump_index,
     entry_from_manifest,
     merge_entries,
@@ -78,59 +80,97 @@ def build_index(src: Path, out: Path | None = None, *, deep: bool = True) -> Ind
     """Index every gpack directory and archive in ``src``; write archives and index.json to ``out``.
 
     Directories are packed into ``out/archives/<id>-<version>.tar.gz``; archives found in ``src``
-    (or its ``archives/``) are checked and referenced as they are. ``downloads`` counts of an
-    existing ``out/index.json`` are kept.
+    (or its ``archives/``) are checked and referenced as they are. ``downloads`` counts and
+    validation statements of an existing ``out/index.json`` are kept (a statement only while it
+    is about the same archive digest). Every gpack is checked before anything is written; the
+    error lists every bad one.
     """
     out = out or src
     if not src.is_dir():
         raise RegistryIndexError(f"{src}: not a directory of gpacks")
-    out.mkdir(parents=True, exist_ok=True)
+    if (src / MANIFEST_NAME).is_file():
+        raise RegistryIndexError(
+            f"{src}: is a gpack itself (it has a {MANIFEST_NAME}); index the folder that holds"
+            f" it (`ggen market index {src.parent}`), or archive it with `ggen market pack {src}`"
+        )
+    planned: dict[Path, bytes] = {}  # archives to write, once everything checked out
     entries: list[PackEntry] = []
+    problems: list[str] = []
     seen: dict[tuple[str, str], tuple[str, str]] = {}
 
-    def add(entry: PackEntry, origin: str) -> None:
+    def add(entry: PackEntry, origin: str) -> bool:
         version = next(iter(entry.versions.values()))
         key = (entry.id, version.version)
         previous = seen.get(key)
         if previous is not None:
-            if previous[0] == version.sha256:
-                return
-            raise RegistryIndexError(
-                f"{src}: {entry.id}@{version.version} is provided twice with different content"
-                f" ({previous[1]} and {origin})"
-            )
+            if previous[0] != version.sha256:
+                problems.append(
+                    f"{entry.id}@{version.version} is provided twice with different content"
+                    f" ({previous[1]} and {origin})"
+                )
+            return False
         seen[key] = (version.sha256, origin)
         entries.append(entry)
+        return True
 
-    candidates = sorted(src.iterdir(), key=lambda p: p.name)
-    if (src / ARCHIVE_DIR).is_dir():
-        candidates += sorted((src / ARCHIVE_DIR).iterdir(), key=lambda p: p.name)
-    for child in candidates:
-        if child.is_dir() and (child / MANIFEST_NAME).is_file():
-            manifest, data = pack_gpack(child, deep=deep)
-            rel = archive_name(manifest.id, manifest.version)
-            _write_if_changed(out / rel, data)
-            add(entry_from_manifest(manifest, rel, sha256_bytes(data), len(data)), str(child))
-        elif child.is_file() and child.name.endswith(ARCHIVE_SUFFIXES):
-            data = child.read_bytes()
-            try:
-                manifest = _manifest_of_archive(data, str(child), deep)
-            except (ArchiveError, ManifestError) as exc:
-                raise RegistryIndexError(f"{child}: cannot index this archive: {exc}") from None
-            target = child
-            if not child.resolve().is_relative_to(out.resolve()):
-                target = out / archive_name(manifest.id, manifest.version)
-                _write_if_changed(target, data)
-            rel = target.resolve().relative_to(out.resolve()).as_posix()
-            add(entry_from_manifest(manifest, rel, sha256_bytes(data), len(data)), str(child))
+    for child in _candidates(src):
+        try:
+            found = _index_candidate(child, out, deep)
+        except (ArchiveError, ManifestError, RegistryIndexError) as exc:
+            problems.append(str(exc))
+            continue
+        if found is not None and add(found[0], str(child)) and found[1] is not None:
+            planned[found[1]] = found[2]
+    if problems:
+        count = "1 gpack" if len(problems) == 1 else f"{len(problems)} gpacks"
+        raise RegistryIndexError(
+            f"{src}: {count} cannot be indexed (nothing was written):\n  " + "\n  ".join(problems)
+        )
     packs = merge_entries(entries, str(src))
-    packs = _keep_downloads(out / INDEX_NAME, packs)
+    packs = _keep_previous(out / INDEX_NAME, packs)
     index = Index(packs=packs, updated=updated_stamp())
+    out.mkdir(parents=True, exist_ok=True)
+    for target, data in planned.items():
+        _write_if_changed(target, data)
     write_atomic(out / INDEX_NAME, dump_index(index))
     return index
 
 
-def _keep_downloads(path: Path, packs: dict[str, PackEntry]) -> dict[str, PackEntry]:
+def _candidates(src: Path) -> list[Path]:
+    candidates = sorted(src.iterdir(), key=lambda p: p.name)
+    if (src / ARCHIVE_DIR).is_dir():
+        candidates += sorted((src / ARCHIVE_DIR).iterdir(), key=lambda p: p.name)
+    return candidates
+
+
+def _index_candidate(
+    child: Path, out: Path, deep: bool
+) -> tuple[PackEntry, Path | None, bytes] | None:
+    """The entry for one gpack directory or archive, and the archive to write for it (if any)."""
+    if child.is_dir() and (child / MANIFEST_NAME).is_file():
+        manifest, data = pack_gpack(child, deep=deep)
+        rel = archive_name(manifest.id, manifest.version)
+        entry = entry_from_manifest(manifest, rel, sha256_bytes(data), len(data))
+        return entry, out / rel, data
+    if not (child.is_file() and child.name.endswith(ARCHIVE_SUFFIXES)):
+        return None
+    data = child.read_bytes()
+    try:
+        manifest = _manifest_of_archive(data, str(child), deep)
+    except (ArchiveError, ManifestError) as exc:
+        raise RegistryIndexError(f"{child}: cannot index this archive: {exc}") from None
+    target: Path | None = None
+    if child.resolve().is_relative_to(out.resolve()):
+        rel = child.resolve().relative_to(out.resolve()).as_posix()
+    else:
+        rel = archive_name(manifest.id, manifest.version)
+        target = out / rel
+    return entry_from_manifest(manifest, rel, sha256_bytes(data), len(data)), target, data
+
+
+def _keep_previous(path: Path, packs: dict[str, PackEntry]) -> dict[str, PackEntry]:
+    """``packs`` with the download counts, and the validation statements of unchanged archives,
+    of the index at ``path``."""
     if not path.is_file():
         return packs
     try:
@@ -140,10 +180,28 @@ def _keep_downloads(path: Path, packs: dict[str, PackEntry]) -> dict[str, PackEn
     kept: dict[str, PackEntry] = {}
     for pid, entry in packs.items():
         previous = old.packs.get(pid)
-        if previous is not None and previous.downloads:
-            entry = PackEntry(**{**entry.__dict__, "downloads": previous.downloads})
+        if previous is not None:
+            entry = PackEntry(
+                **{
+                    **entry.__dict__,
+                    "downloads": previous.downloads or entry.downloads,
+                    "versions": _keep_statements(entry, previous),
+                }
+            )
         kept[pid] = entry
     return kept
+
+
+def _keep_statements(entry: PackEntry, previous: PackEntry) -> dict[str, PackVersion]:
+    versions = dict(entry.versions)
+    for number, version in versions.items():
+        try:
+            before = previous.versions.get(number)
+        except RegistryIndexError:
+            continue  # a damaged entry in the old index: nothing to keep from it
+        if before is not None and before.validation and before.sha256 == version.sha256:
+            versions[number] = replace(version, validation=before.validation)
+    return versions
 
 
 def _fingerprint(src: Path) -> str:

@@ -3,13 +3,18 @@
 A gpack id is never merged across registries (versions of ``io.x`` from a lower registry are
 not mixed in): a public registry cannot shadow a team's private package by publishing a higher
 version under the same id.
+
+The same promise holds when a registry cannot be read: an id is looked up (``info``, ``add``,
+``update``) only when every registry ranked above the one that serves it could be read (or
+answered from its cached index). Otherwise the lookup fails naming the registry, unless
+``allow_fallback`` is set; searching still lists what the readable registries offer, with a warning.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from .errors import MarketError, RegistryError
+from .errors import MarketError, RegistryError, UnreadableRegistryError
 from .index import Index, PackEntry
 from .registry import Registry
 from .suggest import did_you_mean
@@ -18,8 +23,9 @@ from .suggest import did_you_mean
 class Catalog:
     """The packs of ``registries`` (highest precedence first), loaded on first use."""
 
-    def __init__(self, registries: Sequence[Registry]) -> None:
+    def __init__(self, registries: Sequence[Registry], *, allow_fallback: bool = False) -> None:
         self.registries = list(registries)
+        self.allow_fallback = allow_fallback
         self.warnings: list[str] = []
         self.failures: list[tuple[Registry, MarketError]] = []
         # Which registry provides each id; entries are built only when asked for.
@@ -73,12 +79,37 @@ class Catalog:
                     yield index.packs[pid], registry
 
     def get(self, pack_id: str) -> tuple[PackEntry, Registry] | None:
-        """The entry for ``pack_id`` and the registry providing it, or ``None``."""
+        """The entry for ``pack_id`` and the registry providing it, or ``None``.
+
+        Raises :class:`UnreadableRegistryError` when a registry ranked above the provider (or any
+        registry, for an id found nowhere) could not be read, unless ``allow_fallback``.
+        """
         found = self._load().get(pack_id)
+        self._check_precedence(pack_id, found[1] if found else None)
         if found is None:
             return None
         index, registry = found
         return index.packs[pack_id], registry
+
+    def _check_precedence(self, pack_id: str, provider: Registry | None) -> None:
+        rank = self.registries.index(provider) if provider else len(self.registries)
+        above = [(reg, exc) for reg, exc in self.failures if self.registries.index(reg) < rank]
+        if not above:
+            return
+        names = ", ".join(reg.url for reg, _ in above)
+        if self.allow_fallback:
+            if provider is not None:
+                note = f"{pack_id}: taken from {provider.url} although {names} could not be read"
+                if note not in self.warnings:
+                    self.warnings.append(f"{note} (--allow-fallback)")
+            return
+        registry, exc = above[0]
+        where = f"taken from {provider.url}, which ranks below it" if provider else "looked up"
+        raise UnreadableRegistryError(
+            f"registry {registry.url} cannot be read and has no cached index ({exc}); {pack_id}"
+            f" is not {where}, since a lower registry must not stand in for a higher one. Make"
+            " it reachable, or pass --allow-fallback to accept the next registry that has the id"
+        )
 
     def lookup(self, pack_id: str) -> PackEntry | None:
         """The entry for ``pack_id``, or ``None``."""
@@ -91,5 +122,5 @@ class Catalog:
         if found is not None:
             return found
         hint = did_you_mean(pack_id, self._load())
-        down = "".join(f"; {exc}" for _, exc in self.failures)
+        down = "".join(f"; {exc}" for _, exc in self.failures)  # only with --allow-fallback
         raise RegistryError(f"{pack_id}: not found in any registry{hint}{down}")

@@ -67,7 +67,8 @@ def project_option(func: F) -> F:
 def registry_command(func: F) -> F:
     """Add the options shared by the commands that read registries or change the project.
 
-    ``--registry``, ``--project``, ``--offline``, ``--timeout``, ``--progress`` reach the
+    ``--registry``, ``--project``, ``--offline``, ``--timeout``, ``--progress``,
+    ``--allow-fallback`` reach the
     command as one ``sources: Sources`` argument; ``--json`` and errors as in :func:`json_command`.
     """
 
@@ -79,9 +80,10 @@ def registry_command(func: F) -> F:
         offline: bool,
         timeout: float | None,
         progress: bool | None,
+        allow_fallback: bool,
         **kwargs: Any,
     ) -> Any:
-        sources = Sources(project, registries, offline, timeout, progress)
+        sources = Sources(project, registries, offline, timeout, progress, allow_fallback)
         return func(*args, sources=sources, **kwargs)
 
     options = [
@@ -100,6 +102,12 @@ def registry_command(func: F) -> F:
             "--progress/--no-progress",
             default=None,
             help="Show download progress on stderr (default: when stderr is a terminal).",
+        ),
+        click.option(
+            "--allow-fallback",
+            is_flag=True,
+            help="When a registry cannot be read (and has no cached index), let the next"
+            " registry serve its ids instead of stopping.",
         ),
     ]
     for option in reversed(options):

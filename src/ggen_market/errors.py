@@ -23,6 +23,10 @@ class RegistryError(MarketError):
     """A registry that cannot be reached, read or cloned."""
 
 
+class UnreadableRegistryError(RegistryError):
+    """A registry ranked above the one serving an id could not be read: resolution stops."""
+
+
 class IntegrityError(MarketError):
     """A digest that does not match: the archive or installed tree was changed."""
 

@@ -43,6 +43,8 @@ class PackVersion:
     dependencies: dict[str, str] = field(default_factory=dict)
     ggen_compat: str = "*"
     test_pack: bool = False
+    #: The signed validation statement (a DSSE envelope as a JSON object), when published with one.
+    validation: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -55,6 +57,8 @@ class PackVersion:
             data["size"] = self.size
         if self.test_pack:
             data["test_pack"] = True
+        if self.validation is not None:
+            data["validation"] = dict(self.validation)
         return data
 
 
@@ -389,6 +393,11 @@ def _parse_version_entry(pid: str, ver: str, raw: Any, label: str, where: str) -
             parse_range(rng)
         except ValueError as exc:
             raise _fail(label, f"{where}.dependencies[{dep_id!r}]", str(exc)) from None
+    validation = raw.get("validation")
+    if validation is not None and not (
+        isinstance(validation, dict) and {"payloadType", "payload", "signatures"} <= set(validation)
+    ):
+        raise _fail(label, f"{where}.validation", "expected a DSSE envelope object")
     compat = raw.get("ggen_compat", "*")
     try:
         parse_range(compat)
@@ -403,6 +412,7 @@ def _parse_version_entry(pid: str, ver: str, raw: Any, label: str, where: str) -
         dependencies=dict(deps),
         ggen_compat=compat,
         test_pack=bool(raw.get("test_pack", False)),
+        validation=validation,
     )
 
 

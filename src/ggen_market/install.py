@@ -15,11 +15,19 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .archive import ExtractLimits, extract_archive, tree_digest
 from .catalog import Catalog
 from .config import MarketConfig, embedded_gpacks_dir
-from .errors import InstallError, IntegrityError, ManifestError, MarketError, ResolutionError
+from .errors import (
+    InstallError,
+    IntegrityError,
+    LockfileError,
+    ManifestError,
+    MarketError,
+    ResolutionError,
+)
 from .fsutil import LockTimeoutError, exclusive_lock, write_atomic
 from .ids import check_id
 from .index import PackVersion
@@ -68,8 +76,10 @@ class Change:
     removed: list[LockedPackage] = field(default_factory=list)
     repaired: list[LockedPackage] = field(default_factory=list)
     kept: list[LockedPackage] = field(default_factory=list)
+    #: ``add``/``update`` with nothing to do because the project has no ggen.lock at all.
+    nothing_pinned: bool = False
 
-    def to_json(self) -> dict[str, list[dict[str, str]]]:
+    def to_json(self) -> dict[str, Any]:
         def brief(pkgs: list[LockedPackage]) -> list[dict[str, str]]:
             return [{"id": p.id, "version": p.version, "sha256": p.sha256} for p in pkgs]
 
@@ -78,6 +88,7 @@ class Change:
             "removed": brief(self.removed),
             "repaired": brief(self.repaired),
             "kept": brief(self.kept),
+            "nothing_pinned": self.nothing_pinned,
         }
 
 
@@ -103,8 +114,10 @@ class Project:
         offline: bool = False,
         progress: Progress | None = None,
         limits: ExtractLimits | None = None,
+        allow_fallback: bool = False,
     ) -> None:
         self.root = root.resolve()
+        self.allow_fallback = allow_fallback
         self.config = config
         self.offline = offline
         self.progress = progress or Progress(enabled=False)
@@ -135,7 +148,10 @@ class Project:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = Catalog([self.registry(spec.url) for spec in self.config.registries])
+            self._catalog = Catalog(
+                [self.registry(spec.url) for spec in self.config.registries],
+                allow_fallback=self.allow_fallback,
+            )
         return self._catalog
 
     def lock(self) -> Lockfile:
@@ -146,6 +162,8 @@ class Project:
 
     def add(self, specs: list[str]) -> Change:
         """Add gpacks (``id`` or ``id@range``); with none, install exactly what ggen.lock pins."""
+        if not specs and not self.lock_path.exists():
+            return Change(nothing_pinned=True)  # and no .ggen/ made for it
         with self._transaction() as txn:
             current = self.lock()
             if not specs:
@@ -169,6 +187,8 @@ class Project:
 
     def update(self, ids: list[str]) -> Change:
         """Move gpacks (all, or ``ids`` and what they need) to the newest versions in range."""
+        if not ids and not self.lock_path.exists():
+            return Change(nothing_pinned=True)
         with self._transaction() as txn:
             current = self.lock()
             for pack_id in ids:
@@ -210,7 +230,15 @@ class Project:
             return txn.apply(target, current)
 
     def verify(self) -> list[VerifyResult]:
-        """Re-hash every installed package against ggen.lock."""
+        """Re-hash every installed package against ggen.lock.
+
+        Raises :class:`LockfileError` outside a project (no ggen.lock and nothing installed).
+        """
+        if not self.lock_path.exists() and not (self.state_dir / "packages").is_dir():
+            raise LockfileError(
+                f"{self.root}: not a ggen project (no {LOCK_NAME} and no {STATE_DIR}/packages);"
+                " nothing to verify (run it in a project, or pass --project DIR)"
+            )
         current = self.lock()
         results: list[VerifyResult] = []
         for pid in sorted(current.packages):

@@ -61,6 +61,12 @@ def report_change(change: Change, proj: Project, as_json: bool, verb: str, echo:
             echo,
         )
         return
+    if change.nothing_pinned:
+        echo(
+            f"nothing pinned: {proj.lock_path} does not exist, so there is nothing to {verb}"
+            " (add a gpack with `ggen market add ID`)"
+        )
+        return
     for pkg in change.removed:
         echo(f"- {pkg.id}@{pkg.version}")
     for pkg in change.added:

@@ -25,6 +25,8 @@ class Sources:
     offline: bool
     timeout: float | None
     progress: bool | None
+    #: ``--allow-fallback``: a lower registry may serve an id when one above it cannot be read.
+    allow_fallback: bool = False
 
     def config(self) -> MarketConfig:
         from .config import load_config
@@ -49,7 +51,8 @@ class Sources:
                     embedded=embedded,
                 )
                 for spec in config.registries
-            ]
+            ],
+            allow_fallback=self.allow_fallback,
         )
 
     def open_project(self) -> Project:
@@ -62,4 +65,5 @@ class Sources:
             self.config(),
             offline=self.offline,
             progress=Progress(enabled=self.progress),
+            allow_fallback=self.allow_fallback,
         )

@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -86,6 +87,10 @@ class ServerControl:
     status: int | None = None
     requests: list[tuple[str, int]] = field(default_factory=list)
     overrides: dict[str, bytes] = field(default_factory=dict)
+    #: A path suffix: the first request for it closes the listening socket and drops the
+    #: connection unanswered, so the server goes down in the middle of a command.
+    go_down_on: str | None = None
+    server: http.server.ThreadingHTTPServer | None = None
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -99,6 +104,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if control.delay:
             time.sleep(control.delay)
         path = self.path.split("?")[0].lstrip("/")
+        if control.go_down_on and path.endswith(control.go_down_on) and control.server:
+            control.requests.append((self.path, 0))
+            server, control.go_down_on = control.server, None
+            threading.Thread(target=_go_down, args=(server,), daemon=True).start()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)  # this request is never answered
+            return
         if control.status is not None:
             self._send(control.status, b"server error")
             return
@@ -129,6 +141,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass  # the client gave up (timeout tests)
 
 
+def _go_down(server: http.server.ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()  # connections are refused from now on
+
+
 @dataclass
 class HttpRegistry:
     url: str
@@ -149,6 +166,7 @@ def http_registry(tmp_path: Path) -> Iterator[HttpRegistry]:
     handler = type("Handler", (_Handler,), {"control": control})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    control.server = server
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     registry = HttpRegistry(f"http://127.0.0.1:{server.server_address[1]}/", control, server)

@@ -28,6 +28,7 @@ def as_params(args: AddArgs) -> dict[str, Any]:
         "offline": s.offline,
         "timeout": s.timeout,
         "progress": s.progress,
+        "allow_fallback": s.allow_fallback,
         "as_json": args.as_json,
     }
 
@@ -53,6 +54,7 @@ def test_the_parser_knows_exactly_the_click_command_options() -> None:
         ["io.x", "--progress", "--no-progress"],
         ["io.x", "--no-progress", "--progress"],
         ["io.x", "--project", "proj"],
+        ["io.x", "--allow-fallback", "--json"],
         ["io.x", "--project=proj", "--project", "."],
         ["--json", "io.x", "--json"],
         ["io.x", "--registry=", "--json"],
