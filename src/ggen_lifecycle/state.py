@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_cleanroom.safe_write import write_output
+
 from .errors import StateLockError
 
 STATE_FORMAT = 1
@@ -65,23 +67,12 @@ class FileLock:
 
 
 def atomic_write(path: Path, text: str, *, durable: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory.
-
-    Readers see the old or the new file, never a mix. ``durable`` also fsyncs the data, which
-    only matters if the machine loses power.
-    """
+    """Write ``text`` to ``path`` (parents created) through
+    :func:`~pytest_cleanroom.safe_write.write_output`: readers see the old or the new file,
+    never a mix. ``durable`` also fsyncs the data, which only matters if the machine loses
+    power."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        with temp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+    write_output(path, text, durable=durable)
 
 
 def dumps(data: Mapping[str, Any]) -> str:

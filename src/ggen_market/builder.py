@@ -10,9 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_cleanroom.safe_write import write_output
+
 from .archive import extract_archive, pack_directory, sha256_bytes
 from .errors import ArchiveError, ManifestError, RegistryIndexError
-from .fsutil import write_atomic
 from .index import (
     INDEX_NAME,
     Index,
@@ -64,9 +65,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     if path.is_file() and path.read_bytes() == data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_output(path, data)
 
 
 def _manifest_of_archive(data: bytes, label: str, deep: bool) -> Manifest:
@@ -132,7 +131,7 @@ def build_index(src: Path, out: Path | None = None, *, deep: bool = True) -> Ind
     out.mkdir(parents=True, exist_ok=True)
     for target, data in planned.items():
         _write_if_changed(target, data)
-    write_atomic(out / INDEX_NAME, dump_index(index))
+    write_output(out / INDEX_NAME, dump_index(index))
     return index
 
 

@@ -331,14 +331,14 @@ def verify(project: Path, as_json: bool) -> None:
 @json_command
 def pack(directory: Path, output: Path | None, as_json: bool) -> None:
     """Make a reproducible archive of a gpack directory and print its sha256."""
+    from pytest_cleanroom.safe_write import write_output
+
     from .archive import sha256_bytes
     from .builder import pack_gpack
 
     manifest, data = pack_gpack(directory)
     target = output or Path(f"{manifest.id}-{manifest.version}.tar.gz")
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    write_output(target, data)
     digest = sha256_bytes(data)
     if as_json:
         _print_json(

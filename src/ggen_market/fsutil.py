@@ -1,4 +1,4 @@
-"""Small filesystem helpers shared by the lock, the caches and the index builder."""
+"""The inter-process lock that guards ``.ggen`` and the registry caches."""
 
 from __future__ import annotations
 
@@ -7,23 +7,6 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: readers see the old or the new file, never half."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LockTimeoutError(Exception):

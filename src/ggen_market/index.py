@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_cleanroom.safe_write import write_output
+
 from .errors import RegistryIndexError
 from .ids import ID_PATTERN
 
@@ -211,13 +213,11 @@ def parse_index(text: str | bytes, label: str, *, cache: Path | None = None) -> 
     if slot is not None:
         with contextlib.suppress(OSError):
             slot.parent.mkdir(parents=True, exist_ok=True)
-            tmp = slot.with_name(f".{slot.name}.{os.getpid()}.tmp")
             # One marshal blob per pack, decoded only for the packs a command uses (a search
             # over 10,000 packs decodes its hits); version entries stay JSON text inside it.
             rows = [marshal.dumps([*v[:9], json.dumps(v[9]), v[10]]) for v in compact.values()]
             key = f"{_CACHE_FORMAT}:{digest}"
-            tmp.write_bytes(marshal.dumps((key, updated, ids, texts, rows)))
-            os.replace(tmp, slot)
+            write_output(slot, marshal.dumps((key, updated, ids, texts, rows)))
     return Index(packs=PackTable(ids, texts, list(compact.values()), label), updated=updated)
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_cleanroom.safe_write import write_output
+
 from .archive import ExtractLimits, extract_archive, tree_digest
 from .catalog import Catalog
 from .config import MarketConfig, embedded_gpacks_dir
@@ -28,7 +30,7 @@ from .errors import (
     MarketError,
     ResolutionError,
 )
-from .fsutil import LockTimeoutError, exclusive_lock, write_atomic
+from .fsutil import LockTimeoutError, exclusive_lock
 from .ids import check_id
 from .index import PackVersion
 from .lockfile import (
@@ -444,7 +446,7 @@ class _Transaction:
                 (change.repaired if repaired else change.added).append(target.packages[pid])
             lock_exists = project.lock_path.exists()
             if (target != current or not lock_exists) and (target.packages or lock_exists):
-                write_atomic(project.lock_path, target.render())
+                write_output(project.lock_path, target.render())
         except BaseException as exc:
             for src, dest in reversed(moves):
                 with contextlib.suppress(OSError):

@@ -19,8 +19,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlparse
 
+from pytest_cleanroom.safe_write import write_output
+
 from .errors import RegistryError, RegistryIndexError
-from .fsutil import exclusive_lock, write_atomic
+from .fsutil import exclusive_lock
 from .index import INDEX_NAME, Index, parse_index
 from .progress import Progress
 
@@ -196,15 +198,13 @@ class HttpRegistry(Registry):
 
     def _store(self, body: bytes, etag: str | None) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_dir / f".{INDEX_NAME}.tmp"
-        tmp.write_bytes(body)
-        os.replace(tmp, self.cache_dir / INDEX_NAME)
+        write_output(self.cache_dir / INDEX_NAME, body)
         meta = {
             "url": self.index_url,
             "etag": etag,
             "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        write_atomic(self.cache_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
+        write_output(self.cache_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
 
     def fetch(self, location: str, dest: Path, *, size: int | None, progress: Progress) -> str:
         import httpx

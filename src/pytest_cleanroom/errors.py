@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class CleanroomError(Exception):
     """Base class of every error the engine raises on purpose."""
@@ -31,3 +33,14 @@ class SandboxError(CleanroomError):
 
     The message carries the backend's own words; the command did not run.
     """
+
+
+class OutputPathError(CleanroomError, OSError):
+    """An output path that must not be written: a directory, a block device, a socket, a link
+    out of its directory, or a FIFO nobody reads. Nothing was written."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(errno.EPERM, reason, str(path))
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"

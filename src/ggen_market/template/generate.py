@@ -2,15 +2,14 @@
 
 Every template of a run is planned first against an in-memory view of the output directory
 (so one template may inject into a file another one creates); only when every template rendered
-and every path checked out are files written, each atomically. Paths are resolved, through
+and every path checked out are files written, all or nothing. Paths are resolved, through
 symlinks, and must stay inside ``--out``.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,33 +331,58 @@ class Generator:
         return act
 
     def write(self) -> None:
-        """Write every planned file atomically (temp file + rename), creating directories."""
-        for action in self.actions:
-            if action.content is None or action.action in ("unchanged", "skip"):
-                continue
-            target = action.path
-            self._mkdirs(target.parent)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                    handle.write(action.content)
-                os.chmod(tmp, 0o644)
-                # Re-check: a directory swapped for a link after planning must not redirect us.
-                if not target.parent.resolve().is_relative_to(self.real_out):
-                    raise OutputEscapeError(f"{target}: left the output directory while writing")
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        """Write every planned file, all or nothing: each is staged beside its path (directories
+        created) before the first takes effect; a failure removes what staging made."""
+        from pytest_cleanroom.safe_write import write_outputs
 
-    def _mkdirs(self, directory: Path) -> None:
+        planned = [
+            a
+            for a in self.actions
+            if a.content is not None and a.action not in ("unchanged", "skip")
+        ]
+        created: list[Path] = []
+        try:
+            for action in planned:
+                self._mkdirs(action.path.parent, created)
+            # Re-check: a directory swapped for a link after planning must not redirect us.
+            for action in planned:
+                if not action.path.parent.resolve().is_relative_to(self.real_out):
+                    raise OutputEscapeError(f"{action.path}: left the output directory")
+            # A file created and injected into in one run: its last action holds the final text.
+            final = {a.path: a.content or "" for a in planned}
+            write_outputs(final.items(), mode=0o644)
+        except OSError as exc:
+            self._remove(created)
+            where = exc.filename or self.out
+            raise TemplateError(
+                f"cannot write the generated files under {self.out}: {where}: "
+                f"{exc.strerror or exc}; nothing was written"
+            ) from None
+        except BaseException:
+            self._remove(created)
+            raise
+
+    @staticmethod
+    def _remove(created: list[Path]) -> None:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+    def _mkdirs(self, directory: Path, created: list[Path]) -> None:
         missing = []
         current = directory
-        while not current.exists():
+        while not current.is_dir():
             missing.append(current)
             current = current.parent
         for path in reversed(missing):
-            path.mkdir()
+            try:
+                path.mkdir()
+            except FileExistsError:
+                raise TemplateError(
+                    f"cannot write under {path}: it exists and is not a directory; move it away "
+                    "or change the template's `to:` path"
+                ) from None
+            created.append(path)
             if not path.resolve().is_relative_to(self.real_out):
                 raise OutputEscapeError(f"{path}: outside the output directory")
 

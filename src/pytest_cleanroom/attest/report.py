@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .store import write_atomic
+from ..safe_write import check_output, write_output
 
 if TYPE_CHECKING:
     from ..pytest_plugin.records import CommandRecord
@@ -21,14 +21,9 @@ _PHASES = {"setup": 0, "call": 1, "teardown": 2}
 
 
 def check_writable(path: Path) -> None:
-    """Create the report's directory and prove a file can be written there (``OSError`` if not)."""
-    import tempfile
-
+    """Create the report's directory and prove the report can be written (``OSError`` if not)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        raise IsADirectoryError(21, "is a directory", str(path))
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
-        pass
+    check_output(path)
 
 
 def build_report(
@@ -58,7 +53,7 @@ def build_report(
 
 
 def write_report(path: Path, document: dict[str, Any]) -> None:
-    write_atomic(path, (json.dumps(document, indent=2) + "\n").encode())
+    write_output(path, json.dumps(document, indent=2) + "\n")
 
 
 def _command(record: CommandRecord) -> dict[str, Any]:

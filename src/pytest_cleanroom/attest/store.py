@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
 import tempfile
 from pathlib import Path
+
+from ..safe_write import write_output
 
 ENVELOPE_SUFFIX = ".intoto.json"
 RUN_ENVELOPE = "run" + ENVELOPE_SUFFIX
@@ -51,17 +52,9 @@ def prepare_directory(directory: Path) -> list[str]:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> str:
-    """Write ``data`` to ``path`` through a temporary file and rename; returns its sha256 hex."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` (see :func:`~pytest_cleanroom.safe_write.write_output`);
+    returns its sha256 hex."""
+    write_output(path, data, mode=mode)
     return hashlib.sha256(data).hexdigest()
 
 

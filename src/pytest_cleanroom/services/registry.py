@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from ..safe_write import write_output
 from . import procutil
 from .errors import ServiceConfigError
 
@@ -91,11 +92,7 @@ def ensure_private_dir(path: Path) -> Path:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` so that readers see the old file or the new one, never half of it."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_output(path, json.dumps(data, indent=1, sort_keys=True), mode=0o600)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from ..safe_write import write_output
 
 CACHE_FILE = "binary-versions.json"
 
@@ -34,14 +35,7 @@ def _load(cache: Path) -> dict[str, dict[str, object]]:
 def _store(cache: Path, data: dict[str, dict[str, object]]) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".versions-")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, cache)  # readers see the old file or the new one, never half
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_output(cache, json.dumps(data))
     except OSError:
         pass
 

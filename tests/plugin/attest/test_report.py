@@ -76,3 +76,40 @@ def test_importing_the_plugin_stays_cheap() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_report_path_that_is_a_device_is_written_through_not_replaced(
+    pytester: pytest.Pytester, sandbox: None
+) -> None:
+    """--cleanroom-report=/dev/null once replaced the host's /dev/null with a regular file: here
+    on a real character device with /dev/null's numbers, made in the test's own directory."""
+    import os
+    import stat
+
+    from tests.conftest import require
+
+    require(os.geteuid() == 0, "root, to mknod a character device")
+    node = pytester.path / "null"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    before = node.lstat()
+    pytester.makepyfile(test_one="def test_one(cleanroom):\n    cleanroom.run(['true'])\n")
+    result = pytester.runpytest_subprocess(f"--cleanroom-report={node}")
+    result.assert_outcomes(passed=1)
+    after = node.lstat()
+    assert stat.S_ISCHR(after.st_mode)
+    assert (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
+    assert not [p.name for p in pytester.path.iterdir() if p.name.startswith(".null")]
+
+
+def test_a_report_path_that_links_out_of_its_directory_is_a_usage_error(
+    pytester: pytest.Pytester, sandbox: None
+) -> None:
+    victim = pytester.path / "victim.txt"
+    victim.write_text("precious")
+    (pytester.path / "out").mkdir()
+    (pytester.path / "out" / "report.json").symlink_to(victim)
+    pytester.makepyfile(test_one="def test_one(cleanroom):\n    cleanroom.run(['true'])\n")
+    result = pytester.runpytest_subprocess("--cleanroom-report=out/report.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--cleanroom-report*symbolic link*out of its directory*"])
+    assert victim.read_text() == "precious"
