@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import PolicyError
 from .policy_levels import (
+    DEFAULT_MAX_OUTPUT,
     DEFAULT_NESTED_USER_NAMESPACES,
     DEFAULT_TIMEOUT,
     LEVEL_FIELDS,
@@ -86,6 +87,11 @@ class Policy(BaseModel):
     max_open_files: int | None = Field(4096, gt=0)
     max_file_size: int | None = Field(8 * GiB, gt=0, description="Bytes, largest single file.")
     cpu_time_limit: float | None = Field(None, gt=0, description="CPU seconds, whole tree.")
+    max_output: int | None = Field(
+        DEFAULT_MAX_OUTPUT,
+        gt=0,
+        description="Bytes of stdout, and of stderr, kept on the host; past it the command ends.",
+    )
 
     # environment
     env_allowlist: tuple[str, ...] = Field(
@@ -191,6 +197,7 @@ class Policy(BaseModel):
             max_open_files=_min(a.max_open_files, b.max_open_files),
             max_file_size=_min(a.max_file_size, b.max_file_size),
             cpu_time_limit=_min(a.cpu_time_limit, b.cpu_time_limit),
+            max_output=_min(a.max_output, b.max_output),
             env_allowlist=_intersection_env(a.env_allowlist, b.env_allowlist),
         )
         if merged.digest() == a.digest():

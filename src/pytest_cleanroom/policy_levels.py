@@ -15,6 +15,8 @@ GiB = 1024 * MiB
 
 #: Wall-clock seconds of a command unless a level or policy says otherwise.
 DEFAULT_TIMEOUT = 300.0
+#: Bytes of stdout, and of stderr, a command may print unless a level says otherwise.
+DEFAULT_MAX_OUTPUT = 64 * MiB
 #: Whether commands may create user namespaces of their own unless a level says otherwise.
 DEFAULT_NESTED_USER_NAMESPACES = True
 
@@ -30,6 +32,7 @@ LEVEL_FIELDS: dict[str, dict[str, Any]] = {
         "max_processes": None,
         "max_open_files": None,
         "max_file_size": None,
+        "max_output": 128 * MiB,
         "env_allowlist": ("*",),
     },
     "standard": {},
@@ -42,6 +45,7 @@ LEVEL_FIELDS: dict[str, dict[str, Any]] = {
         "max_open_files": 2048,
         "max_file_size": 1 * GiB,
         "cpu_time_limit": 300.0,
+        "max_output": 32 * MiB,
         "env_allowlist": (),
     },
     "locked": {
@@ -53,6 +57,7 @@ LEVEL_FIELDS: dict[str, dict[str, Any]] = {
         "max_open_files": 1024,
         "max_file_size": 512 * MiB,
         "cpu_time_limit": 60.0,
+        "max_output": 16 * MiB,
         "env_allowlist": (),
     },
 }

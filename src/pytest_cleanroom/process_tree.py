@@ -20,7 +20,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .backends.base import LIMIT_CPU_TIME, LIMIT_MEMORY, LIMIT_PROCESSES, LIMIT_TIMEOUT
+from .backends.base import (
+    LIMIT_CPU_TIME,
+    LIMIT_MEMORY,
+    LIMIT_OUTPUT,
+    LIMIT_PROCESSES,
+    LIMIT_TIMEOUT,
+    CappedStream,
+    output_cut_message,
+)
 from .cgroups import RunCgroup
 from .limits import Rlimits, exit_code_of
 
@@ -123,17 +131,20 @@ def supervise(
     timeout: float | None,
     cgroup: RunCgroup | None,
     cpu_limit: float | None,
+    max_output: int | None = None,
     on_start: Callable[[LiveProcess], None] | None = None,
     on_end: Callable[[LiveProcess], None] | None = None,
 ) -> Outcome:
     """Feed, drain and watch a started command to completion (or kill it: timeout, limits,
-    :meth:`LiveProcess.cancel`, ``KeyboardInterrupt``)."""
+    :meth:`LiveProcess.cancel`, ``KeyboardInterrupt``). Each stream keeps at most
+    ``max_output`` bytes: past it the command is killed (``limit_exceeded="output"``) and the
+    rest is read and dropped, so that host memory stays bounded whatever it prints."""
     proc, t0, started_at = started.proc, started.t0, started.started_at
     live = LiveProcess(proc, cgroup)
     if on_start is not None:
         on_start(live)
     try:
-        watch = _Watch(live, stdin, timeout, cpu_limit, t0)
+        watch = _Watch(live, stdin, timeout, cpu_limit, t0, max_output)
         status, rusage = watch.loop()
     except BaseException:
         live.kill_tree()
@@ -164,8 +175,8 @@ def supervise(
         cpu_time = rusage.ru_utime + rusage.ru_stime
     return Outcome(
         exit_code=exit_code_of(os.waitstatus_to_exitcode(status)),
-        stdout=b"".join(watch.out),
-        stderr=b"".join(watch.err),
+        stdout=watch.out.take(),
+        stderr=watch.err.take(output_cut_message(max_output) if limit == LIMIT_OUTPUT else b""),
         duration=duration,
         started_at=started_at,
         timed_out=watch.kill_reason == LIMIT_TIMEOUT,
@@ -186,14 +197,15 @@ class _Watch:
         timeout: float | None,
         cpu_limit: float | None,
         t0: float,
+        max_output: int | None = None,
     ) -> None:
         self.live = live
         self.proc = live.proc
         self.stdin = memoryview(stdin) if stdin else None
         self.deadline = t0 + timeout if timeout is not None else None
         self.cpu_limit = cpu_limit
-        self.out: list[bytes] = []
-        self.err: list[bytes] = []
+        self.out = CappedStream(max_output)
+        self.err = CappedStream(max_output)
         self.kill_reason: str | None = None
 
     def _kill(self, reason: str) -> None:
@@ -272,7 +284,8 @@ class _Watch:
                     else:
                         data = os.read(fd, _READ_SIZE)
                         if data:
-                            sinks[fd].append(data)
+                            if sinks[fd].add(data):
+                                self._kill(LIMIT_OUTPUT)
                         else:
                             sel.unregister(fd)
                             del sinks[fd]

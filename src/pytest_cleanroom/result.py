@@ -20,7 +20,8 @@ class RunResult:
     """What happened when a command ran in the cleanroom.
 
     ``limit_exceeded`` names the limit that ended the command (``"timeout"``, ``"memory"``,
-    ``"processes"``, ``"file_size"``, ``"cpu_time"``) or is ``None`` (the open-files limit is
+    ``"processes"``, ``"file_size"``, ``"cpu_time"``, ``"output"``: stdout or stderr went past the
+    policy's ``max_output`` and was cut there) or is ``None`` (the open-files limit is
     enforced, but only the program sees it: ``EMFILE``). ``exit_code`` follows the shell's
     convention: ``128 + N`` for a command killed by signal N, 127 for a program not found.
     ``peak_memory`` is in bytes and ``cpu_time`` in seconds, both for the whole process tree,

@@ -31,6 +31,7 @@ LIMIT_PROCESSES = "processes"
 LIMIT_OPEN_FILES = "open_files"
 LIMIT_FILE_SIZE = "file_size"
 LIMIT_CPU_TIME = "cpu_time"
+LIMIT_OUTPUT = "output"
 
 #: Exit code of a command whose program does not exist (as in POSIX shells), and of one that
 #: exists but cannot be executed.
@@ -69,6 +70,36 @@ class CommandSpec:
     timeout: float | None
     stdin: bytes | None = None
     mounts: tuple[Mount, ...] = field(default_factory=tuple)
+
+
+class CappedStream:
+    """One output stream of a command as kept on the host: at most ``limit`` bytes (``None``:
+    all of them); what comes past the limit is dropped, so host memory stays bounded."""
+
+    def __init__(self, limit: int | None) -> None:
+        self._chunks: list[bytes] = []
+        self._room = limit
+        self.overflowed = False
+
+    def add(self, data: bytes) -> bool:
+        """Keep what fits of ``data``; True once the stream has gone past its limit."""
+        room = self._room
+        if room is None:
+            self._chunks.append(data)
+            return False
+        if room:
+            self._chunks.append(data[:room])
+        if len(data) > room:
+            self.overflowed = True
+        self._room = max(0, room - len(data))
+        return self.overflowed
+
+    def take(self, suffix: bytes = b"") -> bytes:
+        """What was kept, followed by ``suffix``; the stream lets go of its own copy, so that
+        the host never holds more than two copies of a stream at once."""
+        chunks, self._chunks = self._chunks, []
+        chunks.append(suffix)
+        return b"".join(chunks)
 
 
 @runtime_checkable
@@ -130,6 +161,15 @@ def _relative_cwd(cwd: str) -> str:
     if cwd.startswith(WORKSPACE_PATH + "/"):
         return cwd[len(WORKSPACE_PATH) + 1 :]
     return cwd
+
+
+def output_cut_message(max_output: int | None) -> bytes:
+    """The line added to stderr of a command ended by its policy's ``max_output`` (add it
+    through :meth:`CappedStream.take`, which copies the stream once)."""
+    return (
+        f"\ncleanroom: command killed: it printed more than max_output={max_output} bytes "
+        "on stdout or stderr; each stream was cut there\n"
+    ).encode()
 
 
 def not_found_message(program: str) -> bytes:

@@ -48,13 +48,16 @@ from .base import (
     LIMIT_CPU_TIME,
     LIMIT_FILE_SIZE,
     LIMIT_MEMORY,
+    LIMIT_OUTPUT,
     LIMIT_PROCESSES,
     LIMIT_TIMEOUT,
     WORKSPACE_PATH,
+    CappedStream,
     CommandSpec,
     make_result,
     not_executable_message,
     not_found_message,
+    output_cut_message,
 )
 
 #: Environment variable naming the image commands run in.
@@ -195,8 +198,8 @@ class _Run:
         self.cgroups = cgroups
         self.name = f"cleanroom-{uuid.uuid4().hex[:16]}"
         self.container_id: str | None = None
-        self.out: list[bytes] = []
-        self.err: list[bytes] = []
+        self.out = CappedStream(spec.policy.max_output)
+        self.err = CappedStream(spec.policy.max_output)
         self.kill_reason: str | None = None
         self.cancelled = threading.Event()
         self.exit_code = -1
@@ -359,6 +362,8 @@ class _Run:
                 return
             if self.cancelled.is_set():
                 self._kill("cancel")
+            elif self.kill_reason is None and (self.out.overflowed or self.err.overflowed):
+                self._kill(LIMIT_OUTPUT)
             elif deadline is not None and time.monotonic() >= deadline:
                 self._kill(LIMIT_TIMEOUT)
             elif self.cgroups is not None and self.kill_reason is None:
@@ -391,7 +396,7 @@ class _Run:
         sinks = {1: self.out, 2: self.err}
         with contextlib.suppress(OSError):
             for stream, data in frames_iter(self._sock, False):
-                sinks.get(stream, self.err).append(data)
+                sinks.get(stream, self.err).add(data)
 
     def _feed(self, data: bytes) -> None:
         raw = _raw_socket(self._sock)
@@ -429,13 +434,16 @@ class _Run:
 
     def result(self) -> RunResult:
         spec, policy = self.spec, self.spec.policy
-        stdout, stderr = b"".join(self.out), b"".join(self.err)
-        exit_code = self.exit_code
-        exit_code, stderr = _translate_exec_failure(spec.argv[0], exit_code, stdout, stderr)
         usage = self.usage
         peak = usage.peak_memory if usage is not None else None
         cpu = usage.cpu_time if usage is not None else None
         limit = self.kill_reason if self.kill_reason != "cancel" else None
+        if limit is None and (self.out.overflowed or self.err.overflowed):
+            limit = LIMIT_OUTPUT
+        note = output_cut_message(policy.max_output) if limit == LIMIT_OUTPUT else b""
+        stdout, stderr = self.out.take(), self.err.take(note)
+        exit_code = self.exit_code
+        exit_code, stderr = _translate_exec_failure(spec.argv[0], exit_code, stdout, stderr)
         if limit is None and self.oom_killed:
             limit = LIMIT_MEMORY
         if limit is None and self.fork_refused:

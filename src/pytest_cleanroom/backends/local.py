@@ -133,6 +133,7 @@ class NamespaceBackend:
                 timeout=spec.timeout,
                 cgroup=group,
                 cpu_limit=policy.cpu_time_limit,
+                max_output=policy.max_output,
                 on_start=self._started,
                 on_end=self._ended,
             )

@@ -46,6 +46,15 @@ def test_a_weaker_request_is_reported_field_by_field() -> None:
     assert locked.tightened_by(loose).digest() == locked.digest()
 
 
+def test_the_output_limit_merges_to_the_smaller_and_a_larger_one_is_a_weakening() -> None:
+    locked = Policy.level("locked")
+    assert locked.max_output is not None
+    small = locked.replace(max_output=1024)
+    assert small.tightened_by(locked).max_output == 1024
+    assert locked.tightened_by(small).max_output == 1024
+    assert locked.replace(max_output=None).weakened_fields(locked) == ["max_output"]
+
+
 def test_digest_tracks_enforced_fields_not_the_name() -> None:
     standard = Policy.level("standard")
     assert standard.digest() == standard.model_copy(update={"name": "renamed"}).digest()
