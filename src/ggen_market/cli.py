@@ -474,3 +474,13 @@ def generate(
     for action in actions:
         reason = f" ({action.reason})" if action.reason else ""
         click.echo(f"{prefix}{action.action:<9} {action.rel}{reason}")
+
+
+def _mount_trust_commands() -> None:
+    """Commands that live beside their logic (they use the option decorators defined above)."""
+    from .trust import commands
+
+    market.add_command(commands.validate)
+
+
+_mount_trust_commands()

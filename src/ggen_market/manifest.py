@@ -19,8 +19,10 @@ from .versions import parse_range, parse_version
 
 if TYPE_CHECKING:
     from .test_sections import CleanroomSection, FixturesSection, ScenariosSection
+    from .trust.section import ValidationSection
 
     CleanroomTable: TypeAlias = CleanroomSection | None
+    ValidationTable: TypeAlias = ValidationSection | None
     FixturesTable: TypeAlias = FixturesSection | None
     ScenariosTable: TypeAlias = ScenariosSection | None
 else:
@@ -35,6 +37,9 @@ else:
     ]
     ScenariosTable = Annotated[
         Any, BeforeValidator(LazyModel("ggen_market.test_sections", "ScenariosSection"))
+    ]
+    ValidationTable = Annotated[
+        Any, BeforeValidator(LazyModel("ggen_market.trust.section", "ValidationSection"))
     ]
 
 MANIFEST_NAME = "gpack.toml"
@@ -141,6 +146,7 @@ class Manifest(_Section):
     cleanroom: CleanroomTable = None
     fixtures: FixturesTable = None
     scenarios: ScenariosTable = None
+    validation: ValidationTable = None
 
     @field_validator("dependencies")
     @classmethod

@@ -90,6 +90,8 @@ def keygen(path: Path, as_json: bool) -> None:
 def _print_check(check: FileCheck) -> None:
     label = "ok  " if check.ok else "FAIL"
     detail = str(check.nodeid if check.kind == "test" else check.kind)
+    if check.kind == "validation":
+        detail = f"{check.nodeid} validation"
     if check.kind == "test":
         detail += f", {check.checked_files} workspace files checked"
     if check.summary:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
 TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
+#: ggen's validations: of a gpack before publishing, of a project before a production deploy.
+VALIDATION = "https://pytest-cleanroom.dev/attestations/validation/v1"
 BUILD_TYPE = "https://pytest-cleanroom.dev/attestations/cleanroom-test/v1"
 BUILDER_ID = "https://pytest-cleanroom.dev/builder/pytest-cleanroom"
 

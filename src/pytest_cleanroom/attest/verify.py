@@ -227,6 +227,9 @@ def _check_statement(
             "failed": len(predicate.get("failedTests", [])),
         }
         return {s["name"]: s["digest"]["sha256"] for s in data["subject"]}
+    if predicate_type == statement.VALIDATION:
+        _check_validation(path, data, check, workspace)
+        return None
     if predicate_type != statement.SLSA_PROVENANCE:
         raise ValueError(f"predicateType {predicate_type!r} is not known")
     check.kind = "test"
@@ -247,6 +250,28 @@ def _check_statement(
         return None
     _check_workspace(path, data, root, check)
     return None
+
+
+def _check_validation(
+    path: Path, data: dict[str, Any], check: FileCheck, workspace: Path | None
+) -> None:
+    """A validation statement (of a gpack, or of a project before a deploy): its subjects'
+    files are checked in ``workspace`` when one is given (e.g. the folder of the archive)."""
+    check.kind = "validation"
+    predicate = data["predicate"]
+    outcomes = [step["outcome"] for step in predicate["steps"]]
+    check.nodeid = str(predicate.get("kind"))
+    check.summary = {
+        "result": predicate["result"],
+        "passed": outcomes.count("passed"),
+        "warned": outcomes.count("skipped"),
+        "failed": outcomes.count("failed"),
+    }
+    if workspace is None:
+        check.notes.append("subjects not checked (pass --workspace DIR holding them)")
+        return
+    for subject in data["subject"]:
+        _check_file(path, workspace, subject["name"], subject["digest"]["sha256"], "subject", check)
 
 
 def _check_workspace(path: Path, data: dict[str, Any], root: Path, check: FileCheck) -> None:

@@ -1,0 +1,125 @@
+"""``ggen market validate`` and ``ggen market publish``: click commands mounted by ``market``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..cli import registry_command
+from ..output import print_json
+from ..sources import Sources
+
+if TYPE_CHECKING:
+    from .validate import Check, ValidationReport
+
+SIGNING_KEY_ENV = "GGEN_SIGNING_KEY"
+
+
+def signing_key_option(func: Any) -> Any:
+    return click.option(
+        "--signing-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=SIGNING_KEY_ENV,
+        help=f"ed25519 private key (PEM) signing the statement (also ${SIGNING_KEY_ENV}).",
+    )(func)
+
+
+def backend_option(func: Any) -> Any:
+    return click.option(
+        "--backend",
+        default="auto",
+        show_default=True,
+        help="Cleanroom backend: auto, local, bwrap, unshare or docker.",
+    )(func)
+
+
+def _show(check: Check) -> None:
+    took = f"  ({check.duration:.1f} s)" if check.duration >= 0.05 else ""
+    click.echo(f"  {check.outcome:<8} {check.kind:<11} {check.name}: {check.detail}{took}")
+    if check.outcome == "failed" and check.output_tail:
+        for line in check.output_tail.splitlines()[-8:]:
+            click.echo(f"           | {line}")
+
+
+def run_validation(target: str, sources: Sources, backend: str, quiet: bool) -> ValidationReport:
+    """Validate a gpack directory, or ``ID[@VERSION]`` from the registries."""
+    from .validate import archive_from_registry, archive_of_directory, validate_archive
+
+    path = Path(target)
+    if path.is_dir():
+        data, label = archive_of_directory(path), str(path)
+    else:
+        data, label = archive_from_registry(target, sources.open_project())
+    if not quiet:
+        click.echo(f"validating {label} in a cleanroom", err=True)
+    return validate_archive(
+        data, source=label, config=sources.config(), backend=backend,
+        progress=None if quiet else _show,
+    )  # fmt: skip
+
+
+def write_statement(report: ValidationReport, key_path: Path, output: Path) -> dict[str, Any]:
+    """Sign the report's statement with ``key_path``; write its envelope to ``output``."""
+    import json
+
+    from pytest_cleanroom.attest.keys import KeyFileError, SigningKey
+
+    from ..errors import MarketError
+    from ..fsutil import write_atomic
+    from .statement import sign_statement
+
+    try:
+        key = SigningKey.load(key_path)
+    except KeyFileError as exc:
+        raise MarketError(str(exc)) from None
+    envelope = sign_statement(report.statement(), key)
+    write_atomic(output, json.dumps(envelope, indent=2, ensure_ascii=True) + "\n")
+    return envelope
+
+
+@click.command(short_help="Install, render and check a gpack in a cleanroom; sign it.")
+@click.argument("target", metavar="DIR|ID[@VERSION]")
+@signing_key_option
+@click.option(
+    "--statement",
+    "statement_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the signed statement (default: ID-VERSION.validation.intoto.json).",
+)
+@backend_option
+@registry_command
+def validate(
+    target: str,
+    signing_key: Path | None,
+    statement_path: Path | None,
+    backend: str,
+    sources: Sources,
+    as_json: bool,
+) -> None:
+    """Validate a gpack (a directory, or ID[@VERSION] from the registries) in a cleanroom.
+
+    Installs it from its archive as `add` does, renders every template with its sample
+    variables, runs its [validation] steps and a test gpack's scenarios under the `strict`
+    policy (or stricter), and checks nothing is written outside the output. With
+    --signing-key, writes a signed in-toto statement of the outcome. Exit 1 unless it passed.
+    """
+    report = run_validation(target, sources, backend, quiet=as_json)
+    written: Path | None = None
+    if signing_key is not None:
+        written = statement_path or Path(
+            f"{report.pack_id}-{report.version}.validation.intoto.json"
+        )
+        write_statement(report, signing_key, written)
+    if as_json:
+        data = report.to_json() | {"statement": str(written) if written else None}
+        print_json(data, click.echo)
+    else:
+        note = f"; signed statement {written}" if written else " (no --signing-key: no statement)"
+        click.echo(f"{report.result}: {report.pack_id}@{report.version} under policy"
+                   f" {report.policy_name} ({report.policy_digest[:19]}…), backend"
+                   f" {report.backend or '-'}{note}")  # fmt: skip
+    if not report.ok:
+        sys.exit(1)

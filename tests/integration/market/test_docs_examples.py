@@ -1,0 +1,62 @@
+"""The examples of docs/market.md's trust sections run as written (shell blocks through bash)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ggen_market.manifest import parse_manifest
+from ggen_market.validation import read_toml
+from tests.integration.engine.conftest import require_backend
+
+from .conftest import REPO, copy_examples
+
+pytestmark = pytest.mark.integration
+
+DOC = REPO / "docs" / "market.md"
+
+
+def block(section: str, language: str, number: int = 0) -> str:
+    """The ``number``-th ``language`` code block under the heading ``section``."""
+    text = DOC.read_text()
+    start = text.index(f"\n## {section}\n")
+    end = text.find("\n## ", start + 1)
+    blocks = re.findall(rf"```{language}\n(.*?)```", text[start:end], re.DOTALL)
+    return str(blocks[number])
+
+
+def run_sh(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env={**os.environ, **env, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_validate_example_runs_as_written(tmp_path: Path, env: dict[str, str]) -> None:
+    require_backend("bwrap")
+    copy_examples(tmp_path / "example_gpacks")
+    result = run_sh(block("Validating a gpack in a cleanroom", "sh"), tmp_path, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED: io.ggen.python.project-basics@1.2.0 under policy strict" in result.stdout
+    assert "verified: 1 envelopes" in result.stdout
+
+
+def test_validation_table_example_is_a_valid_manifest(tmp_path: Path) -> None:
+    table = block("Validating a gpack in a cleanroom", "toml")
+    manifest = tmp_path / "gpack.toml"
+    manifest.write_text(f'[gpack]\nid = "io.doc.example"\nname = "x"\nversion = "1.0.0"\n\n{table}')
+    parsed = parse_manifest(read_toml(manifest), manifest)
+    assert parsed.validation is not None
+    assert [s.name for s in parsed.validation.steps] == ["module compiles", "tests"]
+    assert parsed.validation.files == {"demo/__init__.py": '"""Demo."""\n'}
