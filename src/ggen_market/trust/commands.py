@@ -66,9 +66,9 @@ def write_statement(report: ValidationReport, key_path: Path, output: Path) -> d
     import json
 
     from pytest_cleanroom.attest.keys import KeyFileError, SigningKey
+    from pytest_cleanroom.safe_write import write_output
 
     from ..errors import MarketError
-    from ..fsutil import write_atomic
     from .statement import sign_statement
 
     try:
@@ -76,7 +76,7 @@ def write_statement(report: ValidationReport, key_path: Path, output: Path) -> d
     except KeyFileError as exc:
         raise MarketError(str(exc)) from None
     envelope = sign_statement(report.statement(), key)
-    write_atomic(output, json.dumps(envelope, indent=2, ensure_ascii=True) + "\n")
+    write_output(output, json.dumps(envelope, indent=2, ensure_ascii=True) + "\n")
     return envelope
 
 
