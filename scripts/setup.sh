@@ -12,7 +12,7 @@ want_docker=0
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- system packages -------------------------------------------------------
-pkgs=(bubblewrap util-linux postgresql redis-server git make procps iproute2)
+pkgs=(bubblewrap util-linux postgresql redis-server git make procps iproute2 nodejs npm)
 ((want_docker)) && pkgs+=(docker.io debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -46,4 +46,7 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+# --- npm: the Turborepo remote cache server the lifecycle's remote-cache tests start -----------
+scripts/turbo-tools.sh server >/dev/null
+
 log "ready: $(.venv/bin/python --version), bwrap $(bwrap --version 2>/dev/null | awk '{print $2}')"

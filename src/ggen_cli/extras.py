@@ -24,6 +24,7 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "docker": ("docker", "docker"),
     "testcontainers": ("testcontainers", "docker"),
     "syrupy": ("syrupy", "snapshot"),
+    "zstandard": ("zstandard", "remote-cache"),
 }
 
 

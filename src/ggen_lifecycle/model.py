@@ -140,8 +140,25 @@ class ReadinessSpec:
 
 
 @dataclass(eq=False)
+class RemoteCacheSpec:
+    url: str | None = None
+    team: str | None = None
+    team_id: str | None = None
+    mode: str = "read-write"
+    signature: bool = False
+    timeout: float = 10.0
+
+
+@dataclass(eq=False)
 class CacheSpec:
     max_size: int | str = "1GiB"
+    remote: RemoteCacheSpec = field(default_factory=RemoteCacheSpec)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CacheSpec:
+        fields = dict(data)
+        fields["remote"] = RemoteCacheSpec(**fields.get("remote", {}))
+        return cls(**fields)
 
     @property
     def max_bytes(self) -> int:
@@ -189,6 +206,6 @@ class MakeToml:
             workspace={k: WorkspaceSpec(**v) for k, v in data["workspace"].items()},
             lifecycle={k: PhaseSpec.from_dict(v) for k, v in data["lifecycle"].items()},
             hooks=data["hooks"],
-            cache=CacheSpec(**data["cache"]),
+            cache=CacheSpec.from_dict(data["cache"]),
             readiness=ReadinessSpec(**readiness),
         )

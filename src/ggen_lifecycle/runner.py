@@ -33,6 +33,7 @@ from .reporter import Reporter
 from .state import RunLock, StateStore, StateWriter
 
 if TYPE_CHECKING:
+    from .remote_cache import RemoteCache
     from .services import ServiceSession
 
 GOOD = frozenset({"success", "cached"})
@@ -67,7 +68,8 @@ class TaskResult:
     started_at: float | None = None
     ended_at: float | None = None
     exit_code: int | None = None
-    cache: str | None = None  # "hit", "miss", "off", or None for hooks and tasks never started
+    # "hit", "remote hit", "miss", "off", or None for hooks and tasks never started
+    cache: str | None = None
     cache_key: str | None = None
     error: str | None = None
     error_obj: LifecycleError | None = None
@@ -92,6 +94,10 @@ class TaskResult:
         if self.started_at is None or self.ended_at is None:
             return 0.0
         return self.ended_at - self.started_at
+
+    def duration_so_far(self) -> float:
+        """Seconds since the task started (its duration while it still runs)."""
+        return 0.0 if self.started_at is None else time.time() - self.started_at
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,7 +196,15 @@ class Runner:
         state_dir = project.state_dir
         self.cache = Cache(state_dir / "cache", project.spec.cache.max_bytes, warn=self.warn)
         self.state = StateStore(state_dir / "state.json", warn=self.warn)
+        self.remote = self._remote_cache()
         self.log_dir = state_dir / "logs" / self.run_id
+
+    def _remote_cache(self) -> RemoteCache | None:
+        if not self.project.spec.cache.remote.url and not os.environ.get("TURBO_API"):
+            return None  # nothing to import on the way to a local hit
+        from .remote_cache import open_remote
+
+        return open_remote(self.project.spec.cache.remote, os.environ, self.warn)
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -561,11 +575,15 @@ class Runner:
         result.cache = "miss" if caching else "off"
         if caching and not self.options.no_cache:
             entry = self.cache.lookup(result.cache_key)
+            origin = "hit"
+            if entry is None and self.remote is not None:
+                entry = self.remote.fetch(result.cache_key, self.cache)
+                origin = "remote hit"
             if entry is not None:
                 self.cache.restore(entry, node.cwd)
                 self._replay(node, entry.log_path)
                 result.status = "cached"
-                result.cache = "hit"
+                result.cache = origin
                 return
         if not node.cwd.is_dir():
             self._fail(
@@ -641,6 +659,9 @@ class Runner:
                 )
             except OSError as exc:
                 self.warn(f"{node.label}: could not store the cache entry: {exc}")
+            else:
+                if self.remote is not None:
+                    self.remote.push(result.cache_key, self.cache, result.duration_so_far())
 
     def _line_sink(self, node: Node) -> Callable[[bytes], None]:
         return lambda data: self.reporter.line(node, data)

@@ -99,8 +99,25 @@ class ReadinessSpec(Strict):
         return value
 
 
+class RemoteCacheSpec(Strict):
+    """``[cache.remote]``: a Turborepo Remote Cache API server (see docs/scaling.md)."""
+
+    url: str | None = Field(None, pattern=r"^https?://[^\s/]+")
+    team: str | None = None
+    team_id: str | None = None
+    mode: Literal["read-write", "read-only", "off"] = "read-write"
+    signature: bool = False
+    timeout: float = Field(10.0, gt=0, le=600)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _int_timeout(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class CacheSpec(Strict):
     max_size: int | str = "1GiB"
+    remote: RemoteCacheSpec = Field(default_factory=RemoteCacheSpec)
 
     @field_validator("max_size")
     @classmethod

@@ -21,13 +21,16 @@ pytestmark = pytest.mark.integration
 GGEN = [sys.executable, "-m", "ggen_cli", "lifecycle"]
 
 
-def ggen(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def ggen(
+    root: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*GGEN, "-C", str(root), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=env,
     )
 
 

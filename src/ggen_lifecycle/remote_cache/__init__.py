@@ -1,0 +1,158 @@
+"""A shared task cache on a Turborepo Remote Cache API server, behind the local cache.
+
+Lookups go to the local cache first; on a local miss the remote artifact is downloaded, its
+signature checked, unpacked into a staging directory, verified against its manifest and stored
+as a local entry, which the runner then restores exactly like a local hit (with the local
+cache's restore checks). A task built here is uploaded after it is stored locally.
+
+Keys cannot collide with turbo's on a shared server: turbo's are 16 hex digits (xxHash64), ggen's
+are 64 (sha256 over a ``ggen-lifecycle-cache-v1`` prefix and the task's inputs).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from .settings import RemoteSettings, resolve
+
+if TYPE_CHECKING:
+    from ..cache import Cache, Entry
+    from ..model import RemoteCacheSpec
+
+__all__ = ["RemoteCache", "RemoteSettings", "open_remote"]
+
+MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
+
+
+class RemoteCache:
+    """The remote tier of one run: fetches into and pushes from ``local``.
+
+    The first time the server is unreachable, slow or answers nonsense, one warning says so and
+    the remote cache is left alone for the rest of the run; an artifact that fails its checks
+    is refused with one warning naming the task's key, and the task runs.
+    """
+
+    def __init__(self, settings: RemoteSettings, warn: Callable[[str], None]) -> None:
+        from .client import TurboApiClient
+
+        self.settings = settings
+        self.client = TurboApiClient(settings)
+        self.warn = warn
+        self._lock = threading.Lock()
+        self._down = False
+        self._refused: set[str] = set()
+
+    @property
+    def available(self) -> bool:
+        return not self._down
+
+    def _outage(self, reason: str) -> None:
+        with self._lock:
+            first = not self._down
+            self._down = True
+        if first:
+            self.warn(
+                f"remote cache {self.settings.url} not used for the rest of this run: {reason}"
+            )
+
+    def _refuse(self, key: str, reason: str) -> None:
+        with self._lock:
+            self._refused.add(key)
+        self.warn(f"remote cache artifact {key[:12]} refused ({reason}); running the task")
+
+    def fetch(self, key: str, local: Cache) -> Entry | None:
+        """Download ``key`` into ``local`` and return the verified local entry, or ``None``."""
+        from .client import RemoteUnavailableError
+
+        if self._down:
+            return None
+        limit = min(local.max_bytes, MAX_ARTIFACT_BYTES)
+        try:
+            download = self.client.fetch(key, limit)
+        except RemoteUnavailableError as exc:
+            self._outage(str(exc))
+            return None
+        if download is None:
+            return None
+        problem = self._signature_problem(key, download.body, download.tag)
+        if problem is not None:
+            self._refuse(key, problem)
+            return None
+        return self._import(key, download.body, local, limit)
+
+    def _signature_problem(self, key: str, body: bytes, tag: str | None) -> str | None:
+        from .signature import tag_matches
+
+        secret = self.settings.signature_key
+        if secret is None:
+            return None
+        if not tag:
+            return "unsigned: the server sent no x-artifact-tag"
+        if not tag_matches(secret, key, self.settings.team_label, body, tag):
+            return "its signature does not verify with TURBO_REMOTE_CACHE_SIGNATURE_KEY"
+        return None
+
+    def _import(self, key: str, body: bytes, local: Cache, limit: int) -> Entry | None:
+        from .artifact import ArtifactError, unpack
+
+        local.directory.mkdir(parents=True, exist_ok=True)
+        staging = local.directory / f".remote-{key[:16]}-{threading.get_ident()}-{time.time_ns()}"
+        try:
+            unpacked = unpack(body, key, staging, limit)
+            local.store(key, unpacked.tree, unpacked.outputs, unpacked.log, unpacked.info)
+        except ArtifactError as exc:
+            self._refuse(key, str(exc))
+            return None
+        except OSError as exc:
+            self.warn(f"remote cache artifact {key[:12]} could not be stored locally: {exc}")
+            return None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return local.lookup(key)
+
+    def push(self, key: str, local: Cache, duration: float) -> None:
+        """Upload the local entry ``key`` unless the server has it already (read-write only)."""
+        from .artifact import pack
+        from .client import RemoteUnavailableError
+        from .signature import make_tag
+
+        if self._down or not self.settings.writable:
+            return
+        entry = local.lookup(key)
+        if entry is None:
+            return
+        try:
+            if key not in self._refused and self.client.exists(key):
+                return
+            body = pack(entry)
+            secret = self.settings.signature_key
+            tag = make_tag(secret, key, self.settings.team_label, body) if secret else None
+            self.client.upload(key, body, int(duration * 1000), tag)
+        except RemoteUnavailableError as exc:
+            self._outage(str(exc))
+        except OSError as exc:
+            self.warn(f"remote cache: could not pack {key[:12]} for upload: {exc}")
+
+
+def open_remote(
+    spec: RemoteCacheSpec, env: Mapping[str, str], warn: Callable[[str], None]
+) -> RemoteCache | None:
+    """The remote cache configured by ``[cache.remote]`` and turbo's variables, if any."""
+    settings, problem = resolve(spec, env)
+    if problem is not None:
+        warn(problem)
+    if settings is None:
+        return None
+    try:
+        import zstandard  # noqa: F401 - artifacts are zstd-compressed, as turbo's
+    except ImportError:
+        warn(
+            "remote cache not used: it needs the zstandard package"
+            " (pip install 'pytest-cleanroom[remote-cache]')"
+        )
+        return None
+    return RemoteCache(settings, warn)
