@@ -53,6 +53,22 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - start, _children_cpu() - cpu
 
 
+def _open_at(fd_files: dict[int, str]) -> list[int]:
+    """Open each file at its descriptor number, as the engine's launcher does."""
+    for fd, path in fd_files.items():
+        opened = os.open(path, os.O_RDONLY)
+        os.dup2(opened, fd, inheritable=False)
+        os.close(opened)
+    return list(fd_files)
+
+
+def _rewound(fds: list[int]) -> tuple[int, ...]:
+    """``fds``, read again from their start by the next process (they share the offset)."""
+    for fd in fds:
+        os.lseek(fd, 0, os.SEEK_SET)
+    return tuple(fds)
+
+
 def _engine_row(room: Cleanroom) -> Callable[[], object]:
     return lambda: room.run(["true"]).assert_success()
 
@@ -87,7 +103,9 @@ def main() -> int:
             timeout=None,
         )
         spec.workspace.mkdir()
-        engine_argv = BwrapBackend().sandbox_argv(spec, plan(locked, spec.workspace), None)
+        backend = BwrapBackend()
+        engine_argv = backend.sandbox_argv(spec, plan(locked, spec.workspace), None)
+        engine_fds = _open_at(backend.fd_files(locked))
 
         bare = [bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/",
                 "--proc", "/proc", "--dev", "/dev", "true"]  # fmt: skip
@@ -95,7 +113,11 @@ def main() -> int:
             "true (native)": lambda: subprocess.run(["true"], capture_output=True, check=True),
             "bwrap, bare": lambda: subprocess.run(bare, capture_output=True, check=True),
             "bwrap, engine's locked argv": lambda: subprocess.run(
-                engine_argv, capture_output=True, check=True, env=dict(spec.env)
+                engine_argv,
+                capture_output=True,
+                check=True,
+                env=dict(spec.env),
+                pass_fds=_rewound(engine_fds),
             ),
         }
         for policy in ("standard", "locked"):

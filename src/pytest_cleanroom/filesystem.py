@@ -54,6 +54,10 @@ _SPECIAL = frozenset({"proc", "dev", "sys", "tmp", WORKSPACE_PATH.lstrip("/")})
 # Parts of procfs that could change the host if written: kept read-only.
 PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
 
+# procfs files that list what no namespace isolates: the kernel keys (and key quotas) of the
+# invoking user, the engine's among them.
+PROC_HIDDEN = ("/proc/keys", "/proc/key-users")
+
 _root_cache: tuple[int, tuple[tuple[str, str, str], ...]] | None = None
 
 
@@ -140,6 +144,7 @@ def plan(
     ops.append(FsOp("dev", "/dev"))
     ops.append(FsOp("proc", "/proc"))
     ops.extend(FsOp("ro-bind", p, source=p) for p in PROC_READ_ONLY if os.path.exists(p))
+    ops.extend(FsOp("hide-file", p) for p in PROC_HIDDEN if os.path.exists(p))
     if policy.private_tmp:
         ops.append(FsOp("tmpfs", "/tmp", size=policy.memory_limit))
     else:

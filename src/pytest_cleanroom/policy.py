@@ -28,6 +28,7 @@ from .policy_levels import (
 __all__ = ["LEVELS", "GiB", "MiB", "Policy"]
 
 NetworkMode = Literal["host", "isolated"]
+SyscallFilter = Literal["baseline", "strict"]
 
 # Host paths that hold users' data, secrets or daemons' sockets: hidden (an empty read-only
 # directory, or an unreadable file, in their place) unless a policy lets them through read-only.
@@ -72,6 +73,11 @@ class Policy(BaseModel):
     nested_user_namespaces: bool = Field(
         DEFAULT_NESTED_USER_NAMESPACES,
         description="Whether the command may create user namespaces of its own.",
+    )
+    syscall_filter: SyscallFilter = Field(
+        "baseline",
+        description="System calls refused: 'baseline' the kernel keyring, 'strict' also "
+        "io_uring, bpf, ptrace, module loading and the like (see docs/policies.md).",
     )
 
     # network
@@ -189,6 +195,7 @@ class Policy(BaseModel):
             isolate_pids=a.isolate_pids or b.isolate_pids,
             no_new_privileges=a.no_new_privileges or b.no_new_privileges,
             nested_user_namespaces=a.nested_user_namespaces and b.nested_user_namespaces,
+            syscall_filter=_stricter_filter(a.syscall_filter, b.syscall_filter),
             network="isolated" if "isolated" in (a.network, b.network) else "host",
             allowed_services=_intersection(a.allowed_services, b.allowed_services),
             timeout=_min(a.timeout, b.timeout),
@@ -231,6 +238,10 @@ def _intersection_env(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]
     if "*" in b:
         return a
     return _intersection(a, b)
+
+
+def _stricter_filter(a: SyscallFilter, b: SyscallFilter) -> SyscallFilter:
+    return "strict" if "strict" in (a, b) else "baseline"
 
 
 def _min(a: float | None, b: float | None) -> Any:

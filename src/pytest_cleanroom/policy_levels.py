@@ -39,6 +39,7 @@ LEVEL_FIELDS: dict[str, dict[str, Any]] = {
     "strict": {
         "network": "isolated",
         "nested_user_namespaces": False,
+        "syscall_filter": "strict",
         "timeout": 120.0,
         "memory_limit": 2 * GiB,
         "max_processes": 512,
@@ -51,6 +52,7 @@ LEVEL_FIELDS: dict[str, dict[str, Any]] = {
     "locked": {
         "network": "isolated",
         "nested_user_namespaces": False,
+        "syscall_filter": "strict",
         "timeout": 60.0,
         "memory_limit": 1 * GiB,
         "max_processes": 256,

@@ -22,10 +22,10 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .cgroups import RunCgroup
-from .process_tree import LAUNCHER_MARK, Started, start
+from .process_tree import LAUNCHER_MARK, Started, fd_redirections, start
 
 
 class Prepared:
@@ -63,13 +63,16 @@ class Prepared:
     def alive(self) -> bool:
         return self.started.proc.poll() is None
 
-    def launch(self, argv: Sequence[str], ulimits: Sequence[str]) -> Started | None:
-        """Make the shell set ``ulimits`` and exec ``argv``; ``None`` if it is gone."""
-        line = (
-            " && ".join([*ulimits, "exec " + shlex.join(argv)])
-            if ulimits
-            else ("exec " + shlex.join(argv))
-        )
+    def launch(
+        self,
+        argv: Sequence[str],
+        ulimits: Sequence[str],
+        fd_files: Mapping[int, str] | None = None,
+    ) -> Started | None:
+        """Make the shell set ``ulimits`` and exec ``argv`` with ``fd_files`` open (descriptor
+        number -> file to read); ``None`` if the shell is gone."""
+        exec_line = "exec " + shlex.join(argv) + fd_redirections(fd_files)
+        line = " && ".join([*ulimits, exec_line]) if ulimits else exec_line
         script = (
             line + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot set rlimits" >&2; exit 125; }}\n'
         ).encode("utf-8", "surrogateescape")  # as Popen encodes argv

@@ -13,6 +13,7 @@ import fcntl
 import os
 import resource
 import selectors
+import shlex
 import signal
 import subprocess
 import threading
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ._spawner import in_fresh_keyring
 from .backends.base import (
     LIMIT_CPU_TIME,
     LIMIT_MEMORY,
@@ -79,40 +81,69 @@ class LiveProcess:
         self.kill_tree()
 
 
-def launcher_argv(argv: Sequence[str], cgroup: RunCgroup | None, rlimits: Rlimits) -> list[str]:
-    """``argv`` preceded, where needed, by a ``/bin/sh`` that joins the cgroups and sets the
-    rlimits, then ``exec``s it (so no extra process stays around)."""
+def launcher_argv(
+    argv: Sequence[str],
+    cgroup: RunCgroup | None,
+    rlimits: Rlimits,
+    fd_files: Mapping[int, str] | None = None,
+) -> list[str]:
+    """``argv`` preceded, where needed, by a ``/bin/sh`` that joins the cgroups, sets the
+    rlimits and opens ``fd_files`` (descriptor number -> file to read), then ``exec``s it (so no
+    extra process stays around)."""
     joins = cgroup.procs_files if cgroup is not None else []
     ulimits = rlimits.ulimit_commands()
-    if not joins and not ulimits:
+    if not joins and not ulimits and not fd_files:
         return list(argv)
     steps = [f'echo 0 >"${i + 1}"' for i in range(len(joins))] + ulimits
     script = (
-        " && ".join(steps)
-        + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups or set rlimits" >&2;'
-        + " exit 125; }\n"
+        (
+            " && ".join(steps)
+            + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups or set rlimits" >&2;'
+            + " exit 125; }\n"
+            if steps
+            else ""
+        )
         + (f"shift {len(joins)}\n" if joins else "")
         + 'exec "$@"'
+        + fd_redirections(fd_files)
     )
     return ["/bin/sh", "-c", script, "sh", *joins, *argv]
 
 
+def fd_redirections(fd_files: Mapping[int, str] | None) -> str:
+    """Shell redirections opening each file of ``fd_files`` for reading at its number (0-9:
+    dash reads ``10<file`` as an argument ``10`` and a redirection of stdin)."""
+    if any(not 0 <= fd <= 9 for fd in (fd_files or {})):
+        raise ValueError(f"descriptor numbers must be single digits: {sorted(fd_files or {})}")
+    return "".join(f" {fd}<{shlex.quote(path)}" for fd, path in (fd_files or {}).items())
+
+
 def start(argv: Sequence[str], *, env: Mapping[str, str], pass_fds: Sequence[int] = ()) -> Started:
     """Start ``argv`` (already wrapped by :func:`launcher_argv`) in a session of its own, with a
-    pipe for each standard stream."""
+    pipe for each standard stream, and a fresh, empty session keyring (see :mod:`._spawner`)."""
     started_at = time.time()
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env),
-        close_fds=True,
-        pass_fds=tuple(pass_fds),
-        start_new_session=True,
+    proc = in_fresh_keyring(
+        lambda: subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            close_fds=True,
+            pass_fds=tuple(pass_fds),
+            start_new_session=True,
+        ),
+        _abandon,
     )
     return Started(proc, t0, started_at)
+
+
+def _abandon(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    _reap(proc)
+    _close_pipes(proc)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ util-linux ``unshare`` creates the namespaces and execs this script as uid 0 of 
 namespace (pid 1 of a fresh PID namespace when the policy isolates PIDs). The script builds the
 sandbox's filesystem from the plan's operations (the same plan the ``bwrap`` backend renders),
 pivots into it, sets the host name, brings up loopback, forbids nested user namespaces if asked,
-applies the rlimits, drops every capability, sets ``no_new_privs`` and runs the command with
+applies the rlimits, joins a fresh session keyring, drops every capability, sets
+``no_new_privs``, installs the seccomp program of the plan and runs the command with
 exactly the plan's environment (Python's locale coercion must not leak ``LC_CTYPE`` into it).
 As pid 1 it then reaps orphans until the command exits, and exits with its status (``128 + N``
 after signal N), which tears the PID namespace down.
@@ -42,6 +43,10 @@ MOUNT_ATTR_NODEV = 0x4
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (added in Linux 5.12)
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 310, "s390x": 280}
+KEYCTL_JOIN_SESSION_KEYRING = 1
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
@@ -84,6 +89,10 @@ class MountAttr(ctypes.Structure):
         ("propagation", ctypes.c_uint64),
         ("userns_fd", ctypes.c_uint64),
     ]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 
 class CapHeader(ctypes.Structure):
@@ -236,6 +245,22 @@ def drop_privileges(last_cap: int) -> None:
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
+def fresh_session_keyring() -> None:
+    """A new, empty session keyring: the engine's (inherited) must not be reachable."""
+    number = SYS_KEYCTL.get(os.uname().machine)
+    if number is None:
+        raise SetupError(f"keyctl: unknown syscall number on {os.uname().machine}")
+    if libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        err = ctypes.get_errno()
+        if err != 38:  # ENOSYS: a kernel without keyrings has nothing to inherit
+            raise SetupError(f"join a fresh session keyring: {os.strerror(err)}")
+
+
+def install_seccomp(program: bytes) -> None:
+    prog = SockFprog(len(program) // 8, program)
+    _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0), "seccomp")
+
+
 def setup(plan: dict[str, Any]) -> None:
     own_pid_ns = os.getpid() == 1
     if plan["net"]:
@@ -264,7 +289,9 @@ def setup(plan: dict[str, Any]) -> None:
     for name, value in plan["rlimits"].items():
         soft, hard = value if isinstance(value, list) else (value, value)
         resource.setrlimit(RLIMITS[name], (soft, hard))
+    fresh_session_keyring()
     drop_privileges(last_cap)
+    install_seccomp(plan["seccomp"])
     os.chdir(plan["cwd"])
 
 
@@ -290,7 +317,7 @@ def reap_until(child: int) -> int:
             pid, status = os.wait()
         except ChildProcessError:
             return 0
-        if pid == child:
+        if pid == child and not os.WIFSTOPPED(status):  # a traced command stops, then goes on
             code = os.waitstatus_to_exitcode(status)
             return 128 - code if code < 0 else code
 

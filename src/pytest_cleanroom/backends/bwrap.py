@@ -2,8 +2,9 @@
 
 The command runs in new user, mount, IPC, UTS and cgroup namespaces (plus PID and network ones as
 the policy says), as uid 0 of its user namespace with every capability dropped (bounding set
-included), ``no_new_privs`` set and a new session (no terminal injection). Its user namespace
-maps only the invoking user, so it holds no privilege over anything outside the sandbox.
+included), ``no_new_privs`` set, a new session (no terminal injection) and the seccomp filter of
+:mod:`._seccomp`. Its user namespace maps only the invoking user, so it holds no privilege over
+anything outside the sandbox.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from ..filesystem import FsOp
 from ..limits import Rlimits
 from ..policy import Policy
 from ..process_tree import Outcome
+from . import _seccomp
 from .availability import BWRAP_MISSING, probe_bwrap
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, exec_failure, single_line
+
+#: The descriptor bubblewrap reads the seccomp program from (the launcher opens it).
+SECCOMP_FD = 9
 
 
 class BwrapBackend(NamespaceBackend):
@@ -40,7 +45,7 @@ class BwrapBackend(NamespaceBackend):
         return path
 
     def check(self, policy: Policy) -> None:
-        problem = probe_bwrap(self.executable, disable_userns=False)
+        problem = _seccomp.unsupported() or probe_bwrap(self.executable, disable_userns=False)
         if problem is None and not policy.nested_user_namespaces:
             problem = probe_bwrap(self.executable, disable_userns=True)
         if problem is not None:
@@ -65,6 +70,7 @@ class BwrapBackend(NamespaceBackend):
             argv.append("--unshare-net")
         if not policy.nested_user_namespaces:
             argv.append("--disable-userns")
+        argv += ["--seccomp", str(SECCOMP_FD)]
         for op in ops:
             if op.target not in _COVERED_BY_BWRAP:
                 argv += _render(op)
@@ -73,6 +79,12 @@ class BwrapBackend(NamespaceBackend):
             argv += ["prlimit", *rlimits.prlimit_args(), "--"]
         argv += spec.argv
         return argv
+
+    def fd_files(self, policy: Policy) -> dict[int, str]:
+        path = _seccomp.program_file(
+            policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
+        )
+        return {SECCOMP_FD: path}
 
     def exec_argv(self, argv: list[str], env: Mapping[str, str]) -> list[str]:
         """bwrap sets the command's environment itself: the launcher's is empty."""

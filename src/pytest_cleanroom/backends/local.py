@@ -68,6 +68,10 @@ class NamespaceBackend:
         Only backends that set ``prepares`` need it."""
         raise NotImplementedError
 
+    def fd_files(self, policy: Policy) -> dict[int, str]:
+        """Files the launcher opens for the sandbox tool, by descriptor number."""
+        return {}
+
     #: Whether commands may start from launchers made ahead of time (see prepared.py).
     prepares = False
 
@@ -119,14 +123,17 @@ class NamespaceBackend:
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
             argv = self.sandbox_argv(spec, plan(policy, spec.workspace, spec.mounts), inner)
+            fd_files = self.fd_files(policy)
             started = None
             if prepared is not None:
-                started = prepared.launch(self.exec_argv(argv, spec.env), outer.ulimit_commands())
+                started = prepared.launch(
+                    self.exec_argv(argv, spec.env), outer.ulimit_commands(), fd_files
+                )
                 if started is None:  # the waiting shell is gone: start the plain way
                     prepared.discard()
                     group = cgroups.RunCgroup.create(**limits)
             if started is None:
-                started = start(launcher_argv(argv, group, outer), env=spec.env)
+                started = start(launcher_argv(argv, group, outer, fd_files), env=spec.env)
             outcome = supervise(
                 started,
                 stdin=spec.stdin,

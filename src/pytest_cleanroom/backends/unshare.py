@@ -3,7 +3,8 @@
 The fallback of ``local`` where bubblewrap is missing. ``unshare`` creates the user (the
 invoking user mapped to uid 0), mount, IPC, UTS and cgroup namespaces, plus PID and network ones
 as the policy says; :mod:`pytest_cleanroom.backends._nsinit` then builds the same filesystem as
-the ``bwrap`` backend, drops every capability, sets ``no_new_privs`` and runs the command.
+the ``bwrap`` backend, gives the command a fresh session keyring, drops every capability, sets
+``no_new_privs``, installs the seccomp filter of :mod:`._seccomp` and runs the command.
 Needs Linux 5.12 or later (``mount_setattr`` makes bind mounts read-only recursively).
 """
 
@@ -21,6 +22,7 @@ from ..filesystem import FsOp
 from ..limits import Rlimits
 from ..policy import Policy
 from ..process_tree import Outcome
+from . import _seccomp
 from .availability import SETPRIV_MISSING, UNSHARE_MISSING, kernel_at_least, probe_unshare
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, single_line
@@ -56,6 +58,9 @@ class UnshareBackend(NamespaceBackend):
 
     def check(self, policy: Policy) -> None:
         _ = self.setpriv  # raises BackendUnavailableError when missing
+        problem = _seccomp.unsupported()
+        if problem is not None:
+            raise BackendUnavailableError(problem)
         if not kernel_at_least(5, 12):
             raise BackendUnavailableError(
                 f"the unshare backend needs Linux 5.12 or later (this is {os.uname().release}); "
@@ -88,6 +93,9 @@ class UnshareBackend(NamespaceBackend):
             "net": policy.network == "isolated",
             "nested_userns": policy.nested_user_namespaces,
             "rlimits": _rlimits(rlimits),
+            "seccomp": _seccomp.program(
+                policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
+            ),
             "argv": list(spec.argv),
             "env": dict(spec.env),
         }

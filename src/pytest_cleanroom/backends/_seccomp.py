@@ -1,0 +1,202 @@
+"""The seccomp filter of the namespace backends: which system calls a command may not make.
+
+Two sets, chosen by the policy's ``syscall_filter``: ``baseline`` (every level) refuses the kernel
+keyring, which no namespace isolates; ``strict`` (``strict``, ``locked``) also refuses what
+Docker's default profile and Flatpak refuse to unprivileged programs: ``io_uring``,
+``userfaultfd``, ``bpf``, ``perf_event_open``, ``kexec``, module loading, ``ptrace`` and reading
+or writing other processes' memory. Where the policy forbids nested user namespaces, creating any
+namespace (``clone``/``unshare`` with a ``CLONE_NEW*`` flag, ``setns``) is refused as well.
+
+A refused call fails with ``EPERM``; ``clone3`` fails with ``ENOSYS`` where namespaces are
+refused (its flags sit in memory a filter cannot read, and C libraries fall back to ``clone``
+only on ``ENOSYS``). The program is classic BPF built here, for x86_64 with its i386 compat
+entry points; x32 calls are refused outright. Other architectures get no filter: backends
+refuse to run there rather than run without one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import os
+import platform
+import struct
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+#: Calls refused under each ``syscall_filter`` value (``strict`` includes ``baseline``).
+BASELINE: tuple[str, ...] = ("keyctl", "add_key", "request_key")
+STRICT: tuple[str, ...] = (
+    *BASELINE,
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "userfaultfd",
+    "bpf",
+    "perf_event_open",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+)
+#: Calls refused where nested user namespaces are forbidden (``clone`` and ``unshare`` only
+#: with a namespace flag; ``clone3`` with ``ENOSYS``).
+NAMESPACES: tuple[str, ...] = ("setns",)
+#: Every ``CLONE_NEW*`` flag (time, mount, cgroup, UTS, IPC, user, PID, network).
+CLONE_NEW_FLAGS = 0x00000080 | 0x00020000 | 0x7E000000
+
+# Numbers of the calls above, per ABI (missing: the ABI has no such call).
+_X86_64 = {
+    "keyctl": 250, "add_key": 248, "request_key": 249, "io_uring_setup": 425,
+    "io_uring_enter": 426, "io_uring_register": 427, "userfaultfd": 323, "bpf": 321,
+    "perf_event_open": 298, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
+    "finit_module": 313, "delete_module": 176, "ptrace": 101, "process_vm_readv": 310,
+    "process_vm_writev": 311, "setns": 308, "clone": 56, "unshare": 272, "clone3": 435,
+}  # fmt: skip
+_I386 = {
+    "keyctl": 288, "add_key": 286, "request_key": 287, "io_uring_setup": 425,
+    "io_uring_enter": 426, "io_uring_register": 427, "userfaultfd": 374, "bpf": 357,
+    "perf_event_open": 336, "kexec_load": 283, "init_module": 128, "finit_module": 350,
+    "delete_module": 129, "ptrace": 26, "process_vm_readv": 347, "process_vm_writev": 348,
+    "setns": 346, "clone": 120, "unshare": 310, "clone3": 435,
+}  # fmt: skip
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_AUDIT_ARCH_I386 = 0x40000003
+_X32_SYSCALL_BIT = 0x40000000
+
+_LD_ABS_W = 0x20
+_JEQ = 0x15
+_JGE = 0x35
+_JSET = 0x45
+_RET = 0x06
+_RET_ALLOW = 0x7FFF0000
+_RET_ERRNO = 0x00050000
+_OFFSET_NR, _OFFSET_ARCH, _OFFSET_ARG0 = 0, 4, 16  # struct seccomp_data (little-endian)
+
+SUPPORTED_MACHINES = ("x86_64",)
+
+
+def unsupported() -> str | None:
+    """Why this machine gets no filter (``None``: it does)."""
+    machine = platform.machine()
+    if machine in SUPPORTED_MACHINES:
+        return None
+    return (
+        f"the cleanroom's seccomp filter is built for {', '.join(SUPPORTED_MACHINES)} only "
+        f"(this machine is {machine}): use the docker backend, whose default profile applies"
+    )
+
+
+@dataclass(frozen=True)
+class _Insn:
+    code: int
+    k: int
+    jt: str | int = 0
+    jf: str | int = 0
+
+
+def _abi(
+    numbers: dict[str, int], denied: Sequence[str], namespaces: bool, tag: str
+) -> Iterator[_Insn | str]:
+    """Instructions filtering one ABI (the call number is loaded already); ``str`` is a label."""
+    for name in denied:
+        if name in numbers:
+            yield _Insn(_JEQ, numbers[name], jt="eperm")
+    if namespaces:
+        for name in NAMESPACES:
+            yield _Insn(_JEQ, numbers[name], jt="eperm")
+        yield _Insn(_JEQ, numbers["clone3"], jt="enosys")
+        for name in ("clone", "unshare"):
+            yield _Insn(_JEQ, numbers[name], jf=f"{tag}-after-{name}")
+            yield _Insn(_LD_ABS_W, _OFFSET_ARG0)
+            yield _Insn(_JSET, CLONE_NEW_FLAGS, jt="eperm")
+            yield _Insn(_RET, _RET_ALLOW)
+            yield f"{tag}-after-{name}"
+    yield _Insn(_RET, _RET_ALLOW)
+
+
+def _program(denied: Sequence[str], namespaces: bool) -> list[_Insn | str]:
+    return [
+        _Insn(_LD_ABS_W, _OFFSET_ARCH),
+        _Insn(_JEQ, _AUDIT_ARCH_X86_64, jf="not-x86_64"),
+        _Insn(_LD_ABS_W, _OFFSET_NR),
+        _Insn(_JGE, _X32_SYSCALL_BIT, jt="eperm"),  # the x32 ABI: refused whole
+        *_abi(_X86_64, denied, namespaces, "x86_64"),
+        "not-x86_64",
+        _Insn(_JEQ, _AUDIT_ARCH_I386, jf="eperm"),  # an ABI we have no table for
+        _Insn(_LD_ABS_W, _OFFSET_NR),
+        *_abi(_I386, denied, namespaces, "i386"),
+        "eperm",
+        _Insn(_RET, _RET_ERRNO | errno.EPERM),
+        "enosys",
+        _Insn(_RET, _RET_ERRNO | errno.ENOSYS),
+    ]
+
+
+def assemble(items: Sequence[_Insn | str]) -> bytes:
+    """``struct sock_filter[]`` of ``items``, labels resolved to forward jump offsets."""
+    labels: dict[str, int] = {}
+    insns: list[_Insn] = []
+    for item in items:
+        if isinstance(item, str):
+            labels[item] = len(insns)
+        else:
+            insns.append(item)
+    out = bytearray()
+    for index, insn in enumerate(insns):
+        jumps = []
+        for target in (insn.jt, insn.jf):
+            offset = labels[target] - index - 1 if isinstance(target, str) else target
+            if not 0 <= offset <= 255:
+                raise ValueError(f"seccomp jump out of range at instruction {index}")
+            jumps.append(offset)
+        out += struct.pack("=HBBI", insn.code, jumps[0], jumps[1], insn.k)
+    return bytes(out)
+
+
+def denied_calls(syscall_filter: str) -> tuple[str, ...]:
+    """The calls a ``syscall_filter`` value refuses (namespace creation aside)."""
+    return STRICT if syscall_filter == "strict" else BASELINE
+
+
+def program(syscall_filter: str, *, forbid_namespaces: bool) -> bytes:
+    """The BPF program for a policy's ``syscall_filter`` and nested-namespace setting."""
+    return assemble(_program(denied_calls(syscall_filter), forbid_namespaces))
+
+
+_lock = threading.Lock()
+_files: dict[tuple[str, bool, int], str] = {}
+
+
+def program_file(syscall_filter: str, *, forbid_namespaces: bool) -> str:
+    """A file holding :func:`program` (bubblewrap reads it from a descriptor): written once per
+    process into a private directory of its own."""
+    key = (syscall_filter, forbid_namespaces, os.getpid())
+    with _lock:
+        path = _files.get(key)
+        if path is None or not os.path.exists(path):
+            directory = tempfile.mkdtemp(prefix="cleanroom-seccomp-")
+            path = os.path.join(directory, f"{syscall_filter}-{int(forbid_namespaces)}.bpf")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            with os.fdopen(fd, "wb") as f:
+                f.write(program(syscall_filter, forbid_namespaces=forbid_namespaces))
+            _files[key] = path
+        return path
+
+
+def _remove_files() -> None:
+    for (_, _, pid), path in list(_files.items()):
+        if pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                os.rmdir(os.path.dirname(path))
+
+
+atexit.register(_remove_files)
