@@ -191,6 +191,10 @@ def parse_index(text: str | bytes, label: str, *, cache: Path | None = None) -> 
             pass  # no cached form yet, or a damaged one: parse the document
     try:
         data = json.loads(raw_bytes)
+    except RecursionError:
+        raise RegistryIndexError(
+            f"{label}: JSON nested too deeply to be an index; the index is corrupt or hostile"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RegistryIndexError(
             f"{label}: not valid JSON ({exc}); the index may be truncated or corrupt"

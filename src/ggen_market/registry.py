@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
@@ -21,6 +22,8 @@ from urllib.parse import unquote, urljoin, urlparse
 
 from pytest_cleanroom.safe_write import write_output
 
+from .download import ACCEPT_ENCODING, TransferLimits, archive_bytes, body_chunks, read_body
+from .download import within_deadline as _within_deadline
 from .errors import RegistryError, RegistryIndexError
 from .fsutil import exclusive_lock
 from .index import INDEX_NAME, Index, parse_index
@@ -31,7 +34,6 @@ if TYPE_CHECKING:
 
 EMBEDDED = "embedded:"
 DEFAULT_TIMEOUT = 10.0
-MAX_ARCHIVE_BYTES = 256 * 1024 * 1024
 
 
 class Registry(ABC):
@@ -66,12 +68,16 @@ class Registry(ABC):
 def _copy_hashing(src: Any, dest: Path, *, label: str, size: int | None, progress: Progress) -> str:
     digest = hashlib.sha256()
     written = 0
+    limit = archive_bytes()
     progress.start(label, size)
     with dest.open("xb") as out:
         for chunk in iter(lambda: src.read(1 << 20), b""):
             written += len(chunk)
-            if written > MAX_ARCHIVE_BYTES:
-                raise RegistryError(f"{label}: larger than {MAX_ARCHIVE_BYTES} bytes; refused")
+            if written > limit:
+                raise RegistryError(
+                    f"{label}: larger than {limit} bytes; refused"
+                    " (GGEN_MAX_ARCHIVE_BYTES raises it)"
+                )
             digest.update(chunk)
             out.write(chunk)
             progress.advance(len(chunk))
@@ -145,16 +151,19 @@ class HttpRegistry(Registry):
             transport=transport,
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=True,
-            headers={"User-Agent": "ggen-market"},
+            headers={"User-Agent": "ggen-market", "Accept-Encoding": ACCEPT_ENCODING},
         )
 
     def _cached(self) -> tuple[bytes, dict[str, Any]] | None:
         try:
             body = (self.cache_dir / INDEX_NAME).read_bytes()
             meta = json.loads((self.cache_dir / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
-        return body, meta if isinstance(meta, dict) else {}
+        meta = meta if isinstance(meta, dict) else {}
+        if _usable_etag(meta.get("etag")) is None:
+            meta.pop("etag", None)
+        return body, meta
 
     def _load_index(self) -> Index:
         import httpx
@@ -168,13 +177,12 @@ class HttpRegistry(Registry):
         if cached is not None and cached[1].get("etag"):
             headers["If-None-Match"] = str(cached[1]["etag"])
         try:
-            with self._client() as client:
-                response = self._get_with_retry(client, headers)
-            if response.status_code == 304 and cached is not None:
+            status, body, etag = self._get_index(headers)
+            if status == 304 and cached is not None:
                 return parse_index(cached[0], f"{self.index_url} (cached)", cache=self.cache_root)
-            if response.status_code != 200:
-                raise RegistryError(f"registry {self.url}: HTTP {response.status_code}")
-            index = parse_index(response.content, self.index_url, cache=self.cache_root)
+            if status != 200:
+                raise RegistryError(f"registry {self.url}: HTTP {status}")
+            index = parse_index(body, self.index_url, cache=self.cache_root)
         except (httpx.HTTPError, RegistryError, RegistryIndexError) as exc:
             problem = _describe_http_error(exc, self.index_url, self.timeout)
             if cached is None:
@@ -183,18 +191,30 @@ class HttpRegistry(Registry):
             when = cached[1].get("fetched", "an earlier run")
             self.warnings.append(f"{problem}; using the index cached at {when}")
             return parse_index(cached[0], f"{self.index_url} (cached)", cache=self.cache_root)
-        self._store(response.content, response.headers.get("etag"))
+        self._store(body, etag)
         return index
 
-    def _get_with_retry(self, client: httpx.Client, headers: dict[str, str]) -> httpx.Response:
-        """GET the index; a 5xx answer is retried twice with a short pause."""
-        response = client.get(self.index_url, headers=headers)
-        for pause in (0.2, 0.5):
-            if response.status_code < 500:
-                break
-            time.sleep(pause)
-            response = client.get(self.index_url, headers=headers)
-        return response
+    def _get_index(self, headers: dict[str, str]) -> tuple[int, bytes, str | None]:
+        """GET the index within the transfer limits: ``(status, body, usable ETag)``.
+
+        A 5xx answer is retried twice with a short pause, all within the one deadline.
+        """
+        limits = TransferLimits.for_index()
+        what = f"registry {self.url}: index {self.index_url}"
+
+        def get(cancelled: threading.Event) -> tuple[int, bytes, str | None]:
+            with self._client() as client:
+                for pause in (0.2, 0.5, None):
+                    with client.stream("GET", self.index_url, headers=headers) as response:
+                        status = response.status_code
+                        if status < 500 or pause is None:
+                            body = read_body(response, limits, what, cancelled)
+                            return status, body, _usable_etag(response.headers.get("etag"))
+                    if cancelled.wait(pause):
+                        break
+            raise RegistryError(f"{what}: cancelled (past its deadline)")
+
+        return _within_deadline(get, limits, what)
 
     def _store(self, body: bytes, etag: str | None) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +234,9 @@ class HttpRegistry(Registry):
             raise RegistryIndexError(
                 f"registry {self.url}: archive location {location!r} is not an http(s) URL"
             )
-        try:
+        limits = TransferLimits.for_archive()
+
+        def get(cancelled: threading.Event) -> str:
             with self._client() as client, client.stream("GET", url) as response:
                 if response.status_code == 404:
                     raise RegistryError(
@@ -222,15 +244,18 @@ class HttpRegistry(Registry):
                     )
                 if response.status_code != 200:
                     raise RegistryError(f"{url}: HTTP {response.status_code}")
-                length = response.headers.get("content-length")
-                total = int(length) if length and length.isdigit() else size
+                length = response.headers.get("content-length", "")
+                total = int(length) if length.isdigit() and len(length) < 20 else size
                 return _copy_hashing(
-                    _StreamReader(response.iter_bytes(1 << 16)),
+                    _StreamReader(body_chunks(response, limits, url, cancelled)),
                     dest,
                     label=url.rsplit("/", 1)[-1],
                     size=total,
                     progress=progress,
                 )
+
+        try:
+            return _within_deadline(get, limits, f"registry {self.url}: archive {url}")
         except httpx.HTTPError as exc:
             raise RegistryError(_describe_http_error(exc, url, self.timeout)) from None
 
@@ -243,6 +268,14 @@ class _StreamReader:
 
     def read(self, _size: int) -> bytes:
         return next(self._chunks, b"")
+
+
+def _usable_etag(value: object) -> str | None:
+    """An ETag that can be sent back in ``If-None-Match``: printable ASCII, of a sane length
+    (a server's non-ASCII ETag is dropped rather than kept to break every later request)."""
+    if not isinstance(value, str) or not 0 < len(value) <= 512:
+        return None
+    return value if all(" " <= ch <= "~" for ch in value) else None
 
 
 def _describe_http_error(exc: Exception, url: str, timeout: float) -> str:
