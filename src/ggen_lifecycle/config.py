@@ -509,13 +509,12 @@ def _check(project: Project) -> None:
     sources.extend((f, t, dict(s.lifecycle), w) for w, (f, s, t) in project.workspace_files.items())
     for file, text, phases, ws_name in sources:
         for name, phase in phases.items():
-            line = tomlpos.locate(text, ("lifecycle", name))
             if not phase.command_list() and not phase.depends_on:
                 raise ConfigError(
                     f'phase {name!r} has no command: add command = "..." or '
                     f"commands = [...] to [lifecycle.{name}] (or depends_on to make it a group)",
                     file=file,
-                    line=line,
+                    line=tomlpos.locate(text, ("lifecycle", name)),
                     phase=name,
                     workspace=ws_name,
                 )
@@ -548,8 +547,8 @@ def _check(project: Project) -> None:
                     line=tomlpos.locate(text, ("lifecycle", name, "cwd")),
                     phase=name,
                 )
+            _check_globs(phase, name, file, text)
     for key, entries in project.hooks().items():
-        line = project.line_of(("hooks", key))
         if key not in HOOK_FIXED:
             match = re.fullmatch(r"(before|after)_(.+)", key)
             if match is None or match.group(2) not in declared:
@@ -560,11 +559,15 @@ def _check(project: Project) -> None:
                     f"unknown hook {key!r}{did_you_mean(key, known)} (hooks are before_all, "
                     "after_all, on_error, before_PHASE and after_PHASE for a declared phase)",
                     file=project.file,
-                    line=line,
+                    line=project.line_of(("hooks", key)),
                 )
         for entry in entries:
             if not entry.strip():
-                raise ConfigError(f"hook {key!r} has an empty entry", file=project.file, line=line)
+                raise ConfigError(
+                    f"hook {key!r} has an empty entry",
+                    file=project.file,
+                    line=project.line_of(("hooks", key)),
+                )
             if project.hook_phase(entry) is None and re.fullmatch(r"[\w.-]+", entry.strip()):
                 guess = suggest(entry.strip(), declared)
                 if guess and shutil.which(entry.strip()) is None:
@@ -584,6 +587,22 @@ def _check(project: Project) -> None:
 def _inside(relative: str) -> bool:
     path = Path(relative)
     return not path.is_absolute() and ".." not in path.parts
+
+
+def _check_globs(phase: PhaseSpec, name: str, file: Path, text: str) -> None:
+    """Inputs and outputs are globs relative to the task's directory that cannot leave it."""
+    from pytest_cleanroom.globwalk import segments
+
+    for key in ("inputs", "outputs"):
+        for pattern in getattr(phase, key):
+            if segments(pattern.removeprefix("!")) is None:
+                raise ConfigError(
+                    f"phase {name!r}: {key} glob {pattern!r} must be relative to the task's "
+                    "directory and stay inside it (no leading '/', no '..')",
+                    file=file,
+                    line=tomlpos.locate_value(text, ("lifecycle", name, key), pattern),
+                    phase=name,
+                )
 
 
 def _check_policy(phase: PhaseSpec, name: str, file: Path, text: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -11,6 +10,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from pytest_cleanroom import globwalk
 
 SKIPPED_DIRS = frozenset({".git", ".ggen", ".hg", ".svn"})
 CHUNK = 1024 * 1024
@@ -73,14 +74,14 @@ def expand(root: Path, patterns: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _glob_files(root: str, body: str, found: set[str]) -> None:
     walked: set[str] = set()
-    for match in sorted(glob.glob(body, root_dir=root, recursive=True)):
+    for match in sorted(globwalk.iglob(root, body, skip=SKIPPED_DIRS)):
         rel = os.path.normpath(match)
         parts = rel.split("/")
-        if any(part in SKIPPED_DIRS for part in parts):
-            continue
         if any("/".join(parts[:i]) in walked for i in range(1, len(parts))):
             continue  # below a directory already walked: found already
         full = os.path.join(root, rel)
+        if os.path.islink(full) and os.path.isdir(full):
+            continue  # a link to a directory is not walked (it may lead back up, or out)
         if os.path.isdir(full):
             walked.add(rel)
             found.update(_walk_files(root, rel))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -78,17 +78,21 @@ class Graph:
             raise CycleError(f"dependency cycle between tasks: {' -> '.join(chain)}", chain=chain)
         seen: set[str] = set()
         out: list[Node] = []
-
-        def visit(node_id: str) -> None:
-            if node_id in seen:
-                return
-            seen.add(node_id)
-            for dep in self.nodes[node_id].deps:
-                visit(dep)
-            out.append(self.nodes[node_id])
-
-        for node_id in self.nodes:
-            visit(node_id)
+        for start in self.nodes:
+            if start in seen:
+                continue
+            seen.add(start)
+            # Iterative depth-first post-order: a chain of thousands of phases needs no recursion.
+            stack: list[tuple[str, Iterator[str]]] = [(start, iter(self.nodes[start].deps))]
+            while stack:
+                node_id, deps = stack[-1]
+                dep = next(deps, None)
+                if dep is None:
+                    stack.pop()
+                    out.append(self.nodes[node_id])
+                elif dep not in seen:
+                    seen.add(dep)
+                    stack.append((dep, iter(self.nodes[dep].deps)))
         return out
 
 
@@ -213,6 +217,30 @@ class _Builder:
         self.hooks = project.hooks()
 
     def task(self, phase: str, workspace: str | None) -> str:
+        """Add the task (phase, workspace) and, first, what it depends on; returns its id.
+
+        :meth:`_steps` asks for each dependency by yielding it; this loop answers, keeping a stack
+        of the pending steps instead of recursing (a chain of thousands of phases is fine).
+        """
+        stack = [self._steps(phase, workspace)]
+        answer: str | None = None
+        while True:
+            try:
+                wanted = stack[-1].send(answer)
+            except StopIteration as finished:
+                stack.pop()
+                answer = finished.value
+                if not stack:
+                    return str(answer)
+                continue
+            answer = task_id(*wanted)
+            if answer not in self.graph.nodes:
+                stack.append(self._steps(*wanted))
+                answer = None
+
+    def _steps(
+        self, phase: str, workspace: str | None
+    ) -> Generator[tuple[str, str | None], str | None, str]:
         node_id = task_id(phase, workspace)
         if node_id in self.graph.nodes:
             return node_id
@@ -237,15 +265,13 @@ class _Builder:
         deps: list[str] = []
         for dep in spec.depends_on:
             dep_targets = self.project.targets(dep)
-            if workspace in dep_targets:
-                deps.append(self.task(dep, workspace))
-            else:
-                deps.extend(self.task(dep, t) for t in dep_targets)
+            for target in [workspace] if workspace in dep_targets else dep_targets:
+                deps.append(str((yield (dep, target))))
         if workspace is not None:
             phase_targets = self.project.targets(phase)
             for ws_dep in self.project.spec.workspace[workspace].depends_on:
                 if ws_dep in phase_targets:
-                    deps.append(self.task(phase, ws_dep))
+                    deps.append(str((yield (phase, ws_dep))))
         before = self.hook("before", phase)
         if before:
             deps.append(before)

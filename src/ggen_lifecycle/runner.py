@@ -8,6 +8,7 @@ hooks that run phases) contain it.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 import queue
 import shutil
@@ -294,27 +295,42 @@ class Runner:
     # -- scheduling ------------------------------------------------------------------------------
 
     def run_graph(self, graph: Graph) -> bool:
-        """Run every node of ``graph`` in dependency order; True when all succeeded."""
+        """Run every node of ``graph`` in dependency order; True when all succeeded.
+
+        Each node waits for a count of unsettled dependencies, so scheduling costs O(nodes +
+        edges) however long the chains are.
+        """
         order = graph.order()
+        position = {n.id: i for i, n in enumerate(order)}
+        dependents = graph.dependents()
+        unsettled = {n.id: len(set(n.deps)) for n in order}
+        ready = [position[i] for i, count in unsettled.items() if count == 0]
+        heapq.heapify(ready)
         status: dict[str, str] = {}
-        pending = [n.id for n in order]
         running: set[str] = set()
         done: queue.Queue[tuple[str, TaskResult]] = queue.Queue()
+
+        def settle(node_id: str, outcome: str) -> None:
+            status[node_id] = outcome
+            for child in dict.fromkeys(dependents[node_id]):
+                unsettled[child] -= 1
+                if unsettled[child] == 0:
+                    heapq.heappush(ready, position[child])
+
         while True:
-            for node_id in list(pending):
-                node = graph.nodes[node_id]
+            while ready:
+                node = order[heapq.heappop(ready)]
                 failed_deps = [d for d in node.deps if status.get(d) in BAD]
                 if failed_deps:
-                    pending.remove(node_id)
                     labels = ", ".join(graph.nodes[d].label for d in failed_deps)
-                    status[node_id] = self._finish_unstarted(
-                        node, "skipped", f"not run: {labels} did not succeed"
-                    ).status
-                elif all(status.get(d) in GOOD for d in node.deps) and not self.cancel.is_set():
-                    pending.remove(node_id)
-                    running.add(node_id)
+                    reason = f"not run: {labels} did not succeed"
+                    settle(node.id, self._finish_unstarted(node, "skipped", reason).status)
+                elif self.cancel.is_set():
+                    continue  # never started: reported as cancelled below
+                else:
+                    running.add(node.id)
                     thread = threading.Thread(
-                        target=self._worker, args=(node, done), name=f"task-{node_id}"
+                        target=self._worker, args=(node, done), name=f"task-{node.id}"
                     )
                     with self._lock:
                         self._threads.append(thread)
@@ -328,14 +344,15 @@ class Runner:
                     raise Interrupted() from None
                 continue
             running.discard(node_id)
-            status[node_id] = result.status
+            settle(node_id, result.status)
             if result.status == "failed" and not self.options.keep_going:
                 self._stop_running()
-        for node_id in pending:
-            reason = "interrupted" if self.interrupted else "stopped after a failure"
-            status[node_id] = self._finish_unstarted(
-                graph.nodes[node_id], "cancelled", f"not run: {reason}"
-            ).status
+        for node in order:
+            if node.id not in status:
+                reason = "interrupted" if self.interrupted else "stopped after a failure"
+                status[node.id] = self._finish_unstarted(
+                    node, "cancelled", f"not run: {reason}"
+                ).status
         return all(s in GOOD for s in status.values())
 
     def _worker(self, node: Node, done: queue.Queue[tuple[str, TaskResult]]) -> None:
