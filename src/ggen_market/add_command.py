@@ -30,6 +30,7 @@ _FLAGS = {
     "--progress": ("progress", True),
     "--no-progress": ("progress", False),
     "--allow-fallback": ("allow_fallback", True),
+    "--require-validated": ("require_validated", True),
 }
 
 
@@ -76,6 +77,7 @@ def parse_add_argv(argv: Sequence[str]) -> AddArgs | None:
         "as_json": False,
         "progress": None,
         "allow_fallback": False,
+        "require_validated": False,
     }
     while rest:
         item = rest.pop(0)
@@ -109,6 +111,7 @@ def parse_add_argv(argv: Sequence[str]) -> AddArgs | None:
         timeout=values["timeout"],
         progress=flags["progress"],
         allow_fallback=bool(flags["allow_fallback"]),
+        require_validated=bool(flags["require_validated"]),
     )
     return AddArgs(specs, sources, bool(flags["as_json"]))
 

@@ -6,6 +6,7 @@ so ``ggen --help`` and ``ggen market search`` stay fast.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import Callable
@@ -199,12 +200,16 @@ def info(pack_id: str, sources: Sources, as_json: bool) -> None:
     entry, registry = catalog.require(pack_id)
     _warn(catalog.warnings)
     versions = [entry.versions[str(v)] for v in entry.sorted_versions()]
+    validations = _validations(versions, sources)
     if as_json:
         data = _entry_json(entry, registry.url) | {
             "license": entry.license,
             "authors": list(entry.authors),
             "homepage": entry.homepage,
-            "versions": [{"version": v.version} | v.to_json() for v in versions],
+            "versions": [
+                {"version": v.version} | v.to_json() | {"validated": validations[v.version]}
+                for v in versions
+            ],
         }
         _print_json({"ok": True, "pack": data})
         return
@@ -221,19 +226,54 @@ def info(pack_id: str, sources: Sources, as_json: bool) -> None:
     for v in versions:
         deps = ", ".join(f"{d} {r}" for d, r in sorted(v.dependencies.items())) or "no dependencies"
         click.echo(f"    {v.version:<12} sha256:{v.sha256[:16]}…  {deps}")
+        click.echo(f"    {'':<12} {_validation_line(validations[v.version])}")
+
+
+def _validations(versions: list[Any], sources: Sources) -> dict[str, dict[str, Any]]:
+    """Each version's validation (see :func:`ggen_market.trust.require.describe`)."""
+    if not any(v.validation for v in versions):
+        return {
+            v.version: {"validated": False, "reason": "no validation statement"} for v in versions
+        }
+    from .trust.require import describe, load_trusted_keys
+
+    keys = load_trusted_keys(sources.config())
+    return {v.version: describe(v, keys) for v in versions}
+
+
+def _validation_line(found: dict[str, Any]) -> str:
+    if not found["validated"]:
+        return f"not validated: {found['reason']}"
+    trust = "a trusted key" if found["trusted"] else "key (not in trusted_keys, unchecked)"
+    return (
+        f"validated {found['validated_on']} by {trust} {found['keyid'][:16]}, policy"
+        f" {found['policy'].split(' ')[0]}"
+    )
 
 
 def _report_change(change: Any, proj: Project, as_json: bool, verb: str) -> None:
     report_change(change, proj, as_json, verb, click.echo)
 
 
+def require_validated_option(func: F) -> F:
+    return click.option(
+        "--require-validated",
+        is_flag=True,
+        help="Install only versions with a passing validation statement for exactly their"
+        " archive, signed by a key in ggen.toml's [market] trusted_keys.",
+    )(func)
+
+
 @market.command(short_help="Install gpacks and dependencies; no ID: what ggen.lock pins.")
 @click.argument("specs", nargs=-1, metavar="ID[@RANGE]...")
+@require_validated_option
 @registry_command
-def add(specs: tuple[str, ...], sources: Sources, as_json: bool) -> None:
+def add(specs: tuple[str, ...], require_validated: bool, sources: Sources, as_json: bool) -> None:
     """Install gpacks and their dependencies; with no ID, install exactly what ggen.lock pins."""
     from .add_command import run_add
 
+    if require_validated:
+        sources = dataclasses.replace(sources, require_validated=True)
     run_add(list(specs), sources, as_json, click.echo)
 
 
@@ -248,9 +288,12 @@ def remove(ids: tuple[str, ...], sources: Sources, as_json: bool) -> None:
 
 @market.command(short_help="Move gpacks to the newest versions their ranges allow.")
 @click.argument("ids", nargs=-1, metavar="[ID]...")
+@require_validated_option
 @registry_command
-def update(ids: tuple[str, ...], sources: Sources, as_json: bool) -> None:
+def update(ids: tuple[str, ...], require_validated: bool, sources: Sources, as_json: bool) -> None:
     """Move gpacks (all, or the IDs given) to the newest versions their ranges allow."""
+    if require_validated:
+        sources = dataclasses.replace(sources, require_validated=True)
     proj = sources.open_project()
     _report_change(proj.update(list(ids)), proj, as_json, "update")
 
@@ -481,6 +524,7 @@ def _mount_trust_commands() -> None:
     from .trust import commands
 
     market.add_command(commands.validate)
+    market.add_command(commands.publish)
 
 
 _mount_trust_commands()

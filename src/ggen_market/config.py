@@ -20,7 +20,7 @@ from .suggest import did_you_mean
 
 PROJECT_CONFIG = "ggen.toml"
 _REGISTRY_KEYS = ("name", "url", "ref")
-_MARKET_KEYS = ("registries", "use_embedded", "timeout")
+_MARKET_KEYS = ("registries", "use_embedded", "timeout", "require_validated", "trusted_keys")
 
 
 class ConfigError(MarketError, ValueError):
@@ -42,6 +42,10 @@ class MarketConfig:
     registries: tuple[RegistrySpec, ...]
     cache_dir: Path
     timeout: float
+    #: ``require_validated = true``: every installed version needs a passing validation
+    #: statement, for exactly its archive, signed by one of ``trusted_keys`` (public key files).
+    require_validated: bool = False
+    trusted_keys: tuple[Path, ...] = ()
 
 
 def cache_dir() -> Path:
@@ -140,4 +144,28 @@ def load_config(
                 use_embedded = False
         if use_embedded:
             specs.append(RegistrySpec(name="embedded", url=EMBEDDED))
-    return MarketConfig(registries=tuple(specs), cache_dir=cache_dir(), timeout=final_timeout)
+    return MarketConfig(
+        registries=tuple(specs),
+        cache_dir=cache_dir(),
+        timeout=final_timeout,
+        require_validated=any(_require_validated(path, table) for path, table in tables),
+        trusted_keys=tuple(key for path, table in tables for key in _trusted_keys(path, table)),
+    )
+
+
+def _require_validated(path: Path, table: dict[str, Any]) -> bool:
+    value = table.get("require_validated", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: [market] require_validated: expected true or false")
+    return value
+
+
+def _trusted_keys(path: Path, table: dict[str, Any]) -> list[Path]:
+    """``trusted_keys``: public key files (PEM), relative to the file that lists them."""
+    raw = table.get("trusted_keys", [])
+    if not isinstance(raw, list) or not all(isinstance(k, str) and k for k in raw):
+        raise ConfigError(
+            f"{path}: [market] trusted_keys: expected a list of public key files"
+            ' (e.g. ["keys/team.pub"])'
+        )
+    return [(path.parent / Path(k).expanduser()).resolve() for k in raw]

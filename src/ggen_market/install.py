@@ -12,7 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,9 +117,12 @@ class Project:
         progress: Progress | None = None,
         limits: ExtractLimits | None = None,
         allow_fallback: bool = False,
+        require_validated: bool = False,
     ) -> None:
         self.root = root.resolve()
         self.allow_fallback = allow_fallback
+        #: Only versions with a passing validation statement by a trusted key (flag or ggen.toml).
+        self.require_validated = require_validated or config.require_validated
         self.config = config
         self.offline = offline
         self.progress = progress or Progress(enabled=False)
@@ -181,6 +184,7 @@ class Project:
             chosen = resolve(
                 requires, self.catalog.lookup, prefer=prefer, tool_version=tool_version()
             )
+            self._check_validated(chosen.values())
             for pack_id in new_ids:
                 if requires[pack_id] == "*":
                     requires[pack_id] = f"^{chosen[pack_id].version}"
@@ -202,6 +206,7 @@ class Project:
             chosen = resolve(
                 current.requires, self.catalog.lookup, prefer=prefer, tool_version=tool_version()
             )
+            self._check_validated(chosen.values())
             target = self._stage_resolution(chosen, dict(current.requires), current, txn)
             return txn.apply(target, current)
 
@@ -287,6 +292,8 @@ class Project:
 
     def _install_pinned(self, current: Lockfile, txn: _Transaction) -> Lockfile:
         """Stage every pinned package that is missing or damaged, from its recorded source."""
+        if self.require_validated:
+            self._check_validated(self._pinned_version(pkg) for pkg in current.packages.values())
         for pkg in current.packages.values():
             if self._intact(pkg):
                 continue
@@ -296,6 +303,21 @@ class Project:
             )
             txn.stage(version, registry, pinned=pkg)
         return current
+
+    def _check_validated(self, versions: Iterable[PackVersion]) -> None:
+        """With :attr:`require_validated`, refuse versions a trusted key did not validate."""
+        if self.require_validated:
+            from .trust.require import load_trusted_keys, require_validated
+
+            require_validated(list(versions), load_trusted_keys(self.config))
+
+    def _pinned_version(self, pkg: LockedPackage) -> PackVersion:
+        """The index's entry for a pinned package (its validation), with the pinned digest."""
+        entry = self.registry(pkg.source).index().packs.get(pkg.id)
+        listed = entry.versions.get(pkg.version) if entry is not None else None
+        return PackVersion(id=pkg.id, version=pkg.version, archive=pkg.archive,
+                           sha256=pkg.sha256,
+                           validation=listed.validation if listed else None)  # fmt: skip
 
     def _intact(self, pkg: LockedPackage) -> bool:
         path = pkg.install_dir(self.root)

@@ -27,6 +27,8 @@ class Sources:
     progress: bool | None
     #: ``--allow-fallback``: a lower registry may serve an id when one above it cannot be read.
     allow_fallback: bool = False
+    #: ``--require-validated``: install only versions a trusted key validated.
+    require_validated: bool = False
 
     def config(self) -> MarketConfig:
         from .config import load_config
@@ -66,4 +68,5 @@ class Sources:
             offline=self.offline,
             progress=Progress(enabled=self.progress),
             allow_fallback=self.allow_fallback,
+            require_validated=self.require_validated,
         )

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..cli import registry_command
+from ..cli import json_command, project_option, registry_command
 from ..output import print_json
 from ..sources import Sources
 
 if TYPE_CHECKING:
+    from pytest_cleanroom.attest.keys import SigningKey
+
+    from ..config import MarketConfig
     from .validate import Check, ValidationReport
 
 SIGNING_KEY_ENV = "GGEN_SIGNING_KEY"
@@ -65,17 +68,11 @@ def write_statement(report: ValidationReport, key_path: Path, output: Path) -> d
     """Sign the report's statement with ``key_path``; write its envelope to ``output``."""
     import json
 
-    from pytest_cleanroom.attest.keys import KeyFileError, SigningKey
     from pytest_cleanroom.safe_write import write_output
 
-    from ..errors import MarketError
     from .statement import sign_statement
 
-    try:
-        key = SigningKey.load(key_path)
-    except KeyFileError as exc:
-        raise MarketError(str(exc)) from None
-    envelope = sign_statement(report.statement(), key)
+    envelope = sign_statement(report.statement(), _load_signing_key(key_path))
     write_output(output, json.dumps(envelope, indent=2, ensure_ascii=True) + "\n")
     return envelope
 
@@ -123,3 +120,89 @@ def validate(
                    f" {report.backend or '-'}{note}")  # fmt: skip
     if not report.ok:
         sys.exit(1)
+
+
+@click.command(short_help="Validate a gpack directory and add it, signed, to a registry.")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--registry",
+    "target",
+    required=True,
+    metavar="DIR",
+    help="Registry directory (path or file://) receiving the archive and the index entry.",
+)
+@signing_key_option
+@backend_option
+@project_option
+@json_command
+def publish(
+    directory: Path,
+    target: str,
+    signing_key: Path | None,
+    backend: str,
+    project: Path,
+    as_json: bool,
+) -> None:
+    """Pack DIRECTORY, validate it in a cleanroom and, only when it passed, add the version to
+    the registry's index with its signed validation statement (archive and index written all or
+    nothing). Dependencies resolve from the target registry, then the configured ones."""
+    from ..builder import check_gpack
+    from ..errors import MarketError
+    from .publish import publish_version, registry_directory
+    from .statement import sign_statement
+    from .validate import archive_of_directory, validate_archive
+
+    if signing_key is None:
+        raise MarketError(
+            f"publish signs its validation statement: pass --signing-key (or ${SIGNING_KEY_ENV})"
+        )
+    key = _load_signing_key(signing_key)
+    registry = registry_directory(target)
+    manifest = check_gpack(directory)
+    data = archive_of_directory(directory)
+    if not as_json:
+        click.echo(f"validating {directory} in a cleanroom", err=True)
+    report = validate_archive(
+        data, source=str(directory), config=_publishing_config(project, registry),
+        backend=backend, progress=None if as_json else _show,
+    )  # fmt: skip
+    label = f"{manifest.id}@{manifest.version}"
+    if not report.ok:
+        if as_json:
+            print_json(report.to_json() | {"published": False}, click.echo)
+        click.echo(f"error: {label}: validation {report.result}; nothing published", err=True)
+        sys.exit(1)
+    publish_version(registry, manifest, data, sign_statement(report.statement(), key))
+    if as_json:
+        extra = {"published": True, "registry": str(registry), "keyid": key.keyid}
+        print_json(report.to_json() | extra, click.echo)
+        return
+    click.echo(
+        f"published {label} to {registry} (sha256 {report.archive_sha256}), validated under"
+        f" {report.policy_name}, statement signed by key {key.keyid[:16]}"
+    )
+
+
+def _publishing_config(project: Path, registry: Path) -> MarketConfig:
+    """The configured registries, with the target registry first when it has an index."""
+    import dataclasses
+
+    from ..config import RegistrySpec, load_config
+    from ..index import INDEX_NAME
+
+    config = load_config(project)
+    if not (registry / INDEX_NAME).is_file():
+        return config
+    spec = RegistrySpec(name="publishing target", url=str(registry.resolve()))
+    return dataclasses.replace(config, registries=(spec, *config.registries))
+
+
+def _load_signing_key(path: Path) -> SigningKey:
+    from pytest_cleanroom.attest.keys import KeyFileError, SigningKey
+
+    from ..errors import MarketError
+
+    try:
+        return SigningKey.load(path)
+    except KeyFileError as exc:
+        raise MarketError(str(exc)) from None

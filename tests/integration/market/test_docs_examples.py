@@ -60,3 +60,16 @@ def test_validation_table_example_is_a_valid_manifest(tmp_path: Path) -> None:
     assert parsed.validation is not None
     assert [s.name for s in parsed.validation.steps] == ["module compiles", "tests"]
     assert parsed.validation.files == {"demo/__init__.py": '"""Demo."""\n'}
+
+
+def test_publish_example_runs_as_written(tmp_path: Path, env: dict[str, str]) -> None:
+    require_backend("bwrap")
+    copy_examples(tmp_path / "example_gpacks")
+    script = block("Publishing validated gpacks, installing only those", "sh")
+    result = run_sh(script, tmp_path, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "by a trusted key" in result.stdout
+    assert "+ io.ggen.python.cli-from-ontology@1.0.0" in result.stdout
+    config = block("Publishing validated gpacks, installing only those", "toml")
+    assert "require_validated = true" in config
+    assert "require_validated = true" in (tmp_path / "project" / "ggen.toml").read_text()

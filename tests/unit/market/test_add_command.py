@@ -29,6 +29,7 @@ def as_params(args: AddArgs) -> dict[str, Any]:
         "timeout": s.timeout,
         "progress": s.progress,
         "allow_fallback": s.allow_fallback,
+        "require_validated": s.require_validated,
         "as_json": args.as_json,
     }
 
@@ -55,6 +56,7 @@ def test_the_parser_knows_exactly_the_click_command_options() -> None:
         ["io.x", "--no-progress", "--progress"],
         ["io.x", "--project", "proj"],
         ["io.x", "--allow-fallback", "--json"],
+        ["--require-validated", "io.x"],
         ["io.x", "--project=proj", "--project", "."],
         ["--json", "io.x", "--json"],
         ["io.x", "--registry=", "--json"],
