@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -155,7 +156,7 @@ class Cleanroom:
         limit = _check_timeout(timeout)
         if limit is None:
             limit = self.timeout if self.timeout is not None else run_policy.timeout
-        os.makedirs(self.workspace.root / HOME_DIR, exist_ok=True)
+        _ensure_home(self.workspace.root / HOME_DIR)
         services = [s for s in self.services.values() if s.name in run_policy.allowed_services]
         spec = CommandSpec(
             argv=argv,
@@ -408,3 +409,18 @@ def run(
 def run_with_policy(policy: Policy | str, cmd: Command, **kwargs: Any) -> RunResult:
     """Run one command under ``policy``; keyword arguments as for :func:`run`."""
     return run(cmd, policy=policy, **kwargs)
+
+
+def _ensure_home(home: Path) -> None:
+    """Make the commands' ``HOME`` a real directory of the workspace: a link, file or FIFO a
+    command left at its place is removed (it would send later runs out of the workspace or make
+    every one of them fail)."""
+    try:
+        info = os.lstat(home)
+    except FileNotFoundError:
+        info = None
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        home.unlink()
+        info = None
+    if info is None:
+        home.mkdir(mode=0o755, exist_ok=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from .errors import WorkspaceError
+from .host_files import NotRegularFileError, kind, read_regular
 
 
 class Workspace:
@@ -72,7 +74,11 @@ class Workspace:
         return target
 
     def files(self) -> list[str]:
-        """Sorted POSIX paths, relative to the root, of every regular file and symlink."""
+        """Sorted POSIX paths, relative to the root, of every entry that is not a directory
+        (regular files, symlinks, also to directories, and special files such as FIFOs).
+
+        Links are never followed; names that are not UTF-8 come back as :func:`os.fsdecode`
+        gives them."""
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames.sort()
@@ -85,20 +91,28 @@ class Workspace:
         return sorted(found)
 
     def file_digests(self) -> dict[str, str]:
-        """``{relative path: sha256 hex}`` of every file (a symlink hashes its target's text)."""
+        """``{relative path: sha256 hex}`` of every entry of :meth:`files`: a file's content, a
+        symlink's target text, a special file's kind (a FIFO or device is never read)."""
         out: dict[str, str] = {}
         for rel in self.files():
             full = self.root / rel
-            if full.is_symlink():
-                data = ("symlink:" + os.readlink(full)).encode()
+            info = full.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                data = b"symlink:" + os.fsencode(os.readlink(full))
+            elif stat.S_ISREG(info.st_mode):
+                try:
+                    data = read_regular(full)
+                except NotRegularFileError as exc:  # swapped for something else meanwhile
+                    data = f"changed:{exc}".encode(errors="surrogateescape")
             else:
-                data = full.read_bytes()
+                data = f"{kind(info.st_mode)}:".encode()
             out[rel] = hashlib.sha256(data).hexdigest()
         return out
 
     def digest(self) -> str:
-        """sha256 over sorted paths and contents: equal trees give equal digests."""
+        """sha256 over sorted paths and contents: equal trees give equal digests (a name is
+        hashed as its bytes, ended by a NUL that no name holds)."""
         h = hashlib.sha256()
         for rel, file_digest in self.file_digests().items():
-            h.update(rel.encode() + b"\0" + file_digest.encode() + b"\n")
+            h.update(os.fsencode(rel) + b"\0" + file_digest.encode() + b"\n")
         return "sha256:" + h.hexdigest()

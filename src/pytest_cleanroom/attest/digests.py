@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..host_files import NotRegularFileError, open_regular
+
 if TYPE_CHECKING:
     from ..scenarios.tree import Tree
 
@@ -202,7 +204,10 @@ def _walk(base: Path) -> list[Listed]:
 def _hash(path: str, mode: int, size: int) -> str:
     if stat.S_ISLNK(mode):
         return hashlib.sha256(b"symlink:" + os.fsencode(os.readlink(path))).hexdigest()
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        fd = open_regular(path)
+    except NotRegularFileError as exc:  # swapped for a FIFO, device or link since the listing
+        return hashlib.sha256(f"changed:{exc}".encode(errors="surrogateescape")).hexdigest()
     try:
         if size < _CHUNK:  # the common case: one read (plus one to see the end)
             data = os.read(fd, size + 1)

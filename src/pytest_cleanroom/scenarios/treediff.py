@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..host_files import NotRegularFileError, read_regular
+
 # Two and a half ticks of the kernel's coarse clock at HZ=100 (its coarsest usual setting).
 RACY_WINDOW_NS = 25_000_000
 _SECOND_NS = 1_000_000_000
@@ -236,9 +238,12 @@ def compare_entries(
 
 def _content(path: Path, key: StatKey) -> bytes:
     if stat.S_ISLNK(key[0]):
-        return os.readlink(path).encode()
+        return os.fsencode(os.readlink(path))
     if stat.S_ISREG(key[0]):
-        return path.read_bytes()
+        try:
+            return read_regular(path)
+        except NotRegularFileError as exc:  # swapped for a FIFO or a device since the listing
+            return f"changed:{exc}".encode(errors="surrogateescape")
     return b""  # fifos, sockets, devices: their type and mode were compared
 
 

@@ -18,6 +18,8 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..host_files import NotRegularFileError, kind, open_regular, show_name
+
 #: Left out of a tree by default: interpreter caches, whose bytes vary with the Python that wrote
 #: them, and the engine's ``HOME`` inside the workspace (``environment.HOME_DIR``), where tools
 #: keep their caches.
@@ -47,18 +49,21 @@ def workspace_tree(
         raise NotADirectoryError(f"cannot snapshot {base}: not a directory")
     patterns = tuple(exclude)
     lines: list[str] = []
-    for rel, full in _walk(base, patterns):
+    for rel_name, full in _walk(base, patterns):
         info = full.lstat()
         mode = f"{stat.S_IMODE(info.st_mode):04o}"
+        rel = show_name(rel_name)
         if stat.S_ISLNK(info.st_mode):
             target = os.readlink(full)
-            lines.append(f"link      {rel} -> {normalise(target) if normalise else target}")
+            lines.append(
+                f"link      {rel} -> {show_name(normalise(target) if normalise else target)}"
+            )
         elif stat.S_ISDIR(info.st_mode):
             lines.append(f"dir  {mode} {rel}")
         elif stat.S_ISREG(info.st_mode):
-            lines.extend(_file_lines(rel, mode, full.read_bytes(), normalise, max_text_bytes))
+            lines.extend(_file_entry(rel, mode, full, normalise, max_text_bytes))
         else:
-            lines.append(f"special   {rel} ({_kind(info.st_mode)})")
+            lines.append(f"special   {rel} ({kind(info.st_mode)})")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -84,6 +89,29 @@ def _walk(base: Path, patterns: tuple[str, ...]) -> Iterable[tuple[str, Path]]:
 
 def _excluded(name: str, rel: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns)
+
+
+def _file_entry(
+    rel: str, mode: str, full: Path, normalise: TextNormaliser | None, max_text_bytes: int
+) -> list[str]:
+    """A regular file's lines; a file too large to show is hashed without holding it, and one
+    swapped for a FIFO or a device meanwhile is never read."""
+    try:
+        fd = open_regular(full)
+    except NotRegularFileError as exc:
+        return [f"special   {rel} (changed while read: {exc})"]
+    try:
+        head = os.read(fd, max_text_bytes + 1)
+        if len(head) <= max_text_bytes:
+            return _file_lines(rel, mode, head, normalise, max_text_bytes)
+        digest, size = hashlib.sha256(head), len(head)
+        while chunk := os.read(fd, 1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    shown = "[binary]" if b"\0" in head[:8192] else f"[over {max_text_bytes} bytes, not shown]"
+    return [f"file {mode} {rel} ({size} bytes, sha256 {digest.hexdigest()}) {shown}"]
 
 
 def _file_lines(
@@ -118,15 +146,3 @@ def _as_text(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-
-
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISFIFO, "fifo"),
-        (stat.S_ISSOCK, "socket"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-    ):
-        if test(mode):
-            return name
-    return "unknown"
