@@ -1,4 +1,4 @@
-"""``*.scenario.toml`` files: parsing, validation with line numbers, and ``[matrix]`` expansion.
+"""``*.scenario.toml`` (and ``.yaml``) files: parsing, validation with line numbers, ``[matrix]``.
 
 A file describes one scenario; each row of its matrix gives one variant of it::
 
@@ -44,6 +44,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 SUFFIX = ".scenario.toml"
+#: YAML spellings of the same file: one model, the same checks, errors at the same lines.
+YAML_SUFFIXES = (".scenario.yaml", ".scenario.yml")
+SUFFIXES = (SUFFIX, *YAML_SUFFIXES)
 KNOWN_SERVICES = ("postgres", "redis")
 _MATRIX_REF = re.compile(r"\$\{matrix\.([A-Za-z0-9_-]+)\}")
 
@@ -166,6 +169,8 @@ def load_scenario_file(path: str | Path) -> list[ScenarioVariant]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioFileError(path, None, f"cannot read the scenario file: {exc}") from None
+    if path.name.endswith((".yaml", ".yml")):
+        return _load_yaml(path, text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -174,9 +179,32 @@ def load_scenario_file(path: str | Path) -> list[ScenarioVariant]:
     return parse_scenario_data(data, text, path)
 
 
-def parse_scenario_data(data: dict[str, Any], text: str, path: Path) -> list[ScenarioVariant]:
-    """Validate parsed TOML ``data`` (``text`` is the source, for line numbers)."""
-    where = KeyLines(text)
+def _load_yaml(path: Path, text: str) -> list[ScenarioVariant]:
+    """A scenario file written in YAML: the same tables as keys, arrays of tables as lists."""
+    try:
+        from .yamlpos import YamlSyntaxError, read_yaml
+
+        data, lines = read_yaml(text)
+    except ModuleNotFoundError:
+        raise ScenarioFileError(
+            path, None, "reading YAML scenario files needs PyYAML: pip install pyyaml"
+        ) from None
+    except YamlSyntaxError as exc:
+        raise ScenarioFileError(path, exc.line, f"invalid YAML: {exc.message}") from None
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise ScenarioFileError(
+            path, 1, f"expected a mapping with 'scenario' and 'steps', got {kind}"
+        )
+    return parse_scenario_data(data, text, path, where=lines)
+
+
+def parse_scenario_data(
+    data: dict[str, Any], text: str, path: Path, *, where: KeyLines | None = None
+) -> list[ScenarioVariant]:
+    """Validate parsed ``data`` (``text`` is the TOML source, for line numbers; ``where`` gives
+    the lines of another syntax)."""
+    where = where or KeyLines(text)
     try:
         model = _FileModel.model_validate(data)
     except ValidationError as exc:
@@ -188,7 +216,9 @@ def parse_scenario_data(data: dict[str, Any], text: str, path: Path) -> list[Sce
         raise ScenarioFileError(path, where.line(loc), _explain(error, loc)) from None
 
     table = model.scenario
-    name = table.name or path.name.removesuffix(SUFFIX)
+    name = table.name or next(
+        (path.name.removesuffix(x) for x in SUFFIXES if path.name.endswith(x)), path.stem
+    )
     try:
         policy = None if table.policy is None else Policy.coerce(table.policy)
     except PolicyError as exc:

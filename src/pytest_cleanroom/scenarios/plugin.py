@@ -25,7 +25,7 @@ pytest_plugins = ("pytest_cleanroom.snapshot.plugin",)
 
 MARKER = "scenario"
 REPEAT_MARKER = "cleanroom_repeat_check"
-SUFFIX = ".scenario.toml"
+SUFFIXES = (".scenario.toml", ".scenario.yaml", ".scenario.yml")  # as scenarios.files
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,7 +73,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if not file_path.name.endswith(SUFFIX) or not parent.config.getini("cleanroom_scenario_files"):
+    if not file_path.name.endswith(SUFFIXES) or not parent.config.getini(
+        "cleanroom_scenario_files"
+    ):
         return None
     from .items import ScenarioFile
 

@@ -167,3 +167,15 @@ def test_an_unregistered_marker_under_strict_markers_names_the_line(
     result = pytester.runpytest("--strict-markers")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*n.scenario.toml:3: 'nightly' not found in `markers`*"])
+
+
+def test_yaml_scenario_files_are_collected_and_run_alike(pytester: pytest.Pytester) -> None:
+    import tomllib
+    import yaml
+
+    pytester.makeini(INI)
+    data = tomllib.loads(BUILD)
+    pytester.path.joinpath("build.scenario.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["build.scenario.yaml::build[[]mode=debug[]] PASSED*"])
