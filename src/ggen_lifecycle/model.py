@@ -51,17 +51,23 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 
 
+_MAX_SIZE = 2**63
+
+
 def parse_size(value: int | str) -> int:
     """``"500MB"``, ``"2GiB"``, ``"1g"`` or a number of bytes, as bytes."""
     if isinstance(value, int):
-        if value <= 0:
-            raise ValueError("size must be positive")
+        if not 0 < value < _MAX_SIZE:
+            raise ValueError("size must be positive and below 2**63 bytes")
         return value
     match = _SIZE.match(value)
     if match is None:
         raise ValueError(f"{value!r} is not a size such as '500MB' or '2GiB'")
     base = 1024 if match.group(3) else 1000
-    result = int(float(match.group(1)) * base ** _POWERS[match.group(2).lower()])
+    scaled = float(match.group(1)) * base ** _POWERS[match.group(2).lower()]
+    if not scaled < _MAX_SIZE:  # also inf, from a number of hundreds of digits
+        raise ValueError(f"{value[:40]!r}: size must be below 2**63 bytes")
+    result = int(scaled)
     if result <= 0:
         raise ValueError("size must be positive")
     return result

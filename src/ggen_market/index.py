@@ -381,6 +381,13 @@ def _parse_version_entry(pid: str, ver: str, raw: Any, label: str, where: str) -
     archive = raw.get("archive")
     if not isinstance(archive, str) or not archive:
         raise _fail(label, f"{where}.archive", "missing")
+    if not archive.isprintable() or len(archive) > 1024:
+        raise _fail(
+            label,
+            f"{where}.archive",
+            f"{archive[:80]!r} holds a control character or is too long: an archive location "
+            "is a printable path or URL",
+        )
     sha = raw.get("sha256")
     if not isinstance(sha, str) or not _SHA256.match(sha):
         raise _fail(label, f"{where}.sha256", "missing or not 64 lowercase hex digits")

@@ -88,8 +88,8 @@ class Lockfile:
 
 
 def _q(text: str) -> str:
-    # JSON string escapes are a subset of TOML basic-string escapes.
-    return json.dumps(text, ensure_ascii=False)
+    # JSON string escapes are a subset of TOML basic-string escapes; TOML also forbids a raw DEL.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def package_dir(project: Path, pack_id: str, version: str) -> Path:
@@ -103,11 +103,16 @@ def read_lock(path: Path) -> Lockfile | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as exc:
+        raise LockfileError(
+            f"{path}: not UTF-8 text (byte {exc.start}); restore it from version control"
+        ) from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise LockfileError(
-            f"{path}: not valid TOML ({exc}); restore it from version control"
+            f"{path}: not valid TOML ({reason}); restore it from version control"
         ) from None
     if data.get("format") != LOCK_FORMAT:
         raise LockfileError(f"{path}: format: expected {LOCK_FORMAT}, got {data.get('format')!r}")

@@ -316,6 +316,13 @@ def test_bad_cache_size_is_reported(tmp_path: Path) -> None:
     assert str(error).count("'lots'") == 1  # the value is quoted once, not again as "(got ...)"
 
 
+@pytest.mark.parametrize("value", [f'"{"9" * 400}MB"', "9" * 400, f'"{"9" * 400}"'])
+def test_a_cache_size_of_hundreds_of_digits_is_reported(tmp_path: Path, value: str) -> None:
+    error = error_of(tmp_path, f"[cache]\nmax_size = {value}\n")
+    assert error.line == 2
+    assert "below 2**63 bytes" in str(error)
+
+
 def test_no_make_toml_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no make.toml in"):
         load_project(tmp_path)
