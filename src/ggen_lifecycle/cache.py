@@ -12,13 +12,19 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_cleanroom import globwalk
+
+from . import _restore
+from ._restore import RestoreRefused, Source
 from .files import CHUNK, sha256_file
 
 FORMAT = 1
@@ -69,6 +75,59 @@ class CorruptEntryError(Exception):
     """Raised inside the cache when an entry does not match its ``meta.json``."""
 
 
+MAX_META_BYTES = 16 * 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def _read_meta(path: Path) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_META_BYTES + 1)
+        if len(data) > MAX_META_BYTES:
+            raise CorruptEntryError("meta.json is larger than 16 MiB")
+        return json.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CorruptEntryError(f"meta.json unreadable: {exc}") from None
+
+
+def _check_record(rel: str, info: Any, *, output: bool) -> None:
+    """A record's path is plain and relative, its size, sha256 and mode of the right kinds; a
+    mode beyond ``0o777`` (setuid, setgid, sticky) is never one this cache wrote."""
+    if not isinstance(info, dict) or (output and globwalk.segments(rel) != rel.split("/")):
+        raise CorruptEntryError(f"bad record for {rel!r}")
+    size, digest, mode = info.get("size"), info.get("sha256"), info.get("mode", 0o644)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise CorruptEntryError(f"bad size for {rel!r}")
+    if not isinstance(digest, str) or not _SHA256.match(digest):
+        raise CorruptEntryError(f"bad sha256 for {rel!r}")
+    if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
+        raise CorruptEntryError(f"bad mode for {rel!r} (only permission bits are restored)")
+
+
+def _check_stored(entry: Path, stored: str, info: dict[str, Any]) -> None:
+    """The stored file is a regular file inside the entry (no link on the way) matching ``info``."""
+    target = entry / stored
+    try:
+        inside = os.path.realpath(target) == os.path.join(os.path.realpath(entry), stored)
+        if not inside or not stat.S_ISREG(os.lstat(target).st_mode):
+            raise CorruptEntryError(f"{stored} is not a regular file inside the entry")
+        if target.stat().st_size != info["size"]:
+            raise CorruptEntryError(f"{stored} has the wrong size")
+        if sha256_file(target) != info["sha256"]:
+            raise CorruptEntryError(f"{stored} does not match its sha256")
+    except OSError as exc:
+        raise CorruptEntryError(f"{stored} unreadable: {exc}") from None
+
+
+def declares(patterns: Sequence[str], rel: str) -> bool:
+    """Whether the ``outputs`` globs ``patterns`` (``!`` excludes) cover the path ``rel``."""
+    positive = [p for p in patterns if not p.startswith("!")]
+    negative = [p[1:] for p in patterns if p.startswith("!")]
+    return any(globwalk.matches(rel, p) for p in positive) and not any(
+        globwalk.matches(rel, p) for p in negative
+    )
+
+
 def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
@@ -111,42 +170,48 @@ class Cache:
         return Entry(key=key, path=path, meta=meta)
 
     def _verify(self, key: str, path: Path) -> dict[str, Any]:
-        try:
-            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CorruptEntryError(f"meta.json unreadable: {exc}") from None
+        meta = _read_meta(path / "meta.json")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("key") != key:
             raise CorruptEntryError("meta.json has the wrong format or key")
         outputs = meta.get("outputs")
         log = meta.get("log")
         if not isinstance(outputs, dict) or not isinstance(log, dict):
             raise CorruptEntryError("meta.json lacks outputs or log")
-        files = [(f"out/{rel}", info) for rel, info in outputs.items()] + [("log", log)]
-        for rel, info in files:
-            target = path / rel
-            if not isinstance(info, dict) or ".." in Path(rel).parts:
-                raise CorruptEntryError(f"bad record for {rel}")
-            try:
-                if target.stat().st_size != info.get("size"):
-                    raise CorruptEntryError(f"{rel} has the wrong size")
-                if sha256_file(target) != info.get("sha256"):
-                    raise CorruptEntryError(f"{rel} does not match its sha256")
-            except OSError as exc:
-                raise CorruptEntryError(f"{rel} unreadable: {exc}") from None
+        files = [(f"out/{rel}", rel, info) for rel, info in outputs.items()]
+        for stored, rel, info in [*files, ("log", "log", log)]:
+            _check_record(rel, info, output=stored != "log")
+            _check_stored(path, stored, info)
         return meta
 
-    def restore(self, entry: Entry, cwd: Path) -> list[str]:
-        """Copy the entry's outputs back under ``cwd`` (each file replaced atomically)."""
-        restored: list[str] = []
-        for rel, info in sorted(entry.outputs.items()):
-            target = cwd / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f".{target.name}.ggen-restore-{os.urandom(4).hex()}")
-            shutil.copyfile(entry.path / "out" / rel, temp)
-            os.chmod(temp, int(info.get("mode", 0o644)))
-            os.replace(temp, target)
-            restored.append(rel)
-        return restored
+    def restore(
+        self,
+        entry: Entry,
+        cwd: Path,
+        *,
+        root: Path | None = None,
+        declared: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Copy the entry's outputs back under ``cwd``, inside ``root`` (default ``cwd``) only,
+        all or nothing (see :mod:`._restore`).
+
+        With ``declared`` (the phase's ``outputs`` globs), an entry holding anything else is
+        :class:`CorruptEntryError`. :class:`RestoreRefused` when a link or a directory is in the
+        way; either way the project is left as it was.
+        """
+        root = cwd if root is None else root
+        if declared is not None:
+            for rel in entry.outputs:
+                if not declares(declared, rel):
+                    raise CorruptEntryError(f"it holds {rel!r}, which the phase does not declare")
+        try:
+            base = cwd.relative_to(root).parts
+        except ValueError:
+            raise RestoreRefused(f"{cwd} is outside the project {root}") from None
+        sources = {
+            rel: Source(entry.path / "out" / rel, info["sha256"], info["mode"])
+            for rel, info in entry.outputs.items()
+        }
+        return _restore.restore(root, base, sources, self.directory.parent / "journal")
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -184,6 +249,10 @@ class Cache:
             if temp.exists():
                 shutil.rmtree(temp, ignore_errors=True)
         self.evict()
+
+    def discard(self, key: str) -> None:
+        """Remove the entry for ``key``, if there is one."""
+        self._remove(self._entry_dir(key))
 
     def _remove(self, path: Path) -> None:
         # Rename first so that a concurrent reader never sees a half-deleted entry.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import shutil
 import sys
@@ -100,6 +99,12 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
         detail = _TOML_POSITION.sub("", message).strip()
         raise ConfigError(
             f"malformed TOML: {detail}", file=path, line=line, column=column
+        ) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise ConfigError(f"malformed TOML: {str(exc).split(';')[0]}", file=path) from None
+    except RecursionError:
+        raise ConfigError(
+            "malformed TOML: arrays or inline tables nested too deeply", file=path
         ) from None
 
 
@@ -201,7 +206,9 @@ def validate_model(
                 message = str(error["msg"]).removeprefix("Value error, ")
                 # A validator that already quotes the value (parse_size does) is not repeated.
                 plain = not isinstance(value, (dict, list)) and repr(value) not in message
-                shown = f" (got {value!r})" if plain else ""
+                text = repr(value) if plain else ""
+                shown = f" (got {text[:60]}...)" if len(text) > 80 else f" (got {text})"
+                shown = shown if plain else ""
                 problems.append((line, f"{_describe(where)}: {message}{shown}"))
         problems.sort(key=lambda item: (item[0] is None, item[0] or 0))
         first_line = next((line for line, _ in problems if line is not None), None)
@@ -239,7 +246,7 @@ def validated(
     if ggen_dir.is_dir():
         try:
             return build(json.loads(entry.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
             pass  # not cached yet, or unreadable: validate
     from . import schema
 
@@ -249,11 +256,10 @@ def validated(
     model = validate_model(getattr(schema, model_name), data, text, path, what=what)
     dumped = model.model_dump(mode="json")
     if ggen_dir.is_dir():
+        from .state import atomic_write
+
         with contextlib.suppress(OSError):
-            entry.parent.mkdir(exist_ok=True)
-            partial = entry.with_name(f".{entry.name}.{os.getpid()}")
-            partial.write_text(json.dumps(dumped), encoding="utf-8")
-            os.replace(partial, entry)
+            atomic_write(entry, json.dumps(dumped))
     return build(dumped)
 
 

@@ -129,7 +129,7 @@ class HashMemo:
                     self._entries = {
                         k: v for k, v in data.items() if isinstance(v, list) and len(v) == 5
                     }
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 self._entries = {}
 
     def digest(self, full: Path | str) -> str:
@@ -151,9 +151,9 @@ class HashMemo:
         """Write the memo (atomically) if anything was learnt."""
         if self.path is None or not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        from .state import atomic_write
+
         with self._lock:
-            temp.write_text(json.dumps(self._entries), encoding="utf-8")
+            text = json.dumps(self._entries)
             self._dirty = False
-        os.replace(temp, self.path)
+        atomic_write(self.path, text)

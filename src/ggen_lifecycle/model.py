@@ -49,27 +49,28 @@ DEFAULT_PLACEHOLDER_PATTERNS: tuple[str, ...] = (
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-
-
-_MAX_SIZE = 2**63
+_MAX_SIZE = 2**63  # bytes: sizes must be below it (what a file system can count)
 
 
 def parse_size(value: int | str) -> int:
-    """``"500MB"``, ``"2GiB"``, ``"1g"`` or a number of bytes, as bytes."""
+    """``"500MB"``, ``"2GiB"``, ``"1g"`` or a number of bytes, as bytes (below 2**63)."""
     if isinstance(value, int):
-        if not 0 < value < _MAX_SIZE:
-            raise ValueError("size must be positive and below 2**63 bytes")
-        return value
-    match = _SIZE.match(value)
-    if match is None:
-        raise ValueError(f"{value!r} is not a size such as '500MB' or '2GiB'")
-    base = 1024 if match.group(3) else 1000
-    scaled = float(match.group(1)) * base ** _POWERS[match.group(2).lower()]
-    if not scaled < _MAX_SIZE:  # also inf, from a number of hundreds of digits
-        raise ValueError(f"{value[:40]!r}: size must be below 2**63 bytes")
-    result = int(scaled)
+        result = value
+    else:
+        match = _SIZE.match(value)
+        if match is None:
+            shown = value if len(value) <= 64 else value[:40] + "..."
+            raise ValueError(f"{shown!r} is not a size such as '500MB' or '2GiB'")
+        if len(match.group(1)) > 40:
+            raise ValueError(f"{value[:40]!r}...: size must be below 2**63 bytes")
+        from decimal import Decimal  # exact, and no float overflow on long numbers
+
+        base = 1024 if match.group(3) else 1000
+        result = int(Decimal(match.group(1)) * base ** _POWERS[match.group(2).lower()])
     if result <= 0:
         raise ValueError("size must be positive")
+    if result >= _MAX_SIZE:
+        raise ValueError("size must be positive and below 2**63 bytes")
     return result
 
 

@@ -24,8 +24,8 @@ from pydantic import Field
 
 from pytest_cleanroom import tomlpos
 
-from .config import did_you_mean, read_toml, validate_model
-from .errors import ReadinessError
+from .config import did_you_mean, parse_toml, read_text, read_toml, validate_model
+from .errors import LifecycleError, ReadinessError
 from .model import Thresholds
 from .schema import Strict
 from .state import atomic_write
@@ -217,6 +217,11 @@ def update_status(root: Path, requirement_id: str, status: str, notes: str | Non
         )
     requirements = {r.id: r for r in load_requirements(root)}
     path = production_file(root)
+    if notes is not None:
+        try:
+            notes.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ReadinessError("the notes are not valid UTF-8 text", file=path) from None
     current = requirements.get(requirement_id)
     if current is None:
         raise ReadinessError(
@@ -230,21 +235,47 @@ def update_status(root: Path, requirement_id: str, status: str, notes: str | Non
             f"(from {current.status!r} it may go to: {allowed})",
             file=path,
         )
-    text = path.read_text(encoding="utf-8") if path.exists() else _HEADER
-    text = _set_field(text, requirement_id, "status", status)
+    text = read_text(path) if path.exists() else _HEADER
+    edited = _set_field(text, requirement_id, "status", status)
     if notes is not None:
-        text = _set_field(text, requirement_id, "notes", notes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # validate the edited text before it replaces the file
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
-    validate_model(ProductionToml, tomllib.loads(text), text, path, what="production.toml")
-    atomic_write(path, text, durable=True)
+        edited = _set_field(edited, requirement_id, "notes", notes)
+    _check_edit(path, text, edited, requirement_id, status, notes)
+    atomic_write(path, edited, durable=True)
     return current.status
+
+
+def _check_edit(
+    path: Path, before: str, after: str, requirement_id: str, status: str, notes: str | None
+) -> None:
+    """Parse the edited text and prove it changes exactly what was asked, before it replaces the
+    file: a layout the line editor misreads (an ``id = ...`` line inside multi-line notes, say)
+    is refused rather than written."""
+    old = _entries(path, before)
+    try:
+        new = _entries(path, after)
+    except LifecycleError:
+        new = None
+    wanted = [dict(e) for e in old]
+    changed = next((e for e in wanted if e["id"] == requirement_id), None)
+    if changed is None:
+        changed = {"id": requirement_id}
+        wanted.append(changed)
+    changed["status"] = status
+    if notes is not None:
+        changed["notes"] = notes
+    if new != wanted:
+        raise ReadinessError(
+            f"cannot edit {path.name} safely (its layout confuses the line editor): set "
+            f"status = {_toml_string(status)} in the [[requirement]] with id = "
+            f"{_toml_string(requirement_id)} by hand",
+            file=path,
+        )
+
+
+def _entries(path: Path, text: str) -> list[dict[str, Any]]:
+    data = parse_toml(text, path)
+    spec = validate_model(ProductionToml, data, text, path, what="production.toml")
+    return [e.model_dump(exclude_none=True) for e in spec.requirement]
 
 
 _HEADER = """# Production readiness requirements (ggen lifecycle readiness).
@@ -255,8 +286,17 @@ _HEADER = """# Production readiness requirements (ggen lifecycle readiness).
 
 
 def _toml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    """``value`` as a TOML basic string: quotes, backslashes and every control character
+    escaped (TOML allows none of them raw)."""
+    out = []
+    for char in value:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def _set_field(text: str, requirement_id: str, key: str, value: str) -> str:

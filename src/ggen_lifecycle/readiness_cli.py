@@ -12,6 +12,14 @@ from .model import Thresholds
 from .readiness_statuses import STATUSES
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (an escape sequence in a note or a
+    scanned line) are shown escaped, not sent."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def register(group: click.Group) -> None:
     """Add the readiness commands to ``group``."""
     from .cli import _project
@@ -41,14 +49,14 @@ def register(group: click.Group) -> None:
         if result.blockers:
             click.echo("blocks production:")
             for r in result.blockers:
-                click.echo(f"  - {r.id} ({r.status}): {r.name}")
+                click.echo(f"  - {r.id} ({r.status}): {printable(r.name)}")
         else:
             click.echo("nothing blocks production")
         if detailed:
             click.echo("requirements:")
             for r in result.requirements:
-                notes = f" - {r.notes}" if r.notes else ""
-                click.echo(f"  [{r.status:<12}] {r.id} ({r.category}): {r.name}{notes}")
+                notes = f" - {printable(r.notes)}" if r.notes else ""
+                click.echo(f"  [{r.status:<12}] {r.id} ({r.category}): {printable(r.name)}{notes}")
 
     @group.command(
         "readiness-update", short_help="Move requirement ID to STATUS (allowed steps only)."
@@ -91,7 +99,7 @@ def register(group: click.Group) -> None:
             _emit({"count": len(found), "placeholders": [p.to_dict() for p in found]})
             return
         for p in found:
-            click.echo(f"{p.file}:{p.line}: {p.text}")
+            click.echo(f"{printable(p.file)}:{p.line}: {printable(p.text)}")
         click.echo(f"{len(found)} placeholder{'s' if len(found) != 1 else ''} found")
 
     @group.command("validate", short_help="Check readiness against the thresholds; exit 1 if not.")

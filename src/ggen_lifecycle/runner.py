@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import files
-from .cache import Cache, compute_key
+from . import files, recovery
+from ._restore import RestoreRefused
+from .cache import Cache, CorruptEntryError, Entry, compute_key
 from .config import Project
 from .errors import (
     CommandNotFoundError,
@@ -245,6 +246,7 @@ class Runner:
         lock.acquire(self.options.wait)
         try:
             self._ensure_state_dir()
+            recovery.clean_up(self.project.root, self.project.state_dir, self.warn)
             self.state.record_run(self._run_record(summary, "running"))
             self._writer = StateWriter(self.state, self.warn)
             for graph in graphs:
@@ -596,8 +598,7 @@ class Runner:
             if entry is None and self.remote is not None:
                 entry = self.remote.fetch(result.cache_key, self.cache)
                 origin = "remote hit"
-            if entry is not None:
-                self.cache.restore(entry, node.cwd)
+            if entry is not None and self._restore(node, entry):
                 self._replay(node, entry.log_path)
                 result.status = "cached"
                 result.cache = origin
@@ -679,6 +680,23 @@ class Runner:
             else:
                 if self.remote is not None:
                     self.remote.push(result.cache_key, self.cache, result.duration_so_far())
+
+    def _restore(self, node: Node, entry: Entry) -> bool:
+        """Put ``entry``'s outputs in place; False (with one warning) when it must not be used,
+        in which case the project is as it was and the task runs."""
+        assert node.spec is not None
+        try:
+            self.cache.restore(entry, node.cwd, root=self.project.root, declared=node.spec.outputs)
+            return True
+        except CorruptEntryError as exc:
+            self.warn(
+                f"{node.label}: cache entry {entry.key[:12]} is corrupted ({exc}); ignoring and "
+                "removing it"
+            )
+            self.cache.discard(entry.key)
+        except (RestoreRefused, OSError) as exc:
+            self.warn(f"{node.label}: cache entry {entry.key[:12]} not restored ({exc})")
+        return False
 
     def _line_sink(self, node: Node) -> Callable[[bytes], None]:
         return lambda data: self.reporter.line(node, data)

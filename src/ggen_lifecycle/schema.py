@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .model import DEFAULT_PLACEHOLDER_PATTERNS, EnvScalar, parse_size
 
+MAX_TIMEOUT = 366 * 24 * 3600.0  # a year: longer cannot be waited for (threading's limit)
+
 
 class Strict(BaseModel):
     """Unknown keys are errors; values are not coerced across types."""
@@ -51,7 +53,7 @@ class PhaseSpec(Strict):
     depends_on: list[str] = Field(default_factory=list)
     workspaces: list[str] | None = None
     parallel: bool = True
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0, le=MAX_TIMEOUT)
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
     cache: bool | None = None
@@ -60,7 +62,9 @@ class PhaseSpec(Strict):
     @field_validator("timeout", mode="before")
     @classmethod
     def _int_timeout(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
+            return float(value)
+        return value
 
     @model_validator(mode="after")
     def _one_command_form(self) -> PhaseSpec:
@@ -112,7 +116,9 @@ class RemoteCacheSpec(Strict):
     @field_validator("timeout", mode="before")
     @classmethod
     def _int_timeout(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
+            return float(value)
+        return value
 
 
 class CacheSpec(Strict):

@@ -90,6 +90,76 @@ def dumps(data: Mapping[str, Any]) -> str:
     return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
+class CorruptStateError(ValueError):
+    """``state.json`` is not a state file this package could have written."""
+
+
+MAX_STATE_BYTES = 64 * 1024 * 1024
+_TEXT: tuple[type, ...] = (str,)
+_MAYBE_TEXT: tuple[type, ...] = (str, type(None))
+_NUMBER: tuple[type, ...] = (int, float)
+_MAYBE_NUMBER: tuple[type, ...] = (int, float, type(None))
+#: The fields of the records the runner writes, and what each may hold (other keys are kept).
+RUN_FIELDS: dict[str, tuple[type, ...]] = {
+    "run_id": _TEXT,
+    "phases": (list,),
+    "environment": _MAYBE_TEXT,
+    "workspace": _MAYBE_TEXT,
+    "start": _NUMBER,
+    "duration": _NUMBER,
+    "result": _TEXT,
+    "tasks": (int,),
+}
+TASK_FIELDS: dict[str, tuple[type, ...]] = {
+    "run_id": _TEXT,
+    "phase": _TEXT,
+    "workspace": _MAYBE_TEXT,
+    "kind": _TEXT,
+    "start": _MAYBE_NUMBER,
+    "duration": _NUMBER,
+    "result": _TEXT,
+    "exit_code": (int, type(None)),
+    "cache": _MAYBE_TEXT,
+    "cache_key": _MAYBE_TEXT,
+    "error": _MAYBE_TEXT,
+}
+
+
+def parse_state(raw: bytes) -> dict[str, Any]:
+    """The state held in ``raw`` (the bytes of a state.json); :class:`CorruptStateError` for
+    anything this package would not have written: not UTF-8, not JSON, nested too deeply, over
+    64 MiB, another format, or a record whose fields have the wrong types."""
+    if len(raw) > MAX_STATE_BYTES:
+        raise CorruptStateError("larger than 64 MiB")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CorruptStateError(str(exc) or type(exc).__name__) from None
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        raise CorruptStateError("not a ggen lifecycle state file of format 1")
+    for key, fields in (("runs", RUN_FIELDS), ("tasks", TASK_FIELDS)):
+        records = data.get(key)
+        if not isinstance(records, list):
+            raise CorruptStateError(f"{key!r} must be a list")
+        for index, record in enumerate(records):
+            problem = _record_problem(record, fields)
+            if problem:
+                raise CorruptStateError(f"{key}[{index}]: {problem}")
+    return data
+
+
+def _record_problem(record: object, fields: Mapping[str, tuple[type, ...]]) -> str | None:
+    if not isinstance(record, dict):
+        return f"a record must be an object, not {type(record).__name__}"
+    for name, kinds in fields.items():
+        if name in record and not isinstance(record[name], kinds):
+            return f"{name!r} holds {type(record[name]).__name__}"
+    phases = record.get("phases", [])
+    if isinstance(phases, list) and not all(isinstance(p, str) for p in phases):
+        return "'phases' must list names"
+    return None
+
+
 class StateStore:
     """Reads and appends to ``state.json``; ``warn`` receives corruption reports."""
 
@@ -101,34 +171,37 @@ class StateStore:
     def _read_unlocked(self) -> dict[str, Any]:
         empty: dict[str, Any] = {"format": STATE_FORMAT, "runs": [], "tasks": []}
         try:
-            text = self.path.read_text(encoding="utf-8")
+            with open(self.path, "rb") as handle:
+                raw = handle.read(MAX_STATE_BYTES + 1)
         except FileNotFoundError:
             return empty
         except OSError as exc:
             self.warn(f"cannot read {self.path}: {exc}; starting a fresh state")
             return empty
         try:
-            data = json.loads(text)
-            if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
-                raise ValueError("not a ggen lifecycle state file of format 1")
-            if not isinstance(data.get("runs"), list) or not isinstance(data.get("tasks"), list):
-                raise ValueError("'runs' and 'tasks' must be lists")
-        except (ValueError, UnicodeDecodeError) as exc:
+            return parse_state(raw)
+        except CorruptStateError as exc:
             aside = self.path.with_name(f"state.json.corrupt-{int(time.time())}")
-            with contextlib.suppress(OSError):
+            try:
                 os.replace(self.path, aside)
-            self.warn(
-                f"{self.path} is corrupted ({exc}); moved it to {aside.name} and started afresh"
-            )
+                moved = f"moved it to {aside.name}"
+            except OSError as move_error:
+                moved = f"could not move it aside ({move_error.strerror})"
+            self.warn(f"{self.path} is corrupted ({exc}); {moved} and started afresh")
             return empty
-        return data
 
     def read(self) -> dict[str, Any]:
         """The whole state (an empty one if the file is missing or corrupted)."""
         if not self.path.parent.is_dir():
             return self._read_unlocked()
-        with self.lock.held(LOCK_TIMEOUT):
+        try:
+            fd = self.lock.acquire(LOCK_TIMEOUT)
+        except OSError:  # a read-only file system: nobody can be writing it either
             return self._read_unlocked()
+        try:
+            return self._read_unlocked()
+        finally:
+            os.close(fd)
 
     def update(self, change: Callable[[dict[str, Any]], None]) -> None:
         """Apply ``change`` to the state under the lock and write it atomically."""

@@ -52,7 +52,7 @@ def test_state_of_the_wrong_shape_is_treated_as_corrupted(tmp_path: Path) -> Non
     path.write_text('{"format": 1, "runs": {}, "tasks": 3}', encoding="utf-8")
     warnings: list[str] = []
     assert StateStore(path, warn=warnings.append).read()["tasks"] == []
-    assert "must be lists" in warnings[0]
+    assert "must be a list" in warnings[0]
 
 
 def test_run_records_are_updated_in_place(tmp_path: Path) -> None:

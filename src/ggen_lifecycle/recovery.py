@@ -1,0 +1,48 @@
+"""What a killed run leaves behind, finished or removed by the next run (under the run lock).
+
+A run killed at any point leaves the project as it was or fully updated, plus, at worst,
+temporary files: restores recorded in ``.ggen/journal`` are finished or undone
+(:func:`ggen_lifecycle._restore.recover`), half-built cache entries (``.ggen/cache/.tmp-*``) and
+entries half-way through removal (``.del-*``) are removed, and so are the temporary files of
+interrupted writes of ``state.json``, ``hashes.json`` and ``run.lock.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import _restore
+from .state import LOCK_TIMEOUT, FileLock, LockTimeout
+
+#: Files the run writes through :func:`ggen_lifecycle.state.atomic_write` (temporary names
+#: ``.NAME.HEX.tmp`` beside them).
+STATE_FILES = ("state.json", "hashes.json", "run.lock.json")
+#: A temporary file of a validated make.toml older than this is a leftover, not a write going on.
+STALE_SECONDS = 600.0
+
+
+def clean_up(root: Path, state_dir: Path, warn: Callable[[str], None]) -> None:
+    """Finish or undo what a killed run left in ``state_dir``; call it holding the run lock."""
+    for action in _restore.recover(root, state_dir / "journal"):
+        warn(f"a killed run left a cache restore half-done: {action}")
+    cache = state_dir / "cache"
+    if cache.is_dir():
+        for pattern in (".tmp-*", ".del-*"):
+            for leftover in cache.glob(pattern):
+                shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        with FileLock(state_dir / "state.json.lock").held(LOCK_TIMEOUT):
+            for name in STATE_FILES:
+                for temp in state_dir.glob(f".{name}.*.tmp"):
+                    temp.unlink(missing_ok=True)
+    except (LockTimeout, OSError):
+        pass  # another process writes state.json now: its temporary file is not a leftover
+    now = time.time()
+    for temp in (state_dir / "validated").glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - temp.stat().st_mtime > STALE_SECONDS:
+                temp.unlink()
