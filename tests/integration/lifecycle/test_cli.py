@@ -327,7 +327,7 @@ def test_sigint_during_a_before_all_hook(tmp_path: Path) -> None:
         """,
     )
     proc = start(root, "run", "build")
-    wait_for(root / "hook.pid", proc)
+    wait_for(root / "hook.pid", proc, whole_line=True)
     pid = int((root / "hook.pid").read_text())
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
