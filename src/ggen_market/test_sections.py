@@ -6,21 +6,99 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .manifest import PatternSection, _Section
+from .manifest import PatternSection, _Section, check_pattern
+from .suggest import did_you_mean
+
+Level = Literal["permissive", "standard", "strict", "locked"]
+
+#: The seed's ``security_level`` names (clnrm's ``SecurityLevel``) -> the policy level they mean.
+SECURITY_LEVELS: dict[str, str] = {
+    "low": "permissive",
+    "medium": "standard",
+    "standard": "standard",
+    "high": "strict",
+    "strict": "strict",
+    "maximum": "locked",
+    "locked": "locked",
+    "permissive": "permissive",
+}
+MiB = 1024 * 1024
 
 
 class CleanroomSection(_Section):
-    """``[cleanroom]`` (test gpacks): how their scenarios run by default."""
+    """``[cleanroom]`` (test gpacks): how their scenarios run by default.
 
-    policy: Literal["permissive", "standard", "strict", "locked"] = "standard"
+    The seed's form (``security_level``, ``enable_network_isolation``,
+    ``enable_filesystem_isolation``, ``max_memory_mb``, ``max_cpu_percent``) maps onto the same
+    policy: see :attr:`level` and :meth:`policy_changes`. It may tighten the level, never loosen it.
+    """
+
+    policy: Level | None = None
+    security_level: str | None = None
     backend: Literal["auto", "local", "docker"] = "auto"
     timeout: float | None = Field(None, gt=0)
     services: list[Literal["postgres", "redis"]] = []
     env: dict[str, str] = {}
+    enable_network_isolation: bool | None = None
+    enable_filesystem_isolation: bool | None = None
+    max_memory_mb: int | None = Field(None, gt=0)
+    max_cpu_percent: float | None = Field(None, gt=0, le=100)
+
+    @field_validator("security_level")
+    @classmethod
+    def _security_level(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in SECURITY_LEVELS:
+            names = ["Low", "Medium", "High", "Maximum", "Standard", "Locked"]
+            raise ValueError(f"{value!r} is not a security level{did_you_mean(value, names)}"
+                             f" (one of {', '.join(names)})")  # fmt: skip
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> CleanroomSection:
+        mapped = SECURITY_LEVELS[self.security_level.lower()] if self.security_level else None
+        if mapped and self.policy and mapped != self.policy:
+            raise ValueError(
+                f"security_level {self.security_level!r} means policy {mapped!r}, but policy is"
+                f" {self.policy!r}: keep one of them"
+            )
+        from pytest_cleanroom.policy import Policy
+
+        base = Policy.level(self.level)
+        if self.enable_network_isolation is False and base.network == "isolated":
+            raise ValueError(
+                f"enable_network_isolation = false would loosen level {self.level!r}, which"
+                " isolates the network; remove it, or choose a lower level"
+            )
+        if self.enable_filesystem_isolation is False and base.hidden_paths:
+            raise ValueError(
+                f"enable_filesystem_isolation = false would loosen level {self.level!r}, which"
+                ' hides the host\'s data; remove it, or choose security_level = "Low"'
+            )
+        return self
+
+    @property
+    def level(self) -> str:
+        """The named policy level: ``policy``, else what ``security_level`` maps to."""
+        if self.policy:
+            return self.policy
+        return SECURITY_LEVELS[self.security_level.lower()] if self.security_level else "standard"
+
+    def policy_changes(self) -> dict[str, Any]:
+        """Policy fields the seed keys set on top of :attr:`level` (each only tightens it)."""
+        from pytest_cleanroom.policy import DEFAULT_HIDDEN
+
+        changes: dict[str, Any] = {}
+        if self.enable_network_isolation:
+            changes["network"] = "isolated"
+        if self.enable_filesystem_isolation:
+            changes.update(read_only_root=True, private_tmp=True, hidden_paths=DEFAULT_HIDDEN)
+        if self.max_memory_mb is not None:
+            changes["memory_limit"] = self.max_memory_mb * MiB
+        return changes
 
 
 class FixturesSection(PatternSection):
@@ -30,6 +108,32 @@ class FixturesSection(PatternSection):
 
 
 class ScenariosSection(PatternSection):
-    """``[scenarios]`` (test gpacks): ``*.scenario.toml`` files."""
+    """``[scenarios]`` (test gpacks): ``*.scenario.toml`` / ``.yaml`` files matched by
+    ``patterns``, and named files (the seed's form: ``integration = "scenarios/x.yaml"``)."""
 
-    patterns: list[str] = ["scenarios/**/*.scenario.toml"]
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    patterns: list[str] = [
+        "scenarios/**/*.scenario.toml",
+        "scenarios/**/*.scenario.yaml",
+        "scenarios/**/*.scenario.yml",
+    ]
+
+    @model_validator(mode="after")
+    def _named_files(self) -> ScenariosSection:
+        for key, value in self.named.items():
+            hint = did_you_mean(key, ["patterns"])
+            if hint:
+                raise ValueError(f"{key}: unknown key{hint}")
+            if not isinstance(value, str):
+                raise ValueError(
+                    f"{key}: a named scenario file is a path in the gpack, e.g."
+                    f' {key} = "scenarios/{key}.yaml" (got {type(value).__name__})'
+                )
+            check_pattern(value)
+        return self
+
+    @property
+    def named(self) -> dict[str, Any]:
+        """``name = "path"`` entries besides ``patterns``."""
+        return dict(self.model_extra or {})

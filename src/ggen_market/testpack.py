@@ -39,6 +39,16 @@ def check_test_sections(root: Path, manifest: Manifest) -> list[Path]:
     if manifest.scenarios is None:
         return []
     paths = matching_files(root, manifest.scenarios.patterns)
+    for key, rel in sorted(manifest.scenarios.named.items()):
+        named = root / rel
+        if not named.is_file():
+            raise ManifestError(
+                f"{root / 'gpack.toml'}: [scenarios] {key}: no scenario file {rel!r} in the gpack"
+            )
+        if not named.resolve().is_relative_to(root.resolve()):
+            raise ManifestError(f"{named}: links outside the gpack {root} ([scenarios] {key})")
+        if named not in paths:
+            paths.append(named)
     for path in paths:
         load_scenario(path)
     return paths

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,10 @@ class Bundle:
     root: Path
     policy: str
     timeout: float | None = None
+    #: Policy fields ``[cleanroom]`` sets on top of the level (network, filesystem, memory).
+    policy_fields: Mapping[str, Any] = field(default_factory=dict)
+    #: ``max_cpu_percent``: a CPU share no backend enforces yet, so the pack's scenarios refuse.
+    cpu_percent: float | None = None
     services: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     backend: str = "auto"

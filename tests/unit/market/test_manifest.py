@@ -112,7 +112,11 @@ def test_test_sections_are_parsed(tmp_path: Path) -> None:
     assert manifest.cleanroom is not None
     assert manifest.cleanroom.policy == "locked"
     assert manifest.scenarios is not None
-    assert manifest.scenarios.patterns == ["scenarios/**/*.scenario.toml"]
+    assert manifest.scenarios.patterns == [
+        "scenarios/**/*.scenario.toml",
+        "scenarios/**/*.scenario.yaml",
+        "scenarios/**/*.scenario.yml",
+    ]
 
 
 SCENARIO = """
