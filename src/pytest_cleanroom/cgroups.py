@@ -4,8 +4,14 @@ Each command gets its own group in the ``memory``, ``pids`` and ``cpuacct`` hier
 ``freezer`` where mounted), created under the engine process's own group, in a
 ``pytest-cleanroom`` directory: ``memory.limit_in_bytes`` (and ``memsw``) caps the tree's memory,
 ``pids.max`` the number of tasks; ``memory.max_usage_in_bytes`` and ``cpuacct.usage`` measure
-it; the freezer makes killing a fork bomb race-free. The command joins its groups before it
-starts (the launcher writes ``0`` to each ``cgroup.procs``), so no descendant can be outside.
+it; the freezer makes killing a fork bomb race-free. The command itself runs one level down, in
+a group :data:`LEAF` of its own in every hierarchy the process is in (the others too: ``cpu``,
+``devices``, ``name=systemd``, cgroup2...), which becomes the root of its cgroup namespace: a
+command allowed user namespaces of its own may mount cgroupfs, and then sees and can change only
+that subtree, never the limits above it nor anyone else's groups. It joins them before it starts
+(the launcher writes ``0`` to each ``cgroup.procs``), so no descendant can be outside. Tasks
+are found, frozen and killed in the whole subtree: groups the command made below its own
+included.
 
 A finished command's groups are released: what is left is killed at once; in the background,
 once the last task has exited (a sandbox's init may still be tearing its namespaces down when
@@ -13,7 +19,8 @@ the result is known), the groups are kept for reuse by a later command (counters
 set again) or removed. :func:`flush` waits for that; :func:`remove_all` runs at interpreter
 exit. If the process is killed outright, :mod:`~pytest_cleanroom.cgroup_reaper` kills what its
 groups hold; groups left anyway are removed by the next process that uses cgroups (their names
-carry the owner's pid and start time).
+carry the owner's pid and start time): in a background thread, within a time budget, and never
+waiting for a group that cannot be removed yet (the sweep after it will).
 """
 
 from __future__ import annotations
@@ -27,17 +34,25 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 REQUIRED = ("memory", "pids", "cpuacct")
 OPTIONAL = ("freezer",)
 GROUP_DIR = "pytest-cleanroom"
+#: The command's own cgroup, below its group in every hierarchy: the root of its cgroup
+#: namespace, so that a nested user namespace mounting cgroupfs sees this subtree and nothing
+#: above it (not the group's limits, not the host's groups).
+LEAF = "task"
+#: The key of the cgroup v2 hierarchy in :func:`parents`.
+UNIFIED = "unified"
 
 _lock = threading.Lock()
 _parents: dict[str, Path] | None = None
 _probed = False
 _why_unavailable = ""
+_unconfined: list[str] = []
 _counter = itertools.count()
 
 
@@ -62,13 +77,16 @@ def _own_start_time(pid: int | str = "self") -> str | None:
 
 
 def _v1_mounts() -> dict[str, tuple[str, str]]:
-    """``{controller: (mount point, mount root)}`` of every cgroup v1 hierarchy."""
+    """``{controller: (mount point, mount root)}`` of every cgroup hierarchy; the v2 one under
+    the key :data:`UNIFIED`."""
     mounts: dict[str, tuple[str, str]] = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
             fields = left.split()
             fstype, _source, options = right.split()[:3]
+            if fstype == "cgroup2":
+                mounts.setdefault(UNIFIED, (fields[4], fields[3]))
             if fstype != "cgroup":
                 continue
             for option in options.split(","):
@@ -76,15 +94,69 @@ def _v1_mounts() -> dict[str, tuple[str, str]]:
     return mounts
 
 
-def _own_paths() -> dict[str, str]:
+def _own_hierarchies() -> dict[str, str]:
+    """``{hierarchy: this process's cgroup in it}``; a v1 hierarchy is named by its controllers
+    (``cpu,cpuacct``, ``name=systemd``), the v2 one is :data:`UNIFIED`."""
     paths: dict[str, str] = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
-            for controller in controllers.split(","):
-                if controller:
-                    paths[controller] = path
+            paths[controllers or UNIFIED] = path
     return paths
+
+
+def _own_paths() -> dict[str, str]:
+    paths: dict[str, str] = {}
+    for controllers, path in _own_hierarchies().items():
+        for controller in controllers.split(","):
+            paths[controller] = path
+    return paths
+
+
+def _parent_dir(mounts: dict[str, tuple[str, str]], key: str, path: str) -> Path | None:
+    if key not in mounts:
+        return None
+    mountpoint, root = mounts[key]
+    if root != "/" and path.startswith(root):
+        path = path[len(root) :]
+    return Path(mountpoint + path.rstrip("/")) / GROUP_DIR
+
+
+def _confinement(mounts: dict[str, tuple[str, str]], parents: dict[str, Path]) -> None:
+    """Add a parent for every other hierarchy this process is in; note those it cannot have."""
+    global _unconfined
+    _unconfined = []
+    for hierarchy, path in _own_hierarchies().items():
+        controllers = hierarchy.split(",")
+        if any(c in parents for c in controllers):
+            continue
+        key = next((c for c in controllers if c in mounts), None)
+        parent = _parent_dir(mounts, key, path) if key is not None else None
+        if parent is None:
+            _unconfined.append(f"the cgroup hierarchy {hierarchy!r} is not mounted")
+            continue
+        try:
+            parent.mkdir(exist_ok=True)
+            if "cpuset" in controllers:
+                _inherit_cpuset(parent)
+        except OSError as exc:
+            _unconfined.append(f"cannot create cgroup {parent}: {exc}")
+            continue
+        parents[hierarchy] = parent
+
+
+def _inherit_cpuset(group: Path) -> None:
+    """A new cpuset group has no CPUs and no memory nodes: take its parent's."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        value = (group.parent / name).read_text().strip()
+        if (group / name).read_text().strip() != value:
+            _write(group / name, value)
+
+
+def unconfined() -> list[str]:
+    """Why some cgroup hierarchy could not be given a group per command (empty: none)."""
+    parents()
+    return list(_unconfined)
 
 
 def _discover() -> dict[str, Path]:
@@ -105,11 +177,8 @@ def _discover() -> dict[str, Path]:
                 _why_unavailable = f"no cgroup v1 {controller!r} hierarchy is mounted"
                 return {}
             continue
-        mountpoint, root = mounts[controller]
-        path = own[controller]
-        if root != "/" and path.startswith(root):
-            path = path[len(root) :]
-        parent = Path(mountpoint + path.rstrip("/")) / GROUP_DIR
+        parent = _parent_dir(mounts, controller, own[controller])
+        assert parent is not None
         try:
             parent.mkdir(exist_ok=True)
         except OSError as exc:
@@ -118,6 +187,7 @@ def _discover() -> dict[str, Path]:
                 return {}
             continue
         parents[controller] = parent
+    _confinement(mounts, parents)
     return parents
 
 
@@ -151,19 +221,51 @@ def why_unavailable() -> str:
     return _why_unavailable
 
 
+#: Most seconds one sweep spends; what it could not remove by then waits for the next one.
+SWEEP_BUDGET = 2.0
+
+
+_sweeper: threading.Thread | None = None
+
+
 def _sweep(found: dict[str, Path]) -> None:
+    """Remove, in the background, the groups of processes that are gone (and everything below
+    them). Never waits for a busy group: it is left to the next process's sweep."""
+    global _sweeper
+    _sweeper = threading.Thread(
+        target=_sweep_now, args=(found, SWEEP_BUDGET), name="cleanroom-cgroup-sweep", daemon=True
+    )
+    _sweeper.start()
+
+
+def join_sweep(deadline: float = 30.0) -> bool:
+    """Wait for this process's sweep of leftover groups; False if it still runs."""
+    if _sweeper is not None:
+        _sweeper.join(deadline)
+        return not _sweeper.is_alive()
+    return True
+
+
+def _sweep_now(found: dict[str, Path], budget: float) -> list[str]:
+    """Remove the leftover groups of dead owners until ``budget`` seconds have passed; the names
+    of those left in place."""
+    end = time.monotonic() + budget
     names: set[str] = set()
     for parent in found.values():
         try:
             names.update(entry.name for entry in os.scandir(parent) if entry.is_dir())
         except OSError:
             continue
-    for name in names:
+    left: list[str] = []
+    for name in sorted(names):
         pid, _, rest = name.partition("-")
         start = rest.partition("-")[0]
         if pid.isdigit() and _own_start_time(pid) == start:
             continue  # its owner is alive
-        RunCgroup({c: p / name for c, p in found.items()}).remove()
+        group = RunCgroup({c: p / name for c, p in found.items() if (p / name).exists()})
+        if time.monotonic() > end or not group.remove(patient=False):
+            left.append(name)
+    return left
 
 
 @dataclass(frozen=True)
@@ -211,13 +313,35 @@ class RunCgroup:
         name = f"{owner}{next(_counter)}.{secrets.token_hex(4)}"
         group = cls({c: p / name for c, p in found.items()})
         try:
-            for d in group.dirs.values():
-                d.mkdir()
+            group.make_dirs()
             group.configure(memory_limit, max_processes)
         except BaseException:
             group.remove()
             raise
         return group
+
+    def make_dirs(self) -> None:
+        """Create the group and the command's own group below it, in every hierarchy."""
+        for hierarchy, d in self.dirs.items():
+            d.mkdir()
+            (d / LEAF).mkdir()
+            if "cpuset" in hierarchy.split(","):
+                _inherit_cpuset(d)
+                _inherit_cpuset(d / LEAF)
+
+    def _fresh_leaves(self) -> bool:
+        """Replace each command cgroup by a new one (the last command may have changed its
+        knobs or made groups below it); False if one cannot be removed yet."""
+        for hierarchy, d in self.dirs.items():
+            if not _remove_tree(d / LEAF, retries=0):
+                return False
+            try:
+                (d / LEAF).mkdir()
+                if "cpuset" in hierarchy.split(","):
+                    _inherit_cpuset(d / LEAF)
+            except OSError:
+                return False
+        return True
 
     def configure(self, memory_limit: int | None, max_processes: int | None) -> None:
         """Set the limits and reset the counters for the next command."""
@@ -237,6 +361,14 @@ class RunCgroup:
 
     @staticmethod
     def _raw_counter(path: Path, key: str) -> int:
+        """``key`` of ``path`` summed over the group and the groups below it (cgroup v1 counts
+        an OOM kill in the victim's own group, not in the one whose limit was hit)."""
+        return sum(
+            RunCgroup._one_counter(group / path.name, key) for group in _subtree(path.parent)
+        )
+
+    @staticmethod
+    def _one_counter(path: Path, key: str) -> int:
         try:
             text = path.read_text()
         except OSError:
@@ -255,15 +387,20 @@ class RunCgroup:
 
     @property
     def procs_files(self) -> list[str]:
-        """The ``cgroup.procs`` file of every hierarchy: the launcher writes ``0`` to each."""
-        return [str(d / "cgroup.procs") for d in self.dirs.values()]
+        """The command cgroup's ``cgroup.procs`` in every hierarchy: the launcher writes ``0``
+        to each."""
+        return [str(d / LEAF / "cgroup.procs") for d in self.dirs.values()]
 
     def pids(self) -> list[int]:
-        try:
-            text = (self.dirs["pids"] / "cgroup.procs").read_text()
-        except OSError:
-            return []
-        return [int(x) for x in text.split()]
+        """Every task of the command, in its cgroup and any the command made below it."""
+        found: list[int] = []
+        top = self.dirs.get("pids")
+        for group in _subtree(top) if top is not None else []:
+            try:
+                found += [int(x) for x in (group / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return found
 
     def oom_kills(self) -> int:
         """OOM kills in the group since this command started."""
@@ -321,24 +458,17 @@ class RunCgroup:
             time.sleep(0.002)
         return True
 
-    def remove(self) -> None:
-        """Kill what is left and remove every directory (retrying while tasks are exiting)."""
+    def remove(self, *, patient: bool = True) -> bool:
+        """Kill what is left and remove every directory, groups the command made below its own
+        included; ``patient`` retries while tasks are exiting. True when all are gone."""
         if self.pids():
-            self.kill()
-            self.wait_empty()
+            self.kill(deadline=5.0 if patient else 0.5)
+            self.wait_empty(deadline=5.0 if patient else 0.5)
+        gone = True
         for d in self.dirs.values():
-            for attempt in range(200):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY or attempt == 199:
-                        break
-                    if attempt % 20 == 19:
-                        self.kill(deadline=0.5)
-                    time.sleep(0.005)
+            if not _remove_tree(d, retries=199 if patient else 20, on_busy=self.kill):
+                gone = False
+        return gone
 
     def release(self) -> None:
         """SIGKILL whatever is left now; in the background, wait for the tasks to be gone, then
@@ -416,6 +546,8 @@ class _Pool:
     def put(self, group: RunCgroup) -> bool:
         if not 0 <= group.memory_in_use() <= self.MAX_LEFTOVER_MEMORY:
             return False
+        if not group._fresh_leaves():
+            return False
         with self._lock:
             if len(self._groups) >= self.SIZE:
                 return False
@@ -468,6 +600,38 @@ def _freeze(freezer: Path, end: float) -> bool:
         time.sleep(0.001)
     _write(state, "THAWED", quiet=True)
     return False
+
+
+def _subtree(top: Path) -> list[Path]:
+    """``top`` and every group below it, parents before children."""
+    found: list[Path] = []
+    stack = [top]
+    while stack:
+        group = stack.pop()
+        found.append(group)
+        try:
+            stack += [Path(e.path) for e in os.scandir(group) if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            continue
+    return found
+
+
+def _remove_tree(top: Path, *, retries: int, on_busy: Callable[..., object] | None = None) -> bool:
+    """rmdir ``top`` and every group below it, children first; True when all are gone."""
+    for group in reversed(_subtree(top)):
+        for attempt in range(retries + 1):
+            try:
+                group.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or attempt == retries:
+                    return False
+                if on_busy is not None and attempt % 20 == 19:
+                    on_busy(deadline=0.5)
+                time.sleep(0.005)
+    return not top.exists()
 
 
 def _write(path: Path, value: object, *, quiet: bool = False) -> bool:

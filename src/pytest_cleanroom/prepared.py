@@ -46,7 +46,7 @@ class Prepared:
         read_fd, write_fd = os.pipe()
         joins = group.procs_files
         script = (
-            " && ".join(f'echo 0 >"${i + 1}"' for i in range(len(joins)))
+            " && ".join(f'echo 0 >"${{{i + 1}}}"' for i in range(len(joins)))
             + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups" >&2; exit 125; }}\n'
             + f". /dev/fd/{read_fd}\n"
         )

@@ -94,7 +94,7 @@ def launcher_argv(
     ulimits = rlimits.ulimit_commands()
     if not joins and not ulimits and not fd_files:
         return list(argv)
-    steps = [f'echo 0 >"${i + 1}"' for i in range(len(joins))] + ulimits
+    steps = [f'echo 0 >"${{{i + 1}}}"' for i in range(len(joins))] + ulimits
     script = (
         (
             " && ".join(steps)

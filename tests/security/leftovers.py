@@ -57,10 +57,12 @@ def busy_cgroups_of_process(pid: int) -> list[Path]:
     while the engine's process lives; it removes them when it exits."""
     busy = []
     for group in cgroups_of_process(pid):
-        try:
-            tasks = (group / "cgroup.procs").read_text().split()
-        except OSError:
-            continue
+        tasks = []
+        for below, _, _ in os.walk(group):  # the command's own group, and any it made below
+            try:
+                tasks += (Path(below) / "cgroup.procs").read_text().split()
+            except OSError:
+                continue
         if any(not _is_waiting_launcher(task) for task in tasks):
             busy.append(group)
     return busy

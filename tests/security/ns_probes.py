@@ -89,3 +89,136 @@ if out != "alive\n":
     print("BROKEN: cannot start a process", out)
     sys.exit(3)
 """)
+
+# Defines nested_namespaces(): enter new user + mount + cgroup namespaces (root mapped where the
+# kernel lets it: without a mapping the namespace's capabilities still hold); False if refused.
+_NESTED = r"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def nested_namespaces():
+    uid, gid = os.geteuid(), os.getegid()
+    if libc.unshare(0x10000000 | 0x20000 | 0x02000000) != 0:
+        return False
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        try:
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+        except OSError:
+            pass
+    return True
+"""
+
+# args: the name of a foreign cgroup (holding a host process) to look for in every hierarchy
+CGROUPS = script(
+    _NESTED
+    + r"""
+foreign = args[0]
+HIERARCHIES = ["memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio",
+               "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc", "name=systemd",
+               "name=cleanroom-escape", None]
+def writable(path):
+    try:
+        os.close(os.open(path, os.O_WRONLY))
+        return True
+    except OSError:
+        return False
+def search(top, label):
+    for dirpath, dirnames, filenames in os.walk(top):
+        if os.path.basename(dirpath) == foreign:
+            escaped(f"{label}: sees the foreign cgroup {dirpath}")
+            for knob in ("cgroup.kill", "cgroup.procs", "pids.max", "memory.limit_in_bytes"):
+                if writable(os.path.join(dirpath, knob)):
+                    escaped(f"{label}: {knob} of the foreign cgroup is writable")
+# Through the host's /sys, bound read-only into the sandbox: seen, but nothing writable.
+for dirpath, dirnames, filenames in os.walk("/sys/fs/cgroup"):
+    if os.path.basename(dirpath) == foreign:
+        for knob in ("cgroup.kill", "cgroup.procs", "pids.max", "memory.limit_in_bytes"):
+            if writable(os.path.join(dirpath, knob)):
+                escaped(f"/sys/fs/cgroup: {knob} of the foreign cgroup is writable")
+# Through cgroupfs mounted in nested user + mount + cgroup namespaces, where they are allowed.
+if nested_namespaces():
+    for n, hierarchy in enumerate(HIERARCHIES):
+        target = f"/tmp/cg{n}"
+        os.makedirs(target, exist_ok=True)
+        fstype, options = (b"cgroup", hierarchy.encode()) if hierarchy else (b"cgroup2", None)
+        if libc.mount(b"none", target.encode(), fstype, 0, options) != 0:
+            continue
+        label = f"nested mount of {hierarchy or 'cgroup2'}"
+        search(target, label)
+        if hierarchy and hierarchy.startswith("name=cleanroom"):
+            escaped(f"{label}: created a new hierarchy")
+        try:
+            procs = open(f"{target}/cgroup.procs").read().split()
+        except OSError:
+            procs = []
+        if len(procs) > 20:
+            escaped(f"{label}: the mount's root holds {len(procs)} processes, not the command's")
+        if hierarchy is None and writable(f"{target}/cgroup.kill") and len(procs) > 20:
+            escaped(f"{label}: cgroup.kill of a group holding others is writable")
+"""
+)
+
+# args: MiB to allocate after raising every memory limit the command can reach
+RAISE_OWN_LIMITS = (
+    _NESTED
+    + r"""
+import sys
+if nested_namespaces():
+    for hierarchy in ("memory", "pids"):
+        target = f"/tmp/{hierarchy}"
+        os.makedirs(target, exist_ok=True)
+        if libc.mount(b"none", target.encode(), b"cgroup", 0, hierarchy.encode()) != 0:
+            continue
+        for dirpath, _, filenames in os.walk(target):
+            # memsw may never be below the memory limit: lift it first.
+            for knob, value in (("memory.memsw.limit_in_bytes", "-1"),
+                                ("memory.limit_in_bytes", "-1"), ("pids.max", "max")):
+                if knob in filenames:
+                    try:
+                        with open(os.path.join(dirpath, knob), "w") as f:
+                            f.write(value)
+                        print(f"raised {dirpath}/{knob}", flush=True)
+                    except OSError:
+                        pass
+hog = bytearray(int(sys.argv[1]) << 20)
+for i in range(0, len(hog), 4096):
+    hog[i] = 1
+print("ESCAPED: allocated past the memory limit", flush=True)
+sys.exit(66)
+"""
+)
+
+# A daemon that leaves its command's process tree and hides in a child cgroup of its own (where
+# it may mount cgroupfs); prints "hidden" or "not hidden" and exits, leaving the daemon behind.
+HIDE_IN_CHILD_CGROUP = (
+    _NESTED
+    + r"""
+import sys
+read_end, write_end = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(read_end)
+        moved = 0
+        if nested_namespaces():
+            for n, options in enumerate([b"pids", b"freezer", b"memory", b"cpuacct", None]):
+                target = f"/tmp/cg{n}"
+                os.makedirs(target, exist_ok=True)
+                fstype = b"cgroup" if options else b"cgroup2"
+                if libc.mount(b"none", target.encode(), fstype, 0, options) != 0:
+                    continue
+                try:
+                    os.makedirs(f"{target}/hide/deeper", exist_ok=True)
+                    with open(f"{target}/hide/deeper/cgroup.procs", "w") as f:
+                        f.write(str(os.getpid()))
+                    moved += 1
+                except OSError:
+                    pass
+        os.write(write_end, b"hidden\n" if moved else b"not hidden\n")
+        os.close(write_end)
+        os.execvp("sleep", ["sleep", "300"])
+    os._exit(0)
+os.close(write_end)
+sys.stdout.write(os.read(read_end, 100).decode())
+"""
+)

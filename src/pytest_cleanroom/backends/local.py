@@ -92,6 +92,7 @@ class NamespaceBackend:
 
     def check_limits(self, policy: Policy) -> None:
         """Without cgroups, limits fall back to rlimits; refuse what they cannot enforce."""
+        self.check_cgroup_confinement(policy)
         if cgroups.parents() is not None:
             return
         why = cgroups.why_unavailable()
@@ -108,6 +109,25 @@ class NamespaceBackend:
                 f"the {self.name} backend cannot enforce the limits of policy {policy.name!r} "
                 f"without cgroups ({why}): util-linux 'prlimit' is not on PATH; install "
                 "util-linux or run as root with cgroup v1 controllers mounted"
+            )
+
+    def check_cgroup_confinement(self, policy: Policy) -> None:
+        """A command allowed user namespaces of its own can mount cgroupfs; as root (the files
+        of every cgroup belong to root) it must then be in a cgroup of its own in every
+        hierarchy, or it could change its limits and any group on the host."""
+        if not policy.nested_user_namespaces or os.geteuid() != 0:
+            return
+        if cgroups.parents() is None:
+            problems = [cgroups.why_unavailable()]
+        else:
+            problems = cgroups.unconfined()
+        if problems:
+            raise BackendUnavailableError(
+                f"the {self.name} backend cannot let commands of policy {policy.name!r} create "
+                f"user namespaces as root here: they could mount cgroupfs and change any cgroup "
+                f"({'; '.join(problems)}); set nested_user_namespaces=False (as strict and "
+                "locked do), run as an unprivileged user, or mount and make writable every "
+                "cgroup v1 hierarchy (and cgroup2) this process is in"
             )
 
     def run(self, spec: CommandSpec) -> RunResult:

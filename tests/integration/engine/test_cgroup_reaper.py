@@ -18,8 +18,7 @@ pytestmark = pytest.mark.integration
 
 def _group(parents: dict[str, Path], name: str) -> cgroups.RunCgroup:
     group = cgroups.RunCgroup({c: p / name for c, p in parents.items()})
-    for d in group.dirs.values():
-        d.mkdir()
+    group.make_dirs()
     return group
 
 

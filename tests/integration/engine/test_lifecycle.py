@@ -109,6 +109,6 @@ def test_engine_killed_outright_takes_the_sandbox_with_it(tmp_path: Path, backen
         proc.kill()
         proc.wait()
         _wait_for(lambda m=marker: not processes_with_marker(m), "the sandbox to die with it")
-        sweep = "from pytest_cleanroom import cgroups; cgroups.parents()"
+        sweep = "from pytest_cleanroom import cgroups; cgroups.parents(); cgroups.join_sweep()"
         subprocess.run([sys.executable, "-c", sweep], env=env, check=True)
         assert cgroups_of_process(proc.pid) == []

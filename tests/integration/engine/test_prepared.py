@@ -54,7 +54,8 @@ def test_a_launcher_waits_in_its_cgroups_and_close_removes_it(room: Cleanroom) -
 
     def joined() -> bool:  # the launcher moves itself into its cgroups as it starts
         mine = cgroups_of_process(os.getpid())
-        return any(str(first) in (d / "cgroup.procs").read_text().split() for d in mine)
+        procs = [d / cgroups.LEAF / "cgroup.procs" for d in mine]
+        return any(str(first) in p.read_text().split() for p in procs if p.exists())
 
     end = time.monotonic() + 30
     while not joined():
