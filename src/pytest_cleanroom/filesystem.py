@@ -10,7 +10,8 @@ render the same plan, so both give the same view:
 * hidden paths replaced by an empty read-only directory (an unreadable file for files), except
   where ``readable_paths`` lets a path through read-only;
 * a private ``/tmp`` (a tmpfs sized to the memory limit), a minimal ``/dev``, a ``/proc`` of the
-  sandbox's own PID namespace with ``/proc/sys`` read-only, ``/sys`` read-only;
+  sandbox's own PID namespace with ``/proc/sys`` read-only (``/proc/keys`` unreadable), ``/sys``
+  read-only (without the host's network interfaces when the network is isolated);
 * the workspace bound read-write at ``/workspace``, then ``writable_paths`` and extra mounts.
 """
 
@@ -81,6 +82,23 @@ def root_entries() -> tuple[tuple[str, str, str], ...]:
     return result
 
 
+def host_net_dirs() -> list[str]:
+    """Where sysfs lists the host's network interfaces: ``/sys/class/net`` and each device's
+    ``net`` directory (``/sys/devices/virtual/net``, ``/sys/devices/pci.../net``). A sandbox
+    with a network of its own gets them empty: the host's interface names are not its business.
+    """
+    found = {"/sys/class/net"}
+    try:
+        names = os.listdir("/sys/class/net")
+    except OSError:
+        return []
+    for name in names:
+        device = os.path.realpath(f"/sys/class/net/{name}")
+        if os.path.basename(os.path.dirname(device)) == "net":
+            found.add(os.path.dirname(device))
+    return sorted(found)
+
+
 def _norm(path: str) -> str:
     return os.path.normpath("/" + path.lstrip("/")) if path else "/"
 
@@ -141,6 +159,8 @@ def plan(
 
     if os.path.isdir("/sys"):
         ops.append(FsOp("ro-bind", "/sys", source="/sys"))
+        if policy.network == "isolated":
+            ops.extend(FsOp("hide-dir", d) for d in host_net_dirs())
     ops.append(FsOp("dev", "/dev"))
     ops.append(FsOp("proc", "/proc"))
     ops.extend(FsOp("ro-bind", p, source=p) for p in PROC_READ_ONLY if os.path.exists(p))

@@ -222,3 +222,22 @@ os.close(write_end)
 sys.stdout.write(os.read(read_end, 100).decode())
 """
 )
+
+# args: the host's network interface names (loopback aside)
+HOST_INTERFACE_NAMES = script(r"""
+names = set(args)
+try:
+    seen = set(os.listdir("/sys/class/net"))
+except OSError:
+    seen = set()
+if seen & names:
+    escaped(f"/sys/class/net lists the host's {sorted(seen & names)}")
+for dirpath, dirnames, filenames in os.walk("/sys/devices"):
+    if os.path.basename(dirpath) == "net" and names & set(dirnames):
+        escaped(f"{dirpath} lists the host's {sorted(names & set(dirnames))}")
+    dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+for name in sorted(names):
+    for top in ("/sys/class/net", "/sys/devices/virtual/net"):
+        if os.path.exists(f"{top}/{name}"):
+            escaped(f"{top} shows the host's interface {name}")
+""")
