@@ -60,6 +60,30 @@ class TemplateSource:
     body_line: int
 
 
+#: Values a front matter may hold once its aliases are expanded, and how deep they may nest.
+MAX_FRONT_MATTER_VALUES = 100_000
+MAX_FRONT_MATTER_DEPTH = 50
+
+
+def _check_size(path: Path, data: Any) -> None:
+    """Refuse a front matter whose YAML aliases expand to a huge tree ("billion laughs") or that
+    nests deeper than any template needs, before anything walks it."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_FRONT_MATTER_VALUES or depth > MAX_FRONT_MATTER_DEPTH:
+            raise TemplateError(
+                f"{path}: front matter too large or too deep (over {MAX_FRONT_MATTER_VALUES} "
+                f"values or {MAX_FRONT_MATTER_DEPTH} levels, aliases expanded)"
+            )
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def parse_template(path: Path, text: str | None = None) -> TemplateSource:
     """Split and validate a template file; errors name the file and the front-matter key."""
     import yaml
@@ -80,8 +104,12 @@ def parse_template(path: Path, text: str | None = None) -> TemplateSource:
         data = yaml.safe_load("".join(lines[1:end])) or {}
     except yaml.YAMLError as exc:
         raise TemplateError(f"{path}: front matter is not valid YAML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit integer, deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise TemplateError(f"{path}: front matter cannot be read: {reason}") from None
     if not isinstance(data, dict):
         raise TemplateError(f"{path}: the front matter must be a YAML mapping (key: value)")
+    _check_size(path, data)
     try:
         front = FrontMatter.model_validate(data)
     except ValidationError as exc:

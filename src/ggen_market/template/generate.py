@@ -149,6 +149,10 @@ def _render_error(exc: Exception, source: TemplateSource, context: dict[str, Any
     from jinja2.exceptions import SecurityError
 
     where = _where(exc, source)
+    if isinstance(exc, TemplateError):  # a render limit
+        return type(exc)(f"{where}: {exc}")
+    if isinstance(exc, RecursionError):
+        return TemplateError(f"{where}: rendering failed: nested too deeply")
     if isinstance(exc, SecurityError):
         return SandboxViolationError(f"{where}: refused by the template sandbox: {exc}")
     if isinstance(exc, UndefinedError):
@@ -218,10 +222,10 @@ class Generator:
         try:
             body = env.from_string(source.body)
             body.filename = str(source.path)
-            content = body.render(context)
-            to = env.from_string(front.to).render(context).strip()
+            content = env.render_bounded(body, context)
+            to = env.render_bounded(env.from_string(front.to), context).strip()
             anchors = {
-                key: env.from_string(value).render(context)
+                key: env.render_bounded(env.from_string(value), context)
                 for key in ("before", "after", "skip_if")
                 if isinstance(value := getattr(front, key), str)
             }

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from jinja2 import Environment
 
+    from .limits import BoundedSandbox
+
 
 def _words(text: str) -> list[str]:
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(text))
@@ -73,10 +75,14 @@ FILTERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def make_environment(root: Path | None) -> Environment:
-    """A sandboxed environment; ``root`` is the gpack whose files templates may include."""
+def make_environment(root: Path | None) -> BoundedSandbox:
+    """A sandboxed environment; ``root`` is the gpack whose files templates may include.
+
+    Renders through :meth:`~.limits.BoundedSandbox.render_bounded` stay within
+    :class:`~.limits.RenderLimits` (output size, value size, time)."""
     from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from .limits import BoundedSandbox, RenderLimits
 
     class GpackLoader(BaseLoader):
         """Loads includes from the gpack only; paths that leave it are not found."""
@@ -93,7 +99,8 @@ def make_environment(root: Path | None) -> Environment:
             text = candidate.read_text(encoding="utf-8")
             return text, str(candidate), lambda: True
 
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
+        RenderLimits.from_environment(),
         loader=GpackLoader(),
         undefined=StrictUndefined,
         autoescape=False,
