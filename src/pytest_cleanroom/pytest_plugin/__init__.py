@@ -15,6 +15,7 @@ __all__ = [
     "CleanroomPolicyWarning",
     "CleanroomSettings",
     "CommandRecord",
+    "FloorError",
     "PytestCleanroom",
     "backend_status",
     "get_settings",
@@ -25,11 +26,12 @@ _LAZY = {
     "backend_status": "probe",
     "CleanroomPolicyWarning": "floor",
     "CommandRecord": "records",
+    "FloorError": "floor",
     "PytestCleanroom": "sandbox",
 }
 
 if TYPE_CHECKING:
-    from .floor import CleanroomPolicyWarning
+    from .floor import CleanroomPolicyWarning, FloorError
     from .probe import BackendStatus, backend_status
     from .records import CommandRecord
     from .sandbox import PytestCleanroom

@@ -21,6 +21,11 @@ class CleanroomPolicyWarning(pytest.PytestWarning):
     """A test asked for a weaker policy than the command line's; it ran under the stricter one."""
 
 
+class FloorError(PolicyError):
+    """Test code asked a command to see more than the command-line policy lets it see (a
+    directory it does not own, a socket that is not one of the run's services)."""
+
+
 class MarkerError(PolicyError):
     """A ``cleanroom`` marker names an unknown level or field, or has a malformed argument."""
 
@@ -103,9 +108,11 @@ def clamp_run(
     return final, timeout, refused
 
 
-def run_warning(floor: Policy, refused: list[str]) -> CleanroomPolicyWarning:
+def run_warning(
+    floor: Policy, refused: list[str], what: str = "cleanroom.run"
+) -> CleanroomPolicyWarning:
     return CleanroomPolicyWarning(
-        f"cleanroom.run asked for a weaker policy than the command line's {floor.name!r} in: "
+        f"{what} asked for a weaker policy than the command line's {floor.name!r} in: "
         f"{', '.join(refused)}; the command runs under the stricter values "
         f"(a test may tighten --cleanroom-policy, never weaken it)"
     )

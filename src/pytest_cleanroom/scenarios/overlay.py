@@ -247,6 +247,27 @@ def _names(directory: Path) -> list[str]:
     return os.listdir(directory) if stat.S_ISDIR(st.st_mode) else []
 
 
+def overlay_lower(path: Path) -> Path | None:
+    """The lower directory of the overlay mounted exactly at ``path``, or ``None`` when no
+    overlay is mounted there (so ``path`` shows that directory, plus what was written to it)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    found: Path | None = None
+    for line in lines:
+        mount, _, sup = line.partition(" - ")
+        fields, sup_fields = mount.split(), sup.split()
+        if len(fields) < 5 or len(sup_fields) < 3 or fields[4].replace("\\040", " ") != target:
+            continue
+        lowers = [o for o in sup_fields[2].split(",") if o.startswith("lowerdir=")]
+        found = None  # a later mount on the same point hides the earlier one
+        if sup_fields[0] == "overlay" and len(lowers) == 1 and ":" not in lowers[0]:
+            found = Path(lowers[0][len("lowerdir=") :].replace("\\040", " "))
+    return found
+
+
 def sweep_stale() -> None:
     """Unmount and remove overlays left by processes that died while checking a command."""
     try:

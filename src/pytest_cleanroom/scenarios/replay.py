@@ -24,7 +24,8 @@ class Replicas:
     def __call__(self, root: Path) -> Cleanroom:
         twin = self.twins.get(root)
         if twin is None:
-            twin = self.twins[root] = _twin(self.cleanroom, root)
+            # replica() keeps the pytest fixture's floor and the directories the test owns.
+            twin = self.twins[root] = self.cleanroom.replica(root)
             twin.prepare_ahead()  # while the first run goes on
         twin.services = dict(self.cleanroom.services)  # services exposed since are replayed too
         return twin
@@ -33,23 +34,6 @@ class Replicas:
         for twin in self.twins.values():
             twin.close()
         self.twins.clear()
-
-
-def _twin(cleanroom: Cleanroom, root: Path) -> Cleanroom:
-    floor = getattr(cleanroom, "floor", None)
-    if floor is None:
-        return cleanroom.replica(root)
-    # The pytest fixture's subclass: rebuild it so that run(policy=...) is clamped the same way.
-    twin: Cleanroom = type(cleanroom)(  # type: ignore[call-arg]
-        root,
-        floor=floor,
-        policy=cleanroom.policy,
-        backend=cleanroom.backend_name,
-        seed=cleanroom.seed,
-        timeout=cleanroom.timeout,
-        env=cleanroom.env,
-    )
-    return twin
 
 
 def attach_repeat_checker(cleanroom: Cleanroom, *, copy_on_write: bool = True) -> RepeatChecker:

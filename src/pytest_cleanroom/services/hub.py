@@ -135,6 +135,21 @@ class ServiceHub:
         _raise_recorded(data)
         return data
 
+    def socket_dirs(self) -> set[Path]:
+        """The unix-socket directories of the run's servers that this process uses (starts
+        none): the only directories a test's cleanroom may expose as services."""
+        dirs: set[Path] = set()
+        postgres, redis = self._state.get("postgres", {}), self._state.get("redis", {})
+        if "server" in postgres:
+            socket_dir = PostgresServer.from_json(postgres["server"]).unix_socket_dir
+            if socket_dir:
+                dirs.add(Path(socket_dir).resolve())
+        if "server" in redis:
+            socket = RedisServer.from_json(redis["server"]).unix_socket
+            if socket:
+                dirs.add(Path(socket).resolve().parent)
+        return dirs
+
     # -- postgres -------------------------------------------------------------------------------
 
     def postgres_server(self) -> PostgresServer:

@@ -152,6 +152,12 @@ def _shared_dir(config: pytest.Config) -> Path:
     return base.parent if _is_worker(config) else base
 
 
+def service_socket_dirs(config: pytest.Config) -> set[Path]:
+    """The socket directories of this run's servers that this process has met (none started)."""
+    hub = config.stash.get(HUB_KEY, None)
+    return hub.socket_dirs() if hub is not None else set()
+
+
 def hub_of(config: pytest.Config) -> ServiceHub:
     """This process's :class:`ServiceHub` (created on first use)."""
     hub = config.stash.get(HUB_KEY, None)
