@@ -24,6 +24,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "template": ("ggen_market.cli:template", "generate files from an installed gpack's templates"),
     "lifecycle": ("ggen_lifecycle.cli:lifecycle", "run make.toml phases, readiness checks"),
     "attest": ("pytest_cleanroom.attest.cli:attest", "make keys, verify signed attestations"),
+    "test": ("ggen_market.test_command:test", "run and list installed test gpacks' scenarios"),
 }
 
 

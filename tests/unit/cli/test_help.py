@@ -13,9 +13,16 @@ import pytest
 from ggen_cli.__main__ import GROUPS
 from ggen_lifecycle.cli import lifecycle
 from ggen_market.cli import market, template
+from ggen_market.test_command import test as ggen_test_group
 from pytest_cleanroom.attest.cli import attest
 
-CLICK_GROUPS = {"market": market, "template": template, "lifecycle": lifecycle, "attest": attest}
+CLICK_GROUPS = {
+    "market": market,
+    "template": template,
+    "lifecycle": lifecycle,
+    "attest": attest,
+    "test": ggen_test_group,
+}
 
 
 def test_every_ggen_group_is_checked() -> None:
