@@ -4,6 +4,7 @@ file name is shown in one unambiguous line whatever bytes it holds."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -27,7 +28,7 @@ def open_regular(path: str | os.PathLike[str]) -> int:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        if exc.errno == 40:  # ELOOP: the last component is a symbolic link
+        if exc.errno == errno.ELOOP:  # the last component is a symbolic link
             raise NotRegularFileError(f"{os.fspath(path)!r} is a symbolic link") from None
         raise
     mode = os.fstat(fd).st_mode
@@ -37,12 +38,17 @@ def open_regular(path: str | os.PathLike[str]) -> int:
     return fd
 
 
-def read_regular(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of the regular file ``path`` (see :func:`open_regular`)."""
+def read_regular(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> bytes:
+    """The bytes of the regular file ``path`` (see :func:`open_regular`); with ``max_bytes``, a
+    larger file is an ``OSError`` (``EFBIG``) instead of being read whole."""
     fd = open_regular(path)
     try:
         parts = []
+        size = 0
         while chunk := os.read(fd, _CHUNK):
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", os.fspath(path))
             parts.append(chunk)
         return b"".join(parts)
     finally:

@@ -78,6 +78,8 @@ def parse_envelope(text: str | bytes) -> Envelope:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EnvelopeError(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise EnvelopeError("not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise EnvelopeError("not a JSON object")
     _exact_fields(data, _ENVELOPE_FIELDS, "envelope")

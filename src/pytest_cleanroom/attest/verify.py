@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..host_files import kind, read_regular
 from . import dsse, statement, store
 from .digests import file_digest, take_snapshot, tree_digest
 from .keys import KeyFileError, VerifyingKey
@@ -77,6 +78,10 @@ class Verification:
         }
 
 
+#: The largest envelope read; a test's envelope is a few KiB.
+MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
+
+
 def verify(
     target: str | os.PathLike[str],
     *,
@@ -100,6 +105,11 @@ def verify(
             return report
     elif path.is_file():
         directory, files = path.parent, [path]
+    elif path.exists():
+        report.errors.append(
+            f"{path}: a {kind(path.stat().st_mode)}, not an envelope file or a directory of them"
+        )
+        return report
     else:
         report.errors.append(f"{path}: no such file or directory")
         return report
@@ -171,9 +181,9 @@ def _check_envelope(
 ) -> tuple[FileCheck, dict[str, str] | None]:
     check = FileCheck(file=str(path))
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, max_bytes=MAX_ENVELOPE_BYTES)
     except OSError as exc:
-        check.errors.append(f"{path}: cannot read: {exc.strerror}")
+        check.errors.append(f"{path}: cannot read: {exc.strerror or exc}")
         return check, None
     try:
         envelope = dsse.parse_envelope(raw)
@@ -202,8 +212,9 @@ def _check_envelope(
     try:
         data = json.loads(envelope.payload)
         return check, _check_statement(path, data, check, workspace)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        check.errors.append(f"{path}: signed payload is not a statement this tool wrote ({exc})")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        check.errors.append(f"{path}: signed payload is not a statement this tool wrote ({reason})")
         return check, None
 
 
@@ -350,9 +361,9 @@ def _check_run_listing(
             )
             continue
         try:
-            found = hashlib.sha256(envelope.read_bytes()).hexdigest()
+            found = hashlib.sha256(read_regular(envelope, max_bytes=MAX_ENVELOPE_BYTES)).hexdigest()
         except OSError as exc:
-            run_check.errors.append(f"{envelope}: cannot read: {exc.strerror}")
+            run_check.errors.append(f"{envelope}: cannot read: {exc.strerror or exc}")
             continue
         if found != expected:
             run_check.errors.append(

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
+import os
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -48,6 +50,9 @@ SUFFIX = ".scenario.toml"
 YAML_SUFFIXES = (".scenario.yaml", ".scenario.yml")
 SUFFIXES = (SUFFIX, *YAML_SUFFIXES)
 KNOWN_SERVICES = ("postgres", "redis")
+#: The most variants a ``[matrix]`` may give, unless ``CLEANROOM_MAX_VARIANTS`` says otherwise.
+MAX_VARIANTS = 1000
+MAX_VARIANTS_ENV = "CLEANROOM_MAX_VARIANTS"
 _MATRIX_REF = re.compile(r"\$\{matrix\.([A-Za-z0-9_-]+)\}")
 
 
@@ -176,6 +181,9 @@ def load_scenario_file(path: str | Path) -> list[ScenarioVariant]:
     except tomllib.TOMLDecodeError as exc:
         line = _toml_error_line(exc, text)
         raise ScenarioFileError(path, line, f"invalid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # a number of thousands of digits, deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ScenarioFileError(path, None, f"invalid TOML: {reason}") from None
     return parse_scenario_data(data, text, path)
 
 
@@ -341,6 +349,16 @@ def _check_unique(names: list[str], array: str, path: Path, where: KeyLines) -> 
         seen.add(name)
 
 
+def max_variants() -> int:
+    """The most variants one file's ``[matrix]`` may expand to (``CLEANROOM_MAX_VARIANTS``)."""
+    raw = os.environ.get(MAX_VARIANTS_ENV, "").strip()
+    if raw.isdigit() and 0 < len(raw) < 10 and int(raw) > 0:
+        return int(raw)
+    if raw:
+        raise ScenarioFileError(Path(MAX_VARIANTS_ENV), None, f"{raw!r} is not a positive integer")
+    return MAX_VARIANTS
+
+
 def _matrix_rows(
     matrix: dict[str, list[MatrixValue]] | list[dict[str, MatrixValue]] | None,
     path: Path,
@@ -361,6 +379,15 @@ def _matrix_rows(
                 path, where.line(("matrix", key)), f"matrix key {key!r} has no values"
             )
     keys = list(matrix)
+    count = math.prod(len(matrix[k]) for k in keys)
+    limit = max_variants()
+    if count > limit:
+        raise ScenarioFileError(
+            path,
+            where.line(("matrix",)),
+            f"[matrix] expands to {count} variants, over the limit of {limit} "
+            f"(split the file, or raise {MAX_VARIANTS_ENV})",
+        )
     for combo in itertools.product(*(matrix[k] for k in keys)):
         yield dict(zip(keys, combo, strict=True))
 
