@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import pg_roles
 from .errors import ServiceStartError, ServiceUnavailableError
 from .model import LogSource, PostgresServer, RedisServer
 from .providers import docker_host, docker_status
+from .redis_acl import ADMIN_USER, acl_config
 from .registry import Handle, Owner, Registry, Started, ensure_private_dir
 from .spawn import candidate_ports
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from .settings import ServiceSettings
 
 POSTGRES_USER = "cleanroom"
+CONTAINER_HBA = "/etc/cleanroom/pg_hba.conf"
 REDIS_DATABASES = 64
 
 
@@ -145,6 +148,9 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
         settings, service="postgres", run_id=run_id, owner=owner
     )
     password = secrets.token_urlsafe(18)
+    hba = server_dir / "pg_hba.conf"
+    hba.write_text(pg_roles.hba_rules(POSTGRES_USER, address="all"))  # clients come through NAT
+    hba.chmod(0o644)  # the directory above keeps other users out
     try:
         client = _client(timeout=settings.start_timeout)
         _ensure_image(client, settings.postgres_image, "cleanroom_postgres_image")
@@ -167,10 +173,11 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
                 .with_env("PGPORT", str(port))
                 .with_env("POSTGRES_INITDB_ARGS", "--no-sync")
                 .with_volume_mapping(str(server_dir / "sock"), "/var/run/postgresql", "rw")
+                .with_volume_mapping(str(hba), CONTAINER_HBA, "ro")
                 .with_tmpfs_mount("/var/lib/postgresql/data")
                 .with_command(
                     f"postgres -c port={port} -c fsync=off -c synchronous_commit=off "
-                    "-c full_page_writes=off -c max_connections=200"
+                    f"-c full_page_writes=off -c max_connections=200 -c hba_file={CONTAINER_HBA}"
                 )
             )
             container.ports[f"{port}/tcp"] = ("127.0.0.1", port)  # loopback only
@@ -198,6 +205,7 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
                 version=version,
                 version_num=version_num,
                 log=LogSource(kind="docker", container_id=name, docker_host=handle["docker_host"]),
+                manages_roles=True,
             )
             return StartedContainer(server, handle, record_id, registry)
         raise ServiceStartError(
@@ -242,6 +250,7 @@ def _wait_postgres(
                 row = conn.execute("SHOW server_version").fetchone()
                 # The official entrypoint's temporary server listens on the socket only, so a
                 # TCP answer is the real server.
+                pg_roles.secure_superuser(conn, POSTGRES_USER, password)
                 return str(row[0] if row else "?").split()[0], conn.info.server_version
         except psycopg.OperationalError as exc:
             last = str(exc).strip()
@@ -257,6 +266,10 @@ def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
         settings, service="redis", run_id=run_id, owner=owner
     )
     container: Any = None
+    password, sandbox_password = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+    conf = server_dir / "redis.conf"  # passwords in a file, not in the container's command line
+    conf.write_text("\n".join(acl_config(password, sandbox_password)) + "\n")
+    conf.chmod(0o644)  # the directory above keeps other users out
     try:
         client = _client(timeout=settings.start_timeout)
         _ensure_image(client, settings.redis_image, "cleanroom_redis_image")
@@ -268,25 +281,31 @@ def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
             .with_name(name)
             .with_kwargs(labels=labels(run_id, owner, "redis"))
             .with_volume_mapping(str(server_dir / "sock"), "/run/cleanroom", "rw")
+            .with_volume_mapping(str(conf), "/etc/cleanroom/redis.conf", "ro")
             .with_command(
-                f"redis-server --save '' --appendonly no --databases {REDIS_DATABASES} "
+                "redis-server /etc/cleanroom/redis.conf --bind 0.0.0.0 --port 6379 "
+                "--save '' --appendonly no "
+                f"--databases {REDIS_DATABASES} "
                 "--unixsocket /run/cleanroom/redis.sock --unixsocketperm 777"
             )
         )
-        container.ports["6379/tcp"] = ("127.0.0.1", None)
+        container.ports["6379/tcp"] = ("127.0.0.1", settings.redis_port or None)
         container.start()
         host, port = _host_ip(container), int(container.get_exposed_port(6379))
-        version = _wait_redis(container, host, port, deadline, handle)
+        version = _wait_redis(container, host, port, password, deadline, handle)
         socket_path = server_dir / "sock" / "redis.sock"
         server = RedisServer(
             provider="docker",
             host=host,
             port=port,
-            password=None,
+            password=password,
             unix_socket=str(socket_path) if socket_path.exists() else None,
             version=version,
             databases=REDIS_DATABASES,
+            username=ADMIN_USER,
             log=LogSource(kind="docker", container_id=name, docker_host=handle["docker_host"]),
+            sandbox_password=sandbox_password,
+            dedicated=True,
         )
         return StartedContainer(server, handle, record_id, registry)
     except BaseException:
@@ -296,12 +315,21 @@ def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
         raise
 
 
-def _wait_redis(container: Any, host: str, port: int, deadline: float, handle: Handle) -> str:
+def _wait_redis(
+    container: Any, host: str, port: int, password: str, deadline: float, handle: Handle
+) -> str:
     import redis as redis_py
 
     last = ""
     while True:
-        client = redis_py.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2)
+        client = redis_py.Redis(
+            host=host,
+            port=port,
+            username=ADMIN_USER,
+            password=password,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
         try:
             info = client.info("server")
             return str(info.get("redis_version", "?"))

@@ -42,7 +42,7 @@ def connect_postgres(url: str, source: str, timeout: float) -> PostgresServer:
     try:
         with psycopg.connect(url, connect_timeout=connect_timeout, autocommit=True) as conn:
             row = conn.execute(
-                "SELECT current_setting('server_version'), rolcreatedb OR rolsuper "
+                "SELECT current_setting('server_version'), rolcreatedb OR rolsuper, rolsuper "
                 "FROM pg_roles WHERE rolname = current_user"
             ).fetchone()
             version_num = conn.info.server_version
@@ -72,6 +72,7 @@ def connect_postgres(url: str, source: str, timeout: float) -> PostgresServer:
         version_num=version_num,
         admin_dbname=dbname,
         options=options,
+        manages_roles=bool(row[2]),
     )
 
 

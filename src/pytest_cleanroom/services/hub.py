@@ -124,14 +124,16 @@ class ServiceHub:
         self._state[key] = data
         return data
 
-    def _start(self, service: str, start: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    def _start(
+        self, service: str, start: Callable[[str], dict[str, Any]], key: str | None = None
+    ) -> dict[str, Any]:
         def produce() -> dict[str, Any]:
             provider = self.choice(service).require()
             state = start(provider)
             state.update(service=service, provider=provider, reason=self.choice(service).reason)
             return state
 
-        data = self._shared(service, produce, self.settings.start_timeout + 30)
+        data = self._shared(key or service, produce, self.settings.start_timeout + 30)
         _raise_recorded(data)
         return data
 
@@ -159,12 +161,14 @@ class ServiceHub:
         data = self._start("postgres", self._start_postgres)
         return PostgresServer.from_json(data["server"])
 
-    def _start_server(self, service: str, provider: str) -> dict[str, Any]:
+    def _start_server(
+        self, service: str, provider: str, settings: ServiceSettings | None = None
+    ) -> dict[str, Any]:
         """Start the run's ``service`` server with the process or docker provider (their
         modules are imported only here: they load psycopg, redis-py or testcontainers)."""
         module = importlib.import_module(f".{_STARTERS[provider, service]}", __package__)
         start: Callable[..., Started[Any]] = getattr(module, f"start_{service}")
-        started = start(self.settings, run_id=self.run.run_id, owner=self.run.owner)
+        started = start(settings or self.settings, run_id=self.run.run_id, owner=self.run.owner)
         return _state(started.server.to_json(), started.handle, started.record_id, self.settings)
 
     def _start_postgres(self, provider: str) -> dict[str, Any]:
@@ -185,7 +189,8 @@ class ServiceHub:
         """Name of the run's template database, loaded once per run.
 
         Without template entries every test starts from PostgreSQL's pristine ``template0``:
-        the same empty database, one clone less on first use.
+        the same empty database, one clone less on first use. When the server manages roles,
+        the template's objects belong to a role of the same name (see :mod:`.template`).
         """
         server = self.postgres_server()
         if not self.settings.postgres_template:
@@ -202,6 +207,9 @@ class ServiceHub:
             )
             return {"name": self.run.template_name}
 
+        # Built under the run's lock with no time limit: a callable may migrate for long. A
+        # builder that dies (even SIGKILL) releases the lock; the next one rebuilds.
+
         data = self._shared("postgres-template", produce, None)
         _raise_recorded(data)
         return str(data["name"])
@@ -209,15 +217,24 @@ class ServiceHub:
     # -- redis ----------------------------------------------------------------------------------
 
     def redis_server(self) -> RedisServer:
-        """The run's Redis server, started on first use."""
+        """This worker's Redis server, started on first use: one per xdist worker (the process
+        and docker providers), so that server-wide state (pub/sub, CONFIG, functions) stays
+        within one worker; an external server is shared by all."""
         import redis  # noqa: F401  (missing client: say so before starting a server)
 
-        data = self._start("redis", self._start_redis)
+        shared = self.choice("redis").provider == "external"
+        key = "redis" if shared else f"redis-{self.run.worker_id}"
+        data = self._start("redis", self._start_redis, key)
         return RedisServer.from_json(data["server"])
 
     def _start_redis(self, provider: str) -> dict[str, Any]:
         if provider != "external":
-            return self._start_server("redis", provider)
+            settings = self.settings
+            if settings.redis_port:  # a fixed port: worker gwN listens on port + N
+                settings = settings.with_changes(
+                    redis_port=settings.redis_port + self.run.worker_index
+                )
+            return self._start_server("redis", provider, settings)
         from .external import connect_redis
 
         s = self.settings

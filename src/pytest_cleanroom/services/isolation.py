@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from . import pg_roles
 from .errors import ServiceError, ServiceStartError
 from .model import PostgresDatabase, PostgresServer, RedisDatabase, RedisServer
+from .pg_roles import ident
 
 if TYPE_CHECKING:
     import redis as redis_py
     from psycopg.pq.abc import PGconn
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 class _Lane:
-    """A raw libpq connection with at most one statement in flight.
+    """A raw libpq connection with at most one batch of statements in flight.
 
-    The server works on a statement sent here while the test runs: no client thread is needed
-    (a thread would make a test that forks warn, or deadlock).
+    A batch goes out in pipeline mode, each statement in a transaction of its own, and the server
+    works on it while the test runs: no client thread is needed (a thread would make a test that
+    forks warn, or deadlock).
     """
 
     def __init__(self, server: PostgresServer) -> None:
         self.server = server
         self._conn: PGconn | None = None
-        self._pending: str | None = None
+        self._pending = 0
 
     def _connection(self) -> PGconn:
         from psycopg import pq
@@ -42,29 +42,45 @@ class _Lane:
             self._conn = conn
         return self._conn
 
-    def send(self, statement: str, tag: str) -> str | None:
-        """Wait for the previous statement (returning its error), then send ``statement``."""
+    def send(self, statements: Sequence[str]) -> str | None:
+        """Wait for the previous batch (returning its first error), then send ``statements``."""
         error = self.wait()
-        self._connection().send_query(statement.encode())
-        self._pending = tag
+        conn = self._connection()
+        conn.enter_pipeline_mode()
+        for statement in statements:
+            conn.send_query_params(statement.encode(), None)
+            conn.pipeline_sync()
+        self._pending = len(statements)
         return error
 
     def wait(self) -> str | None:
-        """Block until the statement in flight is done; its error message, or ``None``."""
-        if self._pending is None or self._conn is None:
+        """Block until the batch in flight is done; its first error message, or ``None``."""
+        if not self._pending or self._conn is None:
             return None
         from psycopg import pq
 
-        error = None
-        while (result := self._conn.get_result()) is not None:
-            if result.status == pq.ExecStatus.FATAL_ERROR:
+        conn, error, synced, idle = self._conn, None, 0, 0
+        while synced < self._pending:
+            result = conn.get_result()
+            if result is None:  # between two statements' results; a dead connection stays here
+                idle += 1
+                if idle > 2 * self._pending + 2 or conn.status != pq.ConnStatus.OK:
+                    error = error or conn.get_error_message() or "connection lost"
+                    break
+                continue
+            idle = 0
+            if result.status == pq.ExecStatus.PIPELINE_SYNC:
+                synced += 1
+            elif result.status == pq.ExecStatus.FATAL_ERROR and error is None:
                 error = result.get_error_message().strip()
-        self._pending = None
+        self._pending = 0
+        with contextlib.suppress(Exception):
+            conn.exit_pipeline_mode()
         return error
 
-    def run(self, statement: str) -> str | None:
-        """Send ``statement`` and wait for it; its error message, or ``None``."""
-        self.send(statement, "now")
+    def run(self, statements: Sequence[str]) -> str | None:
+        """Send ``statements`` and wait for them; the first error message, or ``None``."""
+        self.send(statements)
         return self.wait()
 
     def close(self) -> None:
@@ -78,69 +94,87 @@ class _Lane:
 class DatabaseFactory:
     """Creates ``<prefix><n>`` from the run's template for each test and drops it afterwards.
 
+    When the server ``manages_roles``, each database is owned by a login role of the same name
+    with a random password and no server-level rights (:mod:`.pg_roles`); ``template_owner`` is the
+    role owning the template's objects, of which that role becomes a member.
+
     Both happen mostly off the test's clock: the next test's database is being created by the
     server while the current test runs, and a finished test's database is dropped while the next
     one starts. ``close()`` waits for both and drops whatever is left.
     """
 
     def __init__(
-        self, server: PostgresServer, template: str, prefix: str, *, background: bool = True
+        self,
+        server: PostgresServer,
+        template: str,
+        prefix: str,
+        *,
+        background: bool = True,
+        template_owner: str | None = None,
     ) -> None:
         self.server = server
         self.template = template
         self.prefix = prefix
         self.background = background
+        self.template_owner = template_owner
         self._counter = itertools.count(1)
         self._creates = _Lane(server)
         self._drops = _Lane(server)
-        self._spare: str | None = None
+        self._spare: tuple[str, str] | None = None
         self._open: set[str] = set()
 
-    def _create_statement(self, name: str) -> str:
-        statement = f"CREATE DATABASE {_ident(name)} TEMPLATE {_ident(self.template)}"
-        if self.server.version_num >= 150000:
-            # For small databases copying the files beats replaying them through the WAL.
-            statement += " STRATEGY FILE_COPY"
-        return statement
+    def _create_statements(self, name: str, password: str) -> list[str]:
+        file_copy = self.server.version_num >= 150000
+        if self.server.manages_roles:
+            return pg_roles.create_owned_database(
+                name, password, self.template, member_of=self.template_owner, file_copy=file_copy
+            )
+        statement = f"CREATE DATABASE {ident(name)} TEMPLATE {ident(self.template)}"
+        return [statement + (" STRATEGY FILE_COPY" if file_copy else "")]
 
-    def _drop_statement(self, name: str) -> str:
-        if self.server.version_num >= 130000:
-            return f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)"
-        return (  # before 13: terminate the sessions, then drop
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE datname = '{name}'; DROP DATABASE IF EXISTS {_ident(name)}"
-        )
+    def _drop_statements(self, name: str) -> list[str]:
+        if self.server.manages_roles:
+            return pg_roles.drop_owned_database(name, self.server.version_num)
+        return pg_roles.drop_database(name, self.server.version_num)
 
-    def _new_name(self) -> str:
+    def _new_name(self) -> tuple[str, str]:
         name = f"{self.prefix}{next(self._counter)}"
         self._open.add(name)
-        return name
+        return name, pg_roles.new_password()
 
     def create(self) -> PostgresDatabase:
         """A new database, cloned from the template, that belongs to the calling test alone."""
-        name, self._spare = self._spare, None
-        if name is not None and self._creates.wait() is not None:
-            self._open.discard(name)  # the spare failed: try again here and report that error
-            name = None
-        if name is None:
-            name = self._new_name()
-            error = self._creates.run(self._create_statement(name))
+        made, self._spare = self._spare, None
+        if made is not None and self._creates.wait() is not None:
+            self._open.discard(made[0])  # the spare failed: try again here and report that error
+            self._drops.run(self._drop_statements(made[0]))
+            made = None
+        if made is None:
+            made = self._new_name()
+            error = self._creates.run(self._create_statements(*made))
             if error is not None:
-                self._open.discard(name)
-                raise ServiceStartError(f"cannot create the test database {name}: {error}")
+                self._open.discard(made[0])
+                self._drops.run(self._drop_statements(made[0]))
+                raise ServiceStartError(f"cannot create the test database {made[0]}: {error}")
         if self.background:
             spare = self._new_name()
-            self._creates.send(self._create_statement(spare), spare)
+            self._creates.send(self._create_statements(*spare))
             self._spare = spare
-        return PostgresDatabase(self.server, name)
+        name, password = made
+        if not self.server.manages_roles:
+            return PostgresDatabase(self.server, name)
+        return PostgresDatabase(self.server, name, role=name, role_password=password)
 
     def drop(self, database: PostgresDatabase) -> None:
-        """Close the test's connections and drop its database, even if sessions are still open."""
+        """Close the test's connections and drop its database (even if sessions are still
+        open) and its role; undo server-wide changes if the test used the superuser."""
         database.close_connections()
+        if database.roles_before is not None and self.server.provider != "external":
+            reset_server_state(self.server, database.roles_before)
         if self.background:
-            self._drops.send(self._drop_statement(database.dbname), database.dbname)
+            self._drops.send(self._drop_statements(database.dbname))
         else:
-            self._drops.run(self._drop_statement(database.dbname))
+            self._drops.run(self._drop_statements(database.dbname))
         self._open.discard(database.dbname)
 
     def close(self) -> None:
@@ -149,18 +183,50 @@ class DatabaseFactory:
         self._drops.wait()
         self._spare = None
         for name in sorted(self._open):
-            self._drops.run(self._drop_statement(name))
+            self._drops.run(self._drop_statements(name))
         self._open.clear()
         self._creates.close()
         self._drops.close()
 
 
-class RedisSlot:
-    """This worker's Redis database index: ``db_base + worker index``, flushed around each test."""
+def reset_server_state(server: PostgresServer, roles_before: frozenset[str]) -> list[str]:
+    """Undo what a superuser test may have changed on one of our servers: ``ALTER SYSTEM``
+    settings (reset and reloaded) and roles created since ``roles_before`` (dropped, except the
+    run's own ``cr_*`` roles). Returns what was undone."""
+    import psycopg
 
-    def __init__(self, server: RedisServer, worker_index: int, worker_id: str) -> None:
+    undone: list[str] = []
+    with server.connect(autocommit=True) as admin:
+        auto = admin.execute(
+            "SELECT count(*) FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf'"
+        ).fetchone()
+        if auto and auto[0]:
+            admin.execute("ALTER SYSTEM RESET ALL")
+            admin.execute("SELECT pg_reload_conf()")
+            undone.append("ALTER SYSTEM settings")
+        roles = admin.execute("SELECT rolname FROM pg_roles WHERE NOT starts_with(rolname, 'cr_')")
+        for role in sorted({str(row[0]) for row in roles} - roles_before):
+            with contextlib.suppress(psycopg.Error):
+                admin.execute(f"DROP ROLE {ident(role)}")
+                undone.append(f"role {role}")
+    return undone
+
+
+class RedisSlot:
+    """A Redis database index for one test at a time, emptied after each test.
+
+    On a ``dedicated`` server (one per xdist worker: the process and docker providers) the whole
+    server is reset after each test as well: functions and scripts flushed, ``CONFIG SET``
+    changes and ACL users put back as they were, pub/sub subscribers disconnected. On a shared
+    server (external) only the index is flushed.
+    """
+
+    def __init__(
+        self, server: RedisServer, index: int, worker_id: str, *, dedicated: bool = False
+    ) -> None:
         self.server = server
-        self.db = server.db_base + worker_index
+        self.db = server.db_base + index
+        self.dedicated = dedicated
         if self.db >= server.databases:
             raise ServiceError(
                 f"Redis has {server.databases} databases but worker {worker_id} needs index "
@@ -168,7 +234,7 @@ class RedisSlot:
                 "the server's 'databases' setting"
             )
         self._admin: redis_py.Redis | None = None
-        self._flushed = False
+        self._baseline: tuple[dict[str, str], list[str]] | None = None
 
     def _client(self) -> redis_py.Redis:
         if self._admin is None:
@@ -176,21 +242,84 @@ class RedisSlot:
         return self._admin
 
     def flush(self) -> None:
-        """Empty this worker's database (and only it)."""
+        """Empty this test's database (and only it)."""
         self._client().flushdb()
 
     def acquire(self) -> RedisDatabase:
-        if not self._flushed:  # whatever a crashed earlier run left in this index
+        if self._baseline is None:  # whatever a crashed earlier run left in this index
             self.flush()
-            self._flushed = True
+            self._baseline = self._server_state() if self.dedicated else ({}, [])
         return RedisDatabase(self.server, self.db)
+
+    def _server_state(self) -> tuple[dict[str, str], list[str]]:
+        client = self._client()
+        config = _cmd(client, "CONFIG", "GET", "*")
+        acl = _cmd(client, "ACL", "LIST")
+        return _config_dict(config), sorted(_text(line) for line in acl)
 
     def release(self, database: RedisDatabase) -> None:
         database.close_clients()
-        self.flush()
+        if not self.dedicated:
+            self.flush()
+            return
+        self.reset()
+
+    def reset(self) -> list[str]:
+        """Put the dedicated server back as it was when this slot first served (see class)."""
+        assert self._baseline is not None
+        config_before, acl_before = self._baseline
+        pipe = self._client().pipeline(transaction=False)
+        _cmd(pipe, "FLUSHALL")
+        _cmd(pipe, "FUNCTION", "FLUSH")
+        _cmd(pipe, "SCRIPT", "FLUSH")
+        _cmd(pipe, "CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes")
+        _cmd(pipe, "CLIENT", "KILL", "USER", "default", "SKIPME", "yes")
+        _cmd(pipe, "CONFIG", "GET", "*")
+        _cmd(pipe, "ACL", "LIST")
+        results = pipe.execute(raise_on_error=False)
+        undone: list[str] = []
+        config = _config_dict(results[-2])
+        changed = [k for k, v in config_before.items() if config.get(k) != v]
+        if changed:
+            args = [part for key in changed for part in (key, config_before[key])]
+            _cmd(self._client(), "CONFIG", "SET", *args)
+            undone.append("CONFIG SET " + " ".join(changed))
+        acl = sorted(_text(line) for line in results[-1])
+        if acl != acl_before:
+            undone += self._restore_acl(acl, acl_before)
+        return undone
+
+    def _restore_acl(self, acl: list[str], acl_before: list[str]) -> list[str]:
+        client = self._client()
+        before = {line.split()[1]: line for line in acl_before}
+        now = {line.split()[1]: line for line in acl}
+        extra = sorted(set(now) - set(before))
+        if extra:
+            _cmd(client, "ACL", "DELUSER", *extra)
+        for name, line in before.items():
+            if now.get(name) != line:
+                _cmd(client, "ACL", "SETUSER", name, "reset", *line.split()[2:])
+        return [f"ACL users {', '.join(extra or sorted(before))}"]
 
     def close(self) -> None:
         if self._admin is not None:
             with contextlib.suppress(Exception):
                 self._admin.close()
             self._admin = None
+
+
+def _cmd(target: Any, *args: Any) -> Any:
+    """``execute_command`` of a client or pipeline (untyped in redis-py)."""
+    return target.execute_command(*args)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _config_dict(reply: object) -> dict[str, str]:
+    """``CONFIG GET *`` as a dict (redis-py may already have made it one)."""
+    if isinstance(reply, dict):
+        return {_text(k): _text(v) for k, v in reply.items()}
+    items = [_text(v) for v in reply] if isinstance(reply, list) else []
+    return dict(zip(items[::2], items[1::2], strict=True))

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 if TYPE_CHECKING:
     import psycopg
     import redis as redis_py
+    import redis.asyncio as redis_async
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,40 @@ def _conninfo(params: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _pg_uri(
+    scheme: str, user: str, password: str | None, host: str, port: int, dbname: str, **query: str
+) -> str:
+    """``scheme://user:password@host:port/dbname?query``; a unix socket directory as ``host``
+    goes into the query (``@/dbname?host=/dir&port=N``), the form libpq, asyncpg and
+    SQLAlchemy all accept."""
+    auth = quote(user, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    name = quote(dbname, safe="")
+    if host.startswith("/"):
+        query = {"host": host, "port": str(port), **query}
+        return f"{scheme}://{auth}@/{name}?{urlencode(query)}"
+    tail = f"?{urlencode(query)}" if query else ""
+    return f"{scheme}://{auth}@{host}:{port}/{name}{tail}"
+
+
+#: URL schemes of the drivers :meth:`PostgresDatabase.url_for` knows.
+DRIVER_SCHEMES = {
+    "libpq": "postgresql",
+    "psycopg": "postgresql+psycopg",
+    "psycopg_async": "postgresql+psycopg_async",
+    "asyncpg": "postgresql+asyncpg",
+    "psycopg2": "postgresql+psycopg2",
+}
+
+
 @dataclass(frozen=True)
 class PostgresServer(_Server):
-    """A running PostgreSQL server shared by the whole run (``postgres_server`` fixture)."""
+    """A running PostgreSQL server shared by the whole run (``postgres_server`` fixture).
+
+    ``user``/``password`` are the server's superuser (or an external URL's user);
+    ``manages_roles``: the plugin gives every test database a least-privilege role of its own.
+    """
 
     provider: str
     host: str
@@ -159,6 +191,7 @@ class PostgresServer(_Server):
     admin_dbname: str = "postgres"
     options: dict[str, str] = field(default_factory=dict)
     log: LogSource = field(default_factory=LogSource)
+    manages_roles: bool = False
 
     def params(self, dbname: str | None = None, *, via_socket: bool = False) -> dict[str, Any]:
         """libpq parameters for ``dbname`` over TCP, or over the unix socket if asked and known."""
@@ -183,12 +216,8 @@ class PostgresServer(_Server):
     def url(self, dbname: str | None = None, driver: str | None = "psycopg") -> str:
         """SQLAlchemy URL (``postgresql+psycopg://``); ``driver=None`` gives a libpq URI."""
         scheme = f"postgresql+{driver}" if driver else "postgresql"
-        auth = quote(self.user, safe="")
-        if self.password:
-            auth += ":" + quote(self.password, safe="")
-        query = f"?{urlencode(self.options)}" if self.options else ""
-        name = quote(dbname or self.admin_dbname, safe="")
-        return f"{scheme}://{auth}@{self.host}:{self.port}/{name}{query}"
+        name = dbname or self.admin_dbname
+        return _pg_uri(scheme, self.user, self.password, self.host, self.port, name, **self.options)
 
     def connect(self, dbname: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
         """A psycopg 3 connection to ``dbname`` (the unix socket when there is one)."""
@@ -200,48 +229,120 @@ class PostgresServer(_Server):
 class PostgresDatabase(_TestHandle[PostgresServer, "psycopg.Connection[Any]"]):
     """A database that belongs to one test alone (``postgres`` fixture), dropped afterwards.
 
-    ``host``, ``port``, ``password`` (of ``user``) and ``version`` are the server's.
+    ``user``/``password`` are the database's own role (its owner, no server-level rights) when the
+    server ``manages_roles``, else the server's. ``host``, ``port`` and ``version`` are the
+    server's.
     """
 
-    def __init__(self, server: PostgresServer, dbname: str) -> None:
+    def __init__(
+        self,
+        server: PostgresServer,
+        dbname: str,
+        *,
+        role: str | None = None,
+        role_password: str | None = None,
+    ) -> None:
         super().__init__(server)
         self.dbname = dbname
+        self.role = role
+        self._role_password = role_password
+        #: The server's roles when the test first asked for a superuser connection (``None``:
+        #: it never did); roles created after that are dropped at teardown.
+        self.roles_before: frozenset[str] | None = None
 
     @property
     def user(self) -> str:
-        """A role that may create databases (the superuser of our own servers)."""
-        return self.server.user
+        """The role the test and its sandbox connect as: this database's owner."""
+        return self.role or self.server.user
+
+    @property
+    def password(self) -> str | None:
+        """Password of :attr:`user`."""
+        return self._role_password if self.role else self.server.password
 
     @property
     def unix_socket_dir(self) -> str | None:
         """Directory of the server's unix socket (``None``: TCP only)."""
         return self.server.unix_socket_dir
 
+    def params(self, *, via_socket: bool = False) -> dict[str, Any]:
+        """libpq parameters of this database and its role (TCP, or the unix socket)."""
+        return {
+            **self.server.params(self.dbname, via_socket=via_socket),
+            "user": self.user,
+            "password": self.password,
+        }
+
     @property
     def dsn(self) -> str:
-        """libpq connection string (``key=value``) over TCP: for psycopg, psql, asyncpg..."""
-        return self.server.dsn(self.dbname)
+        """libpq connection string (``key=value``) over TCP: psycopg, psql, libpq programs."""
+        return _conninfo(self.params())
+
+    @property
+    def uri(self) -> str:
+        """``postgresql://user:password@host:port/dbname``: psycopg, asyncpg, psql, libpq."""
+        return self.url_for("libpq")
 
     @property
     def url(self) -> str:
         """SQLAlchemy URL: ``postgresql+psycopg://user:password@host:port/dbname``."""
-        return self.server.url(self.dbname)
+        return self.url_for("psycopg")
 
-    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
-        """A psycopg 3 connection to this database; closed for you when the test ends."""
-        return self._hand_out(self.server.connect(self.dbname, **kwargs))
+    @property
+    def async_url(self) -> str:
+        """SQLAlchemy URL for ``create_async_engine``: ``postgresql+asyncpg://...``."""
+        return self.url_for("asyncpg")
+
+    def url_for(self, driver: str = "libpq", *, via_socket: bool = False) -> str:
+        """This database's URL for ``driver`` (``libpq``, ``psycopg``, ``psycopg_async``,
+        ``asyncpg``, ``psycopg2``), over TCP or the unix socket."""
+        try:
+            scheme = DRIVER_SCHEMES[driver]
+        except KeyError:
+            raise ValueError(
+                f"unknown driver {driver!r}: choose one of {', '.join(DRIVER_SCHEMES)}"
+            ) from None
+        p = self.params(via_socket=via_socket)
+        return _pg_uri(scheme, self.user, self.password, p["host"], self.port, self.dbname)
+
+    def connect(self, *, superuser: bool = False, **kwargs: Any) -> psycopg.Connection[Any]:
+        """A psycopg 3 connection to this database as its role (``superuser=True``: as the
+        server's superuser, see docs/services.md); closed for you when the test ends."""
+        import psycopg
+
+        if superuser:
+            conn = self._hand_out(self.server.connect(self.dbname, **kwargs))
+            if self.roles_before is None:
+                rows = conn.execute("SELECT rolname FROM pg_roles").fetchall()
+                self.roles_before = frozenset(str(row[0]) for row in rows)
+                if not conn.autocommit:
+                    conn.rollback()
+            return conn
+        return self._hand_out(psycopg.connect(_conninfo(self.params(via_socket=True)), **kwargs))
+
+    async def aconnect(self, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
+        """A psycopg 3 async connection to this database as its role (close it yourself, or use
+        ``async with``)."""
+        import psycopg
+
+        return await psycopg.AsyncConnection.connect(
+            _conninfo(self.params(via_socket=True)), **kwargs
+        )
 
     def sandbox_env(self) -> dict[str, str]:
-        """Variables that let ``psql`` and libpq programs in a sandbox reach this database."""
+        """Variables that let ``psql`` and libpq programs in a sandbox reach this database as its
+        role, through the unix socket when there is one (it works without a network)."""
+        socket_dir = self.server.unix_socket_dir
+        host = socket_dir or self.server.host
         env = {
-            "PGHOST": self.server.unix_socket_dir or self.server.host,
+            "PGHOST": host,
             "PGPORT": str(self.server.port),
-            "PGUSER": self.server.user,
+            "PGUSER": self.user,
             "PGDATABASE": self.dbname,
-            "DATABASE_URL": self.server.url(self.dbname, driver=None),
+            "DATABASE_URL": self.url_for("libpq", via_socket=True),
         }
-        if self.server.password:
-            env["PGPASSWORD"] = self.server.password
+        if self.password:
+            env["PGPASSWORD"] = self.password
         return env
 
     def close_connections(self) -> None:
@@ -269,6 +370,11 @@ class RedisServer(_Server):
     username: str | None = None
     tls: bool = False
     log: LogSource = field(default_factory=LogSource)
+    #: Password of the ``default`` user, whose rights are narrowed for sandboxes (``None``: the
+    #: server is not ours to narrow, e.g. external; sandboxes get the URL's user).
+    sandbox_password: str | None = None
+    #: This server serves one xdist worker alone (process and docker providers).
+    dedicated: bool = False
 
     def url(self, db: int = 0) -> str:
         """``redis://[:password@]host:port/db`` (``rediss://`` for TLS)."""
@@ -315,19 +421,43 @@ class RedisDatabase(_TestHandle[RedisServer, "redis_py.Redis"]):
         """A redis-py client selected on this test's database; closed when the test ends."""
         return self._hand_out(self.server.client(self.db, **kwargs))
 
-    def sandbox_env(self) -> dict[str, str]:
-        """Variables that let ``redis-cli`` and clients in a sandbox reach this database."""
-        env = {"REDIS_DB": str(self.db)}
-        if self.server.unix_socket:
-            env["REDIS_SOCKET"] = self.server.unix_socket
-            query = {"db": str(self.db)}
-            if self.server.password:
-                query["password"] = self.server.password
-            env["REDIS_URL"] = f"unix://{self.server.unix_socket}?{urlencode(query)}"
+    def aclient(self, **kwargs: Any) -> redis_async.Redis:
+        """A ``redis.asyncio`` client selected on this test's database (``await
+        client.aclose()`` it, or use ``async with``)."""
+        import redis.asyncio as redis_async
+
+        server = self.server
+        if server.unix_socket:
+            kwargs.setdefault("unix_socket_path", server.unix_socket)
         else:
-            env["REDIS_URL"] = self.url
-        if self.server.password:
-            env["REDISCLI_AUTH"] = self.server.password
+            kwargs.setdefault("host", server.host)
+            kwargs.setdefault("port", server.port)
+            kwargs.setdefault("ssl", server.tls)
+        return redis_async.Redis(
+            db=self.db, username=server.username, password=server.password, **kwargs
+        )
+
+    def sandbox_env(self) -> dict[str, str]:
+        """Variables that let ``redis-cli`` and clients in a sandbox reach this database, as the
+        ``default`` user whose rights are narrowed (no admin, scripting or FLUSHALL) when the
+        server is ours."""
+        server = self.server
+        username, password = server.username, server.password
+        if server.sandbox_password is not None:
+            username, password = None, server.sandbox_password
+        env = {"REDIS_DB": str(self.db)}
+        auth = ""
+        if password:
+            auth = f"{quote(username or '', safe='')}:{quote(password, safe='')}@"
+            env["REDISCLI_AUTH"] = password
+        if username:
+            env["REDIS_USER"] = username
+        if server.unix_socket:
+            env["REDIS_SOCKET"] = server.unix_socket
+            env["REDIS_URL"] = f"unix://{auth}{server.unix_socket}?db={self.db}"
+        else:
+            scheme = "rediss" if server.tls else "redis"
+            env["REDIS_URL"] = f"{scheme}://{auth}{server.host}:{server.port}/{self.db}"
         return env
 
     def close_clients(self) -> None:

@@ -18,7 +18,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from . import pg_roles
 from .binaries import PostgresBinaries, require_postgres
 from .errors import ServiceStartError
 from .model import LogSource, PostgresServer
@@ -34,6 +36,9 @@ from .spawn import (
     spawn,
     start_on_a_free_port,
 )
+
+if TYPE_CHECKING:
+    import psycopg
 
 #: What :func:`start_postgres` returns.
 StartedPostgres = Started[PostgresServer]
@@ -226,11 +231,14 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
             sock.chmod(0o770)
         log_path.touch()
         account.chown(log_path)
+        hba = sdir.path / "pg_hba.conf"
+        hba.write_text(pg_roles.hba_rules(SUPERUSER, bootstrap=True))
+        account.chown(hba)
 
         def launch(port: int) -> subprocess.Popen[bytes]:
             argv = [str(binaries.postgres), "-D", str(data), "-c", f"port={port}"]
             argv += ["-c", f"unix_socket_directories={sock}"]
-            argv += ["-c", f"cluster_name=cleanroom-{run_id}"]
+            argv += ["-c", f"cluster_name=cleanroom-{run_id}", "-c", f"hba_file={hba}"]
             for key, value in SERVER_SETTINGS.items():
                 argv += ["-c", f"{key}={value}"]
             return spawn(argv, log_path=log_path, account=account, cwd=data, env=clean_env())
@@ -245,7 +253,7 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
             log_path=log_path,
             port_taken=_port_taken,
         )
-        return sdir.started_server(_finish(binaries, port, sock, log_path, deadline))
+        return sdir.started_server(_finish(port, sock, hba, log_path, deadline))
 
 
 def _port_taken(log: str) -> bool:
@@ -261,33 +269,32 @@ def _postmaster_ready(data: Path) -> bool:
     return len(lines) >= 8 and lines[7].strip() == "ready"
 
 
-def _finish(
-    binaries: PostgresBinaries, port: int, sock: Path, log_path: Path, deadline: float
-) -> PostgresServer:
-    """Give the superuser a fresh password for TCP and read the version."""
+def _finish(port: int, sock: Path, hba: Path, log_path: Path, deadline: float) -> PostgresServer:
+    """Give the superuser a fresh password, then require passwords everywhere (see
+    :mod:`.pg_roles`), and read the version."""
     import psycopg
-    from psycopg import sql
 
     password = secrets.token_urlsafe(18)
-    last: Exception | None = None
+    params: dict[str, Any] = {"host": str(sock), "port": port, "user": SUPERUSER}
+    params["dbname"] = "postgres"
+    with _first_connection(params, deadline) as conn:
+        pg_roles.secure_superuser(conn, SUPERUSER, password)
+        loaded = conn.execute("SELECT pg_conf_load_time()").fetchone()
+        hba.write_text(pg_roles.hba_rules(SUPERUSER))
+        conn.execute("SELECT pg_reload_conf()")
+    # The postmaster reloads pg_hba.conf when it gets to the signal: wait until a new session
+    # reports the reload, so that the trust rule is gone before anyone else can connect.
     while True:
-        try:
-            with psycopg.connect(
-                host=str(sock), port=port, user=SUPERUSER, dbname="postgres", autocommit=True
-            ) as conn:
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(SUPERUSER), sql.Literal(password)
-                    )
-                )
-                version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-                version_num = conn.info.server_version
+        with psycopg.connect(**params, password=password, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT pg_conf_load_time() > %s, current_setting('server_version')", loaded
+            ).fetchone()
+            version_num = conn.info.server_version
+        if row and row[0]:
             break
-        except psycopg.OperationalError as exc:  # e.g. "the database system is starting up"
-            last = exc
-            if time.monotonic() >= deadline:
-                raise ServiceStartError(f"postgres accepted no connection: {last}") from None
-            time.sleep(0.01)
+        if time.monotonic() >= deadline:
+            raise ServiceStartError("postgres did not reload pg_hba.conf before the start timeout")
+        time.sleep(0.005)
     return PostgresServer(
         provider="process",
         host="127.0.0.1",
@@ -295,7 +302,21 @@ def _finish(
         user=SUPERUSER,
         password=password,
         unix_socket_dir=str(sock),
-        version=version.split()[0],
+        version=str(row[1]).split()[0],
         version_num=version_num,
         log=LogSource(kind="file", path=str(log_path)),
+        manages_roles=True,
     )
+
+
+def _first_connection(params: dict[str, Any], deadline: float) -> psycopg.Connection[Any]:
+    """The first connection to a server that has just said it is ready (retried meanwhile)."""
+    import psycopg
+
+    while True:
+        try:
+            return psycopg.connect(**params, autocommit=True)
+        except psycopg.OperationalError as exc:  # e.g. "the database system is starting up"
+            if time.monotonic() >= deadline:
+                raise ServiceStartError(f"postgres accepted no connection: {exc}") from None
+            time.sleep(0.01)

@@ -256,7 +256,13 @@ def _cleanroom_database_factory(
 ) -> Iterator[DatabaseFactory]:
     hub = hub_of(request.config)
     template = _or_fail(hub.template)
-    factory = DatabaseFactory(postgres_server, template, f"{hub.run.db_prefix}{hub.run.worker_id}_")
+    owner = template if template != "template0" and postgres_server.manages_roles else None
+    factory = DatabaseFactory(
+        postgres_server,
+        template,
+        f"{hub.run.db_prefix}{hub.run.worker_id}_",
+        template_owner=owner,
+    )
     yield factory
     factory.close()
 
@@ -275,7 +281,7 @@ def postgres(
 
 @pytest.fixture(scope="session")
 def redis_server(request: pytest.FixtureRequest) -> RedisServer:
-    """The run's Redis server, shared by every test and xdist worker."""
+    """This xdist worker's Redis server (an external one is shared by every worker)."""
     hub = hub_of(request.config)
     return _or_fail(hub.redis_server)
 
@@ -285,7 +291,10 @@ def _cleanroom_redis_slot(
     request: pytest.FixtureRequest, redis_server: RedisServer
 ) -> Iterator[RedisSlot]:
     run = hub_of(request.config).run
-    slot = _or_fail(lambda: RedisSlot(redis_server, run.worker_index, run.worker_id))
+    index = 0 if redis_server.dedicated else run.worker_index
+    slot = _or_fail(
+        lambda: RedisSlot(redis_server, index, run.worker_id, dedicated=redis_server.dedicated)
+    )
     yield slot
     slot.close()
 

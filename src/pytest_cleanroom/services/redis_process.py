@@ -11,17 +11,18 @@ from pathlib import Path
 
 from .binaries import require_redis
 from .model import LogSource, RedisServer
+from .redis_acl import ADMIN_USER, acl_config
 from .registry import Owner, Started
 from .settings import ServiceSettings
 from .spawn import Account, ServerDir, candidate_ports, clean_env, spawn, start_on_a_free_port
 
-DATABASES = 64  # one database index per xdist worker (-n auto on a 64-core machine)
+DATABASES = 64  # a server per worker needs one; a lifecycle run hands one to each task
 
 #: What :func:`start_redis` returns.
 StartedRedis = Started[RedisServer]
 
 
-def _config(port: int, sdir: Path, password: str) -> str:
+def _config(port: int, sdir: Path, password: str, sandbox_password: str) -> str:
     # A config file (mode 0600) rather than arguments keeps the password out of `ps`.
     lines = [
         f"port {port}",
@@ -35,7 +36,7 @@ def _config(port: int, sdir: Path, password: str) -> str:
         f"dir {sdir}",
         f"pidfile {sdir / 'redis.pid'}",
         "daemonize no",
-        f"requirepass {password}",
+        *acl_config(password, sandbox_password),
     ]
     return "\n".join(lines) + "\n"
 
@@ -59,10 +60,11 @@ def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
         log_path = sdir.path / "redis.log"
         conf = sdir.path / "redis.conf"
         password = secrets.token_urlsafe(18)
+        sandbox_password = secrets.token_urlsafe(18)
 
         def launch(port: int) -> subprocess.Popen[bytes]:
             conf.touch(mode=0o600)
-            conf.write_text(_config(port, sdir.path, password))
+            conf.write_text(_config(port, sdir.path, password, sandbox_password))
             argv = [str(binary.path), str(conf)]
             return spawn(argv, log_path=log_path, account=Account(), cwd=sdir.path, env=clean_env())
 
@@ -84,7 +86,10 @@ def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
             unix_socket=str(socket_path),
             version=binary.version,
             databases=DATABASES,
+            username=ADMIN_USER,
             log=LogSource(kind="file", path=str(log_path)),
+            sandbox_password=sandbox_password,
+            dedicated=True,
         )
         return sdir.started_server(server)
 
@@ -96,6 +101,7 @@ def _ping(socket_path: Path, password: str) -> bool:
         return False
     client = redis_py.Redis(
         unix_socket_path=str(socket_path),
+        username=ADMIN_USER,
         password=password,
         socket_timeout=1.0,
         socket_connect_timeout=1.0,

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import pg_roles
 from .errors import TemplateError
 from .model import PostgresDatabase, PostgresServer
+from .pg_roles import ident
 
 CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 INI_KEY = "cleanroom_postgres_template"
@@ -69,56 +71,106 @@ def expand(entries: tuple[str, ...], base_dir: Path) -> list[tuple[str, Path | s
 
 
 def build(server: PostgresServer, name: str, entries: tuple[str, ...], base_dir: Path) -> None:
-    """Create the template database ``name`` and load it; on failure it is dropped again."""
+    """Create the template database ``name`` and load it; on failure it is dropped again.
+
+    A template left half-built by a builder that died (a SIGKILLed worker cannot clean up) is
+    dropped first and built again. When the server manages roles, the template is loaded by a
+    role of the same name, a superuser only while loading: its objects then belong to that role,
+    which every test's role is a member of (so a test may alter and drop them in its own copy),
+    and it loses every right but ownership once the template is done.
+    """
     import psycopg
-    from psycopg import sql
 
     steps = expand(entries, base_dir)  # bad entries fail before anything is created
     with server.connect(autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-        db = PostgresDatabase(server, name)
+        rebuilt = _drop_leftover(admin, server, name)
+        db = _create(admin, server, name)
         try:
-            for kind, what in steps:
-                if kind == "sql":
-                    path = Path(what)
-                    try:
-                        text = path.read_text()
-                    except (OSError, UnicodeDecodeError) as exc:
-                        raise TemplateError(f"ini {INI_KEY}: cannot read {path}: {exc}") from None
-                    try:
-                        with db.connect() as conn:
-                            conn.execute(text.encode())  # bytes: no placeholder parsing
-                    except psycopg.Error as exc:
-                        raise TemplateError(_sql_error(path, text, exc)) from None
-                else:
-                    function = _resolve_callable(str(what), base_dir)
-                    try:
-                        function(db)
-                    except TemplateError:
-                        raise
-                    except Exception as exc:
-                        raise TemplateError(
-                            f"ini {INI_KEY}: {what} raised {type(exc).__name__}: {exc}"
-                        ) from exc
+            _load(db, steps, base_dir)
             db.close_connections()
-            ident = sql.Identifier(name)
-            if server.version_num >= 130000:
-                admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-        except BaseException:
+            _seal(admin, server, name)
+        except BaseException as exc:
             db.close_connections()
-            drop = (
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)"
-                if server.version_num >= 130000
-                else ("DROP DATABASE IF EXISTS {}")
-            )
             with contextlib.suppress(psycopg.Error):
-                admin.execute(sql.SQL(drop).format(sql.Identifier(name)))
+                for statement in _drop_statements(server, name):
+                    admin.execute(statement)
+            if rebuilt and isinstance(exc, TemplateError):
+                raise TemplateError(f"{exc} (while rebuilding {rebuilt})") from exc
             raise
+
+
+def _drop_statements(server: PostgresServer, name: str) -> list[str]:
+    if server.manages_roles:
+        return pg_roles.drop_owned_database(name, server.version_num)
+    return pg_roles.drop_database(name, server.version_num)
+
+
+def _drop_leftover(admin: Any, server: PostgresServer, name: str) -> str:
+    """Drop what a builder that died left of the template; says what it dropped ("" if none)."""
+    found = admin.execute(
+        "SELECT (SELECT count(*) FROM pg_database WHERE datname = %s)"
+        " + (SELECT count(*) FROM pg_roles WHERE rolname = %s)",
+        (name, name),
+    ).fetchone()
+    if not found or not found[0]:
+        return ""
+    for statement in _drop_statements(server, name):
+        admin.execute(statement)
+    return f"the template {name} that a worker left half-built when it died"
+
+
+def _create(admin: Any, server: PostgresServer, name: str) -> PostgresDatabase:
+    db = ident(name)
+    if not server.manages_roles:
+        admin.execute(f"CREATE DATABASE {db} TEMPLATE template0")
+        return PostgresDatabase(server, name)
+    password = pg_roles.new_password()
+    verifier = pg_roles.literal(pg_roles.scram_verifier(password))
+    admin.execute(f"CREATE ROLE {db} LOGIN SUPERUSER PASSWORD {verifier}")
+    admin.execute(f"CREATE DATABASE {db} OWNER {db} TEMPLATE template0")
+    return PostgresDatabase(server, name, role=name, role_password=password)
+
+
+def _load(db: PostgresDatabase, steps: list[tuple[str, Path | str]], base_dir: Path) -> None:
+    import psycopg
+
+    for kind, what in steps:
+        if kind == "sql":
+            path = Path(what)
+            try:
+                text = path.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise TemplateError(f"ini {INI_KEY}: cannot read {path}: {exc}") from None
+            try:
+                with db.connect() as conn:
+                    conn.execute(text.encode())  # bytes: no placeholder parsing
+            except psycopg.Error as exc:
+                raise TemplateError(_sql_error(path, text, exc)) from None
+        else:
+            function = _resolve_callable(str(what), base_dir)
+            try:
+                function(db)
+            except TemplateError:
+                raise
+            except Exception as exc:
+                raise TemplateError(
+                    f"ini {INI_KEY}: {what} raised {type(exc).__name__}: {exc}"
+                ) from exc
+
+
+def _seal(admin: Any, server: PostgresServer, name: str) -> None:
+    """No more connections to the template; its role keeps nothing but ownership."""
+    db = ident(name)
+    if server.manages_roles:
+        admin.execute(f"ALTER ROLE {db} NOSUPERUSER NOLOGIN")
+        admin.execute(f"REVOKE ALL ON DATABASE {db} FROM PUBLIC")
+    if server.version_num >= 130000:
+        admin.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS false")
+    admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    )
 
 
 def _sql_error(path: Path, text: str, exc: Any) -> str:

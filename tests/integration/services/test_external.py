@@ -57,6 +57,12 @@ def team_postgres() -> Iterator[PostgresServer]:
         with server.connect(autocommit=True) as conn:
             conn.execute(f"CREATE ROLE team LOGIN CREATEDB PASSWORD '{SECRET}'")
             conn.execute(f"CREATE ROLE reader LOGIN PASSWORD '{SECRET}'")
+            conn.execute("GRANT CONNECT ON DATABASE postgres TO team, reader")
+            # A team's server lets its users in anywhere (ours let a role into its own database).
+            hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+            with hba.open("a") as fh:
+                fh.write("host all team,reader 127.0.0.1/32 scram-sha-256\n")
+            conn.execute("SELECT pg_reload_conf()")
         yield server
 
 
@@ -130,7 +136,7 @@ def test_dropping_a_run_drops_only_its_own_databases(team_postgres: PostgresServ
 
 
 def test_redis_url_gives_the_first_database_index(team_redis: RedisServer) -> None:
-    url = f"redis://:{team_redis.password}@127.0.0.1:{team_redis.port}/7"
+    url = team_redis.url(7)
     server = connect_redis(url, "CLEANROOM_REDIS_URL", 10)
     assert (server.provider, server.port, server.db_base) == ("external", team_redis.port, 7)
     assert server.password == team_redis.password

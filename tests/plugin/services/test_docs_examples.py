@@ -37,7 +37,7 @@ def examples() -> dict[str, dict[str, str]]:
 
 
 def test_the_doc_has_examples() -> None:
-    assert set(examples()) == {"quickstart", "template", "sandbox"}
+    assert set(examples()) == {"quickstart", "template", "server-state", "sandbox"}
 
 
 @pytest.mark.parametrize("name", sorted(examples()))

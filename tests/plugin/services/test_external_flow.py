@@ -42,9 +42,7 @@ def test_external_servers_are_used_and_left_as_found(
         "CLEANROOM_POSTGRES_URL",
         f"postgresql://team:{SECRET}@127.0.0.1:{team_postgres.port}/postgres",
     )
-    monkeypatch.setenv(
-        "CLEANROOM_REDIS_URL", f"redis://:{team_redis.password}@127.0.0.1:{team_redis.port}/3"
-    )
+    monkeypatch.setenv("CLEANROOM_REDIS_URL", team_redis.url(3))
     team_redis.client(0).set("team-data", "precious")
     with team_postgres.connect() as conn:
         before = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}

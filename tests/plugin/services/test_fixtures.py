@@ -19,7 +19,7 @@ def test_attributes_and_connections(pytester: pytest.Pytester) -> None:
         def test_postgres(postgres, postgres_server):
             assert postgres.server is postgres_server or postgres.server == postgres_server
             assert postgres.host == "127.0.0.1" and postgres.port == postgres_server.port
-            assert postgres.user == "cleanroom" and postgres.password
+            assert postgres.user == postgres.dbname and postgres.password  # its own role
             assert postgres.dbname.startswith("cr_") and postgres.dbname != "postgres"
             assert postgres.version.startswith(postgres_server.version.split(".")[0])
             assert postgres.unix_socket_dir and postgres.unix_socket_dir.startswith("/")
@@ -32,10 +32,12 @@ def test_attributes_and_connections(pytester: pytest.Pytester) -> None:
             url = urlsplit(postgres.url)
             assert url.scheme == "postgresql+psycopg"
             assert (url.hostname, url.port) == ("127.0.0.1", postgres.port)
-            assert url.username == "cleanroom"
+            assert url.username == postgres.dbname
             assert url.path == "/" + postgres.dbname
-            with psycopg.connect(postgres_server.url(postgres.dbname, driver=None)) as conn:
+            with psycopg.connect(postgres.uri) as conn:
                 assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+            with postgres.connect(superuser=True) as conn:
+                assert conn.execute("SELECT current_user").fetchone() == (postgres_server.user,)
 
         def test_redis(redis, redis_server):
             client = redis.client()
@@ -130,7 +132,7 @@ def test_redis_is_emptied_after_each_test(pytester: pytest.Pytester) -> None:
 
 
 @pytest.mark.parametrize("workers", ["2", "auto"])
-def test_under_xdist_one_server_serves_every_worker(
+def test_under_xdist_one_postgres_serves_every_worker_and_each_has_its_redis(
     pytester: pytest.Pytester, runtime_dir: Path, workers: str
 ) -> None:
     pytester.makepyfile(
@@ -156,5 +158,7 @@ def test_under_xdist_one_server_serves_every_worker(
     rows = [line.split() for line in (pytester.path / "seen.txt").read_text().splitlines()]
     workers_seen = {row[0] for row in rows}
     assert len(workers_seen) >= 2
-    assert len({tuple(row[1:4]) for row in rows}) == 1  # one postgres, one redis for the run
-    assert {row[0]: row[4] for row in rows} == {w: w[2:] for w in workers_seen}  # gwN -> db N
+    assert len({tuple(row[1:3]) for row in rows}) == 1  # one postgres for the run
+    redis_ports = {row[0]: row[3] for row in rows}  # one redis per worker, database 0
+    assert len(set(redis_ports.values())) == len(workers_seen)
+    assert {row[4] for row in rows} == {"0"}
