@@ -388,13 +388,17 @@ class RedisServer(_Server):
         """A redis-py client on database ``db`` (over the unix socket when there is one)."""
         import redis as redis_py
 
+        return redis_py.Redis(**self.client_kwargs(db, kwargs))
+
+    def client_kwargs(self, db: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Arguments of a redis-py client (sync or asyncio) on ``db``, ``kwargs`` on top."""
         if self.unix_socket:
             kwargs.setdefault("unix_socket_path", self.unix_socket)
         else:
             kwargs.setdefault("host", self.host)
             kwargs.setdefault("port", self.port)
             kwargs.setdefault("ssl", self.tls)
-        return redis_py.Redis(db=db, username=self.username, password=self.password, **kwargs)
+        return {"db": db, "username": self.username, "password": self.password, **kwargs}
 
 
 class RedisDatabase(_TestHandle[RedisServer, "redis_py.Redis"]):
@@ -426,16 +430,7 @@ class RedisDatabase(_TestHandle[RedisServer, "redis_py.Redis"]):
         client.aclose()`` it, or use ``async with``)."""
         import redis.asyncio as redis_async
 
-        server = self.server
-        if server.unix_socket:
-            kwargs.setdefault("unix_socket_path", server.unix_socket)
-        else:
-            kwargs.setdefault("host", server.host)
-            kwargs.setdefault("port", server.port)
-            kwargs.setdefault("ssl", server.tls)
-        return redis_async.Redis(
-            db=self.db, username=server.username, password=server.password, **kwargs
-        )
+        return redis_async.Redis(**self.server.client_kwargs(self.db, kwargs))
 
     def sandbox_env(self) -> dict[str, str]:
         """Variables that let ``redis-cli`` and clients in a sandbox reach this database, as the
