@@ -7,6 +7,7 @@ pack's floor, with its fixtures, exactly as a plain ``pytest`` in the project wo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -125,7 +126,13 @@ def _pack_json(pack: InstalledTestPack, scenarios: list[Offered]) -> dict[str, A
 @click.argument("ref", metavar="ID[:SCENARIO]")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED, metavar="[PYTEST OPTIONS]")
 @project_option
-def run(ref: str, pytest_args: tuple[str, ...], project: Path) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document (every item's outcome); pytest's own output goes to stderr.",
+)
+def run(ref: str, pytest_args: tuple[str, ...], project: Path, as_json: bool) -> None:
     """Run the scenarios of an installed test gpack (all, or the one named) with pytest, the
     cleanroom plugin, the pack's fixtures and its policy floor; exit with pytest's status.
 
@@ -138,9 +145,19 @@ def run(ref: str, pytest_args: tuple[str, ...], project: Path) -> None:
         if scenario:
             _check_scenario(pack, scenario)
     except MarketError as exc:
+        if as_json:
+            print_json({"ok": False, "error": str(exc), "kind": type(exc).__name__}, click.echo)
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    sys.exit(run_pytest(root, pack.id, scenario or None, list(pytest_args)))
+    select = _Select(pack.id, scenario or None)
+    if not as_json:
+        sys.exit(run_pytest(root, select, list(pytest_args)))
+    with contextlib.redirect_stdout(sys.stderr):
+        status = run_pytest(root, select, list(pytest_args))
+    passed = status == 0
+    print_json({"ok": passed, "exit_code": status, "pack": pack.id, "version": pack.version,
+                "scenario": scenario or None, "items": select.outcomes}, click.echo)  # fmt: skip
+    sys.exit(status)
 
 
 def _check_scenario(pack: InstalledTestPack, scenario: str) -> None:
@@ -154,8 +171,8 @@ def _check_scenario(pack: InstalledTestPack, scenario: str) -> None:
         )
 
 
-def run_pytest(project: Path, pack_id: str, scenario: str | None, extra: list[str]) -> int:
-    """pytest over the pack's scenarios only; its exit status."""
+def run_pytest(project: Path, select: _Select, extra: list[str]) -> int:
+    """pytest over the scenarios ``select`` keeps; its exit status."""
     import pytest
 
     # An empty directory as the only path: the project's own tests are not collected, its
@@ -167,7 +184,7 @@ def run_pytest(project: Path, pack_id: str, scenario: str | None, extra: list[st
         previous = Path.cwd()
         os.chdir(project)
         try:
-            return int(pytest.main(args, plugins=[_Select(pack_id, scenario)]))
+            return int(pytest.main(args, plugins=[select]))
         finally:
             os.chdir(previous)
     finally:
@@ -180,6 +197,14 @@ class _Select:
     def __init__(self, pack_id: str, scenario: str | None) -> None:
         self.prefix = f"gpack:{pack_id}@"
         self.scenario = scenario
+        #: ``{"nodeid", "outcome", "duration"}`` of every item that ran (for ``--json``).
+        self.outcomes: list[dict[str, Any]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or report.outcome != "passed":  # and setup/teardown trouble
+            self.outcomes.append({"nodeid": report.nodeid, "when": report.when,
+                                  "outcome": report.outcome,
+                                  "duration": round(report.duration, 3)})  # fmt: skip
 
     def _wanted(self, item: pytest.Item) -> bool:
         if not item.nodeid.startswith(self.prefix):

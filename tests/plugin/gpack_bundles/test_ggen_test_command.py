@@ -79,10 +79,14 @@ def test_run_one_scenario_exits_with_pytest_status(two_scenarios: Path, tmp_path
                 home=tmp_path)  # fmt: skip
     assert good.returncode == 0, good.stdout + good.stderr
     assert "1 passed, 1 deselected" in good.stdout  # the project's own test is not collected
-    bad = ggen("test", "run", "io.test.two:bad", "-p", "no:cacheprovider", cwd=two_scenarios,
-               home=tmp_path)  # fmt: skip
+    bad = ggen("test", "run", "--json", "io.test.two:bad", "-p", "no:cacheprovider",
+               cwd=two_scenarios, home=tmp_path)  # fmt: skip
     assert bad.returncode == 1
-    assert "1 failed" in bad.stdout
+    report = json.loads(bad.stdout)  # pytest's own lines went to stderr
+    assert (report["ok"], report["exit_code"], report["scenario"]) == (False, 1, "bad")
+    assert [i["outcome"] for i in report["items"]] == ["failed"]
+    assert report["items"][0]["nodeid"].endswith("bad.scenario.yaml::bad")
+    assert "1 failed" in bad.stderr
     both = ggen("test", "run", "io.test.two", "-p", "no:cacheprovider", cwd=two_scenarios,
                 home=tmp_path)  # fmt: skip
     assert both.returncode == 1
