@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +30,24 @@ def require_binary(name: str, hint: str) -> str:
     require(path is not None, f"{name} not on PATH ({hint})")
     assert path is not None
     return path
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` mounted at ``where`` (created), unmounted afterwards: a disk that
+    fills up for real (and see :func:`remount_read_only`)."""
+    require(os.geteuid() == 0, "root, to mount a small tmpfs")
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=False
+    )
+    require(mounted.returncode == 0, "permission to mount a tmpfs (CAP_SYS_ADMIN)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def remount_read_only(where: Path) -> None:
+    """Make the tmpfs at ``where`` (from :func:`small_tmpfs`) read-only."""
+    subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)

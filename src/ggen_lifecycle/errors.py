@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 
@@ -94,6 +96,34 @@ class CommandNotFoundError(TaskFailedError):
 
 class OutputsMissingError(TaskFailedError):
     """The command succeeded but declared outputs were not produced."""
+
+
+class StorageError(LifecycleError):
+    """A file the lifecycle keeps (``.ggen``, a task's log, ``production.toml``) could not be
+    written: a full disk, a read-only file system, missing permissions."""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, **kwargs: object) -> StorageError:
+        """The error for ``exc``, naming its file (``file`` if ``exc`` names none) and what to do
+        about it."""
+        if exc.filename is not None:
+            kwargs["file"] = os.fsdecode(exc.filename)
+        where = kwargs.get("file")
+        what = f"cannot write {where}" if where is not None else "a write failed"
+        fix = _STORAGE_FIXES.get(exc.errno or 0, "")
+        return cls(f"{what}: {exc.strerror or exc}{fix}", **kwargs)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return self.message  # it names the file already
+
+
+_STORAGE_FIXES = {
+    errno.ENOSPC: "; free some space there (`ggen lifecycle clean` removes the task cache)",
+    errno.EDQUOT: "; free some space: your disk quota is used up",
+    errno.EROFS: "; run the project from a writable copy",
+    errno.EACCES: "; check the permissions of that path",
+    errno.EPERM: "; check the permissions of that path",
+}
 
 
 class StateLockError(LifecycleError):

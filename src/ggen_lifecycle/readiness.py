@@ -25,7 +25,7 @@ from pydantic import Field
 from pytest_cleanroom import tomlpos
 
 from .config import did_you_mean, parse_toml, read_text, read_toml, validate_model
-from .errors import LifecycleError, ReadinessError
+from .errors import LifecycleError, ReadinessError, StorageError
 from .model import Thresholds
 from .schema import Strict
 from .state import atomic_write
@@ -240,7 +240,10 @@ def update_status(root: Path, requirement_id: str, status: str, notes: str | Non
     if notes is not None:
         edited = _set_field(edited, requirement_id, "notes", notes)
     _check_edit(path, text, edited, requirement_id, status, notes)
-    atomic_write(path, edited, durable=True)
+    try:
+        atomic_write(path, edited, durable=True)
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, file=path) from None
     return current.status
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
-from .errors import ConfigError, LifecycleError, StateLockError
+from .errors import ConfigError, LifecycleError, StateLockError, StorageError
 
 if TYPE_CHECKING:
     from .config import Project
@@ -181,6 +181,9 @@ def execute(args: RunArgs) -> NoReturn:
     except LifecycleError as exc:
         reporter.close()
         fail(exc, args.as_json)
+    except OSError as exc:  # what no step of the run turned into a typed error
+        reporter.close()
+        fail(StorageError.from_os_error(exc), args.as_json)
     finally:
         signal.signal(signal.SIGTERM, previous)
     reporter.close()

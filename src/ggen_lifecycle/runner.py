@@ -27,6 +27,7 @@ from .errors import (
     CommandNotFoundError,
     LifecycleError,
     OutputsMissingError,
+    StorageError,
     TaskFailedError,
 )
 from .graph import Graph, Node, build_graph
@@ -243,11 +244,20 @@ class Runner:
             started_at=time.time(),
         )
         lock = RunLock(self.project.state_dir, argv or ["run", *phases])
-        lock.acquire(self.options.wait)
         try:
-            self._ensure_state_dir()
-            recovery.clean_up(self.project.root, self.project.state_dir, self.warn)
-            self.state.record_run(self._run_record(summary, "running"))
+            lock.acquire(self.options.wait)
+        except OSError as exc:  # a read-only or full disk: nothing has run
+            raise StorageError.from_os_error(exc, file=self.project.state_dir) from None
+        try:
+            try:
+                self._ensure_state_dir()
+                recovery.clean_up(self.project.root, self.project.state_dir, self.warn)
+            except OSError as exc:
+                raise StorageError.from_os_error(exc, file=self.project.state_dir) from None
+            try:
+                self.state.record_run(self._run_record(summary, "running"))
+            except OSError as exc:  # state is a record, never a reason to fail a run
+                self.warn(f"could not record the run in state.json: {exc}")
             self._writer = StateWriter(self.state, self.warn)
             for graph in graphs:
                 self.reporter.plan(len(graph))
@@ -280,7 +290,8 @@ class Runner:
             with contextlib.suppress(OSError):
                 self.memo.save()
             lock.release()
-            self._prune_logs()
+            with contextlib.suppress(OSError):
+                self._prune_logs()
             self._stop_services()
         return summary
 
@@ -377,7 +388,14 @@ class Runner:
         except Interrupted:
             result = TaskResult.of(node, "interrupted", error="interrupted")
             self.reporter.task_finished(result)
-        except Exception as exc:  # a bug or an OS error: the task fails, the run goes on
+        except OSError as exc:  # a full disk, say: the task fails, the run goes on
+            now = time.time()
+            problem = StorageError.from_os_error(exc, phase=node.phase, workspace=node.workspace)
+            result = TaskResult.of(
+                node, "failed", error=str(problem), error_obj=problem, started_at=now, ended_at=now
+            )
+            self.reporter.task_finished(result)
+        except Exception as exc:  # a bug: the task fails, the run goes on
             now = time.time()
             error = f"internal error: {type(exc).__name__}: {exc}"
             result = TaskResult.of(node, "failed", error=error, started_at=now, ended_at=now)
@@ -618,41 +636,46 @@ class Runner:
         log_path = self.log_dir / (node.id.replace(":", "__").replace("/", "_") + ".log")
         result.log = str(log_path)
         env = self._process_env(node)
-        with log_path.open("wb") as log, contextlib.ExitStack() as stack:
-            room = None
-            if spec.cleanroom.enabled:
-                from .cleanroom_phase import CleanroomTask
+        try:
+            with log_path.open("wb") as log, contextlib.ExitStack() as stack:
+                room = None
+                if spec.cleanroom.enabled:
+                    from .cleanroom_phase import CleanroomTask
 
-                try:
-                    room = stack.enter_context(
-                        CleanroomTask(
-                            self.project,
-                            node,
-                            node.env,
-                            self._service_session(),
-                            cancelled=self.cancel,
-                            table=self.table,
+                    try:
+                        room = stack.enter_context(
+                            CleanroomTask(
+                                self.project,
+                                node,
+                                node.env,
+                                self._service_session(),
+                                cancelled=self.cancel,
+                                table=self.table,
+                            )
                         )
-                    )
-                except TaskFailedError as exc:
-                    log.write(exc.message.encode() + b"\n")
-                    self._fail(result, exc)
-                    return
-            for command in node.commands:
-                on_line = self._line_sink(node)
-                try:
-                    if room is not None:
-                        outcome = room.run(command, log, on_line)
-                    else:
-                        outcome = self._run_shell(node, command, env, log)
-                except TaskFailedError as exc:
-                    self._fail(result, exc)
-                    return
-                result.exit_code = outcome.exit_code
-                result.tail = outcome.tail
-                if outcome.exit_code != 0 or outcome.timed_out or outcome.cancelled:
-                    self._fail(result, self._command_error(node, command, outcome))
-                    return
+                    except TaskFailedError as exc:
+                        log.write(exc.message.encode() + b"\n")
+                        self._fail(result, exc)
+                        return
+                for command in node.commands:
+                    on_line = self._line_sink(node)
+                    try:
+                        if room is not None:
+                            outcome = room.run(command, log, on_line)
+                        else:
+                            outcome = self._run_shell(node, command, env, log)
+                    except TaskFailedError as exc:
+                        self._fail(result, exc)
+                        return
+                    result.exit_code = outcome.exit_code
+                    result.tail = outcome.tail
+                    if outcome.exit_code != 0 or outcome.timed_out or outcome.cancelled:
+                        self._fail(result, self._command_error(node, command, outcome))
+                        return
+        except OSError as exc:  # the log cannot be written: a full disk, say
+            where = {"file": log_path, "phase": node.phase, "workspace": node.workspace}
+            self._fail(result, StorageError.from_os_error(exc, **where))
+            return
         produced, missing = files.expand(node.cwd, spec.outputs)
         if missing:
             self._fail(

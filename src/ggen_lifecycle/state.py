@@ -255,7 +255,11 @@ class RunLock:
                 file=self.state_dir / "run.lock",
             ) from None
         info = {"pid": os.getpid(), "command": self.description, "started": time.time()}
-        atomic_write(self.info_path, json.dumps(info))
+        try:
+            atomic_write(self.info_path, json.dumps(info))
+        except OSError:
+            self.release()
+            raise
 
     def _holder(self) -> str:
         try:

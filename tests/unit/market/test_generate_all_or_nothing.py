@@ -3,17 +3,13 @@ disk while writing the second file leaves the output directory as it was."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ggen_market.errors import TemplateError
 from ggen_market.template.generate import GpackTemplate, generate, gpack_templates
-from tests.conftest import require
+from tests.conftest import small_tmpfs
 
 
 def _gpack(root: Path, templates: dict[str, str]) -> list[GpackTemplate]:
@@ -51,20 +47,6 @@ def test_a_parent_path_that_is_a_file_writes_nothing(tmp_path: Path) -> None:
     assert _tree(out) == before
 
 
-@contextlib.contextmanager
-def _small_tmpfs(where: Path, size: str) -> Iterator[Path]:
-    require(os.geteuid() == 0, "root, to mount a small tmpfs")
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=False
-    )
-    require(mounted.returncode == 0, "permission to mount a tmpfs (CAP_SYS_ADMIN)")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=True)
-
-
 def test_a_full_disk_while_writing_writes_nothing(tmp_path: Path) -> None:
     """On a real 64 KiB tmpfs: the first file fits, the second does not."""
     templates = _gpack(
@@ -74,7 +56,7 @@ def test_a_full_disk_while_writing_writes_nothing(tmp_path: Path) -> None:
             "b": "---\nto: sub/b.txt\n---\n{{ 'x' * 300000 }}\n",
         },
     )
-    with _small_tmpfs(tmp_path / "disk", "64k") as out:
+    with small_tmpfs(tmp_path / "disk", "64k") as out:
         (out / "kept.txt").write_text("was here")
         with pytest.raises(TemplateError, match="No space left on device; nothing was written"):
             generate(templates, out, {})
