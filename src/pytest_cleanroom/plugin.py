@@ -19,6 +19,7 @@ SUBPLUGINS: tuple[str, ...] = (
     "pytest_cleanroom.scenarios.plugin",
     "pytest_cleanroom.attest.plugin",
     "pytest_cleanroom.gpack_bundles.plugin",
+    "pytest_cleanroom.shard.plugin",
 )
 
 

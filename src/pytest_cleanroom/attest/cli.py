@@ -63,6 +63,74 @@ def verify(target: Path, key: Path | None, workspace: Path | None, as_json: bool
     raise SystemExit(0 if report.ok else 1)
 
 
+@attest.command(short_help="Merge the attestations of a run's shards into one signed proof.")
+@click.argument(
+    "shard_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False)
+)
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="New directory for the merged attestation (copies of the shards, run.intoto.json).",
+)
+@click.option(
+    "--key",
+    "key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="ed25519 private key (PEM) signing the merged statement. Default: a key made for the "
+    "merge, whose public half is written into OUT.",
+)
+@click.option(
+    "--shard-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Trusted public key (PEM) every shard must be signed with. Default: the key beside "
+    "each shard's envelopes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def merge(
+    shard_dirs: tuple[Path, ...], out: Path, key: Path | None, shard_key: Path | None, as_json: bool
+) -> None:
+    """Merge SHARD_DIR... (each written by pytest --cleanroom-shard=K/N --cleanroom-attest=DIR).
+
+    Every shard is verified; the shards must be all N shards of one run (same run id,
+    collection, durations and seed), none twice, no test in two shards. Then OUT gets a copy of
+    each and one signed statement over all of them; `ggen attest verify OUT` checks it all again.
+    """
+    from .keys import KeyFileError
+    from .merge import MergeError
+    from .merge import merge as run_merge
+
+    try:
+        result = run_merge(list(shard_dirs), out, key_path=key, shard_key=shard_key)
+    except (MergeError, KeyFileError) as exc:
+        problems = exc.problems if isinstance(exc, MergeError) else [str(exc)]
+        if as_json:
+            click.echo(json.dumps({"ok": False, "problems": problems}, indent=2))
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        raise SystemExit(1) from None
+    passed = sum(len(s.passed) for s in result.shards)
+    failed = sum(len(s.failed) for s in result.shards)
+    if as_json:
+        data = {
+            "ok": True,
+            "directory": str(out),
+            "keyid": result.keyid,
+            "shards": [str(s.directory) for s in result.shards],
+            "passed": passed,
+            "failed": failed,
+            "files": ["run.intoto.json", *result.files],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(
+        f"merged {len(result.shards)} shards ({passed} passed, {failed} failed) into {out}, "
+        f"signed by key {result.keyid[:16]}"
+    )
+    click.echo(f"verify: ggen attest verify {out}")
+
+
 @attest.command(short_help="Make an ed25519 key pair: PATH (private) and PATH.pub.")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the key id and file names as JSON.")

@@ -124,6 +124,7 @@ class RunCollector:
 
     def _configuration(self) -> list[dict[str, Any]]:
         from ..pytest_plugin.settings import get_settings
+        from ..shard.plugin import shard_record
         from .digests import file_digest
         from .statement import described
 
@@ -141,6 +142,9 @@ class RunCollector:
                 },
             )
         ]
+        shard = shard_record(self.config)
+        if shard is not None:
+            config.append(described("cleanroom-shard", shard))
         inipath = self.config.inipath
         if inipath is not None and inipath.is_file():
             name = (
@@ -153,6 +157,7 @@ class RunCollector:
 
     def _write_report(self, path: Path) -> None:
         from ..pytest_plugin.settings import get_settings
+        from ..shard.plugin import shard_record
         from .report import build_report, write_report
 
         settings = get_settings(self.config)
@@ -165,6 +170,7 @@ class RunCollector:
                 "backend": settings.backend,
                 "seed": settings.seed,
                 "workers": _worker_count(self.config),
+                **({"shard": shard} if (shard := shard_record(self.config)) else {}),
             },
             attestations=str(self.session.directory) if self.session is not None else None,
         )

@@ -97,6 +97,13 @@ def verify(
     test envelope's verdict as soon as it is known (the run envelope's comes last, in the report).
     """
     path = Path(target)
+    if path.is_dir() and (path / "shards").is_dir() and (path / store.RUN_ENVELOPE).is_file():
+        from .merge import verify_merged  # a merged sharded run (ggen attest merge)
+
+        report: Verification = verify_merged(
+            path, key=Path(key) if key is not None else None, progress=progress
+        )
+        return report
     report = Verification(target=str(path))
     if path.is_dir():
         directory, files = path, _envelope_files(path)
