@@ -12,6 +12,12 @@ Side by side in one run:
    on the same files (``npm install turbo`` into a temporary directory), with ``python -c pass``
    for scale; and the task's duration inside the runner (from the JSON summary).
 
+3. The remote cache, against the real ``turborepo-remote-cache`` server on 127.0.0.1 (installed by
+   ``scripts/turbo-tools.sh``): a build of 200 output files (4 MiB, the command sleeps 0.5 s for
+   the work) run cold, as a second machine's ``run`` with a warm remote cache (a fresh copy of the
+   project, no ``.ggen``), and as a local hit; turbo on the same server for reference (a fresh
+   copy's remote hit), when ``turbo`` installs and runs here.
+
 Run: ``.venv/bin/python benchmarks/bench_lifecycle.py [--repeat 5]``. Prints one table.
 """
 
@@ -27,6 +33,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from process_timing import time_process
 
@@ -266,6 +273,134 @@ def bench_turbo(root: Path, work: Path, repeat: int) -> tuple[str, str, str]:
     )
 
 
+REMOTE_BUILD = (
+    "python3 -c \"import os, time; os.makedirs('out', exist_ok=True); time.sleep(0.5); "
+    "[open(f'out/f{i:03d}.bin', 'wb').write(os.urandom(20480)) for i in range(200)]\""
+)
+
+
+def remote_project(root: Path) -> None:
+    src = root / "pkg" / "src"
+    src.mkdir(parents=True)
+    for i in range(50):
+        (src / f"s{i:02d}.txt").write_text(f"source {i}\n" * 50)
+    (root / "make.toml").write_text(
+        '[workspace.pkg]\npath = "pkg"\n[lifecycle.build]\n'
+        f"command = {json.dumps(REMOTE_BUILD)}\n"
+        'inputs = ["src/**"]\noutputs = ["out/**"]\n'
+    )
+
+
+def ggen_build(root: Path, env: dict[str, str], expected: str) -> float:
+    wall, out = timed([*GGEN, "run", "build", "--json", "-q"], root, env)
+    cache = json.loads(out)["tasks"][0]["cache"]
+    if cache != expected:
+        raise SystemExit(f"expected cache {expected!r}, got {cache!r}")
+    return wall
+
+
+def bench_remote(work: Path, repeat: int) -> list[tuple[str, str, str]]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.integration.lifecycle.turbo_server import server_cli, start_server
+
+    cli = server_cli()
+    if cli is None:
+        return [("remote cache", "not measured", "turborepo-remote-cache could not be installed")]
+    server = start_server(cli, work / "server")
+    try:
+        template = work / "remote-template"
+        remote_project(template)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TURBO_")}
+        cold, warm, local = [], [], []
+        for i in range(repeat):
+            env = dict(base, TURBO_API=server.url, TURBO_TOKEN=server.token)
+            env.update(TURBO_TEAM=f"bench{i}", TURBO_REMOTE_CACHE_SIGNATURE_KEY="bench-key")
+            first, second = work / f"first{i}", work / f"second{i}"
+            shutil.copytree(template, first)
+            shutil.copytree(template, second)
+            cold.append(ggen_build(first, dict(env, GGEN_REMOTE_CACHE="off"), "miss"))
+            ggen_build(first, env, "hit")  # no upload on a hit: the next build uploads
+            shutil.rmtree(first / ".ggen")
+            ggen_build(first, env, "miss")  # builds and uploads
+            warm.append(ggen_build(second, env, "remote hit"))
+            shutil.rmtree(second / "pkg" / "out")
+            local.append(ggen_build(second, env, "hit"))
+        turbo = turbo_remote(work, server, repeat)
+    finally:
+        server.stop()
+    return [
+        ("remote cache: cold build (200 files, 0.5 s of work)", ms(cold), ""),
+        ("  second machine, warm remote cache (remote hit)", ms(warm), turbo),
+        ("  local hit (same outputs)", ms(local), ""),
+    ]
+
+
+def turbo_remote(work: Path, server: Any, repeat: int) -> str:
+    """turbo's remote hit on a fresh copy, against the same server (a reference row), and
+    whether the x-artifact-tag turbo stored verifies with ggen's check."""
+    from ggen_lifecycle.remote_cache.signature import tag_matches
+
+    done = subprocess.run(
+        ["bash", str(Path(__file__).resolve().parents[1] / "scripts" / "turbo-tools.sh"), "turbo"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    turbo = done.stdout.strip()
+    if done.returncode != 0 or not Path(turbo).exists():
+        return "turbo: not installable here"
+    template = work / "turbo-template"
+    remote_project(template)
+    (template / "package.json").write_text(
+        json.dumps(
+            {
+                "name": "bench",
+                "private": True,
+                "packageManager": "npm@10.0.0",
+                "workspaces": ["pkg"],
+            }
+        )
+    )
+    (template / "pkg" / "package.json").write_text(
+        json.dumps({"name": "pkg", "version": "1.0.0", "scripts": {"build": REMOTE_BUILD}})
+    )
+    (template / "turbo.json").write_text(
+        json.dumps(
+            {
+                "remoteCache": {"signature": True},
+                "tasks": {"build": {"inputs": ["src/**"], "outputs": ["out/**"]}},
+            }
+        )
+    )
+    env = dict(
+        os.environ,
+        TURBO_TELEMETRY_DISABLED="1",
+        DO_NOT_TRACK="1",
+        TURBO_NO_UPDATE_NOTIFIER="1",
+        TURBO_API=server.url,
+        TURBO_TOKEN=server.token,
+        TURBO_TEAM="turbo-bench",
+        TURBO_REMOTE_CACHE_SIGNATURE_KEY="bench-key",
+    )
+    walls = []
+    for i in range(repeat + 1):
+        copy = work / f"turbo{i}"
+        shutil.copytree(template, copy)
+        subprocess.run(["git", "init", "-q"], cwd=copy, check=False)
+        wall, out = timed([turbo, "run", "build", "--output-logs=none"], copy, env)
+        if i == 0:
+            continue  # the first copy builds and uploads
+        if "FULL TURBO" not in out and "1 cached" not in out:
+            return f"turbo: no remote hit ({out.strip()[-160:]})"
+        walls.append(wall)
+    tags = sorted((server.storage / "turbo-bench").glob("*.tag"))
+    verified = bool(tags) and all(
+        tag_matches(b"bench-key", t.stem, "", t.with_suffix("").read_bytes(), t.read_text())
+        for t in tags
+    )
+    return f"turbo remote hit: {ms(walls)} (its x-artifact-tag verifies with ggen's: {verified})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
@@ -274,6 +409,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmp:
         work = Path(tmp)
         rows = bench_parallel(work, args.repeat) + bench_cache(work, args.repeat)
+        rows += bench_remote(work, args.repeat)
     load = (load_before + os.getloadavg()[0]) / 2
     width = max(len(r[0]) for r in rows)
     print(

@@ -92,7 +92,7 @@ class RemoteCache:
             return None
         if not tag:
             return "unsigned: the server sent no x-artifact-tag"
-        if not tag_matches(secret, key, self.settings.team_label, body, tag):
+        if not tag_matches(secret, key, self.settings.signed_team, body, tag):
             return "its signature does not verify with TURBO_REMOTE_CACHE_SIGNATURE_KEY"
         return None
 
@@ -130,7 +130,7 @@ class RemoteCache:
                 return
             body = pack(entry)
             secret = self.settings.signature_key
-            tag = make_tag(secret, key, self.settings.team_label, body) if secret else None
+            tag = make_tag(secret, key, self.settings.signed_team, body) if secret else None
             self.client.upload(key, body, int(duration * 1000), tag)
         except RemoteUnavailableError as exc:
             self._outage(str(exc))

@@ -46,9 +46,10 @@ class RemoteSettings:
         return self.mode == "read-write"
 
     @property
-    def team_label(self) -> str:
-        """What the signature binds an artifact to (turbo's ``teamId``): id, else slug."""
-        return self.team_id or self.team or ""
+    def signed_team(self) -> str:
+        """The team the signature binds an artifact to: the team id, as turbo signs (a slug
+        alone binds none)."""
+        return self.team_id or ""
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

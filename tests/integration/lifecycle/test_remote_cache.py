@@ -259,7 +259,7 @@ def test_a_hostile_artifact_is_refused_and_writes_nothing(
     key = json.loads(planned.stdout)["plan"][0]["cache_key"]
     team = f"hostile-{kind}-{signed}"
     body = hostile_artifact(key, kind)
-    put(server, team, key, body, make_tag(KEY.encode(), key, team, body) if signed else None)
+    put(server, team, key, body, make_tag(KEY.encode(), key, "", body) if signed else None)
     summary = run_build(target, remote_env(server, team, key=KEY if signed else None))
     assert caches(summary)["build:core"] == "miss"
     assert builds(target) == ["core", "app"]

@@ -134,11 +134,22 @@ def test_garbage_and_bombs_are_refused(tmp_path: Path) -> None:
         unpack(not_tar, KEY, tmp_path / "c", 10**8)
 
 
+def test_a_tag_is_turbos_hmac_over_key_team_id_and_body() -> None:
+    # turbo 2's construction (HMAC-SHA256 over hash, team id, body; padded base64). The lifecycle
+    # benchmark checks a tag that a real turbo stored on the real server with tag_matches.
+    import base64
+    import hmac
+
+    body = b"artifact bytes"
+    expected = hmac.new(b"k", b"76d6f3f071356d39" + b"" + body, hashlib.sha256).digest()
+    assert make_tag(b"k", "76d6f3f071356d39", "", body) == base64.b64encode(expected).decode()
+
+
 def test_signature_binds_key_team_and_bytes() -> None:
     tag = make_tag(b"secret", KEY, "team", b"body")
-    assert "=" not in tag  # standard base64 without padding, as turbo writes it
+    assert tag.endswith("=")  # standard base64 with padding, as turbo 2 writes it
     assert tag_matches(b"secret", KEY, "team", b"body", tag)
-    assert tag_matches(b"secret", KEY, "team", b"body", tag + "=")  # padded is the same tag
+    assert tag_matches(b"secret", KEY, "team", b"body", tag.rstrip("="))  # as turbo 1 wrote it
     assert not tag_matches(b"other", KEY, "team", b"body", tag)
     assert not tag_matches(b"secret", "cd" * 32, "team", b"body", tag)
     assert not tag_matches(b"secret", KEY, "other-team", b"body", tag)
