@@ -2,18 +2,26 @@
 # Idempotent set-up of a fresh Debian machine for pytest-cleanroom.
 #   scripts/setup.sh            system packages for the embedded default + .venv with the project
 #   scripts/setup.sh --docker   also Debian's docker.io and debootstrap (for the container provider)
+#   scripts/setup.sh --vm       also qemu and debootstrap (for scripts/test-vm.sh); flags combine
 # Safe to run again: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_docker=0
-[[ "${1:-}" == "--docker" ]] && want_docker=1
+want_docker=0 want_vm=0
+for arg in "$@"; do
+  case $arg in
+    --docker) want_docker=1 ;;
+    --vm) want_vm=1 ;;
+    *) printf '[setup] unknown argument %s (--docker, --vm)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- system packages -------------------------------------------------------
 pkgs=(bubblewrap util-linux postgresql redis-server git make procps iproute2 nodejs npm)
 ((want_docker)) && pkgs+=(docker.io debootstrap)
+((want_vm)) && pkgs+=(qemu-system-x86 qemu-utils e2fsprogs debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
