@@ -19,7 +19,10 @@ done
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- system packages -------------------------------------------------------
-pkgs=(bubblewrap util-linux postgresql redis-server git make procps iproute2 nodejs npm)
+pkgs=(bubblewrap util-linux postgresql redis-server git make procps iproute2)
+# Node.js and npm (the remote cache server's runtime): Debian's packages, unless a node with its
+# own npm is installed already (NodeSource's nodejs bundles npm and conflicts with Debian's npm).
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 ((want_docker)) && pkgs+=(docker.io debootstrap)
 ((want_vm)) && pkgs+=(qemu-system-x86 qemu-utils e2fsprogs debootstrap)
 missing=()
