@@ -9,7 +9,8 @@ render the same plan, so both give the same view:
   ``readable_paths`` names them);
 * hidden paths replaced by an empty read-only directory (an unreadable file for files), except
   where ``readable_paths`` lets a path through read-only;
-* a private ``/tmp`` (a tmpfs sized to the memory limit), a minimal ``/dev``, a ``/proc`` of the
+* a private ``/tmp`` and ``/dev/shm`` bounded by ``max_disk`` (see :mod:`.scratch`), a minimal
+  ``/dev``, a ``/proc`` of the
   sandbox's own PID namespace with ``/proc/sys`` read-only (``/proc/keys`` unreadable), ``/sys``
   read-only (without the host's network interfaces when the network is isolated);
 * the workspace bound read-write at ``/workspace``, then ``writable_paths`` and extra mounts.
@@ -25,6 +26,7 @@ from typing import Literal
 
 from .backends.base import WORKSPACE_PATH, Mount
 from .policy import Policy
+from .scratch import Scratch
 
 OpKind = Literal[
     "ro-bind",  # bind ``source`` at ``target`` read-only (recursively)
@@ -131,8 +133,11 @@ def plan(
     policy: Policy,
     workspace: Path,
     mounts: Iterable[Mount] = (),
+    scratch: Scratch | None = None,
 ) -> tuple[FsOp, ...]:
-    """The mount operations that build the sandbox's filesystem for ``policy``."""
+    """The mount operations that build the sandbox's filesystem for ``policy``; ``scratch``,
+    when given, holds the host directories bound at ``/tmp`` and ``/dev/shm`` (one tmpfs of
+    ``max_disk`` bytes for both); without it each is a tmpfs of ``max_disk`` bytes."""
     bind_root: OpKind = "ro-bind" if policy.read_only_root else "bind"
     hidden = {os.path.realpath(_norm(p)) for p in policy.hidden_paths}
     hidden |= {_norm(p) for p in policy.hidden_paths}
@@ -162,11 +167,18 @@ def plan(
         if policy.network == "isolated":
             ops.extend(FsOp("hide-dir", d) for d in host_net_dirs())
     ops.append(FsOp("dev", "/dev"))
+    if scratch is not None:
+        ops.append(FsOp("bind", "/dev/shm", source=str(scratch.shm)))
+    else:
+        ops.append(FsOp("tmpfs", "/dev/shm", size=policy.max_disk))
+    ops.append(FsOp("remount-ro", "/dev"))  # nothing to write there but /dev/shm
     ops.append(FsOp("proc", "/proc"))
     ops.extend(FsOp("ro-bind", p, source=p) for p in PROC_READ_ONLY if os.path.exists(p))
     ops.extend(FsOp("hide-file", p) for p in PROC_HIDDEN if os.path.exists(p))
-    if policy.private_tmp:
-        ops.append(FsOp("tmpfs", "/tmp", size=policy.memory_limit))
+    if policy.private_tmp and scratch is not None:
+        ops.append(FsOp("bind", "/tmp", source=str(scratch.tmp)))
+    elif policy.private_tmp:
+        ops.append(FsOp("tmpfs", "/tmp", size=policy.max_disk))
     else:
         ops.append(FsOp("bind", "/tmp", source="/tmp"))
 

@@ -19,6 +19,8 @@ from .backends.base import LIMIT_CPU_TIME, LIMIT_FILE_SIZE
 from .policy import Policy
 
 _BLOCK = 512  # POSIX ``ulimit -f`` unit
+#: The private /tmp and /dev/shm were filled (``max_disk``).
+LIMIT_DISK = "disk"
 
 
 @dataclass(frozen=True)

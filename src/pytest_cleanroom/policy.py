@@ -92,6 +92,9 @@ class Policy(BaseModel):
     max_processes: int | None = Field(1024, gt=0, description="Tasks alive at once.")
     max_open_files: int | None = Field(4096, gt=0)
     max_file_size: int | None = Field(8 * GiB, gt=0, description="Bytes, largest single file.")
+    max_disk: int | None = Field(
+        4 * GiB, gt=0, description="Bytes in the private /tmp and /dev/shm together."
+    )
     cpu_time_limit: float | None = Field(None, gt=0, description="CPU seconds, whole tree.")
     max_output: int | None = Field(
         DEFAULT_MAX_OUTPUT,
@@ -203,6 +206,7 @@ class Policy(BaseModel):
             max_processes=_min(a.max_processes, b.max_processes),
             max_open_files=_min(a.max_open_files, b.max_open_files),
             max_file_size=_min(a.max_file_size, b.max_file_size),
+            max_disk=_min(a.max_disk, b.max_disk),
             cpu_time_limit=_min(a.cpu_time_limit, b.cpu_time_limit),
             max_output=_min(a.max_output, b.max_output),
             env_allowlist=_intersection_env(a.env_allowlist, b.env_allowlist),

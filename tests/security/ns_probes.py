@@ -241,3 +241,19 @@ for name in sorted(names):
         if os.path.exists(f"{top}/{name}"):
             escaped(f"{top} shows the host's interface {name}")
 """)
+
+# Writes to /tmp, then /dev/shm, then /dev, until each is full; prints the bytes each took.
+FILL_SCRATCH = r"""
+import os, sys
+chunk = b"x" * (1 << 20)
+for target in ("/tmp/fill", "/dev/shm/fill", "/dev/fill"):
+    written = 0
+    try:
+        with open(target, "wb", buffering=0) as f:
+            while written < 1 << 30:
+                written += f.write(chunk)
+    except OSError:
+        pass
+    print(target, written, flush=True)
+sys.exit(1)
+"""

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError
 from ..filesystem import FsOp, plan
-from ..limits import Rlimits, file_size_hit, limit_of_exit_code, rlimits_for
+from ..limits import LIMIT_DISK, Rlimits, file_size_hit, limit_of_exit_code, rlimits_for
 from ..policy import Policy
 from ..prepared import Prepared, Preparer
 from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, start, supervise
 from ..result import RunResult
+from ..scratch import Scratch
 from .base import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
@@ -139,10 +140,12 @@ class NamespaceBackend:
         }
         prepared = self._take_prepared(limits)
         group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
+        scratch = Scratch.create(policy.max_disk) if policy.max_disk is not None else None
         try:
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
-            argv = self.sandbox_argv(spec, plan(policy, spec.workspace, spec.mounts), inner)
+            ops = plan(policy, spec.workspace, spec.mounts, scratch)
+            argv = self.sandbox_argv(spec, ops, inner)
             fd_files = self.fd_files(policy)
             started = None
             if prepared is not None:
@@ -164,7 +167,10 @@ class NamespaceBackend:
                 on_start=self._started,
                 on_end=self._ended,
             )
+            disk_full = scratch is not None and scratch.full()
         finally:
+            if scratch is not None:
+                scratch.release()
             if group is not None:
                 group.release()
             if self._preparer is not None:
@@ -180,6 +186,8 @@ class NamespaceBackend:
             and file_size_hit(spec.workspace, policy.max_file_size, outcome.started_at - 1)
         ):
             limit = LIMIT_FILE_SIZE
+        if limit is None and outcome.exit_code != 0 and disk_full:
+            limit = LIMIT_DISK
         stderr = outcome.stderr + (_CLOSED_NOTE if outcome.cancelled else b"")
         return make_result(
             spec,

@@ -52,10 +52,15 @@ def test_readable_top_level_is_no_longer_hidden(tmp_path: Path) -> None:
         assert targets["/root"] == FsOp("ro-bind", "/root", source="/root")
 
 
-def test_private_tmp_sized_by_memory_limit_and_workspace_mounted(tmp_path: Path) -> None:
-    policy = Policy.level("locked")
-    targets = _by_target(plan(policy, tmp_path))
-    assert targets["/tmp"] == FsOp("tmpfs", "/tmp", size=policy.memory_limit)
+def test_private_tmp_and_shm_sized_by_max_disk_and_workspace_mounted(tmp_path: Path) -> None:
+    policy = Policy.level("locked").replace(max_disk=123 * 4096)
+    ops = plan(policy, tmp_path)
+    targets = _by_target(ops)
+    assert targets["/tmp"] == FsOp("tmpfs", "/tmp", size=123 * 4096)
+    assert FsOp("tmpfs", "/dev/shm", size=123 * 4096) in ops
+    assert ops.index(FsOp("remount-ro", "/dev")) > ops.index(
+        FsOp("tmpfs", "/dev/shm", size=123 * 4096)
+    )
     assert targets["/workspace"] == FsOp("bind", "/workspace", source=str(tmp_path))
     assert targets["/proc/sys"].kind == "ro-bind"
 
@@ -74,4 +79,4 @@ def test_permissive_without_private_tmp_or_read_only_root(tmp_path: Path) -> Non
     targets = _by_target(ops)
     assert targets["/tmp"] == FsOp("bind", "/tmp", source="/tmp")
     assert targets["/usr"].kind == "bind"
-    assert all(op.kind != "remount-ro" for op in ops)
+    assert FsOp("remount-ro", "/") not in ops

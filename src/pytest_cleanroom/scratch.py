@@ -1,0 +1,137 @@
+"""A command's private ``/tmp`` and ``/dev/shm``: one tmpfs of ``max_disk`` bytes for both.
+
+As root the engine mounts that tmpfs on the host, under a private directory of its own (bound
+onto itself and made private, so the mounts propagate nowhere), and the sandbox binds its ``tmp``
+and ``shm`` directories: the two share one budget, and once the command has ended the engine
+sees whether it filled it (reported as the ``disk`` limit) before unmounting it. Without root
+each gets a tmpfs of ``max_disk`` bytes inside the sandbox: bounded, but a full one cannot be
+told from outside. Mounts left by a process that died are unmounted by the next one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+_MS_BIND = 4096
+_MS_PRIVATE = 1 << 18
+_MS_NOSUID = 2
+_MS_NODEV = 4
+_MNT_DETACH = 2
+#: Free space under which a scratch tmpfs counts as filled (tmpfs allocates whole pages).
+FULL_BELOW = 64 * 1024
+_PREFIX = "cleanroom-scratch-"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_lock = threading.Lock()
+_parent: tuple[int, Path] | None = None
+_counter = 0
+
+
+def _mount(source: str | None, target: Path, fstype: str | None, flags: int, data: str) -> bool:
+    result: int = _libc.mount(
+        source.encode() if source else None,
+        str(target).encode(),
+        fstype.encode() if fstype else None,
+        flags,
+        data.encode() if data else None,
+    )
+    return result == 0
+
+
+def _private_parent() -> Path | None:
+    """This process's directory for scratch mounts, made once (``None``: cannot mount here)."""
+    global _parent
+    if _parent is not None and _parent[0] == os.getpid():
+        return _parent[1]
+    if os.geteuid() != 0:
+        return None
+    _unmount_leftovers()
+    path = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+    bound = _mount(str(path), path, None, _MS_BIND, "")
+    if not (bound and _mount(None, path, None, _MS_PRIVATE, "")):
+        _libc.umount2(str(path).encode(), _MNT_DETACH)
+        path.rmdir()
+        return None
+    _parent = (os.getpid(), path)
+    return path
+
+
+class Scratch:
+    """One command's tmpfs, holding the directories bound at ``/tmp`` and ``/dev/shm``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.shm = root / "shm"
+
+    @classmethod
+    def create(cls, size: int) -> Scratch | None:
+        """A fresh tmpfs of ``size`` bytes, or ``None`` where the engine cannot mount one."""
+        global _counter
+        with _lock:
+            parent = _private_parent()
+            if parent is None:
+                return None
+            _counter += 1
+            root = parent / str(_counter)
+        root.mkdir()
+        if not _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size},mode=0755"):
+            root.rmdir()
+            return None
+        scratch = cls(root)
+        for directory in (scratch.tmp, scratch.shm):
+            directory.mkdir()
+            directory.chmod(0o1777)
+        return scratch
+
+    def full(self) -> bool:
+        """Whether the command used (almost) all of the tmpfs."""
+        stat = os.statvfs(self.root)
+        return stat.f_bavail * stat.f_frsize < FULL_BELOW
+
+    def release(self) -> None:
+        """Unmount the tmpfs (what the command left there goes with it)."""
+        _libc.umount2(str(self.root).encode(), _MNT_DETACH)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+
+
+def _unmount_leftovers() -> None:
+    """Unmount the scratch directories of processes that are gone."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+    except OSError:
+        return
+    tops = {p for p in points if os.path.basename(p).startswith(_PREFIX)}
+    for top in tops:
+        owner = os.path.basename(top)[len(_PREFIX) :].partition("-")[0]
+        if owner.isdigit() and Path(f"/proc/{owner}").exists():
+            continue
+        for point in sorted((p for p in points if p.startswith(top + "/")), reverse=True):
+            _libc.umount2(point.encode(), _MNT_DETACH)
+        _libc.umount2(top.encode(), _MNT_DETACH)
+        with contextlib.suppress(OSError):
+            for child in Path(top).iterdir():
+                child.rmdir()
+            Path(top).rmdir()
+
+
+def _remove_parent() -> None:
+    if _parent is not None and _parent[0] == os.getpid():
+        _libc.umount2(str(_parent[1]).encode(), _MNT_DETACH)
+        with contextlib.suppress(OSError):
+            for child in _parent[1].iterdir():
+                child.rmdir()
+            _parent[1].rmdir()
+
+
+atexit.register(_remove_parent)
