@@ -221,3 +221,25 @@ def test_require_validated_without_trusted_keys_says_how_to_trust_one(
 ) -> None:
     project = project_trusting(tmp_path, registry)
     assert "no key is trusted" in refused_add(project)
+
+
+def test_update_require_validated_keeps_the_project_as_it_was(
+    tmp_path: Path, key: Path, registry: Path
+) -> None:
+    project = project_trusting(tmp_path, registry, key, required=False)
+    first = ggen("market", "add", f"{PACK}@^1.0", "--project", str(project))
+    assert first.exit_code == 0, first.output
+    (project / "ggen.lock").write_text(
+        (project / "ggen.lock").read_text().replace('"^1.0"', '">=1.0"')
+    )
+    data = index_of(registry)
+    del version_entry(data, "2.0.0")["validation"]
+    save_index(registry, data)
+    before = tree_state(project)
+    result = ggen("market", "update", "--project", str(project), "--require-validated")
+    assert result.exit_code == 1
+    assert "io.test.signed@2.0.0: no validation statement" in result.stderr
+    assert tree_state(project) == before
+    moved = ggen("market", "update", "--project", str(project))  # not required: it moves
+    assert moved.exit_code == 0, moved.output
+    assert "+ io.test.signed@2.0.0" in moved.stdout
