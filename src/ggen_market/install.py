@@ -19,6 +19,7 @@ from typing import Any
 
 from pytest_cleanroom.safe_write import write_output
 
+from ._faults import crash_point
 from .archive import ExtractLimits, extract_archive, tree_digest
 from .catalog import Catalog
 from .config import MarketConfig, embedded_gpacks_dir
@@ -33,6 +34,7 @@ from .errors import (
 from .fsutil import LockTimeoutError, exclusive_lock
 from .ids import check_id
 from .index import PackVersion
+from .journal import Step, leftovers, recover, undo, write_journal
 from .lockfile import (
     LOCK_NAME,
     STATE_DIR,
@@ -163,6 +165,20 @@ class Project:
         """The current lock (empty when there is none)."""
         return read_lock(self.lock_path) or Lockfile()
 
+    def recover(self) -> None:
+        """Undo or finish what a ggen killed while changing this project left (see
+        :mod:`.journal`); nothing to do, and no lock taken, when it left nothing."""
+        if not leftovers(self.state_dir):
+            return
+        try:
+            with exclusive_lock(self.state_dir / ".lock", timeout=LOCK_TIMEOUT):
+                recover(self.state_dir, self.lock_path)
+        except LockTimeoutError:
+            raise InstallError(
+                f"{self.state_dir}: another ggen is changing this project (waited"
+                f" {LOCK_TIMEOUT:g} s for {self.state_dir / '.lock'})"
+            ) from None
+
     # -- operations ---------------------------------------------------------------------------
 
     def add(self, specs: list[str]) -> Change:
@@ -246,6 +262,7 @@ class Project:
                 f"{self.root}: not a ggen project (no {LOCK_NAME} and no {STATE_DIR}/packages);"
                 " nothing to verify (run it in a project, or pass --project DIR)"
             )
+        self.recover()
         current = self.lock()
         results: list[VerifyResult] = []
         for pid in sorted(current.packages):
@@ -275,7 +292,9 @@ class Project:
         try:
             try:
                 with exclusive_lock(self.state_dir / ".lock", timeout=LOCK_TIMEOUT):
+                    recover(self.state_dir, self.lock_path)
                     txn = _Transaction(self)
+                    crash_point("staging created")
                     try:
                         yield txn
                     finally:
@@ -381,6 +400,7 @@ class _Transaction:
         actual = registry.fetch(
             version.archive, download, size=version.size, progress=self.project.progress
         )
+        crash_point(f"fetched {label}")
         expected = pinned.sha256 if pinned else version.sha256
         if actual != expected:
             where = "ggen.lock pinned" if pinned else "the index lists"
@@ -393,6 +413,7 @@ class _Transaction:
             download, tree, limits=self.project.limits, label=f"{label} ({version.archive})"
         )
         download.unlink()
+        crash_point(f"extracted {label}")
         try:
             manifest = check_gpack(tree, deep=False)
         except ManifestError as exc:
@@ -428,59 +449,40 @@ class _Transaction:
         )
 
     def apply(self, target: Lockfile, current: Lockfile) -> Change:
-        """Move ``.ggen/packages`` and ``ggen.lock`` from ``current`` to ``target``, atomically."""
+        """Move ``.ggen/packages`` and ``ggen.lock`` from ``current`` to ``target``, atomically.
+
+        The plan is journaled first (see :mod:`.journal`): an exception undoes it here, a kill
+        is undone (or completed, if the lock was written) by the next transaction.
+        """
         target = _fill_dependency_versions(target)
-        change = Change()
-        moves: list[tuple[Path, Path]] = []  # (from, to) done so far, undone in reverse
-        made_dirs: list[Path] = []
-        trash = self.staging / "trash"
         project = self.project
         existed = {key for key in self.staged if package_dir(project.root, *key).exists()}
+        steps, change = self._plan(target, current)
+        lock_exists = project.lock_path.exists()
+        write_lock = (target != current or not lock_exists) and bool(target.packages or lock_exists)
+        lock_text = target.render() if write_lock else None
+        write_journal(self.staging, steps, lock_text)
+        crash_point("journal written")
         try:
-            for pid, old in sorted(current.packages.items()):
-                new = target.packages.get(pid)
-                replaced = (
-                    new is None or new.version != old.version or (pid, old.version) in self.staged
-                )
-                path = old.install_dir(project.root)
-                if replaced and path.exists():
-                    trash.mkdir(exist_ok=True)
-                    dest = trash / f"{pid}-{old.version}"
-                    os.rename(path, dest)
-                    moves.append((path, dest))
-                if new is None or new.version != old.version:
-                    change.removed.append(old)
-            for (pid, ver), tree in sorted(self.staged.items()):
-                final = package_dir(project.root, pid, ver)
-                for parent in reversed(final.parents):
-                    if parent.is_relative_to(project.root) and not parent.exists():
-                        parent.mkdir()
-                        made_dirs.append(parent)
-                if final.exists():
-                    trash.mkdir(exist_ok=True)
-                    dest = trash / f"{pid}-{ver}-stale"
-                    os.rename(final, dest)
-                    moves.append((final, dest))
-                os.rename(tree, final)
-                moves.append((tree, final))
-                previous = current.packages.get(pid)
-                repaired = (pid, ver) in existed and previous is not None
-                (change.repaired if repaired else change.added).append(target.packages[pid])
-            lock_exists = project.lock_path.exists()
-            if (target != current or not lock_exists) and (target.packages or lock_exists):
-                write_output(project.lock_path, target.render())
+            for step in steps:
+                if step[0] == "mkdir":
+                    os.mkdir(step[1])
+                else:
+                    os.rename(step[1], step[2])
+                crash_point(f"{step[0]} {step[-1]}")
+            if lock_text is not None:
+                write_output(project.lock_path, lock_text, durable=True)
+                crash_point("lock written")
         except BaseException as exc:
-            for src, dest in reversed(moves):
-                with contextlib.suppress(OSError):
-                    os.rename(dest, src)
-            for made in reversed(made_dirs):
-                with contextlib.suppress(OSError):
-                    made.rmdir()
+            undo(steps)
             if isinstance(exc, MarketError):
                 raise
             if isinstance(exc, OSError):
                 raise InstallError(f"{project.root}: could not switch packages: {exc}") from exc
             raise
+        for pid, ver in sorted(self.staged):
+            repaired = (pid, ver) in existed and pid in current.packages
+            (change.repaired if repaired else change.added).append(target.packages[pid])
         for old in current.packages.values():
             id_dir = old.install_dir(project.root).parent
             if id_dir.is_dir() and not any(id_dir.iterdir()):
@@ -490,6 +492,37 @@ class _Transaction:
             if (pid, p.version) not in self.staged
         ]  # fmt: skip
         return change
+
+    def _plan(self, target: Lockfile, current: Lockfile) -> tuple[list[Step], Change]:
+        """The directories to make and the renames that switch the packages, in order."""
+        change = Change()
+        steps: list[Step] = []
+        trash = self.staging / "trash"
+        steps.append(("mkdir", str(trash)))
+        root = self.project.root
+        moved_away: set[Path] = set()
+        made: set[Path] = set()
+        for pid, old in sorted(current.packages.items()):
+            new = target.packages.get(pid)
+            replaced = (
+                new is None or new.version != old.version or (pid, old.version) in self.staged
+            )
+            path = old.install_dir(root)
+            if replaced and path.exists():
+                steps.append(("move", str(path), str(trash / f"{pid}-{old.version}")))
+                moved_away.add(path)
+            if new is None or new.version != old.version:
+                change.removed.append(old)
+        for (pid, ver), tree in sorted(self.staged.items()):
+            final = package_dir(root, pid, ver)
+            for parent in reversed(final.parents):
+                if parent.is_relative_to(root) and not parent.exists() and parent not in made:
+                    steps.append(("mkdir", str(parent)))
+                    made.add(parent)
+            if final.exists() and final not in moved_away:
+                steps.append(("move", str(final), str(trash / f"{pid}-{ver}-stale")))
+            steps.append(("move", str(tree), str(final)))
+        return steps, change
 
     def cleanup(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
