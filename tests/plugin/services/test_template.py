@@ -90,3 +90,39 @@ def test_an_sql_error_names_the_file_and_line_and_spares_other_tests(
         ]
     )
     assert result.stdout.str().count("TemplateError") >= 2
+
+
+DYING_SEED = """
+import os, signal
+from pathlib import Path
+
+def load(db):
+    with db.connect() as conn:
+        conn.execute("INSERT INTO customers (name) VALUES ('ada'), ('grace')")
+    first = Path("first-builder")
+    if not first.exists():  # the first builder dies half-way: no clean-up can run
+        first.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    with open("loads.log", "a") as fh:
+        fh.write(db.dbname + "\\n")
+"""
+
+
+def test_a_worker_killed_while_building_the_template_does_not_poison_the_run(
+    pytester: pytest.Pytester,
+) -> None:
+    write_schema(pytester)
+    pytester.makepyfile(seed=DYING_SEED, test_seeded=TESTS)
+    pytester.makeini(
+        "[pytest]\ncleanroom_postgres_template =\n    schema/*.sql\n    seed:load\n"
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    # The test whose set-up was building the template went down with its worker (xdist reports
+    # it as crashed); every other test got a template built again from scratch.
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 1, result.stdout.str()
+    assert outcomes.get("passed") == 5, result.stdout.str()
+    assert "already exists" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*crashed*"])
+    assert (pytester.path / "first-builder").exists()
+    assert len((pytester.path / "loads.log").read_text().splitlines()) == 1
