@@ -60,4 +60,11 @@ fi
 # --- npm: the Turborepo remote cache server the lifecycle's remote-cache tests start -----------
 scripts/turbo-tools.sh server >/dev/null
 
+# pytest-asyncio for the services' driver tests, outside the environment's path (they put it on
+# PYTHONPATH for their own runs): loaded into every run, it would print a warning in each one.
+asyncio_dir=.venv/opt/pytest-asyncio
+if [[ ! -d $asyncio_dir/pytest_asyncio ]]; then
+  log "installing pytest-asyncio into $asyncio_dir"
+  .venv/bin/python -m pip install -q --no-deps --target "$asyncio_dir" 'pytest-asyncio>=0.23'
+fi
 log "ready: $(.venv/bin/python --version), bwrap $(bwrap --version 2>/dev/null | awk '{print $2}')"

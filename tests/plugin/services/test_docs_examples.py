@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -37,11 +38,14 @@ def examples() -> dict[str, dict[str, str]]:
 
 
 def test_the_doc_has_examples() -> None:
-    assert set(examples()) == {"quickstart", "template", "server-state", "sandbox"}
+    assert set(examples()) == {"quickstart", "template", "server-state", "drivers", "sandbox"}
 
 
 @pytest.mark.parametrize("name", sorted(examples()))
 def test_example_runs_as_written(pytester: pytest.Pytester, name: str) -> None:
+    if name == "drivers":
+        for module in ("asyncpg", "sqlalchemy", "anyio"):
+            require(importlib.util.find_spec(module) is not None, f"{module} (scripts/setup.sh)")
     if name == "sandbox":
         require_binary("bwrap", "apt-get install bubblewrap")
         require(shutil.which("psql") is not None, "psql (apt-get install postgresql-client)")

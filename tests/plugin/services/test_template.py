@@ -113,9 +113,7 @@ def test_a_worker_killed_while_building_the_template_does_not_poison_the_run(
 ) -> None:
     write_schema(pytester)
     pytester.makepyfile(seed=DYING_SEED, test_seeded=TESTS)
-    pytester.makeini(
-        "[pytest]\ncleanroom_postgres_template =\n    schema/*.sql\n    seed:load\n"
-    )
+    pytester.makeini("[pytest]\ncleanroom_postgres_template =\n    schema/*.sql\n    seed:load\n")
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     # The test whose set-up was building the template went down with its worker (xdist reports
     # it as crashed); every other test got a template built again from scratch.
