@@ -12,8 +12,9 @@ from ggen_cli.extras import PROVIDERS, missing_extra
 from ggen_market._toml import tomllib
 
 PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
-# Extras that only gather others, or add tools rather than packages ggen imports.
-AGGREGATES = {"all", "dev", "xdist"}
+# Extras that only gather others, or add tools rather than packages ggen imports (drivers: the
+# database drivers the services are tested with).
+AGGREGATES = {"all", "dev", "xdist", "drivers"}
 
 
 def _extras() -> dict[str, set[str]]:
