@@ -114,7 +114,7 @@ def merge(
     """
     from .attester import Attester
     from .keys import SigningKey
-    from .merged_outputs import merge_junit, merge_reports
+    from .merged_outputs import merge_durations, merge_junit, merge_reports
     from .statement import Builder, described
 
     shards = _verified_shards(directories, shard_key)
@@ -141,6 +141,7 @@ def merge(
     result = MergeResult(out, sorted(shards, key=lambda s: s.index), key.keyid)
     result.files.extend(merge_reports(result.shards, out))
     result.files.extend(merge_junit(result.shards, out))
+    result.files.extend(merge_durations(result.shards, out))
     return result
 
 

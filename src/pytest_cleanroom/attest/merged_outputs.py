@@ -1,8 +1,10 @@
-"""The merged JSON report and JUnit XML of a sharded run, from the files each shard wrote.
+"""The merged JSON report, JUnit XML and durations of a sharded run, from the shards' files.
 
 A shard that wrote ``--cleanroom-report=DIR/report.json`` and ``--junitxml=DIR/junit.xml`` into
 its attestation directory DIR gets them merged: every shard's commands in one report (each run
-record kept under ``run.shards``), every shard's ``<testsuite>`` in one ``<testsuites>``.
+record kept under ``run.shards``), every shard's ``<testsuite>`` in one ``<testsuites>``. Each
+shard writes its tests' durations there as ``durations.json``; together they are the next run's
+durations file.
 """
 
 from __future__ import annotations
@@ -70,3 +72,20 @@ def merge_junit(shards: Sequence[ShardFacts], out: Path) -> list[str]:
     root.set("time", f"{time:.3f}")
     write_output(out / JUNIT_NAME, ET.tostring(root, encoding="utf-8", xml_declaration=True))
     return [JUNIT_NAME]
+
+
+def merge_durations(shards: Sequence[ShardFacts], out: Path) -> list[str]:
+    """Write ``out/durations.json``, every shard's measured durations together."""
+    from ..shard.durations import SHARD_FILE, DurationsFileError, read, write
+
+    combined: dict[str, float] = {}
+    for shard in shards:
+        path = shard.directory / SHARD_FILE
+        if not path.is_file():
+            return []
+        try:
+            combined.update(read(path))
+        except DurationsFileError:
+            return []
+    write(out / SHARD_FILE, combined)
+    return [SHARD_FILE]

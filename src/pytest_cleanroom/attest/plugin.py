@@ -233,6 +233,12 @@ def _repeat_checked(item: pytest.Item) -> bool:
     return bool(repeat_check_enabled(item))
 
 
+def attest_directory(config: pytest.Config) -> Path | None:
+    """The run's attestation directory (``--cleanroom-attest``), if attestations are written."""
+    state = config.stash.get(_STATE, None)
+    return state.session.directory if state is not None and state.session is not None else None
+
+
 class AttestationError(Exception):
     """A test's envelope could not be written (disk full, directory removed during the run)."""
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from ..safe_write import write_output
 
 DEFAULT_NAME = ".cleanroom-durations.json"
+#: A shard's own measured durations, written beside its attestations.
+SHARD_FILE = "durations.json"
 
 
 class DurationsFileError(ValueError):
@@ -50,5 +52,11 @@ def update(path: Path, measured: Mapping[str, float]) -> None:
             known = read(path)
         except DurationsFileError:
             known = {}  # an unreadable file is replaced by what this run measured
-        known.update({k: round(v, 4) for k, v in measured.items()})
-        write_output(path, json.dumps(dict(sorted(known.items())), indent=1) + "\n")
+        known.update(measured)
+        write(path, known)
+
+
+def write(path: Path, durations: Mapping[str, float]) -> None:
+    """Write ``durations`` to ``path`` (sorted, rounded to 0.1 ms), atomically."""
+    rounded = {k: round(v, 4) for k, v in sorted(durations.items())}
+    write_output(path, json.dumps(rounded, indent=1) + "\n")

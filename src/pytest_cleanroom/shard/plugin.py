@@ -174,17 +174,32 @@ class ShardRecorder:
         empty = record is not None and record["collectedTests"] > 0
         if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and empty:
             session.exitstatus = pytest.ExitCode.OK  # this shard's part is empty: nothing failed
-        if self.state.measured:
-            from .durations import update
+        if not self.state.measured:
+            return
+        from .durations import SHARD_FILE, update, write
 
-            try:
-                update(self.state.durations_path, self.state.measured)
+        try:
+            update(self.state.durations_path, self.state.measured)
+        except OSError as exc:
+            self.problem = f"cannot update {self.state.durations_path}: {exc}"
+        directory = _attest_directory(session.config)
+        if directory is not None and record is not None:
+            try:  # beside the shard's attestations, for `ggen attest merge` to combine
+                write(directory / SHARD_FILE, self.state.measured)
             except OSError as exc:
-                self.problem = f"cannot update {self.state.durations_path}: {exc}"
+                self.problem = f"cannot write {directory / SHARD_FILE}: {exc}"
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.problem is not None:
             terminalreporter.write_line(f"cleanroom: WARNING: {self.problem}", yellow=True)
+
+
+def _attest_directory(config: pytest.Config) -> Path | None:
+    try:
+        from ..attest.plugin import attest_directory
+    except ImportError:  # pragma: no cover - the attest sub-plugin ships with this one
+        return None
+    return attest_directory(config)
 
 
 def shard_record(config: pytest.Config) -> dict[str, Any] | None:

@@ -193,6 +193,8 @@ def test_merged_shards_say_what_the_unsharded_run_says(sharded: dict[str, Any]) 
         "test_rooms.py::test_echo",
         "test_rooms.py::test_reads_back",
     }
+    durations = json.loads((merged / "durations.json").read_text())  # the next run's split
+    assert set(durations) == set(json.loads(sharded["durations"].read_text()))
     record = statement_of(merged / "run.intoto.json")["predicate"]["configuration"][0]
     annotations = record["annotations"]
     assert record["name"] == "cleanroom-sharded-run"
