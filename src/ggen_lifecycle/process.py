@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from ._watchdog import Watchdog, launcher
+
 if TYPE_CHECKING:
     import subprocess
 
@@ -62,14 +64,21 @@ class ProcessTable:
         self._lock = threading.Lock()
         self._groups: set[int] = set()
         self._rooms: set[Cancellable] = set()
+        self.watchdog = Watchdog()  # kills the groups if this process dies first
 
     def add(self, pgid: int) -> None:
         with self._lock:
             self._groups.add(pgid)
+        self.watchdog.add(pgid)
 
     def discard(self, pgid: int) -> None:
         with self._lock:
             self._groups.discard(pgid)
+        self.watchdog.discard(pgid)
+
+    def close(self) -> None:
+        """End the watchdog (at the end of a run, when no group is left)."""
+        self.watchdog.close()
 
     def add_room(self, room: Cancellable) -> None:
         with self._lock:
@@ -117,6 +126,9 @@ def run_shell(
 ) -> Outcome:
     """Run ``command`` with ``/bin/sh -c`` in a new session; stdout and stderr are merged.
 
+    The shell dies with this process (``setpriv --pdeathsig``), and the run's watchdog kills
+    what is left in its group if this process is killed (see :mod:`._watchdog`).
+
     Lines go to ``log`` and ``on_line`` as they come. On timeout the whole process group is
     killed; when the run is cancelled, whoever sets ``cancelled`` kills the groups in ``table``.
     When the shell exits, what it left running in its group is killed too, so that nothing
@@ -127,7 +139,7 @@ def run_shell(
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", command],
+            [*launcher(), "/bin/sh", "-c", command],
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,

@@ -290,6 +290,7 @@ class Runner:
             with contextlib.suppress(OSError):
                 self.memo.save()
             lock.release()
+            self.table.close()
             with contextlib.suppress(OSError):
                 self._prune_logs()
             self._stop_services()
