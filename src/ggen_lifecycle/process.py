@@ -137,23 +137,34 @@ def run_shell(
     import subprocess  # here: a run whose tasks are all cache hits never needs it
 
     tail: deque[str] = deque(maxlen=TAIL_LINES)
+    # The shell waits for a line on ``go`` (sent once its group is registered with the table and
+    # the watchdog) before it runs the command: a run killed right after the fork leaves nothing.
+    go_read, go_write = os.pipe()
+    # (on stdin: dash redirects only descriptors 0 to 9; the command gets /dev/null as before)
+    gate = 'read -r _ || exit 1; exec </dev/null; exec /bin/sh -c "$0"'
     try:
         proc = subprocess.Popen(
-            [*launcher(), "/bin/sh", "-c", command],
+            [*launcher(), "/bin/sh", "-c", gate, command],
             cwd=cwd,
             env=dict(env),
-            stdin=subprocess.DEVNULL,
+            stdin=go_read,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     except OSError as exc:
+        os.close(go_write)
         message = f"cannot start /bin/sh in {cwd}: {exc}"
         log.write(message.encode() + b"\n")
         on_line(message.encode() + b"\n")
         return Outcome(exit_code=127, tail=[message])
+    finally:
+        os.close(go_read)
     pgid = proc.pid
     table.add(pgid)
+    with contextlib.suppress(OSError):  # a shell already gone (killed) cannot be told to go
+        os.write(go_write, b"\n")
+    os.close(go_write)
     state = {"timed_out": False}
 
     def on_timeout() -> None:
