@@ -34,6 +34,7 @@ from pathlib import Path
 
 from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.backends import get_backend
+from pytest_cleanroom.backends._handoff import HANDOFF_FD, LAUNCHER_ENV, Handoff
 from pytest_cleanroom.backends.base import CommandSpec
 from pytest_cleanroom.backends.bwrap import BwrapBackend
 from pytest_cleanroom.environment import build_environment
@@ -104,8 +105,10 @@ def main() -> int:
         )
         spec.workspace.mkdir()
         backend = BwrapBackend()
-        engine_argv = backend.sandbox_argv(spec, plan(locked, spec.workspace), None)
-        engine_fds = _open_at(backend.fd_files(locked))
+        ops = plan(locked, spec.workspace)
+        engine_argv = backend.sandbox_argv(spec, ops, None)
+        handoff = Handoff(backend.handoff(spec, ops, None))
+        engine_fds = _open_at({**backend.fd_files(locked), HANDOFF_FD: handoff.path})
 
         bare = [bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/",
                 "--proc", "/proc", "--dev", "/dev", "true"]  # fmt: skip
@@ -116,7 +119,7 @@ def main() -> int:
                 engine_argv,
                 capture_output=True,
                 check=True,
-                env=dict(spec.env),
+                env=dict(LAUNCHER_ENV),
                 pass_fds=_rewound(engine_fds),
             ),
         }

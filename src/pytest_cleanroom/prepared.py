@@ -51,7 +51,7 @@ class Prepared:
             + f". /dev/fd/{read_fd}\n"
         )
         try:
-            started = start(["/bin/sh", "-c", script, "sh", *joins], env={}, pass_fds=[read_fd])
+            started = start(["/bin/sh", "-c", script, "sh", *joins], pass_fds=[read_fd])
         except BaseException:
             os.close(write_fd)
             group.release()

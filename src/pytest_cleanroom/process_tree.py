@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ._spawner import in_fresh_keyring
+from .backends._handoff import LAUNCHER_ENV
 from .backends.base import (
     LIMIT_CPU_TIME,
     LIMIT_MEMORY,
@@ -118,9 +119,11 @@ def fd_redirections(fd_files: Mapping[int, str] | None) -> str:
     return "".join(f" {fd}<{shlex.quote(path)}" for fd, path in (fd_files or {}).items())
 
 
-def start(argv: Sequence[str], *, env: Mapping[str, str], pass_fds: Sequence[int] = ()) -> Started:
+def start(argv: Sequence[str], *, pass_fds: Sequence[int] = ()) -> Started:
     """Start ``argv`` (already wrapped by :func:`launcher_argv`) in a session of its own, with a
-    pipe for each standard stream, and a fresh, empty session keyring (see :mod:`._spawner`)."""
+    pipe for each standard stream, and a fresh, empty session keyring (see :mod:`._spawner`).
+    Launchers run in the host's namespaces: they get the fixed :data:`LAUNCHER_ENV`, never the
+    command's environment (which goes through :mod:`.backends._handoff`)."""
     started_at = time.time()
     t0 = time.monotonic()
     proc = in_fresh_keyring(
@@ -129,7 +132,7 @@ def start(argv: Sequence[str], *, env: Mapping[str, str], pass_fds: Sequence[int
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=dict(env),
+            env=dict(LAUNCHER_ENV),
             close_fds=True,
             pass_fds=tuple(pass_fds),
             start_new_session=True,

@@ -1,4 +1,4 @@
-"""In-namespace set-up step of the ``unshare`` backend (run as ``python -S -I _nsinit.py PLAN``).
+"""In-namespace set-up step of the ``unshare`` backend (run as ``python -S -I _nsinit.py FD``).
 
 util-linux ``unshare`` creates the namespaces and execs this script as uid 0 of a fresh user
 namespace (pid 1 of a fresh PID namespace when the policy isolates PIDs). The script builds the
@@ -11,7 +11,8 @@ As pid 1 it then reaps orphans until the command exits, and exits with its statu
 after signal N), which tears the PID namespace down.
 
 Standalone on purpose: only the standard library, no package imports, and few of those (the
-plan is a hex-encoded ``marshal`` dump: ``json`` would import ``re``, 10 ms on every command).
+plan is a ``marshal`` dump, read from the descriptor named by the only argument: ``json`` would
+import ``re``, 10 ms on every command; a command line would show the environment to every user).
 """
 
 from __future__ import annotations
@@ -322,8 +323,21 @@ def reap_until(child: int) -> int:
             return 128 - code if code < 0 else code
 
 
+def read_plan(fd: int) -> Any:
+    """The plan, from the descriptor the launcher opened (then closed: the command never
+    inherits it)."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return marshal.loads(b"".join(chunks))
+
+
 def main() -> None:
-    plan = marshal.loads(bytes.fromhex(sys.argv[1]))
+    plan = read_plan(int(sys.argv[1]))
     try:
         setup(plan)
     except (SetupError, OSError) as exc:

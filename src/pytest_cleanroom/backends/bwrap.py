@@ -9,8 +9,9 @@ anything outside the sandbox.
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ..errors import BackendUnavailableError, SandboxError
 from ..filesystem import FsOp
@@ -18,6 +19,7 @@ from ..limits import Rlimits
 from ..policy import Policy
 from ..process_tree import Outcome
 from . import _seccomp
+from ._handoff import HANDOFF_FD
 from .availability import BWRAP_MISSING, probe_bwrap
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, exec_failure, single_line
@@ -59,7 +61,7 @@ class BwrapBackend(NamespaceBackend):
     ) -> list[str]:
         policy = spec.policy
         argv = [
-            self.executable,
+            self.executable, "--args", str(HANDOFF_FD),
             "--unshare-user", "--uid", "0", "--gid", "0",
             "--unshare-ipc", "--unshare-uts", "--hostname", HOSTNAME, "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--cap-drop", "ALL",
@@ -86,10 +88,10 @@ class BwrapBackend(NamespaceBackend):
         )
         return {SECCOMP_FD: path}
 
-    def exec_argv(self, argv: list[str], env: Mapping[str, str]) -> list[str]:
-        """bwrap sets the command's environment itself: the launcher's is empty."""
-        pairs = [part for key, value in env.items() for part in ("--setenv", key, value)]
-        return [argv[0], "--clearenv", *pairs, *argv[1:]]
+    def handoff(self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None) -> bytes:
+        """bwrap sets the command's environment itself, from ``--args`` (NUL-separated)."""
+        pairs = [part for key, value in spec.env.items() for part in ("--setenv", key, value)]
+        return b"".join(os.fsencode(part) + b"\0" for part in ("--clearenv", *pairs))
 
     def translate_failure(self, spec: CommandSpec, outcome: Outcome) -> Outcome:
         line = single_line(outcome.stderr)

@@ -18,8 +18,9 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
   measures containers (see :class:`~pytest_cleanroom.docker_support.ContainerCgroups`), a
   refused fork is also found after the container is gone, in the kernel's log
   (:class:`~pytest_cleanroom.docker_support.KernelLog`).
-* environment: exactly ``spec.env`` (``env -i`` in the container: Docker's own ``HOSTNAME`` and
-  the image's variables do not leak in).
+* environment: exactly ``spec.env``, given through the API (never on a command line: every local
+  user can read those); ``env -u`` in the container removes Docker's own ``HOSTNAME`` and the
+  image's variables.
 
 The container is labelled with its owner (see :mod:`pytest_cleanroom.docker_support`) and always
 removed; containers of a process that died are swept the first time a process uses the backend.
@@ -72,6 +73,8 @@ TICK = 0.02
 #: Size of the empty read-only tmpfs that hides a directory.
 _HIDE_SIZE = 4096
 _ENV = "/usr/bin/env"
+#: Variables Docker gives every container unless the configuration sets them.
+_DOCKER_SETS = frozenset({"HOSTNAME", "HOME", "PATH", "TERM"})
 #: Mount points the container needs, which a hidden path cannot cover.
 _NEVER_HIDDEN = frozenset({"/", "/tmp", "/proc", "/dev", "/sys", WORKSPACE_PATH})
 _CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed while it ran\n"
@@ -83,7 +86,8 @@ class _Engine:
 
     client: Any
     info: dict[str, Any]
-    images: set[str] = field(default_factory=set)
+    #: The images known to be there, with the names of the variables each one sets.
+    images: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 _engines: dict[str, _Engine] = {}
@@ -130,7 +134,9 @@ class DockerBackend:
         engine = _engine(self.host)
         if self.image not in engine.images:
             ds.require_image(engine.client, self.image)
-            engine.images.add(self.image)
+            config = engine.client.api.inspect_image(self.image).get("Config") or {}
+            names = frozenset(v.partition("=")[0] for v in config.get("Env") or [])
+            engine.images[self.image] = names
         return engine
 
     def check(self, policy: Policy) -> None:
@@ -154,7 +160,7 @@ class DockerBackend:
     def run(self, spec: CommandSpec) -> RunResult:
         engine = self._ready()
         cgroups = ds.ContainerCgroups.for_engine(engine.info, self.host)
-        run = _Run(engine.client, spec, self.image, cgroups)
+        run = _Run(engine.client, spec, self.image, cgroups, engine.images[self.image])
         try:
             try:
                 run.create()
@@ -190,9 +196,15 @@ class _Run:
     """One command in one container: create, attach, start, watch, collect, remove."""
 
     def __init__(
-        self, client: Any, spec: CommandSpec, image: str, cgroups: ds.ContainerCgroups | None
+        self,
+        client: Any,
+        spec: CommandSpec,
+        image: str,
+        cgroups: ds.ContainerCgroups | None,
+        image_env: frozenset[str] = frozenset(),
     ) -> None:
         self.client = client
+        self.image_env = image_env
         self.spec = spec
         self.image = image
         self.cgroups = cgroups
@@ -280,9 +292,10 @@ class _Run:
             cgroup_parent=self.cgroups.parent if self.cgroups is not None else None,
         )
         env = dict(spec.env)
+        unset = sorted((_DOCKER_SETS | self.image_env) - env.keys())
         return {
             "image": self.image,
-            "entrypoint": [_ENV, "-i", *(f"{k}={v}" for k, v in env.items())],
+            "entrypoint": [_ENV, *(f"--unset={name}" for name in unset), "--"],
             "command": list(spec.argv),
             "environment": env,
             "user": f"{st.st_uid}:{st.st_gid}",
@@ -301,7 +314,7 @@ class _Run:
 
         program = self.spec.argv[0]
         if "=" in program:
-            # `env -i` would take it for one more variable assignment.
+            # `env` would take it for one more variable assignment.
             raise SandboxError(
                 f"the docker backend cannot run a program whose name has '=': {program!r}"
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError
@@ -20,6 +20,7 @@ from ..prepared import Prepared, Preparer
 from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, start, supervise
 from ..result import RunResult
 from ..scratch import Scratch
+from ._handoff import HANDOFF_FD, Handoff
 from .base import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
@@ -64,9 +65,9 @@ class NamespaceBackend:
         """Turn the backend's own "cannot exec"/"cannot set up" reports into results/errors."""
         return outcome
 
-    def exec_argv(self, argv: list[str], env: Mapping[str, str]) -> list[str]:
-        """``argv`` carrying ``env`` itself, for a launcher made before ``env`` was known.
-        Only backends that set ``prepares`` need it."""
+    def handoff(self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None) -> bytes:
+        """What the sandbox tool or set-up step reads at :data:`HANDOFF_FD` (the command's
+        environment at least: it must reach nothing that runs in the host's namespaces)."""
         raise NotImplementedError
 
     def fd_files(self, policy: Policy) -> dict[int, str]:
@@ -141,22 +142,22 @@ class NamespaceBackend:
         prepared = self._take_prepared(limits)
         group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
         scratch = Scratch.create(policy.max_disk) if policy.max_disk is not None else None
+        handoff: Handoff | None = None
         try:
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
             ops = plan(policy, spec.workspace, spec.mounts, scratch)
             argv = self.sandbox_argv(spec, ops, inner)
-            fd_files = self.fd_files(policy)
+            handoff = Handoff(self.handoff(spec, ops, inner))
+            fd_files = {**self.fd_files(policy), HANDOFF_FD: handoff.path}
             started = None
             if prepared is not None:
-                started = prepared.launch(
-                    self.exec_argv(argv, spec.env), outer.ulimit_commands(), fd_files
-                )
+                started = prepared.launch(argv, outer.ulimit_commands(), fd_files)
                 if started is None:  # the waiting shell is gone: start the plain way
                     prepared.discard()
                     group = cgroups.RunCgroup.create(**limits)
             if started is None:
-                started = start(launcher_argv(argv, group, outer, fd_files), env=spec.env)
+                started = start(launcher_argv(argv, group, outer, fd_files))
             outcome = supervise(
                 started,
                 stdin=spec.stdin,
@@ -169,6 +170,8 @@ class NamespaceBackend:
             )
             disk_full = scratch is not None and scratch.full()
         finally:
+            if handoff is not None:
+                handoff.close()  # read by then: the launcher opened it before the command ran
             if scratch is not None:
                 scratch.release()
             if group is not None:

@@ -23,6 +23,7 @@ from ..limits import Rlimits
 from ..policy import Policy
 from ..process_tree import Outcome
 from . import _seccomp
+from ._handoff import HANDOFF_FD
 from .availability import SETPRIV_MISSING, UNSHARE_MISSING, kernel_at_least, probe_unshare
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, single_line
@@ -86,6 +87,11 @@ class UnshareBackend(NamespaceBackend):
             argv.append("--pid")
         if policy.network == "isolated":
             argv.append("--net")
+        return [*argv, "--", self.python, "-S", "-I", NSINIT, str(HANDOFF_FD)]
+
+    def handoff(self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None) -> bytes:
+        """The set-up step's plan, environment included (``marshal``: see _nsinit.py)."""
+        policy = spec.policy
         plan = {
             "ops": [[op.kind, op.target, op.source, op.size] for op in ops],
             "cwd": spec.cwd,
@@ -99,7 +105,7 @@ class UnshareBackend(NamespaceBackend):
             "argv": list(spec.argv),
             "env": dict(spec.env),
         }
-        return [*argv, "--", self.python, "-S", "-I", NSINIT, marshal.dumps(plan).hex()]
+        return marshal.dumps(plan)
 
     def translate_failure(self, spec: CommandSpec, outcome: Outcome) -> Outcome:
         line = single_line(outcome.stderr)
