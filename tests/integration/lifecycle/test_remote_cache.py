@@ -210,9 +210,9 @@ def hostile_artifact(key: str, kind: str) -> bytes:
             member.size = len(data)
             tar.addfile(member, io.BytesIO(data))
 
-        name = {"traversal": "../../escaped.txt", "absolute": "/tmp/escaped.txt"}.get(
-            kind, "dist/x"
-        )
+        # "undeclared": a plain file inside the project, but not one the phase's outputs name
+        names = {"traversal": "../../escaped.txt", "undeclared": "src/input.txt"}
+        name = names.get(kind, "dist/x")
         member = tarfile.TarInfo(name)
         if kind == "symlink":
             member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"
@@ -244,8 +244,8 @@ def put(server: TurboServer, team: str, key: str, body: bytes, tag: str | None) 
 
 @pytest.mark.parametrize(
     ("kind", "signed"),
-    [("traversal", True), ("symlink", False)],
-    ids=["traversal-signed-with-the-key", "symlink-no-key"],
+    [("traversal", True), ("undeclared", True), ("symlink", False)],
+    ids=["traversal-signed-with-the-key", "undeclared-signed-with-the-key", "symlink-no-key"],
 )
 def test_a_hostile_artifact_is_refused_and_writes_nothing(
     request: pytest.FixtureRequest, tmp_path: Path, kind: str, signed: bool
@@ -263,10 +263,34 @@ def test_a_hostile_artifact_is_refused_and_writes_nothing(
     summary = run_build(target, remote_env(server, team, key=KEY if signed else None))
     assert caches(summary)["build:core"] == "miss"
     assert builds(target) == ["core", "app"]
-    assert any("refused" in w for w in summary["warnings"]), summary["warnings"]
+    assert any("refused" in w or "does not declare" in w for w in summary["warnings"]), summary[
+        "warnings"
+    ]
+    assert (target / "core" / "src" / "input.txt").read_text() == "core input\n"
     assert not (tmp_path / "nested" / "escaped.txt").exists()
     assert not (target / "core" / "dist" / "x").exists()
     assert not list((target / ".ggen" / "cache").glob(".remote-*"))
+
+
+def test_make_toml_names_the_server_and_the_environment_gives_the_secrets(
+    server: TurboServer, tmp_path: Path
+) -> None:
+    table = f'''
+[cache.remote]
+url = "{server.url}"
+team = "from-make-toml"
+signature = true
+'''
+    first, second = (machine(tmp_path, name) for name in ("first", "second"))
+    for root in (first, second):
+        (root / "make.toml").write_text((root / "make.toml").read_text() + table)
+    secrets = {k: v for k, v in os.environ.items() if not k.startswith(("TURBO_", "GGEN_"))}
+    secrets.update(TURBO_TOKEN=server.token, TURBO_REMOTE_CACHE_SIGNATURE_KEY=KEY)
+    run_build(first, secrets)
+    assert (server.storage / "from-make-toml").is_dir()
+    assert set(caches(run_build(second, secrets)).values()) == {"remote hit"}
+    unsigned = run_build(second, {k: v for k, v in secrets.items() if "SIGNATURE" not in k})
+    assert any("signature = true but" in w for w in unsigned["warnings"])
 
 
 def in_process(root: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Ran:
