@@ -27,6 +27,9 @@ def read_toml(path: Path, *, text: str | None = None) -> dict[str, Any]:
         return parsed
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # thousands of digits, deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ManifestError(f"{path}: not valid TOML: {reason}") from None
 
 
 class LazyModel:
