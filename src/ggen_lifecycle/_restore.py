@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_cleanroom.faults import crash_point
 from pytest_cleanroom.globwalk import segments
 
 from .files import CHUNK
@@ -71,21 +72,25 @@ def restore(
         "files": [["/".join(p.directory), p.temp, p.name] for p in planned],
     }
     atomic_write(journal, json.dumps(record))
+    crash_point("restore: journal written", "GGEN_LIFECYCLE")
     with _Directories(root) as dirs:
         try:
             for directory in missing:
                 os.mkdir(directory[-1], 0o755, dir_fd=dirs.open(directory[:-1]))
             for item in planned:
                 _copy(item, dirs.open(item.directory))
+                crash_point(f"restore: staged {item.name}", "GGEN_LIFECYCLE")
         except BaseException:
             _undo(dirs, record)
             journal.unlink(missing_ok=True)
             raise
         record["state"] = "commit"
         atomic_write(journal, json.dumps(record))  # from here on the restore is finished
+        crash_point("restore: committed", "GGEN_LIFECYCLE")
         for item in planned:
             fd = dirs.open(item.directory)
             os.rename(item.temp, item.name, src_dir_fd=fd, dst_dir_fd=fd)
+            crash_point(f"restore: renamed {item.name}", "GGEN_LIFECYCLE")
     journal.unlink(missing_ok=True)
     return sorted(outputs)
 

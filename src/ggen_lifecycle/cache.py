@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_cleanroom import globwalk
+from pytest_cleanroom.faults import crash_point
 
 from . import _restore
 from ._restore import RestoreRefused, Source
@@ -229,6 +230,7 @@ class Cache:
                 target = temp / "out" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 digest, size = _copy_hashing(source, target)
+                crash_point(f"store: copied {rel}", "GGEN_LIFECYCLE")
                 mode = source.stat().st_mode & 0o777
                 recorded[rel] = {"sha256": digest, "size": size, "mode": mode}
             log_digest, log_size = _copy_hashing(log, temp / "log")
@@ -241,10 +243,12 @@ class Cache:
                 **info,
             }
             (temp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            crash_point("store: meta written", "GGEN_LIFECYCLE")
             final = self._entry_dir(key)
             if final.exists():
                 self._remove(final)
             os.rename(temp, final)
+            crash_point("store: entry in place", "GGEN_LIFECYCLE")
         finally:
             if temp.exists():
                 shutil.rmtree(temp, ignore_errors=True)

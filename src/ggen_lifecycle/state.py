@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_cleanroom.faults import crash_point
 from pytest_cleanroom.safe_write import write_output
 
 from .errors import StateLockError
@@ -211,7 +212,9 @@ class StateStore:
             change(data)
             del data["tasks"][:-MAX_RECORDS]
             del data["runs"][:-MAX_RECORDS]
+            crash_point("state: writing", "GGEN_LIFECYCLE")
             atomic_write(self.path, dumps(data))
+            crash_point("state: written", "GGEN_LIFECYCLE")
 
     def record_task(self, record: Mapping[str, Any]) -> None:
         self.update(lambda data: data["tasks"].append(dict(record)))
