@@ -28,7 +28,8 @@ pytestmark = pytest.mark.integration
 
 BUILD = """
 [lifecycle.build]
-command = "mkdir -p dist/sub && echo one > dist/a.txt && echo two > dist/b.txt && echo three > dist/sub/c.txt"
+commands = ["mkdir -p dist/sub", "echo one > dist/a.txt", "echo two > dist/b.txt",
+            "echo three > dist/sub/c.txt"]
 inputs = ["src/**"]
 outputs = ["dist/**"]
 """
@@ -70,11 +71,10 @@ def leftovers(root: Path) -> list[str]:
     found = []
     for path in root.rglob("*"):
         name = path.name
-        if ".ggen-restore-" in name or name.startswith((".tmp-", ".del-")):
-            found.append(str(path.relative_to(root)))
-        elif name.endswith(".tmp") and name.startswith("."):
-            found.append(str(path.relative_to(root)))
-        elif path.parent.name == "journal":
+        temporary = name.startswith((".tmp-", ".del-")) or (
+            name.startswith(".") and name.endswith(".tmp")
+        )
+        if temporary or ".ggen-restore-" in name or path.parent.name == "journal":
             found.append(str(path.relative_to(root)))
     return found
 
@@ -100,7 +100,8 @@ def project(tmp_path: Path) -> Path:
 
 def test_killed_at_every_step_of_a_first_build(project: Path, tmp_path: Path) -> None:
     points = crash_points(project, tmp_path / "traced")
-    assert any(p.startswith("store:") for p in points) and "state: written" in points
+    assert any(p.startswith("store:") for p in points)
+    assert "state: written" in points
     for number, point in enumerate(points, start=1):
         copy = tmp_path / f"crash-{number}"
         shutil.copytree(project, copy)
