@@ -13,46 +13,16 @@ the moment the engine is gone, however it went. Without cgroups there is no such
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-_lock = threading.Lock()
-_started_for: int | None = None  # the pid whose reaper runs (a forked child needs its own)
-_pipe_write_end: int | None = None
-# Referenced so that it is never garbage-collected (and warned about) while it runs.
-_reaper: subprocess.Popen[bytes] | None = None
+from .watchdog import start_once, wait_for_owner
 
 
 def ensure_started(owner: str, parents: Mapping[str, Path]) -> None:
     """Start this process's reaper, once; ``owner`` is the prefix of its groups' names."""
-    global _started_for, _pipe_write_end, _reaper
-    with _lock:
-        if _started_for == os.getpid():
-            return
-        read_end, write_end = os.pipe()  # neither end is inherited across exec
-        try:
-            reaper = subprocess.Popen(
-                [sys.executable, "-m", __name__, owner]
-                + [f"{controller}={path}" for controller, path in parents.items()],
-                stdin=read_end,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C meant for the engine must not reach it
-            )
-        except OSError:
-            os.close(write_end)
-            return  # no backstop, as without cgroups; the next process's sweep remains
-        finally:
-            os.close(read_end)
-        if _pipe_write_end is not None:
-            os.close(_pipe_write_end)  # the parent's, inherited by this forked child
-        # Kept open for the process's lifetime: the kernel closes it when the process ends.
-        _pipe_write_end = write_end
-        _reaper = reaper
-        _started_for = os.getpid()
+    start_once(__name__, [owner, *(f"{c}={path}" for c, path in parents.items())])
 
 
 def reap(owner: str, parents: Mapping[str, Path]) -> None:
@@ -74,11 +44,7 @@ def reap(owner: str, parents: Mapping[str, Path]) -> None:
 def main(argv: list[str]) -> int:
     owner, specs = argv[0], argv[1:]
     parents = {c: Path(p) for c, _, p in (spec.partition("=") for spec in specs)}
-    try:
-        while os.read(0, 4096):  # nothing is ever written: this returns at end of file
-            pass
-    except OSError:
-        pass
+    wait_for_owner()
     reap(owner, parents)
     return 0
 

@@ -23,7 +23,9 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
   image's variables.
 
 The container is labelled with its owner (see :mod:`pytest_cleanroom.docker_support`) and always
-removed; containers of a process that died are swept the first time a process uses the backend.
+removed; if the engine process is killed outright, its reaper
+(:mod:`pytest_cleanroom.docker_reaper`) removes its containers at once, and what remains of a
+process that died is swept the first time a process uses the backend.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import docker_reaper
 from .. import docker_support as ds
 from ..errors import BackendUnavailableError, SandboxError
 from ..limits import file_size_hit, limit_of_exit_code
@@ -102,6 +105,7 @@ def _engine(host: str) -> _Engine:
             try:
                 info = client.info()
                 ds.sweep_leftovers(client, role="backend")
+                docker_reaper.ensure_started(host)
             except Exception:
                 client.close()
                 raise

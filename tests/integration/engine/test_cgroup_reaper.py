@@ -47,10 +47,10 @@ def test_reap_kills_and_removes_the_owners_groups_only() -> None:
 def test_a_reaper_ends_with_its_engine_and_leaves_nothing(tmp_path: Path) -> None:
     require(cgroups.parents() is not None, f"cgroup v1 ({cgroups.why_unavailable()})")
     script = (
-        "from pytest_cleanroom import Cleanroom, cgroup_reaper\n"
+        "from pytest_cleanroom import Cleanroom, watchdog\n"
         f"Cleanroom({str(tmp_path)!r}).run(['true']).assert_success()\n"
-        "reaper = cgroup_reaper._reaper\n"
-        "print('reaper running' if reaper is not None and reaper.poll() is None else 'none')\n"
+        "running = watchdog.is_running('pytest_cleanroom.cgroup_reaper')\n"
+        "print('reaper running' if running else 'none')\n"
     )
     engine = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     out, _ = engine.communicate(timeout=60)

@@ -1,0 +1,50 @@
+"""A watchdog that outlives the engine and removes the containers it was running when it died.
+
+The docker backend removes each command's container itself, and the next process sweeps what a
+dead one left; but a container of an engine killed outright (SIGKILL, the OOM killer) would run
+on until then. This helper (one per engine process and Docker host, see :mod:`.watchdog`)
+removes that engine's backend containers the moment the engine is gone.
+
+    python -m pytest_cleanroom.docker_reaper HOST OWNER_PID OWNER_START
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from . import docker_support as ds
+from .watchdog import start_once, wait_for_owner
+
+
+def ensure_started(host: str) -> None:
+    """Start this process's docker reaper for ``host``, once."""
+    owner = ds.Owner.current()
+    start_once(__name__, [host, str(owner.pid), owner.start])
+
+
+def reap(host: str, pid: str, start: str) -> None:
+    """Remove every backend container labelled as made by process ``pid`` started at ``start``."""
+    import docker.errors
+
+    client = ds.connect(host)
+    try:
+        labels = [f"{ds.LABEL_OWNER_PID}={pid}", f"{ds.LABEL_OWNER_START}={start}"]
+        filters = {"label": [*labels, f"{ds.LABEL_ROLE}=backend"]}
+        for container in client.containers.list(all=True, filters=filters):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                container.remove(force=True, v=True)
+    finally:
+        client.close()
+
+
+def main(argv: list[str]) -> int:
+    host, pid, start = argv
+    wait_for_owner()
+    with contextlib.suppress(Exception):  # the engine's sweep remains for what this misses
+        reap(host, pid, start)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
