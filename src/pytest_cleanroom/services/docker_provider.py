@@ -59,8 +59,18 @@ def _client(host: str | None = None, timeout: float = 30.0) -> Any:
     return client_class(base_url=host or docker_host(), timeout=int(max(5, timeout)))
 
 
+def reaper_off() -> None:
+    """Switch testcontainers' reaper (Ryuk) off: it would pull an image and build its own client
+    on /var/run/docker.sock, and it could remove a run's shared containers while other workers
+    still use them. The plugin removes its containers itself (registry, labels, sweep)."""
+    from testcontainers.core.config import testcontainers_config
+
+    testcontainers_config.ryuk_disabled = True
+
+
 def _client_kw(settings: ServiceSettings) -> dict[str, Any]:
     """testcontainers' client on our engine (it reads only DOCKER_HOST, not the project's)."""
+    reaper_off()
     return {
         "timeout": int(max(5, settings.start_timeout)),
         "environment": {**os.environ, "DOCKER_HOST": docker_host()},

@@ -113,8 +113,9 @@ def ensure_cached_datadir(
         lock.acquire()
     except Timeout:
         raise ServiceStartError(
-            f"another run has been initialising {entry} for longer than the start timeout; "
-            "raise cleanroom_services_start_timeout or delete that directory"
+            f"another run holds {entry}.lock and has been initialising the cached data directory "
+            f"{entry} for longer than the start timeout: raise cleanroom_services_start_timeout, "
+            f"or, if no other pytest run is going on, delete {entry}.lock"
         ) from None
     try:
         if _valid_cache(entry, binaries):

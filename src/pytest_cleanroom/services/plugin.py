@@ -319,11 +319,9 @@ def pytest_runtest_makereport(
     report = yield
     if report.failed:
         for service, (log, mark) in item.stash.get(LOG_MARKS_KEY, {}).items():
-            text = log.read(since=mark)
-            title = f"cleanroom {service} server log (since the test began)"
-            if not text.strip():
-                text = log.read(max_lines=15)
-                title = f"cleanroom {service} server log (last lines; nothing new during the test)"
+            text = log.read(since=mark)  # only what the server logged during this test
             if text.strip():
-                report.sections.append((title, text))
+                report.sections.append(
+                    (f"cleanroom {service} server log (since the test began)", text)
+                )
     return report

@@ -16,6 +16,8 @@ from .errors import ServiceUnavailableError
 from .settings import ENV_POSTGRES_URL, ENV_REDIS_URL, ServiceSettings
 
 SERVICES = ("postgres", "redis")
+#: Said in the report header whenever the docker provider serves (see docker_provider.reaper_off).
+REAPER_NOTE = "testcontainers' reaper off, the plugin removes its containers"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ def docker_status(timeout: float = 3.0) -> tuple[bool, str]:
             reply = sock.recv(256)
     except TimeoutError:
         return False, f"the Docker engine at {host} did not answer within {timeout:g}s"
+    except PermissionError:
+        return False, (
+            f"permission denied on the Docker socket {host}: add your user to the docker group "
+            "or fix the socket's permissions"
+        )
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return False, f"Docker socket {host} present but the engine does not answer ({reason})"
@@ -125,7 +132,7 @@ def choose(service: str, settings: ServiceSettings) -> Choice:
                 None,
                 f"{how} but {detail}: start dockerd, or set DOCKER_HOST to its socket",
             )
-        return Choice(service, "docker", f"{how}: {detail}")
+        return Choice(service, "docker", f"{how}: {detail}; {REAPER_NOTE}")
     # auto
     if url:
         return Choice(service, "external", f"auto: URL from {url_source}")
@@ -134,7 +141,9 @@ def choose(service: str, settings: ServiceSettings) -> Choice:
         return Choice(service, "process", f"auto: {detail}")
     ok, docker_detail = docker_status(min(5.0, settings.start_timeout))
     if ok:
-        return Choice(service, "docker", f"auto: no {service} binaries; {docker_detail}")
+        return Choice(
+            service, "docker", f"auto: no {service} binaries; {docker_detail}; {REAPER_NOTE}"
+        )
     return Choice(
         service,
         None,

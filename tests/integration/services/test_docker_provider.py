@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_py
 
 from pytest_cleanroom.services import cleanup, docker_provider
 from pytest_cleanroom.services.errors import ServiceUnavailableError
+from pytest_cleanroom.services.model import RedisDatabase
 from pytest_cleanroom.services.providers import choose, docker_status
 from pytest_cleanroom.services.registry import Owner, Registry
 from pytest_cleanroom.services.settings import ServiceSettings
+from pytest_cleanroom.services.spawn import free_port
+from tests.conftest import require
 
 from .conftest import docker_client
 
@@ -77,17 +84,34 @@ def test_postgres_container_is_loopback_only_labelled_and_reachable_by_socket(
 @pytest.mark.docker
 @pytest.mark.usefixtures("need_docker")
 def test_redis_container_is_loopback_only_and_removed(
-    settings: ServiceSettings, runtime_dir: Path
+    settings: ServiceSettings, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from testcontainers.core.config import testcontainers_config
+
+    # The reaper left on, as by a user who never heard of it: its image cannot be pulled here,
+    # so the start below works only because the provider switches it off itself.
+    monkeypatch.delenv("TESTCONTAINERS_RYUK_DISABLED", raising=False)
+    monkeypatch.setattr(testcontainers_config, "_ryuk_disabled", False)
+    port = free_port()
+    settings = settings.with_changes(redis_port=port)
     started = docker_provider.start_redis(settings, run_id="dk2", owner=Owner.current())
     name = started.handle["name"]
     try:
+        assert testcontainers_config.ryuk_disabled
         assert published(name) == ["127.0.0.1"]
+        assert started.server.port == port  # cleanroom_redis_port is honoured
         client = started.server.client(3)
         client.set("k", "v")
         assert client.get("k") == b"v"
         assert started.server.databases >= 16
         assert started.server.unix_socket is not None
+        sandbox = redis_py.Redis.from_url(
+            RedisDatabase(started.server, 3).sandbox_env()["REDIS_URL"]
+        )
+        assert sandbox.get("k") == b"v"
+        with pytest.raises(redis_py.exceptions.NoPermissionError):
+            sandbox.config_set("maxmemory", "1mb")
+        sandbox.close()
     finally:
         cleanup.stop(started.handle)
         started.registry.remove(started.record_id)
@@ -173,3 +197,43 @@ def test_no_socket_at_all_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ok, detail = docker_status()
     assert not ok
     assert detail == f"no Docker socket at {tmp_path}/none.sock"
+
+
+def test_a_socket_the_user_may_not_open_says_so(tmp_path: Path) -> None:
+    """As a user outside the socket's group: the fix is permissions, not starting an engine."""
+    require(os.geteuid() == 0, "root, to run the check as the 'nobody' user")
+    directory = Path(tempfile.mkdtemp(prefix="crd-", dir="/tmp"))
+    directory.chmod(0o755)
+    path = directory / "docker.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+    path.chmod(0o660)  # root's, like /var/run/docker.sock is root:docker 0660
+    check = "from pytest_cleanroom.services.providers import docker_status; print(docker_status())"
+    try:
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                check,
+            ],
+            env={**os.environ, "DOCKER_HOST": f"unix://{path}", "HOME": "/tmp"},
+            cwd="/tmp",
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        server.close()
+        path.unlink()
+        directory.rmdir()
+    assert done.returncode == 0, done.stderr
+    assert "(False, " in done.stdout
+    assert f"permission denied on the Docker socket unix://{path}" in done.stdout
+    assert "add your user to the docker group or fix the socket's permissions" in done.stdout
+    assert "does not answer" not in done.stdout

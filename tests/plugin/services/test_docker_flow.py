@@ -42,7 +42,7 @@ def test_sandbox_reaches_the_container_through_its_socket(cleanroom, postgres):
 def our_containers() -> set[str]:
     """Service containers (role postgres or redis) on the engine. The docker backend's
     per-command containers, which tests on another xdist worker may be running at the same
-    moment, carry no such role."""
+    moment, carry no such role; the provider's own tests (runs ``dk*``) are left out too."""
     client = docker_client()
     try:
         return {
@@ -51,6 +51,7 @@ def our_containers() -> set[str]:
             for c in client.containers.list(
                 all=True, filters={"label": f"io.cleanroom.role={role}"}
             )
+            if not c.name.startswith("cleanroom-dk")
         }
     finally:
         client.close()
