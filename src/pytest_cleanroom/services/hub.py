@@ -141,15 +141,17 @@ class ServiceHub:
         """The unix-socket directories of the run's servers that this process uses (starts
         none): the only directories a test's cleanroom may expose as services."""
         dirs: set[Path] = set()
-        postgres, redis = self._state.get("postgres", {}), self._state.get("redis", {})
-        if "server" in postgres:
-            socket_dir = PostgresServer.from_json(postgres["server"]).unix_socket_dir
-            if socket_dir:
-                dirs.add(Path(socket_dir).resolve())
-        if "server" in redis:
-            socket = RedisServer.from_json(redis["server"]).unix_socket
-            if socket:
-                dirs.add(Path(socket).resolve().parent)
+        for data in self._state.values():  # "postgres", "redis" or "redis-<worker>"
+            if "server" not in data:
+                continue
+            if data.get("service") == "postgres":
+                socket_dir = PostgresServer.from_json(data["server"]).unix_socket_dir
+                if socket_dir:
+                    dirs.add(Path(socket_dir).resolve())
+            elif data.get("service") == "redis":
+                socket = RedisServer.from_json(data["server"]).unix_socket
+                if socket:
+                    dirs.add(Path(socket).resolve().parent)
         return dirs
 
     # -- postgres -------------------------------------------------------------------------------
