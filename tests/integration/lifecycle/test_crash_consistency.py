@@ -98,20 +98,30 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+def killed_copy(project: Path, tmp_path: Path, number: int, point: str) -> Path:
+    """A copy of ``project`` whose run was SIGKILLed at crash point ``number``; its records are
+    whole (old or new)."""
+    copy = tmp_path / f"crash-{number}"
+    shutil.copytree(project, copy)
+    killed = run(copy, crash_at=number)
+    assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
+    assert_consistent_records(copy)
+    return copy
+
+
+def assert_next_run_finishes(copy: Path, point: str) -> None:
+    again = run(copy)
+    assert again.returncode == 0, (point, again.stderr)
+    assert outputs(copy) == NEW
+    assert leftovers(copy) == [], point
+
+
 def test_killed_at_every_step_of_a_first_build(project: Path, tmp_path: Path) -> None:
     points = crash_points(project, tmp_path / "traced")
     assert any(p.startswith("store:") for p in points)
     assert "state: written" in points
     for number, point in enumerate(points, start=1):
-        copy = tmp_path / f"crash-{number}"
-        shutil.copytree(project, copy)
-        killed = run(copy, crash_at=number)
-        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
-        assert_consistent_records(copy)
-        again = run(copy)
-        assert again.returncode == 0, (point, again.stderr)
-        assert outputs(copy) == NEW
-        assert leftovers(copy) == [], point
+        assert_next_run_finishes(killed_copy(project, tmp_path, number, point), point)
 
 
 def test_killed_at_every_step_of_a_restore(project: Path, tmp_path: Path) -> None:
@@ -121,18 +131,11 @@ def test_killed_at_every_step_of_a_restore(project: Path, tmp_path: Path) -> Non
     points = crash_points(project, tmp_path / "traced")
     assert "restore: committed" in points
     for number, point in enumerate(points, start=1):
-        copy = tmp_path / f"crash-{number}"
-        shutil.copytree(project, copy)
-        killed = run(copy, crash_at=number)
-        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
-        assert_consistent_records(copy)
+        copy = killed_copy(project, tmp_path, number, point)
         # What the next run does first, under the run lock: finish or undo the restore.
         recovery.clean_up(copy, copy / ".ggen", lambda message: None)
         assert outputs(copy) in (OLD, NEW), point
         assert leftovers(copy) == [], point
         if number < points.index("restore: committed") + 1:
             assert outputs(copy) == OLD, point  # killed before the point of no return
-        again = run(copy)
-        assert again.returncode == 0, (point, again.stderr)
-        assert outputs(copy) == NEW
-        assert leftovers(copy) == [], point
+        assert_next_run_finishes(copy, point)
