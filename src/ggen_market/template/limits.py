@@ -108,6 +108,14 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         __self._check_method(__obj, args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
+    def wrap_str_format(self, value: Any) -> Any:
+        """``str.format``/``format_map`` reached as an attribute: check the format string first
+        (the sandbox hands templates its own wrapper, which :meth:`call` cannot see through)."""
+        owner = getattr(value, "__self__", None)
+        if isinstance(owner, str) and getattr(value, "__name__", "") in ("format", "format_map"):
+            _check_format(owner)
+        return super().wrap_str_format(value)
+
     def _check_time(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise RenderLimitError(self._timeout_message())
@@ -143,8 +151,6 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         numbers = [a for a in (*args, *kwargs.values()) if isinstance(a, int)]
         if name in _WIDTH_METHODS and numbers:
             self._check_size(max(numbers) * (8 if name == "expandtabs" else 1) + len(owner))
-        elif name == "format":
-            _check_format(owner)
         elif name == "replace" and len(args) >= 2 and all(isinstance(a, str) for a in args[:2]):
             count = owner.count(args[0]) if args[0] else len(owner) + 1
             self._check_size(len(owner) + count * max(0, len(args[1]) - len(args[0])))
