@@ -10,6 +10,8 @@ variable                        what                                          de
 ``GGEN_TEMPLATE_MAX_OUTPUT``    characters one template may render, and the   16 MiB
                                 largest string or list an expression may make
 ``GGEN_TEMPLATE_TIMEOUT``       seconds one template may take to render       10
+``GGEN_SPARQL_TIMEOUT``         seconds one SPARQL query may take             10
+``GGEN_SPARQL_MAX_ROWS``        rows one SPARQL query may return              100,000
 ==============================  ============================================  =========
 """
 
@@ -22,7 +24,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,8 @@ from ..errors import TemplateError
 
 MAX_OUTPUT = 16 * 1024 * 1024
 RENDER_TIMEOUT = 10.0
+SPARQL_TIMEOUT = 10.0
+SPARQL_MAX_ROWS = 100_000
 #: A printf or format width/precision with this many digits or more is refused up front.
 _WIDE_FORMAT = re.compile(r"\d{7,}")
 _WIDTH_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
@@ -40,6 +44,12 @@ _LIPSUM_MAX_PARAGRAPHS = 100
 
 class RenderLimitError(TemplateError):
     """A template passed its output, value-size or time limit."""
+
+
+def sparql_limits() -> tuple[float, int]:
+    """``(seconds, rows)`` one SPARQL query may take and return."""
+    seconds = _env_number("GGEN_SPARQL_TIMEOUT", SPARQL_TIMEOUT)
+    return seconds, int(_env_number("GGEN_SPARQL_MAX_ROWS", SPARQL_MAX_ROWS))
 
 
 @dataclass(frozen=True)
@@ -205,26 +215,36 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     @contextlib.contextmanager
     def _deadline(self) -> Iterator[None]:
-        """Set the deadline; in the main thread an interval timer also interrupts a loop that
-        calls nothing (nested ``for`` over lists)."""
         self.deadline = time.monotonic() + self.limits.timeout
-        alarm = (
-            threading.current_thread() is threading.main_thread()
-            and hasattr(signal, "SIGALRM")
-            and signal.getitimer(signal.ITIMER_REAL)[0] == 0  # nobody else's timer (pytest-timeout)
-        )
-        previous: Any = None
-        if alarm:
-
-            def on_alarm(signum: int, frame: Any) -> None:
-                raise RenderLimitError(self._timeout_message())
-
-            previous = signal.signal(signal.SIGALRM, on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.limits.timeout)
         try:
-            yield
+            with time_limit(self.limits.timeout, self._timeout_message):
+                yield
         finally:
             self.deadline = None
-            if alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, message: Callable[[], str]) -> Iterator[None]:
+    """In the main thread, interrupt the block after ``seconds`` with
+    ``RenderLimitError(message())``, wherever it is (a loop that calls nothing, a query engine's
+    own loop); elsewhere, or when another timer runs (pytest-timeout), do nothing: callers also
+    check a deadline of their own between steps."""
+    usable = (
+        threading.current_thread() is threading.main_thread()
+        and hasattr(signal, "SIGALRM")
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    )
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise RenderLimitError(message())
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -8,7 +8,11 @@ unless the query has ``ORDER BY``, so output does not depend on hash order.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +46,32 @@ def load_graph(files: list[Path], *, base: str | None = None) -> Any:
         try:
             data = path.read_text(encoding="utf-8")
             # A fixed base: relative IRIs must not depend on where the gpack is installed.
-            graph.parse(data=data, format=fmt, publicID=base or f"urn:ggen:graph:{path.name}")
+            with _quiet_rdflib():
+                graph.parse(data=data, format=fmt, publicID=base or f"urn:ggen:graph:{path.name}")
         except Exception as exc:  # rdflib raises many kinds of parser errors
             raise RdfError(f"{path}: not valid {fmt}: {_one_line(exc)}") from None
     return graph
+
+
+class _NoTraceback(logging.Filter):
+    """rdflib logs a warning *with a traceback* for each literal whose lexical form does not fit
+    its datatype (``"abc"^^xsd:integer``) and keeps the literal: one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+@contextlib.contextmanager
+def _quiet_rdflib() -> Iterator[None]:
+    logger = logging.getLogger("rdflib.term")
+    quiet = _NoTraceback()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -85,18 +111,39 @@ def prepare(text: str, prefixes: dict[str, str], label: str) -> Any:
 
 
 def select(graph: Any, text: str, prefixes: dict[str, str], label: str) -> list[Row]:
-    """Run a SELECT query; rows as dicts of strings."""
+    """Run a SELECT query; rows as dicts of strings.
+
+    Bounded: past ``GGEN_SPARQL_TIMEOUT`` seconds or ``GGEN_SPARQL_MAX_ROWS`` rows (a Cartesian
+    product of a graph with itself) it is an :class:`RdfError`."""
+    from .limits import RenderLimitError, sparql_limits, time_limit
+
     query = prepare(text, prefixes, label)
+    seconds, max_rows = sparql_limits()
+    deadline = time.monotonic() + seconds
+
+    def too_slow() -> str:
+        return f"took longer than {seconds:g} s (GGEN_SPARQL_TIMEOUT raises the limit)"
+
+    rows: list[Row] = []
     try:
-        result = graph.query(query)
-        names = [str(v) for v in result.vars or []]
-        rows: list[Row] = [
-            {
-                name: (None if value is None else str(value))
-                for name, value in zip(names, row, strict=True)
-            }
-            for row in result
-        ]
+        with time_limit(seconds, too_slow), _quiet_rdflib():
+            result = graph.query(query)
+            names = [str(v) for v in result.vars or []]
+            for row in result:
+                if len(rows) >= max_rows:
+                    raise RenderLimitError(
+                        f"more than {max_rows} rows (GGEN_SPARQL_MAX_ROWS raises the limit)"
+                    )
+                if time.monotonic() > deadline:
+                    raise RenderLimitError(too_slow())
+                rows.append(
+                    {
+                        name: (None if value is None else str(value))
+                        for name, value in zip(names, row, strict=True)
+                    }
+                )
+    except RenderLimitError as exc:
+        raise RdfError(f"{label}: SPARQL query {exc}") from None
     except Exception as exc:
         raise RdfError(f"{label}: SPARQL query failed: {_one_line(exc)}") from None
     if not _ORDER_BY.search(text):
