@@ -187,3 +187,53 @@ another worker's server\tredis-cli -s {services.other_redis_socket} ping | grep 
     assert admin.get("k") == b"from-sandbox"
     assert admin.config_get("maxmemory") == {"maxmemory": "0"}
     assert sorted(map(str, admin.acl_users())) == ["cleanroom", "default"]
+
+
+#: Reads REDIS_URL (unix://:password@/path?db=N) with the standard library alone: AUTH, SELECT,
+#: then SET and GET through that URL and nothing else.
+REDIS_URL_CLIENT = r"""
+import os, socket, sys
+from urllib.parse import parse_qs, unquote, urlsplit
+url = urlsplit(os.environ["REDIS_URL"])
+s = socket.socket(socket.AF_UNIX)
+s.connect(url.path)
+def call(*args):
+    parts = [f"*{len(args)}\r\n"] + [f"${len(a)}\r\n{a}\r\n" for a in args]
+    s.sendall("".join(parts).encode())
+    reply = s.recv(4096)
+    if not reply.startswith((b"+", b"$")):
+        sys.exit(f"{args[0]}: {reply!r}")
+    return reply
+call("AUTH", unquote(url.password))
+call("SELECT", parse_qs(url.query)["db"][0])
+call("SET", "via-url", "1")
+print(call("GET", "via-url").split()[1].decode())
+"""
+
+
+@pytest.mark.parametrize("level", ["permissive", "standard", "strict", "locked"])
+def test_every_variable_works_at_every_level(
+    level: str, services: Services, tmp_path: Path
+) -> None:
+    """PG*, DATABASE_URL, REDIS_SOCKET/REDIS_DB/REDISCLI_AUTH and REDIS_URL each reach the
+    test's own database, on every backend, whether the level isolates the network or not."""
+    for backend in SECURITY_BACKENDS:
+        require_backend(backend)
+    mine, redis = services.mine, services.redis
+    assert mine.unix_socket_dir is not None
+    assert redis.unix_socket is not None
+    no_pg = "env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD -u PGDATABASE"
+    probes = [
+        ("PG variables", f'psql -Atc "SELECT current_database()" | grep -qx {mine.dbname}'),
+        ("DATABASE_URL", f'{no_pg} psql "$DATABASE_URL" -Atc "SELECT 1" | grep -qx 1'),
+        ("redis-cli variables", 'redis-cli -s "$REDIS_SOCKET" -n "$REDIS_DB" ping | grep -qx PONG'),
+        ("REDIS_URL", "python3 url_client.py | grep -qx 1"),
+    ]
+    script = "\n".join(f"{name}\t{command}" for name, command in probes)
+    for backend in SECURITY_BACKENDS:
+        with Cleanroom(tmp_path / backend, policy=level, backend=backend) as room:
+            room.expose_service("postgres", Path(mine.unix_socket_dir), mine.sandbox_env())
+            room.expose_service("redis", Path(redis.unix_socket).parent, redis.sandbox_env())
+            (room.workspace.root / "url_client.py").write_text(REDIS_URL_CLIENT)
+            codes = attempts(room, script)
+            assert codes == dict.fromkeys(codes, 0), f"{backend} under {level}: {codes}"
