@@ -188,6 +188,7 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
                 .with_command(
                     f"postgres -c port={port} -c fsync=off -c synchronous_commit=off "
                     f"-c full_page_writes=off -c max_connections=200 -c hba_file={CONTAINER_HBA}"
+                    + "".join(f" -c {k}={v}" for k, v in settings.postgres_settings)
                 )
             )
             container.ports[f"{port}/tcp"] = ("127.0.0.1", port)  # loopback only

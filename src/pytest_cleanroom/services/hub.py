@@ -9,6 +9,7 @@ The controller stops everything at the end of the session (:func:`teardown_run`)
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import secrets
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import errors as service_errors
-from .errors import ServiceError, ServiceStartError
+from .errors import ServiceConfigError, ServiceError, ServiceStartError
 from .model import PostgresServer, RedisServer
 from .providers import Choice, choose
 from .registry import Owner, Registry, Started, read_json, write_json_atomic
@@ -160,8 +161,17 @@ class ServiceHub:
         """The run's PostgreSQL server, started on first use."""
         import psycopg  # noqa: F401  (missing client: say so before starting a server)
 
-        data = self._start("postgres", self._start_postgres)
+        data = self._start("postgres", self._start_postgres, self._postgres_key())
         return PostgresServer.from_json(data["server"])
+
+    def _postgres_key(self, what: str = "postgres") -> str:
+        """The state key of the run's PostgreSQL server (or its template): server settings are
+        part of a server's identity, so two configurations get two servers."""
+        settings = self.settings.postgres_settings
+        if not settings:
+            return what
+        digest = hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
+        return f"{what}-{digest}"
 
     def _start_server(
         self, service: str, provider: str, settings: ServiceSettings | None = None
@@ -177,6 +187,12 @@ class ServiceHub:
         if provider != "external":
             return self._start_server("postgres", provider)
         from .external import connect_postgres
+
+        if self.settings.postgres_settings:
+            raise ServiceConfigError(
+                "ini cleanroom_postgres_settings cannot be applied to an external server: set "
+                "them on that server, or let the plugin start its own (process or docker)"
+            )
 
         s, run = self.settings, self.run
         assert s.postgres_url is not None
@@ -212,7 +228,7 @@ class ServiceHub:
         # Built under the run's lock with no time limit: a callable may migrate for long. A
         # builder that dies (even SIGKILL) releases the lock; the next one rebuilds.
 
-        data = self._shared("postgres-template", produce, None)
+        data = self._shared(self._postgres_key("postgres-template"), produce, None)
         _raise_recorded(data)
         return str(data["name"])
 

@@ -240,7 +240,7 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
             argv = [str(binaries.postgres), "-D", str(data), "-c", f"port={port}"]
             argv += ["-c", f"unix_socket_directories={sock}"]
             argv += ["-c", f"cluster_name=cleanroom-{run_id}", "-c", f"hba_file={hba}"]
-            for key, value in SERVER_SETTINGS.items():
+            for key, value in {**SERVER_SETTINGS, **dict(settings.postgres_settings)}.items():
                 argv += ["-c", f"{key}={value}"]
             return spawn(argv, log_path=log_path, account=account, cwd=data, env=clean_env())
 

@@ -64,7 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "<URL's db> + <worker number>.",
     )
     for key, (text, default) in INI_KEYS.items():
-        if key == "cleanroom_postgres_template":
+        if key in ("cleanroom_postgres_template", "cleanroom_postgres_settings"):
             parser.addini(key, text, type="linelist", default=[])
         else:
             # Empty default: an unset key must not look like a choice made in the ini file.

@@ -6,8 +6,9 @@ Only the standard library is imported here: the plugin reads these on every pyte
 from __future__ import annotations
 
 import os
+import re
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,12 @@ INI_KEYS: dict[str, tuple[str, str]] = {
     "cleanroom_postgres_template": (
         "SQL files (relative to the ini file) and/or module:function callables, one a line, "
         "that load the template every test database is cloned from.",
+        "",
+    ),
+    "cleanroom_postgres_settings": (
+        "PostgreSQL server settings, one 'name = value' a line (e.g. shared_preload_libraries = "
+        "pg_stat_statements, wal_level = logical, max_connections = 300); part of the server's "
+        "identity.",
         "",
     ),
     "cleanroom_services_start_timeout": ("Seconds a server may take to become ready.", "60"),
@@ -87,6 +94,8 @@ class ServiceSettings:
     postgres_image: str = DEFAULT_POSTGRES_IMAGE
     redis_image: str = DEFAULT_REDIS_IMAGE
     postgres_template: tuple[str, ...] = ()
+    #: Server settings given on the command line of the process and docker providers' server.
+    postgres_settings: tuple[tuple[str, str], ...] = ()
     start_timeout: float = DEFAULT_START_TIMEOUT
     postgres_bin_dir: Path | None = None
     redis_server: Path | None = None
@@ -171,6 +180,9 @@ class ServiceSettings:
             postgres_image=_text(ini("cleanroom_postgres_image")) or DEFAULT_POSTGRES_IMAGE,
             redis_image=_text(ini("cleanroom_redis_image")) or DEFAULT_REDIS_IMAGE,
             postgres_template=_lines(ini("cleanroom_postgres_template")),
+            postgres_settings=server_settings(
+                _lines(ini("cleanroom_postgres_settings")), "ini cleanroom_postgres_settings"
+            ),
             start_timeout=_positive_seconds(timeout_text, timeout_src),
             postgres_bin_dir=_path(bin_dir, base_dir),
             redis_server=_path(redis_server, base_dir),
@@ -206,6 +218,22 @@ def _lines(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list) else str(value).splitlines()
     texts = (str(item).strip() for item in items)
     return tuple(t for t in texts if t and not t.startswith("#"))
+
+
+SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
+
+
+def server_settings(lines: Iterable[str], source: str) -> tuple[tuple[str, str], ...]:
+    """``name = value`` lines as sorted pairs (sorted: the server's identity ignores order)."""
+    pairs: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = (part.strip() for part in line.partition("="))
+        if not sep or not SETTING_NAME.match(name.lower()) or not value:
+            raise ServiceConfigError(
+                f"{source}: {line!r} is not 'name = value' (e.g. 'wal_level = logical')"
+            )
+        pairs[name.lower()] = value.strip("'\"")
+    return tuple(sorted(pairs.items()))
 
 
 def _positive_seconds(text: str, source: str) -> float:

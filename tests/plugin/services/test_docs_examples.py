@@ -38,7 +38,8 @@ def examples() -> dict[str, dict[str, str]]:
 
 
 def test_the_doc_has_examples() -> None:
-    assert set(examples()) == {"quickstart", "template", "server-state", "drivers", "sandbox"}
+    names = {"quickstart", "template", "settings", "server-state", "drivers", "sandbox"}
+    assert set(examples()) == names
 
 
 @pytest.mark.parametrize("name", sorted(examples()))
