@@ -27,7 +27,10 @@ class RunResult:
     ``peak_memory`` is in bytes and ``cpu_time`` in seconds, both for the whole process tree,
     ``None`` where the backend could not measure them. ``cancelled`` is true when
     :meth:`Cleanroom.cancel <pytest_cleanroom.engine.Cleanroom.cancel>` stopped the command (its
-    whole process tree was killed) or kept it from starting.
+    whole process tree was killed) or kept it from starting. ``limits_enforcement`` says what
+    enforced the policy's limits: ``"cgroup1"``, ``"cgroup2"`` (the whole tree), ``"rlimit"``
+    (per process, see docs/policies.md), ``"docker"`` (the container's cgroups), ``None`` for a
+    command that never started.
     """
 
     command: tuple[str, ...]
@@ -48,6 +51,7 @@ class RunResult:
     environment: Mapping[str, str] = field(default_factory=dict)
     started_at: float = 0.0
     cancelled: bool = False
+    limits_enforcement: str | None = None
 
     @property
     def stdout(self) -> str:

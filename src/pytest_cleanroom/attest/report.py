@@ -71,4 +71,5 @@ def _command(record: CommandRecord) -> dict[str, Any]:
         "duration": record.duration,
         "peak_memory": record.peak_memory,
         "cpu_time": record.cpu_time,
+        "limits_enforcement": record.limits_enforcement,
     }

@@ -119,8 +119,12 @@ def provenance_statement(test: AttestedTest, builder: Builder) -> Json:
     """The SLSA provenance v1 statement of one test's sandboxed commands."""
     results = list(test.results)
     first = results[0] if results else None
-    policy_name = test.policy_name or (first.policy_name if first else None)
-    policy_digest = test.policy_digest or (first.policy_digest if first else None)
+    # What the commands ran under (a command may have been given more than the cleanroom's
+    # policy: it says so), else the cleanroom's policy.
+    ran = sorted({(r.policy_name, r.policy_digest) for r in results})
+    policy_name, policy_digest = ran[0] if len(ran) == 1 else (test.policy_name, test.policy_digest)
+    if len(ran) > 1:
+        policy_name, policy_digest = " | ".join(name for name, _ in ran), None
     environment = test.environment if test.environment is not None else _env(first)
     external: Json = {
         "test": test.nodeid,
@@ -129,6 +133,7 @@ def provenance_statement(test: AttestedTest, builder: Builder) -> Json:
     }
     internal: Json = {
         "backend": test.backend or (first.backend if first else None),
+        "limitsEnforcement": sorted({r.limits_enforcement or "none" for r in results}),
         "seed": test.seed if test.seed is not None else (first.seed if first else None),
         "environmentDigest": environment_digest(environment) if environment is not None else None,
         "workspace": test.workspace,
@@ -238,6 +243,7 @@ def _command_record(result: RunResult) -> Json:
         "peakMemoryBytes": result.peak_memory,
         "cpuTimeSeconds": None if result.cpu_time is None else round(result.cpu_time, 6),
         "backend": result.backend,
+        "limitsEnforcement": result.limits_enforcement,
         "policy": result.policy_name,
         "policyDigest": result.policy_digest,
         "seed": result.seed,

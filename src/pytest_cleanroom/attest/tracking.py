@@ -21,6 +21,7 @@ PROP_BACKEND = "cleanroom_backend"
 PROP_POLICY = "cleanroom_policy"
 PROP_SEED = "cleanroom_seed"
 PROP_ATTESTATION = "cleanroom_attestation_digest"
+PROP_LIMITS = "cleanroom_limits_enforcement"
 
 
 @dataclass
@@ -97,6 +98,9 @@ class CleanroomWatch:
             (PROP_POLICY, str(policy) if policy is not None else ""),
             (PROP_SEED, str(seed) if seed is not None else ""),
         ]
+        enforced = sorted({r.limits_enforcement for r in self.results if r.limits_enforcement})
+        if enforced:  # every way the test's commands had their limits enforced
+            props.append((PROP_LIMITS, ",".join(enforced)))
         if self.envelope is not None:
             props.append((PROP_ATTESTATION, self.envelope.digest))
         return props

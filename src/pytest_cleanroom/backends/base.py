@@ -33,6 +33,12 @@ LIMIT_FILE_SIZE = "file_size"
 LIMIT_CPU_TIME = "cpu_time"
 LIMIT_OUTPUT = "output"
 
+#: Values of ``RunResult.limits_enforcement``: what enforced a command's limits.
+ENFORCED_BY_CGROUP1 = "cgroup1"
+ENFORCED_BY_CGROUP2 = "cgroup2"
+ENFORCED_BY_RLIMIT = "rlimit"
+ENFORCED_BY_DOCKER = "docker"
+
 #: Exit code of a command whose program does not exist (as in POSIX shells), and of one that
 #: exists but cannot be executed.
 EXIT_NOT_FOUND = 127
@@ -132,6 +138,7 @@ def make_result(
     limit_exceeded: str | None = None,
     peak_memory: int | None = None,
     cpu_time: float | None = None,
+    limits_enforcement: str | None = None,
 ) -> RunResult:
     """The :class:`RunResult` of ``spec``: the fields every backend fills the same way."""
     return RunResult(
@@ -152,6 +159,7 @@ def make_result(
         cwd=_relative_cwd(spec.cwd),
         environment=dict(spec.env),
         started_at=started_at,
+        limits_enforcement=limits_enforcement,
     )
 
 

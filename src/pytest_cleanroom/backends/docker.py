@@ -47,6 +47,7 @@ from ..limits import file_size_hit, limit_of_exit_code
 from ..policy import Policy
 from ..result import RunResult
 from .base import (
+    ENFORCED_BY_DOCKER,
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
     LIMIT_CPU_TIME,
@@ -490,6 +491,7 @@ class _Run:
             limit_exceeded=limit,
             peak_memory=peak,
             cpu_time=cpu,
+            limits_enforcement=ENFORCED_BY_DOCKER,
         )
 
 

@@ -22,6 +22,9 @@ from ..result import RunResult
 from ..scratch import Scratch
 from ._handoff import HANDOFF_FD, Handoff
 from .base import (
+    ENFORCED_BY_CGROUP1,
+    ENFORCED_BY_CGROUP2,
+    ENFORCED_BY_RLIMIT,
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
     LIMIT_FILE_SIZE,
@@ -204,6 +207,7 @@ class NamespaceBackend:
             limit_exceeded=limit,
             peak_memory=outcome.peak_memory,
             cpu_time=outcome.cpu_time,
+            limits_enforcement=_enforcement(group),
         )
 
     def cancel(self) -> None:
@@ -232,6 +236,13 @@ class NamespaceBackend:
     def _ended(self, live: LiveProcess) -> None:
         with self._lock:
             self._live.discard(live)
+
+
+def _enforcement(group: cgroups.RunCgroup | None) -> str:
+    """What enforced the limits of a command that ran in ``group`` (``None``: rlimits)."""
+    if group is None:
+        return ENFORCED_BY_RLIMIT
+    return ENFORCED_BY_CGROUP2 if set(group.dirs) == {cgroups.UNIFIED} else ENFORCED_BY_CGROUP1
 
 
 def exec_failure(outcome: Outcome, program: str, errno_text: str, *, not_found: bool) -> Outcome:

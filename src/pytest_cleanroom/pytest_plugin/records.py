@@ -38,6 +38,7 @@ class CommandRecord:
     seed: int
     peak_memory: int | None
     cpu_time: float | None
+    limits_enforcement: str | None = None
 
     @classmethod
     def from_result(cls, nodeid: str, when: str, result: RunResult) -> CommandRecord:
@@ -55,6 +56,7 @@ class CommandRecord:
             seed=result.seed,
             peak_memory=result.peak_memory,
             cpu_time=result.cpu_time,
+            limits_enforcement=result.limits_enforcement,
         )
 
     def to_dict(self) -> dict[str, Any]:

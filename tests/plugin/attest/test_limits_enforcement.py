@@ -1,0 +1,78 @@
+"""Every record says how a command's limits were enforced, as it happened: the RunResult, the
+JSON report, the JUnit properties and the attestation (cgroup1 here, docker for the docker
+backend, rlimit when cgroups are switched off), never more than the command had."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pytest_cleanroom import Cleanroom, cgroups
+from tests.conftest import require
+from tests.security.backends import SECURITY_BACKENDS, require_backend
+
+from .conftest import envelopes_by_nodeid, run_pytest, statement_of
+
+pytestmark = pytest.mark.integration
+
+# No nested user namespaces: without cgroups, the local backends refuse them as root.
+TEST = """
+import pytest
+
+@pytest.mark.cleanroom(nested_user_namespaces=False)
+def test_one(cleanroom):
+    cleanroom.run(["true"]).assert_success()
+"""
+
+
+def expected(backend: str, cgroups_on: bool) -> str:
+    if backend == "docker":
+        return "docker"
+    return "cgroup1" if cgroups_on else "rlimit"
+
+
+@pytest.mark.parametrize(
+    ("backend", "cgroups_on"), [*((b, True) for b in SECURITY_BACKENDS), ("bwrap", False)]
+)
+def test_every_record_names_what_enforced_the_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, cgroups_on: bool
+) -> None:
+    require_backend(backend)
+    if cgroups_on and backend != "docker":
+        require(cgroups.parents() is not None, f"cgroup v1 ({cgroups.why_unavailable()})")
+    if not cgroups_on:
+        monkeypatch.setenv(cgroups.SWITCH, "off")
+    want = expected(backend, cgroups_on)
+    # Root without cgroups cannot bound processes: permissive (no max_processes) runs anyway.
+    # (The RunResult, then the records of a real pytest run.)
+    policy = "locked" if cgroups_on else "permissive"
+    with Cleanroom(
+        tmp_path / "ws", backend=backend, policy={"level": policy, "nested_user_namespaces": False}
+    ) as room:
+        assert room.run(["true"]).limits_enforcement == want
+    (tmp_path / "test_one.py").write_text(TEST)
+    done = run_pytest(
+        tmp_path,
+        f"--cleanroom-backend={backend}",
+        f"--cleanroom-policy={policy}",
+        "--cleanroom-attest=att",
+        "--cleanroom-report=report.json",
+        "--junitxml=junit.xml",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [command] = json.loads((tmp_path / "report.json").read_text())["commands"]
+    assert command["limits_enforcement"] == want
+    props = {
+        p.get("name"): p.get("value") for p in ET.parse(tmp_path / "junit.xml").iter("property")
+    }
+    assert props["cleanroom_limits_enforcement"] == want
+    statement = statement_of(envelopes_by_nodeid(tmp_path / "att")["test_one.py::test_one"])
+    build = statement["predicate"]["buildDefinition"]
+    assert build["internalParameters"]["limitsEnforcement"] == [want]
+    [record] = [b["annotations"] for b in statement["predicate"]["runDetails"]["byproducts"][:1]]
+    assert record["limitsEnforcement"] == want
+    assert os.environ.get(cgroups.SWITCH) == (None if cgroups_on else "off")
