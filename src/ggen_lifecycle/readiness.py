@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from pytest_cleanroom import tomlpos
+from pytest_cleanroom.deadline import DeadlineExceededError, time_limit
 
 from .config import did_you_mean, parse_toml, read_text, read_toml, validate_model
 from .errors import LifecycleError, ReadinessError, StorageError
@@ -362,7 +363,7 @@ def find_placeholders(
     Include/exclude are fnmatch patterns on paths relative to ``root`` (``*`` crosses ``/``).
     Binary files, files over 1 MiB, make.toml files and usual build/VCS directories are skipped.
     """
-    compiled = [(p, re.compile(p)) for p in patterns]
+    compiled = [(p, _compile(p)) for p in patterns]
     include = [p if p != "**/*" else "*" for p in include]
     found: list[Placeholder] = []
     for rel in _candidate_files(root, include, exclude):
@@ -375,11 +376,46 @@ def find_placeholders(
             continue
         if b"\0" in data[:8192]:
             continue
-        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-            for source, regex in compiled:
-                if regex.search(line):
-                    found.append(Placeholder(rel, number, source, line.strip()[:200]))
-                    break
+        found.extend(_scan(rel, data.decode("utf-8", errors="replace"), compiled))
+    return found
+
+
+#: Seconds the patterns may take over one file (at most 1 MiB): far more than any sane pattern
+#: needs, and the end of one that backtracks catastrophically (``(a+)+$``).
+SCAN_SECONDS_PER_FILE = 10.0
+MAX_PATTERN_LENGTH = 1000
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ReadinessError(
+            f"placeholder pattern {pattern[:40]!r}... is longer than {MAX_PATTERN_LENGTH} "
+            "characters: shorten it"
+        )
+    try:
+        return re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ReadinessError(
+            f"placeholder pattern {pattern!r} is not a valid regular expression: {exc}"
+        ) from None
+
+
+def _scan(rel: str, text: str, compiled: list[tuple[str, re.Pattern[str]]]) -> list[Placeholder]:
+    found: list[Placeholder] = []
+    source, number = "", 0
+    try:
+        with time_limit(SCAN_SECONDS_PER_FILE):
+            for number, line in enumerate(text.splitlines(), 1):
+                for source, regex in compiled:
+                    if regex.search(line):
+                        found.append(Placeholder(rel, number, source, line.strip()[:200]))
+                        break
+    except DeadlineExceededError:
+        raise ReadinessError(
+            f"placeholder pattern {source!r} took over {SCAN_SECONDS_PER_FILE:g} s on {rel} "
+            f"line {number}: it backtracks catastrophically; rewrite it without nested "
+            "repetition such as (a+)+ or (a|a)*"
+        ) from None
     return found
 
 

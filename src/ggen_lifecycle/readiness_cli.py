@@ -92,9 +92,12 @@ def register(group: click.Group) -> None:
 
         project = _project(ctx, as_json)
         spec = project.spec.readiness
-        found = rd.find_placeholders(
-            project.root, list(patterns) or spec.patterns, spec.include, spec.exclude
-        )
+        try:
+            found = rd.find_placeholders(
+                project.root, list(patterns) or spec.patterns, spec.include, spec.exclude
+            )
+        except LifecycleError as exc:
+            fail(exc, as_json)
         if as_json:
             _emit({"count": len(found), "placeholders": [p.to_dict() for p in found]})
             return

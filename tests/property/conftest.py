@@ -8,16 +8,15 @@ peak memory checked after it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+from pytest_cleanroom.deadline import time_limit
 
 T = TypeVar("T")
 
@@ -43,35 +42,11 @@ EXAMPLE_SECONDS = 20
 PEAK_MIB = 1500
 
 
-class ExampleTimeoutError(Exception):
-    """An example ran past :data:`EXAMPLE_SECONDS`: a hang the parser must not have."""
-
-
-@contextlib.contextmanager
-def _alarm(seconds: int) -> Iterator[None]:
-    usable = threading.current_thread() is threading.main_thread()
-    usable = usable and signal.getitimer(signal.ITIMER_REAL)[0] == 0
-    if not usable:
-        yield
-        return
-
-    def fire(signum: int, frame: object) -> None:
-        raise ExampleTimeoutError(f"an example ran past {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def bounded(work: Callable[[], T], allowed: tuple[type[BaseException], ...]) -> T | None:
     """``work()``: its result, or ``None`` if it raised one of the ``allowed`` (the project's own
     typed errors). Anything else fails the test, as does a hang or a memory peak."""
     try:
-        with _alarm(EXAMPLE_SECONDS):
+        with time_limit(EXAMPLE_SECONDS):  # past it: DeadlineExceededError, a hang, fails the test
             return work()
     except allowed:
         return None

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_cleanroom.deadline import DeadlineExceededError, time_limit
+
 from ..errors import OutputEscapeError, SandboxViolationError, TemplateError
 from ..lockfile import LOCK_NAME, read_lock
 from ..manifest import Manifest, load_manifest, matching_files
@@ -391,11 +393,23 @@ class Generator:
                 raise OutputEscapeError(f"{path}: outside the output directory")
 
 
+#: Seconds an injection pattern (skip_if, before, after) may search the existing file: far more
+#: than a sane pattern needs, and the end of one that backtracks catastrophically (``(a+)+$``).
+PATTERN_SECONDS = 10.0
+
+
 def _search(pattern: str, text: str, source: TemplateSource, key: str) -> bool:
     try:
-        return re.search(pattern, text, re.MULTILINE) is not None
+        with time_limit(PATTERN_SECONDS):
+            return re.search(pattern, text, re.MULTILINE) is not None
     except re.error as exc:
         raise TemplateError(f"{source.path}: front matter: {key}: bad pattern: {exc}") from None
+    except DeadlineExceededError:
+        raise TemplateError(
+            f"{source.path}: front matter: {key}: pattern {pattern[:80]!r} took over "
+            f"{PATTERN_SECONDS:g} s on the existing file: it backtracks catastrophically; "
+            "rewrite it without nested repetition such as (a+)+ or (a|a)*"
+        ) from None
 
 
 def generate(

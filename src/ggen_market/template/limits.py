@@ -21,14 +21,14 @@ import contextlib
 import math
 import os
 import re
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from pytest_cleanroom import deadline
 
 from ..errors import TemplateError
 
@@ -228,23 +228,9 @@ def time_limit(seconds: float, message: Callable[[], str]) -> Iterator[None]:
     """In the main thread, interrupt the block after ``seconds`` with
     ``RenderLimitError(message())``, wherever it is (a loop that calls nothing, a query engine's
     own loop); elsewhere, or when another timer runs (pytest-timeout), do nothing: callers also
-    check a deadline of their own between steps."""
-    usable = (
-        threading.current_thread() is threading.main_thread()
-        and hasattr(signal, "SIGALRM")
-        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
-    )
-    if not usable:
-        yield
-        return
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise RenderLimitError(message())
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    check a deadline of their own between steps (see :mod:`pytest_cleanroom.deadline`)."""
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        with deadline.time_limit(seconds):
+            yield
+    except deadline.DeadlineExceededError:
+        raise RenderLimitError(message()) from None

@@ -139,3 +139,24 @@ def test_notes_that_are_not_text_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ReadinessError, match="not valid UTF-8"):
         rd.update_status(tmp_path, "tests", "needs-review", "bad \udcff byte")
     assert not (tmp_path / ".ggen/production.toml").exists()
+
+
+def test_a_catastrophically_backtracking_placeholder_pattern_ends_with_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rd, "SCAN_SECONDS_PER_FILE", 0.5)
+    (tmp_path / "src.txt").write_text("ok\n" + "a" * 40 + "b\n")
+    with pytest.raises(ReadinessError) as caught:
+        rd.find_placeholders(tmp_path, ["TODO", "(a+)+$"])
+    assert "'(a+)+$' took over 0.5 s on src.txt line 2" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [("(", "not a valid regular expression"), ("a" * 1001, "longer than 1000 characters")],
+)
+def test_bad_placeholder_patterns_are_readiness_errors(
+    tmp_path: Path, pattern: str, message: str
+) -> None:
+    with pytest.raises(ReadinessError, match=message):
+        rd.find_placeholders(tmp_path, [pattern])

@@ -300,3 +300,18 @@ def test_front_matter_errors(front: str, expected: str, tmp_path: Path) -> None:
         generate([template], tmp_path / "out", {})
     assert str(template.path) in str(info.value)
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["skip_if", "before", "after"])
+def test_a_catastrophically_backtracking_anchor_ends_with_an_error(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ggen_market.template.generate.PATTERN_SECONDS", 0.5)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f").write_text("a" * 40 + "b\n")  # (a+)+$ would try 2^40 ways on this line
+    where = "" if key != "skip_if" else "\nappend: true"
+    hostile = one(tmp_path / key, "NEW\n", f"to: f\ninject: true\n{key}: '(a+)+$'{where}")
+    with pytest.raises(TemplateError, match=rf"{key}: pattern '\(a\+\)\+\$' took over 0.5 s"):
+        generate([hostile], out, {})
+    assert (out / "f").read_text() == "a" * 40 + "b\n"

@@ -1,0 +1,38 @@
+"""A time limit for CPU-bound work that cannot be bounded up front, such as a regular expression
+that backtracks catastrophically (``(a+)+$``): Python's ``re`` checks for signals while it
+matches, so a ``SIGALRM`` interrupts it.
+
+Only the main thread receives signals, and one interval timer serves the process: elsewhere, or
+inside another limit, :func:`time_limit` imposes none (the outer one still holds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+
+class DeadlineExceededError(TimeoutError):
+    """The block ran past its time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`DeadlineExceededError` inside the block once it has run ``seconds``."""
+    usable = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM")
+    if not usable or signal.getitimer(signal.ITIMER_REAL)[0] != 0:  # another's (pytest-timeout)
+        yield
+        return
+
+    def fire(signum: int, frame: object) -> None:
+        raise DeadlineExceededError(f"ran past its limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
