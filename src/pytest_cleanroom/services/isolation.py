@@ -235,6 +235,7 @@ class RedisSlot:
             )
         self._admin: redis_py.Redis | None = None
         self._baseline: tuple[dict[str, str], list[str]] | None = None
+        self._calls: dict[str, int] = {}
 
     def _client(self) -> redis_py.Redis:
         if self._admin is None:
@@ -249,6 +250,8 @@ class RedisSlot:
         if self._baseline is None:  # whatever a crashed earlier run left in this index
             self.flush()
             self._baseline = self._server_state() if self.dedicated else ({}, [])
+            if self.dedicated:
+                self._calls = _watched_calls(self._client().info("commandstats"))
         return RedisDatabase(self.server, self.db)
 
     def _server_state(self) -> tuple[dict[str, str], list[str]]:
@@ -265,26 +268,40 @@ class RedisSlot:
         self.reset()
 
     def reset(self) -> list[str]:
-        """Put the dedicated server back as it was when this slot first served (see class)."""
+        """Put the dedicated server back as it was when this slot first served (see class).
+
+        One round trip when the test changed no setting and no user: the server's command
+        counters say whether ``CONFIG GET *`` and ``ACL LIST`` need comparing at all.
+        """
+        assert self._baseline is not None
+        pipe = self._client().pipeline(transaction=False)
+        for command in RESET_COMMANDS:
+            _cmd(pipe, *command)
+        pipe.info("commandstats")
+        results = pipe.execute(raise_on_error=False)
+        calls = _watched_calls(results[-1])
+        if calls == self._calls:
+            return []
+        undone: list[str] = []
+        if any(calls.get(n) != self._calls.get(n) for n in SCRIPTING_COMMANDS):
+            _cmd(self._client(), "FUNCTION", "FLUSH")
+            _cmd(self._client(), "SCRIPT", "FLUSH")
+            undone.append("functions and scripts")
+        if any(calls.get(n) != self._calls.get(n) for n in WATCHED_COMMANDS):
+            undone += self._restore_config_and_users()
+        self._calls = _watched_calls(self._client().info("commandstats"))
+        return undone
+
+    def _restore_config_and_users(self) -> list[str]:
         assert self._baseline is not None
         config_before, acl_before = self._baseline
-        pipe = self._client().pipeline(transaction=False)
-        _cmd(pipe, "FLUSHALL")
-        _cmd(pipe, "FUNCTION", "FLUSH")
-        _cmd(pipe, "SCRIPT", "FLUSH")
-        _cmd(pipe, "CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes")
-        _cmd(pipe, "CLIENT", "KILL", "USER", "default", "SKIPME", "yes")
-        _cmd(pipe, "CONFIG", "GET", "*")
-        _cmd(pipe, "ACL", "LIST")
-        results = pipe.execute(raise_on_error=False)
+        config, acl = self._server_state()
         undone: list[str] = []
-        config = _config_dict(results[-2])
         changed = [k for k, v in config_before.items() if config.get(k) != v]
         if changed:
             args = [part for key in changed for part in (key, config_before[key])]
             _cmd(self._client(), "CONFIG", "SET", *args)
             undone.append("CONFIG SET " + " ".join(changed))
-        acl = sorted(_text(line) for line in results[-1])
         if acl != acl_before:
             undone += self._restore_acl(acl, acl_before)
         return undone
@@ -306,6 +323,39 @@ class RedisSlot:
             with contextlib.suppress(Exception):
                 self._admin.close()
             self._admin = None
+
+
+#: Sent after every test on a dedicated server, in one round trip.
+RESET_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("FLUSHALL",),
+    ("CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes"),
+    ("CLIENT", "KILL", "USER", "default", "SKIPME", "yes"),
+)
+#: Commands that change settings or users; any call since the last reset (or a counter reset)
+#: means comparing the whole configuration and user list with the first test's.
+WATCHED_COMMANDS = ("config|set", "config|resetstat", "acl|setuser", "acl|deluser", "acl|load")
+#: Commands that leave functions or cached scripts behind: flushed after a test that ran one.
+SCRIPTING_COMMANDS = (
+    "function|load",
+    "function|restore",
+    "script|load",
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+)
+
+
+def _watched_calls(info: Any) -> dict[str, int]:
+    """How often each of :data:`WATCHED_COMMANDS` ran, from ``INFO commandstats``."""
+    if not isinstance(info, dict):
+        return {"unreadable": 1}  # compare everything
+    calls = {}
+    for name in (*WATCHED_COMMANDS, *SCRIPTING_COMMANDS):
+        stats = info.get(f"cmdstat_{name}")
+        if isinstance(stats, dict):
+            calls[name] = int(stats.get("calls", 0))
+    return calls
 
 
 def _cmd(target: Any, *args: Any) -> Any:

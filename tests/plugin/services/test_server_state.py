@@ -8,6 +8,8 @@ pytest_plugins = ("pytester",)
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("binaries", "runtime_dir")]
 
 SEQUENTIAL = """
+import hashlib
+
 import psycopg
 import pytest
 
@@ -41,6 +43,7 @@ def test_2_finds_them_as_they_were(postgres, redis):
     client = redis.client()
     assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
     assert client.function_list() == []
+    assert client.script_exists(hashlib.sha1(b"return 2").hexdigest()) == [False]
     assert sorted(map(str, client.acl_users())) == ["cleanroom", "default"]
     client.select(5)
     assert client.dbsize() == 0
