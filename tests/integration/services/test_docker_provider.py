@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
+import pwd
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis as redis_py
 
 from pytest_cleanroom.services import cleanup, docker_provider
 from pytest_cleanroom.services.errors import ServiceUnavailableError
+from pytest_cleanroom.services.isolation import DatabaseFactory
 from pytest_cleanroom.services.model import RedisDatabase
 from pytest_cleanroom.services.providers import choose, docker_status
 from pytest_cleanroom.services.registry import Owner, Registry
@@ -66,6 +67,19 @@ def test_postgres_container_is_loopback_only_labelled_and_reachable_by_socket(
         with server.connect(autocommit=True) as conn:  # through the bind-mounted socket
             assert conn.execute("SHOW fsync").fetchone() == ("off",)
             conn.execute("CREATE DATABASE scratch")
+        # The plugin's pg_hba.conf, not the image's: no password, no entry, even on the socket
+        # (the image's own rules trust every local connection).
+        without = {**server.params(via_socket=True), "password": None}
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(**without, connect_timeout=5)
+        factory = DatabaseFactory(server, "template0", "cr_dk1_", background=False)
+        mine, other = factory.create(), factory.create()
+        with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry"):
+            psycopg.connect(**{**mine.params(via_socket=True), "dbname": other.dbname})
+        with psycopg.connect(mine.url_for("libpq", via_socket=True)) as conn:
+            row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            assert row.fetchone() == (False,)
+        factory.close()
         client = docker_client()
         labels = client.containers.get(name).labels
         client.close()
@@ -199,7 +213,7 @@ def test_no_socket_at_all_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert detail == f"no Docker socket at {tmp_path}/none.sock"
 
 
-def test_a_socket_the_user_may_not_open_says_so(tmp_path: Path) -> None:
+def test_a_socket_the_user_may_not_open_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """As a user outside the socket's group: the fix is permissions, not starting an engine."""
     require(os.geteuid() == 0, "root, to run the check as the 'nobody' user")
     directory = Path(tempfile.mkdtemp(prefix="crd-", dir="/tmp"))
@@ -209,31 +223,26 @@ def test_a_socket_the_user_may_not_open_says_so(tmp_path: Path) -> None:
     server.bind(str(path))
     server.listen()
     path.chmod(0o660)  # root's, like /var/run/docker.sock is root:docker 0660
-    check = "from pytest_cleanroom.services.providers import docker_status; print(docker_status())"
-    try:
-        done = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                sys.executable,
-                "-c",
-                check,
-            ],
-            env={**os.environ, "DOCKER_HOST": f"unix://{path}", "HOME": "/tmp"},
-            cwd="/tmp",
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-    finally:
-        server.close()
-        path.unlink()
-        directory.rmdir()
-    assert done.returncode == 0, done.stderr
-    assert "(False, " in done.stdout
-    assert f"permission denied on the Docker socket unix://{path}" in done.stdout
-    assert "add your user to the docker group or fix the socket's permissions" in done.stdout
-    assert "does not answer" not in done.stdout
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    nobody = pwd.getpwnam("nobody")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child asks as 'nobody' (everything it needs is imported already)
+        try:
+            os.setgroups([])
+            os.setresgid(nobody.pw_gid, nobody.pw_gid, nobody.pw_gid)
+            os.setresuid(nobody.pw_uid, nobody.pw_uid, nobody.pw_uid)
+            os.write(write, repr(docker_status()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    server.close()
+    path.unlink()
+    directory.rmdir()
+    assert answer.startswith("(False, "), answer
+    assert f"permission denied on the Docker socket unix://{path}" in answer
+    assert "add your user to the docker group or fix the socket's permissions" in answer
+    assert "does not answer" not in answer
