@@ -6,6 +6,7 @@ patterns must stay inside the gpack, and files they match may not be links leavi
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
@@ -48,11 +49,70 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 def check_pattern(value: str) -> str:
-    """A glob relative to the gpack root that cannot leave it."""
+    """A glob relative to the gpack root that cannot leave it, and that matches in linear time
+    (at most :data:`MAX_RECURSIVE` ``**`` parts, at most 256 characters)."""
     path = PurePosixPath(value)
     if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
         raise ValueError(f"pattern {value!r} must be relative to the gpack and must not use '..'")
+    if (
+        len(value) > 256
+        or sum(part == "**" for part in _collapse(value).split("/")) > MAX_RECURSIVE
+    ):
+        raise ValueError(
+            f"pattern {value[:60]!r}: at most {MAX_RECURSIVE} '**' parts and 256 characters"
+        )
     return value
+
+
+#: ``**`` parts one pattern may hold (each multiplies the work of matching a path).
+MAX_RECURSIVE = 3
+#: Entries of a gpack looked at when matching its patterns.
+MAX_WALK_ENTRIES = 100_000
+
+
+def _collapse(pattern: str) -> str:
+    """``a/**/**/b`` is ``a/**/b``."""
+    parts: list[str] = []
+    for part in pattern.split("/"):
+        if part == "**" and parts and parts[-1] == "**":
+            continue
+        parts.append(part)
+    return "/".join(parts)
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A regex for a ``pathlib``-style glob over POSIX relative file paths: ``**`` any number
+    of directories (a final one, directories only: no file), ``*`` and ``?`` within one name,
+    ``[...]`` a class."""
+    out: list[str] = []
+    parts = _collapse(pattern).split("/")
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if part == "**":
+            out.append("(?!)" if last else "(?:[^/]+/)*")  # a final ** names directories only
+            continue
+        out.append(_segment_regex(part) + ("" if last else "/"))
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _segment_regex(segment: str) -> str:
+    out = []
+    i = 0
+    while i < len(segment):
+        char = segment[i]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[" and "]" in segment[i + 2 :]:
+            end = segment.index("]", i + 2)
+            body = segment[i + 1 : end].replace("\\", "\\\\")
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out)
 
 
 class _Section(BaseModel):
@@ -188,12 +248,25 @@ def load_manifest(path: Path) -> Manifest:
 
 
 def matching_files(root: Path, patterns: list[str]) -> list[Path]:
-    """Files under ``root`` matching ``patterns``, sorted; refuses links that leave ``root``."""
+    """Files under ``root`` matching ``patterns``, sorted; refuses links that leave ``root``.
+
+    One walk of the gpack that never follows a directory link (so a link to an ancestor is no
+    loop), at most :data:`MAX_WALK_ENTRIES` entries, each path matched by linear-time regexes.
+    """
     real_root = root.resolve()
+    compiled = [(pattern, _glob_regex(pattern)) for pattern in patterns]
     found: set[Path] = set()
-    for pattern in patterns:
-        for candidate in root.glob(pattern):
-            if not candidate.is_file():
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        seen += len(dirnames) + len(filenames)
+        if seen > MAX_WALK_ENTRIES:
+            raise ManifestError(f"{root}: more than {MAX_WALK_ENTRIES} entries; not a gpack")
+        base = Path(dirpath)
+        for name in filenames + [d for d in dirnames if (base / d).is_symlink()]:
+            candidate = base / name
+            rel = candidate.relative_to(root).as_posix()
+            pattern = next((p for p, regex in compiled if regex.match(rel)), None)
+            if pattern is None or not candidate.is_file():
                 continue
             if not candidate.resolve().is_relative_to(real_root):
                 raise ManifestError(
