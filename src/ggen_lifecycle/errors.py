@@ -110,7 +110,9 @@ class StorageError(LifecycleError):
             kwargs["file"] = os.fsdecode(exc.filename)
         where = kwargs.get("file")
         what = f"cannot write {where}" if where is not None else "a write failed"
-        fix = _STORAGE_FIXES.get(exc.errno or 0, "")
+        from pytest_cleanroom.errors import OutputPathError  # its reason says what to do
+
+        fix = "" if isinstance(exc, OutputPathError) else _STORAGE_FIXES.get(exc.errno or 0, "")
         return cls(f"{what}: {exc.strerror or exc}{fix}", **kwargs)  # type: ignore[arg-type]
 
     def __str__(self) -> str:

@@ -33,7 +33,7 @@ from .errors import (
 from .graph import Graph, Node, build_graph
 from .process import Outcome, ProcessTable, run_shell
 from .reporter import Reporter
-from .state import RunLock, StateStore, StateWriter
+from .state import RunLock, StateStore, StateWriter, atomic_write
 
 if TYPE_CHECKING:
     from .remote_cache import RemoteCache
@@ -902,8 +902,8 @@ class Runner:
         state_dir = self.project.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         ignore = state_dir / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# ggen lifecycle's cache, logs and state\n*\n", encoding="utf-8")
+        if not ignore.exists():  # (a dangling link is refused by safe_write, not followed)
+            atomic_write(ignore, "# ggen lifecycle's cache, logs and state\n*\n")
 
     def _run_record(self, summary: RunSummary, status: str) -> dict[str, Any]:
         return {

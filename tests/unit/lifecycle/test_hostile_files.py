@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ggen_lifecycle import readiness as rd
-from ggen_lifecycle.errors import ConfigError, ReadinessError
+from ggen_lifecycle.errors import ConfigError, ReadinessError, StorageError
 from ggen_lifecycle.readiness_cli import printable
 from ggen_lifecycle.runner import Runner, RunOptions
 from ggen_lifecycle.state import StateStore
@@ -160,3 +160,13 @@ def test_bad_placeholder_patterns_are_readiness_errors(
 ) -> None:
     with pytest.raises(ReadinessError, match=message):
         rd.find_placeholders(tmp_path, [pattern])
+
+
+def test_a_link_planted_in_ggen_is_not_written_through(tmp_path: Path) -> None:
+    project = project_from(tmp_path / "project", PHASE)
+    (tmp_path / "project/.ggen").mkdir()
+    victim = tmp_path / "victim"
+    (tmp_path / "project/.ggen/.gitignore").symlink_to(victim)  # dangling: exists() is False
+    with pytest.raises(StorageError, match=r"symbolic link to .*victim, out of its directory"):
+        Runner(project, RunOptions()).run(["build"])
+    assert not victim.exists()
