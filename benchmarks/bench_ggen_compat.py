@@ -16,7 +16,7 @@ The corpus is a copy of the public ggen project's example files, kept beside the
   ``ggen.toml`` generation rule that the corpus does not hold, and are counted apart. A
   template's data is present when the graph its queries read exists and every variable it
   uses is defined by the template or its queries; templates needing ``--var`` values the corpus
-  does not give are counted apart.
+  does not give, or graph, query or injected files the corpus does not hold, are counted apart.
 
 Prints a table and the first error by kind; ``--json`` prints the numbers for the test that
 asserts the goals (tests/integration/compat/test_ggen_corpus.py).
@@ -180,6 +180,10 @@ def _gpack_template(template: Path, root: Path) -> Any:
     return GpackTemplate("io.ggen.corpus", "0.0.0", name, template, root, manifest)
 
 
+# A graph or query file the template names, or the file it injects into, is not in the corpus.
+_ABSENT = re.compile(
+    r"no file .* beside the template or in the gpack|cannot inject .* does not exist"
+)
 _UNDEFINED = re.compile(r"'([A-Za-z_]\w*)' is undefined")
 # Names ggen binds from a template's queries (``results`` for a query given as a string).
 _QUERY_NAMES = {"results", "rows", "row", "sparql_results"}
@@ -246,6 +250,7 @@ def check_template(template: Path, corpus: Path) -> dict[str, Any]:
             row["error"] = message.replace(str(corpus) + "/", "")
             row["kind"] = error_kind(message)
             row["needs_var"] = needs_var(message, template)
+            row["needs_data"] = bool(_ABSENT.search(message))
     return row
 
 
@@ -256,7 +261,11 @@ def measure(corpus: Path) -> dict[str, Any]:
     makes = [check_make_toml(f) for f in make_toml_files(corpus)]
     templates = [check_template(t, corpus) for t in template_files(corpus)]
     accepted = [m for m in makes if m["ggen_accepts"]]
-    with_data = [t for t in templates if not t.get("needs_var") and not t["body_only"]]
+    with_data = [
+        t
+        for t in templates
+        if not t.get("needs_var") and not t.get("needs_data") and not t["body_only"]
+    ]
     first: dict[str, str] = {}
     counts: collections.Counter[str] = collections.Counter()
     for item in [*makes, *with_data]:
@@ -280,6 +289,7 @@ def measure(corpus: Path) -> dict[str, Any]:
             "files": len(templates),
             "body_only": sum(t["body_only"] for t in templates),
             "needs_var": sum(bool(t.get("needs_var")) for t in templates),
+            "needs_data": sum(bool(t.get("needs_data")) for t in templates),
             "with_data": len(with_data),
             "render": sum(t["renders"] for t in with_data),
             "rows": templates,
@@ -305,6 +315,7 @@ def print_report(result: dict[str, Any], show: int) -> None:
         ("templates (*.tmpl)", tp["files"]),
         ("  body only: output and query come from a ggen.toml rule", tp["body_only"]),
         ("  need --var values the corpus does not give", tp["needs_var"]),
+        ("  name graph/query files (or inject into files) not in it", tp["needs_data"]),
         ("  with their data present", tp["with_data"]),
         ("  render unchanged", tp["render"]),
     ]

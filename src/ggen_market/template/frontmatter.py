@@ -4,14 +4,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from ..errors import TemplateError
 from ..validation import format_validation_error
 
 TEMPLATE_SUFFIX = ".tmpl"
+
+
+def _one_or_list(value: Any) -> Any:
+    """ggen writes ``rdf: a.ttl`` for ``rdf: [a.ttl]``."""
+    return [value] if isinstance(value, str) else value
+
+
+def _named_queries(value: Any) -> Any:
+    """ggen's ``sparql:`` forms: one query (named ``default``), a list (``query_0``, ...), or a
+    mapping of name -> query."""
+    if isinstance(value, str):
+        return {"default": value}
+    if isinstance(value, list):
+        return {f"query_{i}": query for i, query in enumerate(value)}
+    return value
+
+
+def _variables(value: Any) -> Any:
+    """ggen also writes ``vars: [name, version]``: names the caller gives with ``--var``."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return {}
+    return value
+
+
+StrList = Annotated[list[str], BeforeValidator(_one_or_list)]
 
 
 class FrontMatter(BaseModel):
@@ -21,9 +46,20 @@ class FrontMatter(BaseModel):
 
     to: str
     description: str = ""
-    vars: dict[str, Any] = {}
-    rdf: list[str] = []
-    sparql: dict[str, str] = {}
+    vars: Annotated[dict[str, Any], BeforeValidator(_variables)] = {}
+    rdf: StrList = []
+    rdf_inline: StrList = []
+    prefixes: dict[str, str] = {}
+    base: str | None = None
+    sparql: Annotated[dict[str, str], BeforeValidator(_named_queries)] = {}
+    for_each: str | None = None
+    skip_empty: bool = False
+    shape: StrList = []
+    determinism: bool | dict[str, Any] | None = None
+    freeze_policy: Literal["never", "always", "checksum"] | None = None
+    freeze_slots_dir: str | None = None
+    sh_before: str | None = None
+    sh_after: str | None = None
     force: bool = False
     unless_exists: bool = False
     skip_if: str | None = None
@@ -47,6 +83,15 @@ class FrontMatter(BaseModel):
             raise ValueError("force and unless_exists contradict each other")
         if not self.to.strip():
             raise ValueError("to: must name an output path")
+        if self.freeze_policy == "checksum" and not self.freeze_slots_dir:
+            raise ValueError(
+                "freeze_policy: checksum needs freeze_slots_dir (where the checksums are kept)"
+            )
+        if self.for_each is not None and self.for_each not in self.sparql:
+            raise ValueError(
+                f"for_each: {self.for_each!r} names no query of sparql:"
+                f" (queries: {', '.join(sorted(self.sparql)) or 'none'})"
+            )
         return self
 
 

@@ -9,6 +9,7 @@ symlinks, and must stay inside ``--out``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import traceback
 from dataclasses import dataclass, field
@@ -21,11 +22,9 @@ from ..errors import OutputEscapeError, SandboxViolationError, TemplateError
 from ..lockfile import LOCK_NAME, read_lock
 from ..manifest import Manifest, load_manifest, matching_files
 from ..suggest import did_you_mean
+from .data import TemplateData, gpack_file
 from .frontmatter import TEMPLATE_SUFFIX, TemplateSource, parse_template
-from .rdf import load_graph, select
 from .sandbox import make_environment
-
-QUERY_SUFFIXES = (".rq", ".sparql")
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,8 @@ def _render_error(exc: Exception, source: TemplateSource, context: dict[str, Any
         return SandboxViolationError(f"{where}: refused by the template sandbox: {exc}")
     if isinstance(exc, UndefinedError):
         match = re.search(r"'([^']+)' is undefined", str(exc))
-        hint = did_you_mean(match.group(1), context) if match else ""
+        hint = _query_hint(match.group(1), context) if match else ""
+        hint = hint or (did_you_mean(match.group(1), context) if match else "")
         extra = f" (pass --var {match.group(1)}=...)" if match and not hint else ""
         return TemplateError(f"{where}: {exc}{hint}{extra}")
     if isinstance(exc, TemplateNotFound):
@@ -167,6 +167,18 @@ def _render_error(exc: Exception, source: TemplateSource, context: dict[str, Any
     if isinstance(exc, TemplateSyntaxError):
         return TemplateError(f"{where}: template syntax error: {exc.message}")
     return TemplateError(f"{where}: rendering failed: {type(exc).__name__}: {exc}")
+
+
+def _query_hint(name: str, context: dict[str, Any]) -> str:
+    """`` (did you mean `sparql.rows`?)`` when ``name`` is (close to) a query's name."""
+    queries = context.get("sparql")
+    if not isinstance(queries, dict) or not queries:
+        return ""
+    guess = did_you_mean(name, list(queries))
+    if not guess and name not in queries:
+        return ""
+    query = name if name in queries else re.sub(r"^ \(did you mean '(.*)'\?\)$", r"\1", guess)
+    return f" (did you mean `sparql.{query}`?)"
 
 
 class Generator:
@@ -180,65 +192,79 @@ class Generator:
         self.overlay = _Overlay()
         self.actions: list[Action] = []
 
-    def _query_text(self, template: GpackTemplate, name: str, value: str) -> tuple[str, str]:
-        """(query text, label): ``value`` is a query file of the gpack or the query itself."""
-        if "\n" not in value and value.strip().endswith(QUERY_SUFFIXES):
-            path = (template.root / value.strip()).resolve()
-            if not path.is_relative_to(template.root.resolve()) or not path.is_file():
-                raise TemplateError(
-                    f"{template.path}: front matter: sparql.{name}: no query file {value!r}"
-                    " in the gpack"
-                )
-            return path.read_text(encoding="utf-8"), f"{path} (query {name!r})"
-        return value, f"{template.path}: front matter: sparql.{name}"
-
-    def _sparql(self, template: GpackTemplate, source: TemplateSource) -> dict[str, Any]:
-        front = source.front
-        if not front.sparql and not front.rdf:
-            return {}
-        files: list[Path] = []
-        root = template.root.resolve()
-        for entry in front.rdf:
-            path = (template.root / entry).resolve()
-            if not path.is_relative_to(root) or not path.is_file():
-                raise TemplateError(
-                    f"{template.path}: front matter: rdf: no graph file {entry!r} in the gpack"
-                )
-            files.append(path)
-        rdf = template.manifest.rdf
-        graph = load_graph(files, base=rdf.base)
-        results: dict[str, Any] = {}
-        for name in sorted(front.sparql):
-            text, label = self._query_text(template, name, front.sparql[name])
-            results[name] = select(graph, text, dict(rdf.prefixes), label)
-        return {"sparql": results}
-
     def plan(self, template: GpackTemplate) -> list[Action]:
-        """Render ``template`` against the current overlay; nothing is written yet."""
+        """Render ``template`` against the current overlay; nothing is written yet.
+
+        One file, or with ``for_each: QUERY`` one per row of that query (the row's columns and
+        ``row`` are variables of that file's body and ``to:``).
+        """
         source = parse_template(template.path)
         front = source.front
-        context: dict[str, Any] = {**front.vars, **self.variables}
-        context["gpack"] = {"id": template.pack_id, "version": template.version}
-        context.update(self._sparql(template, source))
+        _refuse_shell(source)
+        for entry in front.shape:
+            gpack_file(template, entry, "shape")
+        base: dict[str, Any] = {**front.vars, **self.variables}
+        base["gpack"] = {"id": template.pack_id, "version": template.version}
+        data = TemplateData.load(template, source)
+        data.bind(base)
         env = make_environment(template.root)
-        try:
-            body = env.from_string(source.body)
-            body.filename = str(source.path)
-            content = env.render_bounded(body, context)
-            to = env.render_bounded(env.from_string(front.to), context).strip()
-            anchors = {
-                key: env.render_bounded(env.from_string(value), context)
-                for key in ("before", "after", "skip_if")
-                if isinstance(value := getattr(front, key), str)
-            }
-        except Exception as exc:
-            raise _render_error(exc, source, context) from None
+        contexts = [base]
+        if front.for_each is not None:
+            contexts = [{**base, **row, "row": row} for row in data.results[front.for_each]]
+        planned = [self._plan_one(template, source, env, context) for context in contexts]
+        self.actions.extend(planned)
+        return planned
+
+    def _plan_one(
+        self, template: GpackTemplate, source: TemplateSource, env: Any, context: dict[str, Any]
+    ) -> Action:
+        front = source.front
+        content, to, anchors = _render(env, source, context)
+        if front.determinism and _render(env, source, context)[0] != content:
+            raise TemplateError(
+                f"{source.path}: determinism: rendering twice gave different output (now(),"
+                " or data that changes between renders); refusing to write it"
+            )
         target, rel = self._target(to, source)
+        if front.skip_empty and not content.strip():
+            return Action(target, rel, "skip", template.ref, "empty output (skip_empty)")
+        frozen = self._frozen(source, target, rel)
+        if frozen:
+            return Action(target, rel, "skip", template.ref, frozen)
         action = self._decide(template, source, target, rel, content, anchors)
         if action.content is not None:
             self.overlay.planned[target] = action.content
-        self.actions.append(action)
-        return [action]
+            if front.freeze_policy == "checksum" and action.action not in ("skip", "unchanged"):
+                self._record_checksum(template, source, rel, action.content)
+        return action
+
+    def _slot(self, source: TemplateSource, rel: str) -> tuple[Path, str]:
+        """Where ``freeze_policy: checksum`` keeps the checksum of output ``rel``."""
+        return self._target(f"{source.front.freeze_slots_dir}/{rel}.sha256", source)
+
+    def _frozen(self, source: TemplateSource, target: Path, rel: str) -> str | None:
+        """Why ``freeze_policy`` keeps an existing output as it is, if it does."""
+        policy = source.front.freeze_policy
+        existing = self.overlay.read(target) if policy in ("always", "checksum") else None
+        if existing is None:
+            return None
+        if policy == "always":
+            return "exists (freeze_policy: always)"
+        recorded = self.overlay.read(self._slot(source, rel)[0])
+        if recorded is not None and recorded.strip() != _sha256(existing):
+            return "edited since it was generated (freeze_policy: checksum)"
+        return None
+
+    def _record_checksum(
+        self, template: GpackTemplate, source: TemplateSource, rel: str, content: str
+    ) -> None:
+        slot, slot_rel = self._slot(source, rel)
+        text = _sha256(content) + "\n"
+        existing = self.overlay.read(slot)
+        action = "create" if existing is None else "unchanged" if existing == text else "overwrite"
+        record = Action(slot, slot_rel, action, template.ref, f"checksum of {rel}", content=text)
+        self.overlay.planned[slot] = text
+        self.actions.append(record)
 
     def _target(self, to: str, source: TemplateSource) -> tuple[Path, str]:
         if not to or to.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", to):
@@ -396,6 +422,41 @@ class Generator:
 #: Seconds an injection pattern (skip_if, before, after) may search the existing file: far more
 #: than a sane pattern needs, and the end of one that backtracks catastrophically (``(a+)+$``).
 PATTERN_SECONDS = 10.0
+
+
+def _render(
+    env: Any, source: TemplateSource, context: dict[str, Any]
+) -> tuple[str, str, dict[str, str]]:
+    """(body, ``to:`` path, anchors) of a template rendered with ``context``."""
+    front = source.front
+    try:
+        body = env.from_string(source.body)
+        body.filename = str(source.path)
+        content = env.render_bounded(body, context)
+        to = env.render_bounded(env.from_string(front.to), context).strip()
+        anchors = {
+            key: env.render_bounded(env.from_string(value), context)
+            for key in ("before", "after", "skip_if")
+            if isinstance(value := getattr(front, key), str)
+        }
+    except Exception as exc:
+        raise _render_error(exc, source, context) from None
+    return content, to, anchors
+
+
+def _refuse_shell(source: TemplateSource) -> None:
+    for key in ("sh_before", "sh_after"):
+        command = getattr(source.front, key)
+        if command:
+            raise TemplateError(
+                f"{source.path}: front matter: {key}: {command!r} is not run: a gpack is"
+                " untrusted and template generation runs no commands; run it yourself (for"
+                " example as a make.toml phase) and remove the key"
+            )
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _search(pattern: str, text: str, source: TemplateSource, key: str) -> bool:

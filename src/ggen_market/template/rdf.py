@@ -31,8 +31,15 @@ _ORDER_BY = re.compile(r"\bORDER\s+BY\b", re.IGNORECASE)
 Row = dict[str, "str | None"]
 
 
-def load_graph(files: list[Path], *, base: str | None = None) -> Any:
-    """An rdflib ``Dataset``-free ``Graph`` with every file parsed into it."""
+def load_graph(
+    files: list[Path],
+    *,
+    base: str | None = None,
+    inline: list[str] | None = None,
+    label: str = "inline Turtle",
+) -> Any:
+    """An rdflib ``Dataset``-free ``Graph`` with every file (and ``inline`` Turtle text) parsed
+    into it; errors name the file, or ``label`` for inline text."""
     import rdflib
 
     graph = rdflib.Graph()
@@ -50,6 +57,12 @@ def load_graph(files: list[Path], *, base: str | None = None) -> Any:
                 graph.parse(data=data, format=fmt, publicID=base or f"urn:ggen:graph:{path.name}")
         except Exception as exc:  # rdflib raises many kinds of parser errors
             raise RdfError(f"{path}: not valid {fmt}: {_one_line(exc)}") from None
+    for index, text in enumerate(inline or []):
+        try:
+            with _quiet_rdflib():
+                graph.parse(data=text, format="turtle", publicID=base or "urn:ggen:graph:inline")
+        except Exception as exc:  # rdflib raises many kinds of parser errors
+            raise RdfError(f"{label}[{index}]: not valid turtle: {_one_line(exc)}") from None
     return graph
 
 

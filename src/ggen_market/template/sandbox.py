@@ -7,6 +7,8 @@
 * ``{% include %}``/``{% import %}`` read only files inside the gpack itself.
 * Templates get plain data only (strings, numbers, lists, dicts of SPARQL rows): never an rdflib
   graph or any object with methods that reach files or the network.
+* Templates written for ggen (Tera) work as they are: Tera's named-argument filters, its tests,
+  ``set_global``, ``break``/``continue`` and ``self::macro()`` (see tera_filters, tera_syntax).
 """
 
 from __future__ import annotations
@@ -75,14 +77,23 @@ FILTERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def make_environment(root: Path | None) -> BoundedSandbox:
-    """A sandboxed environment; ``root`` is the gpack whose files templates may include.
+def make_environment(
+    root: Path | None, functions: dict[str, Callable[..., Any]] | None = None
+) -> BoundedSandbox:
+    """A sandboxed environment; ``root`` is the gpack whose files templates may include,
+    ``functions`` are added to the globals (the SPARQL functions of one template).
 
     Renders through :meth:`~.limits.BoundedSandbox.render_bounded` stay within
     :class:`~.limits.RenderLimits` (output size, value size, time)."""
-    from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
+    from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, nodes, pass_eval_context
+    from jinja2.sandbox import safe_range
 
+    from . import tera_filters, tera_syntax
     from .limits import BoundedSandbox, RenderLimits
+
+    class TemplateEnvironment(BoundedSandbox):
+        def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+            return tera_syntax.lift_globals(super()._parse(source, name, filename))
 
     class GpackLoader(BaseLoader):
         """Loads includes from the gpack only; paths that leave it are not found."""
@@ -99,13 +110,20 @@ def make_environment(root: Path | None) -> BoundedSandbox:
             text = candidate.read_text(encoding="utf-8")
             return text, str(candidate), lambda: True
 
-    env = BoundedSandbox(
+    env = TemplateEnvironment(
         RenderLimits.from_environment(),
         loader=GpackLoader(),
+        extensions=["jinja2.ext.loopcontrols", tera_syntax.TeraExtension],
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         auto_reload=False,
     )
     env.filters.update(FILTERS)
+    env.filters.update(tera_filters.FILTERS)
+    for name, function in tera_filters.EVAL_CONTEXT_FILTERS.items():
+        env.filters[name] = pass_eval_context(function)
+    env.tests.update(tera_filters.TESTS)
+    env.globals.update(tera_filters.functions(safe_range))
+    env.globals.update(functions or {})
     return env
