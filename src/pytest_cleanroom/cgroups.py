@@ -286,6 +286,7 @@ class RunCgroup:
         # Cumulative counters of a reused group, as they were when this command started.
         self._base_oom_kills = 0
         self._base_pids_max_hits = 0
+        self._exposed = False
 
     @classmethod
     def create(cls, *, memory_limit: int | None, max_processes: int | None) -> RunCgroup | None:
@@ -329,9 +330,26 @@ class RunCgroup:
                 _inherit_cpuset(d)
                 _inherit_cpuset(d / LEAF)
 
+    def expose(self) -> None:
+        """Note that the command may mount cgroupfs (nested user namespaces): it may change its
+        own group's knobs, so a later command gets a new one."""
+        self._exposed = True
+
     def _fresh_leaves(self) -> bool:
-        """Replace each command cgroup by a new one (the last command may have changed its
-        knobs or made groups below it); False if one cannot be removed yet."""
+        """Make each command cgroup ready for the next command: the groups made below it removed
+        and, if the last command could change its knobs, a new one (a task's first move into a
+        new group waits for an RCU grace period: reused ones are kept when they can be). False
+        if one cannot be removed yet."""
+        for d in self.dirs.values():
+            for below in reversed(_subtree(d / LEAF)[1:]):
+                with contextlib.suppress(FileNotFoundError):
+                    try:
+                        below.rmdir()
+                    except OSError:
+                        return False
+        if not self._exposed:
+            return True
+        self._exposed = False
         for hierarchy, d in self.dirs.items():
             if not _remove_tree(d / LEAF, retries=0):
                 return False
@@ -389,7 +407,21 @@ class RunCgroup:
     def procs_files(self) -> list[str]:
         """The command cgroup's ``cgroup.procs`` in every hierarchy: the launcher writes ``0``
         to each."""
-        return [str(d / LEAF / "cgroup.procs") for d in self.dirs.values()]
+        return self.join_files(confine=True)
+
+    def join_files(self, *, confine: bool) -> list[str]:
+        """The ``cgroup.procs`` files a launcher joins: those of the limits and measurements,
+        plus (``confine``) every other hierarchy's, which only a command that may mount cgroupfs
+        (nested user namespaces) needs, and whose joins cost time."""
+        return [
+            str(d / LEAF / "cgroup.procs")
+            for hierarchy, d in self.dirs.items()
+            if confine or hierarchy in REQUIRED + OPTIONAL
+        ]
+
+    def confinement_files(self) -> list[str]:
+        """What :meth:`join_files` adds with ``confine``."""
+        return [f for f in self.procs_files if f not in self.join_files(confine=False)]
 
     def pids(self) -> list[int]:
         """Every task of the command, in its cgroup and any the command made below it."""

@@ -3,7 +3,8 @@
 The plan is computed once per command from the policy; the ``bwrap`` and ``unshare`` backends
 render the same plan, so both give the same view:
 
-* a fresh root whose top-level directories and symlinks are the host's, bound read-only
+* a fresh root whose top-level directories and symlinks are the host's (under an ``allow-list``
+  view only :data:`ALLOWED` ones, ``/etc`` without :func:`etc_secrets`), bound read-only
   (read-write only when the policy turns ``read_only_root`` off); the root itself is made
   read-only at the end (top-level regular files, such as ``/.dockerenv``, are left out unless
   ``readable_paths`` names them);
@@ -19,6 +20,7 @@ render the same plan, so both give the same view:
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +86,35 @@ def root_entries() -> tuple[tuple[str, str, str], ...]:
     return result
 
 
+#: What an ``allow-list`` view shows of the host's root (with ``readable_paths``).
+ALLOWED = frozenset({"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"})
+
+_etc_cache: tuple[int, tuple[str, ...]] | None = None
+
+
+def etc_secrets() -> tuple[str, ...]:
+    """Entries of ``/etc`` other users cannot read (keys, server configurations, the shadow
+    files): hidden in an ``allow-list`` view, whose user is the invoking user (root on CI
+    machines). Cached until ``/etc`` itself changes."""
+    global _etc_cache
+    stamp = os.stat("/etc").st_mtime_ns
+    if _etc_cache is not None and _etc_cache[0] == stamp:
+        return _etc_cache[1]
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk("/etc"):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if not stat.S_ISLNK(st.st_mode) and not st.st_mode & stat.S_IROTH:
+                found.append(path)
+        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in found]
+    _etc_cache = (stamp, tuple(found))
+    return _etc_cache[1]
+
+
 def host_net_dirs() -> list[str]:
     """Where sysfs lists the host's network interfaces: ``/sys/class/net`` and each device's
     ``net`` directory (``/sys/devices/virtual/net``, ``/sys/devices/pci.../net``). A sandbox
@@ -129,6 +160,24 @@ class _View:
         return True
 
 
+def _view_of(policy: Policy) -> _View:
+    hidden = {os.path.realpath(_norm(p)) for p in policy.hidden_paths}
+    hidden |= {_norm(p) for p in policy.hidden_paths}
+    readable = {_norm(p) for p in policy.readable_paths}
+    if policy.filesystem_view == "allow-list":
+        hidden |= {"/" + name for name, _, _ in root_entries() if "/" + name not in ALLOWED}
+        hidden |= set(etc_secrets())
+    hidden -= readable
+    if policy.private_tmp:
+        hidden.add("/tmp")
+    return _View(hidden, readable)
+
+
+def is_visible(policy: Policy, path: str) -> bool:
+    """Whether the host's ``path`` can be read in a sandbox of ``policy`` (mounts aside)."""
+    return _view_of(policy).visible(os.path.realpath(_norm(path)))
+
+
 def plan(
     policy: Policy,
     workspace: Path,
@@ -139,13 +188,8 @@ def plan(
     when given, holds the host directories bound at ``/tmp`` and ``/dev/shm`` (one tmpfs of
     ``max_disk`` bytes for both); without it each is a tmpfs of ``max_disk`` bytes."""
     bind_root: OpKind = "ro-bind" if policy.read_only_root else "bind"
-    hidden = {os.path.realpath(_norm(p)) for p in policy.hidden_paths}
-    hidden |= {_norm(p) for p in policy.hidden_paths}
-    readable = {_norm(p) for p in policy.readable_paths}
-    hidden -= readable
-    if policy.private_tmp:
-        hidden.add("/tmp")
-    view = _View(hidden, readable)
+    view = _view_of(policy)
+    hidden, readable = view.hidden, view.readable
 
     ops: list[FsOp] = []
     for name, kind, link in root_entries():

@@ -29,6 +29,7 @@ __all__ = ["LEVELS", "GiB", "MiB", "Policy"]
 
 NetworkMode = Literal["host", "isolated"]
 SyscallFilter = Literal["baseline", "strict"]
+FilesystemView = Literal["deny-list", "allow-list"]
 
 # Host paths that hold users' data, secrets or daemons' sockets: hidden (an empty read-only
 # directory, or an unreadable file, in their place) unless a policy lets them through read-only.
@@ -63,6 +64,12 @@ class Policy(BaseModel):
     # filesystem
     read_only_root: bool = True
     private_tmp: bool = True
+    filesystem_view: FilesystemView = Field(
+        "deny-list",
+        description="'deny-list': the host's root minus hidden_paths; 'allow-list': only what "
+        "programs need (/usr, /bin, /sbin, /lib*, /etc minus what other users cannot read) "
+        "plus readable_paths.",
+    )
     hidden_paths: tuple[str, ...] = DEFAULT_HIDDEN
     readable_paths: tuple[str, ...] = Field((), description="Hidden paths let through read-only.")
     writable_paths: tuple[str, ...] = Field((), description="Host paths bound read-write.")
@@ -192,6 +199,7 @@ class Policy(BaseModel):
             name=a.name if a.name == b.name else f"{a.name}+{b.name}",
             read_only_root=a.read_only_root or b.read_only_root,
             private_tmp=a.private_tmp or b.private_tmp,
+            filesystem_view=_narrower_view(a.filesystem_view, b.filesystem_view),
             hidden_paths=_union(a.hidden_paths, b.hidden_paths),
             readable_paths=_intersection(a.readable_paths, b.readable_paths),
             writable_paths=_intersection(a.writable_paths, b.writable_paths),
@@ -242,6 +250,10 @@ def _intersection_env(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]
     if "*" in b:
         return a
     return _intersection(a, b)
+
+
+def _narrower_view(a: FilesystemView, b: FilesystemView) -> FilesystemView:
+    return "allow-list" if "allow-list" in (a, b) else "deny-list"
 
 
 def _stricter_filter(a: SyscallFilter, b: SyscallFilter) -> SyscallFilter:

@@ -44,7 +44,7 @@ class Prepared:
         if group is None:
             return None
         read_fd, write_fd = os.pipe()
-        joins = group.procs_files
+        joins = group.join_files(confine=False)  # the rest at launch, if the command needs it
         script = (
             " && ".join(f'echo 0 >"${{{i + 1}}}"' for i in range(len(joins)))
             + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups" >&2; exit 125; }}\n'
@@ -68,13 +68,18 @@ class Prepared:
         argv: Sequence[str],
         ulimits: Sequence[str],
         fd_files: Mapping[int, str] | None = None,
+        joins: Sequence[str] = (),
     ) -> Started | None:
-        """Make the shell set ``ulimits`` and exec ``argv`` with ``fd_files`` open (descriptor
-        number -> file to read); ``None`` if the shell is gone."""
+        """Make the shell join the cgroups of ``joins`` (``cgroup.procs`` files), set
+        ``ulimits`` and exec ``argv`` with ``fd_files`` open (descriptor number -> file to
+        read); ``None`` if the shell is gone."""
         exec_line = "exec " + shlex.join(argv) + fd_redirections(fd_files)
-        line = " && ".join([*ulimits, exec_line]) if ulimits else exec_line
+        steps = [f"echo 0 >{shlex.quote(path)}" for path in joins]
+        line = " && ".join([*steps, *ulimits, exec_line])
         script = (
-            line + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot set rlimits" >&2; exit 125; }}\n'
+            line
+            + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups or set rlimits" >&2;'
+            + " exit 125; }\n"
         ).encode("utf-8", "surrogateescape")  # as Popen encodes argv
         try:
             view = memoryview(script)

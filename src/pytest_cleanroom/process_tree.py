@@ -87,11 +87,14 @@ def launcher_argv(
     cgroup: RunCgroup | None,
     rlimits: Rlimits,
     fd_files: Mapping[int, str] | None = None,
+    *,
+    confine: bool = True,
 ) -> list[str]:
-    """``argv`` preceded, where needed, by a ``/bin/sh`` that joins the cgroups, sets the
-    rlimits and opens ``fd_files`` (descriptor number -> file to read), then ``exec``s it (so no
-    extra process stays around)."""
-    joins = cgroup.procs_files if cgroup is not None else []
+    """``argv`` preceded, where needed, by a ``/bin/sh`` that joins the cgroups (every
+    hierarchy's with ``confine``, see :meth:`RunCgroup.join_files`), sets the rlimits and opens
+    ``fd_files`` (descriptor number -> file to read), then ``exec``s it (so no extra process
+    stays around)."""
+    joins = cgroup.join_files(confine=confine) if cgroup is not None else []
     ulimits = rlimits.ulimit_commands()
     if not joins and not ulimits and not fd_files:
         return list(argv)

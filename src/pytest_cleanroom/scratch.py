@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import queue
 import tempfile
 import threading
 from pathlib import Path
@@ -98,10 +99,37 @@ class Scratch:
         return stat.f_bavail * stat.f_frsize < FULL_BELOW
 
     def release(self) -> None:
-        """Unmount the tmpfs (what the command left there goes with it)."""
-        _libc.umount2(str(self.root).encode(), _MNT_DETACH)
-        with contextlib.suppress(OSError):
-            self.root.rmdir()
+        """Unmount the tmpfs (what the command left there goes with it), in the background: an
+        unmount waits for an RCU grace period, milliseconds the command's result need not wait."""
+        _unmounter.submit(self.root)
+
+
+class _Unmounter:
+    """One daemon thread unmounting released scratch tmpfs."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, root: Path) -> None:
+        self._queue.put(root)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._work, name="cleanroom-scratch-unmounter", daemon=True
+                )
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            root = self._queue.get()
+            _libc.umount2(str(root).encode(), _MNT_DETACH)
+            with contextlib.suppress(OSError):
+                root.rmdir()
+
+
+_unmounter = _Unmounter()
 
 
 def _unmount_leftovers() -> None:

@@ -257,3 +257,34 @@ for target in ("/tmp/fill", "/dev/shm/fill", "/dev/fill"):
     print(target, written, flush=True)
 sys.exit(1)
 """
+
+# args: the secret, root-only files holding it, "--", root-only files that must not be read at
+# all, "--", unix sockets
+ROOT_ONLY_FILES = script(r"""
+secret = args[0]
+first = args.index("--")
+second = args.index("--", first + 1)
+for path in args[1:first]:
+    try:
+        with open(path) as f:
+            if secret in f.read():
+                escaped(f"read {path}")
+    except OSError:
+        pass
+for path in args[first + 1:second]:
+    try:
+        with open(path, "rb") as f:
+            if f.read(1):
+                escaped(f"read {path}")
+    except OSError:
+        pass
+for path in args[second + 1:]:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        escaped(f"connected to {path}")
+    except OSError:
+        pass
+    finally:
+        s.close()
+""")

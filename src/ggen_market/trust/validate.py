@@ -143,14 +143,15 @@ def tool_versions() -> dict[str, str]:
 
 def validation_policy(manifest: Manifest) -> Policy:
     """``strict``, tightened by ``[validation] policy``, letting the tool's own files be read."""
+    from pytest_cleanroom.filesystem import is_visible
     from pytest_cleanroom.policy import Policy
 
     policy = Policy.level("strict")
     section = manifest.validation
     if section is not None and section.policy != "strict":
         policy = policy.tightened_by(Policy.level(section.policy))
-    hidden = [h for h in _tool_dirs() if _under_any(h, policy.hidden_paths)]
-    if hidden:  # an interpreter under /home or /root: readable, still not writable
+    hidden = [h for h in _tool_dirs() if not is_visible(policy, h)]
+    if hidden:  # an interpreter outside what strict shows: readable, still not writable
         policy = policy.replace(readable_paths=(*policy.readable_paths, *hidden))
     return policy
 
@@ -160,10 +161,6 @@ def _tool_dirs() -> list[str]:
 
     package_root = Path(ggen_market.__file__).resolve().parents[1]
     return sorted({sys.prefix, sys.base_prefix, str(package_root)})
-
-
-def _under_any(path: str, roots: tuple[str, ...]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 Progress = Callable[[Check], None]

@@ -146,6 +146,8 @@ class NamespaceBackend:
         group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
         scratch = Scratch.create(policy.max_disk) if policy.max_disk is not None else None
         handoff: Handoff | None = None
+        if group is not None and policy.nested_user_namespaces:
+            group.expose()
         try:
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
@@ -153,14 +155,17 @@ class NamespaceBackend:
             argv = self.sandbox_argv(spec, ops, inner)
             handoff = Handoff(self.handoff(spec, ops, inner))
             fd_files = {**self.fd_files(policy), HANDOFF_FD: handoff.path}
+            # Only a command that may mount cgroupfs needs a group in every hierarchy.
+            confine = policy.nested_user_namespaces
             started = None
             if prepared is not None:
-                started = prepared.launch(argv, outer.ulimit_commands(), fd_files)
+                confinement = prepared.group.confinement_files() if confine else []
+                started = prepared.launch(argv, outer.ulimit_commands(), fd_files, confinement)
                 if started is None:  # the waiting shell is gone: start the plain way
                     prepared.discard()
                     group = cgroups.RunCgroup.create(**limits)
             if started is None:
-                started = start(launcher_argv(argv, group, outer, fd_files))
+                started = start(launcher_argv(argv, group, outer, fd_files, confine=confine))
             outcome = supervise(
                 started,
                 stdin=spec.stdin,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from pytest_cleanroom.backends.base import Mount
-from pytest_cleanroom.filesystem import FsOp, plan, root_entries
+from pytest_cleanroom.filesystem import FsOp, is_visible, plan, root_entries
 from pytest_cleanroom.policy import Policy
 
 
@@ -80,3 +80,17 @@ def test_permissive_without_private_tmp_or_read_only_root(tmp_path: Path) -> Non
     assert targets["/tmp"] == FsOp("bind", "/tmp", source="/tmp")
     assert targets["/usr"].kind == "bind"
     assert FsOp("remount-ro", "/") not in ops
+
+
+def test_allow_list_shows_system_directories_and_readable_paths_only(tmp_path: Path) -> None:
+    policy = Policy.level("locked").replace(readable_paths=("/opt",))
+    assert policy.filesystem_view == "allow-list"
+    targets = _by_target(plan(policy, tmp_path))
+    assert targets["/usr"].kind == "ro-bind"
+    if os.path.isdir("/var") and not os.path.islink("/var"):
+        assert targets["/var"] == FsOp("dir", "/var")  # an empty directory in the root
+    assert is_visible(policy, "/usr/bin")
+    assert is_visible(policy, "/opt")
+    assert not is_visible(policy, "/var/log")
+    assert not is_visible(policy, "/etc/shadow")
+    assert is_visible(Policy.level("standard"), "/var/log")
