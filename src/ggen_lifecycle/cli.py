@@ -26,7 +26,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _project(ctx: click.Context, as_json: bool = False) -> Project:
-    return load(ctx.obj.get("project_dir") if ctx.obj else None, as_json)
+    project = load(ctx.obj.get("project_dir") if ctx.obj else None, as_json)
+    for message in project.warnings:  # make.toml keys that were ignored
+        click.echo(f"warning: {message}", err=True)
+    return project
 
 
 @click.group()
@@ -67,6 +70,8 @@ def list_phases(ctx: click.Context, as_json: bool) -> None:
                 "workspaces": [t or "(root)" for t in targets],
                 "commands": spec.command_list() if spec else [],
                 "depends_on": spec.depends_on if spec else [],
+                "watch": spec.watch if spec else False,
+                "port": spec.port if spec else None,
             }
         )
     if as_json:
@@ -80,7 +85,9 @@ def list_phases(ctx: click.Context, as_json: bool) -> None:
             continue
         where = ", ".join(row["workspaces"])
         description = row["description"] or "; ".join(row["commands"]) or "(group)"
-        click.echo(f"  {row['phase']:<{width}}  {description}  [{where}]")
+        served = " (watch" + (f", port {row['port']}" if row["port"] else "") + ")"
+        served = served if row["watch"] or row["port"] else ""
+        click.echo(f"  {row['phase']:<{width}}  {description}{served}  [{where}]")
 
 
 @lifecycle.command(short_help="Show how a phase runs in each workspace.")
@@ -117,6 +124,8 @@ def show(ctx: click.Context, phase: str, environment: str | None, as_json: bool)
                 "inputs": spec.inputs,
                 "outputs": spec.outputs,
                 "cache": spec.cache_enabled,
+                "watch": spec.watch,
+                "port": spec.port,
                 "cleanroom": dataclasses.asdict(spec.cleanroom),
             }
         )
@@ -147,6 +156,10 @@ def show(ctx: click.Context, phase: str, environment: str | None, as_json: bool)
         extras = [f"cache={'on' if item['cache'] else 'off'}", f"parallel={item['parallel']}"]
         if item["timeout"]:
             extras.append(f"timeout={item['timeout']:g}s")
+        if item["watch"]:
+            extras.append("watch")
+        if item["port"]:
+            extras.append(f"port={item['port']}")
         if item["cleanroom"]["enabled"]:
             extras.append(f"cleanroom={item['cleanroom']['policy']}")
             if item["cleanroom"]["services"]:

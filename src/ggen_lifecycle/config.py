@@ -26,6 +26,7 @@ from pytest_cleanroom import tomlpos
 
 from .errors import ConfigError, UnknownEnvironmentError, UnknownPhaseError, UnknownWorkspaceError
 from .model import (
+    PACKAGE_MANAGER_DEFAULTS,
     STANDARD_PHASES,
     MakeToml,
     PhaseSpec,
@@ -34,7 +35,9 @@ from .model import (
 )
 
 FILE_NAME = "make.toml"
-HOOK_FIXED = ("before_all", "after_all", "on_error")
+#: Keys of a phase's ``[lifecycle.P.env.ENV]`` table that are not variables.
+PHASE_ENV_KEYS = ("commands", "description")
+HOOK_FIXED = ("before_all", "after_all", "on_error", "on_success")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 M = TypeVar("M", bound="BaseModel")
 P = TypeVar("P")
@@ -172,6 +175,54 @@ def _describe(path: Sequence[str]) -> str:
     return f"key {path[-1]!r} in [{'.'.join(path[:-1])}]"
 
 
+#: How close an unknown key must be to a known one to be taken for its misspelling (an error);
+#: farther ones are keys of other tools (ggen ignores unknown keys) and are ignored with a warning.
+TYPO_CUTOFF = 0.8
+
+
+def _typo_of(key: str, known: Sequence[str]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(key, list(known), n=1, cutoff=TYPO_CUTOFF)
+    return matches[0] if matches else None
+
+
+def ignore_foreign_keys(
+    model: type[BaseModel], data: dict[str, Any], text: str, path: Path
+) -> tuple[dict[str, Any], list[str]]:
+    """``data`` without the unknown keys that are not misspellings of known ones, and a warning
+    (``make.toml:LINE: ...``) for each key left out."""
+    import copy
+
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(data)
+        return data, []
+    except ValidationError as exc:
+        errors = exc.errors()
+    kept = copy.deepcopy(data)
+    warnings: list[str] = []
+    for error in errors:
+        if error["type"] != "extra_forbidden":
+            continue
+        where = _existing_prefix(data, [p for p in error["loc"] if isinstance(p, (str, int))])
+        owner = _model_at(model, where[:-1])
+        if not where or _typo_of(where[-1], list(owner.model_fields) if owner else []):
+            continue
+        parent: Any = kept
+        for part in where[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+        if isinstance(parent, dict) and parent.pop(where[-1], None) is not None:
+            line = tomlpos.locate(text, where)
+            table = f"[{'.'.join(where[:-1])}]" if len(where) > 1 else "the top level"
+            warnings.append(
+                f"{path.name}:{line or '?'}: unknown key {where[-1]!r} in {table} ignored"
+                " (not a key of this make.toml format)"
+            )
+    return kept, warnings
+
+
 def validate_model(
     model: type[M], data: dict[str, Any], text: str, path: Path, *, what: str = FILE_NAME
 ) -> M:
@@ -253,8 +304,11 @@ def validated(
     data = parse_toml(text, path)
     if check is not None:
         check(data)
-    model = validate_model(getattr(schema, model_name), data, text, path, what=what)
+    model_class = getattr(schema, model_name)
+    data, warnings = ignore_foreign_keys(model_class, data, text, path)
+    model = validate_model(model_class, data, text, path, what=what)
     dumped = model.model_dump(mode="json")
+    dumped["warnings"] = warnings
     if ggen_dir.is_dir():
         from .state import atomic_write
 
@@ -329,9 +383,17 @@ class Project:
 
     # -- lookups that raise helpful errors -------------------------------------------------------
 
+    @property
+    def warnings(self) -> list[str]:
+        """Keys ignored when the files were read (``make.toml:LINE: unknown key ...``)."""
+        found = list(self.spec.warnings)
+        for _, ws_spec, _ in self.workspace_files.values():
+            found.extend(ws_spec.warnings)
+        return found
+
     def require_phase(self, name: str) -> None:
         """:class:`UnknownPhaseError` unless ``name`` is declared (the error suggests a name)."""
-        if name in self.declared_phases():
+        if name in self.declared_phases() or self._default_targets(name):
             return
         if name in STANDARD_PHASES:
             raise UnknownPhaseError(
@@ -379,7 +441,23 @@ class Project:
                 return ws_spec.lifecycle[phase], ws_file
         if phase in self.spec.lifecycle:
             return self.spec.lifecycle[phase], self.file
+        default = self._default_command(phase, workspace)
+        if default is not None:
+            manager = self.spec.workspace[workspace].package_manager if workspace else None
+            return PhaseSpec(description=f"{manager} default", command=default), self.file
         return None
+
+    def _default_command(self, phase: str, workspace: str | None) -> str | None:
+        """The command ``package_manager`` gives an undeclared standard phase in ``workspace``."""
+        if workspace is None or workspace not in self.spec.workspace:
+            return None
+        manager = self.spec.workspace[workspace].package_manager
+        return PACKAGE_MANAGER_DEFAULTS.get(manager or "", {}).get(phase)
+
+    def _default_targets(self, phase: str) -> list[str | None]:
+        if phase in self.declared_phases():
+            return []
+        return [w for w in self.workspaces if self._default_command(phase, w) is not None]
 
     def targets(self, phase: str) -> list[str | None]:
         """Where ``phase`` runs: workspaces (``None`` is the project root).
@@ -391,7 +469,7 @@ class Project:
         root_spec = self.spec.lifecycle.get(phase)
         overriding = [w for w, (_, s, _) in self.workspace_files.items() if phase in s.lifecycle]
         if root_spec is None:
-            return list(overriding)
+            return list(overriding) or self._default_targets(phase)
         if root_spec.workspaces is not None:
             chosen: list[str | None] = list(root_spec.workspaces) or [None]
         elif self.workspaces:
@@ -418,15 +496,54 @@ class Project:
             if environment is not None and isinstance(layer.get(environment), dict):
                 selected = layer[environment]
                 assert isinstance(selected, dict)
-                out.update({k: env_text(v) for k, v in selected.items()})
+                out.update({k: env_text(v) for k, v in selected.items() if not isinstance(v, dict)})
         if phase is not None:
-            out.update({k: env_text(v) for k, v in phase.env.items()})
+            out.update({k: env_text(v) for k, v in phase.env.items() if not isinstance(v, dict)})
+            per_env = phase.env.get(environment or "")
+            if isinstance(per_env, dict):
+                out.update(
+                    {
+                        k: env_text(v)
+                        for k, v in per_env.items()
+                        if k not in PHASE_ENV_KEYS and not isinstance(v, list)
+                    }
+                )
+            if phase.port:
+                out["PORT"] = out["GGEN_PORT"] = str(phase.port)
+        manager = self.spec.workspace[workspace].package_manager if workspace else None
+        if manager:
+            out["GGEN_PACKAGE_MANAGER"] = manager
         if environment is not None:
             out["GGEN_ENV"] = environment
         return out
 
+    def phase_commands(
+        self, phase: str, workspace: str | None, spec: PhaseSpec, environment: str | None
+    ) -> list[str]:
+        """The phase's commands; ``[env.ENV] commands.PHASE`` replaces them under ``--env ENV``."""
+        layers = [self.spec.env]
+        if workspace is not None and workspace in self.workspace_files:
+            layers.append(self.workspace_files[workspace][1].env)
+        chosen = spec.command_list()
+        own = spec.env.get(environment or "")
+        if isinstance(own, dict) and "commands" in own:
+            given = own["commands"]
+            chosen = [str(c) for c in given] if isinstance(given, list) else [str(given)]
+        for layer in layers:
+            table = layer.get(environment or "")
+            commands = table.get("commands") if isinstance(table, dict) else None
+            if isinstance(commands, dict) and phase in commands:
+                override = commands[phase]
+                chosen = [override] if isinstance(override, str) else list(override)
+        return chosen
+
     def hooks(self) -> dict[str, list[str]]:
-        return {k: [v] if isinstance(v, str) else list(v) for k, v in self.spec.hooks.items()}
+        """``[hooks]`` as lists; a phase's ``post`` entries follow its ``after_PHASE`` ones."""
+        found = {k: [v] if isinstance(v, str) else list(v) for k, v in self.spec.hooks.items()}
+        for name, phase in self.spec.lifecycle.items():
+            if phase.post:
+                found.setdefault(f"after_{name}", []).extend(phase.post)
+        return found
 
     def hook_phase(self, entry: str) -> str | None:
         """The phase a hook entry names, or ``None`` when the entry is a command."""
@@ -495,18 +612,60 @@ def _load_workspaces(project: Project) -> None:
             project.workspace_files[name] = (own, spec, text)
 
 
+class _Problems:
+    """Collects a file's problems so that one error lists them all."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigError] = []
+
+    def add(self, problem: ConfigError) -> None:
+        self.found.append(problem)
+
+    def run(self, check: Callable[..., None], *args: Any) -> None:
+        try:
+            check(*args)
+        except ConfigError as exc:
+            self.found.append(exc)
+
+    def raise_all(self) -> None:
+        if not self.found:
+            return
+        first = self.found[0]
+        if len(self.found) == 1:
+            raise first
+        lines = [
+            f"  {Path(p.file).name if p.file else FILE_NAME}:{p.line}: {p.message}"
+            if p.line
+            else f"  {p.message}"
+            for p in self.found
+        ]
+        raise type(first)(
+            f"{len(self.found)} problems:\n" + "\n".join(lines),
+            file=first.file,
+            line=first.line,
+            phase=first.phase,
+            workspace=first.workspace,
+        )
+
+
 def _check(project: Project) -> None:
-    """Names that must exist, commands that must be there, hooks that must make sense."""
+    """Names that must exist, commands that must be there, hooks that must make sense; every
+    problem of the project is reported in one error."""
+    problems = _Problems()
     spec = project.spec
     for name, ws in spec.workspace.items():
         for dep in ws.depends_on:
             if dep not in spec.workspace:
-                raise UnknownWorkspaceError(
-                    f"workspace {name!r} depends on unknown workspace {dep!r}"
-                    f"{did_you_mean(dep, spec.workspace)}",
-                    file=project.file,
-                    line=tomlpos.locate_value(project.text, ("workspace", name, "depends_on"), dep),
-                    workspace=name,
+                problems.add(
+                    UnknownWorkspaceError(
+                        f"workspace {name!r} depends on unknown workspace {dep!r}"
+                        f"{did_you_mean(dep, spec.workspace)}",
+                        file=project.file,
+                        line=tomlpos.locate_value(
+                            project.text, ("workspace", name, "depends_on"), dep
+                        ),
+                        workspace=name,
+                    )
                 )
     declared = project.declared_phases()
     sources: list[tuple[Path, str, dict[str, PhaseSpec], str | None]] = [
@@ -516,44 +675,55 @@ def _check(project: Project) -> None:
     for file, text, phases, ws_name in sources:
         for name, phase in phases.items():
             if not phase.command_list() and not phase.depends_on:
-                raise ConfigError(
-                    f'phase {name!r} has no command: add command = "..." or '
-                    f"commands = [...] to [lifecycle.{name}] (or depends_on to make it a group)",
-                    file=file,
-                    line=tomlpos.locate(text, ("lifecycle", name)),
-                    phase=name,
-                    workspace=ws_name,
+                problems.add(
+                    ConfigError(
+                        f'phase {name!r} has no command: add command = "..." or '
+                        f"commands = [...] to [lifecycle.{name}] (or depends_on to make it a"
+                        " group)",
+                        file=file,
+                        line=tomlpos.locate(text, ("lifecycle", name)),
+                        phase=name,
+                        workspace=ws_name,
+                    )
                 )
             for dep in phase.depends_on:
                 if dep not in declared:
-                    raise UnknownPhaseError(
-                        f"phase {name!r} depends on unknown phase {dep!r}"
-                        f"{did_you_mean(dep, declared)}",
-                        file=file,
-                        line=tomlpos.locate_value(text, ("lifecycle", name, "depends_on"), dep),
-                        phase=name,
+                    problems.add(
+                        UnknownPhaseError(
+                            f"phase {name!r} depends on unknown phase {dep!r}"
+                            f"{did_you_mean(dep, declared)}",
+                            file=file,
+                            line=tomlpos.locate_value(text, ("lifecycle", name, "depends_on"), dep),
+                            phase=name,
+                        )
                     )
             for target in phase.workspaces or []:
                 if target not in spec.workspace:
-                    raise UnknownWorkspaceError(
-                        f"phase {name!r} names unknown workspace {target!r}"
-                        f"{did_you_mean(target, spec.workspace)}",
-                        file=file,
-                        line=tomlpos.locate_value(text, ("lifecycle", name, "workspaces"), target),
-                        phase=name,
-                        workspace=target,
+                    problems.add(
+                        UnknownWorkspaceError(
+                            f"phase {name!r} names unknown workspace {target!r}"
+                            f"{did_you_mean(target, spec.workspace)}",
+                            file=file,
+                            line=tomlpos.locate_value(
+                                text, ("lifecycle", name, "workspaces"), target
+                            ),
+                            phase=name,
+                            workspace=target,
+                        )
                     )
             if phase.cleanroom.enabled:
-                _check_policy(phase, name, file, text)
+                problems.run(_check_policy, phase, name, file, text)
             if phase.cwd is not None and not _inside(phase.cwd):
-                raise ConfigError(
-                    f"phase {name!r}: cwd {phase.cwd!r} must be a relative path inside "
-                    "its workspace",
-                    file=file,
-                    line=tomlpos.locate(text, ("lifecycle", name, "cwd")),
-                    phase=name,
+                problems.add(
+                    ConfigError(
+                        f"phase {name!r}: cwd {phase.cwd!r} must be a relative path inside "
+                        "its workspace",
+                        file=file,
+                        line=tomlpos.locate(text, ("lifecycle", name, "cwd")),
+                        phase=name,
+                    )
                 )
-            _check_globs(phase, name, file, text)
+            problems.run(_check_globs, phase, name, file, text)
     for key, entries in project.hooks().items():
         if key not in HOOK_FIXED:
             match = re.fullmatch(r"(before|after)_(.+)", key)
@@ -561,33 +731,36 @@ def _check(project: Project) -> None:
                 known = list(HOOK_FIXED) + [
                     f"{w}_{p}" for p in declared for w in ("before", "after")
                 ]
-                raise ConfigError(
-                    f"unknown hook {key!r}{did_you_mean(key, known)} (hooks are before_all, "
-                    "after_all, on_error, before_PHASE and after_PHASE for a declared phase)",
-                    file=project.file,
-                    line=project.line_of(("hooks", key)),
+                problems.add(
+                    ConfigError(
+                        f"unknown hook {key!r}{did_you_mean(key, known)} (hooks are before_all, "
+                        "after_all, on_error, on_success, before_PHASE and after_PHASE for a"
+                        " declared phase)",
+                        file=project.file,
+                        line=project.line_of(("hooks", key)),
+                    )
                 )
         for entry in entries:
             if not entry.strip():
-                raise ConfigError(
-                    f"hook {key!r} has an empty entry",
-                    file=project.file,
-                    line=project.line_of(("hooks", key)),
+                problems.add(
+                    ConfigError(
+                        f"hook {key!r} has an empty entry",
+                        file=project.file,
+                        line=project.line_of(("hooks", key)),
+                    )
                 )
             if project.hook_phase(entry) is None and re.fullmatch(r"[\w.-]+", entry.strip()):
                 guess = suggest(entry.strip(), declared)
                 if guess and shutil.which(entry.strip()) is None:
-                    raise ConfigError(
-                        f"hook {key!r}: {entry!r} is neither a phase nor a command on PATH; "
-                        f"did you mean phase {guess!r}?",
-                        file=project.file,
-                        line=tomlpos.locate_value(project.text, ("hooks", key), entry),
+                    problems.add(
+                        ConfigError(
+                            f"hook {key!r}: {entry!r} is neither a phase nor a command on PATH; "
+                            f"did you mean phase {guess!r}?",
+                            file=project.file,
+                            line=tomlpos.locate_value(project.text, ("hooks", key), entry),
+                        )
                     )
-    for env_name, value in spec.env.items():
-        if isinstance(value, dict):
-            for inner in value.values():
-                if isinstance(inner, dict):  # pragma: no cover - the model forbids it
-                    raise ConfigError(f"[env.{env_name}] may not nest tables", file=project.file)
+    problems.raise_all()
 
 
 def _inside(relative: str) -> bool:

@@ -258,7 +258,7 @@ class _Builder:
             cwd=cwd,
             file=file,
             env=self.project.declared_env(workspace, spec, self.environment),
-            commands=spec.command_list(),
+            commands=self.project.phase_commands(phase, workspace, spec, self.environment),
             spec=spec,
         )
         self.graph.nodes[node_id] = node

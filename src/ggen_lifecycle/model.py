@@ -23,10 +23,30 @@ STANDARD_PHASES: tuple[str, ...] = (
     "clean",
 )
 SERVICES: tuple[str, ...] = ("postgres", "redis")
+#: The command a standard phase runs in a workspace with ``package_manager`` when no make.toml
+#: declares the phase there.
+PACKAGE_MANAGER_DEFAULTS: dict[str, dict[str, str]] = {
+    "npm": {"setup": "npm install", "build": "npm run build", "test": "npm test",
+            "lint": "npm run lint"},
+    "pnpm": {"setup": "pnpm install", "build": "pnpm run build", "test": "pnpm test",
+             "lint": "pnpm run lint"},
+    "yarn": {"setup": "yarn install", "build": "yarn build", "test": "yarn test",
+             "lint": "yarn lint"},
+    "bun": {"setup": "bun install", "build": "bun run build", "test": "bun test",
+            "lint": "bun run lint"},
+    "cargo": {"setup": "cargo fetch", "build": "cargo build", "test": "cargo test",
+              "lint": "cargo clippy", "docs": "cargo doc", "clean": "cargo clean"},
+    "go": {"setup": "go mod download", "build": "go build ./...", "test": "go test ./...",
+           "lint": "go vet ./..."},
+    "uv": {"setup": "uv sync", "test": "uv run pytest", "lint": "uv run ruff check ."},
+    "poetry": {"setup": "poetry install", "test": "poetry run pytest"},
+    "pip": {"setup": "pip install -e .", "test": "python -m pytest"},
+}  # fmt: skip
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 EnvScalar = str | int | float | bool
-EnvTable = dict[str, EnvScalar | dict[str, EnvScalar]]
+#: ``[env]``: variables, and ``[env.NAME]`` tables of variables and ``commands.PHASE`` entries.
+EnvTable = dict[str, EnvScalar | dict[str, EnvScalar | dict[str, str | list[str]]]]
 
 
 def env_text(value: EnvScalar) -> str:
@@ -85,8 +105,10 @@ class ProjectInfo:
 @dataclass(eq=False)
 class WorkspaceSpec:
     path: str
+    description: str = ""
     framework: str | None = None
     runtime: str | None = None
+    package_manager: str | None = None
     depends_on: list[str] = field(default_factory=list)
 
 
@@ -102,7 +124,8 @@ class PhaseSpec:
     description: str = ""
     command: str | None = None
     commands: list[str] | None = None
-    env: dict[str, EnvScalar] = field(default_factory=dict)
+    #: variables, and ``env.ENV`` tables: variables and ``commands`` under ``--env ENV``
+    env: dict[str, EnvScalar | dict[str, EnvScalar | list[str]]] = field(default_factory=dict)
     cwd: str | None = None
     depends_on: list[str] = field(default_factory=list)
     workspaces: list[str] | None = None
@@ -111,6 +134,9 @@ class PhaseSpec:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     cache: bool | None = None
+    watch: bool = False
+    port: int | None = None
+    post: list[str] = field(default_factory=list)
     cleanroom: CleanroomSpec = field(default_factory=CleanroomSpec)
 
     @classmethod
@@ -159,6 +185,7 @@ class RemoteCacheSpec:
 @dataclass(eq=False)
 class CacheSpec:
     max_size: int | str = "1GiB"
+    missing_outputs: str = "warn"  # or "error"
     remote: RemoteCacheSpec = field(default_factory=RemoteCacheSpec)
 
     @classmethod
@@ -179,6 +206,7 @@ class WorkspaceMakeToml:
     project: ProjectInfo = field(default_factory=ProjectInfo)
     env: EnvTable = field(default_factory=dict)
     lifecycle: dict[str, PhaseSpec] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkspaceMakeToml:
@@ -187,6 +215,7 @@ class WorkspaceMakeToml:
             project=ProjectInfo(**data["project"]),
             env=data["env"],
             lifecycle={k: PhaseSpec.from_dict(v) for k, v in data["lifecycle"].items()},
+            warnings=list(data.get("warnings", [])),
         )
 
 
@@ -201,6 +230,7 @@ class MakeToml:
     hooks: dict[str, str | list[str]] = field(default_factory=dict)
     cache: CacheSpec = field(default_factory=CacheSpec)
     readiness: ReadinessSpec = field(default_factory=ReadinessSpec)
+    warnings: list[str] = field(default_factory=list)  # keys ignored when the file was read
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MakeToml:
@@ -215,4 +245,5 @@ class MakeToml:
             hooks=data["hooks"],
             cache=CacheSpec.from_dict(data["cache"]),
             readiness=ReadinessSpec(**readiness),
+            warnings=list(data.get("warnings", [])),
         )

@@ -168,6 +168,20 @@ class RunSummary:
         }
 
 
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on TCP ``port`` of the loopback address (a dev server's port)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Connections in TIME_WAIT do not hold a port; only a listener does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class Interrupted(Exception):  # noqa: N818 - a signal, not an error
     """Raised inside the runner when Ctrl-C (or SIGTERM) stopped the run."""
 
@@ -201,6 +215,8 @@ class Runner:
         self.state = StateStore(state_dir / "state.json", warn=self.warn)
         self.remote = self._remote_cache()
         self.log_dir = state_dir / "logs" / self.run_id
+        for message in project.warnings:  # keys of make.toml that were ignored
+            self.warn(message)
 
     def _remote_cache(self) -> RemoteCache | None:
         if not self.project.spec.cache.remote.url and not os.environ.get("TURBO_API"):
@@ -269,6 +285,8 @@ class Runner:
                     ok = self.run_graph(graph)
                 if ok:
                     ok = self._run_hook_list("after_all")
+                if ok:
+                    ok = self._run_hook_list("on_success")
                 if not ok and not self.interrupted:
                     self._run_on_error()
             except (KeyboardInterrupt, Interrupted):
@@ -518,6 +536,7 @@ class Runner:
         for graph in graphs:
             self._plan_graph(graph, keys, out, None)
         self._plan_hook("after_all", keys, out, None)
+        self._plan_hook("on_success", keys, out, "on success")
         self._plan_hook("on_error", keys, out, "on failure")
         return out
 
@@ -633,6 +652,18 @@ class Runner:
                 ),
             )
             return
+        if spec.port and not port_is_free(spec.port):
+            self._fail(
+                result,
+                TaskFailedError(
+                    f"port {spec.port} is in use on this machine; stop what listens there (or"
+                    f" change port in [lifecycle.{node.phase}]) before starting {node.label}",
+                    file=node.file,
+                    phase=node.phase,
+                    workspace=node.workspace,
+                ),
+            )
+            return
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / (node.id.replace(":", "__").replace("/", "_") + ".log")
         result.log = str(log_path)
@@ -678,11 +709,12 @@ class Runner:
             self._fail(result, StorageError.from_os_error(exc, **where))
             return
         produced, missing = files.expand(node.cwd, spec.outputs)
-        if missing:
+        if missing and self.project.spec.cache.missing_outputs == "error":
             self._fail(
                 result,
                 OutputsMissingError(
-                    f"declared outputs were not produced: {', '.join(missing)} (in {node.cwd})",
+                    f"declared outputs were not produced: {', '.join(missing)} (in {node.cwd};"
+                    ' [cache] missing_outputs = "error")',
                     file=node.file,
                     phase=node.phase,
                     workspace=node.workspace,
@@ -690,6 +722,11 @@ class Runner:
                 ),
             )
             return
+        if missing:
+            self.warn(
+                f"{node.label}: declared outputs were not produced: {', '.join(missing)}"
+                " (only what was produced is cached)"
+            )
         if caching:
             try:
                 self.cache.store(
@@ -818,7 +855,7 @@ class Runner:
 
     def _prepare_hooks(self) -> None:
         """Build the graphs of phases that whole-run hooks name, so errors show up front."""
-        for name in ("before_all", "after_all", "on_error"):
+        for name in ("before_all", "after_all", "on_success", "on_error"):
             for entry in self.project.hooks().get(name, []):
                 phase = self.project.hook_phase(entry)
                 if phase is not None:

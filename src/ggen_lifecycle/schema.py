@@ -9,11 +9,50 @@ a cached run takes, so a file already validated is not validated again (see conf
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from .model import DEFAULT_PLACEHOLDER_PATTERNS, EnvScalar, parse_size
+
+
+def _one_or_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+StrList = Annotated[list[str], BeforeValidator(_one_or_list)]
+#: ``[env.NAME]``: variables, and ``commands.PHASE`` (that phase's commands in NAME).
+EnvTableValue = EnvScalar | dict[str, str | list[str]]
+
+
+def _check_env(value: Any) -> Any:
+    """Say which value of which ``[env.NAME]`` is wrong (a union's error would only name NAME)."""
+    if not isinstance(value, dict):
+        return value
+    for name, table in value.items():
+        if not isinstance(table, dict):
+            continue
+        for key, inner in table.items():
+            if isinstance(inner, dict) and key != "commands":
+                raise ValueError(
+                    f"[env.{name}] {key}: a table here is only allowed as commands.PHASE ="
+                    ' "..." (that phase\'s commands in this environment); variables are'
+                    " strings, numbers or booleans"
+                )
+            if isinstance(inner, list):
+                raise ValueError(
+                    f"[env.{name}] {key}: a list is not a variable value (strings, numbers or"
+                    " booleans)"
+                )
+    return value
+
 
 MAX_TIMEOUT = 366 * 24 * 3600.0  # a year: longer cannot be waited for (threading's limit)
 
@@ -33,8 +72,10 @@ class ProjectInfo(Strict):
 
 class WorkspaceSpec(Strict):
     path: str
+    description: str = ""
     framework: str | None = None
     runtime: str | None = None
+    package_manager: str | None = None
     depends_on: list[str] = Field(default_factory=list)
 
 
@@ -48,7 +89,7 @@ class PhaseSpec(Strict):
     description: str = ""
     command: str | None = None
     commands: list[str] | None = None
-    env: dict[str, EnvScalar] = Field(default_factory=dict)
+    env: dict[str, EnvScalar | dict[str, EnvScalar | list[str]]] = Field(default_factory=dict)
     cwd: str | None = None
     depends_on: list[str] = Field(default_factory=list)
     workspaces: list[str] | None = None
@@ -57,6 +98,9 @@ class PhaseSpec(Strict):
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
     cache: bool | None = None
+    watch: bool = False
+    port: int | None = Field(None, ge=0, le=65535)
+    post: StrList = Field(default_factory=list)
     cleanroom: CleanroomSpec = Field(default_factory=CleanroomSpec)
 
     @field_validator("timeout", mode="before")
@@ -123,6 +167,7 @@ class RemoteCacheSpec(Strict):
 
 class CacheSpec(Strict):
     max_size: int | str = "1GiB"
+    missing_outputs: Literal["warn", "error"] = "warn"
     remote: RemoteCacheSpec = Field(default_factory=RemoteCacheSpec)
 
     @field_validator("max_size")
@@ -136,7 +181,9 @@ class MakeToml(Strict):
     """The root ``make.toml``."""
 
     project: ProjectInfo = Field(default_factory=ProjectInfo)
-    env: dict[str, EnvScalar | dict[str, EnvScalar]] = Field(default_factory=dict)
+    env: Annotated[dict[str, EnvScalar | dict[str, EnvTableValue]], BeforeValidator(_check_env)] = (
+        Field(default_factory=dict)
+    )
     workspace: dict[str, WorkspaceSpec] = Field(default_factory=dict)
     lifecycle: dict[str, PhaseSpec] = Field(default_factory=dict)
     hooks: dict[str, str | list[str]] = Field(default_factory=dict)
@@ -148,5 +195,7 @@ class WorkspaceMakeToml(Strict):
     """A workspace's own ``make.toml``: its phases and env take precedence for that workspace."""
 
     project: ProjectInfo = Field(default_factory=ProjectInfo)
-    env: dict[str, EnvScalar | dict[str, EnvScalar]] = Field(default_factory=dict)
+    env: Annotated[dict[str, EnvScalar | dict[str, EnvTableValue]], BeforeValidator(_check_env)] = (
+        Field(default_factory=dict)
+    )
     lifecycle: dict[str, PhaseSpec] = Field(default_factory=dict)

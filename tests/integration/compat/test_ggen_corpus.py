@@ -62,3 +62,14 @@ def test_templates_with_their_data_render_unchanged(measured: dict[str, Any]) ->
     share = templates["render"] / templates["with_data"]
     assert templates["with_data"] >= 500, "the corpus lost most of its templates"
     assert share >= 0.9, f"{share:.1%} render; failing:\n" + "\n".join(failing)
+
+
+def test_every_make_toml_ggen_accepts_loads_and_dry_runs(measured: dict[str, Any]) -> None:
+    make = measured["make_toml"]
+    failing = [
+        f"{row['file']}: {row.get('error', '')[:300]}"
+        for row in make["rows"]
+        if row["ggen_accepts"] and not row["dry_runs"]
+    ]
+    assert make["ggen_accepts"] >= 10, "the corpus lost most of its make.toml files"
+    assert not failing, "\n".join(failing)

@@ -194,6 +194,8 @@ def test_outputs_declared_but_not_produced(run_project: RunFn) -> None:
 [lifecycle.build]
 command = "mkdir -p dist && touch dist/a.js"
 outputs = ["dist/a.js", "dist/b.js", "report/*.xml"]
+[cache]
+missing_outputs = "error"
 """,
         ["build"],
     )
