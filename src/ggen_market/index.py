@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
-_CACHE_FORMAT = "index1-cache3"
+_CACHE_FORMAT = "index1-cache4"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -115,10 +115,15 @@ class PackEntry:
 
 
 def search_text(
-    pid: str, name: str, description: str, tags: Iterable[str], keywords: Iterable[str]
+    pid: str,
+    name: str,
+    description: str,
+    tags: Iterable[str],
+    keywords: Iterable[str],
+    category: str = "",
 ) -> str:
-    """The lowercase text a search query's words must all appear in."""
-    return " ".join((pid, name, description, *tags, *keywords)).lower()
+    """The lowercase text a search query's words must all appear in (the category too)."""
+    return " ".join((pid, name, description, category, *tags, *keywords)).lower()
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,10 @@ class Index:
         return (
             pid
             for pid, e in self.packs.items()
-            if all(w in search_text(pid, e.name, e.description, e.tags, e.keywords) for w in words)
+            if all(
+                w in search_text(pid, e.name, e.description, e.tags, e.keywords, e.category)
+                for w in words
+            )
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -213,7 +221,7 @@ def parse_index(text: str | bytes, label: str, *, cache: Path | None = None) -> 
     for row in compact.values():
         row.append(_latest(row[9]))
     ids = list(compact)
-    texts = [search_text(pid, v[0], v[1], v[3], v[4]) for pid, v in compact.items()]
+    texts = [search_text(pid, v[0], v[1], v[3], v[4], v[2]) for pid, v in compact.items()]
     if slot is not None:
         with contextlib.suppress(OSError):
             slot.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Ranked search over a catalog: exact id, name, tags, keywords, description, then downloads."""
+"""Ranked search over a catalog: exact id, name, category, tags, keywords, description, then
+downloads."""
 
 from __future__ import annotations
 
@@ -30,11 +31,15 @@ def _term_score(entry: PackEntry, term: str) -> int:
         return 400
     if term in name:
         return 300
-    if term in entry.tags:
+    if term == entry.category.lower() or term in entry.tags:
         return 200
     if any(term == k.lower() for k in entry.keywords):
         return 150
-    if any(term in t for t in entry.tags) or any(term in k.lower() for k in entry.keywords):
+    if (
+        any(term in t for t in entry.tags)
+        or any(term in k.lower() for k in entry.keywords)
+        or term in entry.category.lower()
+    ):
         return 80
     if term in entry.description.lower():
         return 50
@@ -60,7 +65,7 @@ def search(
             continue
         if terms:
             haystack = search_text(
-                entry.id, entry.name, entry.description, entry.tags, entry.keywords
+                entry.id, entry.name, entry.description, entry.tags, entry.keywords, entry.category
             )
             if not all(term in haystack for term in terms):
                 continue

@@ -81,3 +81,14 @@ def test_search_ranking() -> None:
     assert by_downloads[:2] == ["io.x.none", "io.x.docs"]
     assert [h.entry.id for h in search(packs, "", tag="cli")] == ["io.x.other"]
     assert len(search(packs, "", limit=2)) == 2
+
+
+def test_search_finds_and_ranks_category_and_tag_matches() -> None:
+    packs = [
+        (entry("io.x.fhir", {"1.0.0": {}}, category="healthcare", downloads=1), "r"),
+        (entry("io.x.hl7", {"1.0.0": {}}, tags=("healthcare",), downloads=2), "r"),
+        (entry("io.x.blog", {"1.0.0": {}}, description="a healthcare blog", downloads=500), "r"),
+        (entry("io.x.web", {"1.0.0": {}}, category="web", downloads=900), "r"),
+    ]
+    ids = [h.entry.id for h in search(packs, "healthcare")]
+    assert ids == ["io.x.hl7", "io.x.fhir", "io.x.blog"]  # category and tag above description
