@@ -1,4 +1,6 @@
-"""Per-command cgroups (v1): limits, measurements and killing a whole process tree.
+"""Per-command cgroups: limits, measurements and killing a whole process tree.
+
+This describes cgroup v1; on a host with cgroup v2 only, :mod:`.cgroup2` says what differs.
 
 Each command gets its own group in the ``memory``, ``pids`` and ``cpuacct`` hierarchies (and
 ``freezer`` where mounted), created under the engine process's own group, in a
@@ -37,6 +39,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import cgroup2
 
 REQUIRED = ("memory", "pids", "cpuacct")
 OPTIONAL = ("freezer",)
@@ -170,6 +174,15 @@ def _discover() -> dict[str, Path]:
     except OSError as exc:
         _why_unavailable = f"cannot read the process's cgroups: {exc}"
         return {}
+    if cgroup2.is_unified_only(mounts, UNIFIED):
+        mountpoint, root = mounts[UNIFIED]
+        parent, why = cgroup2.root_parent(mountpoint, root, GROUP_DIR)
+        if parent is None:
+            _why_unavailable = why
+            return {}
+        unified = {UNIFIED: parent}
+        _confinement(mounts, unified)
+        return unified
     parents: dict[str, Path] = {}
     for controller in REQUIRED + OPTIONAL:
         if controller not in mounts or controller not in own:
@@ -283,6 +296,9 @@ class RunCgroup:
 
     def __init__(self, dirs: dict[str, Path]) -> None:
         self.dirs = dirs
+        #: The cgroup v2 group holding the limits on a host without cgroup v1 controllers.
+        v1 = "memory" in dirs or "pids" in dirs
+        self.unified: Path | None = None if v1 else dirs.get(UNIFIED)
         # Cumulative counters of a reused group, as they were when this command started.
         self._base_oom_kills = 0
         self._base_pids_max_hits = 0
@@ -325,6 +341,8 @@ class RunCgroup:
         """Create the group and the command's own group below it, in every hierarchy."""
         for hierarchy, d in self.dirs.items():
             d.mkdir()
+            if d == self.unified:
+                cgroup2.enable(d)  # the command's own group measures it: memory.peak, cpu.stat
             (d / LEAF).mkdir()
             if "cpuset" in hierarchy.split(","):
                 _inherit_cpuset(d)
@@ -363,6 +381,11 @@ class RunCgroup:
 
     def configure(self, memory_limit: int | None, max_processes: int | None) -> None:
         """Set the limits and reset the counters for the next command."""
+        if self.unified is not None:
+            cgroup2.configure(self.unified, memory_limit, max_processes)
+            self._base_oom_kills = cgroup2.counter(self.unified / "memory.events", "oom_kill")
+            self._base_pids_max_hits = self._raw_counter(self.unified / "pids.events", "max")
+            return
         memory = self.dirs["memory"]
         memsw = memory / "memory.memsw.limit_in_bytes"
         has_memsw = memsw.exists()
@@ -398,6 +421,9 @@ class RunCgroup:
         return 0
 
     def memory_in_use(self) -> int:
+        if self.unified is not None:
+            current = cgroup2.number(self.unified / "memory.current")
+            return -1 if current is None else current
         try:
             return int((self.dirs["memory"] / "memory.usage_in_bytes").read_text())
         except (OSError, ValueError):
@@ -426,7 +452,7 @@ class RunCgroup:
     def pids(self) -> list[int]:
         """Every task of the command, in its cgroup and any the command made below it."""
         found: list[int] = []
-        top = self.dirs.get("pids")
+        top = self.dirs.get("pids", self.unified)
         for group in _subtree(top) if top is not None else []:
             try:
                 found += [int(x) for x in (group / "cgroup.procs").read_text().split()]
@@ -436,21 +462,32 @@ class RunCgroup:
 
     def oom_kills(self) -> int:
         """OOM kills in the group since this command started."""
+        if self.unified is not None:
+            events = self.unified / "memory.events"
+            return cgroup2.counter(events, "oom_kill") - self._base_oom_kills
         path = self.dirs["memory"] / "memory.oom_control"
         return self._raw_counter(path, "oom_kill") - self._base_oom_kills
 
     def pids_max_hits(self) -> int:
         """Forks refused by ``pids.max`` since this command started."""
+        if self.unified is not None:  # counted where the fork failed: the command's groups
+            events = self.unified / "pids.events"
+            return self._raw_counter(events, "max") - self._base_pids_max_hits
         path = self.dirs["pids"] / "pids.events"
         return self._raw_counter(path, "max") - self._base_pids_max_hits
 
     def cpu_time(self) -> float | None:
+        if self.unified is not None:  # the command's own group is new for every command
+            stat = self.unified / LEAF / "cpu.stat"
+            return cgroup2.counter(stat, "usage_usec") / 1e6 if stat.exists() else None
         try:
             return int((self.dirs["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
         except (OSError, ValueError):
             return None
 
     def peak_memory(self) -> int | None:
+        if self.unified is not None:
+            return cgroup2.number(self.unified / LEAF / "memory.peak")
         try:
             return int((self.dirs["memory"] / "memory.max_usage_in_bytes").read_text())
         except (OSError, ValueError):
@@ -462,6 +499,9 @@ class RunCgroup:
     def kill(self, deadline: float = 5.0) -> None:
         """SIGKILL every task in the groups (frozen first, so none can fork meanwhile)."""
         end = time.monotonic() + deadline
+        if self.unified is not None and cgroup2.kill(self.unified):
+            self.wait_empty(deadline)
+            return
         freezer = self.dirs.get("freezer")
         # Tasks already exiting cannot freeze: do not wait long for the whole group.
         frozen = freezer is not None and _freeze(freezer, min(end, time.monotonic() + 0.5))
