@@ -59,6 +59,7 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
 fi
 # --- npm: the Turborepo remote cache server the lifecycle's remote-cache tests start -----------
 scripts/turbo-tools.sh server >/dev/null
+scripts/turbo-tools.sh node >/dev/null
 
 # pytest-asyncio for the services' driver tests, outside the environment's path (they put it on
 # PYTHONPATH for their own runs): loaded into every run, it would print a warning in each one.

@@ -22,12 +22,10 @@ ROOT = Path(__file__).resolve().parents[3]
 SERVER_SIDE_KEY = "server-stores-tags"
 
 
-def server_cli() -> Path | None:
-    """The installed server's ``cli.js`` (installing it if npm can), or ``None``."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        return None
+def _tool(what: str) -> Path | None:
+    """``scripts/turbo-tools.sh WHAT``: the path it prints (installing once), or ``None``."""
     done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "turbo-tools.sh"), "server"],
+        ["bash", str(ROOT / "scripts" / "turbo-tools.sh"), what],
         capture_output=True,
         text=True,
         check=False,
@@ -35,6 +33,18 @@ def server_cli() -> Path | None:
     )
     path = Path(done.stdout.strip()) if done.returncode == 0 else None
     return path if path is not None and path.is_file() else None
+
+
+def server_cli() -> Path | None:
+    """The installed server's ``cli.js`` (installing it if npm can), or ``None``."""
+    if shutil.which("npm") is None:
+        return None
+    return _tool("server")
+
+
+def node_binary() -> Path | None:
+    """A Node.js the server runs on (20 or later; installed from the npm registry if needed)."""
+    return _tool("node")
 
 
 @dataclass
@@ -96,7 +106,11 @@ def start_server(
     log = directory / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            ["node", str(cli)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=directory
+            [str(node_binary() or "node"), str(cli)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=directory,
         )
     deadline = time.monotonic() + 60
     while not _answers(port, token):
