@@ -14,13 +14,13 @@ variable                   what                                       default
 
 from __future__ import annotations
 
-import os
 import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from .env_limits import env_number
 from .errors import RegistryError
 
 if TYPE_CHECKING:
@@ -45,33 +45,24 @@ class TransferLimits:
 
     @classmethod
     def for_index(cls) -> TransferLimits:
-        return cls(_env_number("GGEN_HTTP_DEADLINE", DEFAULT_DEADLINE), _index_bytes())
+        return cls(_deadline(), _index_bytes())
 
     @classmethod
     def for_archive(cls) -> TransferLimits:
-        return cls(_env_number("GGEN_HTTP_DEADLINE", DEFAULT_DEADLINE), archive_bytes())
+        return cls(_deadline(), archive_bytes())
 
 
 def archive_bytes() -> int:
     """The largest archive accepted (``GGEN_MAX_ARCHIVE_BYTES``)."""
-    return int(_env_number("GGEN_MAX_ARCHIVE_BYTES", MAX_ARCHIVE_BYTES))
+    return int(env_number("GGEN_MAX_ARCHIVE_BYTES", MAX_ARCHIVE_BYTES, RegistryError))
+
+
+def _deadline() -> float:
+    return env_number("GGEN_HTTP_DEADLINE", DEFAULT_DEADLINE, RegistryError)
 
 
 def _index_bytes() -> int:
-    return int(_env_number("GGEN_MAX_INDEX_BYTES", MAX_INDEX_BYTES))
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1e15:
-        raise RegistryError(f"{name}={raw!r}: expected a positive number")
-    return value
+    return int(env_number("GGEN_MAX_INDEX_BYTES", MAX_INDEX_BYTES, RegistryError))
 
 
 def within_deadline(work: Callable[[threading.Event], T], limits: TransferLimits, what: str) -> T:

@@ -73,7 +73,8 @@ def configure(group: Path, memory_limit: int | None, max_processes: int | None) 
 
 
 def counter(path: Path, key: str) -> int:
-    """``key`` in a flat-keyed v2 file (``memory.events``, ``pids.events``, ``cpu.stat``)."""
+    """``key`` in a flat-keyed cgroup file (``memory.events``, ``pids.events``, ``cpu.stat``; v1's
+    ``memory.oom_control`` too), 0 when the file or the key is missing."""
     try:
         text = path.read_text()
     except OSError:

@@ -404,21 +404,7 @@ class RunCgroup:
     def _raw_counter(path: Path, key: str) -> int:
         """``key`` of ``path`` summed over the group and the groups below it (cgroup v1 counts
         an OOM kill in the victim's own group, not in the one whose limit was hit)."""
-        return sum(
-            RunCgroup._one_counter(group / path.name, key) for group in _subtree(path.parent)
-        )
-
-    @staticmethod
-    def _one_counter(path: Path, key: str) -> int:
-        try:
-            text = path.read_text()
-        except OSError:
-            return 0
-        for line in text.splitlines():
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
-        return 0
+        return sum(cgroup2.counter(group / path.name, key) for group in _subtree(path.parent))
 
     def memory_in_use(self) -> int:
         if self.unified is not None:

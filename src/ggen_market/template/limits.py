@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from pytest_cleanroom import deadline
 
+from ..env_limits import env_number
 from ..errors import TemplateError
 
 MAX_OUTPUT = 16 * 1024 * 1024
@@ -48,8 +48,8 @@ class RenderLimitError(TemplateError):
 
 def sparql_limits() -> tuple[float, int]:
     """``(seconds, rows)`` one SPARQL query may take and return."""
-    seconds = _env_number("GGEN_SPARQL_TIMEOUT", SPARQL_TIMEOUT)
-    return seconds, int(_env_number("GGEN_SPARQL_MAX_ROWS", SPARQL_MAX_ROWS))
+    seconds = env_number("GGEN_SPARQL_TIMEOUT", SPARQL_TIMEOUT, TemplateError)
+    return seconds, int(env_number("GGEN_SPARQL_MAX_ROWS", SPARQL_MAX_ROWS, TemplateError))
 
 
 @dataclass(frozen=True)
@@ -62,22 +62,9 @@ class RenderLimits:
     @classmethod
     def from_environment(cls) -> RenderLimits:
         return cls(
-            max_output=int(_env_number("GGEN_TEMPLATE_MAX_OUTPUT", MAX_OUTPUT)),
-            timeout=_env_number("GGEN_TEMPLATE_TIMEOUT", RENDER_TIMEOUT),
+            max_output=int(env_number("GGEN_TEMPLATE_MAX_OUTPUT", MAX_OUTPUT, TemplateError)),
+            timeout=env_number("GGEN_TEMPLATE_TIMEOUT", RENDER_TIMEOUT, TemplateError),
         )
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1e15:
-        raise TemplateError(f"{name}={raw!r}: expected a positive number")
-    return value
 
 
 def _check_format(text: str) -> None:
