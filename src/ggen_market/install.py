@@ -285,8 +285,20 @@ class Project:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _refuse_links(self) -> None:
+        """Never stage or install through a link: ``.ggen`` and ``.ggen/packages`` must be
+        directories of this project (or missing), not links to somewhere else."""
+        for path in (self.state_dir, self.state_dir / "packages"):
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                raise InstallError(
+                    f"{path} is {'a link' if path.is_symlink() else 'not a directory'}: ggen "
+                    "installs only into a directory of the project itself; remove it and run "
+                    "the command again"
+                )
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[_Transaction]:
+        self._refuse_links()
         created = not self.state_dir.exists()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -1,6 +1,7 @@
 """A ``ggen.lock`` that is not UTF-8 or nested too deeply is one LockfileError in every market
-command and a usage error in pytest (never a traceback), and an archive name with a control
-character is refused before anything is installed."""
+command and a usage error in pytest (never a traceback), an archive name with a control
+character is refused before anything is installed, and nothing is installed through a ``.ggen``
+(or ``.ggen/packages``) that is a link."""
 
 from __future__ import annotations
 
@@ -102,3 +103,23 @@ def test_the_lock_writer_escapes_control_characters() -> None:
     parsed = tomllib.loads(lock.render())
     assert parsed["package"][0]["source"] == odd
     assert parsed["package"][0]["archive"] == f"a{odd}"
+
+
+@pytest.mark.parametrize("link", [".ggen", ".ggen/packages"])
+def test_nothing_is_installed_through_a_linked_state_directory(
+    link: str, project: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    write_gpack(src, "io.web.alpha", "1.0.0")
+    registry = tmp_path / "registry"
+    assert ggen("market", "index", str(src), "--output", str(registry)).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (project / link).parent.mkdir(parents=True, exist_ok=True)
+    (project / link).symlink_to(elsewhere)
+    result = ggen("market", "add", "io.web.alpha", "--registry", str(registry), "--project",
+                  str(project))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert f"{project / link} is a link" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert not (project / "ggen.lock").exists()
