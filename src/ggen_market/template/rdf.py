@@ -158,6 +158,8 @@ def select(graph: Any, text: str, prefixes: dict[str, str], label: str) -> list[
     except RenderLimitError as exc:
         raise RdfError(f"{label}: SPARQL query {exc}") from None
     except Exception as exc:
+        if time.monotonic() >= deadline:  # the limit fired inside rdflib, which wrapped it
+            raise RdfError(f"{label}: SPARQL query {too_slow()}") from None
         raise RdfError(f"{label}: SPARQL query failed: {_one_line(exc)}") from None
     if not _ORDER_BY.search(text):
         rows.sort(key=lambda r: [(v is None, v or "") for v in r.values()])
