@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,3 +52,21 @@ def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
 def remount_read_only(where: Path) -> None:
     """Make the tmpfs at ``where`` (from :func:`small_tmpfs`) read-only."""
     subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+
+
+def run_doc_script(
+    script: str, cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """A docs page's shell example as written: ``bash -euo pipefail`` in ``cwd``, with this
+    interpreter's ``bin`` (``ggen``, ``pytest``) first on ``PATH``; ``env`` defaults to ours."""
+    run_env = dict(os.environ if env is None else env)
+    run_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{run_env.get('PATH', '')}"
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

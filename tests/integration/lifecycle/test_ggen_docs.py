@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_doc_script
 
 pytestmark = pytest.mark.integration
 
@@ -24,16 +23,7 @@ def test_the_ggen_make_toml_example_runs(tmp_path: Path) -> None:
     last = max(i for i, line in enumerate(lines) if line.startswith("$ "))
     script = "\n".join(line.removeprefix("$ ") for line in lines[: last + 1])
     expected = "\n".join(lines[last + 1 :])
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_doc_script(script, tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.endswith(expected + "\n")
     assert "declared outputs were not produced: dist/never-made.txt" in done.stdout + done.stderr

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ggen_market.manifest import parse_manifest
 from ggen_market.validation import read_toml
+from tests.conftest import run_doc_script
 from tests.integration.engine.conftest import require_backend
 
 from .conftest import REPO, copy_examples
@@ -31,16 +31,7 @@ def block(section: str, language: str, number: int = 0) -> str:
 
 
 def run_sh(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=cwd,
-        env={**os.environ, **env, "PATH": path},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_doc_script(script, cwd, env={**os.environ, **env})
 
 
 def test_validate_example_runs_as_written(tmp_path: Path, env: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ import yaml
 
 from ggen_lifecycle.config import load_project
 from ggen_lifecycle.remote_cache.settings import VARIABLES
-from tests.conftest import require
+from tests.conftest import require, run_doc_script
 from tests.integration.lifecycle.turbo_server import server_cli
 
 pytestmark = pytest.mark.integration
@@ -40,16 +40,7 @@ def test_the_one_machine_example_runs_as_written(tmp_path: Path) -> None:
     require(probe.returncode == 0, "unshare --net (root and util-linux)")
     (script,) = blocks("bash")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_CORE"))}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_doc_script(script, tmp_path, env=env, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "merged 3 shards (10 passed, 0 failed)" in done.stdout
     assert re.search(r"^verified: \d+ envelopes in merged", done.stdout, re.MULTILINE)
