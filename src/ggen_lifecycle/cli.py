@@ -266,11 +266,11 @@ def clean(
     as_json: bool,
 ) -> None:
     """Remove the task cache (and, if asked, logs and state) from .ggen/."""
-    from .cache import Cache
+    from .cache import LocalCache
 
     project = _project(ctx, as_json)
     state_dir = project.state_dir
-    entries, size = Cache(state_dir / "cache", project.spec.cache.max_bytes).clean()
+    entries, size = LocalCache(state_dir / "cache", project.spec.cache.max_bytes).clean()
     removed: dict[str, Any] = {"cache": {"entries": entries, "bytes": size}}
     if (logs or clean_all) and (state_dir / "logs").exists():
         shutil.rmtree(state_dir / "logs")

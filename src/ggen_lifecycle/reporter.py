@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from .graph import Node
-    from .runner import TaskResult
+    from .results import TaskResult
 
 SYMBOLS = {
     "success": "ok",

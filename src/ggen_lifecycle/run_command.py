@@ -26,7 +26,7 @@ from .errors import ConfigError, LifecycleError, StateLockError, StorageError
 if TYPE_CHECKING:
     from .config import Project
     from .reporter import Reporter
-    from .runner import RunSummary
+    from .results import RunSummary
 
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
@@ -147,7 +147,8 @@ def print_plan(steps: list[dict[str, Any]]) -> None:
 
 def execute(args: RunArgs) -> NoReturn:
     """Run (or, with ``dry_run``, plan) ``args.phases``, print the outcome, exit with its code."""
-    from .runner import Runner, RunOptions
+    from .results import RunOptions
+    from .runner import Runner
 
     project = load(args.project_dir, args.as_json)
     options = RunOptions(

@@ -1,9 +1,10 @@
-"""A shared task cache on a Turborepo Remote Cache API server, behind the local cache.
+"""A shared task cache on a Turborepo Remote Cache API server, in front of the local cache.
 
+:class:`RemoteCache` is a :class:`~ggen_lifecycle.cache.TaskCache` that holds a local cache.
 Lookups go to the local cache first; on a local miss the remote artifact is downloaded, its
 signature checked, unpacked into a staging directory, verified against its manifest and stored
-as a local entry, which the runner then restores exactly like a local hit (with the local
-cache's restore checks). A task built here is uploaded after it is stored locally.
+as a local entry, which is then restored exactly like a local hit (with the local cache's restore
+checks). A task built here is stored locally, then uploaded. A dry run asks only the local cache.
 
 Keys cannot collide with turbo's on a shared server: turbo's are 16 hex digits (xxHash64), ggen's
 are 64 (sha256 over a ``ggen-lifecycle-cache-v1`` prefix and the task's inputs).
@@ -11,16 +12,19 @@ are 64 (sha256 over a ``ggen-lifecycle-cache-v1`` prefix and the task's inputs).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from ..cache.protocol import Entry, TaskCache
 from .settings import RemoteSettings, resolve
 
 if TYPE_CHECKING:
-    from ..cache import Cache, Entry
+    from ..cache.local import LocalCache
     from ..model import RemoteCacheSpec
 
 __all__ = ["RemoteCache", "RemoteSettings", "open_remote"]
@@ -28,17 +32,20 @@ __all__ = ["RemoteCache", "RemoteSettings", "open_remote"]
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 
 
-class RemoteCache:
-    """The remote tier of one run: fetches into and pushes from ``local``.
+class RemoteCache(TaskCache):
+    """The remote cache of one run, in front of ``local``: fetches into it and pushes from it.
 
     The first time the server is unreachable, slow or answers nonsense, one warning says so and
     the remote cache is left alone for the rest of the run; an artifact that fails its checks
     is refused with one warning naming the task's key, and the task runs.
     """
 
-    def __init__(self, settings: RemoteSettings, warn: Callable[[str], None]) -> None:
+    def __init__(
+        self, settings: RemoteSettings, warn: Callable[[str], None], local: LocalCache
+    ) -> None:
         from .client import TurboApiClient
 
+        self.local = local
         self.settings = settings
         self.client = TurboApiClient(settings)
         self.warn = warn
@@ -64,12 +71,45 @@ class RemoteCache:
             self._refused.add(key)
         self.warn(f"remote cache artifact {key[:12]} refused ({reason}); running the task")
 
-    def fetch(self, key: str, local: Cache) -> Entry | None:
-        """Download ``key`` into ``local`` and return the verified local entry, or ``None``."""
+    # -- the TaskCache contract ------------------------------------------------------------------
+
+    def lookup(self, key: str) -> Entry | None:
+        """The local entry for ``key``, else the server's (downloaded into the local cache)."""
+        return self.local.lookup(key) or self.fetch(key)
+
+    def would_hit(self, key: str) -> bool:
+        return self.local.would_hit(key)  # a dry run does not ask the server
+
+    def restore(self, entry: Entry, cwd: Path, *, root: Path, declared: Sequence[str]) -> list[str]:
+        return self.local.restore(entry, cwd, root=root, declared=declared)
+
+    def store(
+        self,
+        key: str,
+        cwd: Path,
+        outputs: Sequence[str],
+        log: Path,
+        info: Mapping[str, Any],
+        *,
+        duration: float = 0.0,
+    ) -> None:
+        """Store locally, then upload (see :meth:`push`)."""
+        self.local.store(key, cwd, outputs, log, info)
+        self.push(key, duration)
+
+    def discard(self, key: str) -> None:
+        self.local.discard(key)
+
+    # -- the server ------------------------------------------------------------------------------
+
+    def fetch(self, key: str) -> Entry | None:
+        """Download ``key`` into the local cache and return the verified local entry (its origin
+        ``"remote hit"``), or ``None``."""
         from .client import RemoteUnavailableError
 
         if self._down:
             return None
+        local = self.local
         limit = min(local.max_bytes, MAX_ARTIFACT_BYTES)
         try:
             download = self.client.fetch(key, limit)
@@ -82,7 +122,8 @@ class RemoteCache:
         if problem is not None:
             self._refuse(key, problem)
             return None
-        return self._import(key, download.body, local, limit)
+        entry = self._import(key, download.body, local, limit)
+        return None if entry is None else dataclasses.replace(entry, origin="remote hit")
 
     def _signature_problem(self, key: str, body: bytes, tag: str | None) -> str | None:
         from .signature import tag_matches
@@ -96,7 +137,7 @@ class RemoteCache:
             return "its signature does not verify with TURBO_REMOTE_CACHE_SIGNATURE_KEY"
         return None
 
-    def _import(self, key: str, body: bytes, local: Cache, limit: int) -> Entry | None:
+    def _import(self, key: str, body: bytes, local: LocalCache, limit: int) -> Entry | None:
         from .artifact import ArtifactError, unpack
 
         local.directory.mkdir(parents=True, exist_ok=True)
@@ -114,7 +155,7 @@ class RemoteCache:
             shutil.rmtree(staging, ignore_errors=True)
         return local.lookup(key)
 
-    def push(self, key: str, local: Cache, duration: float) -> None:
+    def push(self, key: str, duration: float) -> None:
         """Upload the local entry ``key`` unless the server has it already (read-write only)."""
         from .artifact import pack
         from .client import RemoteUnavailableError
@@ -122,7 +163,7 @@ class RemoteCache:
 
         if self._down or not self.settings.writable:
             return
-        entry = local.lookup(key)
+        entry = self.local.lookup(key)
         if entry is None:
             return
         try:
@@ -139,9 +180,10 @@ class RemoteCache:
 
 
 def open_remote(
-    spec: RemoteCacheSpec, env: Mapping[str, str], warn: Callable[[str], None]
+    spec: RemoteCacheSpec, env: Mapping[str, str], warn: Callable[[str], None], local: LocalCache
 ) -> RemoteCache | None:
-    """The remote cache configured by ``[cache.remote]`` and turbo's variables, if any."""
+    """The remote cache configured by ``[cache.remote]`` and turbo's variables, in front of
+    ``local``, if any."""
     settings, problem = resolve(spec, env)
     if problem is not None:
         warn(problem)
@@ -155,4 +197,4 @@ def open_remote(
             " (pip install 'pytest-cleanroom[remote-cache]')"
         )
         return None
-    return RemoteCache(settings, warn)
+    return RemoteCache(settings, warn, local)

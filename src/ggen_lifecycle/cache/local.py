@@ -16,66 +16,19 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_cleanroom import globwalk
 from pytest_cleanroom.faults import crash_point
 
-from . import _restore
-from ._restore import RestoreRefused, Source
-from .files import CHUNK, sha256_file
+from .. import _restore
+from .._restore import RestoreRefused, Source
+from ..files import CHUNK, sha256_file
+from .protocol import CorruptEntryError, Entry, TaskCache
 
 FORMAT = 1
-KEY_VERSION = b"ggen-lifecycle-cache-v1\0"
-
-
-def compute_key(
-    commands: Sequence[str],
-    env: Mapping[str, str],
-    cwd: str,
-    input_hashes: Iterable[tuple[str, str]],
-    dependency_keys: Iterable[str],
-) -> str:
-    """sha256 of the commands, the declared environment, the working directory (relative to the
-    project), every input file's path and content hash (sorted by path) and the dependencies'
-    keys (sorted)."""
-    h = hashlib.sha256(KEY_VERSION)
-    head = {"commands": list(commands), "env": dict(sorted(env.items())), "cwd": cwd}
-    h.update(json.dumps(head, sort_keys=True).encode())
-    h.update(b"\0inputs\0")
-    for rel, digest in sorted(input_hashes):
-        h.update(rel.encode() + b"\0" + digest.encode() + b"\n")
-    h.update(b"\0deps\0")
-    for key in sorted(dependency_keys):
-        h.update(key.encode() + b"\n")
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A verified cache entry."""
-
-    key: str
-    path: Path
-    meta: dict[str, Any]
-
-    @property
-    def outputs(self) -> dict[str, dict[str, Any]]:
-        outputs: dict[str, dict[str, Any]] = self.meta["outputs"]
-        return outputs
-
-    @property
-    def log_path(self) -> Path:
-        return self.path / "log"
-
-
-class CorruptEntryError(Exception):
-    """Raised inside the cache when an entry does not match its ``meta.json``."""
-
-
 MAX_META_BYTES = 16 * 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 
@@ -140,7 +93,7 @@ def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-class Cache:
+class LocalCache(TaskCache):
     """Entries under ``directory``, kept under ``max_bytes`` by evicting the least recently used."""
 
     def __init__(
@@ -169,6 +122,9 @@ class Cache:
         with contextlib.suppress(OSError):
             os.utime(path / "meta.json")  # least-recently-used bookkeeping
         return Entry(key=key, path=path, meta=meta)
+
+    def would_hit(self, key: str) -> bool:
+        return (self._entry_dir(key) / "meta.json").is_file()
 
     def _verify(self, key: str, path: Path) -> dict[str, Any]:
         meta = _read_meta(path / "meta.json")
@@ -217,7 +173,14 @@ class Cache:
     # -- writing ---------------------------------------------------------------------------------
 
     def store(
-        self, key: str, cwd: Path, outputs: Sequence[str], log: Path, info: Mapping[str, Any]
+        self,
+        key: str,
+        cwd: Path,
+        outputs: Sequence[str],
+        log: Path,
+        info: Mapping[str, Any],
+        *,
+        duration: float = 0.0,
     ) -> None:
         """Record ``outputs`` (relative to ``cwd``) and ``log`` under ``key``, then evict."""
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,60 @@
+"""A task's cache key: its commands, declared environment, directory, inputs and dependencies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import files
+
+if TYPE_CHECKING:
+    from ..graph import Node
+
+KEY_VERSION = b"ggen-lifecycle-cache-v1\0"
+
+
+def compute_key(
+    commands: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    input_hashes: Iterable[tuple[str, str]],
+    dependency_keys: Iterable[str],
+) -> str:
+    """sha256 of the commands, the declared environment, the working directory (relative to the
+    project), every input file's path and content hash (sorted by path) and the dependencies'
+    keys (sorted)."""
+    h = hashlib.sha256(KEY_VERSION)
+    head = {"commands": list(commands), "env": dict(sorted(env.items())), "cwd": cwd}
+    h.update(json.dumps(head, sort_keys=True).encode())
+    h.update(b"\0inputs\0")
+    for rel, digest in sorted(input_hashes):
+        h.update(rel.encode() + b"\0" + digest.encode() + b"\n")
+    h.update(b"\0deps\0")
+    for key in sorted(dependency_keys):
+        h.update(key.encode() + b"\n")
+    return h.hexdigest()
+
+
+def task_key(
+    node: Node, root: Path, dependency_keys: Iterable[str], memo: files.HashMemo | None = None
+) -> str:
+    """The key of task ``node`` of the project at ``root`` (input hashes through ``memo``).
+
+    With ``cache = true`` and no ``inputs`` every file under the task's directory is an input,
+    except its declared outputs.
+    """
+    assert node.spec is not None
+    spec = node.spec
+    patterns = list(spec.inputs)
+    if not patterns and spec.cache_enabled:
+        patterns = ["**", *(f"!{p}" for p in spec.outputs)]
+    inputs, _ = files.expand(node.cwd, patterns)
+    try:
+        cwd = node.cwd.relative_to(root).as_posix()
+    except ValueError:
+        cwd = str(node.cwd)
+    hashes = files.hash_files(node.cwd, inputs, memo)
+    return compute_key(node.commands, node.env, cwd, hashes, dependency_keys)
