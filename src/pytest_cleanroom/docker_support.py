@@ -18,6 +18,7 @@ import errno
 import itertools
 import os
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -80,6 +81,22 @@ def unix_socket_path(host: str) -> Path | None:
     """The socket file of a ``unix://`` address, ``None`` for other schemes."""
     parsed = urlparse(host)
     return Path(parsed.path) if parsed.scheme == "unix" else None
+
+
+def engine_shares_our_mounts(host: str) -> bool:
+    """Whether the engine listening at ``host`` sees this process's mounts (the same mount
+    namespace), so that a tmpfs mounted here can be bound into its containers."""
+    sock_path = unix_socket_path(host)
+    if sock_path is None:
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(sock_path))
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        pid = struct.unpack("3i", creds)[0]
+        return os.stat(f"/proc/{pid}/ns/mnt").st_ino == os.stat("/proc/self/ns/mnt").st_ino
+    except OSError:
+        return False
 
 
 def connect(host: str | None = None, *, timeout: float = 60.0) -> DockerClient:

@@ -7,6 +7,10 @@ Docker's default profile and Flatpak refuse to unprivileged programs: ``io_uring
 or writing other processes' memory. Where the policy forbids nested user namespaces, creating any
 namespace (``clone``/``unshare`` with a ``CLONE_NEW*`` flag, ``setns``) is refused as well.
 
+``bwrap`` loads the program itself, the ``unshare`` backend's set-up step installs it, and a
+sandbox without a launcher of the engine's own (a container) runs the command through
+:data:`INSTALLER`, which installs the same program and execs the command.
+
 A refused call fails with ``EPERM``; ``clone3`` fails with ``ENOSYS`` where namespaces are
 refused (its flags sit in memory a filter cannot read, and C libraries fall back to ``clone``
 only on ``ENOSYS``). The program is classic BPF built here, for x86_64 with its i386 compat
@@ -159,6 +163,35 @@ def assemble(items: Sequence[_Insn | str]) -> bytes:
             jumps.append(offset)
         out += struct.pack("=HBBI", insn.code, jumps[0], jumps[1], insn.k)
     return bytes(out)
+
+
+#: Python source run as ``python3 -S -I -c INSTALLER HEX_PROGRAM PROGRAM ARGS...`` inside a
+#: sandbox: sets ``no_new_privs``, installs the program (given in hex), restores the signal
+#: dispositions Python changes (ignored ones would survive ``exec``) and execs ``PROGRAM``.
+#: ``python3`` itself sets ``LC_CTYPE`` in a C locale: the caller unsets it after.
+INSTALLER = """
+import ctypes, os, signal, sys
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+code = bytes.fromhex(sys.argv[1])
+prog = Prog(len(code) // 8, code)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.addressof(prog), 0, 0):
+    os.write(2, b"cleanroom-seccomp: %s\\n" % os.strerror(ctypes.get_errno()).encode())
+    os._exit(125)
+for name in ("SIGPIPE", "SIGXFSZ"):
+    signal.signal(getattr(signal, name), signal.SIG_DFL)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+#: How a line of :data:`INSTALLER` saying it could not install the program starts (exit 125).
+INSTALLER_MARK = "cleanroom-seccomp:"
+
+
+def installer_argv(python: str, syscall_filter: str, *, forbid_namespaces: bool) -> list[str]:
+    """The command prefix that installs the filter of a policy, then execs what follows."""
+    code = program(syscall_filter, forbid_namespaces=forbid_namespaces).hex()
+    return [python, "-S", "-I", "-c", INSTALLER, code]
 
 
 def denied_calls(syscall_filter: str) -> tuple[str, ...]:

@@ -3,13 +3,17 @@
 Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
 ``cleanroom/bookworm:latest``, built by ``scripts/build-images.sh``; images are never pulled):
 
-* filesystem: the image's root, read-only when the policy says so; a private tmpfs ``/tmp``; the
+* filesystem: the image's root, read-only when the policy says so; a private ``/tmp`` and
+  ``/dev/shm`` sharing one tmpfs of ``max_disk`` bytes (see :mod:`pytest_cleanroom.scratch`;
+  where the engine cannot see this process's mounts, a tmpfs of ``max_disk`` bytes each); the
   workspace bound read-write at ``/workspace``; hidden paths covered by an empty read-only tmpfs
   (files by ``/dev/null``); ``readable_paths``/``writable_paths`` and service socket directories
   bound in from the host. Nothing else of the host's filesystem exists in the container.
 * processes: docker-init (tini) as PID 1 of a private PID namespace (the host's when
   ``isolate_pids`` is off), every capability dropped, ``no-new-privileges``, Docker's default
-  seccomp profile (which also refuses new user namespaces), running as the workspace's owner.
+  seccomp profile (which also refuses the kernel keyring and new namespaces) and, under
+  ``syscall_filter="strict"``, the engine's own filter of :mod:`._seccomp` on top of it (installed
+  by the image's ``python3`` before the command runs), running as the workspace's owner.
 * network: ``none`` (loopback only) for ``network="isolated"``; the host's network otherwise, as
   the local backends do.
 * resources: memory (no swap) and task limits through the container's cgroups, open files, file
@@ -43,9 +47,11 @@ from typing import Any
 from .. import docker_reaper
 from .. import docker_support as ds
 from ..errors import BackendUnavailableError, SandboxError
-from ..limits import file_size_hit, limit_of_exit_code
+from ..limits import LIMIT_DISK, file_size_hit, limit_of_exit_code
 from ..policy import Policy
 from ..result import RunResult
+from ..scratch import Scratch
+from . import _seccomp
 from .base import (
     ENFORCED_BY_DOCKER,
     EXIT_NOT_EXECUTABLE,
@@ -77,8 +83,12 @@ TICK = 0.02
 #: Size of the empty read-only tmpfs that hides a directory.
 _HIDE_SIZE = 4096
 _ENV = "/usr/bin/env"
+#: The image's Python, which installs the engine's seccomp filter under ``syscall_filter="strict"``.
+_PYTHON = "/usr/bin/python3"
 #: Variables Docker gives every container unless the configuration sets them.
 _DOCKER_SETS = frozenset({"HOSTNAME", "HOME", "PATH", "TERM"})
+#: The paths Docker makes read-only in every container unless told others.
+_DOCKER_READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 #: Mount points the container needs, which a hidden path cannot cover.
 _NEVER_HIDDEN = frozenset({"/", "/tmp", "/proc", "/dev", "/sys", WORKSPACE_PATH})
 _CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed while it ran\n"
@@ -92,6 +102,8 @@ class _Engine:
     info: dict[str, Any]
     #: The images known to be there, with the names of the variables each one sets.
     images: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Whether the engine sees this process's mounts (a scratch tmpfs can be bound in).
+    shares_mounts: bool = False
 
 
 _engines: dict[str, _Engine] = {}
@@ -111,6 +123,7 @@ def _engine(host: str) -> _Engine:
                 client.close()
                 raise
             engine = _engines[host] = _Engine(client, info)
+            engine.shares_mounts = ds.engine_shares_our_mounts(host)
         return engine
 
 
@@ -148,6 +161,11 @@ class DockerBackend:
         """Raise BackendUnavailableError unless the engine answers, has the image and can
         enforce every limit of ``policy``."""
         info = self._ready().info
+        if policy.syscall_filter == "strict" and _seccomp.unsupported() is not None:
+            raise BackendUnavailableError(
+                f"the docker backend cannot apply syscall_filter='strict' of policy "
+                f"{policy.name!r}: {_seccomp.unsupported()}"
+            )
         missing = []
         if policy.memory_limit is not None and info.get("MemoryLimit") is False:
             missing.append("memory limits (the memory cgroup)")
@@ -165,7 +183,9 @@ class DockerBackend:
     def run(self, spec: CommandSpec) -> RunResult:
         engine = self._ready()
         cgroups = ds.ContainerCgroups.for_engine(engine.info, self.host)
-        run = _Run(engine.client, spec, self.image, cgroups, engine.images[self.image])
+        max_disk = spec.policy.max_disk
+        scratch = Scratch.create(max_disk) if max_disk and engine.shares_mounts else None
+        run = _Run(engine.client, spec, self.image, cgroups, engine.images[self.image], scratch)
         try:
             try:
                 run.create()
@@ -207,8 +227,11 @@ class _Run:
         image: str,
         cgroups: ds.ContainerCgroups | None,
         image_env: frozenset[str] = frozenset(),
+        scratch: Scratch | None = None,
     ) -> None:
         self.client = client
+        self.scratch = scratch
+        self.disk_full = False
         self.image_env = image_env
         self.spec = spec
         self.image = image
@@ -237,9 +260,17 @@ class _Run:
         spec, policy = self.spec, self.spec.policy
         mounts = [DockerMount(WORKSPACE_PATH, str(spec.workspace), type="bind", read_only=False)]
         tmpfs: dict[str, str] = {}
-        if policy.private_tmp:
-            size = f",size={policy.memory_limit}" if policy.memory_limit else ""
-            tmpfs["/tmp"] = f"rw,exec,nosuid,nodev,mode=1777{size}"
+        shm_size = None
+        if self.scratch is not None:
+            mounts.append(DockerMount("/dev/shm", str(self.scratch.shm), type="bind"))
+            if policy.private_tmp:
+                mounts.append(DockerMount("/tmp", str(self.scratch.tmp), type="bind"))
+        else:
+            shm_size = policy.max_disk
+            if policy.private_tmp:
+                bound = policy.max_disk or policy.memory_limit
+                size = f",size={bound}" if bound else ""
+                tmpfs["/tmp"] = f"rw,exec,nosuid,nodev,mode=1777{size}"
         readable = {os.path.normpath(p) for p in policy.readable_paths}
         for path in sorted({os.path.normpath(p) for p in policy.hidden_paths} - readable):
             if path in _NEVER_HIDDEN or path.startswith(WORKSPACE_PATH + "/"):
@@ -286,6 +317,7 @@ class _Run:
             network_mode="host" if host_network else "none",
             pid_mode=None if policy.isolate_pids else "host",
             ipc_mode="private",
+            shm_size=shm_size,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"] if policy.no_new_privileges else None,
             init=True,
@@ -296,11 +328,20 @@ class _Run:
             log_config=LogConfig(type="none"),
             cgroup_parent=self.cgroups.parent if self.cgroups is not None else None,
         )
+        # Docker's own read-only paths, and /dev: its tmpfs would take data beyond max_disk.
+        host_config["ReadonlyPaths"] = [*_DOCKER_READ_ONLY, "/dev"]
         env = dict(spec.env)
-        unset = sorted((_DOCKER_SETS | self.image_env) - env.keys())
+        entrypoint: list[str] = []
+        docker_sets = _DOCKER_SETS | self.image_env
+        if policy.syscall_filter == "strict":
+            forbid = not policy.nested_user_namespaces
+            entrypoint = _seccomp.installer_argv(_PYTHON, "strict", forbid_namespaces=forbid)
+            docker_sets |= {"LC_CTYPE"}  # set by python3's locale coercion
+        unset = sorted(docker_sets - env.keys())
+        entrypoint += [_ENV, *(f"--unset={name}" for name in unset), "--"]
         return {
             "image": self.image,
-            "entrypoint": [_ENV, *(f"--unset={name}" for name in unset), "--"],
+            "entrypoint": entrypoint,
             "command": list(spec.argv),
             "environment": env,
             "user": f"{st.st_uid}:{st.st_gid}",
@@ -364,7 +405,14 @@ class _Run:
 
     def _fail_start(self, exc: Exception) -> None:
         text = _explain(exc)
-        if _ENV in text and ("no such file" in text.lower() or "not found" in text.lower()):
+        missing = "no such file" in text.lower() or "not found" in text.lower()
+        if missing and f'"{_PYTHON}"' in text:
+            raise BackendUnavailableError(
+                f"the image {self.image!r} has no {_PYTHON}, which the docker backend needs to "
+                f"install the seccomp filter of syscall_filter='strict' (policy "
+                f"{self.spec.policy.name!r}): use an image with python3 ({text})"
+            ) from exc
+        if missing and _ENV in text:
             raise BackendUnavailableError(
                 f"the image {self.image!r} has no {_ENV}, which the docker backend needs to give "
                 f"the command exactly its environment: use an image with coreutils ({text})"
@@ -440,6 +488,9 @@ class _Run:
                     if attempt == 2:
                         raise
                     time.sleep(0.1)
+        if self.scratch is not None:
+            self.disk_full = self.scratch.full()
+            self.scratch.release()
         if self.cgroups is not None:
             self.usage = self.cgroups.usage()
             self.cgroups.remove()
@@ -461,6 +512,11 @@ class _Run:
         note = output_cut_message(policy.max_output) if limit == LIMIT_OUTPUT else b""
         stdout, stderr = self.out.take(), self.err.take(note)
         exit_code = self.exit_code
+        if exit_code == 125 and stderr.startswith(_seccomp.INSTALLER_MARK.encode()):
+            raise SandboxError(
+                "the docker backend could not install its seccomp filter: "
+                + stderr.decode(errors="replace").strip()
+            )
         exit_code, stderr = _translate_exec_failure(spec.argv[0], exit_code, stdout, stderr)
         if limit is None and self.oom_killed:
             limit = LIMIT_MEMORY
@@ -477,6 +533,8 @@ class _Run:
             and file_size_hit(spec.workspace, policy.max_file_size, self.started_at - 1)
         ):
             limit = LIMIT_FILE_SIZE
+        if limit is None and exit_code != 0 and self.disk_full:
+            limit = LIMIT_DISK
         if self.cancelled.is_set():
             stderr += _CLOSED_NOTE
         return make_result(

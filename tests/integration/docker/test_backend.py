@@ -164,6 +164,22 @@ def test_root_is_read_only_tmp_is_private_and_host_files_absent(
     assert lines[4] == "['tmpfs'] ['ro']"
 
 
+def test_tmp_and_shm_are_each_max_disk_where_the_engine_cannot_see_our_mounts(
+    tmp_path: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An engine in another mount namespace cannot be set up on this machine: its flag is
+    # cleared instead, so that the fallback (Docker's own tmpfs, each sized) runs for real.
+    policy = Policy.level("locked").replace(max_disk=8 * MiB)
+    with Cleanroom(tmp_path / "ws", backend="docker", policy=policy) as room:
+        room.run(["true"]).assert_success()
+        engine = docker_backend._engine(docker_backend.ds.docker_host())
+        monkeypatch.setattr(engine, "shares_mounts", False)
+        result = room.run(["df", "-B1", "--output=target,size", "/tmp", "/dev/shm", "/dev"])
+    result.assert_success()
+    sizes = dict(line.split() for line in result.stdout.splitlines()[1:])
+    assert sizes["/tmp"] == sizes["/dev/shm"] == str(8 * MiB), result.stdout
+
+
 def test_hidden_paths_are_empty_and_readable_writable_paths_come_through(
     tmp_path: Path, docker_client: Any
 ) -> None:
