@@ -10,6 +10,8 @@ The corpus is a copy of the public ggen project's example files, kept beside the
   (serde: ``[project] name`` required, typed phase keys, every phase has a command, unknown
   tables ignored). Each file is copied with the workspace directories it names into a temporary
   project, loaded and dry-run (every declared phase).
+* packages: every folder with a ``package.toml`` or ``gpack.toml`` is imported as
+  ``ggen market import --dry-run`` does (converted, copied, checked as a gpack).
 * templates: every ``*.tmpl`` is rendered (nothing written) the way ``ggen template generate``
   renders a gpack's template. Its gpack is the nearest folder above it with a ``*.ttl`` graph.
   Templates without a front matter (``body only``) get their output path and query from a
@@ -254,12 +256,46 @@ def check_template(template: Path, corpus: Path) -> dict[str, Any]:
     return row
 
 
+# -- packages -----------------------------------------------------------------------------------
+
+
+def package_dirs(corpus: Path) -> list[Path]:
+    """Every folder holding a ggen package manifest (``package.toml``, or a ``gpack.toml``)."""
+    found = {p.parent for name in ("package.toml", "gpack.toml") for p in corpus.rglob(name)}
+    return sorted(found)
+
+
+def check_packages(corpus: Path) -> list[dict[str, Any]]:
+    """``ggen market import --dry-run --keep-going`` of each package: imported, or why not."""
+    from ggen_market.errors import MarketError
+    from ggen_market.ggen_import import import_packages
+
+    rows = []
+    for package in package_dirs(corpus):
+        row: dict[str, Any] = {"file": str(package.relative_to(corpus)), "imports": False}
+        try:
+            report = import_packages([package], Path("unused"), dry_run=True, keep_going=True)
+        except MarketError as exc:
+            row["error"] = " ".join(str(exc).split())
+        else:
+            row["imports"] = bool(report.imported)
+            if report.refused:
+                row["error"] = " ".join(" ".join(report.refused[0].problems).split())
+            else:
+                row["changes"] = len(report.imported[0].changes)
+        if "error" in row:
+            row["error"] = row["error"].replace(str(corpus) + "/", "")
+        rows.append(row)
+    return rows
+
+
 # -- report -------------------------------------------------------------------------------------
 
 
 def measure(corpus: Path) -> dict[str, Any]:
     makes = [check_make_toml(f) for f in make_toml_files(corpus)]
     templates = [check_template(t, corpus) for t in template_files(corpus)]
+    packages = check_packages(corpus)
     accepted = [m for m in makes if m["ggen_accepts"]]
     with_data = [
         t
@@ -294,6 +330,11 @@ def measure(corpus: Path) -> dict[str, Any]:
             "render": sum(t["renders"] for t in with_data),
             "rows": templates,
         },
+        "packages": {
+            "files": len(packages),
+            "import": sum(p["imports"] for p in packages),
+            "rows": packages,
+        },
         "errors": {kind: {"count": counts[kind], "first": first[kind]} for kind in counts},
     }
 
@@ -322,6 +363,8 @@ def print_report(result: dict[str, Any], show: int) -> None:
     for label, count in rows:
         print(f"{label:<58} {count:>7}")
     print(f"{'  share of templates with data that render':<58} {share:>6.1f}%")
+    print(f"{'packages (package.toml, gpack.toml)':<58} {result['packages']['files']:>7}")
+    print(f"{'  `ggen market import` converts and checks':<58} {result['packages']['import']:>7}")
     print("\nfirst error by kind (count):")
     ordered = sorted(result["errors"].items(), key=lambda kv: -kv[1]["count"])
     for kind, info in ordered[:show]:

@@ -270,8 +270,8 @@ def _check_edit(
     if new != wanted:
         raise ReadinessError(
             f"cannot edit {path.name} safely (its layout confuses the line editor): set "
-            f"status = {_toml_string(status)} in the [[requirement]] with id = "
-            f"{_toml_string(requirement_id)} by hand",
+            f"status = {tomlpos.toml_string(status)} in the [[requirement]] with id = "
+            f"{tomlpos.toml_string(requirement_id)} by hand",
             file=path,
         )
 
@@ -289,20 +289,6 @@ _HEADER = """# Production readiness requirements (ggen lifecycle readiness).
 """
 
 
-def _toml_string(value: str) -> str:
-    """``value`` as a TOML basic string: quotes, backslashes and every control character
-    escaped (TOML allows none of them raw)."""
-    out = []
-    for char in value:
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
 def _set_field(text: str, requirement_id: str, key: str, value: str) -> str:
     lines = text.splitlines()
     found = tomlpos.key_lines(text)
@@ -313,9 +299,9 @@ def _set_field(text: str, requirement_id: str, key: str, value: str) -> str:
             if raw.strip("\"'").split("#")[0].strip().strip("\"'") == requirement_id:
                 index = path[1]
                 break
-    new_line = f"{key} = {_toml_string(value)}"
+    new_line = f"{key} = {tomlpos.toml_string(value)}"
     if index is None:
-        block = ["", "[[requirement]]", f"id = {_toml_string(requirement_id)}", new_line]
+        block = ["", "[[requirement]]", f"id = {tomlpos.toml_string(requirement_id)}", new_line]
         return "\n".join([*lines, *block]) + "\n"
     for path, line in found:
         if path == ("requirement", index, key):

@@ -521,10 +521,12 @@ def generate(
 
 def _mount_trust_commands() -> None:
     """Commands that live beside their logic (they use the option decorators defined above)."""
+    from .import_command import import_command
     from .trust import commands
 
     market.add_command(commands.validate)
     market.add_command(commands.publish)
+    market.add_command(import_command)
 
 
 _mount_trust_commands()

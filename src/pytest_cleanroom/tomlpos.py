@@ -116,3 +116,17 @@ def locate_value(text: str, loc: Sequence[str | int], value: str) -> int | None:
         if needle.search(lines[number - 1]):
             return number
     return start
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string: quotes, backslashes and every control character
+    escaped (TOML allows none of them raw)."""
+    out = []
+    for char in value:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import TemplateError
 from ..manifest import Manifest
+from .data import gpack_file
 from .frontmatter import parse_template
 from .generate import gpack_templates
 from .sandbox import make_environment
@@ -27,5 +28,4 @@ def check_templates(root: Path, manifest: Manifest) -> None:
                 f"{template.path}:{line}: template syntax error: {exc.message}"
             ) from None
         for entry in source.front.rdf:
-            if not (root / entry).is_file():
-                raise TemplateError(f"{template.path}: front matter: rdf: no file {entry!r}")
+            gpack_file(template, entry, "rdf")  # looked up as generation looks it up

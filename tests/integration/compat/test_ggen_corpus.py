@@ -73,3 +73,14 @@ def test_every_make_toml_ggen_accepts_loads_and_dry_runs(measured: dict[str, Any
     ]
     assert make["ggen_accepts"] >= 10, "the corpus lost most of its make.toml files"
     assert not failing, "\n".join(failing)
+
+
+def test_ggen_packages_import_or_say_why(measured: dict[str, Any]) -> None:
+    packages = measured["packages"]
+    refused = [row for row in packages["rows"] if not row["imports"]]
+    assert packages["files"] >= 80, "the corpus lost most of its packages"
+    assert packages["import"] / packages["files"] >= 0.9, "\n".join(
+        f"{row['file']}: {row['error'][:200]}" for row in refused
+    )
+    for row in refused:  # each refusal names the package's file at fault
+        assert row["error"].startswith(("marketplace/", "packs/", "templates/", "examples/")), row
