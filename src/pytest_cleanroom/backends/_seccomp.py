@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import functools
 import os
 import platform
 import struct
@@ -199,8 +200,10 @@ def denied_calls(syscall_filter: str) -> tuple[str, ...]:
     return STRICT if syscall_filter == "strict" else BASELINE
 
 
+@functools.cache
 def program(syscall_filter: str, *, forbid_namespaces: bool) -> bytes:
-    """The BPF program for a policy's ``syscall_filter`` and nested-namespace setting."""
+    """The BPF program for a policy's ``syscall_filter`` and nested-namespace setting (built
+    once per combination)."""
     return assemble(_program(denied_calls(syscall_filter), forbid_namespaces))
 
 

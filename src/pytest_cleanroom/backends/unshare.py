@@ -2,10 +2,12 @@
 
 The fallback of ``local`` where bubblewrap is missing. ``unshare`` creates the user (the
 invoking user mapped to uid 0), mount, IPC, UTS and cgroup namespaces, plus PID and network ones
-as the policy says; :mod:`pytest_cleanroom.backends._nsinit` then builds the same filesystem as
-the ``bwrap`` backend, gives the command a fresh session keyring, drops every capability, sets
-``no_new_privs``, installs the seccomp filter of :mod:`._seccomp` and runs the command.
-Needs Linux 5.12 or later (``mount_setattr`` makes bind mounts read-only recursively).
+as the policy says; the set-up step then builds the same filesystem as the ``bwrap`` backend,
+gives the command a fresh session keyring, drops every capability, sets ``no_new_privs``,
+installs the seccomp filter of :mod:`._seccomp` and runs the command. The set-up step is
+``_nsinit.c`` compiled once (see :mod:`._nsinit_native`), or :mod:`._nsinit` in Python where no
+C compiler is found. Needs Linux 5.12 or later (``mount_setattr`` makes bind mounts read-only
+recursively).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..filesystem import FsOp
 from ..limits import Rlimits
 from ..policy import Policy
 from ..process_tree import Outcome
-from . import _seccomp
+from . import _nsinit_native, _seccomp
 from ._handoff import HANDOFF_FD
 from .availability import SETPRIV_MISSING, UNSHARE_MISSING, kernel_at_least, probe_unshare
 from .base import CommandSpec
@@ -38,10 +40,22 @@ class UnshareBackend(NamespaceBackend):
     name = "unshare"
     overhead_processes = 2  # unshare itself and the set-up step, which stays as PID 1
 
-    def __init__(self, executable: str | None = None, python: str | None = None) -> None:
+    def __init__(
+        self, executable: str | None = None, python: str | None = None, *, native: bool = True
+    ) -> None:
         super().__init__()
         self._executable = executable
         self.python = python or sys.executable
+        self._native = native
+        self._step: str | None = None  # the compiled set-up program once known ("" for Python)
+
+    @property
+    def setup_program(self) -> str | None:
+        """The compiled set-up program this backend runs, or ``None`` for the Python step."""
+        if self._step is None:
+            path, _ = _nsinit_native.program() if self._native else (None, "")
+            self._step = path or ""
+        return self._step or None
 
     @property
     def executable(self) -> str:
@@ -71,6 +85,7 @@ class UnshareBackend(NamespaceBackend):
         if problem is not None:
             raise BackendUnavailableError(problem)
         self.check_limits(policy)
+        _ = self.setup_program  # compiled now (once per machine), not during the first command
 
     def sandbox_argv(
         self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
@@ -87,10 +102,16 @@ class UnshareBackend(NamespaceBackend):
             argv.append("--pid")
         if policy.network == "isolated":
             argv.append("--net")
+        native = self.setup_program
+        if native is not None:
+            return [*argv, "--", native, str(HANDOFF_FD)]
         return [*argv, "--", self.python, "-S", "-I", NSINIT, str(HANDOFF_FD)]
 
     def handoff(self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None) -> bytes:
-        """The set-up step's plan, environment included (``marshal``: see _nsinit.py)."""
+        """The set-up step's plan, environment included (``marshal`` for the Python step: see
+        _nsinit.py; NUL-separated records for the compiled one: see _nsinit.c)."""
+        if self.setup_program is not None:
+            return _native_plan(spec, ops, rlimits)
         policy = spec.policy
         plan = {
             "ops": [[op.kind, op.target, op.source, op.size] for op in ops],
@@ -112,6 +133,30 @@ class UnshareBackend(NamespaceBackend):
         if outcome.exit_code == 125 and line is not None and line.startswith(_MARK):
             raise SandboxError(f"the unshare backend could not set up the sandbox: {line}")
         return outcome
+
+
+def _native_plan(spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None) -> bytes:
+    policy = spec.policy
+    seccomp = _seccomp.program(
+        policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
+    )
+    records: list[tuple[str, Sequence[str]]] = [
+        ("op", (op.kind, op.target, op.source or "", "" if op.size is None else str(op.size)))
+        for op in ops
+    ]
+    for name, value in _rlimits(rlimits).items():
+        soft, hard = value if isinstance(value, list) else (value, value)
+        records.append(("rlimit", (name, str(soft), str(hard))))
+    records += [
+        ("cwd", (spec.cwd,)),
+        ("hostname", (HOSTNAME,)),
+        ("net", ("1" if policy.network == "isolated" else "0",)),
+        ("nested", ("1" if policy.nested_user_namespaces else "0",)),
+        ("seccomp", (seccomp.hex(),)),
+        ("argv", spec.argv),
+        ("env", _nsinit_native.env_fields(spec.env)),
+    ]
+    return _nsinit_native.encode_plan(records)
 
 
 def _rlimits(rlimits: Rlimits | None) -> dict[str, int | list[int]]:

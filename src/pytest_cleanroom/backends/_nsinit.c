@@ -1,0 +1,498 @@
+/* In-namespace set-up step of the unshare backend, compiled once (see _nsinit_native.py).
+ *
+ * The same steps as _nsinit.py, in the same order, without starting an interpreter per command:
+ * util-linux unshare execs this program as uid 0 of a fresh user namespace (pid 1 of a fresh PID
+ * namespace when the policy isolates PIDs); it reads the plan from the descriptor named by its
+ * only argument, builds the sandbox's filesystem, pivots into it, sets the host name, brings up
+ * loopback, forbids nested user namespaces if asked, applies the rlimits, joins a fresh session
+ * keyring, drops every capability, sets no_new_privs, installs the seccomp program and execs the
+ * command with exactly the plan's environment. As pid 1 it then reaps orphans until the command
+ * exits and exits with its status (128 + N after signal N).
+ *
+ * The plan is a list of records, each "TAG\0COUNT\0FIELD\0...FIELD\0" (COUNT fields):
+ *   op KIND TARGET SOURCE SIZE   (SOURCE and SIZE may be empty)
+ *   cwd PATH | hostname NAME | net 0/1 | nested 0/1 | seccomp HEX
+ *   rlimit NAME SOFT HARD        (NAME: fsize, nofile, cpu, as, nproc)
+ *   argv ARG... | env KEY=VALUE...
+ * A set-up failure prints one "cleanroom-nsinit: ..." line on stderr and exits with 125.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SETUP_FAILED 125
+#define MAX_OPS 4096
+#define MAX_ITEMS 65536
+
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define MOUNT_ATTR_RDONLY_ 0x1
+#define MOUNT_ATTR_NODEV_ 0x4
+#define AT_RECURSIVE_ 0x8000
+#define KEYCTL_JOIN_SESSION_KEYRING_ 1
+#define CAP_VERSION_3_ 0x20080522
+
+struct mount_attr_ {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+struct op {
+    const char *kind, *target, *source, *size;
+};
+
+static struct op ops[MAX_OPS];
+static int n_ops;
+static const char *cwd = "/", *hostname = "cleanroom", *seccomp_hex = "";
+static int net, nested;
+static char *argv_[MAX_ITEMS + 1], *env_[MAX_ITEMS + 1];
+static struct {
+    const char *name;
+    rlim_t soft, hard;
+} rlims[8];
+static int n_rlims;
+
+static void fail(const char *fmt, ...) {
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(line, sizeof line, "cleanroom-nsinit: ");
+    n += vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof line - 2) n = sizeof line - 2;
+    line[n++] = '\n';
+    if (write(2, line, n) < 0) { /* nothing more to say */ }
+    _exit(SETUP_FAILED);
+}
+
+static void check(int result, const char *what, const char *arg) {
+    if (result != 0) fail("%s%s: %s", what, arg, strerror(errno));
+}
+
+/* ---- the plan ---------------------------------------------------------------------------- */
+
+static char *read_all(int fd, size_t *len) {
+    size_t cap = 1 << 16, used = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        if (!buf) fail("read the plan: out of memory");
+        ssize_t got = read(fd, buf + used, cap - used);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) fail("read the plan: %s", strerror(errno));
+        if (got == 0) break;
+        used += (size_t)got;
+        if (used == cap) buf = realloc(buf, (cap *= 2) + 1);
+    }
+    close(fd);
+    buf[used] = '\0';
+    *len = used;
+    return buf;
+}
+
+static char *next_field(char **pos, char *end) {
+    if (*pos >= end) fail("the plan is cut short");
+    char *field = *pos;
+    char *nul = memchr(field, '\0', (size_t)(end - field));
+    if (!nul) fail("the plan is cut short");
+    *pos = nul + 1;
+    return field;
+}
+
+static rlim_t number(const char *text) {
+    char *rest;
+    errno = 0;
+    unsigned long long value = strtoull(text, &rest, 10);
+    if (errno || !*text || *rest) fail("the plan holds a bad number: %s", text);
+    return (rlim_t)value;
+}
+
+static void parse_plan(char *buf, size_t len) {
+    char *pos = buf, *end = buf + len;
+    int n_argv = 0, n_env = 0;
+    while (pos < end) {
+        char *tag = next_field(&pos, end);
+        rlim_t count = number(next_field(&pos, end));
+        if (count > MAX_ITEMS) fail("the plan's %s record is too long", tag);
+        char *f[MAX_ITEMS > 4 ? 4 : MAX_ITEMS];
+        if (!strcmp(tag, "argv") || !strcmp(tag, "env")) {
+            char **into = tag[0] == 'a' ? argv_ : env_;
+            int *n = tag[0] == 'a' ? &n_argv : &n_env;
+            for (rlim_t i = 0; i < count; i++) {
+                if (*n >= MAX_ITEMS) fail("the plan's %s record is too long", tag);
+                into[(*n)++] = next_field(&pos, end);
+            }
+            continue;
+        }
+        if (count > 4) fail("the plan's %s record has %llu fields", tag, (unsigned long long)count);
+        for (rlim_t i = 0; i < count; i++) f[i] = next_field(&pos, end);
+        if (!strcmp(tag, "op") && count == 4) {
+            if (n_ops >= MAX_OPS) fail("the plan has too many filesystem operations");
+            ops[n_ops++] = (struct op){f[0], f[1], f[2], f[3]};
+        } else if (!strcmp(tag, "cwd") && count == 1) {
+            cwd = f[0];
+        } else if (!strcmp(tag, "hostname") && count == 1) {
+            hostname = f[0];
+        } else if (!strcmp(tag, "net") && count == 1) {
+            net = !strcmp(f[0], "1");
+        } else if (!strcmp(tag, "nested") && count == 1) {
+            nested = !strcmp(f[0], "1");
+        } else if (!strcmp(tag, "seccomp") && count == 1) {
+            seccomp_hex = f[0];
+        } else if (!strcmp(tag, "rlimit") && count == 3 && n_rlims < 8) {
+            rlims[n_rlims].name = f[0];
+            rlims[n_rlims].soft = number(f[1]);
+            rlims[n_rlims].hard = number(f[2]);
+            n_rlims++;
+        } else {
+            fail("unknown plan record %s with %llu fields", tag, (unsigned long long)count);
+        }
+    }
+    if (n_argv == 0) fail("the plan names no command");
+    argv_[n_argv] = NULL;
+    env_[n_env] = NULL;
+}
+
+/* ---- filesystem -------------------------------------------------------------------------- */
+
+static void make_dirs(const char *path) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf) fail("path too long: %s", path);
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) fail("mkdir %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) fail("mkdir %s: %s", buf, strerror(errno));
+}
+
+static void make_parent(const char *path) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf) fail("path too long: %s", path);
+    strcpy(buf, path);
+    char *slash = strrchr(buf, '/');
+    if (slash && slash != buf) {
+        *slash = '\0';
+        make_dirs(buf);
+    }
+}
+
+/* Create path (a directory, or an empty file when like is not a directory). */
+static void ensure(const char *path, const char *like) {
+    struct stat st;
+    if (lstat(path, &st) == 0) return;
+    if (stat(like, &st) == 0 && S_ISDIR(st.st_mode)) {
+        make_dirs(path);
+        return;
+    }
+    make_parent(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) fail("create %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+static void set_attributes(const char *target, uint64_t attrs) {
+    struct mount_attr_ attr = {attrs, 0, 0, 0};
+    long r = syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE_, &attr, sizeof attr);
+    check(r == 0 ? 0 : -1, "make read-only ", target);
+}
+
+static void bind_mount(const char *source, const char *target, int read_only, int nodev) {
+    ensure(target, source);
+    if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) != 0)
+        fail("mount %s on %s: %s", source, target, strerror(errno));
+    uint64_t attrs = (read_only ? MOUNT_ATTR_RDONLY_ : 0) | (nodev ? MOUNT_ATTR_NODEV_ : 0);
+    if (attrs) set_attributes(target, attrs);
+}
+
+static void tmpfs(const char *target, const char *mode, const char *size, unsigned long flags) {
+    char data[128];
+    make_dirs(target);
+    if (size && *size)
+        snprintf(data, sizeof data, "mode=%s,size=%s", mode, size);
+    else
+        snprintf(data, sizeof data, "mode=%s", mode);
+    if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | flags, data) != 0)
+        fail("mount tmpfs on %s: %s", target, strerror(errno));
+}
+
+static void remount_ro(const char *target) {
+    if (mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
+        fail("mount None on %s: %s", target, strerror(errno));
+}
+
+static void join3(char *out, size_t size, const char *a, const char *b, const char *c) {
+    if ((size_t)snprintf(out, size, "%s%s%s", a, b, c) >= size) fail("path too long: %s%s", a, c);
+}
+
+static void join(char *out, size_t size, const char *a, const char *b) {
+    join3(out, size, a, "", b);
+}
+
+static void make_dev(const char *target) {
+    static const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    static const char *links[][2] = {{"fd", "/proc/self/fd"},      {"stdin", "/proc/self/fd/0"},
+                                     {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+                                     {"ptmx", "pts/ptmx"}};
+    char src[4096], dst[4096];
+    tmpfs(target, "0755", NULL, 0);
+    for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
+        join(src, sizeof src, "/oldroot/dev/", nodes[i]);
+        join3(dst, sizeof dst, target, "/", nodes[i]);
+        bind_mount(src, dst, 0, 0);
+    }
+    for (size_t i = 0; i < sizeof links / sizeof *links; i++) {
+        join3(dst, sizeof dst, target, "/", links[i][0]);
+        check(symlink(links[i][1], dst), "symlink ", dst);
+    }
+    join(dst, sizeof dst, target, "/shm");
+    check(mkdir(dst, 0755), "mkdir ", dst);
+    join(dst, sizeof dst, target, "/pts");
+    check(mkdir(dst, 0755), "mkdir ", dst);
+    /* Pseudo-terminals are optional: a failure to mount devpts is not an error. */
+    mount("devpts", dst, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
+}
+
+static void apply(const struct op *op, int own_pid_ns) {
+    char dest[4096], source[4096];
+    if (!strcmp(op->target, "/"))
+        join(dest, sizeof dest, "/newroot", "");
+    else
+        join(dest, sizeof dest, "/newroot", op->target);
+    const char *kind = op->kind;
+    if (!strcmp(kind, "ro-bind") || !strcmp(kind, "bind")) {
+        join(source, sizeof source, "/oldroot", op->source);
+        bind_mount(source, dest, kind[0] == 'r', 0);
+    } else if (!strcmp(kind, "symlink")) {
+        check(symlink(op->source, dest), "symlink ", dest);
+    } else if (!strcmp(kind, "dir")) {
+        make_dirs(dest);
+    } else if (!strcmp(kind, "hide-dir")) {
+        tmpfs(dest, "0555", NULL, 0);
+        remount_ro(dest);
+    } else if (!strcmp(kind, "hide-file")) {
+        bind_mount("/oldroot/dev/null", dest, 1, 1);
+    } else if (!strcmp(kind, "tmpfs")) {
+        tmpfs(dest, "1777", op->size, 0);
+    } else if (!strcmp(kind, "proc")) {
+        make_dirs(dest);
+        if (own_pid_ns) {
+            if (mount("proc", dest, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+                fail("mount proc on %s: %s", dest, strerror(errno));
+        } else {
+            bind_mount("/oldroot/proc", dest, 0, 0);
+        }
+    } else if (!strcmp(kind, "dev")) {
+        make_dev(dest);
+    } else if (!strcmp(kind, "remount-ro")) {
+        remount_ro(dest);
+    } else {
+        fail("unknown filesystem operation '%s'", kind);
+    }
+}
+
+/* ---- privileges and the rest ------------------------------------------------------------- */
+
+static void loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) fail("socket: %s", strerror(errno));
+    struct ifreq req;
+    memset(&req, 0, sizeof req);
+    strcpy(req.ifr_name, "lo");
+    check(ioctl(s, SIOCGIFFLAGS, &req), "read the flags of ", "lo");
+    req.ifr_flags |= IFF_UP;
+    check(ioctl(s, SIOCSIFFLAGS, &req), "bring up ", "lo");
+    close(s);
+}
+
+static void write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        fail("write %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+static int last_capability(void) {
+    char buf[32] = {0};
+    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0)
+        fail("read /proc/sys/kernel/cap_last_cap: %s", strerror(errno));
+    close(fd);
+    return atoi(buf);
+}
+
+static void set_rlimits(void) {
+    static const struct {
+        const char *name;
+        int resource;
+    } known[] = {{"fsize", RLIMIT_FSIZE},
+                 {"nofile", RLIMIT_NOFILE},
+                 {"cpu", RLIMIT_CPU},
+                 {"as", RLIMIT_AS},
+                 {"nproc", RLIMIT_NPROC}};
+    for (int i = 0; i < n_rlims; i++) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof *known && strcmp(known[k].name, rlims[i].name)) k++;
+        if (k == sizeof known / sizeof *known) fail("unknown rlimit %s", rlims[i].name);
+        struct rlimit limit = {rlims[i].soft, rlims[i].hard};
+        check(setrlimit(known[k].resource, &limit), "setrlimit ", rlims[i].name);
+    }
+}
+
+static void fresh_session_keyring(void) {
+    /* A new, empty session keyring: the engine's (inherited) must not be reachable. */
+    if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, NULL) < 0 && errno != ENOSYS)
+        fail("join a fresh session keyring: %s", strerror(errno));
+}
+
+static void drop_privileges(int last_cap) {
+    struct {
+        uint32_t version;
+        int pid;
+    } header = {CAP_VERSION_3_, 0};
+    struct {
+        uint32_t effective, permitted, inheritable;
+    } data[2];
+    memset(data, 0, sizeof data);
+    char what[64];
+    for (int cap = 0; cap <= last_cap; cap++) {
+        snprintf(what, sizeof what, "%d", cap);
+        check(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability ", what);
+    }
+    check(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps", "");
+    check((int)syscall(SYS_capset, &header, data), "capset", "");
+    check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs", "");
+}
+
+static void install_seccomp(void) {
+    size_t len = strlen(seccomp_hex);
+    if (len == 0 || len % 16) fail("the plan's seccomp program is malformed");
+    size_t size = len / 2;
+    unsigned char *program = malloc(size);
+    if (!program) fail("seccomp: out of memory");
+    for (size_t i = 0; i < size; i++) {
+        unsigned int byte;
+        if (sscanf(seccomp_hex + 2 * i, "%2x", &byte) != 1) fail("the seccomp program is malformed");
+        program[i] = (unsigned char)byte;
+    }
+    struct sock_fprog prog = {(unsigned short)(size / 8), (struct sock_filter *)program};
+    check(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0), "seccomp", "");
+}
+
+static void setup(void) {
+    int own_pid_ns = getpid() == 1;
+    if (net) loopback_up();
+    int last_cap = last_capability();
+    /* Per user namespace: 0 forbids the command from creating any below ours. */
+    if (!nested) write_file("/proc/sys/user/max_user_namespaces", "0");
+    check(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private", "");
+    tmpfs("/tmp", "0755", NULL, 0);
+    check(chdir("/tmp"), "chdir ", "/tmp");
+    check(mkdir("newroot", 0755), "mkdir ", "newroot");
+    check(mkdir("oldroot", 0755), "mkdir ", "oldroot");
+    check((int)syscall(SYS_pivot_root, ".", "oldroot"), "pivot_root", "");
+    tmpfs("/newroot", "0755", NULL, 0);
+    for (int i = 0; i < n_ops; i++) apply(&ops[i], own_pid_ns);
+    check(chdir("/newroot"), "chdir ", "/newroot");
+    check((int)syscall(SYS_pivot_root, ".", "."), "pivot_root", "");
+    check(umount2(".", MNT_DETACH), "detach the old root", "");
+    check(chdir("/"), "chdir ", "/");
+    check(sethostname(hostname, strlen(hostname)), "sethostname", "");
+    set_rlimits();
+    fresh_session_keyring();
+    drop_privileges(last_cap);
+    install_seccomp();
+    check(chdir(cwd), "chdir ", cwd);
+}
+
+/* execve argv_[0], searched in the PATH of the command's own environment when it names no
+ * directory; unlike execvp, a file without a known format is an error, never run by /bin/sh.
+ * Returns the errno to report: the first that is not "not there", else the last. */
+static int exec_search(void) {
+    const char *program = argv_[0];
+    if (strchr(program, '/')) {
+        execve(program, argv_, env_);
+        return errno;
+    }
+    const char *path = "/bin:/usr/bin";
+    size_t prefix = strlen("PATH=");
+    for (char **e = env_; *e; e++)
+        if (!strncmp(*e, "PATH=", prefix)) path = *e + prefix;
+    int saved = 0, last = ENOENT;
+    char full[4096];
+    for (const char *dir = path;; dir++) {
+        const char *end = strchrnul(dir, ':');
+        int n = snprintf(full, sizeof full, "%.*s%s%s", (int)(end - dir), dir,
+                         end == dir ? "" : "/", program);
+        if (n > 0 && (size_t)n < sizeof full) {
+            execve(full, argv_, env_);
+            last = errno;
+            if (!saved && last != ENOENT && last != ENOTDIR) saved = last;
+        }
+        if (!*end) break;
+        dir = end;
+    }
+    return saved ? saved : last;
+}
+
+/* exec the command; on failure report like a shell (127 not found, 126 otherwise). */
+static void execute(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGXFSZ, SIG_DFL);
+    setsid();
+    int err = exec_search();
+    char line[4096];
+    int n = err == ENOENT
+                ? snprintf(line, sizeof line, "cleanroom: command not found: %s\n", argv_[0])
+                : snprintf(line, sizeof line, "cleanroom: cannot execute %s: %s\n", argv_[0],
+                           strerror(err));
+    if (n > (int)sizeof line - 1) n = sizeof line - 1;
+    if (write(2, line, n) < 0) { /* nothing more to say */ }
+    _exit(err == ENOENT ? 127 : 126);
+}
+
+static int reap_until(pid_t child) {
+    for (;;) {
+        int status;
+        pid_t pid = wait(&status);
+        if (pid < 0 && errno == EINTR) continue;
+        if (pid < 0) return 0;
+        if (pid == child && !WIFSTOPPED(status))
+            return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) fail("usage: %s PLAN-FD", argv[0]);
+    size_t len;
+    char *plan = read_all((int)number(argv[1]), &len);
+    parse_plan(plan, len);
+    setup();
+    if (getpid() != 1) execute();
+    pid_t child = fork();
+    if (child < 0) fail("fork: %s", strerror(errno));
+    if (child == 0) execute();
+    _exit(reap_until(child));
+}
