@@ -218,6 +218,11 @@ def run_options(func: F) -> F:
             help="Seconds to wait for another run of this project to finish.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="Hide task output (failures still show)."),
+        click.option(
+            "--allow-unvalidated",
+            is_flag=True,
+            help="Run gated phases (deploy) without a passing validation; recorded.",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

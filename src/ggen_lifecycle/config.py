@@ -376,6 +376,7 @@ class Project:
         """Names usable with ``--env``: ``[env.NAME]`` tables and readiness threshold sets."""
         names = [k for k, v in self.spec.env.items() if isinstance(v, dict)]
         names.extend(n for n in self.spec.readiness.thresholds if n not in names)
+        names.extend(n for n in self.spec.validation if n not in names)
         return names
 
     def line_of(self, loc: Sequence[str]) -> int | None:
@@ -760,6 +761,10 @@ def _check(project: Project) -> None:
                             line=tomlpos.locate_value(project.text, ("hooks", key), entry),
                         )
                     )
+    if spec.validation:
+        from .production.checks import check_validation
+
+        check_validation(project, problems.add)
     problems.raise_all()
 
 

@@ -134,3 +134,13 @@ class StateLockError(LifecycleError):
 
 class ReadinessError(LifecycleError):
     """A readiness requirement or status change is invalid."""
+
+
+class ProductionValidationError(LifecycleError):
+    """Production validation could not run at all (no cleanroom for its policy, an unusable
+    signing key, a step that names nothing), as opposed to a step that ran and failed."""
+
+
+class ValidationGateError(LifecycleError):
+    """A gated phase (``deploy``) was asked to run without a passing, trusted validation
+    statement for exactly the project's current inputs."""

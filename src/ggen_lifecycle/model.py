@@ -173,6 +173,21 @@ class ReadinessSpec:
 
 
 @dataclass(eq=False)
+class ProductionValidationSpec:
+    """``[validation.ENV]``: see docs/lifecycle.md, "Production validation in a cleanroom"."""
+
+    steps: list[str] | None = None
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    policy: str | dict[str, Any] = "strict"
+    timeout: float = 1800.0
+    services: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=lambda: ["**"])
+    verifies: dict[str, str] = field(default_factory=dict)
+    trusted_keys: list[str] = field(default_factory=list)
+    gate: list[str] = field(default_factory=lambda: ["deploy"])
+
+
+@dataclass(eq=False)
 class RemoteCacheSpec:
     url: str | None = None
     team: str | None = None
@@ -230,6 +245,7 @@ class MakeToml:
     hooks: dict[str, str | list[str]] = field(default_factory=dict)
     cache: CacheSpec = field(default_factory=CacheSpec)
     readiness: ReadinessSpec = field(default_factory=ReadinessSpec)
+    validation: dict[str, ProductionValidationSpec] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # keys ignored when the file was read
 
     @classmethod
@@ -245,5 +261,8 @@ class MakeToml:
             hooks=data["hooks"],
             cache=CacheSpec.from_dict(data["cache"]),
             readiness=ReadinessSpec(**readiness),
+            validation={
+                k: ProductionValidationSpec(**v) for k, v in data.get("validation", {}).items()
+            },
             warnings=list(data.get("warnings", [])),
         )

@@ -15,8 +15,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -413,17 +413,44 @@ class Verdict:
     score: Score
     placeholders: list[Placeholder]
     thresholds: Thresholds
+    #: (reason, what to do about it), one per reason
+    remediations: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "environment": self.environment,
             "ready": self.ready,
             "reasons": self.reasons,
+            "remediations": [{"reason": r, "remediation": f} for r, f in self.remediations],
             "score": self.score.score,
             "thresholds": asdict(self.thresholds),
             "blockers": [r.id for r in self.score.blockers],
             "placeholders": len(self.placeholders),
         }
+
+
+def apply_verification(
+    requirements: Sequence[Requirement], verified: Mapping[str, tuple[str, bool]], file: Path
+) -> list[Requirement]:
+    """``requirements`` with each one a validation step verifies set by the step's outcome:
+    ``complete`` when it passed, ``missing`` when it did not (whatever production.toml says)."""
+    known = {r.id for r in requirements}
+    for requirement_id in verified:
+        if requirement_id not in known:
+            raise ReadinessError(
+                f"[validation] verifies names unknown requirement {requirement_id!r}"
+                f"{did_you_mean(requirement_id, known)}; declare it in {FILE} or fix the name",
+                file=file,
+            )
+    out: list[Requirement] = []
+    for r in requirements:
+        if r.id in verified:
+            step, passed = verified[r.id]
+            status = "complete" if passed else "missing"
+            note = f"verified by step {step!r}" if passed else f"step {step!r} did not pass"
+            r = replace(r, status=status, notes=note)
+        out.append(r)
+    return out
 
 
 def validate(
@@ -433,20 +460,45 @@ def validate(
     patterns: Sequence[str],
     include: Sequence[str],
     exclude: Sequence[str],
+    *,
+    verified: Mapping[str, tuple[str, bool]] | None = None,
+    config_file: Path | None = None,
 ) -> Verdict:
-    """Apply ``thresholds`` to the project's readiness; ``reasons`` says what is short."""
-    result = score(load_requirements(root))
+    """Apply ``thresholds`` to the project's readiness; ``reasons`` says what is short.
+
+    ``verified`` maps requirement ids to (step, passed) of a production validation's steps.
+    """
+    requirements = load_requirements(root)
+    if verified:
+        requirements = apply_verification(requirements, verified, config_file or root)
+    result = score(requirements)
     placeholders = find_placeholders(root, patterns, include, exclude)
-    reasons: list[str] = []
+    found: list[tuple[str, str]] = []
     if result.score < thresholds.min_score:
-        reasons.append(f"score {result.score:g} is below the minimum {thresholds.min_score:g}")
+        found.append(
+            (
+                f"score {result.score:g} is below the minimum {thresholds.min_score:g}",
+                "complete more requirements (ggen lifecycle readiness --detailed lists them)",
+            )
+        )
     if thresholds.critical_complete:
         for blocker in result.blockers:
-            reasons.append(f"critical requirement {blocker.id!r} is {blocker.status}")
+            found.append(
+                (
+                    f"critical requirement {blocker.id!r} is {blocker.status}",
+                    f"do it, then `ggen lifecycle readiness-update {blocker.id} needs-review` and "
+                    f"`... {blocker.id} complete` once reviewed (or name a step that verifies it in"
+                    " [validation] verifies)",
+                )
+            )
     if thresholds.max_placeholders is not None and len(placeholders) > thresholds.max_placeholders:
         first = ", ".join(f"{p.file}:{p.line}" for p in placeholders[:5])
-        reasons.append(
-            f"{len(placeholders)} placeholders found, at most {thresholds.max_placeholders} "
-            f"allowed ({first}{', ...' if len(placeholders) > 5 else ''})"
+        found.append(
+            (
+                f"{len(placeholders)} placeholders found, at most {thresholds.max_placeholders} "
+                f"allowed ({first}{', ...' if len(placeholders) > 5 else ''})",
+                "replace the placeholder code that `ggen lifecycle placeholders` lists",
+            )
         )
-    return Verdict(environment, not reasons, reasons, result, placeholders, thresholds)
+    reasons = [reason for reason, _ in found]
+    return Verdict(environment, not reasons, reasons, result, placeholders, thresholds, found)

@@ -4,12 +4,18 @@ validate."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from .errors import LifecycleError
 from .model import Thresholds
 from .readiness_statuses import STATUSES
+
+if TYPE_CHECKING:
+    from .config import Project
+    from .production.report import StepOutcome
 
 
 def printable(text: str) -> str:
@@ -105,18 +111,47 @@ def register(group: click.Group) -> None:
             click.echo(f"{printable(p.file)}:{p.line}: {printable(p.text)}")
         click.echo(f"{len(found)} placeholder{'s' if len(found) != 1 else ''} found")
 
-    @group.command("validate", short_help="Check readiness against the thresholds; exit 1 if not.")
+    @group.command("validate", short_help="Validate for ENV (steps in a cleanroom); exit 1 if not.")
     @click.option("--env", "environment", default="production", show_default=True)
+    @click.option(
+        "--signing-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="GGEN_SIGNING_KEY",
+        help="ed25519 private key (PEM) signing the validation statement (also $GGEN_SIGNING_KEY).",
+    )
+    @click.option("--backend", default="auto", show_default=True, help="Cleanroom backend.")
+    @click.option(
+        "--markdown",
+        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+        help="Also write the report as Markdown (for a pull request) to FILE; - for stdout.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @click.pass_context
-    def validate_cmd(ctx: click.Context, environment: str, as_json: bool) -> None:
-        """Check readiness against [readiness.thresholds.ENV]; exit 1 when not ready."""
+    def validate_cmd(
+        ctx: click.Context,
+        environment: str,
+        signing_key: Path | None,
+        backend: str,
+        markdown: Path | None,
+        as_json: bool,
+    ) -> None:
+        """Check readiness against [readiness.thresholds.ENV]; with a [validation.ENV] table, first
+        run its steps in a cleanroom and keep a (signed) statement of the outcome. Exit 1 when
+        not ready."""
         from . import readiness as rd
 
         project = _project(ctx, as_json)
         spec = project.spec.readiness
+        if environment in project.spec.validation:
+            _validate_production(project, environment, signing_key, backend, markdown, as_json)
         try:
             project.require_environment(environment)
+            if signing_key is not None or markdown is not None:
+                raise LifecycleError(
+                    f"--signing-key and --markdown need steps to validate: declare "
+                    f"[validation.{environment}] in {project.file.name}",
+                    file=project.file,
+                )
             thresholds = spec.thresholds.get(environment, Thresholds())
             verdict = rd.validate(
                 project.root, environment, thresholds, spec.patterns, spec.include, spec.exclude
@@ -132,3 +167,57 @@ def register(group: click.Group) -> None:
             for reason in verdict.reasons:
                 click.echo(f"  - {reason}")
         sys.exit(0 if verdict.ready else 1)
+
+
+def _validate_production(
+    project: Project,
+    environment: str,
+    signing_key: Path | None,
+    backend: str,
+    markdown: Path | None,
+    as_json: bool,
+) -> NoReturn:
+    from .production.run import validate_project
+    from .run_command import emit, fail
+
+    def show(step: StepOutcome) -> None:
+        took = f" ({step.duration:.1f} s)" if step.duration >= 0.05 else ""
+        click.echo(f"  {step.outcome:<8} {step.label}: {step.detail}{took}", err=True)
+        if step.outcome == "failed":
+            for line in step.output_tail.splitlines()[-8:]:
+                click.echo(f"           | {printable(line)}", err=True)
+
+    if not as_json:
+        click.echo(f"validating {project.name} for {environment} in a cleanroom", err=True)
+    try:
+        report = validate_project(
+            project,
+            environment,
+            signing_key=signing_key,
+            backend=backend,
+            progress=None if as_json else show,
+        )
+        if markdown is not None:
+            _write_markdown(markdown, report.markdown())
+    except LifecycleError as exc:
+        fail(exc, as_json)
+    if as_json:
+        emit(report.to_json())
+    else:
+        for line in report.text():
+            click.echo(printable(line))
+    sys.exit(0 if report.ready else 1)
+
+
+def _write_markdown(target: Path, text: str) -> None:
+    from pytest_cleanroom.safe_write import write_output
+
+    from .errors import StorageError
+
+    if str(target) == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        write_output(target, text)
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, file=target) from None

@@ -32,6 +32,8 @@ class RunOptions:
     workspace: str | None = None
     wait: float = 0.0
     quiet: bool = False
+    #: the deploy gate's record (production/gate.py), kept in the run's state and summary
+    validation_gate: dict[str, Any] | None = None
 
 
 @dataclass
@@ -111,6 +113,7 @@ class RunSummary:
     status: str = "success"  # success | failed | interrupted
     results: list[TaskResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    validation_gate: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -141,4 +144,5 @@ class RunSummary:
             "span": round(self.span, 6),
             "tasks": [r.to_dict() for r in self.results],
             "warnings": self.warnings,
+            "validation_gate": self.validation_gate,
         }

@@ -81,6 +81,7 @@ class RunArgs:
     as_json: bool = False
     wait: float = 0.0
     quiet: bool = False
+    allow_unvalidated: bool = False
     argv: list[str] = field(default_factory=list)
 
 
@@ -160,6 +161,8 @@ def execute(args: RunArgs) -> NoReturn:
         wait=args.wait,
         quiet=args.quiet,
     )
+    if project.spec.validation and not args.dry_run:
+        options.validation_gate = _gate(project, args)
     if args.dry_run:
         try:
             steps = Runner(project, options).plan(args.phases)
@@ -195,6 +198,17 @@ def execute(args: RunArgs) -> NoReturn:
     sys.exit(summary.exit_code)
 
 
+def _gate(project: Project, args: RunArgs) -> dict[str, Any] | None:
+    """The deploy gate's record, or exit with its refusal (see production/gate.py)."""
+    from .production.gate import check_gate
+
+    try:
+        return check_gate(project, args.phases, args.environment, args.workspace,
+                          allow_unvalidated=args.allow_unvalidated)  # fmt: skip
+    except LifecycleError as exc:
+        fail(exc, args.as_json)
+
+
 # -- the command line without click --------------------------------------------------------------
 
 _VALUED = {
@@ -212,6 +226,7 @@ _FLAGS = {
     "--json": "as_json",
     "-q": "quiet",
     "--quiet": "quiet",
+    "--allow-unvalidated": "allow_unvalidated",
 }
 
 

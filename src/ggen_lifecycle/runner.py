@@ -162,6 +162,7 @@ class Runner:
             phases=list(phases),
             environment=self.options.environment,
             started_at=time.time(),
+            validation_gate=self.options.validation_gate,
         )
         lock = RunLock(self.project.state_dir, argv or ["run", *phases])
         try:
@@ -381,6 +382,7 @@ class Runner:
             "duration": round(max(0.0, (summary.ended_at or time.time()) - summary.started_at), 6),
             "result": status,
             "tasks": len(self._results),
+            **({"validation_gate": summary.validation_gate} if summary.validation_gate else {}),
         }
 
     def _prune_logs(self) -> None:

@@ -177,6 +177,36 @@ class CacheSpec(Strict):
         return value
 
 
+class ProductionValidationSpec(Strict):
+    """``[validation.ENV]``: the steps ``ggen lifecycle validate --env ENV`` runs in a cleanroom,
+    and what gates the phases that must not run without a passing validation."""
+
+    steps: list[str] | None = None
+    commands: dict[str, StrList] = Field(default_factory=dict)
+    policy: str | dict[str, Any] = "strict"
+    timeout: float = Field(1800.0, gt=0, le=MAX_TIMEOUT)
+    services: list[Literal["postgres", "redis"]] = Field(default_factory=list)
+    inputs: StrList = Field(default_factory=lambda: ["**"])
+    verifies: dict[str, str] = Field(default_factory=dict)
+    trusted_keys: StrList = Field(default_factory=list)
+    gate: StrList = Field(default_factory=lambda: ["deploy"])
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _int_timeout(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
+            return float(value)
+        return value
+
+    @field_validator("commands")
+    @classmethod
+    def _commands_not_empty(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, commands in value.items():
+            if not commands or not all(c.strip() for c in commands):
+                raise ValueError(f"step {name!r} needs at least one non-empty command")
+        return value
+
+
 class MakeToml(Strict):
     """The root ``make.toml``."""
 
@@ -189,6 +219,7 @@ class MakeToml(Strict):
     hooks: dict[str, str | list[str]] = Field(default_factory=dict)
     cache: CacheSpec = Field(default_factory=CacheSpec)
     readiness: ReadinessSpec = Field(default_factory=ReadinessSpec)
+    validation: dict[str, ProductionValidationSpec] = Field(default_factory=dict)
 
 
 class WorkspaceMakeToml(Strict):
