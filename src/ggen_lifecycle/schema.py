@@ -54,6 +54,14 @@ def _check_env(value: Any) -> Any:
     return value
 
 
+def _int_as_float(value: Any) -> Any:
+    """An integer number of seconds is a float (the models are strict: no coercion otherwise)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
+        return float(value)
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_int_as_float)]
 MAX_TIMEOUT = 366 * 24 * 3600.0  # a year: longer cannot be waited for (threading's limit)
 
 
@@ -94,7 +102,7 @@ class PhaseSpec(Strict):
     depends_on: list[str] = Field(default_factory=list)
     workspaces: list[str] | None = None
     parallel: bool = True
-    timeout: float | None = Field(None, gt=0, le=MAX_TIMEOUT)
+    timeout: Seconds | None = Field(None, gt=0, le=MAX_TIMEOUT)
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
     cache: bool | None = None
@@ -102,13 +110,6 @@ class PhaseSpec(Strict):
     port: int | None = Field(None, ge=0, le=65535)
     post: StrList = Field(default_factory=list)
     cleanroom: CleanroomSpec = Field(default_factory=CleanroomSpec)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _int_timeout(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
-            return float(value)
-        return value
 
     @model_validator(mode="after")
     def _one_command_form(self) -> PhaseSpec:
@@ -155,14 +156,7 @@ class RemoteCacheSpec(Strict):
     team_id: str | None = None
     mode: Literal["read-write", "read-only", "off"] = "read-write"
     signature: bool = False
-    timeout: float = Field(10.0, gt=0, le=600)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _int_timeout(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
-            return float(value)
-        return value
+    timeout: Seconds = Field(10.0, gt=0, le=600)
 
 
 class CacheSpec(Strict):
@@ -184,19 +178,12 @@ class ProductionValidationSpec(Strict):
     steps: list[str] | None = None
     commands: dict[str, StrList] = Field(default_factory=dict)
     policy: str | dict[str, Any] = "strict"
-    timeout: float = Field(1800.0, gt=0, le=MAX_TIMEOUT)
+    timeout: Seconds = Field(1800.0, gt=0, le=MAX_TIMEOUT)
     services: list[Literal["postgres", "redis"]] = Field(default_factory=list)
     inputs: StrList = Field(default_factory=lambda: ["**"])
     verifies: dict[str, str] = Field(default_factory=dict)
     trusted_keys: StrList = Field(default_factory=list)
     gate: StrList = Field(default_factory=lambda: ["deploy"])
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _int_timeout(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
-            return float(value)
-        return value
 
     @field_validator("commands")
     @classmethod

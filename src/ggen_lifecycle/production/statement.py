@@ -10,7 +10,6 @@ FILE --key KEY.pub --workspace PROJECT`` checks it and every input file.
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +39,7 @@ def report_path(root: Path, environment: str) -> Path:
 
 def build_statement(report: ProductionReport, inputs: Inputs) -> dict[str, Any]:
     """The in-toto statement describing ``report``, about exactly ``inputs``."""
-    from pytest_cleanroom import __version__
-    from pytest_cleanroom.attest.statement import VALIDATION, rfc3339, statement
+    from pytest_cleanroom.attest.statement import VALIDATION, rfc3339, statement, tool_versions
 
     predicate = {
         "kind": KIND,
@@ -53,11 +51,7 @@ def build_statement(report: ProductionReport, inputs: Inputs) -> dict[str, Any]:
         "steps": [s.to_json() for s in report.steps],
         "readiness": report.verdict.to_dict(),
         "blockers": [b.to_json() for b in report.blockers],
-        "tool": {
-            "ggen": __version__,
-            "pytest-cleanroom": __version__,
-            "python": platform.python_version(),
-        },
+        "tool": tool_versions(),
         "validatedOn": rfc3339(report.started_at),
     }
     subjects = [

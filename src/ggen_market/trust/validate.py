@@ -18,7 +18,6 @@ The cleanroom's policy is ``strict`` (no network, host data hidden, limits) or w
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -103,7 +102,12 @@ class ValidationReport:
 
     def statement(self) -> dict[str, Any]:
         """The in-toto Statement v1 (validation predicate) describing this report."""
-        from pytest_cleanroom.attest.statement import VALIDATION, rfc3339, statement
+        from pytest_cleanroom.attest.statement import (
+            VALIDATION,
+            rfc3339,
+            statement,
+            tool_versions,
+        )
 
         name = archive_name(self.pack_id, self.version)
         predicate = {
@@ -132,13 +136,6 @@ class ValidationReport:
             "backend": self.backend,
             "checks": [c.to_json() for c in self.checks],
         }
-
-
-def tool_versions() -> dict[str, str]:
-    from pytest_cleanroom import __version__
-
-    return {"ggen": __version__, "pytest-cleanroom": __version__,
-            "python": platform.python_version()}  # fmt: skip
 
 
 def validation_policy(manifest: Manifest) -> Policy:

@@ -78,6 +78,14 @@ class AttestedTest:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+def tool_versions() -> dict[str, str]:
+    """The ``tool`` of a validation predicate: this distribution's and Python's versions."""
+    from .. import __version__
+
+    return {"ggen": __version__, "pytest-cleanroom": __version__,
+            "python": platform.python_version()}  # fmt: skip
+
+
 def canonical_json(data: Any) -> bytes:
     """Sorted keys, no whitespace, ASCII only (file names that are not UTF-8 survive as
     ``\\udcXX`` escapes): the bytes that are hashed and signed."""
