@@ -9,8 +9,8 @@ Side by side in one run:
 2. A phase over 1,000 input files: the time of a cache hit for the whole ``ggen lifecycle run``
    process (what a user waits for: the figure judged against the 200 ms goal), as wall clock and
    as CPU time (user + system, which other work on the machine disturbs less), against Turborepo
-   on the same files (``npm install turbo`` into a temporary directory), with ``python -c pass``
-   for scale; and the task's duration inside the runner (from the JSON summary).
+   on the same files (turbo's native binary, installed by ``scripts/turbo-tools.sh``), with
+   ``python -c pass`` for scale; and the task's duration inside the runner (from the JSON summary).
 
 3. The remote cache, against the real ``turborepo-remote-cache`` server on 127.0.0.1 (installed by
    ``scripts/turbo-tools.sh``): a build of 200 output files (4 MiB, the command sleeps 0.5 s for
@@ -184,7 +184,7 @@ def bench_cache(work: Path, repeat: int) -> list[tuple[str, str, str]]:
         walls.append(wall)
         cpus.append(cpu)
     python = [timed_cpu([sys.executable, "-c", "pass"], root) for _ in range(repeat)]
-    turbo = bench_turbo(root, work, repeat)
+    turbo = bench_turbo(root, repeat)
     met = statistics.median(walls) < 0.2
     cpu_met = statistics.median(cpus) < 0.2
     return [
@@ -205,31 +205,29 @@ def bench_cache(work: Path, repeat: int) -> list[tuple[str, str, str]]:
     ]
 
 
-def bench_turbo(root: Path, work: Path, repeat: int) -> tuple[str, str, str]:
-    npm = shutil.which("npm")
-    if npm is None:
-        return "turbo: npm not found", "", ""
-    install = work / "turbo-install"
-    install.mkdir()
-    (install / "package.json").write_text('{"name": "bench-turbo", "private": true}')
-    done = subprocess.run(
-        [npm, "install", "turbo@2", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=install,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    native = sorted(install.glob("node_modules/@turbo/*/bin/turbo"))
-    if done.returncode != 0 or not native:
-        return f"turbo: install failed ({done.stderr.strip()[-200:]})", "", ""
-    turbo = str(native[0])
-    npm_version = subprocess.run([npm, "--version"], capture_output=True, text=True).stdout.strip()
+def turbo_binary() -> str | None:
+    """turbo's native binary, installed by ``scripts/turbo-tools.sh`` (its ``bin/turbo`` is a
+    Node.js launcher that would add Node's start-up to every run), or ``None``."""
+    tools = Path(__file__).resolve().parents[1] / "scripts" / "turbo-tools.sh"
+    done = subprocess.run(["bash", str(tools), "turbo"], capture_output=True, text=True)
+    launcher = Path(done.stdout.strip())
+    if done.returncode != 0 or not launcher.exists():
+        return None
+    modules = launcher.resolve().parents[2]  # .../node_modules/turbo/bin/turbo
+    native = sorted(modules.glob("turbo-*/bin/turbo")) + sorted(modules.glob("@turbo/*/bin/turbo"))
+    return str(native[0]) if native else None
+
+
+def bench_turbo(root: Path, repeat: int) -> tuple[str, str, str]:
+    turbo = turbo_binary()
+    if turbo is None:
+        return "turbo: not installable here (scripts/turbo-tools.sh turbo)", "", ""
     (root / "package.json").write_text(
         json.dumps(
             {
                 "name": "bench",
                 "private": True,
-                "packageManager": f"npm@{npm_version}",
+                "packageManager": "npm@10.0.0",
                 "workspaces": ["pkg"],
             }
         )
@@ -246,12 +244,14 @@ def bench_turbo(root: Path, work: Path, repeat: int) -> tuple[str, str, str]:
     (root / "turbo.json").write_text(
         json.dumps({"tasks": {"hash": {"inputs": ["src/**"], "outputs": ["out/**"]}}})
     )
-    subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=root,
-        capture_output=True,
-        check=False,
-    )
+    npm = shutil.which("npm")
+    if npm is not None:  # a lockfile, so that turbo resolves the workspaces (no dependencies)
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
     env = dict(
         os.environ, TURBO_TELEMETRY_DISABLED="1", DO_NOT_TRACK="1", TURBO_NO_UPDATE_NOTIFIER="1"
     )
@@ -340,14 +340,8 @@ def turbo_remote(work: Path, server: Any, repeat: int) -> str:
     whether the x-artifact-tag turbo stored verifies with ggen's check."""
     from ggen_lifecycle.remote_cache.signature import tag_matches
 
-    done = subprocess.run(
-        ["bash", str(Path(__file__).resolve().parents[1] / "scripts" / "turbo-tools.sh"), "turbo"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    turbo = done.stdout.strip()
-    if done.returncode != 0 or not Path(turbo).exists():
+    turbo = turbo_binary()
+    if turbo is None:
         return "turbo: not installable here"
     template = work / "turbo-template"
     remote_project(template)
@@ -401,15 +395,29 @@ def turbo_remote(work: Path, server: Any, repeat: int) -> str:
     return f"turbo remote hit: {ms(walls)} (its x-artifact-tag verifies with ggen's: {verified})"
 
 
+PARTS: dict[str, Callable[[Path, int], list[tuple[str, str, str]]]] = {
+    "parallel": bench_parallel,
+    "cache": bench_cache,
+    "remote": bench_remote,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
+    parser.add_argument(
+        "--only",
+        choices=sorted(PARTS),
+        action="append",
+        help="measure only this part (repeatable; default: all)",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmp:
         work = Path(tmp)
-        rows = bench_parallel(work, args.repeat) + bench_cache(work, args.repeat)
-        rows += bench_remote(work, args.repeat)
+        rows = []
+        for name in args.only or PARTS:
+            rows += PARTS[name](work, args.repeat)
     load = (load_before + os.getloadavg()[0]) / 2
     width = max(len(r[0]) for r in rows)
     print(

@@ -27,7 +27,7 @@ from pathlib import Path
 from pytest_cleanroom.faults import crash_point
 from pytest_cleanroom.globwalk import segments
 
-from .files import CHUNK
+from .files import CHUNK, named
 from .state import atomic_write
 
 TEMP_MARK = ".ggen-restore-"
@@ -100,7 +100,7 @@ def recover(root: Path, journal_dir: Path) -> list[str]:
     done: list[str] = []
     if not journal_dir.is_dir():
         return done
-    for journal in sorted(journal_dir.glob("restore-*.json")):
+    for journal in named(journal_dir, "restore-", ".json"):
         try:
             record = json.loads(journal.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
@@ -116,7 +116,9 @@ def recover(root: Path, journal_dir: Path) -> list[str]:
         journal.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             journal_dir.rmdir()
-    for temp in journal_dir.glob(".restore-*.json.*.tmp"):  # a journal write cut short
+    for temp in named(journal_dir, ".restore-", ".tmp"):  # a journal write cut short
+        if ".json." not in temp.name:
+            continue
         temp.unlink(missing_ok=True)
     return done
 

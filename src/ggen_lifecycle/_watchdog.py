@@ -14,11 +14,14 @@ once a run starts its first command: a run of cache hits never starts one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-import shutil
-import subprocess
 import sys
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: a run of cache hits starts no process
+    import subprocess
 
 WATCHDOG = """
 import os, signal, sys
@@ -40,12 +43,14 @@ for pgid in groups:
         pass
 """
 
-SETPRIV = shutil.which("setpriv")
 
-
+@functools.cache
 def launcher() -> list[str]:
     """What to put before ``/bin/sh -c COMMAND`` so that the shell dies with this process."""
-    return [SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 class Watchdog:
@@ -76,6 +81,8 @@ class Watchdog:
                     self._pipe = None
 
     def _start(self) -> None:
+        import subprocess
+
         read_end, write_end = os.pipe()  # neither end is inherited by the tasks
         try:
             self._process = subprocess.Popen(
@@ -101,5 +108,7 @@ class Watchdog:
                 self._pipe = None
             process, self._process = self._process, None
         if process is not None:
+            import subprocess
+
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import re
-import shutil
 import sys
 import types
 import typing
@@ -752,6 +751,8 @@ def _check(project: Project) -> None:
                 )
             if project.hook_phase(entry) is None and re.fullmatch(r"[\w.-]+", entry.strip()):
                 guess = suggest(entry.strip(), declared)
+                import shutil  # here: a run whose hooks are all phases never needs it
+
                 if guess and shutil.which(entry.strip()) is None:
                     problems.add(
                         ConfigError(

@@ -89,6 +89,30 @@ def _glob_files(root: str, body: str, found: set[str]) -> None:
             found.add(rel)
 
 
+def named(directory: Path, prefix: str, suffix: str = "") -> list[Path]:
+    """The entries of ``directory`` whose names start with ``prefix`` and end with ``suffix``,
+    sorted (none when it is missing); what a glob ``PREFIX*SUFFIX`` gives, without compiling
+    one."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    size = len(prefix) + len(suffix)
+    return [
+        directory / name
+        for name in sorted(names)
+        if len(name) >= size and name.startswith(prefix) and name.endswith(suffix)
+    ]
+
+
+def remove_tree(path: Path | str) -> None:
+    """Remove ``path`` and everything below it, ignoring errors (shutil is imported here only:
+    a run of cache hits removes nothing, and shutil loads the compression modules)."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def sha256_file(path: Path | str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as handle:

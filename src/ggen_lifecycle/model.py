@@ -83,10 +83,11 @@ def parse_size(value: int | str) -> int:
             raise ValueError(f"{shown!r} is not a size such as '500MB' or '2GiB'")
         if len(match.group(1)) > 40:
             raise ValueError(f"{value[:40]!r}...: size must be below 2**63 bytes")
-        from decimal import Decimal  # exact, and no float overflow on long numbers
-
+        whole, _, fraction = match.group(1).partition(".")
         base = 1024 if match.group(3) else 1000
-        result = int(Decimal(match.group(1)) * base ** _POWERS[match.group(2).lower()])
+        scale = base ** _POWERS[match.group(2).lower()]
+        # exact integer arithmetic (no float overflow on long numbers), fractions of a byte cut
+        result = int(whole + fraction) * scale // 10 ** len(fraction)
     if result <= 0:
         raise ValueError("size must be positive")
     if result >= _MAX_SIZE:

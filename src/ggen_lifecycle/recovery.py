@@ -10,12 +10,11 @@ interrupted writes of ``state.json``, ``hashes.json`` and ``run.lock.json``.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import _restore
+from . import _restore, files
 from .state import LOCK_TIMEOUT, FileLock, LockTimeout
 
 #: Files the run writes through :func:`ggen_lifecycle.state.atomic_write` (temporary names
@@ -30,19 +29,19 @@ def clean_up(root: Path, state_dir: Path, warn: Callable[[str], None]) -> None:
     for action in _restore.recover(root, state_dir / "journal"):
         warn(f"a killed run left a cache restore half-done: {action}")
     cache = state_dir / "cache"
-    if cache.is_dir():
-        for pattern in (".tmp-*", ".del-*"):
-            for leftover in cache.glob(pattern):
-                shutil.rmtree(leftover, ignore_errors=True)
-    try:
-        with FileLock(state_dir / "state.json.lock").held(LOCK_TIMEOUT):
-            for name in STATE_FILES:
-                for temp in state_dir.glob(f".{name}.*.tmp"):
+    for prefix in (".tmp-", ".del-"):
+        for leftover in files.named(cache, prefix):
+            files.remove_tree(leftover)
+    temps = [t for name in STATE_FILES for t in files.named(state_dir, f".{name}.", ".tmp")]
+    if temps:
+        try:
+            with FileLock(state_dir / "state.json.lock").held(LOCK_TIMEOUT):
+                for temp in temps:
                     temp.unlink(missing_ok=True)
-    except (LockTimeout, OSError):
-        pass  # another process writes state.json now: its temporary file is not a leftover
+        except (LockTimeout, OSError):
+            pass  # another process writes state.json now: its temporary file is not a leftover
     now = time.time()
-    for temp in (state_dir / "validated").glob(".*.tmp"):
+    for temp in files.named(state_dir / "validated", ".", ".tmp"):
         with contextlib.suppress(OSError):
             if now - temp.stat().st_mtime > STALE_SECONDS:
                 temp.unlink()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -391,7 +390,7 @@ class Runner:
             return
         runs = sorted((p for p in logs.iterdir() if p.is_dir()), key=lambda p: p.name)
         for old in runs[:-KEEP_LOG_RUNS]:
-            shutil.rmtree(old, ignore_errors=True)
+            files.remove_tree(old)
 
 
 def run_phases(

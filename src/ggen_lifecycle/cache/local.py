@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from pytest_cleanroom.faults import crash_point
 
 from .. import _restore
 from .._restore import RestoreRefused, Source
-from ..files import CHUNK, sha256_file
+from ..files import CHUNK, remove_tree, sha256_file
 from .protocol import CorruptEntryError, Entry, TaskCache
 
 FORMAT = 1
@@ -214,7 +213,7 @@ class LocalCache(TaskCache):
             crash_point("store: entry in place", "GGEN_LIFECYCLE")
         finally:
             if temp.exists():
-                shutil.rmtree(temp, ignore_errors=True)
+                remove_tree(temp)
         self.evict()
 
     def discard(self, key: str) -> None:
@@ -228,7 +227,7 @@ class LocalCache(TaskCache):
             os.rename(path, doomed)
         except OSError:
             return
-        shutil.rmtree(doomed, ignore_errors=True)
+        remove_tree(doomed)
 
     def entries(self) -> list[tuple[Path, int, float]]:
         """(entry directory, bytes, last use) of every entry."""
@@ -270,5 +269,5 @@ class LocalCache(TaskCache):
             self._remove(path)
         if self.directory.is_dir():
             for leftover in self.directory.glob(".*"):
-                shutil.rmtree(leftover, ignore_errors=True)
+                remove_tree(leftover)
         return len(entries), sum(size for _, size, _ in entries)
