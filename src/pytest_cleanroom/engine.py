@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .backends import get_backend
+from .backends import fit_policy, select_backend
 from .backends.base import (
     BINDING_BACKENDS,
     WORKSPACE_PATH,
@@ -75,6 +75,9 @@ class Cleanroom:
     random when not given; ``timeout`` overrides the policy's wall-clock limit for every command;
     ``env`` is layered on the deterministic environment of every command; while
     ``cancel_event`` is set, commands do not start (their results say ``cancelled``).
+    ``per_process_limits`` accepts a backend that can hold ``memory_limit`` and
+    ``cpu_time_limit`` per process only (no cgroup here); the results then name the policy
+    ``<name>+per_process_limits`` and carry its own digest.
     Raises :class:`~pytest_cleanroom.errors.PolicyError` for an unknown policy and
     :class:`~pytest_cleanroom.errors.BackendUnavailableError` when no backend can honour it.
     """
@@ -89,14 +92,20 @@ class Cleanroom:
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         cancel_event: threading.Event | None = None,
+        per_process_limits: bool = False,
     ) -> None:
         self.policy: Policy = _coerce_policy(policy)
+        self.per_process_limits = per_process_limits
         if seed is not None and (not isinstance(seed, int) or seed < 0):
             raise ValueError(f"the cleanroom seed must be a non-negative int, got {seed!r}")
         self.timeout: float | None = _check_timeout(timeout)
         # Resolved before the workspace is created: a refusal leaves nothing behind.
-        self._backend: Backend = get_backend(backend, self.policy)
+        self._backend: Backend
+        self._backend, self.backend_reasons = select_backend(
+            backend, self.policy, per_process_limits=per_process_limits
+        )
         self.backend_name: str = self._backend.name
+        self._fitted: dict[str, Policy] = {}
         self.workspace: Workspace = (
             workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         )
@@ -150,9 +159,7 @@ class Cleanroom:
         if self._closed:
             raise CleanroomError(f"{self!r} is closed: it cannot run {cmd!r}")
         argv = _argv(cmd)
-        run_policy = self.policy if policy is None else _coerce_policy(policy)
-        if run_policy is not self.policy:
-            self._backend.check(run_policy)
+        run_policy = self._fit(self.policy if policy is None else _coerce_policy(policy))
         limit = _check_timeout(timeout)
         if limit is None:
             limit = self.timeout if self.timeout is not None else run_policy.timeout
@@ -192,6 +199,14 @@ class Cleanroom:
         for listener in listeners:
             listener(result)
         return result
+
+    def _fit(self, policy: Policy) -> Policy:
+        """The policy a command under ``policy`` runs and is recorded under (checked once)."""
+        key = policy.model_dump_json()
+        if key not in self._fitted:
+            fitted = fit_policy(self._backend, policy, per_process_limits=self.per_process_limits)
+            self._fitted[key] = fitted
+        return self._fitted[key]
 
     def cancel(self, timeout: float = 30.0) -> int:
         """Stop every command running in this cleanroom now, from any thread; the cleanroom
@@ -384,8 +399,10 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     stdin: str | bytes | None = None,
+    per_process_limits: bool = False,
 ) -> RunResult:
-    """Run one command under ``policy`` (default ``standard``).
+    """Run one command under ``policy`` (default ``standard``); ``per_process_limits`` as for
+    :class:`Cleanroom`.
 
     Without ``workspace``, the command gets a fresh temporary one that is removed afterwards
     (the result's ``workspace`` is then ``None``); pass a directory to keep what it writes.
@@ -397,6 +414,7 @@ def run(
             policy=policy,
             backend=backend,
             seed=seed,
+            per_process_limits=per_process_limits,
         )
         with room:
             result = room.run(cmd, timeout=timeout, env=env, cwd=cwd, stdin=stdin)

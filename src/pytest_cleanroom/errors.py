@@ -20,6 +20,14 @@ class BackendUnavailableError(CleanroomError):
     """
 
 
+class TreeLimitsError(BackendUnavailableError):
+    """A policy's whole-tree limits (memory, CPU time) cannot be held here, only per process.
+
+    Raised unless the caller opted in to per-process limits (``per_process_limits=True``,
+    ``--cleanroom-per-process-limits``); the message names the fields, why, and the fixes.
+    """
+
+
 class WorkspaceError(CleanroomError):
     """A path escapes the workspace, or the workspace cannot be used."""
 

@@ -1,10 +1,14 @@
 """Resource limits: which mechanism enforces each one, and which limit ended a command.
 
 With cgroups (see :mod:`pytest_cleanroom.cgroups`) memory and the number of tasks are limited for
-the whole process tree; without them the engine falls back to per-process rlimits
-(``RLIMIT_AS`` for memory, ``RLIMIT_NPROC`` set inside the sandbox's user namespace, where it
-counts the sandbox's processes only). File size, open files and per-process CPU time are always
-rlimits; the CPU time of the whole tree is also watched through ``cpuacct`` where available.
+the whole process tree; without them the number of tasks is ``RLIMIT_NPROC`` set inside the
+sandbox's user namespace (where it counts the sandbox's processes only), and memory and CPU time
+can only be held per process (``RLIMIT_DATA``, ``RLIMIT_CPU``): :data:`TREE_FIELDS`, which a
+policy may use that way only when the caller opted in (``Policy.per_process_limits``).
+``RLIMIT_DATA`` rather than ``RLIMIT_AS``: it counts the writable private memory a process may
+use, not the address space it reserves (a JVM reserves its heap up front and fails under
+``RLIMIT_AS``). File size, open files and per-process CPU time are always rlimits; the CPU time
+of the whole tree is also watched through the cgroup where there is one.
 """
 
 from __future__ import annotations
@@ -21,6 +25,13 @@ from .policy import Policy
 _BLOCK = 512  # POSIX ``ulimit -f`` unit
 #: The private /tmp and /dev/shm were filled (``max_disk``).
 LIMIT_DISK = "disk"
+#: Policy fields that hold for the whole process tree only with a cgroup (or a container).
+TREE_FIELDS = ("memory_limit", "cpu_time_limit")
+
+
+def per_process_fields(policy: Policy) -> list[str]:
+    """The :data:`TREE_FIELDS` ``policy`` sets: without a cgroup they hold per process only."""
+    return [name for name in TREE_FIELDS if getattr(policy, name) is not None]
 
 
 @dataclass(frozen=True)
@@ -30,13 +41,13 @@ class Rlimits:
     file_size: int | None = None
     open_files: int | None = None
     cpu_seconds: int | None = None
-    address_space: int | None = None
+    data_size: int | None = None
     processes: int | None = None
 
     @property
     def empty(self) -> bool:
         return all(v is None for v in (self.file_size, self.open_files, self.cpu_seconds)) and (
-            self.address_space is None and self.processes is None
+            self.data_size is None and self.processes is None
         )
 
     def ulimit_commands(self) -> list[str]:
@@ -51,8 +62,8 @@ class Rlimits:
             # (soft first: a hard limit below the current soft one is invalid)
             cmds.append(f"ulimit -S -t {self.cpu_seconds}")
             cmds.append(f"ulimit -H -t {self.cpu_seconds + 1}")
-        if self.address_space is not None:
-            cmds.append(f"ulimit -v {max(1, self.address_space // 1024)}")
+        if self.data_size is not None:
+            cmds.append(f"ulimit -d {max(1, self.data_size // 1024)}")
         return cmds
 
     def prlimit_args(self) -> list[str]:
@@ -64,8 +75,8 @@ class Rlimits:
             args.append(f"--nofile={self.open_files}")
         if self.cpu_seconds is not None:
             args.append(f"--cpu={self.cpu_seconds}:{self.cpu_seconds + 1}")
-        if self.address_space is not None:
-            args.append(f"--as={self.address_space}")
+        if self.data_size is not None:
+            args.append(f"--data={self.data_size}")
         if self.processes is not None:
             args.append(f"--nproc={self.processes}")
         return args
@@ -78,7 +89,7 @@ def rlimits_for(policy: Policy, *, cgroups: bool) -> Rlimits:
         file_size=policy.max_file_size,
         open_files=policy.max_open_files,
         cpu_seconds=cpu,
-        address_space=None if cgroups else policy.memory_limit,
+        data_size=None if cgroups else policy.memory_limit,
         processes=None if cgroups else policy.max_processes,
     )
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import PolicyError
 from .policy_levels import (
     DEFAULT_MAX_OUTPUT,
+    DEFAULT_MEMORY_LIMIT,
     DEFAULT_NESTED_USER_NAMESPACES,
     DEFAULT_TIMEOUT,
     LEVEL_FIELDS,
@@ -95,7 +96,9 @@ class Policy(BaseModel):
 
     # resources
     timeout: float | None = Field(DEFAULT_TIMEOUT, gt=0, description="Wall-clock seconds.")
-    memory_limit: int | None = Field(4 * GiB, gt=0, description="Bytes, whole process tree.")
+    memory_limit: int | None = Field(
+        DEFAULT_MEMORY_LIMIT, gt=0, description="Bytes, whole process tree."
+    )
     max_processes: int | None = Field(1024, gt=0, description="Tasks alive at once.")
     max_open_files: int | None = Field(4096, gt=0)
     max_file_size: int | None = Field(8 * GiB, gt=0, description="Bytes, largest single file.")
@@ -103,6 +106,11 @@ class Policy(BaseModel):
         4 * GiB, gt=0, description="Bytes in the private /tmp and /dev/shm together."
     )
     cpu_time_limit: float | None = Field(None, gt=0, description="CPU seconds, whole tree.")
+    per_process_limits: bool = Field(
+        False,
+        description="Whether memory_limit and cpu_time_limit held per process (rlimits), not "
+        "for the whole tree: set by the engine when the caller opted in to that fallback.",
+    )
     max_output: int | None = Field(
         DEFAULT_MAX_OUTPUT,
         gt=0,
@@ -216,6 +224,7 @@ class Policy(BaseModel):
             max_file_size=_min(a.max_file_size, b.max_file_size),
             max_disk=_min(a.max_disk, b.max_disk),
             cpu_time_limit=_min(a.cpu_time_limit, b.cpu_time_limit),
+            per_process_limits=a.per_process_limits and b.per_process_limits,
             max_output=_min(a.max_output, b.max_output),
             env_allowlist=_intersection_env(a.env_allowlist, b.env_allowlist),
         )

@@ -17,6 +17,8 @@ GiB = 1024 * MiB
 DEFAULT_TIMEOUT = 300.0
 #: Bytes of stdout, and of stderr, a command may print unless a level says otherwise.
 DEFAULT_MAX_OUTPUT = 64 * MiB
+#: Bytes of memory of a command's whole tree unless a level says otherwise.
+DEFAULT_MEMORY_LIMIT = 4 * GiB
 #: Whether commands may create user namespaces of their own unless a level says otherwise.
 DEFAULT_NESTED_USER_NAMESPACES = True
 
@@ -74,6 +76,13 @@ def level_timeout(level: str) -> float | None:
     """The wall-clock timeout of the named level."""
     timeout: float | None = LEVEL_FIELDS[level].get("timeout", DEFAULT_TIMEOUT)
     return timeout
+
+
+def level_tree_limits(level: str) -> list[str]:
+    """The whole-tree limits (``memory_limit``, ``cpu_time_limit``) the named level sets."""
+    defaults = {"memory_limit": DEFAULT_MEMORY_LIMIT, "cpu_time_limit": None}
+    fields = LEVEL_FIELDS[level]
+    return [name for name, default in defaults.items() if fields.get(name, default) is not None]
 
 
 def level_nests_user_namespaces(level: str) -> bool:

@@ -137,6 +137,7 @@ class RunCollector:
                     "rootdir": str(self.config.rootpath),
                     "policy": settings.policy_name,
                     "policyDigest": settings.policy.digest(),
+                    "perProcessLimits": settings.per_process_limits,
                     "backend": settings.backend,
                     "seed": settings.seed,
                 },

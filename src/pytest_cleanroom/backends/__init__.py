@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, TreeLimitsError
 
 if TYPE_CHECKING:
     from ..policy import Policy
@@ -49,17 +49,44 @@ def _instantiate(name: str) -> Backend:
     return backend
 
 
-def get_backend(name: str, policy: Policy | None = None) -> Backend:
+def get_backend(
+    name: str, policy: Policy | None = None, *, per_process_limits: bool = False
+) -> Backend:
     """The backend called ``name`` (``auto``, ``local``, ``bwrap``, ``unshare``, ``docker``).
 
     With ``policy``, the backend is checked against it: for ``auto``/``local`` the first
     candidate that can honour it is returned; if none can, the error lists why each could not.
+    ``per_process_limits`` accepts a candidate that can hold the whole-tree limits per process
+    only (see :func:`fit_policy`).
     """
+    return select_backend(name, policy, per_process_limits=per_process_limits)[0]
+
+
+def fit_policy(backend: Backend, policy: Policy, *, per_process_limits: bool) -> Policy:
+    """``policy`` if ``backend`` can honour it; with ``per_process_limits``, where it can hold the
+    whole-tree limits per process only, the policy it can honour, named and digested as such
+    (``standard+per_process_limits``). Raises :class:`BackendUnavailableError` otherwise."""
+    try:
+        backend.check(policy)
+        return policy
+    except TreeLimitsError:
+        if not per_process_limits:
+            raise
+    weaker = policy.replace(per_process_limits=True)
+    backend.check(weaker)
+    return weaker
+
+
+def select_backend(
+    name: str, policy: Policy | None = None, *, per_process_limits: bool = False
+) -> tuple[Backend, list[str]]:
+    """:func:`get_backend`, and why each candidate of ``auto``/``local`` before the chosen one
+    could not be used (what the report header says)."""
     if name in CONCRETE:
         backend = _instantiate(name)
         if policy is not None:
-            backend.check(policy)
-        return backend
+            fit_policy(backend, policy, per_process_limits=per_process_limits)
+        return backend, []
     if name not in ALIASES:
         raise BackendUnavailableError(
             f"unknown cleanroom backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}"
@@ -71,14 +98,14 @@ def get_backend(name: str, policy: Policy | None = None) -> Backend:
     for candidate in ALIASES[name]:
         try:
             backend = _instantiate(candidate)
-            backend.check(wanted)
+            fit_policy(backend, wanted, per_process_limits=per_process_limits)
         except BackendUnavailableError as exc:
             reasons.append(f"{candidate}: {exc}")
             continue
         except Exception as exc:  # a broken check must not hide the candidates after it
             reasons.append(f"{candidate}: its check failed: {type(exc).__name__}: {exc}")
             continue
-        return backend
+        return backend, reasons
     raise BackendUnavailableError(
         f"no cleanroom backend for {name!r} can honour policy {wanted.name!r} here:\n  "
         + "\n  ".join(reasons)

@@ -63,7 +63,7 @@ RLIMITS = {
     "fsize": resource.RLIMIT_FSIZE,
     "nofile": resource.RLIMIT_NOFILE,
     "cpu": resource.RLIMIT_CPU,
-    "as": resource.RLIMIT_AS,
+    "data": resource.RLIMIT_DATA,
     "nproc": resource.RLIMIT_NPROC,
 }
 

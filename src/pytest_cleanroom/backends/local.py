@@ -12,9 +12,16 @@ import threading
 from collections.abc import Sequence
 
 from .. import cgroups
-from ..errors import BackendUnavailableError, SandboxError
+from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
 from ..filesystem import FsOp, plan
-from ..limits import LIMIT_DISK, Rlimits, file_size_hit, limit_of_exit_code, rlimits_for
+from ..limits import (
+    LIMIT_DISK,
+    Rlimits,
+    file_size_hit,
+    limit_of_exit_code,
+    per_process_fields,
+    rlimits_for,
+)
 from ..policy import Policy
 from ..prepared import Prepared, Preparer
 from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, start, supervise
@@ -96,11 +103,15 @@ class NamespaceBackend:
     # -- shared ---------------------------------------------------------------------------------
 
     def check_limits(self, policy: Policy) -> None:
-        """Without cgroups, limits fall back to rlimits; refuse what they cannot enforce."""
+        """Without cgroups, limits fall back to rlimits; refuse what they cannot enforce, and
+        whole-tree limits held per process only unless ``policy.per_process_limits`` says so."""
         self.check_cgroup_confinement(policy)
         if cgroups.parents() is not None:
             return
         why = cgroups.why_unavailable()
+        per_process = per_process_fields(policy)
+        if per_process and not policy.per_process_limits:
+            raise TreeLimitsError(tree_limits_message(self.name, policy, per_process, why))
         if policy.max_processes is not None and os.geteuid() == 0:
             raise BackendUnavailableError(
                 f"the {self.name} backend cannot enforce max_processes={policy.max_processes} "
@@ -241,6 +252,21 @@ class NamespaceBackend:
     def _ended(self, live: LiveProcess) -> None:
         with self._lock:
             self._live.discard(live)
+
+
+def tree_limits_message(backend: str, policy: Policy, fields: list[str], why: str) -> str:
+    """Why ``backend`` refuses ``policy`` without a cgroup, and the ways out."""
+    shown = " and ".join(f"{name}={getattr(policy, name)!r}" for name in fields)
+    return (
+        f"the {backend} backend cannot hold {shown} of policy {policy.name!r} for the whole "
+        f"process tree here: no cgroup for its commands ({why}); only per-process rlimits are "
+        "possible, which a tree of processes can exceed together. Fix: give the engine a "
+        "cgroup (root, or a systemd-delegated cgroup v2 subtree: see docs/platforms.md), use "
+        "--cleanroom-backend=docker, or accept per-process limits with "
+        "--cleanroom-per-process-limits (ini: cleanroom_per_process_limits = true; API: "
+        f"per_process_limits=True), which records the policy as "
+        f"'{policy.name}+per_process_limits'"
+    )
 
 
 def _enforcement(group: cgroups.RunCgroup | None) -> str:

@@ -169,8 +169,8 @@ def _rlimits(rlimits: Rlimits | None) -> dict[str, int | list[int]]:
         out["nofile"] = rlimits.open_files
     if rlimits.cpu_seconds is not None:
         out["cpu"] = [rlimits.cpu_seconds, rlimits.cpu_seconds + 1]
-    if rlimits.address_space is not None:
-        out["as"] = rlimits.address_space
+    if rlimits.data_size is not None:
+        out["data"] = rlimits.data_size
     if rlimits.processes is not None:
         out["nproc"] = rlimits.processes
     return out

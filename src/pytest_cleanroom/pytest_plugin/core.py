@@ -64,6 +64,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"cleanroom: policy={settings.policy_label} backend={backend} seed={settings.seed} "
         f"timeout={'none' if timeout is None else f'{timeout:g}s'}"
     ]
+    if status.name is not None and status.passed_over:
+        lines.append(f"cleanroom: {settings.backend} chose {status.name}, not:")
+        lines += [f"cleanroom:   {reason}" for reason in status.passed_over]
+    if status.limits is not None:
+        lines.append(f"cleanroom: limits held by {status.limits}")
     if status.error is not None:
         lines += [f"cleanroom: {line}" for line in status.error.splitlines()]
     return lines

@@ -131,6 +131,15 @@ def add_options(parser: pytest.Parser) -> None:
         help=f"Show the N slowest sandboxed commands in the summary; 0 hides that list; the "
         f"policy and seed lines stay. Default: {DEFAULT_DURATIONS} (ini: cleanroom_durations).",
     )
+    group.addoption(
+        "--cleanroom-per-process-limits",
+        action="store_true",
+        default=None,
+        help="Where no cgroup can hold memory_limit and cpu_time_limit for a command's whole "
+        "process tree (an unprivileged user without a delegated cgroup), hold them per process "
+        "(rlimits) instead of refusing; results then name the policy <level>+per_process_limits "
+        "(ini: cleanroom_per_process_limits).",
+    )
     parser.addini(
         "cleanroom_policy", f"Default of --cleanroom-policy ({'|'.join(POLICY_CHOICES)})."
     )
@@ -140,6 +149,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("cleanroom_seed", "Default of --cleanroom-seed (integer).")
     parser.addini("cleanroom_timeout", "Default of --cleanroom-timeout (seconds).")
     parser.addini("cleanroom_durations", "Default of --cleanroom-durations (integer).")
+    parser.addini(
+        "cleanroom_per_process_limits",
+        "Default of --cleanroom-per-process-limits (true/false).",
+        type="bool",
+        default=False,
+    )
     parser.addini(
         "cleanroom_readable_paths",
         "Host paths let through read-only into every sandbox (one per line; relative to the "
@@ -160,6 +175,17 @@ def read_readable_paths(config: pytest.Config) -> tuple[str, ...]:
             raise pytest.UsageError(f"--cleanroom-readable-path {text!r}: give an absolute path")
         paths.append(os.path.normpath(text))
     return tuple(sorted(set(paths)))
+
+
+def read_per_process_limits(config: pytest.Config) -> tuple[bool, str]:
+    """(value, source) of ``--cleanroom-per-process-limits`` / ``cleanroom_per_process_limits``."""
+    if config.getoption("cleanroom_per_process_limits"):
+        return True, "option"
+    try:
+        value = bool(config.getini("cleanroom_per_process_limits"))
+    except (ValueError, TypeError, pytest.UsageError) as exc:  # pytest wraps a bad bool
+        raise _ini_error(config, "cleanroom_per_process_limits", str(exc)) from None
+    return value, "ini" if value else "default"
 
 
 def _ini_text(config: pytest.Config, key: str) -> str | None:

@@ -212,6 +212,7 @@ def open_cleanroom(
             policy=policy,
             backend=settings.backend,
             seed=settings.seed,
+            per_process_limits=settings.per_process_limits,
         )
     except floors.FloorError as exc:
         raise pytest.fail.Exception(f"{item.nodeid}: {exc}", pytrace=False) from None

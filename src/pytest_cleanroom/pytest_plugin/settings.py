@@ -38,6 +38,7 @@ class CleanroomSettings:
     timeout: float | None
     durations: int
     readable_paths: tuple[str, ...] = ()
+    per_process_limits: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -109,6 +110,7 @@ def _read_settings(config: pytest.Config) -> CleanroomSettings:
         config, "cleanroom_durations", "cleanroom_durations", options.parse_durations
     )
     seed, seed_src = _read_seed(config)
+    per_process, per_process_src = options.read_per_process_limits(config)
     return CleanroomSettings(
         policy_name=policy,
         backend=backend,
@@ -116,7 +118,9 @@ def _read_settings(config: pytest.Config) -> CleanroomSettings:
         timeout=timeout,
         durations=options.DEFAULT_DURATIONS if durations is None else durations,
         readable_paths=options.read_readable_paths(config),
+        per_process_limits=per_process,
         sources={
+            "per_process_limits": per_process_src,
             "policy": policy_src,
             "backend": backend_src,
             "seed": seed_src,

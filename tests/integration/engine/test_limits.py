@@ -1,12 +1,14 @@
 """Resource limits end to end: each breach ends the command and says which limit it was.
 
 Small limits keep the hogs short. Every test also runs with cgroups switched off
-(``CLEANROOM_CGROUPS=off``), which exercises the rlimit fallback unprivileged users get.
+(``CLEANROOM_CGROUPS=off``), which exercises the rlimit fallback unprivileged users get: opted in
+with ``per_process_limits=True`` (refused without it, and then named so in every result).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.cgroups import SWITCH, parents
-from pytest_cleanroom.errors import BackendUnavailableError
+from pytest_cleanroom.errors import BackendUnavailableError, TreeLimitsError
 from pytest_cleanroom.policy import MiB
 from tests.conftest import require
 
@@ -44,7 +46,10 @@ def mechanism(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 def small(tmp_path: Path, backend: str, mechanism: str) -> Iterator[Cleanroom]:
     # RLIMIT_NPROC does not bind uid 0, so as root the fallback cannot limit processes.
     policy = SMALL if mechanism == "cgroups" or os.geteuid() else _NO_NPROC
-    with Cleanroom(tmp_path / "ws", policy=policy, backend=backend) as room:
+    per_process = mechanism == "rlimits"
+    with Cleanroom(
+        tmp_path / "ws", policy=policy, backend=backend, per_process_limits=per_process
+    ) as room:
         yield room
 
 
@@ -56,7 +61,7 @@ def test_memory_hog_is_stopped_and_reported(small: Cleanroom, mechanism: str) ->
         assert result.peak_memory is not None
         assert result.peak_memory <= SMALL.memory_limit
     else:
-        # RLIMIT_AS: the allocation fails inside the program, which reports it itself.
+        # RLIMIT_DATA: the allocation fails inside the program, which reports it itself.
         assert "MemoryError" in result.stderr
 
 
@@ -64,9 +69,12 @@ def test_fork_bomb_is_stopped_and_reported(tmp_path: Path, backend: str, mechani
     if mechanism == "rlimits" and os.geteuid() == 0:
         # RLIMIT_NPROC does not bind uid 0: refusing beats running without a process limit.
         with pytest.raises(BackendUnavailableError, match="RLIMIT_NPROC does not bind uid 0"):
-            Cleanroom(tmp_path, policy=SMALL, backend=backend)
+            Cleanroom(tmp_path, policy=SMALL, backend=backend, per_process_limits=True)
         return
-    with Cleanroom(tmp_path / "ws", policy=SMALL, backend=backend) as room:
+    per_process = mechanism == "rlimits"
+    with Cleanroom(
+        tmp_path / "ws", policy=SMALL, backend=backend, per_process_limits=per_process
+    ) as room:
         result = room.run("bomb() { bomb | bomb & }; bomb; sleep 20", timeout=10)
     if mechanism == "cgroups":
         result.assert_limit_exceeded("processes")
@@ -134,3 +142,59 @@ def test_measurements_of_a_normal_command(small: Cleanroom, mechanism: str) -> N
     assert result.peak_memory >= 40 * MiB
     assert result.cpu_time is not None
     assert result.cpu_time > 0
+
+
+def test_per_process_limits_are_refused_unless_opted_in(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as switched:
+        switched.setenv(SWITCH, "off")
+        with pytest.raises(TreeLimitsError) as refused:
+            Cleanroom(tmp_path / "a", policy=_NO_NPROC, backend=backend)
+        message = str(refused.value)
+        for part in ("memory_limit=100663296", "cpu_time_limit=1.0", "whole process tree",
+                     "--cleanroom-per-process-limits", "cleanroom_per_process_limits",
+                     "docs/platforms.md", "--cleanroom-backend=docker"):  # fmt: skip
+            assert part in message
+        assert not (tmp_path / "a").exists()  # refused before the workspace was made
+        with Cleanroom(
+            tmp_path / "b", policy=_NO_NPROC, backend=backend, per_process_limits=True
+        ) as room:
+            weak = room.run(["true"])
+    weak.assert_success()
+    assert weak.limits_enforcement == "rlimit"
+    assert weak.policy_name == f"{_NO_NPROC.name}+per_process_limits"
+    assert weak.policy_digest != _NO_NPROC.digest()
+    assert weak.policy_digest == _NO_NPROC.replace(per_process_limits=True).digest()
+    require(parents() is not None, "writable cgroup v1 memory/pids/cpuacct (run as root)")
+    # With a cgroup the opt-in changes nothing: the limits hold for the tree, as declared.
+    with Cleanroom(
+        tmp_path / "c", policy=_NO_NPROC, backend=backend, per_process_limits=True
+    ) as room:
+        strong = room.run(["true"])
+    assert strong.policy_name == _NO_NPROC.name
+    assert strong.policy_digest == _NO_NPROC.digest()
+    assert strong.limits_enforcement in ("cgroup1", "cgroup2")
+
+
+def test_a_large_reservation_is_not_memory_use(small: Cleanroom) -> None:
+    # Runtimes (the JVM, Go) reserve far more address space than the memory limit and commit
+    # only what they use; the per-process fallback counts writable memory (RLIMIT_DATA), not
+    # reservations (RLIMIT_AS), so they start.
+    reserve = "import mmap; m = mmap.mmap(-1, 8 << 30, prot=0); print('reserved')"
+    small.run(["python3", "-c", reserve]).assert_success().assert_stdout_contains("reserved")
+
+
+def test_java_starts_under_locked(tmp_path: Path, backend: str, mechanism: str) -> None:
+    java = shutil.which("java")
+    require(java is not None, "a JVM ('java' on PATH: apt-get install default-jre-headless)")
+    policy = Policy.level("locked") if mechanism == "cgroups" or os.geteuid() else None
+    if policy is None:  # root without cgroups: no process limit can be had
+        policy = Policy.level("locked").replace(max_processes=None)
+    per_process = mechanism == "rlimits"
+    with Cleanroom(
+        tmp_path, policy=policy, backend=backend, per_process_limits=per_process
+    ) as room:
+        result = room.run(["java", "-version"])
+    result.assert_success()
+    assert "OpenJDK" in result.stderr or "version" in result.stderr

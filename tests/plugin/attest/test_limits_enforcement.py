@@ -76,3 +76,49 @@ def test_every_record_names_what_enforced_the_limits(
     [record] = [b["annotations"] for b in statement["predicate"]["runDetails"]["byproducts"][:1]]
     assert record["limitsEnforcement"] == want
     assert os.environ.get(cgroups.SWITCH) == (None if cgroups_on else "off")
+
+
+PER_PROCESS_TEST = """
+import pytest
+
+@pytest.mark.cleanroom(nested_user_namespaces=False, memory_limit=512 * 1024 * 1024)
+def test_one(cleanroom):
+    cleanroom.run(["true"]).assert_success()
+"""
+
+
+def test_per_process_limits_are_opted_in_and_named_in_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a cgroup (switched off: what an unprivileged user gets; as root, permissive keeps
+    # max_processes out of it), a memory limit holds per process only.
+    require_backend("bwrap")
+    monkeypatch.setenv(cgroups.SWITCH, "off")
+    (tmp_path / "test_one.py").write_text(PER_PROCESS_TEST)
+    args = ("--cleanroom-backend=bwrap", "--cleanroom-policy=permissive")
+    refused = run_pytest(tmp_path, *args)
+    assert refused.returncode == 1
+    assert "cannot hold memory_limit=536870912 of policy" in refused.stdout
+    assert "--cleanroom-per-process-limits (ini: cleanroom_per_process_limits" in refused.stdout
+
+    (tmp_path / "pytest.ini").write_text("[pytest]\ncleanroom_per_process_limits = yes\n")
+    done = run_pytest(
+        tmp_path, *args, "--cleanroom-attest=att", "--cleanroom-report=r.json", "--junitxml=j.xml"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "limits held by rlimit, per process (no cgroup: disabled by" in done.stdout
+    [command] = json.loads((tmp_path / "r.json").read_text())["commands"]
+    name = command["policy"]
+    assert name.endswith("+per_process_limits")
+    assert command["limits_enforcement"] == "rlimit"
+    props = {p.get("name"): p.get("value") for p in ET.parse(tmp_path / "j.xml").iter("property")}
+    assert props["cleanroom_policy"] == name
+    statement = statement_of(envelopes_by_nodeid(tmp_path / "att")["test_one.py::test_one"])
+    policy = statement["predicate"]["buildDefinition"]["externalParameters"]["policy"]
+    assert policy["name"] == name
+    assert policy["digest"] == command["policy_digest"]
+
+    (tmp_path / "pytest.ini").write_text("[pytest]\ncleanroom_per_process_limits = maybe\n")
+    bad = run_pytest(tmp_path, *args)
+    assert bad.returncode == 4
+    assert "cleanroom_per_process_limits" in bad.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_cleanroom import cgroups
 from pytest_cleanroom.policy import Policy
 
 
@@ -19,9 +20,13 @@ def test_header_names_policy_backend_and_seed_and_summary_the_digest(
     result.assert_outcomes(passed=1)
     backend = next(line.split()[-1] for line in result.outlines if "BACKEND " in line)
     digest = Policy.level("locked").digest()
+    found = cgroups.parents()
+    kind = "cgroup2" if found and set(found) == {cgroups.UNIFIED} else "cgroup1"
+    held = f"{kind}, for each command's whole process tree" if found else "docker*"
     result.stdout.fnmatch_lines(
         [
             f"cleanroom: policy=locked backend={backend} (auto) seed=1234 timeout=60s",
+            f"cleanroom: limits held by {held}",
             "*slowest 1 of 1 sandboxed commands (cleanroom)*",
             f"cleanroom: 1 command on {backend} under policy locked ({digest})",
             "cleanroom seed 1234: replay with --cleanroom-seed=1234",

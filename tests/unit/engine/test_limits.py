@@ -12,28 +12,30 @@ from pytest_cleanroom.policy import MiB, Policy
 def test_cgroups_take_memory_and_processes() -> None:
     policy = Policy.level("locked")
     with_cg = rlimits_for(policy, cgroups=True)
-    assert with_cg.address_space is None
+    assert with_cg.data_size is None
     assert with_cg.processes is None
     assert with_cg.file_size == 512 * MiB
     assert with_cg.cpu_seconds == 60
     without = rlimits_for(policy, cgroups=False)
-    assert without.address_space == policy.memory_limit
+    assert without.data_size == policy.memory_limit
     assert without.processes == policy.max_processes
 
 
 def test_ulimit_commands_are_accepted_by_the_system_shell() -> None:
-    limits = Rlimits(file_size=1000, open_files=64, cpu_seconds=2, address_space=512 * MiB)
-    script = " && ".join([*limits.ulimit_commands(), "ulimit -f", "ulimit -n", "ulimit -S -t"])
+    limits = Rlimits(file_size=1000, open_files=64, cpu_seconds=2, data_size=512 * MiB)
+    script = " && ".join(
+        [*limits.ulimit_commands(), "ulimit -f", "ulimit -n", "ulimit -S -t", "ulimit -d"]
+    )
     done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     # -f counts 512-byte blocks, rounded up so the limit is never below what was asked.
-    assert done.stdout.split() == ["2", "64", "2"]
+    assert done.stdout.split() == ["2", "64", "2", str(512 * 1024)]
 
 
 def test_prlimit_args() -> None:
-    limits = Rlimits(file_size=10, open_files=5, cpu_seconds=3, address_space=7, processes=9)
+    limits = Rlimits(file_size=10, open_files=5, cpu_seconds=3, data_size=7, processes=9)
     assert limits.prlimit_args() == [
-        "--fsize=10", "--nofile=5", "--cpu=3:4", "--as=7", "--nproc=9",
+        "--fsize=10", "--nofile=5", "--cpu=3:4", "--data=7", "--nproc=9",
     ]  # fmt: skip
     assert Rlimits().empty
     assert not limits.empty
