@@ -347,7 +347,7 @@ static void set_rlimits(void) {
     } known[] = {{"fsize", RLIMIT_FSIZE},
                  {"nofile", RLIMIT_NOFILE},
                  {"cpu", RLIMIT_CPU},
-                 {"as", RLIMIT_AS},
+                 {"data", RLIMIT_DATA},
                  {"nproc", RLIMIT_NPROC}};
     for (int i = 0; i < n_rlims; i++) {
         size_t k = 0;
