@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -237,10 +238,37 @@ def _run(ctx: click.Context, phases: Sequence[str], **kwargs: Any) -> None:
 @lifecycle.command(short_help="Run PHASE and its dependencies in every workspace.")
 @click.argument("phase")
 @run_options
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Run again whenever a watched file changes (the tasks' watch globs, else inputs);"
+    " Ctrl-C stops.",
+)
+@click.option(
+    "--debounce",
+    type=click.FloatRange(min=0, max=60),
+    default=0.3,
+    show_default=True,
+    help="With --watch: seconds without further changes before running again.",
+)
 @click.pass_context
-def run(ctx: click.Context, /, phase: str, **kwargs: Any) -> None:
+def run(ctx: click.Context, /, phase: str, watch: bool, debounce: float, **kwargs: Any) -> None:
     """Run PHASE (and the phases it depends on) in every workspace it applies to."""
-    _run(ctx, [phase], argv=["run", phase], **kwargs)
+    if not watch:
+        _run(ctx, [phase], argv=["run", phase], **kwargs)
+        return
+    if kwargs["dry_run"] or kwargs["as_json"]:
+        raise click.UsageError("--watch runs until Ctrl-C: it does not go with --dry-run or --json")
+    from .watch import watch_run
+
+    project_dir = ctx.obj.get("project_dir") if ctx.obj else None
+    args = RunArgs(phases=[phase], project_dir=project_dir, argv=["run", phase], **kwargs)
+    project = load(project_dir)
+    try:
+        code = watch_run(project, args, debounce)
+    except LifecycleError as exc:
+        fail(exc, False)
+    sys.exit(code)
 
 
 @lifecycle.command(short_help="Run PHASES in order; a failed phase stops the rest.")

@@ -135,7 +135,8 @@ class PhaseSpec:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     cache: bool | None = None
-    watch: bool = False
+    #: ``true`` (a dev phase; ``--watch`` watches its inputs) or the globs ``--watch`` watches
+    watch: bool | list[str] = False
     port: int | None = None
     post: list[str] = field(default_factory=list)
     cleanroom: CleanroomSpec = field(default_factory=CleanroomSpec)

@@ -15,7 +15,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -26,7 +27,8 @@ from .errors import ConfigError, LifecycleError, StateLockError, StorageError
 if TYPE_CHECKING:
     from .config import Project
     from .reporter import Reporter
-    from .results import RunSummary
+    from .results import RunOptions, RunSummary
+    from .runner import Runner
 
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
@@ -146,13 +148,11 @@ def print_plan(steps: list[dict[str, Any]]) -> None:
             echo(f"       > phase {run['phase']} ({where})")
 
 
-def execute(args: RunArgs) -> NoReturn:
-    """Run (or, with ``dry_run``, plan) ``args.phases``, print the outcome, exit with its code."""
+def run_options(args: RunArgs) -> RunOptions:
+    """The runner's options for ``args``."""
     from .results import RunOptions
-    from .runner import Runner
 
-    project = load(args.project_dir, args.as_json)
-    options = RunOptions(
+    return RunOptions(
         jobs=args.jobs or os.cpu_count() or 1,
         keep_going=args.keep_going,
         no_cache=args.no_cache,
@@ -161,8 +161,69 @@ def execute(args: RunArgs) -> NoReturn:
         wait=args.wait,
         quiet=args.quiet,
     )
+
+
+def gated_options(project: Project, args: RunArgs) -> RunOptions:
+    """:func:`run_options` with the deploy gate's record when ``[validation]`` is declared;
+    the gate's refusal is a :class:`LifecycleError` (see production/gate.py)."""
+    options = run_options(args)
     if project.spec.validation and not args.dry_run:
-        options.validation_gate = _gate(project, args)
+        from .production.gate import check_gate
+
+        options.validation_gate = check_gate(
+            project, args.phases, args.environment, args.workspace,
+            allow_unvalidated=args.allow_unvalidated,
+        )  # fmt: skip
+    return options
+
+
+def run_and_report(
+    project: Project,
+    args: RunArgs,
+    options: RunOptions,
+    started: Callable[[Runner], None] | None = None,
+) -> RunSummary:
+    """Run ``args.phases`` once (SIGTERM stops the run as Ctrl-C does) and print the outcome.
+
+    ``started`` receives the :class:`~.runner.Runner` before it runs (``--watch`` stops it
+    through :meth:`~.runner.Runner.request_interrupt`). A :class:`LifecycleError` propagates.
+    """
+    from .runner import Runner
+
+    reporter = _reporter(args.as_json, args.quiet)
+    runner = Runner(project, options, reporter)
+    if started is not None:
+        started(runner)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        runner.request_interrupt()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if in_main else None
+    try:
+        summary = runner.run(args.phases, argv=args.argv)
+    except OSError as exc:  # what no step of the run turned into a typed error
+        raise StorageError.from_os_error(exc) from None
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+        reporter.close()
+    if args.as_json:
+        emit(summary.to_dict())
+    else:
+        print_summary(summary)
+    return summary
+
+
+def execute(args: RunArgs) -> NoReturn:
+    """Run (or, with ``dry_run``, plan) ``args.phases``, print the outcome, exit with its code."""
+    from .runner import Runner
+
+    project = load(args.project_dir, args.as_json)
+    try:
+        options = gated_options(project, args)
+    except LifecycleError as exc:
+        fail(exc, args.as_json)
     if args.dry_run:
         try:
             steps = Runner(project, options).plan(args.phases)
@@ -173,40 +234,11 @@ def execute(args: RunArgs) -> NoReturn:
             sys.exit(0)
         print_plan(steps)
         sys.exit(0)
-    reporter = _reporter(args.as_json, args.quiet)
-    runner = Runner(project, options, reporter)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        runner.request_interrupt()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        summary = runner.run(args.phases, argv=args.argv)
+        summary = run_and_report(project, args, options)
     except LifecycleError as exc:
-        reporter.close()
         fail(exc, args.as_json)
-    except OSError as exc:  # what no step of the run turned into a typed error
-        reporter.close()
-        fail(StorageError.from_os_error(exc), args.as_json)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    reporter.close()
-    if args.as_json:
-        emit(summary.to_dict())
-    else:
-        print_summary(summary)
     sys.exit(summary.exit_code)
-
-
-def _gate(project: Project, args: RunArgs) -> dict[str, Any] | None:
-    """The deploy gate's record, or exit with its refusal (see production/gate.py)."""
-    from .production.gate import check_gate
-
-    try:
-        return check_gate(project, args.phases, args.environment, args.workspace,
-                          allow_unvalidated=args.allow_unvalidated)  # fmt: skip
-    except LifecycleError as exc:
-        fail(exc, args.as_json)
 
 
 # -- the command line without click --------------------------------------------------------------

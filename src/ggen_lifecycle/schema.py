@@ -106,7 +106,7 @@ class PhaseSpec(Strict):
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
     cache: bool | None = None
-    watch: bool = False
+    watch: bool | list[str] = False
     port: int | None = Field(None, ge=0, le=65535)
     post: StrList = Field(default_factory=list)
     cleanroom: CleanroomSpec = Field(default_factory=CleanroomSpec)
