@@ -485,6 +485,19 @@ def template_list(project: Path, as_json: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
 @click.option("--force", is_flag=True, help="Overwrite files whose content differs.")
+@click.option(
+    "--hook-policy",
+    type=click.Choice(["strict", "locked", "standard", "permissive"]),
+    default="strict",
+    show_default=True,
+    help="Cleanroom policy of the templates' sh_before/sh_after commands (workspace: --out).",
+)
+@click.option(
+    "--hook-backend",
+    default="auto",
+    show_default=True,
+    help="Cleanroom backend of those commands: auto, local, bwrap, unshare or docker.",
+)
 @project_option
 @json_command
 def generate(
@@ -493,16 +506,38 @@ def generate(
     out: Path,
     dry_run: bool,
     force: bool,
+    hook_policy: str,
+    hook_backend: str,
     project: Path,
     as_json: bool,
 ) -> None:
-    """Render a template (ID:TEMPLATE) or every template of a gpack (ID) into --out."""
+    """Render a template (ID:TEMPLATE) or every template of a gpack (ID) into --out.
+
+    A template's sh_before/sh_after commands run in a cleanroom whose only writable place is
+    --out (policy --hook-policy: strict by default, no network)."""
     from .template.generate import find_templates
     from .template.generate import generate as run_generate
+    from .template.hooks import HookRun
+
+    hooks: list[HookRun] = []
+
+    def on_hook(record: HookRun) -> None:
+        hooks.append(record)
+        if not as_json:
+            _show_hook(record)
 
     variables = _parse_vars(pairs)
     templates = find_templates(project.resolve(), ref)
-    actions = run_generate(templates, out, variables, force=force, dry_run=dry_run)
+    actions = run_generate(
+        templates,
+        out,
+        variables,
+        force=force,
+        dry_run=dry_run,
+        hook_policy=hook_policy,
+        hook_backend=hook_backend,
+        on_hook=on_hook,
+    )
     if as_json:
         _print_json(
             {
@@ -510,6 +545,7 @@ def generate(
                 "dry_run": dry_run,
                 "out": str(out.resolve()),
                 "files": [a.to_json() for a in actions],
+                "hooks": [h.to_json() for h in hooks],
             }
         )
         return
@@ -517,6 +553,23 @@ def generate(
     for action in actions:
         reason = f" ({action.reason})" if action.reason else ""
         click.echo(f"{prefix}{action.action:<9} {action.rel}{reason}")
+
+
+def _show_hook(record: Any) -> None:
+    """A hook as it ran (its output indented), or what a dry run would run."""
+    hook = record.hook
+    if not record.ran:
+        click.echo(
+            f"would run {hook.key} of {hook.template} in a cleanroom (policy {record.policy}):"
+            f" {hook.command}"
+        )
+        return
+    click.echo(
+        f"ran {hook.key} of {hook.template} in a cleanroom (policy {record.policy}, backend"
+        f" {record.backend}): {hook.command}  [exit {record.exit_code}]"
+    )
+    for line in (record.stdout + record.stderr).rstrip("\n").splitlines():
+        click.echo(f"  | {line}")
 
 
 def _mount_trust_commands() -> None:

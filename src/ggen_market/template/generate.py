@@ -24,6 +24,7 @@ from ..manifest import Manifest, load_manifest, matching_files
 from ..suggest import did_you_mean
 from .data import TemplateData, gpack_file
 from .frontmatter import TEMPLATE_SUFFIX, TemplateSource, parse_template
+from .hooks import DEFAULT_HOOK_POLICY, HOOK_KEYS, Hook, HookRun, HookRunner, OnHook
 from .sandbox import make_environment
 
 
@@ -191,6 +192,7 @@ class Generator:
         self.force = force
         self.overlay = _Overlay()
         self.actions: list[Action] = []
+        self.hooks: list[Hook] = []
 
     def plan(self, template: GpackTemplate) -> list[Action]:
         """Render ``template`` against the current overlay; nothing is written yet.
@@ -200,7 +202,6 @@ class Generator:
         """
         source = parse_template(template.path)
         front = source.front
-        _refuse_shell(source)
         for entry in front.shape:
             gpack_file(template, entry, "shape")
         base: dict[str, Any] = {**front.vars, **self.variables}
@@ -208,6 +209,7 @@ class Generator:
         data = TemplateData.load(template, source)
         data.bind(base)
         env = make_environment(template.root)
+        self.hooks.extend(_hooks(env, template, source, base))
         contexts = [base]
         if front.for_each is not None:
             contexts = [{**base, **row, "row": row} for row in data.results[front.for_each]]
@@ -444,15 +446,21 @@ def _render(
     return content, to, anchors
 
 
-def _refuse_shell(source: TemplateSource) -> None:
-    for key in ("sh_before", "sh_after"):
+def _hooks(
+    env: Any, template: GpackTemplate, source: TemplateSource, context: dict[str, Any]
+) -> list[Hook]:
+    """The template's ``sh_before``/``sh_after`` commands, rendered with its variables."""
+    found = []
+    for key in HOOK_KEYS:
         command = getattr(source.front, key)
-        if command:
-            raise TemplateError(
-                f"{source.path}: front matter: {key}: {command!r} is not run: a gpack is"
-                " untrusted and template generation runs no commands; run it yourself (for"
-                " example as a make.toml phase) and remove the key"
-            )
+        if not command:
+            continue
+        try:
+            rendered = env.render_bounded(env.from_string(command), context).strip()
+        except Exception as exc:
+            raise _render_error(exc, source, context) from None
+        found.append(Hook(template.ref, source.path, key, rendered))
+    return found
 
 
 def _sha256(text: str) -> str:
@@ -480,13 +488,44 @@ def generate(
     *,
     force: bool = False,
     dry_run: bool = False,
+    hook_policy: str = DEFAULT_HOOK_POLICY,
+    hook_backend: str = "auto",
+    on_hook: OnHook | None = None,
 ) -> list[Action]:
-    """Render ``templates`` into ``out``; all are planned before anything is written."""
+    """Render ``templates`` into ``out``; all are planned before anything is written.
+
+    Templates with ``sh_before``/``sh_after`` hooks: once every template rendered, the
+    ``sh_before`` commands run in a cleanroom on ``out`` (policy ``hook_policy``), the templates
+    are planned again (they see what the commands made), the files are written, then the
+    ``sh_after`` commands run. ``on_hook`` gets each hook's record (``ran`` false in a dry run).
+    """
     if not dry_run:
         out.mkdir(parents=True, exist_ok=True)
+    generator = _planned(templates, out, variables, force)
+    if dry_run or not generator.hooks:
+        for hook in generator.hooks:
+            if on_hook is not None:
+                on_hook(HookRun(hook, ran=False, policy=hook_policy))
+        if not dry_run:
+            generator.write()
+        return generator.actions
+    with HookRunner(out, policy=hook_policy, backend=hook_backend, on_hook=on_hook) as hooks:
+        befores = [h for h in generator.hooks if h.key == "sh_before"]
+        for hook in befores:
+            hooks.run(hook)
+        if befores:
+            generator = _planned(templates, out, variables, force)
+        generator.write()
+        for hook in generator.hooks:
+            if hook.key == "sh_after":
+                hooks.run(hook, after_writing=True)
+    return generator.actions
+
+
+def _planned(
+    templates: list[GpackTemplate], out: Path, variables: dict[str, str], force: bool
+) -> Generator:
     generator = Generator(out, variables, force=force)
     for template in templates:
         generator.plan(template)
-    if not dry_run:
-        generator.write()
-    return generator.actions
+    return generator

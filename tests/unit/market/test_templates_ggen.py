@@ -220,14 +220,6 @@ def test_shape_files_must_exist(tmp_path: Path) -> None:
         generate([template], tmp_path / "out", {})
 
 
-@pytest.mark.parametrize("key", ["sh_before", "sh_after"])
-def test_shell_hooks_are_refused_with_the_reason(tmp_path: Path, key: str) -> None:
-    template = one(tmp_path, "x", f"to: x\n{key}: 'touch pwned'")
-    with pytest.raises(TemplateError, match=rf"{key}: 'touch pwned' is not run: a gpack is"):
-        generate([template], tmp_path / "out", {})
-    assert not (tmp_path / "out" / "pwned").exists()
-
-
 def test_get_env_does_not_read_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
