@@ -5,7 +5,8 @@ runner goes, however it went (SIGKILL, the OOM killer). What the shell started i
 would live on: the watchdog holds the read end of a pipe on which the runner announces each task
 process group (``+PGID``) and its end (``-PGID``); when the pipe closes (the runner exited or was
 killed) it SIGKILLs every group still announced. A process that left its task's group (``setsid``)
-escapes both; the cleanroom phases have their own reaper.
+escapes both; where cgroups work it is still in its task's cgroup, which the engine's cgroup
+reaper empties (see :mod:`.task_cgroup`).
 
 The watchdog runs as ``python -I -S -c`` (no site packages, a few milliseconds to start) and only
 once a run starts its first command: a run of cache hits never starts one.

@@ -114,6 +114,9 @@ class RunSummary:
     results: list[TaskResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     validation_gate: dict[str, Any] | None = None
+    #: how the run's commands were killed: ``cgroup`` (with every process they started),
+    #: ``process group: WHY`` (what left the group with ``setsid`` escapes), ``None`` (none ran)
+    task_cleanup: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -145,4 +148,5 @@ class RunSummary:
             "tasks": [r.to_dict() for r in self.results],
             "warnings": self.warnings,
             "validation_gate": self.validation_gate,
+            "task_cleanup": self.task_cleanup,
         }

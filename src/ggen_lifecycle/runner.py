@@ -233,6 +233,7 @@ class Runner:
             self._writer.close()
             self._writer = None
         summary.warnings = list(self.warnings)
+        summary.task_cleanup = self.control.table.cleanup
         with contextlib.suppress(Exception):
             self.state.record_run(self._run_record(summary, summary.status))
         with contextlib.suppress(OSError):

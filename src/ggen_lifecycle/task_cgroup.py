@@ -1,0 +1,44 @@
+"""A cgroup per task command, where cgroups work, so that killing a task kills every process it
+started: those that left its process group (``setsid``, double forks) included.
+
+The groups are the engine's (:class:`pytest_cleanroom.cgroups.RunCgroup`, without limits): the
+same hierarchies, reuse of finished groups, a reaper that kills what they hold if the runner is
+killed outright, and the sweep of groups a dead runner left. Without usable cgroups (not root,
+``CLEANROOM_CGROUPS=off``, no delegated cgroup v2 group) a task is killed through its process
+group only, and :func:`create` says why.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_cleanroom.cgroups import RunCgroup
+
+
+def create() -> tuple[RunCgroup | None, str]:
+    """A fresh group for one command, or ``None`` and why there is none."""
+    from pytest_cleanroom import cgroups
+
+    if cgroups.parents() is None:
+        return None, cgroups.why_unavailable()
+    try:
+        group = cgroups.RunCgroup.create(memory_limit=None, max_processes=None)
+    except OSError as exc:
+        return None, f"cannot create a cgroup: {exc}"
+    if group is None:  # cgroups went away since the probe
+        return None, cgroups.why_unavailable() or "cgroups are not usable"
+    return group, ""
+
+
+def join(group: RunCgroup, pid: int) -> str:
+    """Move ``pid`` (a command's shell, before it starts anything) into ``group``; empty on
+    success, else why it could not (the group is then released)."""
+    try:
+        for procs in group.procs_files:
+            with open(procs, "w") as handle:
+                handle.write(str(pid))
+    except OSError as exc:
+        group.release()
+        return f"cannot move the command into its cgroup: {exc}"
+    return ""
