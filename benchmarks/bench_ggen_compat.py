@@ -157,25 +157,37 @@ def template_files(corpus: Path) -> list[Path]:
     return sorted(corpus.rglob("*.tmpl"))
 
 
+PACKAGE_MANIFESTS = ("package.toml", "gpack.toml")
+
+
+def is_package(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in PACKAGE_MANIFESTS)
+
+
 def pack_root(template: Path, corpus: Path) -> Path:
-    """The nearest folder at or above the template's with a ``*.ttl`` graph (else its own)."""
+    """The nearest folder at or above the template's that is a package (a ``package.toml`` or
+    ``gpack.toml``) or holds a ``*.ttl`` graph (else the template's own)."""
     for folder in (template.parent, *template.parent.parents):
         if folder == corpus.parent:
             break
-        if any(folder.glob("*.ttl")):
+        if is_package(folder) or any(folder.glob("*.ttl")):
             return folder
     return template.parent
 
 
 def _gpack_template(template: Path, root: Path) -> Any:
+    """The template in a gpack rooted at ``root``; a package's graph is every ``*.ttl`` in it,
+    as ``ggen market import`` makes it."""
     from ggen_market.manifest import Manifest
     from ggen_market.template.generate import GpackTemplate
+
+    graphs = ["**/*.ttl"] if is_package(root) else ["*.ttl", "ontology/**/*.ttl"]
 
     manifest = Manifest.model_validate(
         {
             "gpack": {"id": "io.ggen.corpus", "name": "corpus", "version": "0.0.0"},
             "templates": {"patterns": ["**/*.tmpl"]},
-            "rdf": {"patterns": ["*.ttl", "ontology/**/*.ttl"]},
+            "rdf": {"patterns": graphs},
         }
     )
     name = template.relative_to(root).as_posix().removesuffix(".tmpl")

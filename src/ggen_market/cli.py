@@ -459,7 +459,7 @@ def template_list(project: Path, as_json: bool) -> None:
                 "template": tpl.ref,
                 "gpack": tpl.pack_id,
                 "version": tpl.version,
-                "to": front.to,
+                "to": front.to or tpl.name,
                 "description": front.description,
                 "vars": front.vars,
             }
@@ -520,6 +520,7 @@ def generate(
     from .template.hooks import HookRun
 
     hooks: list[HookRun] = []
+    warnings: list[str] = []
 
     def on_hook(record: HookRun) -> None:
         hooks.append(record)
@@ -537,7 +538,9 @@ def generate(
         hook_policy=hook_policy,
         hook_backend=hook_backend,
         on_hook=on_hook,
+        on_warning=warnings.append,
     )
+    _warn(warnings)
     if as_json:
         _print_json(
             {
@@ -546,6 +549,7 @@ def generate(
                 "out": str(out.resolve()),
                 "files": [a.to_json() for a in actions],
                 "hooks": [h.to_json() for h in hooks],
+                "warnings": warnings,
             }
         )
         return

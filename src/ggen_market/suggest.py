@@ -21,3 +21,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
         cutoff = 0.6
     matches = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+#: How close an unknown key must be to a known one to be taken for its misspelling (an error);
+#: a farther one is a key of another tool (ggen ignores unknown keys), ignored with a warning.
+TYPO_CUTOFF = 0.8
+
+
+def typo_of(word: str, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` is probably a misspelling of, if any (see :data:`TYPO_CUTOFF`)."""
+    import difflib
+
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=TYPO_CUTOFF)
+    return matches[0] if matches else None

@@ -21,7 +21,7 @@ def check_templates(root: Path, manifest: Manifest) -> None:
         source = parse_template(template.path)
         try:
             env.parse(source.body)
-            env.parse(source.front.to)
+            env.parse(source.front.to or "")
         except TemplateSyntaxError as exc:
             line = source.body_line + (exc.lineno or 1) - 1
             raise TemplateError(

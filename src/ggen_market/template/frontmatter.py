@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from ..errors import TemplateError
+from ..suggest import typo_of
 from ..validation import format_validation_error
 
 TEMPLATE_SUFFIX = ".tmpl"
@@ -44,7 +45,9 @@ class FrontMatter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    to: str
+    #: ``None``: the template's name (its path under ``templates/`` without ``.tmpl``), where
+    #: ggen takes the output path from its command line (``-o``)
+    to: str | None = None
     description: str = ""
     vars: Annotated[dict[str, Any], BeforeValidator(_variables)] = {}
     rdf: StrList = []
@@ -81,7 +84,7 @@ class FrontMatter(BaseModel):
             raise ValueError(f"{where[0]} only applies with inject: true")
         if self.force and self.unless_exists:
             raise ValueError("force and unless_exists contradict each other")
-        if not self.to.strip():
+        if self.to is not None and not self.to.strip():
             raise ValueError("to: must name an output path")
         if self.freeze_policy == "checksum" and not self.freeze_slots_dir:
             raise ValueError(
@@ -103,6 +106,8 @@ class TemplateSource:
     front: FrontMatter
     body: str
     body_line: int
+    #: keys of other tools' front matter (ggen ignores unknown keys), left out
+    ignored: tuple[str, ...] = ()
 
 
 #: Values a front matter may hold once its aliases are expanded, and how deep they may nest.
@@ -155,9 +160,13 @@ def parse_template(path: Path, text: str | None = None) -> TemplateSource:
     if not isinstance(data, dict):
         raise TemplateError(f"{path}: the front matter must be a YAML mapping (key: value)")
     _check_size(path, data)
+    known = list(FrontMatter.model_fields)
+    ignored = tuple(str(k) for k in data if k not in known and typo_of(str(k), known) is None)
+    data = {k: v for k, v in data.items() if k not in ignored}
     try:
         front = FrontMatter.model_validate(data)
     except ValidationError as exc:
         error = format_validation_error(path, FrontMatter, exc, section="front matter")
         raise TemplateError(str(error)) from None
-    return TemplateSource(path=path, front=front, body="".join(lines[end + 1 :]), body_line=end + 2)
+    body = "".join(lines[end + 1 :])
+    return TemplateSource(path=path, front=front, body=body, body_line=end + 2, ignored=ignored)

@@ -9,9 +9,11 @@ symlinks, and must stay inside ``--out``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import re
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,7 @@ class Generator:
         self.overlay = _Overlay()
         self.actions: list[Action] = []
         self.hooks: list[Hook] = []
+        self.warnings: list[str] = []
 
     def plan(self, template: GpackTemplate) -> list[Action]:
         """Render ``template`` against the current overlay; nothing is written yet.
@@ -201,7 +204,15 @@ class Generator:
         ``row`` are variables of that file's body and ``to:``).
         """
         source = parse_template(template.path)
+        if source.front.to is None:  # ggen names the output on its command line
+            front = source.front.model_copy(update={"to": template.name})
+            source = dataclasses.replace(source, front=front)
         front = source.front
+        self.warnings.extend(
+            f"{source.path}: front matter: {key}: unknown key ignored (not a key of this front"
+            " matter; ggen ignores it too)"
+            for key in source.ignored
+        )
         for entry in front.shape:
             gpack_file(template, entry, "shape")
         base: dict[str, Any] = {**front.vars, **self.variables}
@@ -435,7 +446,7 @@ def _render(
         body = env.from_string(source.body)
         body.filename = str(source.path)
         content = env.render_bounded(body, context)
-        to = env.render_bounded(env.from_string(front.to), context).strip()
+        to = env.render_bounded(env.from_string(front.to or ""), context).strip()
         anchors = {
             key: env.render_bounded(env.from_string(value), context)
             for key in ("before", "after", "skip_if")
@@ -491,17 +502,22 @@ def generate(
     hook_policy: str = DEFAULT_HOOK_POLICY,
     hook_backend: str = "auto",
     on_hook: OnHook | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[Action]:
     """Render ``templates`` into ``out``; all are planned before anything is written.
 
     Templates with ``sh_before``/``sh_after`` hooks: once every template rendered, the
     ``sh_before`` commands run in a cleanroom on ``out`` (policy ``hook_policy``), the templates
     are planned again (they see what the commands made), the files are written, then the
-    ``sh_after`` commands run. ``on_hook`` gets each hook's record (``ran`` false in a dry run).
+    ``sh_after`` commands run. ``on_hook`` gets each hook's record (``ran`` false in a dry run),
+    ``on_warning`` each front-matter key ignored.
     """
     if not dry_run:
         out.mkdir(parents=True, exist_ok=True)
     generator = _planned(templates, out, variables, force)
+    if on_warning is not None:
+        for warning in generator.warnings:
+            on_warning(warning)
     if dry_run or not generator.hooks:
         for hook in generator.hooks:
             if on_hook is not None:

@@ -177,12 +177,12 @@ def test_template_errors_name_the_package_file_not_a_staging_copy(tmp_path: Path
         tmp_path / "p",
         {
             "package.toml": '[package]\nname = "p"\nversion = "1.0.0"\n',
-            "t.tmpl": "---\nto: x\nnot_a_key: 1\n---\n",
+            "t.tmpl": "---\nto: x\nfor_eahc: 1\n---\n",
         },
     )
     with pytest.raises(GgenImportError) as caught:
         import_packages([pack], tmp_path / "out")
-    assert f"{pack / 't.tmpl'}: front matter: not_a_key: unknown key" in str(caught.value)
+    assert f"{pack / 't.tmpl'}: front matter: for_eahc: unknown key" in str(caught.value)
     assert ".ggen-import-" not in str(caught.value)
 
 

@@ -290,7 +290,6 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
         ("to: x\nappend: true", "append only applies with inject: true"),
         ("to: x\nforce: true\nunless_exists: true", "contradict"),
         ("to: !!python/object/apply:os.system ['echo pwned']", "not valid YAML"),
-        ("vars: {}", "front matter: to: required key missing"),
         ("- a list", "must be a YAML mapping"),
     ],
 )

@@ -239,3 +239,27 @@ def test_an_undefined_name_close_to_a_query_points_at_it(tmp_path: Path) -> None
     front = f"to: out.txt\nrdf: [rdf/g.ttl]\nsparql:\n  rows: '{QUERY}'"
     with pytest.raises(TemplateError, match=r"'row' is undefined \(did you mean `sparql.rows`\?\)"):
         render(tmp_path, "{{ row.label }}", front)
+
+
+def test_without_to_the_output_is_named_after_the_template(tmp_path: Path) -> None:
+    # ggen takes such a template's output path from its command line (-o)
+    template = one(tmp_path, "body", "description: no to")
+    generate([template], tmp_path / "out", {})
+    assert (tmp_path / "out" / "t").read_text() == "body"
+
+
+def test_keys_of_other_tools_are_ignored_with_a_warning_misspellings_are_errors(
+    tmp_path: Path,
+) -> None:
+    template = one(tmp_path, "x", "to: x.txt\nauthor: ggen core team\ninput_type: rdf")
+    warnings: list[str] = []
+    generate([template], tmp_path / "out", {}, on_warning=warnings.append)
+    assert warnings == [
+        f"{template.path}: front matter: {key}: unknown key ignored (not a key of this front"
+        " matter; ggen ignores it too)"
+        for key in ("author", "input_type")
+    ]
+    typo = one(tmp_path / "2", "x", "to: x.txt\nfor_eahc: rows")
+    message = r"for_eahc: unknown key \(did you mean 'for_each'\?\)"
+    with pytest.raises(TemplateError, match=message):
+        generate([typo], tmp_path / "out2", {})
