@@ -14,7 +14,13 @@ Side by side in one run, interleaved round-robin so that machine noise hits ever
 The "engine adds" column is the row's median minus bare bubblewrap's. Goal: at most 10 ms under
 ``locked`` on a 2-core machine.
 
-Run: ``.venv/bin/python benchmarks/bench_engine.py [--repeat 200] [--json]``
+Then a suite as pytest runs one (``--suite-tests`` tests, default 200, each running three
+commands): every test makes its own ``locked`` cleanroom (bwrap) on a fresh workspace, runs
+``true`` three times and closes it, side by side with the same test running ``true`` three times
+through ``subprocess.run`` (tests alternate, so noise hits both alike). It prints the suite's wall
+time both ways and the median of a test's first command and of its later ones.
+
+Run: ``.venv/bin/python benchmarks/bench_engine.py [--repeat 200] [--suite-tests 200] [--json]``
 """
 
 from __future__ import annotations
@@ -74,9 +80,51 @@ def _engine_row(room: Cleanroom) -> Callable[[], object]:
     return lambda: room.run(["true"]).assert_success()
 
 
+COMMANDS_PER_TEST = 3
+
+
+def _suite(scratch: Path, tests: int) -> dict[str, float]:
+    """Wall seconds of the whole suite both ways, and the engine's per-position medians (ms)."""
+    engine_wall = native_wall = 0.0
+    first: list[float] = []
+    later: list[float] = []
+    for index in range(tests):
+        start = time.perf_counter()
+        for _ in range(COMMANDS_PER_TEST):
+            subprocess.run(["true"], capture_output=True, check=True)
+        native_wall += time.perf_counter() - start
+
+        start = time.perf_counter()
+        with Cleanroom(scratch / f"test-{index}", policy="locked", backend="bwrap", seed=1) as room:
+            for position in range(COMMANDS_PER_TEST):
+                began = time.perf_counter()
+                room.run(["true"]).assert_success()
+                (first if position == 0 else later).append(time.perf_counter() - began)
+        engine_wall += time.perf_counter() - start
+        shutil.rmtree(scratch / f"test-{index}", ignore_errors=True)
+    return {
+        "suite_native_s": native_wall,
+        "suite_engine_s": engine_wall,
+        "first_command_ms": statistics.median(first) * 1000,
+        "later_commands_ms": statistics.median(later) * 1000,
+    }
+
+
+def _print_suite(suite: dict[str, float], tests: int) -> None:
+    native, engine = suite["suite_native_s"], suite["suite_engine_s"]
+    print(f"\n{tests} tests x {COMMANDS_PER_TEST} commands, locked (bwrap), one cleanroom per test")
+    print(f"{'subprocess.run, whole suite':44s} {native:8.2f} s")
+    print(f"{'Cleanroom.run, whole suite':44s} {engine:8.2f} s  ({engine / native:.1f}x)")
+    print(f"{'Cleanroom.run, first command of a test':44s} {suite['first_command_ms']:8.2f} ms")
+    print(f"{'Cleanroom.run, later commands of a test':44s} {suite['later_commands_ms']:8.2f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=200, help="runs per row (default 200)")
+    parser.add_argument(
+        "--suite-tests", type=int, default=200, help="tests in the suite row (default 200; 0: none)"
+    )
     parser.add_argument("--json", action="store_true", help="print the medians as JSON")
     args = parser.parse_args()
 
@@ -143,6 +191,9 @@ def main() -> int:
                 cpu[name].append(used)
             if not args.json and (i + 1) % 50 == 0:
                 print(f"  ... {i + 1}/{args.repeat} rounds", file=sys.stderr)
+        if not args.json and args.suite_tests:
+            print(f"  ... a suite of {args.suite_tests} tests", file=sys.stderr)
+        suite = _suite(scratch, args.suite_tests) if args.suite_tests else {}
     finally:
         for room in rooms:
             room.close()
@@ -153,7 +204,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     if args.json:
         report = {"repeat": args.repeat, "load_average_1m": load, "median_ms": medians,
-                  "median_child_cpu_ms": cpu_medians}  # fmt: skip
+                  "median_child_cpu_ms": cpu_medians, "suite": suite}  # fmt: skip
         print(json.dumps(report, indent=2))
         return 0
     bare = medians["bwrap, bare"]
@@ -164,6 +215,8 @@ def main() -> int:
         p90 = statistics.quantiles(ts, n=10)[-1] * 1000
         added = f"{medians[name] - bare:+.2f}" if name.startswith("Cleanroom") else ""
         print(f"{name:36s} {medians[name]:8.2f} {p90:8.2f} {added:>12s} {cpu_medians[name]:10.2f}")
+    if suite:
+        _print_suite(suite, args.suite_tests)
     return 0
 
 
