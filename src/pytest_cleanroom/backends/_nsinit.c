@@ -15,6 +15,21 @@
  *   rlimit NAME SOFT HARD        (NAME: fsize, nofile, cpu, as, nproc)
  *   argv ARG... | env KEY=VALUE...
  * A set-up failure prints one "cleanroom-nsinit: ..." line on stderr and exits with 125.
+ *
+ * Two more modes keep a sandbox warm for the commands of one test (see _warm.py):
+ *   --hold FD   run by unshare like the above, with the plan's filesystem minus what each
+ *               command gets afresh (/proc's contents, /tmp, /dev/shm, the workspace and the
+ *               other host directories bound below the top level; "op mountpoint TARGET
+ *               SOURCE" records make their mount points): builds it, drops every
+ *               capability, becomes non-dumpable, prints "ready" and waits for its stdin to
+ *               close. Its namespaces are the sandbox the commands enter.
+ *   --enter FD  run on the host by the command's launcher (in the command's cgroups): clones
+ *               the host mounts the plan binds afresh (open_tree), joins the holder's user,
+ *               mount and UTS namespaces (and network, where isolated) after checking that the
+ *               holder is still the process named by the plan's "holder PID STARTTIME" record,
+ *               unshares its own mount, IPC, UTS, cgroup and PID namespaces, and as PID 1 of
+ *               the new PID namespace mounts a fresh /proc, /tmp and /dev/shm, then goes on as
+ *               the first mode does (keyring, capabilities, no_new_privs, seccomp, command).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +37,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -61,6 +77,9 @@ struct op {
 
 static struct op ops[MAX_OPS];
 static int n_ops;
+static int source_fds[MAX_OPS], source_dirs[MAX_OPS];
+static const char *holder_pid = "", *holder_start = "";
+static int join_net;
 static const char *cwd = "/", *hostname = "cleanroom", *seccomp_hex = "";
 static int net, nested;
 static char *argv_[MAX_ITEMS + 1], *env_[MAX_ITEMS + 1];
@@ -124,6 +143,8 @@ static rlim_t number(const char *text) {
     return (rlim_t)value;
 }
 
+static int allow_no_command;
+
 static void parse_plan(char *buf, size_t len) {
     char *pos = buf, *end = buf + len;
     int n_argv = 0, n_env = 0;
@@ -154,6 +175,11 @@ static void parse_plan(char *buf, size_t len) {
             net = !strcmp(f[0], "1");
         } else if (!strcmp(tag, "nested") && count == 1) {
             nested = !strcmp(f[0], "1");
+        } else if (!strcmp(tag, "holder") && count == 2) {
+            holder_pid = f[0];
+            holder_start = f[1];
+        } else if (!strcmp(tag, "join_net") && count == 1) {
+            join_net = !strcmp(f[0], "1");
         } else if (!strcmp(tag, "seccomp") && count == 1) {
             seccomp_hex = f[0];
         } else if (!strcmp(tag, "rlimit") && count == 3 && n_rlims < 8) {
@@ -165,7 +191,7 @@ static void parse_plan(char *buf, size_t len) {
             fail("unknown plan record %s with %llu fields", tag, (unsigned long long)count);
         }
     }
-    if (n_argv == 0) fail("the plan names no command");
+    if (n_argv == 0 && !allow_no_command) fail("the plan names no command");
     argv_[n_argv] = NULL;
     env_[n_env] = NULL;
 }
@@ -305,6 +331,9 @@ static void apply(const struct op *op, int own_pid_ns) {
         make_dev(dest);
     } else if (!strcmp(kind, "remount-ro")) {
         remount_ro(dest);
+    } else if (!strcmp(kind, "mountpoint")) { /* a warm sandbox's: each command binds there */
+        join(source, sizeof source, "/oldroot", op->source);
+        ensure(dest, source);
     } else {
         fail("unknown filesystem operation '%s'", kind);
     }
@@ -398,10 +427,8 @@ static void install_seccomp(void) {
     check(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0), "seccomp", "");
 }
 
-static void setup(void) {
-    int own_pid_ns = getpid() == 1;
+static void build_root(int own_pid_ns) {
     if (net) loopback_up();
-    int last_cap = last_capability();
     /* Per user namespace: 0 forbids the command from creating any below ours. */
     if (!nested) write_file("/proc/sys/user/max_user_namespaces", "0");
     check(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private", "");
@@ -417,11 +444,21 @@ static void setup(void) {
     check(umount2(".", MNT_DETACH), "detach the old root", "");
     check(chdir("/"), "chdir ", "/");
     check(sethostname(hostname, strlen(hostname)), "sethostname", "");
+}
+
+/* What every command gets for itself, last: limits, keyring, no privileges, seccomp, cwd. */
+static void confine(int last_cap) {
     set_rlimits();
     fresh_session_keyring();
     drop_privileges(last_cap);
     install_seccomp();
     check(chdir(cwd), "chdir ", cwd);
+}
+
+static void setup(void) {
+    int last_cap = last_capability();
+    build_root(getpid() == 1);
+    confine(last_cap);
 }
 
 /* execve argv_[0], searched in the PATH of the command's own environment when it names no
@@ -484,11 +521,166 @@ static int reap_until(pid_t child) {
     }
 }
 
+/* ---- the warm sandbox: holding it, entering it ------------------------------------------ */
+
+static void hold(void) {
+    int last_cap = last_capability();
+    build_root(getpid() == 1);
+    drop_privileges(last_cap);
+    check(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "make the holder non-dumpable", "");
+    if (write(1, "ready\n", 6) != 6) fail("report ready: %s", strerror(errno));
+    char byte;
+    for (;;) {
+        ssize_t got = read(0, &byte, 1);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) _exit(0);
+    }
+}
+
+static int from_host(const struct op *op) {
+    return !strcmp(op->kind, "bind") || !strcmp(op->kind, "ro-bind") ||
+           !strcmp(op->kind, "hide-file");
+}
+
+/* Clone, in the host's mount namespace, every tree the command binds afresh. */
+static void open_sources(void) {
+    for (int i = 0; i < n_ops; i++) {
+        source_fds[i] = -1;
+        if (!from_host(&ops[i])) continue;
+        int hide = !strcmp(ops[i].kind, "hide-file");
+        const char *source = hide ? "/dev/null" : ops[i].source;
+        struct stat st;
+        source_dirs[i] = stat(source, &st) == 0 && S_ISDIR(st.st_mode);
+        int fd = (int)syscall(SYS_open_tree, AT_FDCWD, source,
+                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE_);
+        if (fd < 0) fail("clone the mount of %s: %s", source, strerror(errno));
+        uint64_t attrs = (ops[i].kind[0] == 'b' ? 0 : MOUNT_ATTR_RDONLY_) |
+                         (hide ? MOUNT_ATTR_NODEV_ : 0);
+        if (attrs) {
+            struct mount_attr_ attr = {attrs, 0, 0, 0};
+            if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE_, &attr,
+                        sizeof attr) != 0)
+                fail("make the clone of %s read-only: %s", source, strerror(errno));
+        }
+        source_fds[i] = fd;
+    }
+}
+
+static int open_namespace(const char *name) {
+    char path[128];
+    snprintf(path, sizeof path, "/proc/%s/ns/%s", holder_pid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("open %s: %s", path, strerror(errno));
+    return fd;
+}
+
+/* Whether the holder is still the process the plan names (a PID may be reused). */
+static void check_holder(void) {
+    char path[128], buf[4096];
+    snprintf(path, sizeof path, "/proc/%s/stat", holder_pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+    if (got <= 0) fail("the warm sandbox's holder is gone");
+    close(fd);
+    buf[got] = '\0';
+    char *field = strrchr(buf, ')');
+    for (int i = 0; field && i < 20; i++) field = strchr(field + 1, ' ');
+    if (!field || strncmp(field + 1, holder_start, strlen(holder_start)) ||
+        (field[1 + strlen(holder_start)] != ' ' && field[1 + strlen(holder_start)] != '\0'))
+        fail("the warm sandbox's holder is gone");
+}
+
+static void join_holder(void) {
+    int user = open_namespace("user"), mnt = open_namespace("mnt"), uts = open_namespace("uts");
+    int netns = join_net ? open_namespace("net") : -1;
+    check_holder();
+    check(setns(user, CLONE_NEWUSER), "join the sandbox's user namespace", "");
+    check(setns(mnt, CLONE_NEWNS), "join the sandbox's mount namespace", "");
+    check(setns(uts, CLONE_NEWUTS), "join the sandbox's UTS namespace", "");
+    if (netns >= 0) check(setns(netns, CLONE_NEWNET), "join the sandbox's network", "");
+    close(user), close(mnt), close(uts);
+    if (netns >= 0) close(netns);
+    check(unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWPID),
+          "unshare the command's namespaces", "");
+}
+
+static void apply_fresh(int i) {
+    const struct op *op = &ops[i];
+    if (source_fds[i] < 0) {
+        char dest[4096];
+        join(dest, sizeof dest, "", op->target);
+        if (!strcmp(op->kind, "proc")) {
+            make_dirs(dest);
+            if (mount("proc", dest, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+                fail("mount proc on %s: %s", dest, strerror(errno));
+        } else if (!strcmp(op->kind, "tmpfs")) {
+            tmpfs(dest, "1777", op->size, 0);
+        } else if (!strcmp(op->kind, "dir")) {
+            make_dirs(dest);
+        } else if (!strcmp(op->kind, "hide-dir")) {
+            tmpfs(dest, "0555", NULL, 0);
+            remount_ro(dest);
+        } else {
+            fail("operation '%s' cannot be done afresh in a warm sandbox", op->kind);
+        }
+        return;
+    }
+    struct stat st;
+    if (lstat(op->target, &st) != 0) {
+        if (source_dirs[i]) {
+            make_dirs(op->target);
+        } else {
+            make_parent(op->target);
+            int fd = open(op->target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            if (fd < 0) fail("create %s: %s", op->target, strerror(errno));
+            close(fd);
+        }
+    }
+    if (syscall(SYS_move_mount, source_fds[i], "", AT_FDCWD, op->target,
+                MOVE_MOUNT_F_EMPTY_PATH) != 0)
+        fail("mount %s on %s: %s", op->source, op->target, strerror(errno));
+    close(source_fds[i]);
+}
+
+static int wait_for(pid_t child) {
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(child, &status, 0);
+        if (pid < 0 && errno == EINTR) continue;
+        if (pid < 0) return SETUP_FAILED;
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    }
+}
+
+static void enter(void) {
+    check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "die with the engine", "");
+    int last_cap = last_capability();
+    open_sources();
+    join_holder();
+    pid_t init = fork();
+    if (init < 0) fail("fork: %s", strerror(errno));
+    if (init > 0) _exit(wait_for(init));
+    check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "die with the launcher", "");
+    check(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private", "");
+    for (int i = 0; i < n_ops; i++) apply_fresh(i);
+    confine(last_cap);
+    pid_t child = fork();
+    if (child < 0) fail("fork: %s", strerror(errno));
+    if (child == 0) execute();
+    _exit(reap_until(child));
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) fail("usage: %s PLAN-FD", argv[0]);
+    const char *mode = argc == 3 ? argv[1] : "";
+    if (argc != 2 && !(argc == 3 && (!strcmp(mode, "--hold") || !strcmp(mode, "--enter"))))
+        fail("usage: %s [--hold|--enter] PLAN-FD", argv[0]);
+    allow_no_command = !strcmp(mode, "--hold");
     size_t len;
-    char *plan = read_all((int)number(argv[1]), &len);
+    char *plan = read_all((int)number(argv[argc - 1]), &len);
     parse_plan(plan, len);
+    if (allow_no_command) hold();
+    if (!strcmp(mode, "--enter")) enter();
     setup();
     if (getpid() != 1) execute();
     pid_t child = fork();

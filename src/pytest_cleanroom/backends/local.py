@@ -6,10 +6,11 @@ command line (:meth:`NamespaceBackend.sandbox_argv`) and how its own failures re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
@@ -28,6 +29,7 @@ from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, s
 from ..result import RunResult
 from ..scratch import Scratch
 from ._handoff import HANDOFF_FD, Handoff
+from ._warm import Records, WarmSandboxes
 from .base import (
     ENFORCED_BY_CGROUP1,
     ENFORCED_BY_CGROUP2,
@@ -58,6 +60,7 @@ class NamespaceBackend:
         self._live: set[LiveProcess] = set()
         self._lock = threading.Lock()
         self._preparer: Preparer | None = Preparer() if self.prepares else None
+        self._warm = WarmSandboxes(self.outer_argv, HOSTNAME) if self.warms else None
 
     # -- to implement ---------------------------------------------------------------------------
 
@@ -86,6 +89,18 @@ class NamespaceBackend:
 
     #: Whether commands may start from launchers made ahead of time (see prepared.py).
     prepares = False
+    #: Whether commands may enter a sandbox kept warm (see _warm.py).
+    warms = False
+
+    def outer_argv(self, spec: CommandSpec, tail: list[str]) -> list[str]:
+        """The command line creating the namespaces of ``spec``'s policy, running ``tail``
+        (backends that keep warm sandboxes)."""
+        raise NotImplementedError
+
+    def warm_records(self, spec: CommandSpec, rlimits: Rlimits | None) -> Records | None:
+        """The records telling a command entering a warm sandbox what to run (``None``: no
+        warm start now)."""
+        return None
 
     def _take_prepared(self, limits: dict[str, int | None]) -> Prepared | None:
         if self._preparer is None:
@@ -159,13 +174,20 @@ class NamespaceBackend:
         handoff: Handoff | None = None
         if group is not None and policy.nested_user_namespaces:
             group.expose()
+        stack = contextlib.ExitStack()
         try:
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
             ops = plan(policy, spec.workspace, spec.mounts, scratch)
-            argv = self.sandbox_argv(spec, ops, inner)
-            handoff = Handoff(self.handoff(spec, ops, inner))
-            fd_files = {**self.fd_files(policy), HANDOFF_FD: handoff.path}
+            entry = stack.enter_context(self._warm_entry(spec, ops, inner, group is not None))
+            if entry is not None:
+                argv, data = entry
+                handoff = Handoff(data)
+                fd_files = {HANDOFF_FD: handoff.path}
+            else:
+                argv = self.sandbox_argv(spec, ops, inner)
+                handoff = Handoff(self.handoff(spec, ops, inner))
+                fd_files = {**self.fd_files(policy), HANDOFF_FD: handoff.path}
             # Only a command that may mount cgroupfs needs a group in every hierarchy.
             confine = policy.nested_user_namespaces
             started = None
@@ -189,6 +211,7 @@ class NamespaceBackend:
             )
             disk_full = scratch is not None and scratch.full()
         finally:
+            stack.close()
             if handoff is not None:
                 handoff.close()  # read by then: the launcher opened it before the command ran
             if scratch is not None:
@@ -226,6 +249,18 @@ class NamespaceBackend:
             limits_enforcement=_enforcement(group),
         )
 
+    @contextlib.contextmanager
+    def _warm_entry(
+        self, spec: CommandSpec, ops: Sequence[FsOp], inner: Rlimits | None, cgroups: bool
+    ) -> Iterator[tuple[list[str], bytes] | None]:
+        warm = self._warm
+        records = self.warm_records(spec, inner) if warm is not None else None
+        if warm is None or records is None or not warm.eligible(spec, cgroups):
+            yield None
+            return
+        with warm.entering(spec, ops, records) as entry:
+            yield entry
+
     def cancel(self) -> None:
         """Kill every command this backend is running (any thread's); it stays usable."""
         with self._lock:
@@ -241,6 +276,8 @@ class NamespaceBackend:
     def close(self) -> None:
         """Kill every command this backend is running (any thread's) and its spare launchers."""
         self.cancel()
+        if self._warm is not None:
+            self._warm.close()
         if self._preparer is not None:
             self._preparer.close()
         cgroups.flush()

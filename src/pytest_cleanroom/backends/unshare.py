@@ -24,7 +24,7 @@ from ..filesystem import FsOp
 from ..limits import Rlimits
 from ..policy import Policy
 from ..process_tree import Outcome
-from . import _nsinit_native, _seccomp
+from . import _nsinit_native, _seccomp, _warm
 from ._handoff import HANDOFF_FD
 from .availability import SETPRIV_MISSING, UNSHARE_MISSING, kernel_at_least, probe_unshare
 from .base import CommandSpec
@@ -39,11 +39,20 @@ class UnshareBackend(NamespaceBackend):
 
     name = "unshare"
     overhead_processes = 2  # unshare itself and the set-up step, which stays as PID 1
+    prepares = True
+    warms = True  # see _warm.py: where it can, a command enters a sandbox kept warm
 
     def __init__(
-        self, executable: str | None = None, python: str | None = None, *, native: bool = True
+        self,
+        executable: str | None = None,
+        python: str | None = None,
+        *,
+        native: bool = True,
+        warm: bool = True,
     ) -> None:
         super().__init__()
+        if not warm:
+            self._warm = None
         self._executable = executable
         self.python = python or sys.executable
         self._native = native
@@ -90,6 +99,13 @@ class UnshareBackend(NamespaceBackend):
     def sandbox_argv(
         self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
     ) -> list[str]:
+        native = self.setup_program
+        if native is not None:
+            return self.outer_argv(spec, [native, str(HANDOFF_FD)])
+        return self.outer_argv(spec, [self.python, "-S", "-I", NSINIT, str(HANDOFF_FD)])
+
+    def outer_argv(self, spec: CommandSpec, tail: list[str]) -> list[str]:
+        """``unshare`` creating the namespaces of ``spec``'s policy and running ``tail``."""
         policy = spec.policy
         # setpriv makes unshare die with the engine (as bwrap's --die-with-parent does); unshare
         # then kills the set-up step, whose end as PID 1 kills everything in the sandbox.
@@ -102,10 +118,11 @@ class UnshareBackend(NamespaceBackend):
             argv.append("--pid")
         if policy.network == "isolated":
             argv.append("--net")
-        native = self.setup_program
-        if native is not None:
-            return [*argv, "--", native, str(HANDOFF_FD)]
-        return [*argv, "--", self.python, "-S", "-I", NSINIT, str(HANDOFF_FD)]
+        return [*argv, "--", *tail]
+
+    def warm_records(self, spec: CommandSpec, rlimits: Rlimits | None) -> _warm.Records | None:
+        """What a command entering a warm sandbox is told besides its fresh mounts."""
+        return _command_records(spec, rlimits) if self.setup_program is not None else None
 
     def handoff(self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None) -> bytes:
         """The set-up step's plan, environment included (``marshal`` for the Python step: see
@@ -137,26 +154,33 @@ class UnshareBackend(NamespaceBackend):
 
 def _native_plan(spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None) -> bytes:
     policy = spec.policy
+    records = [
+        *_warm.op_records(ops),
+        ("hostname", (HOSTNAME,)),
+        ("net", ("1" if policy.network == "isolated" else "0",)),
+        ("nested", ("1" if policy.nested_user_namespaces else "0",)),
+        *_command_records(spec, rlimits),
+    ]
+    return _nsinit_native.encode_plan(records)
+
+
+def _command_records(spec: CommandSpec, rlimits: Rlimits | None) -> _warm.Records:
+    """The set-up program's records about the command itself: limits, seccomp, what to run."""
+    policy = spec.policy
     seccomp = _seccomp.program(
         policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
     )
-    records: list[tuple[str, Sequence[str]]] = [
-        ("op", (op.kind, op.target, op.source or "", "" if op.size is None else str(op.size)))
-        for op in ops
-    ]
+    records: _warm.Records = []
     for name, value in _rlimits(rlimits).items():
         soft, hard = value if isinstance(value, list) else (value, value)
         records.append(("rlimit", (name, str(soft), str(hard))))
     records += [
         ("cwd", (spec.cwd,)),
-        ("hostname", (HOSTNAME,)),
-        ("net", ("1" if policy.network == "isolated" else "0",)),
-        ("nested", ("1" if policy.nested_user_namespaces else "0",)),
         ("seccomp", (seccomp.hex(),)),
         ("argv", spec.argv),
         ("env", _nsinit_native.env_fields(spec.env)),
     ]
-    return _nsinit_native.encode_plan(records)
+    return records
 
 
 def _rlimits(rlimits: Rlimits | None) -> dict[str, int | list[int]]:

@@ -1,9 +1,11 @@
-"""The unshare backend's compiled set-up step builds exactly the sandbox the Python one builds.
+"""The unshare backend's compiled set-up step builds exactly the sandbox the Python one builds,
+and a command entering a warm sandbox sees exactly what a cold one sees.
 
-The security suite attacks the unshare backend as the engine runs it (with the compiled step
-where a C compiler exists); these tests hold the two steps to one behaviour, observed from
-inside: every mount with its options, privileges, seccomp, host name, limits, environment,
-working directory and exit codes. The Python step stays the fallback where no compiler is found.
+The security suite attacks the unshare backend as the engine runs it (with the compiled step,
+entering warm sandboxes, where a C compiler exists); these tests hold the ways of starting a
+command to one behaviour, observed from inside: every mount with its options, privileges,
+seccomp, host name, limits, environment, working directory and exit codes. The Python step stays
+the fallback where no compiler is found.
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ test $$ -le 3 && echo own PID namespace || echo host PIDs
 """
 
 
-def backends() -> tuple[UnshareBackend, UnshareBackend]:
+def backends(*, warm: bool = False) -> tuple[UnshareBackend, UnshareBackend]:
     require_backend("unshare")
-    native = UnshareBackend()
+    native = UnshareBackend(warm=warm)
     require(
         native.setup_program is not None,
         f"the compiled set-up step is unavailable: {_nsinit_native.program()[1]}",
@@ -64,6 +66,19 @@ def made_by_plan(probed: str, targets: set[str]) -> list[str]:
         if point is None or point in targets or point.startswith("/dev/"):
             kept.append(line)
     return kept
+
+
+def visible(probed: str, targets: set[str]) -> list[str]:
+    """:func:`made_by_plan`, keeping of each mount point only the mount on top (what a command
+    sees there), in order of mount point."""
+    top: dict[str, str] = {}
+    rest: list[str] = []
+    for line in made_by_plan(probed, targets):
+        if line.startswith("mount "):
+            top[line.split()[1]] = line
+        else:
+            rest.append(line)
+    return [top[point] for point in sorted(top)] + rest
 
 
 def spec(workspace: Path, level: str, argv: tuple[str, ...]) -> CommandSpec:
@@ -97,6 +112,26 @@ def test_both_set_up_steps_build_the_same_sandbox(tmp_path: Path, level: str) ->
     assert "PROBE_VALUE=a b" in seen[0].stdout
 
 
+@pytest.mark.parametrize("level", LEVELS)
+def test_a_warm_start_sees_what_a_cold_start_sees(tmp_path: Path, level: str) -> None:
+    warm, _ = backends(warm=True)
+    cold = UnshareBackend(warm=False)
+    (tmp_path / "ws" / "sub").mkdir(parents=True)
+    command = spec(tmp_path / "ws", level, ("/bin/sh", "-c", PROBE))
+    for backend in (warm, cold):
+        backend.check(command.policy)
+    try:
+        seen = [warm.run(command), warm.run(command), cold.run(command)]
+    finally:
+        warm.close()
+    for result in seen:
+        assert result.exit_code == 0, result.stderr
+    targets = {op.target for op in plan(command.policy, command.workspace)}
+    first, later, reference = (visible(result.stdout, targets) for result in seen)
+    assert first == reference
+    assert later == reference
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "stderr"),
     [
@@ -116,9 +151,13 @@ def test_both_set_up_steps_report_exits_alike(
     (tmp_path / "ws" / "sub" / "junk").write_text("not a program either\n")
     (tmp_path / "ws" / "sub" / "junk").chmod(0o755)
     command = spec(tmp_path / "ws", "locked", argv)
-    for backend in (native, python):
-        result = backend.run(command)
-        assert (result.exit_code, result.stderr) == (code, stderr)
+    warm = UnshareBackend()
+    try:
+        for backend in (native, python, warm):
+            result = backend.run(command)
+            assert (result.exit_code, result.stderr) == (code, stderr)
+    finally:
+        warm.close()
 
 
 def test_the_set_up_program_compiles_without_warnings(tmp_path: Path) -> None:

@@ -1,0 +1,286 @@
+"""A warm sandbox per cleanroom: namespaces and mounts built once, entered by each command.
+
+Building a sandbox (namespaces, dozens of mounts, a pivot) is most of what a command costs, and it
+is the same for every command of a test under one policy. A *holder* (``_nsinit.c --hold``) builds
+it once, minus what each command gets afresh, and keeps it. Each command is then started by
+``_nsinit.c --enter`` from its own launcher (so in its own cgroups, supervised and killed exactly
+like a cold one): it joins the holder's namespaces and takes its own mount, IPC, UTS, cgroup and
+PID namespaces, a fresh ``/proc``, ``/tmp`` and ``/dev/shm`` (with the same host-side scratch as a
+cold command), a fresh session keyring, no capabilities, ``no_new_privs`` and the seccomp filter.
+
+So nothing an earlier command left outside the workspace reaches a later one: its processes are
+killed with its cgroup, its ``/tmp``, ``/dev/shm``, SysV IPC objects and PID namespace were its
+own, and the holder itself is out of its sight (another PID namespace, non-dumpable, without
+capabilities). A holder is used only while the filesystem plan of the command is exactly the one
+it was built from (so a host path that appears or disappears since is honoured as by a cold
+start), for one command at a time where the network is isolated (the holder's network is
+shared), and only as root with cgroups (the engine clones host mounts into the sandbox). Where
+any of this does not hold, or a holder cannot be made, the command starts cold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from ..docker_support import process_start_time
+from ..filesystem import FsOp
+from ..limits import Rlimits
+from ..process_tree import Started, launcher_argv, start
+from . import _nsinit_native
+from ._handoff import HANDOFF_FD, Handoff
+from .base import WORKSPACE_PATH, CommandSpec
+
+#: What every command gets afresh (and everything mounted below it).
+FRESH_ROOTS = ("/proc", "/tmp", "/dev/shm", WORKSPACE_PATH)
+#: Holders kept per backend (a repeat check alternates two workspaces).
+KEEP = 2
+#: How long a holder may take to build its sandbox (seconds).
+READY_TIMEOUT = 30.0
+
+Records = list[tuple[str, Sequence[str]]]
+_Record = tuple[str, tuple[str, ...]]
+
+
+def _fresh(op: FsOp) -> bool:
+    """Whether each command mounts ``op`` itself: what it may write, what the host may mount
+    and unmount meanwhile (the workspace, services' sockets, directories bound below the top
+    level), so that it sees the host as a cold start would."""
+    target = op.target
+    if any(target == root or target.startswith(root + "/") for root in FRESH_ROOTS):
+        return True
+    return op.kind in ("bind", "ro-bind") and target.count("/") >= 2
+
+
+def op_record(op: FsOp) -> _Record:
+    return ("op", (op.kind, op.target, op.source or "", "" if op.size is None else str(op.size)))
+
+
+def op_records(ops: Sequence[FsOp]) -> Records:
+    return [op_record(op) for op in ops]
+
+
+def split(ops: Sequence[FsOp]) -> tuple[tuple[_Record, ...], tuple[FsOp, ...]]:
+    """``(the holder's records, what each command mounts afresh)``. The holder makes the mount
+    points of the fresh mounts, and keeps a bare ``/proc`` (the kernel lets a command mount
+    its own only where a whole one is visible)."""
+    base: list[_Record] = []
+    fresh: list[FsOp] = []
+    for op in ops:
+        if not _fresh(op):
+            base.append(op_record(op))
+            continue
+        fresh.append(op)
+        if op.kind == "proc" and op.target == "/proc":
+            base.append(op_record(op))
+        elif op.target in ("/tmp", WORKSPACE_PATH):
+            base.append(op_record(FsOp("dir", op.target)))
+        elif op.kind in ("bind", "ro-bind") and not op.target.startswith(FRESH_ROOTS):
+            base.append(("op", ("mountpoint", op.target, op.source or "", "")))
+    return tuple(base), tuple(fresh)
+
+
+@dataclass(frozen=True)
+class _Key:
+    base: tuple[_Record, ...]
+    isolated_network: bool
+    nested_user_namespaces: bool
+
+
+class Holder:
+    """One live holder process and the sandbox it keeps."""
+
+    def __init__(self, key: _Key, started: Started, pid: int, start_time: str) -> None:
+        self.key = key
+        self.started = started
+        self.pid = pid
+        self.start_time = start_time
+        self.users = 0  # commands entering it now
+
+    def alive(self) -> bool:
+        return self.started.proc.poll() is None and process_start_time(self.pid) == self.start_time
+
+    def stop(self) -> None:
+        proc = self.started.proc
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class WarmSandboxes:
+    """The holders of one backend, and the choice between entering one and a cold start.
+
+    ``outer_argv(spec, tail)`` is the backend's command line that creates the namespaces of
+    ``spec``'s policy and runs ``tail`` in them (the holder)."""
+
+    def __init__(
+        self, outer_argv: Callable[[CommandSpec, list[str]], list[str]], hostname: str
+    ) -> None:
+        self._outer_argv = outer_argv
+        self._hostname = hostname
+        self._lock = threading.Lock()
+        self._holders: list[Holder] = []  # mutated in place: the finalizer holds this list
+        self._owner = os.getpid()
+        self._making = threading.Lock()
+        self._closed = False
+        self.failure: str | None = None  # why holders cannot be made here (then: cold starts)
+        # A backend dropped without close() must not keep its holders until the process exits.
+        weakref.finalize(self, _stop_all, self._holders, self._owner)
+
+    @property
+    def holders(self) -> list[int]:
+        """Host PIDs of the live holders (diagnostics)."""
+        with self._lock:
+            return [holder.pid for holder in self._holders if holder.alive()]
+
+    def eligible(self, spec: CommandSpec, cgroups: bool) -> bool:
+        policy = spec.policy
+        return (
+            cgroups
+            and self._owner == os.getpid()  # a forked child starts cold: the holders are not its
+            and os.geteuid() == 0
+            and policy.isolate_pids
+            and self.failure is None
+            and not self._closed
+            and _nsinit_native.program()[0] is not None
+        )
+
+    @contextlib.contextmanager
+    def entering(
+        self, spec: CommandSpec, ops: Sequence[FsOp], records: Records
+    ) -> Iterator[tuple[list[str], bytes] | None]:
+        """``(launcher argv, handoff)`` entering a warm sandbox for ``spec``, or ``None``: start
+        cold. ``records`` are the plan's other records (cwd, seccomp, argv, env...)."""
+        base, fresh = split(ops)
+        key = _Key(base, spec.policy.network == "isolated", spec.policy.nested_user_namespaces)
+        holder = self._acquire(spec, key)
+        if holder is None:
+            yield None
+            return
+        try:
+            program = _nsinit_native.program()[0]
+            assert program is not None
+            plan: Records = [
+                *op_records(fresh),
+                ("holder", (str(holder.pid), holder.start_time)),
+                ("join_net", ("1" if key.isolated_network else "0",)),
+                *records,
+            ]
+            yield [program, "--enter", str(HANDOFF_FD)], _nsinit_native.encode_plan(plan)
+        finally:
+            with self._lock:
+                holder.users -= 1
+
+    def _acquire(self, spec: CommandSpec, key: _Key) -> Holder | None:
+        """The live holder for ``key`` (made now if needed), counted as in use; ``None`` when
+        this command must start cold. Holders are made one at a time."""
+        with self._making:
+            with self._lock:
+                if self._closed:
+                    return None
+                holder = self._find(key)
+            if holder is None:
+                holder = self._make(spec, key)
+                if holder is None:
+                    return None
+                with self._lock:
+                    if self._closed:
+                        holder.stop()
+                        return None
+                    self._keep(holder)
+            with self._lock:
+                # Commands sharing the holder's network could reach each other there.
+                if key.isolated_network and holder.users:
+                    return None
+                holder.users += 1
+            return holder
+
+    def _find(self, key: _Key) -> Holder | None:
+        for holder in self._holders:
+            if holder.key != key:
+                continue
+            self._holders.remove(holder)
+            if holder.alive():
+                self._holders.append(holder)  # most recently used last
+                return holder
+            holder.stop()  # gone: reaped (a command entering it now fails to)
+            return None
+        return None
+
+    def _keep(self, holder: Holder) -> None:
+        """Keep ``holder``, stopping the least recently used idle ones beyond :data:`KEEP`."""
+        self._holders.append(holder)
+        for old in [h for h in self._holders if not h.users][: max(0, len(self._holders) - KEEP)]:
+            if old is not holder:
+                self._holders.remove(old)
+                old.stop()
+
+    def _make(self, spec: CommandSpec, key: _Key) -> Holder | None:
+        program = _nsinit_native.program()[0]
+        if program is None:
+            return None
+        records: Records = [
+            *key.base,
+            ("hostname", (self._hostname,)),
+            ("net", ("1" if key.isolated_network else "0",)),
+            ("nested", ("1" if key.nested_user_namespaces else "0",)),
+        ]
+        argv = self._outer_argv(spec, [program, "--hold", str(HANDOFF_FD)])
+        with Handoff(_nsinit_native.encode_plan(records)) as handoff:
+            started = start(launcher_argv(argv, None, Rlimits(), {HANDOFF_FD: handoff.path}))
+            ready = _wait_ready(started)
+        holder_pid = _only_child(started.proc.pid) if ready else None
+        start_time = process_start_time(holder_pid) if holder_pid is not None else None
+        if holder_pid is None or start_time is None:
+            proc = started.proc
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            self.failure = err.decode(errors="replace").strip() or "the holder did not start"
+            return None
+        return Holder(key, started, holder_pid, start_time)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            holders = self._holders[:]
+            self._holders.clear()
+        _stop_all(holders, self._owner)
+
+
+def _stop_all(holders: list[Holder], owner: int) -> None:
+    if owner == os.getpid():
+        for holder in holders:
+            holder.stop()
+    holders.clear()
+
+
+def _wait_ready(started: Started) -> bool:
+    stdout = started.proc.stdout
+    assert stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(stdout, selectors.EVENT_READ)
+        if not sel.select(READY_TIMEOUT):
+            return False
+    return os.read(stdout.fileno(), 16) == b"ready\n"
+
+
+def _only_child(pid: int) -> int | None:
+    """The holder: the one child of ``unshare`` (``--fork``), or ``pid`` itself without one."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = f.read().split()
+    except OSError:
+        return None
+    if len(children) == 1:
+        return int(children[0])
+    return pid if not children else None
