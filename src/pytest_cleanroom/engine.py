@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from .backends import fit_policy, select_backend
 from .backends.base import (
-    BINDING_BACKENDS,
     WORKSPACE_PATH,
     Backend,
     CommandSpec,
@@ -71,7 +70,9 @@ class Cleanroom:
     """Runs commands in one workspace under a policy, and remembers every result.
 
     ``policy`` is a :class:`Policy`, a level name or a dict of fields (default ``standard``);
-    ``backend`` is ``auto``, ``local``, ``bwrap``, ``unshare`` or ``docker``; ``seed`` is drawn at
+    ``backend`` is ``auto``, ``local``, the name of a registered backend (``bwrap``,
+    ``unshare``, ``docker``, ...) or a :class:`~pytest_cleanroom.backends.base.Backend`
+    instance (which the cleanroom uses but does not close); ``seed`` is drawn at
     random when not given; ``timeout`` overrides the policy's wall-clock limit for every command;
     ``env`` is layered on the deterministic environment of every command; while
     ``cancel_event`` is set, commands do not start (their results say ``cancelled``).
@@ -87,7 +88,7 @@ class Cleanroom:
         workspace: Workspace | str | Path,
         *,
         policy: PolicyLike = None,
-        backend: str = "auto",
+        backend: str | Backend = "auto",
         seed: int | None = None,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
@@ -113,7 +114,8 @@ class Cleanroom:
         self.env: dict[str, str] = dict(env or {})
         self.history: list[RunResult] = []
         self.services: dict[str, ExposedService] = {}
-        self.backend_requested = backend
+        self.backend_requested = backend if isinstance(backend, str) else self.backend_name
+        self._owns_backend = isinstance(backend, str)
         self.cancel_event = cancel_event
         self._listeners: list[RunListener] = []
         self._lock = threading.Lock()
@@ -182,11 +184,7 @@ class Cleanroom:
         )
         flight = self._enter()
         try:
-            result = (
-                _not_started(spec, self.backend_name)
-                if flight.cancelled
-                else self._backend.run(spec)
-            )
+            result = _not_started(spec, self.backend_name) if flight.cancelled else self._run(spec)
         finally:
             self._leave(flight)
         if flight.cancelled:
@@ -208,6 +206,14 @@ class Cleanroom:
             self._fitted[key] = fitted
         return self._fitted[key]
 
+    def _run(self, spec: CommandSpec) -> RunResult:
+        backend = self._backend
+        backend.stage_in(spec)
+        try:
+            return backend.run(spec)
+        finally:
+            backend.stage_out(spec)
+
     def cancel(self, timeout: float = 30.0) -> int:
         """Stop every command running in this cleanroom now, from any thread; the cleanroom
         stays usable. Returns how many commands were cancelled.
@@ -226,15 +232,11 @@ class Cleanroom:
             self._cancels += 1
         try:
             if targets:
-                kill = getattr(self._backend, "cancel", None) or getattr(
-                    self._backend, "close", None
-                )
                 deadline = time.monotonic() + timeout
                 for flight in targets:
                     # Repeated: a command still being set up registers with its backend late.
                     while not flight.done.is_set() and time.monotonic() < deadline:
-                        if kill is not None:
-                            kill()
+                        self._backend.cancel()
                         flight.done.wait(_CANCEL_TICK)
         finally:
             with self._lock:
@@ -273,13 +275,19 @@ class Cleanroom:
         bound = self._bound
         return self.workspace.root if bound is None else bound
 
+    @property
+    def can_bind_workspace(self) -> bool:
+        """Whether :meth:`bind_workspace` works on this cleanroom's backend."""
+        return self._backend.can_bind_workspace
+
     @contextlib.contextmanager
     def bind_workspace(self, directory: Path) -> Iterator[None]:
         """Inside the block, commands see ``directory`` at ``/workspace`` instead of the
         workspace (the repeat check runs a command's first run in a copy-on-write view of
-        the workspace this way). Results still name the workspace. The bubblewrap and unshare
-        backends only: docker's daemon may not see the directory's mounts."""
-        if self.backend_name not in BINDING_BACKENDS:
+        the workspace this way). Results still name the workspace. Only on a backend whose
+        ``can_bind_workspace`` is true (bubblewrap, unshare: docker's daemon may not see the
+        directory's mounts)."""
+        if not self.can_bind_workspace:
             raise CleanroomError(f"the {self.backend_name} backend cannot bind another workspace")
         previous, self._bound = self._bound, Path(directory)
         try:
@@ -316,26 +324,26 @@ class Cleanroom:
     def prepare_ahead(self) -> None:
         """Have the backend get ready for a command in the background (where it can), so that
         this cleanroom's first command costs what later ones do."""
-        prepare = getattr(self._backend, "prepare_ahead", None)
-        if prepare is not None:
-            prepare()
+        self._backend.prepare_ahead()
 
     def _replica_settings(self) -> dict[str, Any]:
         """The constructor arguments :meth:`replica` passes on (subclasses add their own)."""
         return {
             "policy": self.policy,
-            "backend": self.backend_name,
+            "backend": self.backend_name if self._owns_backend else self._backend,
             "seed": self.seed,
             "timeout": self.timeout,
             "env": self.env,
         }
 
     def close(self) -> None:
-        """Kill every command still running (from any thread); later ``run`` calls fail."""
+        """Kill every command still running (from any thread); later ``run`` calls fail. A
+        backend given as an instance is not closed: it may serve other cleanrooms."""
         self._closed = True
-        close = getattr(self._backend, "close", None)
-        if close is not None:
-            close()
+        if self._owns_backend:
+            self._backend.close()
+        elif self._in_flight:
+            self.cancel()
 
     @property
     def closed(self) -> bool:
@@ -393,7 +401,7 @@ def run(
     *,
     workspace: Workspace | str | Path | None = None,
     policy: PolicyLike = None,
-    backend: str = "auto",
+    backend: str | Backend = "auto",
     seed: int | None = None,
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,

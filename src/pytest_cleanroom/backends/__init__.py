@@ -1,58 +1,40 @@
 """Execution backends: ``local`` (bubblewrap, else util-linux unshare), ``docker``; ``auto`` picks.
 
-:func:`get_backend` resolves a name to a ready :class:`~.base.Backend`; given a policy it also
-checks that the backend can honour it, raising
+:func:`get_backend` resolves a name (or takes an instance) to a ready
+:class:`~.base.Backend`; given a policy it also checks that the backend can honour it, raising
 :class:`~pytest_cleanroom.errors.BackendUnavailableError` with what to install otherwise.
+Backends are found through the entry-point group ``pytest_cleanroom.backends`` (see
+:mod:`.registry`).
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
 from ..errors import BackendUnavailableError, TreeLimitsError
+from . import registry
 
 if TYPE_CHECKING:
     from ..policy import Policy
     from .base import Backend
 
-#: Concrete backends, ``name -> "module:Class"``, imported only when used.
-CONCRETE: dict[str, str] = {
-    "bwrap": "pytest_cleanroom.backends.bwrap:BwrapBackend",
-    "unshare": "pytest_cleanroom.backends.unshare:UnshareBackend",
-    "docker": "pytest_cleanroom.backends.docker:DockerBackend",
-}
-#: Names that choose among concrete backends, best first.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "local": ("bwrap", "unshare"),
-    "auto": ("bwrap", "unshare", "docker"),
-}
-BACKEND_NAMES: tuple[str, ...] = ("auto", "local", *CONCRETE)
+ALIASES = registry.ALIASES
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every name ``get_backend`` accepts: ``auto``, ``local``, then each registered backend."""
+    return registry.names()
 
 
 def _instantiate(name: str) -> Backend:
-    module_name, _, class_name = CONCRETE[name].partition(":")
-    try:
-        module = import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
-            raise BackendUnavailableError(
-                f"the {name} backend is not part of this installation ({module_name} is missing)"
-            ) from exc
-        raise BackendUnavailableError(
-            f"the {name} backend needs the Python package {exc.name!r}: "
-            "pip install 'pytest-cleanroom[docker]'"
-            if name == "docker"
-            else f"the {name} backend needs the Python package {exc.name!r}"
-        ) from exc
-    backend: Backend = getattr(module, class_name)()
-    return backend
+    return registry.load(name)()
 
 
 def get_backend(
-    name: str, policy: Policy | None = None, *, per_process_limits: bool = False
+    name: str | Backend, policy: Policy | None = None, *, per_process_limits: bool = False
 ) -> Backend:
-    """The backend called ``name`` (``auto``, ``local``, ``bwrap``, ``unshare``, ``docker``).
+    """The backend called ``name`` (``auto``, ``local``, or a registered one), or ``name``
+    itself when it is a :class:`~.base.Backend` instance.
 
     With ``policy``, the backend is checked against it: for ``auto``/``local`` the first
     candidate that can honour it is returned; if none can, the error lists why each could not.
@@ -78,19 +60,17 @@ def fit_policy(backend: Backend, policy: Policy, *, per_process_limits: bool) ->
 
 
 def select_backend(
-    name: str, policy: Policy | None = None, *, per_process_limits: bool = False
+    name: str | Backend, policy: Policy | None = None, *, per_process_limits: bool = False
 ) -> tuple[Backend, list[str]]:
     """:func:`get_backend`, and why each candidate of ``auto``/``local`` before the chosen one
     could not be used (what the report header says)."""
-    if name in CONCRETE:
-        backend = _instantiate(name)
+    from .base import Backend
+
+    if isinstance(name, Backend) or name not in ALIASES:
+        backend = name if isinstance(name, Backend) else _instantiate(name)
         if policy is not None:
             fit_policy(backend, policy, per_process_limits=per_process_limits)
         return backend, []
-    if name not in ALIASES:
-        raise BackendUnavailableError(
-            f"unknown cleanroom backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}"
-        )
     from ..policy import Policy
 
     wanted = policy if policy is not None else Policy.level("standard")
@@ -123,7 +103,7 @@ def backend_problems(policy: Policy | None = None) -> dict[str, str | None]:
 
     wanted = policy if policy is not None else Policy.level("standard")
     status: dict[str, str | None] = {}
-    for name in CONCRETE:
+    for name in registry.registered():
         try:
             _instantiate(name).check(wanted)
         except BackendUnavailableError as exc:

@@ -8,10 +8,11 @@ or change) and never runs the command with weaker isolation.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar
 
 from ..result import RunResult
 
@@ -20,9 +21,6 @@ if TYPE_CHECKING:
 
 #: Where the workspace appears inside the sandbox, for every backend.
 WORKSPACE_PATH = "/workspace"
-#: Backends that mount the workspace into a sandbox, so that
-#: :meth:`~pytest_cleanroom.engine.Cleanroom.bind_workspace` can show them another directory there.
-BINDING_BACKENDS = frozenset({"bwrap", "unshare"})
 
 #: Names of the limits reported in ``RunResult.limit_exceeded``.
 LIMIT_TIMEOUT = "timeout"
@@ -108,21 +106,56 @@ class CappedStream:
         return b"".join(chunks)
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """Runs commands under a policy. ``check`` raises ``BackendUnavailableError`` naming the fix.
+class Backend(ABC):
+    """Runs commands under a policy: the whole lifecycle of an execution backend.
 
-    A backend may also define ``close()``: kill every command it is still running (the engine
-    calls it from :meth:`Cleanroom.close`, possibly from another thread than ``run``'s), and
-    ``cancel()``: the same kill, the backend staying usable (:meth:`Cleanroom.cancel` calls it;
-    without it, ``close()``, which must then leave the backend usable too).
+    A subclass sets :attr:`name` and writes :meth:`check` and :meth:`run`; the other methods
+    have defaults that suit a backend with nothing running in the background. Backends are
+    found through the entry-point group ``pytest_cleanroom.backends`` (see
+    :mod:`pytest_cleanroom.backends.registry`) or passed as an instance:
+    ``Cleanroom(path, backend=MyBackend())``.
     """
 
-    name: str
+    #: The name results, reports and attestations record (``RunResult.backend``).
+    name: ClassVar[str]
+    #: Whether :meth:`~pytest_cleanroom.engine.Cleanroom.bind_workspace` can show commands
+    #: another host directory at :data:`WORKSPACE_PATH` (it must be able to mount any
+    #: directory of this file system, as the namespace backends do).
+    can_bind_workspace: ClassVar[bool] = False
+    #: Whether ``network="isolated"`` gives commands a network namespace of their own.
+    isolates_network: ClassVar[bool] = True
+    #: How this backend may enforce limits: values of ``RunResult.limits_enforcement``.
+    limits_enforced_by: ClassVar[tuple[str, ...]] = ()
 
-    def check(self, policy: Policy) -> None: ...
+    @abstractmethod
+    def check(self, policy: Policy) -> None:
+        """Raise :class:`~pytest_cleanroom.errors.BackendUnavailableError` naming the fix
+        unless this backend can honour every promise of ``policy`` here."""
 
-    def run(self, spec: CommandSpec) -> RunResult: ...
+    @abstractmethod
+    def run(self, spec: CommandSpec) -> RunResult:
+        """Run one command and return its result (see :func:`~.finish.finish_result`)."""
+
+    def cancel(self) -> None:  # noqa: B027 (optional: nothing to do by default)
+        """Kill every command this backend is running, from any thread; it stays usable."""
+
+    def close(self) -> None:
+        """Kill every command still running and let go of what the backend holds."""
+        self.cancel()
+
+    def prepare_ahead(self) -> None:  # noqa: B027 (optional: nothing to do by default)
+        """Get ready for the next command in the background, where the backend can."""
+
+    def stage_in(self, spec: CommandSpec) -> None:  # noqa: B027 (optional: nothing to do by default)
+        """Make ``spec.workspace`` visible to the sandbox before the command runs (a backend
+        whose sandbox does not see this file system copies it in; the default does nothing)."""
+
+    def stage_out(self, spec: CommandSpec) -> None:  # noqa: B027 (optional: nothing to do by default)
+        """Bring what the command changed back into ``spec.workspace`` (called after
+        :meth:`run`, also when it raised; the default does nothing)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
 
 
 def make_result(

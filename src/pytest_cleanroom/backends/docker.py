@@ -47,7 +47,6 @@ from typing import Any
 from .. import docker_reaper
 from .. import docker_support as ds
 from ..errors import BackendUnavailableError, SandboxError
-from ..limits import LIMIT_DISK, file_size_hit, limit_of_exit_code
 from ..policy import Policy
 from ..result import RunResult
 from ..scratch import Scratch
@@ -57,19 +56,19 @@ from .base import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
     LIMIT_CPU_TIME,
-    LIMIT_FILE_SIZE,
     LIMIT_MEMORY,
     LIMIT_OUTPUT,
     LIMIT_PROCESSES,
     LIMIT_TIMEOUT,
     WORKSPACE_PATH,
+    Backend,
     CappedStream,
     CommandSpec,
-    make_result,
     not_executable_message,
     not_found_message,
     output_cut_message,
 )
+from .finish import finish_result
 
 #: Environment variable naming the image commands run in.
 IMAGE_ENV = "CLEANROOM_DOCKER_IMAGE"
@@ -91,7 +90,6 @@ _DOCKER_SETS = frozenset({"HOSTNAME", "HOME", "PATH", "TERM"})
 _DOCKER_READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 #: Mount points the container needs, which a hidden path cannot cover.
 _NEVER_HIDDEN = frozenset({"/", "/tmp", "/proc", "/dev", "/sys", WORKSPACE_PATH})
-_CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed while it ran\n"
 
 
 @dataclass
@@ -127,27 +125,41 @@ def _engine(host: str) -> _Engine:
         return engine
 
 
-class DockerBackend:
-    """Runs each command in its own container; see the module docstring for what it isolates."""
+class DockerBackend(Backend):
+    """Runs each command in its own container; see the module docstring for what it isolates.
+
+    ``host`` is the engine's ``unix://`` address (default: :meth:`default_host`), ``image`` the
+    image commands run in (default: ``CLEANROOM_DOCKER_IMAGE``, else :data:`DEFAULT_IMAGE`). A
+    subclass for another engine speaking the Docker API sets :attr:`name`,
+    :attr:`engine_script` and :meth:`default_host`.
+    """
 
     name = "docker"
+    limits_enforced_by = (ENFORCED_BY_DOCKER,)
+    #: The script that starts the engine, named in errors.
+    engine_script = ds.ENGINE_SCRIPT
 
-    def __init__(self) -> None:
-        self.image = os.environ.get(IMAGE_ENV, "").strip() or DEFAULT_IMAGE
-        self.host = ds.docker_host()
+    def __init__(self, *, host: str | None = None, image: str | None = None) -> None:
+        self.image = image or os.environ.get(IMAGE_ENV, "").strip() or DEFAULT_IMAGE
+        self.host = host or self.default_host()
         self._live: dict[str, _Run] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"DockerBackend(image={self.image!r}, host={self.host!r})"
+        return f"{type(self).__name__}(image={self.image!r}, host={self.host!r})"
+
+    @classmethod
+    def default_host(cls) -> str:
+        """The engine address used when none is given."""
+        return ds.docker_host()
 
     # -- checks ---------------------------------------------------------------------------------
 
     def _ready(self) -> _Engine:
         if ds.unix_socket_path(self.host) is None:
             raise BackendUnavailableError(
-                f"the docker backend needs an engine on this machine (a unix:// DOCKER_HOST), "
-                f"got DOCKER_HOST={self.host}: the workspace is bind-mounted into each container"
+                f"the {self.name} backend needs an engine on this machine (a unix:// address), "
+                f"got {self.host}: the workspace is bind-mounted into each container"
             )
         engine = _engine(self.host)
         if self.image not in engine.images:
@@ -163,7 +175,7 @@ class DockerBackend:
         info = self._ready().info
         if policy.syscall_filter == "strict" and _seccomp.unsupported() is not None:
             raise BackendUnavailableError(
-                f"the docker backend cannot apply syscall_filter='strict' of policy "
+                f"the {self.name} backend cannot apply syscall_filter='strict' of policy "
                 f"{policy.name!r}: {_seccomp.unsupported()}"
             )
         missing = []
@@ -186,6 +198,7 @@ class DockerBackend:
         max_disk = spec.policy.max_disk
         scratch = Scratch.create(max_disk) if max_disk and engine.shares_mounts else None
         run = _Run(engine.client, spec, self.image, cgroups, engine.images[self.image], scratch)
+        run.backend_name = self.name
         try:
             try:
                 run.create()
@@ -205,12 +218,12 @@ class DockerBackend:
                 _engines.pop(self.host, None)
             raise ds.DockerEngineDownError(
                 f"the Docker engine at {self.host} stopped answering while running "
-                f"{spec.argv[0]!r} ({exc}); start it again with `{ds.ENGINE_SCRIPT} start`"
+                f"{spec.argv[0]!r} ({exc}); start it again with `{self.engine_script} start`"
             ) from exc
         return run.result()
 
-    def close(self) -> None:
-        """Kill every command this backend is running (any thread's)."""
+    def cancel(self) -> None:
+        """Kill every command this backend is running (any thread's); it stays usable."""
         with self._lock:
             live = list(self._live.values())
         for run in live:
@@ -237,6 +250,7 @@ class _Run:
         self.image = image
         self.cgroups = cgroups
         self.name = f"cleanroom-{uuid.uuid4().hex[:16]}"
+        self.backend_name = DockerBackend.name
         self.container_id: str | None = None
         self.out = CappedStream(spec.policy.max_output)
         self.err = CappedStream(spec.policy.max_output)
@@ -362,7 +376,8 @@ class _Run:
         if "=" in program:
             # `env` would take it for one more variable assignment.
             raise SandboxError(
-                f"the docker backend cannot run a program whose name has '=': {program!r}"
+                f"the {self.backend_name} backend cannot run a program whose name has '=': "
+                f"{program!r}"
             )
         try:
             created = self.client.api.create_container(**self._create_kwargs())
@@ -408,14 +423,15 @@ class _Run:
         missing = "no such file" in text.lower() or "not found" in text.lower()
         if missing and f'"{_PYTHON}"' in text:
             raise BackendUnavailableError(
-                f"the image {self.image!r} has no {_PYTHON}, which the docker backend needs to "
-                f"install the seccomp filter of syscall_filter='strict' (policy "
+                f"the image {self.image!r} has no {_PYTHON}, which the {self.backend_name} "
+                "backend needs to install the seccomp filter of syscall_filter='strict' (policy "
                 f"{self.spec.policy.name!r}): use an image with python3 ({text})"
             ) from exc
         if missing and _ENV in text:
             raise BackendUnavailableError(
-                f"the image {self.image!r} has no {_ENV}, which the docker backend needs to give "
-                f"the command exactly its environment: use an image with coreutils ({text})"
+                f"the image {self.image!r} has no {_ENV}, which the {self.backend_name} backend "
+                "needs to give the command exactly its environment: use an image with "
+                f"coreutils ({text})"
             ) from exc
         raise SandboxError(f"docker could not start the container: {text}") from exc
 
@@ -502,10 +518,8 @@ class _Run:
     # -- result -----------------------------------------------------------------------------------
 
     def result(self) -> RunResult:
-        spec, policy = self.spec, self.spec.policy
+        policy = self.spec.policy
         usage = self.usage
-        peak = usage.peak_memory if usage is not None else None
-        cpu = usage.cpu_time if usage is not None else None
         limit = self.kill_reason if self.kill_reason != "cancel" else None
         if limit is None and (self.out.overflowed or self.err.overflowed):
             limit = LIMIT_OUTPUT
@@ -514,42 +528,29 @@ class _Run:
         exit_code = self.exit_code
         if exit_code == 125 and stderr.startswith(_seccomp.INSTALLER_MARK.encode()):
             raise SandboxError(
-                "the docker backend could not install its seccomp filter: "
+                f"the {self.backend_name} backend could not install its seccomp filter: "
                 + stderr.decode(errors="replace").strip()
             )
-        exit_code, stderr = _translate_exec_failure(spec.argv[0], exit_code, stdout, stderr)
+        exit_code, stderr = _translate_exec_failure(self.spec.argv[0], exit_code, stdout, stderr)
         if limit is None and self.oom_killed:
             limit = LIMIT_MEMORY
         if limit is None and self.fork_refused:
             limit = LIMIT_PROCESSES
-        if limit is None:
-            limit = limit_of_exit_code(exit_code, policy)
-        if limit is None and policy.cpu_time_limit is not None and cpu is not None:
-            limit = LIMIT_CPU_TIME if cpu > policy.cpu_time_limit else None
-        if (
-            limit is None
-            and exit_code != 0
-            and policy.max_file_size is not None
-            and file_size_hit(spec.workspace, policy.max_file_size, self.started_at - 1)
-        ):
-            limit = LIMIT_FILE_SIZE
-        if limit is None and exit_code != 0 and self.disk_full:
-            limit = LIMIT_DISK
-        if self.cancelled.is_set():
-            stderr += _CLOSED_NOTE
-        return make_result(
-            spec,
-            backend=DockerBackend.name,
+        return finish_result(
+            self.spec,
+            backend=self.backend_name,
             exit_code=exit_code,
             stdout=stdout,
             stderr=stderr,
             duration=self.duration,
             started_at=self.started_at,
-            timed_out=self.kill_reason == LIMIT_TIMEOUT,
-            limit_exceeded=limit,
-            peak_memory=peak,
-            cpu_time=cpu,
             limits_enforcement=ENFORCED_BY_DOCKER,
+            observed_limit=limit,
+            timed_out=self.kill_reason == LIMIT_TIMEOUT,
+            cancelled=self.cancelled.is_set(),
+            disk_full=self.disk_full,
+            peak_memory=usage.peak_memory if usage is not None else None,
+            cpu_time=usage.cpu_time if usage is not None else None,
         )
 
 

@@ -15,14 +15,7 @@ from collections.abc import Iterator, Sequence
 from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
 from ..filesystem import FsOp, plan
-from ..limits import (
-    LIMIT_DISK,
-    Rlimits,
-    file_size_hit,
-    limit_of_exit_code,
-    per_process_fields,
-    rlimits_for,
-)
+from ..limits import Rlimits, per_process_fields, rlimits_for
 from ..policy import Policy
 from ..prepared import Prepared, Preparer
 from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, start, supervise
@@ -36,23 +29,23 @@ from .base import (
     ENFORCED_BY_RLIMIT,
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
-    LIMIT_FILE_SIZE,
+    Backend,
     CommandSpec,
-    make_result,
     not_executable_message,
     not_found_message,
 )
+from .finish import finish_result
 
 #: The sandbox's host name (its own UTS namespace), the same everywhere.
 HOSTNAME = "cleanroom"
 
-_CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed or cancelled while it ran\n"
 
-
-class NamespaceBackend:
+class NamespaceBackend(Backend):
     """Base of the Linux-namespace backends; subclasses set ``name`` and build the argv."""
 
     name = "local"
+    can_bind_workspace = True
+    limits_enforced_by = (ENFORCED_BY_CGROUP2, ENFORCED_BY_CGROUP1, ENFORCED_BY_RLIMIT)
     #: Tasks of the backend itself inside the command's cgroup (added to ``max_processes``).
     overhead_processes = 2
 
@@ -223,27 +216,18 @@ class NamespaceBackend:
         if outcome.exit_code == 125 and LAUNCHER_MARK in outcome.stderr:
             raise SandboxError(outcome.stderr.decode(errors="replace").strip())
         outcome = self.translate_failure(spec, outcome)
-        limit = outcome.limit_exceeded or limit_of_exit_code(outcome.exit_code, policy)
-        if (
-            limit is None
-            and outcome.exit_code != 0
-            and policy.max_file_size is not None
-            and file_size_hit(spec.workspace, policy.max_file_size, outcome.started_at - 1)
-        ):
-            limit = LIMIT_FILE_SIZE
-        if limit is None and outcome.exit_code != 0 and disk_full:
-            limit = LIMIT_DISK
-        stderr = outcome.stderr + (_CLOSED_NOTE if outcome.cancelled else b"")
-        return make_result(
+        return finish_result(
             spec,
             backend=self.name,
             exit_code=outcome.exit_code,
             stdout=outcome.stdout,
-            stderr=stderr,
+            stderr=outcome.stderr,
             duration=outcome.duration,
             started_at=outcome.started_at,
+            observed_limit=outcome.limit_exceeded,
             timed_out=outcome.timed_out,
-            limit_exceeded=limit,
+            cancelled=outcome.cancelled,
+            disk_full=disk_full,
             peak_memory=outcome.peak_memory,
             cpu_time=outcome.cpu_time,
             limits_enforcement=_enforcement(group),

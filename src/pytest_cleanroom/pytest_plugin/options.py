@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
 import pytest
 
-from ..backends import BACKEND_NAMES
+from ..backends.registry import BackendNames
 from ..policy_levels import LEVELS
 
 POLICY_CHOICES: tuple[str, ...] = LEVELS
-BACKEND_CHOICES: tuple[str, ...] = BACKEND_NAMES
+#: Read from the registry when a name is checked or listed, not while pytest starts.
+BACKEND_CHOICES: Collection[str] = BackendNames()
 DEFAULT_POLICY = "standard"
 DEFAULT_BACKEND = "auto"
 DEFAULT_DURATIONS = 5
@@ -144,7 +145,8 @@ def add_options(parser: pytest.Parser) -> None:
         "cleanroom_policy", f"Default of --cleanroom-policy ({'|'.join(POLICY_CHOICES)})."
     )
     parser.addini(
-        "cleanroom_backend", f"Default of --cleanroom-backend ({'|'.join(BACKEND_CHOICES)})."
+        "cleanroom_backend",
+        "Default of --cleanroom-backend (auto, local, or a registered backend's name).",
     )
     parser.addini("cleanroom_seed", "Default of --cleanroom-seed (integer).")
     parser.addini("cleanroom_timeout", "Default of --cleanroom-timeout (seconds).")
@@ -200,7 +202,7 @@ def _ini_error(config: pytest.Config, key: str, problem: str) -> pytest.UsageErr
 
 
 def read_choice(
-    config: pytest.Config, option: str, key: str, choices: tuple[str, ...], default: str
+    config: pytest.Config, option: str, key: str, choices: Collection[str], default: str
 ) -> tuple[str, str]:
     """(value, source) of a choice option: the flag, else the ini key, else ``default``."""
     value = config.getoption(option)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..backends.base import BINDING_BACKENDS
 from ..result import CleanroomAssertionError, RunResult
 from .entries import apply_changes
 from .mirror import Mirror
@@ -184,7 +183,7 @@ class RepeatChecker:
     def _mounted_overlays(self, root: Path) -> OverlayPair | None:
         """Both copy-on-write views of the workspace, mounted; ``None`` where they cannot be
         made (the unit then runs on a copy)."""
-        if not self.copy_on_write or self.cleanroom.backend_name not in BINDING_BACKENDS:
+        if not self.copy_on_write or not self.cleanroom.can_bind_workspace:
             return None
         if unavailable_reason(root) is not None:
             return None
