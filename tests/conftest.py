@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+# One helper for prerequisites, shipped with the conformance suite.
+from pytest_cleanroom.testing.prerequisites import IN_CI, require, require_binary
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def require(condition: bool, what: str) -> None:
-    """Skip locally with ``what`` is missing; in CI (``CI=true``) fail instead of skipping."""
-    __tracebackhide__ = True
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"prerequisite missing in CI: {what}", pytrace=False)
-    pytest.skip(f"prerequisite missing: {what}")
-
-
-def require_binary(name: str, hint: str) -> str:
-    """Path of ``name`` on PATH, or skip/fail naming ``hint`` (how to install it)."""
-    path = shutil.which(name)
-    require(path is not None, f"{name} not on PATH ({hint})")
-    assert path is not None
-    return path
+__all__ = ["IN_CI", "require", "require_binary"]
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Fixtures of the escape suite: one ``backend`` parameter over every backend under test."""
+"""Fixtures of the escape suite: the shipped conformance checks over every backend under test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from tests.security.backends import SECURITY_BACKENDS, require_backend
 
 
 @pytest.fixture(params=SECURITY_BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
+def conformance_backend(request: pytest.FixtureRequest) -> str:
+    """Each backend of this project in turn (the shipped suite takes ``--cleanroom-backend``)."""
     name: str = request.param
     require_backend(name)
     return name

@@ -1,9 +1,9 @@
 """Escape attempts against the namespace backends' kernel-facing promises (keyring, seccomp,
-cgroups), with the sentinel exit codes of :mod:`tests.security.probes`."""
+cgroups), with the sentinel exit codes of :mod:`pytest_cleanroom.testing.probes`."""
 
 from __future__ import annotations
 
-from tests.security.probes import script
+from pytest_cleanroom.testing.probes import script
 
 # args: the secret held in a key of the engine's session keyring
 KEYRING = script("""

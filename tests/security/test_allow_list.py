@@ -16,8 +16,9 @@ import pytest
 from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.filesystem import etc_secrets
 from pytest_cleanroom.policy import LEVELS
+from pytest_cleanroom.testing import probes
 from tests.conftest import require
-from tests.security import ns_probes, probes
+from tests.security import ns_probes
 from tests.security.backends import require_backend
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom.policy import LEVELS
-from tests.security import ns_probes, probes
+from pytest_cleanroom.testing import probes
+from tests.security import ns_probes
 
 pytestmark = pytest.mark.integration
 

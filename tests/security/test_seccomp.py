@@ -15,7 +15,8 @@ import pytest
 
 from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.policy import LEVELS
-from tests.security import ns_probes, probes
+from pytest_cleanroom.testing import probes
+from tests.security import ns_probes
 from tests.security.backends import require_backend
 
 pytestmark = pytest.mark.integration

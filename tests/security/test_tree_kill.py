@@ -16,10 +16,14 @@ import pytest
 
 from pytest_cleanroom import Cleanroom, Policy, cgroups
 from pytest_cleanroom.policy import LEVELS
+from pytest_cleanroom.testing.leftovers import (
+    MARKER_VARIABLE,
+    busy_cgroups_of_process,
+    processes_with_marker,
+)
 from tests.conftest import require
 from tests.security import ns_probes
 from tests.security.backends import require_backend
-from tests.security.leftovers import MARKER_VARIABLE, busy_cgroups_of_process, processes_with_marker
 
 pytestmark = pytest.mark.integration
 

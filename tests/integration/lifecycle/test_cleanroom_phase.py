@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_cleanroom.testing.leftovers import processes_with_marker
 from tests.conftest import require_binary
-from tests.security.leftovers import processes_with_marker
 from tests.unit.lifecycle.helpers import write_project
 
 from .conftest import RunFn, start, wait_for

@@ -1,0 +1,1 @@
+"""The shipped checks; run them with ``pytest --pyargs pytest_cleanroom.testing.conformance``."""
