@@ -21,8 +21,8 @@ from pytest_cleanroom import Cleanroom, Policy, RunResult
 from pytest_cleanroom.backends import docker as docker_backend
 from pytest_cleanroom.docker_support import LABEL_OWNER_PID, LABEL_RUN, owner_labels, run_id
 from pytest_cleanroom.policy import MiB
-from tests.security.leftovers import MARKER_VARIABLE, processes_with_marker
-from tests.security.listener import Listener
+from pytest_cleanroom.testing.leftovers import MARKER_VARIABLE, processes_with_marker
+from pytest_cleanroom.testing.listener import Listener
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_images")]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom, RunResult
-from tests.security.leftovers import (
+from pytest_cleanroom.testing.leftovers import (
     MARKER_VARIABLE,
     busy_cgroups_of_process,
     processes_with_marker,

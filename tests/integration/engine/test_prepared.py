@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom, cgroups
+from pytest_cleanroom.testing.leftovers import busy_cgroups_of_process, cgroups_of_process
 from tests.conftest import require
 from tests.integration.engine.conftest import require_backend
-from tests.security.leftovers import busy_cgroups_of_process, cgroups_of_process
 
 pytestmark = pytest.mark.integration
 

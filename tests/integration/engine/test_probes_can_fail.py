@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom, Policy
-from tests.security import probes
+from pytest_cleanroom.testing import probes
 
 pytestmark = pytest.mark.integration
 

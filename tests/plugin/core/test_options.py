@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from pytest_cleanroom.backends import backend_names
 from pytest_cleanroom.policy import LEVELS, Policy
 from pytest_cleanroom.pytest_plugin.settings import CleanroomSettings
 
@@ -135,7 +136,7 @@ def test_bad_flag_is_a_usage_error(
         (
             "cleanroom_backend = vm",
             "cleanroom_backend in {ini}: invalid choice 'vm' "
-            "(choose from auto, local, bwrap, unshare, docker)",
+            f"(choose from {', '.join(backend_names())})",
         ),
         ("cleanroom_seed = 1.5", "cleanroom_seed in {ini}: '1.5' is not an integer"),
         ("cleanroom_timeout = -3", "cleanroom_timeout in {ini}: '-3' must be a positive"),
