@@ -1,4 +1,5 @@
-"""Fixtures of the escape suite: the shipped conformance checks over every backend under test."""
+"""Fixtures of the escape suite: every backend under test, for this project's own checks and for
+the shipped conformance checks (:mod:`pytest_cleanroom.testing.conformance`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from tests.security.backends import SECURITY_BACKENDS, require_backend
 
 
 @pytest.fixture(params=SECURITY_BACKENDS)
-def conformance_backend(request: pytest.FixtureRequest) -> str:
-    """Each backend of this project in turn (the shipped suite takes ``--cleanroom-backend``)."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend of this project in turn."""
     name: str = request.param
     require_backend(name)
     return name
+
+
+@pytest.fixture
+def conformance_backend(backend: str) -> str:
+    """The shipped suite's backend under test (``--cleanroom-backend`` for a user's run)."""
+    return backend
