@@ -98,6 +98,8 @@ class CleanroomSection(_Section):
             changes.update(read_only_root=True, private_tmp=True, hidden_paths=DEFAULT_HIDDEN)
         if self.max_memory_mb is not None:
             changes["memory_limit"] = self.max_memory_mb * MiB
+        if self.max_cpu_percent is not None:  # percent of one CPU: 80.0 is 0.8 CPU per period
+            changes["cpu_quota"] = self.max_cpu_percent / 100
         return changes
 
 

@@ -63,13 +63,53 @@ def enable(group: Path) -> None:
             f.write(" ".join(f"+{c}" for c in wanted))
 
 
-def configure(group: Path, memory_limit: int | None, max_processes: int | None) -> None:
-    """Set a command group's limits (``max`` for none); swap may not extend the memory limit."""
+def configure(
+    group: Path,
+    memory_limit: int | None,
+    max_processes: int | None,
+    cpu_quota: float | None = None,
+    period_us: int = 100_000,
+) -> None:
+    """Set a command group's limits (``max`` for none); swap may not extend the memory limit;
+    ``cpu.max`` holds ``cpu_quota`` periods' worth of CPU time per period."""
     _write(group / "memory.max", memory_limit if memory_limit is not None else "max")
     swap = group / "memory.swap.max"
     if swap.exists():
         _write(swap, 0 if memory_limit is not None else "max")
     _write(group / "pids.max", max_processes if max_processes else "max")
+    if cpu_quota is not None:
+        enable_cpu(group.parent)
+        _write(group / "cpu.max", f"{max(1000, round(cpu_quota * period_us))} {period_us}")
+    elif (group / "cpu.max").exists():
+        _write(group / "cpu.max", f"max {period_us}")
+
+
+#: The controller of CPU quotas: enabled above the engine's groups only when a policy asks for
+#: one (the rest of the machine's groups are not touched otherwise).
+CPU = "cpu"
+
+
+def cpu_problem(parent: Path) -> str | None:
+    """Why ``cpu.max`` cannot be set below ``parent`` (the engine's group); ``None`` if it can."""
+    available = (parent / "cgroup.controllers").read_text().split()
+    if CPU in available:
+        return None
+    top = parent.parent
+    if CPU in (top / "cgroup.controllers").read_text().split():
+        try:
+            enable_cpu(parent)
+            return None
+        except OSError as exc:
+            return f"cannot enable the cgroup v2 cpu controller above {parent}: {exc}"
+    return "the cgroup v2 cpu controller is not available on this host"
+
+
+def enable_cpu(parent: Path) -> None:
+    """Hand the cpu controller down to ``parent``'s children (and to ``parent``)."""
+    for group in (parent.parent, parent):
+        if CPU not in (group / "cgroup.subtree_control").read_text().split():
+            with open(group / "cgroup.subtree_control", "w") as f:
+                f.write(f"+{CPU}")
 
 
 def counter(path: Path, key: str) -> int:

@@ -51,6 +51,8 @@ GROUP_DIR = "pytest-cleanroom"
 LEAF = "task"
 #: The key of the cgroup v2 hierarchy in :func:`parents`.
 UNIFIED = "unified"
+#: The CFS bandwidth period a CPU quota is a share of, in microseconds (the kernel's default).
+CPU_PERIOD_US = 100_000
 
 _lock = threading.Lock()
 _parents: dict[str, Path] | None = None
@@ -234,6 +236,23 @@ def why_unavailable() -> str:
     return _why_unavailable
 
 
+def cpu_quota_problem() -> str | None:
+    """Why a CPU quota (``Policy.cpu_quota``) cannot be enforced here; ``None`` when it can."""
+    found = parents()
+    if found is None:
+        return f"it needs cgroups ({why_unavailable()})"
+    if set(found) == {UNIFIED}:
+        return cgroup2.cpu_problem(found[UNIFIED])
+    if _cpu_dir(found) is None:
+        return "no cgroup v1 'cpu' hierarchy (cpu.cfs_quota_us) is mounted for this process"
+    return None
+
+
+def _cpu_dir(dirs: dict[str, Path]) -> Path | None:
+    """The group of ``dirs`` in the cgroup v1 hierarchy holding the ``cpu`` controller."""
+    return next((d for d in dirs.values() if (d / "cpu.cfs_quota_us").exists()), None)
+
+
 #: Most seconds one sweep spends; what it could not remove by then waits for the next one.
 SWEEP_BUDGET = 2.0
 
@@ -303,9 +322,13 @@ class RunCgroup:
         self._base_oom_kills = 0
         self._base_pids_max_hits = 0
         self._exposed = False
+        #: The CPU quota of the current command (CPUs), which then joins the cpu hierarchy.
+        self.cpu_quota: float | None = None
 
     @classmethod
-    def create(cls, *, memory_limit: int | None, max_processes: int | None) -> RunCgroup | None:
+    def create(
+        cls, *, memory_limit: int | None, max_processes: int | None, cpu_quota: float | None = None
+    ) -> RunCgroup | None:
         """Groups with the limits set and the counters reset, or ``None`` without cgroups.
 
         Groups of finished commands are reused when they are empty and hold (almost) no
@@ -318,7 +341,7 @@ class RunCgroup:
         group = _pool.take()
         if group is not None:
             try:
-                group.configure(memory_limit, max_processes)
+                group.configure(memory_limit, max_processes, cpu_quota)
                 return group
             except OSError:
                 group.remove()
@@ -331,7 +354,7 @@ class RunCgroup:
         group = cls({c: p / name for c, p in found.items()})
         try:
             group.make_dirs()
-            group.configure(memory_limit, max_processes)
+            group.configure(memory_limit, max_processes, cpu_quota)
         except BaseException:
             group.remove()
             raise
@@ -379,10 +402,13 @@ class RunCgroup:
                 return False
         return True
 
-    def configure(self, memory_limit: int | None, max_processes: int | None) -> None:
+    def configure(
+        self, memory_limit: int | None, max_processes: int | None, cpu_quota: float | None = None
+    ) -> None:
         """Set the limits and reset the counters for the next command."""
+        self.cpu_quota = cpu_quota
         if self.unified is not None:
-            cgroup2.configure(self.unified, memory_limit, max_processes)
+            cgroup2.configure(self.unified, memory_limit, max_processes, cpu_quota, CPU_PERIOD_US)
             self._base_oom_kills = cgroup2.counter(self.unified / "memory.events", "oom_kill")
             self._base_pids_max_hits = self._raw_counter(self.unified / "pids.events", "max")
             return
@@ -395,10 +421,23 @@ class RunCgroup:
         if has_memsw and memory_limit is not None:
             _write(memsw, memory_limit)
         _write(self.dirs["pids"] / "pids.max", max_processes if max_processes else "max")
+        self._configure_cpu(cpu_quota)
         _write(self.dirs["cpuacct"] / "cpuacct.usage", 0)
         _write(memory / "memory.max_usage_in_bytes", 0)
         self._base_oom_kills = self._raw_counter(memory / "memory.oom_control", "oom_kill")
         self._base_pids_max_hits = self._raw_counter(self.dirs["pids"] / "pids.events", "max")
+
+    def _configure_cpu(self, cpu_quota: float | None) -> None:
+        """``cpu.cfs_quota_us`` of the group: ``cpu_quota`` periods' worth, or none (-1)."""
+        cpu = _cpu_dir(self.dirs)
+        if cpu is None:
+            if cpu_quota is not None:
+                raise OSError(errno.ENOENT, "no cgroup v1 'cpu' hierarchy for a CPU quota")
+            return
+        _write(cpu / "cpu.cfs_quota_us", -1)  # a new period may not be shorter than the quota
+        _write(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
+        if cpu_quota is not None:
+            _write(cpu / "cpu.cfs_quota_us", max(1000, round(cpu_quota * CPU_PERIOD_US)))
 
     @staticmethod
     def _raw_counter(path: Path, key: str) -> int:
@@ -425,15 +464,20 @@ class RunCgroup:
         """The ``cgroup.procs`` files a launcher joins: those of the limits and measurements,
         plus (``confine``) every other hierarchy's, which only a command that may mount cgroupfs
         (nested user namespaces) needs, and whose joins cost time."""
+        cpu = _cpu_dir(self.dirs) if self.cpu_quota is not None else None
         return [
             str(d / LEAF / "cgroup.procs")
             for hierarchy, d in self.dirs.items()
-            if confine or hierarchy in REQUIRED + OPTIONAL
+            if confine or hierarchy in REQUIRED + OPTIONAL or d == cpu
         ]
 
-    def confinement_files(self) -> list[str]:
-        """What :meth:`join_files` adds with ``confine``."""
-        return [f for f in self.procs_files if f not in self.join_files(confine=False)]
+    def confinement_files(self, *, confine: bool = True) -> list[str]:
+        """What :meth:`join_files` adds to the limits' and measurements' hierarchies (which a
+        prepared launcher joined already): every other one with ``confine``, the cpu
+        hierarchy's for a CPU quota."""
+        base = [str(d / LEAF / "cgroup.procs") for h, d in self.dirs.items()
+                if h in REQUIRED + OPTIONAL]  # fmt: skip
+        return [f for f in self.join_files(confine=confine) if f not in base]
 
     def pids(self) -> list[int]:
         """Every task of the command, in its cgroup and any the command made below it."""

@@ -111,6 +111,14 @@ class Policy(BaseModel):
         description="Whether memory_limit and cpu_time_limit held per process (rlimits), not "
         "for the whole tree: set by the engine when the caller opted in to that fallback.",
     )
+    cpu_quota: float | None = Field(
+        None,
+        gt=0,
+        le=1024,
+        description="CPUs' worth of time the whole tree may use per scheduling period (0.5: half "
+        "of one CPU, 2: two CPUs), enforced by the CFS bandwidth controller (cgroup cpu.max or "
+        "cpu.cfs_quota_us, Docker's NanoCpus); a backend that cannot enforce it refuses.",
+    )
     max_output: int | None = Field(
         DEFAULT_MAX_OUTPUT,
         gt=0,
@@ -225,6 +233,7 @@ class Policy(BaseModel):
             max_disk=_min(a.max_disk, b.max_disk),
             cpu_time_limit=_min(a.cpu_time_limit, b.cpu_time_limit),
             per_process_limits=a.per_process_limits and b.per_process_limits,
+            cpu_quota=_min(a.cpu_quota, b.cpu_quota),
             max_output=_min(a.max_output, b.max_output),
             env_allowlist=_intersection_env(a.env_allowlist, b.env_allowlist),
         )

@@ -183,6 +183,8 @@ class DockerBackend(Backend):
             missing.append("memory limits (the memory cgroup)")
         if policy.max_processes is not None and info.get("PidsLimit") is False:
             missing.append("task limits (the pids cgroup)")
+        if policy.cpu_quota is not None and info.get("CpuCfsQuota") is False:
+            missing.append("CPU quotas (the cpu cgroup's CFS bandwidth)")
         if missing:
             raise BackendUnavailableError(
                 f"the Docker engine at {self.host} cannot enforce {' and '.join(missing)} of "
@@ -338,6 +340,7 @@ class _Run:
             mem_limit=policy.memory_limit,
             memswap_limit=policy.memory_limit,
             pids_limit=tasks,
+            nano_cpus=round(policy.cpu_quota * 1e9) if policy.cpu_quota is not None else None,
             ulimits=ulimits or None,
             log_config=LogConfig(type="none"),
             cgroup_parent=self.cgroups.parent if self.cgroups is not None else None,

@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
@@ -95,14 +96,16 @@ class NamespaceBackend(Backend):
         warm start now)."""
         return None
 
-    def _take_prepared(self, limits: dict[str, int | None]) -> Prepared | None:
+    def _take_prepared(self, limits: dict[str, Any]) -> Prepared | None:
         if self._preparer is None:
             return None
         prepared = self._preparer.take()
         if prepared is None:
             return None
         try:
-            prepared.group.configure(limits["memory_limit"], limits["max_processes"])
+            prepared.group.configure(
+                limits["memory_limit"], limits["max_processes"], limits["cpu_quota"]
+            )
         except OSError:
             prepared.discard()
             return None
@@ -113,6 +116,14 @@ class NamespaceBackend(Backend):
     def check_limits(self, policy: Policy) -> None:
         """Without cgroups, limits fall back to rlimits; refuse what they cannot enforce, and
         whole-tree limits held per process only unless ``policy.per_process_limits`` says so."""
+        problem = cgroups.cpu_quota_problem() if policy.cpu_quota is not None else None
+        if problem is not None:
+            raise BackendUnavailableError(
+                f"the {self.name} backend cannot enforce cpu_quota={policy.cpu_quota:g} of "
+                f"policy {policy.name!r}: {problem}; a CPU quota is the cgroup CPU bandwidth "
+                "controller's (no rlimit bounds a share of the CPU): run as root with the cgroup "
+                "'cpu' controller, use the docker backend, or set cpu_quota=None"
+            )
         self.check_cgroup_confinement(policy)
         if cgroups.parents() is not None:
             return
@@ -157,9 +168,10 @@ class NamespaceBackend(Backend):
     def run(self, spec: CommandSpec) -> RunResult:
         policy = spec.policy
         max_tasks = policy.max_processes
-        limits = {
+        limits: dict[str, Any] = {
             "memory_limit": policy.memory_limit,
             "max_processes": max_tasks + self.overhead_processes if max_tasks else None,
+            "cpu_quota": policy.cpu_quota,
         }
         prepared = self._take_prepared(limits)
         group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
@@ -185,7 +197,7 @@ class NamespaceBackend(Backend):
             confine = policy.nested_user_namespaces
             started = None
             if prepared is not None:
-                confinement = prepared.group.confinement_files() if confine else []
+                confinement = prepared.group.confinement_files(confine=confine)
                 started = prepared.launch(argv, outer.ulimit_commands(), fd_files, confinement)
                 if started is None:  # the waiting shell is gone: start the plain way
                     prepared.discard()

@@ -19,10 +19,8 @@ class Bundle:
     root: Path
     policy: str
     timeout: float | None = None
-    #: Policy fields ``[cleanroom]`` sets on top of the level (network, filesystem, memory).
+    #: Policy fields ``[cleanroom]`` sets on top of the level (network, filesystem, memory, CPU).
     policy_fields: Mapping[str, Any] = field(default_factory=dict)
-    #: ``max_cpu_percent``: a CPU share no backend enforces yet, so the pack's scenarios refuse.
-    cpu_percent: float | None = None
     services: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     backend: str = "auto"

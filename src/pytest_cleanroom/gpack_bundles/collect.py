@@ -77,15 +77,6 @@ class GpackScenarioFile(pytest.Collector):
             variants = load_scenario_file(self.path)
         except ScenarioFileError as exc:
             raise self.CollectError(f"gpack {self.bundle.label}: {exc}") from None
-        if self.bundle.cpu_percent is not None:
-            raise self.CollectError(
-                f"gpack {self.bundle.label}: [cleanroom] max_cpu_percent ="
-                f" {self.bundle.cpu_percent:g} cannot be enforced: no backend of pytest-cleanroom"
-                " limits a command's share of the CPU (cpu_time_limit bounds CPU seconds, the"
-                " policy's timeout wall-clock time), and a scenario never runs with less"
-                " isolation than its pack asks for; remove max_cpu_percent from the pack's"
-                " [cleanroom]"
-            )
         run_floor = get_settings(self.config).policy
         # ScenarioItem only needs its parent to be a collector with the file's path.
         parent = cast(Any, self)

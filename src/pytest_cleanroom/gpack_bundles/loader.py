@@ -46,7 +46,6 @@ def load_bundles(project: Path) -> tuple[Bundle, ...]:
             root=pack.root,
             policy=pack.cleanroom.level,
             policy_fields=pack.cleanroom.policy_changes(),
-            cpu_percent=pack.cleanroom.max_cpu_percent,
             timeout=pack.cleanroom.timeout,
             services=tuple(pack.cleanroom.services),
             env=dict(pack.cleanroom.env),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.engine.conftest import require_backend
+
 pytestmark = pytest.mark.integration
 
 SEED_CLEANROOM = """\
@@ -66,10 +68,14 @@ def test_the_seed_manifest_form_installs_and_its_yaml_scenario_runs_isolated(
     result.stdout.fnmatch_lines(["*integration_tests.yaml::integration PASSED*"])
 
 
-def test_max_cpu_percent_is_refused_with_the_reason(
+def test_max_cpu_percent_becomes_an_enforced_cpu_quota(
     pytester: pytest.Pytester, install_packs: Callable[..., None], tmp_path: Path
 ) -> None:
+    require_backend("bwrap")
     install_packs(pytester.path, seed_pack(tmp_path, "io.test.cpu", cpu="max_cpu_percent = 80.0"))
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*max_cpu_percent = 80 cannot be enforced*"])
+    result = pytester.runpytest(
+        "-v", "-p", "no:cacheprovider", "--cleanroom-backend=bwrap", "--junitxml=junit.xml"
+    )
+    result.assert_outcomes(passed=1)
+    junit = (pytester.path / "junit.xml").read_text()
+    assert "cpu_quota" in junit  # the recorded policy is the one with the quota

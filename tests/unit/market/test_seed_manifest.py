@@ -54,6 +54,8 @@ def test_the_seed_manifest_is_accepted_and_mapped(tmp_path: Path) -> None:
     floor = floor_of(manifest)
     assert floor.network == "isolated"
     assert floor.memory_limit == 1024 * MiB
+    assert floor.cpu_quota == 0.8  # max_cpu_percent = 80.0: 0.8 of one CPU, in the digest too
+    assert floor.digest() != floor.replace(cpu_quota=None).digest()
     assert set(DEFAULT_HIDDEN) <= set(floor.hidden_paths)
     assert floor.read_only_root
     assert floor.private_tmp
