@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom.attest.keys import SigningKey, write_key_pair
+from tests.conftest import require_binary
 from tests.integration.engine.conftest import require_backend
 from tests.unit.lifecycle.helpers import write_project
 
@@ -298,3 +299,30 @@ def test_bad_inputs_leave_nothing_written(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "unknown requirement 'tsts'; did you mean 'tests'?" in done.stderr
     assert not (root / ".ggen" / "validation").exists()
+
+
+def test_the_services_a_step_phase_declares_are_started_for_it(tmp_path: Path) -> None:
+    require_binary("redis-server", "apt-get install redis-server")
+    require_binary("redis-cli", "apt-get install redis-tools")
+    root = project(tmp_path)
+    text = (
+        (root / "make.toml")
+        .read_text()
+        .replace(
+            "[lifecycle.deploy]",
+            '[lifecycle.test.cleanroom]\nservices = ["redis"]\n\n[lifecycle.deploy]',
+        )
+        .replace(
+            'command = "test -s dist/app.py && echo tests ok"',
+            'commands = ["test -s dist/app.py", "redis-cli -s $REDIS_SOCKET -n $REDIS_DB ping"]',
+        )
+    )
+    (root / "make.toml").write_text(text)
+    code, report = validate(root)
+    assert code == 0, report
+    assert "PONG" in report["steps"][1]["outputTail"]  # type: ignore[index]
+    locked = text.replace("timeout = 120", "timeout = 120\npolicy = { allowed_services = [] }")
+    (root / "make.toml").write_text(locked)
+    done = ggen(root, "validate", "--env", "production", "--backend", "bwrap")
+    assert done.returncode == 1
+    assert "does not allow the services the steps need: redis" in done.stderr

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from ggen_lifecycle.errors import ConfigError
+from ggen_lifecycle.production.gate import gated_phases
+from ggen_lifecycle.production.inputs import Inputs, collect
 from ggen_lifecycle.production.steps import plan_steps, verified_requirements
 from tests.unit.lifecycle.helpers import project_from
 
@@ -95,3 +97,64 @@ def test_no_steps_at_all_says_how_to_list_them(tmp_path: Path) -> None:
 def test_an_empty_command_is_refused(tmp_path: Path) -> None:
     error = load(tmp_path, '[validation.production]\n[validation.production.commands]\na = ""\n')
     assert "step 'a' needs at least one non-empty command" in str(error)
+
+
+def test_steps_run_in_each_workspace_of_a_phase(tmp_path: Path) -> None:
+    project = project_from(
+        tmp_path,
+        """
+[lifecycle.build]
+command = "make"
+cwd = "src"
+[lifecycle.test]
+command = "make check"
+workspaces = []
+[validation.production]
+steps = ["build", "test"]
+[env.production]
+MODE = "release"
+""",
+        {"lib/src/x": "", "app/src/y": ""},
+        workspaces={"lib": [], "app": ["lib"]},
+    )
+    spec = project.spec.validation["production"]
+    planned = plan_steps(project, spec, "production")
+    assert [(s.label, s.cwd) for s in planned] == [
+        ("lib:build", "lib/src"),
+        ("app:build", "app/src"),
+        ("test", "."),
+    ]
+    assert planned[0].env["MODE"] == "release"
+    assert planned[0].env["GGEN_ENV"] == "production"
+
+
+def test_the_gate_sees_deploy_reached_through_dependencies_and_hooks(tmp_path: Path) -> None:
+    project = project_from(
+        tmp_path,
+        PHASES
+        + """
+[lifecycle.release]
+command = "echo release"
+post = ["deploy"]
+[lifecycle.ship]
+depends_on = ["deploy"]
+[validation.production]
+""",
+    )
+    assert gated_phases(project, ["build"], "production", None) == []
+    assert gated_phases(project, ["release"], "production", None) == ["deploy"]
+    assert gated_phases(project, ["ship"], "production", None) == ["deploy"]
+    assert gated_phases(project, ["deploy"], "staging", None) == []  # no [validation.staging]
+
+
+def test_the_inputs_leave_out_every_declared_output(tmp_path: Path) -> None:
+    project = project_from(
+        tmp_path,
+        PHASES + '[validation.production]\ninputs = ["**", "!docs/**"]\n',
+        {"src/a.py": "a", "dist/a.py": "built", "docs/x.md": "doc", ".git/HEAD": "x"},
+    )
+    found = collect(project, project.spec.validation["production"])
+    assert sorted(found.digests) == ["make.toml", "src/a.py"]
+    changed = Inputs({**found.digests, "src/a.py": "0" * 64, "new": "1" * 64})
+    assert changed.changes_from(found.digests) == ["changed src/a.py", "added new"]
+    assert changed.digest != found.digest
