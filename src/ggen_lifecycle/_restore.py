@@ -31,7 +31,8 @@ from .files import CHUNK, named
 from .state import atomic_write
 
 TEMP_MARK = ".ggen-restore-"
-_TEMP = re.compile(r"\.(?P<name>.{1,100})\.ggen-restore-[0-9a-f]{16}\Z", re.DOTALL)
+#: A restore's temporary copy (compiled by re on first use, which a plain restore never needs).
+_TEMP = r"\.(?P<name>.{1,100})\.ggen-restore-[0-9a-f]{16}\Z"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -270,7 +271,7 @@ def _well_formed(record: object) -> bool:
         directory, temp, name = item
         if directory and segments(directory) != directory.split("/"):
             return False
-        match = _TEMP.match(temp)
+        match = re.match(_TEMP, temp, re.DOTALL)
         if match is None or "/" in name or name in (".", "..") or match["name"] != name[:100]:
             return False
     return True
