@@ -33,10 +33,21 @@ def create() -> tuple[RunCgroup | None, str]:
 
 def join(group: RunCgroup, pid: int) -> str:
     """Move ``pid`` (a command's shell, before it starts anything) into ``group``; empty on
-    success, else why it could not (the group is then released)."""
+    success, else why it could not (the group is then released).
+
+    Only the hierarchies through which the group's processes are found and killed are joined:
+    ``pids`` and ``freezer`` (cgroup v1) or the unified one (v2). A task has no limits to keep
+    or usage to measure, and each first move into a group of a hierarchy costs milliseconds.
+    """
+    from pytest_cleanroom.cgroups import LEAF
+
+    if group.unified is not None:
+        tops = [group.unified]
+    else:
+        tops = [group.dirs[name] for name in ("pids", "freezer") if name in group.dirs]
     try:
-        for procs in group.procs_files:
-            with open(procs, "w") as handle:
+        for top in tops:
+            with open(top / LEAF / "cgroup.procs", "w") as handle:
                 handle.write(str(pid))
     except OSError as exc:
         group.release()

@@ -61,7 +61,7 @@ def run_json(root: Path, *args: str, env: dict[str, str] | None = None) -> dict[
 @pytest.mark.usefixtures("with_cgroups")
 def test_a_timeout_kills_what_left_the_process_group(tmp_path: Path) -> None:
     root = write_project(
-        tmp_path, f'[lifecycle.serve]\ncommand = "{ESCAPE}; sleep 300"\ntimeout = 2\n'
+        tmp_path, f'[lifecycle.serve]\ncommand = "{ESCAPE}; sleep 300"\ntimeout = 5\n'
     )
     summary = run_json(root, "serve")
     (task,) = summary["tasks"]  # type: ignore[misc]
