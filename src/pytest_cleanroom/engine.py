@@ -27,8 +27,9 @@ from .backends.base import (
     Mount,
     make_result,
 )
-from .environment import HOME_DIR, build_environment, new_seed
+from .environment import FIXED_PATH, HOME_DIR, build_environment, new_seed
 from .errors import CleanroomError, WorkspaceError
+from .interpreter import sandbox_path
 from .policy import Policy
 from .result import RunResult
 from .workspace import Workspace
@@ -175,6 +176,7 @@ class Cleanroom:
                 seed=self.seed,
                 allowlist=run_policy.env_allowlist,
                 layers=(*(s.env for s in services), self.env, env),
+                path=sandbox_path(FIXED_PATH, interpreter_readable=run_policy.interpreter_readable),
             ),
             policy=run_policy,
             seed=self.seed,

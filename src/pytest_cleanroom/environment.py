@@ -36,10 +36,11 @@ def new_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
-def fixed_environment(seed: int) -> dict[str, str]:
-    """The variables every command gets, whatever the policy."""
+def fixed_environment(seed: int, path: str = FIXED_PATH) -> dict[str, str]:
+    """The variables every command gets, whatever the policy (``path``: see
+    :func:`~pytest_cleanroom.interpreter.sandbox_path`)."""
     return {
-        "PATH": FIXED_PATH,
+        "PATH": path,
         "HOME": f"{WORKSPACE_PATH}/{HOME_DIR}",
         "TMPDIR": "/tmp",
         "TZ": "UTC",
@@ -60,15 +61,16 @@ def build_environment(
     allowlist: tuple[str, ...],
     layers: tuple[Mapping[str, str] | None, ...] = (),
     host: Mapping[str, str] | None = None,
+    path: str = FIXED_PATH,
 ) -> dict[str, str]:
     """The final environment of one command.
 
     ``allowlist`` names host variables to keep (``'*'`` keeps every one except the locale and
     those of the fixed set); ``layers`` are applied in order on top (e.g. the cleanroom's ``env``
-    then the run's ``env``). ``host`` defaults to ``os.environ``.
+    then the run's ``env``). ``host`` defaults to ``os.environ``; ``path`` is the fixed ``PATH``.
     """
     host_env = os.environ if host is None else host
-    fixed = fixed_environment(seed)
+    fixed = fixed_environment(seed, path)
     env: dict[str, str] = {}
     if "*" in allowlist:
         env.update((k, v) for k, v in host_env.items() if k not in fixed and not _is_locale(k))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from .backends.base import WORKSPACE_PATH, Mount
+from .interpreter import interpreter_dirs
 from .policy import Policy
 from .scratch import Scratch
 
@@ -164,6 +165,8 @@ def _view_of(policy: Policy) -> _View:
     hidden = {os.path.realpath(_norm(p)) for p in policy.hidden_paths}
     hidden |= {_norm(p) for p in policy.hidden_paths}
     readable = {_norm(p) for p in policy.readable_paths}
+    if policy.interpreter_readable:  # never a whole directory the policy names as hidden
+        readable |= {d for d in interpreter_dirs() if d not in hidden}
     if policy.filesystem_view == "allow-list":
         hidden |= {"/" + name for name, _, _ in root_entries() if "/" + name not in ALLOWED}
         hidden |= set(etc_secrets())

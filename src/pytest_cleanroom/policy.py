@@ -72,6 +72,11 @@ class Policy(BaseModel):
         "plus readable_paths.",
     )
     hidden_paths: tuple[str, ...] = DEFAULT_HIDDEN
+    interpreter_readable: bool = Field(
+        True,
+        description="Whether the Python running the engine (its venv and installation, "
+        "wherever its links lead) is readable in the sandbox, and the venv's bin first on PATH.",
+    )
     readable_paths: tuple[str, ...] = Field((), description="Hidden paths let through read-only.")
     writable_paths: tuple[str, ...] = Field((), description="Host paths bound read-write.")
 
@@ -217,6 +222,7 @@ class Policy(BaseModel):
             private_tmp=a.private_tmp or b.private_tmp,
             filesystem_view=_narrower_view(a.filesystem_view, b.filesystem_view),
             hidden_paths=_union(a.hidden_paths, b.hidden_paths),
+            interpreter_readable=a.interpreter_readable and b.interpreter_readable,
             readable_paths=_intersection(a.readable_paths, b.readable_paths),
             writable_paths=_intersection(a.writable_paths, b.writable_paths),
             isolate_pids=a.isolate_pids or b.isolate_pids,

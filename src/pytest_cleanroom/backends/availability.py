@@ -25,6 +25,9 @@ _USERNS_HINT = (
     "user namespaces may be disabled: sysctl kernel.unprivileged_userns_clone=1 / "
     "user.max_user_namespaces>0"
 )
+#: Ubuntu 23.10+ (AppArmor): 1 when unprivileged programs without a profile allowing ``userns``
+#: may not create user namespaces with capabilities.
+APPARMOR_USERNS_KNOB = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
 _NAMESPACES = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
 
 _lock = threading.Lock()
@@ -43,7 +46,27 @@ def _run_probe(key: tuple[str, ...], argv: list[str]) -> tuple[int, str] | str:
 
 
 def _no_namespaces(path: str, stderr: str) -> str:
-    return f"{path} cannot create namespaces here: {stderr} ({_USERNS_HINT})"
+    return f"{path} cannot create namespaces here: {stderr} ({userns_hint(path)})"
+
+
+def userns_hint(program: str, knob: str = APPARMOR_USERNS_KNOB) -> str:
+    """What may forbid ``program``'s user namespaces here, and the fix: AppArmor's restriction
+    when ``knob`` says it is on (Ubuntu 23.10+), else the sysctls that disable them."""
+    try:
+        with open(knob) as f:
+            restricted = f.read().strip() == "1"
+    except OSError:
+        restricted = False
+    if not restricted:
+        return _USERNS_HINT
+    return (
+        "AppArmor restricts unprivileged user namespaces here "
+        "(kernel.apparmor_restrict_unprivileged_userns=1, Ubuntu 23.10 and later): load an "
+        f"AppArmor profile that allows 'userns' for {program} (see docs/platforms.md; Ubuntu "
+        "ships one for bwrap as /usr/share/apparmor/extra-profiles/bwrap-userns-restrict), "
+        "which keeps the restriction for every other program, or lift it for all with "
+        "sysctl kernel.apparmor_restrict_unprivileged_userns=0"
+    )
 
 
 def probe_bwrap(path: str, *, disable_userns: bool) -> str | None:
@@ -66,9 +89,7 @@ def probe_bwrap(path: str, *, disable_userns: bool) -> str | None:
                     "set nested_user_namespaces=True"
                 )
             else:
-                _probes[key] = (
-                    f"{path} cannot create namespaces here: {outcome[1]} ({_USERNS_HINT})"
-                )
+                _probes[key] = _no_namespaces(path, outcome[1])
         return _probes[key]
 
 

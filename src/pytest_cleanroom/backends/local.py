@@ -7,6 +7,7 @@ command line (:meth:`NamespaceBackend.sandbox_argv`) and how its own failures re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import threading
@@ -15,7 +16,8 @@ from typing import Any
 
 from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
-from ..filesystem import FsOp, plan
+from ..filesystem import FsOp, is_visible, plan
+from ..interpreter import missing_program_hint
 from ..limits import Rlimits, per_process_fields, rlimits_for
 from ..policy import Policy
 from ..prepared import Prepared, Preparer
@@ -228,6 +230,8 @@ class NamespaceBackend(Backend):
         if outcome.exit_code == 125 and LAUNCHER_MARK in outcome.stderr:
             raise SandboxError(outcome.stderr.decode(errors="replace").strip())
         outcome = self.translate_failure(spec, outcome)
+        if outcome.exit_code == EXIT_NOT_FOUND:
+            outcome = _explain_not_found(spec, outcome)
         return finish_result(
             spec,
             backend=self.name,
@@ -307,6 +311,21 @@ def _enforcement(group: cgroups.RunCgroup | None) -> str:
     if group is None:
         return ENFORCED_BY_RLIMIT
     return ENFORCED_BY_CGROUP2 if set(group.dirs) == {cgroups.UNIFIED} else ENFORCED_BY_CGROUP1
+
+
+def _explain_not_found(spec: CommandSpec, outcome: Outcome) -> Outcome:
+    """Add why a program the host has was not found in the sandbox (hidden, not on PATH)."""
+    program = spec.argv[0]
+    if outcome.stderr != not_found_message(program):
+        return outcome
+    hint = missing_program_hint(
+        program,
+        lambda path: is_visible(spec.policy, path),
+        spec.env.get("PATH", ""),
+    )
+    if hint is None:
+        return outcome
+    return dataclasses.replace(outcome, stderr=outcome.stderr + f"cleanroom: {hint}\n".encode())
 
 
 def exec_failure(outcome: Outcome, program: str, errno_text: str, *, not_found: bool) -> Outcome:

@@ -105,9 +105,10 @@ for path in ("/etc/passwd", "/usr/bin/env"):
         escaped(f"{path} is writable")
 """)
 
-# args: path of a secret file under /root, the secret
+# args: path of a secret file under /root, the secret, then the names /root may list: the first
+# part of each directory let through on purpose (the Python running the engine, if it is there)
 READ_ROOT = script("""
-path, secret = args
+path, secret, *expected = args
 candidates = [path, "/proc/1/root" + path, "/proc/self/root" + path]
 for candidate in candidates:
     try:
@@ -117,7 +118,7 @@ for candidate in candidates:
     except OSError:
         pass
 try:
-    if os.listdir("/root"):
+    if set(os.listdir("/root")) - set(expected):
         escaped(f"/root is not empty: {os.listdir('/root')}")
 except OSError:
     pass

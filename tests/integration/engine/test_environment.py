@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,9 @@ def test_host_variables_are_dropped_and_fixed_set_provided(
     assert not any(k == "LANG" or k.startswith("LC_") for k in env)
     assert env["TZ"] == "UTC"
     assert env["HOME"] == "/workspace/.home"
-    assert env["PATH"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    fixed = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    venv = [f"{sys.prefix}/bin"] if sys.prefix != sys.base_prefix else []  # the engine's venv
+    assert env["PATH"].split(":") == [*venv, *fixed.split(":")]
     assert env["TMPDIR"] == "/tmp"
     assert env["SOURCE_DATE_EPOCH"] == "315532800"
     assert env["PYTHONHASHSEED"] == "1234"

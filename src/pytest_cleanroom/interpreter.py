@@ -1,0 +1,115 @@
+"""The Python running the engine as a sandbox sees it, and why a program is missing in a sandbox.
+
+``cleanroom.run([sys.executable, "-m", "pkg"])`` must work at every level: the interpreter is
+often a link into a directory the policy hides (pyenv under ``~/.pyenv``, uv's managed Pythons
+under ``~/.local/share/uv``, anything under ``/root``) or outside an allow-list view (a venv in
+the project). :func:`interpreter_dirs` names the directories to let through read-only (what
+``Policy.interpreter_readable`` turns on), :func:`sandbox_path` puts the venv's ``bin`` first on
+``PATH`` so its console scripts are found by name, and :func:`missing_program_hint` tells a
+program the policy hides from one that does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import cache
+
+#: Files whose presence marks a directory as a Python installation or a venv (never a home).
+_MARKERS = ("pyvenv.cfg", f"lib/python{sys.version_info[0]}.{sys.version_info[1]}")
+
+
+@cache
+def interpreter_dirs() -> tuple[str, ...]:
+    """The real directories of this interpreter's venv and installation: ``sys.prefix``,
+    ``sys.base_prefix`` (and the exec prefixes) and where each link of ``sys.executable``
+    leads, each only if it holds a Python installation or a venv and is not ``/``."""
+    found: set[str] = set()
+    for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        real = os.path.realpath(prefix)
+        if real != "/" and any(os.path.exists(os.path.join(real, m)) for m in _MARKERS):
+            found.add(real)
+    for hop in _link_chain(sys.executable):
+        directory = os.path.dirname(hop)
+        if not any(directory == d or directory.startswith(d + "/") for d in found):
+            parent = os.path.dirname(directory)  # .../bin -> the installation
+            if parent != "/" and any(os.path.exists(os.path.join(parent, m)) for m in _MARKERS):
+                found.add(parent)
+    return tuple(sorted(found))
+
+
+def _link_chain(path: str) -> list[str]:
+    """``path`` and every path its symlinks lead to, made absolute (at most 40 hops)."""
+    chain = [os.path.abspath(path)]
+    for _ in range(40):
+        current = chain[-1]
+        try:
+            target = os.readlink(current)
+        except OSError:
+            break
+        chain.append(os.path.normpath(os.path.join(os.path.dirname(current), target)))
+    return chain
+
+
+def venv_bin() -> str | None:
+    """The active venv's ``bin`` directory (``None`` outside a venv)."""
+    if sys.prefix == sys.base_prefix:
+        return None
+    path = os.path.join(sys.prefix, "bin")
+    return path if os.path.isdir(path) else None
+
+
+def sandbox_path(base: str, *, interpreter_readable: bool) -> str:
+    """``PATH`` in a sandbox: the venv's ``bin`` first when the interpreter is let through."""
+    bin_dir = venv_bin() if interpreter_readable else None
+    return f"{bin_dir}:{base}" if bin_dir is not None else base
+
+
+def missing_program_hint(
+    program: str,
+    visible: Callable[[str], bool],
+    sandbox_path_value: str,
+    host_path: str | None = None,
+) -> str | None:
+    """Why ``program`` was not found in a sandbox although it exists on the host, or ``None``.
+
+    ``visible`` tells whether a host path can be read in the sandbox; ``host_path`` is the
+    host's ``PATH`` (default: this process's).
+    """
+    if "/" in program:  # a relative one names a file of the sandbox (its workspace)
+        if not program.startswith("/") or not os.path.exists(program):
+            return None
+        return _hidden(program, os.path.realpath(program))
+    searched = host_path if host_path is not None else os.environ.get("PATH", "")
+    for directory in searched.split(":"):
+        candidate = os.path.join(directory or ".", program)
+        if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+            continue
+        real = os.path.realpath(candidate)
+        if not visible(real):
+            return _hidden(candidate, real)
+        if directory not in sandbox_path_value.split(":"):
+            return (
+                f"{program} exists on the host as {candidate}, in a directory that is not on "
+                f"the sandbox's PATH ({sandbox_path_value}): run it by its path, or add "
+                f"{directory} to PATH with env={{'PATH': ...}}"
+            )
+        return None
+    return None
+
+
+def _hidden(shown: str, real: str) -> str:
+    where = real if real == shown else f"{real}, where {shown} leads"
+    directory = os.path.dirname(real)
+    if any(real == d or real.startswith(d + "/") for d in interpreter_dirs()):
+        return (
+            f"{shown} exists on the host but is hidden by the policy ({where}): it is part of "
+            "the Python running the engine; interpreter_readable=True (the default at every "
+            "level) lets its venv and installation through read-only"
+        )
+    return (
+        f"{shown} exists on the host but is hidden by the policy ({where}); expose it "
+        f"read-only with readable_paths=[{directory!r}] (pytest: "
+        f"--cleanroom-readable-path={directory} or the ini key cleanroom_readable_paths)"
+    )
