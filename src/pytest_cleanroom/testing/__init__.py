@@ -1,7 +1,8 @@
 """The conformance suite: the checks any backend runs to show it keeps the policies' promises.
 
 The escape suite (network, filesystem, processes, privileges, secrets under ``locked``), the
-limit, kill and output checks, and the environment hand-over checks ship with the package, in
+limit, kill and output checks, the CPU quota check (enforced or refused, never ignored), and the
+environment hand-over checks ship with the package, in
 :mod:`pytest_cleanroom.testing.conformance`. Run them against a registered backend with::
 
     pytest --pyargs pytest_cleanroom.testing.conformance --cleanroom-backend NAME
