@@ -187,6 +187,9 @@ def _validate_production(
             for line in step.output_tail.splitlines()[-8:]:
                 click.echo(f"           | {printable(line)}", err=True)
 
+    if markdown is not None and str(markdown) != "-" and not markdown.parent.is_dir():
+        fail(LifecycleError(f"--markdown {markdown}: no directory {markdown.parent}; create it "
+                            "or write the report elsewhere"), as_json)  # fmt: skip
     if not as_json:
         click.echo(f"validating {project.name} for {environment} in a cleanroom", err=True)
     try:

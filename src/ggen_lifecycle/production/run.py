@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from ..config import Project
     from ..model import ProductionValidationSpec
+    from ..readiness import Verdict
     from ..services import ServiceSession
 
 Progress = Callable[[StepOutcome], None]
@@ -59,21 +60,21 @@ def validate_project(
         workspace.mkdir()
         inputs = project_inputs.copy_into(project, spec, workspace)
         room = _cleanroom(workspace, policy, backend)
-        report = ProductionReport(
-            project.name,
-            environment,
-            verdict=None,  # type: ignore[arg-type]
-            inputs_digest=inputs.digest,
-            input_files=len(inputs.digests),
-            policy_name=policy.name,
-            policy_digest=policy.digest(),
-            backend=room.backend_name,
-            started_at=started,
-        )
         with room:
-            report.steps = _Scenario(project, spec, room, progress).run(planned)
-    report.verdict = _verdict(project, spec, environment, report.steps)
-    report.duration = time.time() - started
+            steps = _Scenario(project, spec, room, progress).run(planned)
+    report = ProductionReport(
+        project.name,
+        environment,
+        verdict=_verdict(project, spec, environment, steps),
+        steps=steps,
+        inputs_digest=inputs.digest,
+        input_files=len(inputs.digests),
+        policy_name=policy.name,
+        policy_digest=policy.digest(),
+        backend=room.backend_name,
+        started_at=started,
+        duration=time.time() - started,
+    )
     _keep(project, report, build_statement(report, inputs), key)
     return report
 
@@ -213,12 +214,15 @@ def _why(command: str, result: RunResult, limit: float) -> str:
         return f"`{command}` timed out (killed after {limit:.0f} s)"
     if result.limit_exceeded:
         return f"`{command}` exceeded the {result.limit_exceeded} limit"
+    if result.exit_code == 127:
+        return (f"`{command}`: a program it runs was not found in the cleanroom (exit 127); "
+                "install it, or let the policy's readable_paths show where it is")  # fmt: skip
     return f"`{command}` exited {result.exit_code}"
 
 
 def _verdict(
     project: Project, spec: ProductionValidationSpec, environment: str, steps: list[StepOutcome]
-) -> Any:
+) -> Verdict:
     from ..readiness import validate
 
     ran: dict[str, bool] = {}

@@ -281,6 +281,18 @@ def test_deploy_refuses_without_a_statement_or_trusted_keys(validated: Path) -> 
     assert ggen(validated, "run", "deploy").returncode == 0  # no --env production: not gated
 
 
+def test_a_missing_program_says_so_and_a_bad_markdown_path_runs_nothing(tmp_path: Path) -> None:
+    root = project(tmp_path, audit="no-such-scanner --all")
+    code, report = validate(root)
+    assert code == 1
+    detail = report["steps"][2]["detail"]  # type: ignore[index]
+    assert "a program it runs was not found in the cleanroom (exit 127)" in detail
+    done = ggen(root, "validate", "--env", "production", "--markdown", str(tmp_path / "no/r.md"))
+    assert done.returncode == 1
+    assert f"no directory {tmp_path / 'no'}" in done.stderr
+    assert "validating" not in done.stderr  # refused before anything ran
+
+
 def test_bad_inputs_leave_nothing_written(tmp_path: Path) -> None:
     root = project(tmp_path)
     done = ggen(root, "validate", "--env", "production", "--signing-key", str(tmp_path / "none"))
