@@ -467,16 +467,22 @@ class RunCgroup:
         cpu = _cpu_dir(self.dirs) if self.cpu_quota is not None else None
         return [
             str(d / LEAF / "cgroup.procs")
-            for hierarchy, d in self.dirs.items()
-            if confine or hierarchy in REQUIRED + OPTIONAL or d == cpu
+            for d in self.dirs.values()
+            if confine or d in self._limit_dirs() or d == cpu
         ]
 
+    def _limit_dirs(self) -> list[Path]:
+        """The groups holding the limits and measurements: cgroup v1's memory, pids, cpuacct
+        (and freezer), or the cgroup v2 group on a host with only cgroup v2."""
+        if self.unified is not None:
+            return [self.unified]
+        return [d for h, d in self.dirs.items() if h in REQUIRED + OPTIONAL]
+
     def confinement_files(self, *, confine: bool = True) -> list[str]:
-        """What :meth:`join_files` adds to the limits' and measurements' hierarchies (which a
+        """What :meth:`join_files` adds to the limits' and measurements' groups (which a
         prepared launcher joined already): every other one with ``confine``, the cpu
         hierarchy's for a CPU quota."""
-        base = [str(d / LEAF / "cgroup.procs") for h, d in self.dirs.items()
-                if h in REQUIRED + OPTIONAL]  # fmt: skip
+        base = [str(d / LEAF / "cgroup.procs") for d in self._limit_dirs()]
         return [f for f in self.join_files(confine=confine) if f not in base]
 
     def pids(self) -> list[int]:
