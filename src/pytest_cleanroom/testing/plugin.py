@@ -12,3 +12,10 @@ def conformance_backend(pytestconfig: pytest.Config) -> str:
     from ..pytest_plugin.settings import get_settings
 
     return get_settings(pytestconfig).backend
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The shipped checks carry the project's marker for tests of real processes.
+    config.addinivalue_line(
+        "markers", "integration: real processes, real servers or a real container engine"
+    )
