@@ -9,7 +9,10 @@ Side by side in one run, interleaved round-robin so that machine noise hits ever
    cost: namespaces and mounts), without the engine around it;
 4. ``Cleanroom.run`` under ``standard`` and under ``locked`` (bwrap backend): environment,
    filesystem plan, per-command cgroups, launcher, supervision, result;
-5. ``Cleanroom.run`` under ``locked`` through the ``unshare`` fallback, for reference.
+5. ``Cleanroom.run`` under ``locked`` through the ``unshare`` fallback, for reference;
+6. ``Cleanroom.run`` under ``locked`` on the container backends, ``docker`` and ``podman`` (where
+   their engines answer), in the first ``--container-repeat`` rounds only (a container per
+   command costs hundreds of milliseconds).
 
 The "engine adds" column is the row's median minus bare bubblewrap's. Goal: at most 10 ms under
 ``locked`` on a 2-core machine.
@@ -20,7 +23,8 @@ commands): every test makes its own ``locked`` cleanroom (bwrap) on a fresh work
 through ``subprocess.run`` (tests alternate, so noise hits both alike). It prints the suite's wall
 time both ways and the median of a test's first command and of its later ones.
 
-Run: ``.venv/bin/python benchmarks/bench_engine.py [--repeat 200] [--suite-tests 200] [--json]``
+Run: ``.venv/bin/python benchmarks/bench_engine.py [--repeat 200] [--container-repeat 20]
+[--suite-tests 200] [--json]``
 """
 
 from __future__ import annotations
@@ -119,11 +123,18 @@ def _print_suite(suite: dict[str, float], tests: int) -> None:
     print(f"{'Cleanroom.run, later commands of a test':44s} {suite['later_commands_ms']:8.2f} ms")
 
 
+#: Container backends measured when their engines answer (``Cleanroom(backend=...)``).
+CONTAINER_BACKENDS = ("docker", "podman")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=200, help="runs per row (default 200)")
     parser.add_argument(
         "--suite-tests", type=int, default=200, help="tests in the suite row (default 200; 0: none)"
+    )
+    parser.add_argument(
+        "--container-repeat", type=int, default=20, help="runs per container row (default 20)"
     )
     parser.add_argument("--json", action="store_true", help="print the medians as JSON")
     args = parser.parse_args()
@@ -179,6 +190,16 @@ def main() -> int:
             room = Cleanroom(scratch / "unshare", policy="locked", backend="unshare", seed=1)
             rooms.append(room)
             rows["Cleanroom.run, locked (unshare)"] = _engine_row(room)
+        containers = set()
+        for engine in CONTAINER_BACKENDS:
+            try:
+                room = Cleanroom(scratch / engine, policy="locked", backend=engine, seed=1)
+            except Exception as exc:
+                print(f"bench_engine: no {engine} row: {exc}", file=sys.stderr)
+                continue
+            rooms.append(room)
+            rows[f"Cleanroom.run, locked ({engine})"] = _engine_row(room)
+            containers.add(f"Cleanroom.run, locked ({engine})")
 
         samples: dict[str, list[float]] = {name: [] for name in rows}
         cpu: dict[str, list[float]] = {name: [] for name in rows}
@@ -186,6 +207,8 @@ def main() -> int:
             fn()
         for i in range(args.repeat):
             for name, fn in rows.items():
+                if name in containers and i >= args.container_repeat:
+                    continue
                 wall, used = _timed(fn)
                 samples[name].append(wall)
                 cpu[name].append(used)
@@ -208,7 +231,10 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0
     bare = medians["bwrap, bare"]
-    print(f"\nmedian per command over {args.repeat} runs (ms); 1-minute load average {load:.1f}")
+    print(
+        f"\nmedian per command over {args.repeat} runs ({args.container_repeat} for containers)"
+        f" (ms); 1-minute load average {load:.1f}"
+    )
     print("(child cpu: CPU time of the processes waited for, which machine load barely moves)\n")
     print(f"{'':36s} {'median':>8s} {'p90':>8s} {'engine adds':>12s} {'child cpu':>10s}")
     for name, ts in samples.items():

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the project's container images locally: no registry is ever contacted (never docker pull).
 #
-#   scripts/build-images.sh [--rebuild] [--rebuild-rootfs] [--json]
+#   scripts/build-images.sh [--rebuild] [--rebuild-rootfs] [--base-only] [--json]
 #
 #   cleanroom/bookworm:latest  Debian bookworm (minbase) with python3: the docker backend's image
 #   cleanroom/postgres:15      + the official postgres image's entrypoint contract (docker-images/postgres)
@@ -13,7 +13,9 @@
 # postgres and redis add their entrypoint with a Dockerfile that has no RUN step. Every image carries
 # the label io.cleanroom.inputs=<hash of what it was built from>: an image whose inputs are unchanged
 # is skipped (unless --rebuild), one whose inputs changed is rebuilt. The engine is found through
-# DOCKER_HOST (default: the socket of scripts/docker-engine.sh). --json prints a summary on stdout.
+# DOCKER_HOST (default: the socket of scripts/docker-engine.sh; scripts/podman-engine.sh images points
+# it at the Podman service, with --base-only: the backend's image, not the services'). --json prints
+# a summary on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,13 +36,15 @@ export DOCKER_BUILDKIT=0 # the classic builder needs no buildx plugin and no net
 
 rebuild=0
 rebuild_rootfs=0
+base_only=0
 json=0
 for arg in "$@"; do
   case $arg in
     --rebuild) rebuild=1 ;;
     --rebuild-rootfs) rebuild_rootfs=1 rebuild=1 ;;
+    --base-only) base_only=1 ;;
     --json) json=1 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) printf 'build-images: unknown argument %s (try --help)\n' "$arg" >&2; exit 2 ;;
   esac
 done
@@ -170,8 +174,10 @@ main() {
   rootfs_hash=$(printf '%s\n' "$SUITE" minbase "$mirror" "$RECIPE" "${PACKAGES[@]}" | sha)
   tar=$CACHE_DIR/rootfs-$SUITE-$rootfs_hash.tar
   ensure_base "$rootfs_hash" "$mirror" "$tar"
-  ensure_derived cleanroom/postgres:15 docker-images/postgres
-  ensure_derived cleanroom/redis:7 docker-images/redis
+  if ((!base_only)); then
+    ensure_derived cleanroom/postgres:15 docker-images/postgres
+    ensure_derived cleanroom/redis:7 docker-images/redis
+  fi
   # Images replaced by a rebuild are left untagged: remove ours.
   docker image prune -f --filter label=io.cleanroom.inputs >/dev/null
   if ((json)); then

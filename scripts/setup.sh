@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh Debian machine for pytest-cleanroom.
 #   scripts/setup.sh            system packages for the embedded default + .venv with the project
-#   scripts/setup.sh --docker   also Debian's docker.io and debootstrap (for the container provider)
+#   scripts/setup.sh --docker   also Debian's docker.io, podman and debootstrap (container backends
+#                               and the container provider)
 #   scripts/setup.sh --vm       also qemu and debootstrap (for scripts/test-vm.sh); flags combine
 # Safe to run again: installs only what is missing.
 set -euo pipefail
@@ -23,7 +24,7 @@ pkgs=(bubblewrap util-linux postgresql redis-server git make procps iproute2 gcc
 # Node.js and npm (the remote cache server's runtime): Debian's packages, unless a node with its
 # own npm is installed already (NodeSource's nodejs bundles npm and conflicts with Debian's npm).
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
-((want_docker)) && pkgs+=(docker.io debootstrap)
+((want_docker)) && pkgs+=(docker.io debootstrap podman runc catatonit uidmap slirp4netns fuse-overlayfs)
 ((want_vm)) && pkgs+=(qemu-system-x86 qemu-utils e2fsprogs debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command. On a fresh Debian machine it installs everything the tests need
-# (Debian packages, the virtualenv, Docker's engine and the locally built images), then runs the
-# static checks and every test. Idempotent: a second run skips what is already there.
+# (Debian packages, the virtualenv, Docker's engine, a Podman service and the locally built
+# images), then runs the static checks and every test. Idempotent: a second run skips what is already there.
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +16,12 @@ scripts/docker-engine.sh start
 eval "$(scripts/docker-engine.sh env)"
 export DOCKER_HOST
 
+step "Podman service (the podman backend)"
+scripts/podman-engine.sh start
+
 step "container images (built locally, cached)"
 scripts/build-images.sh
+scripts/podman-engine.sh images
 
 # The reaper image cannot be pulled here; the plugin labels and sweeps its own containers.
 export TESTCONTAINERS_RYUK_DISABLED=true

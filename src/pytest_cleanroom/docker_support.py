@@ -361,6 +361,9 @@ class ContainerCgroups:
         self.parent = parent
         self.hierarchies = hierarchies
         self.container_id: str | None = None
+        #: What the engine puts before the container's id to name its groups (Podman:
+        #: ``libpod-``; Docker: nothing).
+        self.own_prefix = ""
 
     @classmethod
     def for_engine(cls, engine_info: Mapping[str, Any], host: str) -> ContainerCgroups | None:
@@ -381,7 +384,7 @@ class ContainerCgroups:
     def _file(self, controller: str, name: str, *, own: bool) -> Path:
         path = self.hierarchies[controller] / self.parent.lstrip("/")
         if own and self.container_id:
-            path = path / self.container_id
+            path = path / f"{self.own_prefix}{self.container_id}"
         return path / name
 
     def _int(self, controller: str, name: str, *, own: bool) -> int | None:
@@ -425,6 +428,7 @@ class ContainerCgroups:
         a group still busy after ``attempts`` tries (10 ms apart) is left for a later sweep."""
         for mount in set(self.hierarchies.values()):
             path = mount / self.parent.lstrip("/")
+            _remove_empty_children(path)  # an engine's own, such as Podman's conmon
             for attempt in range(attempts):
                 try:
                     path.rmdir()
@@ -435,6 +439,17 @@ class ContainerCgroups:
                     if exc.errno != errno.EBUSY or attempt == attempts - 1:
                         break
                     time.sleep(0.01)
+
+
+def _remove_empty_children(group: Path) -> None:
+    """Remove the groups below ``group`` that hold no task (one that does stays, busy)."""
+    try:
+        children = [entry for entry in group.iterdir() if entry.is_dir()]
+    except OSError:
+        return
+    for child in children:
+        with contextlib.suppress(OSError):
+            child.rmdir()
 
 
 # -- refused forks, from the kernel's own log ----------------------------------------------------

@@ -278,6 +278,11 @@ class Cleanroom:
         return self.workspace.root if bound is None else bound
 
     @property
+    def backend(self) -> Backend:
+        """The backend this cleanroom runs commands on."""
+        return self._backend
+
+    @property
     def can_bind_workspace(self) -> bool:
         """Whether :meth:`bind_workspace` works on this cleanroom's backend."""
         return self._backend.can_bind_workspace

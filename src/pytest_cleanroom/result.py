@@ -29,8 +29,8 @@ class RunResult:
     :meth:`Cleanroom.cancel <pytest_cleanroom.engine.Cleanroom.cancel>` stopped the command (its
     whole process tree was killed) or kept it from starting. ``limits_enforcement`` says what
     enforced the policy's limits: ``"cgroup1"``, ``"cgroup2"`` (the whole tree), ``"rlimit"``
-    (per process, see docs/policies.md), ``"docker"`` (the container's cgroups), ``None`` for a
-    command that never started.
+    (per process, see docs/policies.md), ``"docker"`` or ``"podman"`` (the container's cgroups,
+    held by that engine), ``None`` for a command that never started.
     """
 
     command: tuple[str, ...]

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 
-from pytest_cleanroom.backends import backend_problems
+from pytest_cleanroom.backends import backend_problem
 from tests.conftest import require
 
 #: Every backend the escape suite runs against. Add a backend here and it gets every probe.
 SECURITY_BACKENDS: tuple[str, ...] = ("bwrap", "unshare", "docker")
+#: The backends the shipped conformance suite runs against: those above, and Podman, which is
+#: registered through its entry point as a third party's backend would be.
+CONFORMANCE_BACKENDS: tuple[str, ...] = (*SECURITY_BACKENDS, "podman")
 
 _HINTS = {
     "bwrap": "apt-get install bubblewrap",
     "unshare": "apt-get install util-linux",
     "docker": "scripts/setup.sh --docker, then start the engine with scripts/docker-engine.sh",
+    "podman": "scripts/setup.sh --docker, then scripts/podman-engine.sh start and "
+    "scripts/podman-engine.sh images",
 }
 
 
@@ -23,12 +27,7 @@ def require_backend(name: str) -> None:
     __tracebackhide__ = True
     if name == "bwrap":
         require(shutil.which("bwrap") is not None, f"bwrap not on PATH ({_HINTS['bwrap']})")
-    if name == "docker":
-        require(
-            importlib.util.find_spec("pytest_cleanroom.backends.docker") is not None,
-            "the docker backend (pytest_cleanroom/backends/docker.py) is not written yet",
-        )
-    problem = backend_problems().get(name)
+    problem = backend_problem(name)
     require(
         problem is None, f"cleanroom backend {name!r} unusable here: {problem} ({_HINTS[name]})"
     )

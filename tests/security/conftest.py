@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.security.backends import SECURITY_BACKENDS, require_backend
+from tests.security.backends import CONFORMANCE_BACKENDS, SECURITY_BACKENDS, require_backend
 
 
 @pytest.fixture(params=SECURITY_BACKENDS)
@@ -16,7 +16,9 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture
-def conformance_backend(backend: str) -> str:
+@pytest.fixture(params=CONFORMANCE_BACKENDS)
+def conformance_backend(request: pytest.FixtureRequest) -> str:
     """The shipped suite's backend under test (``--cleanroom-backend`` for a user's run)."""
-    return backend
+    name: str = request.param
+    require_backend(name)
+    return name

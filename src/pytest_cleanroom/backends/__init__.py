@@ -99,17 +99,18 @@ def available_backends(policy: Policy | None = None) -> list[str]:
 
 def backend_problems(policy: Policy | None = None) -> dict[str, str | None]:
     """``{concrete backend: None if usable here, else why not}``, checked against ``policy``."""
+    return {name: backend_problem(name, policy) for name in registry.registered()}
+
+
+def backend_problem(name: str, policy: Policy | None = None) -> str | None:
+    """``None`` if backend ``name`` can honour ``policy`` (default ``standard``) here, else why
+    not."""
     from ..policy import Policy
 
-    wanted = policy if policy is not None else Policy.level("standard")
-    status: dict[str, str | None] = {}
-    for name in registry.registered():
-        try:
-            _instantiate(name).check(wanted)
-        except BackendUnavailableError as exc:
-            status[name] = str(exc)
-        except Exception as exc:
-            status[name] = f"its check failed: {type(exc).__name__}: {exc}"
-        else:
-            status[name] = None
-    return status
+    try:
+        _instantiate(name).check(policy if policy is not None else Policy.level("standard"))
+    except BackendUnavailableError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"its check failed: {type(exc).__name__}: {exc}"
+    return None

@@ -36,6 +36,9 @@ ENFORCED_BY_CGROUP1 = "cgroup1"
 ENFORCED_BY_CGROUP2 = "cgroup2"
 ENFORCED_BY_RLIMIT = "rlimit"
 ENFORCED_BY_DOCKER = "docker"
+ENFORCED_BY_PODMAN = "podman"
+#: Values that name a container engine, which held the limits in the container's cgroups.
+ENFORCED_BY_ENGINE = frozenset({ENFORCED_BY_DOCKER, ENFORCED_BY_PODMAN})
 
 #: Exit code of a command whose program does not exist (as in POSIX shells), and of one that
 #: exists but cannot be executed.

@@ -41,6 +41,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,8 @@ class DockerBackend(Backend):
     limits_enforced_by = (ENFORCED_BY_DOCKER,)
     #: The script that starts the engine, named in errors.
     engine_script = ds.ENGINE_SCRIPT
+    #: What the engine puts before a container's id to name its cgroups.
+    container_cgroup_prefix = ""
 
     def __init__(self, *, host: str | None = None, image: str | None = None) -> None:
         self.image = image or os.environ.get(IMAGE_ENV, "").strip() or DEFAULT_IMAGE
@@ -147,6 +150,9 @@ class DockerBackend(Backend):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(image={self.image!r}, host={self.host!r})"
+
+    def tune_container(self, host_config: dict[str, Any], policy: Policy) -> None:
+        """Adjust a container's host configuration for this engine (Docker's needs nothing)."""
 
     @classmethod
     def default_host(cls) -> str:
@@ -201,6 +207,10 @@ class DockerBackend(Backend):
         scratch = Scratch.create(max_disk) if max_disk and engine.shares_mounts else None
         run = _Run(engine.client, spec, self.image, cgroups, engine.images[self.image], scratch)
         run.backend_name = self.name
+        run.tune = self.tune_container
+        run.enforcement = self.limits_enforced_by[0]
+        if cgroups is not None:
+            cgroups.own_prefix = self.container_cgroup_prefix
         try:
             try:
                 run.create()
@@ -253,6 +263,8 @@ class _Run:
         self.cgroups = cgroups
         self.name = f"cleanroom-{uuid.uuid4().hex[:16]}"
         self.backend_name = DockerBackend.name
+        self.tune: Callable[[dict[str, Any], Policy], None] | None = None
+        self.enforcement = ENFORCED_BY_DOCKER
         self.container_id: str | None = None
         self.out = CappedStream(spec.policy.max_output)
         self.err = CappedStream(spec.policy.max_output)
@@ -347,6 +359,8 @@ class _Run:
         )
         # Docker's own read-only paths, and /dev: its tmpfs would take data beyond max_disk.
         host_config["ReadonlyPaths"] = [*_DOCKER_READ_ONLY, "/dev"]
+        if self.tune is not None:
+            self.tune(host_config, policy)
         env = dict(spec.env)
         entrypoint: list[str] = []
         docker_sets = _DOCKER_SETS | self.image_env
@@ -547,7 +561,7 @@ class _Run:
             stderr=stderr,
             duration=self.duration,
             started_at=self.started_at,
-            limits_enforcement=ENFORCED_BY_DOCKER,
+            limits_enforcement=self.enforcement,
             observed_limit=limit,
             timed_out=self.kill_reason == LIMIT_TIMEOUT,
             cancelled=self.cancelled.is_set(),

@@ -35,6 +35,7 @@ SHIPPED: dict[str, str] = {
     "bwrap": "pytest_cleanroom.backends.bwrap:BwrapBackend",
     "unshare": "pytest_cleanroom.backends.unshare:UnshareBackend",
     "docker": "pytest_cleanroom.backends.docker:DockerBackend",
+    "podman": "pytest_cleanroom.backends.podman:PodmanBackend",
 }
 #: Python packages a backend module may need, and the extra that installs them.
 _EXTRAS = {"docker": "docker", "requests": "docker"}

@@ -98,6 +98,7 @@ def _local_limits(settings: CleanroomSettings, backend: str) -> tuple[str | None
 def _probe_with_engine(settings: CleanroomSettings) -> BackendStatus:
     """Set up a cleanroom under the command-line policy: the only way to ask Docker."""
     try:
+        from ..backends.base import ENFORCED_BY_ENGINE
         from ..engine import Cleanroom
 
         with tempfile.TemporaryDirectory(prefix="cleanroom-probe-") as tmp:
@@ -110,7 +111,9 @@ def _probe_with_engine(settings: CleanroomSettings) -> BackendStatus:
             )
             try:
                 name = room.backend_name
-                limits = "docker, the container's cgroup" if name == "docker" else None
+                engine = room.backend.limits_enforced_by
+                held_by_engine = engine and engine[0] in ENFORCED_BY_ENGINE
+                limits = f"{engine[0]}, the container's cgroup" if held_by_engine else None
                 return BackendStatus(
                     settings.backend, name, None, limits, tuple(room.backend_reasons)
                 )

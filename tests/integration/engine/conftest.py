@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom
-from pytest_cleanroom.backends import backend_problems
+from pytest_cleanroom.backends import backend_problem
 from tests.conftest import require
 
 LOCAL_BACKENDS = ("bwrap", "unshare")
@@ -24,7 +24,7 @@ def require_backend(name: str) -> None:
     __tracebackhide__ = True
     if name == "bwrap":
         require(shutil.which("bwrap") is not None, f"bwrap not on PATH ({_HINTS['bwrap']})")
-    problem = backend_problems().get(name)
+    problem = backend_problem(name)
     require(problem is None, f"cleanroom backend {name!r} unusable here: {problem}")
 
 
