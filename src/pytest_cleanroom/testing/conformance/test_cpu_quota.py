@@ -27,11 +27,13 @@ def run_busy_tree(tmp_path: Path, backend: str) -> RunResult:
 
 
 def assert_within_quota(result: RunResult) -> None:
-    """The tree ran until the timeout and got no more CPU than the quota allows (half as much
-    again, plus 50 ms, of margin)."""
+    """The tree ran until the timeout and got no more CPU than the quota allows, with a margin
+    of as much again plus 100 ms: the kernel checks the quota at scheduler ticks, so a busy tree
+    may overrun a period by up to a tick on each CPU (seen in a virtual machine under
+    emulation); without a quota the same tree takes up to all the CPUs for the whole time."""
     assert result.timed_out, result.describe()
     assert result.cpu_time is not None, "a backend enforcing a CPU quota must measure CPU time"
-    assert 0 < result.cpu_time <= QUOTA * result.duration * 1.5 + 0.05, (
+    assert 0 < result.cpu_time <= QUOTA * result.duration * 2 + 0.1, (
         f"{result.cpu_time:.3f} CPU seconds in {result.duration:.2f} s under cpu_quota={QUOTA}"
     )
     assert "cpu_quota" in result.policy_name
