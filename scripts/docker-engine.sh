@@ -28,6 +28,11 @@ die() {
   exit 1
 }
 
+ENGINE="dockerd"
+HOST_VARIABLE=DOCKER_HOST
+# shellcheck source=lib/engine.sh
+source "$(dirname "$0")/lib/engine.sh"
+
 usage() {
   sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
@@ -77,15 +82,6 @@ ensure_installed() {
   command -v dockerd >/dev/null || die "docker.io installed but dockerd is not on PATH"
 }
 
-fail_with_log() {
-  printf '[docker-engine] error: %s\n' "$*" >&2
-  if [[ -f $LOG ]]; then
-    printf '[docker-engine] last lines of %s:\n' "$LOG" >&2
-    tail -n 25 "$LOG" | sed 's/^/    /' >&2
-  fi
-  exit 1
-}
-
 cmd_start() {
   ensure_installed
   [[ $(id -u) -eq 0 ]] || die "dockerd must be started as root: run 'sudo $0 start'"
@@ -121,62 +117,14 @@ cmd_start() {
   else
     log "dockerd (pid $pid) is running but not answering yet; waiting"
   fi
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until answers; do
-    kill -0 "$pid" 2>/dev/null || fail_with_log "dockerd (pid $pid) exited during start-up"
-    if ((SECONDS >= deadline)); then
-      # Leave nothing half-started behind: a later start begins afresh.
-      ((launched)) && kill -TERM "$pid" 2>/dev/null
-      fail_with_log "dockerd did not answer on $SOCK within ${START_TIMEOUT}s" \
-        "(CLEANROOM_DOCKER_START_TIMEOUT)"
-    fi
-    sleep 0.2
-  done
+  wait_until_it_answers "$pid" "$launched" CLEANROOM_DOCKER_START_TIMEOUT
   log "engine ready: $(docker -H "unix://$SOCK" version --format 'server {{.Server.Version}}')"
-}
-
-cmd_stop() {
-  local pid
-  pid=$(our_pid)
-  if [[ -z $pid ]]; then
-    rm -f "$PIDFILE"
-    log "not running"
-    return 0
-  fi
-  log "stopping dockerd (pid $pid)"
-  kill -TERM "$pid"
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      log "dockerd did not stop within 30s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "$PIDFILE" "$SOCK"
-}
-
-cmd_status() {
-  local json=0 pid state
-  [[ ${1:-} == --json ]] && json=1
-  pid=$(our_pid)
-  if [[ -n $pid ]] && answers; then state=running
-  elif [[ -n $pid ]]; then state=starting
-  else state=stopped; fi
-  if ((json)); then
-    printf '{"state": "%s", "pid": %s, "docker_host": "unix://%s", "data_root": "%s", "log": "%s"}\n' \
-      "$state" "${pid:-null}" "$SOCK" "$DATA_ROOT" "$LOG"
-  else
-    printf '%s%s (DOCKER_HOST=unix://%s)\n' "$state" "${pid:+, pid $pid}" "$SOCK"
-  fi
-  [[ $state == running ]] || exit 3
 }
 
 case "${1:-}" in
   start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status "${2:-}" ;;
+  stop) engine_stop ;;
+  status) engine_status "${2:-}" ;;
   env) printf 'export DOCKER_HOST=unix://%s\n' "$SOCK" ;;
   *) usage ;;
 esac

@@ -31,6 +31,11 @@ die() {
   exit 1
 }
 
+ENGINE="the podman service"
+HOST_VARIABLE=CLEANROOM_PODMAN_HOST
+# shellcheck source=lib/engine.sh
+source scripts/lib/engine.sh
+
 usage() {
   sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
@@ -82,15 +87,6 @@ write_config() {
   } >"$CONFIG"
 }
 
-fail_with_log() {
-  printf '[podman-engine] error: %s\n' "$*" >&2
-  if [[ -f $LOG ]]; then
-    printf '[podman-engine] last lines of %s:\n' "$LOG" >&2
-    tail -n 25 "$LOG" | sed 's/^/    /' >&2
-  fi
-  exit 1
-}
-
 cmd_start() {
   ensure_installed
   [[ $(id -u) -eq 0 ]] || die "the rootful podman service must be started as root: run 'sudo $0 start'"
@@ -114,55 +110,8 @@ cmd_start() {
   else
     log "the podman service (pid $pid) is running but not answering yet; waiting"
   fi
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until answers; do
-    kill -0 "$pid" 2>/dev/null || fail_with_log "the podman service (pid $pid) exited during start-up"
-    if ((SECONDS >= deadline)); then
-      ((launched)) && kill -TERM "$pid" 2>/dev/null
-      fail_with_log "the podman service did not answer on $SOCK within ${START_TIMEOUT}s" \
-        "(CLEANROOM_PODMAN_START_TIMEOUT)"
-    fi
-    sleep 0.2
-  done
+  wait_until_it_answers "$pid" "$launched" CLEANROOM_PODMAN_START_TIMEOUT
   log "engine ready: podman $(podman_cmd version --format '{{.Server.Version}}' 2>/dev/null || podman --version)"
-}
-
-cmd_stop() {
-  local pid
-  pid=$(our_pid)
-  if [[ -z $pid ]]; then
-    rm -f "$PIDFILE"
-    log "not running"
-    return 0
-  fi
-  log "stopping the podman service (pid $pid)"
-  kill -TERM "$pid"
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      log "the podman service did not stop within 30s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "$PIDFILE" "$SOCK"
-}
-
-cmd_status() {
-  local json=0 pid state
-  [[ ${1:-} == --json ]] && json=1
-  pid=$(our_pid)
-  if [[ -n $pid ]] && answers; then state=running
-  elif [[ -n $pid ]]; then state=starting
-  else state=stopped; fi
-  if ((json)); then
-    printf '{"state": "%s", "pid": %s, "podman_host": "unix://%s", "data_root": "%s", "log": "%s"}\n' \
-      "$state" "${pid:-null}" "$SOCK" "$DATA_ROOT" "$LOG"
-  else
-    printf '%s%s (CLEANROOM_PODMAN_HOST=unix://%s)\n' "$state" "${pid:+, pid $pid}" "$SOCK"
-  fi
-  [[ $state == running ]] || exit 3
 }
 
 cmd_images() {
@@ -172,8 +121,8 @@ cmd_images() {
 
 case "${1:-}" in
   start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status "${2:-}" ;;
+  stop) engine_stop ;;
+  status) engine_status "${2:-}" ;;
   env) printf 'export CLEANROOM_PODMAN_HOST=unix://%s\n' "$SOCK" ;;
   images) shift; cmd_images "$@" ;;
   *) usage ;;
