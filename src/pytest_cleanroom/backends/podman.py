@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import docker_support as ds
+from ..errors import BackendUnavailableError
 from ..policy import Policy
 from .base import ENFORCED_BY_PODMAN
 from .docker import DockerBackend
@@ -32,6 +33,8 @@ HOST_ENV = "CLEANROOM_PODMAN_HOST"
 #: The socket of scripts/podman-engine.sh.
 CLEANROOM_PODMAN_HOST = "unix:///run/cleanroom-podman/podman.sock"
 ENGINE_SCRIPT = "scripts/podman-engine.sh"
+#: Present where cgroup v2 is the only hierarchy (the service shares this machine's kernel).
+_UNIFIED_ONLY = Path("/sys/fs/cgroup/cgroup.controllers")
 _WRITABLE_ON_READ_ONLY_ROOT = ("/var/tmp", "/run")
 _READ_ONLY_EMPTY = "ro,nosuid,nodev,noexec,mode=0755,size=4096"
 #: ``/proc/PID/limits`` rows of the limits a container gets from the service.
@@ -64,6 +67,25 @@ class PodmanBackend(DockerBackend):
             system = f"{runtime}/podman/podman.sock"
         return f"unix://{own if Path(own).exists() or not Path(system).exists() else system}"
 
+    def check(self, policy: Policy) -> None:
+        """As the docker backend's; and a rootless service on cgroup v1, whose containers get no
+        cgroup limits (Podman ignores them there, while its API says it can set them), is
+        refused for a policy with memory, task or CPU-quota limits."""
+        limited = [
+            field
+            for field in ("memory_limit", "max_processes", "cpu_quota")
+            if getattr(policy, field) is not None
+        ]
+        peer = service_peer(self.host)
+        if limited and peer is not None and peer[1] != 0 and not _UNIFIED_ONLY.exists():
+            raise BackendUnavailableError(
+                f"the podman service at {self.host} runs rootless (uid {peer[1]}) on cgroup v1, "
+                f"where Podman ignores container limits: it cannot enforce {', '.join(limited)} "
+                f"of policy {policy.name!r}; use a rootful service ({ENGINE_SCRIPT} start), "
+                "cgroup v2 with systemd delegation, or a policy without these limits"
+            )
+        super().check(policy)
+
     def tune_container(self, host_config: dict[str, Any], policy: Policy) -> None:
         """Give the container the service's own open-file and process limits unless the policy
         sets them, and no init process in the host's PID namespace."""
@@ -92,19 +114,28 @@ class PodmanBackend(DockerBackend):
         return self._service_limits
 
 
-def service_limits(host: str) -> dict[str, int]:
-    """The hard open-file and process limits of the process serving ``host`` (found through
-    the socket's peer credentials); those it has none of (unlimited, unreadable) are left out."""
+def service_peer(host: str) -> tuple[int, int] | None:
+    """``(pid, uid)`` of the process serving ``host``, from the socket's peer credentials."""
     path = ds.unix_socket_path(host)
     if path is None:
-        return {}
+        return None
     try:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(5)
             sock.connect(str(path))
             creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid = struct.unpack("3i", creds)[0]
-        rows = Path(f"/proc/{pid}/limits").read_text().splitlines()
+    except OSError:
+        return None
+    pid, uid, _ = struct.unpack("3i", creds)
+    return pid, uid
+
+
+def service_limits(host: str) -> dict[str, int]:
+    """The hard open-file and process limits of the process serving ``host``; those it has
+    none of (unlimited, unreadable) are left out."""
+    peer = service_peer(host)
+    try:
+        rows = Path(f"/proc/{peer[0]}/limits").read_text().splitlines() if peer else []
     except OSError:
         return {}
     limits: dict[str, int] = {}
