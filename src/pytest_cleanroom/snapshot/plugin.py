@@ -6,6 +6,7 @@ Registered with the scenario sub-plugin; syrupy is imported only when a fixture 
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,6 +14,38 @@ import pytest
 if TYPE_CHECKING:
     from .normalise import Normaliser
     from .views import CleanroomSnapshot
+
+
+#: syrupy's default extension while ``--snapshot-default-extension`` names none: amber files
+#: written only as regular files, through ``safe_write`` (see ``snapshot/extension.py``).
+SAFE_EXTENSION = "pytest_cleanroom.snapshot.extension.SafeAmberSnapshotExtension"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A string (syrupy imports it lazily, and xdist needs options it can send to workers).
+    if getattr(config.option, "default_extension", "") is None:
+        config.option.default_extension = SAFE_EXTENSION
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> Any:
+    """A snapshot file refused at the end of the session (syrupy writes them then) is one error
+    line and a failed run, not an INTERNALERROR traceback."""
+    outcome = yield
+    from ..errors import OutputPathError
+
+    error = outcome.excinfo[1] if outcome.excinfo else None
+    if not isinstance(error, OutputPathError):
+        return
+    outcome.force_result(None)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    line = f"ERROR snapshots not written: {error}"
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(line, red=True, bold=True)
+    else:
+        print(line, file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
