@@ -69,4 +69,10 @@ if [[ ! -d $asyncio_dir/pytest_asyncio ]]; then
   log "installing pytest-asyncio into $asyncio_dir"
   .venv/bin/python -m pip install -q --no-deps --target "$asyncio_dir" 'pytest-asyncio>=0.23'
 fi
+# pytest-django for the Django tests, apart for the same reason (and its fixtures run in every test).
+django_dir=.venv/opt/pytest-django
+if [[ ! -d $django_dir/pytest_django ]]; then
+  log "installing pytest-django into $django_dir"
+  .venv/bin/python -m pip install -q --no-deps --target "$django_dir" 'pytest-django>=4.8'
+fi
 log "ready: $(.venv/bin/python --version), bwrap $(bwrap --version 2>/dev/null | awk '{print $2}')"

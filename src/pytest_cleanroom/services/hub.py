@@ -125,6 +125,15 @@ class ServiceHub:
         self._state[key] = data
         return data
 
+    def once(self, key: str, produce: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The result of ``produce()``, run by one process of the run under the run's lock (no
+        time limit: a builder may migrate for long); a recorded error is raised again. A builder
+        that dies releases the lock and the next one produces again: ``produce`` must cope
+        with a half-done predecessor."""
+        data = self._shared(key, produce, None)
+        _raise_recorded(data)
+        return data
+
     def _start(
         self, service: str, start: Callable[[str], dict[str, Any]], key: str | None = None
     ) -> dict[str, Any]:
@@ -161,10 +170,10 @@ class ServiceHub:
         """The run's PostgreSQL server, started on first use."""
         import psycopg  # noqa: F401  (missing client: say so before starting a server)
 
-        data = self._start("postgres", self._start_postgres, self._postgres_key())
+        data = self._start("postgres", self._start_postgres, self.postgres_key())
         return PostgresServer.from_json(data["server"])
 
-    def _postgres_key(self, what: str = "postgres") -> str:
+    def postgres_key(self, what: str = "postgres") -> str:
         """The state key of the run's PostgreSQL server (or its template): server settings are
         part of a server's identity, so two configurations get two servers."""
         settings = self.settings.postgres_settings
@@ -225,12 +234,7 @@ class ServiceHub:
             )
             return {"name": self.run.template_name}
 
-        # Built under the run's lock with no time limit: a callable may migrate for long. A
-        # builder that dies (even SIGKILL) releases the lock; the next one rebuilds.
-
-        data = self._shared(self._postgres_key("postgres-template"), produce, None)
-        _raise_recorded(data)
-        return str(data["name"])
+        return str(self.once(self.postgres_key("postgres-template"), produce)["name"])
 
     # -- redis ----------------------------------------------------------------------------------
 

@@ -313,6 +313,32 @@ def redis(
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
+    """Before pytest-django's own ``django_db_setup`` (its dependencies are set up by now), point
+    its PostgreSQL databases at the run's server. A project's own ``django_db_setup`` (e.g. one
+    that uses an existing database) is left alone, and everything under cleanroom_django=off."""
+    if fixturedef.argname == "django_db_setup" and _is_pytest_djangos(fixturedef):
+        settings = request.config.stash.get(SETTINGS_KEY, None)
+        if settings is not None and settings.django:
+            _redirect_django(request)
+    return (yield)
+
+
+def _is_pytest_djangos(fixturedef: pytest.FixtureDef[Any]) -> bool:
+    return str(getattr(fixturedef.func, "__module__", "")).startswith("pytest_django.")
+
+
+def _redirect_django(request: pytest.FixtureRequest) -> None:
+    from .django_db import redirect_databases
+
+    blocker = request.getfixturevalue("django_db_blocker")
+    migrate = bool(request.getfixturevalue("django_db_use_migrations"))
+    _or_fail(lambda: redirect_databases(hub_of(request.config), blocker.unblock, migrate))
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:

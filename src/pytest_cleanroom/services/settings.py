@@ -46,6 +46,11 @@ INI_KEYS: dict[str, tuple[str, str]] = {
         "identity.",
         "",
     ),
+    "cleanroom_django": (
+        "With pytest-django: 'auto' puts its PostgreSQL test databases on the run's server, "
+        "'off' leaves DATABASES as they are.",
+        "auto",
+    ),
     "cleanroom_services_start_timeout": ("Seconds a server may take to become ready.", "60"),
     "cleanroom_postgres_bin_dir": ("Directory holding initdb and postgres (process provider).", ""),
     "cleanroom_redis_server": ("Path of redis-server (process provider).", ""),
@@ -105,6 +110,8 @@ class ServiceSettings:
     runtime_dir: Path = field(default_factory=lambda: default_runtime_dir(os.environ))
     data_dir: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
+    #: pytest-django's PostgreSQL test databases go to the run's server (ini cleanroom_django).
+    django: bool = True
 
     def with_changes(self, **changes: Any) -> ServiceSettings:
         """A copy with ``changes`` (used by tests and by library callers)."""
@@ -192,6 +199,7 @@ class ServiceSettings:
             runtime_dir=_path(runtime_dir, base_dir) or default_runtime_dir(env),
             data_dir=_path(data_dir, base_dir),
             base_dir=base_dir,
+            django=_switch(ini("cleanroom_django"), "cleanroom_django"),
         )
 
 
@@ -257,6 +265,14 @@ def _port(value: Any, key: str) -> int:
     if not 0 <= port <= 65535:
         raise ServiceConfigError(f"ini {key}={port} is outside 0..65535 (0 picks a free port)")
     return port
+
+
+def _switch(value: Any, key: str) -> bool:
+    """``auto`` (the default) or ``off``."""
+    text = (_text(value) or "auto").lower()
+    if text not in ("auto", "off"):
+        raise ServiceConfigError(f"ini {key}={text!r} must be 'auto' or 'off'")
+    return text == "auto"
 
 
 def _path(text: str | None, base: Path) -> Path | None:

@@ -46,3 +46,7 @@ def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def binaries() -> None:
     require(find_postgres() is not None, "PostgreSQL server binaries (apt-get install postgresql)")
     require(find_redis() is not None, "redis-server (apt-get install redis-server)")
+
+
+#: A Django project that test_django.py copies and runs in a pytest of its own.
+collect_ignore = ["django_project"]

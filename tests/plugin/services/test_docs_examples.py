@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require, require_binary
+from tests.plugin.services.test_django import use_pytest_django
 
 pytest_plugins = ("pytester",)
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("binaries", "runtime_dir")]
@@ -38,12 +39,14 @@ def examples() -> dict[str, dict[str, str]]:
 
 
 def test_the_doc_has_examples() -> None:
-    names = {"quickstart", "template", "settings", "server-state", "drivers", "sandbox"}
+    names = {"quickstart", "template", "settings", "server-state", "drivers", "sandbox", "django"}
     assert set(examples()) == names
 
 
 @pytest.mark.parametrize("name", sorted(examples()))
-def test_example_runs_as_written(pytester: pytest.Pytester, name: str) -> None:
+def test_example_runs_as_written(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
     if name == "drivers":
         for module in ("asyncpg", "sqlalchemy", "anyio"):
             require(importlib.util.find_spec(module) is not None, f"{module} (scripts/setup.sh)")
@@ -54,7 +57,11 @@ def test_example_runs_as_written(pytester: pytest.Pytester, name: str) -> None:
         path = pytester.path / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    if name == "django":  # pytest-django lives apart from the environment: a pytest of its own
+        use_pytest_django(monkeypatch)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    else:
+        result = pytester.runpytest("-p", "no:cacheprovider")
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 1, result.stdout.str()
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
