@@ -37,6 +37,22 @@ REDIS_INSTALL_HINT = (
 )
 
 
+MYSQL_INSTALL_HINT = (
+    "install MariaDB's server (Debian/Ubuntu: apt-get install mariadb-server; macOS: brew "
+    "install mariadb) or set ini cleanroom_mysql_bin_dir"
+)
+MYSQL_DIRS: tuple[str, ...] = ("/usr/sbin", "/usr/bin", "/usr/local/bin", "/opt/homebrew/bin")
+
+
+@dataclass(frozen=True)
+class MysqlBinaries:
+    """``mariadbd`` and ``mariadb-install-db`` from one installation, and the version."""
+
+    server: Path
+    install_db: Path
+    version: str
+
+
 @dataclass(frozen=True)
 class PostgresBinaries:
     """``initdb`` and ``postgres`` from one installation, and its version."""
@@ -162,4 +178,36 @@ def require_redis(explicit: Path | None = None) -> RedisBinary:
     if found is None:
         where = f"at {explicit}" if explicit else "on PATH or in " + ", ".join(REDIS_DIRS)
         raise ServiceUnavailableError(f"redis-server not found {where}: {REDIS_INSTALL_HINT}")
+    return found
+
+
+def _mysql_version(server: Path) -> str | None:
+    match = re.search(r"Ver (\d+(?:\.\d+)+)-MariaDB", _version_output(server))
+    return match.group(1) if match else None
+
+
+def find_mysql(explicit: Path | None = None) -> MysqlBinaries | None:
+    """MariaDB's ``mariadbd`` and ``mariadb-install-db`` (in ``explicit`` or the usual
+    directories), or ``None``. MySQL's own server is not supported: its initialisation differs."""
+    dirs = [explicit] if explicit is not None else [Path(d) for d in MYSQL_DIRS]
+    for server in (d / "mariadbd" for d in dirs):
+        if not _executable(server):
+            continue
+        install = [d / "mariadb-install-db" for d in (server.parent, *dirs)]
+        install_db = next((path for path in install if _executable(path)), None)
+        version = _mysql_version(server)
+        if install_db is not None and version is not None:
+            return MysqlBinaries(server, install_db, version)
+    return None
+
+
+def require_mysql(explicit: Path | None = None) -> MysqlBinaries:
+    """Like :func:`find_mysql`, but raise naming where it looked and what to install."""
+    found = find_mysql(explicit)
+    if found is None:
+        where = f"in {explicit}" if explicit else "in " + ", ".join(MYSQL_DIRS)
+        raise ServiceUnavailableError(
+            f"MariaDB server binaries (mariadbd, mariadb-install-db) not found {where}: "
+            + MYSQL_INSTALL_HINT
+        )
     return found

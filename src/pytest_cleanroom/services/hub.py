@@ -10,7 +10,6 @@ The controller stops everything at the end of the session (:func:`teardown_run`)
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import secrets
 from collections.abc import Callable
@@ -20,19 +19,14 @@ from typing import Any
 
 from . import errors as service_errors
 from .errors import ServiceConfigError, ServiceError, ServiceStartError
+from .kinds import kind
 from .model import PostgresServer, RedisServer
+from .mysql import MysqlServer
 from .providers import Choice, choose
 from .registry import Owner, Registry, Started, read_json, write_json_atomic
 from .settings import ServiceSettings
 
 STATE_DIR_NAME = "cleanroom-services"
-#: The module whose ``start_<service>`` starts a server of the run, per provider and service.
-_STARTERS = {
-    ("process", "postgres"): "pg_process",
-    ("process", "redis"): "redis_process",
-    ("docker", "postgres"): "docker_provider",
-    ("docker", "redis"): "docker_provider",
-}
 
 
 def new_run_id() -> str:
@@ -151,15 +145,15 @@ class ServiceHub:
         """The unix-socket directories of the run's servers that this process uses (starts
         none): the only directories a test's cleanroom may expose as services."""
         dirs: set[Path] = set()
-        for data in self._state.values():  # "postgres", "redis" or "redis-<worker>"
+        for data in self._state.values():  # "postgres", "mysql", "redis" or "redis-<worker>"
             if "server" not in data:
                 continue
             if data.get("service") == "postgres":
                 socket_dir = PostgresServer.from_json(data["server"]).unix_socket_dir
                 if socket_dir:
                     dirs.add(Path(socket_dir).resolve())
-            elif data.get("service") == "redis":
-                socket = RedisServer.from_json(data["server"]).unix_socket
+            elif data.get("service") in ("redis", "mysql"):
+                socket = data["server"].get("unix_socket")
                 if socket:
                     dirs.add(Path(socket).resolve().parent)
         return dirs
@@ -187,8 +181,7 @@ class ServiceHub:
     ) -> dict[str, Any]:
         """Start the run's ``service`` server with the process or docker provider (their
         modules are imported only here: they load psycopg, redis-py or testcontainers)."""
-        module = importlib.import_module(f".{_STARTERS[provider, service]}", __package__)
-        start: Callable[..., Started[Any]] = getattr(module, f"start_{service}")
+        start: Callable[..., Started[Any]] = kind(service).starter(provider)
         started = start(settings or self.settings, run_id=self.run.run_id, owner=self.run.owner)
         return _state(started.server.to_json(), started.handle, started.record_id, self.settings)
 
@@ -235,6 +228,23 @@ class ServiceHub:
             return {"name": self.run.template_name}
 
         return str(self.once(self.postgres_key("postgres-template"), produce)["name"])
+
+    # -- mysql ----------------------------------------------------------------------------------
+
+    def mysql_server(self) -> MysqlServer:
+        """The run's MariaDB server, started on first use and shared by every xdist worker."""
+        import pymysql  # noqa: F401  (missing client: say so before starting a server)
+
+        return MysqlServer.from_json(self.server("mysql"))
+
+    def server(self, service: str) -> dict[str, Any]:
+        """The JSON form of the ``service`` kind's server (see :mod:`.kinds`), started on first
+        use: one per run, or one per xdist worker for a ``per_worker`` kind. What a fixture of a
+        third party's kind builds its server object from."""
+        key = f"{service}-{self.run.worker_id}" if kind(service).per_worker else service
+        data = self._start(service, lambda provider: self._start_server(service, provider), key)
+        server: dict[str, Any] = data["server"]
+        return server
 
     # -- redis ----------------------------------------------------------------------------------
 

@@ -12,15 +12,13 @@ import contextlib
 import hashlib
 import os
 import secrets
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import pg_roles
+from . import datadir_cache, pg_roles
 from .binaries import PostgresBinaries, require_postgres
 from .errors import ServiceStartError
 from .model import LogSource, PostgresServer
@@ -82,13 +80,8 @@ def cache_key(binaries: PostgresBinaries, account: Account) -> str:
     return f"{binaries.version}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
-def _valid_cache(entry: Path, binaries: PostgresBinaries) -> bool:
-    try:
-        return (entry / "complete").exists() and (
-            (entry / "data" / "PG_VERSION").read_text().strip() == str(binaries.major)
-        )
-    except OSError:
-        return False
+def _valid_cache(data: Path, binaries: PostgresBinaries) -> bool:
+    return (data / "PG_VERSION").read_text().strip() == str(binaries.major)
 
 
 def ensure_cached_datadir(
@@ -101,100 +94,17 @@ def ensure_cached_datadir(
     deadline: float,
 ) -> Path:
     """The cached, initialised data directory for this server version (created if missing)."""
-    from filelock import FileLock, Timeout
-
-    root = settings.cache_dir / "postgres"
-    root.mkdir(parents=True, exist_ok=True)
-    entry = root / cache_key(binaries, account)
-    if _valid_cache(entry, binaries):
-        return entry / "data"
-    try:
-        lock = FileLock(str(entry) + ".lock", timeout=max(0.1, deadline - time.monotonic()))
-        lock.acquire()
-    except Timeout:
-        raise ServiceStartError(
-            f"another run holds {entry}.lock and has been initialising the cached data directory "
-            f"{entry} for longer than the start timeout: raise cleanroom_services_start_timeout, "
-            f"or, if no other pytest run is going on, delete {entry}.lock"
-        ) from None
-    try:
-        if _valid_cache(entry, binaries):
-            return entry / "data"
-        # initdb runs as the server's account, which may not be able to enter our cache directory
-        # (e.g. /root/.cache): initialise inside the runtime directory, then move the result.
-        work = ServerDir.create(
-            service="initdb",
-            runtime_dir=settings.runtime_dir,
-            run_id=run_id,
-            owner=owner,
-            pidfile="",
-            stop_signal=signal.SIGTERM,
-        )
-        try:
-            account.chown(work.path)
-            data = work.path / "data"
-            log = work.path / "initdb.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [str(binaries.initdb), "-D", str(data), *initdb_args(binaries)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=work.path,
-                    env=clean_env({"LC_ALL": "C", "LANG": "C"}),
-                    start_new_session=True,
-                    user=account.uid,
-                    group=account.gid,
-                    extra_groups=[] if account.uid is not None else None,
-                )
-                work.started(proc.pid)
-                try:
-                    code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    raise ServiceStartError(
-                        f"initdb did not finish before the start timeout: {log.read_text()[-2000:]}"
-                    ) from None
-            if code != 0:
-                raise ServiceStartError(
-                    f"initdb ({binaries.initdb}) failed with status {code}:\n"
-                    f"{log.read_text()[-3000:]}"
-                )
-            staging = root / f".{entry.name}.{secrets.token_hex(4)}"
-            staging.mkdir()
-            shutil.move(str(data), str(staging / "data"))
-            (staging / "complete").write_text(f"{binaries.bin_dir}\n{binaries.version}\n")
-            if entry.exists():
-                shutil.rmtree(entry)  # an incomplete or outdated entry
-            os.rename(staging, entry)
-        finally:
-            work.discard()
-        return entry / "data"
-    finally:
-        lock.release()
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    """Copy a data directory keeping modes and owners (GNU cp clones blocks where it can)."""
-    if sys.platform.startswith("linux") and shutil.which("cp"):
-        done = subprocess.run(
-            ["cp", "-a", "--reflink=auto", str(src), str(dst)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode == 0:
-            return
-        shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(src, dst, symlinks=True)
-
-
-def _chown_tree(path: Path, account: Account) -> None:
-    if account.uid is None or path.stat().st_uid == account.uid:
-        return
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in [*dirnames, *filenames]:
-            os.lchown(os.path.join(dirpath, name), account.uid, account.gid or -1)
-    os.chown(path, account.uid, account.gid or -1)
+    return datadir_cache.ensure_cached_datadir(
+        "postgres",
+        cache_key(binaries, account),
+        lambda data: [str(binaries.initdb), "-D", str(data), *initdb_args(binaries)],
+        valid=lambda data: _valid_cache(data, binaries),
+        account=account,
+        settings=settings,
+        run_id=run_id,
+        owner=owner,
+        deadline=deadline,
+    )
 
 
 def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> StartedPostgres:
@@ -219,10 +129,10 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
         data = sdir.data
         sock = sdir.path / "sock"
         log_path = sdir.path / "postgres.log"
-        _copy_tree(cached, data)
+        datadir_cache.copy_tree(cached, data)
         with contextlib.suppress(FileNotFoundError):
             (data / "postmaster.pid").unlink()
-        _chown_tree(data, account)
+        datadir_cache.chown_tree(data, account)
         sock.mkdir(mode=0o700)
         if account.gid is not None:
             # As root the server runs as another account: the socket directory stays ours (so a

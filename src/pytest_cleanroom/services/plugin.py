@@ -19,6 +19,7 @@ from .errors import ServiceConfigError, ServiceError
 from .hub import RunContext, ServiceHub, new_run_id, teardown_run
 from .isolation import DatabaseFactory, RedisSlot
 from .model import LogSource, PostgresDatabase, PostgresServer, RedisDatabase, RedisServer
+from .mysql import MysqlDatabase, MysqlDatabaseFactory, MysqlServer
 from .registry import Owner
 from .settings import INI_KEYS, PROVIDERS, ServiceSettings
 
@@ -134,10 +135,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return []
+    from .kinds import kinds
     from .providers import choose
 
     parts = []
-    for service in ("postgres", "redis"):
+    for service in kinds():
         choice = choose(service, settings)
         parts.append(f"{service}={choice.provider or 'unavailable'} ({choice.reason})")
     lines = ["cleanroom services: " + "; ".join(parts)]
@@ -206,6 +208,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 EXTRAS = {
+    "pymysql": "mysql",
     "psycopg": "services",
     "redis": "services",
     "docker": "docker",
@@ -230,7 +233,7 @@ def _or_fail(produce: Callable[[], T]) -> T:
 def _attach(
     request: pytest.FixtureRequest,
     service: str,
-    database: PostgresDatabase | RedisDatabase,
+    database: PostgresDatabase | RedisDatabase | MysqlDatabase,
     socket_dir: str | None,
 ) -> None:
     """Tie a test's database to the test: the server's log from now on goes into the report if
@@ -275,6 +278,35 @@ def postgres(
     factory = _cleanroom_database_factory
     database = _or_fail(factory.create)
     _attach(request, "postgres", database, database.unix_socket_dir)
+    yield database
+    factory.drop(database)
+
+
+@pytest.fixture(scope="session")
+def mysql_server(request: pytest.FixtureRequest) -> MysqlServer:
+    """The run's MariaDB server, shared by every test and xdist worker."""
+    return _or_fail(hub_of(request.config).mysql_server)
+
+
+@pytest.fixture(scope="session")
+def _cleanroom_mysql_factory(
+    request: pytest.FixtureRequest, mysql_server: MysqlServer
+) -> Iterator[MysqlDatabaseFactory]:
+    run = hub_of(request.config).run
+    factory = MysqlDatabaseFactory(mysql_server, f"{run.db_prefix}{run.worker_id}_")
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def mysql(
+    request: pytest.FixtureRequest, _cleanroom_mysql_factory: MysqlDatabaseFactory
+) -> Iterator[MysqlDatabase]:
+    """A MariaDB database and user of this test's own, dropped afterwards."""
+    factory = _cleanroom_mysql_factory
+    database = _or_fail(factory.create)
+    socket_dir = str(Path(database.unix_socket).parent) if database.unix_socket else None
+    _attach(request, "mysql", database, socket_dir)
     yield database
     factory.drop(database)
 

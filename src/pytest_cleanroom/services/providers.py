@@ -11,11 +11,11 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from . import binaries
+from . import kinds
 from .errors import ServiceUnavailableError
-from .settings import ENV_POSTGRES_URL, ENV_REDIS_URL, ServiceSettings
+from .kinds import ServiceKind
+from .settings import ServiceSettings
 
-SERVICES = ("postgres", "redis")
 #: Said in the report header whenever the docker provider serves (see docker_provider.reaper_off).
 REAPER_NOTE = "testcontainers' reaper off, the plugin removes its containers"
 
@@ -77,54 +77,52 @@ def docker_status(timeout: float = 3.0) -> tuple[bool, str]:
     return True, f"Docker engine answers at {host}"
 
 
-def _fixes(service: str) -> str:
-    env = ENV_POSTGRES_URL if service == "postgres" else ENV_REDIS_URL
-    install = (
-        binaries.POSTGRES_INSTALL_HINT if service == "postgres" else binaries.REDIS_INSTALL_HINT
-    )
-    return (
-        f"fix one of: (1) point at a running server: set {env} (or "
-        f"--cleanroom-{service}-url); (2) {install}; (3) start a Docker engine (dockerd) "
-        "and set DOCKER_HOST if its socket is not /var/run/docker.sock"
-    )
-
-
-def _binary_detail(service: str, settings: ServiceSettings) -> str | None:
-    if service == "postgres":
-        pg = binaries.find_postgres(settings.postgres_bin_dir)
-        return f"postgres {pg.version} in {pg.bin_dir}" if pg else None
-    rd = binaries.find_redis(settings.redis_server)
-    return f"redis-server {rd.version} at {rd.path}" if rd else None
+def _fixes(kind: ServiceKind) -> str:
+    fixes = []
+    if kind.url_env:
+        fixes.append(
+            f"point at a running server: set {kind.url_env} (or --cleanroom-{kind.name}-url)"
+        )
+    fixes.append(kind.install_hint)
+    if "docker" in kind.starters:
+        fixes.append(
+            "start a Docker engine (dockerd) and set DOCKER_HOST if its socket is not "
+            "/var/run/docker.sock"
+        )
+    if len(fixes) == 1:
+        return fixes[0]
+    return "fix one of: " + "; ".join(f"({n}) {fix}" for n, fix in enumerate(fixes, 1))
 
 
 def choose(service: str, settings: ServiceSettings) -> Choice:
     """Where ``service`` comes from under ``settings``, with the reason for the report header."""
-    url = settings.postgres_url if service == "postgres" else settings.redis_url
-    url_source = (
-        settings.postgres_url_source if service == "postgres" else settings.redis_url_source
-    )
+    kind = kinds.kind(service)
+    url, url_source = kind.url(settings)
     provider = settings.provider
     how = f"{settings.provider_source}={provider}"
     if provider == "external":
+        if kind.url_env is None:
+            return Choice(service, None, f"{how} but {service} has no external provider")
         if not url:
-            env = ENV_POSTGRES_URL if service == "postgres" else ENV_REDIS_URL
             return Choice(
                 service,
                 None,
-                f"{how} but no {service} URL is configured: set {env} or --cleanroom-{service}-url",
+                f"{how} but no {service} URL is configured: set {kind.url_env} or "
+                f"--cleanroom-{service}-url",
             )
         return Choice(service, "external", f"{how}, URL from {url_source}")
     if provider == "process":
-        detail = _binary_detail(service, settings)
+        detail = kind.binary_detail(settings)
         if detail is None:
-            hint = (
-                binaries.POSTGRES_INSTALL_HINT
-                if service == "postgres"
-                else binaries.REDIS_INSTALL_HINT
+            return Choice(
+                service, None, f"{how} but no {service} server binaries: {kind.install_hint}"
             )
-            return Choice(service, None, f"{how} but no {service} server binaries: {hint}")
         return Choice(service, "process", f"{how}: {detail}")
     if provider == "docker":
+        if "docker" not in kind.starters:
+            return Choice(
+                service, None, f"{how} but {service} has no docker provider: {kind.install_hint}"
+            )
         ok, detail = docker_status(min(5.0, settings.start_timeout))
         if not ok:
             return Choice(
@@ -133,12 +131,19 @@ def choose(service: str, settings: ServiceSettings) -> Choice:
                 f"{how} but {detail}: start dockerd, or set DOCKER_HOST to its socket",
             )
         return Choice(service, "docker", f"{how}: {detail}; {REAPER_NOTE}")
-    # auto
+    return _auto(kind, settings, url, url_source)
+
+
+def _auto(kind: ServiceKind, settings: ServiceSettings, url: str | None, source: str) -> Choice:
+    """``auto``: external when a URL is set, else process when binaries exist, else docker."""
+    service = kind.name
     if url:
-        return Choice(service, "external", f"auto: URL from {url_source}")
-    detail = _binary_detail(service, settings)
+        return Choice(service, "external", f"auto: URL from {source}")
+    detail = kind.binary_detail(settings)
     if detail is not None:
         return Choice(service, "process", f"auto: {detail}")
+    if "docker" not in kind.starters:
+        return Choice(service, None, f"no {service} server binaries; {_fixes(kind)}")
     ok, docker_detail = docker_status(min(5.0, settings.start_timeout))
     if ok:
         return Choice(
@@ -148,5 +153,5 @@ def choose(service: str, settings: ServiceSettings) -> Choice:
         service,
         None,
         f"no {service} provider can serve (no URL configured, no {service} server binaries, "
-        f"{docker_detail}); {_fixes(service)}",
+        f"{docker_detail}); {_fixes(kind)}",
     )

@@ -54,6 +54,10 @@ INI_KEYS: dict[str, tuple[str, str]] = {
     "cleanroom_services_start_timeout": ("Seconds a server may take to become ready.", "60"),
     "cleanroom_postgres_bin_dir": ("Directory holding initdb and postgres (process provider).", ""),
     "cleanroom_redis_server": ("Path of redis-server (process provider).", ""),
+    "cleanroom_mysql_bin_dir": (
+        "Directory holding MariaDB's mariadbd and mariadb-install-db (process provider).",
+        "",
+    ),
     "cleanroom_postgres_port": ("Fixed TCP port of the process provider's PostgreSQL.", "0"),
     "cleanroom_redis_port": ("Fixed TCP port of the process provider's Redis.", "0"),
     "cleanroom_services_cache_dir": (
@@ -104,6 +108,7 @@ class ServiceSettings:
     start_timeout: float = DEFAULT_START_TIMEOUT
     postgres_bin_dir: Path | None = None
     redis_server: Path | None = None
+    mysql_bin_dir: Path | None = None
     postgres_port: int = 0
     redis_port: int = 0
     cache_dir: Path = field(default_factory=lambda: default_cache_dir(os.environ))
@@ -193,6 +198,7 @@ class ServiceSettings:
             start_timeout=_positive_seconds(timeout_text, timeout_src),
             postgres_bin_dir=_path(bin_dir, base_dir),
             redis_server=_path(redis_server, base_dir),
+            mysql_bin_dir=_path(_text(ini("cleanroom_mysql_bin_dir")), base_dir),
             postgres_port=_port(ini("cleanroom_postgres_port"), "cleanroom_postgres_port"),
             redis_port=_port(ini("cleanroom_redis_port"), "cleanroom_redis_port"),
             cache_dir=_path(cache_dir, base_dir) or default_cache_dir(env),

@@ -41,16 +41,22 @@ class Account:
 
 def postgres_account() -> Account:
     """PostgreSQL refuses to run as root: as root, run it as ``postgres`` (or ``nobody``)."""
+    return unprivileged_account("PostgreSQL", ("postgres", "nobody"))
+
+
+def unprivileged_account(server: str, names: Sequence[str]) -> Account:
+    """The current user, or as root the first of ``names`` that exists: servers run
+    unprivileged (PostgreSQL and MariaDB refuse root anyway)."""
     if os.geteuid() != 0:
         return Account()
-    for name in ("postgres", "nobody"):
+    for name in names:
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
             continue
         return Account(entry.pw_uid, entry.pw_gid, name)
     raise ServiceStartError(
-        "PostgreSQL cannot run as root and neither a 'postgres' nor a 'nobody' user exists: "
+        f"{server} cannot run as root and none of the users {', '.join(names)} exists: "
         "run the tests as an ordinary user or create one of those users"
     )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_cleanroom.services.binaries import find_mysql
 from tests.conftest import require, require_binary
 from tests.plugin.services.test_django import use_pytest_django
 
@@ -39,8 +40,8 @@ def examples() -> dict[str, dict[str, str]]:
 
 
 def test_the_doc_has_examples() -> None:
-    names = {"quickstart", "template", "settings", "server-state", "drivers", "sandbox", "django"}
-    assert set(examples()) == names
+    names = {"quickstart", "template", "settings", "server-state", "drivers", "sandbox"}
+    assert set(examples()) == names | {"django", "mysql"}
 
 
 @pytest.mark.parametrize("name", sorted(examples()))
@@ -50,6 +51,8 @@ def test_example_runs_as_written(
     if name == "drivers":
         for module in ("asyncpg", "sqlalchemy", "anyio"):
             require(importlib.util.find_spec(module) is not None, f"{module} (scripts/setup.sh)")
+    if name == "mysql":
+        require(find_mysql() is not None, "MariaDB's server (apt-get install mariadb-server)")
     if name == "sandbox":
         require_binary("bwrap", "apt-get install bubblewrap")
         require(shutil.which("psql") is not None, "psql (apt-get install postgresql-client)")
