@@ -1,4 +1,5 @@
-"""Benchmark the postgres/redis fixtures against pytest-postgresql and plain testcontainers.
+"""Benchmark the postgres/redis/mysql fixtures against pytest-postgresql, testcontainers and
+pytest-mysql.
 
 Every tool runs the same generated suite of N tests (default 100) in which every test writes a
 table (Redis: a few keys), at -n 0 and -n 2, in fresh pytest processes:
@@ -11,7 +12,10 @@ median whole test (set-up + body + teardown); the whole suite's wall time at -n 
 "cold" is a first run with an empty cache (initdb), every other cleanroom row uses the cache.
 Peers: pytest-postgresql's ``postgresql_proc`` + ``postgresql`` fixtures, and testcontainers'
 PostgresContainer (one container per worker, a database created and dropped per test, the usual
-hand-written fixture). Each suite loads only its own plugin. Figures are printed, never asserted.
+hand-written fixture), and pytest-mysql's ``mysql_proc`` + ``mysql`` against the ``mysql``
+fixture on the same MariaDB binaries (pytest-mysql is installed for this script alone, into
+.venv/opt/pytest-mysql, on first use). Each suite loads only its own plugin. Figures are printed,
+never asserted.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: pytest-mysql and its own dependencies, apart from the project's environment.
+PYTEST_MYSQL = REPO / ".venv" / "opt" / "pytest-mysql"
 PG_CTL_GLOB = "/usr/lib/postgresql/*/bin/pg_ctl"
 
 RECORDER = """
@@ -63,6 +69,26 @@ def test_write(redis, n):
     client = redis.client()
     client.mset({{f"k{{i}}": i for i in range(20)}})
     assert client.dbsize() == 20
+""",
+    "cleanroom-mysql": """
+import pytest
+
+@pytest.mark.parametrize("n", range({n}))
+def test_write(mysql, n):
+    with mysql.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        cur.executemany("INSERT INTO t VALUES (%s, MD5(%s))", [(g, g) for g in range(1, 101)])
+        conn.commit()
+""",
+    "pytest-mysql": """
+import pytest
+
+@pytest.mark.parametrize("n", range({n}))
+def test_write(mysql, n):
+    cur = mysql.cursor()
+    cur.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+    cur.executemany("INSERT INTO t VALUES (%s, MD5(%s))", [(g, g) for g in range(1, 101)])
+    mysql.commit()
 """,
     "pytest-postgresql": f'''
 import pytest
@@ -191,6 +217,19 @@ def median_run(rows: list[Run]) -> Run:
     )
 
 
+def pytest_mysql_path() -> Path | None:
+    """Where pytest-mysql is importable from (installed there on first use), or ``None`` when
+    MariaDB's server is missing."""
+    if not shutil.which("mysqld_safe", path="/usr/bin:/usr/sbin:/usr/local/bin"):
+        return None
+    if not (PYTEST_MYSQL / "pytest_mysql").is_dir():
+        progress(f"installing pytest-mysql into {PYTEST_MYSQL} (this benchmark's peer only)")
+        packages = ["pytest-mysql>=5", "mirakuru>=2.6", "port-for>=0.7.3"]
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target"]
+        subprocess.run([*pip, str(PYTEST_MYSQL), *packages], check=True)
+    return PYTEST_MYSQL
+
+
 def docker_ready() -> tuple[bool, str]:
     sys.path.insert(0, str(REPO / "src"))
     from pytest_cleanroom.services.providers import docker_status
@@ -211,6 +250,7 @@ def main() -> int:
     parser.add_argument("--tests", type=int, default=100, help="tests per suite (default 100)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--skip-docker", action="store_true", help="skip the container rows")
+    parser.add_argument("--only", help="run only the rows whose label contains this text")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per row; the table shows medians (default 1)"
@@ -260,6 +300,22 @@ def main() -> int:
         ("cleanroom redis (process)", "cleanroom-redis", 0, cleanroom, {}),
         ("cleanroom redis (process)", "cleanroom-redis", 2, cleanroom, {}),
     ]
+    mysql_path = pytest_mysql_path()
+    if mysql_path is None:
+        progress("MariaDB rows skipped: no mysqld_safe (apt-get install mariadb-server)")
+    else:
+        # pytest-mysql runs mysqld_safe as the user it names; as root that is root.
+        mysql_peer = ["-p", "no:cleanroom", "--mysql-mysqld=/usr/sbin/mariadbd"]
+        mysql_peer += ["--mysql-dbname=bench"]  # mysql_install_db makes a "test" database
+        mysql_env = {"PYTHONPATH": f"{work / 'recorder'}{os.pathsep}{mysql_path}"}
+        plan += [
+            ("cleanroom mysql (process)", "cleanroom-mysql", 0, cleanroom, {}),
+            ("cleanroom mysql (process)", "cleanroom-mysql", 2, cleanroom, {}),
+            ("pytest-mysql", "pytest-mysql", 0, mysql_peer, mysql_env),
+            ("pytest-mysql", "pytest-mysql", 2, mysql_peer, mysql_env),
+        ]
+    if options.only:
+        plan = [row for row in plan if options.only in row[0]]
     if have_docker:
         docker_env = {"CLEANROOM_SERVICES": "docker"}
         plan += [
@@ -300,6 +356,7 @@ def print_table(runs: list[Run], n: int) -> None:
     )
     runs_note = next((r.note for r in runs if r.note), "one run per row")
     print(f"\n{n} tests, each writing a table (Redis rows: 20 keys); {runs_note}")
+    print(f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {_load()}")
     print(head)
     print("-" * len(head))
     for r in runs:
@@ -308,6 +365,7 @@ def print_table(runs: list[Run], n: int) -> None:
             f"{r.isolation_ms:>8.1f}ms {r.per_test_ms:>7.1f}ms {r.wall:>6.2f}s "
             f"{r.passed:>3}/{r.passed + r.failed}"
         )
+    _mysql_goals(runs)
     warm = [r for r in runs if r.tool == "cleanroom (process)"]
     redis = [r for r in runs if r.tool == "cleanroom redis (process)"]
     peer = {r.workers: r.wall for r in runs if r.tool == "pytest-postgresql"}
@@ -327,6 +385,24 @@ def print_table(runs: list[Run], n: int) -> None:
     if redis:
         iso = max(r.isolation_ms for r in redis)
         print(f"  per-test Redis isolation < 5 ms median: {iso:.2f} ms")
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def _mysql_goals(runs: list[Run]) -> None:
+    ours = {r.workers: r.wall for r in runs if r.tool == "cleanroom mysql (process)"}
+    peer = {r.workers: r.wall for r in runs if r.tool == "pytest-mysql"}
+    for workers in sorted(set(ours) & set(peer)):
+        verdict = "faster" if ours[workers] < peer[workers] else "NOT faster"
+        print(
+            f"  mysql whole suite -n {workers}: {ours[workers]:.2f} s vs pytest-mysql "
+            f"{peer[workers]:.2f} s ({verdict})"
+        )
 
 
 if __name__ == "__main__":

@@ -279,7 +279,9 @@ def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
     container: Any = None
     password, sandbox_password = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
     conf = server_dir / "redis.conf"  # passwords in a file, not in the container's command line
-    conf.write_text("\n".join(acl_config(password, sandbox_password)) + "\n")
+    lines = [*acl_config(password, sandbox_password)]
+    lines += [f"{name} {value}" for name, value in settings.redis_settings]
+    conf.write_text("\n".join(lines) + "\n")
     conf.chmod(0o644)  # the directory above keeps other users out
     try:
         client = _client(timeout=settings.start_timeout)

@@ -160,21 +160,28 @@ class ServiceHub:
 
     # -- postgres -------------------------------------------------------------------------------
 
-    def postgres_server(self) -> PostgresServer:
-        """The run's PostgreSQL server, started on first use."""
+    def postgres_server(self, settings: ServiceSettings | None = None) -> PostgresServer:
+        """The run's PostgreSQL server, started on first use (``settings``: the one with other
+        server settings, see :mod:`.factories`)."""
         import psycopg  # noqa: F401  (missing client: say so before starting a server)
 
-        data = self._start("postgres", self._start_postgres, self.postgres_key())
+        s = settings or self.settings
+        key = self.postgres_key(settings=s)
+        data = self._start("postgres", lambda provider: self._start_postgres(provider, s), key)
         return PostgresServer.from_json(data["server"])
 
-    def postgres_key(self, what: str = "postgres") -> str:
+    def postgres_key(
+        self,
+        what: str = "postgres",
+        *,
+        settings: ServiceSettings | None = None,
+        extensions: tuple[str, ...] = (),
+    ) -> str:
         """The state key of the run's PostgreSQL server (or its template): server settings are
-        part of a server's identity, so two configurations get two servers."""
-        settings = self.settings.postgres_settings
-        if not settings:
-            return what
-        digest = hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
-        return f"{what}-{digest}"
+        part of a server's identity, so two configurations get two servers (and a template
+        with other extensions is another template)."""
+        pairs = (settings or self.settings).postgres_settings
+        return _keyed(what, (pairs, extensions) if extensions else pairs)
 
     def _start_server(
         self, service: str, provider: str, settings: ServiceSettings | None = None
@@ -185,12 +192,12 @@ class ServiceHub:
         started = start(settings or self.settings, run_id=self.run.run_id, owner=self.run.owner)
         return _state(started.server.to_json(), started.handle, started.record_id, self.settings)
 
-    def _start_postgres(self, provider: str) -> dict[str, Any]:
+    def _start_postgres(self, provider: str, settings: ServiceSettings) -> dict[str, Any]:
         if provider != "external":
-            return self._start_server("postgres", provider)
+            return self._start_server("postgres", provider, settings)
         from .external import connect_postgres
 
-        if self.settings.postgres_settings:
+        if settings.postgres_settings:
             raise ServiceConfigError(
                 "ini cleanroom_postgres_settings cannot be applied to an external server: set "
                 "them on that server, or let the plugin start its own (process or docker)"
@@ -205,29 +212,31 @@ class ServiceHub:
         )
         return _state(server.to_json(), handle, record_id, s)
 
-    def template(self) -> str:
-        """Name of the run's template database, loaded once per run.
+    def template(
+        self, settings: ServiceSettings | None = None, extensions: tuple[str, ...] = ()
+    ) -> str:
+        """Name of the run's template database, loaded once per run (per server and set of
+        ``extensions``, created in it first).
 
-        Without template entries every test starts from PostgreSQL's pristine ``template0``:
-        the same empty database, one clone less on first use. When the server manages roles,
-        the template's objects belong to a role of the same name (see :mod:`.template`).
+        Without template entries and extensions every test starts from PostgreSQL's pristine
+        ``template0``: the same empty database, one clone less on first use. When the server
+        manages roles, the template's objects belong to a role of the same name (see
+        :mod:`.template`).
         """
-        server = self.postgres_server()
-        if not self.settings.postgres_template:
+        s = settings or self.settings
+        server = self.postgres_server(s)
+        if not s.postgres_template and not extensions:
             return "template0"
+        name = _keyed(self.run.template_name, extensions, "_")
 
         def produce() -> dict[str, Any]:
             from .template import build
 
-            build(
-                server,
-                self.run.template_name,
-                self.settings.postgres_template,
-                self.settings.base_dir,
-            )
-            return {"name": self.run.template_name}
+            build(server, name, s.postgres_template, s.base_dir, extensions)
+            return {"name": name}
 
-        return str(self.once(self.postgres_key("postgres-template"), produce)["name"])
+        key = self.postgres_key("postgres-template", settings=s, extensions=extensions)
+        return str(self.once(key, produce)["name"])
 
     # -- mysql ----------------------------------------------------------------------------------
 
@@ -248,20 +257,22 @@ class ServiceHub:
 
     # -- redis ----------------------------------------------------------------------------------
 
-    def redis_server(self) -> RedisServer:
+    def redis_server(self, settings: ServiceSettings | None = None) -> RedisServer:
         """This worker's Redis server, started on first use: one per xdist worker (the process
         and docker providers), so that server-wide state (pub/sub, CONFIG, functions) stays
-        within one worker; an external server is shared by all."""
+        within one worker; an external server is shared by all. ``settings``: the one with other
+        server settings (see :mod:`.factories`)."""
         import redis  # noqa: F401  (missing client: say so before starting a server)
 
+        s = settings or self.settings
         shared = self.choice("redis").provider == "external"
-        key = "redis" if shared else f"redis-{self.run.worker_id}"
-        data = self._start("redis", self._start_redis, key)
+        key = _keyed("redis", s.redis_settings)
+        key = key if shared else f"{key}-{self.run.worker_id}"
+        data = self._start("redis", lambda provider: self._start_redis(provider, s), key)
         return RedisServer.from_json(data["server"])
 
-    def _start_redis(self, provider: str) -> dict[str, Any]:
+    def _start_redis(self, provider: str, settings: ServiceSettings) -> dict[str, Any]:
         if provider != "external":
-            settings = self.settings
             if settings.redis_port:  # a fixed port: worker gwN listens on port + N
                 settings = settings.with_changes(
                     redis_port=settings.redis_port + self.run.worker_index
@@ -269,10 +280,23 @@ class ServiceHub:
             return self._start_server("redis", provider, settings)
         from .external import connect_redis
 
+        if settings.redis_settings:
+            raise ServiceConfigError(
+                "Redis server settings (ini cleanroom_redis_settings or a fixture factory) cannot "
+                "be applied to an external server: set them on that server, or let the plugin "
+                "start its own (process or docker)"
+            )
         s = self.settings
         assert s.redis_url is not None
         server = connect_redis(s.redis_url, s.redis_url_source, s.start_timeout)
         return _state(server.to_json(), {"kind": "external-redis"}, None, s)
+
+
+def _keyed(name: str, identity: object, separator: str = "-") -> str:
+    """``name``, followed by a digest of ``identity`` when there is one."""
+    if not identity:
+        return name
+    return f"{name}{separator}{hashlib.sha256(repr(identity).encode()).hexdigest()[:8]}"
 
 
 def _state(

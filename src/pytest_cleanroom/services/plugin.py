@@ -65,7 +65,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "<URL's db> + <worker number>.",
     )
     for key, (text, default) in INI_KEYS.items():
-        if key in ("cleanroom_postgres_template", "cleanroom_postgres_settings"):
+        if key in (
+            "cleanroom_postgres_template",
+            "cleanroom_postgres_settings",
+            "cleanroom_redis_settings",
+        ):
             parser.addini(key, text, type="linelist", default=[])
         else:
             # Empty default: an unset key must not look like a choice made in the ini file.
@@ -309,6 +313,68 @@ def mysql(
     _attach(request, "mysql", database, socket_dir)
     yield database
     factory.drop(database)
+
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+@pytest.fixture(scope="session")
+def _cleanroom_variants() -> Iterator[dict[Any, DatabaseFactory | RedisSlot]]:
+    """The database factories and Redis slots of the fixture factories' servers (see
+    :mod:`.factories`), closed at the end of the session."""
+    variants: dict[Any, DatabaseFactory | RedisSlot] = {}
+    yield variants
+    for variant in variants.values():
+        variant.close()
+
+
+def _merged(base: Pairs, mine: Pairs) -> Pairs:
+    """The ini's settings with a factory's on top."""
+    return tuple(sorted({**dict(base), **dict(mine)}.items()))
+
+
+def postgres_variant(
+    request: pytest.FixtureRequest, pairs: Pairs, extensions: tuple[str, ...]
+) -> Iterator[PostgresDatabase]:
+    """The body of a :func:`.factories.postgres` fixture."""
+    variants = request.getfixturevalue("_cleanroom_variants")
+    factory = variants.get(("postgres", pairs, extensions))
+    if not isinstance(factory, DatabaseFactory):
+        hub = hub_of(request.config)
+        merged = _merged(hub.settings.postgres_settings, pairs)
+        settings = hub.settings.with_changes(postgres_settings=merged)
+        server = _or_fail(lambda: hub.postgres_server(settings))
+        template = _or_fail(lambda: hub.template(settings, extensions))
+        owner = template if template != "template0" and server.manages_roles else None
+        prefix = f"{hub.run.db_prefix}{hub.run.worker_id}_v{len(variants)}_"
+        factory = DatabaseFactory(server, template, prefix, template_owner=owner)
+        variants["postgres", pairs, extensions] = factory
+    database = _or_fail(factory.create)
+    _attach(request, "postgres", database, database.unix_socket_dir)
+    yield database
+    factory.drop(database)
+
+
+def redis_variant(request: pytest.FixtureRequest, pairs: Pairs) -> Iterator[RedisDatabase]:
+    """The body of a :func:`.factories.redis` fixture."""
+    variants = request.getfixturevalue("_cleanroom_variants")
+    slot = variants.get(("redis", pairs))
+    if not isinstance(slot, RedisSlot):
+        hub = hub_of(request.config)
+        merged = _merged(hub.settings.redis_settings, pairs)
+        settings = hub.settings.with_changes(redis_settings=merged)
+        if merged != hub.settings.redis_settings:  # another server: a fixed port is the plain one's
+            settings = settings.with_changes(redis_port=0)
+        server = _or_fail(lambda: hub.redis_server(settings))
+        index = 0 if server.dedicated else hub.run.worker_index
+        run = hub.run
+        made = _or_fail(lambda: RedisSlot(server, index, run.worker_id, dedicated=server.dedicated))
+        slot = variants["redis", pairs] = made
+    database = _or_fail(slot.acquire)
+    socket_dir = str(Path(database.unix_socket).parent) if database.unix_socket else None
+    _attach(request, "redis", database, socket_dir)
+    yield database
+    slot.release(database)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import secrets
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from .binaries import require_redis
@@ -22,7 +23,9 @@ DATABASES = 64  # a server per worker needs one; a lifecycle run hands one to ea
 StartedRedis = Started[RedisServer]
 
 
-def _config(port: int, sdir: Path, password: str, sandbox_password: str) -> str:
+def _config(
+    port: int, sdir: Path, password: str, sandbox_password: str, extra: Iterable[tuple[str, str]]
+) -> str:
     # A config file (mode 0600) rather than arguments keeps the password out of `ps`.
     lines = [
         f"port {port}",
@@ -37,6 +40,7 @@ def _config(port: int, sdir: Path, password: str, sandbox_password: str) -> str:
         f"pidfile {sdir / 'redis.pid'}",
         "daemonize no",
         *acl_config(password, sandbox_password),
+        *(f"{name} {value}" for name, value in extra),
     ]
     return "\n".join(lines) + "\n"
 
@@ -64,7 +68,9 @@ def start_redis(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
 
         def launch(port: int) -> subprocess.Popen[bytes]:
             conf.touch(mode=0o600)
-            conf.write_text(_config(port, sdir.path, password, sandbox_password))
+            conf.write_text(
+                _config(port, sdir.path, password, sandbox_password, settings.redis_settings)
+            )
             argv = [str(binary.path), str(conf)]
             return spawn(argv, log_path=log_path, account=Account(), cwd=sdir.path, env=clean_env())
 

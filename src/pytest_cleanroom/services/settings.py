@@ -46,6 +46,11 @@ INI_KEYS: dict[str, tuple[str, str]] = {
         "identity.",
         "",
     ),
+    "cleanroom_redis_settings": (
+        "Redis server settings, one 'name = value' a line (e.g. maxmemory-policy = allkeys-lru); "
+        "part of the server's identity.",
+        "",
+    ),
     "cleanroom_django": (
         "With pytest-django: 'auto' puts its PostgreSQL test databases on the run's server, "
         "'off' leaves DATABASES as they are.",
@@ -105,6 +110,8 @@ class ServiceSettings:
     postgres_template: tuple[str, ...] = ()
     #: Server settings given on the command line of the process and docker providers' server.
     postgres_settings: tuple[tuple[str, str], ...] = ()
+    #: Settings written into the config file of the process and docker providers' Redis.
+    redis_settings: tuple[tuple[str, str], ...] = ()
     start_timeout: float = DEFAULT_START_TIMEOUT
     postgres_bin_dir: Path | None = None
     redis_server: Path | None = None
@@ -195,6 +202,11 @@ class ServiceSettings:
             postgres_settings=server_settings(
                 _lines(ini("cleanroom_postgres_settings")), "ini cleanroom_postgres_settings"
             ),
+            redis_settings=server_settings(
+                _lines(ini("cleanroom_redis_settings")),
+                "ini cleanroom_redis_settings",
+                kind="redis",
+            ),
             start_timeout=_positive_seconds(timeout_text, timeout_src),
             postgres_bin_dir=_path(bin_dir, base_dir),
             redis_server=_path(redis_server, base_dir),
@@ -234,19 +246,57 @@ def _lines(value: Any) -> tuple[str, ...]:
     return tuple(t for t in texts if t and not t.startswith("#"))
 
 
-SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
+SETTING_NAMES = {
+    "postgres": (re.compile(r"^[a-z_][a-z0-9_.]*$"), "wal_level = logical"),
+    "redis": (re.compile(r"^[a-z][a-z0-9-]*$"), "maxmemory-policy = allkeys-lru"),
+}
+#: Redis settings that would move the server's files, ports, users or persistence: the plugin's.
+REDIS_RESERVED = frozenset(
+    {
+        "port",
+        "bind",
+        "unixsocket",
+        "unixsocketperm",
+        "dir",
+        "pidfile",
+        "daemonize",
+        "user",
+        "aclfile",
+        "requirepass",
+        "include",
+        "databases",
+        "save",
+        "appendonly",
+        "dbfilename",
+        "logfile",
+        "tls-port",
+        "protected-mode",
+        "rename-command",
+        "loadmodule",
+        "replicaof",
+        "slaveof",
+        "masterauth",
+    }
+)
 
 
-def server_settings(lines: Iterable[str], source: str) -> tuple[tuple[str, str], ...]:
+def server_settings(
+    lines: Iterable[str], source: str, *, kind: str = "postgres"
+) -> tuple[tuple[str, str], ...]:
     """``name = value`` lines as sorted pairs (sorted: the server's identity ignores order)."""
+    pattern, example = SETTING_NAMES[kind]
     pairs: dict[str, str] = {}
     for line in lines:
         name, sep, value = (part.strip() for part in line.partition("="))
-        if not sep or not SETTING_NAME.match(name.lower()) or not value:
+        value = value.strip("'\"")
+        if not sep or not pattern.match(name.lower()) or not value or "\n" in value:
+            raise ServiceConfigError(f"{source}: {line!r} is not 'name = value' (e.g. '{example}')")
+        if kind == "redis" and name.lower() in REDIS_RESERVED:
             raise ServiceConfigError(
-                f"{source}: {line!r} is not 'name = value' (e.g. 'wal_level = logical')"
+                f"{source}: {name!r} is set by the plugin (its files, ports, users and "
+                "persistence): leave it out"
             )
-        pairs[name.lower()] = value.strip("'\"")
+        pairs[name.lower()] = value
     return tuple(sorted(pairs.items()))
 
 

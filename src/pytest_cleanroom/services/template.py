@@ -70,14 +70,21 @@ def expand(entries: tuple[str, ...], base_dir: Path) -> list[tuple[str, Path | s
     return steps
 
 
-def build(server: PostgresServer, name: str, entries: tuple[str, ...], base_dir: Path) -> None:
+def build(
+    server: PostgresServer,
+    name: str,
+    entries: tuple[str, ...],
+    base_dir: Path,
+    extensions: tuple[str, ...] = (),
+) -> None:
     """Create the template database ``name`` and load it; on failure it is dropped again.
 
     A template left half-built by a builder that died (a SIGKILLed worker cannot clean up) is
     dropped first and built again. When the server manages roles, the template is loaded by a
     role of the same name, a superuser only while loading: its objects then belong to that role,
     which every test's role is a member of (so a test may alter and drop them in its own copy),
-    and it loses every right but ownership once the template is done.
+    and it loses every right but ownership once the template is done. ``extensions`` are created
+    first (``CREATE EXTENSION``), by that role while it is a superuser.
     """
     import psycopg
 
@@ -86,6 +93,7 @@ def build(server: PostgresServer, name: str, entries: tuple[str, ...], base_dir:
         rebuilt = _drop_leftover(admin, server, name)
         db = _create(admin, server, name)
         try:
+            _create_extensions(db, extensions)
             _load(db, steps, base_dir)
             db.close_connections()
             _seal(admin, server, name)
@@ -129,6 +137,18 @@ def _create(admin: Any, server: PostgresServer, name: str) -> PostgresDatabase:
     admin.execute(f"CREATE ROLE {db} LOGIN SUPERUSER PASSWORD {verifier}")
     admin.execute(f"CREATE DATABASE {db} OWNER {db} TEMPLATE template0")
     return PostgresDatabase(server, name, role=name, role_password=password)
+
+
+def _create_extensions(db: PostgresDatabase, extensions: tuple[str, ...]) -> None:
+    import psycopg
+
+    for extension in extensions:
+        try:
+            with db.connect(autocommit=True) as conn:
+                conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ident(extension)}".encode())
+        except psycopg.Error as exc:
+            message = str(exc).strip().splitlines()[0]
+            raise TemplateError(f"extension {extension!r}: {message}") from None
 
 
 def _load(db: PostgresDatabase, steps: list[tuple[str, Path | str]], base_dir: Path) -> None:

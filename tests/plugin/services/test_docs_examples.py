@@ -41,7 +41,7 @@ def examples() -> dict[str, dict[str, str]]:
 
 def test_the_doc_has_examples() -> None:
     names = {"quickstart", "template", "settings", "server-state", "drivers", "sandbox"}
-    assert set(examples()) == names | {"django", "mysql"}
+    assert set(examples()) == names | {"django", "mysql", "factories"}
 
 
 @pytest.mark.parametrize("name", sorted(examples()))
