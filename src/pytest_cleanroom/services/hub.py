@@ -74,10 +74,13 @@ def _raise_recorded(data: dict[str, Any]) -> None:
 class ServiceHub:
     """This process's door to the run's shared servers."""
 
-    def __init__(self, settings: ServiceSettings, run: RunContext) -> None:
+    def __init__(
+        self, settings: ServiceSettings, run: RunContext, choices: dict[str, Choice] | None = None
+    ) -> None:
         self.settings = settings
         self.run = run
-        self._choices: dict[str, Choice] = {}
+        #: Made once by the controller (see plugin.pytest_configure) and handed to the workers.
+        self._choices: dict[str, Choice] = dict(choices or {})
         self._state: dict[str, dict[str, Any]] = {}
 
     def choice(self, service: str) -> Choice:

@@ -33,7 +33,9 @@ TORN_DOWN_KEY = pytest.StashKey[bool]()
 LOG_MARKS_KEY = pytest.StashKey[dict[str, tuple[LogSource, float]]]()
 AT_EXIT_KEY = pytest.StashKey[Callable[[], None]]()
 
+CHOICES_KEY = pytest.StashKey[dict[str, Any]]()
 WORKER_RUN_ID = "cleanroom_services_run_id"
+WORKER_CHOICES = "cleanroom_services_choices"
 WORKER_OWNER_PID = "cleanroom_services_owner_pid"
 
 
@@ -102,6 +104,8 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id = str(workerinput.get(WORKER_RUN_ID) or workerinput["testrunuid"][:8])
         owner_pid = int(workerinput.get(WORKER_OWNER_PID) or os.getppid())
         config.stash[RUN_KEY] = (run_id, owner_pid)
+        if workerinput.get(WORKER_CHOICES):
+            config.stash[CHOICES_KEY] = _choices_from_json(workerinput[WORKER_CHOICES])
         return
     config.stash[RUN_KEY] = (new_run_id(), os.getpid())
     config.stash[SWEPT_KEY] = _sweep(settings)
@@ -133,18 +137,35 @@ def pytest_configure_node(node: Any) -> None:
     run_id, owner_pid = node.config.stash[RUN_KEY]
     node.workerinput[WORKER_RUN_ID] = run_id
     node.workerinput[WORKER_OWNER_PID] = owner_pid
+    # The controller chooses once for the whole run: a hung Docker engine is asked once, not
+    # once per worker and service.
+    node.workerinput[WORKER_CHOICES] = {
+        name: choice.to_json() for name, choice in _choices(node.config).items()
+    }
+
+
+def _choices(config: pytest.Config) -> dict[str, Any]:
+    """Where each kind's servers come from in this run (chosen once, on first need)."""
+    choices = config.stash.get(CHOICES_KEY, None)
+    if choices is None:
+        from .providers import choose_all
+
+        choices = config.stash[CHOICES_KEY] = choose_all(config.stash[SETTINGS_KEY])
+    return choices
+
+
+def _choices_from_json(data: dict[str, list[Any]]) -> dict[str, Any]:
+    from .providers import Choice
+
+    return {name: Choice(*values) for name, values in data.items()}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return []
-    from .kinds import kinds
-    from .providers import choose
-
     parts = []
-    for service in kinds():
-        choice = choose(service, settings)
+    for service, choice in _choices(config).items():
         parts.append(f"{service}={choice.provider or 'unavailable'} ({choice.reason})")
     lines = ["cleanroom services: " + "; ".join(parts)]
     lines += [f"cleanroom services: {msg}" for msg in config.stash.get(SWEPT_KEY, [])]
@@ -177,7 +198,8 @@ def hub_of(config: pytest.Config) -> ServiceHub:
             worker_id=str(workerinput.get("workerid", "master")),
             worker_count=int(workerinput.get("workercount", 1)),
         )
-        hub = config.stash[HUB_KEY] = ServiceHub(config.stash[SETTINGS_KEY], run)
+        hub = ServiceHub(config.stash[SETTINGS_KEY], run, _choices(config))
+        config.stash[HUB_KEY] = hub
     return hub
 
 

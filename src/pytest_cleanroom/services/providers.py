@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -27,6 +28,9 @@ class Choice:
     service: str
     provider: str | None
     reason: str
+
+    def to_json(self) -> list[str | None]:
+        return [self.service, self.provider, self.reason]
 
     def require(self) -> str:
         if self.provider is None:
@@ -94,9 +98,19 @@ def _fixes(kind: ServiceKind) -> str:
     return "fix one of: " + "; ".join(f"({n}) {fix}" for n, fix in enumerate(fixes, 1))
 
 
-def choose(service: str, settings: ServiceSettings) -> Choice:
-    """Where ``service`` comes from under ``settings``, with the reason for the report header."""
+DockerCheck = Callable[[], tuple[bool, str]]
+
+
+def choose(
+    service: str, settings: ServiceSettings, docker_check: DockerCheck | None = None
+) -> Choice:
+    """Where ``service`` comes from under ``settings``, with the reason for the report header.
+
+    ``docker_check`` answers whether the engine is up (default: ask it now); pass one that
+    remembers its answer to ask a hung engine once for several services.
+    """
     kind = kinds.kind(service)
+    docker_check = docker_check or (lambda: docker_status(min(5.0, settings.start_timeout)))
     url, url_source = kind.url(settings)
     provider = settings.provider
     how = f"{settings.provider_source}={provider}"
@@ -123,7 +137,7 @@ def choose(service: str, settings: ServiceSettings) -> Choice:
             return Choice(
                 service, None, f"{how} but {service} has no docker provider: {kind.install_hint}"
             )
-        ok, detail = docker_status(min(5.0, settings.start_timeout))
+        ok, detail = docker_check()
         if not ok:
             return Choice(
                 service,
@@ -131,10 +145,16 @@ def choose(service: str, settings: ServiceSettings) -> Choice:
                 f"{how} but {detail}: start dockerd, or set DOCKER_HOST to its socket",
             )
         return Choice(service, "docker", f"{how}: {detail}; {REAPER_NOTE}")
-    return _auto(kind, settings, url, url_source)
+    return _auto(kind, settings, url, url_source, docker_check)
 
 
-def _auto(kind: ServiceKind, settings: ServiceSettings, url: str | None, source: str) -> Choice:
+def _auto(
+    kind: ServiceKind,
+    settings: ServiceSettings,
+    url: str | None,
+    source: str,
+    docker_check: DockerCheck,
+) -> Choice:
     """``auto``: external when a URL is set, else process when binaries exist, else docker."""
     service = kind.name
     if url:
@@ -144,7 +164,7 @@ def _auto(kind: ServiceKind, settings: ServiceSettings, url: str | None, source:
         return Choice(service, "process", f"auto: {detail}")
     if "docker" not in kind.starters:
         return Choice(service, None, f"no {service} server binaries; {_fixes(kind)}")
-    ok, docker_detail = docker_status(min(5.0, settings.start_timeout))
+    ok, docker_detail = docker_check()
     if ok:
         return Choice(
             service, "docker", f"auto: no {service} binaries; {docker_detail}; {REAPER_NOTE}"
@@ -155,3 +175,16 @@ def _auto(kind: ServiceKind, settings: ServiceSettings, url: str | None, source:
         f"no {service} provider can serve (no URL configured, no {service} server binaries, "
         f"{docker_detail}); {_fixes(kind)}",
     )
+
+
+def choose_all(settings: ServiceSettings) -> dict[str, Choice]:
+    """The choice for every registered kind, asking a Docker engine at most once (a hung engine
+    costs one timeout, not one per service)."""
+    answer: list[tuple[bool, str]] = []
+
+    def docker_check() -> tuple[bool, str]:
+        if not answer:
+            answer.append(docker_status(min(5.0, settings.start_timeout)))
+        return answer[0]
+
+    return {name: choose(name, settings, docker_check) for name in kinds.kinds()}
