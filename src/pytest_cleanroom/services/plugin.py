@@ -256,6 +256,11 @@ def _or_fail(produce: Callable[[], T]) -> T:
     pytest.fail(message, pytrace=False)  # outside the handler: no chained traceback
 
 
+def _parent(socket: str | None) -> str | None:
+    """The directory of a unix socket (``None``: the server has none)."""
+    return str(Path(socket).parent) if socket else None
+
+
 def _attach(
     request: pytest.FixtureRequest,
     service: str,
@@ -331,8 +336,7 @@ def mysql(
     """A MariaDB database and user of this test's own, dropped afterwards."""
     factory = _cleanroom_mysql_factory
     database = _or_fail(factory.create)
-    socket_dir = str(Path(database.unix_socket).parent) if database.unix_socket else None
-    _attach(request, "mysql", database, socket_dir)
+    _attach(request, "mysql", database, _parent(database.unix_socket))
     yield database
     factory.drop(database)
 
@@ -393,8 +397,7 @@ def redis_variant(request: pytest.FixtureRequest, pairs: Pairs) -> Iterator[Redi
         made = _or_fail(lambda: RedisSlot(server, index, run.worker_id, dedicated=server.dedicated))
         slot = variants["redis", pairs] = made
     database = _or_fail(slot.acquire)
-    socket_dir = str(Path(database.unix_socket).parent) if database.unix_socket else None
-    _attach(request, "redis", database, socket_dir)
+    _attach(request, "redis", database, _parent(database.unix_socket))
     yield database
     slot.release(database)
 
@@ -426,8 +429,7 @@ def redis(
     """A Redis database index no other running test uses, emptied after the test."""
     slot = _cleanroom_redis_slot
     database = _or_fail(slot.acquire)
-    socket_dir = str(Path(database.unix_socket).parent) if database.unix_socket else None
-    _attach(request, "redis", database, socket_dir)
+    _attach(request, "redis", database, _parent(database.unix_socket))
     yield database
     slot.release(database)
 
