@@ -96,7 +96,8 @@ class Policy(BaseModel):
     # network
     network: NetworkMode = "host"
     allowed_services: tuple[str, ...] = Field(
-        ("postgres", "redis"), description="Services whose unix sockets are bound into the sandbox."
+        ("postgres", "redis", "mysql"),
+        description="Services whose unix sockets are bound into the sandbox.",
     )
 
     # resources

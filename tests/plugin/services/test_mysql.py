@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom.services.binaries import find_mysql
-from tests.conftest import require
+from tests.conftest import require, require_binary
 
 pytest_plugins = ("pytester",)
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("runtime_dir")]
@@ -164,3 +164,40 @@ def test_no_mariadb_is_one_clear_error(pytester: pytest.Pytester, tmp_path: Path
     result.stdout.fnmatch_lines(
         ["*ServiceUnavailableError*no mysql server binaries*apt-get install mariadb-server*"]
     )
+
+
+SANDBOX = """
+import pytest
+
+# --socket: Debian's /etc/mysql/my.cnf names a socket of its own, which beats MYSQL_UNIX_PORT.
+CLIENT = 'mariadb --socket="$MYSQL_UNIX_PORT" -u "$MYSQL_USER" -N -e "{}" "$MYSQL_DATABASE"'
+
+
+@pytest.mark.cleanroom(network="isolated")
+def test_listed(cleanroom, mysql):
+    with mysql.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE orders (id int)")
+        cursor.execute("INSERT INTO orders VALUES (7)")
+        conn.commit()
+    result = cleanroom.run(["sh", "-c", CLIENT.format("SELECT id FROM orders")])
+    result.assert_success()
+    assert result.stdout.strip() == "7"
+    denied = cleanroom.run(["sh", "-c", CLIENT.format("SET GLOBAL max_connections = 5")])
+    assert denied.exit_code != 0
+    assert "denied" in denied.stderr
+
+
+@pytest.mark.cleanroom(network="isolated", allowed_services=["postgres"])
+def test_not_listed(cleanroom, mysql):
+    result = cleanroom.run(["sh", "-c", CLIENT.format("SELECT 1")])
+    assert result.exit_code != 0
+    assert "MYSQL_USER" not in cleanroom.run(["env"]).stdout
+"""
+
+
+def test_a_sandbox_reaches_mysql_only_when_the_policy_lists_it(pytester: pytest.Pytester) -> None:
+    require_binary("bwrap", "apt-get install bubblewrap")
+    require_binary("mariadb", "apt-get install mariadb-client")
+    pytester.makepyfile(test_sandbox=SANDBOX)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
