@@ -104,7 +104,7 @@ def test_auto_falls_back_to_docker_when_binaries_are_missing(pytester: pytest.Py
     result.stdout.fnmatch_lines(
         [
             "cleanroom services: postgres=docker (auto: no postgres binaries; Docker engine "
-            "answers at *); redis=docker (auto: no redis binaries; Docker engine answers at *)"
+            "answers at *); redis=docker (auto: no redis binaries; Docker engine answers at *)*"
         ]
     )
     assert our_containers() - before == set()
