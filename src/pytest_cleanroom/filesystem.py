@@ -42,6 +42,7 @@ OpKind = Literal[
     "proc",  # procfs of the sandbox's PID namespace
     "dev",  # a minimal /dev (null, zero, full, random, urandom, tty, pts, shm)
     "remount-ro",  # make ``target`` (the root) read-only once everything is mounted
+    "mountpoint",  # make ``target`` like ``source``: each command of a warm sandbox binds there
 ]
 
 

@@ -30,6 +30,7 @@
  *               unshares its own mount, IPC, UTS, cgroup and PID namespaces, and as PID 1 of
  *               the new PID namespace mounts a fresh /proc, /tmp and /dev/shm, then goes on as
  *               the first mode does (keyring, capabilities, no_new_privs, seccomp, command).
+ *               "bind_nosuid 1" makes its binds nosuid and nodev, as bubblewrap's are.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,6 +63,7 @@
 #define SYS_mount_setattr 442
 #endif
 #define MOUNT_ATTR_RDONLY_ 0x1
+#define MOUNT_ATTR_NOSUID_ 0x2
 #define MOUNT_ATTR_NODEV_ 0x4
 #define AT_RECURSIVE_ 0x8000
 #define KEYCTL_JOIN_SESSION_KEYRING_ 1
@@ -79,7 +81,7 @@ static struct op ops[MAX_OPS];
 static int n_ops;
 static int source_fds[MAX_OPS], source_dirs[MAX_OPS];
 static const char *holder_pid = "", *holder_start = "";
-static int join_net;
+static int join_net, bind_nosuid;
 static const char *cwd = "/", *hostname = "cleanroom", *seccomp_hex = "";
 static int net, nested;
 static char *argv_[MAX_ITEMS + 1], *env_[MAX_ITEMS + 1];
@@ -178,6 +180,8 @@ static void parse_plan(char *buf, size_t len) {
         } else if (!strcmp(tag, "holder") && count == 2) {
             holder_pid = f[0];
             holder_start = f[1];
+        } else if (!strcmp(tag, "bind_nosuid") && count == 1) {
+            bind_nosuid = !strcmp(f[0], "1");
         } else if (!strcmp(tag, "join_net") && count == 1) {
             join_net = !strcmp(f[0], "1");
         } else if (!strcmp(tag, "seccomp") && count == 1) {
@@ -555,7 +559,8 @@ static void open_sources(void) {
                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE_);
         if (fd < 0) fail("clone the mount of %s: %s", source, strerror(errno));
         uint64_t attrs = (ops[i].kind[0] == 'b' ? 0 : MOUNT_ATTR_RDONLY_) |
-                         (hide ? MOUNT_ATTR_NODEV_ : 0);
+                         (hide || bind_nosuid ? MOUNT_ATTR_NODEV_ : 0) |
+                         (bind_nosuid ? MOUNT_ATTR_NOSUID_ : 0);
         if (attrs) {
             struct mount_attr_ attr = {attrs, 0, 0, 0};
             if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE_, &attr,
@@ -594,10 +599,12 @@ static void join_holder(void) {
     int user = open_namespace("user"), mnt = open_namespace("mnt"), uts = open_namespace("uts");
     int netns = join_net ? open_namespace("net") : -1;
     check_holder();
-    check(setns(user, CLONE_NEWUSER), "join the sandbox's user namespace", "");
+    /* The user namespace last: until then this process keeps the engine's privileges over every
+     * namespace the holder is in, whichever user namespace owns it. */
     check(setns(mnt, CLONE_NEWNS), "join the sandbox's mount namespace", "");
     check(setns(uts, CLONE_NEWUTS), "join the sandbox's UTS namespace", "");
     if (netns >= 0) check(setns(netns, CLONE_NEWNET), "join the sandbox's network", "");
+    check(setns(user, CLONE_NEWUSER), "join the sandbox's user namespace", "");
     close(user), close(mnt), close(uts);
     if (netns >= 0) close(netns);
     check(unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWPID),

@@ -24,9 +24,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..limits import Rlimits
+from . import _seccomp
 from ._handoff import LAUNCHER_ENV
+from .base import CommandSpec
 
 SOURCE = Path(__file__).with_name("_nsinit.c")
+#: Records of the program's plan: ``(tag, fields)``, see ``_nsinit.c``.
+Records = list[tuple[str, Sequence[str]]]
 #: Flags the program is compiled with (part of its cache key).
 CFLAGS = ("-O2", "-std=gnu11")
 
@@ -157,3 +162,40 @@ def encode_plan(records: Sequence[tuple[str, Sequence[str]]]) -> bytes:
 def env_fields(env: Mapping[str, str]) -> list[str]:
     """``KEY=VALUE`` strings of ``env``, as ``execve`` takes them."""
     return [f"{key}={value}" for key, value in env.items()]
+
+
+def command_records(spec: CommandSpec, rlimits: Rlimits | None) -> Records:
+    """The set-up program's records about the command itself: limits, seccomp, what to run."""
+    policy = spec.policy
+    seccomp = _seccomp.program(
+        policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
+    )
+    records: Records = []
+    for name, value in rlimit_values(rlimits).items():
+        soft, hard = value if isinstance(value, list) else (value, value)
+        records.append(("rlimit", (name, str(soft), str(hard))))
+    records += [
+        ("cwd", (spec.cwd,)),
+        ("seccomp", (seccomp.hex(),)),
+        ("argv", spec.argv),
+        ("env", env_fields(spec.env)),
+    ]
+    return records
+
+
+def rlimit_values(rlimits: Rlimits | None) -> dict[str, int | list[int]]:
+    """``rlimits`` by the names both set-up steps use (CPU time: ``[soft, hard]``)."""
+    if rlimits is None:
+        return {}
+    out: dict[str, int | list[int]] = {}
+    if rlimits.file_size is not None:
+        out["fsize"] = rlimits.file_size
+    if rlimits.open_files is not None:
+        out["nofile"] = rlimits.open_files
+    if rlimits.cpu_seconds is not None:
+        out["cpu"] = [rlimits.cpu_seconds, rlimits.cpu_seconds + 1]
+    if rlimits.data_size is not None:
+        out["data"] = rlimits.data_size
+    if rlimits.processes is not None:
+        out["nproc"] = rlimits.processes
+    return out

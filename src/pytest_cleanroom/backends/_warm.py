@@ -44,8 +44,11 @@ KEEP = 2
 #: How long a holder may take to build its sandbox (seconds).
 READY_TIMEOUT = 30.0
 
-Records = list[tuple[str, Sequence[str]]]
+Records = _nsinit_native.Records
 _Record = tuple[str, tuple[str, ...]]
+#: ``(spec, base, program) -> (argv, handoff, descriptor files)``: the backend's command line
+#: building ``base`` for ``spec``'s policy and running ``program`` as the holder there.
+HolderLaunch = Callable[[CommandSpec, Sequence[FsOp], str], tuple[list[str], bytes, dict[int, str]]]
 
 
 def _fresh(op: FsOp) -> bool:
@@ -66,29 +69,29 @@ def op_records(ops: Sequence[FsOp]) -> Records:
     return [op_record(op) for op in ops]
 
 
-def split(ops: Sequence[FsOp]) -> tuple[tuple[_Record, ...], tuple[FsOp, ...]]:
-    """``(the holder's records, what each command mounts afresh)``. The holder makes the mount
-    points of the fresh mounts, and keeps a bare ``/proc`` (the kernel lets a command mount
+def split(ops: Sequence[FsOp]) -> tuple[tuple[FsOp, ...], tuple[FsOp, ...]]:
+    """``(what the holder builds, what each command mounts afresh)``. The holder makes the
+    mount points of the fresh mounts, and keeps a ``/proc`` (the kernel lets a command mount
     its own only where a whole one is visible)."""
-    base: list[_Record] = []
+    base: list[FsOp] = []
     fresh: list[FsOp] = []
     for op in ops:
         if not _fresh(op):
-            base.append(op_record(op))
+            base.append(op)
             continue
         fresh.append(op)
         if op.kind == "proc" and op.target == "/proc":
-            base.append(op_record(op))
+            base.append(op)
         elif op.target in ("/tmp", WORKSPACE_PATH):
-            base.append(op_record(FsOp("dir", op.target)))
+            base.append(FsOp("dir", op.target))
         elif op.kind in ("bind", "ro-bind") and not op.target.startswith(FRESH_ROOTS):
-            base.append(("op", ("mountpoint", op.target, op.source or "", "")))
+            base.append(FsOp("mountpoint", op.target, source=op.source))
     return tuple(base), tuple(fresh)
 
 
 @dataclass(frozen=True)
 class _Key:
-    base: tuple[_Record, ...]
+    base: tuple[FsOp, ...]
     isolated_network: bool
     nested_user_namespaces: bool
 
@@ -117,16 +120,10 @@ class Holder:
 
 
 class WarmSandboxes:
-    """The holders of one backend, and the choice between entering one and a cold start.
+    """The holders of one backend, and the choice between entering one and a cold start."""
 
-    ``outer_argv(spec, tail)`` is the backend's command line that creates the namespaces of
-    ``spec``'s policy and runs ``tail`` in them (the holder)."""
-
-    def __init__(
-        self, outer_argv: Callable[[CommandSpec, list[str]], list[str]], hostname: str
-    ) -> None:
-        self._outer_argv = outer_argv
-        self._hostname = hostname
+    def __init__(self, holder_launch: HolderLaunch) -> None:
+        self._holder_launch = holder_launch
         self._lock = threading.Lock()
         self._holders: list[Holder] = []  # mutated in place: the finalizer holds this list
         self._owner = os.getpid()
@@ -228,17 +225,12 @@ class WarmSandboxes:
         program = _nsinit_native.program()[0]
         if program is None:
             return None
-        records: Records = [
-            *key.base,
-            ("hostname", (self._hostname,)),
-            ("net", ("1" if key.isolated_network else "0",)),
-            ("nested", ("1" if key.nested_user_namespaces else "0",)),
-        ]
-        argv = self._outer_argv(spec, [program, "--hold", str(HANDOFF_FD)])
-        with Handoff(_nsinit_native.encode_plan(records)) as handoff:
-            started = start(launcher_argv(argv, None, Rlimits(), {HANDOFF_FD: handoff.path}))
+        argv, data, fd_files = self._holder_launch(spec, key.base, program)
+        with Handoff(data) as handoff:
+            fds = {**fd_files, HANDOFF_FD: handoff.path}
+            started = start(launcher_argv(argv, None, Rlimits(), fds, confine=False))
             ready = _wait_ready(started)
-        holder_pid = _only_child(started.proc.pid) if ready else None
+        holder_pid = _innermost(started.proc.pid) if ready else None
         start_time = process_start_time(holder_pid) if holder_pid is not None else None
         if holder_pid is None or start_time is None:
             proc = started.proc
@@ -274,13 +266,17 @@ def _wait_ready(started: Started) -> bool:
     return os.read(stdout.fileno(), 16) == b"ready\n"
 
 
-def _only_child(pid: int) -> int | None:
-    """The holder: the one child of ``unshare`` (``--fork``), or ``pid`` itself without one."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = f.read().split()
-    except OSError:
-        return None
-    if len(children) == 1:
-        return int(children[0])
-    return pid if not children else None
+def _innermost(pid: int) -> int | None:
+    """The holder: the process at the end of the chain of only children from ``pid`` (the
+    sandbox tool's own processes come first); ``None`` where the chain forks."""
+    while True:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                children = f.read().split()
+        except OSError:
+            return None
+        if not children:
+            return pid
+        if len(children) > 1:
+            return None
+        pid = int(children[0])

@@ -18,8 +18,9 @@ from ..filesystem import FsOp
 from ..limits import Rlimits
 from ..policy import Policy
 from ..process_tree import Outcome
-from . import _seccomp
+from . import _seccomp, _warm
 from ._handoff import HANDOFF_FD
+from ._nsinit_native import command_records
 from .availability import BWRAP_MISSING, probe_bwrap
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, exec_failure, single_line
@@ -34,9 +35,12 @@ class BwrapBackend(NamespaceBackend):
     name = "bwrap"
     overhead_processes = 2  # bwrap's outer monitor and its PID-namespace init
     prepares = True
+    warms = True  # see _warm.py: where it can, a command enters a sandbox kept warm
 
-    def __init__(self, executable: str | None = None) -> None:
+    def __init__(self, executable: str | None = None, *, warm: bool = True) -> None:
         super().__init__()
+        if not warm:
+            self._warm = None
         self._executable = executable
 
     @property
@@ -59,7 +63,15 @@ class BwrapBackend(NamespaceBackend):
     def sandbox_argv(
         self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
     ) -> list[str]:
-        policy = spec.policy
+        argv = self._namespaces(spec.policy, ops)
+        argv += ["--chdir", spec.cwd, "--"]
+        if rlimits is not None and not rlimits.empty:
+            argv += ["prlimit", *rlimits.prlimit_args(), "--"]
+        argv += spec.argv
+        return argv
+
+    def _namespaces(self, policy: Policy, ops: Sequence[FsOp]) -> list[str]:
+        """bwrap's options up to the command: namespaces, privileges, seccomp, filesystem."""
         argv = [
             self.executable, "--args", str(HANDOFF_FD),
             "--unshare-user", "--uid", "0", "--gid", "0",
@@ -76,11 +88,24 @@ class BwrapBackend(NamespaceBackend):
         for op in ops:
             if op.target not in _COVERED_BY_BWRAP:
                 argv += _render(op)
-        argv += ["--chdir", spec.cwd, "--"]
-        if rlimits is not None and not rlimits.empty:
-            argv += ["prlimit", *rlimits.prlimit_args(), "--"]
-        argv += spec.argv
         return argv
+
+    def warm_records(self, spec: CommandSpec, rlimits: Rlimits | None) -> _warm.Records | None:
+        """Commands may enter a warm sandbox where the policy lets them create user namespaces:
+        elsewhere bubblewrap confines them in a user namespace nested in the one that owns the
+        mounts, where the kernel would lock ``/proc`` against a fresh mount."""
+        if not spec.policy.nested_user_namespaces:
+            return None
+        return [("bind_nosuid", ("1",)), *command_records(spec, rlimits)]
+
+    def holder_launch(
+        self, spec: CommandSpec, base: Sequence[FsOp], program: str
+    ) -> tuple[list[str], bytes, dict[int, str]]:
+        """bubblewrap building the warm sandbox's base; the holder is a ``cat`` waiting for its
+        stdin to close (the compiled program is not in the sandbox's view)."""
+        holder = ["/bin/sh", "-c", "echo ready && exec cat >/dev/null"]
+        argv = [*self._namespaces(spec.policy, base), "--chdir", "/", "--", *holder]
+        return argv, b"--clearenv\0", self.fd_files(spec.policy)
 
     def fd_files(self, policy: Policy) -> dict[int, str]:
         path = _seccomp.program_file(
@@ -140,4 +165,7 @@ def _render(op: FsOp) -> list[str]:
         return ["--dev", target]
     if kind == "remount-ro":
         return ["--remount-ro", target]
+    if kind == "mountpoint":
+        assert op.source is not None
+        return ["--dir", target] if os.path.isdir(op.source) else ["--ro-bind", "/dev/null", target]
     raise ValueError(f"unknown filesystem operation {kind!r}")

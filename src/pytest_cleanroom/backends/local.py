@@ -42,6 +42,9 @@ from .finish import finish_result
 #: The sandbox's host name (its own UTS namespace), the same everywhere.
 HOSTNAME = "cleanroom"
 
+#: How the compiled set-up step's failures begin (see _nsinit.c).
+ENTER_MARK = "cleanroom-nsinit:"
+
 
 class NamespaceBackend(Backend):
     """Base of the Linux-namespace backends; subclasses set ``name`` and build the argv."""
@@ -56,7 +59,7 @@ class NamespaceBackend(Backend):
         self._live: set[LiveProcess] = set()
         self._lock = threading.Lock()
         self._preparer: Preparer | None = Preparer() if self.prepares else None
-        self._warm = WarmSandboxes(self.outer_argv, HOSTNAME) if self.warms else None
+        self._warm = WarmSandboxes(self.holder_launch) if self.warms else None
 
     # -- to implement ---------------------------------------------------------------------------
 
@@ -88,9 +91,12 @@ class NamespaceBackend(Backend):
     #: Whether commands may enter a sandbox kept warm (see _warm.py).
     warms = False
 
-    def outer_argv(self, spec: CommandSpec, tail: list[str]) -> list[str]:
-        """The command line creating the namespaces of ``spec``'s policy, running ``tail``
-        (backends that keep warm sandboxes)."""
+    def holder_launch(
+        self, spec: CommandSpec, base: Sequence[FsOp], program: str
+    ) -> tuple[list[str], bytes, dict[int, str]]:
+        """``(argv, handoff, descriptor files)`` building the filesystem ``base`` under
+        ``spec``'s policy and running the compiled ``program`` there as a warm sandbox's
+        holder (backends that keep warm sandboxes)."""
         raise NotImplementedError
 
     def warm_records(self, spec: CommandSpec, rlimits: Rlimits | None) -> Records | None:
@@ -187,6 +193,7 @@ class NamespaceBackend(Backend):
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
             ops = plan(policy, spec.workspace, spec.mounts, scratch)
             entry = stack.enter_context(self._warm_entry(spec, ops, inner, group is not None))
+            warm = entry is not None
             if entry is not None:
                 argv, data = entry
                 handoff = Handoff(data)
@@ -229,6 +236,9 @@ class NamespaceBackend(Backend):
                 self._preparer.request()
         if outcome.exit_code == 125 and LAUNCHER_MARK in outcome.stderr:
             raise SandboxError(outcome.stderr.decode(errors="replace").strip())
+        line = single_line(outcome.stderr)
+        if warm and outcome.exit_code == 125 and line and line.startswith(ENTER_MARK):
+            raise SandboxError(f"the {self.name} backend could not enter its warm sandbox: {line}")
         outcome = self.translate_failure(spec, outcome)
         if outcome.exit_code == EXIT_NOT_FOUND:
             outcome = _explain_not_found(spec, outcome)
@@ -248,6 +258,11 @@ class NamespaceBackend(Backend):
             cpu_time=outcome.cpu_time,
             limits_enforcement=_enforcement(group),
         )
+
+    @property
+    def warm_holders(self) -> list[int]:
+        """Host PIDs of the processes keeping this backend's warm sandboxes (diagnostics)."""
+        return self._warm.holders if self._warm is not None else []
 
     @contextlib.contextmanager
     def _warm_entry(

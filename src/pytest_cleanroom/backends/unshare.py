@@ -120,9 +120,24 @@ class UnshareBackend(NamespaceBackend):
             argv.append("--net")
         return [*argv, "--", *tail]
 
+    def holder_launch(
+        self, spec: CommandSpec, base: Sequence[FsOp], program: str
+    ) -> tuple[list[str], bytes, dict[int, str]]:
+        policy = spec.policy
+        records: _warm.Records = [
+            *_warm.op_records(base),
+            ("hostname", (HOSTNAME,)),
+            ("net", ("1" if policy.network == "isolated" else "0",)),
+            ("nested", ("1" if policy.nested_user_namespaces else "0",)),
+        ]
+        argv = self.outer_argv(spec, [program, "--hold", str(HANDOFF_FD)])
+        return argv, _nsinit_native.encode_plan(records), {}
+
     def warm_records(self, spec: CommandSpec, rlimits: Rlimits | None) -> _warm.Records | None:
         """What a command entering a warm sandbox is told besides its fresh mounts."""
-        return _command_records(spec, rlimits) if self.setup_program is not None else None
+        if self.setup_program is None:
+            return None
+        return _nsinit_native.command_records(spec, rlimits)
 
     def handoff(self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None) -> bytes:
         """The set-up step's plan, environment included (``marshal`` for the Python step: see
@@ -136,7 +151,7 @@ class UnshareBackend(NamespaceBackend):
             "hostname": HOSTNAME,
             "net": policy.network == "isolated",
             "nested_userns": policy.nested_user_namespaces,
-            "rlimits": _rlimits(rlimits),
+            "rlimits": _nsinit_native.rlimit_values(rlimits),
             "seccomp": _seccomp.program(
                 policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
             ),
@@ -159,42 +174,6 @@ def _native_plan(spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
         ("hostname", (HOSTNAME,)),
         ("net", ("1" if policy.network == "isolated" else "0",)),
         ("nested", ("1" if policy.nested_user_namespaces else "0",)),
-        *_command_records(spec, rlimits),
+        *_nsinit_native.command_records(spec, rlimits),
     ]
     return _nsinit_native.encode_plan(records)
-
-
-def _command_records(spec: CommandSpec, rlimits: Rlimits | None) -> _warm.Records:
-    """The set-up program's records about the command itself: limits, seccomp, what to run."""
-    policy = spec.policy
-    seccomp = _seccomp.program(
-        policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
-    )
-    records: _warm.Records = []
-    for name, value in _rlimits(rlimits).items():
-        soft, hard = value if isinstance(value, list) else (value, value)
-        records.append(("rlimit", (name, str(soft), str(hard))))
-    records += [
-        ("cwd", (spec.cwd,)),
-        ("seccomp", (seccomp.hex(),)),
-        ("argv", spec.argv),
-        ("env", _nsinit_native.env_fields(spec.env)),
-    ]
-    return records
-
-
-def _rlimits(rlimits: Rlimits | None) -> dict[str, int | list[int]]:
-    if rlimits is None:
-        return {}
-    out: dict[str, int | list[int]] = {}
-    if rlimits.file_size is not None:
-        out["fsize"] = rlimits.file_size
-    if rlimits.open_files is not None:
-        out["nofile"] = rlimits.open_files
-    if rlimits.cpu_seconds is not None:
-        out["cpu"] = [rlimits.cpu_seconds, rlimits.cpu_seconds + 1]
-    if rlimits.data_size is not None:
-        out["data"] = rlimits.data_size
-    if rlimits.processes is not None:
-        out["nproc"] = rlimits.processes
-    return out

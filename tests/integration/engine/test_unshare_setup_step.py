@@ -22,6 +22,8 @@ import pytest
 from pytest_cleanroom import Policy
 from pytest_cleanroom.backends import _nsinit_native
 from pytest_cleanroom.backends.base import CommandSpec
+from pytest_cleanroom.backends.bwrap import BwrapBackend
+from pytest_cleanroom.backends.local import NamespaceBackend
 from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.environment import build_environment
 from pytest_cleanroom.filesystem import plan
@@ -112,16 +114,32 @@ def test_both_set_up_steps_build_the_same_sandbox(tmp_path: Path, level: str) ->
     assert "PROBE_VALUE=a b" in seen[0].stdout
 
 
+#: Where commands enter a warm sandbox (as root with cgroups): PID isolation, and on bwrap
+#: nested user namespaces allowed.
+WARM = {("unshare", "standard"), ("unshare", "strict"), ("unshare", "locked")}
+WARM.add(("bwrap", "standard"))
+
+
+def warm_and_cold(name: str) -> tuple[NamespaceBackend, NamespaceBackend]:
+    if name == "unshare":
+        warm, _ = backends(warm=True)
+        return warm, UnshareBackend(warm=False)
+    require_backend("bwrap")
+    require(_nsinit_native.program()[0] is not None, "the compiled set-up step is unavailable")
+    return BwrapBackend(), BwrapBackend(warm=False)
+
+
+@pytest.mark.parametrize("name", ["unshare", "bwrap"])
 @pytest.mark.parametrize("level", LEVELS)
-def test_a_warm_start_sees_what_a_cold_start_sees(tmp_path: Path, level: str) -> None:
-    warm, _ = backends(warm=True)
-    cold = UnshareBackend(warm=False)
+def test_a_warm_start_sees_what_a_cold_start_sees(tmp_path: Path, level: str, name: str) -> None:
+    warm, cold = warm_and_cold(name)
     (tmp_path / "ws" / "sub").mkdir(parents=True)
     command = spec(tmp_path / "ws", level, ("/bin/sh", "-c", PROBE))
     for backend in (warm, cold):
         backend.check(command.policy)
     try:
         seen = [warm.run(command), warm.run(command), cold.run(command)]
+        holders = warm.warm_holders
     finally:
         warm.close()
     for result in seen:
@@ -130,6 +148,8 @@ def test_a_warm_start_sees_what_a_cold_start_sees(tmp_path: Path, level: str) ->
     first, later, reference = (visible(result.stdout, targets) for result in seen)
     assert first == reference
     assert later == reference
+    if (name, level) in WARM:
+        assert holders  # the first two runs entered a warm sandbox
 
 
 @pytest.mark.parametrize(
@@ -150,14 +170,18 @@ def test_both_set_up_steps_report_exits_alike(
     (tmp_path / "ws" / "sub" / "data").write_text("not a program\n")
     (tmp_path / "ws" / "sub" / "junk").write_text("not a program either\n")
     (tmp_path / "ws" / "sub" / "junk").chmod(0o755)
-    command = spec(tmp_path / "ws", "locked", argv)
-    warm = UnshareBackend()
+    warm, warm_bwrap = UnshareBackend(), BwrapBackend()
     try:
-        for backend in (native, python, warm):
-            result = backend.run(command)
+        for level, backend in [
+            ("locked", native), ("locked", python), ("locked", warm), ("standard", warm_bwrap),
+        ]:  # fmt: skip
+            result = backend.run(spec(tmp_path / "ws", level, argv))
             assert (result.exit_code, result.stderr) == (code, stderr)
+        assert warm.warm_holders
+        assert warm_bwrap.warm_holders
     finally:
         warm.close()
+        warm_bwrap.close()
 
 
 def test_the_set_up_program_compiles_without_warnings(tmp_path: Path) -> None:
