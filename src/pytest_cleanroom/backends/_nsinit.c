@@ -620,6 +620,9 @@ static void apply_fresh(int i) {
             make_dirs(dest);
             if (mount("proc", dest, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
                 fail("mount proc on %s: %s", dest, strerror(errno));
+            /* The holder's user namespace (bubblewrap's holder cannot set it itself). */
+            if (!nested && !strcmp(dest, "/proc"))
+                write_file("/proc/sys/user/max_user_namespaces", "0");
         } else if (!strcmp(op->kind, "tmpfs")) {
             tmpfs(dest, "1777", op->size, 0);
         } else if (!strcmp(op->kind, "dir")) {

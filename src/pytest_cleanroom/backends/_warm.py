@@ -1,8 +1,9 @@
-"""A warm sandbox per cleanroom: namespaces and mounts built once, entered by each command.
+"""Warm sandboxes: namespaces and mounts built once per policy, entered by each command.
 
 Building a sandbox (namespaces, dozens of mounts, a pivot) is most of what a command costs, and it
-is the same for every command of a test under one policy. A *holder* (``_nsinit.c --hold``) builds
-it once, minus what each command gets afresh, and keeps it. Each command is then started by
+is the same for every command under one policy. A *holder* (``_nsinit.c --hold``, or a ``cat``
+under bubblewrap) waits in it, built once minus what each command gets afresh; it keeps nothing
+of a command or a test, so every cleanroom of the process shares it. Each command is then started by
 ``_nsinit.c --enter`` from its own launcher (so in its own cgroups, supervised and killed exactly
 like a cold one): it joins the holder's namespaces and takes its own mount, IPC, UTS, cgroup and
 PID namespaces, a fresh ``/proc``, ``/tmp`` and ``/dev/shm`` (with the same host-side scratch as a
@@ -20,6 +21,7 @@ any of this does not hold, or a holder cannot be made, the command starts cold.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import selectors
@@ -39,8 +41,8 @@ from .base import WORKSPACE_PATH, CommandSpec
 
 #: What every command gets afresh (and everything mounted below it).
 FRESH_ROOTS = ("/proc", "/tmp", "/dev/shm", WORKSPACE_PATH)
-#: Holders kept per backend (a repeat check alternates two workspaces).
-KEEP = 2
+#: Idle holders kept per kind of backend (one per policy in use, for a few policies).
+KEEP = 4
 #: How long a holder may take to build its sandbox (seconds).
 READY_TIMEOUT = 30.0
 
@@ -170,6 +172,7 @@ class WarmSandboxes:
                 *op_records(fresh),
                 ("holder", (str(holder.pid), holder.start_time)),
                 ("join_net", ("1" if key.isolated_network else "0",)),
+                ("nested", ("1" if key.nested_user_namespaces else "0",)),
                 *records,
             ]
             yield [program, "--enter", str(HANDOFF_FD)], _nsinit_native.encode_plan(plan)
@@ -280,3 +283,28 @@ def _innermost(pid: int) -> int | None:
         if len(children) > 1:
             return None
         pid = int(children[0])
+
+
+_shared_lock = threading.Lock()
+_shared: dict[tuple[int, tuple[str, ...]], WarmSandboxes] = {}
+
+
+def shared_warm_sandboxes(identity: tuple[str, ...], launch: HolderLaunch) -> WarmSandboxes:
+    """The process's warm sandboxes for backends of ``identity`` (made with ``launch``)."""
+    key = (os.getpid(), identity)
+    with _shared_lock:
+        warm = _shared.get(key)
+        if warm is None:
+            warm = _shared[key] = WarmSandboxes(launch)
+        return warm
+
+
+def close_all() -> None:
+    """Stop every holder of this process (done at interpreter exit)."""
+    with _shared_lock:
+        mine = [warm for (pid, _), warm in _shared.items() if pid == os.getpid()]
+    for warm in mine:
+        warm.close()
+
+
+atexit.register(close_all)

@@ -39,8 +39,7 @@ class BwrapBackend(NamespaceBackend):
 
     def __init__(self, executable: str | None = None, *, warm: bool = True) -> None:
         super().__init__()
-        if not warm:
-            self._warm = None
+        self._warm_allowed = warm
         self._executable = executable
 
     @property
@@ -70,7 +69,9 @@ class BwrapBackend(NamespaceBackend):
         argv += spec.argv
         return argv
 
-    def _namespaces(self, policy: Policy, ops: Sequence[FsOp]) -> list[str]:
+    def _namespaces(
+        self, policy: Policy, ops: Sequence[FsOp], *, disable_userns: bool = True
+    ) -> list[str]:
         """bwrap's options up to the command: namespaces, privileges, seccomp, filesystem."""
         argv = [
             self.executable, "--args", str(HANDOFF_FD),
@@ -82,7 +83,7 @@ class BwrapBackend(NamespaceBackend):
             argv.append("--unshare-pid")
         if policy.network == "isolated":
             argv.append("--unshare-net")
-        if not policy.nested_user_namespaces:
+        if not policy.nested_user_namespaces and disable_userns:
             argv.append("--disable-userns")
         argv += ["--seccomp", str(SECCOMP_FD)]
         for op in ops:
@@ -91,20 +92,20 @@ class BwrapBackend(NamespaceBackend):
         return argv
 
     def warm_records(self, spec: CommandSpec, rlimits: Rlimits | None) -> _warm.Records | None:
-        """Commands may enter a warm sandbox where the policy lets them create user namespaces:
-        elsewhere bubblewrap confines them in a user namespace nested in the one that owns the
-        mounts, where the kernel would lock ``/proc`` against a fresh mount."""
-        if not spec.policy.nested_user_namespaces:
-            return None
         return [("bind_nosuid", ("1",)), *command_records(spec, rlimits)]
 
     def holder_launch(
         self, spec: CommandSpec, base: Sequence[FsOp], program: str
     ) -> tuple[list[str], bytes, dict[int, str]]:
         """bubblewrap building the warm sandbox's base; the holder is a ``cat`` waiting for its
-        stdin to close (the compiled program is not in the sandbox's view)."""
+        stdin to close (the compiled program is not in the sandbox's view). Without
+        ``--disable-userns``: its nested user namespace would not own the mounts, and the kernel
+        would lock ``/proc`` against a command's fresh one; a command entering the sandbox
+        forbids nested user namespaces in the holder's instead (and the seccomp filter, here
+        as everywhere, refuses to create any)."""
         holder = ["/bin/sh", "-c", "echo ready && exec cat >/dev/null"]
-        argv = [*self._namespaces(spec.policy, base), "--chdir", "/", "--", *holder]
+        namespaces = self._namespaces(spec.policy, base, disable_userns=False)
+        argv = [*namespaces, "--chdir", "/", "--", *holder]
         return argv, b"--clearenv\0", self.fd_files(spec.policy)
 
     def fd_files(self, policy: Policy) -> dict[int, str]:

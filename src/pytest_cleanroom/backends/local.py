@@ -25,7 +25,7 @@ from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, s
 from ..result import RunResult
 from ..scratch import Scratch
 from ._handoff import HANDOFF_FD, Handoff
-from ._warm import Records, WarmSandboxes
+from ._warm import Records, WarmSandboxes, shared_warm_sandboxes
 from .base import (
     ENFORCED_BY_CGROUP1,
     ENFORCED_BY_CGROUP2,
@@ -59,7 +59,7 @@ class NamespaceBackend(Backend):
         self._live: set[LiveProcess] = set()
         self._lock = threading.Lock()
         self._preparer: Preparer | None = Preparer() if self.prepares else None
-        self._warm = WarmSandboxes(self.holder_launch) if self.warms else None
+        self._warm_allowed = self.warms
 
     # -- to implement ---------------------------------------------------------------------------
 
@@ -262,13 +262,23 @@ class NamespaceBackend(Backend):
     @property
     def warm_holders(self) -> list[int]:
         """Host PIDs of the processes keeping this backend's warm sandboxes (diagnostics)."""
-        return self._warm.holders if self._warm is not None else []
+        warm = self._warm_sandboxes()
+        return warm.holders if warm is not None else []
+
+    def _warm_sandboxes(self) -> WarmSandboxes | None:
+        """The warm sandboxes this backend's commands may enter: shared by every backend of
+        this kind and executable in the process (a holder keeps nothing of a command or a test,
+        so a later cleanroom's first command starts warm too)."""
+        if not self._warm_allowed:
+            return None
+        identity = (self.name, str(getattr(self, "_executable", None)))
+        return shared_warm_sandboxes(identity, self.holder_launch)
 
     @contextlib.contextmanager
     def _warm_entry(
         self, spec: CommandSpec, ops: Sequence[FsOp], inner: Rlimits | None, cgroups: bool
     ) -> Iterator[tuple[list[str], bytes] | None]:
-        warm = self._warm
+        warm = self._warm_sandboxes()
         records = self.warm_records(spec, inner) if warm is not None else None
         if warm is None or records is None or not warm.eligible(spec, cgroups):
             yield None
@@ -291,8 +301,6 @@ class NamespaceBackend(Backend):
     def close(self) -> None:
         """Kill every command this backend is running (any thread's) and its spare launchers."""
         self.cancel()
-        if self._warm is not None:
-            self._warm.close()
         if self._preparer is not None:
             self._preparer.close()
         cgroups.flush()

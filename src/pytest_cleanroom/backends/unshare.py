@@ -51,8 +51,7 @@ class UnshareBackend(NamespaceBackend):
         warm: bool = True,
     ) -> None:
         super().__init__()
-        if not warm:
-            self._warm = None
+        self._warm_allowed = warm
         self._executable = executable
         self.python = python or sys.executable
         self._native = native

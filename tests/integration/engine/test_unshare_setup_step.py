@@ -41,7 +41,8 @@ awk '{ split($0, halves, " - "); split(halves[2], fs, " ");
        print "mount", $5, $6, fs[1], fs[3] }' /proc/self/mountinfo
 grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status
 hostname; pwd; env | sort; ulimit -a
-cat /proc/sys/user/max_user_namespaces
+echo userns-limit $(cat /proc/sys/user/max_user_namespaces)
+unshare -U true 2>/dev/null && echo may create user namespaces
 ls -la / /dev /tmp | awk '{ print $1, $NF }'
 test $$ -le 3 && echo own PID namespace || echo host PIDs
 """
@@ -114,10 +115,8 @@ def test_both_set_up_steps_build_the_same_sandbox(tmp_path: Path, level: str) ->
     assert "PROBE_VALUE=a b" in seen[0].stdout
 
 
-#: Where commands enter a warm sandbox (as root with cgroups): PID isolation, and on bwrap
-#: nested user namespaces allowed.
-WARM = {("unshare", "standard"), ("unshare", "strict"), ("unshare", "locked")}
-WARM.add(("bwrap", "standard"))
+#: Where commands enter a warm sandbox (as root with cgroups): where PIDs are isolated.
+WARM = {(name, level) for name in ("unshare", "bwrap") for level in LEVELS if level != "permissive"}
 
 
 def warm_and_cold(name: str) -> tuple[NamespaceBackend, NamespaceBackend]:
@@ -145,7 +144,12 @@ def test_a_warm_start_sees_what_a_cold_start_sees(tmp_path: Path, level: str, na
     for result in seen:
         assert result.exit_code == 0, result.stderr
     targets = {op.target for op in plan(command.policy, command.workspace)}
-    first, later, reference = (visible(result.stdout, targets) for result in seen)
+    views = [visible(result.stdout, targets) for result in seen]
+    if name == "bwrap":
+        # A cold start's nested user namespace reads the default limit there; creating one
+        # fails in both all the same (that line is compared).
+        views = [[line for line in view if not line.startswith("userns-limit")] for view in views]
+    first, later, reference = views
     assert first == reference
     assert later == reference
     if (name, level) in WARM:
