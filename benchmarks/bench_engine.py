@@ -8,9 +8,12 @@ Side by side in one run, interleaved round-robin so that machine noise hits ever
 3. bubblewrap with exactly the command line the engine builds under ``locked`` (the sandbox's own
    cost: namespaces and mounts), without the engine around it;
 4. ``Cleanroom.run`` under ``standard`` and under ``locked`` (bwrap backend): environment,
-   filesystem plan, per-command cgroups, launcher, supervision, result;
+   filesystem plan, per-command cgroups, launcher, supervision, result; the command enters the
+   sandbox kept warm for the policy (see ``backends/_warm.py``);
 5. ``Cleanroom.run`` under ``locked`` through the ``unshare`` fallback, for reference;
-6. ``Cleanroom.run`` under ``locked`` on the container backends, ``docker`` and ``podman`` (where
+6. a cold start under ``locked`` on each local backend (``warm=False``: the sandbox built for the
+   command, as the first command under a policy pays once per process);
+7. ``Cleanroom.run`` under ``locked`` on the container backends, ``docker`` and ``podman`` (where
    their engines answer), in the first ``--container-repeat`` rounds only (a container per
    command costs hundreds of milliseconds).
 
@@ -47,6 +50,8 @@ from pytest_cleanroom.backends import get_backend
 from pytest_cleanroom.backends._handoff import HANDOFF_FD, LAUNCHER_ENV, Handoff
 from pytest_cleanroom.backends.base import CommandSpec
 from pytest_cleanroom.backends.bwrap import BwrapBackend
+from pytest_cleanroom.backends.local import NamespaceBackend
+from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.environment import build_environment
 from pytest_cleanroom.filesystem import plan
 
@@ -82,6 +87,10 @@ def _rewound(fds: list[int]) -> tuple[int, ...]:
 
 def _engine_row(room: Cleanroom) -> Callable[[], object]:
     return lambda: room.run(["true"]).assert_success()
+
+
+def _backend_row(backend: NamespaceBackend, spec: CommandSpec) -> Callable[[], object]:
+    return lambda: backend.run(spec).assert_success()
 
 
 COMMANDS_PER_TEST = 3
@@ -151,6 +160,7 @@ def main() -> int:
         with_unshare = False
     scratch = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     rooms: list[Cleanroom] = []
+    backends: list[NamespaceBackend] = []
     try:
         locked = Policy.level("locked")
         spec = CommandSpec(
@@ -190,6 +200,13 @@ def main() -> int:
             room = Cleanroom(scratch / "unshare", policy="locked", backend="unshare", seed=1)
             rooms.append(room)
             rows["Cleanroom.run, locked (unshare)"] = _engine_row(room)
+        cold: list[NamespaceBackend] = [BwrapBackend(warm=False)]
+        if with_unshare:
+            cold.append(UnshareBackend(warm=False))
+        for cold_backend in cold:
+            cold_backend.check(locked)
+            backends.append(cold_backend)
+            rows[f"cold start, locked ({cold_backend.name})"] = _backend_row(cold_backend, spec)
         containers = set()
         for engine in CONTAINER_BACKENDS:
             try:
@@ -220,6 +237,8 @@ def main() -> int:
     finally:
         for room in rooms:
             room.close()
+        for backend_used in backends:
+            backend_used.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
     medians = {name: statistics.median(ts) * 1000 for name, ts in samples.items()}
@@ -239,7 +258,8 @@ def main() -> int:
     print(f"{'':36s} {'median':>8s} {'p90':>8s} {'engine adds':>12s} {'child cpu':>10s}")
     for name, ts in samples.items():
         p90 = statistics.quantiles(ts, n=10)[-1] * 1000
-        added = f"{medians[name] - bare:+.2f}" if name.startswith("Cleanroom") else ""
+        engine = name.startswith(("Cleanroom", "cold"))
+        added = f"{medians[name] - bare:+.2f}" if engine else ""
         print(f"{name:36s} {medians[name]:8.2f} {p90:8.2f} {added:>12s} {cpu_medians[name]:10.2f}")
     if suite:
         _print_suite(suite, args.suite_tests)
