@@ -11,12 +11,12 @@ cold command), a fresh session keyring, no capabilities, ``no_new_privs`` and th
 
 So nothing an earlier command left outside the workspace reaches a later one: its processes are
 killed with its cgroup, its ``/tmp``, ``/dev/shm``, SysV IPC objects and PID namespace were its
-own, and the holder itself is out of its sight (another PID namespace) and reach (no
-capabilities; the compiled holder is also non-dumpable). A holder is used only while the filesystem plan of the command is exactly the one
-it was built from (so a host path that appears or disappears since is honoured as by a cold
-start), for one command at a time where the network is isolated (the holder's network is
-shared), and only as root with cgroups (the engine clones host mounts into the sandbox). Where
-any of this does not hold, or a holder cannot be made, the command starts cold.
+own, and the holder itself is out of its sight (another PID namespace) and reach (no capabilities;
+the compiled holder is also non-dumpable). A holder is used only while the filesystem plan of the
+command is exactly the one it was built from (so a host path that appears or disappears since is
+honoured as by a cold start), for one command at a time where the network is isolated (the holder's
+network is shared), and only as root with cgroups (the engine clones host mounts into the sandbox).
+Where any of this does not hold, or a holder cannot be made, the command starts cold.
 """
 
 from __future__ import annotations
