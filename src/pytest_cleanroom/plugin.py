@@ -20,7 +20,6 @@ SUBPLUGINS: tuple[str, ...] = (
     "pytest_cleanroom.attest.plugin",
     "pytest_cleanroom.gpack_bundles.plugin",
     "pytest_cleanroom.shard.plugin",
-    "pytest_cleanroom.testing.plugin",
 )
 
 

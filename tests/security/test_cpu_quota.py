@@ -49,3 +49,6 @@ def test_without_cgroups_a_local_backend_refuses_the_quota(
         Cleanroom(tmp_path / "ws", policy=policy, backend=name)
     assert "set cpu_quota=None" in str(caught.value)
     assert not (tmp_path / "ws").exists()  # refused before anything was made
+
+
+pytestmark = pytest.mark.integration

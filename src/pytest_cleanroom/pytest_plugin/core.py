@@ -122,6 +122,14 @@ def cleanroom_settings(pytestconfig: pytest.Config) -> CleanroomSettings:
     return get_settings(pytestconfig)
 
 
+@pytest.fixture(scope="session")
+def conformance_backend(pytestconfig: pytest.Config) -> str:
+    """The backend the shipped conformance checks attack (``pytest --pyargs
+    pytest_cleanroom.testing.conformance --cleanroom-backend NAME``); a project's conftest may
+    override it to parametrize over several."""
+    return get_settings(pytestconfig).backend
+
+
 @pytest.fixture
 def workspace(tmp_path: Any) -> Workspace:
     """The test's private directory (``tmp_path / "workspace"``): the only tree a sandboxed

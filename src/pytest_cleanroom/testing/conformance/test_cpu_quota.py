@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from pytest_cleanroom import Cleanroom, Policy, RunResult
 from pytest_cleanroom.errors import BackendUnavailableError
-
-pytestmark = pytest.mark.integration
 
 QUOTA = 0.05  # CPUs: 5 ms of CPU time per 100 ms period, however busy the machine is
 #: Two busy shells (the quota binds the whole tree, not each process), ended by the timeout.

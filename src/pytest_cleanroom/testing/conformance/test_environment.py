@@ -24,8 +24,6 @@ from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.policy_levels import LEVELS
 from pytest_cleanroom.testing import require
 
-pytestmark = pytest.mark.integration
-
 # Appends the mount namespace of every process that loads it to MARKER: a line equal to the
 # host's own namespace means code ran outside the sandbox. No libc headers needed.
 PRELOAD_SOURCE = r"""

@@ -22,8 +22,6 @@ from pytest_cleanroom.interpreter import interpreter_dirs
 from pytest_cleanroom.testing import probes, require
 from pytest_cleanroom.testing.listener import Listener
 
-pytestmark = pytest.mark.integration
-
 LOCKED = Policy.level("locked")
 
 

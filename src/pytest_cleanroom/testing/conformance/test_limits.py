@@ -27,8 +27,6 @@ from pytest_cleanroom.testing.leftovers import (
     processes_with_marker,
 )
 
-pytestmark = pytest.mark.integration
-
 TIGHT = Policy.level("locked").replace(
     memory_limit=128 * MiB,
     max_processes=64,

@@ -16,8 +16,6 @@ from pytest_cleanroom import Cleanroom, Policy, RunResult
 from pytest_cleanroom.policy import GiB, MiB
 from pytest_cleanroom.policy_levels import LEVELS
 
-pytestmark = pytest.mark.integration
-
 #: Besides the kept output, what a run may add to the host process (result objects, the docker
 #: client's buffers, allocator slack).
 SLACK = 64 * MiB
