@@ -1,4 +1,5 @@
-"""Every Python example in docs/engine.md and docs/policies.md runs as written."""
+"""Every Python example in docs/engine.md, docs/policies.md and docs/architecture.md runs as
+written."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ _BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 def _examples() -> list[pytest.param]:  # type: ignore[valid-type]
     params = []
-    for name in ("engine.md", "policies.md"):
+    for name in ("engine.md", "policies.md", "architecture.md"):
         text = (DOCS / name).read_text()
         for match in _BLOCK.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
