@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import cgroup2
+from .owner import Owner
 
 REQUIRED = ("memory", "pids", "cpuacct")
 OPTIONAL = ("freezer",)
@@ -62,24 +63,15 @@ _unconfined: list[str] = []
 _counter = itertools.count()
 
 
-_start_times: dict[int, str | None] = {}
+_group_prefixes: dict[int, str] = {}
 
 
-def _my_start_time() -> str | None:
+def _my_group_prefix() -> str:
+    """The start of the names of this process's groups: its :class:`~.owner.Owner`."""
     pid = os.getpid()
-    if pid not in _start_times:
-        _start_times[pid] = _own_start_time(pid)
-    return _start_times[pid]
-
-
-def _own_start_time(pid: int | str = "self") -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # Field 22 (starttime) comes after the command name, which may contain spaces.
-    return stat[stat.rindex(b")") + 2 :].split()[19].decode()
+    if pid not in _group_prefixes:
+        _group_prefixes[pid] = Owner.current(pid).group_prefix()
+    return _group_prefixes[pid]
 
 
 def _v1_mounts() -> dict[str, tuple[str, str]]:
@@ -290,10 +282,9 @@ def _sweep_now(found: dict[str, Path], budget: float) -> list[str]:
             continue
     left: list[str] = []
     for name in sorted(names):
-        pid, _, rest = name.partition("-")
-        start = rest.partition("-")[0]
-        if pid.isdigit() and _own_start_time(pid) == start:
-            continue  # its owner is alive
+        owner = Owner.of_group(name)
+        if owner is not None and owner.is_alive():
+            continue  # its owner is alive, or in another pid namespace (see Owner)
         group = RunCgroup({c: p / name for c, p in found.items() if (p / name).exists()})
         if time.monotonic() > end or not group.remove(patient=False):
             left.append(name)
@@ -345,7 +336,7 @@ class RunCgroup:
                 return group
             except OSError:
                 group.remove()
-        owner = f"{os.getpid()}-{_my_start_time()}-"
+        owner = _my_group_prefix()
         from .cgroup_reaper import ensure_started
 
         ensure_started(owner, found)  # kills what is left here if this process is killed

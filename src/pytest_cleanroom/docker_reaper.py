@@ -14,13 +14,14 @@ import contextlib
 import sys
 
 from . import docker_support as ds
+from .owner import Owner
 from .watchdog import start_once, wait_for_owner
 
 
 def ensure_started(host: str) -> None:
     """Start this process's docker reaper for ``host``, once."""
-    owner = ds.Owner.current()
-    start_once(__name__, [host, str(owner.pid), owner.start])
+    owner = Owner.current()
+    start_once(__name__, [host, str(owner.pid), owner.token or ""])
 
 
 def reap(host: str, pid: str, start: str) -> None:

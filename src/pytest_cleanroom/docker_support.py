@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from .errors import BackendUnavailableError
+from .owner import Owner
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -42,6 +43,7 @@ LABEL_RUN = "io.cleanroom.run"
 LABEL_OWNER_PID = "io.cleanroom.owner-pid"
 LABEL_OWNER_START = "io.cleanroom.owner-start"
 LABEL_OWNER_HOST = "io.cleanroom.owner-host"
+LABEL_OWNER_PIDNS = "io.cleanroom.owner-pidns"
 LABEL_ROLE = "io.cleanroom.role"
 
 _START_FIX = (
@@ -151,39 +153,6 @@ def require_image(client: DockerClient, image: str) -> None:
 # -- ownership labels and the leftover sweep ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Owner:
-    """The process that created a container: pid, its start time (against pid reuse), host."""
-
-    pid: int
-    start: str
-    host: str
-
-    @classmethod
-    def current(cls) -> Owner:
-        return cls(os.getpid(), process_start_time(os.getpid()) or "", socket.gethostname())
-
-    def is_alive(self) -> bool:
-        """True unless the owner surely died. Owners on other hosts count as alive."""
-        if self.host != socket.gethostname():
-            return True
-        start = process_start_time(self.pid)
-        if start is None:
-            return False
-        return not self.start or start == self.start
-
-
-def process_start_time(pid: int) -> str | None:
-    """Start time of ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
-
-
 _RUN_ID: str | None = None
 
 
@@ -205,8 +174,9 @@ def owner_labels(run: str | None = None, *, role: str | None = None) -> dict[str
     labels = {
         LABEL_RUN: run or run_id(),
         LABEL_OWNER_PID: str(owner.pid),
-        LABEL_OWNER_START: owner.start,
+        LABEL_OWNER_START: owner.token or "",
         LABEL_OWNER_HOST: owner.host,
+        LABEL_OWNER_PIDNS: owner.pidns,
     }
     if role:
         labels[LABEL_ROLE] = role
@@ -219,7 +189,12 @@ def owner_of(labels: Mapping[str, str]) -> Owner | None:
         pid = int(labels[LABEL_OWNER_PID])
     except (KeyError, ValueError):
         return None
-    return Owner(pid, labels.get(LABEL_OWNER_START, ""), labels.get(LABEL_OWNER_HOST, ""))
+    return Owner(
+        pid,
+        labels.get(LABEL_OWNER_START, ""),
+        labels.get(LABEL_OWNER_HOST, ""),
+        labels.get(LABEL_OWNER_PIDNS, ""),
+    )
 
 
 def sweep_leftovers(client: DockerClient | None = None, *, role: str | None = None) -> list[str]:
@@ -333,8 +308,8 @@ def _sweep_cgroups(hierarchies: dict[str, Path]) -> None:
         with contextlib.suppress(OSError):
             names.update(entry.name for entry in os.scandir(top) if entry.is_dir())
     for name in names:
-        pid, _, rest = name.partition("-")
-        if pid.isdigit() and process_start_time(int(pid)) == rest.partition("-")[0]:
+        owner = Owner.of_group(name)
+        if owner is not None and owner.is_alive():
             continue
         ContainerCgroups(f"/{CGROUP_TOP}/{name}", hierarchies).remove(attempts=1)
 
@@ -378,7 +353,7 @@ class ContainerCgroups:
         hierarchies = _v1_hierarchies()
         if not all(c in hierarchies for c in ("memory", "cpuacct", "pids")):
             return None
-        name = f"{os.getpid()}-{process_start_time(os.getpid())}-{next(_cgroup_counter)}"
+        name = f"{Owner.current().group_prefix()}{next(_cgroup_counter)}"
         return cls(f"/{CGROUP_TOP}/{name}", hierarchies)
 
     def _file(self, controller: str, name: str, *, own: bool) -> Path:

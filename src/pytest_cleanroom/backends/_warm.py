@@ -31,9 +31,9 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ..docker_support import process_start_time
 from ..filesystem import FsOp
 from ..limits import Rlimits
+from ..owner import start_token as process_start_time
 from ..process_tree import Started, launcher_argv, start
 from . import _nsinit_native
 from ._handoff import HANDOFF_FD, Handoff

@@ -5,45 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-
-def start_token(pid: int) -> str | None:
-    """Something that changes when ``pid`` is reused: its start time. ``None`` if it is gone."""
-    if sys.platform.startswith("linux"):
-        try:
-            raw = Path(f"/proc/{pid}/stat").read_text()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            return None
-        # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if fields[0] == "Z":
-            return None  # a zombie has already exited
-        return fields[19]  # field 22 of stat: start time in clock ticks since boot
-    try:
-        out = subprocess.run(
-            ["ps", "-o", "lstart=", "-p", str(pid)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
-def is_alive(pid: int, token: str | None = None) -> bool:
-    """True when ``pid`` runs and, if ``token`` is given, is still the same process."""
-    if pid <= 0:
-        return False
-    current = start_token(pid)
-    if current is None:
-        return False
-    return token is None or current == token
+from ..owner import is_alive as is_alive
+from ..owner import start_token as start_token
 
 
 def process_cwd(pid: int) -> Path | None:

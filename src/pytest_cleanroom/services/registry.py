@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import stat
 import time
 import uuid
@@ -20,46 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from ..owner import Owner as Owner
 from ..safe_write import write_output
-from . import procutil
 from .errors import ServiceConfigError
 
 Handle = dict[str, Any]
-
-
-def _pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The process whose death makes a server a leftover."""
-
-    pid: int
-    token: str | None
-    host: str
-    pidns: str
-
-    @classmethod
-    def current(cls, pid: int | None = None) -> Owner:
-        """The owner for ``pid`` (default: this process) on this host."""
-        pid = os.getpid() if pid is None else pid
-        return cls(pid, procutil.start_token(pid), socket.gethostname(), _pid_namespace())
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Owner:
-        return cls(int(data["pid"]), data.get("token"), str(data["host"]), str(data["pidns"]))
-
-    def is_local(self) -> bool:
-        """Whether this machine can judge the owner's liveness."""
-        return self.host == socket.gethostname() and self.pidns == _pid_namespace()
-
-    def is_alive(self) -> bool:
-        """Alive, or not ours to judge (another host or pid namespace)."""
-        return not self.is_local() or procutil.is_alive(self.pid, self.token)
 
 
 def ensure_private_dir(path: Path) -> Path:

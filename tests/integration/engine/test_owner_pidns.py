@@ -1,0 +1,118 @@
+"""Every leftover sweeper judges an owner the same way (#12): an owner in another pid namespace
+cannot be judged from here and counts as alive, so neither the docker sweep nor the cgroup sweep
+removes what it may still use; an owner here that exited counts as dead."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_cleanroom import docker_support
+from pytest_cleanroom.owner import Owner, pid_namespace
+from tests.conftest import require
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+# Writes the records a run leaves behind (container labels, a cgroup's name), then keeps running
+# until its stdin closes.
+RECORD = """
+import json, sys
+from pytest_cleanroom.docker_support import owner_labels
+from pytest_cleanroom.owner import Owner
+owner = Owner.current()
+print(json.dumps({"labels": owner_labels(role="backend"), "group": owner.group_prefix() + "0"}))
+sys.stdout.flush()
+sys.stdin.read()
+"""
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+
+def _records(proc: subprocess.Popen[str]) -> dict[str, object]:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, "the owner wrote no record"
+    records = json.loads(line)
+    assert isinstance(records, dict)
+    return records
+
+
+def _docker_sweep_keeps(labels: dict[str, str]) -> bool:
+    owner = docker_support.owner_of(labels)
+    return owner is not None and owner.is_alive()
+
+
+def _cgroup_sweep_keeps(group: str) -> bool:
+    owner = Owner.of_group(group)
+    return owner is not None and owner.is_alive()
+
+
+@pytest.fixture
+def other_namespace_owner() -> Iterator[dict[str, object]]:
+    """The records of a running process in a pid namespace of its own (it is pid 1 there)."""
+    unshare = shutil.which("unshare")
+    require(unshare is not None, "the unshare command (util-linux)")
+    assert unshare is not None
+    probe = subprocess.run(
+        [unshare, "--pid", "--fork", "--mount-proc", "true"], capture_output=True, check=False
+    )
+    require(probe.returncode == 0, "permission to create pid namespaces (unshare --pid)")
+    proc = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-c", RECORD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        yield _records(proc)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def test_an_owner_in_another_pid_namespace_is_alive_for_every_sweep(
+    other_namespace_owner: dict[str, object],
+) -> None:
+    labels = other_namespace_owner["labels"]
+    group = other_namespace_owner["group"]
+    assert isinstance(labels, dict)
+    assert isinstance(group, str)
+    # The record really comes from elsewhere: its pid (1 there) names another process here.
+    assert labels[docker_support.LABEL_OWNER_PIDNS] not in ("", pid_namespace())
+    assert labels[docker_support.LABEL_OWNER_PID] == "1"
+    assert _docker_sweep_keeps(labels)
+    assert _cgroup_sweep_keeps(group)
+
+
+def test_an_owner_here_that_exited_is_dead_for_every_sweep() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RECORD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    records = _records(proc)
+    labels = records["labels"]
+    group = records["group"]
+    assert isinstance(labels, dict)
+    assert isinstance(group, str)
+    assert labels[docker_support.LABEL_OWNER_PIDNS] == pid_namespace()
+    assert _docker_sweep_keeps(labels)
+    assert _cgroup_sweep_keeps(group)
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    assert not _docker_sweep_keeps(labels)
+    assert not _cgroup_sweep_keeps(group)
