@@ -9,12 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pytest_cleanroom import docker_support
+from pytest_cleanroom.errors import BackendUnavailableError
 from pytest_cleanroom.owner import Owner, pid_namespace
 from tests.conftest import require
 
@@ -116,3 +118,30 @@ def test_an_owner_here_that_exited_is_dead_for_every_sweep() -> None:
     proc.wait(timeout=30)
     assert not _docker_sweep_keeps(labels)
     assert not _cgroup_sweep_keeps(group)
+
+
+def test_the_docker_sweep_keeps_an_owner_in_another_pid_namespace_and_removes_an_exited_one(
+    other_namespace_owner: dict[str, object],
+) -> None:
+    try:
+        client = docker_support.connect()
+    except BackendUnavailableError as exc:
+        require(False, f"a Docker engine ({exc})")
+        raise
+    labels = other_namespace_owner["labels"]
+    assert isinstance(labels, dict)
+    exited = subprocess.run(
+        [sys.executable, "-c", RECORD], input="", capture_output=True, text=True, env=ENV
+    )
+    dead_labels = json.loads(exited.stdout)["labels"]
+    role = f"pidns-test-{uuid.uuid4().hex[:8]}"
+    kept = client.volumes.create(labels={**labels, docker_support.LABEL_ROLE: role})
+    swept = client.volumes.create(labels={**dead_labels, docker_support.LABEL_ROLE: role})
+    try:
+        assert docker_support.sweep_leftovers(client, role=role) == [swept.name]
+        left = client.volumes.list(filters={"label": f"{docker_support.LABEL_ROLE}={role}"})
+        assert [v.name for v in left] == [kept.name]
+    finally:
+        for volume in client.volumes.list(filters={"label": f"{docker_support.LABEL_ROLE}={role}"}):
+            volume.remove(force=True)
+        client.close()
