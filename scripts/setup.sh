@@ -20,7 +20,8 @@ done
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- system packages -------------------------------------------------------
-pkgs=(bubblewrap util-linux postgresql redis-server mariadb-server git make procps iproute2 gcc)
+pkgs=(bubblewrap util-linux postgresql redis-server mariadb-server git make procps iproute2 gcc
+  dbus-daemon dbus-bin)
 # Node.js and npm (the remote cache server's runtime): Debian's packages, unless a node with its
 # own npm is installed already (NodeSource's nodejs bundles npm and conflicts with Debian's npm).
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)

@@ -52,3 +52,7 @@ def run_doc_script(
         timeout=timeout,
         check=False,
     )
+
+
+# tests/vm runs inside the VM of scripts/test-vm.sh only (tests/integration/vm boots it).
+collect_ignore = [] if os.environ.get("CLEANROOM_IN_TEST_VM") == "1" else ["vm"]

@@ -15,6 +15,10 @@ its cgroup namespace), whose ``memory.peak`` and ``cpu.stat`` measure exactly th
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 #: Controllers a command's group needs, enabled in ``cgroup.subtree_control`` above it.
@@ -27,19 +31,24 @@ def is_unified_only(mounts: dict[str, tuple[str, str]], unified_key: str) -> boo
 
 
 def root_parent(mountpoint: str, mount_root: str, group_dir: str) -> tuple[Path | None, str]:
-    """``(the engine's parent group, "")`` at the hierarchy's root, or ``(None, why not)``.
+    """``(the engine's parent group, "")`` for root, or ``(None, why not)``.
 
-    Only the real root cgroup may keep processes while giving its children controllers; a
-    cgroup v2 mount whose root is another group (a container's cgroup namespace) is refused
-    with the fix rather than moving processes that are not the engine's.
+    At the host's root cgroup (the one group that may keep processes while giving its children
+    controllers) nothing is moved; inside a container's cgroup namespace, whose root is another
+    group, the namespace's root is used as a delegated subtree (see :func:`delegated_parent`),
+    which needs it writable.
     """
     top = Path(mountpoint)
     if mount_root != "/" or (top / "cgroup.freeze").exists():
-        return None, (
-            "the cgroup v2 hierarchy visible here is not the host's root (inside a container's "
-            "cgroup namespace); give the container a delegated, writable cgroup subtree or run "
-            "the engine on the host"
-        )
+        parent, why = delegated_parent(top, group_dir)
+        if parent is None:
+            return None, (
+                "the cgroup v2 hierarchy visible here is not the host's root (inside a "
+                f"container's cgroup namespace) and cannot be used: {why}; give the container a "
+                "writable cgroup (Docker: --cgroupns=private with a writable /sys/fs/cgroup, "
+                "Podman does so by default) or run the engine on the host"
+            )
+        return parent, ""
     available = set((top / "cgroup.controllers").read_text().split())
     missing = [c for c in CONTROLLERS if c not in available]
     if missing:
@@ -148,3 +157,98 @@ def kill(group: Path) -> bool:
 def _write(path: Path, value: object) -> None:
     with open(path, "w") as f:
         f.write(str(value))
+
+
+#: Where the processes of a delegated cgroup go (cgroup v2's no-internal-process rule: a group
+#: that hands controllers to its children may hold no processes itself).
+ENGINE_LEAF = "pytest-cleanroom-engine"
+#: How long to wait for systemd to move this process into the scope it asked for.
+SCOPE_WAIT = 10.0
+
+
+def delegated_parent(own: Path, group_dir: str) -> tuple[Path | None, str]:
+    """``(the engine's parent group, "")`` in the delegated cgroup v2 subtree this process is in
+    (a systemd unit with ``Delegate=yes``, a container's writable cgroup namespace), or
+    ``(None, why not)``.
+
+    The subtree's processes (the engine's, nobody else's: the subtree was delegated to it) move
+    into a leaf :data:`ENGINE_LEAF` first, then ``memory`` and ``pids`` are handed down to
+    ``group_dir``; a process already in such a leaf (an xdist worker of the engine that set it
+    up) reuses the set-up above it.
+    """
+    top = own.parent if own.name == ENGINE_LEAF else own
+    if not _writable(top):
+        return None, f"the cgroup {top} of this process is not writable by uid {os.geteuid()}"
+    available = set((top / "cgroup.controllers").read_text().split())
+    missing = [c for c in CONTROLLERS if c not in available]
+    if missing:
+        return None, (
+            f"the cgroup v2 controllers {', '.join(missing)} are not delegated to {top} "
+            "(systemd: Delegate=memory pids, or Delegate=yes)"
+        )
+    try:
+        leaf = top / ENGINE_LEAF
+        leaf.mkdir(exist_ok=True)
+        for _ in range(100):  # processes may fork meanwhile: move until none is left
+            pids = (top / "cgroup.procs").read_text().split()
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, OSError):
+                    _write(leaf / "cgroup.procs", pid)
+        enable(top)
+        parent = top / group_dir
+        parent.mkdir(exist_ok=True)
+        enable(parent)
+    except OSError as exc:
+        return None, f"cannot set up the delegated cgroup v2 group {top / group_dir}: {exc}"
+    return parent, ""
+
+
+def _writable(group: Path) -> bool:
+    files = ("cgroup.procs", "cgroup.subtree_control")
+    return os.access(group, os.W_OK) and all(os.access(group / f, os.W_OK) for f in files)
+
+
+def _user_manager_addresses() -> list[str]:
+    """Where the user's systemd answers: the session bus, else its own private socket (a
+    machine without dbus-user-session still has that one)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+    found = (
+        [os.environ["DBUS_SESSION_BUS_ADDRESS"]] if "DBUS_SESSION_BUS_ADDRESS" in os.environ else []
+    )
+    for socket in (f"{runtime}/bus", f"{runtime}/systemd/private"):
+        if os.path.exists(socket) and f"unix:path={socket}" not in found:
+            found.append(f"unix:path={socket}")
+    return found
+
+
+def start_delegated_scope(read_own: Callable[[], str]) -> str:
+    """Ask the user's systemd for a scope with ``Delegate=yes`` holding this process (D-Bus
+    ``StartTransientUnit``), and wait until it is in it; ``""`` when it is, else why not.
+    ``read_own`` gives this process's cgroup path."""
+    from ._systemd_scope import DBusError, start_scope
+
+    addresses = _user_manager_addresses()
+    if not addresses:
+        return (
+            f"no systemd user manager answers for uid {os.geteuid()} (no session bus, no "
+            "$XDG_RUNTIME_DIR/systemd/private): log in, or loginctl enable-linger"
+        )
+    before = read_own()
+    unit = f"pytest-cleanroom-{os.getpid()}-{secrets.token_hex(3)}.scope"
+    errors: list[str] = []
+    for address in addresses:
+        try:
+            start_scope(address, unit, os.getpid())
+            break
+        except DBusError as exc:
+            errors.append(f"{address}: {exc}")
+    else:
+        return f"the user's systemd did not start a delegated scope ({'; '.join(errors)})"
+    end = time.monotonic() + SCOPE_WAIT
+    while time.monotonic() < end:
+        if read_own() != before and read_own().endswith("/" + unit):
+            return ""
+        time.sleep(0.02)
+    return f"systemd started {unit} but did not move this process into it"

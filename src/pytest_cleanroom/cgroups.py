@@ -159,15 +159,14 @@ def unconfined() -> list[str]:
 
 def _discover() -> dict[str, Path]:
     global _why_unavailable
-    if os.geteuid() != 0:
-        _why_unavailable = "cgroups need root (the engine runs as an unprivileged user)"
-        return {}
     try:
         mounts = _v1_mounts()
         own = _own_paths()
     except OSError as exc:
         _why_unavailable = f"cannot read the process's cgroups: {exc}"
         return {}
+    if os.geteuid() != 0:
+        return _discover_delegated(mounts)
     if cgroup2.is_unified_only(mounts, UNIFIED):
         mountpoint, root = mounts[UNIFIED]
         parent, why = cgroup2.root_parent(mountpoint, root, GROUP_DIR)
@@ -196,6 +195,42 @@ def _discover() -> dict[str, Path]:
         parents[controller] = parent
     _confinement(mounts, parents)
     return parents
+
+
+def _own_unified_dir(mounts: dict[str, tuple[str, str]]) -> Path:
+    """This process's cgroup v2 directory."""
+    mountpoint, root = mounts[UNIFIED]
+    path = _own_hierarchies().get(UNIFIED, "/")
+    if root != "/" and path.startswith(root):
+        path = path[len(root) :]
+    return Path(mountpoint + path.rstrip("/"))
+
+
+def _discover_delegated(mounts: dict[str, tuple[str, str]]) -> dict[str, Path]:
+    """An unprivileged engine's groups: in the delegated cgroup v2 subtree it is in, or in a
+    systemd scope with ``Delegate=yes`` it asks the user's systemd for."""
+    global _why_unavailable
+    if not cgroup2.is_unified_only(mounts, UNIFIED):
+        _why_unavailable = (
+            "cgroups need root here: this machine mounts cgroup v1, which has no delegation to "
+            "unprivileged users (cgroup v2 with systemd has: see docs/platforms.md)"
+        )
+        return {}
+    own = _own_unified_dir(mounts)
+    parent, why = cgroup2.delegated_parent(own, GROUP_DIR)
+    if parent is None:
+        failed = cgroup2.start_delegated_scope(lambda: str(_own_unified_dir(mounts)))
+        if failed:
+            _why_unavailable = (
+                f"no delegated cgroup v2 subtree for uid {os.geteuid()}: {why}, and {failed}; "
+                "run the tests inside one: systemd-run --user --scope -p Delegate=yes pytest ..."
+            )
+            return {}
+        parent, why = cgroup2.delegated_parent(_own_unified_dir(mounts), GROUP_DIR)
+        if parent is None:
+            _why_unavailable = f"the delegated systemd scope cannot be used: {why}"
+            return {}
+    return {UNIFIED: parent}
 
 
 #: Set to ``off`` to use the rlimit fallback even where cgroups work (what unprivileged users get).

@@ -1,0 +1,31 @@
+"""cgroup v2 as the VM shows it, run as root and as an unprivileged user with a systemd user
+session (delegation): limits hold for the whole process tree and every record says cgroup2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_cleanroom import Cleanroom, Policy, cgroups
+
+MiB = 1024 * 1024
+SMALL = Policy.level("locked").replace(memory_limit=64 * MiB, max_processes=20, timeout=60)
+HOG = ["python3", "-c", "x = bytearray(200 * 1024 * 1024)"]
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "unshare"])
+def test_limits_hold_for_the_whole_tree(tmp_path: Path, backend: str) -> None:
+    assert cgroups.parents() is not None, cgroups.why_unavailable()
+    with Cleanroom(tmp_path / "ws", policy=SMALL, backend=backend) as room:
+        hog = room.run(HOG)
+        bomb = room.run("bomb() { bomb | bomb & }; bomb; sleep 30", timeout=50)
+        two = room.run(  # two processes of 40 MiB each: only a whole-tree limit sees 80 MiB
+            "python3 -c 'import time; x = bytearray(40 << 20); time.sleep(3)' & "
+            "python3 -c 'import time; x = bytearray(40 << 20); time.sleep(3)' & wait"
+        )
+    assert hog.limits_enforcement == "cgroup2"
+    assert hog.policy_name == SMALL.name  # nothing weakened, nothing to name
+    assert hog.limit_exceeded == "memory", hog.describe()
+    assert bomb.limit_exceeded == "processes", bomb.describe()
+    assert two.limit_exceeded == "memory", two.describe()
