@@ -11,7 +11,15 @@ from pytest_cleanroom import Cleanroom, Policy, cgroups
 
 MiB = 1024 * 1024
 SMALL = Policy.level("locked").replace(memory_limit=64 * MiB, max_processes=20, timeout=60)
-HOG = ["python3", "-c", "x = bytearray(200 * 1024 * 1024)"]
+# Two processes of 40 MiB each (written: untouched memory is not charged): only a limit on the
+# whole tree sees the 80 MiB.
+TWO = """
+import subprocess, sys
+child = "import time; x = b'y' * (40 << 20); time.sleep(3)"
+children = [subprocess.Popen([sys.executable, "-c", child]) for _ in range(2)]
+sys.exit(max(c.wait() for c in children))
+"""
+HOG = ["python3", "-c", "x = b'x' * (200 << 20)"]  # written: a bytearray would stay unbacked
 
 
 @pytest.mark.parametrize("backend", ["bwrap", "unshare"])
@@ -20,10 +28,7 @@ def test_limits_hold_for_the_whole_tree(tmp_path: Path, backend: str) -> None:
     with Cleanroom(tmp_path / "ws", policy=SMALL, backend=backend) as room:
         hog = room.run(HOG)
         bomb = room.run("bomb() { bomb | bomb & }; bomb; sleep 30", timeout=50)
-        two = room.run(  # two processes of 40 MiB each: only a whole-tree limit sees 80 MiB
-            "python3 -c 'import time; x = bytearray(40 << 20); time.sleep(3)' & "
-            "python3 -c 'import time; x = bytearray(40 << 20); time.sleep(3)' & wait"
-        )
+        two = room.run(["python3", "-c", TWO])
     assert hog.limits_enforcement == "cgroup2"
     assert hog.policy_name == SMALL.name  # nothing weakened, nothing to name
     assert hog.limit_exceeded == "memory", hog.describe()

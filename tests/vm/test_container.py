@@ -24,7 +24,7 @@ out = {"parents": str(cgroups.parents()), "why": cgroups.why_unavailable()}
 policy = Policy.model_validate_json(sys.argv[2])
 try:
     with Cleanroom(sys.argv[1], policy=policy, backend="bwrap") as room:
-        hog = room.run(["python3", "-c", "x = bytearray(200 * 1024 * 1024)"])
+        hog = room.run(["python3", "-c", "x = b'x' * (200 << 20)"])
         out["hog"] = [hog.limit_exceeded, hog.limits_enforcement]
 except Exception as exc:
     out["error"] = str(exc)
