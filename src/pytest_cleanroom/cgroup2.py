@@ -10,6 +10,10 @@ through ``cgroup.subtree_control`` on the way down; each command's group sets ``
 ``memory.swap.max`` and ``pids.max``, and the command runs in a fresh child of it (the root of
 its cgroup namespace), whose ``memory.peak`` and ``cpu.stat`` measure exactly that command.
 ``cgroup.kill`` ends the whole subtree at once.
+
+An unprivileged engine, or root inside a container's cgroup namespace, uses a delegated subtree
+instead (:func:`delegated_parent`): the one it runs in, or a systemd scope with ``Delegate=yes``
+it asks the user's systemd for (:func:`start_delegated_scope`).
 """
 
 from __future__ import annotations
@@ -49,18 +53,27 @@ def root_parent(mountpoint: str, mount_root: str, group_dir: str) -> tuple[Path 
                 "Podman does so by default) or run the engine on the host"
             )
         return parent, ""
-    available = set((top / "cgroup.controllers").read_text().split())
-    missing = [c for c in CONTROLLERS if c not in available]
+    missing = _missing_controllers(top)
     if missing:
         return None, f"the cgroup v2 controllers {', '.join(missing)} are not available"
     try:
-        enable(top)
-        parent = top / group_dir
-        parent.mkdir(exist_ok=True)
-        enable(parent)
+        return _hand_down(top, group_dir), ""
     except OSError as exc:
         return None, f"cannot set up the cgroup v2 group {top / group_dir}: {exc}"
-    return parent, ""
+
+
+def _missing_controllers(group: Path) -> list[str]:
+    available = set((group / "cgroup.controllers").read_text().split())
+    return [c for c in CONTROLLERS if c not in available]
+
+
+def _hand_down(top: Path, group_dir: str) -> Path:
+    """Enable :data:`CONTROLLERS` below ``top`` and in its ``group_dir``, which is returned."""
+    enable(top)
+    parent = top / group_dir
+    parent.mkdir(exist_ok=True)
+    enable(parent)
+    return parent
 
 
 def enable(group: Path) -> None:
@@ -179,8 +192,7 @@ def delegated_parent(own: Path, group_dir: str) -> tuple[Path | None, str]:
     top = own.parent if own.name == ENGINE_LEAF else own
     if not _writable(top):
         return None, f"the cgroup {top} of this process is not writable by uid {os.geteuid()}"
-    available = set((top / "cgroup.controllers").read_text().split())
-    missing = [c for c in CONTROLLERS if c not in available]
+    missing = _missing_controllers(top)
     if missing:
         return None, (
             f"the cgroup v2 controllers {', '.join(missing)} are not delegated to {top} "
@@ -196,13 +208,9 @@ def delegated_parent(own: Path, group_dir: str) -> tuple[Path | None, str]:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, OSError):
                     _write(leaf / "cgroup.procs", pid)
-        enable(top)
-        parent = top / group_dir
-        parent.mkdir(exist_ok=True)
-        enable(parent)
+        return _hand_down(top, group_dir), ""
     except OSError as exc:
         return None, f"cannot set up the delegated cgroup v2 group {top / group_dir}: {exc}"
-    return parent, ""
 
 
 def _writable(group: Path) -> bool:
