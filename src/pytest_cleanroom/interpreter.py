@@ -31,7 +31,7 @@ def interpreter_dirs() -> tuple[str, ...]:
         if real != "/" and any(os.path.exists(os.path.join(real, m)) for m in _MARKERS):
             found.add(real)
     for hop in _link_chain(sys.executable):
-        directory = os.path.dirname(hop)
+        directory = os.path.realpath(os.path.dirname(hop))  # mounts need real paths
         if not any(directory == d or directory.startswith(d + "/") for d in found):
             parent = os.path.dirname(directory)  # .../bin -> the installation
             if parent != "/" and any(os.path.exists(os.path.join(parent, m)) for m in _MARKERS):
