@@ -25,6 +25,9 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "testcontainers": ("testcontainers", "docker"),
     "syrupy": ("syrupy", "snapshot"),
     "zstandard": ("zstandard", "remote-cache"),
+    "pymysql": ("pymysql", "mysql"),
+    "django": ("django", "django"),
+    "pytest_django": ("pytest-django", "django"),
 }
 
 
