@@ -38,17 +38,9 @@ usage() {
   exit 2
 }
 
-# The pid of the dockerd serving our socket (found by its command line, so that an engine still
-# starting up, before it writes its pidfile, is recognised), else nothing.
+# The pid of the dockerd serving our socket, else nothing.
 our_pid() {
-  local pid
-  for pid in $(pgrep -x dockerd || true); do
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-H unix://$SOCK "; then
-      printf '%s' "$pid"
-      return 0
-    fi
-  done
-  return 0
+  pid_by_command_line dockerd "-H unix://$SOCK "
 }
 
 answers() {

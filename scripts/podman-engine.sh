@@ -46,16 +46,9 @@ podman_cmd() {
     --cgroup-manager=cgroupfs --events-backend=file "$@"
 }
 
-# The pid of the service on our socket (found by its command line), else nothing.
+# The pid of the service on our socket, else nothing.
 our_pid() {
-  local pid
-  for pid in $(pgrep -x podman || true); do
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "system service --time=0 unix://$SOCK"; then
-      printf '%s' "$pid"
-      return 0
-    fi
-  done
-  return 0
+  pid_by_command_line podman "system service --time=0 unix://$SOCK"
 }
 
 answers() {

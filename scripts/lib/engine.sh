@@ -3,6 +3,19 @@
 # SOCK, PIDFILE, LOG, DATA_ROOT, HOST_VARIABLE (the variable that points clients at SOCK) and the
 # functions log and our_pid (the engine's pid, or nothing) and answers (exit 0 once it answers).
 
+# The pid of the process named $1 whose command line contains $2, else nothing. Found by the
+# command line, not a pidfile, so that an engine still starting up is recognised.
+pid_by_command_line() {
+  local name=$1 needle=$2 pid
+  for pid in $(pgrep -x "$name" || true); do
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$needle"; then
+      printf '%s' "$pid"
+      return 0
+    fi
+  done
+  return 0
+}
+
 # Print the last lines of the engine's log after an error, then exit 1.
 fail_with_log() {
   log "error: $*"
