@@ -433,7 +433,7 @@ class _Run:
         status = self.client.api.wait(self.container_id)
         self.exit_code = int(status.get("StatusCode", -1))
         state = self.client.api.inspect_container(self.container_id)["State"]
-        self.oom_killed = bool(state.get("OOMKilled"))
+        self.oom_killed = self.oom_killed or bool(state.get("OOMKilled"))
 
     def _fail_start(self, exc: Exception) -> None:
         text = _explain(exc)
@@ -458,6 +458,11 @@ class _Run:
         while True:
             reader.join(TICK)
             if not reader.is_alive():
+                # An OOM kill between the last tick and the end of the output is still counted
+                # while the container's group exists (Podman removes it soon after).
+                cgroups = self.cgroups
+                if cgroups is not None and self.kill_reason is None and cgroups.oom_kills():
+                    self.oom_killed = True
                 return
             if self.cancelled.is_set():
                 self._kill("cancel")
