@@ -1,4 +1,4 @@
-"""Resource limits: which mechanism enforces each one, and which limit ended a command.
+"""Resource limits of the namespace backends: which mechanism enforces each one, and the rlimits.
 
 With cgroups (see :mod:`pytest_cleanroom.cgroups`) memory and the number of tasks are limited for
 the whole process tree; without them the number of tasks is ``RLIMIT_NPROC`` set inside the
@@ -14,17 +14,11 @@ of the whole tree is also watched through the cgroup where there is one.
 from __future__ import annotations
 
 import math
-import os
-import signal
 from dataclasses import dataclass
-from pathlib import Path
 
-from .backends.base import LIMIT_CPU_TIME, LIMIT_FILE_SIZE
 from .policy import Policy
 
 _BLOCK = 512  # POSIX ``ulimit -f`` unit
-#: The private /tmp and /dev/shm were filled (``max_disk``).
-LIMIT_DISK = "disk"
 #: Policy fields that hold for the whole process tree only with a cgroup (or a container).
 TREE_FIELDS = ("memory_limit", "cpu_time_limit")
 
@@ -97,37 +91,3 @@ def rlimits_for(policy: Policy, *, cgroups: bool) -> Rlimits:
 def exit_code_of(returncode: int) -> int:
     """Shell convention: a process killed by signal N exits with ``128 + N``."""
     return 128 - returncode if returncode < 0 else returncode
-
-
-def file_size_hit(workspace: Path, limit: int, since: float) -> bool:
-    """Whether a file in ``workspace`` modified since ``since`` reached ``limit`` bytes.
-
-    Programs that ignore SIGXFSZ (Python does) get EFBIG instead of dying; a file stopped at
-    the limit is then the evidence that the file-size limit ended the command.
-    """
-    stack = [str(workspace)]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    if st.st_size >= limit and st.st_mtime >= since:
-                        return True
-            except OSError:
-                continue
-    return False
-
-
-def limit_of_exit_code(exit_code: int, policy: Policy) -> str | None:
-    """The limit a signal-death points to: SIGXFSZ is the file size, SIGXCPU the CPU time."""
-    if policy.max_file_size is not None and exit_code == 128 + signal.SIGXFSZ:
-        return LIMIT_FILE_SIZE
-    if policy.cpu_time_limit is not None and exit_code == 128 + signal.SIGXCPU:
-        return LIMIT_CPU_TIME
-    return None

@@ -6,10 +6,16 @@ same whether the command ran in namespaces, a container or elsewhere.
 
 from __future__ import annotations
 
-from ..limits import LIMIT_DISK, file_size_hit, limit_of_exit_code
+import os
+import signal
+from pathlib import Path
+
+from ..policy import Policy
 from ..result import RunResult
 from .base import ENFORCED_BY_RLIMIT, LIMIT_CPU_TIME, LIMIT_FILE_SIZE, CommandSpec, make_result
 
+#: The private /tmp and /dev/shm were filled (``max_disk``).
+LIMIT_DISK = "disk"
 #: Added to stderr of a command that :meth:`Backend.cancel` or :meth:`Backend.close` killed.
 CLOSED_NOTE = b"\ncleanroom: command killed: the cleanroom was closed or cancelled while it ran\n"
 
@@ -90,3 +96,37 @@ def finish_result(
         cpu_time=cpu_time,
         limits_enforcement=limits_enforcement,
     )
+
+
+def file_size_hit(workspace: Path, limit: int, since: float) -> bool:
+    """Whether a file in ``workspace`` modified since ``since`` reached ``limit`` bytes.
+
+    Programs that ignore SIGXFSZ (Python does) get EFBIG instead of dying; a file stopped at
+    the limit is then the evidence that the file-size limit ended the command.
+    """
+    stack = [str(workspace)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_size >= limit and st.st_mtime >= since:
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def limit_of_exit_code(exit_code: int, policy: Policy) -> str | None:
+    """The limit a signal-death points to: SIGXFSZ is the file size, SIGXCPU the CPU time."""
+    if policy.max_file_size is not None and exit_code == 128 + signal.SIGXFSZ:
+        return LIMIT_FILE_SIZE
+    if policy.cpu_time_limit is not None and exit_code == 128 + signal.SIGXCPU:
+        return LIMIT_CPU_TIME
+    return None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from pytest_cleanroom.limits import Rlimits, exit_code_of, limit_of_exit_code, rlimits_for
+from pytest_cleanroom.backends.finish import limit_of_exit_code
+from pytest_cleanroom.limits import Rlimits, exit_code_of, rlimits_for
 from pytest_cleanroom.policy import MiB, Policy
 
 
