@@ -51,9 +51,9 @@ from pytest_cleanroom.backends._handoff import HANDOFF_FD, LAUNCHER_ENV, Handoff
 from pytest_cleanroom.backends.base import CommandSpec
 from pytest_cleanroom.backends.bwrap import BwrapBackend
 from pytest_cleanroom.backends.local import NamespaceBackend
+from pytest_cleanroom.backends.namespace.filesystem import plan
 from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.environment import build_environment
-from pytest_cleanroom.filesystem import plan
 
 
 def _children_cpu() -> float:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom, Policy
-from pytest_cleanroom.filesystem import etc_secrets
+from pytest_cleanroom.backends.namespace.filesystem import etc_secrets
 from pytest_cleanroom.policy import LEVELS
 from pytest_cleanroom.testing import probes
 from tests.conftest import require

@@ -140,7 +140,7 @@ class ValidationReport:
 
 def validation_policy(manifest: Manifest) -> Policy:
     """``strict``, tightened by ``[validation] policy``, letting the tool's own files be read."""
-    from pytest_cleanroom.filesystem import is_visible
+    from pytest_cleanroom.backends.namespace import is_visible
     from pytest_cleanroom.policy import Policy
 
     policy = Policy.level("strict")

@@ -24,10 +24,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..limits import Rlimits
 from . import _seccomp
 from ._handoff import LAUNCHER_ENV
 from .base import CommandSpec
+from .namespace.limits import Rlimits
 
 SOURCE = Path(__file__).with_name("_nsinit.c")
 #: Records of the program's plan: ``(tag, fields)``, see ``_nsinit.c``.

@@ -31,13 +31,13 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ..filesystem import FsOp
-from ..limits import Rlimits
 from ..owner import start_token as process_start_time
-from ..process_tree import Started, launcher_argv, start
 from . import _nsinit_native
 from ._handoff import HANDOFF_FD, Handoff
 from .base import WORKSPACE_PATH, CommandSpec
+from .namespace.filesystem import FsOp
+from .namespace.limits import Rlimits
+from .namespace.process_tree import Started, launcher_argv, start
 
 #: What every command gets afresh (and everything mounted below it).
 FRESH_ROOTS = ("/proc", "/tmp", "/dev/shm", WORKSPACE_PATH)

@@ -14,16 +14,16 @@ import shutil
 from collections.abc import Sequence
 
 from ..errors import BackendUnavailableError, SandboxError
-from ..filesystem import FsOp
-from ..limits import Rlimits
 from ..policy import Policy
-from ..process_tree import Outcome
 from . import _seccomp, _warm
 from ._handoff import HANDOFF_FD
 from ._nsinit_native import command_records
 from .availability import BWRAP_MISSING, probe_bwrap
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, exec_failure, single_line
+from .namespace.filesystem import FsOp
+from .namespace.limits import Rlimits
+from .namespace.process_tree import Outcome
 
 #: The descriptor bubblewrap reads the seccomp program from (the launcher opens it).
 SECCOMP_FD = 9

@@ -1,7 +1,7 @@
 """What the namespace backends (``bwrap``, ``unshare``) share: limits, supervision, results.
 
-A subclass only says how to turn a :class:`~pytest_cleanroom.filesystem.FsOp` plan into a
-command line (:meth:`NamespaceBackend.sandbox_argv`) and how its own failures read.
+A subclass only says how to turn a :class:`~.namespace.filesystem.FsOp` plan into a command
+line (:meth:`NamespaceBackend.sandbox_argv`) and how its own failures read.
 """
 
 from __future__ import annotations
@@ -16,12 +16,8 @@ from typing import Any
 
 from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
-from ..filesystem import FsOp, is_visible, plan
 from ..interpreter import missing_program_hint
-from ..limits import Rlimits, per_process_fields, rlimits_for
 from ..policy import Policy
-from ..prepared import Prepared, Preparer
-from ..process_tree import LAUNCHER_MARK, LiveProcess, Outcome, launcher_argv, start, supervise
 from ..result import RunResult
 from ..scratch import Scratch
 from ._handoff import HANDOFF_FD, Handoff
@@ -38,6 +34,17 @@ from .base import (
     not_found_message,
 )
 from .finish import finish_result
+from .namespace.filesystem import FsOp, is_visible, plan
+from .namespace.limits import Rlimits, per_process_fields, rlimits_for
+from .namespace.prepared import Prepared, Preparer
+from .namespace.process_tree import (
+    LAUNCHER_MARK,
+    LiveProcess,
+    Outcome,
+    launcher_argv,
+    start,
+    supervise,
+)
 
 #: The sandbox's host name (its own UTS namespace), the same everywhere.
 HOSTNAME = "cleanroom"

@@ -20,15 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import BackendUnavailableError, SandboxError
-from ..filesystem import FsOp
-from ..limits import Rlimits
 from ..policy import Policy
-from ..process_tree import Outcome
 from . import _nsinit_native, _seccomp, _warm
 from ._handoff import HANDOFF_FD
 from .availability import SETPRIV_MISSING, UNSHARE_MISSING, kernel_at_least, probe_unshare
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, single_line
+from .namespace.filesystem import FsOp
+from .namespace.limits import Rlimits
+from .namespace.process_tree import Outcome
 
 NSINIT = str(Path(__file__).with_name("_nsinit.py"))
 _MARK = "cleanroom-nsinit:"

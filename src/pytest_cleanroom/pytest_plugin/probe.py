@@ -89,7 +89,7 @@ def _local_limits(settings: CleanroomSettings, backend: str) -> tuple[str | None
             None,
         )
     from ..backends.local import tree_limits_message
-    from ..limits import per_process_fields
+    from ..backends.namespace import per_process_fields
 
     policy = settings.policy
     return None, tree_limits_message(backend, policy, per_process_fields(policy), why)

@@ -43,7 +43,7 @@ def cgroups_of_process(pid: int) -> list[Path]:
 
 
 def _is_waiting_launcher(pid: str) -> bool:
-    """A launcher made ready for a later command (see pytest_cleanroom.prepared)."""
+    """A launcher made ready for a later command (see backends/namespace/prepared.py)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import cgroups
-from pytest_cleanroom.cgroup_reaper import reap
+from pytest_cleanroom.cgroups._reaper import reap
 from tests.conftest import require
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def test_a_reaper_ends_with_its_engine_and_leaves_nothing(tmp_path: Path) -> Non
     script = (
         "from pytest_cleanroom import Cleanroom, watchdog\n"
         f"Cleanroom({str(tmp_path)!r}).run(['true']).assert_success()\n"
-        "running = watchdog.is_running('pytest_cleanroom.cgroup_reaper')\n"
+        "running = watchdog.is_running('pytest_cleanroom.cgroups._reaper')\n"
         "print('reaper running' if running else 'none')\n"
     )
     engine = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -68,5 +68,5 @@ def _reapers_of(pid: int) -> list[str]:
     return [
         line
         for line in out.splitlines()
-        if "pytest_cleanroom.cgroup_reaper" in line and f" {pid}-" in line
+        if "pytest_cleanroom.cgroups._reaper" in line and f" {pid}-" in line
     ]

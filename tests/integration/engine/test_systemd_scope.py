@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom._systemd_scope import DBusError, start_scope
+from pytest_cleanroom.cgroups._systemd_scope import DBusError, start_scope
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.integration

@@ -24,9 +24,9 @@ from pytest_cleanroom.backends import _nsinit_native
 from pytest_cleanroom.backends.base import CommandSpec
 from pytest_cleanroom.backends.bwrap import BwrapBackend
 from pytest_cleanroom.backends.local import NamespaceBackend
+from pytest_cleanroom.backends.namespace.filesystem import plan
 from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.environment import build_environment
-from pytest_cleanroom.filesystem import plan
 from pytest_cleanroom.policy_levels import LEVELS
 from tests.conftest import require
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from pytest_cleanroom.backends.base import Mount
-from pytest_cleanroom.filesystem import FsOp, is_visible, plan, root_entries
+from pytest_cleanroom.backends.namespace.filesystem import FsOp, is_visible, plan, root_entries
 from pytest_cleanroom.policy import Policy
 
 

@@ -6,7 +6,7 @@ import signal
 import subprocess
 
 from pytest_cleanroom.backends.finish import limit_of_exit_code
-from pytest_cleanroom.limits import Rlimits, exit_code_of, rlimits_for
+from pytest_cleanroom.backends.namespace.limits import Rlimits, exit_code_of, rlimits_for
 from pytest_cleanroom.policy import MiB, Policy
 
 

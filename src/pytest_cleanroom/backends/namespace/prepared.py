@@ -24,7 +24,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 
-from .cgroups import RunCgroup
+from ...cgroups import RunCgroup
 from .process_tree import LAUNCHER_MARK, Started, fd_redirections, start
 
 

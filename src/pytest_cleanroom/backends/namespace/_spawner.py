@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TypeVar
 
-from .errors import SandboxError
+from ...errors import SandboxError
 
 T = TypeVar("T")
 

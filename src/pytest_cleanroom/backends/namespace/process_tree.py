@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ._spawner import in_fresh_keyring
-from .backends._handoff import LAUNCHER_ENV
-from .backends.base import (
+from ...cgroups import RunCgroup
+from .._handoff import LAUNCHER_ENV
+from ..base import (
     LIMIT_CPU_TIME,
     LIMIT_MEMORY,
     LIMIT_OUTPUT,
@@ -32,7 +32,7 @@ from .backends.base import (
     CappedStream,
     output_cut_message,
 )
-from .cgroups import RunCgroup
+from ._spawner import in_fresh_keyring
 from .limits import Rlimits, exit_code_of
 
 #: How often a running command's cgroup counters are read (seconds).

@@ -1,6 +1,6 @@
 """Per-command cgroups: limits, measurements and killing a whole process tree.
 
-This describes cgroup v1; on a host with cgroup v2 only, :mod:`.cgroup2` says what differs.
+This describes cgroup v1; on a host with cgroup v2 only, :mod:`._v2` says what differs.
 
 Each command gets its own group in the ``memory``, ``pids`` and ``cpuacct`` hierarchies (and
 ``freezer`` where mounted), created under the engine process's own group, in a
@@ -19,7 +19,7 @@ A finished command's groups are released: what is left is killed at once; in the
 once the last task has exited (a sandbox's init may still be tearing its namespaces down when
 the result is known), the groups are kept for reuse by a later command (counters reset, limits
 set again) or removed. :func:`flush` waits for that; :func:`remove_all` runs at interpreter
-exit. If the process is killed outright, :mod:`~pytest_cleanroom.cgroup_reaper` kills what its
+exit. If the process is killed outright, :mod:`~pytest_cleanroom.cgroups._reaper` kills what its
 groups hold; groups left anyway are removed by the next process that uses cgroups (their names
 carry the owner's pid and start time): in a background thread, within a time budget, and never
 waiting for a group that cannot be removed yet (the sweep after it will).
@@ -40,8 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cgroup2
-from .owner import Owner
+from ..owner import Owner
+from . import _v2 as cgroup2
 
 REQUIRED = ("memory", "pids", "cpuacct")
 OPTIONAL = ("freezer",)
@@ -372,7 +372,7 @@ class RunCgroup:
             except OSError:
                 group.remove()
         owner = _my_group_prefix()
-        from .cgroup_reaper import ensure_started
+        from ._reaper import ensure_started
 
         ensure_started(owner, found)  # kills what is left here if this process is killed
         # A random part: the module may be imported afresh in one process (pytester does that).

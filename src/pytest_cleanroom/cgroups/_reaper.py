@@ -7,7 +7,7 @@ With cgroups every sandboxed process is in one of the engine's groups, so a smal
 holds the read end of a pipe from the engine kills everything in them when the pipe closes:
 the moment the engine is gone, however it went. Without cgroups there is no such backstop.
 
-    python -m pytest_cleanroom.cgroup_reaper OWNER CONTROLLER=DIR...
+    python -m pytest_cleanroom.cgroups._reaper OWNER CONTROLLER=DIR...
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .watchdog import start_once, wait_for_owner
+from ..watchdog import start_once, wait_for_owner
 
 
 def ensure_started(owner: str, parents: Mapping[str, Path]) -> None:
@@ -27,7 +27,7 @@ def ensure_started(owner: str, parents: Mapping[str, Path]) -> None:
 
 def reap(owner: str, parents: Mapping[str, Path]) -> None:
     """Kill the tasks of every group of ``owner`` and remove the groups."""
-    from .cgroups import RunCgroup
+    from . import RunCgroup
 
     names: set[str] = set()
     for parent in parents.values():

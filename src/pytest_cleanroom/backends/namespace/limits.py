@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .policy import Policy
+from ...policy import Policy
 
 _BLOCK = 512  # POSIX ``ulimit -f`` unit
 #: Policy fields that hold for the whole process tree only with a cgroup (or a container).

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .backends.base import WORKSPACE_PATH, Mount
-from .interpreter import interpreter_dirs
-from .policy import Policy
-from .scratch import Scratch
+from ...interpreter import interpreter_dirs
+from ...policy import Policy
+from ...scratch import Scratch
+from ..base import WORKSPACE_PATH, Mount
 
 OpKind = Literal[
     "ro-bind",  # bind ``source`` at ``target`` read-only (recursively)
