@@ -5,7 +5,8 @@ often a link into a directory the policy hides (pyenv under ``~/.pyenv``, uv's m
 under ``~/.local/share/uv``, anything under ``/root``) or outside an allow-list view (a venv in
 the project). :func:`interpreter_dirs` names the directories to let through read-only (what
 ``Policy.interpreter_readable`` turns on), :func:`sandbox_path` puts the venv's ``bin`` first on
-``PATH`` so its console scripts are found by name, and :func:`missing_program_hint` tells a
+``PATH`` so its console scripts are found by name, :func:`interpreter_links` are the links
+on the way there that the sandbox recreates, and :func:`missing_program_hint` tells a
 program the policy hides from one that does not exist.
 """
 
@@ -37,6 +38,36 @@ def interpreter_dirs() -> tuple[str, ...]:
             if parent != "/" and any(os.path.exists(os.path.join(parent, m)) for m in _MARKERS):
                 found.add(parent)
     return tuple(sorted(found))
+
+
+@cache
+def interpreter_links() -> tuple[tuple[str, str], ...]:
+    """``(path, target)`` of each symlink on the way to this interpreter by the names the engine
+    knows it by (``sys.prefix`` and ``sys.exec_prefix`` as given, each hop of
+    ``sys.executable``), such as a project's ``.venv`` that is a link to a venv kept elsewhere.
+    A sandbox that shows only :func:`interpreter_dirs` recreates them so those names work."""
+    found: dict[str, str] = {}
+    starts = [sys.prefix, sys.exec_prefix, *map(os.path.dirname, _link_chain(sys.executable))]
+    for start in starts:
+        found.update(_links_on_the_way(start))
+    return tuple(sorted(found.items()))
+
+
+def _links_on_the_way(path: str) -> dict[str, str]:
+    """Every symlink that resolving ``path`` goes through (those in link targets too)."""
+    found: dict[str, str] = {}
+    pending = [os.path.abspath(path)]
+    while pending and len(found) < 40:
+        parts = pending.pop().split("/")[1:]
+        current = ""
+        for i, part in enumerate(parts):
+            current = f"{current}/{part}"
+            if os.path.islink(current) and current not in found:
+                found[current] = os.readlink(current)
+                rest = os.path.join(os.path.dirname(current), found[current], *parts[i + 1 :])
+                pending.append(os.path.normpath(rest))
+                break
+    return found
 
 
 def _link_chain(path: str) -> list[str]:

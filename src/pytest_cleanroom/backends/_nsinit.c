@@ -313,6 +313,7 @@ static void apply(const struct op *op, int own_pid_ns) {
         join(source, sizeof source, "/oldroot", op->source);
         bind_mount(source, dest, kind[0] == 'r', 0);
     } else if (!strcmp(kind, "symlink")) {
+        make_parent(dest);
         check(symlink(op->source, dest), "symlink ", dest);
     } else if (!strcmp(kind, "dir")) {
         make_dirs(dest);
@@ -627,6 +628,9 @@ static void apply_fresh(int i) {
             tmpfs(dest, "1777", op->size, 0);
         } else if (!strcmp(op->kind, "dir")) {
             make_dirs(dest);
+        } else if (!strcmp(op->kind, "symlink")) {
+            make_parent(dest);
+            check(symlink(op->source, dest), "symlink ", dest);
         } else if (!strcmp(op->kind, "hide-dir")) {
             tmpfs(dest, "0555", NULL, 0);
             remount_ro(dest);

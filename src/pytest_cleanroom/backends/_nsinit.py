@@ -201,6 +201,7 @@ def apply(op: list[Any], own_pid_ns: bool) -> None:
     if kind in ("ro-bind", "bind"):
         bind("/oldroot" + source, dest, read_only=kind == "ro-bind")
     elif kind == "symlink":
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.symlink(source, dest)
     elif kind == "dir":
         os.makedirs(dest, exist_ok=True)

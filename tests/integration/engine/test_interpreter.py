@@ -16,6 +16,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
+from pytest_cleanroom.environment import FIXED_PATH
 from tests.integration.engine.conftest import LOCAL_BACKENDS, require_backend
 
 pytestmark = pytest.mark.integration
@@ -41,22 +42,38 @@ print(json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv of this interpreter (its ``python`` a link), with a console script."""
-    path = tmp_path_factory.mktemp("hidden") / "venv"
+def make_venv(path: Path, *, called: Path | None = None) -> Path:
+    """A venv of this interpreter at ``path`` (its ``python`` a link), with a console script
+    whose ``#!`` line names the venv as ``called`` (default ``path``); returns ``called``."""
+    called = called or path
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     assert (path / "bin" / "python").is_symlink()
     script = path / "bin" / "hello-cli"
-    script.write_text(f"#!{path / 'bin' / 'python'}\nimport sys\nprint('hello from', sys.prefix)\n")
+    script.write_text(
+        f"#!{called / 'bin' / 'python'}\nimport sys\nprint('hello from', sys.prefix)\n"
+    )
     script.chmod(0o755)
-    return path
+    return called
 
 
-@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
-def test_the_engines_python_and_its_console_scripts_work_at_every_level(
-    venv: Path, tmp_path: Path, backend: str
-) -> None:
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_venv(tmp_path_factory.mktemp("hidden") / "venv")
+
+
+@pytest.fixture(scope="module")
+def linked_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project's ``.venv`` that is itself a link to the venv's real directory elsewhere (as
+    tools that keep their venvs in a cache make it), called by the link's path."""
+    base = tmp_path_factory.mktemp("linked")
+    (base / "project").mkdir()
+    (base / "venvs").mkdir()
+    (base / "project" / ".venv").symlink_to("../venvs/project-1a2b")
+    return make_venv(base / "venvs" / "project-1a2b", called=base / "project" / ".venv")
+
+
+def engine_in(venv: Path, tmp_path: Path, backend: str) -> dict[str, list[object]]:
+    """Run SCRIPT with ``venv``'s Python (called by the venv's path, links kept)."""
     require_backend(backend)
     site_packages = Path(pydantic.__file__).resolve().parents[1]
     done = subprocess.run(
@@ -68,12 +85,16 @@ def test_the_engines_python_and_its_console_scripts_work_at_every_level(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.splitlines()[-1])
-    for level in ("permissive", "standard", "strict", "locked"):
-        code, prefix, stderr, cli_code, cli_out = out[level]
-        assert (code, prefix) == (0, str(venv)), f"{level}: {stderr}"
-        assert (cli_code, cli_out) == (0, f"hello from {venv}\n"), level
-        assert out[level + "-path"].split(":")[0] == str(venv / "bin")
+    out: dict[str, list[object]] = json.loads(done.stdout.splitlines()[-1])
+    return out
+
+
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def test_the_engines_python_and_its_console_scripts_work_at_every_level(
+    venv: Path, tmp_path: Path, backend: str
+) -> None:
+    out = engine_in(venv, tmp_path, backend)
+    assert_works_at_every_level(out, venv)
     # Switched off: the interpreter exists on the host, and the error says so and how.
     code, stderr, cli_code, cli_stderr, name = out["closed"]
     assert name == "standard+interpreter_readable"
@@ -83,6 +104,23 @@ def test_the_engines_python_and_its_console_scripts_work_at_every_level(
     assert "interpreter_readable=True" in stderr
     assert cli_code == 127  # no venv on PATH any more
     assert "command not found: hello-cli" in cli_stderr
+
+
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def test_a_venv_directory_that_is_a_link_works_at_every_level(
+    linked_venv: Path, tmp_path: Path, backend: str
+) -> None:
+    # Under an allow-list view (strict, locked) neither the link nor the directory it is in is
+    # shown: the sandbox must find the venv by the name the engine knows it by.
+    assert_works_at_every_level(engine_in(linked_venv, tmp_path, backend), linked_venv)
+
+
+def assert_works_at_every_level(out: dict[str, list[object]], venv: Path) -> None:
+    for level in ("permissive", "standard", "strict", "locked"):
+        code, prefix, stderr, cli_code, cli_out = out[level]
+        assert (code, prefix) == (0, str(venv)), f"{level}: {stderr}"
+        assert (cli_code, cli_out) == (0, f"hello from {venv}\n"), level
+        assert out[level + "-path"] == f"{venv / 'bin'}:{FIXED_PATH}"
 
 
 def test_a_hidden_program_names_the_option_that_lets_it_through(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ...interpreter import interpreter_dirs
+from ...interpreter import interpreter_dirs, interpreter_links
 from ...policy import Policy
 from ...scratch import Scratch
 from ..base import WORKSPACE_PATH, Mount
@@ -245,6 +245,10 @@ def plan(
         # Only paths under a hidden one need a mount: the others are visible already.
         if os.path.exists(path) and any(p in hidden for p in _ancestors(os.path.dirname(path))):
             add(1, FsOp("ro-bind", path, source=path))
+    if policy.interpreter_readable:  # the links by which the engine names its Python
+        for link, target in interpreter_links():
+            if not view.visible(link) and view.visible(os.path.realpath(link)):
+                add(1, FsOp("symlink", link, source=target))
     if policy.network == "host":
         resolv = os.path.realpath("/etc/resolv.conf")
         if resolv != "/etc/resolv.conf" and os.path.exists(resolv) and not view.visible(resolv):
