@@ -8,6 +8,7 @@ packager would, and must carry the same modules, entry points and embedded examp
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -80,3 +81,19 @@ def test_wheel_rebuilt_from_the_sdist_alone_is_complete(dist: Path, tmp_path: Pa
     assert {f"{EMBEDDED}/{pack}/gpack.toml" for pack in packs} <= names
     assert "cleanroom = pytest_cleanroom.plugin" in entry_points
     assert "ggen = ggen_cli.__main__:main" in entry_points
+
+
+def test_pip_installs_it_from_a_git_url(tmp_path: Path) -> None:
+    # The README's third way in: pip clones the repository and builds the wheel itself.
+    require(shutil.which("git") is not None, "git (apt-get install git)")
+    require(
+        importlib.util.find_spec("hatchling") is not None, "hatchling (pip install -e '.[dev]')"
+    )
+    site = tmp_path / "site"
+    _run(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", site, f"pytest-cleanroom @ git+file://{REPO}")  # fmt: skip
+    [info] = site.glob("pytest_cleanroom-*.dist-info")
+    assert "cleanroom = pytest_cleanroom.plugin" in (info / "entry_points.txt").read_text()
+    assert (site / "pytest_cleanroom" / "plugin.py").is_file()
+    packs = sorted(p.name for p in (REPO / "example_gpacks").iterdir() if p.is_dir())
+    assert sorted(p.parent.name for p in (site / EMBEDDED).glob("*/gpack.toml")) == packs
