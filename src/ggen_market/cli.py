@@ -578,11 +578,13 @@ def _show_hook(record: Any) -> None:
 
 def _mount_trust_commands() -> None:
     """Commands that live beside their logic (they use the option decorators defined above)."""
+    from .hosting.commands import serve
     from .import_command import import_command
     from .trust import commands
 
     market.add_command(commands.validate)
     market.add_command(commands.publish)
+    market.add_command(serve)
     market.add_command(import_command)
 
 

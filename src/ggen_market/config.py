@@ -19,7 +19,7 @@ from .registry import EMBEDDED
 from .suggest import did_you_mean
 
 PROJECT_CONFIG = "ggen.toml"
-_REGISTRY_KEYS = ("name", "url", "ref")
+_REGISTRY_KEYS = ("name", "url", "ref", "token_env")
 _MARKET_KEYS = ("registries", "use_embedded", "timeout", "require_validated", "trusted_keys")
 
 
@@ -33,6 +33,8 @@ class RegistrySpec:
 
     name: str
     url: str
+    #: The environment variable holding the upload token of an HTTP registry (publish).
+    token_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,13 @@ def _registries_of(path: Path, market: dict[str, Any]) -> list[RegistrySpec]:
             url = f"{url.partition('#')[0]}#{ref}"
         if url.startswith(("./", "../")) or url in (".", ".."):
             url = str((path.parent / url).resolve())
-        specs.append(RegistrySpec(name=str(item.get("name", url)), url=url))
+        token_env = item.get("token_env")
+        if token_env is not None and not (isinstance(token_env, str) and token_env.isidentifier()):
+            raise ConfigError(
+                f"{where}: token_env: the name of an environment variable (e.g. TEAM_TOKEN),"
+                " never the token itself"
+            )
+        specs.append(RegistrySpec(name=str(item.get("name", url)), url=url, token_env=token_env))
     return specs
 
 

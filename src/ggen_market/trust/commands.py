@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..cli import json_command, project_option, registry_command
+from ..hosting.protocol import TOKEN_ENV
 from ..output import print_json
 from ..sources import Sources
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from pytest_cleanroom.attest.keys import SigningKey
 
     from ..config import MarketConfig
+    from ..hosting.upload import HttpTarget
     from .validate import Check, ValidationReport
 
 SIGNING_KEY_ENV = "GGEN_SIGNING_KEY"
@@ -128,8 +130,10 @@ def validate(
     "--registry",
     "target",
     required=True,
-    metavar="DIR",
-    help="Registry directory (path or file://) receiving the archive and the index entry.",
+    metavar="DIR|URL",
+    help="Registry receiving the archive and the index entry: a directory (path or file://),"
+    " or the http(s):// URL of a `ggen market serve` registry (uploaded with a token from"
+    f" ${TOKEN_ENV} or token_env in ggen.toml).",
 )
 @signing_key_option
 @backend_option
@@ -145,9 +149,12 @@ def publish(
 ) -> None:
     """Pack DIRECTORY, validate it in a cleanroom and, only when it passed, add the version to
     the registry's index with its signed validation statement (archive and index written all or
-    nothing). Dependencies resolve from the target registry, then the configured ones."""
+    nothing; over HTTP, uploaded and checked again by the server). Dependencies resolve from the
+    target registry, then the configured ones."""
     from ..builder import check_gpack
+    from ..config import load_config
     from ..errors import MarketError
+    from ..hosting.upload import HttpTarget, is_http
     from .publish import publish_version, registry_directory
     from .statement import sign_statement
     from .validate import archive_of_directory, validate_archive
@@ -157,13 +164,17 @@ def publish(
             f"publish signs its validation statement: pass --signing-key (or ${SIGNING_KEY_ENV})"
         )
     key = _load_signing_key(signing_key)
-    registry = registry_directory(target)
+    config = load_config(project)
+    remote = HttpTarget.open(target, config) if is_http(target) else None
+    registry = None if remote else registry_directory(target)
     manifest = check_gpack(directory)
     data = archive_of_directory(directory)
+    if remote is not None:
+        remote.check_accepts(key.keyid, len(data))  # before minutes of validation
     if not as_json:
         click.echo(f"validating {directory} in a cleanroom", err=True)
     report = validate_archive(
-        data, source=str(directory), config=_publishing_config(project, registry),
+        data, source=str(directory), config=_publishing_config(config, remote, registry),
         backend=backend, progress=None if as_json else _show,
     )  # fmt: skip
     label = f"{manifest.id}@{manifest.version}"
@@ -172,28 +183,43 @@ def publish(
             print_json(report.to_json() | {"published": False}, click.echo)
         click.echo(f"error: {label}: validation {report.result}; nothing published", err=True)
         sys.exit(1)
-    publish_version(registry, manifest, data, sign_statement(report.statement(), key))
+    envelope = sign_statement(report.statement(), key)
+    extra: dict[str, Any] = {"published": True, "keyid": key.keyid}
+    if remote is not None:
+        if not as_json:
+            click.echo(f"uploading {len(data)} bytes to {remote.url}", err=True)
+        answer = remote.publish(manifest.id, manifest.version, data, envelope)
+        extra |= {"registry": remote.url, "already_published": answer.get("already_published")}
+        where = remote.url + (" (already there, unchanged)" if extra["already_published"] else "")
+    else:
+        assert registry is not None
+        publish_version(registry, manifest, data, envelope)
+        extra["registry"], where = str(registry), str(registry)
     if as_json:
-        extra = {"published": True, "registry": str(registry), "keyid": key.keyid}
         print_json(report.to_json() | extra, click.echo)
         return
     click.echo(
-        f"published {label} to {registry} (sha256 {report.archive_sha256}), validated under"
+        f"published {label} to {where} (sha256 {report.archive_sha256}), validated under"
         f" {report.policy_name}, statement signed by key {key.keyid[:16]}"
     )
 
 
-def _publishing_config(project: Path, registry: Path) -> MarketConfig:
+def _publishing_config(
+    config: MarketConfig, remote: HttpTarget | None, registry: Path | None
+) -> MarketConfig:
     """The configured registries, with the target registry first when it has an index."""
     import dataclasses
 
-    from ..config import RegistrySpec, load_config
+    from ..config import RegistrySpec
     from ..index import INDEX_NAME
 
-    config = load_config(project)
-    if not (registry / INDEX_NAME).is_file():
+    if remote is not None:
+        url = remote.url
+    elif registry is not None and (registry / INDEX_NAME).is_file():
+        url = str(registry.resolve())
+    else:
         return config
-    spec = RegistrySpec(name="publishing target", url=str(registry.resolve()))
+    spec = RegistrySpec(name="publishing target", url=url)
     return dataclasses.replace(config, registries=(spec, *config.registries))
 
 

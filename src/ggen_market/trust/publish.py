@@ -1,8 +1,8 @@
 """``ggen market publish``: add a validated version, its archive and its statement to a registry.
 
 The registry is a directory holding ``index.json`` and ``archives/`` (what ``ggen market index``
-writes, and what an HTTP server or a git repository serves). The archive and the new index are
-written all or nothing; a version already published with other bytes is refused.
+writes, and what ``ggen market serve`` or a git repository serves). The archive and the new
+index are written all or nothing; a version already published with other bytes is refused.
 """
 
 from __future__ import annotations
@@ -31,15 +31,16 @@ class PublishError(MarketError):
 
 
 def registry_directory(target: str) -> Path:
-    """The directory behind ``--registry`` (a path or ``file://``); other schemes are refused."""
+    """The directory behind ``--registry`` (a path or ``file://``); http(s) registries are
+    uploaded to (:mod:`ggen_market.hosting.upload`), other schemes refused."""
     parsed = urlparse(target)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
     if parsed.scheme and len(parsed.scheme) > 1:
         raise PublishError(
-            f"--registry {target}: publishing writes files, so it needs the registry's directory"
-            " (a path or file://); publish into the directory your HTTP server or git"
-            " repository serves, then upload or commit it"
+            f"--registry {target}: publish writes to a directory (a path or file://) or uploads"
+            " to an http(s):// registry (`ggen market serve`); for a git registry, publish into"
+            " its checkout and commit"
         )
     return Path(target)
 

@@ -175,7 +175,7 @@ def validate_archive(
     check that fails, only :class:`ValidationSetupError` when validation cannot run."""
     with tempfile.TemporaryDirectory(prefix="ggen-validate-") as tmp:
         root = Path(tmp)
-        manifest = _peek(data, root / "peek", source)
+        manifest = peek_manifest(data, root / "peek", source)
         report = ValidationReport(
             manifest.id, manifest.version, sha256_bytes(data), len(data), source
         )
@@ -184,7 +184,8 @@ def validate_archive(
         return report
 
 
-def _peek(data: bytes, where: Path, source: str) -> Manifest:
+def peek_manifest(data: bytes, where: Path, source: str) -> Manifest:
+    """The checked manifest of the archive ``data``, extracted into ``where`` (then removed)."""
     try:
         extract_archive(data, where, label=source)
         return check_gpack(where, deep=False)

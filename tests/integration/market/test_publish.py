@@ -126,10 +126,10 @@ def test_publish_refuses_other_bytes_for_a_published_version(
     assert result.exit_code == 1
     assert "already published with another archive" in result.stderr
     assert tree_state(registry) == before
-    http = ggen("market", "publish", str(other), "--registry", "https://example.invalid/",
-                "--signing-key", str(key))  # fmt: skip
-    assert http.exit_code == 1
-    assert "needs the registry's directory" in http.stderr
+    ftp = ggen("market", "publish", str(other), "--registry", "ftp://example.invalid/",
+               "--signing-key", str(key))  # fmt: skip
+    assert ftp.exit_code == 1
+    assert "publish writes to a directory (a path or file://) or uploads" in ftp.stderr
 
 
 def test_index_keeps_statements_of_unchanged_archives(registry: Path) -> None:

@@ -1,0 +1,313 @@
+"""``ggen market serve``: a real server process on 127.0.0.1, attacked through its upload API.
+
+Every refused upload leaves the registry directory exactly as it was (``tree_state``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ggen_market.archive import sha256_bytes
+from ggen_market.index import parse_index
+from pytest_cleanroom.attest.keys import SigningKey
+
+from .conftest import tree_state
+from .served import TOKEN, Served, archive, keypair, serve, statement, upload
+
+pytestmark = pytest.mark.integration
+
+PACK = "io.test.served"
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Served]:
+    root = tmp_path / "registry"
+    root.mkdir()
+    keypair(tmp_path / "team.pem")
+    with serve(root, "--trusted-key", str(tmp_path / "team.pem.pub"),
+               "--max-upload-bytes", "200000") as served:  # fmt: skip
+        yield served
+
+
+@pytest.fixture
+def team(tmp_path: Path, registry: Served) -> SigningKey:
+    return SigningKey.load(tmp_path / "team.pem")
+
+
+def published(registry: Served) -> dict[str, list[str]]:
+    """What the server's own index says, read over HTTP."""
+    answer = httpx.get(registry.url + "index.json", timeout=10)
+    assert answer.status_code == 200
+    index = parse_index(answer.content, "served index")
+    return {pid: sorted(index.packs[pid].versions) for pid in index.packs}
+
+
+def refused(response: httpx.Response, status: int, words: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["ok"] is False
+    assert words in body["error"]
+
+
+def test_a_valid_upload_is_served_to_readers(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    assert published(registry) == {}  # an empty registry serves an empty index
+    data = archive(tmp_path, PACK, "1.0.0")
+    answer = upload(registry.url, data, statement(team, data, PACK, "1.0.0"),
+                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["archive"] == f"archives/{PACK}-1.0.0.tar.gz"
+    assert published(registry) == {PACK: ["1.0.0"]}
+    served = httpx.get(registry.url + f"archives/{PACK}-1.0.0.tar.gz", timeout=10)
+    assert served.content == data
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "words"),
+    [
+        (None, 401, "Bearer <token> header is required"),
+        ("Bearer not-the-token", 403, "token is not accepted"),
+        (f"Basic {TOKEN}", 401, "Bearer <token> header is required"),
+        (f"Bearer {TOKEN}x", 403, "token is not accepted"),
+    ],
+)
+def test_a_missing_or_wrong_token_is_refused(
+    tmp_path: Path, registry: Served, team: SigningKey, header: str | None, status: int, words: str
+) -> None:
+    data = archive(tmp_path, PACK, "1.0.0")
+    before = tree_state(registry.root)
+    fields = {"id": PACK, "version": "1.0.0", "sha256": "0" * 64,
+              "statement": json.dumps(statement(team, data, PACK, "1.0.0"))}  # fmt: skip
+    headers = {"Authorization": header} if header else {}
+    answer = httpx.post(registry.url + "api/v1/publish", data=fields, headers=headers,
+                        files={"archive": (f"{PACK}-1.0.0.tar.gz", data)}, timeout=30)  # fmt: skip
+    refused(answer, status, words)
+    refused(httpx.get(registry.url + "api/v1/registry", headers=headers, timeout=10), status, words)
+    assert tree_state(registry.root) == before
+    assert TOKEN not in registry.log()  # the server never logs a token, not even a wrong one
+
+
+def test_an_archive_changed_after_validation_is_refused(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    validated = archive(tmp_path, PACK, "1.0.0")
+    tampered = archive(tmp_path, PACK, "1.0.0", "evil")
+    before = tree_state(registry.root)
+    answer = upload(registry.url, tampered, statement(team, validated, PACK, "1.0.0"),
+                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    refused(answer, 422, "the archive was changed after validation")
+    assert tree_state(registry.root) == before
+
+
+def test_an_archive_damaged_in_transit_is_refused(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    data = archive(tmp_path, PACK, "1.0.0")
+    before = tree_state(registry.root)
+    damaged = data[:-1] + bytes([data[-1] ^ 1])
+    answer = upload(registry.url, damaged, statement(team, data, PACK, "1.0.0"),
+                    pack_id=PACK, version="1.0.0", sha256=sha256_bytes(data))  # fmt: skip
+    refused(answer, 400, "damaged in transit")
+    assert tree_state(registry.root) == before
+
+
+def test_a_statement_for_another_digest_or_version_is_refused(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    one = archive(tmp_path, PACK, "1.0.0")
+    two = archive(tmp_path, PACK, "2.0.0")
+    before = tree_state(registry.root)
+    answer = upload(registry.url, two, statement(team, one, PACK, "1.0.0"),
+                    pack_id=PACK, version="2.0.0")  # fmt: skip
+    refused(answer, 422, f"it is about {PACK}@1.0.0")
+    other = archive(tmp_path, "io.test.other", "2.0.0")
+    answer = upload(registry.url, two, statement(team, other, PACK, "2.0.0"),
+                    pack_id=PACK, version="2.0.0")  # fmt: skip
+    refused(answer, 422, "it is about the archive sha256")
+    assert tree_state(registry.root) == before
+
+
+def test_a_statement_by_an_untrusted_key_is_refused(tmp_path: Path, registry: Served) -> None:
+    stranger = keypair(tmp_path / "stranger.pem")
+    data = archive(tmp_path, PACK, "1.0.0")
+    before = tree_state(registry.root)
+    answer = upload(registry.url, data, statement(stranger, data, PACK, "1.0.0"),
+                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    refused(answer, 422, "which is not a trusted key")
+    assert tree_state(registry.root) == before
+
+
+def test_a_failing_statement_is_refused(tmp_path: Path, registry: Served, team: SigningKey) -> None:
+    data = archive(tmp_path, PACK, "1.0.0")
+    before = tree_state(registry.root)
+    failing = statement(team, data, PACK, "1.0.0", outcome="failed")
+    answer = upload(registry.url, data, failing, pack_id=PACK, version="1.0.0")
+    refused(answer, 422, "the validation did not pass (FAILED)")
+    assert tree_state(registry.root) == before
+
+
+def test_published_versions_are_immutable(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    data = archive(tmp_path, PACK, "1.0.0")
+    first = upload(registry.url, data, statement(team, data, PACK, "1.0.0"),
+                   pack_id=PACK, version="1.0.0")  # fmt: skip
+    assert first.status_code == 201, first.text
+    before = tree_state(registry.root)
+    again = upload(registry.url, data, statement(team, data, PACK, "1.0.0"),
+                   pack_id=PACK, version="1.0.0")  # fmt: skip
+    assert again.status_code == 200, again.text  # a retry of the same bytes: nothing changes
+    assert again.json()["already_published"] is True
+    other = archive(tmp_path, PACK, "1.0.0", "other bytes")
+    answer = upload(registry.url, other, statement(team, other, PACK, "1.0.0"),
+                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    refused(answer, 409, "already published with another archive")
+    assert tree_state(registry.root) == before
+
+
+def raw_request(url: str, head: str, body: bytes) -> bytes:
+    """Send ``head`` and ``body`` on a plain socket, read the answer (b"" when none)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(head.encode() + b"\r\n" + body)
+        conn.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_an_upload_cut_in_the_middle_writes_nothing(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    data = archive(tmp_path, PACK, "1.0.0")
+    request = httpx.Request(
+        "POST", registry.url + "api/v1/publish",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        data={"id": PACK, "version": "1.0.0", "sha256": sha256_bytes(data),
+              "statement": json.dumps(statement(team, data, PACK, "1.0.0"))},
+        files={"archive": (f"{PACK}-1.0.0.tar.gz", data)},
+    )  # fmt: skip
+    body = request.read()
+    head = "POST /api/v1/publish HTTP/1.1\r\nHost: x\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host"
+    )
+    before = tree_state(registry.root)
+    assert raw_request(registry.url, head, body[: len(body) // 2]) == b""  # dropped: no answer
+    assert tree_state(registry.root) == before
+    assert published(registry) == {}  # still serving, nothing half-added
+    whole = raw_request(registry.url, head, body)  # the same request, whole, goes through
+    assert whole.startswith(b"HTTP/1.0 201"), whole[:200]
+    assert published(registry) == {PACK: ["1.0.0"]}
+    assert "upload cut off after" in registry.log()
+
+
+@pytest.mark.parametrize(
+    ("pack_id", "version", "filename", "words"),
+    [
+        ("../../evil", "1.0.0", "x.tar.gz", "is not a reverse-DNS id"),
+        ("io.test.served/../../evil", "1.0.0", "x.tar.gz", "is not a reverse-DNS id"),
+        (PACK, "1.0.0/../../../evil", "x.tar.gz", "version:"),
+        (PACK, "1.0.0", "../../../evil.tar.gz", "the file must be named"),
+        (PACK, "1.0.0", f"archives/../../{PACK}-1.0.0.tar.gz", "the file must be named"),
+        ("io.test.another", "1.0.0", "io.test.another-1.0.0.tar.gz", "it is about"),
+    ],
+)
+def test_path_traversal_in_id_version_or_filename_is_refused(
+    tmp_path: Path, registry: Served, team: SigningKey, pack_id: str, version: str, filename: str,
+    words: str,
+) -> None:  # fmt: skip
+    data = archive(tmp_path, PACK, "1.0.0")
+    before = tree_state(tmp_path)
+    answer = upload(registry.url, data, statement(team, data, PACK, "1.0.0"),
+                    pack_id=pack_id, version=version, filename=filename)  # fmt: skip
+    assert answer.status_code in (400, 422), answer.text
+    assert words in answer.json()["error"]
+    assert tree_state(tmp_path) == before  # nothing anywhere under the test's directory
+
+
+def test_an_archive_whose_manifest_names_another_pack_is_refused(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    data = archive(tmp_path, "io.test.other", "1.0.0")
+    forged = statement(team, data, PACK, "1.0.0")
+    answer = upload(registry.url, data, forged, pack_id=PACK, version="1.0.0")
+    refused(answer, 400, f"gpack.toml is io.test.other@1.0.0, not {PACK}@1.0.0")
+    assert published(registry) == {}
+
+
+def test_reading_serves_only_the_index_and_plain_archive_files(
+    tmp_path: Path, registry: Served
+) -> None:
+    (tmp_path / "secret.txt").write_text("host secret\n")
+    (registry.root / "archives").mkdir()
+    os.symlink(tmp_path / "secret.txt", registry.root / "archives" / "io.x.y-1.0.0.tar.gz")
+    for path in ("archives/io.x.y-1.0.0.tar.gz", "archives/../../secret.txt",
+                 "archives/%2e%2e/%2e%2e/secret.txt", "../secret.txt", "archives/"):  # fmt: skip
+        with socket.create_connection(("127.0.0.1", int(registry.url.rsplit(":", 1)[1][:-1]))) as c:
+            c.sendall(f"GET /{path} HTTP/1.0\r\n\r\n".encode())
+            answer = b"".join(iter(lambda c=c: c.recv(65536), b""))  # type: ignore[misc]
+        assert answer.startswith(b"HTTP/1.0 404"), (path, answer[:100])
+        assert b"host secret" not in answer
+
+
+def test_a_body_over_the_cap_or_without_length_is_refused_unread(registry: Served) -> None:
+    auth = f"Authorization: Bearer {TOKEN}\r\n"
+    ctype = "Content-Type: multipart/form-data; boundary=b\r\n"
+    huge = raw_request(registry.url, f"POST /api/v1/publish HTTP/1.0\r\n{auth}{ctype}"
+                       "Content-Length: 50000000000\r\n", b"x" * 1000)  # fmt: skip
+    assert huge.startswith(b"HTTP/1.0 413"), huge[:200]
+    assert b"takes at most 200000" in huge
+    unsized = raw_request(registry.url, f"POST /api/v1/publish HTTP/1.0\r\n{auth}{ctype}"
+                          "Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n")  # fmt: skip
+    assert unsized.startswith(b"HTTP/1.0 411"), unsized[:200]
+    assert published(registry) == {}
+
+
+def test_a_linked_archives_folder_is_never_written_through(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, registry.root / "archives")
+    data = archive(tmp_path, PACK, "1.0.0")
+    answer = upload(registry.url, data, statement(team, data, PACK, "1.0.0"),
+                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    refused(answer, 500, "refusing to write through it")
+    assert list(outside.iterdir()) == []
+    assert not (registry.root / "index.json").exists()
+
+
+def test_concurrent_publishes_of_two_versions_both_land(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    uploads = {v: archive(tmp_path, PACK, v) for v in ("1.0.0", "1.1.0", "2.0.0")}
+    answers: dict[str, int] = {}
+    barrier = threading.Barrier(len(uploads))
+
+    def send(version: str) -> None:
+        data = uploads[version]
+        envelope = statement(team, data, PACK, version)
+        barrier.wait()
+        answers[version] = upload(registry.url, data, envelope, pack_id=PACK,
+                                  version=version).status_code  # fmt: skip
+
+    threads = [threading.Thread(target=send, args=(v,)) for v in uploads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == dict.fromkeys(uploads, 201)
+    assert published(registry) == {PACK: sorted(uploads)}  # no lost update of the index
+    for version, data in uploads.items():
+        served = httpx.get(registry.url + f"archives/{PACK}-{version}.tar.gz", timeout=10)
+        assert served.content == data
