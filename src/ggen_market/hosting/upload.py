@@ -181,7 +181,6 @@ _HINTS: dict[int, Callable[[str], str]] = {
     401: lambda e: f"{e}; the registry wants a token (set ${TOKEN_ENV} or token_env)",
     403: lambda e: f"{e}; the token was refused (check it is the registry's current one)",
     404: lambda e: f"{e}; this URL has no upload endpoint (is it a `ggen market serve` registry?)",
-    409: lambda e: f"{e}; versions are immutable: publish a new version",
     413: lambda e: f"{e}; the archive is over the registry's size cap",
 }
 

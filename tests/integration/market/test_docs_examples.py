@@ -64,3 +64,26 @@ def test_publish_example_runs_as_written(tmp_path: Path, env: dict[str, str]) ->
     config = block("Publishing validated gpacks, installing only those", "toml")
     assert "require_validated = true" in config
     assert "require_validated = true" in (tmp_path / "project" / "ggen.toml").read_text()
+
+
+def test_hosting_example_runs_as_written(tmp_path: Path, env: dict[str, str]) -> None:
+    require_backend("bwrap")
+    copy_examples(tmp_path / "example_gpacks")
+    result = run_sh(block("Hosting a registry over HTTP", "sh"), tmp_path, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "published io.ggen.python.project-basics@1.2.0 to http://127.0.0.1:" in result.stdout
+    assert "+ io.ggen.python.project-basics@1.2.0" in result.stdout
+    assert "team-upload-token" not in result.stdout + result.stderr
+    served = (tmp_path / "serve.log").read_text()
+    assert served.startswith("serving registry at http://127.0.0.1:")
+    assert "(uploads: 1 token(s), 1 trusted key(s))" in served
+    lock = (tmp_path / "project" / "ggen.lock").read_text()
+    assert "http://127.0.0.1:" in lock
+
+
+def test_token_env_example_is_a_valid_configuration(tmp_path: Path, env: dict[str, str]) -> None:
+    from ggen_market.config import load_config
+
+    (tmp_path / "ggen.toml").write_text(block("Hosting a registry over HTTP", "toml"))
+    [team, _embedded] = load_config(tmp_path).registries
+    assert (team.name, team.token_env) == ("team", "TEAM_GPACKS_TOKEN")
