@@ -113,6 +113,25 @@ def test_a_template_writing_outside_its_output_fails_validation(
     assert "outside" in checks(report, "render")[0]["outputTail"]
 
 
+def test_a_template_command_writing_outside_fails_validation_and_plants_nothing(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A template's sh_after writing beside its output and onto the host: validation fails and
+    neither file exists afterwards (on this machine the hook cannot even start: no cleanroom
+    nests inside the validation's, and a gpack's command runs only in one)."""
+    host_file = tmp_path / "host-planted.txt"
+    hook = f"echo planted > ../project/planted.txt; echo planted > {host_file}"
+    pack = write_gpack(tmp_path / "src", "io.test.hook", "1.0.0", files={
+        "templates/a.tmpl": f'---\nto: a.txt\nsh_after: "{hook}"\n---\nfine\n',
+    })  # fmt: skip
+    code, report = validate(pack)
+    assert code == 1
+    assert report["result"] == "FAILED"
+    assert checks(report, "render")[0]["outcome"] == "failed"
+    assert not host_file.exists()
+    assert not list(tmp_path.rglob("planted.txt"))
+
+
 def test_a_hanging_step_is_killed_and_fails_the_validation(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

@@ -113,3 +113,31 @@ def test_outside_a_project_nothing_is_offered(tmp_path: Path) -> None:
     run = ggen("test", "run", SMOKE, cwd=empty, home=tmp_path)
     assert run.returncode == 2
     assert "not a test gpack installed" in run.stderr
+
+
+def test_the_docs_console_example_runs_as_written(smoke_install: Path, tmp_path: Path) -> None:
+    """docs/gpack-bundles.md's `ggen test` console block: each command as written, in a project
+    where the smoke pack is installed, and the printed `ggen test list` output is what it says."""
+    import re
+    import shlex
+    import shutil
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "gpack-bundles.md").read_text()
+    section = doc[doc.index("## Without a test file: `ggen test`") :]
+    block = re.search(r"```console\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    project = tmp_path / "project"
+    shutil.copytree(smoke_install, project)
+    commands = [line for line in block.group(1).splitlines() if line.startswith("$ ")]
+    assert len(commands) == 4
+    printed = block.group(1).split("$ ")[1].splitlines()[1:]  # what `ggen test list` prints
+    for line in commands:
+        argv = shlex.split(line[2:], comments=True)
+        assert argv[:2] == ["ggen", "test"]
+        done = ggen(*argv[1:], cwd=project, home=tmp_path)
+        assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
+        if argv == ["ggen", "test", "list"]:
+            assert [" ".join(row.split()) for row in done.stdout.splitlines()] == [
+                " ".join(row.split()) for row in printed
+            ]
+    assert (project / "smoke.xml").is_file()  # --junitxml=smoke.xml as written
