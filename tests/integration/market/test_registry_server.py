@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +51,13 @@ def published(registry: Served) -> dict[str, list[str]]:
     return {pid: sorted(index.packs[pid].versions) for pid in index.packs}
 
 
+def send(
+    registry: Served, data: bytes, envelope: dict[str, Any], version: str = "1.0.0", **fields: Any
+) -> httpx.Response:
+    """Publish ``data`` as PACK@``version`` with ``envelope``; ``fields`` override the form."""
+    return upload(registry.url, data, envelope, pack_id=PACK, version=version, **fields)
+
+
 def refused(response: httpx.Response, status: int, words: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
@@ -62,8 +70,7 @@ def test_a_valid_upload_is_served_to_readers(
 ) -> None:
     assert published(registry) == {}  # an empty registry serves an empty index
     data = archive(tmp_path, PACK, "1.0.0")
-    answer = upload(registry.url, data, statement(team, data, PACK, "1.0.0"),
-                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    answer = send(registry, data, statement(team, data, PACK, "1.0.0"))
     assert answer.status_code == 201, answer.text
     assert answer.json()["archive"] == f"archives/{PACK}-1.0.0.tar.gz"
     assert published(registry) == {PACK: ["1.0.0"]}
@@ -102,8 +109,7 @@ def test_an_archive_changed_after_validation_is_refused(
     validated = archive(tmp_path, PACK, "1.0.0")
     tampered = archive(tmp_path, PACK, "1.0.0", "evil")
     before = tree_state(registry.root)
-    answer = upload(registry.url, tampered, statement(team, validated, PACK, "1.0.0"),
-                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    answer = send(registry, tampered, statement(team, validated, PACK, "1.0.0"))
     refused(answer, 422, "the archive was changed after validation")
     assert tree_state(registry.root) == before
 
@@ -114,8 +120,9 @@ def test_an_archive_damaged_in_transit_is_refused(
     data = archive(tmp_path, PACK, "1.0.0")
     before = tree_state(registry.root)
     damaged = data[:-1] + bytes([data[-1] ^ 1])
-    answer = upload(registry.url, damaged, statement(team, data, PACK, "1.0.0"),
-                    pack_id=PACK, version="1.0.0", sha256=sha256_bytes(data))  # fmt: skip
+    answer = send(
+        registry, damaged, statement(team, data, PACK, "1.0.0"), sha256=sha256_bytes(data)
+    )
     refused(answer, 400, "damaged in transit")
     assert tree_state(registry.root) == before
 
@@ -126,12 +133,10 @@ def test_a_statement_for_another_digest_or_version_is_refused(
     one = archive(tmp_path, PACK, "1.0.0")
     two = archive(tmp_path, PACK, "2.0.0")
     before = tree_state(registry.root)
-    answer = upload(registry.url, two, statement(team, one, PACK, "1.0.0"),
-                    pack_id=PACK, version="2.0.0")  # fmt: skip
+    answer = send(registry, two, statement(team, one, PACK, "1.0.0"), version="2.0.0")
     refused(answer, 422, f"it is about {PACK}@1.0.0")
     other = archive(tmp_path, "io.test.other", "2.0.0")
-    answer = upload(registry.url, two, statement(team, other, PACK, "2.0.0"),
-                    pack_id=PACK, version="2.0.0")  # fmt: skip
+    answer = send(registry, two, statement(team, other, PACK, "2.0.0"), version="2.0.0")
     refused(answer, 422, "it is about the archive sha256")
     assert tree_state(registry.root) == before
 
@@ -140,8 +145,7 @@ def test_a_statement_by_an_untrusted_key_is_refused(tmp_path: Path, registry: Se
     stranger = keypair(tmp_path / "stranger.pem")
     data = archive(tmp_path, PACK, "1.0.0")
     before = tree_state(registry.root)
-    answer = upload(registry.url, data, statement(stranger, data, PACK, "1.0.0"),
-                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    answer = send(registry, data, statement(stranger, data, PACK, "1.0.0"))
     refused(answer, 422, "which is not a trusted key")
     assert tree_state(registry.root) == before
 
@@ -159,17 +163,14 @@ def test_published_versions_are_immutable(
     tmp_path: Path, registry: Served, team: SigningKey
 ) -> None:
     data = archive(tmp_path, PACK, "1.0.0")
-    first = upload(registry.url, data, statement(team, data, PACK, "1.0.0"),
-                   pack_id=PACK, version="1.0.0")  # fmt: skip
+    first = send(registry, data, statement(team, data, PACK, "1.0.0"))
     assert first.status_code == 201, first.text
     before = tree_state(registry.root)
-    again = upload(registry.url, data, statement(team, data, PACK, "1.0.0"),
-                   pack_id=PACK, version="1.0.0")  # fmt: skip
+    again = send(registry, data, statement(team, data, PACK, "1.0.0"))
     assert again.status_code == 200, again.text  # a retry of the same bytes: nothing changes
     assert again.json()["already_published"] is True
     other = archive(tmp_path, PACK, "1.0.0", "other bytes")
-    answer = upload(registry.url, other, statement(team, other, PACK, "1.0.0"),
-                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    answer = send(registry, other, statement(team, other, PACK, "1.0.0"))
     refused(answer, 409, "already published with another archive")
     assert tree_state(registry.root) == before
 
@@ -280,8 +281,7 @@ def test_a_linked_archives_folder_is_never_written_through(
     outside.mkdir()
     os.symlink(outside, registry.root / "archives")
     data = archive(tmp_path, PACK, "1.0.0")
-    answer = upload(registry.url, data, statement(team, data, PACK, "1.0.0"),
-                    pack_id=PACK, version="1.0.0")  # fmt: skip
+    answer = send(registry, data, statement(team, data, PACK, "1.0.0"))
     refused(answer, 500, "refusing to write through it")
     assert list(outside.iterdir()) == []
     assert not (registry.root / "index.json").exists()
@@ -311,3 +311,44 @@ def test_concurrent_publishes_of_two_versions_both_land(
     for version, data in uploads.items():
         served = httpx.get(registry.url + f"archives/{PACK}-{version}.tar.gz", timeout=10)
         assert served.content == data
+
+
+def test_without_a_token_the_registry_is_read_only(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    root.mkdir()
+    with serve(root, token=None) as served:
+        answer = httpx.get(served.url + "api/v1/registry",
+                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)  # fmt: skip
+        refused(answer, 403, "takes no uploads")
+        assert published(served) == {}
+
+
+def run_serve(*args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from ggen_market.cli import market
+
+    result = CliRunner().invoke(market, ["serve", *args], catch_exceptions=False)
+    return result.exit_code, result.stderr
+
+
+def test_serve_refuses_a_shared_token_file_and_uploads_nobody_can_sign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GGEN_REGISTRY_TOKEN", raising=False)
+    root = tmp_path / "registry"
+    root.mkdir()
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# team\n{TOKEN}\n")
+    tokens.chmod(0o644)
+    code, err = run_serve(str(root), "--token-file", str(tokens))
+    assert code == 1
+    assert "readable by others (mode 644); chmod 600 it" in err
+    tokens.chmod(0o600)
+    code, err = run_serve(str(root), "--token-file", str(tokens))
+    assert code == 1
+    assert "uploads need at least one --trusted-key" in err
+    (root / "index.json").write_text("{not json")
+    code, err = run_serve(str(root))
+    assert code == 1
+    assert "index.json: not valid JSON" in err
