@@ -115,6 +115,8 @@ class NamespaceBackend(Backend):
         if self._preparer is None:
             return None
         prepared = self._preparer.take()
+        # The next one is made while this command runs.
+        self._preparer.request(limits["memory_limit"], limits["max_processes"])
         if prepared is None:
             return None
         try:

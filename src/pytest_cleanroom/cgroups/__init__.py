@@ -350,6 +350,11 @@ class RunCgroup:
         self._exposed = False
         #: The CPU quota of the current command (CPUs), which then joins the cpu hierarchy.
         self.cpu_quota: float | None = None
+        # The limits last written (a reused group keeps them: only what differs is written
+        # again; the command cannot change them, they are above its own group).
+        self._limits: tuple[int | None, int | None, float | None] | None = None
+        self._cpu: Path | bool | None = False  # False: not looked for yet
+        self._joins: dict[tuple[bool, bool], list[str]] = {}
 
     @classmethod
     def create(
@@ -433,11 +438,29 @@ class RunCgroup:
     ) -> None:
         """Set the limits and reset the counters for the next command."""
         self.cpu_quota = cpu_quota
+        limits = (memory_limit, max_processes, cpu_quota)
+        same, self._limits = self._limits == limits, None  # unknown until all are written
         if self.unified is not None:
-            cgroup2.configure(self.unified, memory_limit, max_processes, cpu_quota, CPU_PERIOD_US)
+            if not same:
+                cgroup2.configure(
+                    self.unified, memory_limit, max_processes, cpu_quota, CPU_PERIOD_US
+                )
+            self._limits = limits
             self._base_oom_kills = cgroup2.counter(self.unified / "memory.events", "oom_kill")
             self._base_pids_max_hits = self._raw_counter(self.unified / "pids.events", "max")
             return
+        memory = self.dirs["memory"]
+        if not same:
+            self._configure_v1_limits(memory_limit, max_processes, cpu_quota)
+        self._limits = limits
+        _write(self.dirs["cpuacct"] / "cpuacct.usage", 0)
+        _write(memory / "memory.max_usage_in_bytes", 0)
+        self._base_oom_kills = self._raw_counter(memory / "memory.oom_control", "oom_kill")
+        self._base_pids_max_hits = self._raw_counter(self.dirs["pids"] / "pids.events", "max")
+
+    def _configure_v1_limits(
+        self, memory_limit: int | None, max_processes: int | None, cpu_quota: float | None
+    ) -> None:
         memory = self.dirs["memory"]
         memsw = memory / "memory.memsw.limit_in_bytes"
         has_memsw = memsw.exists()
@@ -448,14 +471,16 @@ class RunCgroup:
             _write(memsw, memory_limit)
         _write(self.dirs["pids"] / "pids.max", max_processes if max_processes else "max")
         self._configure_cpu(cpu_quota)
-        _write(self.dirs["cpuacct"] / "cpuacct.usage", 0)
-        _write(memory / "memory.max_usage_in_bytes", 0)
-        self._base_oom_kills = self._raw_counter(memory / "memory.oom_control", "oom_kill")
-        self._base_pids_max_hits = self._raw_counter(self.dirs["pids"] / "pids.events", "max")
+
+    def _cpu_dir(self) -> Path | None:
+        """:func:`_cpu_dir` of this group's directories (they never change)."""
+        if self._cpu is False:
+            self._cpu = _cpu_dir(self.dirs)
+        return self._cpu if isinstance(self._cpu, Path) else None
 
     def _configure_cpu(self, cpu_quota: float | None) -> None:
         """``cpu.cfs_quota_us`` of the group: ``cpu_quota`` periods' worth, or none (-1)."""
-        cpu = _cpu_dir(self.dirs)
+        cpu = self._cpu_dir()
         if cpu is None:
             if cpu_quota is not None:
                 raise OSError(errno.ENOENT, "no cgroup v1 'cpu' hierarchy for a CPU quota")
@@ -469,14 +494,15 @@ class RunCgroup:
     def _raw_counter(path: Path, key: str) -> int:
         """``key`` of ``path`` summed over the group and the groups below it (cgroup v1 counts
         an OOM kill in the victim's own group, not in the one whose limit was hit)."""
-        return sum(cgroup2.counter(group / path.name, key) for group in _subtree(path.parent))
+        name = "/" + path.name
+        return sum(cgroup2.counter(group + name, key) for group in _subtree_of(str(path.parent)))
 
     def memory_in_use(self) -> int:
         if self.unified is not None:
             current = cgroup2.number(self.unified / "memory.current")
             return -1 if current is None else current
         try:
-            return int((self.dirs["memory"] / "memory.usage_in_bytes").read_text())
+            return int(cgroup2.read(self.dirs["memory"] / "memory.usage_in_bytes"))
         except (OSError, ValueError):
             return -1
 
@@ -490,12 +516,15 @@ class RunCgroup:
         """The ``cgroup.procs`` files a launcher joins: those of the limits and measurements,
         plus (``confine``) every other hierarchy's, which only a command that may mount cgroupfs
         (nested user namespaces) needs, and whose joins cost time."""
-        cpu = _cpu_dir(self.dirs) if self.cpu_quota is not None else None
-        return [
-            str(d / LEAF / "cgroup.procs")
-            for d in self.dirs.values()
-            if confine or d in self._limit_dirs() or d == cpu
-        ]
+        key = (confine, self.cpu_quota is not None)
+        if key not in self._joins:
+            cpu = self._cpu_dir() if self.cpu_quota is not None else None
+            self._joins[key] = [
+                str(d / LEAF / "cgroup.procs")
+                for d in self.dirs.values()
+                if confine or d in self._limit_dirs() or d == cpu
+            ]
+        return list(self._joins[key])
 
     def _limit_dirs(self) -> list[Path]:
         """The groups holding the limits and measurements: cgroup v1's memory, pids, cpuacct
@@ -515,9 +544,9 @@ class RunCgroup:
         """Every task of the command, in its cgroup and any the command made below it."""
         found: list[int] = []
         top = self.dirs.get("pids", self.unified)
-        for group in _subtree(top) if top is not None else []:
+        for group in _subtree_of(str(top)) if top is not None else []:
             try:
-                found += [int(x) for x in (group / "cgroup.procs").read_text().split()]
+                found += [int(x) for x in cgroup2.read(group + "/cgroup.procs").split()]
             except (OSError, ValueError):
                 continue
         return found
@@ -543,7 +572,7 @@ class RunCgroup:
             stat = self.unified / LEAF / "cpu.stat"
             return cgroup2.counter(stat, "usage_usec") / 1e6 if stat.exists() else None
         try:
-            return int((self.dirs["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+            return int(cgroup2.read(self.dirs["cpuacct"] / "cpuacct.usage")) / 1e9
         except (OSError, ValueError):
             return None
 
@@ -551,7 +580,7 @@ class RunCgroup:
         if self.unified is not None:
             return cgroup2.number(self.unified / LEAF / "memory.peak")
         try:
-            return int((self.dirs["memory"] / "memory.max_usage_in_bytes").read_text())
+            return int(cgroup2.read(self.dirs["memory"] / "memory.max_usage_in_bytes"))
         except (OSError, ValueError):
             return None
 
@@ -738,13 +767,27 @@ def _freeze(freezer: Path, end: float) -> bool:
 
 def _subtree(top: Path) -> list[Path]:
     """``top`` and every group below it, parents before children."""
-    found: list[Path] = []
+    return [Path(group) for group in _subtree_of(str(top))]
+
+
+def _subtree_of(top: str) -> list[str]:
+    """:func:`_subtree` as strings (read for every command: kept cheap)."""
+    found: list[str] = []
     stack = [top]
     while stack:
         group = stack.pop()
         found.append(group)
         try:
-            stack += [Path(e.path) for e in os.scandir(group) if e.is_dir(follow_symlinks=False)]
+            # cgroupfs counts a directory's subdirectories in its links: often none, or only
+            # the command's own group.
+            links = os.stat(group).st_nlink
+            if links == 2:
+                continue
+            leaf = f"{group}/{LEAF}"
+            if links == 3 and os.path.isdir(leaf):
+                stack.append(leaf)
+                continue
+            stack += [e.path for e in os.scandir(group) if e.is_dir(follow_symlinks=False)]
         except OSError:
             continue
     return found
@@ -770,8 +813,11 @@ def _remove_tree(top: Path, *, retries: int, on_busy: Callable[..., object] | No
 
 def _write(path: Path, value: object, *, quiet: bool = False) -> bool:
     try:
-        with open(path, "w") as f:
-            f.write(str(value))
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
         return True
     except OSError:
         if quiet:

@@ -134,11 +134,23 @@ def enable_cpu(parent: Path) -> None:
                 f.write(f"+{CPU}")
 
 
-def counter(path: Path, key: str) -> int:
+def read(path: str | Path) -> str:
+    """A cgroup file's text (read without a buffered file object: these are read often)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    finally:
+        os.close(fd)
+
+
+def counter(path: str | Path, key: str) -> int:
     """``key`` in a flat-keyed cgroup file (``memory.events``, ``pids.events``, ``cpu.stat``; v1's
     ``memory.oom_control`` too), 0 when the file or the key is missing."""
     try:
-        text = path.read_text()
+        text = read(path)
     except OSError:
         return 0
     for line in text.splitlines():
@@ -149,10 +161,10 @@ def counter(path: Path, key: str) -> int:
     return 0
 
 
-def number(path: Path) -> int | None:
+def number(path: str | Path) -> int | None:
     """An integer file (``memory.peak``, ``memory.current``), or None when unreadable."""
     try:
-        return int(path.read_text())
+        return int(read(path))
     except (OSError, ValueError):
         return None
 

@@ -124,14 +124,26 @@ def host_net_dirs() -> list[str]:
     """
     found = {"/sys/class/net"}
     try:
-        names = os.listdir("/sys/class/net")
+        entries = list(os.scandir("/sys/class/net"))
     except OSError:
         return []
-    for name in names:
-        device = os.path.realpath(f"/sys/class/net/{name}")
+    for entry in entries:
+        try:
+            key = (entry.name, entry.inode())  # a link made anew has a new inode
+        except OSError:
+            continue
+        device = _net_devices.get(key)
+        if device is None:
+            if len(_net_devices) > 1024:  # interfaces come and go (containers' veths)
+                _net_devices.clear()
+            device = _net_devices[key] = os.path.realpath(entry.path)
         if os.path.basename(os.path.dirname(device)) == "net":
             found.add(os.path.dirname(device))
     return sorted(found)
+
+
+#: ``{(interface, inode of its link in /sys/class/net): the device's real path}``.
+_net_devices: dict[tuple[str, int], str] = {}
 
 
 def _norm(path: str) -> str:

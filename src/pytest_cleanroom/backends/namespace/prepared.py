@@ -38,9 +38,12 @@ class Prepared:
         self.owner = os.getpid()
 
     @classmethod
-    def make(cls) -> Prepared | None:
-        """A new launcher, or ``None`` where cgroups are unavailable."""
-        group = RunCgroup.create(memory_limit=None, max_processes=None)
+    def make(
+        cls, memory_limit: int | None = None, max_processes: int | None = None
+    ) -> Prepared | None:
+        """A new launcher, or ``None`` where cgroups are unavailable; its groups have the limits
+        given (those the next command most likely has: set again when it is taken)."""
+        group = RunCgroup.create(memory_limit=memory_limit, max_processes=max_processes)
         if group is None:
             return None
         read_fd, write_fd = os.pipe()
@@ -116,6 +119,7 @@ class Preparer:
         self._closed = False
         self._failed = False
         self._filling = False
+        self._limits: tuple[int | None, int | None] = (None, None)
         _preparers.add(self)
         # A backend dropped without close() must not keep its waiting shell until exit.
         weakref.finalize(self, _discard_all, self._ready)
@@ -135,9 +139,13 @@ class Preparer:
                 prepared.discard()
         return found
 
-    def request(self) -> None:
-        """Ask the background thread for a launcher, unless one is ready (never blocks)."""
+    def request(self, memory_limit: int | None = None, max_processes: int | None = None) -> None:
+        """Ask the background thread for a launcher, unless one is ready (never blocks); the
+        limits, when given, are those of the command that was just started (the next one
+        most likely has them too)."""
         with self._cond:
+            if memory_limit is not None or max_processes is not None:
+                self._limits = (memory_limit, max_processes)
             if self._ready or self._closed or self._failed or self._filling:
                 return
             self._filling = True
@@ -149,7 +157,7 @@ class Preparer:
                 if self._ready or self._closed:
                     return
             try:
-                prepared = Prepared.make()
+                prepared = Prepared.make(*self._limits)
             except OSError:
                 prepared = None
             if prepared is None:

@@ -289,6 +289,7 @@ class _Watch:
         exited_at = 0.0
         leftovers_killed = False
         monitoring = self.live.cgroup is not None
+        next_check = time.monotonic() + TICK  # counters are read once a tick, not on each wake-up
         try:
             while True:
                 readers = len(sinks)
@@ -305,7 +306,8 @@ class _Watch:
                     leftovers_killed = True
                 if drain_until is not None and now >= drain_until:
                     break
-                wait = self._wait_time(now, status is None, monitoring or pidfd < 0, drain_until)
+                ticking = monitoring or pidfd < 0
+                wait = self._wait_time(now, status is None, ticking, drain_until, next_check)
                 for key, _ in sel.select(wait):
                     fd = int(key.fd)
                     if fd == pidfd:
@@ -327,6 +329,9 @@ class _Watch:
                             sel.unregister(fd)
                             del sinks[fd]
                 if status is None:
+                    due = time.monotonic() >= next_check
+                    if due:
+                        next_check = time.monotonic() + TICK
                     if pidfd < 0:
                         pid, st, ru = _wait4(proc.pid, os.WNOHANG)
                         if pid:
@@ -336,7 +341,7 @@ class _Watch:
                             self._kill("cancel")
                         elif self.deadline is not None and time.monotonic() >= self.deadline:
                             self._kill(LIMIT_TIMEOUT)
-                        elif monitoring:
+                        elif monitoring and due:
                             self._check_limits()
             if status is None:
                 self.live.kill_tree()
@@ -349,11 +354,16 @@ class _Watch:
             sel.close()
 
     def _wait_time(
-        self, now: float, running: bool, ticking: bool, drain_until: float | None
+        self,
+        now: float,
+        running: bool,
+        ticking: bool,
+        drain_until: float | None,
+        next_tick: float,
     ) -> float | None:
         candidates: list[float] = []
         if running and ticking:
-            candidates.append(TICK)
+            candidates.append(min(TICK, max(0.0, next_tick - now)))
         if running and self.deadline is not None:
             candidates.append(max(0.0, self.deadline - now))
         if drain_until is not None:
