@@ -108,6 +108,7 @@ class Cleanroom:
         )
         self.backend_name: str = self._backend.name
         self._fitted: dict[str, Policy] = {}
+        self._fitted_last: tuple[Policy, Policy] | None = None  # (policy, fitted): the usual one
         self.workspace: Workspace = (
             workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         )
@@ -202,10 +203,14 @@ class Cleanroom:
 
     def _fit(self, policy: Policy) -> Policy:
         """The policy a command under ``policy`` runs and is recorded under (checked once)."""
+        known = self._fitted_last
+        if known is not None and known[0] is policy:
+            return known[1]
         key = policy.model_dump_json()
         if key not in self._fitted:
             fitted = fit_policy(self._backend, policy, per_process_limits=self.per_process_limits)
             self._fitted[key] = fitted
+        self._fitted_last = (policy, self._fitted[key])
         return self._fitted[key]
 
     def _run(self, spec: CommandSpec) -> RunResult:

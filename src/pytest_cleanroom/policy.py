@@ -55,6 +55,10 @@ DEFAULT_HIDDEN: tuple[str, ...] = (
 STANDARD_ENV_ALLOW: tuple[str, ...] = ("TERM",)
 
 
+#: ``{id(policy): (policy, its digest)}``: every result records its policy's digest.
+_digests: dict[int, tuple[Policy, str]] = {}
+
+
 class Policy(BaseModel):
     """Everything the engine enforces on one command. ``None`` for a limit means unlimited."""
 
@@ -210,9 +214,16 @@ class Policy(BaseModel):
 
     def digest(self) -> str:
         """sha256 of the canonical JSON of every enforced field (the name is not enforced)."""
+        known = _digests.get(id(self))
+        if known is not None and known[0] is self:  # frozen: its digest never changes
+            return known[1]
         data = self.model_dump(mode="json", exclude={"name"})
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-        return "sha256:" + hashlib.sha256(blob).hexdigest()
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        if len(_digests) >= 256:
+            _digests.clear()
+        _digests[id(self)] = (self, digest)
+        return digest
 
     def tightened_by(self, other: Policy) -> Policy:
         """Field by field, the stricter of ``self`` and ``other``. Never weaker than either."""

@@ -34,16 +34,26 @@ SOURCE = Path(__file__).with_name("_nsinit.c")
 Records = list[tuple[str, Sequence[str]]]
 #: Flags the program is compiled with (part of its cache key).
 CFLAGS = ("-O2", "-std=gnu11")
+#: Tried first: a static program starts without the dynamic loader's work, once per command.
+STATIC = "-static"
 
 _lock = threading.Lock()
 _built: dict[tuple[int, Path], tuple[str | None, str]] = {}
+_default: dict[tuple[int, str | None, str | None], tuple[str | None, str]] = {}
 
 
 def program(directory: Path | None = None) -> tuple[str | None, str]:
     """``(path of the compiled set-up program, "")``, or ``(None, why not)``. It is kept in
     ``directory`` (default :func:`cache_dir`) and looked for at most once per process and
     directory, compiled only when missing."""
-    key = (os.getpid(), directory or cache_dir())
+    if directory is None:  # the usual call, once or twice per command: no path work
+        where = (os.getpid(), os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))
+        known = _default.get(where)
+        if known is not None:
+            return known
+        _default[where] = found = program(cache_dir())
+        return found
+    key = (os.getpid(), directory)
     with _lock:
         if key not in _built:
             _built[key] = _find_or_build(key[1])
@@ -55,7 +65,7 @@ def _find_or_build(directory: Path) -> tuple[str | None, str]:
         source = SOURCE.read_bytes()
     except OSError as exc:
         return None, f"cannot read {SOURCE}: {exc}"
-    digest = hashlib.sha256(source + " ".join(CFLAGS).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(source + " ".join((*CFLAGS, STATIC)).encode()).hexdigest()[:16]
     problem = _unsafe(directory)
     if problem is not None:
         return None, problem
@@ -127,14 +137,17 @@ def _compile(compiler: str, target: Path) -> tuple[str | None, str]:
     fd, temporary = tempfile.mkstemp(prefix=".build-", dir=target.parent)
     os.close(fd)
     try:
-        done = subprocess.run(
-            [compiler, *CFLAGS, "-o", temporary, str(SOURCE)],
-            env=dict(LAUNCHER_ENV),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            check=False,
-        )
+        for flags in ((*CFLAGS, STATIC), CFLAGS):  # without the static C library: dynamic
+            done = subprocess.run(
+                [compiler, *flags, "-o", temporary, str(SOURCE)],
+                env=dict(LAUNCHER_ENV),
+                capture_output=True,
+                text=True,
+                errors="replace",
+                check=False,
+            )
+            if done.returncode == 0:
+                break
         if done.returncode != 0:
             return None, f"{compiler} could not compile {SOURCE.name}: {done.stderr.strip()[-500:]}"
         os.chmod(temporary, 0o500)

@@ -1,4 +1,4 @@
-"""Every sandbox launcher is forked by one long-lived thread, in a fresh kernel session keyring.
+"""Every sandbox launcher is forked by a long-lived thread, in a fresh kernel session keyring.
 
 A process inherits its parent's session keyring, and namespaces do not isolate keyrings: a
 command forked straight from the engine would hold the engine's session keyring (the keys of a
@@ -7,8 +7,10 @@ credentials, so this thread joins a new, empty, anonymous one before forking eac
 command gets a keyring of its own, and the engine's other threads keep theirs. (The seccomp
 filter also refuses the keyring calls inside the sandbox; this makes the keyring it holds empty.)
 
-One long-lived thread also keeps ``--die-with-parent`` meaningful: the parent-death signal
-follows the thread that forked, so that thread must live as long as the process.
+A long-lived thread also keeps ``--die-with-parent`` meaningful: the parent-death signal
+follows the thread that forked, so that thread must live as long as the process. That is the
+spawner thread here, or a thread that lives as long and forks its launchers itself (the one
+making launchers ahead of time, see :func:`spawn_here`).
 """
 
 from __future__ import annotations
@@ -86,12 +88,23 @@ class _Spawner:
 
 _lock = threading.Lock()
 _spawner: tuple[int, _Spawner] | None = None
+_here = threading.local()
+
+
+def spawn_here() -> None:
+    """Let the calling thread, which must live as long as the process (as the spawner thread
+    does), fork launchers itself: no hand-over to the spawner thread."""
+    _here.pid = os.getpid()
 
 
 def in_fresh_keyring(fn: Callable[[], T], abandon: Callable[[T], None]) -> T:
-    """``fn()`` called on the spawner thread right after it joined a fresh session keyring;
-    ``abandon`` gets its result if the caller is interrupted before it could take it."""
+    """``fn()`` called on the spawner thread (or a thread marked by :func:`spawn_here`) right
+    after it joined a fresh session keyring; ``abandon`` gets its result if the caller is
+    interrupted before it could take it."""
     global _spawner
+    if getattr(_here, "pid", None) == os.getpid():
+        join_fresh_session_keyring()
+        return fn()
     with _lock:
         if _spawner is None or _spawner[0] != os.getpid():
             _spawner = (os.getpid(), _Spawner())

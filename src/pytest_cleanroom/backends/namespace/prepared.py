@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 
 from ...cgroups import RunCgroup
+from ._spawner import spawn_here
 from .process_tree import LAUNCHER_MARK, Started, fd_redirections, start
 
 
@@ -216,6 +217,7 @@ class _Worker:
             self._cond.notify()
 
     def _work(self) -> None:
+        spawn_here()  # this thread lives as long as the process, as the spawner thread does
         while True:
             with self._cond:
                 while not self._queue:
