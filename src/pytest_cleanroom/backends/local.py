@@ -49,6 +49,10 @@ from .namespace.process_tree import (
 #: The sandbox's host name (its own UTS namespace), the same everywhere.
 HOSTNAME = "cleanroom"
 
+#: How long a command waits for the launcher being made for it (seconds): a test's first
+#: command, most often (its cleanroom asked for one as it was made).
+PREPARED_WAIT = 0.05
+
 #: How the compiled set-up step's failures begin (see _nsinit.c).
 ENTER_MARK = "cleanroom-nsinit:"
 
@@ -114,7 +118,7 @@ class NamespaceBackend(Backend):
     def _take_prepared(self, limits: dict[str, Any]) -> Prepared | None:
         if self._preparer is None:
             return None
-        prepared = self._preparer.take()
+        prepared = self._preparer.take(wait=PREPARED_WAIT)
         # The next one is made while this command runs.
         self._preparer.request(limits["memory_limit"], limits["max_processes"])
         if prepared is None:

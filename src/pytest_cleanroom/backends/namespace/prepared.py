@@ -125,9 +125,13 @@ class Preparer:
         # A backend dropped without close() must not keep its waiting shell until exit.
         weakref.finalize(self, _discard_all, self._ready)
 
-    def take(self) -> Prepared | None:
-        """The ready launcher, if there is a live one."""
+    def take(self, wait: float = 0.0) -> Prepared | None:
+        """The ready launcher, if there is a live one; one being made is waited for up to
+        ``wait`` seconds (rather than made twice: the plain path costs about as much)."""
+        end = time.monotonic() + wait
         with self._cond:
+            while not self._ready and self._filling and (left := end - time.monotonic()) > 0:
+                self._cond.wait(left)
             ready = self._ready[:]
             self._ready.clear()
         found: Prepared | None = None
