@@ -287,9 +287,21 @@ def test_a_linked_archives_folder_is_never_written_through(
     assert not (registry.root / "index.json").exists()
 
 
+def seed_large_index(root: Path) -> None:
+    """An index of 1,500 packs: each publish's read-modify-write of it lasts long enough for
+    concurrent publishes to overlap, so a missing lock loses versions (checked by hand)."""
+    seed = {
+        f"io.seed.pack{n}": {"name": f"pack{n}", "versions": {"1.0.0": {
+            "archive": f"archives/io.seed.pack{n}-1.0.0.tar.gz", "sha256": "0" * 64, "size": 1,
+        }}} for n in range(1500)
+    }  # fmt: skip
+    (root / "index.json").write_text(json.dumps({"format": 1, "packs": seed}))
+
+
 def test_concurrent_publishes_of_two_versions_both_land(
     tmp_path: Path, registry: Served, team: SigningKey
 ) -> None:
+    seed_large_index(registry.root)
     uploads = {v: archive(tmp_path, PACK, v) for v in ("1.0.0", "1.1.0", "2.0.0")}
     answers: dict[str, int] = {}
     barrier = threading.Barrier(len(uploads))
@@ -307,7 +319,7 @@ def test_concurrent_publishes_of_two_versions_both_land(
     for thread in threads:
         thread.join()
     assert answers == dict.fromkeys(uploads, 201)
-    assert published(registry) == {PACK: sorted(uploads)}  # no lost update of the index
+    assert published(registry)[PACK] == sorted(uploads)  # no lost update of the index
     for version, data in uploads.items():
         served = httpx.get(registry.url + f"archives/{PACK}-{version}.tar.gz", timeout=10)
         assert served.content == data
@@ -352,3 +364,30 @@ def test_serve_refuses_a_shared_token_file_and_uploads_nobody_can_sign(
     code, err = run_serve(str(root))
     assert code == 1
     assert "index.json: not valid JSON" in err
+
+
+def test_two_servers_on_one_directory_serialise_their_publishes(
+    tmp_path: Path, registry: Served, team: SigningKey
+) -> None:
+    """The flock on the registry directory: two processes never lose each other's version."""
+    seed_large_index(registry.root)
+    with serve(registry.root, "--trusted-key", str(tmp_path / "team.pem.pub")) as second:
+        versions = [f"1.{n}.0" for n in range(4)]
+        uploads = {v: archive(tmp_path, PACK, v) for v in versions}
+        codes: dict[str, int] = {}
+
+        def send_to(server: Served, version: str) -> None:
+            data = uploads[version]
+            codes[version] = send(server, data, statement(team, data, PACK, version),
+                                  version=version).status_code  # fmt: skip
+
+        threads = [
+            threading.Thread(target=send_to, args=((registry, second)[n % 2], v))
+            for n, v in enumerate(versions)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert codes == dict.fromkeys(versions, 201)
+        assert published(second)[PACK] == sorted(versions)
