@@ -61,6 +61,8 @@ def _check_root(root: Path) -> None:
               help=f"Upload tokens, one a line (mode 600); also ${TOKEN_ENV}.")  # fmt: skip
 @click.option("--max-upload-bytes", type=click.IntRange(min=1024), default=MAX_UPLOAD_BYTES,
               show_default=True, help="Largest publish request accepted.")  # fmt: skip
+@click.option("--read-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds one read of a request may wait; then it is dropped.")  # fmt: skip
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Serve HTTPS with this certificate chain (PEM).")  # fmt: skip
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -73,6 +75,7 @@ def serve(
     trusted_keys: tuple[Path, ...],
     token_file: Path | None,
     max_upload_bytes: int,
+    read_timeout: float,
     tls_cert: Path | None,
     tls_key: Path | None,
     as_json: bool,
@@ -91,7 +94,8 @@ def serve(
     tls = (tls_cert, tls_key) if tls_cert and tls_key else None
     server = serve_registry(
         directory, host=host, port=port, tokens=tokens, keys=_keys(trusted_keys),
-        max_upload_bytes=max_upload_bytes, tls=tls, log=_logger(as_json),
+        max_upload_bytes=max_upload_bytes, read_timeout=read_timeout, tls=tls,
+        log=_logger(as_json),
     )  # fmt: skip
     bound_host, bound_port = server.server_address[:2]
     url = f"{'https' if tls else 'http'}://{_host(str(bound_host))}:{bound_port}/"

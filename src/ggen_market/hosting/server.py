@@ -185,7 +185,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         while received < size:
             cut = f"upload cut off after {received} of {size} bytes; nothing written"
             try:
-                chunk = self.rfile.read(min(_CHUNK, size - received))
+                chunk = self.rfile.read1(min(_CHUNK, size - received))
             except OSError as exc:  # a timeout too
                 raise _DroppedError(f"{cut} ({exc})") from None
             if not chunk:
@@ -251,10 +251,13 @@ def serve_registry(
     keys: Sequence[VerifyingKey],
     max_upload_bytes: int,
     log: Callable[[dict[str, Any]], None],
+    read_timeout: float = 30.0,
     tls: tuple[Path, Path] | None = None,
 ) -> RegistryServer:
     """A bound :class:`RegistryServer` for ``root`` (call ``serve_forever``)."""
-    settings = ServeSettings(root.resolve(), tuple(tokens), tuple(keys), max_upload_bytes, log=log)
+    settings = ServeSettings(
+        root.resolve(), tuple(tokens), tuple(keys), max_upload_bytes, read_timeout, log
+    )
     server = RegistryServer((host, port), settings)
     if tls is not None:
         server.use_tls(*tls)

@@ -391,3 +391,25 @@ def test_two_servers_on_one_directory_serialise_their_publishes(
             thread.join()
         assert codes == dict.fromkeys(versions, 201)
         assert published(second)[PACK] == sorted(versions)
+
+
+def test_an_upload_that_stalls_is_dropped_and_others_still_publish(
+    tmp_path: Path, team: SigningKey
+) -> None:
+    root = tmp_path / "stalled"
+    root.mkdir()
+    with serve(root, "--trusted-key", str(tmp_path / "team.pem.pub"),
+               "--read-timeout", "1") as served:  # fmt: skip
+        host, port = served.url.split("//")[1].rstrip("/").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as stalled:
+            stalled.sendall(
+                f"POST /api/v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n"
+                "--b\r\n".encode()
+            )  # then nothing: the server gives up after a second of silence
+            data = archive(tmp_path, PACK, "1.0.0")
+            answer = send(served, data, statement(team, data, PACK, "1.0.0"))
+            assert answer.status_code == 201, answer.text  # the stalled one blocks nobody
+            assert stalled.recv(65536) == b""  # dropped without an answer
+        assert published(served) == {PACK: ["1.0.0"]}
+        assert "upload cut off after 5 of 5000 bytes" in served.log()
