@@ -33,7 +33,7 @@ from pathlib import Path
 
 from pytest_cleanroom import Cleanroom
 from pytest_cleanroom.backends.docker import DEFAULT_IMAGE
-from pytest_cleanroom.docker_support import connect, docker_host
+from pytest_cleanroom.containers import connect, docker_host
 from pytest_cleanroom.errors import CleanroomError
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom, Policy
-from pytest_cleanroom import docker_support as ds
+from pytest_cleanroom.containers import engine as ds
 from pytest_cleanroom.policy import LEVELS, MiB
 from tests.security import ns_probes
 

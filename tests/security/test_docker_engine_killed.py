@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_cleanroom import docker_support as ds
+from pytest_cleanroom import containers as ds
 from tests.security.backends import require_backend
 
 pytestmark = pytest.mark.integration

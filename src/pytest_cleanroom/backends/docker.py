@@ -19,17 +19,17 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
 * resources: memory (no swap) and task limits through the container's cgroups, open files, file
   size and per-process CPU time as rlimits, whole-tree CPU time and breaches watched through the
   cgroups while it runs; wall-clock timeout and breaches kill the container. Where the backend
-  measures containers (see :class:`~pytest_cleanroom.docker_support.ContainerCgroups`), a
+  measures containers (see :class:`~pytest_cleanroom.containers.cgroups.ContainerCgroups`), a
   refused fork is also found after the container is gone, in the kernel's log
-  (:class:`~pytest_cleanroom.docker_support.KernelLog`).
+  (:class:`~pytest_cleanroom.containers.kernel_log.KernelLog`).
 * environment: exactly ``spec.env``, given through the API (never on a command line: every local
   user can read those); ``env -u`` in the container removes Docker's own ``HOSTNAME`` and the
   image's variables.
 
-The container is labelled with its owner (see :mod:`pytest_cleanroom.docker_support`) and always
-removed; if the engine process is killed outright, its reaper
-(:mod:`pytest_cleanroom.docker_reaper`) removes its containers at once, and what remains of a
-process that died is swept the first time a process uses the backend.
+The container is labelled with its owner (see :mod:`pytest_cleanroom.containers.ownership`) and
+always removed; if the engine process is killed outright, its reaper
+(:mod:`pytest_cleanroom.containers._reaper`) removes its containers at once, and what remains of
+a process that died is swept the first time a process uses the backend.
 """
 
 from __future__ import annotations
@@ -45,8 +45,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import docker_reaper
-from .. import docker_support as ds
+from ..containers import _reaper as container_reaper
+from ..containers.cgroups import CgroupUsage, ContainerCgroups
+from ..containers.engine import (
+    ENGINE_SCRIPT,
+    connect,
+    docker_host,
+    engine_shares_our_mounts,
+    require_image,
+    unix_socket_path,
+)
+from ..containers.errors import DockerEngineDownError
+from ..containers.kernel_log import KernelLog
+from ..containers.ownership import owner_labels, sweep_leftovers
 from ..errors import BackendUnavailableError, SandboxError
 from ..policy import Policy
 from ..result import RunResult
@@ -113,16 +124,16 @@ def _engine(host: str) -> _Engine:
     with _engines_lock:
         engine = _engines.get(host)
         if engine is None:
-            client = ds.connect(host)
+            client = connect(host)
             try:
                 info = client.info()
-                ds.sweep_leftovers(client, role="backend")
-                docker_reaper.ensure_started(host)
+                sweep_leftovers(client, role="backend")
+                container_reaper.ensure_started(host)
             except Exception:
                 client.close()
                 raise
             engine = _engines[host] = _Engine(client, info)
-            engine.shares_mounts = ds.engine_shares_our_mounts(host)
+            engine.shares_mounts = engine_shares_our_mounts(host)
         return engine
 
 
@@ -138,7 +149,7 @@ class DockerBackend(Backend):
     name = "docker"
     limits_enforced_by = (ENFORCED_BY_DOCKER,)
     #: The script that starts the engine, named in errors.
-    engine_script = ds.ENGINE_SCRIPT
+    engine_script = ENGINE_SCRIPT
     #: What the engine puts before a container's id to name its cgroups.
     container_cgroup_prefix = ""
 
@@ -157,19 +168,19 @@ class DockerBackend(Backend):
     @classmethod
     def default_host(cls) -> str:
         """The engine address used when none is given."""
-        return ds.docker_host()
+        return docker_host()
 
     # -- checks ---------------------------------------------------------------------------------
 
     def _ready(self) -> _Engine:
-        if ds.unix_socket_path(self.host) is None:
+        if unix_socket_path(self.host) is None:
             raise BackendUnavailableError(
                 f"the {self.name} backend needs an engine on this machine (a unix:// address), "
                 f"got {self.host}: the workspace is bind-mounted into each container"
             )
         engine = _engine(self.host)
         if self.image not in engine.images:
-            ds.require_image(engine.client, self.image)
+            require_image(engine.client, self.image)
             config = engine.client.api.inspect_image(self.image).get("Config") or {}
             names = frozenset(v.partition("=")[0] for v in config.get("Env") or [])
             engine.images[self.image] = names
@@ -202,7 +213,7 @@ class DockerBackend(Backend):
 
     def run(self, spec: CommandSpec) -> RunResult:
         engine = self._ready()
-        cgroups = ds.ContainerCgroups.for_engine(engine.info, self.host)
+        cgroups = ContainerCgroups.for_engine(engine.info, self.host)
         max_disk = spec.policy.max_disk
         scratch = Scratch.create(max_disk) if max_disk and engine.shares_mounts else None
         run = _Run(engine.client, spec, self.image, cgroups, engine.images[self.image], scratch)
@@ -228,7 +239,7 @@ class DockerBackend(Backend):
                 raise
             with _engines_lock:
                 _engines.pop(self.host, None)
-            raise ds.DockerEngineDownError(
+            raise DockerEngineDownError(
                 f"the Docker engine at {self.host} stopped answering while running "
                 f"{spec.argv[0]!r} ({exc}); start it again with `{self.engine_script} start`"
             ) from exc
@@ -250,7 +261,7 @@ class _Run:
         client: Any,
         spec: CommandSpec,
         image: str,
-        cgroups: ds.ContainerCgroups | None,
+        cgroups: ContainerCgroups | None,
         image_env: frozenset[str] = frozenset(),
         scratch: Scratch | None = None,
     ) -> None:
@@ -275,8 +286,8 @@ class _Run:
         self.started_at = 0.0
         self.duration = 0.0
         self._sock: Any = None
-        self.usage: ds.CgroupUsage | None = None
-        self.kernel_log: ds.KernelLog | None = None
+        self.usage: CgroupUsage | None = None
+        self.kernel_log: KernelLog | None = None
         self.fork_refused = False
 
     # -- container configuration ----------------------------------------------------------------
@@ -378,7 +389,7 @@ class _Run:
             "user": f"{st.st_uid}:{st.st_gid}",
             "working_dir": spec.cwd,
             "hostname": None if host_network else HOSTNAME,
-            "labels": ds.owner_labels(role="backend"),
+            "labels": owner_labels(role="backend"),
             "name": self.name,
             "stdin_open": spec.stdin is not None,
             "host_config": host_config,
@@ -413,7 +424,7 @@ class _Run:
         self._sock = self.client.api.attach_socket(self.container_id, params=params)
         reader = threading.Thread(target=self._read, name=f"{self.name}-out", daemon=True)
         if self.cgroups is not None and spec.policy.max_processes is not None:
-            self.kernel_log = ds.KernelLog.open()
+            self.kernel_log = KernelLog.open()
         t0 = time.monotonic()
         self.started_at = time.time()
         try:

@@ -22,7 +22,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from .. import docker_support as ds
+from ..containers.engine import unix_socket_path
 from ..errors import BackendUnavailableError
 from ..policy import Policy
 from .base import ENFORCED_BY_PODMAN
@@ -116,7 +116,7 @@ class PodmanBackend(DockerBackend):
 
 def service_peer(host: str) -> tuple[int, int] | None:
     """``(pid, uid)`` of the process serving ``host``, from the socket's peer credentials."""
-    path = ds.unix_socket_path(host)
+    path = unix_socket_path(host)
     if path is None:
         return None
     try:

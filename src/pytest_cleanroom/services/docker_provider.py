@@ -39,10 +39,11 @@ StartedContainer = Started[Any]
 
 
 def labels(run_id: str, owner: Owner, service: str) -> dict[str, str]:
-    """The project's ownership labels (see :mod:`pytest_cleanroom.docker_support`), naming the
-    run's owner (the controller, not the worker that happens to start the container), so that
-    :func:`~pytest_cleanroom.docker_support.sweep_leftovers` removes it once that owner is dead."""
-    from .. import docker_support as ds
+    """The project's ownership labels (see :mod:`pytest_cleanroom.containers.ownership`), naming
+    the run's owner (the controller, not the worker that happens to start the container), so
+    that :func:`~pytest_cleanroom.containers.ownership.sweep_leftovers` removes it once that owner
+    is dead."""
+    from ..containers import ownership as ds
 
     return {
         ds.LABEL_RUN: run_id,
@@ -105,7 +106,7 @@ def _ensure_image(client: Any, image: str, ini_key: str) -> None:
 
 def _sweep_labelled() -> None:
     """Containers of crashed runs that escaped the registry (e.g. a wiped runtime directory)."""
-    from ..docker_support import sweep_leftovers
+    from ..containers.ownership import sweep_leftovers
 
     with contextlib.suppress(Exception):  # a sweep that fails must not stop this run
         sweep_leftovers()

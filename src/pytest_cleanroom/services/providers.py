@@ -40,7 +40,7 @@ class Choice:
 
 def docker_host() -> str:
     """``DOCKER_HOST``, else the project engine's socket if present, else Docker's default."""
-    from ..docker_support import docker_host as project_docker_host
+    from ..containers.engine import docker_host as project_docker_host
 
     return project_docker_host()
 

@@ -59,7 +59,7 @@ def no_ryuk(monkeypatch: pytest.MonkeyPatch) -> None:
     """testcontainers without its reaper (it cannot be pulled), reaching ports on 127.0.0.1."""
     from testcontainers.core.config import testcontainers_config as config
 
-    from pytest_cleanroom.docker_support import configure_testcontainers
+    from pytest_cleanroom.containers import configure_testcontainers
 
     monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
     monkeypatch.setattr(config, "ryuk_disabled", True)

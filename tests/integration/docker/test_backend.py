@@ -19,7 +19,7 @@ import pytest
 
 from pytest_cleanroom import Cleanroom, Policy, RunResult
 from pytest_cleanroom.backends import docker as docker_backend
-from pytest_cleanroom.docker_support import LABEL_OWNER_PID, LABEL_RUN, owner_labels, run_id
+from pytest_cleanroom.containers import LABEL_OWNER_PID, LABEL_RUN, owner_labels, run_id
 from pytest_cleanroom.policy import MiB
 from pytest_cleanroom.testing.leftovers import MARKER_VARIABLE, processes_with_marker
 from pytest_cleanroom.testing.listener import Listener
@@ -172,7 +172,7 @@ def test_tmp_and_shm_are_each_max_disk_where_the_engine_cannot_see_our_mounts(
     policy = Policy.level("locked").replace(max_disk=8 * MiB)
     with Cleanroom(tmp_path / "ws", backend="docker", policy=policy) as room:
         room.run(["true"]).assert_success()
-        engine = docker_backend._engine(docker_backend.ds.docker_host())
+        engine = docker_backend._engine(docker_backend.docker_host())
         monkeypatch.setattr(engine, "shares_mounts", False)
         result = room.run(["df", "-B1", "--output=target,size", "/tmp", "/dev/shm", "/dev"])
     result.assert_success()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_cleanroom import Cleanroom
-from pytest_cleanroom.docker_support import (
+from pytest_cleanroom.containers import (
     LABEL_OWNER_PID,
     LABEL_ROLE,
     DockerEngineDownError,

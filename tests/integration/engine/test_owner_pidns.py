@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom import docker_support
+from pytest_cleanroom import containers
 from pytest_cleanroom.errors import BackendUnavailableError
 from pytest_cleanroom.owner import Owner, pid_namespace
 from tests.conftest import require
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[3]
 # until its stdin closes.
 RECORD = """
 import json, sys
-from pytest_cleanroom.docker_support import owner_labels
+from pytest_cleanroom.containers import owner_labels
 from pytest_cleanroom.owner import Owner
 owner = Owner.current()
 print(json.dumps({"labels": owner_labels(role="backend"), "group": owner.group_prefix() + "0"}))
@@ -49,7 +49,7 @@ def _records(proc: subprocess.Popen[str]) -> dict[str, object]:
 
 
 def _docker_sweep_keeps(labels: dict[str, str]) -> bool:
-    owner = docker_support.owner_of(labels)
+    owner = containers.owner_of(labels)
     return owner is not None and owner.is_alive()
 
 
@@ -91,8 +91,8 @@ def test_an_owner_in_another_pid_namespace_is_alive_for_every_sweep(
     assert isinstance(labels, dict)
     assert isinstance(group, str)
     # The record really comes from elsewhere: its pid (1 there) names another process here.
-    assert labels[docker_support.LABEL_OWNER_PIDNS] not in ("", pid_namespace())
-    assert labels[docker_support.LABEL_OWNER_PID] == "1"
+    assert labels[containers.LABEL_OWNER_PIDNS] not in ("", pid_namespace())
+    assert labels[containers.LABEL_OWNER_PID] == "1"
     assert _docker_sweep_keeps(labels)
     assert _cgroup_sweep_keeps(group)
 
@@ -110,7 +110,7 @@ def test_an_owner_here_that_exited_is_dead_for_every_sweep() -> None:
     group = records["group"]
     assert isinstance(labels, dict)
     assert isinstance(group, str)
-    assert labels[docker_support.LABEL_OWNER_PIDNS] == pid_namespace()
+    assert labels[containers.LABEL_OWNER_PIDNS] == pid_namespace()
     assert _docker_sweep_keeps(labels)
     assert _cgroup_sweep_keeps(group)
     assert proc.stdin is not None
@@ -124,7 +124,7 @@ def test_the_docker_sweep_keeps_an_owner_in_another_pid_namespace_and_removes_an
     other_namespace_owner: dict[str, object],
 ) -> None:
     try:
-        client = docker_support.connect()
+        client = containers.connect()
     except BackendUnavailableError as exc:
         require(False, f"a Docker engine ({exc})")
         raise
@@ -135,13 +135,13 @@ def test_the_docker_sweep_keeps_an_owner_in_another_pid_namespace_and_removes_an
     )
     dead_labels = json.loads(exited.stdout)["labels"]
     role = f"pidns-test-{uuid.uuid4().hex[:8]}"
-    kept = client.volumes.create(labels={**labels, docker_support.LABEL_ROLE: role})
-    swept = client.volumes.create(labels={**dead_labels, docker_support.LABEL_ROLE: role})
+    kept = client.volumes.create(labels={**labels, containers.LABEL_ROLE: role})
+    swept = client.volumes.create(labels={**dead_labels, containers.LABEL_ROLE: role})
     try:
-        assert docker_support.sweep_leftovers(client, role=role) == [swept.name]
-        left = client.volumes.list(filters={"label": f"{docker_support.LABEL_ROLE}={role}"})
+        assert containers.sweep_leftovers(client, role=role) == [swept.name]
+        left = client.volumes.list(filters={"label": f"{containers.LABEL_ROLE}={role}"})
         assert [v.name for v in left] == [kept.name]
     finally:
-        for volume in client.volumes.list(filters={"label": f"{docker_support.LABEL_ROLE}={role}"}):
+        for volume in client.volumes.list(filters={"label": f"{containers.LABEL_ROLE}={role}"}):
             volume.remove(force=True)
         client.close()

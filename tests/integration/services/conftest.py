@@ -116,7 +116,7 @@ def docker_client() -> Any:
     """A docker SDK client on the engine the services use (DOCKER_HOST or the project's)."""
     import docker
 
-    from pytest_cleanroom.docker_support import docker_host
+    from pytest_cleanroom.containers import docker_host
 
     return docker.DockerClient(base_url=docker_host())
 

@@ -2,10 +2,11 @@
 
 The docker backend removes each command's container itself, and the next process sweeps what a
 dead one left; but a container of an engine killed outright (SIGKILL, the OOM killer) would run
-on until then. This helper (one per engine process and Docker host, see :mod:`.watchdog`)
-removes that engine's backend containers the moment the engine is gone.
+on until then. This helper (one per engine process and Docker host, see
+:mod:`pytest_cleanroom.watchdog`) removes that engine's backend containers the moment the
+engine is gone.
 
-    python -m pytest_cleanroom.docker_reaper HOST OWNER_PID OWNER_START
+    python -m pytest_cleanroom.containers._reaper HOST OWNER_PID OWNER_START
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from . import docker_support as ds
-from .owner import Owner
-from .watchdog import start_once, wait_for_owner
+from ..owner import Owner
+from ..watchdog import start_once, wait_for_owner
+from .engine import connect
+from .ownership import LABEL_OWNER_PID, LABEL_OWNER_START, LABEL_ROLE
 
 
 def ensure_started(host: str) -> None:
@@ -28,10 +30,10 @@ def reap(host: str, pid: str, start: str) -> None:
     """Remove every backend container labelled as made by process ``pid`` started at ``start``."""
     import docker.errors
 
-    client = ds.connect(host)
+    client = connect(host)
     try:
-        labels = [f"{ds.LABEL_OWNER_PID}={pid}", f"{ds.LABEL_OWNER_START}={start}"]
-        filters = {"label": [*labels, f"{ds.LABEL_ROLE}=backend"]}
+        labels = [f"{LABEL_OWNER_PID}={pid}", f"{LABEL_OWNER_START}={start}"]
+        filters = {"label": [*labels, f"{LABEL_ROLE}=backend"]}
         for container in client.containers.list(all=True, filters=filters):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.remove(force=True, v=True)
