@@ -37,22 +37,22 @@ from pathlib import Path
 from typing import Any
 
 from pytest_cleanroom.engine import Cleanroom
-from pytest_cleanroom.result import RunResult
-from pytest_cleanroom.scenarios import scenario, step
-from pytest_cleanroom.scenarios.entries import apply_changes
-from pytest_cleanroom.scenarios.mirror import Mirror
-from pytest_cleanroom.scenarios.overlay import OverlayPair
-from pytest_cleanroom.scenarios.repeat import _first_difference
-from pytest_cleanroom.scenarios.replay import attach_repeat_checker
-from pytest_cleanroom.scenarios.runner import run_scenario
-from pytest_cleanroom.scenarios.tree import Tree, changes_since
-from pytest_cleanroom.scenarios.treediff import (
+from pytest_cleanroom.repeat.checker import _first_difference
+from pytest_cleanroom.repeat.entries import apply_changes
+from pytest_cleanroom.repeat.mirror import Mirror
+from pytest_cleanroom.repeat.overlay import OverlayPair
+from pytest_cleanroom.repeat.replay import attach_repeat_checker
+from pytest_cleanroom.repeat.tree import Tree, changes_since
+from pytest_cleanroom.repeat.treediff import (
     Baseline,
     compare_entries,
     compare_trees,
     copy_tree,
     scratch_parent,
 )
+from pytest_cleanroom.result import RunResult
+from pytest_cleanroom.scenarios import scenario, step
+from pytest_cleanroom.scenarios.runner import run_scenario
 
 WRITE_TEN = "mkdir -p out && for i in 0 1 2 3 4 5 6 7 8 9; do echo built $i > out/$i.txt; done"
 

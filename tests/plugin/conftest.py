@@ -13,9 +13,9 @@ import pytest_cleanroom.gpack_bundles.collect
 import pytest_cleanroom.gpack_bundles.fixtures
 import pytest_cleanroom.gpack_bundles.loader
 import pytest_cleanroom.pytest_plugin.sandbox
+import pytest_cleanroom.repeat.replay
 import pytest_cleanroom.scenarios.files
 import pytest_cleanroom.scenarios.items
-import pytest_cleanroom.scenarios.replay
 import pytest_cleanroom.scenarios.runner
 import pytest_cleanroom.snapshot.extension
 import pytest_cleanroom.snapshot.views  # noqa: F401

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..host_files import NotRegularFileError, open_regular
 
 if TYPE_CHECKING:
-    from ..scenarios.tree import Tree
+    from ..repeat.tree import Tree
 
 # Larger than the kernel's coarse timestamp tick (10 ms at HZ=100); filesystems with whole-second
 # timestamps are handled by treating the whole second as racy.
@@ -91,7 +91,7 @@ def take_snapshot(root: str | os.PathLike[str], *, watch: bool = False) -> Snaps
     window = taken_ns - RACY_WINDOW_NS
     tree: Tree | None = None
     if watch:
-        from ..scenarios.tree import Tree
+        from ..repeat.tree import Tree
 
         tree = Tree(base)
         tree.read()

@@ -137,7 +137,7 @@ class PytestCleanroom(Cleanroom):
         workspace, its run's base temp), or an overlay showing one of them."""
         if _under(directory, roots):
             return
-        from ..scenarios.overlay import overlay_lower
+        from ..repeat.overlay import overlay_lower
 
         lower = overlay_lower(directory)
         if lower is not None and _under(lower.resolve(), roots):

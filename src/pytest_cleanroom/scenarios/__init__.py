@@ -1,4 +1,5 @@
-"""Multi-step scenarios: a builder, a runner, ``*.scenario.toml`` files and the repeat check.
+"""Multi-step scenarios: a builder, a runner and ``*.scenario.toml`` files (the repeat check,
+which their plugin also turns on, is :mod:`pytest_cleanroom.repeat`).
 
 ``pytest_cleanroom.scenario`` is the builder function alone; this package holds the rest.
 Importing it is cheap; names are loaded on first use.

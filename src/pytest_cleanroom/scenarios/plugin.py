@@ -116,7 +116,7 @@ def scenario_result(request: pytest.FixtureRequest) -> ScenarioResult:
     cleanroom: Cleanroom = request.getfixturevalue("cleanroom")
     for service in sc.services:  # started as for the fixtures, before the steps run
         request.getfixturevalue(service)
-    from .repeat import RepeatCheckError
+    from ..repeat.checker import RepeatCheckError
 
     try:
         result = cleanroom.run_scenario(sc)
@@ -226,7 +226,7 @@ def repeat_check_enabled(item: pytest.Item) -> bool:
 def pytest_cleanroom_created(item: pytest.Item, cleanroom: Cleanroom) -> None:
     if not repeat_check_enabled(item):
         return
-    from .replay import attach_repeat_checker
+    from ..repeat.replay import attach_repeat_checker
 
     checker = attach_repeat_checker(cleanroom)
     item.stash[CHECKER_KEY] = checker

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import BackendUnavailableError, CleanroomError, PolicyError
 from ..policy import Policy
+from ..repeat.checker import checker_for
 from ..result import RunResult
 from .model import Scenario, Stage, Step
-from .repeat import checker_for
 from .result import ScenarioResult, StepOutcome
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .repeat import RepeatChecker
+    from ..repeat.checker import RepeatChecker
     from .result import ScenarioResult
 
 #: The result of the scenario a test ran (marker or scenario file).

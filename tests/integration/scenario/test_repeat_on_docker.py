@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pytest_cleanroom import Cleanroom
-from pytest_cleanroom.scenarios.repeat import RepeatCheckError
-from pytest_cleanroom.scenarios.replay import attach_repeat_checker
+from pytest_cleanroom.repeat.checker import RepeatCheckError
+from pytest_cleanroom.repeat.replay import attach_repeat_checker
 from tests.integration.docker.conftest import docker_client, local_images
 
 __all__ = ["docker_client", "local_images"]  # fixtures, used by name

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom
+from pytest_cleanroom.repeat.checker import RepeatChecker, RepeatCheckError
+from pytest_cleanroom.repeat.overlay import PREFIX, sweep_stale, unavailable_reason
+from pytest_cleanroom.repeat.replay import attach_repeat_checker
+from pytest_cleanroom.repeat.treediff import scan
 from pytest_cleanroom.scenarios import scenario, step
-from pytest_cleanroom.scenarios.overlay import PREFIX, sweep_stale, unavailable_reason
-from pytest_cleanroom.scenarios.repeat import RepeatChecker, RepeatCheckError
-from pytest_cleanroom.scenarios.replay import attach_repeat_checker
-from pytest_cleanroom.scenarios.treediff import scan
 from tests.conftest import require, require_binary
 
 pytestmark = pytest.mark.integration
@@ -252,7 +252,7 @@ def test_overlays_of_a_killed_process_are_swept(tmp_path: Path) -> None:
             sys.executable, "-c",
             "import os, signal, sys\n"
             "from pathlib import Path\n"
-            "from pytest_cleanroom.scenarios.overlay import OverlayPair\n"
+            "from pytest_cleanroom.repeat.overlay import OverlayPair\n"
             "pair = OverlayPair.create(Path(sys.argv[1]))\n"
             "pair.mount()\n"
             "(pair.first.merged / 'written.txt').write_text('w')\n"

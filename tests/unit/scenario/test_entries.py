@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom.scenarios.entries import apply_changes
-from pytest_cleanroom.scenarios.treediff import scan
+from pytest_cleanroom.repeat.entries import apply_changes
+from pytest_cleanroom.repeat.treediff import scan
 
 
 def test_a_failure_while_staging_leaves_the_target_untouched(tmp_path: Path) -> None:

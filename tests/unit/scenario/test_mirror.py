@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom
-from pytest_cleanroom.scenarios.mirror import Mirror
-from pytest_cleanroom.scenarios.repeat import RepeatCheckError
-from pytest_cleanroom.scenarios.replay import attach_repeat_checker
-from pytest_cleanroom.scenarios.tree import Tree, changes_since
-from pytest_cleanroom.scenarios.treediff import scan, stat_changes
+from pytest_cleanroom.repeat.checker import RepeatCheckError
+from pytest_cleanroom.repeat.mirror import Mirror
+from pytest_cleanroom.repeat.replay import attach_repeat_checker
+from pytest_cleanroom.repeat.tree import Tree, changes_since
+from pytest_cleanroom.repeat.treediff import scan, stat_changes
 from tests.conftest import require_binary
 
 State = dict[str, tuple[str, int, bytes, int]]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom.scenarios import treediff
-from pytest_cleanroom.scenarios.treediff import Baseline, compare_trees, copy_tree
+from pytest_cleanroom.repeat import treediff
+from pytest_cleanroom.repeat.treediff import Baseline, compare_trees, copy_tree
 from tests.conftest import require
 
 
@@ -152,7 +152,7 @@ def test_rewrite_of_the_second_tree(pair: tuple[Path, Path]) -> None:
 
 
 def test_scratch_goes_to_ram_only_when_roomy_and_not_more_restrictive(tmp_path: Path) -> None:
-    from pytest_cleanroom.scenarios.treediff import mount_options, scratch_parent
+    from pytest_cleanroom.repeat.treediff import mount_options, scratch_parent
 
     workspace = tmp_path / "ws"
     shm = Path("/dev/shm")
@@ -168,7 +168,7 @@ def test_scratch_goes_to_ram_only_when_roomy_and_not_more_restrictive(tmp_path: 
 
 
 def test_mount_options_of_the_root() -> None:
-    from pytest_cleanroom.scenarios.treediff import mount_options
+    from pytest_cleanroom.repeat.treediff import mount_options
 
     assert {"rw", "ro"} & mount_options(Path("/"))
 

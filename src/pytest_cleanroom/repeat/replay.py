@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .repeat import RepeatChecker
+from .checker import RepeatChecker
 
 if TYPE_CHECKING:
     from ..engine import Cleanroom
