@@ -1,20 +1,19 @@
 """The root ``ggen`` command: mounts the command groups that live beside their logic.
 
-Importing this module imports nothing heavy: click and the groups load only when a command needs
-them. ``ggen lifecycle run|pipeline ...`` is first offered to the lifecycle's click-free parser
-(:func:`ggen_lifecycle.run_command.main_without_click`), so that a cache hit is not slowed down
-by importing click, and ``ggen market add ...`` likewise to
-:func:`ggen_market.add_command.main_without_click`; anything they do not fully understand goes
-through click as usual.
+Importing this module imports nothing but ``sys``: click and the groups load only when a command
+needs them. ``ggen lifecycle run PHASE`` is first offered to the lifecycle's cache-hit fast path
+(:func:`ggen_lifecycle._fast_hit.answer`), which answers a repeated run whose every task is a
+cache hit from a manifest the previous run left; ``ggen lifecycle run|pipeline ...`` then to the
+lifecycle's click-free parser (:func:`ggen_lifecycle.run_command.main_without_click`), and
+``ggen market add ...`` likewise to :func:`ggen_market.add_command.main_without_click`; anything
+they do not fully understand goes through click as usual.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing is not imported: a cache hit answers before anything else loads
 if TYPE_CHECKING:
     import click
 
@@ -28,9 +27,19 @@ GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
-@functools.cache
+_ROOT: list[click.Group] = []
+
+
 def root_group() -> click.Group:
     """The ``ggen`` click group (built on first use)."""
+    if not _ROOT:
+        _ROOT.append(_build_root_group())
+    return _ROOT[0]
+
+
+def _build_root_group() -> click.Group:
+    import importlib
+
     import click
 
     from pytest_cleanroom import __version__
@@ -89,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     if args[:1] == ["lifecycle"]:
+        from ggen_lifecycle._fast_hit import answer
+
+        code = answer(args[1:])
+        if code is not None:
+            return code
         from ggen_lifecycle.run_command import main_without_click
 
         code = main_without_click(args[1:])

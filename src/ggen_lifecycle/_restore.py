@@ -21,7 +21,6 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_cleanroom.faults import crash_point
@@ -40,21 +39,25 @@ class RestoreRefused(Exception):  # noqa: N818 - a refusal, reported as a warnin
     """An output cannot be restored safely; the project was left as it was."""
 
 
-@dataclass(frozen=True)
 class Source:
     """One stored output: where its bytes are, their sha256 and the file's permission bits."""
 
-    path: Path
-    sha256: str
-    mode: int
+    __slots__ = ("mode", "path", "sha256")
+
+    def __init__(self, path: Path, sha256: str, mode: int) -> None:
+        self.path = path
+        self.sha256 = sha256
+        self.mode = mode
 
 
-@dataclass
 class _Planned:
-    directory: tuple[str, ...]  # relative to the project root
-    name: str
-    temp: str
-    source: Source
+    __slots__ = ("directory", "name", "source", "temp")
+
+    def __init__(self, directory: tuple[str, ...], name: str, temp: str, source: Source) -> None:
+        self.directory = directory  # relative to the project root
+        self.name = name
+        self.temp = temp
+        self.source = source
 
 
 def restore(

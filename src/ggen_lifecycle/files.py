@@ -7,14 +7,18 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
 
-from pytest_cleanroom import globwalk
+TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from pathlib import Path
+    from typing import Any
+
 
 SKIPPED_DIRS = frozenset({".git", ".ggen", ".hg", ".svn"})
 CHUNK = 1024 * 1024
+#: How many runs' log directories ``.ggen/logs`` keeps.
+KEEP_LOG_RUNS = 20
 
 
 def _walk_files(root: str, rel_dir: str) -> Iterable[str]:
@@ -73,6 +77,8 @@ def expand(root: Path, patterns: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _glob_files(root: str, body: str, found: set[str]) -> None:
+    from pytest_cleanroom import globwalk  # plain ``dir/**`` patterns never need it
+
     walked: set[str] = set()
     for match in sorted(globwalk.iglob(root, body, skip=SKIPPED_DIRS)):
         rel = os.path.normpath(match)
@@ -111,6 +117,15 @@ def remove_tree(path: Path | str) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def prune_logs(logs: Path) -> None:
+    """Remove all but the newest :data:`KEEP_LOG_RUNS` run directories of ``logs``."""
+    if not logs.is_dir():
+        return
+    runs = sorted((p for p in logs.iterdir() if p.is_dir()), key=lambda p: p.name)
+    for old in runs[:-KEEP_LOG_RUNS]:
+        remove_tree(old)
 
 
 def sha256_file(path: Path | str) -> str:

@@ -24,6 +24,24 @@ STATE_FILES = ("state.json", "hashes.json", "run.lock.json")
 STALE_SECONDS = 600.0
 
 
+def pending(state_dir: Path) -> bool:
+    """Whether :func:`clean_up` has anything to do in ``state_dir`` (read-only)."""
+    journal = state_dir / "journal"
+    if files.named(journal, "restore-", ".json") or files.named(journal, ".restore-", ".tmp"):
+        return True
+    cache = state_dir / "cache"
+    if any(files.named(cache, prefix) for prefix in (".tmp-", ".del-")):
+        return True
+    if any(files.named(state_dir, f".{name}.", ".tmp") for name in STATE_FILES):
+        return True
+    now = time.time()
+    for temp in files.named(state_dir / "validated", ".", ".tmp"):
+        with contextlib.suppress(OSError):
+            if now - temp.stat().st_mtime > STALE_SECONDS:
+                return True
+    return False
+
+
 def clean_up(root: Path, state_dir: Path, warn: Callable[[str], None]) -> None:
     """Finish or undo what a killed run left in ``state_dir``; call it holding the run lock."""
     for action in _restore.recover(root, state_dir / "journal"):

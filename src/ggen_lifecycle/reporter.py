@@ -7,13 +7,17 @@ elsewhere only plain lines are written.
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 import time
-from typing import TYPE_CHECKING, BinaryIO
 
+TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     from .graph import Node
-    from .results import TaskResult
+    from .results import RunSummary, TaskResult
 
 SYMBOLS = {
     "success": "ok",
@@ -140,3 +144,44 @@ class LiveReporter(Reporter):
         with self.lock:
             self.stream.write(b"\r\x1b[2K")
             self.stream.flush()
+
+
+# -- the outcome, printed once the run is over ------------------------------------------------
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Write a line to stdout (stderr with ``err``), flushed, as ``click.echo`` does."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + ("\n" if nl else ""))
+    stream.flush()
+
+
+def emit(data: Any) -> None:
+    echo(json.dumps(data, indent=2, default=str))
+
+
+def print_summary(summary: RunSummary) -> None:
+    results = summary.results
+    if results:
+        width = max(len(r.label) for r in results)
+        echo("")
+        echo(f"{'task':<{width}}  {'status':<11}  {'duration':>9}  cache")
+        for r in results:
+            duration = f"{r.duration:.3f}s" if r.started_at else "-"
+            echo(f"{r.label:<{width}}  {r.status:<11}  {duration:>9}  {r.cache or '-'}")
+    for r in results:
+        if r.status != "failed":
+            continue
+        echo(f"\nFAILED {r.label}: {r.error}", err=True)
+        if r.tail:
+            echo("  last lines of output:", err=True)
+            for line in r.tail[-15:]:
+                echo(f"    {line}", err=True)
+        if r.log:
+            echo(f"  full log: {r.log}", err=True)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    span = summary.ended_at - summary.started_at
+    echo(f"\n{summary.status}: {parts or 'nothing to do'} in {span:.2f}s")

@@ -11,7 +11,6 @@ then parses and reports exactly as before. :mod:`ggen_lifecycle.cli` calls the s
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -23,23 +22,15 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 from .errors import ConfigError, LifecycleError, StateLockError, StorageError
+from .reporter import echo as echo
+from .reporter import emit as emit
+from .reporter import print_summary
 
 if TYPE_CHECKING:
     from .config import Project
     from .reporter import Reporter
     from .results import RunOptions, RunSummary
     from .runner import Runner
-
-
-def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
-    """Write a line to stdout (stderr with ``err``), flushed, as ``click.echo`` does."""
-    stream = sys.stderr if err else sys.stdout
-    stream.write(text + ("\n" if nl else ""))
-    stream.flush()
-
-
-def emit(data: Any) -> None:
-    echo(json.dumps(data, indent=2, default=str))
 
 
 def exit_code(error: LifecycleError) -> int:
@@ -95,33 +86,6 @@ def _reporter(as_json: bool, quiet: bool) -> Reporter:
     if is_tty and not as_json:
         return LiveReporter(stream, quiet=quiet)
     return Reporter(stream, quiet=quiet)
-
-
-def print_summary(summary: RunSummary) -> None:
-    results = summary.results
-    if results:
-        width = max(len(r.label) for r in results)
-        echo("")
-        echo(f"{'task':<{width}}  {'status':<11}  {'duration':>9}  cache")
-        for r in results:
-            duration = f"{r.duration:.3f}s" if r.started_at else "-"
-            echo(f"{r.label:<{width}}  {r.status:<11}  {duration:>9}  {r.cache or '-'}")
-    for r in results:
-        if r.status != "failed":
-            continue
-        echo(f"\nFAILED {r.label}: {r.error}", err=True)
-        if r.tail:
-            echo("  last lines of output:", err=True)
-            for line in r.tail[-15:]:
-                echo(f"    {line}", err=True)
-        if r.log:
-            echo(f"  full log: {r.log}", err=True)
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    span = summary.ended_at - summary.started_at
-    echo(f"\n{summary.status}: {parts or 'nothing to do'} in {span:.2f}s")
 
 
 def print_plan(steps: list[dict[str, Any]]) -> None:
@@ -238,7 +202,23 @@ def execute(args: RunArgs) -> NoReturn:
         summary = run_and_report(project, args, options)
     except LifecycleError as exc:
         fail(exc, args.as_json)
+    record_hit_manifest(project, args, options, summary)
     sys.exit(summary.exit_code)
+
+
+def record_hit_manifest(
+    project: Project, args: RunArgs, options: RunOptions, summary: RunSummary
+) -> None:
+    """Leave what lets the next identical ``run`` answer a cache hit fast (see
+    :mod:`._hit_manifest`); the manifest only saves time, so no problem with it fails the run."""
+    from ._hit_manifest import record
+
+    if not args.argv:
+        return
+    try:
+        record(project, args.argv[0], options, summary)
+    except Exception:  # a manifest not written only means a slower next hit
+        return
 
 
 # -- the command line without click --------------------------------------------------------------

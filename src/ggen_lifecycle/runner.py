@@ -43,7 +43,7 @@ __all__ = [
     "run_phases",
 ]
 
-KEEP_LOG_RUNS = 20
+KEEP_LOG_RUNS = files.KEEP_LOG_RUNS
 
 
 class Runner:
@@ -386,12 +386,7 @@ class Runner:
         }
 
     def _prune_logs(self) -> None:
-        logs = self.project.state_dir / "logs"
-        if not logs.is_dir():
-            return
-        runs = sorted((p for p in logs.iterdir() if p.is_dir()), key=lambda p: p.name)
-        for old in runs[:-KEEP_LOG_RUNS]:
-            files.remove_tree(old)
+        files.prune_logs(self.project.state_dir / "logs")
 
 
 def run_phases(

@@ -11,17 +11,20 @@ import contextlib
 import fcntl
 import json
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 from pytest_cleanroom.faults import crash_point
 from pytest_cleanroom.safe_write import write_output
 
 from .errors import StateLockError
+
+TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
+if TYPE_CHECKING:
+    import queue
+    from pathlib import Path
+    from typing import Any
 
 STATE_FORMAT = 1
 MAX_RECORDS = 2000  # oldest task and run records are dropped beyond this
@@ -289,6 +292,8 @@ class StateWriter:
 
     def __init__(self, store: StateStore, warn: Callable[[str], None]) -> None:
         self.store = store
+        import queue
+
         self.warn = warn
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="ggen-state", daemon=True)
@@ -298,6 +303,8 @@ class StateWriter:
         self._queue.put(dict(record))
 
     def _loop(self) -> None:
+        from queue import Empty
+
         done = False
         while not done:
             batch: list[dict[str, Any]] = []
@@ -309,7 +316,7 @@ class StateWriter:
                     batch.append(item)
                 try:
                     item = self._queue.get_nowait()
-                except queue.Empty:
+                except Empty:
                     break
             if batch:
 

@@ -5,11 +5,11 @@ Importing this package is cheap: the engine's names are loaded on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ._lazy import lazy_getattr
 
 __version__ = "0.1.0"
+
+TYPE_CHECKING = False  # typing is not imported: ggen's cache-hit path loads this package
 
 __all__ = [
     "Cleanroom",

@@ -23,9 +23,12 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from .errors import OutputPathError
+
+TYPE_CHECKING = False  # typing is not imported at run time: ggen's cache-hit path loads it
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _DEFAULT_MODE = 0o644
 _SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX

@@ -7,15 +7,15 @@ remote cache's modules are imported only when one is configured.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from .key import compute_key, task_key
 from .local import LocalCache, declares
 from .protocol import CorruptEntryError, Entry, TaskCache
 
+TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+
     from ..model import CacheSpec
 
 __all__ = [

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import files
 
+TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..graph import Node
 
 KEY_VERSION = b"ggen-lifecycle-cache-v1\0"
@@ -45,15 +46,24 @@ def task_key(
     With ``cache = true`` and no ``inputs`` every file under the task's directory is an input,
     except its declared outputs.
     """
+    inputs, _ = files.expand(node.cwd, input_patterns(node))
+    hashes = files.hash_files(node.cwd, inputs, memo)
+    return compute_key(node.commands, node.env, key_cwd(node, root), hashes, dependency_keys)
+
+
+def input_patterns(node: Node) -> list[str]:
+    """The globs of task ``node``'s inputs (see :func:`task_key`)."""
     assert node.spec is not None
     spec = node.spec
     patterns = list(spec.inputs)
     if not patterns and spec.cache_enabled:
         patterns = ["**", *(f"!{p}" for p in spec.outputs)]
-    inputs, _ = files.expand(node.cwd, patterns)
+    return patterns
+
+
+def key_cwd(node: Node, root: Path) -> str:
+    """Task ``node``'s directory as its key holds it: relative to the project ``root``."""
     try:
-        cwd = node.cwd.relative_to(root).as_posix()
+        return node.cwd.relative_to(root).as_posix()
     except ValueError:
-        cwd = str(node.cwd)
-    hashes = files.hash_files(node.cwd, inputs, memo)
-    return compute_key(node.commands, node.env, cwd, hashes, dependency_keys)
+        return str(node.cwd)

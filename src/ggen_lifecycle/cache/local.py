@@ -17,7 +17,6 @@ import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from pytest_cleanroom import globwalk
 from pytest_cleanroom.faults import crash_point
@@ -26,6 +25,10 @@ from .. import _restore
 from .._restore import RestoreRefused, Source
 from ..files import CHUNK, remove_tree, sha256_file
 from .protocol import CorruptEntryError, Entry, TaskCache
+
+TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = 1
 MAX_META_BYTES = 16 * 1024 * 1024
@@ -118,9 +121,23 @@ class LocalCache(TaskCache):
             self.warn(f"cache entry {key[:12]} is corrupted ({exc}); ignoring and removing it")
             self._remove(path)
             return None
+        entry = Entry(key=key, path=path, meta=meta)
+        self.touch(entry)
+        return entry
+
+    def peek(self, key: str) -> Entry | None:
+        """The verified entry for ``key``, or ``None``, changing nothing (a corrupted entry is
+        neither reported nor removed: :meth:`lookup` does that)."""
+        path = self._entry_dir(key)
+        try:
+            return Entry(key=key, path=path, meta=self._verify(key, path))
+        except CorruptEntryError:
+            return None
+
+    def touch(self, entry: Entry) -> None:
+        """Mark ``entry`` as just used (eviction removes the least recently used first)."""
         with contextlib.suppress(OSError):
-            os.utime(path / "meta.json")  # least-recently-used bookkeeping
-        return Entry(key=key, path=path, meta=meta)
+            os.utime(entry.path / "meta.json")
 
     def would_hit(self, key: str) -> bool:
         return (self._entry_dir(key) / "meta.json").is_file()
@@ -181,7 +198,8 @@ class LocalCache(TaskCache):
         *,
         duration: float = 0.0,
     ) -> None:
-        """Record ``outputs`` (relative to ``cwd``) and ``log`` under ``key``, then evict."""
+        """Record ``outputs`` (relative to ``cwd``) and ``log`` under ``key``, with the
+        ``duration`` of the task that built them (seconds), then evict."""
         self.directory.mkdir(parents=True, exist_ok=True)
         temp = self.directory / f".tmp-{os.urandom(16).hex()}"
         try:
@@ -200,6 +218,7 @@ class LocalCache(TaskCache):
                 "format": FORMAT,
                 "key": key,
                 "created": time.time(),
+                "duration": round(duration, 6),
                 "outputs": recorded,
                 "log": {"sha256": log_digest, "size": log_size},
                 **info,

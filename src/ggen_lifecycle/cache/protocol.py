@@ -4,26 +4,45 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # neither typing nor dataclasses: the cache-hit fast path loads this module
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 
 class CorruptEntryError(Exception):
     """Raised inside the cache when an entry does not match its ``meta.json``."""
 
 
-@dataclass(frozen=True)
 class Entry:
     """A verified cache entry, on this file system, ready to restore.
 
     ``origin`` is what the run reports for it: ``"hit"`` (the local cache) or ``"remote hit"``.
     """
 
-    key: str
-    path: Path
-    meta: dict[str, Any]
-    origin: str = "hit"
+    __slots__ = ("key", "meta", "origin", "path")
+
+    def __init__(self, key: str, path: Path, meta: dict[str, Any], origin: str = "hit") -> None:
+        self.key = key
+        self.path = path
+        self.meta = meta
+        self.origin = origin
+
+    def __repr__(self) -> str:
+        return f"Entry(key={self.key!r}, path={self.path!r}, origin={self.origin!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        mine = (self.key, self.path, self.meta, self.origin)
+        return mine == (other.key, other.path, other.meta, other.origin)
+
+    __hash__ = None  # type: ignore[assignment]  # as a frozen dataclass with a dict field
+
+    def replace(self, origin: str) -> Entry:
+        """The same entry reported with another ``origin``."""
+        return Entry(self.key, self.path, self.meta, origin)
 
     @property
     def outputs(self) -> dict[str, dict[str, Any]]:

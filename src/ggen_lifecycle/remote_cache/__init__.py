@@ -12,7 +12,6 @@ are 64 (sha256 over a ``ggen-lifecycle-cache-v1`` prefix and the task's inputs).
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import threading
 import time
@@ -94,7 +93,7 @@ class RemoteCache(TaskCache):
         duration: float = 0.0,
     ) -> None:
         """Store locally, then upload (see :meth:`push`)."""
-        self.local.store(key, cwd, outputs, log, info)
+        self.local.store(key, cwd, outputs, log, info, duration=duration)
         self.push(key, duration)
 
     def discard(self, key: str) -> None:
@@ -123,7 +122,7 @@ class RemoteCache(TaskCache):
             self._refuse(key, problem)
             return None
         entry = self._import(key, download.body, local, limit)
-        return None if entry is None else dataclasses.replace(entry, origin="remote hit")
+        return None if entry is None else entry.replace(origin="remote hit")
 
     def _signature_problem(self, key: str, body: bytes, tag: str | None) -> str | None:
         from .signature import tag_matches
