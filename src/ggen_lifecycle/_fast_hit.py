@@ -134,6 +134,7 @@ class _Task:
     status = "cached"
     cache = "hit"
     error = None
+    error_obj = None
     log = None
     exit_code = None
 
@@ -160,31 +161,16 @@ class _Task:
     def duration(self) -> float:
         return self.ended_at - self.started_at
 
-    def to_dict(self) -> dict[str, Any]:
-        """As :meth:`ggen_lifecycle.results.TaskResult.to_dict`."""
-        return {
-            "id": self.id,
-            "label": self.label,
-            "kind": self.kind,
-            "phase": self.phase,
-            "workspace": self.workspace,
-            "status": self.status,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "duration": round(self.duration, 6),
-            "exit_code": None,
-            "cache": self.cache,
-            "cache_key": self.cache_key,
-            "error": None,
-            "error_type": None,
-            "log": None,
-        }
-
 
 class _Replay:
-    """One answered run: proved under the run lock, then restored, replayed and recorded."""
+    """One answered run: proved under the run lock, then restored, replayed and recorded; its
+    attributes are those of a :class:`~ggen_lifecycle.results.RunSummary`."""
 
     status = "success"
+    exit_code = 0
+    environment = None
+    validation_gate = None
+    task_cleanup = None
 
     def __init__(
         self, request: Request, root: str, manifest: dict[str, Any], stream: BinaryIO
@@ -196,6 +182,8 @@ class _Replay:
         self.started_at = time.time()
         self.ended_at = 0.0
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(3).hex()
+        self.project = str(manifest["project"])
+        self.phases = [request.phase]
         self.results: list[_Task] = []
         self.warnings: list[str] = []
 
@@ -268,7 +256,7 @@ class _Replay:
         from contextlib import suppress
 
         from . import files
-        from .reporter import Reporter, emit, print_summary
+        from .reporter import Reporter, emit, print_summary, summary_dict
         from .state import StateStore
 
         reporter = Reporter(self.stream, quiet=self.request.quiet)
@@ -295,7 +283,7 @@ class _Replay:
             files.prune_logs(self.state_dir / "logs")
         reporter.close()
         if self.request.as_json:
-            emit(self.to_dict())
+            emit(summary_dict(self))  # type: ignore[arg-type]  # a summary's fields
         else:
             print_summary(self)  # type: ignore[arg-type]  # a summary's fields
 
@@ -339,24 +327,3 @@ class _Replay:
             }
             for t in self.results
         ]
-
-    def to_dict(self) -> dict[str, Any]:
-        """As :meth:`ggen_lifecycle.results.RunSummary.to_dict`."""
-        starts = [t.started_at for t in self.results]
-        ends = [t.ended_at for t in self.results]
-        return {
-            "run_id": self.run_id,
-            "project": self.manifest["project"],
-            "phases": [self.request.phase],
-            "environment": None,
-            "status": "success",
-            "exit_code": 0,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "duration": round(self.ended_at - self.started_at, 6),
-            "span": round(max(ends) - min(starts), 6),
-            "tasks": [t.to_dict() for t in self.results],
-            "warnings": self.warnings,
-            "validation_gate": None,
-            "task_cleanup": None,
-        }

@@ -14,6 +14,7 @@ import time
 
 TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, BinaryIO
 
     from .graph import Node
@@ -185,3 +186,52 @@ def print_summary(summary: RunSummary) -> None:
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     span = summary.ended_at - summary.started_at
     echo(f"\n{summary.status}: {parts or 'nothing to do'} in {span:.2f}s")
+
+
+def span(results: Sequence[TaskResult]) -> float:
+    """Seconds from the first task's start to the last task's end (tasks, not hooks)."""
+    times = [(r.started_at, r.ended_at) for r in results if r.kind == "task"]
+    starts = [s for s, e in times if s is not None and e is not None]
+    ends = [e for s, e in times if s is not None and e is not None]
+    return max(ends) - min(starts) if starts else 0.0
+
+
+def task_dict(result: TaskResult) -> dict[str, Any]:
+    """A task's result as ``--json`` prints it."""
+    return {
+        "id": result.id,
+        "label": result.label,
+        "kind": result.kind,
+        "phase": result.phase,
+        "workspace": result.workspace,
+        "status": result.status,
+        "started_at": result.started_at,
+        "ended_at": result.ended_at,
+        "duration": round(result.duration, 6),
+        "exit_code": result.exit_code,
+        "cache": result.cache,
+        "cache_key": result.cache_key,
+        "error": result.error,
+        "error_type": type(result.error_obj).__name__ if result.error_obj else None,
+        "log": result.log,
+    }
+
+
+def summary_dict(summary: RunSummary) -> dict[str, Any]:
+    """A run's summary as ``--json`` prints it."""
+    return {
+        "run_id": summary.run_id,
+        "project": summary.project,
+        "phases": summary.phases,
+        "environment": summary.environment,
+        "status": summary.status,
+        "exit_code": summary.exit_code,
+        "started_at": summary.started_at,
+        "ended_at": summary.ended_at,
+        "duration": round(summary.ended_at - summary.started_at, 6),
+        "span": round(span(summary.results), 6),
+        "tasks": [task_dict(r) for r in summary.results],
+        "warnings": summary.warnings,
+        "validation_gate": summary.validation_gate,
+        "task_cleanup": summary.task_cleanup,
+    }

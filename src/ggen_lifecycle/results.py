@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import LifecycleError
+from .reporter import span, summary_dict, task_dict
 
 if TYPE_CHECKING:
     from .graph import Node
@@ -81,23 +82,7 @@ class TaskResult:
         return 0.0 if self.started_at is None else time.time() - self.started_at
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label,
-            "kind": self.kind,
-            "phase": self.phase,
-            "workspace": self.workspace,
-            "status": self.status,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "duration": round(self.duration, 6),
-            "exit_code": self.exit_code,
-            "cache": self.cache,
-            "cache_key": self.cache_key,
-            "error": self.error,
-            "error_type": type(self.error_obj).__name__ if self.error_obj else None,
-            "log": self.log,
-        }
+        return task_dict(self)
 
 
 @dataclass
@@ -125,28 +110,10 @@ class RunSummary:
     @property
     def span(self) -> float:
         """Seconds from the first task's start to the last task's end (tasks, not hooks)."""
-        times = [(r.started_at, r.ended_at) for r in self.results if r.kind == "task"]
-        starts = [s for s, e in times if s is not None and e is not None]
-        ends = [e for s, e in times if s is not None and e is not None]
-        return max(ends) - min(starts) if starts else 0.0
+        return span(self.results)
 
     def errors(self) -> list[LifecycleError]:
         return [r.error_obj for r in self.results if r.error_obj is not None]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "project": self.project,
-            "phases": self.phases,
-            "environment": self.environment,
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "duration": round(self.ended_at - self.started_at, 6),
-            "span": round(self.span, 6),
-            "tasks": [r.to_dict() for r in self.results],
-            "warnings": self.warnings,
-            "validation_gate": self.validation_gate,
-            "task_cleanup": self.task_cleanup,
-        }
+        return summary_dict(self)
