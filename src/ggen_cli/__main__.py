@@ -75,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ggen`` and ``python -m ggen_cli``; returns the exit code.
 
     A group whose optional extra is not installed exits 2 with one line naming the missing
-    package and the ``pip install`` that brings it (:mod:`ggen_cli.extras`), not a traceback.
+    package and the ``pip install`` that brings it
+    (:mod:`pytest_cleanroom.config_errors.extras`), not a traceback.
     """
     args = sys.argv[1:] if argv is None else argv
     try:
         return _run(args)
     except ModuleNotFoundError as exc:
-        from .extras import missing_extra
+        from pytest_cleanroom.config_errors.extras import missing_extra
 
         fix = missing_extra(exc)
         if fix is None:

@@ -13,15 +13,16 @@ import contextlib
 import hashlib
 import json
 import re
-import sys
-import types
-import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pytest_cleanroom import tomlpos
+from pytest_cleanroom.config_errors import positions
+from pytest_cleanroom.config_errors.positions import KeyLines
+from pytest_cleanroom.config_errors.pydantic_errors import format_validation_error, problems_of
+from pytest_cleanroom.config_errors.suggest import closest as suggest
+from pytest_cleanroom.config_errors.suggest import did_you_mean, typo_of
 
 from .errors import ConfigError, UnknownEnvironmentError, UnknownPhaseError, UnknownWorkspaceError
 from .model import (
@@ -37,27 +38,12 @@ FILE_NAME = "make.toml"
 #: Keys of a phase's ``[lifecycle.P.env.ENV]`` table that are not variables.
 PHASE_ENV_KEYS = ("commands", "description")
 HOOK_FIXED = ("before_all", "after_all", "on_error", "on_success")
-_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 M = TypeVar("M", bound="BaseModel")
 P = TypeVar("P")
 VALIDATED_DIR = Path(".ggen") / "validated"
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-
-
-def suggest(name: str, candidates: Iterable[str]) -> str | None:
-    """The candidate ``name`` was most likely meant to be, if any is close enough."""
-    import difflib  # only when something is misspelt
-
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` or an empty string."""
-    guess = suggest(name, candidates)
-    return f"; did you mean {guess!r}?" if guess else ""
 
 
 def unknown(
@@ -85,28 +71,14 @@ def read_text(path: Path) -> str:
 
 def parse_toml(text: str, path: Path) -> dict[str, Any]:
     """The data of TOML ``text`` (read from ``path``); :class:`ConfigError` with the position."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
+    from pytest_cleanroom.config_errors.errors import TomlSyntaxError
+    from pytest_cleanroom.config_errors.toml import parse_toml as parse
 
     try:
-        data: dict[str, Any] = tomllib.loads(text)
-        return data
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        found = _TOML_POSITION.search(message)
-        line = int(found.group(1)) if found else None
-        column = int(found.group(2)) if found else None
-        detail = _TOML_POSITION.sub("", message).strip()
+        return parse(text, path)
+    except TomlSyntaxError as exc:
         raise ConfigError(
-            f"malformed TOML: {detail}", file=path, line=line, column=column
-        ) from None
-    except ValueError as exc:  # an integer of more than 4,300 digits
-        raise ConfigError(f"malformed TOML: {str(exc).split(';')[0]}", file=path) from None
-    except RecursionError:
-        raise ConfigError(
-            "malformed TOML: arrays or inline tables nested too deeply", file=path
+            f"malformed TOML: {exc.reason}", file=path, line=exc.line, column=exc.column
         ) from None
 
 
@@ -114,76 +86,6 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     """Parsed data and text of a TOML file; :class:`ConfigError` with the position if bad."""
     text = read_text(path)
     return parse_toml(text, path), text
-
-
-def _model_at(model: type[BaseModel], loc: Sequence[str]) -> type[BaseModel] | None:
-    """The model class that owns the keys at ``loc`` (skipping dict keys), if one does."""
-    from pydantic import BaseModel
-
-    current: Any = model
-    index = 0
-    while index < len(loc):
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        info = current.model_fields.get(loc[index])
-        if info is None:
-            return None
-        current = info.annotation
-        index += 1
-        # unwrap Optional / dict[str, X] / list[X]
-        while True:
-            origin = typing.get_origin(current)
-            args = typing.get_args(current)
-            if origin in (typing.Union, types.UnionType):
-                models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-                if not models:
-                    return None
-                current = models[0]
-            elif origin is dict:
-                current = args[1]
-                index += 1
-            elif origin is list:
-                current = args[0]
-                index += 1
-            else:
-                break
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _existing_prefix(data: Any, loc: Sequence[str | int]) -> list[str]:
-    """The part of ``loc`` that names keys really present in the file."""
-    out: list[str] = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and str(part) in node:
-            out.append(str(part))
-            node = node[str(part)]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            out.append(str(part))
-            node = node[part]
-        else:
-            break
-    return out
-
-
-def _describe(path: Sequence[str]) -> str:
-    if not path:
-        return "the top level"
-    if len(path) == 1:
-        return f"key {path[0]!r}"
-    return f"key {path[-1]!r} in [{'.'.join(path[:-1])}]"
-
-
-#: How close an unknown key must be to a known one to be taken for its misspelling (an error);
-#: farther ones are keys of other tools (ggen ignores unknown keys) and are ignored with a warning.
-TYPO_CUTOFF = 0.8
-
-
-def _typo_of(key: str, known: Sequence[str]) -> str | None:
-    import difflib
-
-    matches = difflib.get_close_matches(key, list(known), n=1, cutoff=TYPO_CUTOFF)
-    return matches[0] if matches else None
 
 
 def ignore_foreign_keys(
@@ -198,22 +100,19 @@ def ignore_foreign_keys(
     try:
         model.model_validate(data)
         return data, []
-    except ValidationError as exc:
-        errors = exc.errors()
+    except ValidationError as error:
+        exc = error
     kept = copy.deepcopy(data)
     warnings: list[str] = []
-    for error in errors:
-        if error["type"] != "extra_forbidden":
-            continue
-        where = _existing_prefix(data, [p for p in error["loc"] if isinstance(p, (str, int))])
-        owner = _model_at(model, where[:-1])
-        if not where or _typo_of(where[-1], list(owner.model_fields) if owner else []):
+    for problem in problems_of(exc, model, data=data):
+        where = [str(part) for part in problem.present]
+        if problem.kind != "unknown" or not where or typo_of(where[-1], problem.known):
             continue
         parent: Any = kept
         for part in where[:-1]:
             parent = parent[int(part)] if isinstance(parent, list) else parent[part]
         if isinstance(parent, dict) and parent.pop(where[-1], None) is not None:
-            line = tomlpos.locate(text, where)
+            line = positions.locate(text, where)
             table = f"[{'.'.join(where[:-1])}]" if len(where) > 1 else "the top level"
             warnings.append(
                 f"{path.name}:{line or '?'}: unknown key {where[-1]!r} in {table} ignored"
@@ -231,43 +130,10 @@ def validate_model(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems: list[tuple[int | None, str]] = []
-        seen: set[tuple[str, ...]] = set()
-        for error in exc.errors():
-            loc = [p for p in error["loc"] if isinstance(p, (str, int))]
-            where = _existing_prefix(data, loc)
-            key = tuple(where)
-            if key in seen:
-                continue
-            seen.add(key)
-            line = tomlpos.locate(text, where) if where else None
-            if error["type"] == "extra_forbidden":
-                owner = _model_at(model, where[:-1])
-                known = list(owner.model_fields) if owner else []
-                hint = did_you_mean(where[-1], known)
-                table = f"[{'.'.join(where[:-1])}]" if len(where) > 1 else "the top level"
-                problems.append((line, f"unknown key {where[-1]!r} in {table}{hint}"))
-            elif error["type"] == "missing":
-                missing = [str(p) for p in loc][len(where) :]
-                table = ".".join(where) or "the top level"
-                problems.append((line, f"[{table}] is missing the required key {missing[0]!r}"))
-            else:
-                value = error.get("input")
-                message = str(error["msg"]).removeprefix("Value error, ")
-                # A validator that already quotes the value (parse_size does) is not repeated.
-                plain = not isinstance(value, (dict, list)) and repr(value) not in message
-                text = repr(value) if plain else ""
-                shown = f" (got {text[:60]}...)" if len(text) > 80 else f" (got {text})"
-                shown = shown if plain else ""
-                problems.append((line, f"{_describe(where)}: {message}{shown}"))
-        problems.sort(key=lambda item: (item[0] is None, item[0] or 0))
-        first_line = next((line for line, _ in problems if line is not None), None)
-        if len(problems) == 1:
-            message = f"invalid {what}: {problems[0][1]}"
-        else:
-            lines = [f"  line {ln}: {msg}" if ln else f"  {msg}" for ln, msg in problems]
-            message = f"invalid {what}:\n" + "\n".join(lines)
-        raise ConfigError(message, file=path, line=first_line) from None
+        message, line = format_validation_error(
+            exc, model, path=path, data=data, positions=KeyLines(text), what=what
+        )
+        raise ConfigError(message, file=path, line=line) from None
 
 
 def _schema_digest() -> bytes:
@@ -379,7 +245,7 @@ class Project:
         return names
 
     def line_of(self, loc: Sequence[str]) -> int | None:
-        return tomlpos.locate(self.text, loc)
+        return positions.locate(self.text, loc)
 
     # -- lookups that raise helpful errors -------------------------------------------------------
 
@@ -596,7 +462,7 @@ def _load_workspaces(project: Project) -> None:
                         f"[{bad}] belongs in the root {FILE_NAME} ({project.file}), "
                         f"not in workspace {name!r}'s own file",
                         file=own,
-                        line=tomlpos.locate(text, [bad]),
+                        line=positions.locate(text, [bad]),
                         workspace=name,
                     )
 
@@ -661,7 +527,7 @@ def _check(project: Project) -> None:
                         f"workspace {name!r} depends on unknown workspace {dep!r}"
                         f"{did_you_mean(dep, spec.workspace)}",
                         file=project.file,
-                        line=tomlpos.locate_value(
+                        line=positions.locate_value(
                             project.text, ("workspace", name, "depends_on"), dep
                         ),
                         workspace=name,
@@ -681,7 +547,7 @@ def _check(project: Project) -> None:
                         f"commands = [...] to [lifecycle.{name}] (or depends_on to make it a"
                         " group)",
                         file=file,
-                        line=tomlpos.locate(text, ("lifecycle", name)),
+                        line=positions.locate(text, ("lifecycle", name)),
                         phase=name,
                         workspace=ws_name,
                     )
@@ -693,7 +559,9 @@ def _check(project: Project) -> None:
                             f"phase {name!r} depends on unknown phase {dep!r}"
                             f"{did_you_mean(dep, declared)}",
                             file=file,
-                            line=tomlpos.locate_value(text, ("lifecycle", name, "depends_on"), dep),
+                            line=positions.locate_value(
+                                text, ("lifecycle", name, "depends_on"), dep
+                            ),
                             phase=name,
                         )
                     )
@@ -704,7 +572,7 @@ def _check(project: Project) -> None:
                             f"phase {name!r} names unknown workspace {target!r}"
                             f"{did_you_mean(target, spec.workspace)}",
                             file=file,
-                            line=tomlpos.locate_value(
+                            line=positions.locate_value(
                                 text, ("lifecycle", name, "workspaces"), target
                             ),
                             phase=name,
@@ -719,7 +587,7 @@ def _check(project: Project) -> None:
                         f"phase {name!r}: cwd {phase.cwd!r} must be a relative path inside "
                         "its workspace",
                         file=file,
-                        line=tomlpos.locate(text, ("lifecycle", name, "cwd")),
+                        line=positions.locate(text, ("lifecycle", name, "cwd")),
                         phase=name,
                     )
                 )
@@ -759,7 +627,7 @@ def _check(project: Project) -> None:
                             f"hook {key!r}: {entry!r} is neither a phase nor a command on PATH; "
                             f"did you mean phase {guess!r}?",
                             file=project.file,
-                            line=tomlpos.locate_value(project.text, ("hooks", key), entry),
+                            line=positions.locate_value(project.text, ("hooks", key), entry),
                         )
                     )
     if spec.validation:
@@ -785,7 +653,7 @@ def _check_globs(phase: PhaseSpec, name: str, file: Path, text: str) -> None:
                     f"phase {name!r}: {key} glob {pattern!r} must be relative to the task's "
                     "directory and stay inside it (no leading '/', no '..')",
                     file=file,
-                    line=tomlpos.locate_value(text, ("lifecycle", name, key), pattern),
+                    line=positions.locate_value(text, ("lifecycle", name, key), pattern),
                     phase=name,
                 )
 
@@ -800,6 +668,6 @@ def _check_policy(phase: PhaseSpec, name: str, file: Path, text: str) -> None:
         raise ConfigError(
             f"phase {name!r}: invalid cleanroom policy: {exc}",
             file=file,
-            line=tomlpos.locate(text, ("lifecycle", name, "cleanroom", "policy")),
+            line=positions.locate(text, ("lifecycle", name, "cleanroom", "policy")),
             phase=name,
         ) from None

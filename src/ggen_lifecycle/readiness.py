@@ -22,10 +22,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pytest_cleanroom import tomlpos
+from pytest_cleanroom.config_errors import positions
+from pytest_cleanroom.config_errors.suggest import did_you_mean
 from pytest_cleanroom.deadline import DeadlineExceededError, time_limit
 
-from .config import did_you_mean, parse_toml, read_text, read_toml, validate_model
+from .config import parse_toml, read_text, read_toml, validate_model
 from .errors import LifecycleError, ReadinessError, StorageError
 from .model import Thresholds
 from .schema import Strict
@@ -145,7 +146,7 @@ def load_requirements(root: Path) -> list[Requirement]:
             raise ReadinessError(
                 f"requirement {entry.id!r} is listed twice",
                 file=path,
-                line=tomlpos.locate_in_file(path, ("requirement", str(index))),
+                line=positions.locate_in_file(path, ("requirement", str(index))),
             )
         seen.add(entry.id)
         base = merged.get(entry.id)
@@ -154,7 +155,7 @@ def load_requirements(root: Path) -> list[Requirement]:
                 f"requirement {entry.id!r} is not a starter requirement, so it needs both "
                 f"'name' and 'category'{did_you_mean(entry.id, [r.id for r in STARTER])}",
                 file=path,
-                line=tomlpos.locate_in_file(path, ("requirement", str(index))),
+                line=positions.locate_in_file(path, ("requirement", str(index))),
             )
         merged[entry.id] = Requirement(
             id=entry.id,
@@ -270,8 +271,8 @@ def _check_edit(
     if new != wanted:
         raise ReadinessError(
             f"cannot edit {path.name} safely (its layout confuses the line editor): set "
-            f"status = {tomlpos.toml_string(status)} in the [[requirement]] with id = "
-            f"{tomlpos.toml_string(requirement_id)} by hand",
+            f"status = {positions.toml_string(status)} in the [[requirement]] with id = "
+            f"{positions.toml_string(requirement_id)} by hand",
             file=path,
         )
 
@@ -291,7 +292,7 @@ _HEADER = """# Production readiness requirements (ggen lifecycle readiness).
 
 def _set_field(text: str, requirement_id: str, key: str, value: str) -> str:
     lines = text.splitlines()
-    found = tomlpos.key_lines(text)
+    found = positions.key_lines(text)
     index = None
     for path, line in found:
         if len(path) == 3 and path[0] == "requirement" and path[2] == "id":
@@ -299,9 +300,9 @@ def _set_field(text: str, requirement_id: str, key: str, value: str) -> str:
             if raw.strip("\"'").split("#")[0].strip().strip("\"'") == requirement_id:
                 index = path[1]
                 break
-    new_line = f"{key} = {tomlpos.toml_string(value)}"
+    new_line = f"{key} = {positions.toml_string(value)}"
     if index is None:
-        block = ["", "[[requirement]]", f"id = {tomlpos.toml_string(requirement_id)}", new_line]
+        block = ["", "[[requirement]]", f"id = {positions.toml_string(requirement_id)}", new_line]
         return "\n".join([*lines, *block]) + "\n"
     for path, line in found:
         if path == ("requirement", index, key):

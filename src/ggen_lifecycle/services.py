@@ -134,7 +134,7 @@ class ServiceSession:
                     command=command,
                 ) from None
             except ModuleNotFoundError as exc:
-                from ggen_cli.extras import missing_extra
+                from pytest_cleanroom.config_errors.extras import missing_extra
 
                 fix = missing_extra(exc)
                 if fix is None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from pytest_cleanroom.config_errors.suggest import did_you_mean
+
 from .errors import MarketError, RegistryError, UnreadableRegistryError
 from .index import Index, PackEntry
 from .registry import Registry
-from .suggest import did_you_mean
 
 
 class Catalog:
@@ -121,6 +122,6 @@ class Catalog:
         found = self.get(pack_id)
         if found is not None:
             return found
-        hint = did_you_mean(pack_id, self._load())
+        hint = did_you_mean(pack_id, self._load(), aside=True)
         down = "".join(f"; {exc}" for _, exc in self.failures)  # only with --allow-fallback
         raise RegistryError(f"{pack_id}: not found in any registry{hint}{down}")

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._toml import tomllib
+from pytest_cleanroom.config_errors.errors import TomlSyntaxError
+from pytest_cleanroom.config_errors.suggest import did_you_mean
+from pytest_cleanroom.config_errors.toml import load_toml
+
 from .errors import MarketError
 from .registry import EMBEDDED
-from .suggest import did_you_mean
 
 PROJECT_CONFIG = "ggen.toml"
 _REGISTRY_KEYS = ("name", "url", "ref", "token_env")
@@ -79,18 +81,18 @@ def embedded_gpacks_dir() -> Path | None:
 
 def _read_market_table(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = load_toml(path).data
     except FileNotFoundError:
         return {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except TomlSyntaxError as exc:
+        raise ConfigError(f"{path}: {exc.message}{exc.at}") from None
     market = data.get("market", {})
     if not isinstance(market, dict):
         raise ConfigError(f"{path}: [market] must be a table")
     for key in market:
         if key not in _MARKET_KEYS:
             raise ConfigError(
-                f"{path}: [market] {key}: unknown key{did_you_mean(key, _MARKET_KEYS)}"
+                f"{path}: [market] {key}: unknown key{did_you_mean(key, _MARKET_KEYS, aside=True)}"
             )
     return market
 
@@ -106,7 +108,9 @@ def _registries_of(path: Path, market: dict[str, Any]) -> list[RegistrySpec]:
             raise ConfigError(f"{where}: expected a table with url")
         for key in item:
             if key not in _REGISTRY_KEYS:
-                raise ConfigError(f"{where}: {key}: unknown key{did_you_mean(key, _REGISTRY_KEYS)}")
+                raise ConfigError(
+                    f"{where}: {key}: unknown key{did_you_mean(key, _REGISTRY_KEYS, aside=True)}"
+                )
         url = item.get("url")
         if not isinstance(url, str) or not url:
             raise ConfigError(f"{where}: url: required (a path, file://, http(s):// or git+URL)")

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._toml import tomllib
+from pytest_cleanroom.config_errors.errors import TomlSyntaxError
+from pytest_cleanroom.config_errors.toml import parse_toml
+
 from .errors import LockfileError
 from .ids import ID_PATTERN
 from .versions import is_version, parse_range
@@ -108,11 +110,10 @@ def read_lock(path: Path) -> Lockfile | None:
             f"{path}: not UTF-8 text (byte {exc.start}); restore it from version control"
         ) from None
     try:
-        data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        data = parse_toml(text, path)
+    except TomlSyntaxError as exc:
         raise LockfileError(
-            f"{path}: not valid TOML ({reason}); restore it from version control"
+            f"{path}: not valid TOML ({exc.reason}{exc.at}); restore it from version control"
         ) from None
     if data.get("format") != LOCK_FORMAT:
         raise LockfileError(f"{path}: format: expected {LOCK_FORMAT}, got {data.get('format')!r}")

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from pytest_cleanroom.config_errors.pydantic_errors import LazyModel
+
 from .errors import ManifestError
 from .ids import check_id
-from .validation import LazyModel, format_validation_error, read_toml
+from .validation import format_validation_error, read_toml
 from .versions import parse_range, parse_version
 
 if TYPE_CHECKING:
@@ -230,12 +232,13 @@ class Manifest(_Section):
         return any(s is not None for s in (self.cleanroom, self.fixtures, self.scenarios))
 
 
-def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
-    """Validate already-parsed TOML ``data`` read from ``path``."""
+def parse_manifest(data: dict[str, Any], path: Path, *, text: str | None = None) -> Manifest:
+    """Validate already-parsed TOML ``data`` read from ``path`` (``text``: its source, for the
+    lines of errors)."""
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        raise format_validation_error(path, Manifest, exc) from None
+        raise format_validation_error(path, Manifest, exc, text=text) from None
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -244,7 +247,11 @@ def load_manifest(path: Path) -> Manifest:
         path = path / MANIFEST_NAME
     if not path.is_file():
         raise ManifestError(f"{path}: no {MANIFEST_NAME} here (a gpack directory needs one)")
-    return parse_manifest(read_toml(path), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = None  # read_toml names the byte
+    return parse_manifest(read_toml(path, text=text), path, text=text)
 
 
 def matching_files(root: Path, patterns: list[str]) -> list[Path]:

@@ -62,7 +62,8 @@ def offered(pack: InstalledTestPack) -> list[Offered]:
 
 
 def find_pack(project: Path, pack_id: str) -> InstalledTestPack:
-    from .suggest import did_you_mean
+    from pytest_cleanroom.config_errors.suggest import did_you_mean
+
     from .testpack import installed_test_packs
 
     packs = installed_test_packs(project)
@@ -72,7 +73,8 @@ def find_pack(project: Path, pack_id: str) -> InstalledTestPack:
     ids = [p.id for p in packs]
     have = f"; installed test gpacks: {', '.join(ids)}" if ids else ""
     raise TestPackError(
-        f"{pack_id}: not a test gpack installed in {project}{did_you_mean(pack_id, ids)}{have}"
+        f"{pack_id}: not a test gpack installed in {project}"
+        f"{did_you_mean(pack_id, ids, aside=True)}{have}"
         f" (install one with `ggen market add {pack_id}`)"
     )
 
@@ -161,12 +163,12 @@ def run(ref: str, pytest_args: tuple[str, ...], project: Path, as_json: bool) ->
 
 
 def _check_scenario(pack: InstalledTestPack, scenario: str) -> None:
-    from .suggest import did_you_mean
+    from pytest_cleanroom.config_errors.suggest import did_you_mean
 
     names = [o.scenario for o in offered(pack)] + [o.variant for o in offered(pack)]
     if scenario not in names:
         raise TestPackError(
-            f"{pack.id}: no scenario {scenario!r}{did_you_mean(scenario, names)};"
+            f"{pack.id}: no scenario {scenario!r}{did_you_mean(scenario, names, aside=True)};"
             f" it has {', '.join(dict.fromkeys(names)) or 'none'} (see `ggen test list`)"
         )
 

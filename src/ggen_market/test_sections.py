@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from pytest_cleanroom.config_errors.suggest import did_you_mean
+
 from .manifest import PatternSection, _Section, check_pattern
-from .suggest import did_you_mean
 
 Level = Literal["permissive", "standard", "strict", "locked"]
 
@@ -53,8 +54,8 @@ class CleanroomSection(_Section):
     def _security_level(cls, value: str | None) -> str | None:
         if value is not None and value.lower() not in SECURITY_LEVELS:
             names = ["Low", "Medium", "High", "Maximum", "Standard", "Locked"]
-            raise ValueError(f"{value!r} is not a security level{did_you_mean(value, names)}"
-                             f" (one of {', '.join(names)})")  # fmt: skip
+            hint = did_you_mean(value, names, aside=True)
+            raise ValueError(f"{value!r} is not a security level{hint} (one of {', '.join(names)})")
         return value
 
     @model_validator(mode="after")
@@ -124,7 +125,7 @@ class ScenariosSection(PatternSection):
     @model_validator(mode="after")
     def _named_files(self) -> ScenariosSection:
         for key, value in self.named.items():
-            hint = did_you_mean(key, ["patterns"])
+            hint = did_you_mean(key, ["patterns"], aside=True)
             if hint:
                 raise ValueError(f"{key}: unknown key{hint}")
             if not isinstance(value, str):

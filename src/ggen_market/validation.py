@@ -1,90 +1,34 @@
-"""Turn pydantic validation errors into one message naming the file, the key and the fix."""
+"""gpack.toml and front-matter errors as one message naming the file, the line, the key and the fix.
+
+The analysis (key path, line, closest known key) is the toolkit's
+(:mod:`pytest_cleanroom.config_errors`); this module writes it the marketplace's way: TOML
+tables (``[gpack] version: unknown key (did you mean 'name'?)``).
+"""
 
 from __future__ import annotations
 
-import importlib
-import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pytest_cleanroom.config_errors.errors import TomlSyntaxError
+from pytest_cleanroom.config_errors.positions import KeyLines
+from pytest_cleanroom.config_errors.pydantic_errors import Problem, problems_of
+from pytest_cleanroom.config_errors.toml import load_toml
 
-from ._toml import tomllib
 from .errors import ManifestError
-from .suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 
 def read_toml(path: Path, *, text: str | None = None) -> dict[str, Any]:
     """Parse a TOML file, raising :class:`ManifestError` that names the file and the line."""
     try:
-        data = text if text is not None else path.read_text(encoding="utf-8")
+        return load_toml(path, text=text).data
     except FileNotFoundError:
         raise ManifestError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise ManifestError(f"{path}: not UTF-8 text") from None
-    try:
-        parsed: dict[str, Any] = tomllib.loads(data)
-        return parsed
-    except tomllib.TOMLDecodeError as exc:
-        raise ManifestError(f"{path}: not valid TOML: {exc}") from None
-    except (ValueError, RecursionError) as exc:  # thousands of digits, deep nesting
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ManifestError(f"{path}: not valid TOML: {reason}") from None
-
-
-class LazyModel:
-    """A validator (for ``BeforeValidator``) that checks a table with a model imported on first use.
-
-    Errors the model raises keep their location under the field, and :func:`format_validation_error`
-    finds the model through :meth:`model` for its 'did you mean' hints.
-    """
-
-    def __init__(self, module: str, name: str) -> None:
-        self.module, self.name = module, name
-
-    def model(self) -> type[BaseModel]:
-        model: type[BaseModel] = getattr(importlib.import_module(self.module), self.name)
-        return model
-
-    def __call__(self, value: Any) -> BaseModel:
-        return self.model().model_validate(value)
-
-    def __repr__(self) -> str:
-        return f"LazyModel({self.module}.{self.name})"
-
-
-def _submodel(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model class that owns the last element of ``loc`` (for suggestions), if known."""
-    current: type[BaseModel] = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = current.model_fields.get(part)
-        if field is None:
-            return None
-        found = _model_in(field.annotation) or _lazy_model_in(field.metadata)
-        if found is None:
-            return None
-        current = found
-    return current
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _lazy_model_in(metadata: list[Any]) -> type[BaseModel] | None:
-    for item in metadata:
-        validator = getattr(item, "func", None)
-        if isinstance(validator, LazyModel):
-            return validator.model()
-    return None
+    except TomlSyntaxError as exc:
+        raise ManifestError(f"{path}: {exc.message}{exc.at}") from None
 
 
 def _where(loc: tuple[int | str, ...], tables: tuple[str, ...]) -> str:
@@ -99,6 +43,16 @@ def _where(loc: tuple[int | str, ...], tables: tuple[str, ...]) -> str:
     return " ".join(parts)
 
 
+def _line(problem: Problem, where: str, section: str | None) -> str:
+    if problem.kind == "unknown":
+        kind = "table" if len(problem.loc) == 1 and section is None else "key"
+        hint = f" (did you mean {problem.suggestion!r}?)" if problem.suggestion else ""
+        return f"{where}: unknown {kind}{hint}"
+    if problem.kind == "missing":
+        return f"{where}: required key missing"
+    return f"{where}: {problem.message}"
+
+
 def format_validation_error(
     path: Path,
     model: type[BaseModel],
@@ -106,29 +60,24 @@ def format_validation_error(
     *,
     array_tables: tuple[str, ...] = (),
     section: str | None = None,
+    text: str | None = None,
 ) -> ManifestError:
     """One :class:`ManifestError` listing every problem of ``exc``, with 'did you mean' hints.
 
     Locations are written as TOML tables (``[gpack] version``), or as ``section key`` when
-    ``section`` is given (``front matter: to``).
+    ``section`` is given (``front matter: to``); ``text`` (the TOML source) adds the lines.
     """
-    lines: list[str] = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
+    positions = KeyLines(text) if text is not None else None
+    problems = problems_of(exc, model, positions=positions)
+    lines: list[tuple[int | None, str]] = []
+    for problem in problems:
         if section is not None:
-            where = f"{section}: " + (".".join(str(p) for p in loc) or "(top level)")
+            where = f"{section}: " + (".".join(str(p) for p in problem.loc) or "(top level)")
         else:
-            where = _where(loc, array_tables)
-        if error["type"] == "extra_forbidden":
-            owner = _submodel(model, loc[:-1])
-            choices = list(owner.model_fields) if owner is not None else []
-            key = str(loc[-1])
-            kind = "table" if len(loc) == 1 and section is None else "key"
-            lines.append(f"{where}: unknown {kind}{did_you_mean(key, choices)}")
-        elif error["type"] == "missing":
-            lines.append(f"{where}: required key missing")
-        else:
-            msg = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{where}: {msg}")
-    head = f"{path}: " if len(lines) == 1 else f"{path}: {len(lines)} problems:\n  "
-    return ManifestError(head + "\n  ".join(lines))
+            where = _where(problem.loc, array_tables)
+        lines.append((problem.line, _line(problem, where, section)))
+    if len(lines) == 1:
+        line, message = lines[0]
+        return ManifestError(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+    shown = [f"line {line}: {message}" if line else message for line, message in lines]
+    return ManifestError(f"{path}: {len(lines)} problems:\n  " + "\n  ".join(shown))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pytest_cleanroom import tomlpos
+from pytest_cleanroom.config_errors import positions
 
 from ..errors import ConfigError
 from ..model import STANDARD_PHASES
@@ -36,7 +36,7 @@ class _Checker:
     def problem(self, message: str, *key: str, value: str | None = None) -> None:
         loc = ("validation", self.environment, *key)
         text = self.project.text
-        line = tomlpos.locate_value(text, loc, value) if value else tomlpos.locate(text, loc)
+        line = positions.locate_value(text, loc, value) if value else positions.locate(text, loc)
         self.add(ConfigError(f"{self.table} {message}", file=self.project.file, line=line))
 
     def run(self) -> None:
@@ -46,7 +46,7 @@ class _Checker:
         self._policy()
 
     def _steps(self) -> None:
-        from ..config import did_you_mean
+        from pytest_cleanroom.config_errors.suggest import did_you_mean
 
         declared = self.project.declared_phases()
         for name in self.spec.commands:
@@ -90,7 +90,7 @@ class _Checker:
         return False
 
     def _verifies(self) -> None:
-        from ..config import did_you_mean
+        from pytest_cleanroom.config_errors.suggest import did_you_mean
 
         names = step_names(self.project, self.spec)
         for requirement, step in verified_requirements(self.project, self.spec).items():
@@ -103,7 +103,7 @@ class _Checker:
                 )
 
     def _gate(self) -> None:
-        from ..config import did_you_mean
+        from pytest_cleanroom.config_errors.suggest import did_you_mean
 
         known = [*self.project.declared_phases(), *STANDARD_PHASES]
         for phase in self.spec.gate:

@@ -191,9 +191,8 @@ def open_remote(
     try:
         import zstandard  # noqa: F401 - artifacts are zstd-compressed, as turbo's
     except ImportError:
-        warn(
-            "remote cache not used: it needs the zstandard package"
-            " (pip install 'pytest-cleanroom[remote-cache]')"
-        )
+        from pytest_cleanroom.config_errors.extras import install_hint
+
+        warn(f"remote cache not used: it needs the zstandard package ({install_hint('zstandard')})")
         return None
     return RemoteCache(settings, warn, local)

@@ -11,7 +11,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from pytest_cleanroom.tomlpos import toml_string
+from pytest_cleanroom.config_errors.positions import toml_string
 
 from ..manifest import MANIFEST_NAME, MAX_WALK_ENTRIES
 from ._convert import TEMPLATE_SUFFIXES, PackageFiles

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
+from pytest_cleanroom.config_errors.suggest import typo_of
+
 from ..errors import TemplateError
-from ..suggest import typo_of
 from ..validation import format_validation_error
 
 TEMPLATE_SUFFIX = ".tmpl"

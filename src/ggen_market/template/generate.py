@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_cleanroom.config_errors.suggest import closest, did_you_mean
 from pytest_cleanroom.deadline import DeadlineExceededError, time_limit
 
 from ..errors import OutputEscapeError, SandboxViolationError, TemplateError
 from ..lockfile import LOCK_NAME, read_lock
 from ..manifest import Manifest, load_manifest, matching_files
-from ..suggest import did_you_mean
 from .data import TemplateData, gpack_file
 from .frontmatter import TEMPLATE_SUFFIX, TemplateSource, parse_template
 from .hooks import DEFAULT_HOOK_POLICY, HOOK_KEYS, Hook, HookRun, HookRunner, OnHook
@@ -89,7 +89,8 @@ def find_templates(project: Path, ref: str) -> list[GpackTemplate]:
         installed = sorted({t.pack_id for t in available})
         raise TemplateError(
             f"{pack_id}: no installed gpack with templates by that id"
-            f"{did_you_mean(pack_id, installed)} (install it with `ggen market add {pack_id}`)"
+            f"{did_you_mean(pack_id, installed, aside=True)}"
+            f" (install it with `ggen market add {pack_id}`)"
         )
     if not name:
         return of_pack
@@ -98,7 +99,8 @@ def find_templates(project: Path, ref: str) -> list[GpackTemplate]:
             return [template]
     names = [t.name for t in of_pack]
     raise TemplateError(
-        f"{pack_id}: no template {name!r}{did_you_mean(name, names)}; it has {', '.join(names)}"
+        f"{pack_id}: no template {name!r}{did_you_mean(name, names, aside=True)};"
+        f" it has {', '.join(names)}"
     )
 
 
@@ -162,7 +164,7 @@ def _render_error(exc: Exception, source: TemplateSource, context: dict[str, Any
     if isinstance(exc, UndefinedError):
         match = re.search(r"'([^']+)' is undefined", str(exc))
         hint = _query_hint(match.group(1), context) if match else ""
-        hint = hint or (did_you_mean(match.group(1), context) if match else "")
+        hint = hint or (did_you_mean(match.group(1), context, aside=True) if match else "")
         extra = f" (pass --var {match.group(1)}=...)" if match and not hint else ""
         return TemplateError(f"{where}: {exc}{hint}{extra}")
     if isinstance(exc, TemplateNotFound):
@@ -177,11 +179,8 @@ def _query_hint(name: str, context: dict[str, Any]) -> str:
     queries = context.get("sparql")
     if not isinstance(queries, dict) or not queries:
         return ""
-    guess = did_you_mean(name, list(queries))
-    if not guess and name not in queries:
-        return ""
-    query = name if name in queries else re.sub(r"^ \(did you mean '(.*)'\?\)$", r"\1", guess)
-    return f" (did you mean `sparql.{query}`?)"
+    query = name if name in queries else closest(name, list(queries))
+    return f" (did you mean `sparql.{query}`?)" if query else ""
 
 
 class Generator:

@@ -37,8 +37,6 @@ SHIPPED: dict[str, str] = {
     "docker": "pytest_cleanroom.backends.docker:DockerBackend",
     "podman": "pytest_cleanroom.backends.podman:PodmanBackend",
 }
-#: Python packages a backend module may need, and the extra that installs them.
-_EXTRAS = {"docker": "docker", "requests": "docker"}
 
 _lock = threading.Lock()
 _registered: dict[str, str] | None = None
@@ -117,8 +115,9 @@ def _missing_module(name: str, module_name: str, exc: ModuleNotFoundError) -> Ex
         return BackendUnavailableError(
             f"the {name} backend is not part of this installation ({module_name} is missing)"
         )
-    extra = _EXTRAS.get((exc.name or "").partition(".")[0])
-    hint = f": pip install 'pytest-cleanroom[{extra}]'" if extra else ""
+    from ..config_errors.extras import extra_of, install_hint
+
+    hint = f": {install_hint(exc.name)}" if exc.name and extra_of(exc.name) else ""
     return BackendUnavailableError(
         f"the {name} backend needs the Python package {exc.name!r}{hint}"
     )

@@ -89,8 +89,10 @@ def connect(host: str | None = None, *, timeout: float = 60.0) -> DockerClient:
         import docker
         import docker.errors
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
+        from ..config_errors.extras import install_hint
+
         raise DockerUnavailableError(
-            "the docker SDK is not installed: pip install 'pytest-cleanroom[docker]'"
+            f"the docker SDK is not installed: {install_hint('docker')}"
         ) from exc
     try:
         client = docker.DockerClient(base_url=host, timeout=int(timeout))

@@ -100,9 +100,11 @@ def _load(project: Path) -> tuple[Bundle, ...]:
     try:
         from .loader import load_bundles
     except ModuleNotFoundError as exc:
+        from ..config_errors.extras import install_command
+
         raise pytest.UsageError(
             f"cleanroom gpacks: {project / 'ggen.lock'} pins gpacks but ggen_market cannot be "
-            f"imported ({exc}); install it with `pip install 'pytest-cleanroom[market]'`, or "
+            f"imported ({exc}); install it with `{install_command('market')}`, or "
             "run with --no-cleanroom-gpacks"
         ) from None
     return load_bundles(project)

@@ -22,12 +22,10 @@ A file describes one scenario; each row of its matrix gives one variant of it::
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import os
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,15 +33,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..config_errors.errors import TomlSyntaxError
+from ..config_errors.extras import install_hint
+from ..config_errors.positions import KeyLines
+from ..config_errors.pydantic_errors import Problem, problems_of
+from ..config_errors.toml import parse_toml
 from ..errors import PolicyError
 from ..policy import Policy
-from ..tomlpos import KeyLines
 from .model import Scenario, ScenarioError, Step, _GroupRef
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 SUFFIX = ".scenario.toml"
 #: YAML spellings of the same file: one model, the same checks, errors at the same lines.
@@ -177,13 +174,10 @@ def load_scenario_file(path: str | Path) -> list[ScenarioVariant]:
     if path.name.endswith((".yaml", ".yml")):
         return _load_yaml(path, text)
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = _toml_error_line(exc, text)
-        raise ScenarioFileError(path, line, f"invalid TOML: {exc}") from None
-    except (ValueError, RecursionError) as exc:  # a number of thousands of digits, deep nesting
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ScenarioFileError(path, None, f"invalid TOML: {reason}") from None
+        data = parse_toml(text, path)
+    except TomlSyntaxError as exc:
+        column = f" (column {exc.column})" if exc.column is not None else ""
+        raise ScenarioFileError(path, exc.line, f"invalid TOML: {exc.reason}{column}") from None
     return parse_scenario_data(data, text, path)
 
 
@@ -195,7 +189,7 @@ def _load_yaml(path: Path, text: str) -> list[ScenarioVariant]:
         data, lines = read_yaml(text)
     except ModuleNotFoundError:
         raise ScenarioFileError(
-            path, None, "reading YAML scenario files needs PyYAML: pip install pyyaml"
+            path, None, f"reading YAML scenario files needs PyYAML: {install_hint('yaml')}"
         ) from None
     except YamlSyntaxError as exc:
         raise ScenarioFileError(path, exc.line, f"invalid YAML: {exc.message}") from None
@@ -218,10 +212,9 @@ def parse_scenario_data(
     except ValidationError as exc:
         # A misspelt key usually also leaves a required one missing: name the typo first, with
         # its suggestion, since fixing it fixes both.
-        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        error = errors[0]
-        loc = tuple(error["loc"])
-        raise ScenarioFileError(path, where.line(loc), _explain(error, loc)) from None
+        problems = problems_of(exc, _FileModel, data=data, positions=where)
+        problem = min(problems, key=lambda p: p.kind != "unknown")
+        raise ScenarioFileError(path, problem.line or 1, _explain(problem)) from None
 
     table = model.scenario
     name = table.name or next(
@@ -411,50 +404,13 @@ def _fmt(value: MatrixValue) -> str:
     return str(value)
 
 
-# -- error messages and line numbers ---------------------------------------------------------------
-
-_FIELDS: dict[str, type[BaseModel]] = {
-    "scenario": _ScenarioTable,
-    "steps": _StepTable,
-    "rollback": _StepTable,
-}
+# -- error messages --------------------------------------------------------------------------------
 
 
-def _explain(error: Any, loc: tuple[Any, ...]) -> str:
-    dotted = _dotted(loc)
-    if error["type"] == "extra_forbidden":
-        key = str(loc[-1])
-        model = _FIELDS.get(str(loc[0])) if len(loc) > 1 else _FileModel
-        if len(loc) == 1:
-            model = _FileModel
-        known = list(model.model_fields) if model is not None else []
-        hint = difflib.get_close_matches(key, known, n=1)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})"
-        return f"unknown key {dotted!r}{suggestion}"
-    if error["type"] == "missing":
-        return f"missing required key {dotted!r}"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{dotted}: {message} (got {error.get('input')!r})"
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("str", "list[str]", "int", "float", "bool", "dict[str,any]") or "[" in str(
-            part
-        ):
-            continue  # pydantic's union-branch labels are noise to a user
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _toml_error_line(exc: Exception, text: str) -> int | None:
-    match = re.search(r"line (\d+)", str(exc))
-    if match:
-        return int(match.group(1))
-    if "end of document" in str(exc):
-        return max(1, len(text.splitlines()))
-    return None
+def _explain(problem: Problem) -> str:
+    if problem.kind == "unknown":
+        known = f" (known: {', '.join(problem.known)})" if problem.known else ""
+        return f"unknown key {problem.dotted!r}{problem.hint or known}"
+    if problem.kind == "missing":
+        return f"missing required key {problem.dotted!r}"
+    return f"{problem.dotted}: {problem.message} (got {problem.value!r})"

@@ -1,15 +1,16 @@
 """Key lines of a YAML scenario file, and its strict reading (a key given twice is an error).
 
-:class:`YamlKeyLines` answers the same questions as :class:`~pytest_cleanroom.tomlpos.KeyLines`
-(which line holds ``("steps", 1, "run")``), from the node tree PyYAML composes, so that one
-scenario model reports errors at the right line whichever syntax the file is written in.
+:class:`YamlKeyLines` answers the same questions as the TOML
+:class:`~pytest_cleanroom.config_errors.KeyLines` (which line holds ``("steps", 1, "run")``),
+from the node tree PyYAML composes, so that one scenario model reports errors at the right
+line whichever syntax the file is written in.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..tomlpos import KeyLines
+from ..config_errors.positions import KeyEntry, KeyLines
 
 
 class YamlSyntaxError(ValueError):
@@ -25,7 +26,7 @@ class YamlKeyLines(KeyLines):
     """The line of every mapping key of one YAML document (sequence items by index)."""
 
     def __init__(self, node: Any) -> None:
-        self._found: list[tuple[tuple[str, ...], int]] = []
+        self._found: list[KeyEntry] = []
         self._walk(node, ())
 
     def _walk(self, node: Any, path: tuple[str, ...]) -> None:
@@ -42,11 +43,12 @@ class YamlKeyLines(KeyLines):
                         f" {seen[name]})"
                     )  # fmt: skip
                 seen[name] = line
-                self._found.append(((*path, name), line))
+                self._found.append(((*path, name), line, key.start_mark.column + 1))
                 self._walk(value, (*path, name))
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
-                self._found.append(((*path, str(index)), item.start_mark.line + 1))
+                mark = item.start_mark
+                self._found.append(((*path, str(index)), mark.line + 1, mark.column + 1))
                 self._walk(item, (*path, str(index)))
 
 

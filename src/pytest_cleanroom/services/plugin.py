@@ -233,15 +233,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         atexit.unregister(at_exit)
 
 
-EXTRAS = {
-    "pymysql": "mysql",
-    "psycopg": "services",
-    "redis": "services",
-    "docker": "docker",
-    "testcontainers": "docker",
-}
-
-
 def _or_fail(produce: Callable[[], T]) -> T:
     """Run ``produce``; a ServiceError becomes one clear fixture error, without a traceback."""
     try:
@@ -249,10 +240,12 @@ def _or_fail(produce: Callable[[], T]) -> T:
     except ServiceError as exc:
         message = f"{type(exc).__name__}: {exc}"
     except ModuleNotFoundError as exc:
+        from ..config_errors.extras import extra_of, install_hint
+
         top = (exc.name or "").partition(".")[0]
-        if top not in EXTRAS:
+        if extra_of(top) is None:
             raise
-        message = f"the {top} package is missing: pip install 'pytest-cleanroom[{EXTRAS[top]}]'"
+        message = f"the {top} package is missing: {install_hint(top)}"
     pytest.fail(message, pytrace=False)  # outside the handler: no chained traceback
 
 

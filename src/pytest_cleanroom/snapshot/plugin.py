@@ -90,10 +90,9 @@ def _syrupy_snapshot(request: pytest.FixtureRequest) -> Any:
     try:
         return request.getfixturevalue("snapshot")
     except pytest.FixtureLookupError:
-        pytest.fail(
-            "snapshot fixtures need syrupy: pip install 'pytest-cleanroom[snapshot]'",
-            pytrace=False,
-        )
+        from ..config_errors.extras import install_hint
+
+        pytest.fail(f"snapshot fixtures need syrupy: {install_hint('syrupy')}", pytrace=False)
 
 
 @pytest.hookimpl(tryfirst=True)

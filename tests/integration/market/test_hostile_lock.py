@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from ggen_market._toml import tomllib
+import tomllib
 
 from .conftest import ggen, run_ggen, write_gpack
 

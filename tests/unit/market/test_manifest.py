@@ -96,9 +96,9 @@ def test_problems_in_core_and_test_sections_are_listed_together(tmp_path: Path) 
         load_manifest(path)
     assert str(info.value) == (
         f"{path}: 3 problems:\n"
-        "  [gpack] version: required key missing\n"
-        "  [gpack] verison: unknown key (did you mean 'version'?)\n"
-        "  [cleanroom] service: unknown key (did you mean 'services'?)"
+        "  line 1: [gpack] version: required key missing\n"
+        "  line 4: [gpack] verison: unknown key (did you mean 'version'?)\n"
+        "  line 7: [cleanroom] service: unknown key (did you mean 'services'?)"
     )
 
 

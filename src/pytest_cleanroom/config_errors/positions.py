@@ -1,9 +1,8 @@
-"""Find the line of a key in a TOML file, for errors that the TOML parser did not raise.
+"""Where a key of a TOML file is (line and column), for errors the TOML parser did not raise.
 
 pydantic reports *which* key is wrong (``("lifecycle", "build", "comand")``) but not where it is;
-this scanner follows table headers and dotted keys line by line to find it (for ``make.toml``
-and ``*.scenario.toml`` files alike). It is deliberately
-forgiving: it only needs to be right for the files that parsed, and it answers ``None`` when unsure.
+this scanner follows table headers and dotted keys line by line to find it. It is deliberately
+forgiving: it only needs to be right for files that parsed, and it answers ``None`` when unsure.
 """
 
 from __future__ import annotations
@@ -18,6 +17,9 @@ _KEY = re.compile(
 )
 _PART = re.compile(r"""\s*("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*(?:\.|$)""")
 
+#: One key of a file: (its full path, 1-based line, 1-based column).
+KeyEntry = tuple[tuple[str, ...], int, int]
+
 
 def _split_dotted(text: str) -> list[str]:
     parts: list[str] = []
@@ -29,13 +31,17 @@ def _split_dotted(text: str) -> list[str]:
     return parts
 
 
-def key_lines(text: str) -> list[tuple[tuple[str, ...], int]]:
-    """Every table header and key of ``text`` as (full path, 1-based line).
+def _column(line: str) -> int:
+    return len(line) - len(line.lstrip()) + 1
+
+
+def key_positions(text: str) -> list[KeyEntry]:
+    """Every table header and key of TOML ``text`` as (full path, line, column).
 
     Array-of-tables entries get their index in the path: the second ``[[requirement]]`` is
     ``("requirement", "1")``, as pydantic reports it.
     """
-    found: list[tuple[tuple[str, ...], int]] = []
+    found: list[KeyEntry] = []
     table: tuple[str, ...] = ()
     array_counts: dict[tuple[str, ...], int] = {}
     in_multiline: str | None = None
@@ -53,11 +59,11 @@ def key_lines(text: str) -> list[tuple[tuple[str, ...], int]]:
                 table = (*path, str(index))
             else:
                 table = path
-            found.append((table, number))
+            found.append((table, number, _column(line)))
             continue
         key = _KEY.match(line)
         if key:
-            found.append(((*table, *_split_dotted(key.group(1))), number))
+            found.append(((*table, *_split_dotted(key.group(1))), number, _column(line)))
             rest = line[key.end() :]
             for quote in ('"""', "'''"):
                 if rest.count(quote) % 2 == 1:
@@ -65,27 +71,37 @@ def key_lines(text: str) -> list[tuple[tuple[str, ...], int]]:
     return found
 
 
+def key_lines(text: str) -> list[tuple[tuple[str, ...], int]]:
+    """Every table header and key of ``text`` as (full path, 1-based line)."""
+    return [(path, line) for path, line, _ in key_positions(text)]
+
+
 class KeyLines:
-    """The key lines of one TOML text, read once, for many lookups."""
+    """The key positions of one file, read once, for many lookups (subclasses read other
+    syntaxes: the YAML scenario files fill ``_found`` from PyYAML's nodes)."""
 
     def __init__(self, text: str) -> None:
-        self._found = key_lines(text)
+        self._found: list[KeyEntry] = key_positions(text)
 
-    def locate(self, loc: Sequence[str | int]) -> int | None:
-        """The line that best matches ``loc`` (the deepest key path sharing the longest prefix)."""
+    def position(self, loc: Sequence[str | int]) -> tuple[int, int] | None:
+        """(line, column) of the key that best matches ``loc``: the one sharing the longest
+        prefix with it, the first such in the file."""
         wanted = tuple(str(part) for part in loc)
-        best: tuple[int, int] | None = None  # (matched length, line)
-        for path, line in self._found:
+        best: tuple[int, int, int] | None = None  # (matched length, line, column)
+        for path, line, column in self._found:
             common = 0
             for a, b in zip(path, wanted, strict=False):
                 if a != b:
                     break
                 common += 1
-            if common == 0:
-                continue
-            if best is None or common > best[0]:
-                best = (common, line)
-        return best[1] if best else None
+            if common and (best is None or common > best[0]):
+                best = (common, line, column)
+        return (best[1], best[2]) if best else None
+
+    def locate(self, loc: Sequence[str | int]) -> int | None:
+        """The line that best matches ``loc`` (see :meth:`position`)."""
+        found = self.position(loc)
+        return found[0] if found else None
 
     def line(self, loc: Sequence[str | int]) -> int:
         """:meth:`locate`, or the first line when nothing matches."""
@@ -93,7 +109,7 @@ class KeyLines:
 
 
 def locate(text: str, loc: Sequence[str | int]) -> int | None:
-    """The line that best matches ``loc`` (the deepest key path sharing the longest prefix)."""
+    """The line of TOML ``text`` that best matches ``loc``."""
     return KeyLines(text).locate(loc)
 
 
@@ -101,7 +117,7 @@ def locate_in_file(path: Path, loc: Sequence[str | int]) -> int | None:
     """:func:`locate` on a file; ``None`` when it cannot be read."""
     try:
         return locate(path.read_text(encoding="utf-8"), loc)
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
 
 
