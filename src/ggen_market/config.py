@@ -89,12 +89,15 @@ def _read_market_table(path: Path) -> dict[str, Any]:
     market = data.get("market", {})
     if not isinstance(market, dict):
         raise ConfigError(f"{path}: [market] must be a table")
-    for key in market:
-        if key not in _MARKET_KEYS:
-            raise ConfigError(
-                f"{path}: [market] {key}: unknown key{did_you_mean(key, _MARKET_KEYS, aside=True)}"
-            )
+    _known_keys(market, _MARKET_KEYS, f"{path}: [market]")
     return market
+
+
+def _known_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    """:class:`ConfigError` naming the first key of ``table`` not in ``known``, and the fix."""
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where} {key}: unknown key{did_you_mean(key, known, aside=True)}")
 
 
 def _registries_of(path: Path, market: dict[str, Any]) -> list[RegistrySpec]:
@@ -106,11 +109,7 @@ def _registries_of(path: Path, market: dict[str, Any]) -> list[RegistrySpec]:
         where = f"{path}: [[market.registries]] #{number}"
         if not isinstance(item, dict):
             raise ConfigError(f"{where}: expected a table with url")
-        for key in item:
-            if key not in _REGISTRY_KEYS:
-                raise ConfigError(
-                    f"{where}: {key}: unknown key{did_you_mean(key, _REGISTRY_KEYS, aside=True)}"
-                )
+        _known_keys(item, _REGISTRY_KEYS, f"{where}:")
         url = item.get("url")
         if not isinstance(url, str) or not url:
             raise ConfigError(f"{where}: url: required (a path, file://, http(s):// or git+URL)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_cleanroom.config_errors.errors import TomlSyntaxError
+from pytest_cleanroom.config_errors.suggest import did_you_mean
 from pytest_cleanroom.config_errors.toml import parse_toml
 
 from .errors import LockfileError
@@ -140,11 +141,16 @@ def read_lock(path: Path) -> Lockfile | None:
 
 
 _PACKAGE_STRS = ("id", "version", "source", "archive", "sha256", "tree_sha256")
+_PACKAGE_KEYS = (*_PACKAGE_STRS, "dependencies", "test_pack")
 
 
 def _read_package(raw: Any, where: str) -> LockedPackage:
     if not isinstance(raw, dict):
         raise LockfileError(f"{where}: expected a table")
+    for key in raw:
+        if key not in _PACKAGE_KEYS:
+            hint = did_you_mean(key, _PACKAGE_KEYS, aside=True)
+            raise LockfileError(f"{where}: {key}: unknown key{hint}")
     for key in _PACKAGE_STRS:
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise LockfileError(f"{where}: {key}: missing or not a string")

@@ -46,8 +46,7 @@ def _where(loc: tuple[int | str, ...], tables: tuple[str, ...]) -> str:
 def _line(problem: Problem, where: str, section: str | None) -> str:
     if problem.kind == "unknown":
         kind = "table" if len(problem.loc) == 1 and section is None else "key"
-        hint = f" (did you mean {problem.suggestion!r}?)" if problem.suggestion else ""
-        return f"{where}: unknown {kind}{hint}"
+        return f"{where}: unknown {kind}{problem.hint(aside=True)}"
     if problem.kind == "missing":
         return f"{where}: required key missing"
     return f"{where}: {problem.message}"

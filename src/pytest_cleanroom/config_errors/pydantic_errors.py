@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .positions import KeyLines
-from .suggest import closest
+from .suggest import closest, hint_for
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -171,10 +171,9 @@ class Problem:
         parent = [str(part) for part in self.loc[:-1]]
         return f"[{'.'.join(parent)}]" if parent else "the top level"
 
-    @property
-    def hint(self) -> str:
-        """``"; did you mean 'x'?"`` or ``""``."""
-        return f"; did you mean {self.suggestion!r}?" if self.suggestion else ""
+    def hint(self, *, aside: bool = False) -> str:
+        """``"; did you mean 'x'?"`` (``aside``: ``" (did you mean 'x'?)"``) or ``""``."""
+        return hint_for(self.suggestion, aside=aside)
 
     @property
     def shown_value(self) -> str:
@@ -189,7 +188,7 @@ class Problem:
     def describe(self) -> str:
         """The problem in one sentence naming the key and the fix."""
         if self.kind == "unknown":
-            return f"unknown key {self.key!r} in {self.table}{self.hint}"
+            return f"unknown key {self.key!r} in {self.table}{self.hint()}"
         if self.kind == "missing":
             where = ".".join(str(part) for part in self.loc[:-1]) or "the top level"
             return f"[{where}] is missing the required key {self.key!r}"

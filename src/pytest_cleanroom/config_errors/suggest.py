@@ -36,7 +36,11 @@ def did_you_mean(word: str, choices: Iterable[str], *, aside: bool = False) -> s
     ``aside=True`` gives the parenthesised form ``" (did you mean 'x'?)"``, for messages of the
     shape ``key: unknown key (did you mean 'x'?)``.
     """
-    guess = closest(word, choices)
+    return hint_for(closest(word, choices), aside=aside)
+
+
+def hint_for(guess: str | None, *, aside: bool = False) -> str:
+    """The "did you mean" of :func:`did_you_mean` for a ``guess`` already found (``""``: none)."""
     if guess is None:
         return ""
     return f" (did you mean {guess!r}?)" if aside else f"; did you mean {guess!r}?"

@@ -410,7 +410,7 @@ def _fmt(value: MatrixValue) -> str:
 def _explain(problem: Problem) -> str:
     if problem.kind == "unknown":
         known = f" (known: {', '.join(problem.known)})" if problem.known else ""
-        return f"unknown key {problem.dotted!r}{problem.hint or known}"
+        return f"unknown key {problem.dotted!r}{problem.hint() or known}"
     if problem.kind == "missing":
         return f"missing required key {problem.dotted!r}"
     return f"{problem.dotted}: {problem.message} (got {problem.value!r})"

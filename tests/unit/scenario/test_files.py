@@ -182,3 +182,12 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe not utf-8")
     with pytest.raises(ScenarioFileError, match="cannot read"):
         load_scenario_file(path)
+
+
+def test_a_toml_syntax_error_names_the_line_and_the_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "[scenario]\nname 'x'\n")
+    with pytest.raises(ScenarioFileError) as info:
+        load_scenario_file(path)
+    assert info.value.line == 2
+    assert str(info.value).startswith(f"{path}:2: invalid TOML: ")
+    assert str(info.value).endswith("(column 6)")
