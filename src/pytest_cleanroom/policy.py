@@ -177,7 +177,7 @@ class Policy(BaseModel):
             try:
                 return cls.model_validate(dump())
             except ValidationError as exc:
-                raise PolicyError(f"invalid cleanroom policy: {exc}") from exc
+                raise invalid_policy(exc) from exc
         fields = dict(value)
         level = fields.pop("level", None)
         if level is None:
@@ -187,7 +187,7 @@ class Policy(BaseModel):
         try:
             return base.replace(**fields)
         except ValidationError as exc:
-            raise PolicyError(f"invalid cleanroom policy field: {exc}") from exc
+            raise invalid_policy(exc) from exc
 
     def replace(self, **changes: Any) -> Policy:
         """A copy with ``changes`` applied and validated.
@@ -201,7 +201,7 @@ class Policy(BaseModel):
         try:
             new = Policy.model_validate(data)
         except ValidationError as exc:
-            raise PolicyError(f"invalid cleanroom policy field: {exc}") from exc
+            raise invalid_policy(exc) from exc
         if "name" in changes or self.name == "custom":
             return new
         parts = self.name.split("+")
@@ -307,3 +307,19 @@ def _min(a: float | None, b: float | None) -> Any:
 _PRESETS: dict[str, Policy] = {
     name: Policy(name=name, **fields) for name, fields in LEVEL_FIELDS.items()
 }
+
+
+def invalid_policy(exc: ValidationError) -> PolicyError:
+    """``invalid policy field timeout=-1: Input should be greater than 0; ...``: every field
+    pydantic refused, with its value or the field it was probably meant to be."""
+    from .config_errors.pydantic_errors import problems_of
+
+    problems = []
+    for problem in problems_of(exc, Policy):
+        if problem.kind == "unknown":
+            problems.append(f"{problem.dotted}: not a policy field{problem.hint()}")
+        elif problem.kind == "missing":
+            problems.append(f"{problem.dotted}: missing")
+        else:
+            problems.append(f"{problem.dotted}={problem.value!r}: {problem.message}")
+    return PolicyError("invalid policy field " + "; ".join(problems))

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from ..errors import PolicyError
 from ..policy import Policy
@@ -49,19 +48,7 @@ def policy_from_marker(mark: pytest.Mark, floor: Policy) -> Policy:
         base = floor if level is None else Policy.coerce(level)
         return base.replace(**fields) if fields else base
     except PolicyError as exc:
-        raise MarkerError(_short(exc)) from exc
-
-
-def _short(exc: PolicyError) -> str:
-    """pydantic's multi-line report as ``field=value: problem`` items on one line."""
-    cause = exc.__cause__
-    if not isinstance(cause, ValidationError):
-        return str(exc)
-    problems = [
-        f"{'.'.join(map(str, error['loc']))}={error['input']!r}: {error['msg']}"
-        for error in cause.errors()
-    ]
-    return "invalid policy field " + "; ".join(problems)
+        raise MarkerError(str(exc)) from exc
 
 
 def effective_policy(markers: list[pytest.Mark], floor: Policy) -> tuple[Policy, list[str]]:

@@ -106,3 +106,26 @@ def test_a_replaced_policy_is_named_after_its_level_and_what_changed() -> None:
     assert Policy(name="custom").replace(timeout=5.0).name == "custom"
     # The name is not enforced: it does not enter the digest.
     assert quick.digest() == quick.replace(name="other").digest()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"timeout": -1}, "invalid policy field timeout=-1: Input should be greater than 0"),
+        (
+            {"netwrk": "host"},
+            "invalid policy field netwrk: not a policy field; did you mean 'network'?",
+        ),
+        (
+            {"level": "strict", "network": "wifi"},
+            "invalid policy field network='wifi': Input should be 'host' or 'isolated'",
+        ),
+    ],
+)
+def test_a_policy_table_with_a_bad_field_is_one_line_naming_it(
+    fields: dict[str, object], message: str
+) -> None:
+    # As a scenario's `policy = {...}` or a make.toml phase's cleanroom policy is written.
+    with pytest.raises(PolicyError) as info:
+        Policy.coerce(fields)
+    assert str(info.value) == message
