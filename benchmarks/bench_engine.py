@@ -6,7 +6,8 @@ Side by side in one run, interleaved round-robin so that machine noise hits ever
 1. ``true`` natively (``subprocess.run``);
 2. bare bubblewrap: ``bwrap --unshare-user --unshare-pid --ro-bind / / --proc /proc --dev /dev``;
 3. bubblewrap with exactly the command line the engine builds under ``locked`` (the sandbox's own
-   cost: namespaces and mounts), without the engine around it;
+   cost: namespaces and mounts; as root, started as the sandbox's unprivileged user on an
+   idmapped view of the workspace), without the engine around it, cold;
 4. ``Cleanroom.run`` under ``standard`` and under ``locked`` (bwrap backend): environment,
    filesystem plan, per-command cgroups, launcher, supervision, result; the command enters the
    sandbox kept warm for the policy (see ``backends/_warm.py``);
@@ -54,6 +55,7 @@ from pytest_cleanroom.backends.local import NamespaceBackend
 from pytest_cleanroom.backends.namespace.filesystem import plan
 from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.environment import build_environment
+from pytest_cleanroom.idmap import IdmappedView, stage_unreachable
 
 
 def _children_cpu() -> float:
@@ -161,6 +163,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     rooms: list[Cleanroom] = []
     backends: list[NamespaceBackend] = []
+    views: list[IdmappedView] = []
     try:
         locked = Policy.level("locked")
         spec = CommandSpec(
@@ -174,8 +177,16 @@ def main() -> int:
         )
         spec.workspace.mkdir()
         backend = BwrapBackend()
-        ops = plan(locked, spec.workspace)
-        engine_argv = backend.sandbox_argv(spec, ops, None)
+        # As the engine does: as root, the sandbox user sees the workspace through a view.
+        as_user = backend.check_unprivileged_user(locked)
+        workspace = spec.workspace
+        if as_user:
+            views.append(IdmappedView.create(spec.workspace))
+            workspace = views[0].path
+        ops = plan(locked, workspace)
+        if as_user:  # the interpreter under /root, say, bound from a view nobody can reach
+            ops = stage_unreachable(ops, views)
+        engine_argv = [*as_user, *backend.sandbox_argv(spec, ops, None)]
         handoff = Handoff(backend.handoff(spec, ops, None))
         engine_fds = _open_at({**backend.fd_files(locked), HANDOFF_FD: handoff.path})
 
@@ -239,6 +250,8 @@ def main() -> int:
             room.close()
         for backend_used in backends:
             backend_used.close()
+        for view in views:
+            view.release()
         shutil.rmtree(scratch, ignore_errors=True)
 
     medians = {name: statistics.median(ts) * 1000 for name, ts in samples.items()}

@@ -91,6 +91,12 @@ class Policy(BaseModel):
         DEFAULT_NESTED_USER_NAMESPACES,
         description="Whether the command may create user namespaces of its own.",
     )
+    unprivileged_user: bool = Field(
+        False,
+        description="File permissions checked as an unprivileged host user: a root engine "
+        "runs the command as nobody (65534), the workspace shown as its own through an "
+        "idmapped mount; any other engine as itself.",
+    )
     syscall_filter: SyscallFilter = Field(
         "baseline",
         description="System calls refused: 'baseline' the kernel keyring, 'strict' also "
@@ -239,6 +245,7 @@ class Policy(BaseModel):
             writable_paths=_intersection(a.writable_paths, b.writable_paths),
             isolate_pids=a.isolate_pids or b.isolate_pids,
             no_new_privileges=a.no_new_privileges or b.no_new_privileges,
+            unprivileged_user=a.unprivileged_user or b.unprivileged_user,
             nested_user_namespaces=a.nested_user_namespaces and b.nested_user_namespaces,
             syscall_filter=_stricter_filter(a.syscall_filter, b.syscall_filter),
             network="isolated" if "isolated" in (a.network, b.network) else "host",

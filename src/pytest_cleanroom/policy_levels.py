@@ -42,6 +42,7 @@ LEVEL_FIELDS: dict[str, dict[str, Any]] = {
     "strict": {
         "network": "isolated",
         "nested_user_namespaces": False,
+        "unprivileged_user": True,
         "syscall_filter": "strict",
         "filesystem_view": "allow-list",
         "timeout": 120.0,
@@ -57,6 +58,7 @@ LEVEL_FIELDS: dict[str, dict[str, Any]] = {
     "locked": {
         "network": "isolated",
         "nested_user_namespaces": False,
+        "unprivileged_user": True,
         "syscall_filter": "strict",
         "filesystem_view": "allow-list",
         "timeout": 60.0,

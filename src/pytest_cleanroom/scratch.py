@@ -6,6 +6,10 @@ and ``shm`` directories: the two share one budget, and once the command has ende
 sees whether it filled it (reported as the ``disk`` limit) before unmounting it. Without root
 each gets a tmpfs of ``max_disk`` bytes inside the sandbox: bounded, but a full one cannot be
 told from outside. Mounts left by a process that died are unmounted by the next one.
+
+The private directory may be crossed by other users (a sandbox tool running as the sandbox's
+unprivileged user must reach what it binds) but not listed; each tmpfs in it is reachable by its
+owner only: root, or the unprivileged user of the command it belongs to.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def _private_parent() -> Path | None:
         return None
     _unmount_leftovers()
     path = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+    path.chmod(0o711)
     bound = _mount(str(path), path, None, _MS_BIND, "")
     if not (bound and _mount(None, path, None, _MS_PRIVATE, "")):
         _libc.umount2(str(path).encode(), _MNT_DETACH)
@@ -63,6 +68,18 @@ def _private_parent() -> Path | None:
         return None
     _parent = (os.getpid(), path)
     return path
+
+
+def private_mount_dir() -> Path | None:
+    """This process's private directory for mounts (``None``: it cannot mount)."""
+    with _lock:
+        return _private_parent()
+
+
+def unmount_later(path: Path) -> None:
+    """Unmount ``path`` (a mount point under :func:`private_mount_dir`) in the background, then
+    remove it and its parent if that is empty and not the private directory itself."""
+    _unmounter.submit(path)
 
 
 class Scratch:
@@ -74,8 +91,9 @@ class Scratch:
         self.shm = root / "shm"
 
     @classmethod
-    def create(cls, size: int) -> Scratch | None:
-        """A fresh tmpfs of ``size`` bytes, or ``None`` where the engine cannot mount one."""
+    def create(cls, size: int, owner: tuple[int, int] = (0, 0)) -> Scratch | None:
+        """A fresh tmpfs of ``size`` bytes whose root only ``owner`` (uid, gid) may enter, or
+        ``None`` where the engine cannot mount one."""
         global _counter
         with _lock:
             parent = _private_parent()
@@ -84,7 +102,8 @@ class Scratch:
             _counter += 1
             root = parent / str(_counter)
         root.mkdir()
-        if not _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size},mode=0755"):
+        options = f"size={size},mode=0700,uid={owner[0]},gid={owner[1]}"
+        if not _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, options):
             root.rmdir()
             return None
         scratch = cls(root)
@@ -127,6 +146,8 @@ class _Unmounter:
             _libc.umount2(str(root).encode(), _MNT_DETACH)
             with contextlib.suppress(OSError):
                 root.rmdir()
+                if _parent is not None and root.parent != _parent[1]:
+                    root.parent.rmdir()
 
 
 _unmounter = _Unmounter()
@@ -147,19 +168,24 @@ def _unmount_leftovers() -> None:
         for point in sorted((p for p in points if p.startswith(top + "/")), reverse=True):
             _libc.umount2(point.encode(), _MNT_DETACH)
         _libc.umount2(top.encode(), _MNT_DETACH)
-        with contextlib.suppress(OSError):
-            for child in Path(top).iterdir():
-                child.rmdir()
-            Path(top).rmdir()
+        _remove_empty_tree(Path(top))
+
+
+def _remove_empty_tree(top: Path) -> None:
+    """Remove ``top`` and the empty directories below it (mount points: two levels at most)."""
+    with contextlib.suppress(OSError):
+        for child in top.iterdir():
+            with contextlib.suppress(OSError):
+                for grandchild in child.iterdir():
+                    grandchild.rmdir()
+            child.rmdir()
+        top.rmdir()
 
 
 def _remove_parent() -> None:
     if _parent is not None and _parent[0] == os.getpid():
         _libc.umount2(str(_parent[1]).encode(), _MNT_DETACH)
-        with contextlib.suppress(OSError):
-            for child in _parent[1].iterdir():
-                child.rmdir()
-            _parent[1].rmdir()
+        _remove_empty_tree(_parent[1])
 
 
 atexit.register(_remove_parent)

@@ -265,12 +265,7 @@ secret = args[0]
 first = args.index("--")
 second = args.index("--", first + 1)
 for path in args[1:first]:
-    try:
-        with open(path) as f:
-            if secret in f.read():
-                escaped(f"read {path}")
-    except OSError:
-        pass
+    read_secret(path, secret)
 for path in args[first + 1:second]:
     try:
         with open(path, "rb") as f:
@@ -287,4 +282,55 @@ for path in args[second + 1:]:
         pass
     finally:
         s.close()
+""")
+
+# args: the secret, a root-only file holding it (read-only view), a root-only file in a writable
+# host directory owned by root (0755), a file the host made in the workspace (0600). Exits 3 if
+# the workspace is not writable: that promise holds at every level.
+FILE_PERMISSIONS = script(r"""
+secret, readable, victim, host_made = args
+for path in (readable, victim):
+    read_secret(path, secret)
+try:
+    os.chmod(victim, 0o666)
+    escaped(f"chmod {victim}")
+except OSError:
+    pass
+try:
+    with open(victim, "a") as f:
+        f.write("planted")
+    escaped(f"wrote {victim}")
+except OSError:
+    pass
+planted = os.path.join(os.path.dirname(victim), "planted")
+try:
+    os.close(os.open(planted, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    escaped(f"created {planted} in a directory of root's")
+except OSError:
+    pass
+try:
+    os.rename(victim, victim + ".moved")
+    escaped(f"renamed {victim} in a directory of root's")
+except OSError:
+    pass
+for path in (victim, host_made):
+    try:
+        os.chown(path, 4242, 4242)
+        escaped(f"chown {path}")
+    except OSError:
+        pass
+for call, what in ((lambda: os.setuid(4242), "setuid"), (lambda: os.setgroups([0]), "setgroups")):
+    try:
+        call()
+        escaped(f"{what} succeeded")
+    except OSError:
+        pass
+try:
+    with open(host_made, "a") as f:
+        f.write(" and the command's")
+    with open("made-here", "w") as f:
+        f.write("made in the sandbox")
+except OSError as exc:
+    print(f"BROKEN: the workspace is not writable: {exc}")
+    sys.exit(3)
 """)

@@ -70,8 +70,8 @@ def test_root_only_files_and_sockets_are_out_of_reach(
         if result.exit_code == probes.ESCAPED:
             pytest.fail(f"escape on {backend} under {level}: {result.stdout}")
         assert result.exit_code == probes.BLOCKED, result.describe()
-        # The same probe finds them through a deny-list view.
-        wide = Policy.level(level).replace(filesystem_view="deny-list")
+        # The same probe finds them through a deny-list view, as the invoking user (root).
+        wide = Policy.level(level).replace(filesystem_view="deny-list", unprivileged_user=False)
         assert room.run(argv, policy=wide).exit_code == probes.ESCAPED
         # What programs need is still there.
         room.run(["python3", "-c", "import json, ssl, sqlite3"]).assert_success()

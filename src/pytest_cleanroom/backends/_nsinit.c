@@ -11,7 +11,7 @@
  *
  * The plan is a list of records, each "TAG\0COUNT\0FIELD\0...FIELD\0" (COUNT fields):
  *   op KIND TARGET SOURCE SIZE   (SOURCE and SIZE may be empty)
- *   cwd PATH | hostname NAME | net 0/1 | nested 0/1 | seccomp HEX
+ *   cwd PATH | hostname NAME | net 0/1 | nested 0/1 | seccomp HEX | close FD
  *   rlimit NAME SOFT HARD        (NAME: fsize, nofile, cpu, as, nproc)
  *   argv ARG... | env KEY=VALUE...
  * A set-up failure prints one "cleanroom-nsinit: ..." line on stderr and exits with 125.
@@ -27,6 +27,8 @@
  *               the host mounts the plan binds afresh (open_tree), joins the holder's user,
  *               mount and UTS namespaces (and network, where isolated) after checking that the
  *               holder is still the process named by the plan's "holder PID STARTTIME" record,
+ *               becomes the holder's uid and gid 0 without supplementary groups (the
+ *               sandbox's unprivileged host user where the holder runs as that user),
  *               unshares its own mount, IPC, UTS, cgroup and PID namespaces, and as PID 1 of
  *               the new PID namespace mounts a fresh /proc, /tmp and /dev/shm, then goes on as
  *               the first mode does (keyring, capabilities, no_new_privs, seccomp, command).
@@ -35,6 +37,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
@@ -182,6 +185,8 @@ static void parse_plan(char *buf, size_t len) {
             holder_start = f[1];
         } else if (!strcmp(tag, "bind_nosuid") && count == 1) {
             bind_nosuid = !strcmp(f[0], "1");
+        } else if (!strcmp(tag, "close") && count == 1) {
+            close((int)number(f[0])); /* the descriptor this program was started from */
         } else if (!strcmp(tag, "join_net") && count == 1) {
             join_net = !strcmp(f[0], "1");
         } else if (!strcmp(tag, "seccomp") && count == 1) {
@@ -605,7 +610,16 @@ static void join_holder(void) {
     check(setns(mnt, CLONE_NEWNS), "join the sandbox's mount namespace", "");
     check(setns(uts, CLONE_NEWUTS), "join the sandbox's UTS namespace", "");
     if (netns >= 0) check(setns(netns, CLONE_NEWNET), "join the sandbox's network", "");
+    /* No group of the engine's comes along (kept, root's would open group-readable files). */
+    check(setgroups(0, NULL), "clear the supplementary groups", "");
     check(setns(user, CLONE_NEWUSER), "join the sandbox's user namespace", "");
+    /* Become the holder's uid 0, whichever host user that is: the sandbox user when the holder
+     * was started as one (otherwise this process would stay host root for file permissions). */
+    check(setresgid(0, 0, 0), "become the sandbox's group", "");
+    check(setresuid(0, 0, 0), "become the sandbox's user", "");
+    /* A change of user made this process non-dumpable: its /proc entries would be root's of
+     * the host, out of the command's reach (as they are not in a cold start). */
+    check(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "stay dumpable", "");
     close(user), close(mnt), close(uts);
     if (netns >= 0) close(netns);
     check(unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWPID),

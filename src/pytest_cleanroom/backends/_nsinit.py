@@ -1,4 +1,4 @@
-"""In-namespace set-up step of the ``unshare`` backend (run as ``python -S -I _nsinit.py FD``).
+"""In-namespace set-up step of the ``unshare`` backend (``python -S -I _nsinit.py FD [SCRIPT_FD]``).
 
 util-linux ``unshare`` creates the namespaces and execs this script as uid 0 of a fresh user
 namespace (pid 1 of a fresh PID namespace when the policy isolates PIDs). The script builds the
@@ -339,6 +339,8 @@ def read_plan(fd: int) -> Any:
 
 def main() -> None:
     plan = read_plan(int(sys.argv[1]))
+    if len(sys.argv) > 2:  # the descriptor this script was read from: the command gets none
+        os.close(int(sys.argv[2]))
     try:
         setup(plan)
     except (SetupError, OSError) as exc:

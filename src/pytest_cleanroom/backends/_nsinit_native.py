@@ -150,7 +150,9 @@ def _compile(compiler: str, target: Path) -> tuple[str | None, str]:
                 break
         if done.returncode != 0:
             return None, f"{compiler} could not compile {SOURCE.name}: {done.stderr.strip()[-500:]}"
-        os.chmod(temporary, 0o500)
+        # Others may run it (never change it): the unshare backend starts it as the sandbox's
+        # unprivileged user from a descriptor, under strict and locked.
+        os.chmod(temporary, 0o555)
         os.replace(temporary, target)
     except OSError as exc:
         return None, f"cannot compile {SOURCE.name} into {target.parent}: {exc}"

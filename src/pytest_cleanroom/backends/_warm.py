@@ -87,7 +87,10 @@ def split(ops: Sequence[FsOp]) -> tuple[tuple[FsOp, ...], tuple[FsOp, ...]]:
         elif op.target in ("/tmp", WORKSPACE_PATH):
             base.append(FsOp("dir", op.target))
         elif op.kind in ("bind", "ro-bind") and not op.target.startswith(FRESH_ROOTS):
-            base.append(FsOp("mountpoint", op.target, source=op.source))
+            # Only whether the source is a directory matters (and a source made per command,
+            # such as a service's idmapped view, must not tell holders apart).
+            is_dir = os.path.isdir(op.source or "")
+            base.append(FsOp("mountpoint", op.target, source="/" if is_dir else "/dev/null"))
     return tuple(base), tuple(fresh)
 
 
@@ -96,6 +99,7 @@ class _Key:
     base: tuple[FsOp, ...]
     isolated_network: bool
     nested_user_namespaces: bool
+    unprivileged_user: bool  # the holder's user namespace maps the sandbox user, not root
 
 
 class Holder:
@@ -160,7 +164,13 @@ class WarmSandboxes:
         """``(launcher argv, handoff)`` entering a warm sandbox for ``spec``, or ``None``: start
         cold. ``records`` are the plan's other records (cwd, seccomp, argv, env...)."""
         base, fresh = split(ops)
-        key = _Key(base, spec.policy.network == "isolated", spec.policy.nested_user_namespaces)
+        policy = spec.policy
+        key = _Key(
+            base,
+            policy.network == "isolated",
+            policy.nested_user_namespaces,
+            policy.unprivileged_user,
+        )
         holder = self._acquire(spec, key)
         if holder is None:
             yield None

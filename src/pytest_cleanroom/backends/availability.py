@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Sequence
 
 from ..environment import FIXED_PATH
 
@@ -45,8 +46,9 @@ def _run_probe(key: tuple[str, ...], argv: list[str]) -> tuple[int, str] | str:
     return done.returncode, done.stderr.decode(errors="replace").strip()
 
 
-def _no_namespaces(path: str, stderr: str) -> str:
-    return f"{path} cannot create namespaces here: {stderr} ({userns_hint(path)})"
+def _no_namespaces(path: str, stderr: str, prefix: Sequence[str] = ()) -> str:
+    who = f" as the sandbox's unprivileged user ({' '.join(prefix)})" if prefix else ""
+    return f"{path} cannot create namespaces here{who}: {stderr} ({userns_hint(path)})"
 
 
 def userns_hint(program: str, knob: str = APPARMOR_USERNS_KNOB) -> str:
@@ -69,14 +71,15 @@ def userns_hint(program: str, knob: str = APPARMOR_USERNS_KNOB) -> str:
     )
 
 
-def probe_bwrap(path: str, *, disable_userns: bool) -> str | None:
-    """``None`` if bwrap can create the namespaces the engine uses here, else why not."""
-    key = ("bwrap", path, str(disable_userns))
+def probe_bwrap(path: str, *, disable_userns: bool, prefix: Sequence[str] = ()) -> str | None:
+    """``None`` if bwrap can create the namespaces the engine uses here (run after ``prefix``:
+    as another user), else why not."""
+    key = ("bwrap", path, str(disable_userns), *prefix)
     with _lock:
         if key not in _probes:
             extra = ["--disable-userns"] if disable_userns else []
-            argv = [path, *_NAMESPACES, *extra, "--ro-bind", "/", "/", "--proc", "/proc",
-                    "--dev", "/dev", "--", "true"]  # fmt: skip
+            argv = [*prefix, path, *_NAMESPACES, *extra, "--ro-bind", "/", "/", "--proc",
+                    "/proc", "--dev", "/dev", "--", "true"]  # fmt: skip
             outcome = _run_probe(key, argv)
             if isinstance(outcome, str):
                 _probes[key] = outcome
@@ -89,7 +92,7 @@ def probe_bwrap(path: str, *, disable_userns: bool) -> str | None:
                     "set nested_user_namespaces=True"
                 )
             else:
-                _probes[key] = _no_namespaces(path, outcome[1])
+                _probes[key] = _no_namespaces(path, outcome[1], prefix)
         return _probes[key]
 
 
@@ -102,18 +105,19 @@ def kernel_at_least(major: int, minor: int) -> bool:
         return False
 
 
-def probe_unshare(path: str) -> str | None:
-    """``None`` if util-linux unshare can create the namespaces the engine uses, else why not."""
-    key = ("unshare", path)
+def probe_unshare(path: str, prefix: Sequence[str] = ()) -> str | None:
+    """``None`` if util-linux unshare can create the namespaces the engine uses (run after
+    ``prefix``: as another user), else why not."""
+    key = ("unshare", path, *prefix)
     with _lock:
         if key not in _probes:
-            argv = [path, "--user", "--map-root-user", "--mount", "--pid", "--fork", "--net",
-                    "--ipc", "--uts", "true"]  # fmt: skip
+            argv = [*prefix, path, "--user", "--map-root-user", "--mount", "--pid", "--fork",
+                    "--net", "--ipc", "--uts", "true"]  # fmt: skip
             outcome = _run_probe(key, argv)
             if isinstance(outcome, str):
                 _probes[key] = outcome
             else:
-                _probes[key] = None if outcome[0] == 0 else _no_namespaces(path, outcome[1])
+                _probes[key] = None if outcome[0] == 0 else _no_namespaces(path, outcome[1], prefix)
         return _probes[key]
 
 

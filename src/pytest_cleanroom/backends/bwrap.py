@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
+from .. import idmap
 from ..errors import BackendUnavailableError, SandboxError
 from ..policy import Policy
 from . import _seccomp, _warm
@@ -53,6 +54,11 @@ class BwrapBackend(NamespaceBackend):
         problem = _seccomp.unsupported() or probe_bwrap(self.executable, disable_userns=False)
         if problem is None and not policy.nested_user_namespaces:
             problem = probe_bwrap(self.executable, disable_userns=True)
+        as_user = self.check_unprivileged_user(policy)
+        if problem is None and as_user:
+            problem = probe_bwrap(
+                self.executable, disable_userns=not policy.nested_user_namespaces, prefix=as_user
+            )
         if problem is not None:
             raise BackendUnavailableError(problem)
         self.check_limits(policy)
@@ -105,7 +111,12 @@ class BwrapBackend(NamespaceBackend):
         as everywhere, refuses to create any)."""
         holder = ["/bin/sh", "-c", "echo ready && exec cat >/dev/null"]
         namespaces = self._namespaces(spec.policy, base, disable_userns=False)
-        argv = [*namespaces, "--chdir", "/", "--", *holder]
+        # Started as the sandbox user where commands run as one: its user namespace maps that
+        # user, and each command entering it becomes that user (see _nsinit.c).
+        as_user = (
+            self.as_sandbox_user() if idmap.runs_unprivileged(spec.policy.unprivileged_user) else []
+        )
+        argv = [*as_user, *namespaces, "--chdir", "/", "--", *holder]
         return argv, b"--clearenv\0", self.fd_files(spec.policy)
 
     def fd_files(self, policy: Policy) -> dict[int, str]:

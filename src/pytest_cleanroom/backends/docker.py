@@ -13,7 +13,9 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
   ``isolate_pids`` is off), every capability dropped, ``no-new-privileges``, Docker's default
   seccomp profile (which also refuses the kernel keyring and new namespaces) and, under
   ``syscall_filter="strict"``, the engine's own filter of :mod:`._seccomp` on top of it (installed
-  by the image's ``python3`` before the command runs), running as the workspace's owner.
+  by the image's ``python3`` before the command runs), running as the workspace's owner; under
+  ``unprivileged_user``, a workspace owned by root is bound from an idmapped view
+  (:mod:`pytest_cleanroom.idmap`) and the command runs as the sandbox user (``65534:65534``).
 * network: ``none`` (loopback only) for ``network="isolated"``; the host's network otherwise, as
   the local backends do.
 * resources: memory (no swap) and task limits through the container's cgroups, open files, file
@@ -45,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import idmap
 from ..containers import _reaper as container_reaper
 from ..containers.cgroups import CgroupUsage, ContainerCgroups
 from ..containers.engine import (
@@ -195,6 +198,8 @@ class DockerBackend(Backend):
                 f"the {self.name} backend cannot apply syscall_filter='strict' of policy "
                 f"{policy.name!r}: {_seccomp.unsupported()}"
             )
+        if idmap.runs_unprivileged(policy.unprivileged_user) and not self._ready().shares_mounts:
+            raise _no_view(policy)
         missing = []
         if policy.memory_limit is not None and info.get("MemoryLimit") is False:
             missing.append("memory limits (the memory cgroup)")
@@ -224,6 +229,11 @@ class DockerBackend(Backend):
             cgroups.own_prefix = self.container_cgroup_prefix
         try:
             try:
+                run.view = self._view(spec, engine)
+                if run.view is not None:
+                    shown = idmap.views_of_mounts(spec.mounts)
+                    run.mounts = tuple(mount for mount, _ in shown)
+                    run.extra_views = [view for _, view in shown]
                 run.create()
                 with self._lock:
                     self._live[run.name] = run
@@ -244,6 +254,15 @@ class DockerBackend(Backend):
                 f"{spec.argv[0]!r} ({exc}); start it again with `{self.engine_script} start`"
             ) from exc
         return run.result()
+
+    def _view(self, spec: CommandSpec, engine: _Engine) -> idmap.IdmappedView | None:
+        """The idmapped view of a root-owned workspace for a command that must not run as root
+        (``None``: it runs as the workspace's owner, who is not root, or may run as root)."""
+        if not spec.policy.unprivileged_user or spec.workspace.stat().st_uid != 0:
+            return None
+        if not (os.geteuid() == 0 and engine.shares_mounts):
+            raise _no_view(spec.policy)
+        return idmap.IdmappedView.create(spec.workspace)
 
     def cancel(self) -> None:
         """Kill every command this backend is running (any thread's); it stays usable."""
@@ -268,6 +287,11 @@ class _Run:
         self.client = client
         self.scratch = scratch
         self.disk_full = False
+        #: The workspace's idmapped view: the command runs as the sandbox user.
+        self.view: idmap.IdmappedView | None = None
+        #: What is bound besides the workspace (views of ``spec.mounts`` under a view).
+        self.mounts = spec.mounts
+        self.extra_views: list[idmap.IdmappedView] = []
         self.image_env = image_env
         self.spec = spec
         self.image = image
@@ -297,7 +321,8 @@ class _Run:
         from docker.types import Mount as DockerMount
 
         spec, policy = self.spec, self.spec.policy
-        mounts = [DockerMount(WORKSPACE_PATH, str(spec.workspace), type="bind", read_only=False)]
+        workspace = self.view.path if self.view is not None else spec.workspace
+        mounts = [DockerMount(WORKSPACE_PATH, str(workspace), type="bind", read_only=False)]
         tmpfs: dict[str, str] = {}
         shm_size = None
         if self.scratch is not None:
@@ -324,7 +349,7 @@ class _Run:
         for path in sorted({os.path.normpath(p) for p in policy.writable_paths}):
             if os.path.exists(path):
                 mounts.append(DockerMount(path, path, type="bind", read_only=False))
-        for mount in spec.mounts:
+        for mount in self.mounts:
             mounts.append(
                 DockerMount(
                     os.path.normpath(mount.destination),
@@ -347,7 +372,6 @@ class _Run:
             ulimits.append(Ulimit(name="cpu", soft=n, hard=n + 1))
 
         host_network = policy.network == "host"
-        st = spec.workspace.stat()
         tasks = policy.max_processes + OVERHEAD_PROCESSES if policy.max_processes else None
         host_config = self.client.api.create_host_config(
             mounts=mounts,
@@ -386,7 +410,7 @@ class _Run:
             "entrypoint": entrypoint,
             "command": list(spec.argv),
             "environment": env,
-            "user": f"{st.st_uid}:{st.st_gid}",
+            "user": self._user(),
             "working_dir": spec.cwd,
             "hostname": None if host_network else HOSTNAME,
             "labels": owner_labels(role="backend"),
@@ -394,6 +418,12 @@ class _Run:
             "stdin_open": spec.stdin is not None,
             "host_config": host_config,
         }
+
+    def _user(self) -> str:
+        if self.view is not None:
+            return f"{idmap.SANDBOX_UID}:{idmap.SANDBOX_GID}"
+        st = self.spec.workspace.stat()
+        return f"{st.st_uid}:{st.st_gid}"
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -540,6 +570,9 @@ class _Run:
         if self.scratch is not None:
             self.disk_full = self.scratch.full()
             self.scratch.release()
+        for view in [self.view, *self.extra_views]:
+            if view is not None:
+                view.release()
         if self.cgroups is not None:
             self.usage = self.cgroups.usage()
             self.cgroups.remove()
@@ -585,6 +618,15 @@ class _Run:
             peak_memory=usage.peak_memory if usage is not None else None,
             cpu_time=usage.cpu_time if usage is not None else None,
         )
+
+
+def _no_view(policy: Policy) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"the docker backend cannot run commands of policy {policy.name!r} as an unprivileged "
+        "user in a workspace owned by root: that needs a root engine whose Docker engine sees "
+        "its mounts (the workspace is shown to that user through an idmapped mount made "
+        "here); run the tests as an unprivileged user, or set unprivileged_user=False"
+    )
 
 
 def _translate_exec_failure(

@@ -2,6 +2,14 @@
 
 A subclass only says how to turn a :class:`~.namespace.filesystem.FsOp` plan into a command
 line (:meth:`NamespaceBackend.sandbox_argv`) and how its own failures read.
+
+Under ``unprivileged_user`` a root engine starts the sandbox tool as the sandbox user
+(:data:`~pytest_cleanroom.idmap.SANDBOX_UID`, through ``setpriv``), cold or as a warm sandbox's
+holder: its user namespace then maps that user, not root, so the command's file accesses are
+checked as that user's on the host (a command entering a warm sandbox becomes that user too).
+The workspace and service directories are bound from idmapped views (:mod:`pytest_cleanroom.idmap`)
+that show them as the user's own; a cold start binds what that user could not reach on the way
+(the engine's Python under ``/root``) from plain views of it.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .. import cgroups
+from .. import cgroups, idmap
 from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
 from ..interpreter import missing_program_hint
 from ..policy import Policy
@@ -22,6 +30,7 @@ from ..result import RunResult
 from ..scratch import Scratch
 from ._handoff import HANDOFF_FD, Handoff
 from ._warm import Records, WarmSandboxes, shared_warm_sandboxes
+from .availability import SETPRIV_MISSING, kernel_at_least
 from .base import (
     ENFORCED_BY_CGROUP1,
     ENFORCED_BY_CGROUP2,
@@ -167,6 +176,28 @@ class NamespaceBackend(Backend):
                 "util-linux or run as root with cgroup v1 controllers mounted"
             )
 
+    def as_sandbox_user(self) -> list[str]:
+        """The prefix that runs the sandbox tool as the sandbox user (a root engine only)."""
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            raise BackendUnavailableError(SETPRIV_MISSING)
+        uid, gid = idmap.SANDBOX_UID, idmap.SANDBOX_GID
+        return [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+
+    def check_unprivileged_user(self, policy: Policy) -> list[str]:
+        """Refuse ``unprivileged_user`` where it cannot be kept; the launch prefix it needs
+        (empty: the engine is not root, so the command runs as the unprivileged invoking user)."""
+        if not idmap.runs_unprivileged(policy.unprivileged_user):
+            return []
+        if not kernel_at_least(5, 12):
+            raise BackendUnavailableError(
+                f"the {self.name} backend cannot run commands of policy {policy.name!r} as an "
+                f"unprivileged user: idmapped mounts need Linux 5.12 or later (this is "
+                f"{os.uname().release}); run the tests as an unprivileged user, or set "
+                "unprivileged_user=False"
+            )
+        return self.as_sandbox_user()
+
     def check_cgroup_confinement(self, policy: Policy) -> None:
         """A command allowed user namespaces of its own can mount cgroupfs; as root (the files
         of every cgroup belong to root) it must then be in a cgroup of its own in every
@@ -194,25 +225,38 @@ class NamespaceBackend(Backend):
             "max_processes": max_tasks + self.overhead_processes if max_tasks else None,
             "cpu_quota": policy.cpu_quota,
         }
+        unprivileged = idmap.runs_unprivileged(policy.unprivileged_user)
+        as_user = self.as_sandbox_user() if unprivileged else []
+        views: list[idmap.IdmappedView] = []
         prepared = self._take_prepared(limits)
         group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
-        scratch = Scratch.create(policy.max_disk) if policy.max_disk is not None else None
+        owner = (idmap.SANDBOX_UID, idmap.SANDBOX_GID) if unprivileged else (0, 0)
+        scratch = Scratch.create(policy.max_disk, owner) if policy.max_disk is not None else None
         handoff: Handoff | None = None
         if group is not None and policy.nested_user_namespaces:
             group.expose()
         stack = contextlib.ExitStack()
         try:
+            workspace, mounts = spec.workspace, spec.mounts
+            if unprivileged:
+                views.append(idmap.IdmappedView.create(spec.workspace))
+                workspace = views[0].path
+                shown = idmap.views_of_mounts(spec.mounts)
+                views += [view for _, view in shown]
+                mounts = tuple(mount for mount, _ in shown)
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
-            ops = plan(policy, spec.workspace, spec.mounts, scratch)
+            ops = plan(policy, workspace, mounts, scratch)
             entry = stack.enter_context(self._warm_entry(spec, ops, inner, group is not None))
             warm = entry is not None
-            if entry is not None:
+            if entry is not None:  # the entering step clones its mounts as the engine
                 argv, data = entry
                 handoff = Handoff(data)
                 fd_files = {HANDOFF_FD: handoff.path}
             else:
-                argv = self.sandbox_argv(spec, ops, inner)
+                if unprivileged:  # the sandbox tool binds them as the sandbox user
+                    ops = idmap.stage_unreachable(ops, views)
+                argv = [*as_user, *self.sandbox_argv(spec, ops, inner)]
                 handoff = Handoff(self.handoff(spec, ops, inner))
                 fd_files = {**self.fd_files(policy), HANDOFF_FD: handoff.path}
             # Only a command that may mount cgroupfs needs a group in every hierarchy.
@@ -243,6 +287,8 @@ class NamespaceBackend(Backend):
                 handoff.close()  # read by then: the launcher opened it before the command ran
             if scratch is not None:
                 scratch.release()
+            for view in views:
+                view.release()
             if group is not None:
                 group.release()
             if self._preparer is not None:
@@ -252,7 +298,17 @@ class NamespaceBackend(Backend):
         line = single_line(outcome.stderr)
         if warm and outcome.exit_code == 125 and line and line.startswith(ENTER_MARK):
             raise SandboxError(f"the {self.name} backend could not enter its warm sandbox: {line}")
-        outcome = self.translate_failure(spec, outcome)
+        try:
+            outcome = self.translate_failure(spec, outcome)
+        except SandboxError as exc:
+            if unprivileged and "Permission denied" in str(exc):
+                raise SandboxError(
+                    f"{exc} (policy {policy.name!r} has unprivileged_user: its sandbox is set up "
+                    f"as uid {idmap.SANDBOX_UID}, which must be able to reach every readable "
+                    "and writable path and service directory: make their parent directories "
+                    "searchable by others, or set unprivileged_user=False)"
+                ) from exc
+            raise
         if outcome.exit_code == EXIT_NOT_FOUND:
             outcome = _explain_not_found(spec, outcome)
         return finish_result(

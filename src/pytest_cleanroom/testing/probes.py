@@ -16,6 +16,13 @@ args = sys.argv[1:]
 escapes = []
 def escaped(what):
     escapes.append(what)
+def read_secret(path, secret):
+    try:
+        with open(path) as f:
+            if secret in f.read():
+                escaped(f"read {path}")
+    except OSError:
+        pass
 def done():
     if escapes:
         print("ESCAPED: " + "; ".join(escapes))
@@ -111,12 +118,7 @@ READ_ROOT = script("""
 path, secret, *expected = args
 candidates = [path, "/proc/1/root" + path, "/proc/self/root" + path]
 for candidate in candidates:
-    try:
-        with open(candidate) as f:
-            if secret in f.read():
-                escaped(f"read {candidate}")
-    except OSError:
-        pass
+    read_secret(candidate, secret)
 try:
     if set(os.listdir("/root")) - set(expected):
         escaped(f"/root is not empty: {os.listdir('/root')}")

@@ -20,6 +20,8 @@ import pytest
 from pytest_cleanroom import Cleanroom, Policy, RunResult
 from pytest_cleanroom.backends import docker as docker_backend
 from pytest_cleanroom.containers import LABEL_OWNER_PID, LABEL_RUN, owner_labels, run_id
+from pytest_cleanroom.errors import BackendUnavailableError
+from pytest_cleanroom.idmap import SANDBOX_UID
 from pytest_cleanroom.policy import MiB
 from pytest_cleanroom.testing.leftovers import MARKER_VARIABLE, processes_with_marker
 from pytest_cleanroom.testing.listener import Listener
@@ -169,12 +171,16 @@ def test_tmp_and_shm_are_each_max_disk_where_the_engine_cannot_see_our_mounts(
 ) -> None:
     # An engine in another mount namespace cannot be set up on this machine: its flag is
     # cleared instead, so that the fallback (Docker's own tmpfs, each sized) runs for real.
-    policy = Policy.level("locked").replace(max_disk=8 * MiB)
+    policy = Policy.level("locked").replace(max_disk=8 * MiB, unprivileged_user=False)
     with Cleanroom(tmp_path / "ws", backend="docker", policy=policy) as room:
         room.run(["true"]).assert_success()
         engine = docker_backend._engine(docker_backend.docker_host())
         monkeypatch.setattr(engine, "shares_mounts", False)
         result = room.run(["df", "-B1", "--output=target,size", "/tmp", "/dev/shm", "/dev"])
+        if os.geteuid() == 0:
+            # The workspace's view cannot be bound either: locked is refused, never run as root.
+            with pytest.raises(BackendUnavailableError, match="unprivileged_user=False"):
+                room.run(["true"], policy="locked")
     result.assert_success()
     sizes = dict(line.split() for line in result.stdout.splitlines()[1:])
     assert sizes["/tmp"] == sizes["/dev/shm"] == str(8 * MiB), result.stdout
@@ -190,10 +196,12 @@ def test_hidden_paths_are_empty_and_readable_writable_paths_come_through(
     (hidden / "shared" / "data").write_text("shared data")
     rw = tmp_path / "rw"
     rw.mkdir()
+    # As the workspace's owner (root): the paths under tmp_path are not for other users.
     policy = Policy.level("locked").replace(
         hidden_paths=("/root", "/etc/shadow", str(hidden)),
         readable_paths=(str(hidden / "shared"),),
         writable_paths=(str(rw),),
+        unprivileged_user=False,
     )
     with Cleanroom(tmp_path / "ws", backend="docker", policy=policy) as room:
         result = py(
@@ -236,7 +244,8 @@ def test_no_capabilities_no_new_privileges_own_pid_namespace(locked: Cleanroom) 
     caps, ids = result.stdout.splitlines()
     assert caps == "0000000000000000 0000000000000000 1"
     uid, first_pid, count = map(int, ids.split())
-    assert uid == locked.workspace.root.stat().st_uid
+    owner = locked.workspace.root.stat().st_uid
+    assert uid == (SANDBOX_UID if owner == 0 else owner)  # locked: never root
     # docker-init is PID 1 and the command its child: none of the host's processes is visible.
     assert first_pid == 1
     assert count <= 3

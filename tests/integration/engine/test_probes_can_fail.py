@@ -50,7 +50,8 @@ def test_probes_report_escapes_from_a_permissive_sandbox(
 def test_write_probe_reports_a_writable_path(tmp_path: Path, backend: str) -> None:
     target = tmp_path / "shared"
     target.mkdir()
-    policy = Policy.level("locked").replace(writable_paths=(str(target),))
+    # As the invoking user: the hole under test is the path, not who the command is.
+    policy = Policy.level("locked").replace(writable_paths=(str(target),), unprivileged_user=False)
     with Cleanroom(tmp_path / "ws", policy=policy, backend=backend) as room:
         code = _probe(room, probes.WRITE_OUTSIDE_WORKSPACE, str(target / "x"))
     assert code == probes.ESCAPED
@@ -62,7 +63,9 @@ def test_read_probe_reports_a_readable_root(tmp_path: Path, backend: str) -> Non
     planted = tmp_path / "root-like"
     planted.mkdir()
     (planted / "secret").write_text(secret)
-    policy = Policy.level("locked").replace(readable_paths=(str(tmp_path),))
+    policy = Policy.level("locked").replace(
+        readable_paths=(str(tmp_path),), unprivileged_user=False
+    )
     with Cleanroom(tmp_path / "ws", policy=policy, backend=backend) as room:
         code = _probe(room, probes.READ_ROOT, str(planted / "secret"), secret)
     assert code == probes.ESCAPED

@@ -149,6 +149,12 @@ def test_a_warm_start_sees_what_a_cold_start_sees(tmp_path: Path, level: str, na
         # A cold start's nested user namespace reads the default limit there; creating one
         # fails in both all the same (that line is compared).
         views = [[line for line in view if not line.startswith("userns-limit")] for view in views]
+        if Policy.level(level).unprivileged_user and os.geteuid() == 0:
+            # bubblewrap started as the unprivileged user binds /proc/bus and /proc/irq read-only
+            # only where it could write them, which that user cannot: they are read-only to the
+            # command both ways.
+            skipped = ("mount /proc/bus ", "mount /proc/irq ")
+            views = [[line for line in view if not line.startswith(skipped)] for view in views]
     first, later, reference = views
     assert first == reference
     assert later == reference
@@ -208,7 +214,10 @@ def test_the_program_is_compiled_once_into_a_private_cache(tmp_path: Path) -> No
     path, why = _nsinit_native.program(cache)
     assert path is not None, why
     info = os.stat(path)
-    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (os.geteuid(), 0o500)
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (
+        os.geteuid(),
+        0o555,
+    )  # others run it, never change it
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
     # Another process (no memo) finds it and compiles nothing.
     finder = (
@@ -246,4 +255,4 @@ def test_a_tampered_program_in_the_cache_is_replaced(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", finder, str(cache)], check=True)
     assert Path(path).read_bytes() == good
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o500
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o555

@@ -187,6 +187,13 @@ def test_listed(cleanroom, mysql):
     assert "denied" in denied.stderr
 
 
+def test_listed_under_locked(cleanroom, mysql):
+    # locked runs the client as the host's nobody: the socket directory is shown to that user.
+    result = cleanroom.run(["sh", "-c", CLIENT.format("SELECT 41 + 1")], policy="locked")
+    result.assert_success()
+    assert result.stdout.strip() == "42"
+
+
 @pytest.mark.cleanroom(network="isolated", allowed_services=["postgres"])
 def test_not_listed(cleanroom, mysql):
     result = cleanroom.run(["sh", "-c", CLIENT.format("SELECT 1")])
@@ -200,4 +207,4 @@ def test_a_sandbox_reaches_mysql_only_when_the_policy_lists_it(pytester: pytest.
     require_binary("mariadb", "apt-get install mariadb-client")
     pytester.makepyfile(test_sandbox=SANDBOX)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
