@@ -102,7 +102,10 @@ def answer(argv: Sequence[str]) -> int | None:
         return None
     state_dir = os.path.join(root, ".ggen")
     manifest = _hit_manifest.read(_hit_manifest.manifest_path(state_dir, request.phase))
-    if manifest is None or not _configuration_matches(manifest, root):
+    try:
+        if manifest is None or not _configuration_matches(manifest, root):
+            return None
+    except Exception:  # a manifest this tool did not write (edited by hand): not proof
         return None
     stream = sys.stderr if request.as_json else sys.stdout
     if stream.isatty() and os.environ.get("TERM") != "dumb":
@@ -204,7 +207,10 @@ class _Replay:
         if not proved:
             lock.release()
             return None
-        self._record_and_report(lock)
+        try:
+            self._record_and_report(lock)
+        finally:
+            lock.release()  # (again: releasing twice is harmless)
         return 0
 
     # -- the tasks: each proved a hit, then restored ---------------------------------------------

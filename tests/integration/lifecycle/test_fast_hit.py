@@ -342,6 +342,31 @@ def test_a_deleted_or_corrupted_cache_entry_is_left_to_the_full_command(
     assert any("corrupted" in w for w in json.loads(done.stdout)["warnings"])
 
 
+@pytest.mark.parametrize(
+    "garble",
+    [
+        lambda m: {**m, "config": {"1": 2}},
+        lambda m: {**m, "config": []},
+        lambda m: {**m, "tasks": [{"id": 1}]},
+        lambda m: {**m, "tasks": [{**m["tasks"][0], "deps": ["nowhere"]}]},
+        lambda m: {**m, "max_bytes": "lots"},
+        lambda m: [m],
+    ],
+)
+def test_a_manifest_edited_by_hand_is_left_to_the_full_command(
+    tmp_path: Path, garble: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = built(tmp_path)
+    path = Path(manifest_path(str(root / ".ggen"), "pack"))
+    path.write_text(json.dumps(garble(json.loads(path.read_text()))))
+    remove_outputs(root)
+    assert answered(root, "run", "pack", "-q", capsys=capsys) is None
+    assert last_records(root)[0]["tasks"] == 4  # nothing recorded
+    done = run(root, "run", "pack", "--json", "-q")
+    assert done.returncode == 0, done.stderr
+    assert {t["cache"] for t in json.loads(done.stdout)["tasks"]} == {"hit"}
+
+
 def test_leftovers_of_a_killed_run_are_left_to_the_full_command(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
