@@ -33,6 +33,15 @@
  *               the new PID namespace mounts a fresh /proc, /tmp and /dev/shm, then goes on as
  *               the first mode does (keyring, capabilities, no_new_privs, seccomp, command).
  *               "bind_nosuid 1" makes its binds nosuid and nodev, as bubblewrap's are.
+ *
+ * And one more starts any command's sandbox tool in the command's cgroups (see prepared.py):
+ *   --launch FD JOIN...  run on the host ahead of the command: writes 0 to each JOIN
+ *               (cgroup.procs) file, then reads its orders from FD: "join PATH" (more groups),
+ *               "rlimit NAME SOFT HARD", "fd NUMBER PATH" (opened for reading at NUMBER) and
+ *               "argv ARG...", which it execs (searched in PATH), or, where it names this
+ *               program's --enter, goes on as that mode in the same process. Nothing to read
+ *               (the engine is gone): it exits. Its failures print one "cleanroom-launcher: ..."
+ *               line and exit with 125.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -88,6 +97,13 @@ static int join_net, bind_nosuid;
 static const char *cwd = "/", *hostname = "cleanroom", *seccomp_hex = "";
 static int net, nested;
 static char *argv_[MAX_ITEMS + 1], *env_[MAX_ITEMS + 1];
+static const char *joins[16];
+static int n_joins;
+static struct {
+    int number;
+    const char *path;
+} fd_files[10];
+static int n_fd_files;
 static struct {
     const char *name;
     rlim_t soft, hard;
@@ -191,6 +207,11 @@ static void parse_plan(char *buf, size_t len) {
             join_net = !strcmp(f[0], "1");
         } else if (!strcmp(tag, "seccomp") && count == 1) {
             seccomp_hex = f[0];
+        } else if (!strcmp(tag, "join") && count == 1 && n_joins < 16) {
+            joins[n_joins++] = f[0];
+        } else if (!strcmp(tag, "fd") && count == 2 && n_fd_files < 10) {
+            fd_files[n_fd_files].number = (int)number(f[0]);
+            fd_files[n_fd_files++].path = f[1];
         } else if (!strcmp(tag, "rlimit") && count == 3 && n_rlims < 8) {
             rlims[n_rlims].name = f[0];
             rlims[n_rlims].soft = number(f[1]);
@@ -699,7 +720,51 @@ static void enter(void) {
     _exit(reap_until(child));
 }
 
+/* ---- the launcher ------------------------------------------------------------------------ */
+
+static void launcher_fail(const char *what, const char *arg) {
+    char line[4096];
+    int n = snprintf(line, sizeof line, "cleanroom-launcher: %s%s: %s\n", what, arg, strerror(errno));
+    if (n > (int)sizeof line - 1) n = sizeof line - 1;
+    if (write(2, line, n) < 0) { /* nothing more to say */ }
+    _exit(SETUP_FAILED);
+}
+
+static void join_cgroup(const char *procs) {
+    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) launcher_fail("cannot join cgroup ", procs);
+    close(fd);
+}
+
+static void launch(int argc, char **argv) {
+    for (int i = 3; i < argc; i++) join_cgroup(argv[i]);
+    size_t len;
+    char *orders = read_all((int)number(argv[2]), &len);
+    if (len == 0) _exit(0); /* the engine went away before it had a command for us */
+    parse_plan(orders, len);
+    for (int i = 0; i < n_joins; i++) join_cgroup(joins[i]);
+    set_rlimits();
+    n_rlims = 0;
+    for (int i = 0; i < n_fd_files; i++) {
+        int fd = open(fd_files[i].path, O_RDONLY);
+        if (fd < 0) launcher_fail("cannot open ", fd_files[i].path);
+        if (fd != fd_files[i].number) {
+            if (dup2(fd, fd_files[i].number) < 0) launcher_fail("cannot open ", fd_files[i].path);
+            close(fd);
+        }
+    }
+    if (!strcmp(argv_[0], argv[0]) && argv_[1] && !strcmp(argv_[1], "--enter") && argv_[2] &&
+        !argv_[3]) {
+        char *plan = read_all((int)number(argv_[2]), &len);
+        parse_plan(plan, len);
+        enter();
+    }
+    execvp(argv_[0], argv_);
+    launcher_fail("cannot execute ", argv_[0]);
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[1], "--launch")) launch(argc, argv);
     const char *mode = argc == 3 ? argv[1] : "";
     if (argc != 2 && !(argc == 3 && (!strcmp(mode, "--hold") || !strcmp(mode, "--enter"))))
         fail("usage: %s [--hold|--enter] PLAN-FD", argv[0]);

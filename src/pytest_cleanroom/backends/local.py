@@ -264,7 +264,7 @@ class NamespaceBackend(Backend):
             started = None
             if prepared is not None:
                 confinement = prepared.group.confinement_files(confine=confine)
-                started = prepared.launch(argv, outer.ulimit_commands(), fd_files, confinement)
+                started = prepared.launch(argv, outer, fd_files, confinement)
                 if started is None:  # the waiting shell is gone: start the plain way
                     prepared.discard()
                     group = cgroups.RunCgroup.create(**limits)

@@ -48,6 +48,13 @@ def _is_waiting_launcher(pid: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
+    if len(cmdline) > 2 and cmdline[1] == b"--launch":  # the compiled set-up step's mode
+        # Once given a command it goes on in the same process: then it has children.
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return False
+        return os.path.basename(cmdline[0]).startswith(b"nsinit-") and not children
     return cmdline[:2] == [b"/bin/sh", b"-c"] and b". /dev/fd/" in cmdline[2]
 
 

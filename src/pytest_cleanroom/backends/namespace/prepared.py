@@ -3,13 +3,15 @@
 Starting a sandboxed command the plain way means: fork and exec ``/bin/sh``, move it into the
 command's fresh cgroups (the kernel makes the first move into a cgroup wait for an RCU grace
 period: several milliseconds), then exec the sandbox. A :class:`Prepared` launcher has done the
-first two steps before the command is known: a ``/bin/sh`` already in its cgroups, blocked on a
-pipe from which it will source the line that sets the rlimits and ``exec``s the sandbox. A
-background thread keeps one ready per backend; ``run`` takes it, writes the line, and the
+first two steps before the command is known: already in its cgroups, it is blocked on a pipe from
+which it reads what sets the rlimits and starts the sandbox. It is the compiled set-up step's
+``--launch`` mode where that program is available (no shell to start; a command entering a warm
+sandbox goes on in the same process, without another exec), else a ``/bin/sh`` sourcing a line.
+A background thread keeps one ready per backend; ``run`` takes it, writes its orders, and the
 command starts.
 
-If the engine dies, the pipe's writing end closes, the shell reads an empty script and exits:
-nothing runs. Its cgroups are then swept by the next engine process.
+If the engine dies, the pipe's writing end closes, the launcher reads nothing and exits: nothing
+runs. Its cgroups are then swept by the next engine process.
 """
 
 from __future__ import annotations
@@ -25,17 +27,23 @@ import weakref
 from collections.abc import Mapping, Sequence
 
 from ...cgroups import RunCgroup
+from .. import _nsinit_native
 from ._spawner import spawn_here
+from .limits import Rlimits
 from .process_tree import LAUNCHER_MARK, Started, fd_redirections, start
 
 
 class Prepared:
-    """A ``/bin/sh`` in ``group``, waiting for its script on ``script_fd``."""
+    """A launcher in ``group``, waiting for its script on ``script_fd``: the compiled set-up
+    step's ``--launch`` mode (``native``), else a ``/bin/sh``."""
 
-    def __init__(self, started: Started, script_fd: int, group: RunCgroup) -> None:
+    def __init__(
+        self, started: Started, script_fd: int, group: RunCgroup, *, native: bool = False
+    ) -> None:
         self.started = started
         self.script_fd = script_fd
         self.group = group
+        self.native = native
         self.owner = os.getpid()
 
     @classmethod
@@ -49,20 +57,25 @@ class Prepared:
             return None
         read_fd, write_fd = os.pipe()
         joins = group.join_files(confine=False)  # the rest at launch, if the command needs it
-        script = (
-            " && ".join(f'echo 0 >"${{{i + 1}}}"' for i in range(len(joins)))
-            + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups" >&2; exit 125; }}\n'
-            + f". /dev/fd/{read_fd}\n"
-        )
+        native = _nsinit_native.program()[0]  # starts without a shell's start-up work
+        if native is not None:
+            argv = [native, "--launch", str(read_fd), *joins]
+        else:
+            script = (
+                " && ".join(f'echo 0 >"${{{i + 1}}}"' for i in range(len(joins)))
+                + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups" >&2; exit 125; }}\n'
+                + f". /dev/fd/{read_fd}\n"
+            )
+            argv = ["/bin/sh", "-c", script, "sh", *joins]
         try:
-            started = start(["/bin/sh", "-c", script, "sh", *joins], pass_fds=[read_fd])
+            started = start(argv, pass_fds=[read_fd])
         except BaseException:
             os.close(write_fd)
             group.release()
             raise
         finally:
             os.close(read_fd)
-        return cls(started, write_fd, group)
+        return cls(started, write_fd, group, native=native is not None)
 
     def alive(self) -> bool:
         return self.started.proc.poll() is None
@@ -70,21 +83,17 @@ class Prepared:
     def launch(
         self,
         argv: Sequence[str],
-        ulimits: Sequence[str],
+        rlimits: Rlimits,
         fd_files: Mapping[int, str] | None = None,
         joins: Sequence[str] = (),
     ) -> Started | None:
-        """Make the shell join the cgroups of ``joins`` (``cgroup.procs`` files), set
-        ``ulimits`` and exec ``argv`` with ``fd_files`` open (descriptor number -> file to
-        read); ``None`` if the shell is gone."""
-        exec_line = "exec " + shlex.join(argv) + fd_redirections(fd_files)
-        steps = [f"echo 0 >{shlex.quote(path)}" for path in joins]
-        line = " && ".join([*steps, *ulimits, exec_line])
-        script = (
-            line
-            + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups or set rlimits" >&2;'
-            + " exit 125; }\n"
-        ).encode("utf-8", "surrogateescape")  # as Popen encodes argv
+        """Make the launcher join the cgroups of ``joins`` (``cgroup.procs`` files), set
+        ``rlimits`` and exec ``argv`` with ``fd_files`` open (descriptor number -> file to
+        read); ``None`` if the launcher is gone."""
+        if self.native:
+            script = _native_orders(argv, rlimits, fd_files or {}, joins)
+        else:
+            script = _shell_script(argv, rlimits, fd_files, joins)
         try:
             view = memoryview(script)
             while view:
@@ -109,6 +118,35 @@ class Prepared:
             if stream is not None:
                 stream.close()
         self.group.release()
+
+
+def _shell_script(
+    argv: Sequence[str], rlimits: Rlimits, fd_files: Mapping[int, str] | None, joins: Sequence[str]
+) -> bytes:
+    """The line the waiting ``/bin/sh`` sources."""
+    exec_line = "exec " + shlex.join(argv) + fd_redirections(fd_files)
+    steps = [f"echo 0 >{shlex.quote(path)}" for path in joins]
+    line = " && ".join([*steps, *rlimits.ulimit_commands(), exec_line])
+    return (
+        line
+        + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups or set rlimits" >&2;'
+        + " exit 125; }\n"
+    ).encode("utf-8", "surrogateescape")  # as Popen encodes argv
+
+
+def _native_orders(
+    argv: Sequence[str], rlimits: Rlimits, fd_files: Mapping[int, str], joins: Sequence[str]
+) -> bytes:
+    """The orders the compiled launcher reads (see ``--launch`` in _nsinit.c): the limits the
+    shell's ``ulimit`` would set (processes are the cgroup's business), in bytes."""
+    records: _nsinit_native.Records = [("join", (path,)) for path in joins]
+    for name, value in _nsinit_native.rlimit_values(rlimits).items():
+        if name != "nproc":
+            soft, hard = value if isinstance(value, list) else (value, value)
+            records.append(("rlimit", (name, str(soft), str(hard))))
+    records += [("fd", (str(fd), path)) for fd, path in fd_files.items()]
+    records.append(("argv", argv))
+    return _nsinit_native.encode_plan(records)
 
 
 class Preparer:
