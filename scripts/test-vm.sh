@@ -3,14 +3,16 @@
 # checkout, and exit with the command's status.
 #
 #   scripts/test-vm.sh [--user NAME] [--no-userns] [--timeout SECONDS] [--rebuild] -- COMMAND...
+#   scripts/test-vm.sh --prepare [--rebuild]
 #
 #   --user NAME    run as the non-root user NAME (created if missing) with a systemd user session
 #                  (lingering user@UID.service, XDG_RUNTIME_DIR and the user bus set)
 #   --no-userns    switch user namespaces off first (user.max_user_namespaces=0)
 #   --timeout S    stop the VM after S seconds (default 1800; exit status 124)
 #   --rebuild      rebuild the cached VM image
+#   --prepare      only build the image when it is missing (CI does this before its tests)
 #
-# The image (bubblewrap, PostgreSQL, Redis, Python with the project's dependencies in
+# The image (bubblewrap, gcc, PostgreSQL, Redis, MariaDB, Python with the project's dependencies in
 # /opt/cleanroom-venv, Debian's cloud kernel) is built once with debootstrap from the mirror apt
 # uses and cached in $CLEANROOM_VM_CACHE (default /var/cache/cleanroom/vm); it is rebuilt when its
 # inputs (package list, guest scripts, pyproject.toml) change. Every run boots a copy-on-write
@@ -25,10 +27,11 @@ cd "$(dirname "$0")/.."
 SUITE=bookworm
 CACHE=${CLEANROOM_VM_CACHE:-/var/cache/cleanroom/vm}
 # Bump when the image recipe below changes.
-RECIPE=2
+RECIPE=3
+# gcc and libc6-dev: the unshare backend compiles its set-up step (_nsinit.c) as on the host.
 PACKAGES=(systemd systemd-sysv dbus libpam-systemd udev linux-image-cloud-amd64 initramfs-tools
-  bubblewrap util-linux uidmap keyutils postgresql redis-server git make procps iproute2 kmod
-  python3 python3-venv python3-dev ca-certificates e2fsprogs)
+  bubblewrap util-linux uidmap keyutils postgresql redis-server mariadb-server git make procps
+  iproute2 kmod python3 python3-venv python3-dev gcc libc6-dev ca-certificates e2fsprogs)
 MEMORY_MB=${CLEANROOM_VM_MEMORY_MB:-4096}
 
 progress() { printf '[test-vm] %s\n' "$*" >&2; }
@@ -37,25 +40,26 @@ die() {
   exit 2
 }
 usage() {
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 # shellcheck source=lib/debian.sh
 source scripts/lib/debian.sh
 
-user= no_userns=0 timeout_s=1800 rebuild=0
+user= no_userns=0 timeout_s=1800 rebuild=0 prepare=0
 while (($#)); do
   case $1 in
     --user) [[ $# -ge 2 && -n $2 ]] || die "--user needs a user name"; user=$2; shift 2 ;;
     --no-userns) no_userns=1; shift ;;
     --timeout) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--timeout needs a number of seconds"; timeout_s=$2; shift 2 ;;
     --rebuild) rebuild=1; shift ;;
+    --prepare) prepare=1; shift ;;
     --) shift; break ;;
     -h | --help) usage ;;
     *) die "unknown argument $1 (the command comes after --; see --help)" ;;
   esac
 done
-(($#)) || die "no command given: scripts/test-vm.sh [options] -- COMMAND..."
+((prepare || $#)) || die "no command given: scripts/test-vm.sh [options] -- COMMAND..."
 [[ -z $user || $user =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || die "--user $user is not a valid user name"
 [[ $user != root ]] || die "--user root: leave --user out to run as root"
 [[ $(id -u) -eq 0 ]] || die "building and booting the VM needs root (debootstrap, mkfs): run 'sudo $0'"
@@ -115,7 +119,10 @@ build_image() {
     ${PIP_DEFAULT_TIMEOUT:+PIP_DEFAULT_TIMEOUT=$PIP_DEFAULT_TIMEOUT} \
     PIP_CERT="$([[ -f $root/etc/ssl/certs/host-ca.crt ]] && echo /etc/ssl/certs/host-ca.crt || echo /etc/ssl/certs/ca-certificates.crt)" \
     sh -c '/opt/cleanroom-venv/bin/pip install -q "/opt/cleanroom-src[dev]" editables &&
-           /opt/cleanroom-venv/bin/pip uninstall -q -y pytest-cleanroom' >"$work/pip.log" 2>&1; then
+           /opt/cleanroom-venv/bin/pip uninstall -q -y pytest-cleanroom &&
+           /opt/cleanroom-venv/bin/pip install -q --no-deps --target /opt/cleanroom-venv/opt/pytest-asyncio "pytest-asyncio>=0.23" &&
+           /opt/cleanroom-venv/bin/pip install -q --no-deps --target /opt/cleanroom-venv/opt/pytest-django "pytest-django>=4.8"' \
+    >"$work/pip.log" 2>&1; then
     tail -n 25 "$work/pip.log" >&2
     die "installing the Python dependencies in the image failed (log above)"
   fi
@@ -129,7 +136,7 @@ build_image() {
   chroot "$root" systemctl enable cleanroom-job.service >/dev/null 2>&1
   chroot "$root" systemctl mask serial-getty@ttyS0.service serial-getty@ttyS1.service \
     getty@tty1.service apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service >/dev/null 2>&1
-  chroot "$root" systemctl disable postgresql.service redis-server.service >/dev/null 2>&1 || true
+  chroot "$root" systemctl disable postgresql.service redis-server.service mariadb.service >/dev/null 2>&1 || true
   rm -rf "$root/etc/postgresql/15/main" "$root/var/lib/postgresql/15"
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
   local kernel initrd
@@ -151,9 +158,19 @@ build_image() {
   find "$CACHE" -maxdepth 1 -name 'debian12-*' ! -name "debian12-$key" -exec rm -rf {} +
 }
 
+# One build at a time; a build waits for the runs under way (they boot overlays of the image).
+mkdir -p "$CACHE"
+exec {lock_fd}>"$CACHE/.lock"
 if ((rebuild)) || [[ ! -f $image_dir/disk.raw ]]; then
-  build_image
+  flock -x "$lock_fd"
+  if ((rebuild)) || [[ ! -f $image_dir/disk.raw ]]; then
+    started=$SECONDS
+    build_image
+    progress "image built in $((SECONDS - started)) s: $image_dir"
+  fi
 fi
+flock -s "$lock_fd"
+((prepare)) && exit 0
 
 # --- one run ---------------------------------------------------------------------------------------
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/cleanroom-vm.XXXXXX")
