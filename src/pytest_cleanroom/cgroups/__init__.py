@@ -409,9 +409,9 @@ class RunCgroup:
 
     def _fresh_leaves(self) -> bool:
         """Make each command cgroup ready for the next command: the groups made below it removed
-        and, if the last command could change its knobs, a new one (a task's first move into a
-        new group waits for an RCU grace period: reused ones are kept when they can be). False
-        if one cannot be removed yet."""
+        and, if the last command could change its knobs or on cgroup v2 (whose counters cannot
+        be reset), a new one (a task's first move into a new group waits for an RCU grace period:
+        reused ones are kept when they can be). False if one cannot be removed yet."""
         for d in self.dirs.values():
             for below in reversed(_subtree(d / LEAF)[1:]):
                 with contextlib.suppress(FileNotFoundError):
@@ -419,7 +419,8 @@ class RunCgroup:
                         below.rmdir()
                     except OSError:
                         return False
-        if not self._exposed:
+        # cgroup v2 cannot reset memory.peak or cpu.stat: each command measures in a new leaf.
+        if not self._exposed and self.unified is None:
             return True
         self._exposed = False
         for hierarchy, d in self.dirs.items():
