@@ -334,3 +334,36 @@ except OSError as exc:
     print(f"BROKEN: the workspace is not writable: {exc}")
     sys.exit(3)
 """)
+
+# args: a file the command may write (in its workspace). Every way to leave a file with a
+# set-user-ID or set-group-ID bit: chmod, fchmod, fchmodat, creating with such a mode (open,
+# openat, mknod). What is left there is checked on the host.
+SET_ID_FILES = script(r"""
+import stat
+target = args[0]
+with open(target, "w") as f:
+    f.write("#!/bin/sh\nid -u\n")
+attempts = [
+    ("chmod 4755", lambda: os.chmod(target, 0o4755)),
+    ("chmod 2755", lambda: os.chmod(target, 0o2755)),
+    ("fchmodat", lambda: os.chmod(os.path.basename(target), 0o6755,
+                                  dir_fd=os.open(os.path.dirname(target) or ".", os.O_RDONLY))),
+    ("open 4755", lambda: os.close(os.open(target + ".open", os.O_WRONLY | os.O_CREAT, 0o4755))),
+    ("mknod 4755", lambda: os.mknod(target + ".node", stat.S_IFREG | 0o4755)),
+]
+def fchmod():
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fchmod(fd, 0o4755)
+    finally:
+        os.close(fd)
+attempts.append(("fchmod", fchmod))
+for what, call in attempts:
+    try:
+        call()
+    except OSError:
+        continue
+    for path in (target, target + ".open", target + ".node"):
+        if os.path.exists(path) and os.stat(path).st_mode & 0o6000:
+            escaped(f"{what} left {path} with mode {os.stat(path).st_mode:o}")
+""")

@@ -44,7 +44,8 @@ def containers_of(client: Any, pid: int, status: str | None = None) -> list[Any]
     filters: dict[str, Any] = {"label": [f"{ds.LABEL_OWNER_PID}={pid}", f"{ds.LABEL_ROLE}=backend"]}
     if status is not None:
         filters["status"] = status
-    return list(client.containers.list(all=True, filters=filters))
+    # sparse: no inspection of each container, which one being removed meanwhile fails (404)
+    return list(client.containers.list(all=True, filters=filters, sparse=True))
 
 
 def wait_for(condition: Any, what: str, seconds: float = 60.0) -> None:

@@ -163,6 +163,30 @@ def test_the_engines_python_starts_for_the_unprivileged_user(tmp_path: Path, nam
             assert result.stdout.split()[0] == sys.prefix
 
 
+@pytest.mark.parametrize("level", UNPRIVILEGED)
+def test_no_file_with_a_set_id_bit_is_left_on_the_host(
+    tmp_path: Path, way: Callable[[], Backend | str], level: str
+) -> None:
+    # What the command writes in its workspace is the workspace owner's on the host (root's):
+    # a set-user-ID bit there would make a program that runs as root on the host.
+    with Cleanroom(tmp_path / "ws", policy=level, backend=way()) as room:
+        result = room.run(["python3", "-c", ns_probes.SET_ID_FILES, "planted"])
+        workspace = room.workspace.root
+        modes = {path.name: path.stat().st_mode for path in workspace.glob("planted*")}
+    if result.exit_code == probes.ESCAPED:
+        pytest.fail(f"set-ID file left under {level}: {result.describe()}")
+    assert result.exit_code == probes.BLOCKED, result.describe()
+    assert "planted" in modes
+    assert not [name for name, mode in modes.items() if mode & 0o6000], modes
+
+
+def test_standard_may_leave_set_id_files(tmp_path: Path, backend: str) -> None:
+    """What the probe finds where the filter does not refuse set-ID modes (docs/policies.md)."""
+    with Cleanroom(tmp_path / "ws", policy="standard", backend=backend) as room:
+        result = room.run(["python3", "-c", ns_probes.SET_ID_FILES, "planted"])
+    assert result.exit_code == probes.ESCAPED, result.describe()
+
+
 @pytest.mark.parametrize("level", AS_ROOT_IN_NAMESPACE)
 def test_standard_and_permissive_run_as_root_in_their_namespace_and_the_probe_sees_it(
     tmp_path: Path, backend: str, level: str, host_files: HostFiles

@@ -4,7 +4,9 @@ Two sets, chosen by the policy's ``syscall_filter``: ``baseline`` (every level) 
 keyring, which no namespace isolates; ``strict`` (``strict``, ``locked``) also refuses what
 Docker's default profile and Flatpak refuse to unprivileged programs: ``io_uring``,
 ``userfaultfd``, ``bpf``, ``perf_event_open``, ``kexec``, module loading, ``ptrace`` and reading
-or writing other processes' memory. Where the policy forbids nested user namespaces, creating any
+or writing other processes' memory, and set-user-ID or set-group-ID bits in a file's mode
+(``chmod``, ``open`` creating, ``mknod``...: what the command writes in its workspace is the
+workspace owner's on the host). Where the policy forbids nested user namespaces, creating any
 namespace (``clone``/``unshare`` with a ``CLONE_NEW*`` flag, ``setns``) is refused as well.
 
 ``bwrap`` loads the program itself, the ``unshare`` backend's set-up step installs it, and a
@@ -56,6 +58,20 @@ STRICT: tuple[str, ...] = (
 NAMESPACES: tuple[str, ...] = ("setns",)
 #: Every ``CLONE_NEW*`` flag (time, mount, cgroup, UTS, IPC, user, PID, network).
 CLONE_NEW_FLAGS = 0x00000080 | 0x00020000 | 0x7E000000
+#: Under ``strict``: calls refused when their mode (argument at the index given) sets the
+#: set-user-ID or set-group-ID bit. What a command writes in its workspace is stored as the
+#: workspace owner's on the host (root's, on a root engine): such a bit would make it a program
+#: that runs as that owner there.
+SETID_MODE_ARG: dict[str, int] = {
+    "chmod": 1, "fchmod": 1, "fchmodat": 2, "fchmodat2": 2, "creat": 1, "mknod": 1, "mknodat": 2,
+}  # fmt: skip
+#: ``open``-like calls: ``(flags index, mode index)``, refused when creating (``O_CREAT`` or
+#: ``O_TMPFILE``) with a mode that sets either bit.
+SETID_OPEN_ARGS: dict[str, tuple[int, int]] = {"open": (1, 2), "openat": (2, 3)}
+#: ``openat2`` keeps its mode in memory the filter cannot read: ``ENOSYS`` under ``strict`` (C
+#: libraries' ``open`` does not use it; callers fall back to ``openat``).
+SET_ID_BITS = 0o6000
+_CREATING = 0o100 | 0o20000000  # O_CREAT | __O_TMPFILE
 
 # Numbers of the calls above, per ABI (missing: the ABI has no such call).
 _X86_64 = {
@@ -64,6 +80,8 @@ _X86_64 = {
     "perf_event_open": 298, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
     "finit_module": 313, "delete_module": 176, "ptrace": 101, "process_vm_readv": 310,
     "process_vm_writev": 311, "setns": 308, "clone": 56, "unshare": 272, "clone3": 435,
+    "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "creat": 85, "mknod": 133,
+    "mknodat": 259, "open": 2, "openat": 257, "openat2": 437,
 }  # fmt: skip
 _I386 = {
     "keyctl": 288, "add_key": 286, "request_key": 287, "io_uring_setup": 425,
@@ -71,6 +89,8 @@ _I386 = {
     "perf_event_open": 336, "kexec_load": 283, "init_module": 128, "finit_module": 350,
     "delete_module": 129, "ptrace": 26, "process_vm_readv": 347, "process_vm_writev": 348,
     "setns": 346, "clone": 120, "unshare": 310, "clone3": 435,
+    "chmod": 15, "fchmod": 94, "fchmodat": 306, "fchmodat2": 452, "creat": 8, "mknod": 14,
+    "mknodat": 297, "open": 5, "openat": 295, "openat2": 437,
 }  # fmt: skip
 _AUDIT_ARCH_X86_64 = 0xC000003E
 _AUDIT_ARCH_I386 = 0x40000003
@@ -108,12 +128,14 @@ class _Insn:
 
 
 def _abi(
-    numbers: dict[str, int], denied: Sequence[str], namespaces: bool, tag: str
+    numbers: dict[str, int], denied: Sequence[str], namespaces: bool, tag: str, setid: bool
 ) -> Iterator[_Insn | str]:
     """Instructions filtering one ABI (the call number is loaded already); ``str`` is a label."""
     for name in denied:
         if name in numbers:
             yield _Insn(_JEQ, numbers[name], jt="eperm")
+    if setid:
+        yield from _setid_modes(numbers, tag)
     if namespaces:
         for name in NAMESPACES:
             yield _Insn(_JEQ, numbers[name], jt="eperm")
@@ -127,17 +149,41 @@ def _abi(
     yield _Insn(_RET, _RET_ALLOW)
 
 
-def _program(denied: Sequence[str], namespaces: bool) -> list[_Insn | str]:
+def _arg(index: int) -> int:
+    return _OFFSET_ARG0 + 8 * index  # the low half of the argument (little-endian)
+
+
+def _setid_modes(numbers: dict[str, int], tag: str) -> Iterator[_Insn | str]:
+    """Refuse modes with set-ID bits (see :data:`SETID_MODE_ARG`); each matched call is decided
+    here (the accumulator no longer holds its number)."""
+    yield _Insn(_JEQ, numbers["openat2"], jt="enosys")
+    for name, mode in SETID_MODE_ARG.items():
+        yield _Insn(_JEQ, numbers[name], jf=f"{tag}-after-{name}")
+        yield _Insn(_LD_ABS_W, _arg(mode))
+        yield _Insn(_JSET, SET_ID_BITS, jt="eperm")
+        yield _Insn(_RET, _RET_ALLOW)
+        yield f"{tag}-after-{name}"
+    for name, (flags, mode) in SETID_OPEN_ARGS.items():
+        yield _Insn(_JEQ, numbers[name], jf=f"{tag}-after-{name}")
+        yield _Insn(_LD_ABS_W, _arg(flags))
+        yield _Insn(_JSET, _CREATING, jf=2)  # not creating: allowed below
+        yield _Insn(_LD_ABS_W, _arg(mode))
+        yield _Insn(_JSET, SET_ID_BITS, jt="eperm")
+        yield _Insn(_RET, _RET_ALLOW)
+        yield f"{tag}-after-{name}"
+
+
+def _program(denied: Sequence[str], namespaces: bool, setid: bool = False) -> list[_Insn | str]:
     return [
         _Insn(_LD_ABS_W, _OFFSET_ARCH),
         _Insn(_JEQ, _AUDIT_ARCH_X86_64, jf="not-x86_64"),
         _Insn(_LD_ABS_W, _OFFSET_NR),
         _Insn(_JGE, _X32_SYSCALL_BIT, jt="eperm"),  # the x32 ABI: refused whole
-        *_abi(_X86_64, denied, namespaces, "x86_64"),
+        *_abi(_X86_64, denied, namespaces, "x86_64", setid),
         "not-x86_64",
         _Insn(_JEQ, _AUDIT_ARCH_I386, jf="eperm"),  # an ABI we have no table for
         _Insn(_LD_ABS_W, _OFFSET_NR),
-        *_abi(_I386, denied, namespaces, "i386"),
+        *_abi(_I386, denied, namespaces, "i386", setid),
         "eperm",
         _Insn(_RET, _RET_ERRNO | errno.EPERM),
         "enosys",
@@ -204,7 +250,8 @@ def denied_calls(syscall_filter: str) -> tuple[str, ...]:
 def program(syscall_filter: str, *, forbid_namespaces: bool) -> bytes:
     """The BPF program for a policy's ``syscall_filter`` and nested-namespace setting (built
     once per combination)."""
-    return assemble(_program(denied_calls(syscall_filter), forbid_namespaces))
+    strict = syscall_filter == "strict"
+    return assemble(_program(denied_calls(syscall_filter), forbid_namespaces, setid=strict))
 
 
 _lock = threading.Lock()

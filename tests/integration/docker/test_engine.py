@@ -39,7 +39,8 @@ def wait_for_container(
 ) -> None:
     """Wait until the child process ``run`` has a running container matching ``filters``."""
     deadline = time.monotonic() + 60
-    while not docker_client.containers.list(filters=filters):
+    # sparse: no inspection of each container, which one ending meanwhile fails (404)
+    while not docker_client.containers.list(filters=filters, sparse=True):
         assert run.poll() is None, "the run ended before its container started"
         assert time.monotonic() < deadline, "the container never started"
         time.sleep(0.05)

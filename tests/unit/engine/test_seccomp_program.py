@@ -19,9 +19,13 @@ ENOSYS = 0x00050000 | errno.ENOSYS
 X86_64, I386, AARCH64 = 0xC000003E, 0x40000003, 0xC00000B7
 
 
-def run(program: bytes, nr: int, arch: int = X86_64, arg0: int = 0) -> int:
-    """The action of ``program`` for call ``nr`` (classic BPF: LD ABS, JEQ, JGE, JSET, RET)."""
-    data = struct.pack("=iIQ6Q", nr, arch, 0, arg0, 0, 0, 0, 0, 0)
+def run(
+    program: bytes, nr: int, arch: int = X86_64, arg0: int = 0, args: tuple[int, ...] = ()
+) -> int:
+    """The action of ``program`` for call ``nr`` (classic BPF: LD ABS, JEQ, JGE, JSET, RET);
+    ``args`` are the call's arguments after the first."""
+    rest = (*args, *[0] * (5 - len(args)))
+    data = struct.pack("=iIQ6Q", nr, arch, 0, arg0, *rest)
     insns = [struct.unpack_from("=HBBI", program, i) for i in range(0, len(program), 8)]
     pc, acc = 0, 0
     while True:
@@ -69,3 +73,23 @@ def test_strict_refuses_its_list_and_namespaces() -> None:
 def test_x32_and_unknown_architectures_are_refused_not_killed() -> None:
     assert run(BASELINE, 0x40000000 | 0) == EPERM
     assert run(BASELINE, 63, AARCH64) == EPERM
+
+
+SETUID, SETGID, O_CREAT, O_TMPFILE = 0o4000, 0o2000, 0o100, 0o20200000
+
+
+def test_strict_refuses_set_id_modes_and_allows_the_others() -> None:
+    chmod, fchmodat, openat, openat2, mknod = 90, 268, 257, 437, 133
+    assert run(STRICT, chmod, args=(0o4755,)) == EPERM
+    assert run(STRICT, chmod, args=(0o2755,)) == EPERM
+    assert run(STRICT, chmod, args=(0o755,)) == ALLOW
+    assert run(STRICT, fchmodat, args=(0, SETUID | 0o755)) == EPERM
+    assert run(STRICT, 15, I386, args=(SETGID,)) == EPERM  # chmod, i386
+    assert run(STRICT, openat, args=(0, O_CREAT, SETUID | 0o755)) == EPERM
+    assert run(STRICT, openat, args=(0, O_TMPFILE, SETGID | 0o644)) == EPERM
+    assert run(STRICT, openat, args=(0, O_CREAT, 0o644)) == ALLOW
+    # Not creating: the mode argument is ignored by the kernel, whatever it holds.
+    assert run(STRICT, openat, args=(0, 0, SETUID)) == ALLOW
+    assert run(STRICT, mknod, args=(0o100000 | SETUID,)) == EPERM
+    assert run(STRICT, openat2) == ENOSYS  # its mode is in memory: callers fall back to openat
+    assert run(BASELINE, chmod, args=(0o4755,)) == ALLOW
