@@ -6,10 +6,13 @@
 #   cleanroom/bookworm:latest  Debian bookworm (minbase) with python3: the docker backend's image
 #   cleanroom/postgres:15      + the official postgres image's entrypoint contract (docker-images/postgres)
 #   cleanroom/redis:7          + the official redis image's entrypoint contract (docker-images/redis)
+#   cleanroom/mariadb:10.11    a second rootfs (minbase + mariadb-server) + the official mariadb
+#                              image's entrypoint contract (docker-images/mariadb)
 #
-# One `debootstrap --variant=minbase` rootfs, from the mirror apt already uses, is cached as
+# Each `debootstrap --variant=minbase` rootfs, from the mirror apt already uses, is cached as
 # $CLEANROOM_IMAGE_CACHE/rootfs-bookworm-<inputs hash>.tar (default /var/cache/cleanroom) and
-# rebuilt only when missing (or with --rebuild-rootfs). The base image is `docker import`ed from it;
+# rebuilt only when missing (or with --rebuild-rootfs). MariaDB has its own rootfs, so that the
+# backend's image does not carry it. The base image is `docker import`ed from it;
 # postgres and redis add their entrypoint with a Dockerfile that has no RUN step. Every image carries
 # the label io.cleanroom.inputs=<hash of what it was built from>: an image whose inputs are unchanged
 # is skipped (unless --rebuild), one whose inputs changed is rebuilt. The engine is found through
@@ -24,6 +27,7 @@ CACHE_DIR=${CLEANROOM_IMAGE_CACHE:-/var/cache/cleanroom}
 # python3 for the backend; postgresql 15 and redis 7 for the services; procps (ps, kill, pgrep) for
 # tests and probes. setpriv (util-linux), find and gzip, used by the entrypoints, are in minbase.
 PACKAGES=(python3 postgresql-15 postgresql-client-15 redis-server procps)
+MARIADB_PACKAGES=(mariadb-server mariadb-client procps)
 # Bump when customise_rootfs below changes, so that cached rootfs tarballs are rebuilt.
 RECIPE=1
 BASE_CHANGES=(
@@ -44,7 +48,7 @@ for arg in "$@"; do
     --rebuild-rootfs) rebuild_rootfs=1 rebuild=1 ;;
     --base-only) base_only=1 ;;
     --json) json=1 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) printf 'build-images: unknown argument %s (try --help)\n' "$arg" >&2; exit 2 ;;
   esac
 done
@@ -78,8 +82,23 @@ customise_rootfs() {
   chmod 03775 "$root/run/postgresql"
 }
 
+customise_mariadb_rootfs() {
+  local root=$1
+  rm -f "$root/usr/sbin/policy-rc.d"
+  # The package's postinst initialises /var/lib/mysql; the entrypoint runs its own install-db.
+  rm -rf "$root"/var/lib/mysql/* "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/usr/share/doc/* "$root"/usr/share/man/*
+  : >"$root/etc/resolv.conf"
+  mkdir -p "$root/var/lib/mysql" "$root/run/mysqld" "$root/docker-entrypoint-initdb.d"
+  chroot "$root" chown mysql:mysql /var/lib/mysql /run/mysqld
+  chmod 0777 "$root/run/mysqld"
+}
+
+# ensure_rootfs TAR MIRROR CUSTOMISE PACKAGE...
 ensure_rootfs() {
-  local tar=$1 mirror=$2
+  local tar=$1 mirror=$2 customise=$3
+  shift 3
+  local packages=("$@")
   if [[ -f $tar && $rebuild_rootfs == 0 ]]; then
     return 0
   fi
@@ -91,9 +110,9 @@ ensure_rootfs() {
   # Keep packages' postinst from starting postgres/redis inside the build chroot.
   printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
   chmod +x "$root/usr/sbin/policy-rc.d"
-  progress "debootstrap --variant=minbase $SUITE from $mirror with ${PACKAGES[*]} (about a minute)"
+  progress "debootstrap --variant=minbase $SUITE from $mirror with ${packages[*]} (about a minute)"
   local include
-  include=$(IFS=,; printf '%s' "${PACKAGES[*]}")
+  include=$(IFS=,; printf '%s' "${packages[*]}")
   if ! debootstrap --variant=minbase --include="$include" "$SUITE" "$root" "$mirror" 2>&1 |
     tee "$work/debootstrap.log" |
     grep --line-buffered -E '^[IEW]: (Retrieving Release|Resolving|Found|Checking component|Installing core|Unpacking the base|Configuring the base|Configuring required|Base system|Failure)|^E:' |
@@ -108,7 +127,7 @@ ensure_rootfs() {
     cp "$work/debootstrap.log" "$logcopy"
     die "debootstrap of $SUITE from $mirror failed (full log: $logcopy)"
   fi
-  customise_rootfs "$root"
+  "$customise" "$root"
   progress "packing the rootfs into $tar"
   tar --numeric-owner -C "$root" -cf "$work/rootfs.tar" .
   mv -f "$work/rootfs.tar" "$tar"
@@ -133,7 +152,7 @@ ensure_base() {
     record "$image" present
     return 0
   fi
-  ensure_rootfs "$tar" "$mirror"
+  ensure_rootfs "$tar" "$mirror" customise_rootfs "${PACKAGES[@]}"
   progress "docker import $tar -> $image"
   local changes=() c
   for c in "${BASE_CHANGES[@]}"; do changes+=(--change "$c"); done
@@ -142,9 +161,29 @@ ensure_base() {
   record "$image" built
 }
 
+# MariaDB's own rootfs, imported as cleanroom/mariadb-rootfs:bookworm (the base of its image).
+ensure_mariadb_base() {
+  local image=cleanroom/mariadb-rootfs:bookworm mirror=$1 rootfs_hash tar inputs
+  rootfs_hash=$(printf '%s\n' "$SUITE" minbase "$mirror" "$RECIPE" mariadb "${MARIADB_PACKAGES[@]}" | sha)
+  tar=$CACHE_DIR/rootfs-$SUITE-mariadb-$rootfs_hash.tar
+  inputs=$(printf '%s\n' "$rootfs_hash" "${BASE_CHANGES[@]}" | sha)
+  if [[ $rebuild == 0 && $(label_of "$image") == "$inputs" ]]; then
+    record "$image" present
+    return 0
+  fi
+  ensure_rootfs "$tar" "$mirror" customise_mariadb_rootfs "${MARIADB_PACKAGES[@]}"
+  progress "docker import $tar -> $image"
+  local changes=() c
+  for c in "${BASE_CHANGES[@]}"; do changes+=(--change "$c"); done
+  docker import "${changes[@]}" --change "LABEL io.cleanroom.inputs=$inputs" \
+    --message "debootstrap --variant=minbase $SUITE: ${MARIADB_PACKAGES[*]}" "$tar" "$image" >/dev/null
+  record "$image" built
+}
+
+# ensure_derived IMAGE CONTEXT [BASE]
 ensure_derived() {
-  local image=$1 context=$2 base_id inputs
-  base_id=$(docker image inspect --format '{{.Id}}' cleanroom/bookworm:latest)
+  local image=$1 context=$2 base=${3:-cleanroom/bookworm:latest} base_id inputs
+  base_id=$(docker image inspect --format '{{.Id}}' "$base")
   inputs=$( (printf '%s\n' "$base_id"; cat "$context"/*) | sha)
   if [[ $rebuild == 0 && $(label_of "$image") == "$inputs" ]]; then
     record "$image" present
@@ -152,7 +191,7 @@ ensure_derived() {
   fi
   progress "docker build $context -> $image"
   local out
-  if ! out=$(docker build --pull=false --label "io.cleanroom.inputs=$inputs" -t "$image" "$context" 2>&1); then
+  if ! out=$(docker build --pull=false --build-arg "BASE=$base" --label "io.cleanroom.inputs=$inputs" -t "$image" "$context" 2>&1); then
     printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /' >&2
     die "docker build of $image failed"
   fi
@@ -177,6 +216,8 @@ main() {
   if ((!base_only)); then
     ensure_derived cleanroom/postgres:15 docker-images/postgres
     ensure_derived cleanroom/redis:7 docker-images/redis
+    ensure_mariadb_base "$mirror"
+    ensure_derived cleanroom/mariadb:10.11 docker-images/mariadb cleanroom/mariadb-rootfs:bookworm
   fi
   # Images replaced by a rebuild are left untagged: remove ours.
   docker image prune -f --filter label=io.cleanroom.inputs >/dev/null

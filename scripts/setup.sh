@@ -76,4 +76,11 @@ if [[ ! -d $django_dir/pytest_django ]]; then
   log "installing pytest-django into $django_dir"
   .venv/bin/python -m pip install -q --no-deps --target "$django_dir" 'pytest-django>=4.8'
 fi
+# A second PostgreSQL major beside Debian's 15 (bookworm ships only 15): the pgserver wheel carries
+# PostgreSQL 16's server, found by the process provider (ini cleanroom_postgres_version = 16).
+# Optional: the tests of several majors need it; the plugin never imports it.
+if ! .venv/bin/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("pgserver") is None)'; then
+  log "installing pgserver (PostgreSQL 16 binaries) into .venv"
+  .venv/bin/python -m pip install -q 'pgserver==0.1.4'
+fi
 log "ready: $(.venv/bin/python --version), bwrap $(bwrap --version 2>/dev/null | awk '{print $2}')"

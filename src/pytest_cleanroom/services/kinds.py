@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from . import binaries
 from .errors import ServiceConfigError
-from .settings import ENV_POSTGRES_URL, ENV_REDIS_URL, ServiceSettings
+from .settings import ENV_MYSQL_URL, ENV_POSTGRES_URL, ENV_REDIS_URL, ServiceSettings
 
 ENTRY_POINT_GROUP = "pytest_cleanroom.services"
 
@@ -25,9 +25,10 @@ class ServiceKind:
 
     #: The fixture and report name, e.g. ``postgres``.
     name: ClassVar[str]
-    #: ``provider -> "module:function"`` starting the run's server (module relative to this
-    #: package when it starts with a dot); ``function(settings, run_id=, owner=)`` returns a
-    #: :class:`~.registry.Started`. Providers missing here cannot serve this kind.
+    #: ``provider -> "module:function"`` starting (or, ``external``, connecting to) the run's
+    #: server (module relative to this package when it starts with a dot);
+    #: ``function(settings, run_id=, owner=)`` returns a :class:`~.registry.Started`. Providers
+    #: missing here cannot serve this kind.
     starters: ClassVar[dict[str, str]]
     #: How to get the binaries, said when the process provider cannot serve.
     install_hint: ClassVar[str]
@@ -61,7 +62,7 @@ class PostgresKind(ServiceKind):
     url_env = ENV_POSTGRES_URL
 
     def binary_detail(self, settings: ServiceSettings) -> str | None:
-        pg = binaries.find_postgres(settings.postgres_bin_dir)
+        pg = binaries.find_postgres(settings.postgres_bin_dir, settings.postgres_version)
         return f"postgres {pg.version} in {pg.bin_dir}" if pg else None
 
     def url(self, settings: ServiceSettings) -> tuple[str | None, str]:
@@ -85,8 +86,16 @@ class RedisKind(ServiceKind):
 
 class MysqlKind(ServiceKind):
     name = "mysql"
-    starters = {"process": ".mysql_process:start_mysql"}
+    starters = {
+        "process": ".mysql_process:start_mysql",
+        "docker": ".mysql_docker:start_mysql",
+        "external": ".mysql_external:connect_mysql",
+    }
     install_hint = binaries.MYSQL_INSTALL_HINT
+    url_env = ENV_MYSQL_URL
+
+    def url(self, settings: ServiceSettings) -> tuple[str | None, str]:
+        return settings.mysql_url, settings.mysql_url_source
 
     def binary_detail(self, settings: ServiceSettings) -> str | None:
         found = binaries.find_mysql(settings.mysql_bin_dir)

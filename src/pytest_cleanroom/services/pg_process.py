@@ -110,7 +110,7 @@ def ensure_cached_datadir(
 def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> StartedPostgres:
     """Start this run's PostgreSQL server; on any failure nothing is left behind."""
     deadline = time.monotonic() + settings.start_timeout
-    binaries = require_postgres(settings.postgres_bin_dir)
+    binaries = require_postgres(settings.postgres_bin_dir, settings.postgres_version)
     account = postgres_account()
     cached = ensure_cached_datadir(
         binaries, account, settings, run_id=run_id, owner=owner, deadline=deadline

@@ -11,7 +11,7 @@ import atexit
 import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -22,6 +22,9 @@ from .model import LogSource, PostgresDatabase, PostgresServer, RedisDatabase, R
 from .mysql import MysqlDatabase, MysqlDatabaseFactory, MysqlServer
 from .registry import Owner
 from .settings import INI_KEYS, PROVIDERS, ServiceSettings
+
+if TYPE_CHECKING:
+    from .factories import Server
 
 T = TypeVar("T")
 
@@ -65,6 +68,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="URL",
         help="An existing Redis server (env: CLEANROOM_REDIS_URL); tests use database "
         "<URL's db> + <worker number>.",
+    )
+    group.addoption(
+        "--cleanroom-mysql-url",
+        dest="cleanroom_mysql_url",
+        default=None,
+        metavar="URL",
+        help="An existing MariaDB server (env: CLEANROOM_MYSQL_URL); its user needs CREATE USER "
+        "and GRANT OPTION.",
     )
     for key, (text, default) in INI_KEYS.items():
         if key in (
@@ -353,21 +364,34 @@ def _merged(base: Pairs, mine: Pairs) -> Pairs:
 
 
 def postgres_variant(
-    request: pytest.FixtureRequest, pairs: Pairs, extensions: tuple[str, ...]
+    request: pytest.FixtureRequest,
+    pairs: Pairs,
+    extensions: tuple[str, ...],
+    binaries: Server | None = None,
 ) -> Iterator[PostgresDatabase]:
     """The body of a :func:`.factories.postgres` fixture."""
+    from .factories import Server
+
     variants = request.getfixturevalue("_cleanroom_variants")
-    factory = variants.get(("postgres", pairs, extensions))
+    binaries = binaries or Server()
+    factory = variants.get(("postgres", pairs, extensions, binaries))
     if not isinstance(factory, DatabaseFactory):
         hub = hub_of(request.config)
         merged = _merged(hub.settings.postgres_settings, pairs)
         settings = hub.settings.with_changes(postgres_settings=merged)
+        if binaries.bin_dir is not None or binaries.version is not None:
+            # A factory's choice replaces the ini's: its bin_dir may hold another version.
+            settings = settings.with_changes(
+                postgres_bin_dir=binaries.bin_dir, postgres_version=binaries.version
+            )
+        if settings.postgres_identity != hub.settings.postgres_identity:
+            settings = settings.with_changes(postgres_port=0)  # a fixed port is the plain one's
         server = _or_fail(lambda: hub.postgres_server(settings))
         template = _or_fail(lambda: hub.template(settings, extensions))
         owner = template if template != "template0" and server.manages_roles else None
         prefix = f"{hub.run.db_prefix}{hub.run.worker_id}_v{len(variants)}_"
         factory = DatabaseFactory(server, template, prefix, template_owner=owner)
-        variants["postgres", pairs, extensions] = factory
+        variants["postgres", pairs, extensions, binaries] = factory
     database = _or_fail(factory.create)
     _attach(request, "postgres", database, database.unix_socket_dir)
     yield database

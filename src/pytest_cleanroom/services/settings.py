@@ -18,11 +18,13 @@ from .errors import ServiceConfigError
 PROVIDERS: tuple[str, ...] = ("auto", "process", "docker", "external")
 DEFAULT_POSTGRES_IMAGE = "cleanroom/postgres:15"
 DEFAULT_REDIS_IMAGE = "cleanroom/redis:7"
+DEFAULT_MYSQL_IMAGE = "cleanroom/mariadb:10.11"
 DEFAULT_START_TIMEOUT = 60.0
 
 ENV_PROVIDER = "CLEANROOM_SERVICES"
 ENV_POSTGRES_URL = "CLEANROOM_POSTGRES_URL"
 ENV_REDIS_URL = "CLEANROOM_REDIS_URL"
+ENV_MYSQL_URL = "CLEANROOM_MYSQL_URL"
 ENV_CACHE_DIR = "CLEANROOM_SERVICES_CACHE_DIR"
 ENV_RUNTIME_DIR = "CLEANROOM_SERVICES_RUNTIME_DIR"
 ENV_DATA_DIR = "CLEANROOM_SERVICES_DATA_DIR"
@@ -33,8 +35,10 @@ INI_KEYS: dict[str, tuple[str, str]] = {
     "cleanroom_services": ("Where postgres/redis come from: auto|process|docker|external.", "auto"),
     "cleanroom_postgres_url": (f"PostgreSQL URL of an external server ({ENV_POSTGRES_URL}).", ""),
     "cleanroom_redis_url": (f"Redis URL of an external server ({ENV_REDIS_URL}).", ""),
+    "cleanroom_mysql_url": (f"MariaDB URL of an external server ({ENV_MYSQL_URL}).", ""),
     "cleanroom_postgres_image": ("Image of the docker provider's PostgreSQL container.", ""),
     "cleanroom_redis_image": ("Image of the docker provider's Redis container.", ""),
+    "cleanroom_mysql_image": ("Image of the docker provider's MariaDB container.", ""),
     "cleanroom_postgres_template": (
         "SQL files (relative to the ini file) and/or module:function callables, one a line, "
         "that load the template every test database is cloned from.",
@@ -58,6 +62,11 @@ INI_KEYS: dict[str, tuple[str, str]] = {
     ),
     "cleanroom_services_start_timeout": ("Seconds a server may take to become ready.", "60"),
     "cleanroom_postgres_bin_dir": ("Directory holding initdb and postgres (process provider).", ""),
+    "cleanroom_postgres_version": (
+        "PostgreSQL major version of the process provider's server (e.g. 16): the first "
+        "installation of that major; part of the server's identity.",
+        "",
+    ),
     "cleanroom_redis_server": ("Path of redis-server (process provider).", ""),
     "cleanroom_mysql_bin_dir": (
         "Directory holding MariaDB's mariadbd and mariadb-install-db (process provider).",
@@ -105,8 +114,11 @@ class ServiceSettings:
     postgres_url_source: str = ""
     redis_url: str | None = None
     redis_url_source: str = ""
+    mysql_url: str | None = None
+    mysql_url_source: str = ""
     postgres_image: str = DEFAULT_POSTGRES_IMAGE
     redis_image: str = DEFAULT_REDIS_IMAGE
+    mysql_image: str = DEFAULT_MYSQL_IMAGE
     postgres_template: tuple[str, ...] = ()
     #: Server settings given on the command line of the process and docker providers' server.
     postgres_settings: tuple[tuple[str, str], ...] = ()
@@ -114,6 +126,8 @@ class ServiceSettings:
     redis_settings: tuple[tuple[str, str], ...] = ()
     start_timeout: float = DEFAULT_START_TIMEOUT
     postgres_bin_dir: Path | None = None
+    #: The major version the process provider's server must have (``None``: the first found).
+    postgres_version: int | None = None
     redis_server: Path | None = None
     mysql_bin_dir: Path | None = None
     postgres_port: int = 0
@@ -124,6 +138,23 @@ class ServiceSettings:
     base_dir: Path = field(default_factory=Path.cwd)
     #: pytest-django's PostgreSQL test databases go to the run's server (ini cleanroom_django).
     django: bool = True
+
+    @property
+    def postgres_identity(self) -> tuple[tuple[str, str], ...]:
+        """What makes two PostgreSQL servers of a run different: the server settings, the
+        major version and the binaries' directory (when set)."""
+        chosen = (("bin_dir", self.postgres_bin_dir), ("version", self.postgres_version))
+        return self.postgres_settings + tuple((k, str(v)) for k, v in chosen if v is not None)
+
+    def check_postgres_major(self, version_num: int, what: str) -> None:
+        """Refuse a server (``what``) whose major version is not :attr:`postgres_version`."""
+        wanted = self.postgres_version
+        if wanted is not None and version_num // 10000 != wanted:
+            raise ServiceConfigError(
+                f"cleanroom_postgres_version asks for PostgreSQL {wanted} but {what} runs "
+                f"{version_num // 10000}: point it at a server of {wanted} (the docker provider: "
+                "ini cleanroom_postgres_image), or use the process provider"
+            )
 
     def with_changes(self, **changes: Any) -> ServiceSettings:
         """A copy with ``changes`` (used by tests and by library callers)."""
@@ -160,6 +191,16 @@ class ServiceSettings:
             (ENV_REDIS_URL, env.get(ENV_REDIS_URL)),
             ("ini cleanroom_redis_url", ini("cleanroom_redis_url")),
         )
+        mysql_url, mysql_src = _first(
+            ("--cleanroom-mysql-url", option("cleanroom_mysql_url")),
+            (ENV_MYSQL_URL, env.get(ENV_MYSQL_URL)),
+            ("ini cleanroom_mysql_url", ini("cleanroom_mysql_url")),
+        )
+        if mysql_url and not mysql_url.startswith(("mysql://", "mariadb://")):
+            raise ServiceConfigError(
+                f"{mysql_src} must be a mysql:// URL, e.g. mysql://root:password@127.0.0.1:3306/ "
+                "(or mysql://root:password@localhost/?unix_socket=/run/mysqld/mysqld.sock)"
+            )
         if pg_url and not pg_url.startswith(("postgres://", "postgresql://")):
             raise ServiceConfigError(
                 f"{pg_src} must be a postgresql:// URL, e.g. "
@@ -196,8 +237,11 @@ class ServiceSettings:
             postgres_url_source=pg_src,
             redis_url=redis_url,
             redis_url_source=redis_src,
+            mysql_url=mysql_url,
+            mysql_url_source=mysql_src,
             postgres_image=_text(ini("cleanroom_postgres_image")) or DEFAULT_POSTGRES_IMAGE,
             redis_image=_text(ini("cleanroom_redis_image")) or DEFAULT_REDIS_IMAGE,
+            mysql_image=_text(ini("cleanroom_mysql_image")) or DEFAULT_MYSQL_IMAGE,
             postgres_template=_lines(ini("cleanroom_postgres_template")),
             postgres_settings=server_settings(
                 _lines(ini("cleanroom_postgres_settings")), "ini cleanroom_postgres_settings"
@@ -209,6 +253,9 @@ class ServiceSettings:
             ),
             start_timeout=_positive_seconds(timeout_text, timeout_src),
             postgres_bin_dir=_path(bin_dir, base_dir),
+            postgres_version=postgres_major(
+                _text(ini("cleanroom_postgres_version")), "ini cleanroom_postgres_version"
+            ),
             redis_server=_path(redis_server, base_dir),
             mysql_bin_dir=_path(_text(ini("cleanroom_mysql_bin_dir")), base_dir),
             postgres_port=_port(ini("cleanroom_postgres_port"), "cleanroom_postgres_port"),
@@ -219,6 +266,18 @@ class ServiceSettings:
             base_dir=base_dir,
             django=_switch(ini("cleanroom_django"), "cleanroom_django"),
         )
+
+
+def postgres_major(value: object, source: str) -> int | None:
+    """A PostgreSQL major version (``16``; ``None`` when unset), or one error naming ``source``."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or not 9 <= int(text) < 100:
+        raise ServiceConfigError(
+            f"{source}={value!r} is not a PostgreSQL major version: give one number, e.g. 16"
+        )
+    return int(text)
 
 
 def _text(value: Any) -> str | None:

@@ -46,10 +46,12 @@ def server_dirs(runtime_dir: Path) -> list[str]:
     return leftovers(runtime_dir)
 
 
-def start_holding_run(directory: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """A child pytest (its own process group) whose test holds postgres and redis until killed;
-    returns once the test has its databases."""
-    (directory / "test_hold.py").write_text(HOLD)
+def start_holding_run(
+    directory: Path, env: dict[str, str], *args: str, script: str = HOLD
+) -> subprocess.Popen[str]:
+    """A child pytest (its own process group) whose test holds postgres and redis (or what
+    ``script`` holds) until killed; returns once the test has its databases."""
+    (directory / "test_hold.py").write_text(script)
     ready = directory / "ready"
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_hold.py", *args],

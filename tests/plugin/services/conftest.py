@@ -30,7 +30,12 @@ def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("CLEANROOM_SERVICES_RUNTIME_DIR", str(path))
     monkeypatch.setenv("CLEANROOM_SERVICES_DATA_DIR", str(data_dir_of(path)))
     monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-    for name in ("CLEANROOM_SERVICES", "CLEANROOM_POSTGRES_URL", "CLEANROOM_REDIS_URL"):
+    for name in (
+        "CLEANROOM_SERVICES",
+        "CLEANROOM_POSTGRES_URL",
+        "CLEANROOM_REDIS_URL",
+        "CLEANROOM_MYSQL_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield path
     leaked = processes_under(path)
