@@ -14,8 +14,14 @@ Peers: pytest-postgresql's ``postgresql_proc`` + ``postgresql`` fixtures, and te
 PostgresContainer (one container per worker, a database created and dropped per test, the usual
 hand-written fixture), and pytest-mysql's ``mysql_proc`` + ``mysql`` against the ``mysql``
 fixture on the same MariaDB binaries (pytest-mysql is installed for this script alone, into
-.venv/opt/pytest-mysql, on first use). Each suite loads only its own plugin. Figures are printed,
-never asserted.
+.venv/opt/pytest-mysql, on first use). pytest-databases (installed likewise into
+.venv/opt/pytest-databases) is the docker peer: its ``postgres_image`` and ``redis_image``
+fixtures are pointed at the project's locally built images (no registry answers here); it has no
+such fixture for MariaDB (``mariadb_service`` always names ``mariadb:11.4``), so its MariaDB row
+overrides ``mariadb_service`` with the plugin's own provider function ``_provide_mariadb_service``
+on cleanroom/mariadb:10.11. Like the testcontainers row, its suites create and drop a database per
+test themselves (pytest-databases gives one per worker). Each suite loads only its own plugin.
+Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: pytest-mysql and its own dependencies, apart from the project's environment.
 PYTEST_MYSQL = REPO / ".venv" / "opt" / "pytest-mysql"
+PYTEST_DATABASES = REPO / ".venv" / "opt" / "pytest-databases"
 PG_CTL_GLOB = "/usr/lib/postgresql/*/bin/pg_ctl"
+IMAGES = ("cleanroom/postgres:15", "cleanroom/redis:7", "cleanroom/mariadb:10.11")
 
 RECORDER = """
 import json, os
@@ -90,6 +98,31 @@ def test_write(mysql, n):
     cur.executemany("INSERT INTO t VALUES (%s, MD5(%s))", [(g, g) for g in range(1, 101)])
     mysql.commit()
 """,
+    "pytest-databases": f'''
+import pytest
+
+@pytest.mark.parametrize("n", range({{n}}))
+def test_write(db, n):
+    db.execute("{WRITE_SQL}")
+''',
+    "pytest-databases-redis": """
+import pytest
+
+@pytest.mark.parametrize("n", range({n}))
+def test_write(client, n):
+    client.mset({{f"k{{i}}": i for i in range(20)}})
+    assert client.dbsize() == 20
+""",
+    "pytest-databases-mariadb": """
+import pytest
+
+@pytest.mark.parametrize("n", range({n}))
+def test_write(mdb, n):
+    with mdb.cursor() as cur:
+        cur.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        cur.executemany("INSERT INTO t VALUES (%s, MD5(%s))", [(g, g) for g in range(1, 101)])
+    mdb.commit()
+""",
     "pytest-postgresql": f'''
 import pytest
 
@@ -132,6 +165,74 @@ def db(pg):
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 """
 
+# pytest-databases on the project's images: its documented image fixtures for PostgreSQL and
+# Redis; for MariaDB (no image fixture) its own provider function on our image.
+PYTEST_DATABASES_CONFTEST = """
+import itertools, psycopg, pymysql, pytest, redis
+
+pytest_plugins = ["pytest_databases.docker.postgres", "pytest_databases.docker.redis",
+                  "pytest_databases.docker.mariadb"]
+
+_names = itertools.count()
+
+@pytest.fixture(scope="session")
+def postgres_image():
+    return "cleanroom/postgres:15"
+
+@pytest.fixture(scope="session")
+def redis_image():
+    return "cleanroom/redis:7"
+
+@pytest.fixture(scope="session")
+def mariadb_service(docker_service, xdist_mariadb_isolation_level, mariadb_user,
+                    mariadb_password, mariadb_root_password, mariadb_database):
+    from pytest_databases.docker.mariadb import _provide_mariadb_service
+
+    with _provide_mariadb_service(
+        docker_service, image="cleanroom/mariadb:10.11", name="mariadb-cleanroom",
+        isolation_level=xdist_mariadb_isolation_level, user=mariadb_user,
+        password=mariadb_password, root_password=mariadb_root_password,
+        database=mariadb_database,
+    ) as service:
+        yield service
+
+def _pg_url(service, database):
+    return (f"postgresql://{service.user}:{service.password}@{service.host}:{service.port}/"
+            f"{database}")
+
+@pytest.fixture
+def db(postgres_service):
+    service = postgres_service
+    name = f"t{next(_names)}"
+    with psycopg.connect(_pg_url(service, service.database), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    conn = psycopg.connect(_pg_url(service, name), autocommit=True)
+    yield conn
+    conn.close()
+    with psycopg.connect(_pg_url(service, service.database), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+@pytest.fixture
+def mdb(mariadb_service, mariadb_root_password):
+    name = f"t{next(_names)}_{mariadb_service.db}"
+    admin = dict(host=mariadb_service.host, port=mariadb_service.port, user="root",
+                 password=mariadb_root_password, autocommit=True)
+    with pymysql.connect(**admin) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    conn = pymysql.connect(**{**admin, "database": name, "autocommit": False})
+    yield conn
+    conn.close()
+    with pymysql.connect(**admin) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE {name}")
+
+@pytest.fixture
+def client(redis_service):
+    client = redis.Redis(host=redis_service.host, port=redis_service.port, db=redis_service.db)
+    yield client
+    client.flushdb()
+    client.close()
+"""
+
 # pytest-postgresql runs pg_ctl as the current user, and PostgreSQL refuses root: as root, its
 # pg_ctl is wrapped to run as the 'postgres' account, which is handed the run's temp directory.
 PG_CTL_WRAPPER = """#!/bin/sh
@@ -155,6 +256,20 @@ class Run:
     samples: dict[str, float] = field(default_factory=dict)
 
 
+class SuiteFailedError(Exception):
+    """A suite that did not pass; ``reason`` is its last error line, for the table."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def failed_run(tool: str, workers: int, reason: str) -> Run:
+    """A row that could not be measured: the table prints why instead of figures."""
+    nan = float("nan")
+    return Run(tool, workers, nan, nan, nan, nan, nan, 0, 0, note=f"FAILED: {reason}")
+
+
 def progress(message: str) -> None:
     print(f"[bench_services] {message}", file=sys.stderr, flush=True)
 
@@ -176,8 +291,13 @@ def run_suite(
     wall = time.perf_counter() - t0
     rows = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     if done.returncode != 0 or not rows:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-25:])
-        raise SystemExit(f"{tool} -n {workers} failed (exit {done.returncode}):\n{tail}")
+        lines = (done.stdout + done.stderr).splitlines()
+        tail = "\n".join(lines[-25:])
+        reason = next((line[2:].strip() for line in reversed(lines) if line.startswith("E ")), "")
+        raise SuiteFailedError(
+            f"{tool} -n {workers} failed (exit {done.returncode}):\n{tail}",
+            reason or f"exit {done.returncode}",
+        )
     by_test: dict[str, dict[str, dict[str, float]]] = {}
     for row in rows:
         by_test.setdefault(row["id"], {})[row["when"]] = row
@@ -230,6 +350,17 @@ def pytest_mysql_path() -> Path | None:
     return PYTEST_MYSQL
 
 
+def pytest_databases_path() -> Path:
+    """Where pytest-databases is importable from (installed there on first use)."""
+    if not (PYTEST_DATABASES / "pytest_databases").is_dir():
+        progress(
+            f"installing pytest-databases into {PYTEST_DATABASES} (this benchmark's peer only)"
+        )
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target"]
+        subprocess.run([*pip, str(PYTEST_DATABASES), "pytest-databases==0.19.0"], check=True)
+    return PYTEST_DATABASES
+
+
 def docker_ready() -> tuple[bool, str]:
     sys.path.insert(0, str(REPO / "src"))
     from pytest_cleanroom.services.providers import docker_status
@@ -238,7 +369,7 @@ def docker_ready() -> tuple[bool, str]:
     if not ok:
         return False, detail
     out = subprocess.run(
-        ["docker", "image", "inspect", "cleanroom/postgres:15", "cleanroom/redis:7"],
+        ["docker", "image", "inspect", *IMAGES],
         capture_output=True,
         check=False,
     )
@@ -273,6 +404,8 @@ def main() -> int:
         (work / name).mkdir()
         (work / name / "test_suite.py").write_text(textwrap.dedent(body.format(n=options.tests)))
     (work / "testcontainers" / "conftest.py").write_text(TESTCONTAINERS_CONFTEST)
+    for name in ("pytest-databases", "pytest-databases-redis", "pytest-databases-mariadb"):
+        (work / name / "conftest.py").write_text(PYTEST_DATABASES_CONFTEST)
 
     have_docker, docker_detail = (False, "--skip-docker") if options.skip_docker else docker_ready()
     if not have_docker:
@@ -314,8 +447,6 @@ def main() -> int:
             ("pytest-mysql", "pytest-mysql", 0, mysql_peer, mysql_env),
             ("pytest-mysql", "pytest-mysql", 2, mysql_peer, mysql_env),
         ]
-    if options.only:
-        plan = [row for row in plan if options.only in row[0]]
     if have_docker:
         docker_env = {"CLEANROOM_SERVICES": "docker"}
         plan += [
@@ -324,7 +455,22 @@ def main() -> int:
             ("testcontainers", "testcontainers", 0, peers, {}),
             ("testcontainers", "testcontainers", 2, peers, {}),
             ("cleanroom redis (docker)", "cleanroom-redis", 0, cleanroom, docker_env),
+            ("cleanroom mysql (docker)", "cleanroom-mysql", 0, cleanroom, docker_env),
+            ("cleanroom mysql (docker)", "cleanroom-mysql", 2, cleanroom, docker_env),
         ]
+        databases_env = {"PYTHONPATH": f"{work / 'recorder'}{os.pathsep}{pytest_databases_path()}"}
+        plan += [
+            (f"pytest-databases{what} (docker)", suite, workers, peers, databases_env)
+            for what, suite, workers in (
+                ("", "pytest-databases", 0),
+                ("", "pytest-databases", 2),
+                (" redis", "pytest-databases-redis", 0),
+                (" mariadb", "pytest-databases-mariadb", 0),
+                (" mariadb", "pytest-databases-mariadb", 2),
+            )
+        ]
+    if options.only:
+        plan = [row for row in plan if options.only in row[0]]
     runs: list[Run] = []
     try:
         for label, suite, workers, args, extra in plan:
@@ -332,10 +478,18 @@ def main() -> int:
             progress(f"{label} -n {workers} ({options.tests} tests, {repeat} run(s))")
             if "cold" in label:
                 shutil.rmtree(work / "cache", ignore_errors=True)
-            rows = [
-                run_suite(label, work / suite, workers, {**base_env, **extra}, args)
-                for _ in range(repeat)
-            ]
+            try:
+                rows = [
+                    run_suite(label, work / suite, workers, {**base_env, **extra}, args)
+                    for _ in range(repeat)
+                ]
+            except SuiteFailedError as exc:
+                if not label.startswith("pytest-databases"):
+                    raise SystemExit(str(exc)) from None
+                # A peer that cannot run here is a row that says why, not a missing row.
+                progress(str(exc))
+                runs.append(failed_run(label, workers, f"{exc.reason} (load {_load()})"))
+                continue
             runs.append(median_run(rows))
     finally:
         if not options.keep:
@@ -354,12 +508,15 @@ def print_table(runs: list[Run], n: int) -> None:
         f"{'tool':34} {'-n':>2} {'first test':>10} {'1st setup':>9} {'isolation':>10} "
         f"{'per test':>9} {'suite':>7} {'ok':>5}"
     )
-    runs_note = next((r.note for r in runs if r.note), "one run per row")
+    runs_note = next((r.note for r in runs if r.note.startswith("median")), "one run per row")
     print(f"\n{n} tests, each writing a table (Redis rows: 20 keys); {runs_note}")
     print(f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {_load()}")
     print(head)
     print("-" * len(head))
     for r in runs:
+        if r.note.startswith("FAILED"):
+            print(f"{r.tool:34} {r.workers:>2} {r.note}")
+            continue
         print(
             f"{r.tool:34} {r.workers:>2} {r.first_test:>9.2f}s {r.first_setup:>8.3f}s "
             f"{r.isolation_ms:>8.1f}ms {r.per_test_ms:>7.1f}ms {r.wall:>6.2f}s "

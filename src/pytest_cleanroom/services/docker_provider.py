@@ -165,6 +165,7 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
     try:
         client = _client(timeout=settings.start_timeout)
         _ensure_image(client, settings.postgres_image, "cleanroom_postgres_image")
+        _check_image_major(client, settings)
         last_error = ""
         for port in candidate_ports(settings.postgres_port, "cleanroom_postgres_port"):
             # The server listens on the same port inside and outside, so that its unix socket
@@ -229,6 +230,15 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
             remove_container(handle)
         registry.remove(record_id)
         raise
+
+
+def _check_image_major(client: Any, settings: ServiceSettings) -> None:
+    """Refuse, before starting it, an image whose ``PG_MAJOR`` (set by the official images and
+    ours) is not the asked major; one without it is checked once it answers."""
+    env = client.images.get(settings.postgres_image).attrs.get("Config", {}).get("Env") or []
+    major = next((e.split("=", 1)[1] for e in env if e.startswith("PG_MAJOR=")), "")
+    if major.isdigit():
+        settings.check_postgres_major(int(major) * 10000, f"image {settings.postgres_image}")
 
 
 def _quiet_postgres_class() -> Any:

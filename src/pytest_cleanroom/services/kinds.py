@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from . import binaries
-from .errors import ServiceConfigError
+from .errors import ServiceConfigError, ServiceUnavailableError
 from .settings import ENV_MYSQL_URL, ENV_POSTGRES_URL, ENV_REDIS_URL, ServiceSettings
 
 ENTRY_POINT_GROUP = "pytest_cleanroom.services"
@@ -45,6 +45,10 @@ class ServiceKind:
         """The external server's URL and where it was set (``None``: none configured)."""
         return None, ""
 
+    def missing_binaries(self, settings: ServiceSettings) -> str:
+        """Why the process provider cannot serve and how to fix it."""
+        return self.install_hint
+
     def starter(self, provider: str) -> Callable[..., Any]:
         """The function that starts this kind's server with ``provider``."""
         module, _, function = self.starters[provider].partition(":")
@@ -67,6 +71,15 @@ class PostgresKind(ServiceKind):
 
     def url(self, settings: ServiceSettings) -> tuple[str | None, str]:
         return settings.postgres_url, settings.postgres_url_source
+
+    def missing_binaries(self, settings: ServiceSettings) -> str:
+        if settings.postgres_version is None:
+            return self.install_hint
+        try:
+            binaries.require_postgres(settings.postgres_bin_dir, settings.postgres_version)
+        except ServiceUnavailableError as exc:
+            return str(exc)
+        return self.install_hint
 
 
 class RedisKind(ServiceKind):

@@ -129,7 +129,9 @@ def choose(
         detail = kind.binary_detail(settings)
         if detail is None:
             return Choice(
-                service, None, f"{how} but no {service} server binaries: {kind.install_hint}"
+                service,
+                None,
+                f"{how} but no {service} server binaries: {kind.missing_binaries(settings)}",
             )
         return Choice(service, "process", f"{how}: {detail}")
     if provider == "docker":
