@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom.services.binaries import find_mysql
+from pytest_cleanroom.services.binaries import find_mysql, find_postgres
 from tests.conftest import require, require_binary
 from tests.plugin.services.test_django import use_pytest_django
 
@@ -41,18 +41,22 @@ def examples() -> dict[str, dict[str, str]]:
 
 def test_the_doc_has_examples() -> None:
     names = {"quickstart", "template", "settings", "server-state", "drivers", "sandbox"}
-    assert set(examples()) == names | {"django", "mysql", "factories"}
+    assert set(examples()) == names | {"django", "mysql", "factories", "majors", "alembic"}
 
 
 @pytest.mark.parametrize("name", sorted(examples()))
 def test_example_runs_as_written(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
+    if name == "alembic":
+        require(importlib.util.find_spec("alembic") is not None, "alembic (scripts/setup.sh)")
     if name == "drivers":
         for module in ("asyncpg", "sqlalchemy", "anyio"):
             require(importlib.util.find_spec(module) is not None, f"{module} (scripts/setup.sh)")
     if name == "mysql":
         require(find_mysql() is not None, "MariaDB's server (apt-get install mariadb-server)")
+    if name == "majors":
+        require(find_postgres(None, 16) is not None, "PostgreSQL 16 (scripts/setup.sh: pgserver)")
     if name == "sandbox":
         require_binary("bwrap", "apt-get install bubblewrap")
         require(shutil.which("psql") is not None, "psql (apt-get install postgresql-client)")
