@@ -1,10 +1,12 @@
-"""pytest-django's test databases on the run's PostgreSQL server (docs/services.md, "Django").
+"""pytest-django's test databases on the run's PostgreSQL or MariaDB server (docs/services.md,
+"Django").
 
 Before pytest-django's ``django_db_setup`` creates the test databases, every ``DATABASES`` entry
-with a PostgreSQL engine is pointed at the run's server, under a test database name of the run
-(``cr_<run>_<worker>_django_<alias>``), so that the run's clean-up and the crash sweep find it.
-Under xdist, the migrations run once per run into a template database that each worker's test
-database is cloned from; with one worker they run straight into the test database.
+with a PostgreSQL or MySQL engine is pointed at the run's server of that kind, under a test
+database name of the run (``cr_<run>_<worker>_django_<alias>``), so that the run's clean-up and
+the crash sweep find it. On PostgreSQL under xdist, the migrations run once per run into a
+template database that each worker's test database is cloned from; with one worker (and on
+MariaDB, which has no templates) they run straight into the test database.
 """
 
 from __future__ import annotations
@@ -22,16 +24,21 @@ if TYPE_CHECKING:
 POSTGRES_ENGINES = frozenset(
     {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
 )
+MYSQL_ENGINES = frozenset({"django.db.backends.mysql", "django.contrib.gis.db.backends.mysql"})
 
 
 def postgres_aliases() -> list[str]:
     """The ``DATABASES`` aliases served by PostgreSQL (test mirrors excluded: they follow)."""
+    return _aliases(POSTGRES_ENGINES)
+
+
+def _aliases(engines: frozenset[str]) -> list[str]:
     from django.conf import settings
 
     return [
         alias
         for alias, db in settings.DATABASES.items()
-        if db.get("ENGINE") in POSTGRES_ENGINES and not (db.get("TEST") or {}).get("MIRROR")
+        if db.get("ENGINE") in engines and not (db.get("TEST") or {}).get("MIRROR")
     ]
 
 
@@ -46,8 +53,9 @@ def redirect_databases(
     from django.db import connections
 
     aliases = postgres_aliases()
+    redirected = _redirect_mysql(hub)
     if not aliases:
-        return []
+        return redirected
     server = hub.postgres_server()
     run = hub.run
     for alias in aliases:
@@ -59,6 +67,26 @@ def redirect_databases(
         test["NAME"] = f"{run.db_prefix}{run.worker_id}_django_{alias}"
         if run.worker_count > 1 and migrate:
             test["TEMPLATE"] = _template(hub, server, alias, unblock)
+    return aliases + redirected
+
+
+def _redirect_mysql(hub: ServiceHub) -> list[str]:
+    """Point each MySQL alias at the run's MariaDB server, as its administrator (Django creates
+    and drops the test database itself)."""
+    from django.db import connections
+
+    aliases = _aliases(MYSQL_ENGINES)
+    if not aliases:
+        return []
+
+    server = hub.mysql_server()
+    run = hub.run
+    for alias in aliases:
+        connections[alias].close()
+        db = connections[alias].settings_dict
+        db.update(HOST=server.host, PORT=str(server.port), USER=server.user)
+        db["PASSWORD"] = server.password or ""
+        db.setdefault("TEST", {})["NAME"] = f"{run.db_prefix}{run.worker_id}_django_{alias}"
     return aliases
 
 

@@ -456,8 +456,9 @@ def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
 ) -> Generator[None, Any, Any]:
     """Before pytest-django's own ``django_db_setup`` (its dependencies are set up by now), point
-    its PostgreSQL databases at the run's server. A project's own ``django_db_setup`` (e.g. one
-    that uses an existing database) is left alone, and everything under cleanroom_django=off."""
+    its PostgreSQL and MySQL databases at the run's servers. A project's own ``django_db_setup``
+    (e.g. one that uses an existing database) is left alone, and everything under
+    cleanroom_django=off."""
     if fixturedef.argname == "django_db_setup" and _is_pytest_djangos(fixturedef):
         settings = request.config.stash.get(SETTINGS_KEY, None)
         if settings is not None and settings.django:

@@ -56,8 +56,8 @@ INI_KEYS: dict[str, tuple[str, str]] = {
         "",
     ),
     "cleanroom_django": (
-        "With pytest-django: 'auto' puts its PostgreSQL test databases on the run's server, "
-        "'off' leaves DATABASES as they are.",
+        "With pytest-django: 'auto' puts its PostgreSQL and MySQL test databases on the run's "
+        "servers, 'off' leaves DATABASES as they are.",
         "auto",
     ),
     "cleanroom_services_start_timeout": ("Seconds a server may take to become ready.", "60"),

@@ -79,3 +79,75 @@ def test_off_leaves_databases_alone(pytester: pytest.Pytester, shop: Path) -> No
     result = run(pytester, "-n", "0", "-k", "CatalogueTests")
     result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(["*OperationalError*.s.PGSQL.1*"])  # its own port 1
+
+
+MARIADB_TESTS = """
+import pytest
+from django.db import connection, transaction
+from django.test import TestCase, TransactionTestCase
+from shop.models import Product
+
+
+class CatalogueTests(TestCase):
+    def test_the_migration_seeded_the_catalogue(self):
+        assert list(Product.objects.values_list("name", flat=True)) == ["teapot"]
+
+    def test_adding_a_product(self):
+        Product.objects.create(name="kettle")
+        assert Product.objects.count() == 2
+
+    def test_the_added_product_is_gone(self):
+        assert not Product.objects.filter(name="kettle").exists()
+
+
+class CommitTests(TransactionTestCase):
+    serialized_rollback = True
+
+    def test_a_commit(self):
+        with transaction.atomic():
+            Product.objects.create(name="mug")
+        assert Product.objects.filter(name="mug").exists()
+
+    def test_the_commit_is_gone(self):
+        assert not Product.objects.filter(name="mug").exists()
+
+
+@pytest.mark.django_db
+def test_on_the_runs_mariadb(mysql_server):
+    assert connection.vendor == "mysql"
+    assert connection.settings_dict["PORT"] == str(mysql_server.port)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DATABASE(), VERSION()")
+        name, version = cursor.fetchone()
+    assert name == connection.settings_dict["NAME"]
+    assert name.startswith("cr_")
+    assert "MariaDB" in version
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_mysql_fixture_side_by_side(mysql):
+    Product.objects.create(name="cup")
+    with mysql.connect() as conn, conn.cursor() as cursor:  # a database of its own
+        cursor.execute("SHOW TABLES")
+        assert cursor.fetchall() == ()
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_django_on_the_runs_mariadb(pytester: pytest.Pytester, shop: Path, workers: str) -> None:
+    from pytest_cleanroom.services.binaries import find_mysql
+
+    require(find_mysql() is not None, "MariaDB's server (apt-get install mariadb-server)")
+    settings = pytester.path / "shop" / "settings.py"
+    mysql = settings.read_text().replace(
+        "django.db.backends.postgresql", "django.db.backends.mysql"
+    )
+    # Django's MySQL backend imports MySQLdb; PyMySQL stands in for mysqlclient (no compiler).
+    settings.write_text("import pymysql\n\npymysql.install_as_MySQLdb()\n" + mysql)
+    (pytester.path / "test_shop.py").write_text(MARIADB_TESTS)
+    result = run(pytester, "-n", workers)
+    result.assert_outcomes(passed=7)
+    # No template on MariaDB: each worker that ran a database test migrated its own database.
+    migrated = shop.read_text().split()
+    assert 1 <= len(migrated) <= max(1, int(workers)), migrated
+    assert all(name.startswith("cr_") and name.endswith("_django_default") for name in migrated)
