@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import pg_roles
 from .errors import ServiceStartError, ServiceUnavailableError
 from .model import LogSource, PostgresServer, RedisServer
-from .providers import docker_host, docker_status
+from .providers import docker_host, docker_status, with_docker_fix
 from .redis_acl import ADMIN_USER, acl_config
 from .registry import Handle, Owner, Registry, Started, ensure_private_dir
 from .spawn import candidate_ports
@@ -81,9 +81,7 @@ def _client_kw(settings: ServiceSettings) -> dict[str, Any]:
 def _check_engine(settings: ServiceSettings) -> None:
     ok, detail = docker_status(min(5.0, settings.start_timeout))
     if not ok:
-        raise ServiceUnavailableError(
-            f"docker provider: {detail}: start dockerd, or set DOCKER_HOST to its socket"
-        )
+        raise ServiceUnavailableError(f"docker provider: {with_docker_fix(detail)}")
 
 
 def _ensure_image(client: Any, image: str, ini_key: str) -> None:

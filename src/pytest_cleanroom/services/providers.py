@@ -81,6 +81,14 @@ def docker_status(timeout: float = 3.0) -> tuple[bool, str]:
     return True, f"Docker engine answers at {host}"
 
 
+def with_docker_fix(detail: str) -> str:
+    """``detail`` of :func:`docker_status`, with the fix unless it names one already (a socket
+    the user may not open needs permissions, not another engine)."""
+    if "permission denied" in detail:
+        return detail
+    return f"{detail}: start dockerd, or set DOCKER_HOST to its socket"
+
+
 def _fixes(kind: ServiceKind) -> str:
     fixes = []
     if kind.url_env:
@@ -144,7 +152,7 @@ def choose(
             return Choice(
                 service,
                 None,
-                f"{how} but {detail}: start dockerd, or set DOCKER_HOST to its socket",
+                f"{how} but {with_docker_fix(detail)}",
             )
         return Choice(service, "docker", f"{how}: {detail}; {REAPER_NOTE}")
     return _auto(kind, settings, url, url_source, docker_check)
