@@ -110,10 +110,10 @@ def _machine_bin_dirs() -> Iterator[Path]:
     for pattern in POSTGRES_BIN_GLOBS:
         # Newest installed major version first.
         yield from (Path(p) for p in sorted(glob.glob(pattern), key=_version_key, reverse=True))
-    yield from _python_package_bin_dirs()
+    yield from python_package_bin_dirs()
 
 
-def _python_package_bin_dirs() -> Iterator[Path]:
+def python_package_bin_dirs() -> Iterator[Path]:
     """``pginstall/bin`` of the installed :data:`POSTGRES_PYTHON_PACKAGES` (not imported)."""
     import importlib.util
 

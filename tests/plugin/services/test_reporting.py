@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_cleanroom.services.binaries import python_package_bin_dirs
 from tests.conftest import require_binary
 
 pytest_plugins = ("pytester",)
@@ -28,6 +29,9 @@ def without_binaries(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     for path in HIDDEN_FILES:
         if os.path.exists(path):
             cmd += ["--ro-bind", "/dev/null", path]
+    for bin_dir in python_package_bin_dirs():  # e.g. the pgserver wheel's PostgreSQL 16
+        if bin_dir.is_dir():
+            cmd += ["--tmpfs", str(bin_dir)]
     cmd += [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
     return pytester.run(*cmd, timeout=120)
 
