@@ -159,7 +159,8 @@ def test_server_wide_changes_are_refused_or_undone(pytester: pytest.Pytester) ->
 def test_no_mariadb_is_one_clear_error(pytester: pytest.Pytester, tmp_path: Path) -> None:
     pytester.makeini(f"[pytest]\ncleanroom_mysql_bin_dir = {tmp_path}\n")
     pytester.makepyfile(test_one="def test_one(mysql):\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    # The process provider alone: under auto, a Docker engine would serve instead.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cleanroom-services=process")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         ["*ServiceUnavailableError*no mysql server binaries*apt-get install mariadb-server*"]
