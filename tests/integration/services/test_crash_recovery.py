@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom.services import cleanup
+from pytest_cleanroom.services.binaries import find_postgres
 from pytest_cleanroom.services.hub import RunContext, ServiceHub, teardown_run
 from pytest_cleanroom.services.registry import Owner, Registry
 from pytest_cleanroom.services.settings import ServiceSettings
@@ -248,8 +249,11 @@ def test_a_failed_start_is_reported_to_every_worker_without_retrying(
     with pytest.raises(Exception, match="no postgres server binaries") as one:
         first.postgres_server()
     # Another worker (a new hub on the same shared directory) gets the same error from the
-    # recorded state, even with settings under which it could have started a server itself.
-    second = ServiceHub(settings.with_changes(postgres_bin_dir=None), run)
+    # recorded state, even though the binaries' directory now holds a server it could start.
+    real = find_postgres()
+    assert real is not None
+    (tmp_path / "nothing").symlink_to(real.bin_dir)
+    second = ServiceHub(settings, run)
     with pytest.raises(type(one.value), match="no postgres server binaries"):
         second.postgres_server()
     assert server_dirs(runtime_dir) == []
