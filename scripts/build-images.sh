@@ -144,40 +144,36 @@ label_of() {
 summary=()
 record() { summary+=("{\"image\": \"$1\", \"status\": \"$2\", \"id\": \"$(docker image inspect --format '{{.Id}}' "$1")\"}"); }
 
-ensure_base() {
-  local image=cleanroom/bookworm:latest rootfs_hash=$1 mirror=$2 tar=$3
+# ensure_imported IMAGE TAR ROOTFS_HASH MIRROR CUSTOMISE PACKAGE...: the rootfs imported as IMAGE.
+ensure_imported() {
+  local image=$1 tar=$2 rootfs_hash=$3 mirror=$4 customise=$5
+  shift 5
   local inputs
   inputs=$(printf '%s\n' "$rootfs_hash" "${BASE_CHANGES[@]}" | sha)
   if [[ $rebuild == 0 && $(label_of "$image") == "$inputs" ]]; then
     record "$image" present
     return 0
   fi
-  ensure_rootfs "$tar" "$mirror" customise_rootfs "${PACKAGES[@]}"
+  ensure_rootfs "$tar" "$mirror" "$customise" "$@"
   progress "docker import $tar -> $image"
   local changes=() c
   for c in "${BASE_CHANGES[@]}"; do changes+=(--change "$c"); done
   docker import "${changes[@]}" --change "LABEL io.cleanroom.inputs=$inputs" \
-    --message "debootstrap --variant=minbase $SUITE: ${PACKAGES[*]}" "$tar" "$image" >/dev/null
+    --message "debootstrap --variant=minbase $SUITE: $*" "$tar" "$image" >/dev/null
   record "$image" built
+}
+
+ensure_base() {
+  local rootfs_hash=$1 mirror=$2 tar=$3
+  ensure_imported cleanroom/bookworm:latest "$tar" "$rootfs_hash" "$mirror" customise_rootfs "${PACKAGES[@]}"
 }
 
 # MariaDB's own rootfs, imported as cleanroom/mariadb-rootfs:bookworm (the base of its image).
 ensure_mariadb_base() {
-  local image=cleanroom/mariadb-rootfs:bookworm mirror=$1 rootfs_hash tar inputs
+  local mirror=$1 rootfs_hash
   rootfs_hash=$(printf '%s\n' "$SUITE" minbase "$mirror" "$RECIPE" mariadb "${MARIADB_PACKAGES[@]}" | sha)
-  tar=$CACHE_DIR/rootfs-$SUITE-mariadb-$rootfs_hash.tar
-  inputs=$(printf '%s\n' "$rootfs_hash" "${BASE_CHANGES[@]}" | sha)
-  if [[ $rebuild == 0 && $(label_of "$image") == "$inputs" ]]; then
-    record "$image" present
-    return 0
-  fi
-  ensure_rootfs "$tar" "$mirror" customise_mariadb_rootfs "${MARIADB_PACKAGES[@]}"
-  progress "docker import $tar -> $image"
-  local changes=() c
-  for c in "${BASE_CHANGES[@]}"; do changes+=(--change "$c"); done
-  docker import "${changes[@]}" --change "LABEL io.cleanroom.inputs=$inputs" \
-    --message "debootstrap --variant=minbase $SUITE: ${MARIADB_PACKAGES[*]}" "$tar" "$image" >/dev/null
-  record "$image" built
+  ensure_imported cleanroom/mariadb-rootfs:bookworm "$CACHE_DIR/rootfs-$SUITE-mariadb-$rootfs_hash.tar" \
+    "$rootfs_hash" "$mirror" customise_mariadb_rootfs "${MARIADB_PACKAGES[@]}"
 }
 
 # ensure_derived IMAGE CONTEXT [BASE]

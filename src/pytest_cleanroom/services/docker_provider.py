@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,7 +151,6 @@ def _host_ip(container: Any) -> str:
 
 def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> StartedContainer:
     """Start a PostgreSQL container (``cleanroom_postgres_image``) for this run."""
-    import docker.errors
 
     deadline = time.monotonic() + settings.start_timeout
     server_dir, name, registry, record_id, handle = _prepare(
@@ -164,8 +164,8 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
         client = _client(timeout=settings.start_timeout)
         _ensure_image(client, settings.postgres_image, "cleanroom_postgres_image")
         _check_image_major(client, settings)
-        last_error = ""
-        for port in candidate_ports(settings.postgres_port, "cleanroom_postgres_port"):
+
+        def make(port: int) -> Any:
             # The server listens on the same port inside and outside, so that its unix socket
             # (.s.PGSQL.<port>, bind-mounted to the host) matches the published TCP port.
             container = (
@@ -192,42 +192,58 @@ def start_postgres(settings: ServiceSettings, *, run_id: str, owner: Owner) -> S
                 )
             )
             container.ports[f"{port}/tcp"] = ("127.0.0.1", port)  # loopback only
-            try:
-                container.start()
-            except docker.errors.APIError as exc:
-                if "already allocated" in str(exc) or "address already in use" in str(exc):
-                    last_error = str(exc)
-                    with contextlib.suppress(Exception):
-                        remove_container(handle, keep_dir=True)
-                    continue
-                raise _fail(container, "postgres", f"did not start: {exc}", handle) from None
-            host = _host_ip(container)
-            version, version_num = _wait_postgres(container, host, port, password, deadline, handle)
-            settings.check_postgres_major(version_num, f"image {settings.postgres_image}")
-            socket_dir = server_dir / "sock"
-            server = PostgresServer(
-                provider="docker",
-                host=host,
-                port=port,
-                user=POSTGRES_USER,
-                password=password,
-                unix_socket_dir=str(socket_dir)
-                if (socket_dir / f".s.PGSQL.{port}").exists()
-                else None,
-                version=version,
-                version_num=version_num,
-                log=LogSource(kind="docker", container_id=name, docker_host=handle["docker_host"]),
-                manages_roles=True,
-            )
-            return StartedContainer(server, handle, record_id, registry)
-        raise ServiceStartError(
-            f"postgres container could not publish a free port on 127.0.0.1: {last_error}"
+            return container
+
+        container, port = start_on_free_port(
+            make, settings.postgres_port, "cleanroom_postgres_port", "postgres", handle
         )
+        host = _host_ip(container)
+        version, version_num = _wait_postgres(container, host, port, password, deadline, handle)
+        settings.check_postgres_major(version_num, f"image {settings.postgres_image}")
+        socket_dir = server_dir / "sock"
+        server = PostgresServer(
+            provider="docker",
+            host=host,
+            port=port,
+            user=POSTGRES_USER,
+            password=password,
+            unix_socket_dir=str(socket_dir) if (socket_dir / f".s.PGSQL.{port}").exists() else None,
+            version=version,
+            version_num=version_num,
+            log=LogSource(kind="docker", container_id=name, docker_host=handle["docker_host"]),
+            manages_roles=True,
+        )
+        return StartedContainer(server, handle, record_id, registry)
     except BaseException:
         with contextlib.suppress(Exception):
             remove_container(handle)
         registry.remove(record_id)
         raise
+
+
+def start_on_free_port(
+    make: Callable[[int], Any], fixed: int, ini_key: str, what: str, handle: Handle
+) -> tuple[Any, int]:
+    """Start the container ``make(port)`` builds, publishing ``port`` on 127.0.0.1: the fixed
+    one, or the next free one when another program took it meanwhile."""
+    import docker.errors
+
+    last_error = ""
+    for port in candidate_ports(fixed, ini_key):
+        container = make(port)
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            if "already allocated" in str(exc) or "address already in use" in str(exc):
+                last_error = str(exc)
+                with contextlib.suppress(Exception):
+                    remove_container(handle, keep_dir=True)
+                continue
+            raise _fail(container, what, f"did not start: {exc}", handle) from None
+        return container, port
+    raise ServiceStartError(
+        f"{what} container could not publish a free port on 127.0.0.1: {last_error}"
+    )
 
 
 def _check_image_major(client: Any, settings: ServiceSettings) -> None:

@@ -18,19 +18,17 @@ from .docker_provider import (
     _client,
     _client_kw,
     _ensure_image,
-    _fail,
     _prepare,
     _still_starting,
     labels,
     remove_container,
+    start_on_free_port,
 )
-from .errors import ServiceStartError
 from .model import LogSource
 from .mysql import MysqlServer
 from .mysql_process import SERVER_OPTIONS
 from .registry import Handle, Owner, Started
 from .settings import ServiceSettings
-from .spawn import candidate_ports
 
 ADMIN = "root"
 PORT = 3306
@@ -44,7 +42,6 @@ CONTAINER_OPTIONS = tuple(
 
 def start_mysql(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Started[MysqlServer]:
     """Start a MariaDB container (``cleanroom_mysql_image``) for this run."""
-    import docker.errors
     from testcontainers.core.container import DockerContainer
 
     deadline = time.monotonic() + settings.start_timeout
@@ -55,8 +52,8 @@ def start_mysql(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
     try:
         client = _client(timeout=settings.start_timeout)
         _ensure_image(client, settings.mysql_image, "cleanroom_mysql_image")
-        last_error = ""
-        for port in candidate_ports(0, "cleanroom_mysql_port"):
+
+        def make(port: int) -> Any:
             container: Any = (
                 DockerContainer(settings.mysql_image, docker_client_kw=_client_kw(settings))
                 .with_name(name)
@@ -67,33 +64,24 @@ def start_mysql(settings: ServiceSettings, *, run_id: str, owner: Owner) -> Star
                 .with_command(" ".join(("mariadbd", *CONTAINER_OPTIONS)))
             )
             container.ports[f"{PORT}/tcp"] = ("127.0.0.1", port)  # loopback only
-            try:
-                container.start()
-            except docker.errors.APIError as exc:
-                if "already allocated" in str(exc) or "address already in use" in str(exc):
-                    last_error = str(exc)
-                    with contextlib.suppress(Exception):
-                        remove_container(handle, keep_dir=True)
-                    continue
-                raise _fail(container, "mysql", f"did not start: {exc}", handle) from None
-            server = MysqlServer(
-                provider="docker",
-                host="127.0.0.1",
-                port=port,
-                user=ADMIN,
-                password=password,
-                unix_socket=None,
-                version="?",
-                log=LogSource(kind="docker", container_id=name, docker_host=handle["docker_host"]),
-            )
-            server = _wait(container, server, deadline, handle)
-            socket_path = server_dir / "sock" / "mysqld.sock"
-            if socket_path.exists():
-                server = replace(server, unix_socket=str(socket_path))
-            return Started(server, handle, record_id, registry)
-        raise ServiceStartError(
-            f"mysql container could not publish a free port on 127.0.0.1: {last_error}"
+            return container
+
+        container, port = start_on_free_port(make, 0, "cleanroom_mysql_port", "mysql", handle)
+        server = MysqlServer(
+            provider="docker",
+            host="127.0.0.1",
+            port=port,
+            user=ADMIN,
+            password=password,
+            unix_socket=None,
+            version="?",
+            log=LogSource(kind="docker", container_id=name, docker_host=handle["docker_host"]),
         )
+        server = _wait(container, server, deadline, handle)
+        socket_path = server_dir / "sock" / "mysqld.sock"
+        if socket_path.exists():
+            server = replace(server, unix_socket=str(socket_path))
+        return Started(server, handle, record_id, registry)
     except BaseException:
         with contextlib.suppress(Exception):
             remove_container(handle)
