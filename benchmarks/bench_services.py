@@ -203,7 +203,7 @@ def _pg_url(service, database):
 @pytest.fixture
 def db(postgres_service):
     service = postgres_service
-    name = f"t{next(_names)}"
+    name = f"t{next(_names)}_{service.database}"  # the workers share one server
     with psycopg.connect(_pg_url(service, service.database), autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     conn = psycopg.connect(_pg_url(service, name), autocommit=True)
