@@ -134,7 +134,7 @@ def test_a_sandbox_reaches_the_container_only_when_the_policy_lists_it(
     monkeypatch.setenv("CLEANROOM_SERVICES", "docker")
     pytester.makepyfile(test_sandbox=SANDBOX)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)  # listed (standard, locked as nobody), not listed
 
 
 HOLD = """
