@@ -40,7 +40,7 @@ from pathlib import Path
 t = [time.process_time()]
 import pytest_cleanroom.policy  # pydantic: every run that sandboxes anything pays it
 t.append(time.process_time())
-from pytest_cleanroom.gpack_bundles.loader import load_bundles  # ggen_market
+from ggen_market.gpack_bundles.loader import load_bundles  # ggen_market
 t.append(time.process_time())
 bundles = load_bundles(Path(sys.argv[1]))  # read lock, hash trees, parse manifests
 t.append(time.process_time())

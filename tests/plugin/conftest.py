@@ -9,9 +9,6 @@ here keeps one generation for the whole session.
 from __future__ import annotations
 
 import pytest_cleanroom.engine
-import pytest_cleanroom.gpack_bundles.collect
-import pytest_cleanroom.gpack_bundles.fixtures
-import pytest_cleanroom.gpack_bundles.loader
 import pytest_cleanroom.pytest_plugin.sandbox
 import pytest_cleanroom.repeat.replay
 import pytest_cleanroom.scenarios.files

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from ggen_market.errors import ManifestError
+from ggen_market.gpack_bundles.bundle import Bundle
+from ggen_market.gpack_bundles.collect import pack_floor
 from ggen_market.manifest import Manifest, load_manifest
 from ggen_market.testpack import check_test_sections
-from pytest_cleanroom.gpack_bundles.bundle import Bundle
-from pytest_cleanroom.gpack_bundles.collect import pack_floor
 from pytest_cleanroom.policy import DEFAULT_HIDDEN, MiB, Policy
 
 HEAD = '[gpack]\nid = "io.test.seed"\nname = "seed"\nversion = "1.0.0"\n\n'

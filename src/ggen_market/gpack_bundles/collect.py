@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from ..pytest_plugin.settings import get_settings
-from ..scenarios.files import ScenarioFileError, ScenarioVariant, load_scenario_file
-from ..scenarios.items import ScenarioItem
+from pytest_cleanroom.pytest_plugin.settings import get_settings
+from pytest_cleanroom.scenarios.files import ScenarioFileError, ScenarioVariant, load_scenario_file
+from pytest_cleanroom.scenarios.items import ScenarioItem
+
 from .bundle import Bundle, GpackRun
 
 if TYPE_CHECKING:
-    from ..policy import Policy
+    from pytest_cleanroom.policy import Policy
 
 MARKER = "gpack"
 
@@ -88,7 +89,7 @@ class GpackScenarioFile(pytest.Collector):
 
 def pack_floor(bundle: Bundle) -> Policy:
     """The pack's ``[cleanroom]`` policy level, with its ``timeout`` if that is stricter."""
-    from ..policy import Policy
+    from pytest_cleanroom.policy import Policy
 
     floor = Policy.level(bundle.policy)
     if bundle.policy_fields:  # the seed's keys: tightened_by keeps them from loosening the level
@@ -101,7 +102,7 @@ def pack_floor(bundle: Bundle) -> Policy:
 def with_pack_floor(variant: ScenarioVariant, bundle: Bundle, run_floor: Policy) -> ScenarioVariant:
     """``variant`` as the pack runs it: its policy tightened by the pack's (never weakened), the
     pack's timeout as an upper bound, the pack's services and env as defaults."""
-    from ..policy import Policy
+    from pytest_cleanroom.policy import Policy
 
     sc = variant.scenario
     # The scenario's own policy, else the run's: the command line stays the floor of both, as the

@@ -1,6 +1,6 @@
-"""Finding and verifying a project's installed test gpacks through ``ggen_market``.
+"""Finding and verifying a project's installed test gpacks through the marketplace's lockfile.
 
-Imported only when the project has a ``ggen.lock``: this is where ``ggen_market`` gets loaded.
+Imported only when the project has a ``ggen.lock``: this is where the marketplace gets loaded.
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ggen_market.archive import tree_digest
-from ggen_market.errors import MarketError
-from ggen_market.lockfile import LOCK_NAME, LockedPackage, read_lock
-from ggen_market.testpack import installed_test_packs
-
+from ..archive import tree_digest
+from ..errors import MarketError
+from ..lockfile import LOCK_NAME, LockedPackage, read_lock
+from ..testpack import installed_test_packs
 from .bundle import Bundle
 
 FIX = (
