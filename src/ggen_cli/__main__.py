@@ -2,7 +2,7 @@
 
 Importing this module imports nothing but ``sys``: click and the groups load only when a command
 needs them. ``ggen lifecycle run PHASE`` is first offered to the lifecycle's cache-hit fast path
-(:func:`ggen_lifecycle._fast_hit.answer`), which answers a repeated run whose every task is a
+(:func:`ggen_lifecycle.fast_hit.answer`), which answers a repeated run whose every task is a
 cache hit from a manifest the previous run left; ``ggen lifecycle run|pipeline ...`` then to the
 lifecycle's click-free parser (:func:`ggen_lifecycle.run_command.main_without_click`), and
 ``ggen market add ...`` likewise to :func:`ggen_market.add_command.main_without_click`; anything
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     if args[:1] == ["lifecycle"]:
-        from ggen_lifecycle._fast_hit import answer
+        from ggen_lifecycle.fast_hit import answer
 
         code = answer(args[1:])
         if code is not None:

@@ -5,7 +5,7 @@ A run whose every task was cached (or stored its outputs in the cache) writes
 commands, declared environment, directory, input and output globs, dependencies, in the order the
 run finished them) and fingerprints of everything that derivation depended on: the make.toml
 files, the environment, the workspace directories and this tool's own code.
-:mod:`ggen_lifecycle._fast_hit` answers the same command line from it without loading make.toml,
+:mod:`ggen_lifecycle.fast_hit` answers the same command line from it without loading make.toml,
 as long as every fingerprint still matches; the tasks' keys are never taken from it but computed
 again from the input files, as the runner computes them.
 

@@ -31,7 +31,7 @@ from .errors import BackendUnavailableError
 
 if TYPE_CHECKING:
     from .backends.base import Mount
-    from .backends.namespace.filesystem import FsOp
+    from .backends.namespace import FsOp
 
 #: The host uid and gid a root engine's commands run as under ``unprivileged_user``.
 SANDBOX_UID = 65534

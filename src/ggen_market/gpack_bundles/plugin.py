@@ -100,7 +100,7 @@ def _load(project: Path) -> tuple[Bundle, ...]:
     try:
         from .loader import load_bundles
     except ModuleNotFoundError as exc:
-        from ..config_errors.extras import install_command
+        from pytest_cleanroom.config_errors.extras import install_command
 
         raise pytest.UsageError(
             f"cleanroom gpacks: {project / 'ggen.lock'} pins gpacks but ggen_market cannot be "

@@ -30,7 +30,7 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
 
 The container is labelled with its owner (see :mod:`pytest_cleanroom.containers.ownership`) and
 always removed; if the engine process is killed outright, its reaper
-(:mod:`pytest_cleanroom.containers._reaper`) removes its containers at once, and what remains of
+(:mod:`pytest_cleanroom.containers.reaper`) removes its containers at once, and what remains of
 a process that died is swept the first time a process uses the backend.
 """
 
@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import idmap
-from ..containers import _reaper as container_reaper
+from ..containers import reaper as container_reaper
 from ..containers.cgroups import CgroupUsage, ContainerCgroups
 from ..containers.engine import (
     ENGINE_SCRIPT,

@@ -3,7 +3,7 @@
 ``engine`` connects (with errors naming the fix), ``ownership`` labels what a process creates
 and sweeps what dead owners left, ``testcontainers_setup`` points testcontainers at 127.0.0.1,
 ``cgroups`` measures containers through their cgroups, ``kernel_log`` reads refused forks from
-the kernel's log, and ``_reaper`` removes a killed engine process's containers. The names below
+the kernel's log, and ``reaper`` removes a killed engine process's containers. The names below
 are the public ones (see docs/docker.md); the docker SDK is imported only when used.
 """
 

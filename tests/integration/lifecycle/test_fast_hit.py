@@ -2,7 +2,7 @@
 gives, and every change that could make the manifest lie sends the command down the full path.
 
 Each test runs the real ``ggen`` (a subprocess, as a user runs it) and, where the question is
-whether the fast path answered at all, calls :func:`ggen_lifecycle._fast_hit.answer` itself: it
+whether the fast path answered at all, calls :func:`ggen_lifecycle.fast_hit.answer` itself: it
 returns ``None`` exactly when it leaves the command to the full path.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ggen_lifecycle import _fast_hit
+from ggen_lifecycle import fast_hit
 from ggen_lifecycle._hit_manifest import manifest_path
 from ggen_lifecycle.files import HashMemo
 from tests.conftest import run_doc_script
@@ -73,7 +73,7 @@ def run(
 
 def answered(root: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> int | None:
     """What the fast path itself says to ``ggen lifecycle -C ROOT ARGS`` (in this process)."""
-    code = _fast_hit.answer(["-C", str(root), *args])
+    code = fast_hit.answer(["-C", str(root), *args])
     capsys.readouterr()
     return code
 

@@ -6,7 +6,7 @@ on until then. This helper (one per engine process and Docker host, see
 :mod:`pytest_cleanroom.watchdog`) removes that engine's backend containers the moment the
 engine is gone.
 
-    python -m pytest_cleanroom.containers._reaper HOST OWNER_PID OWNER_START
+    python -m pytest_cleanroom.containers.reaper HOST OWNER_PID OWNER_START
 """
 
 from __future__ import annotations
