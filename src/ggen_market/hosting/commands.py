@@ -63,6 +63,9 @@ def _check_root(root: Path) -> None:
               show_default=True, help="Largest publish request accepted.")  # fmt: skip
 @click.option("--read-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds one read of a request may wait; then it is dropped.")  # fmt: skip
+@click.option("--upload-timeout", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
+              help="Seconds a whole request (headers and body) may take to arrive; then it is cut"
+              " (408) and nothing is written.")  # fmt: skip
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Serve HTTPS with this certificate chain (PEM).")  # fmt: skip
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -76,6 +79,7 @@ def serve(
     token_file: Path | None,
     max_upload_bytes: int,
     read_timeout: float,
+    upload_timeout: float,
     tls_cert: Path | None,
     tls_key: Path | None,
     as_json: bool,
@@ -94,7 +98,8 @@ def serve(
     tls = (tls_cert, tls_key) if tls_cert and tls_key else None
     server = serve_registry(
         directory, host=host, port=port, tokens=tokens, keys=_keys(trusted_keys),
-        max_upload_bytes=max_upload_bytes, read_timeout=read_timeout, tls=tls,
+        max_upload_bytes=max_upload_bytes, read_timeout=read_timeout,
+        upload_timeout=upload_timeout, tls=tls,
         log=_logger(as_json),
     )  # fmt: skip
     bound_host, bound_port = server.server_address[:2]

@@ -3,21 +3,25 @@
 ``GET index.json`` (with an ``ETag``; an empty index while nothing is published) and
 ``GET archives/<id>-<version>.tar.gz`` serve what ``ggen market add`` reads. ``GET
 api/v1/registry`` and ``POST api/v1/publish`` (see :mod:`.protocol`) need a token. An upload is
-read whole (``Content-Length`` required, at most the size cap, each read bounded in time), checked
-(:mod:`.intake`) and only then written, so a dropped connection leaves the registry as it was.
+read whole (``Content-Length`` required, at most the size cap, each read bounded in time and the
+whole request by a deadline), checked (:mod:`.intake`) and only then written, so a dropped or cut
+connection leaves the registry as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.server
 import json
 import os
 import re
+import socket
 import ssl
 import stat
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,7 @@ class ServeSettings:
     keys: tuple[VerifyingKey, ...]
     max_upload_bytes: int
     read_timeout: float = 30.0
+    upload_timeout: float = 300.0
     log: Callable[[dict[str, Any]], None] = lambda _event: None
 
 
@@ -88,6 +93,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(self.settings.read_timeout)
+
+    def handle_one_request(self) -> None:
+        """One request, whose line, headers and body must all arrive within the deadline."""
+        self._expired = threading.Event()
+        self._watchdog = threading.Timer(self.settings.upload_timeout, self._cut)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._watchdog.cancel()
+
+    def _cut(self) -> None:
+        """The deadline passed: end the reading side (a blocked read returns), keep writing."""
+        self._expired.set()
+        with contextlib.suppress(OSError):  # already closed
+            # the plain socket's shutdown: an SSLSocket's own would drop TLS for the answer
+            socket.socket.shutdown(self.connection, socket.SHUT_RD)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -187,12 +210,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             try:
                 chunk = self.rfile.read1(min(_CHUNK, size - received))
             except OSError as exc:  # a timeout too
-                raise _DroppedError(f"{cut} ({exc})") from None
+                chunk, cut = b"", f"{cut} ({exc})"
             if not chunk:
-                raise _DroppedError(cut)
+                self._give_up(cut)
             chunks.append(chunk)
             received += len(chunk)
+        self._watchdog.cancel()
         return b"".join(chunks)
+
+    def _give_up(self, cut: str) -> None:
+        if self._expired.is_set():
+            limit = self.settings.upload_timeout
+            raise IntakeError(408, f"the upload took longer than {limit:g} s: {cut}")
+        raise _DroppedError(cut)
 
     def _authorised(self) -> bool:
         tokens = self.settings.tokens
@@ -252,12 +282,14 @@ def serve_registry(
     max_upload_bytes: int,
     log: Callable[[dict[str, Any]], None],
     read_timeout: float = 30.0,
+    upload_timeout: float = 300.0,
     tls: tuple[Path, Path] | None = None,
 ) -> RegistryServer:
     """A bound :class:`RegistryServer` for ``root`` (call ``serve_forever``)."""
     settings = ServeSettings(
-        root.resolve(), tuple(tokens), tuple(keys), max_upload_bytes, read_timeout, log
-    )
+        root.resolve(), tuple(tokens), tuple(keys), max_upload_bytes, read_timeout,
+        upload_timeout, log,
+    )  # fmt: skip
     server = RegistryServer((host, port), settings)
     if tls is not None:
         server.use_tls(*tls)

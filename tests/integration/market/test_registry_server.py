@@ -413,3 +413,44 @@ def test_an_upload_that_stalls_is_dropped_and_others_still_publish(
             assert stalled.recv(65536) == b""  # dropped without an answer
         assert published(served) == {PACK: ["1.0.0"]}
         assert "upload cut off after 5 of 5000 bytes" in served.log()
+
+
+def test_an_upload_trickled_past_the_deadline_is_cut_and_writes_nothing(
+    tmp_path: Path, team: SigningKey
+) -> None:
+    root = tmp_path / "trickled"
+    root.mkdir()
+    data = archive(tmp_path, PACK, "1.0.0")
+    with serve(root, "--trusted-key", str(tmp_path / "team.pem.pub"), "--read-timeout", "5",
+               "--upload-timeout", "2") as served:  # fmt: skip
+        host, port = served.url.split("//")[1].rstrip("/").split(":")
+        before = tree_state(root)
+        with socket.create_connection((host, int(port)), timeout=30) as slow:
+            slow.sendall(
+                f"POST /api/v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n"
+                .encode()
+            )  # fmt: skip
+            stop = threading.Event()
+
+            def trickle() -> None:  # a byte every 0.2 s: well within each read's 5 s wait
+                while not stop.wait(0.2):
+                    try:
+                        slow.send(b"x")
+                    except OSError:
+                        return  # the server cut the connection
+
+            sender = threading.Thread(target=trickle)
+            sender.start()
+            try:
+                answer = slow.recv(65536)  # blocks until the server answers or cuts
+            except ConnectionResetError:
+                answer = b""
+            finally:
+                stop.set()
+                sender.join()
+        assert answer == b"" or b" 408 " in answer.split(b"\r\n")[0], answer[:200]
+        assert tree_state(root) == before
+        fine = send(served, data, statement(team, data, PACK, "1.0.0"))
+        assert fine.status_code == 201, fine.text  # the server still takes uploads
+        assert "the upload took longer than 2 s: upload cut off after" in served.log()
