@@ -498,6 +498,13 @@ def template_list(project: Path, as_json: bool) -> None:
     show_default=True,
     help="Cleanroom backend of those commands: auto, local, bwrap, unshare or docker.",
 )
+@click.option(
+    "--hooks-in-validation-room",
+    "hooks_confined_by",
+    metavar="POLICY",
+    hidden=True,
+    help="Only for `ggen market validate`, inside its cleanroom: run hooks there.",
+)
 @project_option
 @json_command
 def generate(
@@ -508,6 +515,7 @@ def generate(
     force: bool,
     hook_policy: str,
     hook_backend: str,
+    hooks_confined_by: str | None,
     project: Path,
     as_json: bool,
 ) -> None:
@@ -539,6 +547,7 @@ def generate(
         hook_backend=hook_backend,
         on_hook=on_hook,
         on_warning=warnings.append,
+        hooks_confined_by=hooks_confined_by,
     )
     _warn(warnings)
     if as_json:

@@ -502,6 +502,7 @@ def generate(
     hook_backend: str = "auto",
     on_hook: OnHook | None = None,
     on_warning: Callable[[str], None] | None = None,
+    hooks_confined_by: str | None = None,
 ) -> list[Action]:
     """Render ``templates`` into ``out``; all are planned before anything is written.
 
@@ -509,7 +510,8 @@ def generate(
     ``sh_before`` commands run in a cleanroom on ``out`` (policy ``hook_policy``), the templates
     are planned again (they see what the commands made), the files are written, then the
     ``sh_after`` commands run. ``on_hook`` gets each hook's record (``ran`` false in a dry run),
-    ``on_warning`` each front-matter key ignored.
+    ``on_warning`` each front-matter key ignored. ``hooks_confined_by`` (only ``ggen market
+    validate`` inside its cleanroom sets it) names that cleanroom's policy: hooks run directly.
     """
     if not dry_run:
         out.mkdir(parents=True, exist_ok=True)
@@ -524,7 +526,8 @@ def generate(
         if not dry_run:
             generator.write()
         return generator.actions
-    with HookRunner(out, policy=hook_policy, backend=hook_backend, on_hook=on_hook) as hooks:
+    with HookRunner(out, policy=hook_policy, backend=hook_backend, on_hook=on_hook,
+                    confined_by=hooks_confined_by) as hooks:  # fmt: skip
         befores = [h for h in generator.hooks if h.key == "sh_before"]
         for hook in befores:
             hooks.run(hook)

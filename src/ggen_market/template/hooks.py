@@ -5,11 +5,18 @@ workspace is the output directory: under the default ``strict`` policy they see 
 system directories read-only, no network, no host data, and can write only into the output
 directory. A hook that fails (or that no backend can sandbox) is an error naming the template
 and the hook, with the end of its output.
+
+One exception, chosen by the caller and never by a template: ``ggen market validate`` renders
+inside its own cleanroom (at least ``strict``, where no cleanroom can be nested) and says so with
+``confined_by`` (the hidden ``--hooks-in-validation-room`` option it alone passes); hooks then run
+directly in that sandbox, and their records name its policy.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +30,8 @@ if TYPE_CHECKING:
 HOOK_KEYS = ("sh_before", "sh_after")
 #: The policy hooks run under unless ``--hook-policy`` names another level.
 DEFAULT_HOOK_POLICY = "strict"
+#: The backend a hook's record names when it ran directly in the validation's cleanroom.
+VALIDATION_ROOM = "the validation's cleanroom"
 #: Lines of a failing hook's output quoted in the error.
 TAIL_LINES = 15
 
@@ -76,9 +85,10 @@ class HookRunner:
         policy: str = DEFAULT_HOOK_POLICY,
         backend: str = "auto",
         on_hook: OnHook | None = None,
+        confined_by: str | None = None,
     ) -> None:
         self.out, self.policy, self.backend = out, policy, backend
-        self.on_hook = on_hook
+        self.on_hook, self.confined_by = on_hook, confined_by
         self._room: Cleanroom | None = None
         self._home_was_there = False
 
@@ -90,15 +100,38 @@ class HookRunner:
 
     def run(self, hook: Hook, after_writing: bool = False) -> HookRun:
         """Run ``hook``; :class:`TemplateError` naming template and hook when it fails."""
-        room = self._cleanroom(hook)
-        result = room.run(["sh", "-c", hook.command], cwd=".")
-        record = HookRun(hook, True, result.exit_code, result.stdout, result.stderr,
-                         result.policy_name, result.backend)  # fmt: skip
+        if self.confined_by is not None:
+            record, timed_out = self._run_in_validation_room(hook), False
+        else:
+            room = self._cleanroom(hook)
+            result = room.run(["sh", "-c", hook.command], cwd=".")
+            record = HookRun(hook, True, result.exit_code, result.stdout, result.stderr,
+                             result.policy_name, result.backend)  # fmt: skip
+            timed_out = result.timed_out
         if self.on_hook is not None:
             self.on_hook(record)
-        if not result.succeeded:
-            raise TemplateError(_failure(record, result.timed_out, after_writing))
+        if record.exit_code != 0:
+            raise TemplateError(_failure(record, timed_out, after_writing))
         return record
+
+    def _run_in_validation_room(self, hook: Hook) -> HookRun:
+        """The hook as a child of this process, already confined by the validation's cleanroom
+        (whose time limit bounds it); refused anywhere but inside a cleanroom."""
+        from pytest_cleanroom.backends.base import WORKSPACE_PATH
+
+        if os.environ.get("CLEANROOM_WORKSPACE") != WORKSPACE_PATH:
+            raise TemplateError(
+                f"{hook.path}: front matter: {hook.key}: `{hook.command}` is not run: hooks run"
+                " outside a cleanroom only inside the one of `ggen market validate`, and this"
+                " process is not in a cleanroom"
+            )
+        self.out.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["sh", "-c", hook.command], cwd=self.out, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, errors="replace", check=False,
+        )  # fmt: skip
+        return HookRun(hook, True, done.returncode, done.stdout, done.stderr,
+                       self.confined_by or "", VALIDATION_ROOM)  # fmt: skip
 
     def _cleanroom(self, hook: Hook) -> Cleanroom:
         if self._room is not None:

@@ -6,7 +6,8 @@ One checklist, in order; a failure stops the checks that depend on it:
    does it (same staging, digests, extraction limits, manifest checks, dependencies);
 2. ``render``: every template is rendered with its sample variables (``[validation] vars`` over
    the front matter's defaults) by ``ggen template generate`` *inside* the cleanroom, into an
-   output directory holding only ``[validation] files``;
+   output directory holding only ``[validation] files``; no cleanroom nests in it, so templates'
+   ``sh_before``/``sh_after`` commands run directly in it, under its policy (recorded);
 3. ``confinement``: nothing but the output directory changed in the cleanroom's workspace;
 4. ``step``: each ``[validation] steps`` command, in the output directory, in the cleanroom;
 5. ``scenario`` / ``fixtures``: a test gpack's scenarios run, its fixture modules compile.
@@ -17,6 +18,7 @@ The cleanroom's policy is ``strict`` (no network, host data hidden, limits) or w
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -90,6 +92,7 @@ class ValidationReport:
     policy_digest: str = ""
     backend: str = ""
     checks: list[Check] = field(default_factory=list)
+    hooks_run: int = 0
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -118,6 +121,7 @@ class ValidationReport:
             "policy": {"name": self.policy_name, "digest": self.policy_digest},
             "backend": self.backend,
             "steps": [c.to_json() for c in self.checks],
+            "hooks": self.hooks_json(),
             "tool": tool_versions(),
             "validatedOn": rfc3339(self.started_at),
         }
@@ -135,6 +139,15 @@ class ValidationReport:
             "policy": {"name": self.policy_name, "digest": self.policy_digest},
             "backend": self.backend,
             "checks": [c.to_json() for c in self.checks],
+            "hooks": self.hooks_json(),
+        }
+
+    def hooks_json(self) -> dict[str, Any]:
+        """How templates' hooks were confined: in the validation's cleanroom, under its policy."""
+        return {
+            "ran": self.hooks_run,
+            "confinement": "the validation's cleanroom (no cleanroom of their own)",
+            "policy": {"name": self.policy_name, "digest": self.policy_digest},
         }
 
 
@@ -259,8 +272,10 @@ class _Run:
         if not gpack_templates(self._installed_root()):
             return self.add(Check("render", "render", "skipped", "the gpack has no templates"))
         variables = dict(self.section.vars) if self.section else {}
+        confined_by = f"{self.report.policy_name} {self.report.policy_digest}"
         argv = [sys.executable, "-m", "ggen_cli", "template", "generate", self.manifest.id,
-                "--project", PROJECT, "--out", OUT, "--json"]  # fmt: skip
+                "--project", PROJECT, "--out", OUT, "--json",
+                "--hooks-in-validation-room", confined_by]  # fmt: skip
         for key, value in sorted(variables.items()):
             argv += ["--var", f"{key}={value}"]
         for rel, text in sorted(self.section.files.items() if self.section else []):
@@ -268,9 +283,15 @@ class _Run:
             seed.parent.mkdir(parents=True, exist_ok=True)
             seed.write_text(text, encoding="utf-8")
         before = _outside_output(self.workspace)
-        rendered = self.add(
-            _check_of("render", "render every template", room.run(argv, env=self._env()))
-        )
+        result = room.run(argv, env=self._env())
+        check = _check_of("render", "render every template", result)
+        self.report.hooks_run = _hooks_run(result.stdout)
+        if self.report.hooks_run:
+            check.detail += (
+                f"; {self.report.hooks_run} sh_before/sh_after hook(s) ran in this cleanroom,"
+                f" under its policy {self.report.policy_name}"
+            )
+        rendered = self.add(check)
         after = _outside_output(self.workspace)
         changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         name = "writes only into its output"
@@ -338,6 +359,15 @@ class _Run:
         from pytest_cleanroom.environment import FIXED_PATH
 
         return {"PATH": f"{os.path.dirname(sys.executable)}:{FIXED_PATH}"}
+
+
+def _hooks_run(stdout: str) -> int:
+    """How many hooks ``ggen template generate --json`` says ran (0 when it failed)."""
+    try:
+        hooks = json.loads(stdout).get("hooks", [])
+    except (ValueError, AttributeError):
+        return 0
+    return sum(1 for hook in hooks if isinstance(hook, dict) and hook.get("ran"))
 
 
 def _outside_output(workspace: Path) -> dict[str, str]:

@@ -113,23 +113,80 @@ def test_a_template_writing_outside_its_output_fails_validation(
     assert "outside" in checks(report, "render")[0]["outputTail"]
 
 
+def hook_pack(root: Path, pack_id: str, hook: str, extra: str = "") -> Path:
+    """A gpack of one template whose ``sh_after`` is ``hook``."""
+    return write_gpack(root, pack_id, "1.0.0", files={
+        "templates/a.tmpl": f"---\nto: a.txt\nsh_after: {json.dumps(hook)}\n---\nfine\n",
+    }, extra=extra)  # fmt: skip
+
+
+def test_hooks_doing_legitimate_work_run_in_the_validation_cleanroom_and_pass(
+    tmp_path: Path, key: Path, env: dict[str, str]
+) -> None:
+    hook = "mkdir -p gen && echo made > gen/by-hook.txt && test -f a.txt"
+    pack = hook_pack(tmp_path / "src", "io.test.goodhook", hook, extra=(
+        '[validation]\nsteps = [{ name = "hook output", run = "grep -x made gen/by-hook.txt" }]\n'
+    ))  # fmt: skip
+    statement = tmp_path / "s.intoto.json"
+    code, report = validate(pack, "--signing-key", str(key), "--statement", str(statement))
+    assert code == 0, json.dumps(report, indent=2)
+    [render] = checks(report, "render")
+    assert "1 sh_before/sh_after hook(s) ran in this cleanroom" in render["detail"]
+    assert checks(report, "step")[0]["outcome"] == "passed"  # the hook's file was there
+    hooks = report["hooks"]
+    assert hooks["ran"] == 1
+    assert hooks["policy"] == report["policy"]
+    assert "the validation's cleanroom" in hooks["confinement"]
+    assert verify(statement, "--key", f"{key}.pub")[0] == 0
+    payload = json.loads(base64.b64decode(json.loads(statement.read_text())["payload"]))
+    assert payload["predicate"]["hooks"] == hooks
+
+
 def test_a_template_command_writing_outside_fails_validation_and_plants_nothing(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    """A template's sh_after writing beside its output and onto the host: validation fails and
-    neither file exists afterwards (on this machine the hook cannot even start: no cleanroom
-    nests inside the validation's, and a gpack's command runs only in one)."""
+    """A template's sh_after writing beside its output (in the validation's workspace) and onto
+    the host: validation fails and neither file exists afterwards."""
     host_file = tmp_path / "host-planted.txt"
-    hook = f"echo planted > ../project/planted.txt; echo planted > {host_file}"
-    pack = write_gpack(tmp_path / "src", "io.test.hook", "1.0.0", files={
-        "templates/a.tmpl": f'---\nto: a.txt\nsh_after: "{hook}"\n---\nfine\n',
-    })  # fmt: skip
-    code, report = validate(pack)
+    beside = hook_pack(tmp_path / "a", "io.test.beside", "echo planted > ../project/planted.txt")
+    code, report = validate(beside)
     assert code == 1
     assert report["result"] == "FAILED"
-    assert checks(report, "render")[0]["outcome"] == "failed"
+    [confinement] = checks(report, "confinement")
+    assert confinement["outcome"] == "failed"
+    assert "project/planted.txt" in confinement["detail"]
+    onto_host = hook_pack(tmp_path / "b", "io.test.host", f"echo planted > {host_file}")
+    code, report = validate(onto_host)
+    assert code == 1
+    [render] = checks(report, "render")
+    assert render["outcome"] == "failed"
+    assert "sh_after" in render["outputTail"]
     assert not host_file.exists()
     assert not list(tmp_path.rglob("planted.txt"))
+
+
+def test_a_template_command_cannot_read_the_host_or_reach_the_network_in_validation(
+    tmp_path: Path, env: dict[str, str], listener: tuple[int, list[bytes]]
+) -> None:
+    port, seen = listener
+    secret = Path("/root") / f".ggen-validate-hook-secret-{port}"
+    secret.write_text("host secret\n")
+    try:
+        address = f"('127.0.0.1', {port})"
+        connect = f'python -c "import socket; socket.create_connection({address}, 2)"'
+        code, report = validate(hook_pack(tmp_path / "a", "io.test.hooknet", connect))
+        assert code == 1
+        [render] = checks(report, "render")
+        assert render["outcome"] == "failed"
+        assert "ConnectionRefusedError" in render["outputTail"]
+        assert seen == []  # the listener never saw a connection
+        code, report = validate(hook_pack(tmp_path / "b", "io.test.hookread", f"cat {secret}"))
+        assert code == 1
+        [render] = checks(report, "render")
+        assert "No such file or directory" in render["outputTail"]  # /root is hidden
+        assert "host secret" not in json.dumps(report)
+    finally:
+        secret.unlink()
 
 
 def test_a_hanging_step_is_killed_and_fails_the_validation(
@@ -231,3 +288,42 @@ def test_validate_an_id_from_a_registry(tmp_path: Path, env: dict[str, str]) -> 
     missing = ggen("market", "validate", "io.test.remote@3.0.0", "--registry", str(src))
     assert missing.exit_code == 1
     assert "no such version" in missing.stderr
+
+
+def test_on_the_host_hooks_keep_their_own_cleanroom_whatever_a_template_sets(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Outside validation nothing changes: a template naming the validation's marker in its front
+    matter or variables still has its hooks run in a cleanroom of their own (the host's /root
+    hidden); the hidden option itself is refused outside a cleanroom, running no hook."""
+    secret = Path("/root") / f".ggen-host-hook-secret-{tmp_path.name}"
+    secret.write_text("host secret\n")
+    try:
+        src = tmp_path / "reg"
+        front = (
+            "to: a.txt\nhooks_in_validation_room: strict\nhooks_confined_by: strict\n"
+            f"sh_after: {json.dumps(f'cat {secret}; echo ok > inside.txt')}\n"
+        )
+        write_gpack(src, "io.test.hosthook", "1.0.0",
+                    files={"templates/a.tmpl": f"---\n{front}---\nfine\n"})  # fmt: skip
+        project = tmp_path / "project"
+        project.mkdir()
+        added = ggen("market", "add", "io.test.hosthook", "--registry", str(src),
+                     "--project", str(project))  # fmt: skip
+        assert added.exit_code == 0, added.output
+        out = tmp_path / "out"
+        args = ["template", "generate", "io.test.hosthook", "--project", str(project),
+                "--out", str(out), "--var", "hooks_in_validation_room=strict"]  # fmt: skip
+        done = ggen(*args, "--json")
+        assert done.exit_code == 0, done.output
+        [hook] = json.loads(done.stdout)["hooks"]
+        assert (hook["policy"], hook["backend"]) in {("strict", "bwrap"), ("strict", "unshare")}
+        assert "host secret" not in hook["stdout"] + hook["stderr"]
+        assert "No such file or directory" in hook["stderr"]
+        assert (out / "inside.txt").read_text() == "ok\n"
+        forced = ggen(*args, "--force", "--hooks-in-validation-room", "strict")
+        assert forced.exit_code == 1
+        assert "this process is not in a cleanroom" in forced.stderr
+        assert "host secret" not in forced.output
+    finally:
+        secret.unlink()
