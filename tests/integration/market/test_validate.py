@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -45,6 +46,15 @@ def validate(target: Path | str, *extra: str) -> tuple[int, dict]:  # type: igno
 
 def checks(report: dict, kind: str) -> list[dict]:  # type: ignore[type-arg]
     return [c for c in report["checks"] if c["kind"] == kind]
+
+
+@pytest.fixture
+def host_secret(tmp_path: Path) -> Iterator[Path]:
+    """A file in the host's /root (hidden under strict) that holds ``host secret``."""
+    secret = Path("/root") / f".ggen-validate-secret-{os.getpid()}-{tmp_path.name}"
+    secret.write_text("host secret\n")
+    yield secret
+    secret.unlink()
 
 
 def verify(envelope: Path, *extra: str) -> tuple[int, str]:
@@ -166,27 +176,20 @@ def test_a_template_command_writing_outside_fails_validation_and_plants_nothing(
 
 
 def test_a_template_command_cannot_read_the_host_or_reach_the_network_in_validation(
-    tmp_path: Path, env: dict[str, str], listener: tuple[int, list[bytes]]
+    tmp_path: Path, env: dict[str, str], listener: tuple[int, list[bytes]], host_secret: Path
 ) -> None:
     port, seen = listener
-    secret = Path("/root") / f".ggen-validate-hook-secret-{port}"
-    secret.write_text("host secret\n")
-    try:
-        address = f"('127.0.0.1', {port})"
-        connect = f'python -c "import socket; socket.create_connection({address}, 2)"'
-        code, report = validate(hook_pack(tmp_path / "a", "io.test.hooknet", connect))
-        assert code == 1
-        [render] = checks(report, "render")
-        assert render["outcome"] == "failed"
-        assert "ConnectionRefusedError" in render["outputTail"]
-        assert seen == []  # the listener never saw a connection
-        code, report = validate(hook_pack(tmp_path / "b", "io.test.hookread", f"cat {secret}"))
-        assert code == 1
-        [render] = checks(report, "render")
-        assert "No such file or directory" in render["outputTail"]  # /root is hidden
-        assert "host secret" not in json.dumps(report)
-    finally:
-        secret.unlink()
+    code, report = validate(hook_pack(tmp_path / "a", "io.test.hooknet", connect_command(port)))
+    assert code == 1
+    [render] = checks(report, "render")
+    assert render["outcome"] == "failed"
+    assert "ConnectionRefusedError" in render["outputTail"]
+    assert seen == []  # the listener never saw a connection
+    code, report = validate(hook_pack(tmp_path / "b", "io.test.hookread", f"cat {host_secret}"))
+    assert code == 1
+    [render] = checks(report, "render")
+    assert "No such file or directory" in render["outputTail"]  # /root is hidden
+    assert "host secret" not in json.dumps(report)
 
 
 def test_a_hanging_step_is_killed_and_fails_the_validation(
@@ -232,35 +235,33 @@ def listener() -> Iterator[tuple[int, list[bytes]]]:
     server.close()
 
 
+def connect_command(port: int) -> str:
+    """A shell command connecting to the host's ``127.0.0.1:port`` (a JSON/TOML-safe string)."""
+    return f"python -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2)\""
+
+
 def test_steps_cannot_reach_the_network_or_read_the_host(
-    tmp_path: Path, env: dict[str, str], listener: tuple[int, list[bytes]]
+    tmp_path: Path, env: dict[str, str], listener: tuple[int, list[bytes]], host_secret: Path
 ) -> None:
     port, seen = listener
-    secret = Path("/root") / f".ggen-validate-secret-{port}"
-    secret.write_text("host secret\n")
-    try:
-        address = f'(\\"127.0.0.1\\", {port})'
-        connect = f"python -c 'import socket; socket.create_connection({address}, 2)'"
-        pack = write_gpack(tmp_path / "src", "io.test.reach", "1.0.0", extra=(
-            "[validation]\nsteps = [\n"
-            f'  {{ name = "network", run = "{connect}" }},\n]\n'
-        ))  # fmt: skip
-        code, report = validate(pack)
-        assert code == 1
-        [step] = checks(report, "step")
-        assert step["outcome"] == "failed"
-        assert "ConnectionRefusedError" in step["outputTail"]  # no route to the host's listener
-        assert seen == []  # the listener never saw a connection
-        reader = write_gpack(tmp_path / "src2", "io.test.read", "1.0.0", extra=(
-            f'[validation]\nsteps = [{{ name = "host file", run = "cat {secret}" }}]\n'
-        ))  # fmt: skip
-        code, report = validate(reader)
-        assert code == 1
-        [step] = checks(report, "step")
-        assert "No such file or directory" in step["outputTail"]  # /root is hidden
-        assert "host secret" not in step["outputTail"]
-    finally:
-        secret.unlink()
+    pack = write_gpack(tmp_path / "src", "io.test.reach", "1.0.0", extra=(
+        "[validation]\nsteps = [\n"
+        f'  {{ name = "network", run = {json.dumps(connect_command(port))} }},\n]\n'
+    ))  # fmt: skip
+    code, report = validate(pack)
+    assert code == 1
+    [step] = checks(report, "step")
+    assert step["outcome"] == "failed"
+    assert "ConnectionRefusedError" in step["outputTail"]  # no route to the host's listener
+    assert seen == []  # the listener never saw a connection
+    reader = write_gpack(tmp_path / "src2", "io.test.read", "1.0.0", extra=(
+        f'[validation]\nsteps = [{{ name = "host file", run = "cat {host_secret}" }}]\n'
+    ))  # fmt: skip
+    code, report = validate(reader)
+    assert code == 1
+    [step] = checks(report, "step")
+    assert "No such file or directory" in step["outputTail"]  # /root is hidden
+    assert "host secret" not in step["outputTail"]
 
 
 def test_the_policy_may_tighten_but_never_loosen(tmp_path: Path, env: dict[str, str]) -> None:
@@ -291,39 +292,34 @@ def test_validate_an_id_from_a_registry(tmp_path: Path, env: dict[str, str]) -> 
 
 
 def test_on_the_host_hooks_keep_their_own_cleanroom_whatever_a_template_sets(
-    tmp_path: Path, env: dict[str, str]
+    tmp_path: Path, env: dict[str, str], host_secret: Path
 ) -> None:
     """Outside validation nothing changes: a template naming the validation's marker in its front
     matter or variables still has its hooks run in a cleanroom of their own (the host's /root
     hidden); the hidden option itself is refused outside a cleanroom, running no hook."""
-    secret = Path("/root") / f".ggen-host-hook-secret-{tmp_path.name}"
-    secret.write_text("host secret\n")
-    try:
-        src = tmp_path / "reg"
-        front = (
-            "to: a.txt\nhooks_in_validation_room: strict\nhooks_confined_by: strict\n"
-            f"sh_after: {json.dumps(f'cat {secret}; echo ok > inside.txt')}\n"
-        )
-        write_gpack(src, "io.test.hosthook", "1.0.0",
-                    files={"templates/a.tmpl": f"---\n{front}---\nfine\n"})  # fmt: skip
-        project = tmp_path / "project"
-        project.mkdir()
-        added = ggen("market", "add", "io.test.hosthook", "--registry", str(src),
-                     "--project", str(project))  # fmt: skip
-        assert added.exit_code == 0, added.output
-        out = tmp_path / "out"
-        args = ["template", "generate", "io.test.hosthook", "--project", str(project),
-                "--out", str(out), "--var", "hooks_in_validation_room=strict"]  # fmt: skip
-        done = ggen(*args, "--json")
-        assert done.exit_code == 0, done.output
-        [hook] = json.loads(done.stdout)["hooks"]
-        assert (hook["policy"], hook["backend"]) in {("strict", "bwrap"), ("strict", "unshare")}
-        assert "host secret" not in hook["stdout"] + hook["stderr"]
-        assert "No such file or directory" in hook["stderr"]
-        assert (out / "inside.txt").read_text() == "ok\n"
-        forced = ggen(*args, "--force", "--hooks-in-validation-room", "strict")
-        assert forced.exit_code == 1
-        assert "this process is not in a cleanroom" in forced.stderr
-        assert "host secret" not in forced.output
-    finally:
-        secret.unlink()
+    src = tmp_path / "reg"
+    front = (
+        "to: a.txt\nhooks_in_validation_room: strict\nhooks_confined_by: strict\n"
+        f"sh_after: {json.dumps(f'cat {host_secret}; echo ok > inside.txt')}\n"
+    )
+    write_gpack(src, "io.test.hosthook", "1.0.0",
+                files={"templates/a.tmpl": f"---\n{front}---\nfine\n"})  # fmt: skip
+    project = tmp_path / "project"
+    project.mkdir()
+    added = ggen("market", "add", "io.test.hosthook", "--registry", str(src),
+                 "--project", str(project))  # fmt: skip
+    assert added.exit_code == 0, added.output
+    out = tmp_path / "out"
+    args = ["template", "generate", "io.test.hosthook", "--project", str(project),
+            "--out", str(out), "--var", "hooks_in_validation_room=strict"]  # fmt: skip
+    done = ggen(*args, "--json")
+    assert done.exit_code == 0, done.output
+    [hook] = json.loads(done.stdout)["hooks"]
+    assert (hook["policy"], hook["backend"]) in {("strict", "bwrap"), ("strict", "unshare")}
+    assert "host secret" not in hook["stdout"] + hook["stderr"]
+    assert "No such file or directory" in hook["stderr"]
+    assert (out / "inside.txt").read_text() == "ok\n"
+    forced = ggen(*args, "--force", "--hooks-in-validation-room", "strict")
+    assert forced.exit_code == 1
+    assert "this process is not in a cleanroom" in forced.stderr
+    assert "host secret" not in forced.output
