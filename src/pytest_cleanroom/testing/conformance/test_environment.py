@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom import Cleanroom, Policy
+from pytest_cleanroom import Cleanroom, Policy, RunResult
 from pytest_cleanroom.policy_levels import LEVELS
 from pytest_cleanroom.testing import require
 
@@ -158,3 +158,36 @@ def command_lines_containing(needle: bytes) -> list[str]:
             shown = line.replace(b"\0", b" ")[:300]
             found.append(f"{entry.name}: {shown!r}")
     return found
+
+
+def open_descriptors(result: RunResult) -> dict[str, str]:
+    """``{fd: target}`` from ``ls -l /proc/self/fd`` run in the sandbox, less ``ls``'s own."""
+    found = {}
+    for line in result.stdout.splitlines():
+        name, _, target = line.partition(" -> ")
+        fd = name.rsplit(" ", 1)[-1]
+        if fd.isdigit() and not target.endswith("/fd"):
+            found[fd] = target
+    return found
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_a_command_inherits_no_descriptor_of_the_engine(
+    tmp_path: Path, conformance_backend: str, level: str
+) -> None:
+    """Only stdin, stdout and stderr reach a command, however many commands ran before it and
+    whatever the engine's process holds open (here an inheritable pipe, as a careless library
+    would leave one)."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(read_end, True)
+    os.set_inheritable(write_end, True)
+    try:
+        with Cleanroom(tmp_path / "ws", policy=level, backend=conformance_backend) as room:
+            seen = [open_descriptors(room.run(["ls", "-l", "/proc/self/fd"])) for _ in range(3)]
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    for number, descriptors in enumerate(seen, 1):
+        assert sorted(descriptors) == ["0", "1", "2"], (
+            f"command {number} under {level} on {conformance_backend} inherited {descriptors}"
+        )
