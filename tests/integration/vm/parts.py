@@ -33,16 +33,13 @@ class Outcome:
 
 
 # The security suite on the local backends only: Docker and Podman do not run in the VM. Left
-# out: the limit and CPU quota checks, whose CPU budgets (2 s) fit native speed; under software
-# emulation a command runs many times slower and the guest counts the time its virtual CPU lost
-# to the host as the command's CPU time. tests/vm checks cgroup v2's limits instead.
+# out: the limit checks of test_limits_and_robustness, whose CPU budget (2 s) fits native speed;
+# under software emulation a command runs many times slower and the guest counts the time its
+# virtual CPU lost to the host as the command's CPU time. tests/vm checks cgroup v2's limits.
 SECURITY = Part(
     "security",
-    ("-n", "2", "tests/security", "-k",
-     "(bwrap or unshare) and not test_limits_and_robustness and not test_cpu_quota"),
-)  # fmt: skip
-# The services plugin on the embedded servers (PostgreSQL, Redis, MariaDB started as processes).
-SERVICES = Part("services", ("-n", "2", "tests/plugin/services", "-m", "not docker"))
+    ("-n", "2", "tests/security", "-k", "(bwrap or unshare) and not test_limits_and_robustness"),
+)
 EXAMPLES = Part("examples", ("tests/vm/test_examples.py",))
 # Both set-up steps of the unshare backend: _nsinit.c compiled by the VM's gcc, and the Python one.
 NATIVE = "tests/integration/engine/test_unshare_setup_step.py"
@@ -53,7 +50,6 @@ BOOTS: dict[str, tuple[Part, ...]] = {
         Part("platforms", (CGROUP2, "tests/vm/test_container.py", NATIVE)),
         EXAMPLES,
         SECURITY,
-        SERVICES,
     ),
     # Warm sandboxes are root's, so the set-up step comparison runs as root only (the user's
     # security suite runs the compiled step all the same).
@@ -64,7 +60,6 @@ BOOTS: dict[str, tuple[Part, ...]] = {
         ),
         EXAMPLES,
         SECURITY,
-        SERVICES,
     ),
     # User namespaces off: the README's main job must stop at once and say why.
     "no-userns": (Part("refused", ("examples", "--cleanroom-policy=locked", "-p", "no:xdist")),),
