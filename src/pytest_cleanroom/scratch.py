@@ -4,8 +4,8 @@ As root the engine mounts that tmpfs on the host, under a private directory of i
 onto itself and made private, so the mounts propagate nowhere), and the sandbox binds its ``tmp``
 and ``shm`` directories: the two share one budget, and once the command has ended the engine
 sees whether it filled it (reported as the ``disk`` limit) before unmounting it. Without root
-each gets a tmpfs of ``max_disk`` bytes inside the sandbox: bounded, but a full one cannot be
-told from outside. Mounts left by a process that died are unmounted by the next one.
+each gets a tmpfs of half of ``max_disk`` inside the sandbox: bounded together, but a full one
+cannot be told from outside. Mounts left by a process that died are unmounted by the next one.
 
 The private directory may be crossed by other users (a sandbox tool running as the sandbox's
 unprivileged user must reach what it binds) but not listed; each tmpfs in it is reachable by its
@@ -38,6 +38,14 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _lock = threading.Lock()
 _parent: tuple[int, Path] | None = None
 _counter = 0
+
+
+def separate_tmpfs_size(max_disk: int | None, *, private_tmp: bool) -> int | None:
+    """The size of each of ``/tmp`` and ``/dev/shm`` when they cannot share one tmpfs:
+    ``max_disk`` split between them, so that together they never hold more."""
+    if max_disk is None or not private_tmp:
+        return max_disk
+    return max_disk // 2
 
 
 def _mount(source: str | None, target: Path, fstype: str | None, flags: int, data: str) -> bool:

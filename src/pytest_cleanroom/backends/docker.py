@@ -5,7 +5,7 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
 
 * filesystem: the image's root, read-only when the policy says so; a private ``/tmp`` and
   ``/dev/shm`` sharing one tmpfs of ``max_disk`` bytes (see :mod:`pytest_cleanroom.scratch`;
-  where the engine cannot see this process's mounts, a tmpfs of ``max_disk`` bytes each); the
+  where the engine cannot see this process's mounts, a tmpfs of half of it each); the
   workspace bound read-write at ``/workspace``; hidden paths covered by an empty read-only tmpfs
   (files by ``/dev/null``); ``readable_paths``/``writable_paths`` and service socket directories
   bound in from the host. Nothing else of the host's filesystem exists in the container.
@@ -64,7 +64,7 @@ from ..containers.ownership import owner_labels, sweep_leftovers
 from ..errors import BackendUnavailableError, SandboxError
 from ..policy import Policy
 from ..result import RunResult
-from ..scratch import Scratch
+from ..scratch import Scratch, separate_tmpfs_size
 from . import _seccomp
 from .base import (
     ENFORCED_BY_DOCKER,
@@ -330,9 +330,9 @@ class _Run:
             if policy.private_tmp:
                 mounts.append(DockerMount("/tmp", str(self.scratch.tmp), type="bind"))
         else:
-            shm_size = policy.max_disk
+            shm_size = separate_tmpfs_size(policy.max_disk, private_tmp=policy.private_tmp)
             if policy.private_tmp:
-                bound = policy.max_disk or policy.memory_limit
+                bound = shm_size or policy.memory_limit
                 size = f",size={bound}" if bound else ""
                 tmpfs["/tmp"] = f"rw,exec,nosuid,nodev,mode=1777{size}"
         readable = {os.path.normpath(p) for p in policy.readable_paths}

@@ -166,11 +166,12 @@ def test_root_is_read_only_tmp_is_private_and_host_files_absent(
     assert lines[4] == "['tmpfs'] ['ro']"
 
 
-def test_tmp_and_shm_are_each_max_disk_where_the_engine_cannot_see_our_mounts(
+def test_tmp_and_shm_split_max_disk_where_the_engine_cannot_see_our_mounts(
     tmp_path: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An engine in another mount namespace cannot be set up on this machine: its flag is
-    # cleared instead, so that the fallback (Docker's own tmpfs, each sized) runs for real.
+    # cleared instead, so that the fallback (Docker's own tmpfs, half of the budget each) runs
+    # for real.
     policy = Policy.level("locked").replace(max_disk=8 * MiB, unprivileged_user=False)
     with Cleanroom(tmp_path / "ws", backend="docker", policy=policy) as room:
         room.run(["true"]).assert_success()
@@ -183,7 +184,7 @@ def test_tmp_and_shm_are_each_max_disk_where_the_engine_cannot_see_our_mounts(
                 room.run(["true"], policy="locked")
     result.assert_success()
     sizes = dict(line.split() for line in result.stdout.splitlines()[1:])
-    assert sizes["/tmp"] == sizes["/dev/shm"] == str(8 * MiB), result.stdout
+    assert sizes["/tmp"] == sizes["/dev/shm"] == str(4 * MiB), result.stdout
 
 
 def test_hidden_paths_are_empty_and_readable_writable_paths_come_through(

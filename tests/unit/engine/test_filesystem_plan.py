@@ -52,17 +52,26 @@ def test_readable_top_level_is_no_longer_hidden(tmp_path: Path) -> None:
         assert targets["/root"] == FsOp("ro-bind", "/root", source="/root")
 
 
-def test_private_tmp_and_shm_sized_by_max_disk_and_workspace_mounted(tmp_path: Path) -> None:
-    policy = Policy.level("locked").replace(max_disk=123 * 4096)
+def test_private_tmp_and_shm_share_max_disk_and_workspace_mounted(tmp_path: Path) -> None:
+    """Without the engine's shared scratch tmpfs (an unprivileged engine), /tmp and /dev/shm
+    are two tmpfs of half of ``max_disk`` each: together never more than the budget."""
+    policy = Policy.level("locked").replace(max_disk=124 * 4096)
     ops = plan(policy, tmp_path)
     targets = _by_target(ops)
-    assert targets["/tmp"] == FsOp("tmpfs", "/tmp", size=123 * 4096)
-    assert FsOp("tmpfs", "/dev/shm", size=123 * 4096) in ops
+    assert targets["/tmp"] == FsOp("tmpfs", "/tmp", size=62 * 4096)
+    assert FsOp("tmpfs", "/dev/shm", size=62 * 4096) in ops
     assert ops.index(FsOp("remount-ro", "/dev")) > ops.index(
-        FsOp("tmpfs", "/dev/shm", size=123 * 4096)
+        FsOp("tmpfs", "/dev/shm", size=62 * 4096)
     )
     assert targets["/workspace"] == FsOp("bind", "/workspace", source=str(tmp_path))
     assert targets["/proc/sys"].kind == "ro-bind"
+
+
+def test_shm_alone_gets_max_disk_when_tmp_is_the_hosts(tmp_path: Path) -> None:
+    policy = Policy.level("permissive").replace(private_tmp=False, max_disk=124 * 4096)
+    ops = plan(policy, tmp_path)
+    assert FsOp("tmpfs", "/dev/shm", size=124 * 4096) in ops
+    assert _by_target(ops)["/tmp"] == FsOp("bind", "/tmp", source="/tmp")
 
 
 def test_mounts_come_after_the_tmpfs_they_live_in(tmp_path: Path) -> None:

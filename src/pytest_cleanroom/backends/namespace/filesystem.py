@@ -28,7 +28,7 @@ from typing import Literal
 
 from ...interpreter import interpreter_dirs, interpreter_links
 from ...policy import Policy
-from ...scratch import Scratch
+from ...scratch import Scratch, separate_tmpfs_size
 from ..base import WORKSPACE_PATH, Mount
 
 OpKind = Literal[
@@ -202,7 +202,8 @@ def plan(
 ) -> tuple[FsOp, ...]:
     """The mount operations that build the sandbox's filesystem for ``policy``; ``scratch``,
     when given, holds the host directories bound at ``/tmp`` and ``/dev/shm`` (one tmpfs of
-    ``max_disk`` bytes for both); without it each is a tmpfs of ``max_disk`` bytes."""
+    ``max_disk`` bytes for both); without it each is a tmpfs of half of ``max_disk`` (of all of
+    it when ``/tmp`` is the host's), so that together they never hold more."""
     bind_root: OpKind = "ro-bind" if policy.read_only_root else "bind"
     view = _view_of(policy)
     hidden, readable = view.hidden, view.readable
@@ -227,10 +228,11 @@ def plan(
         if policy.network == "isolated":
             ops.extend(FsOp("hide-dir", d) for d in host_net_dirs())
     ops.append(FsOp("dev", "/dev"))
+    each = separate_tmpfs_size(policy.max_disk, private_tmp=policy.private_tmp)
     if scratch is not None:
         ops.append(FsOp("bind", "/dev/shm", source=str(scratch.shm)))
     else:
-        ops.append(FsOp("tmpfs", "/dev/shm", size=policy.max_disk))
+        ops.append(FsOp("tmpfs", "/dev/shm", size=each))
     ops.append(FsOp("remount-ro", "/dev"))  # nothing to write there but /dev/shm
     ops.append(FsOp("proc", "/proc"))
     ops.extend(FsOp("ro-bind", p, source=p) for p in PROC_READ_ONLY if os.path.exists(p))
@@ -238,7 +240,7 @@ def plan(
     if policy.private_tmp and scratch is not None:
         ops.append(FsOp("bind", "/tmp", source=str(scratch.tmp)))
     elif policy.private_tmp:
-        ops.append(FsOp("tmpfs", "/tmp", size=policy.max_disk))
+        ops.append(FsOp("tmpfs", "/tmp", size=each))
     else:
         ops.append(FsOp("bind", "/tmp", source="/tmp"))
 
