@@ -44,14 +44,12 @@ LOCAL = (
 )
 SECURITY = Part("security", ("-n", "2", "tests/security", "-k", LOCAL))
 # As the user, also without the checks that need a root engine (planting root-only files in
-# system directories or /root; a root engine's commands run as nobody), and, a KNOWN BUG to fix:
-# an unprivileged engine cannot mount the one shared tmpfs, so /tmp and /dev/shm each get
-# max_disk (test_tmp_and_shm_share_max_disk fails as the user: 32 MiB written under 16 MiB).
+# system directories or /root; a root engine's commands run as nobody).
 SECURITY_AS_USER = Part(
     "security",
     ("-n", "2", "tests/security", "-k",
      f"{LOCAL} and not test_allow_list and not test_unprivileged_user"
-     " and not test_reading_a_file_under_root_fails and not test_tmp_and_shm_share_max_disk"),
+     " and not test_reading_a_file_under_root_fails"),
 )  # fmt: skip
 EXAMPLES = Part("examples", ("tests/vm/test_examples.py",))
 # Both set-up steps of the unshare backend: _nsinit.c compiled by the VM's gcc, and the Python one.
