@@ -37,13 +37,15 @@ def run_id() -> str:
     return _RUN_ID
 
 
-def owner_labels(run: str | None = None, *, role: str | None = None) -> dict[str, str]:
-    """Labels that let :func:`sweep_leftovers` find a container once its creator has died.
+def owner_labels(
+    run: str | None = None, *, role: str | None = None, owner: Owner | None = None
+) -> dict[str, str]:
+    """Labels that let :func:`sweep_leftovers` find a container once its owner has died.
 
     ``run`` defaults to :func:`run_id`; ``role`` (e.g. ``"backend"``, ``"postgres"``) is free text
-    for humans and filters.
+    for humans and filters; ``owner`` defaults to this process.
     """
-    owner = Owner.current()
+    owner = owner or Owner.current()
     labels = {
         LABEL_RUN: run or run_id(),
         LABEL_OWNER_PID: str(owner.pid),

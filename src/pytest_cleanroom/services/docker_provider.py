@@ -44,15 +44,9 @@ def labels(run_id: str, owner: Owner, service: str) -> dict[str, str]:
     the run's owner (the controller, not the worker that happens to start the container), so
     that :func:`~pytest_cleanroom.containers.ownership.sweep_leftovers` removes it once that owner
     is dead."""
-    from ..containers import ownership as ds
+    from ..containers.ownership import owner_labels
 
-    return {
-        ds.LABEL_RUN: run_id,
-        ds.LABEL_OWNER_PID: str(owner.pid),
-        ds.LABEL_OWNER_START: owner.token or "",
-        ds.LABEL_OWNER_HOST: owner.host,
-        ds.LABEL_ROLE: service,
-    }
+    return owner_labels(run_id, role=service, owner=owner)
 
 
 def _client(host: str | None = None, timeout: float = 30.0) -> Any:

@@ -30,8 +30,10 @@ RECORD = """
 import json, sys
 from pytest_cleanroom.containers import owner_labels
 from pytest_cleanroom.owner import Owner
+from pytest_cleanroom.services.docker_provider import labels
 owner = Owner.current()
-print(json.dumps({"labels": owner_labels(role="backend"), "group": owner.group_prefix() + "0"}))
+print(json.dumps({"labels": owner_labels(role="backend"), "group": owner.group_prefix() + "0",
+                  "service_labels": labels("run", owner, "postgres")}))
 sys.stdout.flush()
 sys.stdin.read()
 """
@@ -87,13 +89,16 @@ def test_an_owner_in_another_pid_namespace_is_alive_for_every_sweep(
     other_namespace_owner: dict[str, object],
 ) -> None:
     labels = other_namespace_owner["labels"]
+    service_labels = other_namespace_owner["service_labels"]  # the services' containers
     group = other_namespace_owner["group"]
     assert isinstance(labels, dict)
+    assert isinstance(service_labels, dict)
     assert isinstance(group, str)
     # The record really comes from elsewhere: its pid (1 there) names another process here.
     assert labels[containers.LABEL_OWNER_PIDNS] not in ("", pid_namespace())
     assert labels[containers.LABEL_OWNER_PID] == "1"
     assert _docker_sweep_keeps(labels)
+    assert _docker_sweep_keeps(service_labels)
     assert _cgroup_sweep_keeps(group)
 
 
@@ -107,16 +112,20 @@ def test_an_owner_here_that_exited_is_dead_for_every_sweep() -> None:
     )
     records = _records(proc)
     labels = records["labels"]
+    service_labels = records["service_labels"]
     group = records["group"]
     assert isinstance(labels, dict)
+    assert isinstance(service_labels, dict)
     assert isinstance(group, str)
     assert labels[containers.LABEL_OWNER_PIDNS] == pid_namespace()
     assert _docker_sweep_keeps(labels)
+    assert _docker_sweep_keeps(service_labels)
     assert _cgroup_sweep_keeps(group)
     assert proc.stdin is not None
     proc.stdin.close()
     proc.wait(timeout=30)
     assert not _docker_sweep_keeps(labels)
+    assert not _docker_sweep_keeps(service_labels)
     assert not _cgroup_sweep_keeps(group)
 
 
