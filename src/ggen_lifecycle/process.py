@@ -48,7 +48,8 @@ class CommandTree:
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, signum)
-        for pid in self.cgroup.pids() if self.cgroup is not None else []:
+        group = self.cgroup  # read once: release() may clear it meanwhile
+        for pid in group.pids() if group is not None else []:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
 
@@ -56,7 +57,8 @@ class CommandTree:
         """Whether any process of the command is left."""
         if self.leader is not None:
             self.leader.poll()
-        if self.cgroup is not None and self.cgroup.pids():
+        group = self.cgroup
+        if group is not None and group.pids():
             return True
         try:
             os.killpg(self.pgid, 0)
@@ -78,13 +80,18 @@ class CommandTree:
         """SIGKILL every process of the command (its cgroup frozen first, where there is one)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, signal.SIGKILL)
-        if self.cgroup is not None and self.cgroup.pids():
-            self.cgroup.kill()
+        group = self.cgroup
+        if group is not None and group.pids():
+            group.kill()
 
     def release(self) -> None:
-        """Give the cgroup back (what is still in it is killed) once the command is over."""
-        if self.cgroup is not None:
-            self.cgroup.release()
+        """Give the cgroup back (what is still in it is killed) once the command is over.
+
+        The tree forgets it: a finished group is reused by a later command, which a kill still
+        running for this one (a grace period, a cancel) must never reach."""
+        group, self.cgroup = self.cgroup, None
+        if group is not None:
+            group.release()
 
 
 class Cancellable(Protocol):

@@ -339,10 +339,11 @@ def test_memory_hog_is_stopped_and_reported(small: Cleanroom) -> None:
 
 def test_fork_bomb_is_stopped_and_reported(small: Cleanroom) -> None:
     # The outer shell then spins without forking: the backend sees the refused forks while the
-    # container runs and kills it.
+    # container runs and kills it (137), unless the outer shell's own fork was refused first,
+    # which ends it with dash's status 2. Either way the limit is named and nothing is left.
     result = small.run("bomb() { bomb | bomb & }; bomb; while :; do :; done", timeout=30)
     result.assert_limit_exceeded("processes")
-    assert result.exit_code == 137
+    assert result.exit_code in (2, 137), result.describe()
 
 
 @pytest.mark.parametrize("poll", ["every tick", "too late"])

@@ -136,3 +136,47 @@ def test_a_run_leaves_no_cgroup_behind(tmp_path: Path) -> None:
         if name.startswith(f"{proc.pid}-")
     ]  # fmt: skip
     assert left == []
+
+
+@pytest.mark.usefixtures("with_cgroups")
+def test_a_late_kill_of_a_finished_command_never_reaches_the_next_one(tmp_path: Path) -> None:
+    """A finished command's group is reused by the next command; a kill still running for the
+    first one (a grace period, a cancel) must not reach the second (seen as a task 'killed by
+    signal 9' before its timeout)."""
+    import threading
+    import time
+
+    from ggen_lifecycle.process import CommandTree, ProcessTable, run_shell
+
+    table = ProcessTable()
+    trees: list[CommandTree] = []
+
+    def run(command: str) -> int:
+        with open(tmp_path / "log", "ab") as log:
+            outcome = run_shell(
+                command,
+                cwd=tmp_path,
+                env={"PATH": os.environ["PATH"]},
+                log=log,
+                on_line=lambda _: None,
+                table=table,
+                cancelled=threading.Event(),
+            )
+        return outcome.exit_code
+
+    real_add = table.add
+    table.add = lambda tree: (trees.append(tree), real_add(tree))[1]  # type: ignore[method-assign]
+    assert run("true") == 0
+    first = trees[0]
+    cgroups.flush()  # its group is back in the pool for the next command
+    second: list[int] = []
+    runner = threading.Thread(target=lambda: second.append(run("echo $$ > pid; sleep 2")))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().endswith("\n"):
+        assert time.monotonic() < deadline, "the second command never started"
+        time.sleep(0.02)
+    first.kill_now()
+    first.kill(grace=0.1)
+    runner.join()
+    assert second == [0], "the first command's late kill reached the second one"
