@@ -52,11 +52,11 @@ from pytest_cleanroom.backends import get_backend
 from pytest_cleanroom.backends._handoff import HANDOFF_FD, LAUNCHER_ENV, Handoff
 from pytest_cleanroom.backends.base import CommandSpec
 from pytest_cleanroom.backends.bwrap import BwrapBackend
+from pytest_cleanroom.backends.idmap import IdmappedView, stage_unreachable
 from pytest_cleanroom.backends.local import NamespaceBackend
 from pytest_cleanroom.backends.namespace.filesystem import plan
 from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.environment import build_environment
-from pytest_cleanroom.idmap import IdmappedView, stage_unreachable
 
 
 def _children_cpu() -> float:

@@ -26,9 +26,9 @@ import pytest
 from pytest_cleanroom import Cleanroom, Policy, RunResult
 from pytest_cleanroom.backends.base import Backend
 from pytest_cleanroom.backends.bwrap import BwrapBackend
+from pytest_cleanroom.backends.idmap import SANDBOX_GID, SANDBOX_UID
 from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.errors import BackendUnavailableError
-from pytest_cleanroom.idmap import SANDBOX_GID, SANDBOX_UID
 from pytest_cleanroom.policy import LEVELS
 from pytest_cleanroom.testing import probes
 from tests.conftest import require

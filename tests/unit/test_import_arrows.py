@@ -24,6 +24,7 @@ TOOLKIT = ("pytest_cleanroom.config_errors",)
 #: ``__init__`` is a door open to every module).
 ROOMS = (
     ("pytest_cleanroom.backends.namespace", ("pytest_cleanroom.backends",), True),
+    ("pytest_cleanroom.backends.idmap", ("pytest_cleanroom.backends",), False),
     (
         "pytest_cleanroom.containers",
         (
@@ -191,6 +192,8 @@ _BASE = {
     "pytest_cleanroom/backends/__init__.py": "",
     "pytest_cleanroom/backends/local.py": "from .namespace.filesystem import plan\n",
     "pytest_cleanroom/backends/_warm.py": "",
+    "pytest_cleanroom/backends/idmap.py": "from ..policy import Policy\n",
+    "pytest_cleanroom/backends/bwrap.py": "from . import idmap\n",
     "pytest_cleanroom/backends/namespace/__init__.py": "from .filesystem import plan\n",
     "pytest_cleanroom/backends/namespace/filesystem.py": "from ...policy import Policy\n",
     "pytest_cleanroom/containers/__init__.py": "",
@@ -228,6 +231,11 @@ def test_a_tree_that_follows_the_arrows_passes(tmp_path: Path) -> None:
             "entered only from pytest_cleanroom.backends",
         ),
         ("ggen_lifecycle/x.py", "from pytest_cleanroom.containers import y\n", "entered only"),
+        (
+            "pytest_cleanroom/workspace.py",
+            "from .backends.idmap import SANDBOX_UID\n",
+            "pytest_cleanroom.backends.idmap is entered only from pytest_cleanroom.backends",
+        ),
         ("pytest_cleanroom/repeat/checker.py", "from ..scenarios import model\n", "other way"),
         ("pytest_cleanroom/backends/docker.py", "from ..repeat import tree\n", "other way"),
     ],

@@ -13,10 +13,9 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from .. import idmap
 from ..errors import BackendUnavailableError, SandboxError
 from ..policy import Policy
-from . import _seccomp, _warm
+from . import _seccomp, _warm, idmap
 from ._handoff import HANDOFF_FD
 from ._nsinit_native import command_records
 from .availability import BWRAP_MISSING, probe_bwrap

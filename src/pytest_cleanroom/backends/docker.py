@@ -15,7 +15,7 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
   ``syscall_filter="strict"``, the engine's own filter of :mod:`._seccomp` on top of it (installed
   by the image's ``python3`` before the command runs), running as the workspace's owner; under
   ``unprivileged_user``, a workspace owned by root is bound from an idmapped view
-  (:mod:`pytest_cleanroom.idmap`) and the command runs as the sandbox user (``65534:65534``).
+  (:mod:`.idmap`) and the command runs as the sandbox user (``65534:65534``).
 * network: ``none`` (loopback only) for ``network="isolated"``; the host's network otherwise, as
   the local backends do.
 * resources: memory (no swap) and task limits through the container's cgroups, open files, file
@@ -47,7 +47,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import idmap
 from ..containers import reaper as container_reaper
 from ..containers.cgroups import CgroupUsage, ContainerCgroups
 from ..containers.engine import (
@@ -65,7 +64,7 @@ from ..errors import BackendUnavailableError, SandboxError
 from ..policy import Policy
 from ..result import RunResult
 from ..scratch import Scratch, separate_tmpfs_size
-from . import _seccomp
+from . import _seccomp, idmap
 from .base import (
     ENFORCED_BY_DOCKER,
     EXIT_NOT_EXECUTABLE,

@@ -4,10 +4,10 @@ A subclass only says how to turn a :class:`~.namespace.filesystem.FsOp` plan int
 line (:meth:`NamespaceBackend.sandbox_argv`) and how its own failures read.
 
 Under ``unprivileged_user`` a root engine starts the sandbox tool as the sandbox user
-(:data:`~pytest_cleanroom.idmap.SANDBOX_UID`, through ``setpriv``), cold or as a warm sandbox's
+(:data:`~.idmap.SANDBOX_UID`, through ``setpriv``), cold or as a warm sandbox's
 holder: its user namespace then maps that user, not root, so the command's file accesses are
 checked as that user's on the host (a command entering a warm sandbox becomes that user too).
-The workspace and service directories are bound from idmapped views (:mod:`pytest_cleanroom.idmap`)
+The workspace and service directories are bound from idmapped views (:mod:`.idmap`)
 that show them as the user's own; a cold start binds what that user could not reach on the way
 (the engine's Python under ``/root``) from plain views of it.
 """
@@ -22,12 +22,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .. import cgroups, idmap
+from .. import cgroups
 from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
 from ..interpreter import missing_program_hint
 from ..policy import Policy
 from ..result import RunResult
 from ..scratch import Scratch
+from . import idmap
 from ._handoff import HANDOFF_FD, Handoff
 from ._warm import Records, WarmSandboxes, shared_warm_sandboxes
 from .availability import SETPRIV_MISSING, kernel_at_least

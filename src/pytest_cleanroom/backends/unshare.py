@@ -28,10 +28,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import idmap
 from ..errors import BackendUnavailableError, SandboxError
 from ..policy import Policy
-from . import _nsinit_native, _seccomp, _warm
+from . import _nsinit_native, _seccomp, _warm, idmap
 from ._handoff import HANDOFF_FD
 from .availability import SETPRIV_MISSING, UNSHARE_MISSING, kernel_at_least, probe_unshare
 from .base import CommandSpec

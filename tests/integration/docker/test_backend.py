@@ -19,9 +19,9 @@ import pytest
 
 from pytest_cleanroom import Cleanroom, Policy, RunResult
 from pytest_cleanroom.backends import docker as docker_backend
+from pytest_cleanroom.backends.idmap import SANDBOX_UID
 from pytest_cleanroom.containers import LABEL_OWNER_PID, LABEL_RUN, owner_labels, run_id
 from pytest_cleanroom.errors import BackendUnavailableError
-from pytest_cleanroom.idmap import SANDBOX_UID
 from pytest_cleanroom.policy import MiB
 from pytest_cleanroom.testing.leftovers import MARKER_VARIABLE, processes_with_marker
 from pytest_cleanroom.testing.listener import Listener

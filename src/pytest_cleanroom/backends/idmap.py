@@ -26,12 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import scratch
-from .errors import BackendUnavailableError
+from .. import scratch
+from ..errors import BackendUnavailableError
 
 if TYPE_CHECKING:
-    from .backends.base import Mount
-    from .backends.namespace import FsOp
+    from .base import Mount
+    from .namespace import FsOp
 
 #: The host uid and gid a root engine's commands run as under ``unprivileged_user``.
 SANDBOX_UID = 65534
