@@ -186,8 +186,7 @@ def command_records(spec: CommandSpec, rlimits: Rlimits | None) -> Records:
         policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
     )
     records: Records = []
-    for name, value in rlimit_values(rlimits).items():
-        soft, hard = value if isinstance(value, list) else (value, value)
+    for name, soft, hard in rlimits.settings() if rlimits is not None else []:
         records.append(("rlimit", (name, str(soft), str(hard))))
     records += [
         ("cwd", (spec.cwd,)),
@@ -200,17 +199,5 @@ def command_records(spec: CommandSpec, rlimits: Rlimits | None) -> Records:
 
 def rlimit_values(rlimits: Rlimits | None) -> dict[str, int | list[int]]:
     """``rlimits`` by the names both set-up steps use (CPU time: ``[soft, hard]``)."""
-    if rlimits is None:
-        return {}
-    out: dict[str, int | list[int]] = {}
-    if rlimits.file_size is not None:
-        out["fsize"] = rlimits.file_size
-    if rlimits.open_files is not None:
-        out["nofile"] = rlimits.open_files
-    if rlimits.cpu_seconds is not None:
-        out["cpu"] = [rlimits.cpu_seconds, rlimits.cpu_seconds + 1]
-    if rlimits.data_size is not None:
-        out["data"] = rlimits.data_size
-    if rlimits.processes is not None:
-        out["nproc"] = rlimits.processes
-    return out
+    settings = rlimits.settings() if rlimits is not None else []
+    return {name: soft if soft == hard else [soft, hard] for name, soft, hard in settings}

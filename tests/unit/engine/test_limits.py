@@ -5,9 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 
+from pytest_cleanroom.backends._nsinit_native import rlimit_values
 from pytest_cleanroom.backends.finish import limit_of_exit_code
 from pytest_cleanroom.backends.namespace.limits import Rlimits, exit_code_of, rlimits_for
 from pytest_cleanroom.policy import MiB, Policy
+from tests.conftest import require_binary
 
 
 def test_cgroups_take_memory_and_processes() -> None:
@@ -40,6 +42,27 @@ def test_prlimit_args() -> None:
     ]  # fmt: skip
     assert Rlimits().empty
     assert not limits.empty
+
+
+def test_settings_are_the_one_table_every_launcher_renders() -> None:
+    limits = Rlimits(file_size=10, open_files=5, cpu_seconds=3, data_size=7, processes=9)
+    assert limits.settings() == [
+        ("fsize", 10, 10), ("nofile", 5, 5), ("cpu", 3, 4), ("data", 7, 7), ("nproc", 9, 9),
+    ]  # fmt: skip
+    assert rlimit_values(limits) == {"fsize": 10, "nofile": 5, "cpu": [3, 4], "data": 7, "nproc": 9}
+    assert Rlimits(open_files=3).settings() == [("nofile", 3, 3)]
+
+
+def test_ulimit_and_prlimit_set_the_same_limits() -> None:
+    prlimit = require_binary("prlimit", "apt-get install util-linux")
+    limits = Rlimits(file_size=4 * MiB, open_files=77, cpu_seconds=5, data_size=256 * MiB)
+    show = "cat /proc/self/limits"
+    by_shell = " && ".join([*limits.ulimit_commands(), show])
+    shell = subprocess.run(["/bin/sh", "-c", by_shell], capture_output=True, text=True, check=True)
+    argv = [prlimit, *limits.prlimit_args(), "--", "/bin/sh", "-c", show]
+    by_prlimit = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert shell.stdout == by_prlimit.stdout
+    assert "Max open files            77" in shell.stdout
 
 
 def test_exit_codes_follow_the_shell_convention() -> None:

@@ -40,40 +40,46 @@ class Rlimits:
 
     @property
     def empty(self) -> bool:
-        return all(v is None for v in (self.file_size, self.open_files, self.cpu_seconds)) and (
-            self.data_size is None and self.processes is None
-        )
+        return not self.settings()
+
+    def settings(self) -> list[tuple[str, int, int]]:
+        """Each limit that is set as ``(name, soft, hard)``, in bytes, seconds or a count: the one
+        table every launcher renders (names as util-linux ``prlimit`` and the set-up step use)."""
+        values = {
+            "fsize": self.file_size,
+            "nofile": self.open_files,
+            # Soft below hard: SIGXCPU first (reported as cpu_time), SIGKILL a second later.
+            "cpu": self.cpu_seconds,
+            "data": self.data_size,
+            "nproc": self.processes,
+        }
+        return [
+            (name, value, value + 1 if name == "cpu" else value)
+            for name, value in values.items()
+            if value is not None
+        ]
 
     def ulimit_commands(self) -> list[str]:
-        """POSIX-shell ``ulimit`` commands (dash and bash agree on these flags and units)."""
+        """POSIX-shell ``ulimit`` commands for :meth:`settings` (dash and bash agree on these
+        flags and units); processes are left out (``ulimit -u`` is not POSIX)."""
         cmds: list[str] = []
-        if self.file_size is not None:
-            cmds.append(f"ulimit -f {max(1, math.ceil(self.file_size / _BLOCK))}")
-        if self.open_files is not None:
-            cmds.append(f"ulimit -n {self.open_files}")
-        if self.cpu_seconds is not None:
-            # Soft below hard: SIGXCPU first (reported as cpu_time), SIGKILL a second later.
-            # (soft first: a hard limit below the current soft one is invalid)
-            cmds.append(f"ulimit -S -t {self.cpu_seconds}")
-            cmds.append(f"ulimit -H -t {self.cpu_seconds + 1}")
-        if self.data_size is not None:
-            cmds.append(f"ulimit -d {max(1, self.data_size // 1024)}")
+        for name, soft, hard in self.settings():
+            if name == "fsize":  # rounded up: never below what was asked
+                cmds.append(f"ulimit -f {max(1, -(-soft // _BLOCK))}")
+            elif name == "nofile":
+                cmds.append(f"ulimit -n {soft}")
+            elif name == "cpu":  # soft first: a hard limit below the current soft one is invalid
+                cmds += [f"ulimit -S -t {soft}", f"ulimit -H -t {hard}"]
+            elif name == "data":
+                cmds.append(f"ulimit -d {max(1, soft // 1024)}")
         return cmds
 
     def prlimit_args(self) -> list[str]:
         """Options of util-linux ``prlimit`` setting the same limits (plus processes)."""
-        args: list[str] = []
-        if self.file_size is not None:
-            args.append(f"--fsize={self.file_size}")
-        if self.open_files is not None:
-            args.append(f"--nofile={self.open_files}")
-        if self.cpu_seconds is not None:
-            args.append(f"--cpu={self.cpu_seconds}:{self.cpu_seconds + 1}")
-        if self.data_size is not None:
-            args.append(f"--data={self.data_size}")
-        if self.processes is not None:
-            args.append(f"--nproc={self.processes}")
-        return args
+        return [
+            f"--{name}={soft}" if soft == hard else f"--{name}={soft}:{hard}"
+            for name, soft, hard in self.settings()
+        ]
 
 
 def rlimits_for(policy: Policy, *, cgroups: bool) -> Rlimits:

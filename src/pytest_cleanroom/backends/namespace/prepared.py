@@ -140,9 +140,8 @@ def _native_orders(
     """The orders the compiled launcher reads (see ``--launch`` in _nsinit.c): the limits the
     shell's ``ulimit`` would set (processes are the cgroup's business), in bytes."""
     records: _nsinit_native.Records = [("join", (path,)) for path in joins]
-    for name, value in _nsinit_native.rlimit_values(rlimits).items():
+    for name, soft, hard in rlimits.settings():
         if name != "nproc":
-            soft, hard = value if isinstance(value, list) else (value, value)
             records.append(("rlimit", (name, str(soft), str(hard))))
     records += [("fd", (str(fd), path)) for fd, path in fd_files.items()]
     records.append(("argv", argv))
