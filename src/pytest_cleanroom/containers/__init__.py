@@ -14,6 +14,7 @@ from .errors import (
     DockerEngineDownError,
     DockerImageMissingError,
     DockerSocketMissingError,
+    DockerSocketPermissionError,
     DockerUnavailableError,
 )
 from .ownership import (
@@ -40,6 +41,7 @@ __all__ = [
     "DockerEngineDownError",
     "DockerImageMissingError",
     "DockerSocketMissingError",
+    "DockerSocketPermissionError",
     "DockerUnavailableError",
     "configure_testcontainers",
     "connect",

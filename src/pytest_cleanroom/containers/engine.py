@@ -1,7 +1,8 @@
 """The container engine's connection: where it listens, a client that answered, its images.
 
 :func:`connect` finds the engine through ``DOCKER_HOST`` and explains, distinctly, a missing
-socket (:class:`~.errors.DockerSocketMissingError`) and a socket nobody answers on
+socket (:class:`~.errors.DockerSocketMissingError`), a socket this user may not open
+(:class:`~.errors.DockerSocketPermissionError`) and a socket nobody answers on
 (:class:`~.errors.DockerEngineDownError`), each naming the fix. The docker SDK is imported only
 inside functions: importing this module is cheap.
 """
@@ -19,6 +20,7 @@ from .errors import (
     DockerEngineDownError,
     DockerImageMissingError,
     DockerSocketMissingError,
+    DockerSocketPermissionError,
     DockerUnavailableError,
 )
 
@@ -29,6 +31,7 @@ ENGINE_SCRIPT = "scripts/docker-engine.sh"
 IMAGES_SCRIPT = "scripts/build-images.sh"
 CLEANROOM_DOCKER_HOST = "unix:///run/cleanroom-docker/docker.sock"
 STANDARD_DOCKER_HOST = "unix:///var/run/docker.sock"
+PERMISSION_FIX = "add your user to the docker group or fix the socket's permissions"
 
 _START_FIX = (
     "start a Docker engine (e.g. `sudo systemctl start docker`; in a pytest-cleanroom "
@@ -72,7 +75,8 @@ def engine_shares_our_mounts(host: str) -> bool:
 def connect(host: str | None = None, *, timeout: float = 60.0) -> DockerClient:
     """A docker SDK client on an engine that answered a ping.
 
-    Raises :class:`DockerSocketMissingError` or :class:`DockerEngineDownError` with the fix.
+    Raises :class:`DockerSocketMissingError`, :class:`DockerSocketPermissionError` or
+    :class:`DockerEngineDownError` with the fix.
     """
     host = host or docker_host()
     sock = unix_socket_path(host)
@@ -84,6 +88,11 @@ def connect(host: str | None = None, *, timeout: float = 60.0) -> DockerClient:
     if sock is not None and not sock.is_socket():
         raise DockerEngineDownError(
             f"no Docker engine: {sock} (DOCKER_HOST={host}) is not a socket; " + _START_FIX
+        )
+    if sock is not None and not os.access(sock, os.R_OK | os.W_OK):
+        # The engine may well run: starting another one is not the fix.
+        raise DockerSocketPermissionError(
+            f"permission denied on the Docker socket {sock} (DOCKER_HOST={host}): {PERMISSION_FIX}"
         )
     try:
         import docker

@@ -17,5 +17,9 @@ class DockerEngineDownError(DockerUnavailableError):
     """The socket exists (or the address is given) but no engine answers on it."""
 
 
+class DockerSocketPermissionError(DockerUnavailableError):
+    """The socket exists but this user may not open it: the fix is its permissions."""
+
+
 class DockerImageMissingError(DockerUnavailableError):
     """The engine answers but the image is not there (and is never pulled)."""

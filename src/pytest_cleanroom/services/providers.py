@@ -69,10 +69,9 @@ def docker_status(timeout: float = 3.0) -> tuple[bool, str]:
     except TimeoutError:
         return False, f"the Docker engine at {host} did not answer within {timeout:g}s"
     except PermissionError:
-        return False, (
-            f"permission denied on the Docker socket {host}: add your user to the docker group "
-            "or fix the socket's permissions"
-        )
+        from ..containers.engine import PERMISSION_FIX
+
+        return False, f"permission denied on the Docker socket {host}: {PERMISSION_FIX}"
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return False, f"Docker socket {host} present but the engine does not answer ({reason})"

@@ -27,6 +27,7 @@ from pytest_cleanroom.containers import (
     sweep_leftovers,
 )
 
+from ..nobody import answer_as_nobody, root_only_socket
 from .conftest import BASE_IMAGE
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -79,6 +80,19 @@ def test_socket_without_an_engine_says_the_engine_is_down(
     assert "scripts/docker-engine.sh start" in message
     with pytest.raises(DockerEngineDownError):
         connect(f"unix://{path}")
+
+
+def test_a_socket_the_user_may_not_open_names_its_permissions() -> None:
+    """As a user outside the socket's group the engine may run: the fix is the socket's
+    permissions, not starting an engine."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to ask as the 'nobody' user")
+    with root_only_socket() as path:
+        message = answer_as_nobody(lambda: repr(connect(f"unix://{path}")))
+    assert message.startswith("DockerSocketPermissionError: "), message
+    assert f"permission denied on the Docker socket {path}" in message
+    assert "add your user to the docker group or fix the socket's permissions" in message
+    assert "engine is down" not in message
 
 
 def test_missing_image_names_the_build_script(

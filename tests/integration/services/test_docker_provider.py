@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import pwd
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ from pytest_cleanroom.services.settings import ServiceSettings
 from pytest_cleanroom.services.spawn import free_port
 from tests.conftest import require
 
+from ..nobody import answer_as_nobody, root_only_socket
 from .conftest import docker_client
 
 pytestmark = pytest.mark.integration
@@ -216,35 +215,13 @@ def test_no_socket_at_all_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_a_socket_the_user_may_not_open_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """As a user outside the socket's group: the fix is permissions, not starting an engine."""
     require(os.geteuid() == 0, "root, to run the check as the 'nobody' user")
-    directory = Path(tempfile.mkdtemp(prefix="crd-", dir="/tmp"))
-    directory.chmod(0o755)
-    path = directory / "docker.sock"
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(path))
-    server.listen()
-    path.chmod(0o660)  # root's, like /var/run/docker.sock is root:docker 0660
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
-    nobody = pwd.getpwnam("nobody")
     docker_only = ServiceSettings(provider="docker", provider_source="--cleanroom-services")
     kinds.kinds()  # the entry points, loaded before the child drops its rights
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child asks as 'nobody' (everything it needs is imported already)
-        try:
-            os.setgroups([])
-            os.setresgid(nobody.pw_gid, nobody.pw_gid, nobody.pw_gid)
-            os.setresuid(nobody.pw_uid, nobody.pw_uid, nobody.pw_uid)
-            choice = choose("postgres", docker_only)
-            os.write(write, repr((docker_status(), choice.reason)).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        answer = pipe.read()
-    os.waitpid(pid, 0)
-    server.close()
-    path.unlink()
-    directory.rmdir()
+    with root_only_socket() as path:
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        answer = answer_as_nobody(
+            lambda: repr((docker_status(), choose("postgres", docker_only).reason))
+        )
     assert answer.startswith("((False, "), answer
     assert f"permission denied on the Docker socket unix://{path}" in answer
     assert "add your user to the docker group or fix the socket's permissions" in answer
