@@ -200,6 +200,24 @@ def test_not_listed(cleanroom, mysql):
     result = cleanroom.run(["sh", "-c", CLIENT.format("SELECT 1")])
     assert result.exit_code != 0
     assert "MYSQL_USER" not in cleanroom.run(["env"]).stdout
+
+
+def url_in(cleanroom):
+    return cleanroom.run(["sh", "-c", 'echo "$DATABASE_URL"']).assert_success().stdout
+
+
+# Both set DATABASE_URL: the fixture set up last gives it (docs/services.md); PG* and MYSQL_*
+# name each server whatever the order.
+def test_database_url_of_the_last_service(cleanroom, postgres, mysql):
+    assert url_in(cleanroom).startswith("mysql://")
+    result = cleanroom.run(["sh", "-c", 'psql -Atc "SELECT current_database()"'])
+    assert result.assert_success().stdout.strip() == postgres.dbname
+
+
+def test_database_url_of_the_last_service_reversed(cleanroom, mysql, postgres):
+    assert url_in(cleanroom).startswith("postgresql://")
+    result = cleanroom.run(["sh", "-c", CLIENT.format("SELECT DATABASE()")])
+    assert result.assert_success().stdout.strip() == mysql.dbname
 """
 
 
@@ -208,4 +226,4 @@ def test_a_sandbox_reaches_mysql_only_when_the_policy_lists_it(pytester: pytest.
     require_binary("mariadb", "apt-get install mariadb-client")
     pytester.makepyfile(test_sandbox=SANDBOX)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=5)
