@@ -32,14 +32,12 @@ class Outcome:
     output: str = ""
 
 
-# The security suite on the local backends only: Docker and Podman do not run in the VM. Left
-# out: the limit checks of test_limits_and_robustness, whose CPU budget (2 s) fits native speed;
-# under software emulation a command runs many times slower and the guest counts the time its
-# virtual CPU lost to the host as the command's CPU time. tests/vm checks cgroup v2's limits.
-# Also out: the check of a filesystem without idmapped mounts, which needs fuse-overlayfs (the
+# The security suite on the local backends only: Docker and Podman do not run in the VM (its
+# limit checks scale their CPU budget by what a reference command costs in the emulated guest).
+# Left out: the check of a filesystem without idmapped mounts, which needs fuse-overlayfs (the
 # image has none; CI runs it on the host).
 LOCAL = (
-    "(bwrap or unshare) and not test_limits_and_robustness"
+    "(bwrap or unshare)"
     " and not test_a_filesystem_without_idmapped_mounts_refuses_locked_with_the_fix"
 )
 SECURITY = Part("security", ("-n", "2", "tests/security", "-k", LOCAL))
