@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 
@@ -64,11 +65,22 @@ def _probe(config: pytest.Config) -> BackendStatus:
             problem = "no local backend works here:\n  " + "\n  ".join(reasons)
     if problem is None:
         limits, problem = _local_limits(settings, name)
+    if problem is None and requested in ("auto", "local") and _root_without_cgroups():
+        # Whether a local backend takes the policy then depends on more than its limits
+        # (nested user namespaces, max_processes for uid 0): the backends' own checks decide,
+        # so that the header names the backend the commands will really run on.
+        return _probe_with_engine(settings)
     if problem is not None and requested == "auto":
         return _probe_with_engine(settings)  # Docker may still honour the policy
     if problem is not None:
         return BackendStatus(requested, None, problem, passed_over=tuple(reasons))
     return BackendStatus(requested, name, None, limits, tuple(reasons))
+
+
+def _root_without_cgroups() -> bool:
+    from .. import cgroups
+
+    return os.geteuid() == 0 and cgroups.parents() is None
 
 
 def _local_limits(settings: CleanroomSettings, backend: str) -> tuple[str | None, str | None]:
@@ -113,7 +125,10 @@ def _probe_with_engine(settings: CleanroomSettings) -> BackendStatus:
                 name = room.backend_name
                 engine = room.backend.limits_enforced_by
                 held_by_engine = engine and engine[0] in ENFORCED_BY_ENGINE
-                limits = f"{engine[0]}, the container's cgroup" if held_by_engine else None
+                if held_by_engine:
+                    limits: str | None = f"{engine[0]}, the container's cgroup"
+                else:
+                    limits = _local_limits(settings, name)[0]
                 return BackendStatus(
                     settings.backend, name, None, limits, tuple(room.backend_reasons)
                 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -122,3 +123,30 @@ def test_per_process_limits_are_opted_in_and_named_in_every_record(
     bad = run_pytest(tmp_path, *args)
     assert bad.returncode == 4
     assert "cleanroom_per_process_limits" in bad.stderr
+
+
+def test_as_root_without_cgroups_the_header_names_where_auto_runs_the_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """standard lets commands nest user namespaces, which root without cgroups may not give
+    them on bwrap or unshare, per-process limits accepted or not: the header must name the
+    backend auto really takes (it said 'backend=bwrap (auto)' with the opt-in, and every
+    command then ran on docker)."""
+    require(os.geteuid() == 0, "root (an unprivileged user's bwrap may nest user namespaces)")
+    require_backend("bwrap")
+    monkeypatch.setenv(cgroups.SWITCH, "off")
+    (tmp_path / "test_one.py").write_text("def test_one(cleanroom):\n    cleanroom.run(['true'])\n")
+    done = run_pytest(tmp_path, "--cleanroom-per-process-limits", "--cleanroom-report=r.json")
+    header = re.search(r"^cleanroom: policy=standard backend=(\S+)", done.stdout, re.MULTILINE)
+    assert header is not None, done.stdout
+    assert header.group(1) not in ("bwrap", "unshare"), done.stdout
+    assert "bwrap: the bwrap backend cannot let commands of policy 'standard'" in done.stdout
+    if header.group(1) == "auto":  # 'backend=auto UNAVAILABLE': no Docker engine answers
+        assert (
+            not (tmp_path / "r.json").exists()
+            or not json.loads((tmp_path / "r.json").read_text())["commands"]
+        ), done.stdout
+        return
+    [command] = json.loads((tmp_path / "r.json").read_text())["commands"]
+    assert command["backend"] == header.group(1)
+    assert f"limits held by {command['limits_enforcement']}" in done.stdout
