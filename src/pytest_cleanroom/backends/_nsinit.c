@@ -34,14 +34,21 @@
  *               the first mode does (keyring, capabilities, no_new_privs, seccomp, command).
  *               "bind_nosuid 1" makes its binds nosuid and nodev, as bubblewrap's are.
  *
- * And one more starts any command's sandbox tool in the command's cgroups (see prepared.py):
- *   --launch FD JOIN...  run on the host ahead of the command: writes 0 to each JOIN
- *               (cgroup.procs) file, then reads its orders from FD: "join PATH" (more groups),
- *               "rlimit NAME SOFT HARD", "fd NUMBER PATH" (opened for reading at NUMBER) and
- *               "argv ARG...", which it execs (searched in PATH), or, where it names this
- *               program's --enter, goes on as that mode in the same process. Nothing to read
- *               (the engine is gone): it exits. Its failures print one "cleanroom-launcher: ..."
- *               line and exit with 125.
+ * And one more forks every command's launcher (see namespace/launcher_server.py, prepared.py):
+ *   --serve SOCK  run on the host once per engine process (it dies with the engine's thread
+ *               that started it): for each request on the socket (a byte and the descriptors of
+ *               the command's stdin, stdout and stderr, of its orders, and optionally of a pipe)
+ *               it forks with CLONE_PARENT (the launcher is the engine's own child) and answers
+ *               with the launcher's PID (a negative errno if the fork failed). The launcher
+ *               starts a session and joins a fresh session keyring, takes the three streams,
+ *               closes every other descriptor and carries out its orders: "join PATH" (writes 0
+ *               to that cgroup.procs), "rlimit NAME SOFT HARD", "fd NUMBER PATH" (opened for
+ *               reading at NUMBER) and "argv ARG...", which it execs (searched in PATH), or,
+ *               where it names this program's --enter, goes on as that mode in the same
+ *               process. Orders without "argv" (a launcher made ahead of its command) are
+ *               followed by the rest, read from the pipe; nothing to read there (the engine is
+ *               gone): it exits. Its failures print one "cleanroom-launcher: ..." line and exit
+ *               with 125.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -73,6 +80,9 @@
 
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
 #endif
 #define MOUNT_ATTR_RDONLY_ 0x1
 #define MOUNT_ATTR_NOSUID_ 0x2
@@ -109,6 +119,7 @@ static struct {
     rlim_t soft, hard;
 } rlims[8];
 static int n_rlims;
+static const char *self_path = "";
 
 static void fail(const char *fmt, ...) {
     char line[4096];
@@ -736,13 +747,14 @@ static void join_cgroup(const char *procs) {
     close(fd);
 }
 
-static void launch(int argc, char **argv) {
-    for (int i = 3; i < argc; i++) join_cgroup(argv[i]);
-    size_t len;
-    char *orders = read_all((int)number(argv[2]), &len);
+/* Carry out the orders read (maybe only the first of them: then may_wait): more cgroups,
+ * rlimits, descriptors opened from paths, and what to run. */
+static void take_orders(char *orders, size_t len, int may_wait) {
     if (len == 0) _exit(0); /* the engine went away before it had a command for us */
+    allow_no_command = may_wait;
     parse_plan(orders, len);
     for (int i = 0; i < n_joins; i++) join_cgroup(joins[i]);
+    n_joins = 0;
     set_rlimits();
     n_rlims = 0;
     for (int i = 0; i < n_fd_files; i++) {
@@ -753,18 +765,114 @@ static void launch(int argc, char **argv) {
             close(fd);
         }
     }
-    if (!strcmp(argv_[0], argv[0]) && argv_[1] && !strcmp(argv_[1], "--enter") && argv_[2] &&
+    n_fd_files = 0;
+}
+
+/* A launcher's orders; where they name no command (a launcher made ahead of it), the rest come
+ * from the pipe `more`. The command is this program's --enter (go on here) or any other. */
+static void launch_orders(char *orders, size_t len, int more) {
+    take_orders(orders, len, more >= 0);
+    if (!argv_[0]) {
+        char *rest = read_all(more, &len);
+        take_orders(rest, len, 0);
+    }
+    if (!strcmp(argv_[0], self_path) && argv_[1] && !strcmp(argv_[1], "--enter") && argv_[2] &&
         !argv_[3]) {
-        char *plan = read_all((int)number(argv_[2]), &len);
-        parse_plan(plan, len);
+        size_t plan_len;
+        char *plan = read_all((int)number(argv_[2]), &plan_len);
+        parse_plan(plan, plan_len);
         enter();
     }
     execvp(argv_[0], argv_);
     launcher_fail("cannot execute ", argv_[0]);
 }
 
+/* ---- the launcher server ----------------------------------------------------------------- */
+
+/* The command's stdin, stdout and stderr, its launcher's orders, and (optional) a pipe the rest
+ * of the orders come from when the launcher is made ahead of its command. */
+#define SERVED_FDS 5
+
+/* One request: a byte and 4 or SERVED_FDS descriptors (the last one is then -1). 0: the engine
+ * is gone; -1: a bad request. */
+static int receive(int sock, int fds[SERVED_FDS]) {
+    char byte;
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * SERVED_FDS)];
+    } control;
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t got;
+    do got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0) return 0;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    int ok = c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+             (c->cmsg_len == CMSG_LEN(sizeof(int) * SERVED_FDS) ||
+              c->cmsg_len == CMSG_LEN(sizeof(int) * (SERVED_FDS - 1))) &&
+             !(msg.msg_flags & MSG_CTRUNC);
+    fds[SERVED_FDS - 1] = -1;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *got_fds = (int *)CMSG_DATA(c);
+        for (int i = 0; i < n; i++) {
+            if (ok && i < SERVED_FDS)
+                fds[i] = got_fds[i];
+            else
+                close(got_fds[i]);
+        }
+    }
+    return ok ? 1 : -1;
+}
+
+/* In the forked child: become the launcher of the request's command. */
+static void served(int sock, const int fds[SERVED_FDS]) {
+    close(sock);
+    if (setsid() < 0) launcher_fail("cannot start a session", "");
+    /* Each command's own keyring, as a launcher forked by the engine's spawner thread gets. */
+    if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, NULL) < 0 && errno != ENOSYS)
+        launcher_fail("cannot join a fresh session keyring", "");
+    for (int i = 0; i < 3; i++)
+        if (dup2(fds[i], i) < 0) launcher_fail("cannot take the command's streams", "");
+    if (lseek(fds[3], 0, SEEK_SET) < 0) launcher_fail("cannot read the orders", "");
+    size_t len;
+    char *orders = read_all(fds[3], &len);
+    /* Nothing of the server's (other requests' descriptors) reaches the command. */
+    int more = fds[4] < 0 ? -1 : dup2(fds[4], 3);
+    if (fds[4] >= 0 && more < 0) launcher_fail("cannot take the orders' pipe", "");
+    if (syscall(SYS_close_range, more < 0 ? 3 : 4, ~0U, 0) != 0)
+        for (int fd = more < 0 ? 3 : 4; fd < 1024; fd++) close(fd);
+    launch_orders(orders, len, more);
+}
+
+static void serve(int sock) {
+    /* The engine's thread that started this server is the parent of every launcher too
+     * (CLONE_PARENT): the engine waits for them as for its own children. */
+    check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "die with the engine", "");
+    for (;;) {
+        int fds[SERVED_FDS];
+        int request = receive(sock, fds);
+        if (request == 0) _exit(0);
+        int32_t reply = -EINVAL;
+        if (request > 0) {
+            pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+            if (pid == 0) served(sock, fds);
+            reply = pid > 0 ? pid : -errno;
+            for (int i = 0; i < SERVED_FDS; i++)
+                if (fds[i] >= 0) close(fds[i]);
+        }
+        if (send(sock, &reply, sizeof reply, MSG_NOSIGNAL) != sizeof reply) _exit(0);
+    }
+}
+
 int main(int argc, char **argv) {
-    if (argc >= 3 && !strcmp(argv[1], "--launch")) launch(argc, argv);
+    self_path = argv[0];
+    if (argc == 3 && !strcmp(argv[1], "--serve")) serve((int)number(argv[2]));
     const char *mode = argc == 3 ? argv[1] : "";
     if (argc != 2 && !(argc == 3 && (!strcmp(mode, "--hold") || !strcmp(mode, "--enter"))))
         fail("usage: %s [--hold|--enter] PLAN-FD", argv[0]);

@@ -26,6 +26,7 @@ import contextlib
 import os
 import selectors
 import signal
+import subprocess
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -247,6 +248,7 @@ class WarmSandboxes:
         start_time = process_start_time(holder_pid) if holder_pid is not None else None
         if holder_pid is None or start_time is None:
             proc = started.proc
+            assert isinstance(proc, subprocess.Popen)  # made by start()
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             _, err = proc.communicate()

@@ -34,6 +34,9 @@ class BwrapBackend(NamespaceBackend):
 
     name = "bwrap"
     overhead_processes = 2  # bwrap's outer monitor and its PID-namespace init
+    # Its monitor takes the exit status from its PID-namespace init through a descriptor and
+    # never reaps it: the command's memory and CPU time do not reach the monitor's rusage.
+    rusage_measures_command = False
     prepares = True
     warms = True  # see _warm.py: where it can, a command enters a sandbox kept warm
 
@@ -61,8 +64,7 @@ class BwrapBackend(NamespaceBackend):
         if problem is not None:
             raise BackendUnavailableError(problem)
         self.check_limits(policy)
-        if self._preparer is not None:
-            self._preparer.request()  # the first command need not wait for its launcher
+        self.prepare_ahead()  # the first command need not wait for its launcher
 
     def sandbox_argv(
         self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None

@@ -45,6 +45,7 @@ from .base import (
 )
 from .finish import finish_result
 from .namespace.filesystem import FsOp, is_visible, plan
+from .namespace.launcher_server import Forkserver, forkserver
 from .namespace.limits import Rlimits, per_process_fields, rlimits_for
 from .namespace.prepared import Prepared, Preparer
 from .namespace.process_tree import (
@@ -75,6 +76,9 @@ class NamespaceBackend(Backend):
     limits_enforced_by = (ENFORCED_BY_CGROUP2, ENFORCED_BY_CGROUP1, ENFORCED_BY_RLIMIT)
     #: Tasks of the backend itself inside the command's cgroup (added to ``max_processes``).
     overhead_processes = 2
+    #: Whether, without cgroups, the sandbox tool's resource usage (``wait4``) includes the
+    #: command's: peak memory and CPU time are measured that way, or not at all.
+    rusage_measures_command = True
 
     def __init__(self) -> None:
         self._live: set[LiveProcess] = set()
@@ -269,6 +273,10 @@ class NamespaceBackend(Backend):
                 if started is None:  # the waiting shell is gone: start the plain way
                     prepared.discard()
                     group = cgroups.RunCgroup.create(**limits)
+            server = self._launcher_server() if started is None else None
+            if server is not None:
+                joins = group.join_files(confine=confine) if group is not None else []
+                started = server.launch(argv, outer, fd_files, joins)
             if started is None:
                 started = start(launcher_argv(argv, group, outer, fd_files, confine=confine))
             outcome = supervise(
@@ -282,6 +290,8 @@ class NamespaceBackend(Backend):
                 on_end=self._ended,
             )
             disk_full = scratch is not None and scratch.full()
+            if group is None and not self.rusage_measures_command:
+                outcome = dataclasses.replace(outcome, peak_memory=None, cpu_time=None)
         finally:
             stack.close()
             if handoff is not None:
@@ -367,6 +377,11 @@ class NamespaceBackend(Backend):
         """Start making a launcher now, so that even the first command starts warm."""
         if self._preparer is not None:
             self._preparer.request()
+
+    def _launcher_server(self) -> Forkserver | None:
+        """The launcher server forking this backend's launchers where none was made ahead (see
+        launcher_server.py), or ``None``: they start the plain way."""
+        return forkserver() if self.prepares else None
 
     def close(self) -> None:
         """Kill every command this backend is running (any thread's) and its spare launchers."""

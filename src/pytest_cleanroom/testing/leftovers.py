@@ -48,7 +48,7 @@ def _is_waiting_launcher(pid: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    if len(cmdline) > 2 and cmdline[1] == b"--launch":  # the compiled set-up step's mode
+    if len(cmdline) > 2 and cmdline[1] == b"--serve":  # forked by the launcher server
         # Once given a command it goes on in the same process: then it has children.
         try:
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()

@@ -135,9 +135,15 @@ def test_timeout_kills_and_reports(small: Cleanroom) -> None:
     assert result.exit_code == 137
 
 
-def test_measurements_of_a_normal_command(small: Cleanroom, mechanism: str) -> None:
+def test_measurements_of_a_normal_command(small: Cleanroom, backend: str, mechanism: str) -> None:
     result = small.run(["python3", "-c", "b = bytearray(40 << 20); sum(range(10**6))"])
     result.assert_success()
+    if mechanism == "rlimits" and backend == "bwrap":
+        # Without cgroups only the sandbox tool's rusage could tell, and bubblewrap's never
+        # holds the command's (its monitor does not reap the PID-namespace init): unmeasured,
+        # not a number that would be the engine's or bubblewrap's own.
+        assert (result.peak_memory, result.cpu_time) == (None, None)
+        return
     assert result.peak_memory is not None
     assert result.peak_memory >= 40 * MiB
     assert result.cpu_time is not None

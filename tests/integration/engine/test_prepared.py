@@ -5,8 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,11 +13,9 @@ import pytest
 from pytest_cleanroom import Cleanroom, cgroups
 from pytest_cleanroom.testing.leftovers import busy_cgroups_of_process, cgroups_of_process
 from tests.conftest import require
-from tests.integration.engine.conftest import require_backend
+from tests.integration.engine.conftest import alive, assert_dies_with_the_engine, require_backend
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def _ready_pid(room: Cleanroom, limit: float = 30.0) -> int:
@@ -32,14 +28,6 @@ def _ready_pid(room: Cleanroom, limit: float = 30.0) -> int:
                 return int(preparer._ready[0].started.proc.pid)
         assert time.monotonic() < end, "no launcher was made ready"
         time.sleep(0.01)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture
@@ -65,14 +53,14 @@ def test_a_launcher_waits_in_its_cgroups_and_close_removes_it(room: Cleanroom) -
     second = _ready_pid(room)
     assert second != first  # the first one became the command; a new one is waiting
     room.close()
-    assert not _alive(second)
+    assert not alive(second)
     assert busy_cgroups_of_process(os.getpid()) == []
 
 
 def test_a_launcher_killed_meanwhile_is_replaced_by_the_plain_path(room: Cleanroom) -> None:
     pid = _ready_pid(room)
     os.kill(pid, signal.SIGKILL)
-    while _alive(pid):
+    while alive(pid):
         time.sleep(0.01)
     result = room.run(["sh", "-c", "echo still works"])
     result.assert_success().assert_stdout_contains("still works")
@@ -87,7 +75,7 @@ def test_a_dropped_backend_discards_its_launcher(tmp_path: Path) -> None:
     del dropped
     gc.collect()
     end = time.monotonic() + 10
-    while _alive(pid):
+    while alive(pid):
         assert time.monotonic() < end, "the waiting launcher outlived its cleanroom"
         time.sleep(0.01)
 
@@ -108,18 +96,5 @@ time.sleep(300)
 def test_a_waiting_launcher_exits_when_the_engine_is_killed(tmp_path: Path) -> None:
     require_backend("bwrap")
     require(cgroups.parents() is not None, "writable cgroup v1 hierarchies (run as root)")
-    engine = subprocess.Popen(
-        [sys.executable, "-c", KEEP_WAITING, str(tmp_path / "ws")],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )
-    assert engine.stdout is not None
-    launcher = int(engine.stdout.readline())
-    assert _alive(launcher)
-    engine.kill()
-    engine.wait()
-    end = time.monotonic() + 10
-    while _alive(launcher):  # its script pipe closed: it reads nothing and exits
-        assert time.monotonic() < end, "the waiting launcher outlived the engine"
-        time.sleep(0.01)
+    # Its orders' pipe closed: it reads nothing and exits.
+    assert_dies_with_the_engine(KEEP_WAITING, str(tmp_path / "ws"))

@@ -126,7 +126,9 @@ def test_per_process_limits_as_an_unprivileged_user(home: Path, backend: str) ->
     assert name == f"{POLICY.name}+per_process_limits"
     assert digest == POLICY.replace(per_process_limits=True).digest() != POLICY.digest()
     assert enforcement == "rlimit"
-    assert out["hello"] == [0, "0\nhi\n", True]  # uid 0 inside, mapped to nobody outside
+    # uid 0 inside, mapped to nobody outside; its peak memory measured where the sandbox tool's
+    # rusage holds the command's (bubblewrap's never does: unmeasured, see test_limits.py)
+    assert out["hello"] == [0, "0\nhi\n", backend != "bwrap"]
     assert out["bomb"][0], "RLIMIT_NPROC did not stop the fork bomb from growing"
     assert out["hog"] == [1, True]
     assert out["reserve"] == 0, "an 8 GiB PROT_NONE reservation counted as memory use"

@@ -4,9 +4,10 @@ Starting a sandboxed command the plain way means: fork and exec ``/bin/sh``, mov
 command's fresh cgroups (the kernel makes the first move into a cgroup wait for an RCU grace
 period: several milliseconds), then exec the sandbox. A :class:`Prepared` launcher has done the
 first two steps before the command is known: already in its cgroups, it is blocked on a pipe from
-which it reads what sets the rlimits and starts the sandbox. It is the compiled set-up step's
-``--launch`` mode where that program is available (no shell to start; a command entering a warm
-sandbox goes on in the same process, without another exec), else a ``/bin/sh`` sourcing a line.
+which it reads what sets the rlimits and starts the sandbox. It is a fork of the launcher server
+(see :mod:`.launcher_server`) where the compiled set-up step is available (no fork of this
+interpreter, no shell to start; a command entering a warm sandbox goes on in the same process,
+without another exec), else a ``/bin/sh`` sourcing a line.
 A background thread keeps one ready per backend; ``run`` takes it, writes its orders, and the
 command starts.
 
@@ -29,13 +30,14 @@ from collections.abc import Mapping, Sequence
 from ...cgroups import RunCgroup
 from .. import _nsinit_native
 from ._spawner import spawn_here
+from .launcher_server import Forkserver, forkserver, orders
 from .limits import Rlimits
 from .process_tree import LAUNCHER_MARK, Started, fd_redirections, start
 
 
 class Prepared:
     """A launcher in ``group``, waiting for its script on ``script_fd``: the compiled set-up
-    step's ``--launch`` mode (``native``), else a ``/bin/sh``."""
+    step forked by the launcher server (``native``), else a ``/bin/sh``."""
 
     def __init__(
         self, started: Started, script_fd: int, group: RunCgroup, *, native: bool = False
@@ -57,25 +59,20 @@ class Prepared:
             return None
         read_fd, write_fd = os.pipe()
         joins = group.join_files(confine=False)  # the rest at launch, if the command needs it
-        native = _nsinit_native.program()[0]  # starts without a shell's start-up work
-        if native is not None:
-            argv = [native, "--launch", str(read_fd), *joins]
-        else:
-            script = (
-                " && ".join(f'echo 0 >"${{{i + 1}}}"' for i in range(len(joins)))
-                + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups" >&2; exit 125; }}\n'
-                + f". /dev/fd/{read_fd}\n"
-            )
-            argv = ["/bin/sh", "-c", script, "sh", *joins]
+        server = forkserver()  # forks it without this interpreter's fork and a shell's start-up
         try:
-            started = start(argv, pass_fds=[read_fd])
+            started = _waiting_launcher(server, joins, read_fd)
         except BaseException:
             os.close(write_fd)
             group.release()
             raise
         finally:
             os.close(read_fd)
-        return cls(started, write_fd, group, native=native is not None)
+        if started is None:
+            os.close(write_fd)
+            group.release()
+            return None
+        return cls(started, write_fd, group, native=server is not None)
 
     def alive(self) -> bool:
         return self.started.proc.poll() is None
@@ -91,7 +88,7 @@ class Prepared:
         ``rlimits`` and exec ``argv`` with ``fd_files`` open (descriptor number -> file to
         read); ``None`` if the launcher is gone."""
         if self.native:
-            script = _native_orders(argv, rlimits, fd_files or {}, joins)
+            script = orders(argv, rlimits, fd_files or {}, joins)
         else:
             script = _shell_script(argv, rlimits, fd_files, joins)
         try:
@@ -120,6 +117,22 @@ class Prepared:
         self.group.release()
 
 
+def _waiting_launcher(
+    server: Forkserver | None, joins: Sequence[str], read_fd: int
+) -> Started | None:
+    """A launcher in the groups of ``joins`` waiting for its orders on ``read_fd``: forked by
+    ``server``, else a ``/bin/sh``; ``None`` if the server is gone."""
+    if server is not None:
+        records: _nsinit_native.Records = [("join", (path,)) for path in joins]
+        return server.spawn(_nsinit_native.encode_plan(records), more=read_fd)
+    script = (
+        " && ".join(f'echo 0 >"${{{i + 1}}}"' for i in range(len(joins)))
+        + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups" >&2; exit 125; }}\n'
+        + f". /dev/fd/{read_fd}\n"
+    )
+    return start(["/bin/sh", "-c", script, "sh", *joins], pass_fds=[read_fd])
+
+
 def _shell_script(
     argv: Sequence[str], rlimits: Rlimits, fd_files: Mapping[int, str] | None, joins: Sequence[str]
 ) -> bytes:
@@ -132,20 +145,6 @@ def _shell_script(
         + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups or set rlimits" >&2;'
         + " exit 125; }\n"
     ).encode("utf-8", "surrogateescape")  # as Popen encodes argv
-
-
-def _native_orders(
-    argv: Sequence[str], rlimits: Rlimits, fd_files: Mapping[int, str], joins: Sequence[str]
-) -> bytes:
-    """The orders the compiled launcher reads (see ``--launch`` in _nsinit.c): the limits the
-    shell's ``ulimit`` would set (processes are the cgroup's business), in bytes."""
-    records: _nsinit_native.Records = [("join", (path,)) for path in joins]
-    for name, soft, hard in rlimits.settings():
-        if name != "nproc":
-            records.append(("rlimit", (name, str(soft), str(hard))))
-    records += [("fd", (str(fd), path)) for fd, path in fd_files.items()]
-    records.append(("argv", argv))
-    return _nsinit_native.encode_plan(records)
 
 
 class Preparer:

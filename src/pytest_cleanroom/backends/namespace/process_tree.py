@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO, Any, Protocol
 
 from ...cgroups import RunCgroup
 from .._handoff import LAUNCHER_ENV
@@ -61,10 +62,50 @@ class Outcome:
     cancelled: bool
 
 
+class Process(Protocol):
+    """A launcher this process is the parent of, with a pipe per standard stream: a
+    :class:`subprocess.Popen`, or a :class:`ServedProcess` forked by the launcher server."""
+
+    pid: int
+    returncode: int | Any
+    stdin: IO[bytes] | None
+    stdout: IO[bytes] | None
+    stderr: IO[bytes] | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class ServedProcess:
+    """A launcher the launcher server forked as this process's own child (see
+    ``backends/namespace/launcher_server.py``), and this process's ends of its pipes."""
+
+    def __init__(self, pid: int, stdin: int, stdout: int, stderr: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdin: IO[bytes] | None = os.fdopen(stdin, "wb", buffering=0)
+        self.stdout: IO[bytes] | None = os.fdopen(stdout, "rb", buffering=0)
+        self.stderr: IO[bytes] | None = os.fdopen(stderr, "rb", buffering=0)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status, _ = _wait4(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            _, status, _ = _wait4(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
 class LiveProcess:
     """A running command; :meth:`cancel` kills its tree from any thread."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
+    def __init__(self, proc: Process, cgroup: RunCgroup | None) -> None:
         self.proc = proc
         self.cgroup = cgroup
         self.cancelled = threading.Event()
@@ -145,7 +186,7 @@ def start(argv: Sequence[str], *, pass_fds: Sequence[int] = ()) -> Started:
     return Started(proc, t0, started_at)
 
 
-def _abandon(proc: subprocess.Popen[bytes]) -> None:
+def _abandon(proc: Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     _reap(proc)
@@ -156,7 +197,7 @@ def _abandon(proc: subprocess.Popen[bytes]) -> None:
 class Started:
     """A process :func:`supervise` can watch, and when the command it runs began."""
 
-    proc: subprocess.Popen[bytes]
+    proc: Process
     t0: float
     started_at: float
 
@@ -401,7 +442,7 @@ def _wait4(pid: int, options: int) -> tuple[int, int, resource.struct_rusage | N
         return got, status, rusage
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> None:
+def _reap(proc: Process) -> None:
     if proc.returncode is None:
         _, status, _ = _wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -414,6 +455,6 @@ def _close(stream: object) -> None:
             close()
 
 
-def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
+def _close_pipes(proc: Process) -> None:
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         _close(stream)
