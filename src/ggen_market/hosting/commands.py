@@ -62,10 +62,11 @@ def _check_root(root: Path) -> None:
 @click.option("--max-upload-bytes", type=click.IntRange(min=1024), default=MAX_UPLOAD_BYTES,
               show_default=True, help="Largest publish request accepted.")  # fmt: skip
 @click.option("--read-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds one read of a request may wait; then it is dropped.")  # fmt: skip
+              help="Seconds one read of a request may wait (then it is dropped), and its line"
+              " and headers in all (then 408).")  # fmt: skip
 @click.option("--upload-timeout", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
-              help="Seconds a whole request (headers and body) may take to arrive; then it is cut"
-              " (408) and nothing is written.")  # fmt: skip
+              help="Seconds a request's body may take to arrive; then it is cut (408) and"
+              " nothing is written.")  # fmt: skip
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Serve HTTPS with this certificate chain (PEM).")  # fmt: skip
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),

@@ -2,10 +2,11 @@
 
 ``GET index.json`` (with an ``ETag``; an empty index while nothing is published) and
 ``GET archives/<id>-<version>.tar.gz`` serve what ``ggen market add`` reads. ``GET
-api/v1/registry`` and ``POST api/v1/publish`` (see :mod:`.protocol`) need a token. An upload is
-read whole (``Content-Length`` required, at most the size cap, each read bounded in time and the
-whole request by a deadline), checked (:mod:`.intake`) and only then written, so a dropped or cut
-connection leaves the registry as it was.
+api/v1/registry`` and ``POST api/v1/publish`` (see :mod:`.protocol`) need a token. Each read is
+bounded in time, a request's line and headers by the read timeout in all (a slowloris client
+gets 408) and its body by the upload deadline. An upload is read whole (``Content-Length``
+required, at most the size cap), checked (:mod:`.intake`) and only then written, so a dropped or
+cut connection leaves the registry as it was.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class RegistryServer(http.server.ThreadingHTTPServer):
     """A threading HTTP server holding its :class:`ServeSettings`."""
 
     daemon_threads = True
+    request_queue_size = 128  # a burst of connections waits to be accepted, none is refused
 
     def __init__(self, address: tuple[str, int], settings: ServeSettings) -> None:
         self.settings = settings
@@ -81,6 +83,7 @@ class _DroppedError(Exception):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: RegistryServer
+    raw_requestline: bytes
     server_version = "ggen-market-registry/1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -95,15 +98,44 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.connection.settimeout(self.settings.read_timeout)
 
     def handle_one_request(self) -> None:
-        """One request, whose line, headers and body must all arrive within the deadline."""
+        """One request: its line and headers must arrive within the read timeout, its body
+        within the upload timeout, however steadily they trickle (see :meth:`parse_request`)."""
         self._expired = threading.Event()
-        self._watchdog = threading.Timer(self.settings.upload_timeout, self._cut)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+        self._arm(self._head_timeout)
         try:
             super().handle_one_request()
         finally:
             self._watchdog.cancel()
+
+    @property
+    def _head_timeout(self) -> float:
+        return min(self.settings.read_timeout, self.settings.upload_timeout)
+
+    def _arm(self, seconds: float) -> None:
+        self._watchdog = threading.Timer(seconds, self._cut)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def parse_request(self) -> bool:
+        """The request line and headers, answered 408 when the deadline cut them short (a
+        slowloris client), instead of taking what arrived for a whole request."""
+        if self._expired.is_set() and not self.raw_requestline.endswith(b"\n"):
+            # the line is cut: answer in the server's protocol, not HTTP/0.9 (no status line)
+            self.command = self.path = self.requestline = ""
+            self.request_version = self.protocol_version
+            self._too_slow()
+            return False
+        parsed = super().parse_request()
+        self._watchdog.cancel()
+        if parsed and self._expired.is_set():
+            self._too_slow()
+            return False
+        self._arm(self.settings.upload_timeout)  # for the body
+        return parsed
+
+    def _too_slow(self) -> None:
+        limit = self._head_timeout
+        self._error(408, f"the request line and headers took longer than {limit:g} s")
 
     def _cut(self) -> None:
         """The deadline passed: end the reading side (a blocked read returns), keep writing."""
