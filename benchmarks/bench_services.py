@@ -8,7 +8,10 @@ table (Redis: a few keys), at -n 0 and -n 2, in fresh pytest processes:
 
 Columns: time from launching pytest to the first test body; the first test's fixture set-up
 (server start included); the median per-test isolation cost (fixture set-up + teardown); the
-median whole test (set-up + body + teardown); the whole suite's wall time at -n 0 and -n 2.
+median whole test (set-up + body + teardown); the whole suite's wall time at -n 0 and -n 2, and
+where it went (launch to the first set-up, the tests, the last teardown to the exit of pytest) and
+the CPU seconds of pytest, its workers and the servers it started (a loaded machine stretches the
+wall times more than the CPU times).
 "cold" is a first run with an empty cache (initdb), every other cleanroom row uses the cache.
 Peers: pytest-postgresql's ``postgresql_proc`` + ``postgresql`` fixtures, and testcontainers'
 PostgresContainer (one container per worker, a database created and dropped per test, the usual
@@ -20,8 +23,10 @@ fixtures are pointed at the project's locally built images (no registry answers 
 such fixture for MariaDB (``mariadb_service`` always names ``mariadb:11.4``), so its MariaDB row
 overrides ``mariadb_service`` with the plugin's own provider function ``_provide_mariadb_service``
 on cleanroom/mariadb:10.11. Like the testcontainers row, its suites create and drop a database per
-test themselves (pytest-databases gives one per worker). Each suite loads only its own plugin.
-Figures are printed, never asserted.
+test themselves (pytest-databases gives one per worker). Each suite loads only its own plugin
+(plugin autoloading is off, so hypothesis, syrupy and the others installed here stay out), plus
+pytest-xdist, and Python's bytecode cache is on (in the work directory) even where
+PYTHONDONTWRITEBYTECODE is set, as on a developer's machine. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -252,6 +258,12 @@ class Run:
     per_test_ms: float
     passed: int
     failed: int
+    #: Where the wall time went: launch to the first set-up, first set-up to the last teardown,
+    #: last teardown to the process's exit (reports, server stop, interpreter exit).
+    before_tests: float = float("nan")
+    tests: float = float("nan")
+    after_tests: float = float("nan")
+    cpu: float = float("nan")
     note: str = ""
     samples: dict[str, float] = field(default_factory=dict)
 
@@ -282,13 +294,17 @@ def run_suite(
     basetemp = directory / f"basetemp-{workers}"
     env = {**env, "BENCH_RECORD": str(record), "BENCH_BASETEMP": str(basetemp)}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_recorder"]
-    cmd += [f"--basetemp={basetemp}", *args]
+    cmd += ["-p", "xdist.plugin", f"--basetemp={basetemp}", *args]
     if workers:
         cmd += ["-n", str(workers)]
     launched = time.time()
     t0 = time.perf_counter()
+    cpu0 = _children_cpu()
     done = subprocess.run(cmd, cwd=directory, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    exited = launched + wall
+    _reap_orphans()
+    cpu = _children_cpu() - cpu0
     rows = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     if done.returncode != 0 or not rows:
         lines = (done.stdout + done.stderr).splitlines()
@@ -307,6 +323,7 @@ def run_suite(
     whole = [sum(t[w]["duration"] for w in ("setup", "call", "teardown")) for _, t in setups]
     calls = [t["call"]["start"] for _, t in setups if "call" in t]
     outcomes = [t["call"]["outcome"] for _, t in setups if "call" in t]
+    last_end = max(t["teardown"]["start"] + t["teardown"]["duration"] for _, t in setups)
     return Run(
         tool=tool,
         workers=workers,
@@ -317,7 +334,43 @@ def run_suite(
         per_test_ms=statistics.median(whole) * 1000,
         passed=outcomes.count("passed"),
         failed=len(outcomes) - outcomes.count("passed"),
+        before_tests=setups[0][0] - launched,
+        tests=last_end - setups[0][0],
+        after_tests=exited - last_end,
+        cpu=cpu,
     )
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this script's finished descendants: pytest, its xdist
+    workers and the servers they started (see :func:`become_subreaper`)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def become_subreaper() -> None:
+    """Adopt the orphans of our descendants (a daemonised server, one whose xdist worker exited
+    first), so that their CPU time is counted when :func:`_reap_orphans` collects them."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
+        progress("cpu column counts pytest's own processes only (no PR_SET_CHILD_SUBREAPER)")
+
+
+def _reap_orphans(grace: float = 5.0) -> None:
+    """Wait (up to ``grace`` seconds) for the adopted orphans of a finished suite to exit."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # no child left
+        if pid == 0:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
 
 def median_run(rows: list[Run]) -> Run:
@@ -331,6 +384,10 @@ def median_run(rows: list[Run]) -> Run:
         first_setup=statistics.median(r.first_setup for r in rows),
         isolation_ms=statistics.median(r.isolation_ms for r in rows),
         per_test_ms=statistics.median(r.per_test_ms for r in rows),
+        before_tests=statistics.median(r.before_tests for r in rows),
+        tests=statistics.median(r.tests for r in rows),
+        after_tests=statistics.median(r.after_tests for r in rows),
+        cpu=statistics.median(r.cpu for r in rows),
         passed=min(r.passed for r in rows),
         failed=max(r.failed for r in rows),
         note=f"median of {len(rows)}" if len(rows) > 1 else "",
@@ -387,6 +444,7 @@ def main() -> int:
         "--repeat", type=int, default=1, help="runs per row; the table shows medians (default 1)"
     )
     options = parser.parse_args()
+    become_subreaper()
 
     work = Path(tempfile.mkdtemp(prefix="bench-services-", dir="/tmp"))
     os.chmod(work, 0o755)
@@ -394,7 +452,13 @@ def main() -> int:
     (work / "recorder" / "bench_recorder.py").write_text(RECORDER)
     runtime = Path(tempfile.mkdtemp(prefix="crb-", dir="/tmp"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEANROOM_", "PYTEST_"))}
+    base_env.pop("PYTHONDONTWRITEBYTECODE", None)
     base_env.update(
+        # Each suite loads its own plugin alone (with -p below), not every plugin installed here.
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+        # Compiled (and assertion-rewritten) modules are cached, as on a developer's machine,
+        # in the work directory rather than beside the sources.
+        PYTHONPYCACHEPREFIX=str(work / "pycache"),
         PYTHONPATH=str(work / "recorder"),
         TESTCONTAINERS_RYUK_DISABLED="true",
         CLEANROOM_SERVICES_RUNTIME_DIR=str(runtime),
@@ -422,14 +486,15 @@ def main() -> int:
         pg_ctl_exec = str(wrapper)
 
     pg_exec = f"--postgresql-exec={pg_ctl_exec}"
-    cleanroom = ["-p", "no:postgresql"]
-    peers = ["-p", "no:cleanroom"]
+    pg_peer = ["-p", "pytest_postgresql.plugin", pg_exec]
+    cleanroom = ["-p", "cleanroom"]
+    peers: list[str] = []
     plan: list[tuple[str, str, int, list[str], dict[str, str]]] = [
         ("cleanroom (process, cold cache)", "cleanroom", 0, cleanroom, {}),
         ("cleanroom (process)", "cleanroom", 0, cleanroom, {}),
         ("cleanroom (process)", "cleanroom", 2, cleanroom, {}),
-        ("pytest-postgresql", "pytest-postgresql", 0, [*peers, pg_exec], {}),
-        ("pytest-postgresql", "pytest-postgresql", 2, [*peers, pg_exec], {}),
+        ("pytest-postgresql", "pytest-postgresql", 0, pg_peer, {}),
+        ("pytest-postgresql", "pytest-postgresql", 2, pg_peer, {}),
         ("cleanroom redis (process)", "cleanroom-redis", 0, cleanroom, {}),
         ("cleanroom redis (process)", "cleanroom-redis", 2, cleanroom, {}),
     ]
@@ -438,7 +503,7 @@ def main() -> int:
         progress("MariaDB rows skipped: no mysqld_safe (apt-get install mariadb-server)")
     else:
         # pytest-mysql runs mysqld_safe as the user it names; as root that is root.
-        mysql_peer = ["-p", "no:cleanroom", "--mysql-mysqld=/usr/sbin/mariadbd"]
+        mysql_peer = ["-p", "pytest_mysql.plugin", "--mysql-mysqld=/usr/sbin/mariadbd"]
         mysql_peer += ["--mysql-dbname=bench"]  # mysql_install_db makes a "test" database
         mysql_env = {"PYTHONPATH": f"{work / 'recorder'}{os.pathsep}{mysql_path}"}
         plan += [
@@ -458,9 +523,10 @@ def main() -> int:
             ("cleanroom mysql (docker)", "cleanroom-mysql", 0, cleanroom, docker_env),
             ("cleanroom mysql (docker)", "cleanroom-mysql", 2, cleanroom, docker_env),
         ]
+        databases = ["-p", "pytest_databases._service"]
         databases_env = {"PYTHONPATH": f"{work / 'recorder'}{os.pathsep}{pytest_databases_path()}"}
         plan += [
-            (f"pytest-databases{what} (docker)", suite, workers, peers, databases_env)
+            (f"pytest-databases{what} (docker)", suite, workers, databases, databases_env)
             for what, suite, workers in (
                 ("", "pytest-databases", 0),
                 ("", "pytest-databases", 2),
@@ -506,7 +572,7 @@ def main() -> int:
 def print_table(runs: list[Run], n: int) -> None:
     head = (
         f"{'tool':34} {'-n':>2} {'first test':>10} {'1st setup':>9} {'isolation':>10} "
-        f"{'per test':>9} {'suite':>7} {'ok':>5}"
+        f"{'per test':>9} {'suite':>7} {'before/tests/after':>18} {'cpu':>6} {'ok':>5}"
     )
     runs_note = next((r.note for r in runs if r.note.startswith("median")), "one run per row")
     print(f"\n{n} tests, each writing a table (Redis rows: 20 keys); {runs_note}")
@@ -520,6 +586,7 @@ def print_table(runs: list[Run], n: int) -> None:
         print(
             f"{r.tool:34} {r.workers:>2} {r.first_test:>9.2f}s {r.first_setup:>8.3f}s "
             f"{r.isolation_ms:>8.1f}ms {r.per_test_ms:>7.1f}ms {r.wall:>6.2f}s "
+            f"{r.before_tests:>6.2f}/{r.tests:>5.2f}/{r.after_tests:>4.2f}s {r.cpu:>5.1f}s "
             f"{r.passed:>3}/{r.passed + r.failed}"
         )
     _mysql_goals(runs)
