@@ -190,6 +190,7 @@ def _finish(port: int, sock: Path, hba: Path, log_path: Path, deadline: float) -
     params["dbname"] = "postgres"
     with _first_connection(params, deadline) as conn:
         pg_roles.secure_superuser(conn, SUPERUSER, password)
+        _warm_template0(conn, params)
         loaded = conn.execute("SELECT pg_conf_load_time()").fetchone()
         hba.write_text(pg_roles.hba_rules(SUPERUSER))
         conn.execute("SELECT pg_reload_conf()")
@@ -218,6 +219,20 @@ def _finish(port: int, sock: Path, hba: Path, log_path: Path, deadline: float) -
         log=LogSource(kind="file", path=str(log_path)),
         manages_roles=True,
     )
+
+
+def _warm_template0(admin: psycopg.Connection[Any], params: dict[str, Any]) -> None:
+    """Connect to ``template0`` once, so that it holds a relation cache init file
+    (``pg_internal.init``) which every test's database then copies: the first session in a
+    fresh clone reads it instead of rebuilding the cache from the catalogs (as for a database
+    made from ``template1``). Connections to ``template0`` are refused again right after."""
+    import psycopg
+
+    admin.execute("ALTER DATABASE template0 ALLOW_CONNECTIONS true")
+    try:
+        psycopg.connect(**{**params, "dbname": "template0"}).close()
+    finally:
+        admin.execute("ALTER DATABASE template0 ALLOW_CONNECTIONS false")
 
 
 def _first_connection(params: dict[str, Any], deadline: float) -> psycopg.Connection[Any]:

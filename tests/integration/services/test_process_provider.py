@@ -111,6 +111,34 @@ def test_postgres_is_private_fast_and_removed_without_a_trace(
 
 
 @pytest.mark.usefixtures("need_postgres")
+def test_template0_stays_closed_and_its_clones_inherit_a_warm_relation_cache(
+    settings: ServiceSettings,
+) -> None:
+    with running(pg_process.start_postgres, settings, "t0") as server:
+        with server.connect(autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT datallowconn, oid FROM pg_database WHERE datname = 'template0'"
+            ).fetchone()
+            conn.execute("CREATE DATABASE clone TEMPLATE template0 STRATEGY FILE_COPY")
+            clone_oid = conn.execute(
+                "SELECT oid FROM pg_database WHERE datname = 'clone'"
+            ).fetchone()
+            data = Path(conn.execute("SHOW data_directory").fetchone()[0])  # type: ignore[index]
+        assert row is not None
+        assert clone_oid is not None
+        allowed, template_oid = row
+        # What the start's one session in template0 left, so that a test's first session reads
+        # its relation cache from a file instead of rebuilding it from the catalogs.
+        assert (data / "base" / str(template_oid) / "pg_internal.init").is_file()
+        assert (data / "base" / str(clone_oid[0]) / "pg_internal.init").is_file()
+        assert allowed is False  # as initdb left it
+        with pytest.raises(psycopg.OperationalError, match="not currently accepting"):
+            server.connect("template0").close()
+        with server.connect("clone") as conn:
+            assert conn.execute("SELECT count(*) FROM pg_class").fetchone() != (0,)
+
+
+@pytest.mark.usefixtures("need_postgres")
 def test_initialised_data_directory_is_cached_per_version(
     settings: ServiceSettings, runtime_dir: Path, tmp_path: Path
 ) -> None:
