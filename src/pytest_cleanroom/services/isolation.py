@@ -83,6 +83,13 @@ class _Lane:
         self.send(statements)
         return self.wait()
 
+    def abandon(self) -> None:
+        """Close the connection without waiting: the server finishes the batch in flight."""
+        if self._conn is not None:
+            self._conn.finish()
+            self._conn = None
+        self._pending = 0
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.wait()
@@ -100,7 +107,9 @@ class DatabaseFactory:
 
     Both happen mostly off the test's clock: the next test's database is being created by the
     server while the current test runs, and a finished test's database is dropped while the next
-    one starts. ``close()`` waits for both and drops whatever is left.
+    one starts. ``close()`` waits for both and drops whatever is left, unless ``drop_leftovers``
+    is false: on a server that goes away with the run (process and docker providers), the spare
+    database is left to go with it.
     """
 
     def __init__(
@@ -111,12 +120,14 @@ class DatabaseFactory:
         *,
         background: bool = True,
         template_owner: str | None = None,
+        drop_leftovers: bool = True,
     ) -> None:
         self.server = server
         self.template = template
         self.prefix = prefix
         self.background = background
         self.template_owner = template_owner
+        self.drop_leftovers = drop_leftovers
         self._counter = itertools.count(1)
         self._creates = _Lane(server)
         self._drops = _Lane(server)
@@ -179,6 +190,12 @@ class DatabaseFactory:
 
     def close(self) -> None:
         """Finish the statements in flight, drop anything left, close the connections."""
+        if not self.drop_leftovers:
+            self._spare = None
+            self._open.clear()
+            self._creates.abandon()
+            self._drops.abandon()
+            return
         self._creates.wait()
         self._drops.wait()
         self._spare = None

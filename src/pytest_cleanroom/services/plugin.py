@@ -300,9 +300,15 @@ def _cleanroom_database_factory(
         template,
         f"{hub.run.db_prefix}{hub.run.worker_id}_",
         template_owner=owner,
+        drop_leftovers=not _ends_with_the_run(postgres_server),
     )
     yield factory
     factory.close()
+
+
+def _ends_with_the_run(server: PostgresServer) -> bool:
+    """The server is the run's own (process, docker) and is removed, data and all, at its end."""
+    return server.provider != "external"
 
 
 @pytest.fixture
@@ -390,7 +396,13 @@ def postgres_variant(
         template = _or_fail(lambda: hub.template(settings, extensions))
         owner = template if template != "template0" and server.manages_roles else None
         prefix = f"{hub.run.db_prefix}{hub.run.worker_id}_v{len(variants)}_"
-        factory = DatabaseFactory(server, template, prefix, template_owner=owner)
+        factory = DatabaseFactory(
+            server,
+            template,
+            prefix,
+            template_owner=owner,
+            drop_leftovers=not _ends_with_the_run(server),
+        )
         variants["postgres", pairs, extensions, binaries] = factory
     database = _or_fail(factory.create)
     _attach(request, "postgres", database, database.unix_socket_dir)

@@ -88,6 +88,21 @@ def test_databases_are_fresh_private_and_all_gone_after_close(
     assert ours(pg, prefix) == set()
 
 
+def test_a_factory_on_a_server_that_ends_with_the_run_leaves_its_spare_to_it(
+    pg: PostgresServer,
+) -> None:
+    factory = DatabaseFactory(pg, "cr_iso_template", "cr_iso_keep_", drop_leftovers=False)
+    db = factory.create()  # the spare, cr_iso_keep_2, is being made meanwhile
+    factory.drop(db)
+    factory.close()  # returns at once: the server finishes what was sent
+    deadline = time.monotonic() + 60
+    while ours(pg, "cr_iso_keep_") != {"cr_iso_keep_2"}:
+        assert time.monotonic() < deadline, ours(pg, "cr_iso_keep_")
+        time.sleep(0.01)
+    with pytest.raises(psycopg.OperationalError):
+        db.connect()  # the test's own database is gone all the same
+
+
 def test_a_database_is_dropped_under_open_sessions_and_a_held_lock(pg: PostgresServer) -> None:
     factory = DatabaseFactory(pg, "cr_iso_template", "cr_iso_lock_", background=False)
     db = factory.create()
