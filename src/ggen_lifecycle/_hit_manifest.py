@@ -15,10 +15,11 @@ This module is imported by the fast path: it uses the standard library only (the
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
+
+from . import _jsonc
+from ._digest import sha256
 
 TYPE_CHECKING = False  # typing itself is not imported: the fast path loads this module
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def manifest_path(state_dir: str, phase: str) -> str:
 
 def env_digest(env: Mapping[str, str]) -> str:
     """sha256 of the environment, except :data:`IGNORED_ENV`."""
-    h = hashlib.sha256()
+    h = sha256()
     for name in sorted(env):
         if name not in IGNORED_ENV:
             h.update(f"{name}\0{env[name]}\0".encode("utf-8", "surrogateescape"))
@@ -55,7 +56,7 @@ def tool_digest() -> str:
     every source file of the packages that run a task (a changed or reinstalled tool gives
     another digest)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256(f"{sys.version}\0{sys.executable}\0".encode())
+    h = sha256(f"{sys.version}\0{sys.executable}\0".encode())
     directories = [here, *(os.path.join(os.path.dirname(here), p) for p in _PACKAGES[1:])]
     with os.scandir(here) as entries:
         subpackages = [e.path for e in entries if e.is_dir() and not e.name.startswith("__")]
@@ -75,7 +76,7 @@ def file_digest(path: str) -> str | None:
         return None
     try:
         with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
+            return sha256(handle.read()).hexdigest()
     except OSError:
         return "unreadable"
 
@@ -84,7 +85,7 @@ def read(path: str) -> dict[str, Any] | None:
     """The manifest at ``path`` if it is one this version wrote, else ``None``."""
     try:
         with open(path, "rb") as handle:
-            data = json.loads(handle.read())
+            data = _jsonc.loads(handle.read().decode())
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -114,7 +115,7 @@ def record(project: Project, command: str, options: RunOptions, summary: RunSumm
         if os.path.lexists(path):
             os.unlink(path)
         return
-    atomic_write(project.state_dir / "hits" / os.path.basename(path), json.dumps(data))
+    atomic_write(project.state_dir / "hits" / os.path.basename(path), _jsonc.dumps(data))
 
 
 def _repeatable(project: Project, options: RunOptions, summary: RunSummary) -> bool:

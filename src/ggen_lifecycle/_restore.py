@@ -14,20 +14,21 @@ path, following links, which is right for a path a user gives and wrong for one 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
-import re
 import stat
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 
+from pytest_cleanroom._globparts import segments
 from pytest_cleanroom.faults import crash_point
-from pytest_cleanroom.globwalk import segments
 
+from . import _jsonc
+from ._digest import for_size
 from .files import CHUNK, named
 from .state import atomic_write
+
+TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from pathlib import Path
 
 TEMP_MARK = ".ggen-restore-"
 #: A restore's temporary copy (compiled by re on first use, which a plain restore never needs).
@@ -44,7 +45,7 @@ class Source:
 
     __slots__ = ("mode", "path", "sha256")
 
-    def __init__(self, path: Path, sha256: str, mode: int) -> None:
+    def __init__(self, path: Path | str, sha256: str, mode: int) -> None:
         self.path = path
         self.sha256 = sha256
         self.mode = mode
@@ -61,7 +62,7 @@ class _Planned:
 
 
 def restore(
-    root: Path, base: Sequence[str], outputs: Mapping[str, Source], journal_dir: Path
+    root: Path | str, base: Sequence[str], outputs: Mapping[str, Source], journal_dir: Path | str
 ) -> list[str]:
     """Write ``outputs`` (paths relative to ``root/base``) into the project at ``root``.
 
@@ -69,13 +70,13 @@ def restore(
     its sha256) or ``OSError`` (a full disk); either way nothing has changed.
     """
     planned, missing = _plan(root, tuple(base), outputs)
-    journal = journal_dir / f"restore-{os.urandom(8).hex()}.json"
+    journal = os.path.join(journal_dir, f"restore-{os.urandom(8).hex()}.json")
     record = {
         "state": "staging",
         "dirs": ["/".join(d) for d in missing],
         "files": [["/".join(p.directory), p.temp, p.name] for p in planned],
     }
-    atomic_write(journal, json.dumps(record))
+    atomic_write(journal, _jsonc.dumps(record))
     crash_point("restore: journal written", "GGEN_LIFECYCLE")
     with _Directories(root) as dirs:
         try:
@@ -86,21 +87,31 @@ def restore(
                 crash_point(f"restore: staged {item.name}", "GGEN_LIFECYCLE")
         except BaseException:
             _undo(dirs, record)
-            journal.unlink(missing_ok=True)
+            _unlink(journal)
             raise
         record["state"] = "commit"
-        atomic_write(journal, json.dumps(record))  # from here on the restore is finished
+        atomic_write(journal, _jsonc.dumps(record))  # from here on the restore is finished
         crash_point("restore: committed", "GGEN_LIFECYCLE")
         for item in planned:
             fd = dirs.open(item.directory)
             os.rename(item.temp, item.name, src_dir_fd=fd, dst_dir_fd=fd)
             crash_point(f"restore: renamed {item.name}", "GGEN_LIFECYCLE")
-    journal.unlink(missing_ok=True)
+    _unlink(journal)
     return sorted(outputs)
+
+
+def _unlink(path: str) -> None:
+    try:  # noqa: SIM105 - contextlib is not loaded on the cache-hit path
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def recover(root: Path, journal_dir: Path) -> list[str]:
     """Finish or undo the restores a killed run left in ``journal_dir``; returns what was done."""
+    import contextlib
+    import json
+
     done: list[str] = []
     if not journal_dir.is_dir():
         return done
@@ -131,7 +142,7 @@ def recover(root: Path, journal_dir: Path) -> list[str]:
 
 
 def _plan(
-    root: Path, base: tuple[str, ...], outputs: Mapping[str, Source]
+    root: Path | str, base: tuple[str, ...], outputs: Mapping[str, Source]
 ) -> tuple[list[_Planned], list[tuple[str, ...]]]:
     planned: list[_Planned] = []
     missing: list[tuple[str, ...]] = []
@@ -147,7 +158,7 @@ def _plan(
                 known[directory] = _existing_directory(root, directory)
                 if not known[directory]:
                     missing.append(directory)
-        target = _lstat(root.joinpath(*full))
+        target = _lstat(os.path.join(root, *full))
         if target is not None and stat.S_ISDIR(target.st_mode):
             raise RestoreRefused(f"{'/'.join(full)} is a directory in the project")
         temp = f".{full[-1][:100]}{TEMP_MARK}{os.urandom(8).hex()}"
@@ -155,8 +166,8 @@ def _plan(
     return planned, missing
 
 
-def _existing_directory(root: Path, directory: tuple[str, ...]) -> bool:
-    info = _lstat(root.joinpath(*directory))
+def _existing_directory(root: Path | str, directory: tuple[str, ...]) -> bool:
+    info = _lstat(os.path.join(root, *directory))
     if info is None:
         return False
     if stat.S_ISLNK(info.st_mode):
@@ -168,7 +179,7 @@ def _existing_directory(root: Path, directory: tuple[str, ...]) -> bool:
     return True
 
 
-def _lstat(path: Path) -> os.stat_result | None:
+def _lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
     except FileNotFoundError:
@@ -181,7 +192,7 @@ def _lstat(path: Path) -> os.stat_result | None:
 class _Directories:
     """Descriptors of directories below ``root``, each reached without following a link."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path | str) -> None:
         self.root = root
         self._fds: dict[tuple[str, ...], int] = {}
 
@@ -211,17 +222,21 @@ class _Directories:
         files = record["files"]
         assert isinstance(files, list)
         for directory, temp, name in files:
-            with contextlib.suppress(OSError, RestoreRefused):
-                yield self.open(tuple(directory.split("/")) if directory else ()), temp, name
+            try:
+                fd = self.open(tuple(directory.split("/")) if directory else ())
+            except (OSError, RestoreRefused):
+                continue
+            yield fd, temp, name
 
 
 def _copy(item: _Planned, dir_fd: int) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    digest = hashlib.sha256()
     source = os.open(item.source.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(source).st_mode):
+        info = os.fstat(source)
+        if not stat.S_ISREG(info.st_mode):
             raise RestoreRefused(f"the stored copy of {item.name!r} is not a regular file")
+        digest = for_size(info.st_size)
         target = os.open(item.temp, flags, 0o600, dir_fd=dir_fd)
         try:
             while block := os.read(source, CHUNK):
@@ -239,6 +254,8 @@ def _copy(item: _Planned, dir_fd: int) -> None:
 
 
 def _undo(dirs: _Directories, record: Mapping[str, object]) -> None:
+    import contextlib  # a restore is undone only when it failed or its run was killed
+
     for dir_fd, temp, _ in dirs.entries(record):
         with contextlib.suppress(OSError):
             os.unlink(temp, dir_fd=dir_fd)
@@ -251,6 +268,8 @@ def _undo(dirs: _Directories, record: Mapping[str, object]) -> None:
 
 
 def _redo(dirs: _Directories, record: Mapping[str, object]) -> None:
+    import contextlib  # only for a run killed while renaming
+
     for dir_fd, temp, name in dirs.entries(record):
         with contextlib.suppress(FileNotFoundError):
             os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -274,6 +293,8 @@ def _well_formed(record: object) -> bool:
         directory, temp, name = item
         if directory and segments(directory) != directory.split("/"):
             return False
+        import re  # a journal is read only after a killed run
+
         match = re.match(_TEMP, temp, re.DOTALL)
         if match is None or "/" in name or name in (".", "..") or match["name"] != name[:100]:
             return False

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False  # pathlib is imported only for an error that names a file
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class LifecycleError(Exception):
@@ -28,7 +31,12 @@ class LifecycleError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.file = Path(file) if file is not None else None
+        if file is not None:
+            from pathlib import Path
+
+            self.file: Path | None = Path(file)
+        else:
+            self.file = None
         self.line = line
         self.column = column
         self.phase = phase

@@ -11,7 +11,8 @@ records the run and its tasks in ``state.json``, and prints the same report. In 
 case, or when anything goes wrong before the first output is restored, it returns ``None`` and
 the full command runs, with nothing changed.
 
-Only the standard library and the lifecycle's small storage modules are loaded here.
+Only the standard library's compiled modules and the lifecycle's small storage modules are
+loaded here: no :mod:`pathlib`, :mod:`json` or :mod:`re` (a test holds it to that).
 ``GGEN_LIFECYCLE_FAST=0`` turns the fast path off.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 from . import _hit_manifest
 
@@ -194,7 +194,7 @@ class _Replay:
         from .errors import StateLockError
         from .state import RunLock
 
-        self.state_dir = Path(self.root) / ".ggen"
+        self.state_dir = os.path.join(self.root, ".ggen")
         lock = RunLock(self.state_dir, ["run", self.request.phase])
         try:
             lock.acquire(0.0)
@@ -226,17 +226,17 @@ class _Replay:
         from .cache.key import compute_key
         from .cache.local import LocalCache
 
-        if recovery.pending(self.state_dir) or not (self.state_dir / ".gitignore").exists():
+        state_dir = self.state_dir
+        if recovery.pending(state_dir) or not os.path.exists(os.path.join(state_dir, ".gitignore")):
             return False
-        self.memo: HashMemo = files.HashMemo(self.state_dir / "hashes.json")
-        cache = LocalCache(self.state_dir / "cache", int(self.manifest["max_bytes"]))
+        self.memo: HashMemo = files.HashMemo(os.path.join(state_dir, "hashes.json"))
+        cache = LocalCache(os.path.join(state_dir, "cache"), int(self.manifest["max_bytes"]))
         keys: dict[str, str] = {}
         for record in self.manifest["tasks"]:
             task = _Task(record)
             task.started_at = time.time()
-            cwd = Path(task.cwd)
-            inputs, _ = files.expand(cwd, task.inputs)
-            hashes = files.hash_files(cwd, inputs, self.memo)
+            inputs, _ = files.expand(task.cwd, task.inputs)
+            hashes = files.hash_files(task.cwd, inputs, self.memo)
             deps = [keys[d] for d in task.deps]
             task.cache_key = compute_key(task.commands, task.env, task.key_cwd, hashes, deps)
             task.entry = cache.peek(task.cache_key)
@@ -251,7 +251,7 @@ class _Replay:
         """Put ``task``'s outputs in place, all or nothing, as the runner does."""
         cache.touch(entry)
         try:
-            cache.restore(entry, Path(task.cwd), root=Path(self.root), declared=task.outputs)
+            cache.restore(entry, task.cwd, root=self.root, declared=task.outputs)
         except Exception:  # refused, corrupted, a full disk: the full command says which
             return False
         return True
@@ -259,15 +259,13 @@ class _Replay:
     # -- what the runner records and prints ------------------------------------------------------
 
     def _record_and_report(self, lock: Any) -> None:
-        from contextlib import suppress
-
         from . import files
         from .reporter import Reporter, emit, print_summary, summary_dict
         from .state import StateStore
 
         reporter = Reporter(self.stream, quiet=self.request.quiet)
         self.reporter: Reporter = reporter
-        state = StateStore(self.state_dir / "state.json", warn=self._warn)
+        state = StateStore(os.path.join(self.state_dir, "state.json"), warn=self._warn)
         self.ended_at = time.time()
         # One update for what the runner writes in three (the run "running", its tasks, the run's
         # outcome): the same records, and a run over in milliseconds needs no "running" one.
@@ -278,15 +276,19 @@ class _Replay:
         for task in self.results:
             reporter.task_started(task)  # type: ignore[arg-type]  # a node's label and kind
             assert task.entry is not None
-            with task.entry.log_path.open("rb") as log:
+            with open(os.path.join(task.entry.path, "log"), "rb") as log:
                 for line in log:
                     reporter.line(task, line)  # type: ignore[arg-type]
             reporter.task_finished(task)  # type: ignore[arg-type]  # a result's fields
-        with suppress(OSError):
+        try:  # noqa: SIM105 - contextlib is not loaded on the cache-hit path
             self.memo.save()
+        except OSError:
+            pass
         lock.release()
-        with suppress(OSError):
-            files.prune_logs(self.state_dir / "logs")
+        try:  # noqa: SIM105 - contextlib is not loaded on the cache-hit path
+            files.prune_logs(os.path.join(self.state_dir, "logs"))
+        except OSError:
+            pass
         reporter.close()
         if self.request.as_json:
             emit(summary_dict(self))  # type: ignore[arg-type]  # a summary's fields

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import threading
 import time
+from _thread import allocate_lock
+
+from . import _jsonc
+from ._digest import LARGE, for_size
 
 TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 
 SKIPPED_DIRS = frozenset({".git", ".ggen", ".hg", ".svn"})
-CHUNK = 1024 * 1024
+CHUNK = LARGE  # a file read in one block below this is hashed without OpenSSL
 #: How many runs' log directories ``.ggen/logs`` keeps.
 KEEP_LOG_RUNS = 20
 
@@ -47,7 +48,7 @@ def _plain_directory(body: str) -> str | None:
     return directory
 
 
-def expand(root: Path, patterns: Sequence[str]) -> tuple[list[str], list[str]]:
+def expand(root: Path | str, patterns: Sequence[str]) -> tuple[list[str], list[str]]:
     """Files under ``root`` matched by ``patterns`` (``**`` recursive; ``!pat`` excludes).
 
     Returns (sorted relative POSIX paths, the positive patterns that matched nothing). A
@@ -99,14 +100,19 @@ def named(directory: Path, prefix: str, suffix: str = "") -> list[Path]:
     """The entries of ``directory`` whose names start with ``prefix`` and end with ``suffix``,
     sorted (none when it is missing); what a glob ``PREFIX*SUFFIX`` gives, without compiling
     one."""
+    return [directory / name for name in names(directory, prefix, suffix)]
+
+
+def names(directory: str | os.PathLike[str], prefix: str, suffix: str = "") -> list[str]:
+    """The names :func:`named` gives the paths of (no :mod:`pathlib` needed)."""
     try:
-        names = os.listdir(directory)
+        found = os.listdir(directory)
     except OSError:
         return []
     size = len(prefix) + len(suffix)
     return [
-        directory / name
-        for name in sorted(names)
+        name
+        for name in sorted(found)
         if len(name) >= size and name.startswith(prefix) and name.endswith(suffix)
     ]
 
@@ -119,25 +125,30 @@ def remove_tree(path: Path | str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def prune_logs(logs: Path) -> None:
+def prune_logs(logs: str | os.PathLike[str]) -> None:
     """Remove all but the newest :data:`KEEP_LOG_RUNS` run directories of ``logs``."""
-    if not logs.is_dir():
+    try:
+        with os.scandir(logs) as entries:
+            runs = sorted(e.path for e in entries if e.is_dir())
+    except OSError:
         return
-    runs = sorted((p for p in logs.iterdir() if p.is_dir()), key=lambda p: p.name)
     for old in runs[:-KEEP_LOG_RUNS]:
         remove_tree(old)
 
 
 def sha256_file(path: Path | str) -> str:
-    h = hashlib.sha256()
+    """The sha256 of the file at ``path`` (read once, block by block)."""
     with open(path, "rb") as handle:
+        block = handle.read(CHUNK)
+        h = for_size(len(block))  # less than a whole block: the whole file
+        h.update(block)
         while block := handle.read(CHUNK):
             h.update(block)
     return h.hexdigest()
 
 
 def hash_files(
-    root: Path, files: Iterable[str], memo: HashMemo | None = None
+    root: Path | str, files: Iterable[str], memo: HashMemo | None = None
 ) -> list[tuple[str, str]]:
     """(path, sha256) for each file, in the given order (through ``memo`` if given)."""
     base = str(root)
@@ -156,14 +167,15 @@ class HashMemo:
 
     RECENT_NS = 2_000_000_000
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | str | None = None) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._entries: dict[str, list[Any]] = {}
         self._dirty = False
         if path is not None:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
+                with open(path, encoding="utf-8") as handle:
+                    data = _jsonc.loads(handle.read())
                 if isinstance(data, dict):
                     self._entries = {
                         k: v for k, v in data.items() if isinstance(v, list) and len(v) == 5
@@ -193,6 +205,6 @@ class HashMemo:
         from .state import atomic_write
 
         with self._lock:
-            text = json.dumps(self._entries)
+            text = _jsonc.dumps(self._entries)
             self._dirty = False
         atomic_write(self.path, text)

@@ -9,13 +9,16 @@ interrupted writes of ``state.json``, ``hashes.json`` and ``run.lock.json``.
 
 from __future__ import annotations
 
-import contextlib
+import os
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 from . import _restore, files
 from .state import LOCK_TIMEOUT, FileLock, LockTimeout
+
+TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
 
 #: Files the run writes through :func:`ggen_lifecycle.state.atomic_write` (temporary names
 #: ``.NAME.HEX.tmp`` beside them).
@@ -24,26 +27,31 @@ STATE_FILES = ("state.json", "hashes.json", "run.lock.json")
 STALE_SECONDS = 600.0
 
 
-def pending(state_dir: Path) -> bool:
+def pending(state_dir: Path | str) -> bool:
     """Whether :func:`clean_up` has anything to do in ``state_dir`` (read-only)."""
-    journal = state_dir / "journal"
-    if files.named(journal, "restore-", ".json") or files.named(journal, ".restore-", ".tmp"):
+    journal = os.path.join(state_dir, "journal")
+    if files.names(journal, "restore-", ".json") or files.names(journal, ".restore-", ".tmp"):
         return True
-    cache = state_dir / "cache"
-    if any(files.named(cache, prefix) for prefix in (".tmp-", ".del-")):
+    cache = os.path.join(state_dir, "cache")
+    if any(files.names(cache, prefix) for prefix in (".tmp-", ".del-")):
         return True
-    if any(files.named(state_dir, f".{name}.", ".tmp") for name in STATE_FILES):
+    if any(files.names(state_dir, f".{name}.", ".tmp") for name in STATE_FILES):
         return True
     now = time.time()
-    for temp in files.named(state_dir / "validated", ".", ".tmp"):
-        with contextlib.suppress(OSError):
-            if now - temp.stat().st_mtime > STALE_SECONDS:
+    validated = os.path.join(state_dir, "validated")
+    for temp in files.names(validated, ".", ".tmp"):
+        try:
+            if now - os.stat(os.path.join(validated, temp)).st_mtime > STALE_SECONDS:
                 return True
+        except OSError:
+            pass
     return False
 
 
 def clean_up(root: Path, state_dir: Path, warn: Callable[[str], None]) -> None:
     """Finish or undo what a killed run left in ``state_dir``; call it holding the run lock."""
+    import contextlib
+
     for action in _restore.recover(root, state_dir / "journal"):
         warn(f"a killed run left a cache restore half-done: {action}")
     cache = state_dir / "cache"

@@ -7,10 +7,11 @@ elsewhere only plain lines are written.
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
 import time
+from _thread import allocate_lock
+
+from . import _jsonc
 
 TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class Reporter:
         self.stream = stream
         self.quiet = quiet
         self.color = color
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
         self.total = 0
         self.done = 0
         self.running: dict[str, float] = {}
@@ -111,6 +112,8 @@ class LiveReporter(Reporter):
 
     def __init__(self, stream: BinaryIO, *, quiet: bool = False) -> None:
         super().__init__(stream, quiet=quiet, color=True)
+        import threading
+
         self._stop = threading.Event()
         self._started = time.monotonic()
         self._ticker = threading.Thread(target=self._tick, name="ggen-progress", daemon=True)
@@ -158,7 +161,7 @@ def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
 
 
 def emit(data: Any) -> None:
-    echo(json.dumps(data, indent=2, default=str))
+    echo(_jsonc.dumps_indented(data))
 
 
 def print_summary(summary: RunSummary) -> None:

@@ -7,22 +7,20 @@ never sees half a file. A corrupted file is moved aside, reported, and a fresh o
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from pytest_cleanroom.faults import crash_point
 from pytest_cleanroom.safe_write import write_output
 
+from . import _jsonc
 from .errors import StateLockError
 
 TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
 if TYPE_CHECKING:
     import queue
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
     from typing import Any
 
@@ -41,7 +39,7 @@ class FileLock:
     so that it excludes other threads of this process as well as other processes. The kernel
     releases it if the holder dies."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = path
 
     def acquire(self, timeout: float) -> int:
@@ -61,22 +59,38 @@ class FileLock:
                 os.close(fd)
                 raise
 
-    @contextlib.contextmanager
-    def held(self, timeout: float) -> Iterator[None]:
-        fd = self.acquire(timeout)
-        try:
-            yield
-        finally:
-            os.close(fd)
+    def held(self, timeout: float) -> _Held:
+        """A context manager holding the lock (:meth:`acquire`'s ``timeout``)."""
+        return _Held(self, timeout)
 
 
-def atomic_write(path: Path, text: str, *, durable: bool = False) -> None:
+class _Held:
+    """:meth:`FileLock.held`'s context manager (a class: :mod:`contextlib` is not loaded)."""
+
+    def __init__(self, lock: FileLock, timeout: float) -> None:
+        self.lock = lock
+        self.timeout = timeout
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.fd = self.lock.acquire(self.timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+def atomic_write(path: Path | str, text: str, *, durable: bool = False) -> None:
     """Write ``text`` to ``path`` (parents created) through
     :func:`~pytest_cleanroom.safe_write.write_output`: readers see the old or the new file,
     never a mix. ``durable`` also fsyncs the data, which only matters if the machine loses
     power."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(_parent(path), exist_ok=True)
     write_output(path, text, durable=durable)
+
+
+def _parent(path: Path | str) -> str:
+    """``path``'s directory, as ``Path(path).parent`` names it."""
+    return os.path.dirname(os.fspath(path).rstrip("/")) or "."
 
 
 def dumps(data: Mapping[str, Any]) -> str:
@@ -84,13 +98,12 @@ def dumps(data: Mapping[str, Any]) -> str:
     (``indent`` would use the pure-Python one, many times slower on a long history)."""
     fields = []
     for key, value in data.items():
+        name = _jsonc.dumps(key)
         if isinstance(value, list):
-            items = ",\n".join(json.dumps(item) for item in value)
-            fields.append(
-                f"{json.dumps(key)}: [\n{items}\n]" if value else f"{json.dumps(key)}: []"
-            )
+            items = ",\n".join(_jsonc.dumps(item) for item in value)
+            fields.append(f"{name}: [\n{items}\n]" if value else f"{name}: []")
         else:
-            fields.append(f"{json.dumps(key)}: {json.dumps(value)}")
+            fields.append(f"{name}: {_jsonc.dumps(value)}")
     return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
@@ -136,7 +149,7 @@ def parse_state(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_STATE_BYTES:
         raise CorruptStateError("larger than 64 MiB")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = _jsonc.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CorruptStateError(str(exc) or type(exc).__name__) from None
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
@@ -167,9 +180,9 @@ def _record_problem(record: object, fields: Mapping[str, tuple[type, ...]]) -> s
 class StateStore:
     """Reads and appends to ``state.json``; ``warn`` receives corruption reports."""
 
-    def __init__(self, path: Path, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(self, path: Path | str, warn: Callable[[str], None] | None = None) -> None:
         self.path = path
-        self.lock = FileLock(path.with_name(path.name + ".lock"))
+        self.lock = FileLock(f"{os.fspath(path)}.lock")
         self.warn = warn or (lambda message: None)
 
     def _read_unlocked(self) -> dict[str, Any]:
@@ -185,10 +198,10 @@ class StateStore:
         try:
             return parse_state(raw)
         except CorruptStateError as exc:
-            aside = self.path.with_name(f"state.json.corrupt-{int(time.time())}")
+            aside = f"state.json.corrupt-{int(time.time())}"
             try:
-                os.replace(self.path, aside)
-                moved = f"moved it to {aside.name}"
+                os.replace(self.path, os.path.join(_parent(self.path), aside))
+                moved = f"moved it to {aside}"
             except OSError as move_error:
                 moved = f"could not move it aside ({move_error.strerror})"
             self.warn(f"{self.path} is corrupted ({exc}); {moved} and started afresh")
@@ -196,7 +209,7 @@ class StateStore:
 
     def read(self) -> dict[str, Any]:
         """The whole state (an empty one if the file is missing or corrupted)."""
-        if not self.path.parent.is_dir():
+        if not os.path.isdir(_parent(self.path)):
             return self._read_unlocked()
         try:
             fd = self.lock.acquire(LOCK_TIMEOUT)
@@ -209,7 +222,7 @@ class StateStore:
 
     def update(self, change: Callable[[dict[str, Any]], None]) -> None:
         """Apply ``change`` to the state under the lock and write it atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(_parent(self.path), exist_ok=True)
         with self.lock.held(LOCK_TIMEOUT):
             data = self._read_unlocked()
             change(data)
@@ -240,16 +253,16 @@ class RunLock:
     The holder writes who it is to ``.ggen/run.lock.json`` so that the refused run can say so.
     """
 
-    def __init__(self, state_dir: Path, description: Sequence[str]) -> None:
+    def __init__(self, state_dir: Path | str, description: Sequence[str]) -> None:
         self.state_dir = state_dir
-        self.lock = FileLock(state_dir / "run.lock")
+        self.lock = FileLock(os.path.join(state_dir, "run.lock"))
         self._fd: int | None = None
-        self.info_path = state_dir / "run.lock.json"
+        self.info_path = os.path.join(state_dir, "run.lock.json")
         self.description = " ".join(description)
 
     def acquire(self, wait: float) -> None:
         """Take the lock, waiting up to ``wait`` seconds; :class:`StateLockError` otherwise."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.state_dir, exist_ok=True)
         try:
             self._fd = self.lock.acquire(max(wait, 0.0))
         except LockTimeout:
@@ -258,26 +271,29 @@ class RunLock:
             raise StateLockError(
                 f"another run of this project is in progress ({holder}); {waited}"
                 "wait for it to finish, or pass --wait SECONDS to wait for it",
-                file=self.state_dir / "run.lock",
+                file=os.path.join(self.state_dir, "run.lock"),
             ) from None
         info = {"pid": os.getpid(), "command": self.description, "started": time.time()}
         try:
-            atomic_write(self.info_path, json.dumps(info))
+            atomic_write(self.info_path, _jsonc.dumps(info))
         except OSError:
             self.release()
             raise
 
     def _holder(self) -> str:
         try:
-            info = json.loads(self.info_path.read_text(encoding="utf-8"))
+            with open(self.info_path, encoding="utf-8") as handle:
+                info = _jsonc.loads(handle.read())
             started = time.strftime("%H:%M:%S", time.localtime(float(info["started"])))
             return f"pid {info['pid']}: `{info['command']}` since {started}"
         except (OSError, ValueError, KeyError, TypeError):
             return "holder unknown"
 
     def release(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.info_path.unlink()
+        try:  # noqa: SIM105 - contextlib is not loaded on the cache-hit path
+            os.unlink(self.info_path)
+        except FileNotFoundError:
+            pass
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -293,6 +309,7 @@ class StateWriter:
     def __init__(self, store: StateStore, warn: Callable[[str], None]) -> None:
         self.store = store
         import queue
+        import threading
 
         self.warn = warn
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
 TYPE_CHECKING = False  # typing is not imported at run time (see pytest_cleanroom/__init__.py)
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -17,6 +15,8 @@ def lazy_getattr(package: str, names: Mapping[str, str]) -> Callable[[str], Any]
         module = names.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        from importlib import import_module  # not at import: ggen's cache-hit path loads this
+
         return getattr(import_module(f"{package}.{module}"), name)
 
     return module_getattr

@@ -6,12 +6,11 @@ crash point costs one dictionary lookup."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
+from _thread import allocate_lock
 
 _counts: dict[str, int] = {}
-_lock = threading.Lock()
+_lock = allocate_lock()
 
 
 def crash_point(name: str, switch: str) -> None:
@@ -25,4 +24,6 @@ def crash_point(name: str, switch: str) -> None:
             sys.stderr.write(f"crash point {count}: {name}\n")
             sys.stderr.flush()
         if target.isdigit() and count == int(target):
+            import signal
+
             os.kill(os.getpid(), signal.SIGKILL)

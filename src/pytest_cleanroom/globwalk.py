@@ -17,23 +17,9 @@ import re
 from collections.abc import Collection, Iterator
 from functools import lru_cache
 
-MAGIC = re.compile(r"[*?[]")
+from ._globparts import has_magic, plain_matches, segments
 
-
-def has_magic(segment: str) -> bool:
-    """Whether ``segment`` holds a wildcard."""
-    return MAGIC.search(segment) is not None
-
-
-def segments(pattern: str) -> list[str] | None:
-    """The segments of a relative ``pattern`` (``.`` and empty ones dropped); ``None`` for an
-    absolute pattern or one with a ``..`` segment, which could leave the root."""
-    if pattern.startswith("/") or "\0" in pattern:
-        return None
-    parts = [p for p in pattern.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        return None
-    return parts
+__all__ = ["has_magic", "iglob", "matches", "segments"]
 
 
 @lru_cache(maxsize=512)
@@ -161,6 +147,14 @@ def _pattern_regex(pattern: str) -> re.Pattern[str] | None:
 def matches(path: str, pattern: str) -> bool:
     """Whether relative ``path`` is matched by ``pattern``, or lies below a directory it matches
     (a matched directory stands for every file below it)."""
+    plain = plain_matches(path, pattern)
+    if plain is not None:
+        return plain
+    return _regex_matches(path, pattern)
+
+
+def _regex_matches(path: str, pattern: str) -> bool:
+    """:func:`matches` through the pattern's regular expression (any pattern)."""
     regex = _pattern_regex(pattern)
     if regex is None:
         return False

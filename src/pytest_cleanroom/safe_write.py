@@ -16,18 +16,17 @@ Refusals are :class:`~pytest_cleanroom.errors.OutputPathError` (an ``OSError``).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 from .errors import OutputPathError
 
 TYPE_CHECKING = False  # typing is not imported at run time: ggen's cache-hit path loads it
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from contextlib import AbstractContextManager
     from typing import BinaryIO
 
 _DEFAULT_MODE = 0o644
@@ -77,7 +76,7 @@ def check_output(path: str | os.PathLike[str]) -> None:
 
     Raises :class:`OutputPathError` or another ``OSError`` saying why not.
     """
-    target = Path(os.fspath(path))
+    target = _Target(path)
     with _directory(target) as dir_fd:
         name, info = _resolve(target, dir_fd)
         if info is not None and not stat.S_ISREG(info.st_mode):
@@ -87,14 +86,18 @@ def check_output(path: str | os.PathLike[str]) -> None:
         os.unlink(temp, dir_fd=dir_fd)
 
 
-@contextlib.contextmanager
 def open_output(
     path: str | os.PathLike[str], *, mode: int | None = None, durable: bool = False
-) -> Iterator[BinaryIO]:
+) -> AbstractContextManager[BinaryIO]:
     """A binary file to write ``path``'s new content into (a download, a large report); it takes
     effect when the block ends without an exception, and an exception leaves ``path`` as it
     was (for a regular file or a new path)."""
-    target = Path(os.fspath(path))
+    from contextlib import contextmanager  # not at import: ggen's cache-hit path loads this
+
+    return contextmanager(_open_output)(_Target(path), mode, durable)
+
+
+def _open_output(target: _Target, mode: int | None, durable: bool) -> Iterator[BinaryIO]:
     with _directory(target) as dir_fd:
         name, info = _resolve(target, dir_fd)
         if info is not None and not stat.S_ISREG(info.st_mode):
@@ -122,7 +125,7 @@ def stage_output(
     durable: bool = False,
 ) -> StagedOutput:
     """Write ``data`` beside ``path`` now; :meth:`StagedOutput.commit` puts it in place."""
-    target = Path(os.fspath(path))
+    target = _Target(path)
     payload = data.encode() if isinstance(data, str) else data
     with _directory(target) as dir_fd:
         name, info = _resolve(target, dir_fd)
@@ -145,7 +148,7 @@ def stage_output(
 class StagedOutput:
     """One output written beside its path, waiting for :meth:`commit` or :meth:`discard`."""
 
-    def __init__(self, path: Path, data: bytes, staging: _Staging | None) -> None:
+    def __init__(self, path: _Target, data: bytes, staging: _Staging | None) -> None:
         self.path = path
         self._data = data
         self._staging = staging
@@ -170,7 +173,7 @@ class _Staging:
     """The temporary file beside a regular file or a new path."""
 
     def __init__(
-        self, target: Path, dir_fd: int, name: str, info: os.stat_result | None, mode: int | None
+        self, target: _Target, dir_fd: int, name: str, info: os.stat_result | None, mode: int | None
     ) -> None:
         self.target = target
         self.name = name
@@ -201,24 +204,52 @@ class _Staging:
 
     def discard(self) -> None:
         self.close()
-        with contextlib.suppress(OSError), _directory(self.target) as dir_fd:
-            self._unlink(dir_fd)
+        try:
+            with _directory(self.target) as dir_fd:
+                self._unlink(dir_fd)
+        except OSError:
+            pass
 
     def _unlink(self, dir_fd: int) -> None:
+        import contextlib  # only when a write fails
+
         with contextlib.suppress(OSError):
             os.unlink(self.temp, dir_fd=dir_fd)
 
 
-@contextlib.contextmanager
-def _directory(target: Path) -> Iterator[int]:
-    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        yield dir_fd
-    finally:
-        os.close(dir_fd)
+class _Target:
+    """An output path split as :mod:`pathlib` splits it (``.`` segments, repeated and trailing
+    slashes dropped), without importing it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        text = os.fspath(path)
+        parts = [p for p in text.split("/") if p not in ("", ".")]
+        lead = "/" if text.startswith("/") else ""
+        self.name = parts[-1] if parts else ""
+        self.parent = lead + "/".join(parts[:-1]) or "."
+        self.text = lead + "/".join(parts) or "."
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __fspath__(self) -> str:
+        return self.text
 
 
-def _resolve(target: Path, dir_fd: int) -> tuple[str, os.stat_result | None]:
+class _directory:  # noqa: N801 - used as a function: ``with _directory(target) as dir_fd``
+    """A descriptor of ``target``'s directory, closed at the end of the block."""
+
+    def __init__(self, target: _Target) -> None:
+        self.fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+def _resolve(target: _Target, dir_fd: int) -> tuple[str, os.stat_result | None]:
     """The name to write in the directory and what is there now (``None``: nothing).
 
     A link whose target lies in the same directory stands for that target; any other link, a
@@ -295,8 +326,8 @@ def _commit(dir_fd: int, temp: str, name: str, *, replace: bool) -> None:
     os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
-@contextlib.contextmanager
-def _write_through(target: Path, name: str, dir_fd: int) -> Iterator[BinaryIO]:
+def _write_through(target: _Target, name: str, dir_fd: int) -> BinaryIO:
+    """``name`` (a character device or a FIFO) opened for writing, blocking."""
     flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(name, flags, dir_fd=dir_fd)
@@ -309,5 +340,4 @@ def _write_through(target: Path, name: str, dir_fd: int) -> Iterator[BinaryIO]:
         os.close(fd)
         raise OutputPathError(target, "was replaced by something else while it was opened")
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-    with os.fdopen(fd, "wb") as handle:
-        yield handle
+    return os.fdopen(fd, "wb")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Mapping, Sequence
-
-from .. import files
+from .. import _jsonc, files
+from .._digest import sha256
 
 TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
 
     from ..graph import Node
@@ -27,9 +25,9 @@ def compute_key(
     """sha256 of the commands, the declared environment, the working directory (relative to the
     project), every input file's path and content hash (sorted by path) and the dependencies'
     keys (sorted)."""
-    h = hashlib.sha256(KEY_VERSION)
+    h = sha256(KEY_VERSION)
     head = {"commands": list(commands), "env": dict(sorted(env.items())), "cwd": cwd}
-    h.update(json.dumps(head, sort_keys=True).encode())
+    h.update(_jsonc.dumps(head, sort_keys=True).encode())
     h.update(b"\0inputs\0")
     # one string, encoded once: thousands of inputs per task
     h.update("".join(f"{rel}\0{digest}\n" for rel, digest in sorted(input_hashes)).encode())

@@ -8,40 +8,48 @@ its ``meta.json`` is reported, removed and treated as a miss.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
-import re
 import stat
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
-from pytest_cleanroom import globwalk
+from pytest_cleanroom._globparts import plain_matches, segments
 from pytest_cleanroom.faults import crash_point
 
-from .. import _restore
+from .. import _jsonc, _restore
+from .._digest import for_size
 from .._restore import RestoreRefused, Source
 from ..files import CHUNK, remove_tree, sha256_file
 from .protocol import CorruptEntryError, Entry, TaskCache
 
 TYPE_CHECKING = False  # typing itself is not imported: the cache-hit fast path loads this module
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
     from typing import Any
 
 FORMAT = 1
 MAX_META_BYTES = 16 * 1024 * 1024
-_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_HEX = frozenset("0123456789abcdef")
 
 
-def _read_meta(path: Path) -> Any:
+def _join(base: Path | str, *names: str) -> Path | str:
+    """``base`` joined with ``names``, of ``base``'s type (the cache-hit path gives strings and
+    loads no :mod:`pathlib`)."""
+    return os.path.join(base, *names) if isinstance(base, str) else base.joinpath(*names)
+
+
+def _is_sha256(text: str) -> bool:
+    """Whether ``text`` is a sha256 as this cache writes it: 64 lowercase hex digits."""
+    return len(text) == 64 and _HEX.issuperset(text)
+
+
+def _read_meta(path: Path | str) -> Any:
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_META_BYTES + 1)
         if len(data) > MAX_META_BYTES:
             raise CorruptEntryError("meta.json is larger than 16 MiB")
-        return json.loads(data.decode("utf-8"))
+        return _jsonc.loads(data.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CorruptEntryError(f"meta.json unreadable: {exc}") from None
 
@@ -49,25 +57,25 @@ def _read_meta(path: Path) -> Any:
 def _check_record(rel: str, info: Any, *, output: bool) -> None:
     """A record's path is plain and relative, its size, sha256 and mode of the right kinds; a
     mode beyond ``0o777`` (setuid, setgid, sticky) is never one this cache wrote."""
-    if not isinstance(info, dict) or (output and globwalk.segments(rel) != rel.split("/")):
+    if not isinstance(info, dict) or (output and segments(rel) != rel.split("/")):
         raise CorruptEntryError(f"bad record for {rel!r}")
     size, digest, mode = info.get("size"), info.get("sha256"), info.get("mode", 0o644)
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise CorruptEntryError(f"bad size for {rel!r}")
-    if not isinstance(digest, str) or not _SHA256.match(digest):
+    if not isinstance(digest, str) or not _is_sha256(digest):
         raise CorruptEntryError(f"bad sha256 for {rel!r}")
     if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
         raise CorruptEntryError(f"bad mode for {rel!r} (only permission bits are restored)")
 
 
-def _check_stored(entry: Path, stored: str, info: dict[str, Any]) -> None:
+def _check_stored(entry: Path | str, stored: str, info: dict[str, Any]) -> None:
     """The stored file is a regular file inside the entry (no link on the way) matching ``info``."""
-    target = entry / stored
+    target = os.path.join(entry, stored)
     try:
         inside = os.path.realpath(target) == os.path.join(os.path.realpath(entry), stored)
         if not inside or not stat.S_ISREG(os.lstat(target).st_mode):
             raise CorruptEntryError(f"{stored} is not a regular file inside the entry")
-        if target.stat().st_size != info["size"]:
+        if os.stat(target).st_size != info["size"]:
             raise CorruptEntryError(f"{stored} has the wrong size")
         if sha256_file(target) != info["sha256"]:
             raise CorruptEntryError(f"{stored} does not match its sha256")
@@ -79,13 +87,22 @@ def declares(patterns: Sequence[str], rel: str) -> bool:
     """Whether the ``outputs`` globs ``patterns`` (``!`` excludes) cover the path ``rel``."""
     positive = [p for p in patterns if not p.startswith("!")]
     negative = [p[1:] for p in patterns if p.startswith("!")]
-    return any(globwalk.matches(rel, p) for p in positive) and not any(
-        globwalk.matches(rel, p) for p in negative
-    )
+    return any(_matches(rel, p) for p in positive) and not any(_matches(rel, p) for p in negative)
+
+
+def _matches(rel: str, pattern: str) -> bool:
+    """:func:`pytest_cleanroom.globwalk.matches` (loaded only for a pattern other than
+    ``DIR/**``)."""
+    plain = plain_matches(rel, pattern)
+    if plain is not None:
+        return plain
+    from pytest_cleanroom import globwalk
+
+    return globwalk.matches(rel, pattern)
 
 
 def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
+    h = for_size(source.stat().st_size)
     size = 0
     with source.open("rb") as src, target.open("wb") as dst:
         while block := src.read(CHUNK):
@@ -99,21 +116,27 @@ class LocalCache(TaskCache):
     """Entries under ``directory``, kept under ``max_bytes`` by evicting the least recently used."""
 
     def __init__(
-        self, directory: Path, max_bytes: int, warn: Callable[[str], None] | None = None
+        self, directory: Path | str, max_bytes: int, warn: Callable[[str], None] | None = None
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.warn = warn or (lambda message: None)
 
-    def _entry_dir(self, key: str) -> Path:
-        return self.directory / key
+    def _entry_dir(self, key: str) -> Path | str:
+        return _join(self.directory, key)
+
+    def _path(self) -> Path:
+        """The cache's directory as a :class:`~pathlib.Path` (for the work a hit never does)."""
+        from pathlib import Path
+
+        return Path(self.directory)
 
     # -- reading ---------------------------------------------------------------------------------
 
     def lookup(self, key: str) -> Entry | None:
         """The verified entry for ``key``; ``None`` on a miss or a corrupted entry (reported)."""
         path = self._entry_dir(key)
-        if not path.is_dir():
+        if not os.path.isdir(path):
             return None
         try:
             meta = self._verify(key, path)
@@ -136,14 +159,16 @@ class LocalCache(TaskCache):
 
     def touch(self, entry: Entry) -> None:
         """Mark ``entry`` as just used (eviction removes the least recently used first)."""
-        with contextlib.suppress(OSError):
-            os.utime(entry.path / "meta.json")
+        try:  # noqa: SIM105 - contextlib is not loaded on the cache-hit path
+            os.utime(os.path.join(entry.path, "meta.json"))
+        except OSError:
+            pass
 
     def would_hit(self, key: str) -> bool:
-        return (self._entry_dir(key) / "meta.json").is_file()
+        return os.path.isfile(os.path.join(self._entry_dir(key), "meta.json"))
 
-    def _verify(self, key: str, path: Path) -> dict[str, Any]:
-        meta = _read_meta(path / "meta.json")
+    def _verify(self, key: str, path: Path | str) -> dict[str, Any]:
+        meta = _read_meta(os.path.join(path, "meta.json"))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("key") != key:
             raise CorruptEntryError("meta.json has the wrong format or key")
         outputs = meta.get("outputs")
@@ -159,9 +184,9 @@ class LocalCache(TaskCache):
     def restore(
         self,
         entry: Entry,
-        cwd: Path,
+        cwd: Path | str,
         *,
-        root: Path | None = None,
+        root: Path | str | None = None,
         declared: Sequence[str] | None = None,
     ) -> list[str]:
         """Copy the entry's outputs back under ``cwd``, inside ``root`` (default ``cwd``) only,
@@ -176,15 +201,15 @@ class LocalCache(TaskCache):
             for rel in entry.outputs:
                 if not declares(declared, rel):
                     raise CorruptEntryError(f"it holds {rel!r}, which the phase does not declare")
-        try:
-            base = cwd.relative_to(root).parts
-        except ValueError:
-            raise RestoreRefused(f"{cwd} is outside the project {root}") from None
+        base = _relative_parts(os.fspath(cwd), os.fspath(root))
+        if base is None:
+            raise RestoreRefused(f"{cwd} is outside the project {root}")
         sources = {
-            rel: Source(entry.path / "out" / rel, info["sha256"], info["mode"])
+            rel: Source(os.path.join(entry.path, "out", rel), info["sha256"], info["mode"])
             for rel, info in entry.outputs.items()
         }
-        return _restore.restore(root, base, sources, self.directory.parent / "journal")
+        journal = os.path.join(os.path.dirname(os.fspath(self.directory).rstrip("/")), "journal")
+        return _restore.restore(root, base, sources, journal)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -200,8 +225,9 @@ class LocalCache(TaskCache):
     ) -> None:
         """Record ``outputs`` (relative to ``cwd``) and ``log`` under ``key``, with the
         ``duration`` of the task that built them (seconds), then evict."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        temp = self.directory / f".tmp-{os.urandom(16).hex()}"
+        directory = self._path()
+        directory.mkdir(parents=True, exist_ok=True)
+        temp = directory / f".tmp-{os.urandom(16).hex()}"
         try:
             (temp / "out").mkdir(parents=True)
             recorded: dict[str, dict[str, Any]] = {}
@@ -223,9 +249,11 @@ class LocalCache(TaskCache):
                 "log": {"sha256": log_digest, "size": log_size},
                 **info,
             }
+            import json  # written with indent (which json's C encoder does not do): a miss
+
             (temp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
             crash_point("store: meta written", "GGEN_LIFECYCLE")
-            final = self._entry_dir(key)
+            final = directory / key
             if final.exists():
                 self._remove(final)
             os.rename(temp, final)
@@ -239,9 +267,9 @@ class LocalCache(TaskCache):
         """Remove the entry for ``key``, if there is one."""
         self._remove(self._entry_dir(key))
 
-    def _remove(self, path: Path) -> None:
+    def _remove(self, path: Path | str) -> None:
         # Rename first so that a concurrent reader never sees a half-deleted entry.
-        doomed = path.with_name(f".del-{os.urandom(16).hex()}")
+        doomed = os.path.join(os.path.dirname(path), f".del-{os.urandom(16).hex()}")
         try:
             os.rename(path, doomed)
         except OSError:
@@ -250,17 +278,20 @@ class LocalCache(TaskCache):
 
     def entries(self) -> list[tuple[Path, int, float]]:
         """(entry directory, bytes, last use) of every entry."""
+        import contextlib  # eviction: never on the cache-hit path
+
         out: list[tuple[Path, int, float]] = []
-        if not self.directory.is_dir():
+        directory = self._path()
+        if not directory.is_dir():
             return out
-        for child in self.directory.iterdir():
+        for child in directory.iterdir():
             if child.name.startswith(".") or not child.is_dir():
                 continue
             size = 0
             for dirpath, _, filenames in os.walk(child):
                 for name in filenames:
                     with contextlib.suppress(OSError):
-                        size += (Path(dirpath) / name).stat().st_size
+                        size += os.stat(os.path.join(dirpath, name)).st_size
             try:
                 used = (child / "meta.json").stat().st_mtime
             except OSError:
@@ -286,7 +317,18 @@ class LocalCache(TaskCache):
         entries = self.entries()
         for path, _, _ in entries:
             self._remove(path)
-        if self.directory.is_dir():
-            for leftover in self.directory.glob(".*"):
+        directory = self._path()
+        if directory.is_dir():
+            for leftover in directory.glob(".*"):
                 remove_tree(leftover)
         return len(entries), sum(size for _, size, _ in entries)
+
+
+def _relative_parts(path: str, root: str) -> tuple[str, ...] | None:
+    """``path``'s components below ``root`` (``Path.relative_to(root).parts``), ``None`` when it
+    is not below it."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    base = [p for p in root.split("/") if p not in ("", ".")]
+    if path.startswith("/") != root.startswith("/") or parts[: len(base)] != base:
+        return None
+    return tuple(parts[len(base) :])

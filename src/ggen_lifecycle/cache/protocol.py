@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
 
 TYPE_CHECKING = False  # neither typing nor dataclasses: the cache-hit fast path loads this module
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
     from typing import Any
 
@@ -23,7 +23,9 @@ class Entry:
 
     __slots__ = ("key", "meta", "origin", "path")
 
-    def __init__(self, key: str, path: Path, meta: dict[str, Any], origin: str = "hit") -> None:
+    def __init__(
+        self, key: str, path: Path | str, meta: dict[str, Any], origin: str = "hit"
+    ) -> None:
         self.key = key
         self.path = path
         self.meta = meta
@@ -51,7 +53,9 @@ class Entry:
 
     @property
     def log_path(self) -> Path:
-        return self.path / "log"
+        from pathlib import Path
+
+        return Path(self.path, "log")
 
 
 class TaskCache(abc.ABC):

@@ -139,8 +139,9 @@ class RemoteCache(TaskCache):
     def _import(self, key: str, body: bytes, local: LocalCache, limit: int) -> Entry | None:
         from .artifact import ArtifactError, unpack
 
-        local.directory.mkdir(parents=True, exist_ok=True)
-        staging = local.directory / f".remote-{key[:16]}-{threading.get_ident()}-{time.time_ns()}"
+        directory = Path(local.directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = directory / f".remote-{key[:16]}-{threading.get_ident()}-{time.time_ns()}"
         try:
             unpacked = unpack(body, key, staging, limit)
             local.store(key, unpacked.tree, unpacked.outputs, unpacked.log, unpacked.info)

@@ -90,7 +90,7 @@ def pack(entry: Entry) -> bytes:
         tar.addfile(_member(LOG, len(log_bytes)), io.BytesIO(log_bytes))
         for rel in outputs:
             mode = int(entry.outputs[rel].get("mode", 0o644)) & 0o777
-            path = entry.path / "out" / rel
+            path = Path(entry.path, "out", rel)
             with path.open("rb") as handle:
                 tar.addfile(_member(rel, path.stat().st_size, mode), handle)
     return zstandard.ZstdCompressor(level=3).compress(raw.getvalue())

@@ -177,6 +177,55 @@ def test_outputs_already_in_place_are_put_back_as_the_full_command_does(
     assert target.stat().st_ino != before  # replaced, as a restore always does
 
 
+# Runs ggen's entry point, then writes the names of every module loaded to argv[1] (with nothing
+# that would load a module itself).
+RUN_AND_LIST = """
+import sys
+out = sys.argv.pop(1)
+from ggen_cli.__main__ import main
+code = main(sys.argv[1:])
+with open(out, "w") as f:
+    f.write("\\n".join(sorted(sys.modules)))
+sys.exit(code)
+"""
+#: Modules a cache hit answered fast never loads: each costs milliseconds of start-up (pathlib,
+#: json and re most of all), and the runner means the full command ran.
+NEVER_ON_A_HIT = {
+    "pathlib",
+    "json",
+    "re",
+    "hashlib",
+    "threading",
+    "contextlib",
+    "collections",
+    "functools",
+    "enum",
+    "typing",
+    "ggen_lifecycle.runner",
+    "ggen_lifecycle.config",
+    "pytest_cleanroom.globwalk",
+}
+
+
+def test_a_fast_hit_loads_no_heavy_module(tmp_path: Path) -> None:
+    root = built(tmp_path)
+    remove_outputs(root)  # outputs restored too, and the report printed as --json
+    listing = tmp_path / "modules.txt"
+    command = [sys.executable, "-c", RUN_AND_LIST, str(listing)]
+    done = subprocess.run(
+        [*command, "lifecycle", "-C", str(root), "run", "pack", "--json", "-q"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [t["cache"] for t in json.loads(done.stdout)["tasks"]] == ["hit"] * 4
+    loaded = set(listing.read_text().split("\n"))
+    assert "ggen_lifecycle.fast_hit" in loaded
+    assert loaded & NEVER_ON_A_HIT == set()
+
+
 def test_a_run_never_answered_fast_leaves_the_manifest_out(tmp_path: Path) -> None:
     root = project(tmp_path)
     assert run(root, "run", "build", "--no-cache", "-q").returncode == 0

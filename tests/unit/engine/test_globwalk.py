@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom.globwalk import iglob, matches, segments
+from pytest_cleanroom.globwalk import _regex_matches, iglob, matches, segments
 
 
 def tree(root: Path) -> Path:
@@ -74,3 +74,25 @@ def test_patterns_that_could_leave_the_root_match_nothing(tmp_path: Path, patter
 )
 def test_matches(path: str, pattern: str, expected: bool) -> None:
     assert matches(path, pattern) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "out/**",
+        "./out//**",
+        "a/b/**",
+        "**",
+        "out/*/**",
+        "o?t/**",
+        "[o]ut/**",
+        "out/**/x",
+        "!out/**",
+    ],
+)
+@pytest.mark.parametrize(
+    "path", ["out", "out/x", "out/.hidden", "out/a/b", "outer/x", "a/b/c", "a/bc/d", "x", "out/"]
+)
+def test_the_plain_directory_shortcut_matches_as_the_regex_does(path: str, pattern: str) -> None:
+    # the lifecycle's cache-hit path checks outputs with the shortcut alone (no re loaded)
+    assert matches(path, pattern) == _regex_matches(path, pattern)
