@@ -523,6 +523,7 @@ def generate(
 
     A template's sh_before/sh_after commands run in a cleanroom whose only writable place is
     --out (policy --hook-policy: strict by default, no network)."""
+    from .errors import MarketError
     from .template.generate import find_templates
     from .template.generate import generate as run_generate
     from .template.hooks import HookRun
@@ -537,18 +538,22 @@ def generate(
 
     variables = _parse_vars(pairs)
     templates = find_templates(project.resolve(), ref)
-    actions = run_generate(
-        templates,
-        out,
-        variables,
-        force=force,
-        dry_run=dry_run,
-        hook_policy=hook_policy,
-        hook_backend=hook_backend,
-        on_hook=on_hook,
-        on_warning=warnings.append,
-        hooks_confined_by=hooks_confined_by,
-    )
+    try:
+        actions = run_generate(
+            templates,
+            out,
+            variables,
+            force=force,
+            dry_run=dry_run,
+            hook_policy=hook_policy,
+            hook_backend=hook_backend,
+            on_hook=on_hook,
+            on_warning=warnings.append,
+            hooks_confined_by=hooks_confined_by,
+        )
+    except (MarketError, OSError) as exc:  # the hooks that ran (a failed one too) are reported
+        report_error(exc, as_json, click.echo, {"hooks": [h.to_json() for h in hooks]})
+        sys.exit(1)
     _warn(warnings)
     if as_json:
         _print_json(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import MarketError
@@ -40,14 +40,22 @@ def warn(messages: Iterable[str], echo: Echo) -> None:
         echo(f"warning: {message}", err=True)
 
 
-def report_error(exc: MarketError | OSError, as_json: bool, echo: Echo) -> None:
-    """``error: ...`` on stderr (and ``{ok: false, error, kind}`` on stdout with ``--json``).
+def report_error(
+    exc: MarketError | OSError,
+    as_json: bool,
+    echo: Echo,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """``error: ...`` on stderr (and ``{ok: false, error, kind}`` on stdout with ``--json``,
+    with ``extra``'s fields: what the command did before it failed).
 
     An OSError is a file or directory the command needs that cannot be read or written.
     """
     message = str(exc) if isinstance(exc, MarketError) else f"{exc.strerror}: {exc.filename}"
     if as_json:
-        print_json({"ok": False, "error": message, "kind": type(exc).__name__}, echo)
+        print_json(
+            {"ok": False, "error": message, "kind": type(exc).__name__, **(extra or {})}, echo
+        )
     echo(f"error: {message}", err=True)
 
 

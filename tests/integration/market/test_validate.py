@@ -152,6 +152,20 @@ def test_hooks_doing_legitimate_work_run_in_the_validation_cleanroom_and_pass(
     assert payload["predicate"]["hooks"] == hooks
 
 
+def test_hooks_that_ran_are_counted_when_one_fails(tmp_path: Path, env: dict[str, str]) -> None:
+    """A template whose sh_before succeeds and whose sh_after fails: two hooks ran, and the
+    report says so (the failure's JSON once dropped the hooks, and the count read 0)."""
+    pack = write_gpack(tmp_path / "src", "io.test.failhook", "1.0.0", files={
+        "templates/a.tmpl": "---\nto: a.txt\nsh_before: echo before\nsh_after: exit 3\n---\nx\n",
+    })  # fmt: skip
+    code, report = validate(pack)
+    assert code != 0
+    [render] = checks(report, "render")
+    assert render["outcome"] == "failed"
+    assert report["hooks"]["ran"] == 2
+    assert "2 sh_before/sh_after hook(s) ran in this cleanroom" in render["detail"]
+
+
 def test_a_template_command_writing_outside_fails_validation_and_plants_nothing(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
