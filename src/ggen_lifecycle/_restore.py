@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import stat
 
-from pytest_cleanroom._globparts import segments
 from pytest_cleanroom.faults import crash_point
+from pytest_cleanroom.globparts import segments
 
 from . import _jsonc
 from ._digest import for_size

@@ -17,7 +17,7 @@ import re
 from collections.abc import Collection, Iterator
 from functools import lru_cache
 
-from ._globparts import has_magic, plain_matches, segments
+from .globparts import has_magic, plain_matches, segments
 
 __all__ = ["has_magic", "iglob", "matches", "segments"]
 

@@ -12,8 +12,8 @@ import os
 import stat
 import time
 
-from pytest_cleanroom._globparts import plain_matches, segments
 from pytest_cleanroom.faults import crash_point
+from pytest_cleanroom.globparts import plain_matches, segments
 
 from .. import _jsonc, _restore
 from .._digest import for_size
