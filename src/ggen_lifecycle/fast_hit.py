@@ -270,7 +270,7 @@ class _Replay:
         # One update for what the runner writes in three (the run "running", its tasks, the run's
         # outcome): the same records, and a run over in milliseconds needs no "running" one.
         try:
-            state.update(self._add_records)
+            state.append([self._run_record("success", len(self.results))], self._task_records())
         except Exception as exc:
             self._warn(f"could not record the run in state.json: {exc}")
         for task in self.results:
@@ -298,10 +298,6 @@ class _Replay:
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
         self.reporter.message(message)
-
-    def _add_records(self, data: dict[str, Any]) -> None:
-        data["tasks"].extend(self._task_records())
-        data["runs"].append(self._run_record("success", len(self.results)))
 
     def _run_record(self, status: str, tasks: int) -> dict[str, Any]:
         """As the runner's ``_run_record``."""

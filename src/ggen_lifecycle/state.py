@@ -72,8 +72,9 @@ class _Held:
         self.timeout = timeout
         self.fd = -1
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> int:
         self.fd = self.lock.acquire(self.timeout)
+        return self.fd
 
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)
@@ -223,17 +224,63 @@ class StateStore:
     def update(self, change: Callable[[dict[str, Any]], None]) -> None:
         """Apply ``change`` to the state under the lock and write it atomically."""
         os.makedirs(_parent(self.path), exist_ok=True)
-        with self.lock.held(LOCK_TIMEOUT):
+        with self.lock.held(LOCK_TIMEOUT) as lock_fd:
             data = self._read_unlocked()
             change(data)
-            del data["tasks"][:-MAX_RECORDS]
-            del data["runs"][:-MAX_RECORDS]
+            self._write(lock_fd, data)
+
+    def append(self, runs: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]]) -> None:
+        """Add run and task records, as an :meth:`update` appending them would.
+
+        When state.json is the file this package last wrote (its size, times and inode are
+        those recorded in the lock file after that write), its records are known to be valid
+        and laid out one per line: the new ones are added as lines, without parsing and
+        checking the whole history again (a full history is thousands of records).
+        """
+        os.makedirs(_parent(self.path), exist_ok=True)
+        with self.lock.held(LOCK_TIMEOUT) as lock_fd:
+            text = _spliced(self._own_text(lock_fd), runs, tasks)
+            if text is None:
+                data = self._read_unlocked()
+                data["runs"].extend(dict(r) for r in runs)
+                data["tasks"].extend(dict(t) for t in tasks)
+                self._write(lock_fd, data)
+                return
             crash_point("state: writing", "GGEN_LIFECYCLE")
-            atomic_write(self.path, dumps(data))
+            atomic_write(self.path, text)
+            self._remember(lock_fd)
             crash_point("state: written", "GGEN_LIFECYCLE")
 
+    def _write(self, lock_fd: int, data: dict[str, Any]) -> None:
+        del data["tasks"][:-MAX_RECORDS]
+        del data["runs"][:-MAX_RECORDS]
+        crash_point("state: writing", "GGEN_LIFECYCLE")
+        atomic_write(self.path, dumps(data))
+        self._remember(lock_fd)
+        crash_point("state: written", "GGEN_LIFECYCLE")
+
+    def _remember(self, lock_fd: int) -> None:
+        """Record the identity of the state.json just written in the lock file (held)."""
+        try:
+            mark = _identity(os.stat(self.path)).encode()
+            os.pwrite(lock_fd, mark, 0)
+            os.ftruncate(lock_fd, len(mark))
+        except OSError:
+            pass  # the next append reads the whole file, as an update does
+
+    def _own_text(self, lock_fd: int) -> str | None:
+        """state.json's text if it is the file this package last wrote, else ``None``."""
+        try:
+            with open(self.path, "rb") as handle:
+                if os.pread(lock_fd, 200, 0).decode() != _identity(os.fstat(handle.fileno())):
+                    return None
+                raw = handle.read(MAX_STATE_BYTES + 1)
+            return raw.decode("utf-8") if len(raw) <= MAX_STATE_BYTES else None
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def record_task(self, record: Mapping[str, Any]) -> None:
-        self.update(lambda data: data["tasks"].append(dict(record)))
+        self.append((), [record])
 
     def record_run(self, record: Mapping[str, Any]) -> None:
         def change(data: dict[str, Any]) -> None:
@@ -245,6 +292,47 @@ class StateStore:
             runs.append(dict(record))
 
         self.update(change)
+
+
+def _identity(info: os.stat_result) -> str:
+    """What identifies one written version of a file: size, times (ctime cannot be set back by
+    programs) and inode, as the input-hash memo identifies files."""
+    return f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}"
+
+
+_HEAD = '{\n"format": 1,\n"runs": '
+_TASKS = ',\n"tasks": '
+
+
+def _spliced(
+    text: str | None, runs: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """``text`` (a state.json :func:`dumps` wrote) with the records added as lines and the
+    oldest beyond :data:`MAX_RECORDS` dropped; ``None`` when it is laid out otherwise.
+
+    A record is one line (JSON escapes every newline in a string), so ``",\\n"`` separates
+    records and nothing else."""
+    if text is None or not text.startswith(_HEAD) or not text.endswith("\n}\n"):
+        return None
+    old_runs, found, old_tasks = text[len(_HEAD) : -3].partition(_TASKS)
+    run_lines, task_lines = _record_lines(old_runs), _record_lines(old_tasks)
+    if not found or run_lines is None or task_lines is None:
+        return None
+    run_lines = (run_lines + [_jsonc.dumps(dict(r)) for r in runs])[-MAX_RECORDS:]
+    task_lines = (task_lines + [_jsonc.dumps(dict(t)) for t in tasks])[-MAX_RECORDS:]
+    return f"{_HEAD}{_list_text(run_lines)}{_TASKS}{_list_text(task_lines)}\n}}\n"
+
+
+def _record_lines(block: str) -> list[str] | None:
+    if block == "[]":
+        return []
+    if not block.startswith("[\n") or not block.endswith("\n]"):
+        return None
+    return block[2:-2].split(",\n")
+
+
+def _list_text(lines: list[str]) -> str:
+    return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
 
 
 class RunLock:
@@ -336,12 +424,8 @@ class StateWriter:
                 except Empty:
                     break
             if batch:
-
-                def append(data: dict[str, Any], records: list[dict[str, Any]] = batch) -> None:
-                    data["tasks"].extend(records)
-
                 try:
-                    self.store.update(append)
+                    self.store.append((), batch)
                 except Exception as exc:  # state is a record, never a reason to fail a run
                     self.warn(f"could not record {len(batch)} task(s) in state.json: {exc}")
 
