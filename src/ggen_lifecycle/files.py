@@ -154,7 +154,18 @@ def hash_files(
     base = str(root)
     if memo is None:
         return [(rel, sha256_file(os.path.join(base, rel))) for rel in files]
-    return [(rel, memo.digest(os.path.join(base, rel))) for rel in files]
+    rels = list(files)
+    if not rels:
+        return []
+    # each input's stat from the task's directory: the kernel walks the short relative path only
+    dir_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return [
+            (rel, memo.digest(os.path.join(base, rel), os.stat(rel, dir_fd=dir_fd)))
+            for rel in rels
+        ]
+    finally:
+        os.close(dir_fd)
 
 
 class HashMemo:
@@ -183,14 +194,20 @@ class HashMemo:
             except (OSError, ValueError, RecursionError):
                 self._entries = {}
 
-    def digest(self, full: Path | str) -> str:
+    def digest(self, full: Path | str, stat: os.stat_result | None = None) -> str:
+        """The sha256 of the file at ``full`` (whose ``os.stat`` is ``stat``, if given)."""
         key = os.fspath(full)
-        stat = os.stat(key)
-        identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
-        with self._lock:
-            known = self._entries.get(key)
-        if known is not None and known[:4] == identity:
+        stat = os.stat(key) if stat is None else stat
+        known = self._entries.get(key)  # one lookup: atomic without the lock
+        if (
+            known is not None
+            and known[0] == stat.st_size
+            and known[1] == stat.st_mtime_ns
+            and known[2] == stat.st_ctime_ns
+            and known[3] == stat.st_ino
+        ):
             return str(known[4])
+        identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
         digest = sha256_file(full)
         if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > self.RECENT_NS:
             with self._lock:
