@@ -80,7 +80,7 @@ def test_wheel_rebuilt_from_the_sdist_alone_is_complete(dist: Path, tmp_path: Pa
     packs = sorted(p.name for p in (REPO / "example_gpacks").iterdir() if p.is_dir())
     assert {f"{EMBEDDED}/{pack}/gpack.toml" for pack in packs} <= names
     assert "cleanroom = pytest_cleanroom.plugin" in entry_points
-    assert "ggen = ggen_cli.__main__:main" in entry_points
+    assert "ggen = ggen_cli.__main__:console" in entry_points
 
 
 def test_pip_installs_it_from_a_git_url(tmp_path: Path) -> None:
