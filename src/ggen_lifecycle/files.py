@@ -161,8 +161,7 @@ def hash_files(
     dir_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         return [
-            (rel, memo.digest(os.path.join(base, rel), os.stat(rel, dir_fd=dir_fd)))
-            for rel in rels
+            (rel, memo.digest(os.path.join(base, rel), os.stat(rel, dir_fd=dir_fd))) for rel in rels
         ]
     finally:
         os.close(dir_fd)
