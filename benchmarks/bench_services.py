@@ -5,6 +5,7 @@ Every tool runs the same generated suite of N tests (default 100) in which every
 table (Redis: a few keys), at -n 0 and -n 2, in fresh pytest processes:
 
     .venv/bin/python benchmarks/bench_services.py [--tests 100] [--json] [--skip-docker]
+        [--skip-podman]
 
 Columns: time from launching pytest to the first test body; the first test's fixture set-up
 (server start included); the median per-test isolation cost (fixture set-up + teardown); the
@@ -22,10 +23,12 @@ fixture on the same MariaDB binaries (pytest-mysql is installed for this script 
 fixtures are pointed at the project's locally built images (no registry answers here); it has no
 such fixture for MariaDB (``mariadb_service`` always names ``mariadb:11.4``), so its MariaDB row
 overrides ``mariadb_service`` with the plugin's own provider function ``_provide_mariadb_service``
-on cleanroom/mariadb:10.11. Like the testcontainers row, its suites create and drop a database per
-test themselves (pytest-databases gives one per worker). Each suite loads only its own plugin
-(plugin autoloading is off, so hypothesis, syrupy and the others installed here stay out), plus
-pytest-xdist, and Python's bytecode cache is on (in the work directory) even where
+on cleanroom/mariadb:10.11. The cleanroom container rows run on Docker and on Podman
+(``scripts/podman-engine.sh start`` and ``images``), each row saying its engine; a missing
+engine is said and its rows left out. Like the testcontainers row, its suites create and drop a
+database per test themselves (pytest-databases gives one per worker). Each suite loads only its
+own plugin (plugin autoloading is off, so hypothesis, syrupy and the others installed here stay
+out), plus pytest-xdist, and Python's bytecode cache is on (in the work directory) even where
 PYTHONDONTWRITEBYTECODE is set, as on a developer's machine. Figures are printed, never asserted.
 """
 
@@ -418,26 +421,40 @@ def pytest_databases_path() -> Path:
     return PYTEST_DATABASES
 
 
-def docker_ready() -> tuple[bool, str]:
+def engine_env(name: str) -> dict[str, str]:
+    """The environment that puts the plugin's services on engine ``name`` (its socket, which the
+    suites' environment would otherwise not name: CLEANROOM_* is cleared)."""
     sys.path.insert(0, str(REPO / "src"))
-    from pytest_cleanroom.services.providers import docker_status
+    from pytest_cleanroom.services.engines import ENGINES
 
-    ok, detail = docker_status()
+    variable = {"docker": "DOCKER_HOST", "podman": "CLEANROOM_PODMAN_HOST"}[name]
+    return {"CLEANROOM_SERVICES": name, variable: ENGINES[name].host()}
+
+
+def engine_ready(name: str) -> tuple[bool, str]:
+    """Whether engine ``name`` answers and holds the project's images, and what was found."""
+    sys.path.insert(0, str(REPO / "src"))
+    from pytest_cleanroom.services.engines import ENGINES
+
+    engine = ENGINES[name]
+    ok, detail = engine.status()
     if not ok:
-        return False, detail
+        return False, engine.with_fix(detail)
     out = subprocess.run(
         ["docker", "image", "inspect", *IMAGES],
         capture_output=True,
         check=False,
+        env={**os.environ, "DOCKER_HOST": engine.host()},
     )
-    return out.returncode == 0, detail if out.returncode == 0 else "images missing"
+    return out.returncode == 0, detail if out.returncode == 0 else f"images missing ({detail})"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tests", type=int, default=100, help="tests per suite (default 100)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--skip-docker", action="store_true", help="skip the container rows")
+    parser.add_argument("--skip-docker", action="store_true", help="skip the Docker rows")
+    parser.add_argument("--skip-podman", action="store_true", help="skip the Podman rows")
     parser.add_argument("--only", help="run only the rows whose label contains this text")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
@@ -471,9 +488,15 @@ def main() -> int:
     for name in ("pytest-databases", "pytest-databases-redis", "pytest-databases-mariadb"):
         (work / name / "conftest.py").write_text(PYTEST_DATABASES_CONFTEST)
 
-    have_docker, docker_detail = (False, "--skip-docker") if options.skip_docker else docker_ready()
-    if not have_docker:
-        progress(f"container rows skipped: {docker_detail}")
+    engines, skipped = [], []
+    for name, skip in (("docker", options.skip_docker), ("podman", options.skip_podman)):
+        ready, detail = (False, f"--skip-{name}") if skip else engine_ready(name)
+        if ready:
+            engines.append(name)
+        else:
+            skipped.append(f"{name} rows skipped: {detail}")
+            progress(skipped[-1])
+    have_docker = "docker" in engines
 
     pg_ctl = sorted(Path("/").glob(PG_CTL_GLOB.lstrip("/")))
     if not pg_ctl:
@@ -512,16 +535,22 @@ def main() -> int:
             ("pytest-mysql", "pytest-mysql", 0, mysql_peer, mysql_env),
             ("pytest-mysql", "pytest-mysql", 2, mysql_peer, mysql_env),
         ]
+    # The cleanroom container rows, each engine's next to the other's.
+    plan += [
+        (f"cleanroom{what} ({engine})", suite, workers, cleanroom, engine_env(engine))
+        for what, suite, workers in (
+            ("", "cleanroom", 0),
+            ("", "cleanroom", 2),
+            (" redis", "cleanroom-redis", 0),
+            (" mysql", "cleanroom-mysql", 0),
+            (" mysql", "cleanroom-mysql", 2),
+        )
+        for engine in engines
+    ]
     if have_docker:
-        docker_env = {"CLEANROOM_SERVICES": "docker"}
         plan += [
-            ("cleanroom (docker)", "cleanroom", 0, cleanroom, docker_env),
-            ("cleanroom (docker)", "cleanroom", 2, cleanroom, docker_env),
             ("testcontainers", "testcontainers", 0, peers, {}),
             ("testcontainers", "testcontainers", 2, peers, {}),
-            ("cleanroom redis (docker)", "cleanroom-redis", 0, cleanroom, docker_env),
-            ("cleanroom mysql (docker)", "cleanroom-mysql", 0, cleanroom, docker_env),
-            ("cleanroom mysql (docker)", "cleanroom-mysql", 2, cleanroom, docker_env),
         ]
         databases = ["-p", "pytest_databases._service"]
         databases_env = {"PYTHONPATH": f"{work / 'recorder'}{os.pathsep}{pytest_databases_path()}"}
@@ -566,6 +595,8 @@ def main() -> int:
         print(json.dumps([asdict(r) for r in runs], indent=1))
         return 0
     print_table(runs, options.tests)
+    for line in skipped:
+        print(line)
     return 0
 
 

@@ -17,8 +17,8 @@
 # the label io.cleanroom.inputs=<hash of what it was built from>: an image whose inputs are unchanged
 # is skipped (unless --rebuild), one whose inputs changed is rebuilt. The engine is found through
 # DOCKER_HOST (default: the socket of scripts/docker-engine.sh; scripts/podman-engine.sh images points
-# it at the Podman service, with --base-only: the backend's image, not the services'). --json prints
-# a summary on stdout.
+# it at the Podman service, where the same images serve the podman backend and services provider;
+# --base-only builds the backend's image alone). --json prints a summary on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -5,7 +5,8 @@
 #   scripts/podman-engine.sh stop            stop the service this script started
 #   scripts/podman-engine.sh status [--json] running or not (exit 0 / 3)
 #   scripts/podman-engine.sh env             prints: export CLEANROOM_PODMAN_HOST=unix://...
-#   scripts/podman-engine.sh images          build the podman backend's image (scripts/build-images.sh on this engine)
+#   scripts/podman-engine.sh images          build the project's images on this engine (scripts/build-images.sh):
+#                                            the podman backend's and the podman services provider's
 #
 # `podman system service --time=0` runs as root with its own storage (--root, --runroot), the
 # cgroupfs cgroup manager and file events (no systemd or journald needed), detached, logging to a
@@ -109,7 +110,7 @@ cmd_start() {
 
 cmd_images() {
   answers || die "no podman service answers on $SOCK: run $0 start"
-  DOCKER_HOST="unix://$SOCK" scripts/build-images.sh --base-only "$@"
+  DOCKER_HOST="unix://$SOCK" scripts/build-images.sh "$@"
 }
 
 case "${1:-}" in

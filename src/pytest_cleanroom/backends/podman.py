@@ -16,22 +16,20 @@ backend would be.
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 from pathlib import Path
 from typing import Any
 
-from ..containers.engine import unix_socket_path
+from ..containers.engine import CLEANROOM_PODMAN_HOST as CLEANROOM_PODMAN_HOST
+from ..containers.engine import PODMAN_HOST_ENV, podman_host, unix_socket_path
 from ..errors import BackendUnavailableError
 from ..policy import Policy
 from .base import ENFORCED_BY_PODMAN
 from .docker import DockerBackend
 
 #: Environment variable naming the Podman API socket (``unix://...``).
-HOST_ENV = "CLEANROOM_PODMAN_HOST"
-#: The socket of scripts/podman-engine.sh.
-CLEANROOM_PODMAN_HOST = "unix:///run/cleanroom-podman/podman.sock"
+HOST_ENV = PODMAN_HOST_ENV
 ENGINE_SCRIPT = "scripts/podman-engine.sh"
 #: Present where cgroup v2 is the only hierarchy (the service shares this machine's kernel).
 _UNIFIED_ONLY = Path("/sys/fs/cgroup/cgroup.controllers")
@@ -56,16 +54,7 @@ class PodmanBackend(DockerBackend):
     @classmethod
     def default_host(cls) -> str:
         """``CLEANROOM_PODMAN_HOST``, else the first of Podman's sockets that exists."""
-        given = os.environ.get(HOST_ENV, "").strip()
-        if given:
-            return given
-        own = CLEANROOM_PODMAN_HOST.removeprefix("unix://")
-        if os.geteuid() == 0:
-            system = "/run/podman/podman.sock"
-        else:
-            runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
-            system = f"{runtime}/podman/podman.sock"
-        return f"unix://{own if Path(own).exists() or not Path(system).exists() else system}"
+        return podman_host()
 
     def check(self, policy: Policy) -> None:
         """As the docker backend's; and a rootless service on cgroup v1, whose containers get no

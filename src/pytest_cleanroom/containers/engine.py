@@ -32,6 +32,10 @@ IMAGES_SCRIPT = "scripts/build-images.sh"
 CLEANROOM_DOCKER_HOST = "unix:///run/cleanroom-docker/docker.sock"
 STANDARD_DOCKER_HOST = "unix:///var/run/docker.sock"
 PERMISSION_FIX = "add your user to the docker group or fix the socket's permissions"
+#: Environment variable naming the Podman API socket (``unix://...``).
+PODMAN_HOST_ENV = "CLEANROOM_PODMAN_HOST"
+#: The socket of scripts/podman-engine.sh.
+CLEANROOM_PODMAN_HOST = "unix:///run/cleanroom-podman/podman.sock"
 
 _START_FIX = (
     "start a Docker engine (e.g. `sudo systemctl start docker`; in a pytest-cleanroom "
@@ -48,6 +52,22 @@ def docker_host() -> str:
     if Path(urlparse(CLEANROOM_DOCKER_HOST).path).exists():
         return CLEANROOM_DOCKER_HOST
     return STANDARD_DOCKER_HOST
+
+
+def podman_host() -> str:
+    """``CLEANROOM_PODMAN_HOST``, else the socket of scripts/podman-engine.sh if present, else
+    Podman's own (``/run/podman/podman.sock`` for root, ``$XDG_RUNTIME_DIR/podman/podman.sock``
+    for another user)."""
+    given = os.environ.get(PODMAN_HOST_ENV, "").strip()
+    if given:
+        return given
+    own = CLEANROOM_PODMAN_HOST.removeprefix("unix://")
+    if os.geteuid() == 0:
+        system = "/run/podman/podman.sock"
+    else:
+        runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+        system = f"{runtime}/podman/podman.sock"
+    return f"unix://{own if Path(own).exists() or not Path(system).exists() else system}"
 
 
 def unix_socket_path(host: str) -> Path | None:

@@ -21,7 +21,7 @@ def stop(handle: Handle, timeout: float = 10.0) -> str:
     if kind == "process":
         return stop_process(handle, timeout)
     if kind == "container":
-        from .docker_provider import remove_container
+        from .container_provider import remove_container
 
         return remove_container(handle)
     if kind == "external-postgres":

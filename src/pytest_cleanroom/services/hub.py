@@ -203,7 +203,7 @@ class ServiceHub:
         if settings.postgres_settings:
             raise ServiceConfigError(
                 "ini cleanroom_postgres_settings cannot be applied to an external server: set "
-                "them on that server, or let the plugin start its own (process or docker)"
+                "them on that server, or let the plugin start its own (process, docker or podman)"
             )
 
         s, run = self.settings, self.run
@@ -288,7 +288,7 @@ class ServiceHub:
             raise ServiceConfigError(
                 "Redis server settings (ini cleanroom_redis_settings or a fixture factory) cannot "
                 "be applied to an external server: set them on that server, or let the plugin "
-                "start its own (process or docker)"
+                "start its own (process, docker or podman)"
             )
         s = self.settings
         assert s.redis_url is not None

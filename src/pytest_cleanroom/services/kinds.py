@@ -1,19 +1,23 @@
 """The registry of service kinds (``postgres``, ``redis``, ``mysql``, and third parties').
 
 A kind says where its servers can come from: which binaries the process provider needs, which
-URL setting names an external server, and which function starts the run's server for each
-provider. Choosing a provider (:mod:`.providers`), starting servers (:mod:`.hub`) and the report
-header read this registry, not a list of names. Third parties add a kind with an entry point in
-the group ``pytest_cleanroom.services`` naming a :class:`ServiceKind` subclass.
+URL setting names an external server, which function starts the run's server for each
+provider, and which :class:`~.container_provider.ContainerService` runs it in a container on
+every engine of :mod:`.engines` (the ``docker`` and ``podman`` providers). Choosing a provider
+(:mod:`.providers`), starting servers (:mod:`.hub`) and the report header read this registry,
+not a list of names. Third parties add a kind with an entry point in the group
+``pytest_cleanroom.services`` naming a :class:`ServiceKind` subclass.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from . import binaries
+from .engines import ENGINES
 from .errors import ServiceConfigError, ServiceUnavailableError
 from .settings import ENV_MYSQL_URL, ENV_POSTGRES_URL, ENV_REDIS_URL, ServiceSettings
 
@@ -28,8 +32,11 @@ class ServiceKind:
     #: ``provider -> "module:function"`` starting (or, ``external``, connecting to) the run's
     #: server (module relative to this package when it starts with a dot);
     #: ``function(settings, run_id=, owner=)`` returns a :class:`~.registry.Started`. Providers
-    #: missing here cannot serve this kind.
+    #: missing here (and not served by :attr:`container`) cannot serve this kind.
     starters: ClassVar[dict[str, str]]
+    #: ``"module:Class"`` of the kind's :class:`~.container_provider.ContainerService`
+    #: subclass: its server in a container on every engine (``None``: no container provider).
+    container: ClassVar[str | None] = None
     #: How to get the binaries, said when the process provider cannot serve.
     install_hint: ClassVar[str]
     #: The environment variable naming an external server (``None``: no external provider).
@@ -49,19 +56,30 @@ class ServiceKind:
         """Why the process provider cannot serve and how to fix it."""
         return self.install_hint
 
+    def serves(self, provider: str) -> bool:
+        """Whether ``provider`` can start (or connect to) this kind's server."""
+        return provider in self.starters or (self.container is not None and provider in ENGINES)
+
     def starter(self, provider: str) -> Callable[..., Any]:
         """The function that starts this kind's server with ``provider``."""
-        module, _, function = self.starters[provider].partition(":")
-        package = __package__ if module.startswith(".") else None
-        return getattr(importlib.import_module(module, package), function)  # type: ignore[no-any-return]
+        if provider not in self.starters and self.container and provider in ENGINES:
+            from .container_provider import start_in_container
+
+            return functools.partial(start_in_container, _load(self.container), provider)
+        return _load(self.starters[provider])  # type: ignore[no-any-return]
+
+
+def _load(reference: str) -> Any:
+    """``module:name`` (module relative to this package when it starts with a dot)."""
+    module, _, name = reference.partition(":")
+    package = __package__ if module.startswith(".") else None
+    return getattr(importlib.import_module(module, package), name)
 
 
 class PostgresKind(ServiceKind):
     name = "postgres"
-    starters = {
-        "process": ".pg_process:start_postgres",
-        "docker": ".docker_provider:start_postgres",
-    }
+    starters = {"process": ".pg_process:start_postgres"}
+    container = ".pg_container:PostgresContainer"
     install_hint = binaries.POSTGRES_INSTALL_HINT
     url_env = ENV_POSTGRES_URL
 
@@ -84,7 +102,8 @@ class PostgresKind(ServiceKind):
 
 class RedisKind(ServiceKind):
     name = "redis"
-    starters = {"process": ".redis_process:start_redis", "docker": ".docker_provider:start_redis"}
+    starters = {"process": ".redis_process:start_redis"}
+    container = ".redis_container:RedisContainer"
     install_hint = binaries.REDIS_INSTALL_HINT
     url_env = ENV_REDIS_URL
     per_worker = True  # server-wide state (pub/sub, CONFIG, functions) stays in one worker
@@ -101,9 +120,9 @@ class MysqlKind(ServiceKind):
     name = "mysql"
     starters = {
         "process": ".mysql_process:start_mysql",
-        "docker": ".mysql_docker:start_mysql",
         "external": ".mysql_external:connect_mysql",
     }
+    container = ".mysql_container:MysqlContainer"
     install_hint = binaries.MYSQL_INSTALL_HINT
     url_env = ENV_MYSQL_URL
 

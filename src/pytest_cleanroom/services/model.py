@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LogSource:
-    """Where a server writes its log: a file (process), a container (docker) or nowhere."""
+    """Where a server writes its log: a file (process), a container (docker, podman) or nowhere."""
 
     kind: str = "none"
     path: str | None = None
@@ -50,8 +50,8 @@ class LogSource:
                     text = fh.read().decode(errors="replace")
             except OSError:
                 return ""
-        elif self.kind == "docker" and self.container_id:
-            from .docker_provider import container_logs
+        elif self.kind == "container" and self.container_id:
+            from .container_provider import container_logs
 
             text = container_logs(self, since=since, max_lines=max_lines)
         lines = text.splitlines()

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .engines import ENGINES
 from .errors import ServiceConfigError
 
-PROVIDERS: tuple[str, ...] = ("auto", "process", "docker", "external")
+PROVIDERS: tuple[str, ...] = ("auto", "process", *ENGINES, "external")
 DEFAULT_POSTGRES_IMAGE = "cleanroom/postgres:15"
 DEFAULT_REDIS_IMAGE = "cleanroom/redis:7"
 DEFAULT_MYSQL_IMAGE = "cleanroom/mariadb:10.11"
@@ -32,13 +33,13 @@ ENV_START_TIMEOUT = "CLEANROOM_SERVICES_START_TIMEOUT"
 
 # ini key -> (help, default shown in --help)
 INI_KEYS: dict[str, tuple[str, str]] = {
-    "cleanroom_services": ("Where postgres/redis come from: auto|process|docker|external.", "auto"),
+    "cleanroom_services": (f"Where the services come from: {'|'.join(PROVIDERS)}.", "auto"),
     "cleanroom_postgres_url": (f"PostgreSQL URL of an external server ({ENV_POSTGRES_URL}).", ""),
     "cleanroom_redis_url": (f"Redis URL of an external server ({ENV_REDIS_URL}).", ""),
     "cleanroom_mysql_url": (f"MariaDB URL of an external server ({ENV_MYSQL_URL}).", ""),
-    "cleanroom_postgres_image": ("Image of the docker provider's PostgreSQL container.", ""),
-    "cleanroom_redis_image": ("Image of the docker provider's Redis container.", ""),
-    "cleanroom_mysql_image": ("Image of the docker provider's MariaDB container.", ""),
+    "cleanroom_postgres_image": ("Image of the container providers' PostgreSQL.", ""),
+    "cleanroom_redis_image": ("Image of the container providers' Redis.", ""),
+    "cleanroom_mysql_image": ("Image of the container providers' MariaDB.", ""),
     "cleanroom_postgres_template": (
         "SQL files (relative to the ini file) and/or module:function callables, one a line, "
         "that load the template every test database is cloned from.",

@@ -30,7 +30,7 @@ RECORD = """
 import json, sys
 from pytest_cleanroom.containers import owner_labels
 from pytest_cleanroom.owner import Owner
-from pytest_cleanroom.services.docker_provider import labels
+from pytest_cleanroom.services.container_provider import labels
 owner = Owner.current()
 print(json.dumps({"labels": owner_labels(role="backend"), "group": owner.group_prefix() + "0",
                   "service_labels": labels("run", owner, "postgres")}))

@@ -6,9 +6,11 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from pytest_cleanroom.services.binaries import find_postgres, find_redis
-from pytest_cleanroom.services.providers import docker_status
+from pytest_cleanroom.services.engines import DOCKER, ENGINES, ContainerEngine, client_at
 from pytest_cleanroom.services.settings import ServiceSettings
 from tests.conftest import require
 
@@ -99,26 +101,56 @@ def need_redis() -> None:
     require(find_redis() is not None, "redis-server (apt-get install redis-server)")
 
 
-@pytest.fixture
-def need_docker() -> None:
-    ok, detail = docker_status()
-    require(ok, f"a Docker engine ({detail}; scripts/docker-engine.sh start)")
-    client = docker_client()
+#: The services' images, built on each engine by the test command (scripts/test.sh).
+IMAGES = ("cleanroom/postgres:15", "cleanroom/redis:7", "cleanroom/mariadb:10.11")
+START = {"docker": "scripts/docker-engine.sh start", "podman": "scripts/podman-engine.sh start"}
+
+
+def require_engine(engine: ContainerEngine) -> None:
+    """Skip locally (fail in CI) unless ``engine`` answers and holds the services' images."""
+    import docker.errors
+
+    ok, detail = engine.status()
+    require(ok, f"a {engine.title} ({detail}; {START[engine.name]})")
+    client = client_at(engine.host())
     try:
-        names = {tag for image in client.images.list() for tag in image.tags}
+        for image in IMAGES:
+            try:
+                client.images.get(image)
+            except docker.errors.ImageNotFound:
+                require(False, f"image {image} on the {engine.title} ({engine.images_fix})")
     finally:
         client.close()
-    for image in ("cleanroom/postgres:15", "cleanroom/redis:7"):
-        require(image in names, f"image {image} (scripts/build-images.sh)")
 
 
-def docker_client() -> Any:
-    """A docker SDK client on the engine the services use (DOCKER_HOST or the project's)."""
-    import docker
+@pytest.fixture
+def need_docker() -> None:
+    require_engine(DOCKER)
 
-    from pytest_cleanroom.containers import docker_host
 
-    return docker.DockerClient(base_url=docker_host())
+@pytest.fixture(
+    params=[
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("podman", marks=pytest.mark.podman),
+    ]
+)
+def engine(request: pytest.FixtureRequest) -> ContainerEngine:
+    """Each container engine in turn, once it answers with the services' images."""
+    found = ENGINES[request.param]
+    require_engine(found)
+    return found
+
+
+def engine_env(engine: ContainerEngine) -> dict[str, str]:
+    """What a child run needs to serve its services from ``engine`` (its provider, its socket)."""
+    variable = {"docker": "DOCKER_HOST", "podman": "CLEANROOM_PODMAN_HOST"}[engine.name]
+    return {"CLEANROOM_SERVICES": engine.name, variable: engine.host()}
+
+
+def docker_client(engine: ContainerEngine = DOCKER) -> Any:
+    """A docker SDK client on ``engine`` as the services find it (DOCKER_HOST or the project's
+    engine; CLEANROOM_PODMAN_HOST or the project's Podman service)."""
+    return client_at(engine.host())
 
 
 def child_env(runtime_dir: Path, **extra: str) -> dict[str, str]:
@@ -155,3 +187,30 @@ def wait_for_file(path: Path, proc: subprocess.Popen[str], timeout: float = 120)
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} never appeared")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def mute_socket(path: Path) -> Iterator[list[socket.socket]]:
+    """A socket at ``path`` that accepts connections and never answers, as a hung engine does
+    (stopping the machine's shared engines to get a real one is not ours to do); yields the
+    connections it accepted."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield held
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+        path.unlink()

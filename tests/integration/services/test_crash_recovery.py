@@ -14,6 +14,7 @@ import pytest
 
 from pytest_cleanroom.services import cleanup
 from pytest_cleanroom.services.binaries import find_postgres
+from pytest_cleanroom.services.engines import ContainerEngine
 from pytest_cleanroom.services.hub import RunContext, ServiceHub, teardown_run
 from pytest_cleanroom.services.registry import Owner, Registry
 from pytest_cleanroom.services.settings import ServiceSettings
@@ -21,6 +22,7 @@ from pytest_cleanroom.services.settings import ServiceSettings
 from .conftest import (
     child_env,
     docker_client,
+    engine_env,
     leftovers,
     processes_under,
     run_pytest,
@@ -113,23 +115,39 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-@pytest.mark.usefixtures("need_docker")
-@pytest.mark.docker
+REDIS_ONLY = """
+def test_redis(redis):
+    pass
+"""
+
+
+@pytest.mark.parametrize("record", ["kept", "lost"])
 def test_sigkill_of_pytest_leaves_containers_that_the_next_run_removes(
-    tmp_path: Path, runtime_dir: Path
+    engine: ContainerEngine, tmp_path: Path, runtime_dir: Path, record: str
 ) -> None:
-    proc = start_holding_run(tmp_path, child_env(runtime_dir, CLEANROOM_SERVICES="docker"))
+    """``kept``: the next run's sweep of the leftovers registry removes them. ``lost``: the
+    runtime directory was wiped too (a reboot's /tmp), and the next run that starts a container
+    on the same engine removes the dead owner's containers by their labels."""
+    proc = start_holding_run(tmp_path, child_env(runtime_dir, **engine_env(engine)))
     owner = f"io.cleanroom.owner-pid={proc.pid}"
-    client = docker_client()
+    client = docker_client(engine)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         running = client.containers.list(filters={"label": owner})
         assert len(running) == 2, "postgres and redis containers outlive the killed run"
-
-        assert "removed postgres of crashed run" in run_later(tmp_path, runtime_dir)
+        if record == "kept":
+            assert "removed postgres of crashed run" in run_later(tmp_path, runtime_dir)
+            assert server_dirs(runtime_dir) == []
+        else:
+            for path in (runtime_dir / "registry").iterdir():
+                path.unlink()  # the registry forgot them: only the labels remain
+            (tmp_path / "later").mkdir()
+            (tmp_path / "later" / "test_redis.py").write_text(REDIS_ONLY)
+            env = child_env(runtime_dir, **engine_env(engine))
+            result = run_pytest(tmp_path / "later", env)
+            assert result.returncode == 0, result.stdout + result.stderr
         assert client.containers.list(all=True, filters={"label": owner}) == []
-        assert server_dirs(runtime_dir) == []
     finally:
         for container in client.containers.list(all=True, filters={"label": owner}):
             container.remove(force=True)

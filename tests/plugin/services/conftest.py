@@ -11,8 +11,9 @@ import pytest
 
 from pytest_cleanroom.services.binaries import find_postgres, find_redis
 from tests.conftest import require
-from tests.integration.services.conftest import (  # noqa: F401 (need_docker is a fixture)
+from tests.integration.services.conftest import (  # noqa: F401 (engine, need_docker: fixtures)
     data_dir_of,
+    engine,
     kill_all,
     leftovers,
     need_docker,

@@ -7,10 +7,13 @@ import re
 import shutil
 from pathlib import Path
 
+import docker  # noqa: F401  (loaded before pytester snapshots sys.modules)
 import pytest
 
 from pytest_cleanroom.services.binaries import find_mysql, find_postgres
+from pytest_cleanroom.services.engines import PODMAN
 from tests.conftest import require, require_binary
+from tests.integration.services.conftest import require_engine
 from tests.plugin.services.test_django import use_pytest_django
 
 pytest_plugins = ("pytester",)
@@ -41,7 +44,8 @@ def examples() -> dict[str, dict[str, str]]:
 
 def test_the_doc_has_examples() -> None:
     names = {"quickstart", "template", "settings", "server-state", "drivers", "sandbox"}
-    assert set(examples()) == names | {"django", "mysql", "factories", "majors", "alembic"}
+    others = {"django", "mysql", "factories", "majors", "alembic", "podman"}
+    assert set(examples()) == names | others
 
 
 @pytest.mark.parametrize("name", sorted(examples()))
@@ -55,6 +59,8 @@ def test_example_runs_as_written(
             require(importlib.util.find_spec(module) is not None, f"{module} (scripts/setup.sh)")
     if name == "mysql":
         require(find_mysql() is not None, "MariaDB's server (apt-get install mariadb-server)")
+    if name == "podman":
+        require_engine(PODMAN)
     if name == "majors":
         require(find_postgres(None, 16) is not None, "PostgreSQL 16 (scripts/setup.sh: pgserver)")
     if name == "sandbox":

@@ -1,5 +1,6 @@
-"""The mysql fixture on the docker provider (a container of cleanroom/mariadb) and on the external
-provider (a URL): the promises test_mysql.py checks on the process provider, kept on both."""
+"""The mysql fixture on the container providers (a container of cleanroom/mariadb on Docker and on
+Podman) and on the external provider (a URL): the promises test_mysql.py checks on the process
+provider, kept on each."""
 
 from __future__ import annotations
 
@@ -8,18 +9,24 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker  # noqa: F401  (loaded before pytester snapshots sys.modules; see need_image)
+import docker  # noqa: F401  (loaded before pytester snapshots sys.modules)
 import pytest
 
 from pytest_cleanroom.services import mysql_process
 from pytest_cleanroom.services.binaries import find_mysql
+from pytest_cleanroom.services.engines import ENGINES, ContainerEngine
 from pytest_cleanroom.services.errors import ServiceStartError
 from pytest_cleanroom.services.mysql import MysqlServer
 from pytest_cleanroom.services.mysql_external import connect_mysql
 from pytest_cleanroom.services.registry import Owner
 from pytest_cleanroom.services.settings import ServiceSettings
 from tests.conftest import require, require_binary
-from tests.integration.services.conftest import child_env, docker_client
+from tests.integration.services.conftest import (
+    child_env,
+    docker_client,
+    engine_env,
+    require_engine,
+)
 from tests.integration.services.test_crash_recovery import run_later, start_holding_run
 from tests.integration.services.test_external import SECRET, team_server
 
@@ -27,8 +34,6 @@ from .test_mysql import BREAK_OUT, ISOLATION, SANDBOX
 
 pytest_plugins = ("pytester",)
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("runtime_dir")]
-
-IMAGE = "cleanroom/mariadb:10.11"
 
 
 @pytest.fixture(scope="module")
@@ -61,28 +66,24 @@ def objects(server: MysqlServer) -> tuple[set[str], set[str]]:
     return databases, users
 
 
-@pytest.fixture(params=["docker", "external"])
+@pytest.fixture(
+    params=[
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("podman", marks=pytest.mark.podman),
+        "external",
+    ]
+)
 def provider(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The provider under test, set up through the environment as a user would."""
-    if request.param == "docker":
-        request.getfixturevalue("need_docker")
-        need_image()
-        monkeypatch.setenv("CLEANROOM_SERVICES", "docker")
+    if request.param in ENGINES:
+        engine = ENGINES[request.param]
+        require_engine(engine)  # the engine answers and holds cleanroom/mariadb
+        for name, value in engine_env(engine).items():
+            monkeypatch.setenv(name, value)
     else:
         team = request.getfixturevalue("team_mariadb")
         monkeypatch.setenv("CLEANROOM_MYSQL_URL", team_url(team))
     return str(request.param)
-
-
-def need_image() -> None:
-    # pytester drops the modules a test imported first: a docker client made in one test and
-    # requests' cookie jar re-imported in the next ("You can only merge into CookieJar").
-    client = docker_client()
-    try:
-        names = {tag for image in client.images.list() for tag in image.tags}
-    finally:
-        client.close()
-    require(IMAGE in names, f"image {IMAGE} (scripts/build-images.sh)")
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
@@ -123,15 +124,13 @@ def test_server_wide_changes_are_refused_or_undone(
     result.assert_outcomes(passed=14)
 
 
-@pytest.mark.docker
-@pytest.mark.usefixtures("need_docker")
 def test_a_sandbox_reaches_the_container_only_when_the_policy_lists_it(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, engine: ContainerEngine
 ) -> None:
     require_binary("bwrap", "apt-get install bubblewrap")
     require_binary("mariadb", "apt-get install mariadb-client")
-    need_image()
-    monkeypatch.setenv("CLEANROOM_SERVICES", "docker")
+    for name, value in engine_env(engine).items():
+        monkeypatch.setenv(name, value)
     pytester.makepyfile(test_sandbox=SANDBOX)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)  # listed (standard, locked as nobody), not listed
@@ -150,20 +149,18 @@ def test_hold(mysql):
 """
 
 
-@pytest.mark.docker
-@pytest.mark.usefixtures("need_docker")
 def test_a_killed_runs_container_is_removed_by_the_next_run(
-    tmp_path: Path, runtime_dir: Path
+    tmp_path: Path, runtime_dir: Path, engine: ContainerEngine
 ) -> None:
-    need_image()
-    env = child_env(runtime_dir, CLEANROOM_SERVICES="docker")
+    env = child_env(runtime_dir, **engine_env(engine))
     proc = start_holding_run(tmp_path, env, script=HOLD)
     owner = f"io.cleanroom.owner-pid={proc.pid}"
-    client = docker_client()
+    client = docker_client(engine)
     try:
         (container,) = client.containers.list(filters={"label": owner})
         assert container.labels["io.cleanroom.role"] == "mysql"
         bindings = container.attrs["HostConfig"]["PortBindings"]["3306/tcp"]
+        assert container.labels["io.cleanroom.run"]  # its run, for the labelled sweep
         assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]  # loopback only
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import docker  # noqa: F401  (loaded before pytester snapshots sys.modules)
 import pytest
 
 from pytest_cleanroom.services import factories
 from pytest_cleanroom.services.binaries import find_postgres
+from pytest_cleanroom.services.engines import ContainerEngine
 from pytest_cleanroom.services.errors import ServiceConfigError
 from pytest_cleanroom.services.settings import ServiceSettings
 from tests.conftest import require
@@ -110,14 +112,13 @@ def test_a_major_the_machine_lacks_is_one_error_naming_what_it_has(
     )
 
 
-@pytest.mark.docker
-@pytest.mark.usefixtures("need_docker")
-def test_the_docker_provider_refuses_an_image_of_another_major_before_starting_it(
-    pytester: pytest.Pytester,
+def test_the_container_provider_refuses_an_image_of_another_major_before_starting_it(
+    pytester: pytest.Pytester, engine: ContainerEngine
 ) -> None:
     pytester.makeini("[pytest]\ncleanroom_postgres_version = 42\n")
     pytester.makepyfile(test_one="def test_one(postgres):\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cleanroom-services=docker")
+    services = f"--cleanroom-services={engine.name}"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", services)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         ["*PostgreSQL 42 but image cleanroom/postgres:15 runs 15*cleanroom_postgres_image*"]

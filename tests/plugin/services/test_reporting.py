@@ -131,11 +131,12 @@ def test_bad_settings_are_usage_errors(
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
 
 
-def test_auto_with_nothing_usable_lists_the_three_fixes(
+def test_auto_with_nothing_usable_lists_every_fix(
     pytester: pytest.Pytester, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # No URL, no binaries (hidden by a mount namespace), Docker's socket absent.
+    # No URL, no binaries (hidden by a mount namespace), Docker's and Podman's sockets absent.
     monkeypatch.setenv("DOCKER_HOST", f"unix://{runtime_dir}/no-docker.sock")
+    monkeypatch.setenv("CLEANROOM_PODMAN_HOST", f"unix://{runtime_dir}/no-podman.sock")
     pytester.makepyfile(
         "def test_db(postgres):\n    pass\n\n"
         "def test_cache(redis):\n    pass\n\n"
@@ -147,12 +148,13 @@ def test_auto_with_nothing_usable_lists_the_three_fixes(
         [
             "cleanroom services: postgres=unavailable (no postgres provider can serve*",
             "*ServiceUnavailableError: no postgres provider can serve (no URL configured, no "
-            "postgres server binaries, no Docker socket at */no-docker.sock); fix one of: "
+            "postgres server binaries, no Docker socket at */no-docker.sock, * socket at "
+            "*/no-podman.sock*); fix one of: "
             "(1) point at a running server: set CLEANROOM_POSTGRES_URL (or "
             "--cleanroom-postgres-url); (2) install PostgreSQL's server*; "
-            "(3) start a Docker engine (dockerd)*",
+            "(3) start a Docker engine (dockerd)*; (4) start Podman's API service*",
             "*ServiceUnavailableError: no redis provider can serve*(1)*CLEANROOM_REDIS_URL*"
-            "(2) install Redis*(3) start a Docker engine*",
+            "(2) install Redis*(3) start a Docker engine*(4) start Podman's API service*",
         ]
     )
 
