@@ -189,7 +189,7 @@ class ServiceHub:
     def _start_server(
         self, service: str, provider: str, settings: ServiceSettings | None = None
     ) -> dict[str, Any]:
-        """Start the run's ``service`` server with the process or docker provider (their
+        """Start the run's ``service`` server with the process, docker or podman provider (their
         modules are imported only here: they load psycopg, redis-py or testcontainers)."""
         start: Callable[..., Started[Any]] = kind(service).starter(provider)
         started = start(settings or self.settings, run_id=self.run.run_id, owner=self.run.owner)
@@ -263,7 +263,7 @@ class ServiceHub:
 
     def redis_server(self, settings: ServiceSettings | None = None) -> RedisServer:
         """This worker's Redis server, started on first use: one per xdist worker (the process
-        and docker providers), so that server-wide state (pub/sub, CONFIG, functions) stays
+        and container providers), so that server-wide state (pub/sub, CONFIG, functions) stays
         within one worker; an external server is shared by all. ``settings``: the one with other
         server settings (see :mod:`.factories`)."""
         import redis  # noqa: F401  (missing client: say so before starting a server)

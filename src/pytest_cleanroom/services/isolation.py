@@ -232,7 +232,7 @@ def reset_server_state(server: PostgresServer, roles_before: frozenset[str]) -> 
 class RedisSlot:
     """A Redis database index for one test at a time, emptied after each test.
 
-    On a ``dedicated`` server (one per xdist worker: the process and docker providers) the whole
+    On a ``dedicated`` server (one per xdist worker: the process and container providers) the whole
     server is reset after each test as well: functions and scripts flushed, ``CONFIG SET``
     changes and ACL users put back as they were, pub/sub subscribers disconnected. On a shared
     server (external) only the index is flushed.

@@ -373,7 +373,7 @@ class RedisServer(_Server):
     #: Password of the ``default`` user, whose rights are narrowed for sandboxes (``None``: the
     #: server is not ours to narrow, e.g. external; sandboxes get the URL's user).
     sandbox_password: str | None = None
-    #: This server serves one xdist worker alone (process and docker providers).
+    #: This server serves one xdist worker alone (process and container providers).
     dedicated: bool = False
 
     def url(self, db: int = 0) -> str:

@@ -121,9 +121,9 @@ class ServiceSettings:
     redis_image: str = DEFAULT_REDIS_IMAGE
     mysql_image: str = DEFAULT_MYSQL_IMAGE
     postgres_template: tuple[str, ...] = ()
-    #: Server settings given on the command line of the process and docker providers' server.
+    #: Server settings given on the command line of the process and container providers' server.
     postgres_settings: tuple[tuple[str, str], ...] = ()
-    #: Settings written into the config file of the process and docker providers' Redis.
+    #: Settings written into the config file of the process and container providers' Redis.
     redis_settings: tuple[tuple[str, str], ...] = ()
     start_timeout: float = DEFAULT_START_TIMEOUT
     postgres_bin_dir: Path | None = None
@@ -153,8 +153,8 @@ class ServiceSettings:
         if wanted is not None and version_num // 10000 != wanted:
             raise ServiceConfigError(
                 f"cleanroom_postgres_version asks for PostgreSQL {wanted} but {what} runs "
-                f"{version_num // 10000}: point it at a server of {wanted} (the docker provider: "
-                "ini cleanroom_postgres_image), or use the process provider"
+                f"{version_num // 10000}: point it at a server of {wanted} (the container "
+                "providers: ini cleanroom_postgres_image), or use the process provider"
             )
 
     def with_changes(self, **changes: Any) -> ServiceSettings:

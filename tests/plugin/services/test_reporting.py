@@ -95,8 +95,8 @@ def test_external_without_a_url_says_which_variable_to_set(pytester: pytest.Pyte
     [
         ({"ini": "cleanroom_services = sometimes"}, "ini cleanroom_services='sometimes' is not*"),
         (
-            {"env": ("CLEANROOM_SERVICES", "podman")},
-            "CLEANROOM_SERVICES='podman' is not a services*",
+            {"env": ("CLEANROOM_SERVICES", "kubernetes")},
+            "CLEANROOM_SERVICES='kubernetes' is not a services*",
         ),
         (
             {"env": ("CLEANROOM_POSTGRES_URL", "mysql://u:p@h/db")},
