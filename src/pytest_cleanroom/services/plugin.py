@@ -228,7 +228,10 @@ def _teardown(config: pytest.Config) -> list[str]:
     return teardown_run(state_dir)
 
 
-@pytest.hookimpl(trylast=True)
+# tryfirst: before pytest's own sessionfinish removes its basetemp's .lock, after which another
+# pytest of the same user may delete that directory (an old numbered one) with the servers'
+# state files in it. xdist's workers have finished their sessions by now.
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     problems = _teardown(session.config)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

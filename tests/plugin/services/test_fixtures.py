@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,38 @@ def test_under_xdist_one_postgres_serves_every_worker_and_each_has_its_redis(
     redis_ports = {row[0]: row[3] for row in rows}  # one redis per worker, database 0
     assert len(set(redis_ports.values())) == len(workers_seen)
     assert {row[4] for row in rows} == {"0"}
+
+
+# Records, at the services' teardown, whether pytest still locks the run's basetemp.
+LOCK_SPY = """
+from pathlib import Path
+
+import pytest_cleanroom.services.plugin as plugin
+
+real = plugin.teardown_run
+
+
+def teardown_run(state_dir):
+    Path("locked-at-teardown").write_text(str((state_dir.parent / ".lock").exists()))
+    return real(state_dir)
+
+
+plugin.teardown_run = teardown_run
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_servers_stop_while_pytest_still_locks_the_run_directory(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """pytest removes its basetemp's .lock in its own sessionfinish; from then on another
+    pytest of the same user may delete the directory as an old numbered one, and the servers'
+    state files are in it. So they are stopped first (seen: a FileNotFoundError on a state file
+    ended a docker-provider run at -n 2 while other suites ran)."""
+    temproot = pytester.mkdir("temproot")  # a default, numbered basetemp: no --basetemp
+    monkeypatch.setenv("PYTEST_DEBUG_TEMPROOT", str(temproot))
+    pytester.makeconftest(LOCK_SPY)
+    pytester.makepyfile("def test_one(redis):\n    redis.client().ping()\n")
+    result = pytester.run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", workers)
+    assert result.ret == 0, result.stdout.str()
+    assert (pytester.path / "locked-at-teardown").read_text() == "True"
