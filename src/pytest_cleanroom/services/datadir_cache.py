@@ -90,7 +90,7 @@ def _build(
         account.chown(work.path)
         data = work.path / "data"
         argv = list(initialise(data))
-        _run(argv, work, account, deadline)
+        _run(argv, work, account, deadline, settings.start_timeout)
         staging = entry.parent / f".{entry.name}.{secrets.token_hex(4)}"
         staging.mkdir()
         shutil.move(str(data), str(staging / "data"))
@@ -102,7 +102,9 @@ def _build(
         work.discard()
 
 
-def _run(argv: list[str], work: ServerDir, account: Account, deadline: float) -> None:
+def _run(
+    argv: list[str], work: ServerDir, account: Account, deadline: float, timeout: float
+) -> None:
     log = work.path / "init.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -122,7 +124,9 @@ def _run(argv: list[str], work: ServerDir, account: Account, deadline: float) ->
             code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise ServiceStartError(
-                f"{argv[0]} did not finish before the start timeout: {log.read_text()[-2000:]}"
+                f"{argv[0]} did not finish before the start timeout ({timeout:g} s; raise "
+                "cleanroom_services_start_timeout if the machine is slow); its output:\n"
+                f"{log.read_text()[-2000:]}"
             ) from None
     if code != 0:
         raise ServiceStartError(f"{argv[0]} failed with status {code}:\n{log.read_text()[-3000:]}")

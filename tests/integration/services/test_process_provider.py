@@ -246,6 +246,21 @@ def test_start_timeout_is_a_hard_limit(settings: ServiceSettings, runtime_dir: P
     assert_nothing_left(runtime_dir)
 
 
+@pytest.mark.usefixtures("need_postgres")
+def test_an_initdb_slower_than_the_start_timeout_names_the_setting(
+    settings: ServiceSettings, runtime_dir: Path, tmp_path: Path
+) -> None:
+    # A cold cache of data directories, so initdb runs (the VM's emulated initdb took minutes).
+    settings = settings.with_changes(start_timeout=0.001, cache_dir=tmp_path / "cache")
+    with pytest.raises(
+        ServiceStartError,
+        match=r"^/\S+/initdb did not finish before the start timeout \(0\.001 s; raise "
+        r"cleanroom_services_start_timeout if the machine is slow\); its output:\n",
+    ):
+        pg_process.start_postgres(settings, run_id="slow", owner=Owner.current())
+    assert_nothing_left(runtime_dir)
+
+
 def test_missing_binaries_name_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(ServiceUnavailableError, match=r"apt-get install postgresql.*brew"):
         require_postgres(tmp_path)
