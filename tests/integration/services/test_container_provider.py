@@ -16,7 +16,7 @@ import redis as redis_py
 
 from pytest_cleanroom.services import cleanup, kinds
 from pytest_cleanroom.services.engines import DOCKER, ENGINES, PODMAN, ContainerEngine
-from pytest_cleanroom.services.errors import ServiceUnavailableError
+from pytest_cleanroom.services.errors import ServiceStartError, ServiceUnavailableError
 from pytest_cleanroom.services.isolation import DatabaseFactory
 from pytest_cleanroom.services.model import RedisDatabase
 from pytest_cleanroom.services.providers import choose
@@ -176,6 +176,27 @@ def test_a_missing_image_is_named_with_the_fix(
     assert "cleanroom/no-such-image:0" in str(info.value)
     assert "cleanroom_postgres_image" in str(info.value)
     assert engine.images_fix in str(info.value)
+    assert list(Registry(runtime_dir).records()) == []
+    assert [p.name for p in runtime_dir.iterdir() if p.name != "registry"] == []
+
+
+def test_a_server_that_never_answers_fails_at_the_start_timeout_with_its_log(
+    engine: ContainerEngine, settings: ServiceSettings, runtime_dir: Path
+) -> None:
+    # listen_addresses '': the server runs, on its unix socket only, so it never answers the
+    # provider's probe over TCP.
+    settings = settings.with_changes(
+        start_timeout=5.0, postgres_settings=(("listen_addresses", "''"),)
+    )
+    with pytest.raises(ServiceStartError, match="not ready before the start timeout") as info:
+        start("postgres", engine, settings, "dk5")
+    assert "raise cleanroom_services_start_timeout" in str(info.value)
+    assert "its log:" in str(info.value)
+    client = docker_client(engine)
+    try:
+        assert client.containers.list(all=True, filters={"name": "cleanroom-dk5-"}) == []
+    finally:
+        client.close()
     assert list(Registry(runtime_dir).records()) == []
     assert [p.name for p in runtime_dir.iterdir() if p.name != "registry"] == []
 
