@@ -120,6 +120,7 @@ static struct {
 } rlims[8];
 static int n_rlims;
 static const char *self_path = "";
+static int status_fd = -1; /* where the init of a command entering a warm sandbox reports */
 
 static void fail(const char *fmt, ...) {
     char line[4096];
@@ -720,7 +721,12 @@ static void enter(void) {
     join_holder();
     pid_t init = fork();
     if (init < 0) fail("fork: %s", strerror(errno));
-    if (init > 0) _exit(wait_for(init));
+    if (init > 0) {
+        /* Nothing more to say or report: the command's streams end with the command. */
+        for (int fd = 0; fd < 3; fd++) close(fd);
+        if (status_fd >= 0) close(status_fd);
+        _exit(wait_for(init));
+    }
     check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "die with the launcher", "");
     check(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private", "");
     for (int i = 0; i < n_ops; i++) apply_fresh(i);
@@ -728,7 +734,15 @@ static void enter(void) {
     pid_t child = fork();
     if (child < 0) fail("fork: %s", strerror(errno));
     if (child == 0) execute();
-    _exit(reap_until(child));
+    for (int fd = 0; fd < 3; fd++) close(fd);
+    int32_t code = reap_until(child);
+    /* What the command left dies now, as when this process exits, but before the engine hears
+     * of the result: nothing of it outlives the result (not in the holder's network either). */
+    kill(-1, SIGKILL);
+    while (wait(NULL) > 0 || errno == EINTR) continue;
+    /* The engine has the command's status now, not once the namespaces are torn down. */
+    if (status_fd >= 0 && write(status_fd, &code, sizeof code) < 0) { /* the engine is gone */ }
+    _exit(code);
 }
 
 /* ---- the launcher ------------------------------------------------------------------------ */
@@ -789,14 +803,17 @@ static void launch_orders(char *orders, size_t len, int more) {
 
 /* ---- the launcher server ----------------------------------------------------------------- */
 
-/* The command's stdin, stdout and stderr, its launcher's orders, and (optional) a pipe the rest
- * of the orders come from when the launcher is made ahead of its command. */
-#define SERVED_FDS 5
+/* The command's stdin, stdout and stderr, its launcher's orders, and, as the request's flags
+ * say, a pipe the rest of the orders come from (a launcher made ahead of its command) and one
+ * its init reports the command's exit status to (a command entering a warm sandbox). */
+#define SERVED_FDS 6
+#define WITH_MORE 1
+#define WITH_STATUS 2
 
-/* One request: a byte and 4 or SERVED_FDS descriptors (the last one is then -1). 0: the engine
+/* One request: its flags and the descriptors they call for (-1 for the others). 0: the engine
  * is gone; -1: a bad request. */
 static int receive(int sock, int fds[SERVED_FDS]) {
-    char byte;
+    unsigned char byte = 0;
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * SERVED_FDS)];
@@ -811,23 +828,44 @@ static int receive(int sock, int fds[SERVED_FDS]) {
     do got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
     while (got < 0 && errno == EINTR);
     if (got <= 0) return 0;
+    int want = 4 + !!(byte & WITH_MORE) + !!(byte & WITH_STATUS);
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     int ok = c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-             (c->cmsg_len == CMSG_LEN(sizeof(int) * SERVED_FDS) ||
-              c->cmsg_len == CMSG_LEN(sizeof(int) * (SERVED_FDS - 1))) &&
-             !(msg.msg_flags & MSG_CTRUNC);
-    fds[SERVED_FDS - 1] = -1;
+             c->cmsg_len == CMSG_LEN(sizeof(int) * want) && !(msg.msg_flags & MSG_CTRUNC) &&
+             !(byte & ~(WITH_MORE | WITH_STATUS));
+    for (int i = 0; i < SERVED_FDS; i++) fds[i] = -1;
     if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
         int *got_fds = (int *)CMSG_DATA(c);
         for (int i = 0; i < n; i++) {
-            if (ok && i < SERVED_FDS)
+            if (ok && i < 4)
                 fds[i] = got_fds[i];
+            else if (ok && i == 4 && (byte & WITH_MORE))
+                fds[4] = got_fds[i];
+            else if (ok)
+                fds[5] = got_fds[i];
             else
                 close(got_fds[i]);
         }
     }
     return ok ? 1 : -1;
+}
+
+static void close_range_(unsigned from, unsigned to) {
+    if (syscall(SYS_close_range, from, to, 0) != 0)
+        for (unsigned fd = from; fd <= to && fd < 1024; fd++) close((int)fd);
+}
+
+/* Close every descriptor from 3 on but a and b (-1: none). */
+static void close_all_but(int a, int b) {
+    int keep[2] = {a < b ? a : b, a < b ? b : a};
+    unsigned from = 3;
+    for (int i = 0; i < 2; i++) {
+        if (keep[i] < (int)from) continue;
+        if (keep[i] > (int)from) close_range_(from, (unsigned)keep[i] - 1);
+        from = (unsigned)keep[i] + 1;
+    }
+    close_range_(from, ~0U);
 }
 
 /* In the forked child: become the launcher of the request's command. */
@@ -842,11 +880,21 @@ static void served(int sock, const int fds[SERVED_FDS]) {
     if (lseek(fds[3], 0, SEEK_SET) < 0) launcher_fail("cannot read the orders", "");
     size_t len;
     char *orders = read_all(fds[3], &len);
-    /* Nothing of the server's (other requests' descriptors) reaches the command. */
-    int more = fds[4] < 0 ? -1 : dup2(fds[4], 3);
-    if (fds[4] >= 0 && more < 0) launcher_fail("cannot take the orders' pipe", "");
-    if (syscall(SYS_close_range, more < 0 ? 3 : 4, ~0U, 0) != 0)
-        for (int fd = more < 0 ? 3 : 4; fd < 1024; fd++) close(fd);
+    /* The two pipes at 3 and 4 (close-on-exec); nothing else of the server's (other requests'
+     * descriptors) reaches the command. */
+    int kept[2] = {-1, -1};
+    for (int i = 0; i < 2; i++)
+        if (fds[4 + i] >= 0 && (kept[i] = fcntl(fds[4 + i], F_DUPFD_CLOEXEC, 100)) < 0)
+            launcher_fail("cannot take the launcher's pipes", "");
+    close_all_but(kept[0], kept[1]);
+    int more = -1;
+    for (int i = 0; i < 2; i++) {
+        if (kept[i] < 0) continue;
+        if (dup3(kept[i], 3 + i, O_CLOEXEC) < 0) launcher_fail("cannot take the launcher's pipes", "");
+        close(kept[i]);
+        if (i == 0) more = 3;
+        else status_fd = 4;
+    }
     launch_orders(orders, len, more);
 }
 

@@ -55,6 +55,7 @@ from .namespace.process_tree import (
     launcher_argv,
     start,
     supervise,
+    wait_for_launchers,
 )
 
 #: The sandbox's host name (its own UTS namespace), the same everywhere.
@@ -388,6 +389,7 @@ class NamespaceBackend(Backend):
         self.cancel()
         if self._preparer is not None:
             self._preparer.close()
+        wait_for_launchers()
         cgroups.flush()
 
     def _started(self, live: LiveProcess) -> None:

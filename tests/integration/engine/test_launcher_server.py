@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from pytest_cleanroom.backends import _nsinit_native
 from pytest_cleanroom.backends.namespace import launcher_server
 from pytest_cleanroom.backends.namespace.limits import Rlimits
 from pytest_cleanroom.backends.namespace.process_tree import supervise
+from pytest_cleanroom.testing.leftovers import MARKER_VARIABLE, processes_with_marker
 from tests.conftest import require
 from tests.integration.engine.conftest import assert_dies_with_the_engine, require_backend
 
@@ -66,3 +68,59 @@ time.sleep(300)
 def test_the_server_exits_when_the_engine_is_killed() -> None:
     _server()
     assert_dies_with_the_engine(KEEP_SERVING)
+
+
+def _zombie_children() -> set[int]:
+    """Children of this process that exited and were not waited for."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.add(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("name", ["bwrap", "unshare"])
+def test_a_warm_commands_status_comes_from_its_init(tmp_path: Path, name: str) -> None:
+    require_backend(name)
+    _server()
+    before = _zombie_children()  # left by earlier tests of this process, if any
+    with Cleanroom(tmp_path / "ws", policy="locked", backend=name) as room:
+        results = [
+            room.run("echo out; echo err >&2; exit 3"),
+            room.run("sleep 30 & echo left; exit 0"),  # its leftover dies with its namespace
+            room.run("kill -TERM $$"),
+            room.run(["sh", "-c", "cat; exit 7"], stdin=b"fed"),
+        ]
+        assert room._backend.warm_holders  # type: ignore[attr-defined]
+    assert [r.exit_code for r in results] == [3, 0, 128 + signal.SIGTERM, 7]
+    assert (results[0].stdout, results[0].stderr) == ("out\n", "err\n")
+    assert results[1].stdout == "left\n"
+    assert results[3].stdout == "fed"
+    # close() waited for every launcher still tearing a command's namespaces down
+    assert _zombie_children() - before == set()
+
+
+@pytest.mark.parametrize("level", ["standard", "locked"])
+@pytest.mark.parametrize("name", ["bwrap", "unshare"])
+def test_nothing_of_a_warm_command_outlives_its_result(
+    tmp_path: Path, name: str, level: str
+) -> None:
+    require_backend(name)
+    _server()
+    marker = uuid.uuid4().hex
+    with Cleanroom(tmp_path / "ws", policy=level, backend=name) as room:
+        for _ in range(5):  # the first builds the warm sandbox, the others enter it
+            result = room.run(
+                "setsid sh -c 'sleep 300' </dev/null >/dev/null 2>&1 & echo left",
+                env={MARKER_VARIABLE: marker},
+            )
+            result.assert_success().assert_stdout_contains("left")
+            # killed and reaped by the command's init before it reported the status
+            assert processes_with_marker(marker) == []
+        assert room._backend.warm_holders  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import socket
 import struct
@@ -35,6 +36,10 @@ from .limits import Rlimits
 from .process_tree import ServedProcess, Started
 
 _REPLY = struct.Struct("=i")
+#: Flags of a request (see ``receive`` in _nsinit.c): which optional pipes follow the four
+#: descriptors every request has.
+_WITH_MORE = 1
+_WITH_STATUS = 2
 
 
 class Forkserver:
@@ -83,12 +88,27 @@ class Forkserver:
         """A launcher that joins the cgroups of ``joins`` (``cgroup.procs`` files), sets
         ``rlimits``, opens ``fd_files`` (descriptor number -> file to read) and execs ``argv``;
         ``None`` if the server is gone (then nothing was started)."""
-        return self.spawn(orders(argv, rlimits, fd_files or {}, joins))
+        status_read, status_write = os.pipe()
+        try:
+            started = self.spawn(orders(argv, rlimits, fd_files or {}, joins), status=status_write)
+        except BaseException:
+            os.close(status_read)
+            raise
+        finally:
+            os.close(status_write)
+        if started is None:
+            os.close(status_read)
+            return None
+        return dataclasses.replace(started, status=status_read)
 
-    def spawn(self, orders: bytes, more: int | None = None) -> Started | None:
+    def spawn(
+        self, orders: bytes, more: int | None = None, status: int | None = None
+    ) -> Started | None:
         """A launcher carrying out ``orders`` (see :func:`orders`); where they name no
         command, it then reads the rest of them from the pipe ``more`` (made ahead of its
-        command: see prepared.py). ``None`` if the server is gone (nothing was started)."""
+        command: see prepared.py). A command entering a warm sandbox has its exit status
+        written to the pipe ``status`` by its init (see :func:`.process_tree.supervise`).
+        ``None`` if the server is gone (nothing was started)."""
         theirs: list[int] = []
         ours: list[int] = []
         try:
@@ -98,8 +118,11 @@ class Forkserver:
                 ours.append(write_end if stream == 0 else read_end)
             with Handoff(orders) as handoff:
                 t0, started_at = time.monotonic(), time.time()
-                extra = [] if more is None else [more]
-                pid = self._request([*theirs, handoff.fd, *extra])
+                flags = (_WITH_MORE if more is not None else 0) | (
+                    _WITH_STATUS if status is not None else 0
+                )
+                extra = [fd for fd in (more, status) if fd is not None]
+                pid = self._request(flags, [*theirs, handoff.fd, *extra])
         except BaseException:
             for fd in ours:
                 os.close(fd)
@@ -113,10 +136,10 @@ class Forkserver:
             return None
         return Started(ServedProcess(pid, *ours), t0, started_at)
 
-    def _request(self, fds: list[int]) -> int | None:
+    def _request(self, flags: int, fds: list[int]) -> int | None:
         with self._lock:
             try:
-                socket.send_fds(self._sock, [b"L"], fds)
+                socket.send_fds(self._sock, [bytes([flags])], fds)
                 reply = self._sock.recv(_REPLY.size)
             except OSError:
                 return None

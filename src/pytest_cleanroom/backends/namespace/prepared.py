@@ -40,9 +40,16 @@ class Prepared:
     step forked by the launcher server (``native``), else a ``/bin/sh``."""
 
     def __init__(
-        self, started: Started, script_fd: int, group: RunCgroup, *, native: bool = False
+        self,
+        started: Started,
+        script_fd: int,
+        group: RunCgroup,
+        *,
+        native: bool = False,
+        status: int | None = None,
     ) -> None:
         self.started = started
+        self.status = status  # where its init reports the command's exit status
         self.script_fd = script_fd
         self.group = group
         self.native = native
@@ -60,19 +67,22 @@ class Prepared:
         read_fd, write_fd = os.pipe()
         joins = group.join_files(confine=False)  # the rest at launch, if the command needs it
         server = forkserver()  # forks it without this interpreter's fork and a shell's start-up
+        # Where its init reports a warm command's exit status (see supervise()).
+        status = os.pipe() if server is not None else None
         try:
-            started = _waiting_launcher(server, joins, read_fd)
+            started = _waiting_launcher(server, joins, read_fd, status[1] if status else None)
         except BaseException:
-            os.close(write_fd)
+            _close(write_fd, status[0] if status else None)
             group.release()
             raise
         finally:
-            os.close(read_fd)
+            _close(read_fd, status[1] if status else None)
         if started is None:
-            os.close(write_fd)
+            _close(write_fd, status[0] if status else None)
             group.release()
             return None
-        return cls(started, write_fd, group, native=server is not None)
+        native = server is not None
+        return cls(started, write_fd, group, native=native, status=status[0] if status else None)
 
     def alive(self) -> bool:
         return self.started.proc.poll() is None
@@ -100,13 +110,17 @@ class Prepared:
         finally:
             os.close(self.script_fd)
             self.script_fd = -1
-        return Started(self.started.proc, time.monotonic(), time.time())
+        status, self.status = self.status, None  # the caller's now
+        return Started(self.started.proc, time.monotonic(), time.time(), status)
 
     def discard(self) -> None:
         """Kill the waiting shell and give its cgroups back."""
         if self.script_fd >= 0:
             os.close(self.script_fd)
             self.script_fd = -1
+        if self.status is not None:
+            os.close(self.status)
+            self.status = None
         proc = self.started.proc
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGKILL)
@@ -118,19 +132,26 @@ class Prepared:
 
 
 def _waiting_launcher(
-    server: Forkserver | None, joins: Sequence[str], read_fd: int
+    server: Forkserver | None, joins: Sequence[str], read_fd: int, status: int | None
 ) -> Started | None:
     """A launcher in the groups of ``joins`` waiting for its orders on ``read_fd``: forked by
-    ``server``, else a ``/bin/sh``; ``None`` if the server is gone."""
+    ``server`` (reporting a warm command's status to ``status``), else a ``/bin/sh``; ``None``
+    if the server is gone."""
     if server is not None:
         records: _nsinit_native.Records = [("join", (path,)) for path in joins]
-        return server.spawn(_nsinit_native.encode_plan(records), more=read_fd)
+        return server.spawn(_nsinit_native.encode_plan(records), more=read_fd, status=status)
     script = (
         " && ".join(f'echo 0 >"${{{i + 1}}}"' for i in range(len(joins)))
         + f' || {{ echo "{LAUNCHER_MARK.decode()} cannot join cgroups" >&2; exit 125; }}\n'
         + f". /dev/fd/{read_fd}\n"
     )
     return start(["/bin/sh", "-c", script, "sh", *joins], pass_fds=[read_fd])
+
+
+def _close(*fds: int | None) -> None:
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
 
 
 def _shell_script(

@@ -15,6 +15,7 @@ import resource
 import selectors
 import shlex
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -42,6 +43,8 @@ TICK = 0.02
 DRAIN_GRACE = 2.0
 _READ_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
+#: What the init of a command entering a warm sandbox writes: its exit code (see _nsinit.c).
+_STATUS = struct.Struct("=i")
 
 LAUNCHER_MARK = b"cleanroom-launcher:"
 
@@ -195,11 +198,13 @@ def _abandon(proc: Process) -> None:
 
 @dataclass(frozen=True)
 class Started:
-    """A process :func:`supervise` can watch, and when the command it runs began."""
+    """A process :func:`supervise` can watch, and when the command it runs began; ``status``:
+    a pipe the init of a command entering a warm sandbox writes its exit status to."""
 
     proc: Process
     t0: float
     started_at: float
+    status: int | None = None
 
 
 def supervise(
@@ -218,11 +223,12 @@ def supervise(
     ``max_output`` bytes: past it the command is killed (``limit_exceeded="output"``) and the
     rest is read and dropped, so that host memory stays bounded whatever it prints."""
     proc, t0, started_at = started.proc, started.t0, started.started_at
+    _reap_done()  # earlier commands' launchers, gone since
     live = LiveProcess(proc, cgroup)
     if on_start is not None:
         on_start(live)
     try:
-        watch = _Watch(live, stdin, timeout, cpu_limit, t0, max_output)
+        watch = _Watch(live, stdin, timeout, cpu_limit, t0, max_output, started.status)
         status, rusage = watch.loop()
     except BaseException:
         live.kill_tree()
@@ -276,8 +282,10 @@ class _Watch:
         cpu_limit: float | None,
         t0: float,
         max_output: int | None = None,
+        status_fd: int | None = None,
     ) -> None:
         self.live = live
+        self.status_fd = -1 if status_fd is None else status_fd
         self.proc = live.proc
         self.stdin = memoryview(stdin) if stdin else None
         self.deadline = t0 + timeout if timeout is not None else None
@@ -324,6 +332,10 @@ class _Watch:
         pidfd = _pidfd(proc.pid)
         if pidfd >= 0:
             sel.register(pidfd, selectors.EVENT_READ)
+        status_fd, self.status_fd = self.status_fd, -1
+        if status_fd >= 0:
+            sel.register(status_fd, selectors.EVENT_READ)
+        reported = False  # the status came from the command's init: the launcher is still going
         status: int | None = None
         rusage: resource.struct_rusage | None = None
         drain_until: float | None = None
@@ -351,11 +363,24 @@ class _Watch:
                 wait = self._wait_time(now, status is None, ticking, drain_until, next_check)
                 for key, _ in sel.select(wait):
                     fd = int(key.fd)
+                    if fd not in sel.get_map():
+                        continue  # unregistered by an earlier event of this round
                     if fd == pidfd:
                         _, status, rusage = _wait4(proc.pid, 0)
                         sel.unregister(pidfd)
                         os.close(pidfd)
                         pidfd = -1
+                    elif fd == status_fd:
+                        code = _read_status(status_fd)
+                        sel.unregister(status_fd)
+                        os.close(status_fd)
+                        status_fd = -1
+                        if code is not None and status is None:
+                            status, reported = code << 8, True  # as a normal exit with code
+                            if pidfd >= 0:
+                                sel.unregister(pidfd)
+                                os.close(pidfd)
+                                pidfd = -1
                     elif fd == stdin_fd:
                         if not self._feed(stdin_fd):
                             sel.unregister(stdin_fd)
@@ -387,11 +412,16 @@ class _Watch:
             if status is None:
                 self.live.kill_tree()
                 _, status, rusage = _wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            if reported:
+                _reap_later(proc)  # exits once the command's namespaces are torn down
+            else:
+                proc.returncode = os.waitstatus_to_exitcode(status)
             return status, rusage
         finally:
             if pidfd >= 0:
                 os.close(pidfd)
+            if status_fd >= 0:
+                os.close(status_fd)
             sel.close()
 
     def _wait_time(
@@ -422,6 +452,55 @@ class _Watch:
             return False
         self.stdin = self.stdin[written:]
         return len(self.stdin) > 0
+
+
+def _read_status(fd: int) -> int | None:
+    """The exit code the command's init wrote (0-255, 128 + N after signal N), or ``None``:
+    it wrote none (it was killed, or the launcher ran a sandbox tool, closing the pipe)."""
+    try:
+        data = os.read(fd, _STATUS.size)
+    except OSError:
+        return None
+    if len(data) != _STATUS.size:
+        return None
+    (code,) = _STATUS.unpack(data)
+    return int(code) & 0xFF
+
+
+_pending_lock = threading.Lock()
+_pending: list[Process] = []  # launchers that outlived their command's result
+
+
+def _reap_later(proc: Process) -> None:
+    """Keep ``proc`` (tearing its command's namespaces down) until it can be reaped."""
+    with _pending_lock:
+        _pending.append(proc)
+
+
+def _reap_done() -> bool:
+    """Reap the launchers of :func:`_reap_later` that are gone; True if none is left."""
+    with _pending_lock:
+        _pending[:] = [proc for proc in _pending if proc.poll() is None]
+        return not _pending
+
+
+def wait_for_launchers(deadline: float = 10.0) -> bool:
+    """Wait until every launcher that outlived its command's result (its namespaces being torn
+    down) is gone and reaped; False if ``deadline`` passed first."""
+    end = time.monotonic() + deadline
+    while not _reap_done():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def _after_fork_in_child() -> None:
+    with _pending_lock:
+        _pending.clear()  # the parent's launchers are the parent's children
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _pidfd(pid: int) -> int:
