@@ -7,7 +7,8 @@ the project). :func:`interpreter_dirs` names the directories to let through read
 ``Policy.interpreter_readable`` turns on), :func:`sandbox_path` puts the venv's ``bin`` first on
 ``PATH`` so its console scripts are found by name, :func:`interpreter_links` are the links
 on the way there that the sandbox recreates, and :func:`missing_program_hint` tells a
-program the policy hides from one that does not exist.
+program the policy hides from one that does not exist (:func:`container_program_hint`: one a
+container backend cannot see at all).
 """
 
 from __future__ import annotations
@@ -128,6 +129,28 @@ def missing_program_hint(
             )
         return None
     return None
+
+
+def container_program_hint(program: str, backend: str, image: str) -> str | None:
+    """Why ``program``, which exists on this host, was not found in a container of ``image``
+    (``None`` when the host has no such program either)."""
+    if "/" in program:
+        found = program if program.startswith("/") and os.path.exists(program) else None
+    else:
+        searched = [*os.environ.get("PATH", "").split(":"), venv_bin() or ""]
+        candidates = (os.path.join(d, program) for d in searched if d)
+        found = next((c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)), None)
+    if found is None:
+        return None
+    where = "" if found == program else f" as {found}"
+    return (
+        f"{program} exists on this host{where}, but the {backend} backend runs commands on "
+        f"the image's own filesystem ({image}), which has no such program: the host's files are "
+        "not shared into containers, neither the Python running pytest nor its venv and console "
+        "scripts (interpreter_readable applies to the local backends only). Run the image's own "
+        "program (for example python3 instead of sys.executable), install the package in the "
+        "image, or use a local backend (--cleanroom-backend=bwrap or unshare)"
+    )
 
 
 def _hidden(shown: str, real: str) -> str:

@@ -61,6 +61,7 @@ from ..containers.errors import DockerEngineDownError
 from ..containers.kernel_log import KernelLog
 from ..containers.ownership import owner_labels, sweep_leftovers
 from ..errors import BackendUnavailableError, SandboxError
+from ..interpreter import container_program_hint
 from ..policy import Policy
 from ..result import RunResult
 from ..scratch import Scratch, separate_tmpfs_size
@@ -597,6 +598,9 @@ class _Run:
                 + stderr.decode(errors="replace").strip()
             )
         exit_code, stderr = _translate_exec_failure(self.spec.argv[0], exit_code, stdout, stderr)
+        if stderr == not_found_message(self.spec.argv[0]):
+            hint = container_program_hint(self.spec.argv[0], self.backend_name, self.image)
+            stderr += f"cleanroom: {hint}\n".encode() if hint else b""
         if limit is None and self.oom_killed:
             limit = LIMIT_MEMORY
         if limit is None and self.fork_refused:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -109,6 +110,23 @@ def test_missing_and_non_executable_programs(room: Cleanroom) -> None:
     denied = room.run(["./script.sh"])
     assert denied.exit_code == 126
     assert denied.stderr.startswith("cleanroom: cannot execute ./script.sh: ")
+
+
+def test_a_host_interpreter_or_console_script_is_named_as_the_hosts(room: Cleanroom) -> None:
+    # The image has its own python3 but not this host's venv: the error says the program is the
+    # host's, that containers do not share it, and what to do instead.
+    for argv, shown in (
+        ([sys.executable, "-c", "print(1)"], f"{sys.executable} exists on this host, "),
+        (["ggen", "--help"], f"ggen exists on this host as {Path(sys.prefix, 'bin', 'ggen')}, "),
+    ):
+        result = room.run(argv)
+        assert result.exit_code == 127
+        lines = result.stderr.splitlines()
+        assert lines[0] == f"cleanroom: command not found: {argv[0]}"
+        assert lines[1].startswith(f"cleanroom: {shown}but the docker backend runs commands on ")
+        assert "(cleanroom/bookworm:latest), which has no such program" in lines[1]
+        assert "install the package in the image, or use a local backend" in lines[1]
+    room.run(["python3", "-c", "print(1)"]).assert_success()  # the image's own is the way
 
 
 def test_large_and_binary_output_on_both_streams(room: Cleanroom) -> None:

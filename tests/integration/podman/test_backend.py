@@ -6,6 +6,7 @@ The escape, limit, output and environment checks run on it through the shipped c
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -70,3 +71,13 @@ def test_the_host_pid_namespace_runs_without_an_init(tmp_path: Path, podman: str
         result = room.run("echo $$")
     result.assert_success()
     assert int(result.stdout) > 1
+
+
+def test_a_host_interpreter_is_named_as_the_hosts(tmp_path: Path, podman: str) -> None:
+    with Cleanroom(tmp_path / "ws", backend=podman) as room:
+        result = room.run([sys.executable, "-c", "print(1)"])
+    assert result.exit_code == 127
+    assert result.stderr.splitlines()[1].startswith(
+        f"cleanroom: {sys.executable} exists on this host, but the podman backend runs commands "
+        "on the image's own filesystem ("
+    )
