@@ -12,6 +12,7 @@ import pytest
 
 from pytest_cleanroom.errors import OutputPathError
 from pytest_cleanroom.safe_write import (
+    _Target,
     check_output,
     open_output,
     stage_output,
@@ -175,3 +176,35 @@ def test_a_parent_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError):
         write_output(tmp_path / "file" / "out", "x")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "out.txt",
+        "a/b/out.txt",
+        "./a//b/./out.txt",
+        "/tmp/x/out",
+        "a/b/",
+        "/",
+        ".",
+        "",
+        "a/..",
+    ],
+)
+def test_an_output_path_is_split_as_pathlib_splits_it(path: str) -> None:
+    # safe_write loads no pathlib (the lifecycle's cache-hit path writes through it)
+    target, expected = _Target(path), Path(path)
+    assert (target.parent, target.name) == (str(expected.parent), expected.name)
+    assert str(target) == str(expected)
+
+
+def test_writing_a_relative_name_writes_it_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    write_output("plain.txt", "here")
+    write_output("./sub//../plain2.txt", "there")
+    assert (tmp_path / "plain.txt").read_text() == "here"
+    assert (tmp_path / "plain2.txt").read_text() == "there"
