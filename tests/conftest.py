@@ -36,6 +36,30 @@ def remount_read_only(where: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
 
 
+def ggen_env(home: Path | None = None, **extra: str) -> dict[str, str]:
+    """Our environment without the caller's ``GGEN_*`` settings; with ``home``, a private ggen
+    cache and no user configuration under it; ``extra`` on top."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
+    if home is not None:
+        env.update(GGEN_CACHE_DIR=str(home / "cache"), GGEN_CONFIG=str(home / "none.toml"))
+    return env | extra
+
+
+def run_ggen(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m ggen_cli ARGS`` as a real process (``env``: default :func:`ggen_env`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ggen_cli", *args],
+        cwd=cwd,
+        env=ggen_env() if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def run_doc_script(
     script: str, cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -229,21 +228,6 @@ def project(tmp_path: Path, env: dict[str, str]) -> Path:
     path = tmp_path / "project"
     path.mkdir()
     return path
-
-
-def run_ggen(*args: str, cwd: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``python -m ggen_cli ARGS`` as a real process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
-    env.update(env_extra)
-    return subprocess.run(
-        [sys.executable, "-m", "ggen_cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def copy_examples(dest: Path) -> Path:

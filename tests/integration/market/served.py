@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from ggen_market.builder import pack_gpack
 from ggen_market.trust.statement import sign_statement
 from ggen_market.trust.validate import Check, ValidationReport
 from pytest_cleanroom.attest.keys import SigningKey, write_key_pair
+from tests.conftest import ggen_env
 
 from .conftest import write_gpack
 
@@ -51,7 +51,7 @@ class Served:
 @contextlib.contextmanager
 def serve(root: Path, *args: str, token: str | None = TOKEN) -> Iterator[Served]:
     """``ggen market serve ROOT --port 0 ARGS --json``, with ``token`` in its environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
+    env = ggen_env()
     if token:
         env["GGEN_REGISTRY_TOKEN"] = token
     process = subprocess.Popen(

@@ -7,7 +7,6 @@ click-free path of :mod:`ggen_market.add_command`) and once through the click gr
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import ggen_env
 
 from .conftest import HttpRegistry, ggen, write_gpack
 
@@ -37,8 +38,7 @@ root_group().main(args=sys.argv[1:], prog_name="ggen")
 
 def run(root: Path, script: str, *args: str) -> tuple[int, str, str, set[str]]:
     """Run ``ggen ARGS`` in ``root/project`` against ``root/registry``; paths shown as ROOT."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
-    env.update(GGEN_CACHE_DIR=str(root / "cache"), GGEN_CONFIG=str(root / "none.toml"))
+    env = ggen_env(root)
     listing = root / "modules.json"
     extra = [str(listing)] if "json.dump" in script else []
     args = tuple(a.replace("ROOT", str(root)) for a in args)
@@ -143,8 +143,7 @@ def test_ctrl_c_during_a_download_aborts_cleanly(
     )
     http_registry.control.delay = 30.0  # the index request hangs until the test interrupts it
     (tmp_path / "project").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
-    env.update(GGEN_CACHE_DIR=str(tmp_path / "cache"), GGEN_CONFIG=str(tmp_path / "none.toml"))
+    env = ggen_env(tmp_path)
     extra = [str(tmp_path / "modules.json")] if script is AS_USERS_RUN_IT else []
     args = ["market", "add", "io.fast.app", "--registry", http_registry.url]
     proc = subprocess.Popen(

@@ -12,7 +12,9 @@ import shutil
 import signal
 from pathlib import Path
 
-from .conftest import ggen, run_ggen, tree_state, write_gpack
+from tests.conftest import ggen_env, run_ggen
+
+from .conftest import ggen, tree_state, write_gpack
 
 
 def _publish(src: Path, registry: Path) -> None:
@@ -35,7 +37,7 @@ def test_add_killed_at_every_step_is_undone_or_completed(
     env = {**env, "GGEN_REGISTRY_URL": str(registry)}
     before = tmp_path / "before"
     before.mkdir()
-    done = run_ggen("market", "add", "io.crash.beta", cwd=before, env_extra=env)
+    done = run_ggen("market", "add", "io.crash.beta", cwd=before, env=ggen_env(**env))
     assert done.returncode == 0, done.stderr
     write_gpack(src, "io.crash.alpha", "2.0.0", files={"data/a.txt": "two\n"})
     write_gpack(src, "io.crash.beta", "2.0.0", deps={"io.crash.alpha": "^2"})
@@ -45,8 +47,8 @@ def test_add_killed_at_every_step_is_undone_or_completed(
 
     after = tmp_path / "after"
     shutil.copytree(before, after)
-    traced = run_ggen(*command, cwd=after, env_extra={**env, "GGEN_MARKET_CRASH_AT": "999",
-                                                      "GGEN_MARKET_CRASH_TRACE": "1"})  # fmt: skip
+    traced_env = ggen_env(**env, GGEN_MARKET_CRASH_AT="999", GGEN_MARKET_CRASH_TRACE="1")
+    traced = run_ggen(*command, cwd=after, env=traced_env)
     assert traced.returncode == 0, traced.stderr
     points = [line for line in traced.stderr.splitlines() if line.startswith("crash point")]
     assert any("journal written" in p for p in points)
@@ -59,8 +61,8 @@ def test_add_killed_at_every_step_is_undone_or_completed(
     for number in range(1, len(points) + 1):
         project = tmp_path / f"kill-{number}"
         shutil.copytree(before, project)
-        killed = run_ggen(*command, cwd=project, env_extra={**env, "GGEN_MARKET_CRASH_AT":
-                                                            str(number)})  # fmt: skip
+        crash_env = ggen_env(**env, GGEN_MARKET_CRASH_AT=str(number))
+        killed = run_ggen(*command, cwd=project, env=crash_env)
         assert killed.returncode == -signal.SIGKILL, (points[number - 1], killed.stderr)
         # The next ggen (here: verify) rolls the dead transaction back or finishes it.
         check = ggen("market", "verify", "--json", "--project", str(project))  # in process
@@ -72,7 +74,7 @@ def test_add_killed_at_every_step_is_undone_or_completed(
         outcomes.append("before" if state == as_before else "updated")
         if "move" in points[number - 1] and "again" not in outcomes:
             # The interrupted command simply works when run again (once: each run costs).
-            again = run_ggen(*command, cwd=project, env_extra=env)
+            again = run_ggen(*command, cwd=project, env=ggen_env(**env))
             assert again.returncode == 0, again.stderr
             assert _state(project) == fully_updated
             outcomes.append("again")

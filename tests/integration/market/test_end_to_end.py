@@ -10,28 +10,29 @@ from pathlib import Path
 import pytest
 
 from ggen_market.testpack import installed_test_packs
+from tests.conftest import ggen_env, run_ggen
 
-from .conftest import REPO, ggen, run_ggen, write_gpack
+from .conftest import REPO, ggen, write_gpack
 
 
 def test_embedded_registry_generates_a_working_program(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     env = {"GGEN_CACHE_DIR": str(tmp_path / "cache"), "GGEN_CONFIG": str(tmp_path / "none")}
-    found = run_ggen("market", "search", "cli", "--json", cwd=project, env_extra=env)
+    found = run_ggen("market", "search", "cli", "--json", cwd=project, env=ggen_env(**env))
     assert found.returncode == 0, found.stderr
     ids = [r["id"] for r in json.loads(found.stdout)["results"]]
     assert ids[0] == "io.ggen.python.cli-from-ontology"
     assert {r["registry"] for r in json.loads(found.stdout)["results"]} == {"embedded:"}
 
     added = run_ggen("market", "add", "io.ggen.python.cli-from-ontology", cwd=project,
-                     env_extra=env)  # fmt: skip
+                     env=ggen_env(**env))  # fmt: skip
     assert added.returncode == 0, added.stderr
     assert "+ io.ggen.python.project-basics@1.2.0" in added.stdout  # a dependency
 
     generated = run_ggen("template", "generate", "io.ggen.python.cli-from-ontology:cli.py",
                          "--var", "program=greet", "--out", "app", "--json", cwd=project,
-                         env_extra=env)  # fmt: skip
+                         env=ggen_env(**env))  # fmt: skip
     assert generated.returncode == 0, generated.stderr
     assert json.loads(generated.stdout)["files"][0]["path"] == "greet.py"
     program = project / "app" / "greet.py"
@@ -49,11 +50,11 @@ def test_embedded_registry_generates_a_working_program(tmp_path: Path) -> None:
     # Deterministic: a second run changes nothing, a fresh directory gets the same bytes.
     ref = "io.ggen.python.cli-from-ontology:cli.py"
     again = run_ggen("template", "generate", ref, "--var", "program=greet", "--out", "app2",
-                     cwd=project, env_extra=env)  # fmt: skip
+                     cwd=project, env=ggen_env(**env))  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert (project / "app2/greet.py").read_bytes() == program.read_bytes()
 
-    listed = run_ggen("template", "list", "--json", cwd=project, env_extra=env)
+    listed = run_ggen("template", "list", "--json", cwd=project, env=ggen_env(**env))
     refs = [t["template"] for t in json.loads(listed.stdout)["templates"]]
     assert "io.ggen.python.project-basics:readme" in refs
 
@@ -75,7 +76,7 @@ def test_test_gpack_is_found_through_the_lockfile(project: Path) -> None:
 def test_pack_is_reproducible_and_prints_the_digest(tmp_path: Path) -> None:
     src = REPO / "example_gpacks" / "python-project-basics"
     first = run_ggen("market", "pack", str(src), "-o", str(tmp_path / "a.tar.gz"), cwd=tmp_path,
-                     env_extra={})  # fmt: skip
+                     env=ggen_env())  # fmt: skip
     second = ggen("market", "pack", str(src), "-o", str(tmp_path / "b.tar.gz"), "--json")
     assert first.returncode == 0, first.stderr
     digest = first.stdout.split()[0]

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from ggen_market.lockfile import read_lock
+from tests.conftest import ggen_env, run_ggen
 
-from .conftest import HttpRegistry, ggen, run_ggen, tree_state, write_gpack
+from .conftest import HttpRegistry, ggen, tree_state, write_gpack
 
 INTERNAL = "io.example.internal"
 
@@ -45,7 +46,7 @@ def test_a_down_team_registry_stops_add_instead_of_installing_the_impostor(
     http_registry.stop()  # down, and never cached
     before = tree_state(project)
     # The real process (ggen's click-free `add` path) and click's path agree.
-    proc = run_ggen("market", "add", INTERNAL, cwd=project, env_extra=env)
+    proc = run_ggen("market", "add", INTERNAL, cwd=project, env=ggen_env(**env))
     assert proc.returncode == 1
     assert f"registry {http_registry.url} cannot be read and has no cached index" in proc.stderr
     assert "--allow-fallback" in proc.stderr

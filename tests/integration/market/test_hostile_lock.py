@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from .conftest import ggen, run_ggen, write_gpack
+from tests.conftest import ggen_env, run_ggen
+
+from .conftest import ggen, write_gpack
 
 BAD_LOCKS = {
     "not utf-8": b"format = 1\n# \xff\xfe\n[requires]\n",
@@ -40,7 +42,7 @@ def test_a_bad_lock_is_one_error_in_every_command(kind: str, tmp_path: Path) -> 
     env = {"GGEN_CACHE_DIR": str(tmp_path / "cache"), "GGEN_CONFIG": str(tmp_path / "none")}
     for command in COMMANDS:
         args = [*command, "--json"] if command[0] == "market" else list(command)
-        done = run_ggen(*args, cwd=project, env_extra=env)
+        done = run_ggen(*args, cwd=project, env=ggen_env(**env))
         assert done.returncode == 1, (command, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr, (command, done.stderr)
         assert f"{lock}: not " in done.stderr, (command, done.stderr)

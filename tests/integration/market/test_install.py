@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ggen_market.lockfile import read_lock
+from tests.conftest import ggen_env
 
 from .conftest import ggen, tree_state, write_gpack
 
@@ -288,8 +289,7 @@ def test_concurrent_adds_are_serialised_by_the_lock(project: Path, registry: Pat
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
-    env["GGEN_CACHE_DIR"] = os.environ["GGEN_CACHE_DIR"]
+    env = ggen_env(GGEN_CACHE_DIR=os.environ["GGEN_CACHE_DIR"])
     command = [sys.executable, "-m", "ggen_cli", "market", "add", "--registry", str(registry)]
     procs = [
         subprocess.Popen(

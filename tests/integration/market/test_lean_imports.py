@@ -7,10 +7,11 @@ imported eagerly again shows up here, by name, before it shows up in the benchma
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import ggen_env
 
 from .conftest import ggen, write_gpack
 
@@ -30,8 +31,7 @@ NEVER = {"httpx", "jinja2", "rdflib", "yaml", "filelock"}  # no market command h
 
 def _modules(tmp_path: Path, cwd: Path, *args: str) -> set[str]:
     listing = tmp_path / "modules.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
-    env.update(GGEN_CACHE_DIR=str(tmp_path / "cache"), GGEN_CONFIG=str(tmp_path / "none.toml"))
+    env = ggen_env(tmp_path)
     command = [sys.executable, "-c", RUN_AND_LIST, str(listing), *args]
     done = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False

@@ -3,15 +3,15 @@ directory registries built with `ggen market index`."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import ggen_env, run_ggen
 
 SMOKE = "io.ggen.cleanroom.smoke"
 SMOKE_VERSION = "0.1.0"
@@ -28,16 +28,7 @@ def test_uses_the_pack_fixture(smoke_greeting, cleanroom):
 
 def ggen(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
     """Run the real ``ggen`` command with a private cache and no user configuration."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGEN_")}
-    env.update(GGEN_CACHE_DIR=str(home / "cache"), GGEN_CONFIG=str(home / "no-config.toml"))
-    return subprocess.run(
-        [sys.executable, "-m", "ggen_cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_ggen(*args, cwd=cwd, env=ggen_env(home))
 
 
 def ggen_ok(*args: str, cwd: Path, home: Path) -> str:
