@@ -33,6 +33,22 @@ _NAMESPACES = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ip
 
 _lock = threading.Lock()
 _probes: dict[tuple[str, ...], str | None] = {}
+_programs: dict[tuple[str, str], str] = {}
+
+
+def find_program(name: str) -> str | None:
+    """``shutil.which(name)``, remembered per ``PATH`` while the file found stays executable:
+    each cleanroom and command asks for the same few programs (bwrap, setpriv, unshare)."""
+    key = (name, os.environ.get("PATH", os.defpath))
+    path = _programs.get(key)
+    if path is not None and os.access(path, os.X_OK):
+        return path
+    path = shutil.which(name)
+    if path is None:
+        _programs.pop(key, None)
+    else:
+        _programs[key] = path
+    return path
 
 
 def _run_probe(key: tuple[str, ...], argv: list[str]) -> tuple[int, str] | str:
@@ -123,7 +139,7 @@ def probe_unshare(path: str, prefix: Sequence[str] = ()) -> str | None:
 
 def bwrap_problem(*, nested_user_namespaces: bool) -> str | None:
     """Why the bwrap backend cannot isolate here (``None``: it can), limits aside."""
-    path = shutil.which("bwrap")
+    path = find_program("bwrap")
     if path is None:
         return BWRAP_MISSING
     problem = probe_bwrap(path, disable_userns=False)
@@ -134,10 +150,10 @@ def bwrap_problem(*, nested_user_namespaces: bool) -> str | None:
 
 def unshare_problem() -> str | None:
     """Why the unshare backend cannot isolate here (``None``: it can), limits aside."""
-    path = shutil.which("unshare")
+    path = find_program("unshare")
     if path is None:
         return UNSHARE_MISSING
-    if shutil.which("setpriv") is None:
+    if find_program("setpriv") is None:
         return SETPRIV_MISSING
     if not kernel_at_least(5, 12):
         return (

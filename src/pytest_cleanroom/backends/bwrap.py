@@ -10,7 +10,6 @@ anything outside the sandbox.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 
 from ..errors import BackendUnavailableError, SandboxError
@@ -18,7 +17,7 @@ from ..policy import Policy
 from . import _seccomp, _warm, idmap
 from ._handoff import HANDOFF_FD
 from ._nsinit_native import command_records
-from .availability import BWRAP_MISSING, probe_bwrap
+from .availability import BWRAP_MISSING, find_program, probe_bwrap
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, exec_failure, single_line
 from .namespace.filesystem import FsOp
@@ -47,7 +46,7 @@ class BwrapBackend(NamespaceBackend):
 
     @property
     def executable(self) -> str:
-        path = self._executable or shutil.which("bwrap")
+        path = self._executable or find_program("bwrap")
         if path is None:
             raise BackendUnavailableError(BWRAP_MISSING)
         return path

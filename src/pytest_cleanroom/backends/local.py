@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -31,7 +30,7 @@ from ..scratch import Scratch
 from . import idmap
 from ._handoff import HANDOFF_FD, Handoff
 from ._warm import Records, WarmSandboxes, shared_warm_sandboxes
-from .availability import SETPRIV_MISSING, kernel_at_least
+from .availability import SETPRIV_MISSING, find_program, kernel_at_least
 from .base import (
     ENFORCED_BY_CGROUP1,
     ENFORCED_BY_CGROUP2,
@@ -175,7 +174,7 @@ class NamespaceBackend(Backend):
                 "user, or set max_processes=None"
             )
         needs_prlimit = self.name == "bwrap" and not rlimits_for(policy, cgroups=False).empty
-        if needs_prlimit and shutil.which("prlimit") is None:
+        if needs_prlimit and find_program("prlimit") is None:
             raise BackendUnavailableError(
                 f"the {self.name} backend cannot enforce the limits of policy {policy.name!r} "
                 f"without cgroups ({why}): util-linux 'prlimit' is not on PATH; install "
@@ -184,7 +183,7 @@ class NamespaceBackend(Backend):
 
     def as_sandbox_user(self) -> list[str]:
         """The prefix that runs the sandbox tool as the sandbox user (a root engine only)."""
-        setpriv = shutil.which("setpriv")
+        setpriv = find_program("setpriv")
         if setpriv is None:
             raise BackendUnavailableError(SETPRIV_MISSING)
         uid, gid = idmap.SANDBOX_UID, idmap.SANDBOX_GID

@@ -32,7 +32,13 @@ from ..errors import BackendUnavailableError, SandboxError
 from ..policy import Policy
 from . import _nsinit_native, _seccomp, _warm, idmap
 from ._handoff import HANDOFF_FD
-from .availability import SETPRIV_MISSING, UNSHARE_MISSING, kernel_at_least, probe_unshare
+from .availability import (
+    SETPRIV_MISSING,
+    UNSHARE_MISSING,
+    find_program,
+    kernel_at_least,
+    probe_unshare,
+)
 from .base import CommandSpec
 from .local import HOSTNAME, NamespaceBackend, single_line
 from .namespace.filesystem import FsOp
@@ -81,14 +87,14 @@ class UnshareBackend(NamespaceBackend):
 
     @property
     def executable(self) -> str:
-        path = self._executable or shutil.which("unshare")
+        path = self._executable or find_program("unshare")
         if path is None:
             raise BackendUnavailableError(UNSHARE_MISSING)
         return path
 
     @property
     def setpriv(self) -> str:
-        path = shutil.which("setpriv")
+        path = find_program("setpriv")
         if path is None:
             raise BackendUnavailableError(SETPRIV_MISSING)
         return path
