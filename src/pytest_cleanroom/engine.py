@@ -54,6 +54,7 @@ _CANCEL_TICK = 0.02
 class _InFlight:
     """One command between the start and the end of :meth:`Cleanroom.run`."""
 
+    spec: CommandSpec
     cancelled: bool = False
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -185,7 +186,7 @@ class Cleanroom:
             stdin=stdin.encode() if isinstance(stdin, str) else stdin,
             mounts=tuple(Mount(s.socket_dir) for s in services),
         )
-        flight = self._enter()
+        flight = self._enter(spec)
         try:
             result = _not_started(spec, self.backend_name) if flight.cancelled else self._run(spec)
         finally:
@@ -236,6 +237,8 @@ class Cleanroom:
             targets = list(self._in_flight)
             for flight in targets:
                 flight.cancelled = True
+            # Only this cleanroom's commands: a backend may serve other cleanrooms too.
+            specs = [flight.spec for flight in targets]
             self._cancels += 1
         try:
             if targets:
@@ -243,7 +246,7 @@ class Cleanroom:
                 for flight in targets:
                     # Repeated: a command still being set up registers with its backend late.
                     while not flight.done.is_set() and time.monotonic() < deadline:
-                        self._backend.cancel()
+                        self._backend.cancel_commands(specs)
                         flight.done.wait(_CANCEL_TICK)
         finally:
             with self._lock:
@@ -251,12 +254,12 @@ class Cleanroom:
                 self._cancel_done.notify_all()
         return len(targets)
 
-    def _enter(self) -> _InFlight:
+    def _enter(self, spec: CommandSpec) -> _InFlight:
         with self._lock:
             while self._cancels:
                 self._cancel_done.wait()
             event = self.cancel_event
-            flight = _InFlight(cancelled=event is not None and event.is_set())
+            flight = _InFlight(spec, cancelled=event is not None and event.is_set())
             self._in_flight.add(flight)
         return flight
 

@@ -9,7 +9,7 @@ or change) and never runs the command with weaker isolation.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -129,6 +129,11 @@ class Backend(ABC):
     isolates_network: ClassVar[bool] = True
     #: How this backend may enforce limits: values of ``RunResult.limits_enforcement``.
     limits_enforced_by: ClassVar[tuple[str, ...]] = ()
+    #: Whether one instance may serve many cleanrooms, one after another or at once: it keeps
+    #: nothing of a command or a cleanroom between commands (the pytest plugin then shares one
+    #: per run instead of making one per test). :meth:`cancel` and :meth:`close` reach every
+    #: cleanroom's commands, so a cleanroom cancels its own through :meth:`cancel_commands`.
+    reusable: ClassVar[bool] = False
 
     @abstractmethod
     def check(self, policy: Policy) -> None:
@@ -141,6 +146,12 @@ class Backend(ABC):
 
     def cancel(self) -> None:  # noqa: B027 (optional: nothing to do by default)
         """Kill every command this backend is running, from any thread; it stays usable."""
+
+    def cancel_commands(self, specs: Collection[CommandSpec]) -> None:
+        """Kill the running commands started from ``specs`` (the very objects given to
+        :meth:`run`), from any thread. The default kills every command of the backend
+        (:meth:`cancel`): enough for a backend that is not :attr:`reusable`."""
+        self.cancel()
 
     def close(self) -> None:
         """Kill every command still running and let go of what the backend holds."""

@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from .. import cgroups
@@ -73,6 +73,7 @@ class NamespaceBackend(Backend):
 
     name = "local"
     can_bind_workspace = True
+    reusable = True
     limits_enforced_by = (ENFORCED_BY_CGROUP2, ENFORCED_BY_CGROUP1, ENFORCED_BY_RLIMIT)
     #: Tasks of the backend itself inside the command's cgroup (added to ``max_processes``).
     overhead_processes = 2
@@ -81,7 +82,7 @@ class NamespaceBackend(Backend):
     rusage_measures_command = True
 
     def __init__(self) -> None:
-        self._live: set[LiveProcess] = set()
+        self._live: dict[LiveProcess, CommandSpec] = {}
         self._lock = threading.Lock()
         self._preparer: Preparer | None = Preparer() if self.prepares else None
         self._warm_allowed = self.warms
@@ -286,7 +287,7 @@ class NamespaceBackend(Backend):
                 cgroup=group,
                 cpu_limit=policy.cpu_time_limit,
                 max_output=policy.max_output,
-                on_start=self._started,
+                on_start=lambda live: self._started(live, spec),
                 on_end=self._ended,
             )
             disk_full = scratch is not None and scratch.full()
@@ -373,6 +374,14 @@ class NamespaceBackend(Backend):
         for process in live:
             process.cancel()
 
+    def cancel_commands(self, specs: Collection[CommandSpec]) -> None:
+        """Kill the running commands of ``specs`` only (another cleanroom's go on)."""
+        wanted = {id(spec) for spec in specs}
+        with self._lock:
+            live = [process for process, spec in self._live.items() if id(spec) in wanted]
+        for process in live:
+            process.cancel()
+
     def prepare_ahead(self) -> None:
         """Start making a launcher now, so that even the first command starts warm."""
         if self._preparer is not None:
@@ -391,13 +400,13 @@ class NamespaceBackend(Backend):
         wait_for_launchers()
         cgroups.flush()
 
-    def _started(self, live: LiveProcess) -> None:
+    def _started(self, live: LiveProcess, spec: CommandSpec) -> None:
         with self._lock:
-            self._live.add(live)
+            self._live[live] = spec
 
     def _ended(self, live: LiveProcess) -> None:
         with self._lock:
-            self._live.discard(live)
+            self._live.pop(live, None)
 
 
 def tree_limits_message(backend: str, policy: Policy, fields: list[str], why: str) -> str:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,10 @@ class RecordingBwrap(BwrapBackend):
         self.calls.append("cancel")
         super().cancel()
 
+    def cancel_commands(self, specs: Collection[CommandSpec]) -> None:
+        self.calls.append(f"cancel_commands {' '.join(spec.argv[-1] for spec in specs)}")
+        super().cancel_commands(specs)
+
     def close(self) -> None:
         self.calls.append("close")
         super().close()
@@ -79,8 +85,36 @@ def test_cancel_goes_through_the_protocol(tmp_path: Path) -> None:
     worker.join(30)
     room.close()
     assert results[0].cancelled
-    assert "cancel" in backend.calls
+    assert "cancel_commands sleep 300" in backend.calls
     assert "close" not in backend.calls
+
+
+def test_cancel_stops_only_the_cancelled_cleanrooms_commands(tmp_path: Path) -> None:
+    # One instance serving two cleanrooms (as the pytest plugin shares one per run): cancelling
+    # one of them must not kill what the other runs.
+    require_backend("bwrap")
+    backend = RecordingBwrap()
+    cancelled = Cleanroom(tmp_path / "a", backend=backend)
+    other = Cleanroom(tmp_path / "b", backend=backend)
+    results: dict[str, RunResult] = {}
+    workers = [
+        threading.Thread(target=lambda: results.update(a=cancelled.run("sleep 300"))),
+        threading.Thread(target=lambda: results.update(b=other.run("sleep 2; echo survived"))),
+    ]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 60
+    while len(backend._live) < 2:  # both commands run before the cancel
+        assert time.monotonic() < deadline, "the two commands did not start"
+        workers[1].join(0.01)
+    assert cancelled.cancel() == 1
+    for worker in workers:
+        worker.join(60)
+    cancelled.close()
+    other.close()
+    assert results["a"].cancelled
+    results["b"].assert_success().assert_stdout_contains("survived")
+    assert not results["b"].cancelled
 
 
 def test_a_backend_that_cannot_bind_is_refused_by_bind_workspace(tmp_path: Path) -> None:
