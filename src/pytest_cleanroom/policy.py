@@ -233,6 +233,8 @@ class Policy(BaseModel):
 
     def tightened_by(self, other: Policy) -> Policy:
         """Field by field, the stricter of ``self`` and ``other``. Never weaker than either."""
+        if other is self:
+            return self
         a, b = self, other
         merged = Policy(
             name=a.name if a.name == b.name else f"{a.name}+{b.name}",

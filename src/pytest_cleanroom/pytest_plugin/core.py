@@ -42,6 +42,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(CommandSummary(settings), _SUMMARY_PLUGIN)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's shared backends stop their waiting launchers (see run_backends.py)."""
+    from .run_backends import close_run_backends
+
+    close_run_backends(config)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist, on the controller: every worker runs with the controller's seed."""
@@ -143,12 +150,15 @@ def workspace(tmp_path: Any) -> Workspace:
 def cleanroom(request: pytest.FixtureRequest, workspace: Workspace) -> Iterator[Cleanroom]:
     """A Cleanroom on the test's ``workspace`` under the effective policy (the command line's,
     tightened by ``@pytest.mark.cleanroom``), the run's seed and backend. Closed at teardown."""
+    from .run_backends import run_backends
     from .sandbox import open_cleanroom
 
     item = request.node
     assert isinstance(item, pytest.Item)
-    room = open_cleanroom(item, workspace, get_settings(request.config))
+    settings = get_settings(request.config)
+    room = open_cleanroom(item, workspace, settings)
     try:
         yield room
     finally:
         room.close()
+        run_backends(request.config, settings).after_test()

@@ -27,6 +27,7 @@ from ..workspace import Workspace
 from . import floor as floors
 from .options import MARKER
 from .records import PENDING_RESULTS
+from .run_backends import run_backends
 from .settings import CleanroomSettings
 
 
@@ -204,13 +205,14 @@ def open_cleanroom(
     if weakened:
         item.warn(floors.marker_warning(item.nodeid, floor, weakened))
     try:
+        backend, passed_over = run_backends(item.config, settings).backend_for(policy)
         room = PytestCleanroom(
             workspace,
             floor=floor,
             owned=(item.config._tmp_path_factory.getbasetemp(),),  # type: ignore[attr-defined]
             service_dirs=_run_service_dirs(item.config),
             policy=policy,
-            backend=settings.backend,
+            backend=backend,
             seed=settings.seed,
             per_process_limits=settings.per_process_limits,
         )
@@ -219,6 +221,9 @@ def open_cleanroom(
     except BackendUnavailableError as exc:
         message = f"cleanroom backend {settings.backend!r} unavailable: {exc}"
         raise pytest.fail.Exception(message, pytrace=False) from None
+
+    room.backend_requested = settings.backend  # the run's backend is shared, not the room's
+    room.backend_reasons = [*passed_over, *room.backend_reasons]
 
     def report(result: RunResult) -> None:
         item.stash.setdefault(PENDING_RESULTS, []).append(result)
