@@ -22,10 +22,11 @@ The "engine adds" column is the row's median minus bare bubblewrap's, "over nati
 ``true``'s (goal: at most 1 ms under ``standard`` and ``locked`` warm, 5 ms for ``unshare``).
 
 Then a suite as pytest runs one (``--suite-tests`` tests, default 200, each running three
-commands): every test makes its own ``locked`` cleanroom (bwrap) on a fresh workspace, runs
-``true`` three times and closes it, side by side with the same test running ``true`` three times
-through ``subprocess.run`` (tests alternate, so noise hits both alike). It prints the suite's wall
-time both ways and the median of a test's first command and of its later ones.
+commands): every test makes its own ``locked`` cleanroom on a fresh workspace (on the run's one
+``bwrap`` backend, as the pytest plugin shares it), runs ``true`` three times and closes it, side
+by side with the same test running ``true`` three times through ``subprocess.run`` (tests
+alternate, so noise hits both alike). It prints the suite's wall time both ways and the median of a
+test's first command and of its later ones.
 
 Run: ``.venv/bin/python benchmarks/bench_engine.py [--repeat 200] [--container-repeat 20]
 [--suite-tests 200] [--json]``
@@ -122,20 +123,25 @@ def _suite(scratch: Path, tests: int) -> dict[str, float]:
     engine_wall = native_wall = 0.0
     first: list[float] = []
     later: list[float] = []
-    for index in range(tests):
-        start = time.perf_counter()
-        for _ in range(COMMANDS_PER_TEST):
-            subprocess.run(["true"], capture_output=True, check=True)
-        native_wall += time.perf_counter() - start
+    backend = BwrapBackend()  # one for the run, as the pytest plugin shares it between tests
+    try:
+        for index in range(tests):
+            start = time.perf_counter()
+            for _ in range(COMMANDS_PER_TEST):
+                subprocess.run(["true"], capture_output=True, check=True)
+            native_wall += time.perf_counter() - start
 
-        start = time.perf_counter()
-        with Cleanroom(scratch / f"test-{index}", policy="locked", backend="bwrap", seed=1) as room:
-            for position in range(COMMANDS_PER_TEST):
-                began = time.perf_counter()
-                room.run(["true"]).assert_success()
-                (first if position == 0 else later).append(time.perf_counter() - began)
-        engine_wall += time.perf_counter() - start
-        shutil.rmtree(scratch / f"test-{index}", ignore_errors=True)
+            start = time.perf_counter()
+            workspace = scratch / f"test-{index}"
+            with Cleanroom(workspace, policy="locked", backend=backend, seed=1) as room:
+                for position in range(COMMANDS_PER_TEST):
+                    began = time.perf_counter()
+                    room.run(["true"]).assert_success()
+                    (first if position == 0 else later).append(time.perf_counter() - began)
+            engine_wall += time.perf_counter() - start
+            shutil.rmtree(workspace, ignore_errors=True)
+    finally:
+        backend.close()
     return {
         "suite_native_s": native_wall,
         "suite_engine_s": engine_wall,
