@@ -87,11 +87,7 @@ class RunBackends:
 
 def run_backends(config: pytest.Config, settings: CleanroomSettings) -> RunBackends:
     """The run's :class:`RunBackends` (made on first use)."""
-    try:
-        return config.stash[_KEY]
-    except KeyError:
-        found = config.stash[_KEY] = RunBackends(settings)
-        return found
+    return config.stash.setdefault(_KEY, RunBackends(settings))  # making one costs nothing
 
 
 def close_run_backends(config: pytest.Config) -> None:
