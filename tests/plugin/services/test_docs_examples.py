@@ -48,7 +48,13 @@ def test_the_doc_has_examples() -> None:
     assert set(examples()) == names | others
 
 
-@pytest.mark.parametrize("name", sorted(examples()))
+#: Examples that need a container engine carry its marker (deselected where none runs).
+ENGINE_MARKS = {"podman": pytest.mark.podman}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=ENGINE_MARKS.get(n, ())) for n in sorted(examples())]
+)
 def test_example_runs_as_written(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
