@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,10 +17,11 @@ MARK = "[vm-part] "
 
 @dataclasses.dataclass(frozen=True)
 class Part:
-    """One pytest run in the VM: its name and pytest's arguments."""
+    """One pytest run in the VM: its name, pytest's arguments and variables set for it."""
 
     name: str
     args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +52,25 @@ SECURITY_AS_USER = Part(
      " and not test_reading_a_file_under_root_fails"),
 )  # fmt: skip
 EXAMPLES = Part("examples", ("tests/vm/test_examples.py",))
+# The services plugin on the process provider (PostgreSQL, Redis and MariaDB started from the
+# VM's packages; no Docker in the VM): each test's own database and Redis, under xdist too, and a
+# sandbox reaching a server through its socket only when its policy lists it. Each of these tests
+# starts servers of its own (initdb alone takes seconds under emulation), so only these run here:
+# the rest of tests/plugin/services checks settings, reports and other providers, which do not
+# depend on the platform, and runs on the host. A server may take 10 minutes to start: an emulated
+# initdb took over the default 60 s on a loaded host.
+SERVICES = Part(
+    "services",
+    ("-n", "2", *(f"tests/plugin/services/{test}" for test in (
+        "test_sandbox.py::test_isolated_network_still_reaches_allowed_services_through_their_sockets",
+        "test_fixtures.py::test_attributes_and_connections",
+        "test_fixtures.py::test_every_test_gets_an_empty_database_and_leftovers_are_dropped",
+        "test_fixtures.py::test_under_xdist_one_postgres_serves_every_worker_and_each_has_its_redis[2]",
+        "test_mysql.py::test_a_database_per_test_on_one_server_for_the_run[2]",
+        "test_mysql.py::test_a_sandbox_reaches_mysql_only_when_the_policy_lists_it",
+    ))),
+    env=(("CLEANROOM_SERVICES_START_TIMEOUT", "600"),),
+)  # fmt: skip
 # Both set-up steps of the unshare backend: _nsinit.c compiled by the VM's gcc, and the Python one.
 NATIVE = "tests/integration/engine/test_unshare_setup_step.py"
 CGROUP2 = "tests/vm/test_cgroup2_platforms.py"
@@ -59,6 +80,7 @@ BOOTS: dict[str, tuple[Part, ...]] = {
         Part("platforms", (CGROUP2, "tests/vm/test_container.py", NATIVE)),
         EXAMPLES,
         SECURITY,
+        SERVICES,
     ),
     # Warm sandboxes are root's, so the set-up step comparison runs as root only (the user's
     # security suite runs the compiled step all the same).
@@ -69,6 +91,7 @@ BOOTS: dict[str, tuple[Part, ...]] = {
         ),
         EXAMPLES,
         SECURITY_AS_USER,
+        SERVICES,
     ),
     # User namespaces off: the README's main job must stop at once and say why.
     "no-userns": (Part("refused", ("examples", "--cleanroom-policy=locked", "-p", "no:xdist")),),
@@ -80,7 +103,7 @@ def run(part: Part) -> Outcome:
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *part.args]
     print(f"[vm-part-start] {part.name}: {' '.join(argv[1:])}", flush=True)
     started = time.monotonic()
-    status = subprocess.run(argv, check=False).returncode
+    status = subprocess.run(argv, env={**os.environ, **dict(part.env)}, check=False).returncode
     outcome = Outcome(part.name, status, round(time.monotonic() - started, 1))
     print(MARK + json.dumps(dataclasses.asdict(outcome)), flush=True)
     return outcome

@@ -2,7 +2,7 @@
 scripts/test-vm.sh (systemd, cgroup v2, no Docker) boots once as root, once as a user with a
 systemd user session (delegation) and once with user namespaces off, and runs the parts of
 tests/integration/vm/parts.py in each boot: cgroup v2 and the compiled set-up step, the example
-suite under ``locked``, the security suite on bwrap and unshare.
+suite under ``locked``, the security suite on bwrap and unshare, the services plugin's servers.
 
 Each part's duration is printed (software emulation is slow: these are the longest tests)."""
 
