@@ -304,13 +304,14 @@ def remove_container(handle: Handle, keep_dir: bool = False) -> str:
     return done
 
 
-def container_logs(log: LogSource, since: float | None, max_lines: int) -> str:
-    """The container's log lines (since a timestamp), for failing tests' reports."""
+def container_logs(log: LogSource, since: float | None, max_lines: int | None) -> str:
+    """The container's log lines (since a timestamp; the last ``max_lines``, ``None``: all),
+    for failing tests' reports."""
     try:
         client = client_at(log.docker_host or "", timeout=10)
         try:
             container = client.containers.get(log.container_id)
-            kwargs: dict[str, Any] = {"tail": max_lines}
+            kwargs: dict[str, Any] = {"tail": "all" if max_lines is None else max_lines}
             if since is not None:
                 kwargs["since"] = int(since)
             return bytes(container.logs(**kwargs)).decode(errors="replace")

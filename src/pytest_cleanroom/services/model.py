@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import quote, urlencode
+
+from .server_log import postgres_lines
 
 if TYPE_CHECKING:
     import psycopg
@@ -36,8 +39,14 @@ class LogSource:
                 return 0.0
         return time.time()
 
-    def read(self, since: float | None = None, max_lines: int = 60) -> str:
-        """The last ``max_lines`` lines, only those written after ``since`` if given."""
+    def read(
+        self,
+        since: float | None = None,
+        max_lines: int = 60,
+        keep: Callable[[str], str] | None = None,
+    ) -> str:
+        """The last ``max_lines`` lines, only those written after ``since`` if given, of those
+        that ``keep`` (a filter of the whole text) keeps."""
         text = ""
         if self.kind == "file" and self.path:
             try:
@@ -53,7 +62,9 @@ class LogSource:
         elif self.kind == "container" and self.container_id:
             from .container_provider import container_logs
 
-            text = container_logs(self, since=since, max_lines=max_lines)
+            text = container_logs(self, since=since, max_lines=None if keep else max_lines)
+        if keep is not None:
+            text = keep(text)
         lines = text.splitlines()
         return "\n".join(lines[-max_lines:])
 
@@ -120,6 +131,11 @@ class _TestHandle(Generic[ServerT, ClosableT]):
     def version(self) -> str:
         """Server version, e.g. ``15.18`` (PostgreSQL) or ``7.0.15`` (Redis)."""
         return self.server.version
+
+    def own_log_lines(self, text: str) -> str:
+        """The lines of the server's log ``text`` that concern this test (all, unless the
+        server is shared with other tests running at the same time)."""
+        return text
 
     def _hand_out(self, resource: ClosableT) -> ClosableT:
         self._handed_out.append(resource)
@@ -249,6 +265,10 @@ class PostgresDatabase(_TestHandle[PostgresServer, "psycopg.Connection[Any]"]):
         #: The server's roles when the test first asked for a superuser connection (``None``:
         #: it never did); roles created after that are dropped at teardown.
         self.roles_before: frozenset[str] | None = None
+
+    def own_log_lines(self, text: str) -> str:
+        """This database's lines and the server-wide ones (see :mod:`.server_log`)."""
+        return postgres_lines(text, self.dbname)
 
     @property
     def user(self) -> str:

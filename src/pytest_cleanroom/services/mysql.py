@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 from .errors import ServiceStartError
 from .model import LogSource, _Server, _TestHandle
+from .server_log import mysql_lines
 
 if TYPE_CHECKING:
     from pymysql.connections import Connection
@@ -108,6 +109,11 @@ class MysqlDatabase(_TestHandle[MysqlServer, "Connection[Any]"]):
     def password(self) -> str | None:
         """The test user's password."""
         return self._password
+
+    def own_log_lines(self, text: str) -> str:
+        """The error log's lines naming no other test's database or user (see
+        :mod:`.server_log`)."""
+        return mysql_lines(text, self.dbname, self.user)
 
     @property
     def unix_socket(self) -> str | None:

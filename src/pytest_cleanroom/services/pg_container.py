@@ -9,11 +9,13 @@ a tmpfs; the shared start is :class:`~.container_provider.ContainerService`'s.
 from __future__ import annotations
 
 import secrets
+import shlex
 from typing import Any
 
 from . import pg_roles
 from .container_provider import ContainerService
 from .model import PostgresServer
+from .server_log import POSTGRES_LOG_LINE_PREFIX
 
 POSTGRES_USER = "cleanroom"
 CONTAINER_HBA = "/etc/cleanroom/pg_hba.conf"
@@ -50,7 +52,8 @@ class PostgresContainer(ContainerService[PostgresServer]):
     def container(self, port: int) -> Any:
         command = (
             f"postgres -c port={port} -c fsync=off -c synchronous_commit=off "
-            f"-c full_page_writes=off -c max_connections=200 -c hba_file={CONTAINER_HBA}"
+            f"-c full_page_writes=off -c max_connections=200 -c hba_file={CONTAINER_HBA} "
+            f"-c {shlex.quote('log_line_prefix=' + POSTGRES_LOG_LINE_PREFIX)}"
         )
         command += "".join(f" -c {k}={v}" for k, v in self.settings.postgres_settings)
         container = (

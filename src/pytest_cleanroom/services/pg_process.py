@@ -23,6 +23,7 @@ from .binaries import PostgresBinaries, require_postgres
 from .errors import ServiceStartError
 from .model import LogSource, PostgresServer
 from .registry import Owner, Started
+from .server_log import POSTGRES_LOG_LINE_PREFIX
 from .settings import ServiceSettings
 from .spawn import (
     Account,
@@ -49,6 +50,7 @@ SERVER_SETTINGS: dict[str, str] = {
     "full_page_writes": "off",
     "logging_collector": "off",
     "log_checkpoints": "off",  # CREATE DATABASE ... FILE_COPY checkpoints on every test
+    "log_line_prefix": POSTGRES_LOG_LINE_PREFIX,  # a failing test's report keeps its own lines
     # The socket file is open to all; its directory decides who gets to it (see start_postgres).
     "unix_socket_permissions": "0777",
     "max_connections": "200",

@@ -33,7 +33,7 @@ HUB_KEY = pytest.StashKey[ServiceHub]()
 SWEPT_KEY = pytest.StashKey[list[str]]()
 RUN_KEY = pytest.StashKey[tuple[str, int]]()
 TORN_DOWN_KEY = pytest.StashKey[bool]()
-LOG_MARKS_KEY = pytest.StashKey[dict[str, tuple[LogSource, float]]]()
+LOG_MARKS_KEY = pytest.StashKey[dict[str, tuple[LogSource, float, Callable[[str], str]]]]()
 AT_EXIT_KEY = pytest.StashKey[Callable[[], None]]()
 
 CHOICES_KEY = pytest.StashKey[dict[str, Any]]()
@@ -277,7 +277,8 @@ def _attach(
     """Tie a test's database to the test: the server's log from now on goes into the report if
     the test fails, and the socket directory is bound into the test's cleanroom, if it has one."""
     log = database.server.log
-    request.node.stash.setdefault(LOG_MARKS_KEY, {})[service] = (log, log.mark())
+    marks = request.node.stash.setdefault(LOG_MARKS_KEY, {})
+    marks[service] = (log, log.mark(), database.own_log_lines)
     if socket_dir is None or "cleanroom" not in request.fixturenames:
         return
     cleanroom = request.getfixturevalue("cleanroom")
@@ -499,8 +500,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed:
-        for service, (log, mark) in item.stash.get(LOG_MARKS_KEY, {}).items():
-            text = log.read(since=mark)  # only what the server logged during this test
+        for service, (log, mark, own) in item.stash.get(LOG_MARKS_KEY, {}).items():
+            text = log.read(since=mark, keep=own)  # only what the server logged for this test
             if text.strip():
                 report.sections.append(
                     (f"cleanroom {service} server log (since the test began)", text)
