@@ -62,6 +62,23 @@ def _run_probe(key: tuple[str, ...], argv: list[str]) -> tuple[int, str] | str:
     return done.returncode, done.stderr.decode(errors="replace").strip()
 
 
+#: bwrap's words when a mount under ``/`` went away while it bound ``/`` recursively (another
+#: program, e.g. a container engine, unmounted it): a moment's race, not a missing feature.
+_MOUNT_RACE = ("Can't bind mount", "Unable to apply mount flags: remount")
+_MOUNT_RACE_TRIES = 5
+
+
+def _probe_bwrap_once(key: tuple[str, ...], argv: list[str]) -> tuple[int, str] | str:
+    """``_run_probe``, tried again while it fails only because a mount vanished under it."""
+    for _ in range(_MOUNT_RACE_TRIES - 1):
+        outcome = _run_probe(key, argv)
+        if isinstance(outcome, str) or outcome[0] == 0:
+            return outcome
+        if not all(words in outcome[1] for words in _MOUNT_RACE):
+            return outcome
+    return _run_probe(key, argv)
+
+
 def _no_namespaces(path: str, stderr: str, prefix: Sequence[str] = ()) -> str:
     who = f" as the sandbox's unprivileged user ({' '.join(prefix)})" if prefix else ""
     return f"{path} cannot create namespaces here{who}: {stderr} ({userns_hint(path)})"
@@ -96,7 +113,7 @@ def probe_bwrap(path: str, *, disable_userns: bool, prefix: Sequence[str] = ()) 
             extra = ["--disable-userns"] if disable_userns else []
             argv = [*prefix, path, *_NAMESPACES, *extra, "--ro-bind", "/", "/", "--proc",
                     "/proc", "--dev", "/dev", "--", "true"]  # fmt: skip
-            outcome = _run_probe(key, argv)
+            outcome = _probe_bwrap_once(key, argv)
             if isinstance(outcome, str):
                 _probes[key] = outcome
             elif outcome[0] == 0:
