@@ -75,8 +75,10 @@ def assert_removed(engine: ContainerEngine, basetemp: Path, started: int) -> Non
 
 
 def test_the_container_provider_serves_xdist_workers_and_leaves_no_container(
-    pytester: pytest.Pytester, engine: ContainerEngine
+    engine: ContainerEngine, pytester: pytest.Pytester
 ) -> None:
+    # ``engine`` first: the docker SDK it imports must not be among the modules that pytester
+    # removes again after the test (a later import of requests would then break the SDK's).
     binaries = find_postgres()
     psql = binaries.bin_dir / "psql" if binaries else None
     require(psql is not None and psql.exists(), "psql (apt-get install postgresql)")
