@@ -285,13 +285,22 @@ def start_on_a_free_port(
     log_path: Path,
     port_taken: Callable[[str], bool],
 ) -> int:
-    """Launch the server on each port in turn until one is ready; returns that port.
+    """Launch the server on each port in turn until one is ready; returns that port. Nothing
+    is launched once ``deadline`` has passed.
 
     A server that exits because another program took its port in the meantime (``port_taken``
     recognises its log) is tried again on the next port; any other failure is raised.
     """
     last_error = ""
     for port in ports:
+        if time.monotonic() >= deadline:
+            # Checked before each launch, not only while waiting: a server launched after the
+            # deadline could be ready at the first look (a loaded machine pauses this process)
+            # and would be accepted, although the start timeout had passed.
+            raise ServiceStartError(
+                f"{what} was not launched: the start timeout passed while it was being prepared "
+                "(raise cleanroom_services_start_timeout if the machine is slow)"
+            )
         proc = launch(port)
         sdir.started(proc.pid)
         try:
