@@ -68,15 +68,16 @@ _MOUNT_RACE = ("Can't bind mount", "Unable to apply mount flags: remount")
 _MOUNT_RACE_TRIES = 5
 
 
-def _probe_bwrap_once(key: tuple[str, ...], argv: list[str]) -> tuple[int, str] | str:
-    """``_run_probe``, tried again while it fails only because a mount vanished under it."""
-    for _ in range(_MOUNT_RACE_TRIES - 1):
+def _probe_bwrap_retrying(key: tuple[str, ...], argv: list[str]) -> tuple[int, str] | str:
+    """``_run_probe``, tried again (up to ``_MOUNT_RACE_TRIES`` in all) while it fails only
+    because a mount vanished under it."""
+    for _ in range(_MOUNT_RACE_TRIES):
         outcome = _run_probe(key, argv)
         if isinstance(outcome, str) or outcome[0] == 0:
             return outcome
         if not all(words in outcome[1] for words in _MOUNT_RACE):
             return outcome
-    return _run_probe(key, argv)
+    return outcome
 
 
 def _no_namespaces(path: str, stderr: str, prefix: Sequence[str] = ()) -> str:
@@ -113,7 +114,7 @@ def probe_bwrap(path: str, *, disable_userns: bool, prefix: Sequence[str] = ()) 
             extra = ["--disable-userns"] if disable_userns else []
             argv = [*prefix, path, *_NAMESPACES, *extra, "--ro-bind", "/", "/", "--proc",
                     "/proc", "--dev", "/dev", "--", "true"]  # fmt: skip
-            outcome = _probe_bwrap_once(key, argv)
+            outcome = _probe_bwrap_retrying(key, argv)
             if isinstance(outcome, str):
                 _probes[key] = outcome
             elif outcome[0] == 0:
