@@ -10,6 +10,7 @@ their directories removed in a loop while the probe runs.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,14 +34,16 @@ def churning_mounts(tmp_path: Path) -> Iterator[Path]:
     require(os.geteuid() == 0, "mounting tmpfs needs root")
     loop = "while :; do mkdir -p {d}; mount -t tmpfs churn {d}; umount {d}; rmdir {d}; done"
     loops = [
-        subprocess.Popen(["sh", "-c", loop.format(d=d)], stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            ["sh", "-c", loop.format(d=d)], stderr=subprocess.DEVNULL, start_new_session=True
+        )
         for d in (tmp_path / f"churn-{k}" / "m" for k in range(CHURNERS))
     ]
     try:
         yield tmp_path
     finally:
-        for loop in loops:
-            loop.kill()
+        for loop in loops:  # the whole group: a mount(8) still running would mount after
+            os.killpg(loop.pid, signal.SIGKILL)
             loop.wait()
         with open("/proc/mounts") as mounts:
             left = [line.split()[1] for line in mounts if line.split()[1].startswith(str(tmp_path))]
