@@ -26,6 +26,7 @@ import atexit
 import contextlib
 import errno
 import functools
+import hashlib
 import os
 import platform
 import struct
@@ -33,6 +34,9 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from . import _engine_cache
 
 #: Calls refused under each ``syscall_filter`` value (``strict`` includes ``baseline``).
 BASELINE: tuple[str, ...] = ("keyctl", "add_key", "request_key")
@@ -256,30 +260,66 @@ def program(syscall_filter: str, *, forbid_namespaces: bool) -> bytes:
 
 _lock = threading.Lock()
 _files: dict[tuple[str, bool, int], str] = {}
+_temporary: dict[int, list[str]] = {}  # per process: fallback files to remove at exit
 
 
 def program_file(syscall_filter: str, *, forbid_namespaces: bool) -> str:
-    """A file holding :func:`program` (bubblewrap reads it from a descriptor): written once per
-    process into a private directory of its own."""
+    """A file holding :func:`program` (bubblewrap reads it from a descriptor): kept in the
+    engine's cache under the digest of its bytes, so processes share it and one killed leaves
+    nothing behind; in a private temporary directory, removed at exit, where that cache cannot
+    be used."""
     key = (syscall_filter, forbid_namespaces, os.getpid())
     with _lock:
         path = _files.get(key)
         if path is None or not os.path.exists(path):
-            directory = tempfile.mkdtemp(prefix="cleanroom-seccomp-")
-            path = os.path.join(directory, f"{syscall_filter}-{int(forbid_namespaces)}.bpf")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-            with os.fdopen(fd, "wb") as f:
-                f.write(program(syscall_filter, forbid_namespaces=forbid_namespaces))
+            code = program(syscall_filter, forbid_namespaces=forbid_namespaces)
+            path = _cached(code) or _private(code, f"{syscall_filter}-{int(forbid_namespaces)}")
             _files[key] = path
         return path
 
 
+def _cached(code: bytes) -> str | None:
+    """``code``'s file in the engine's cache (written there unless a good one is found);
+    ``None`` where the cache cannot be used."""
+    directory, _ = _engine_cache.prepare(_engine_cache.cache_dir())
+    if directory is None:
+        return None
+    target = directory / f"seccomp-{hashlib.sha256(code).hexdigest()[:16]}.bpf"
+    if _holds(target, code):
+        return str(target)
+    try:
+        _engine_cache.place(target, code, 0o444)
+    except OSError:  # e.g. a directory planted at the name: the private fallback
+        return None
+    return str(target)
+
+
+def _holds(target: Path, code: bytes) -> bool:
+    if not _engine_cache.trusted_file(target, executable=False):
+        return False
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as file:
+        return file.read(len(code) + 1) == code
+
+
+def _private(code: bytes, name: str) -> str:
+    directory = tempfile.mkdtemp(prefix="cleanroom-seccomp-")
+    path = os.path.join(directory, f"{name}.bpf")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(fd, "wb") as f:
+        f.write(code)
+    _temporary.setdefault(os.getpid(), []).append(path)
+    return path
+
+
 def _remove_files() -> None:
-    for (_, _, pid), path in list(_files.items()):
-        if pid == os.getpid():
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-                os.rmdir(os.path.dirname(path))
+    for path in _temporary.get(os.getpid(), []):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            os.rmdir(os.path.dirname(path))
 
 
 atexit.register(_remove_files)

@@ -8,9 +8,11 @@ packager would, and must carry the same modules, entry points and embedded examp
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import zipfile
 from pathlib import Path
@@ -97,3 +99,40 @@ def test_pip_installs_it_from_a_git_url(tmp_path: Path) -> None:
     assert (site / "pytest_cleanroom" / "plugin.py").is_file()
     packs = sorted(p.name for p in (REPO / "example_gpacks").iterdir() if p.is_dir())
     assert sorted(p.parent.name for p in (site / EMBEDDED).glob("*/gpack.toml")) == packs
+
+
+USE_ENGINE_CACHES = (
+    "import pytest_cleanroom, sys;"
+    " from pytest_cleanroom.backends import _nsinit_build, _seccomp;"
+    " path, why = _nsinit_build.program();"
+    " assert path, why;"
+    " print(pytest_cleanroom.__file__);"
+    " print(path);"
+    " print(_seccomp.program_file('strict', forbid_namespaces=True))"
+)
+
+
+def test_pip_uninstall_leaves_nothing_behind_after_use(dist: Path, tmp_path: Path) -> None:
+    # What the engine builds at run time (the compiled set-up step, seccomp programs) goes to
+    # the user's cache, never into the installed package, which pip would leave behind.
+    require(shutil.which("gcc") is not None, "gcc (apt-get install gcc)")
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", "--without-pip", venv)
+    python = venv / "bin" / "python"
+    [site] = venv.glob("lib/python*/site-packages")
+    # The dependencies come from this environment, appended after the venv's own packages.
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    before = sorted(p.relative_to(venv) for p in venv.rglob("*"))
+    pip = (sys.executable, "-m", "pip", "--python", python)
+    _run(*pip, "install", "-q", "--no-deps", "--no-index", _only(dist, "*.whl"))
+    cache = tmp_path / "cache"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_CACHE_HOME": str(cache)}
+    done = subprocess.run([python, "-c", USE_ENGINE_CACHES], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    module, nsinit, seccomp = done.stdout.split()
+    assert Path(module).is_relative_to(site)  # the installed wheel ran, not this checkout
+    assert Path(nsinit).parent == Path(seccomp).parent == cache / "pytest-cleanroom"
+    _run(*pip, "uninstall", "-q", "-y", "pytest-cleanroom")
+    after = sorted(p.relative_to(venv) for p in venv.rglob("*"))
+    assert after == before
