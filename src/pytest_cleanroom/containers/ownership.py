@@ -88,7 +88,8 @@ def sweep_leftovers(client: DockerClient | None = None, *, role: str | None = No
         filters["label"].append(f"{LABEL_ROLE}={role}")
     removed: list[str] = []
     try:
-        for container in client.containers.list(all=True, filters=filters):
+        # ignore_removed: one removed between the listing and its inspection is gone, not an error
+        for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
             owner = owner_of(container.labels)
             if owner is None or owner.is_alive():
                 continue

@@ -34,7 +34,9 @@ def reap(host: str, pid: str, start: str) -> None:
     try:
         labels = [f"{LABEL_OWNER_PID}={pid}", f"{LABEL_OWNER_START}={start}"]
         filters = {"label": [*labels, f"{LABEL_ROLE}=backend"]}
-        for container in client.containers.list(all=True, filters=filters):
+        # ignore_removed: one removed between the listing and its inspection is gone, not an
+        # error that would end the reap before the others
+        for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.remove(force=True, v=True)
     finally:

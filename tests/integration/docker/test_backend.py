@@ -60,7 +60,7 @@ def small(tmp_path: Path, docker_client: Any) -> Iterator[Cleanroom]:
 def my_containers(docker_client: Any) -> list[Any]:
     """Containers (running or not) that this test process created."""
     filters = {"label": [f"{LABEL_OWNER_PID}={os.getpid()}"]}
-    return list(docker_client.containers.list(all=True, filters=filters))
+    return list(docker_client.containers.list(all=True, filters=filters, ignore_removed=True))
 
 
 def py(room: Cleanroom, code: str, **kwargs: Any) -> RunResult:

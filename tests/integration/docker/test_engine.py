@@ -18,12 +18,14 @@ import pytest
 from pytest_cleanroom import Cleanroom
 from pytest_cleanroom.containers import (
     LABEL_OWNER_PID,
+    LABEL_OWNER_START,
     LABEL_ROLE,
     DockerEngineDownError,
     DockerImageMissingError,
     DockerSocketMissingError,
     connect,
     owner_labels,
+    reaper,
     sweep_leftovers,
 )
 
@@ -112,11 +114,28 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-@pytest.mark.usefixtures("local_images")
+#: The host name the sweep tests give themselves (see ``elsewhere``).
+ELSEWHERE = "elsewhere.invalid"
+
+
+@pytest.fixture
+def elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process names its host :data:`ELSEWHERE`: what it labels as a dead owner's is then
+    another host's to every other process sharing the engine (concurrent runs and xdist workers
+    sweep too), which leave it alone; this process's own sweep judges it."""
+    monkeypatch.setattr(socket, "gethostname", lambda: ELSEWHERE)
+
+
+def _dead_owner_labels(role: str) -> dict[str, str]:
+    labels = owner_labels("crashed-run", role=role)
+    labels[LABEL_OWNER_PID] = str(_dead_pid())
+    return labels
+
+
+@pytest.mark.usefixtures("local_images", "elsewhere")
 def test_sweep_removes_containers_and_volumes_of_dead_owners_only(docker_client: Any) -> None:
     role = f"sweep-test-{uuid.uuid4().hex[:8]}"
-    dead = owner_labels("crashed-run", role=role)
-    dead[LABEL_OWNER_PID] = str(_dead_pid())
+    dead = _dead_owner_labels(role)
     alive = owner_labels("this-run", role=role)
     orphan = docker_client.containers.run(
         BASE_IMAGE, ["sleep", "300"], labels=dead, detach=True, network_mode="none"
@@ -127,7 +146,8 @@ def test_sweep_removes_containers_and_volumes_of_dead_owners_only(docker_client:
     try:
         removed = sweep_leftovers(docker_client, role=role)
         assert sorted(removed) == sorted([orphan.name, stopped.name, volume.name])
-        left = docker_client.containers.list(all=True, filters={"label": f"{LABEL_ROLE}={role}"})
+        role_filter = {"label": f"{LABEL_ROLE}={role}"}
+        left = docker_client.containers.list(all=True, filters=role_filter, sparse=True)
         assert [c.id for c in left] == [mine.id]
         assert sweep_leftovers(docker_client, role=role) == []
     finally:
@@ -138,16 +158,90 @@ def test_sweep_removes_containers_and_volumes_of_dead_owners_only(docker_client:
             volume.remove(force=True)
 
 
+def _removing_after_listing(client: Any, victim: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``client``'s next container listing remove ``victim`` through the real engine right
+    after the engine answered: docker-py then inspects each container listed, and the engine
+    answers 404 for that one. Another sweeper's removal falls in this window only now and then;
+    the hook makes it certain (the removal and the 404 are the real engine's)."""
+    listing = client.api.containers
+
+    def containers(*args: Any, **kwargs: Any) -> Any:
+        found = listing(*args, **kwargs)
+        monkeypatch.setattr(client.api, "containers", listing)  # once
+        client.api.remove_container(victim, force=True, v=True)
+        return found
+
+    monkeypatch.setattr(client.api, "containers", containers)
+
+
+@pytest.mark.usefixtures("local_images", "elsewhere")
+def test_a_container_removed_while_the_sweep_runs_counts_as_gone(
+    docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    role = f"sweep-race-{uuid.uuid4().hex[:8]}"
+    dead = _dead_owner_labels(role)
+    first, second = (
+        docker_client.containers.create(BASE_IMAGE, ["true"], labels=dead) for _ in "12"
+    )
+    client = connect()
+    try:
+        _removing_after_listing(client, first.id, monkeypatch)
+        removed = sweep_leftovers(client, role=role)
+    finally:
+        client.close()
+        for container in (first, second):
+            if _exists(docker_client, container.id):
+                container.remove(force=True)
+    assert removed == [second.name]  # the first was removed by "another sweeper"
+    assert not _exists(docker_client, second.id)
+
+
+@pytest.mark.usefixtures("local_images", "elsewhere")
+def test_the_reaper_removes_the_rest_when_one_is_removed_meanwhile(
+    docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labels = _dead_owner_labels("backend")
+    first, second = (
+        docker_client.containers.run(
+            BASE_IMAGE, ["sleep", "300"], labels=labels, detach=True, network_mode="none"
+        )
+        for _ in "12"
+    )
+    client = connect()
+    _removing_after_listing(client, first.id, monkeypatch)
+    monkeypatch.setattr(reaper, "connect", lambda host: client)
+    try:
+        reaper.reap("unused", labels[LABEL_OWNER_PID], labels[LABEL_OWNER_START])
+    finally:
+        client.close()
+        for container in (first, second):
+            if _exists(docker_client, container.id):
+                container.remove(force=True)
+                pytest.fail(f"{container.name} outlived the reap")
+
+
 def _exists(client: Any, container_id: str) -> bool:
-    return bool(client.containers.list(all=True, filters={"id": container_id}))
+    return bool(client.containers.list(all=True, filters={"id": container_id}, sparse=True))
 
 
-CRASH_SCRIPT = """
-import sys
+# Labelled as another host's (see ``elsewhere``), so that only the next process below, which
+# names its host the same, may sweep it; without the reaper, as where it cannot start: an engine
+# killed with its reaper leaves its containers to the next process's sweep.
+CRASH_SCRIPT = f"""
+import socket, sys
+socket.gethostname = lambda: {ELSEWHERE!r}
 from pytest_cleanroom import Cleanroom
+from pytest_cleanroom.containers import reaper
+reaper.ensure_started = lambda host: None
 room = Cleanroom(sys.argv[1], backend="docker")
 print("running", flush=True)
 room.run("sleep 300")
+"""
+NEXT_SCRIPT = f"""
+import socket, sys
+socket.gethostname = lambda: {ELSEWHERE!r}
+from pytest_cleanroom import Cleanroom
+Cleanroom(sys.argv[1], backend="docker")
 """
 
 
@@ -166,15 +260,19 @@ def test_container_of_a_killed_run_is_swept_by_the_next_one(
     finally:
         proc.send_signal(signal.SIGKILL)  # no chance to clean up
         proc.wait()
-    assert docker_client.containers.list(all=True, filters=owner), "nothing was left behind"
-    # The next process that uses the backend sweeps it.
-    subprocess.run(
-        [sys.executable, "-c", "from pytest_cleanroom import Cleanroom; import sys; "
-         "Cleanroom(sys.argv[1], backend='docker')", str(tmp_path / "next")],
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )  # fmt: skip
-    assert docker_client.containers.list(all=True, filters=owner) == []
+    try:
+        left = docker_client.containers.list(all=True, filters=owner, sparse=True)
+        assert left, "nothing was left behind"
+        # The next process that uses the backend sweeps it.
+        subprocess.run(
+            [sys.executable, "-c", NEXT_SCRIPT, str(tmp_path / "next")],
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        )
+        assert docker_client.containers.list(all=True, filters=owner, sparse=True) == []
+    finally:  # nobody else would remove another host's container
+        for container in docker_client.containers.list(all=True, filters=owner, sparse=True):
+            container.remove(force=True)
 
 
 CTRL_C_SCRIPT = """
@@ -208,7 +306,7 @@ def test_ctrl_c_removes_the_container(tmp_path: Path, docker_client: Any) -> Non
             proc.wait()
     assert proc.returncode == 42
     assert out.strip() == "interrupted"
-    assert docker_client.containers.list(all=True, filters=owner) == []
+    assert docker_client.containers.list(all=True, filters=owner, sparse=True) == []
 
 
 def _free_port() -> int:

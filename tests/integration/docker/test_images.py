@@ -23,7 +23,7 @@ def _loopback_only(container: Any, port: int) -> None:
 
 
 def _gone(docker_client: Any, container_id: str) -> bool:
-    return not docker_client.containers.list(all=True, filters={"id": container_id})
+    return not docker_client.containers.list(all=True, filters={"id": container_id}, sparse=True)
 
 
 def _wait_exit(container: Any, limit: float = 60.0) -> int:
