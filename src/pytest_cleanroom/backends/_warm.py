@@ -57,11 +57,14 @@ HolderLaunch = Callable[[CommandSpec, Sequence[FsOp], str], tuple[list[str], byt
 def _fresh(op: FsOp) -> bool:
     """Whether each command mounts ``op`` itself: what it may write, what the host may mount
     and unmount meanwhile (the workspace, services' sockets, directories bound below the top
-    level), so that it sees the host as a cold start would."""
+    level), and the files it hides: the host replaces those by renaming over them
+    (``/etc/gshadow`` by ``groupadd``), which detaches a mount kept on the old one, so that a
+    holder's would have shown the new file to every later command. Each command sees the host
+    as a cold start would."""
     target = op.target
     if any(target == root or target.startswith(root + "/") for root in FRESH_ROOTS):
         return True
-    return op.kind in ("bind", "ro-bind") and target.count("/") >= 2
+    return op.kind in ("bind", "ro-bind", "hide-file") and target.count("/") >= 2
 
 
 def op_record(op: FsOp) -> _Record:
