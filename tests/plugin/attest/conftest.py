@@ -25,12 +25,21 @@ def sandbox() -> None:
     )
 
 
+def basetemp_of(cwd: Path) -> Path:
+    """The base temporary directory of :func:`run_pytest`'s run in ``cwd`` (its tests'
+    workspaces): beside ``cwd``, in this run's own temporary directory. Under pytest's default,
+    ``/tmp/pytest-of-USER/pytest-N``, any concurrent pytest of the same user may delete it once
+    the inner run has ended (it keeps only the newest few)."""
+    return cwd.parent / f"{cwd.name}-basetemp"
+
+
 def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """A separate pytest in ``cwd`` (for results shared by a module's tests, which pytester's
     function-scoped fixture cannot give); the outer run's PYTEST_* variables are not passed on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_CORE"))}
+    basetemp = f"--basetemp={basetemp_of(cwd)}"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", basetemp, *args],
         cwd=cwd,
         env=env,
         capture_output=True,

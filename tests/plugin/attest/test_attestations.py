@@ -15,7 +15,7 @@ import pytest
 from pytest_cleanroom.attest.keys import SigningKey, write_key_pair
 from pytest_cleanroom.attest.verify import verify
 
-from .conftest import envelopes_by_nodeid, run_pytest, statement_of
+from .conftest import basetemp_of, envelopes_by_nodeid, run_pytest, statement_of
 
 pytest_plugins = ("pytester",)
 
@@ -135,6 +135,8 @@ def test_tampering_after_a_real_run_is_caught(attested_run: Path) -> None:
     workspace = Path(
         statement_of(envelope)["predicate"]["buildDefinition"]["internalParameters"]["workspace"]
     )
+    # In the inner run's own base temporary directory, which no other pytest run removes.
+    assert workspace.is_relative_to(basetemp_of(directory.parent))
     output = workspace / "out" / "greeting.txt"
     original_output = output.read_bytes()
     output.write_bytes(original_output.replace(b"world", b"World"))
