@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING
 from .. import scratch
 from ..errors import BackendUnavailableError
 
+# The mount API's kernel structure and numbers: one definition, in the standalone set-up step.
+from ._nsinit import AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY, SYS_MOUNT_SETATTR, MountAttr
+
 if TYPE_CHECKING:
     from .base import Mount
     from .namespace import FsOp
@@ -39,14 +42,10 @@ SANDBOX_GID = 65534
 
 _SYS_OPEN_TREE = 428
 _SYS_MOVE_MOUNT = 429
-_SYS_MOUNT_SETATTR = 442
 _OPEN_TREE_CLONE = 1
 _O_CLOEXEC = 0o2000000
-_AT_RECURSIVE = 0x8000
 _AT_EMPTY_PATH = 0x1000
-_AT_FDCWD = -100
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
-_MOUNT_ATTR_RDONLY = 0x1
 _MOUNT_ATTR_IDMAP = 0x00100000
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -56,15 +55,6 @@ _userns: dict[tuple[int, int, int], int] = {}
 _counter = 0
 #: One past the largest valid id (4294967295 is the invalid id, -1).
 _ID_END = 4294967295
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    ]
 
 
 def runs_unprivileged(unprivileged_user: bool) -> bool:
@@ -234,21 +224,21 @@ def _attach(source: Path, target: Path, userns: int | None, read_only: bool) -> 
     tree = _syscall(
         "open_tree",
         _SYS_OPEN_TREE,
-        _AT_FDCWD,
+        AT_FDCWD,
         os.fsencode(source),
-        _OPEN_TREE_CLONE | _O_CLOEXEC | _AT_RECURSIVE,
+        _OPEN_TREE_CLONE | _O_CLOEXEC | AT_RECURSIVE,
     )
     try:
         flags = (_MOUNT_ATTR_IDMAP if userns is not None else 0) | (
-            _MOUNT_ATTR_RDONLY if read_only else 0
+            MOUNT_ATTR_RDONLY if read_only else 0
         )
-        attr = _MountAttr(flags, 0, 0, userns or 0)
+        attr = MountAttr(flags, 0, 0, userns or 0)
         _syscall(
             "mount_setattr",
-            _SYS_MOUNT_SETATTR,
+            SYS_MOUNT_SETATTR,
             tree,
             b"",
-            _AT_EMPTY_PATH | _AT_RECURSIVE,
+            _AT_EMPTY_PATH | AT_RECURSIVE,
             ctypes.byref(attr),
             ctypes.sizeof(attr),
         )
@@ -257,7 +247,7 @@ def _attach(source: Path, target: Path, userns: int | None, read_only: bool) -> 
             _SYS_MOVE_MOUNT,
             tree,
             b"",
-            _AT_FDCWD,
+            AT_FDCWD,
             os.fsencode(target),
             _MOVE_MOUNT_F_EMPTY_PATH,
         )
