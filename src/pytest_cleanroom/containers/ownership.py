@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..owner import Owner
 from .engine import connect
@@ -27,6 +27,14 @@ LABEL_OWNER_PIDNS = "io.cleanroom.owner-pidns"
 LABEL_ROLE = "io.cleanroom.role"
 
 _RUN_ID: str | None = None
+
+
+class Listed(NamedTuple):
+    """A container as the engine lists it."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
 
 
 def run_id() -> str:
@@ -72,12 +80,41 @@ def owner_of(labels: Mapping[str, str]) -> Owner | None:
     )
 
 
+def listed_containers(client: DockerClient, filters: dict[str, Any]) -> list[Listed]:
+    """The containers (running or not) matching ``filters``, from the engine's listing alone.
+
+    docker-py's full listing then inspects each one, which fails for a container removed
+    meanwhile by another sweeper or reaper (Docker answers 404; Podman, while it removes one,
+    500 "no such container"): what the sweeps need is all in the listing.
+    """
+    return [
+        Listed(item["Id"], (item.get("Names") or [item["Id"]])[0].lstrip("/"),
+               item.get("Labels") or {})
+        for item in client.api.containers(all=True, filters=filters)
+    ]  # fmt: skip
+
+
+def remove_container(client: DockerClient, container_id: str) -> bool:
+    """Remove a container with its anonymous volumes; ``False`` when it is gone already or
+    being removed by another process."""
+    import docker.errors
+
+    try:
+        client.api.remove_container(container_id, force=True, v=True)
+    except docker.errors.APIError as exc:
+        if exc.status_code in (404, 409) or "no such container" in str(exc.explanation).lower():
+            return False
+        raise
+    return True
+
+
 def sweep_leftovers(client: DockerClient | None = None, *, role: str | None = None) -> list[str]:
     """Remove labelled containers (running or not) and volumes whose owner process is dead.
 
     Only objects carrying :data:`LABEL_OWNER_PID` are considered, and only those whose owner ran
     on this host; ``role`` narrows the sweep to one :data:`LABEL_ROLE`. Returns the names of the
-    containers and volumes removed. Safe to call from several processes at once.
+    containers and volumes removed. Safe to call from several processes at once: what another
+    one removed meanwhile is gone, not an error.
     """
     import docker.errors
 
@@ -88,19 +125,14 @@ def sweep_leftovers(client: DockerClient | None = None, *, role: str | None = No
         filters["label"].append(f"{LABEL_ROLE}={role}")
     removed: list[str] = []
     try:
-        # ignore_removed: one removed between the listing and its inspection is gone, not an error
-        for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
+        for container in listed_containers(client, filters):
             owner = owner_of(container.labels)
-            if owner is None or owner.is_alive():
-                continue
-            try:
-                container.remove(force=True, v=True)
+            if (
+                owner is not None
+                and not owner.is_alive()
+                and remove_container(client, container.id)
+            ):
                 removed.append(container.name)
-            except docker.errors.NotFound:
-                pass  # another sweeper got there first
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: removal already in progress
-                    raise
         for volume in client.volumes.list(filters=filters):
             owner = owner_of(volume.attrs.get("Labels") or {})
             if owner is None or owner.is_alive():

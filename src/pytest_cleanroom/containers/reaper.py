@@ -17,7 +17,13 @@ import sys
 from ..owner import Owner
 from ..watchdog import start_once, wait_for_owner
 from .engine import connect
-from .ownership import LABEL_OWNER_PID, LABEL_OWNER_START, LABEL_ROLE
+from .ownership import (
+    LABEL_OWNER_PID,
+    LABEL_OWNER_START,
+    LABEL_ROLE,
+    listed_containers,
+    remove_container,
+)
 
 
 def ensure_started(host: str) -> None:
@@ -28,17 +34,13 @@ def ensure_started(host: str) -> None:
 
 def reap(host: str, pid: str, start: str) -> None:
     """Remove every backend container labelled as made by process ``pid`` started at ``start``."""
-    import docker.errors
-
     client = connect(host)
     try:
         labels = [f"{LABEL_OWNER_PID}={pid}", f"{LABEL_OWNER_START}={start}"]
         filters = {"label": [*labels, f"{LABEL_ROLE}=backend"]}
-        # ignore_removed: one removed between the listing and its inspection is gone, not an
-        # error that would end the reap before the others
-        for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                container.remove(force=True, v=True)
+        for container in listed_containers(client, filters):
+            with contextlib.suppress(Exception):  # the others still go; the sweep remains
+                remove_container(client, container.id)
     finally:
         client.close()
 

@@ -160,9 +160,10 @@ def test_sweep_removes_containers_and_volumes_of_dead_owners_only(docker_client:
 
 def _removing_after_listing(client: Any, victim: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``client``'s next container listing remove ``victim`` through the real engine right
-    after the engine answered: docker-py then inspects each container listed, and the engine
-    answers 404 for that one. Another sweeper's removal falls in this window only now and then;
-    the hook makes it certain (the removal and the 404 are the real engine's)."""
+    after the engine answered, before anything is done with the containers listed (docker-py's
+    full listing inspects each, and the engine answers 404 for that one). Another sweeper's
+    removal falls in this window only now and then; the hook makes it certain (the removal and
+    the engine's answers are real)."""
     listing = client.api.containers
 
     def containers(*args: Any, **kwargs: Any) -> Any:
