@@ -7,6 +7,10 @@ sees whether it filled it (reported as the ``disk`` limit) before unmounting it.
 each gets a tmpfs of half of ``max_disk`` inside the sandbox: bounded together, but a full one
 cannot be told from outside. Mounts left by a process that died are unmounted by the next one.
 
+A command's tmpfs is made ahead, by a background thread, while the command before it runs (one
+spare per size and owner, never used by any command before): mounting it is not on the way of the
+command's start.
+
 The private directory may be crossed by other users (a sandbox tool running as the sandbox's
 unprivileged user must reach what it binds) but not listed; each tmpfs in it is reachable by its
 owner only: root, or the unprivileged user of the command it belongs to.
@@ -87,7 +91,7 @@ def private_mount_dir() -> Path | None:
 def unmount_later(path: Path) -> None:
     """Unmount ``path`` (a mount point under :func:`private_mount_dir`) in the background, then
     remove it and its parent if that is empty and not the private directory itself."""
-    _unmounter.submit(path)
+    _worker.submit(("unmount", path))
 
 
 class Scratch:
@@ -101,23 +105,14 @@ class Scratch:
     @classmethod
     def create(cls, size: int, owner: tuple[int, int] = (0, 0)) -> Scratch | None:
         """A fresh tmpfs of ``size`` bytes whose root only ``owner`` (uid, gid) may enter, or
-        ``None`` where the engine cannot mount one."""
-        global _counter
-        with _lock:
-            parent = _private_parent()
-            if parent is None:
-                return None
-            _counter += 1
-            root = parent / str(_counter)
-        root.mkdir()
-        options = f"size={size},mode=0700,uid={owner[0]},gid={owner[1]}"
-        if not _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, options):
-            root.rmdir()
-            return None
-        scratch = cls(root)
-        for directory in (scratch.tmp, scratch.shm):
-            directory.mkdir()
-            directory.chmod(0o1777)
+        ``None`` where the engine cannot mount one. The one made ahead is taken if there is
+        one, and the next one is made in the background."""
+        key = (size, owner)
+        scratch = _spares.take(key)
+        if scratch is None:
+            scratch = _mount_new(size, owner)
+        if scratch is not None:
+            _worker.submit(("make", key))
         return scratch
 
     def full(self) -> bool:
@@ -128,37 +123,125 @@ class Scratch:
     def release(self) -> None:
         """Unmount the tmpfs (what the command left there goes with it), in the background: an
         unmount waits for an RCU grace period, milliseconds the command's result need not wait."""
-        _unmounter.submit(self.root)
+        _worker.submit(("unmount", self.root))
 
 
-class _Unmounter:
-    """One daemon thread unmounting released scratch tmpfs."""
+def _mount_new(size: int, owner: tuple[int, int]) -> Scratch | None:
+    """Mount a new tmpfs for :meth:`Scratch.create` (``None``: the engine cannot mount here)."""
+    global _counter
+    with _lock:
+        parent = _private_parent()
+        if parent is None:
+            return None
+        _counter += 1
+        root = parent / str(_counter)
+    root.mkdir()
+    options = f"size={size},mode=0700,uid={owner[0]},gid={owner[1]}"
+    if not _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, options):
+        root.rmdir()
+        return None
+    scratch = Scratch(root)
+    for directory in (scratch.tmp, scratch.shm):
+        directory.mkdir()
+        directory.chmod(0o1777)
+    return scratch
+
+
+_Key = tuple[int, tuple[int, int]]
+
+
+class _Spares:
+    """The tmpfs made ahead, one per ``(size, owner)``, for a few of them (most recent last)."""
+
+    KEEP = 2
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._ready: dict[_Key, Scratch] = {}
+        self._closed = False
+
+    def take(self, key: _Key) -> Scratch | None:
+        with self._lock:
+            return self._ready.pop(key, None)
+
+    def make(self, key: _Key) -> None:
+        """Make the spare of ``key`` unless there is one (in the background thread only)."""
+        with self._lock:
+            if key in self._ready or self._closed:
+                return
+        scratch = _mount_new(*key)
+        if scratch is None:
+            return
+        with self._lock:
+            if key in self._ready or self._closed:
+                extra: list[Scratch] = [scratch]
+            else:
+                self._ready[key] = scratch
+                keys = list(self._ready)
+                extra = [self._ready.pop(k) for k in keys[: max(0, len(keys) - self.KEEP)]]
+        for unused in extra:
+            _unmount(unused.root)
+
+    def close(self) -> list[Scratch]:
+        """No more spares; the ones made are returned (to be unmounted)."""
+        with self._lock:
+            self._closed = True
+            ready, self._ready = list(self._ready.values()), {}
+        return ready
+
+
+def _unmount(root: Path) -> None:
+    _libc.umount2(str(root).encode(), _MNT_DETACH)
+    with contextlib.suppress(OSError):
+        root.rmdir()
+        if _parent is not None and root.parent != _parent[1]:
+            root.parent.rmdir()
+
+
+_Task = tuple[str, Path] | tuple[str, _Key]
+
+
+class _Worker:
+    """One daemon thread unmounting released scratch tmpfs and making the next ones."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: Held while a task runs: the process's exit waits for a mount being made.
+        self.busy = threading.Lock()
 
-    def submit(self, root: Path) -> None:
-        self._queue.put(root)
+    def submit(self, task: _Task) -> None:
+        self._queue.put(task)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
-                    target=self._work, name="cleanroom-scratch-unmounter", daemon=True
+                    target=self._work, name="cleanroom-scratch", daemon=True
                 )
                 self._thread.start()
 
     def _work(self) -> None:
         while True:
-            root = self._queue.get()
-            _libc.umount2(str(root).encode(), _MNT_DETACH)
-            with contextlib.suppress(OSError):
-                root.rmdir()
-                if _parent is not None and root.parent != _parent[1]:
-                    root.parent.rmdir()
+            kind, what = self._queue.get()
+            with self.busy, contextlib.suppress(OSError):
+                if kind == "unmount" and isinstance(what, Path):
+                    _unmount(what)
+                elif kind == "make" and isinstance(what, tuple):
+                    _spares.make(what)
 
 
-_unmounter = _Unmounter()
+_worker = _Worker()
+_spares = _Spares()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's spares and pending unmounts are the parent's business.
+    global _worker, _spares
+    _worker = _Worker()
+    _spares = _Spares()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _unmount_leftovers() -> None:
@@ -191,6 +274,10 @@ def _remove_empty_tree(top: Path) -> None:
 
 
 def _remove_parent() -> None:
+    spares = _spares.close()
+    with _worker.busy:  # a spare being mounted now is in _spares.close()'s list or refused
+        for spare in spares:
+            _unmount(spare.root)
     if _parent is not None and _parent[0] == os.getpid():
         _libc.umount2(str(_parent[1]).encode(), _MNT_DETACH)
         _remove_empty_tree(_parent[1])
