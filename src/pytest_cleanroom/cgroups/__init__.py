@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..owner import Owner
 from . import _v2 as cgroup2
@@ -61,6 +62,7 @@ _probed = False
 _why_unavailable = ""
 _unconfined: list[str] = []
 _counter = itertools.count()
+_T = TypeVar("_T")
 
 
 _group_prefixes: dict[int, str] = {}
@@ -355,6 +357,12 @@ class RunCgroup:
         self._limits: tuple[int | None, int | None, float | None] | None = None
         self._cpu: Path | bool | None = False  # False: not looked for yet
         self._joins: dict[tuple[bool, bool], list[str]] = {}
+        # Whether the counters were reset and their bases read with no command run since.
+        self._counters_fresh = False
+        # Descriptors of the group's own files, kept open while it lives: they are read and
+        # written for every command, and opening a cgroup file costs more than reading it.
+        self._files: dict[tuple[str, int], int] = {}
+        self._files_lock = threading.Lock()
 
     @classmethod
     def create(
@@ -424,6 +432,7 @@ class RunCgroup:
             return True
         self._exposed = False
         for hierarchy, d in self.dirs.items():
+            self._close_files(under=f"{d / LEAF}/")
             if not _remove_tree(d / LEAF, retries=0):
                 return False
             try:
@@ -441,23 +450,31 @@ class RunCgroup:
         self.cpu_quota = cpu_quota
         limits = (memory_limit, max_processes, cpu_quota)
         same, self._limits = self._limits == limits, None  # unknown until all are written
+        # Nothing ran in the group since its bases were read (a launcher made ahead waits in
+        # it, and waiting neither forks nor allocates): they stand.
+        fresh, self._counters_fresh = same and self._counters_fresh, False
         if self.unified is not None:
             if not same:
                 cgroup2.configure(
                     self.unified, memory_limit, max_processes, cpu_quota, CPU_PERIOD_US
                 )
             self._limits = limits
-            self._base_oom_kills = cgroup2.counter(self.unified / "memory.events", "oom_kill")
-            self._base_pids_max_hits = self._raw_counter(self.unified / "pids.events", "max")
+            if not fresh:
+                self._base_oom_kills = self._counter(self.unified / "memory.events", "oom_kill")
+                self._base_pids_max_hits = self._raw_counter(self.unified / "pids.events", "max")
+            self._counters_fresh = True
             return
         memory = self.dirs["memory"]
         if not same:
             self._configure_v1_limits(memory_limit, max_processes, cpu_quota)
         self._limits = limits
-        _write(self.dirs["cpuacct"] / "cpuacct.usage", 0)
-        _write(memory / "memory.max_usage_in_bytes", 0)
-        self._base_oom_kills = self._raw_counter(memory / "memory.oom_control", "oom_kill")
-        self._base_pids_max_hits = self._raw_counter(self.dirs["pids"] / "pids.events", "max")
+        # Reset even when fresh: a launcher made ahead joined the group since.
+        self._set(self.dirs["cpuacct"] / "cpuacct.usage", 0)
+        self._set(memory / "memory.max_usage_in_bytes", 0)
+        if not fresh:
+            self._base_oom_kills = self._raw_counter(memory / "memory.oom_control", "oom_kill")
+            self._base_pids_max_hits = self._raw_counter(self.dirs["pids"] / "pids.events", "max")
+        self._counters_fresh = True
 
     def _configure_v1_limits(
         self, memory_limit: int | None, max_processes: int | None, cpu_quota: float | None
@@ -491,21 +508,82 @@ class RunCgroup:
         if cpu_quota is not None:
             _write(cpu / "cpu.cfs_quota_us", max(1000, round(cpu_quota * CPU_PERIOD_US)))
 
-    @staticmethod
-    def _raw_counter(path: Path, key: str) -> int:
+    def _raw_counter(self, path: Path, key: str) -> int:
         """``key`` of ``path`` summed over the group and the groups below it (cgroup v1 counts
         an OOM kill in the victim's own group, not in the one whose limit was hit)."""
         name = "/" + path.name
-        return sum(cgroup2.counter(group + name, key) for group in _subtree_of(str(path.parent)))
+        top, *below = _subtree_of(str(path.parent))
+        found = self._counter(top + name, key)
+        return found + sum(cgroup2.counter(group + name, key) for group in below)
+
+    # -- the group's own files, through descriptors kept open --------------------------------
+
+    def _through(self, path: str, flags: int, use: Callable[[int], _T]) -> _T:
+        """``use(descriptor)`` of the group's file ``path`` (a file of one of :attr:`dirs` or
+        of their :data:`LEAF`: groups below the command's own come and go, they are read the
+        plain way), opened once; a descriptor that fails is opened again, once. Not for
+        ``cgroup.procs`` (see :meth:`pids`)."""
+        key = (path, flags)
+        for attempt in range(2):
+            fd = self._files.get(key)
+            if fd is None:
+                fd = os.open(path, flags | os.O_CLOEXEC)
+                with self._files_lock:
+                    kept = self._files.setdefault(key, fd)
+                if kept != fd:
+                    os.close(fd)
+                    fd = kept
+            try:
+                return use(fd)
+            except OSError:
+                with self._files_lock:
+                    if self._files.get(key) == fd:
+                        del self._files[key]
+                        os.close(fd)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read(self, path: str | Path) -> str:
+        """The text of the group's file ``path`` (see :meth:`_through`)."""
+        return self._through(str(path), os.O_RDONLY, _read_whole)
+
+    def _set(self, path: Path, value: object) -> None:
+        """Write ``value`` to the group's file ``path`` (see :meth:`_through`)."""
+        data = str(value).encode()
+        self._through(str(path), os.O_WRONLY, lambda fd: os.pwrite(fd, data, 0))
+
+    def _counter(self, path: str | Path, key: str) -> int:
+        """:func:`._v2.counter` of the group's file ``path``."""
+        try:
+            return cgroup2.flat_key(self._read(path), key)
+        except OSError:
+            return 0
+
+    def _number(self, path: Path) -> int | None:
+        """:func:`._v2.number` of the group's file ``path``."""
+        try:
+            return int(self._read(path))
+        except (OSError, ValueError):
+            return None
+
+    def _close_files(self, under: str = "") -> None:
+        """Close the kept descriptors (of the files under the directory ``under`` only)."""
+        with self._files_lock:
+            gone = [key for key in self._files if key[0].startswith(under)]
+            fds = [self._files.pop(key) for key in gone]
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # -- measurements --------------------------------------------------------------------------
 
     def memory_in_use(self) -> int:
         if self.unified is not None:
-            current = cgroup2.number(self.unified / "memory.current")
+            current = self._number(self.unified / "memory.current")
             return -1 if current is None else current
-        try:
-            return int(cgroup2.read(self.dirs["memory"] / "memory.usage_in_bytes"))
-        except (OSError, ValueError):
-            return -1
+        used = self._number(self.dirs["memory"] / "memory.usage_in_bytes")
+        return -1 if used is None else used
 
     @property
     def procs_files(self) -> list[str]:
@@ -547,6 +625,8 @@ class RunCgroup:
         top = self.dirs.get("pids", self.unified)
         for group in _subtree_of(str(top)) if top is not None else []:
             try:
+                # Opened afresh each time: cgroup v1 serves a descriptor read again from a pid
+                # list cached for a second.
                 found += [int(x) for x in cgroup2.read(group + "/cgroup.procs").split()]
             except (OSError, ValueError):
                 continue
@@ -556,7 +636,7 @@ class RunCgroup:
         """OOM kills in the group since this command started."""
         if self.unified is not None:
             events = self.unified / "memory.events"
-            return cgroup2.counter(events, "oom_kill") - self._base_oom_kills
+            return self._counter(events, "oom_kill") - self._base_oom_kills
         path = self.dirs["memory"] / "memory.oom_control"
         return self._raw_counter(path, "oom_kill") - self._base_oom_kills
 
@@ -572,18 +652,13 @@ class RunCgroup:
         if self.unified is not None:  # the command's own group is new for every command
             stat = self.unified / LEAF / "cpu.stat"
             return cgroup2.counter(stat, "usage_usec") / 1e6 if stat.exists() else None
-        try:
-            return int(cgroup2.read(self.dirs["cpuacct"] / "cpuacct.usage")) / 1e9
-        except (OSError, ValueError):
-            return None
+        used = self._number(self.dirs["cpuacct"] / "cpuacct.usage")
+        return None if used is None else used / 1e9
 
     def peak_memory(self) -> int | None:
         if self.unified is not None:
-            return cgroup2.number(self.unified / LEAF / "memory.peak")
-        try:
-            return int(cgroup2.read(self.dirs["memory"] / "memory.max_usage_in_bytes"))
-        except (OSError, ValueError):
-            return None
+            return self._number(self.unified / LEAF / "memory.peak")
+        return self._number(self.dirs["memory"] / "memory.max_usage_in_bytes")
 
     def usage(self) -> Usage:
         return Usage(self.peak_memory(), self.cpu_time(), self.oom_kills(), self.pids_max_hits())
@@ -628,6 +703,7 @@ class RunCgroup:
         if self.pids():
             self.kill(deadline=5.0 if patient else 0.5)
             self.wait_empty(deadline=5.0 if patient else 0.5)
+        self._close_files()
         gone = True
         for d in self.dirs.values():
             if not _remove_tree(d, retries=199 if patient else 20, on_busy=self.kill):
@@ -639,6 +715,7 @@ class RunCgroup:
         keep the groups for the next command or remove them (a sandbox's init may still be
         tearing its namespaces down after the command's result is known). :func:`flush` waits
         for every pending release."""
+        self._counters_fresh = False
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -810,6 +887,16 @@ def _remove_tree(top: Path, *, retries: int, on_busy: Callable[..., object] | No
                     on_busy(deadline=0.5)
                 time.sleep(0.005)
     return not top.exists()
+
+
+def _read_whole(fd: int) -> str:
+    """A cgroup file's text from its start (``pread``: a kept descriptor is read again)."""
+    chunks: list[bytes] = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode()
 
 
 def _write(path: Path, value: object, *, quiet: bool = False) -> bool:

@@ -153,6 +153,11 @@ def counter(path: str | Path, key: str) -> int:
         text = read(path)
     except OSError:
         return 0
+    return flat_key(text, key)
+
+
+def flat_key(text: str, key: str) -> int:
+    """``key`` in the text of a flat-keyed cgroup file, 0 when it is missing."""
     for line in text.splitlines():
         name, _, value = line.partition(" ")
         if name == key:
