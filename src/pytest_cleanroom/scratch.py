@@ -9,7 +9,8 @@ cannot be told from outside. Mounts left by a process that died are unmounted by
 
 A command's tmpfs is made ahead, by a background thread, while the command before it runs (one
 spare per size and owner, never used by any command before): mounting it is not on the way of the
-command's start.
+command's start. So are the directories where the namespace backends mount a command's views of
+its workspace (see :func:`mount_point`).
 
 The private directory may be crossed by other users (a sandbox tool running as the sandbox's
 unprivileged user must reach what it binds) but not listed; each tmpfs in it is reachable by its
@@ -82,12 +83,6 @@ def _private_parent() -> Path | None:
     return path
 
 
-def private_mount_dir() -> Path | None:
-    """This process's private directory for mounts (``None``: it cannot mount)."""
-    with _lock:
-        return _private_parent()
-
-
 def unmount_later(path: Path) -> None:
     """Unmount ``path`` (a mount point under :func:`private_mount_dir`) in the background, then
     remove it and its parent if that is empty and not the private directory itself."""
@@ -107,13 +102,8 @@ class Scratch:
         """A fresh tmpfs of ``size`` bytes whose root only ``owner`` (uid, gid) may enter, or
         ``None`` where the engine cannot mount one. The one made ahead is taken if there is
         one, and the next one is made in the background."""
-        key = (size, owner)
-        scratch = _spares.take(key)
-        if scratch is None:
-            scratch = _mount_new(size, owner)
-        if scratch is not None:
-            _worker.submit(("make", key))
-        return scratch
+        root = _spares.take(("tmpfs", size, *owner))
+        return None if root is None else cls(root)
 
     def full(self) -> bool:
         """Whether the command used (almost) all of the tmpfs."""
@@ -126,64 +116,95 @@ class Scratch:
         _worker.submit(("unmount", self.root))
 
 
-def _mount_new(size: int, owner: tuple[int, int]) -> Scratch | None:
-    """Mount a new tmpfs for :meth:`Scratch.create` (``None``: the engine cannot mount here)."""
+def mount_point(owner: tuple[int, int]) -> Path | None:
+    """A new empty directory under :func:`private_mount_dir`, in a directory of its own that
+    only root and ``owner`` (uid, gid) may enter, to mount something there; ``None`` where the
+    engine cannot mount. Made ahead like the tmpfs of :meth:`Scratch.create`; give it back
+    with :func:`unmount_later` (mounted or not)."""
+    return _spares.take(("view", 0, *owner))
+
+
+def _private_child() -> Path | None:
+    """A new name under the private directory (``None``: the engine cannot mount here)."""
     global _counter
     with _lock:
         parent = _private_parent()
         if parent is None:
             return None
         _counter += 1
-        root = parent / str(_counter)
-    root.mkdir()
-    options = f"size={size},mode=0700,uid={owner[0]},gid={owner[1]}"
-    if not _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, options):
-        root.rmdir()
+        return parent / str(_counter)
+
+
+def _make(key: _Key) -> Path | None:
+    """A new spare of ``key``: a mounted tmpfs with its ``tmp`` and ``shm`` (``tmpfs``), or an
+    empty mount point (``view``)."""
+    kind, size, uid, gid = key
+    child = _private_child()
+    if child is None:
         return None
-    scratch = Scratch(root)
-    for directory in (scratch.tmp, scratch.shm):
-        directory.mkdir()
-        directory.chmod(0o1777)
-    return scratch
+    if kind == "view":
+        # Other users must not read what is mounted there through the private directory,
+        # which they may cross.
+        child.mkdir(mode=0o700)
+        os.chown(child, uid, gid)
+        (child / "view").mkdir()
+        return child / "view"
+    child.mkdir()
+    options = f"size={size},mode=0700,uid={uid},gid={gid}"
+    if not _mount("tmpfs", child, "tmpfs", _MS_NOSUID | _MS_NODEV, options):
+        child.rmdir()
+        return None
+    for name in ("tmp", "shm"):
+        (child / name).mkdir()
+        (child / name).chmod(0o1777)
+    return child
 
 
-_Key = tuple[int, tuple[int, int]]
+#: ``(kind, size, uid, gid)`` of a spare (see :func:`_make`).
+_Key = tuple[str, int, int, int]
 
 
 class _Spares:
-    """The tmpfs made ahead, one per ``(size, owner)``, for a few of them (most recent last)."""
+    """What is made ahead, one per key, for a few keys (most recent last): each is new, never
+    given to anyone before."""
 
-    KEEP = 2
+    KEEP = 3
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ready: dict[_Key, Scratch] = {}
+        self._ready: dict[_Key, Path] = {}
         self._closed = False
 
-    def take(self, key: _Key) -> Scratch | None:
+    def take(self, key: _Key) -> Path | None:
+        """The spare of ``key`` (made now if there is none), and the next one asked for."""
         with self._lock:
-            return self._ready.pop(key, None)
+            spare = self._ready.pop(key, None)
+        if spare is None:
+            spare = _make(key)
+        if spare is not None:
+            _worker.submit(("make", key))
+        return spare
 
     def make(self, key: _Key) -> None:
         """Make the spare of ``key`` unless there is one (in the background thread only)."""
         with self._lock:
             if key in self._ready or self._closed:
                 return
-        scratch = _mount_new(*key)
-        if scratch is None:
+        spare = _make(key)
+        if spare is None:
             return
         with self._lock:
             if key in self._ready or self._closed:
-                extra: list[Scratch] = [scratch]
+                extra = [spare]
             else:
-                self._ready[key] = scratch
+                self._ready[key] = spare
                 keys = list(self._ready)
                 extra = [self._ready.pop(k) for k in keys[: max(0, len(keys) - self.KEEP)]]
         for unused in extra:
-            _unmount(unused.root)
+            _unmount(unused)
 
-    def close(self) -> list[Scratch]:
-        """No more spares; the ones made are returned (to be unmounted)."""
+    def close(self) -> list[Path]:
+        """No more spares; the ones made are returned (to be removed)."""
         with self._lock:
             self._closed = True
             ready, self._ready = list(self._ready.values()), {}
@@ -191,6 +212,8 @@ class _Spares:
 
 
 def _unmount(root: Path) -> None:
+    """Unmount ``root`` (if mounted) and remove it, and its parent if that is not the private
+    directory itself."""
     _libc.umount2(str(root).encode(), _MNT_DETACH)
     with contextlib.suppress(OSError):
         root.rmdir()
@@ -277,7 +300,7 @@ def _remove_parent() -> None:
     spares = _spares.close()
     with _worker.busy:  # a spare being mounted now is in _spares.close()'s list or refused
         for spare in spares:
-            _unmount(spare.root)
+            _unmount(spare)
     if _parent is not None and _parent[0] == os.getpid():
         _libc.umount2(str(_parent[1]).encode(), _MNT_DETACH)
         _remove_empty_tree(_parent[1])
