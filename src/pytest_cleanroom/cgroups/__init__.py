@@ -421,7 +421,10 @@ class RunCgroup:
         be reset), a new one (a task's first move into a new group waits for an RCU grace period:
         reused ones are kept when they can be). False if one cannot be removed yet."""
         for d in self.dirs.values():
-            for below in reversed(_subtree(d / LEAF)[1:]):
+            leaf = f"{d}/{LEAF}"
+            if self._links(leaf) == 2:
+                continue  # nothing below it (the usual case)
+            for below in reversed(_subtree(Path(leaf))[1:]):
                 with contextlib.suppress(FileNotFoundError):
                     try:
                         below.rmdir()
@@ -432,7 +435,7 @@ class RunCgroup:
             return True
         self._exposed = False
         for hierarchy, d in self.dirs.items():
-            self._close_files(under=f"{d / LEAF}/")
+            self._close_files(under=f"{d}/{LEAF}")
             if not _remove_tree(d / LEAF, retries=0):
                 return False
             try:
@@ -512,9 +515,30 @@ class RunCgroup:
         """``key`` of ``path`` summed over the group and the groups below it (cgroup v1 counts
         an OOM kill in the victim's own group, not in the one whose limit was hit)."""
         name = "/" + path.name
-        top, *below = _subtree_of(str(path.parent))
-        found = self._counter(top + name, key)
-        return found + sum(cgroup2.counter(group + name, key) for group in below)
+        top = str(path.parent)
+        own = (top, f"{top}/{LEAF}")  # read through kept descriptors, the others afresh
+        return sum(
+            (self._counter if group in own else cgroup2.counter)(group + name, key)
+            for group in self._tree(top)
+        )
+
+    def _tree(self, top: str) -> list[str]:
+        """:func:`_subtree_of` of one of :attr:`dirs`: its link counts, read through kept
+        descriptors, tell at once when the command made no group below its own. (A removed
+        directory keeps counting 2 through its descriptor: the leaf is made anew only by
+        :meth:`_fresh_leaves`, which closes its descriptors first.)"""
+        leaf = f"{top}/{LEAF}"
+        if self._links(top) == 3 and self._links(leaf) == 2:
+            return [top, leaf]
+        return _subtree_of(top)
+
+    def _links(self, directory: str) -> int:
+        """The link count of the group directory ``directory`` (2 + its subdirectories), or
+        -1 if it cannot be read."""
+        try:
+            return self._through(directory, os.O_RDONLY | os.O_DIRECTORY, _link_count)
+        except OSError:
+            return -1
 
     # -- the group's own files, through descriptors kept open --------------------------------
 
@@ -568,9 +592,11 @@ class RunCgroup:
             return None
 
     def _close_files(self, under: str = "") -> None:
-        """Close the kept descriptors (of the files under the directory ``under`` only)."""
+        """Close the kept descriptors (of the directory ``under`` and its files only)."""
         with self._files_lock:
-            gone = [key for key in self._files if key[0].startswith(under)]
+            gone = [
+                k for k in self._files if not under or k[0] == under or k[0].startswith(under + "/")
+            ]
             fds = [self._files.pop(key) for key in gone]
         for fd in fds:
             with contextlib.suppress(OSError):
@@ -623,7 +649,7 @@ class RunCgroup:
         """Every task of the command, in its cgroup and any the command made below it."""
         found: list[int] = []
         top = self.dirs.get("pids", self.unified)
-        for group in _subtree_of(str(top)) if top is not None else []:
+        for group in self._tree(str(top)) if top is not None else []:
             try:
                 # Opened afresh each time: cgroup v1 serves a descriptor read again from a pid
                 # list cached for a second.
@@ -887,6 +913,10 @@ def _remove_tree(top: Path, *, retries: int, on_busy: Callable[..., object] | No
                     on_busy(deadline=0.5)
                 time.sleep(0.005)
     return not top.exists()
+
+
+def _link_count(fd: int) -> int:
+    return os.fstat(fd).st_nlink
 
 
 def _read_whole(fd: int) -> str:

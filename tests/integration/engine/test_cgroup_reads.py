@@ -80,3 +80,20 @@ def test_counters_are_read_afresh_once_the_group_is_made_anew(group: cgroups.Run
     assert used > 0
     if taken is not group:
         taken.remove()
+
+
+def test_tasks_in_groups_made_below_the_commands_own_are_seen(group: cgroups.RunCgroup) -> None:
+    assert group.pids() == []
+    top = group.dirs.get("pids", group.unified)
+    assert top is not None
+    below = top / cgroups.LEAF / "made-by-the-command"
+    below.mkdir()
+    sleeper = subprocess.Popen(["sleep", "300"])
+    try:
+        (below / "cgroup.procs").write_text(str(sleeper.pid))
+        assert group.pids() == [sleeper.pid]  # seen although the group was read before
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    below.rmdir()
+    assert group.pids() == []
