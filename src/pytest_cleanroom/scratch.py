@@ -7,11 +7,6 @@ sees whether it filled it (reported as the ``disk`` limit) before unmounting it.
 each gets a tmpfs of half of ``max_disk`` inside the sandbox: bounded together, but a full one
 cannot be told from outside. Mounts left by a process that died are unmounted by the next one.
 
-A command's tmpfs is made ahead, by a background thread, while the command before it runs (one
-spare per size and owner, never used by any command before): mounting it is not on the way of the
-command's start. So are the directories where the namespace backends mount a command's views of
-its workspace (see :func:`mount_point`).
-
 The private directory may be crossed by other users (a sandbox tool running as the sandbox's
 unprivileged user must reach what it binds) but not listed; each tmpfs in it is reachable by its
 owner only: root, or the unprivileged user of the command it belongs to.
@@ -83,10 +78,16 @@ def _private_parent() -> Path | None:
     return path
 
 
+def private_mount_dir() -> Path | None:
+    """This process's private directory for mounts (``None``: it cannot mount)."""
+    with _lock:
+        return _private_parent()
+
+
 def unmount_later(path: Path) -> None:
     """Unmount ``path`` (a mount point under :func:`private_mount_dir`) in the background, then
     remove it and its parent if that is empty and not the private directory itself."""
-    _worker.submit(("unmount", path))
+    _unmounter.submit(path)
 
 
 class Scratch:
@@ -100,10 +101,24 @@ class Scratch:
     @classmethod
     def create(cls, size: int, owner: tuple[int, int] = (0, 0)) -> Scratch | None:
         """A fresh tmpfs of ``size`` bytes whose root only ``owner`` (uid, gid) may enter, or
-        ``None`` where the engine cannot mount one. The one made ahead is taken if there is
-        one, and the next one is made in the background."""
-        root = _spares.take(("tmpfs", size, *owner))
-        return None if root is None else cls(root)
+        ``None`` where the engine cannot mount one."""
+        global _counter
+        with _lock:
+            parent = _private_parent()
+            if parent is None:
+                return None
+            _counter += 1
+            root = parent / str(_counter)
+        root.mkdir()
+        options = f"size={size},mode=0700,uid={owner[0]},gid={owner[1]}"
+        if not _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, options):
+            root.rmdir()
+            return None
+        scratch = cls(root)
+        for directory in (scratch.tmp, scratch.shm):
+            directory.mkdir()
+            directory.chmod(0o1777)
+        return scratch
 
     def full(self) -> bool:
         """Whether the command used (almost) all of the tmpfs."""
@@ -113,158 +128,37 @@ class Scratch:
     def release(self) -> None:
         """Unmount the tmpfs (what the command left there goes with it), in the background: an
         unmount waits for an RCU grace period, milliseconds the command's result need not wait."""
-        _worker.submit(("unmount", self.root))
+        _unmounter.submit(self.root)
 
 
-def mount_point(owner: tuple[int, int]) -> Path | None:
-    """A new empty directory under :func:`private_mount_dir`, in a directory of its own that
-    only root and ``owner`` (uid, gid) may enter, to mount something there; ``None`` where the
-    engine cannot mount. Made ahead like the tmpfs of :meth:`Scratch.create`; give it back
-    with :func:`unmount_later` (mounted or not)."""
-    return _spares.take(("view", 0, *owner))
-
-
-def _private_child() -> Path | None:
-    """A new name under the private directory (``None``: the engine cannot mount here)."""
-    global _counter
-    with _lock:
-        parent = _private_parent()
-        if parent is None:
-            return None
-        _counter += 1
-        return parent / str(_counter)
-
-
-def _make(key: _Key) -> Path | None:
-    """A new spare of ``key``: a mounted tmpfs with its ``tmp`` and ``shm`` (``tmpfs``), or an
-    empty mount point (``view``)."""
-    kind, size, uid, gid = key
-    child = _private_child()
-    if child is None:
-        return None
-    if kind == "view":
-        # Other users must not read what is mounted there through the private directory,
-        # which they may cross.
-        child.mkdir(mode=0o700)
-        os.chown(child, uid, gid)
-        (child / "view").mkdir()
-        return child / "view"
-    child.mkdir()
-    options = f"size={size},mode=0700,uid={uid},gid={gid}"
-    if not _mount("tmpfs", child, "tmpfs", _MS_NOSUID | _MS_NODEV, options):
-        child.rmdir()
-        return None
-    for name in ("tmp", "shm"):
-        (child / name).mkdir()
-        (child / name).chmod(0o1777)
-    return child
-
-
-#: ``(kind, size, uid, gid)`` of a spare (see :func:`_make`).
-_Key = tuple[str, int, int, int]
-
-
-class _Spares:
-    """What is made ahead, one per key, for a few keys (most recent last): each is new, never
-    given to anyone before."""
-
-    KEEP = 3
+class _Unmounter:
+    """One daemon thread unmounting released scratch tmpfs."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ready: dict[_Key, Path] = {}
-        self._closed = False
-
-    def take(self, key: _Key) -> Path | None:
-        """The spare of ``key`` (made now if there is none), and the next one asked for."""
-        with self._lock:
-            spare = self._ready.pop(key, None)
-        if spare is None:
-            spare = _make(key)
-        if spare is not None:
-            _worker.submit(("make", key))
-        return spare
-
-    def make(self, key: _Key) -> None:
-        """Make the spare of ``key`` unless there is one (in the background thread only)."""
-        with self._lock:
-            if key in self._ready or self._closed:
-                return
-        spare = _make(key)
-        if spare is None:
-            return
-        with self._lock:
-            if key in self._ready or self._closed:
-                extra = [spare]
-            else:
-                self._ready[key] = spare
-                keys = list(self._ready)
-                extra = [self._ready.pop(k) for k in keys[: max(0, len(keys) - self.KEEP)]]
-        for unused in extra:
-            _unmount(unused)
-
-    def close(self) -> list[Path]:
-        """No more spares; the ones made are returned (to be removed)."""
-        with self._lock:
-            self._closed = True
-            ready, self._ready = list(self._ready.values()), {}
-        return ready
-
-
-def _unmount(root: Path) -> None:
-    """Unmount ``root`` (if mounted) and remove it, and its parent if that is not the private
-    directory itself."""
-    _libc.umount2(str(root).encode(), _MNT_DETACH)
-    with contextlib.suppress(OSError):
-        root.rmdir()
-        if _parent is not None and root.parent != _parent[1]:
-            root.parent.rmdir()
-
-
-_Task = tuple[str, Path] | tuple[str, _Key]
-
-
-class _Worker:
-    """One daemon thread unmounting released scratch tmpfs and making the next ones."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[_Task] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        #: Held while a task runs: the process's exit waits for a mount being made.
-        self.busy = threading.Lock()
 
-    def submit(self, task: _Task) -> None:
-        self._queue.put(task)
+    def submit(self, root: Path) -> None:
+        self._queue.put(root)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
-                    target=self._work, name="cleanroom-scratch", daemon=True
+                    target=self._work, name="cleanroom-scratch-unmounter", daemon=True
                 )
                 self._thread.start()
 
     def _work(self) -> None:
         while True:
-            kind, what = self._queue.get()
-            with self.busy, contextlib.suppress(OSError):
-                if kind == "unmount" and isinstance(what, Path):
-                    _unmount(what)
-                elif kind == "make" and isinstance(what, tuple):
-                    _spares.make(what)
+            root = self._queue.get()
+            _libc.umount2(str(root).encode(), _MNT_DETACH)
+            with contextlib.suppress(OSError):
+                root.rmdir()
+                if _parent is not None and root.parent != _parent[1]:
+                    root.parent.rmdir()
 
 
-_worker = _Worker()
-_spares = _Spares()
-
-
-def _after_fork_in_child() -> None:
-    # The parent's spares and pending unmounts are the parent's business.
-    global _worker, _spares
-    _worker = _Worker()
-    _spares = _Spares()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_unmounter = _Unmounter()
 
 
 def _unmount_leftovers() -> None:
@@ -297,10 +191,6 @@ def _remove_empty_tree(top: Path) -> None:
 
 
 def _remove_parent() -> None:
-    spares = _spares.close()
-    with _worker.busy:  # a spare being mounted now is in _spares.close()'s list or refused
-        for spare in spares:
-            _unmount(spare)
     if _parent is not None and _parent[0] == os.getpid():
         _libc.umount2(str(_parent[1]).encode(), _MNT_DETACH)
         _remove_empty_tree(_parent[1])

@@ -52,6 +52,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _lock = threading.Lock()
 _userns: dict[tuple[int, int, int], int] = {}
+_counter = 0
 #: One past the largest valid id (4294967295 is the invalid id, -1).
 _ID_END = 4294967295
 
@@ -133,20 +134,29 @@ class IdmappedView:
     ) -> IdmappedView:
         """The view (read-only with ``read_only``; a plain bind without ``idmapped``), or
         :class:`BackendUnavailableError` naming why the kernel refused it."""
+        global _counter
         try:
             userns = None
             if idmapped:
                 st = source.stat()
                 userns = _mapping_userns(st.st_uid, st.st_gid)
+            parent = scratch.private_mount_dir()
+            if parent is None:
+                raise OSError("the engine cannot mount here (not root)")
+            with _lock:
+                _counter += 1
+                outer = parent / f"view-{_counter}"
             # Only root and the sandbox user may enter: other users must not read the workspace
             # through the view, which the private directory lets them cross to.
-            target = scratch.mount_point((SANDBOX_UID, SANDBOX_GID))
-            if target is None:
-                raise OSError("the engine cannot mount here (not root)")
+            outer.mkdir(mode=0o700)
+            os.chown(outer, SANDBOX_UID, SANDBOX_GID)
+            target = outer / "view"
+            target.mkdir()
             try:
                 _attach(source, target, userns, read_only)
             except OSError:
-                scratch.unmount_later(target)
+                target.rmdir()
+                outer.rmdir()
                 raise
         except OSError as exc:
             raise BackendUnavailableError(
