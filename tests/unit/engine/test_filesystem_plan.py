@@ -103,3 +103,26 @@ def test_allow_list_shows_system_directories_and_readable_paths_only(tmp_path: P
     assert not is_visible(policy, "/var/log")
     assert not is_visible(policy, "/etc/shadow")
     assert is_visible(Policy.level("standard"), "/var/log")
+
+
+def test_each_kind_of_hidden_path_gets_its_cover(tmp_path: Path) -> None:
+    """A directory, or a link to one, is covered by an empty directory; a file, a link to one
+    and a dangling link by an unreadable file; a path that does not exist needs nothing."""
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("secret")
+    (tmp_path / "to-dir").symlink_to(tmp_path / "dir")
+    (tmp_path / "to-file").symlink_to(tmp_path / "file")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    names = ("dir", "file", "to-dir", "to-file", "dangling", "missing")
+    policy = Policy.level("standard").replace(
+        private_tmp=False, hidden_paths=tuple(str(tmp_path / name) for name in names)
+    )
+    covers = {op.target: op.kind for op in plan(policy, tmp_path / "workspace")}
+    assert {name: covers.get(str(tmp_path / name)) for name in names} == {
+        "dir": "hide-dir",
+        "file": "hide-file",
+        "to-dir": "hide-dir",
+        "to-file": "hide-file",
+        "dangling": "hide-file",
+        "missing": None,
+    }

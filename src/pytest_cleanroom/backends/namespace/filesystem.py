@@ -189,6 +189,31 @@ def _view_of(policy: Policy) -> _View:
     return _View(hidden, readable)
 
 
+def _hide_kind(path: str) -> OpKind | None:
+    """``hide-dir`` for a directory (or a link to one), ``hide-file`` for anything else that
+    exists (a dangling link too), ``None`` if nothing is there: one ``lstat`` for most paths."""
+    try:
+        info = os.lstat(path)
+    except (OSError, ValueError):
+        return None
+    is_dir = stat.S_ISDIR(info.st_mode) or (stat.S_ISLNK(info.st_mode) and os.path.isdir(path))
+    return "hide-dir" if is_dir else "hide-file"
+
+
+_proc_cache: tuple[FsOp, ...] | None = None
+
+
+def _proc_ops() -> tuple[FsOp, ...]:
+    """What keeps :data:`PROC_READ_ONLY` read-only and :data:`PROC_HIDDEN` unreadable: those
+    of them the kernel has (which it does not add or drop while it runs: looked up once)."""
+    global _proc_cache
+    if _proc_cache is None:
+        found = [FsOp("ro-bind", p, source=p) for p in PROC_READ_ONLY if os.path.exists(p)]
+        found += [FsOp("hide-file", p) for p in PROC_HIDDEN if os.path.exists(p)]
+        _proc_cache = tuple(found)
+    return _proc_cache
+
+
 def is_visible(policy: Policy, path: str) -> bool:
     """Whether the host's ``path`` can be read in a sandbox of ``policy`` (mounts aside)."""
     return _view_of(policy).visible(os.path.realpath(_norm(path)))
@@ -235,8 +260,7 @@ def plan(
         ops.append(FsOp("tmpfs", "/dev/shm", size=each))
     ops.append(FsOp("remount-ro", "/dev"))  # nothing to write there but /dev/shm
     ops.append(FsOp("proc", "/proc"))
-    ops.extend(FsOp("ro-bind", p, source=p) for p in PROC_READ_ONLY if os.path.exists(p))
-    ops.extend(FsOp("hide-file", p) for p in PROC_HIDDEN if os.path.exists(p))
+    ops.extend(_proc_ops())
     if policy.private_tmp and scratch is not None:
         ops.append(FsOp("bind", "/tmp", source=str(scratch.tmp)))
     elif policy.private_tmp:
@@ -252,9 +276,11 @@ def plan(
     for path in sorted(hidden):
         if path.count("/") < 2 or path == "/tmp":
             continue  # top-level entries are handled above
-        if not view.visible(os.path.dirname(path)) or not os.path.lexists(path):
+        if not view.visible(os.path.dirname(path)):
             continue
-        add(0, FsOp("hide-dir" if os.path.isdir(path) else "hide-file", path))
+        hide = _hide_kind(path)
+        if hide is not None:
+            add(0, FsOp(hide, path))
     for path in sorted(readable):
         # Only paths under a hidden one need a mount: the others are visible already.
         if os.path.exists(path) and any(p in hidden for p in _ancestors(os.path.dirname(path))):
