@@ -26,6 +26,20 @@ Records = list[tuple[str, Sequence[str]]]
 
 def encode_plan(records: Sequence[tuple[str, Sequence[str]]]) -> bytes:
     """The plan in the program's format: each record ``TAG\\0COUNT\\0FIELD\\0...``."""
+    parts: list[str] = []
+    for tag, fields in records:
+        parts += (tag, str(len(fields)), *fields)
+    try:
+        joined = "\0".join(parts)
+    except TypeError:  # a field given as bytes: each part on its own
+        return _encode_parts(records)
+    if joined.count("\0") != len(parts) - 1:  # a NUL inside a part: say which
+        return _encode_parts(records)
+    return os.fsencode(joined) + b"\0" if parts else b""
+
+
+def _encode_parts(records: Sequence[tuple[str, Sequence[str]]]) -> bytes:
+    """:func:`encode_plan` part by part, naming the record of a part that holds a NUL."""
     out = bytearray()
     for tag, fields in records:
         for part in (tag, str(len(fields)), *fields):
