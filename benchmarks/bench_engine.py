@@ -240,7 +240,7 @@ def main() -> int:
             backends.append(cold_backend)
             rows[f"cold start, locked ({cold_backend.name})"] = _backend_row(cold_backend, spec)
         containers = set()
-        for engine in CONTAINER_BACKENDS:
+        for engine in CONTAINER_BACKENDS if args.container_repeat > 0 else ():
             try:
                 room = Cleanroom(scratch / engine, policy="locked", backend=engine, seed=1)
             except Exception as exc:

@@ -130,12 +130,12 @@ class NamespaceBackend(Backend):
         warm start now)."""
         return None
 
-    def _take_prepared(self, limits: dict[str, Any]) -> Prepared | None:
+    def _take_prepared(self, limits: dict[str, Any], confine: bool) -> Prepared | None:
         if self._preparer is None:
             return None
         prepared = self._preparer.take(wait=PREPARED_WAIT)
         # The next one is made while this command runs.
-        self._preparer.request(limits["memory_limit"], limits["max_processes"])
+        self._preparer.request(limits["memory_limit"], limits["max_processes"], confine)
         if prepared is None:
             return None
         try:
@@ -234,7 +234,9 @@ class NamespaceBackend(Backend):
         unprivileged = idmap.runs_unprivileged(policy.unprivileged_user)
         as_user = self.as_sandbox_user() if unprivileged else []
         views: list[idmap.IdmappedView] = []
-        prepared = self._take_prepared(limits)
+        # Only a command that may mount cgroupfs needs a group in every hierarchy.
+        confine = policy.nested_user_namespaces
+        prepared = self._take_prepared(limits, confine)
         group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
         owner = (idmap.SANDBOX_UID, idmap.SANDBOX_GID) if unprivileged else (0, 0)
         scratch = Scratch.create(policy.max_disk, owner) if policy.max_disk is not None else None
@@ -265,12 +267,10 @@ class NamespaceBackend(Backend):
                 argv = [*as_user, *self.sandbox_argv(spec, ops, inner)]
                 handoff = Handoff(self.handoff(spec, ops, inner))
                 fd_files = {**self.fd_files(policy), HANDOFF_FD: handoff.path}
-            # Only a command that may mount cgroupfs needs a group in every hierarchy.
-            confine = policy.nested_user_namespaces
             started = None
             if prepared is not None:
-                confinement = prepared.group.confinement_files(confine=confine)
-                started = prepared.launch(argv, outer, fd_files, confinement)
+                joins_left = prepared.joins_left(confine=confine)
+                started = prepared.launch(argv, outer, fd_files, joins_left)
                 if started is None:  # the waiting shell is gone: start the plain way
                     prepared.discard()
                     group = cgroups.RunCgroup.create(**limits)

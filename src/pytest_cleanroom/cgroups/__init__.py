@@ -638,13 +638,6 @@ class RunCgroup:
             return [self.unified]
         return [d for h, d in self.dirs.items() if h in REQUIRED + OPTIONAL]
 
-    def confinement_files(self, *, confine: bool = True) -> list[str]:
-        """What :meth:`join_files` adds to the limits' and measurements' groups (which a
-        prepared launcher joined already): every other one with ``confine``, the cpu
-        hierarchy's for a CPU quota."""
-        base = [str(d / LEAF / "cgroup.procs") for d in self._limit_dirs()]
-        return [f for f in self.join_files(confine=confine) if f not in base]
-
     def pids(self) -> list[int]:
         """Every task of the command, in its cgroup and any the command made below it."""
         found: list[int] = []

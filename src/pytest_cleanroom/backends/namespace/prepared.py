@@ -47,25 +47,34 @@ class Prepared:
         *,
         native: bool = False,
         status: int | None = None,
+        joined: Sequence[str] = (),
     ) -> None:
         self.started = started
         self.status = status  # where its init reports the command's exit status
         self.script_fd = script_fd
         self.group = group
         self.native = native
+        self.joined = tuple(joined)  # the cgroup.procs files it joined already
         self.owner = os.getpid()
 
     @classmethod
     def make(
-        cls, memory_limit: int | None = None, max_processes: int | None = None
+        cls,
+        memory_limit: int | None = None,
+        max_processes: int | None = None,
+        confine: bool = False,
     ) -> Prepared | None:
         """A new launcher, or ``None`` where cgroups are unavailable; its groups have the limits
-        given (those the next command most likely has: set again when it is taken)."""
+        given (those the next command most likely has: set again when it is taken). With
+        ``confine`` it joins a group in every hierarchy (as a command allowed nested user
+        namespaces must be), else those of the limits only (the rest, if the command needs
+        them, at launch): a first move into a group waits for an RCU grace period, which is
+        better spent before the command is known."""
         group = RunCgroup.create(memory_limit=memory_limit, max_processes=max_processes)
         if group is None:
             return None
         read_fd, write_fd = os.pipe()
-        joins = group.join_files(confine=False)  # the rest at launch, if the command needs it
+        joins = group.join_files(confine=confine)
         server = forkserver()  # forks it without this interpreter's fork and a shell's start-up
         # Where its init reports a warm command's exit status (see supervise()).
         status = os.pipe() if server is not None else None
@@ -82,7 +91,13 @@ class Prepared:
             group.release()
             return None
         native = server is not None
-        return cls(started, write_fd, group, native=native, status=status[0] if status else None)
+        status_fd = status[0] if status else None
+        return cls(started, write_fd, group, native=native, status=status_fd, joined=joins)
+
+    def joins_left(self, *, confine: bool) -> list[str]:
+        """The ``cgroup.procs`` files the command's launcher must still join (see
+        :meth:`.RunCgroup.join_files`): those it did not join ahead."""
+        return [f for f in self.group.join_files(confine=confine) if f not in self.joined]
 
     def alive(self) -> bool:
         return self.started.proc.poll() is None
@@ -178,6 +193,7 @@ class Preparer:
         self._failed = False
         self._filling = False
         self._limits: tuple[int | None, int | None] = (None, None)
+        self._confine = False
         _preparers.add(self)
         # A backend dropped without close() must not keep its waiting shell until exit.
         weakref.finalize(self, _discard_all, self._ready)
@@ -201,13 +217,20 @@ class Preparer:
                 prepared.discard()
         return found
 
-    def request(self, memory_limit: int | None = None, max_processes: int | None = None) -> None:
+    def request(
+        self,
+        memory_limit: int | None = None,
+        max_processes: int | None = None,
+        confine: bool | None = None,
+    ) -> None:
         """Ask the background thread for a launcher, unless one is ready (never blocks); the
-        limits, when given, are those of the command that was just started (the next one
-        most likely has them too)."""
+        limits and ``confine`` (see :meth:`Prepared.make`), when given, are those of the
+        command that was just started (the next one most likely has them too)."""
         with self._cond:
             if memory_limit is not None or max_processes is not None:
                 self._limits = (memory_limit, max_processes)
+            if confine is not None:
+                self._confine = confine
             if self._ready or self._closed or self._failed or self._filling:
                 return
             self._filling = True
@@ -219,7 +242,7 @@ class Preparer:
                 if self._ready or self._closed:
                     return
             try:
-                prepared = Prepared.make(*self._limits)
+                prepared = Prepared.make(*self._limits, confine=self._confine)
             except OSError:
                 prepared = None
             if prepared is None:
