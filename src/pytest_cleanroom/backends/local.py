@@ -26,7 +26,7 @@ from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
 from ..interpreter import missing_program_hint
 from ..policy import Policy
 from ..result import RunResult
-from ..scratch import Scratch
+from ..scratch import Scratch, private_mount_dir
 from . import idmap
 from ._handoff import HANDOFF_FD, Handoff
 from ._warm import Records, WarmSandboxes, shared_warm_sandboxes
@@ -46,7 +46,7 @@ from .finish import finish_result
 from .namespace.filesystem import FsOp, is_visible, plan
 from .namespace.launcher_server import Forkserver, forkserver
 from .namespace.limits import Rlimits, per_process_fields, rlimits_for
-from .namespace.prepared import Prepared, Preparer
+from .namespace.prepared import Ahead, Prepared, Preparer
 from .namespace.process_tree import (
     LAUNCHER_MARK,
     LiveProcess,
@@ -130,21 +130,21 @@ class NamespaceBackend(Backend):
         warm start now)."""
         return None
 
-    def _take_prepared(self, limits: dict[str, Any], confine: bool) -> Prepared | None:
+    def _take_prepared(self, limits: dict[str, Any], ahead: Ahead) -> Prepared | None:
         if self._preparer is None:
             return None
         prepared = self._preparer.take(wait=PREPARED_WAIT)
         # The next one is made while this command runs.
-        self._preparer.request(limits["memory_limit"], limits["max_processes"], confine)
+        self._preparer.request(ahead)
         if prepared is None:
             return None
-        try:
-            prepared.group.configure(
-                limits["memory_limit"], limits["max_processes"], limits["cpu_quota"]
-            )
-        except OSError:
-            prepared.discard()
-            return None
+        wanted = (limits["memory_limit"], limits["max_processes"], limits["cpu_quota"])
+        if prepared.group.limits != wanted:  # else its counters were reset as it was made
+            try:
+                prepared.group.configure(*wanted)
+            except OSError:
+                prepared.discard()
+                return None
         return prepared
 
     # -- shared ---------------------------------------------------------------------------------
@@ -236,10 +236,19 @@ class NamespaceBackend(Backend):
         views: list[idmap.IdmappedView] = []
         # Only a command that may mount cgroupfs needs a group in every hierarchy.
         confine = policy.nested_user_namespaces
-        prepared = self._take_prepared(limits, confine)
-        group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
         owner = (idmap.SANDBOX_UID, idmap.SANDBOX_GID) if unprivileged else (0, 0)
-        scratch = Scratch.create(policy.max_disk, owner) if policy.max_disk is not None else None
+        scratch_key = (policy.max_disk, owner) if policy.max_disk is not None else None
+        view_of = spec.workspace if unprivileged else None
+        ahead_scratch = scratch_key if scratch_key and _scratch_out_of_sight(spec) else None
+        ahead = Ahead(
+            limits["memory_limit"], limits["max_processes"], confine, ahead_scratch, view_of
+        )
+        prepared = self._take_prepared(limits, ahead)
+        group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
+        scratch = None
+        if scratch_key is not None:
+            scratch = prepared.take_scratch(*scratch_key) if prepared is not None else None
+            scratch = scratch or Scratch.create(*scratch_key)
         handoff: Handoff | None = None
         if group is not None and policy.nested_user_namespaces:
             group.expose()
@@ -247,7 +256,8 @@ class NamespaceBackend(Backend):
         try:
             workspace, mounts = spec.workspace, spec.mounts
             if unprivileged:
-                views.append(idmap.IdmappedView.create(spec.workspace))
+                view = prepared.take_view(spec.workspace) if prepared is not None else None
+                views.append(view or idmap.IdmappedView.create(spec.workspace))
                 workspace = views[0].path
                 shown = idmap.views_of_mounts(spec.mounts)
                 views += [view for _, view in shown]
@@ -421,6 +431,23 @@ def tree_limits_message(backend: str, policy: Policy, fields: list[str], why: st
         "--cleanroom-per-process-limits (ini: cleanroom_per_process_limits = true; API: "
         f"per_process_limits=True), which records the policy as "
         f"'{policy.name}+per_process_limits'"
+    )
+
+
+def _scratch_out_of_sight(spec: CommandSpec) -> bool:
+    """Whether commands like ``spec`` cannot reach the host directory holding the scratch
+    tmpfs (and so the one made ahead for the next command): a ``/tmp`` of the host's, a
+    readable or writable path or a mount above it would show it."""
+    where = private_mount_dir()
+    if where is None:
+        return False
+    policy = spec.policy
+    above = [*policy.writable_paths, *(str(mount.source) for mount in spec.mounts)]
+    if not policy.private_tmp:  # bound whatever the view (see filesystem.plan)
+        above.append("/tmp")
+    inside = str(where) + "/"
+    return not is_visible(policy, str(where)) and not any(
+        inside.startswith(os.path.realpath(path).rstrip("/") + "/") for path in above
     )
 
 

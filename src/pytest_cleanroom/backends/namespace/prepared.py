@@ -26,13 +26,32 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from ...cgroups import RunCgroup
+from ...errors import BackendUnavailableError
+from ...scratch import Scratch
 from .. import _nsinit_native
+from ..idmap import IdmappedView
 from ._spawner import spawn_here
 from .launcher_server import Forkserver, forkserver, orders
 from .limits import Rlimits
 from .process_tree import LAUNCHER_MARK, Started, fd_redirections, start
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """What the next command most likely needs (the last one's needs): its cgroups' limits,
+    whether it joins a group in every hierarchy (see :meth:`Prepared.make`), and the size and
+    owner of its scratch tmpfs (see :mod:`pytest_cleanroom.scratch`), if it has one."""
+
+    memory_limit: int | None = None
+    max_processes: int | None = None
+    confine: bool = False
+    scratch: tuple[int, tuple[int, int]] | None = None
+    #: The workspace shown to the sandbox user through an idmapped view (see :mod:`..idmap`).
+    view_of: Path | None = None
 
 
 class Prepared:
@@ -48,8 +67,11 @@ class Prepared:
         native: bool = False,
         status: int | None = None,
         joined: Sequence[str] = (),
+        scratch: tuple[tuple[int, tuple[int, int]], Scratch] | None = None,
     ) -> None:
         self.started = started
+        self.scratch = scratch  # ((size, owner), a fresh scratch tmpfs) made ahead
+        self.view: tuple[tuple[int, int, int, int], Path, IdmappedView] | None = None
         self.status = status  # where its init reports the command's exit status
         self.script_fd = script_fd
         self.group = group
@@ -58,23 +80,40 @@ class Prepared:
         self.owner = os.getpid()
 
     @classmethod
-    def make(
-        cls,
-        memory_limit: int | None = None,
-        max_processes: int | None = None,
-        confine: bool = False,
-    ) -> Prepared | None:
+    def make(cls, ahead: Ahead = Ahead()) -> Prepared | None:
         """A new launcher, or ``None`` where cgroups are unavailable; its groups have the limits
-        given (those the next command most likely has: set again when it is taken). With
-        ``confine`` it joins a group in every hierarchy (as a command allowed nested user
+        of ``ahead`` (set again when it is taken, if its command's differ). With
+        ``ahead.confine`` it joins a group in every hierarchy (as a command allowed nested user
         namespaces must be), else those of the limits only (the rest, if the command needs
         them, at launch): a first move into a group waits for an RCU grace period, which is
-        better spent before the command is known."""
-        group = RunCgroup.create(memory_limit=memory_limit, max_processes=max_processes)
+        better spent before the command is known. A fresh scratch tmpfs is mounted for it too,
+        as ``ahead.scratch`` says, and an idmapped view of ``ahead.view_of``."""
+        group = RunCgroup.create(memory_limit=ahead.memory_limit, max_processes=ahead.max_processes)
         if group is None:
             return None
+        joins = group.join_files(confine=ahead.confine)
+        scratch = None
+        if ahead.scratch is not None:
+            made = Scratch.create(*ahead.scratch)
+            scratch = (ahead.scratch, made) if made is not None else None
+        try:
+            prepared = cls._launcher(group, joins)
+        except BaseException:
+            if scratch is not None:
+                scratch[1].release()
+            raise
+        if prepared is None:
+            if scratch is not None:
+                scratch[1].release()
+            return None
+        prepared.scratch = scratch
+        if ahead.view_of is not None:
+            prepared.view = _view_ahead(ahead.view_of)
+        return prepared
+
+    @classmethod
+    def _launcher(cls, group: RunCgroup, joins: Sequence[str]) -> Prepared | None:
         read_fd, write_fd = os.pipe()
-        joins = group.join_files(confine=confine)
         server = forkserver()  # forks it without this interpreter's fork and a shell's start-up
         # Where its init reports a warm command's exit status (see supervise()).
         status = os.pipe() if server is not None else None
@@ -93,6 +132,28 @@ class Prepared:
         native = server is not None
         status_fd = status[0] if status else None
         return cls(started, write_fd, group, native=native, status=status_fd, joined=joins)
+
+    def take_scratch(self, size: int, owner: tuple[int, int]) -> Scratch | None:
+        """The scratch tmpfs made ahead, if it has this size and owner (else released)."""
+        made, self.scratch = self.scratch, None
+        if made is None:
+            return None
+        if made[0] == (size, owner):
+            return made[1]
+        made[1].release()
+        return None
+
+    def take_view(self, workspace: Path) -> IdmappedView | None:
+        """The idmapped view made ahead, if it shows ``workspace`` as it is now (the same
+        directory, with the same owner: else it is released)."""
+        made, self.view = self.view, None
+        if made is None:
+            return None
+        identity, path, view = made
+        if path == workspace and _identity(workspace) == identity:
+            return view
+        view.release()
+        return None
 
     def joins_left(self, *, confine: bool) -> list[str]:
         """The ``cgroup.procs`` files the command's launcher must still join (see
@@ -129,7 +190,13 @@ class Prepared:
         return Started(self.started.proc, time.monotonic(), time.time(), status)
 
     def discard(self) -> None:
-        """Kill the waiting shell and give its cgroups back."""
+        """Kill the waiting shell and give its cgroups (and scratch tmpfs) back."""
+        if self.scratch is not None:
+            self.scratch[1].release()
+            self.scratch = None
+        if self.view is not None:
+            self.view[2].release()
+            self.view = None
         if self.script_fd >= 0:
             os.close(self.script_fd)
             self.script_fd = -1
@@ -144,6 +211,31 @@ class Prepared:
             if stream is not None:
                 stream.close()
         self.group.release()
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What tells a directory's view apart: device, inode and owner (``None``: it is gone)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_uid, st.st_gid
+
+
+def _view_ahead(workspace: Path) -> tuple[tuple[int, int, int, int], Path, IdmappedView] | None:
+    """An idmapped view of ``workspace`` and what it showed then; ``None`` if one cannot be
+    made now (the command makes its own, and reports why it cannot)."""
+    identity = _identity(workspace)
+    if identity is None:
+        return None
+    try:
+        view = IdmappedView.create(workspace)
+    except BackendUnavailableError:
+        return None
+    if _identity(workspace) != identity:  # replaced meanwhile
+        view.release()
+        return None
+    return identity, workspace, view
 
 
 def _waiting_launcher(
@@ -192,8 +284,7 @@ class Preparer:
         self._closed = False
         self._failed = False
         self._filling = False
-        self._limits: tuple[int | None, int | None] = (None, None)
-        self._confine = False
+        self._ahead = Ahead()
         _preparers.add(self)
         # A backend dropped without close() must not keep its waiting shell until exit.
         weakref.finalize(self, _discard_all, self._ready)
@@ -217,20 +308,13 @@ class Preparer:
                 prepared.discard()
         return found
 
-    def request(
-        self,
-        memory_limit: int | None = None,
-        max_processes: int | None = None,
-        confine: bool | None = None,
-    ) -> None:
-        """Ask the background thread for a launcher, unless one is ready (never blocks); the
-        limits and ``confine`` (see :meth:`Prepared.make`), when given, are those of the
-        command that was just started (the next one most likely has them too)."""
+    def request(self, ahead: Ahead | None = None) -> None:
+        """Ask the background thread for a launcher, unless one is ready (never blocks);
+        ``ahead``, when given, is what the command that was just started needed (the next
+        one most likely needs it too)."""
         with self._cond:
-            if memory_limit is not None or max_processes is not None:
-                self._limits = (memory_limit, max_processes)
-            if confine is not None:
-                self._confine = confine
+            if ahead is not None:
+                self._ahead = ahead
             if self._ready or self._closed or self._failed or self._filling:
                 return
             self._filling = True
@@ -242,7 +326,7 @@ class Preparer:
                 if self._ready or self._closed:
                     return
             try:
-                prepared = Prepared.make(*self._limits, confine=self._confine)
+                prepared = Prepared.make(self._ahead)
             except OSError:
                 prepared = None
             if prepared is None:
