@@ -122,3 +122,40 @@ def test_a_workspace_made_anew_is_seen_anew(tmp_path: Path, local_backend: str, 
         seen = room.run(["sh", "-c", "ls /workspace; echo written > /workspace/out"])
         assert (seen.exit_code, seen.stdout) == (0, "fresh\n"), seen.stderr
         assert (workspace / "out").read_text() == "written\n"
+
+
+# Signal 0 to every PID its namespace could hold: prints those that answer besides PID 1 (the
+# sandbox's init) and itself.
+REACHABLE = textwrap.dedent(
+    """
+    import os
+    found = []
+    for pid in range(2, 1 << 16):
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass
+        found.append(pid)
+    print(found)
+    """
+)
+
+
+@pytest.mark.parametrize("level", ["standard", "locked"])
+def test_the_next_commands_launcher_is_out_of_reach(
+    tmp_path: Path, local_backend: str, level: str
+) -> None:
+    """While a command runs, the launcher of the next one (waiting in that command's sandbox)
+    is made: no PID the command can name is it, so it can neither signal nor trace it, and
+    the next command starts as usual."""
+    with Cleanroom(tmp_path / "ws", policy=level, backend=local_backend, seed=1) as room:
+        for _ in range(3):
+            seen = room.run(["python3", "-c", REACHABLE])
+            assert (seen.exit_code, seen.stdout) == (0, "[]\n"), seen.stderr
+            room.run(["sh", "-c", "kill -KILL -1; true"])
+            after = room.run(["echo", "next"])
+            assert (after.exit_code, after.stdout) == (0, "next\n"), after.stderr

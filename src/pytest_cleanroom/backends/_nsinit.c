@@ -47,7 +47,11 @@
  *               where it names this program's --enter, goes on as that mode in the same
  *               process. Orders without "argv" (a launcher made ahead of its command) are
  *               followed by the rest, read from the pipe; nothing to read there (the engine is
- *               gone): it exits. Its failures print one "cleanroom-launcher: ..." line and exit
+ *               gone): it exits. A launcher made ahead whose orders name --enter and whose
+ *               plan names no command enters the warm sandbox ahead of its command: its init
+ *               makes the fresh mounts, then reads the rest of the plan (rlimits, seccomp,
+ *               cwd, argv, env) from that pipe before it confines itself and runs the command
+ *               (nothing there: it exits). Its failures print one "cleanroom-launcher: ..." line and exit
  *               with 125.
  */
 #define _GNU_SOURCE
@@ -121,6 +125,7 @@ static struct {
 static int n_rlims;
 static const char *self_path = "";
 static int status_fd = -1; /* where the init of a command entering a warm sandbox reports */
+static int more_fd = -1;   /* where a launcher made ahead of its command reads the rest */
 
 static void fail(const char *fmt, ...) {
     char line[4096];
@@ -714,6 +719,19 @@ static int wait_for(pid_t child) {
     }
 }
 
+/* A sandbox entered ahead of its command: the rest of the plan (limits, seccomp, cwd, what to
+ * run and its environment) comes from the launcher's pipe once the command is known; nothing
+ * there (the engine discarded this launcher, or is gone): exit. */
+static void await_command(void) {
+    if (more_fd < 0) fail("the plan names no command");
+    size_t len;
+    char *rest = read_all(more_fd, &len);
+    more_fd = -1;
+    if (len == 0) _exit(0);
+    allow_no_command = 0;
+    parse_plan(rest, len);
+}
+
 static void enter(void) {
     check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "die with the engine", "");
     int last_cap = last_capability();
@@ -730,6 +748,7 @@ static void enter(void) {
     check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "die with the launcher", "");
     check(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private", "");
     for (int i = 0; i < n_ops; i++) apply_fresh(i);
+    if (!argv_[0]) await_command();
     confine(last_cap);
     pid_t child = fork();
     if (child < 0) fail("fork: %s", strerror(errno));
@@ -789,6 +808,8 @@ static void launch_orders(char *orders, size_t len, int more) {
     if (!argv_[0]) {
         char *rest = read_all(more, &len);
         take_orders(rest, len, 0);
+    } else {
+        more_fd = more; /* a sandbox entered ahead: its init reads the rest of its plan there */
     }
     if (!strcmp(argv_[0], self_path) && argv_[1] && !strcmp(argv_[1], "--enter") && argv_[2] &&
         !argv_[3]) {

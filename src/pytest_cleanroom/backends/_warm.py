@@ -17,6 +17,12 @@ command is exactly the one it was built from (so a host path that appears or dis
 honoured as by a cold start), for one command at a time where the network is isolated (the holder's
 network is shared), and only as root with cgroups (the engine clones host mounts into the sandbox).
 Where any of this does not hold, or a holder cannot be made, the command starts cold.
+
+A launcher made ahead of its command may enter the sandbox the next command most likely needs
+(:meth:`WarmSandboxes.prepare_entry`): it then makes the fresh mounts and waits for the rest of
+the plan, which is sent only if the command's plan is exactly the one entered
+(:meth:`WarmSandboxes.claiming`: the same holder and fresh mounts, their host sources the same
+directories as then, the holder free where the network is isolated).
 """
 
 from __future__ import annotations
@@ -168,55 +174,85 @@ class WarmSandboxes:
         """``(launcher argv, handoff)`` entering a warm sandbox for ``spec``, or ``None``: start
         cold. ``records`` are the plan's other records (cwd, seccomp, argv, env...)."""
         base, fresh = split(ops)
-        policy = spec.policy
-        key = _Key(
-            base,
-            policy.network == "isolated",
-            policy.nested_user_namespaces,
-            policy.unprivileged_user,
-        )
+        key = _key(spec, base)
         holder = self._acquire(spec, key)
         if holder is None:
             yield None
             return
         try:
-            program = _nsinit_native.program()[0]
-            assert program is not None
-            plan: Records = [
-                *op_records(fresh),
-                ("holder", (str(holder.pid), holder.start_time)),
-                ("join_net", ("1" if key.isolated_network else "0",)),
-                ("nested", ("1" if key.nested_user_namespaces else "0",)),
-                *records,
-            ]
-            yield [program, "--enter", str(HANDOFF_FD)], _nsinit_native.encode_plan(plan)
+            yield _entry(holder, fresh, records)
         finally:
             with self._lock:
                 holder.users -= 1
+
+    def prepare_entry(
+        self, spec: CommandSpec, ops: Sequence[FsOp], records: Records
+    ) -> Entered | None:
+        """What enters the warm sandbox of commands like ``spec`` ahead of the command (its
+        fresh mounts made, the rest of its plan read later: see prepared.py), or ``None``.
+        ``records`` are the plan's other records, none about the command itself."""
+        base, fresh = split(ops)
+        key = _key(spec, base)
+        with self._making:
+            holder = self._holder(spec, key)
+        if holder is None:
+            return None
+        argv, plan = _entry(holder, fresh, records)
+        return Entered(key, fresh, holder, argv, plan, _sources(fresh))
+
+    @contextlib.contextmanager
+    def claiming(self, entered: Entered, spec: CommandSpec, ops: Sequence[FsOp]) -> Iterator[bool]:
+        """Whether the sandbox ``entered`` ahead is the one ``spec`` with ``ops`` would enter,
+        its holder alive, and free to use now (counted as in use until the block ends)."""
+        base, fresh = split(ops)
+        holder = entered.holder
+        with self._lock:
+            usable = (
+                not self._closed
+                and (entered.key, entered.fresh) == (_key(spec, base), fresh)
+                and entered.sources == _sources(fresh)
+                and not (entered.key.isolated_network and holder.users)
+                and holder.alive()
+            )
+            if usable:
+                holder.users += 1
+        try:
+            yield usable
+        finally:
+            if usable:
+                with self._lock:
+                    holder.users -= 1
 
     def _acquire(self, spec: CommandSpec, key: _Key) -> Holder | None:
         """The live holder for ``key`` (made now if needed), counted as in use; ``None`` when
         this command must start cold. Holders are made one at a time."""
         with self._making:
-            with self._lock:
-                if self._closed:
-                    return None
-                holder = self._find(key)
+            holder = self._holder(spec, key)
             if holder is None:
-                holder = self._make(spec, key)
-                if holder is None:
-                    return None
-                with self._lock:
-                    if self._closed:
-                        holder.stop()
-                        return None
-                    self._keep(holder)
+                return None
             with self._lock:
                 # Commands sharing the holder's network could reach each other there.
                 if key.isolated_network and holder.users:
                     return None
                 holder.users += 1
             return holder
+
+    def _holder(self, spec: CommandSpec, key: _Key) -> Holder | None:
+        """The live holder for ``key``, made now if needed (with ``_making`` held)."""
+        with self._lock:
+            if self._closed:
+                return None
+            holder = self._find(key)
+        if holder is None:
+            holder = self._make(spec, key)
+            if holder is None:
+                return None
+            with self._lock:
+                if self._closed:
+                    holder.stop()
+                    return None
+                self._keep(holder)
+        return holder
 
     def _find(self, key: _Key) -> Holder | None:
         for holder in self._holders:
@@ -265,6 +301,64 @@ class WarmSandboxes:
             holders = self._holders[:]
             self._holders.clear()
         _stop_all(holders, self._owner)
+
+
+@dataclass(frozen=True)
+class Entered:
+    """A plan entering a warm sandbox ahead of its command, and what it was made for."""
+
+    key: _Key
+    fresh: tuple[FsOp, ...]
+    holder: Holder
+    argv: list[str]
+    plan: bytes
+    #: What the host paths it binds were as it was made (see :func:`_sources`).
+    sources: tuple[tuple[int, int, int, int] | None, ...]
+
+
+def _sources(fresh: Sequence[FsOp]) -> tuple[tuple[int, int, int, int] | None, ...]:
+    """Device, inode and owner of the source of each bind of ``fresh`` and of each file it
+    hides (``None``: missing): a directory replaced since a sandbox was entered ahead (a
+    workspace made anew), or a hidden file renamed over (which detaches the mount hiding it),
+    tells its plan apart from the command's, whose paths are the same."""
+    found: list[tuple[int, int, int, int] | None] = []
+    for op in fresh:
+        try:
+            if op.kind in ("bind", "ro-bind") and op.source is not None:
+                st = os.stat(op.source)
+            elif op.kind == "hide-file":
+                st = os.lstat(op.target)
+            else:
+                continue
+        except OSError:
+            found.append(None)
+            continue
+        found.append((st.st_dev, st.st_ino, st.st_uid, st.st_gid))
+    return tuple(found)
+
+
+def _key(spec: CommandSpec, base: tuple[FsOp, ...]) -> _Key:
+    policy = spec.policy
+    return _Key(
+        base,
+        policy.network == "isolated",
+        policy.nested_user_namespaces,
+        policy.unprivileged_user,
+    )
+
+
+def _entry(holder: Holder, fresh: Sequence[FsOp], records: Records) -> tuple[list[str], bytes]:
+    """``(launcher argv, plan)`` entering ``holder``'s sandbox with the ``fresh`` mounts."""
+    program = _nsinit_native.program()[0]
+    assert program is not None
+    plan: Records = [
+        *op_records(fresh),
+        ("holder", (str(holder.pid), holder.start_time)),
+        ("join_net", ("1" if holder.key.isolated_network else "0",)),
+        ("nested", ("1" if holder.key.nested_user_namespaces else "0",)),
+        *records,
+    ]
+    return [program, "--enter", str(HANDOFF_FD)], _nsinit_native.encode_plan(plan)
 
 
 def _stop_all(holders: list[Holder], owner: int) -> None:

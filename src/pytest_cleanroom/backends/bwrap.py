@@ -98,7 +98,11 @@ class BwrapBackend(NamespaceBackend):
         return argv
 
     def warm_records(self, spec: CommandSpec, rlimits: Rlimits | None) -> _warm.Records | None:
-        return [("bind_nosuid", ("1",)), *command_records(spec, rlimits)]
+        return [*self.enter_records(), *command_records(spec, rlimits)]
+
+    def enter_records(self) -> _warm.Records:
+        """Its binds are nosuid and nodev, as bubblewrap's are."""
+        return [("bind_nosuid", ("1",))]
 
     def holder_launch(
         self, spec: CommandSpec, base: Sequence[FsOp], program: str

@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import os
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from .. import cgroups
@@ -27,9 +27,9 @@ from ..interpreter import missing_program_hint
 from ..policy import Policy
 from ..result import RunResult
 from ..scratch import Scratch, private_mount_dir
-from . import idmap
+from . import _nsinit_native, idmap
 from ._handoff import HANDOFF_FD, Handoff
-from ._warm import Records, WarmSandboxes, shared_warm_sandboxes
+from ._warm import Entered, Records, WarmSandboxes, shared_warm_sandboxes
 from .availability import SETPRIV_MISSING, find_program, kernel_at_least
 from .base import (
     ENFORCED_BY_CGROUP1,
@@ -130,21 +130,23 @@ class NamespaceBackend(Backend):
         warm start now)."""
         return None
 
-    def _take_prepared(self, limits: dict[str, Any], ahead: Ahead) -> Prepared | None:
+    def enter_records(self) -> Records:
+        """The records of :meth:`warm_records` that are not about the command itself."""
+        return []
+
+    def _take_prepared(self, limits: dict[str, Any]) -> Prepared | None:
         if self._preparer is None:
             return None
         prepared = self._preparer.take(wait=PREPARED_WAIT)
-        # The next one is made while this command runs.
-        self._preparer.request(ahead)
         if prepared is None:
             return None
-        wanted = (limits["memory_limit"], limits["max_processes"], limits["cpu_quota"])
-        if prepared.group.limits != wanted:  # else its counters were reset as it was made
-            try:
-                prepared.group.configure(*wanted)
-            except OSError:
-                prepared.discard()
-                return None
+        try:
+            prepared.group.configure(
+                limits["memory_limit"], limits["max_processes"], limits["cpu_quota"]
+            )
+        except OSError:
+            prepared.discard()
+            return None
         return prepared
 
     # -- shared ---------------------------------------------------------------------------------
@@ -238,12 +240,7 @@ class NamespaceBackend(Backend):
         confine = policy.nested_user_namespaces
         owner = (idmap.SANDBOX_UID, idmap.SANDBOX_GID) if unprivileged else (0, 0)
         scratch_key = (policy.max_disk, owner) if policy.max_disk is not None else None
-        view_of = spec.workspace if unprivileged else None
-        ahead_scratch = scratch_key if scratch_key and _scratch_out_of_sight(spec) else None
-        ahead = Ahead(
-            limits["memory_limit"], limits["max_processes"], confine, ahead_scratch, view_of
-        )
-        prepared = self._take_prepared(limits, ahead)
+        prepared = self._take_prepared(limits)
         group = prepared.group if prepared is not None else cgroups.RunCgroup.create(**limits)
         scratch = None
         if scratch_key is not None:
@@ -262,23 +259,37 @@ class NamespaceBackend(Backend):
                 shown = idmap.views_of_mounts(spec.mounts)
                 views += [view for _, view in shown]
                 mounts = tuple(mount for mount, _ in shown)
+            ops = planned = plan(policy, workspace, mounts, scratch)
+            started = None
+            if prepared is not None and prepared.entered is not None:
+                if stack.enter_context(self._claiming(prepared, spec, ops, confine)):
+                    rlimits = rlimits_for(policy, cgroups=True)  # set by the sandbox's init
+                    rest = _nsinit_native.command_records(spec, rlimits)
+                    started = prepared.launch_entered(_nsinit_native.encode_plan(rest))
+                    handoff = prepared.take_handoff()  # closed once the command is done
+                if started is None:  # entered for another command, or gone: start afresh
+                    prepared.discard()
+                    prepared = None
+                    group = cgroups.RunCgroup.create(**limits)
+                    if group is not None and policy.nested_user_namespaces:
+                        group.expose()
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
-            ops = plan(policy, workspace, mounts, scratch)
-            entry = stack.enter_context(self._warm_entry(spec, ops, inner, group is not None))
-            warm = entry is not None
+            entry = None
+            if started is None:
+                entry = stack.enter_context(self._warm_entry(spec, ops, inner, group is not None))
+            warm = entry is not None or started is not None  # entered ahead, or now
             if entry is not None:  # the entering step clones its mounts as the engine
                 argv, data = entry
                 handoff = Handoff(data)
                 fd_files = {HANDOFF_FD: handoff.path}
-            else:
+            elif started is None:
                 if unprivileged:  # the sandbox tool binds them as the sandbox user
                     ops = idmap.stage_unreachable(ops, views)
                 argv = [*as_user, *self.sandbox_argv(spec, ops, inner)]
                 handoff = Handoff(self.handoff(spec, ops, inner))
                 fd_files = {**self.fd_files(policy), HANDOFF_FD: handoff.path}
-            started = None
-            if prepared is not None:
+            if started is None and prepared is not None:
                 joins_left = prepared.joins_left(confine=confine)
                 started = prepared.launch(argv, outer, fd_files, joins_left)
                 if started is None:  # the waiting shell is gone: start the plain way
@@ -290,6 +301,8 @@ class NamespaceBackend(Backend):
                 started = server.launch(argv, outer, fd_files, joins)
             if started is None:
                 started = start(launcher_argv(argv, group, outer, fd_files, confine=confine))
+            if self._preparer is not None:  # the next one is made while this command runs
+                self._preparer.request(self._ahead(spec, limits, scratch_key, planned))
             outcome = supervise(
                 started,
                 stdin=spec.stdin,
@@ -365,6 +378,68 @@ class NamespaceBackend(Backend):
         identity = (self.name, str(getattr(self, "_executable", None)))
         return shared_warm_sandboxes(identity, self.holder_launch)
 
+    def _ahead(
+        self,
+        spec: CommandSpec,
+        limits: dict[str, Any],
+        scratch_key: tuple[int, tuple[int, int]] | None,
+        ops: Sequence[FsOp],
+    ) -> Ahead:
+        """What to make ahead for the next command, assuming it is like ``spec`` (whose
+        filesystem plan is ``ops``): no scratch tmpfs where the plan shows where they are."""
+        policy = spec.policy
+        ahead_scratch = scratch_key if scratch_key and _scratch_out_of_sight(ops) else None
+        return Ahead(
+            limits["memory_limit"],
+            limits["max_processes"],
+            policy.nested_user_namespaces,
+            ahead_scratch,
+            spec.workspace if idmap.runs_unprivileged(policy.unprivileged_user) else None,
+            self._enter_ahead(spec) if ahead_scratch or scratch_key is None else None,
+        )
+
+    def _enter_ahead(
+        self, spec: CommandSpec
+    ) -> Callable[[Scratch | None, idmap.IdmappedView | None], Entered | None] | None:
+        """What makes the plan entering the warm sandbox of commands like ``spec`` ahead of
+        the next one (see prepared.py), with its scratch tmpfs and workspace view; ``None``
+        where it cannot be (no warm sandbox, services' directories bound per command)."""
+        warm = self._warm_sandboxes()
+        if warm is None or spec.mounts or not warm.eligible(spec, cgroups=True):
+            return None
+        if self.warm_records(spec, None) is None:
+            return None
+        needs_view = idmap.runs_unprivileged(spec.policy.unprivileged_user)
+        needs_scratch = spec.policy.max_disk is not None
+
+        def enter(scratch: Scratch | None, view: idmap.IdmappedView | None) -> Entered | None:
+            if (needs_view and view is None) or (needs_scratch and scratch is None):
+                return None  # the command makes its own: this plan would not be its
+            workspace = view.path if view is not None else spec.workspace
+            ops = plan(spec.policy, workspace, (), scratch)
+            return warm.prepare_entry(spec, ops, self.enter_records())
+
+        return enter
+
+    @contextlib.contextmanager
+    def _claiming(
+        self, prepared: Prepared, spec: CommandSpec, ops: Sequence[FsOp], confine: bool
+    ) -> Iterator[bool]:
+        """Whether ``prepared`` entered the very sandbox ``spec`` needs now (see
+        :meth:`.WarmSandboxes.claiming`), in every cgroup it must be in."""
+        warm = self._warm_sandboxes()
+        entered = prepared.entered
+        if (
+            warm is None
+            or entered is None
+            or prepared.joins_left(confine=confine)
+            or not warm.eligible(spec, cgroups=True)
+        ):
+            yield False
+            return
+        with warm.claiming(entered, spec, ops) as usable:
+            yield usable
+
     @contextlib.contextmanager
     def _warm_entry(
         self, spec: CommandSpec, ops: Sequence[FsOp], inner: Rlimits | None, cgroups: bool
@@ -434,21 +509,30 @@ def tree_limits_message(backend: str, policy: Policy, fields: list[str], why: st
     )
 
 
-def _scratch_out_of_sight(spec: CommandSpec) -> bool:
-    """Whether commands like ``spec`` cannot reach the host directory holding the scratch
-    tmpfs (and so the one made ahead for the next command): a ``/tmp`` of the host's, a
-    readable or writable path or a mount above it would show it."""
+def _scratch_out_of_sight(ops: Sequence[FsOp]) -> bool:
+    """Whether no bind of the plan ``ops`` shows the host directory holding the scratch tmpfs
+    (and so the one made ahead for the next command): a ``/tmp`` of the host's, a workspace,
+    readable or writable path or mount at or above that directory (by any name) would."""
     where = private_mount_dir()
     if where is None:
         return False
-    policy = spec.policy
-    above = [*policy.writable_paths, *(str(mount.source) for mount in spec.mounts)]
-    if not policy.private_tmp:  # bound whatever the view (see filesystem.plan)
-        above.append("/tmp")
-    inside = str(where) + "/"
-    return not is_visible(policy, str(where)) and not any(
-        inside.startswith(os.path.realpath(path).rstrip("/") + "/") for path in above
-    )
+    above: set[tuple[int, int]] = set()
+    for path in (where, *where.parents):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        above.add((st.st_dev, st.st_ino))
+    for op in ops:
+        if op.kind not in ("bind", "ro-bind") or op.source is None:
+            continue
+        try:
+            st = os.stat(op.source)
+        except OSError:
+            continue  # not bound either
+        if (st.st_dev, st.st_ino) in above:
+            return False
+    return True
 
 
 def _enforcement(group: cgroups.RunCgroup | None) -> str:

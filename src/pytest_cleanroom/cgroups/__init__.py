@@ -446,12 +446,6 @@ class RunCgroup:
                 return False
         return True
 
-    @property
-    def limits(self) -> tuple[int | None, int | None, float | None] | None:
-        """``(memory_limit, max_processes, cpu_quota)`` as last configured (and the counters
-        reset); ``None`` until then."""
-        return self._limits
-
     def configure(
         self, memory_limit: int | None, max_processes: int | None, cpu_quota: float | None = None
     ) -> None:

@@ -42,19 +42,25 @@ def cgroups_of_process(pid: int) -> list[Path]:
     ]
 
 
-def _is_waiting_launcher(pid: str) -> bool:
-    """A launcher made ready for a later command (see backends/namespace/prepared.py)."""
+def _is_waiting_launcher(pid: str, *, entered: bool = True) -> bool:
+    """A launcher made ready for a later command (see backends/namespace/prepared.py), or
+    (``entered``) the init of the warm sandbox one entered ahead of its command."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
     if len(cmdline) > 2 and cmdline[1] == b"--serve":  # forked by the launcher server
-        # Once given a command it goes on in the same process: then it has children.
+        # Once given a command it goes on in the same process: then it has children (one
+        # that entered a sandbox ahead has its init, which has none until the command runs).
         try:
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
             return False
-        return os.path.basename(cmdline[0]).startswith(b"nsinit-") and not children
+        if not os.path.basename(cmdline[0]).startswith(b"nsinit-"):
+            return False
+        if not children:
+            return True
+        return entered and len(children) == 1 and _is_waiting_launcher(children[0], entered=False)
     return cmdline[:2] == [b"/bin/sh", b"-c"] and b". /dev/fd/" in cmdline[2]
 
 

@@ -11,6 +11,11 @@ without another exec), else a ``/bin/sh`` sourcing a line.
 A background thread keeps one ready per backend; ``run`` takes it, writes its orders, and the
 command starts.
 
+What the next command most likely needs (:class:`Ahead`: the last one's needs) is made with it:
+its cgroups' limits, its scratch tmpfs, the idmapped view of its workspace and, with the
+launcher server, the warm sandbox entered with its fresh mounts made, waiting for the rest of
+its plan (see ``_warm.py``). What the command turns out to need differently is made afresh.
+
 If the engine dies, the pipe's writing end closes, the launcher reads nothing and exits: nothing
 runs. Its cgroups are then swept by the next engine process.
 """
@@ -25,7 +30,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +38,8 @@ from ...cgroups import RunCgroup
 from ...errors import BackendUnavailableError
 from ...scratch import Scratch
 from .. import _nsinit_native
+from .._handoff import HANDOFF_FD, Handoff
+from .._warm import Entered
 from ..idmap import IdmappedView
 from ._spawner import spawn_here
 from .launcher_server import Forkserver, forkserver, orders
@@ -52,6 +59,28 @@ class Ahead:
     scratch: tuple[int, tuple[int, int]] | None = None
     #: The workspace shown to the sandbox user through an idmapped view (see :mod:`..idmap`).
     view_of: Path | None = None
+    #: Makes the plan entering the next command's warm sandbox, with the scratch tmpfs and
+    #: the view made for it (``None``: it cannot be entered ahead).
+    enter: Callable[[Scratch | None, IdmappedView | None], Entered | None] | None = None
+
+
+@dataclass
+class _Parts:
+    """What is made ahead with a launcher, each released when it is not used."""
+
+    scratch: tuple[tuple[int, tuple[int, int]], Scratch] | None = None
+    view: tuple[tuple[int, int, int, int], Path, IdmappedView] | None = None
+    entered: Entered | None = None
+    handoff: Handoff | None = None
+
+    def release(self) -> None:
+        if self.scratch is not None:
+            self.scratch[1].release()
+        if self.view is not None:
+            self.view[2].release()
+        if self.handoff is not None:
+            self.handoff.close()
+        self.scratch = self.view = self.entered = self.handoff = None
 
 
 class Prepared:
@@ -67,11 +96,10 @@ class Prepared:
         native: bool = False,
         status: int | None = None,
         joined: Sequence[str] = (),
-        scratch: tuple[tuple[int, tuple[int, int]], Scratch] | None = None,
+        parts: _Parts | None = None,
     ) -> None:
         self.started = started
-        self.scratch = scratch  # ((size, owner), a fresh scratch tmpfs) made ahead
-        self.view: tuple[tuple[int, int, int, int], Path, IdmappedView] | None = None
+        self.parts = parts or _Parts()  # what was made ahead besides the launcher
         self.status = status  # where its init reports the command's exit status
         self.script_fd = script_fd
         self.group = group
@@ -87,55 +115,68 @@ class Prepared:
         namespaces must be), else those of the limits only (the rest, if the command needs
         them, at launch): a first move into a group waits for an RCU grace period, which is
         better spent before the command is known. A fresh scratch tmpfs is mounted for it too,
-        as ``ahead.scratch`` says, and an idmapped view of ``ahead.view_of``."""
+        as ``ahead.scratch`` says, and an idmapped view of ``ahead.view_of``; with
+        ``ahead.enter`` (and the launcher server) it enters the warm sandbox of the next
+        command and makes its fresh mounts, then waits for the rest (see :meth:`launch_entered`).
+        """
         group = RunCgroup.create(memory_limit=ahead.memory_limit, max_processes=ahead.max_processes)
         if group is None:
             return None
-        joins = group.join_files(confine=ahead.confine)
-        scratch = None
-        if ahead.scratch is not None:
-            made = Scratch.create(*ahead.scratch)
-            scratch = (ahead.scratch, made) if made is not None else None
+        parts = _Parts()
         try:
-            prepared = cls._launcher(group, joins)
+            if ahead.scratch is not None:
+                made = Scratch.create(*ahead.scratch)
+                parts.scratch = (ahead.scratch, made) if made is not None else None
+            if ahead.view_of is not None:
+                parts.view = _view_ahead(ahead.view_of)
+            server = forkserver()  # forks it without this interpreter's fork and a shell's start
+            if ahead.enter is not None and server is not None:
+                scratch = parts.scratch[1] if parts.scratch is not None else None
+                view = parts.view[2] if parts.view is not None else None
+                try:
+                    parts.entered = ahead.enter(scratch, view)
+                except Exception:  # the command makes its own plan, and says what fails
+                    parts.entered = None
+                if parts.entered is not None:
+                    parts.handoff = Handoff(parts.entered.plan)
+            prepared = cls._launcher(server, group, group.join_files(confine=ahead.confine), parts)
         except BaseException:
-            if scratch is not None:
-                scratch[1].release()
+            parts.release()
+            group.release()
             raise
         if prepared is None:
-            if scratch is not None:
-                scratch[1].release()
-            return None
-        prepared.scratch = scratch
-        if ahead.view_of is not None:
-            prepared.view = _view_ahead(ahead.view_of)
+            parts.release()
+            group.release()
         return prepared
 
     @classmethod
-    def _launcher(cls, group: RunCgroup, joins: Sequence[str]) -> Prepared | None:
+    def _launcher(
+        cls, server: Forkserver | None, group: RunCgroup, joins: Sequence[str], parts: _Parts
+    ) -> Prepared | None:
         read_fd, write_fd = os.pipe()
-        server = forkserver()  # forks it without this interpreter's fork and a shell's start-up
         # Where its init reports a warm command's exit status (see supervise()).
         status = os.pipe() if server is not None else None
         try:
-            started = _waiting_launcher(server, joins, read_fd, status[1] if status else None)
+            started = _waiting_launcher(
+                server, joins, read_fd, status[1] if status else None, parts
+            )
         except BaseException:
             _close(write_fd, status[0] if status else None)
-            group.release()
             raise
         finally:
             _close(read_fd, status[1] if status else None)
         if started is None:
             _close(write_fd, status[0] if status else None)
-            group.release()
             return None
         native = server is not None
         status_fd = status[0] if status else None
-        return cls(started, write_fd, group, native=native, status=status_fd, joined=joins)
+        return cls(
+            started, write_fd, group, native=native, status=status_fd, joined=joins, parts=parts
+        )
 
     def take_scratch(self, size: int, owner: tuple[int, int]) -> Scratch | None:
         """The scratch tmpfs made ahead, if it has this size and owner (else released)."""
-        made, self.scratch = self.scratch, None
+        made, self.parts.scratch = self.parts.scratch, None
         if made is None:
             return None
         if made[0] == (size, owner):
@@ -146,7 +187,7 @@ class Prepared:
     def take_view(self, workspace: Path) -> IdmappedView | None:
         """The idmapped view made ahead, if it shows ``workspace`` as it is now (the same
         directory, with the same owner: else it is released)."""
-        made, self.view = self.view, None
+        made, self.parts.view = self.parts.view, None
         if made is None:
             return None
         identity, path, view = made
@@ -177,6 +218,26 @@ class Prepared:
             script = orders(argv, rlimits, fd_files or {}, joins)
         else:
             script = _shell_script(argv, rlimits, fd_files, joins)
+        return self._send(script)
+
+    @property
+    def entered(self) -> Entered | None:
+        """The warm sandbox it entered ahead of its command (its fresh mounts made), if any."""
+        return self.parts.entered
+
+    def launch_entered(self, rest: bytes) -> Started | None:
+        """Send the launcher that entered a sandbox ahead the rest of its plan (``rest``: the
+        limits, seccomp, directory, what to run and its environment); ``None`` if it is gone.
+        The plan it read is closed once the command is done (:meth:`take_handoff`)."""
+        return self._send(rest)
+
+    def take_handoff(self) -> Handoff | None:
+        """The plan read by a launcher that entered a sandbox ahead (the caller closes it once
+        the command is done: the launcher may still be opening it)."""
+        handoff, self.parts.handoff = self.parts.handoff, None
+        return handoff
+
+    def _send(self, script: bytes) -> Started | None:
         try:
             view = memoryview(script)
             while view:
@@ -191,12 +252,7 @@ class Prepared:
 
     def discard(self) -> None:
         """Kill the waiting shell and give its cgroups (and scratch tmpfs) back."""
-        if self.scratch is not None:
-            self.scratch[1].release()
-            self.scratch = None
-        if self.view is not None:
-            self.view[2].release()
-            self.view = None
+        self.parts.release()
         if self.script_fd >= 0:
             os.close(self.script_fd)
             self.script_fd = -1
@@ -239,13 +295,21 @@ def _view_ahead(workspace: Path) -> tuple[tuple[int, int, int, int], Path, Idmap
 
 
 def _waiting_launcher(
-    server: Forkserver | None, joins: Sequence[str], read_fd: int, status: int | None
+    server: Forkserver | None,
+    joins: Sequence[str],
+    read_fd: int,
+    status: int | None,
+    parts: _Parts,
 ) -> Started | None:
     """A launcher in the groups of ``joins`` waiting for its orders on ``read_fd``: forked by
     ``server`` (reporting a warm command's status to ``status``), else a ``/bin/sh``; ``None``
-    if the server is gone."""
+    if the server is gone. One that enters a warm sandbox ahead (``parts.entered``) reads its
+    plan from ``parts.handoff`` and only the rest of it on ``read_fd``."""
     if server is not None:
         records: _nsinit_native.Records = [("join", (path,)) for path in joins]
+        if parts.entered is not None and parts.handoff is not None:
+            records.append(("fd", (str(HANDOFF_FD), parts.handoff.path)))
+            records.append(("argv", parts.entered.argv))
         return server.spawn(_nsinit_native.encode_plan(records), more=read_fd, status=status)
     script = (
         " && ".join(f'echo 0 >"${{{i + 1}}}"' for i in range(len(joins)))
