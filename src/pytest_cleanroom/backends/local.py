@@ -134,10 +134,13 @@ class NamespaceBackend(Backend):
         """The records of :meth:`warm_records` that are not about the command itself."""
         return []
 
-    def _take_prepared(self, limits: dict[str, Any]) -> Prepared | None:
+    def _take_prepared(self, limits: dict[str, Any], *, spare: bool = False) -> Prepared | None:
+        """The launcher made ahead (``spare``: the one entered in no sandbox), its cgroups
+        configured for ``limits``."""
         if self._preparer is None:
             return None
-        prepared = self._preparer.take(wait=PREPARED_WAIT)
+        preparer = self._preparer
+        prepared = preparer.take_spare() if spare else preparer.take(wait=PREPARED_WAIT)
         if prepared is None:
             return None
         try:
@@ -265,12 +268,15 @@ class NamespaceBackend(Backend):
                 if stack.enter_context(self._claiming(prepared, spec, ops, confine)):
                     rlimits = rlimits_for(policy, cgroups=True)  # set by the sandbox's init
                     rest = _nsinit_native.command_records(spec, rlimits)
-                    started = prepared.launch_entered(_nsinit_native.encode_plan(rest))
                     handoff = prepared.take_handoff()  # closed once the command is done
+                    started = prepared.launch_entered(_nsinit_native.encode_plan(rest))
                 if started is None:  # entered for another command, or gone: start afresh
+                    if handoff is not None:
+                        handoff.close()
+                        handoff = None
                     prepared.discard()
-                    prepared = None
-                    group = cgroups.RunCgroup.create(**limits)
+                    prepared = self._take_prepared(limits, spare=True)
+                    group = prepared.group if prepared else cgroups.RunCgroup.create(**limits)
                     if group is not None and policy.nested_user_namespaces:
                         group.expose()
             rlimits = rlimits_for(policy, cgroups=group is not None)

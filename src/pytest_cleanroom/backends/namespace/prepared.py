@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import shlex
 import signal
@@ -228,7 +229,8 @@ class Prepared:
     def launch_entered(self, rest: bytes) -> Started | None:
         """Send the launcher that entered a sandbox ahead the rest of its plan (``rest``: the
         limits, seccomp, directory, what to run and its environment); ``None`` if it is gone.
-        The plan it read is closed once the command is done (:meth:`take_handoff`)."""
+        Take the plan it read first (:meth:`take_handoff`): it is closed once the command is
+        done."""
         return self._send(rest)
 
     def take_handoff(self) -> Handoff | None:
@@ -238,6 +240,7 @@ class Prepared:
         return handoff
 
     def _send(self, script: bytes) -> Started | None:
+        self.parts.release()  # what its command did not take
         try:
             view = memoryview(script)
             while view:
@@ -340,18 +343,23 @@ def _shell_script(
 
 
 class Preparer:
-    """Keeps one :class:`Prepared` launcher ready for a backend (made by a background thread)."""
+    """Keeps one :class:`Prepared` launcher ready for a backend (made by a background thread),
+    and, where that one enters a sandbox ahead, a spare that does not: for a command whose
+    sandbox differs from the one entered (a test's first command, in a workspace of its own)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._ready: list[Prepared] = []  # mutated in place: the finalizer holds this list
+        # Mutated in place: the finalizers hold these lists.
+        self._ready: list[Prepared] = []
+        self._spare: list[Prepared] = []
         self._closed = False
         self._failed = False
         self._filling = False
         self._ahead = Ahead()
         _preparers.add(self)
-        # A backend dropped without close() must not keep its waiting shell until exit.
+        # A backend dropped without close() must not keep its waiting shells until exit.
         weakref.finalize(self, _discard_all, self._ready)
+        weakref.finalize(self, _discard_all, self._spare)
 
     def take(self, wait: float = 0.0) -> Prepared | None:
         """The ready launcher, if there is a live one; one being made is waited for up to
@@ -362,45 +370,58 @@ class Preparer:
                 self._cond.wait(left)
             ready = self._ready[:]
             self._ready.clear()
-        found: Prepared | None = None
-        for prepared in ready:
-            if prepared.owner != os.getpid():
-                continue  # inherited through fork: the parent's business
-            if found is None and prepared.alive():
-                found = prepared
-            else:
-                prepared.discard()
-        return found
+        return _first_alive(ready)
+
+    def take_spare(self) -> Prepared | None:
+        """The spare launcher (entered in no sandbox), if there is a live one (never waits)."""
+        with self._cond:
+            spare = self._spare[:]
+            self._spare.clear()
+        return _first_alive(spare)
 
     def request(self, ahead: Ahead | None = None) -> None:
-        """Ask the background thread for a launcher, unless one is ready (never blocks);
-        ``ahead``, when given, is what the command that was just started needed (the next
-        one most likely needs it too)."""
+        """Ask the background thread for what is missing of a ready launcher and a spare
+        (never blocks); ``ahead``, when given, is what the command that was just started
+        needed (the next one most likely needs it too)."""
         with self._cond:
             if ahead is not None:
                 self._ahead = ahead
-            if self._ready or self._closed or self._failed or self._filling:
+            if not self._missing() or self._closed or self._failed or self._filling:
                 return
             self._filling = True
         _worker.submit(self)
 
+    def _missing(self) -> list[list[Prepared]]:
+        """The slots to fill, the ready launcher's first (with ``_cond`` held)."""
+        slots = [] if self._ready else [self._ready]
+        if not self._spare and self._ahead.enter is not None:
+            slots.append(self._spare)
+        return slots
+
     def _fill(self) -> None:
         try:
-            with self._cond:
-                if self._ready or self._closed:
+            while True:
+                with self._cond:
+                    slots = [] if self._closed else self._missing()
+                    ahead = self._ahead
+                if not slots:
                     return
-            try:
-                prepared = Prepared.make(self._ahead)
-            except OSError:
-                prepared = None
-            if prepared is None:
-                self._failed = True  # no cgroups here: commands take the plain path
+                slot = slots[0]
+                if slot is self._spare:  # for a command in another sandbox: enters none
+                    ahead = dataclasses.replace(ahead, view_of=None, enter=None)
+                try:
+                    prepared = Prepared.make(ahead)
+                except OSError:
+                    prepared = None
+                if prepared is None:
+                    self._failed = True  # no cgroups here: commands take the plain path
+                    return
+                with self._cond:
+                    if not self._closed and not slot:
+                        slot.append(prepared)
+                        continue
+                prepared.discard()
                 return
-            with self._cond:
-                if not self._closed and not self._ready:
-                    self._ready.append(prepared)
-                    return
-            prepared.discard()
         finally:
             with self._cond:
                 self._filling = False
@@ -413,9 +434,23 @@ class Preparer:
             self._closed = True
             while self._filling and time.monotonic() < end:
                 self._cond.wait(end - time.monotonic())
-            ready = self._ready[:]
+            ready = self._ready + self._spare
             self._ready.clear()
+            self._spare.clear()
         _discard_all(ready)
+
+
+def _first_alive(prepared: list[Prepared]) -> Prepared | None:
+    """The first live launcher of ``prepared`` made by this process; the others discarded."""
+    found: Prepared | None = None
+    for one in prepared:
+        if one.owner != os.getpid():
+            continue  # inherited through fork: the parent's business
+        if found is None and one.alive():
+            found = one
+        else:
+            one.discard()
+    return found
 
 
 def _discard_all(ready: list[Prepared]) -> None:
