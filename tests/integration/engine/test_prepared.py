@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom import Cleanroom, cgroups
+from pytest_cleanroom import Cleanroom, Policy, cgroups
+from pytest_cleanroom.backends.bwrap import BwrapBackend
+from pytest_cleanroom.scratch import private_mount_dir
 from pytest_cleanroom.testing.leftovers import busy_cgroups_of_process, cgroups_of_process
 from tests.conftest import require
 from tests.integration.engine.conftest import alive, assert_dies_with_the_engine, require_backend
@@ -98,3 +100,33 @@ def test_a_waiting_launcher_exits_when_the_engine_is_killed(tmp_path: Path) -> N
     require(cgroups.parents() is not None, "writable cgroup v1 hierarchies (run as root)")
     # Its orders' pipe closed: it reads nothing and exits.
     assert_dies_with_the_engine(KEEP_WAITING, str(tmp_path / "ws"))
+
+
+def _scratch_mounts() -> list[str]:
+    """Mount points of the engine's scratch tmpfs (made per command, or ahead for the next)."""
+    where = private_mount_dir()
+    assert where is not None
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [p for p in points if p.startswith(f"{where}/") and "/view-" not in p]
+
+
+def test_what_a_command_does_not_take_is_released(tmp_path: Path) -> None:
+    """A launcher made ahead comes with a scratch tmpfs for a command like the last one; a
+    command without ``max_disk`` does not take it, and it is unmounted all the same."""
+    require_backend("bwrap")
+    require(cgroups.parents() is not None, "writable cgroup v1 hierarchies (run as root)")
+    with_disk = Policy.level("standard")
+    without = with_disk.replace(max_disk=None)
+    backend = BwrapBackend()
+    try:
+        for index in range(6):
+            policy = with_disk if index % 2 == 0 else without
+            with Cleanroom(tmp_path / f"ws{index}", policy=policy, backend=backend) as room:
+                room.run(["true"]).assert_success()
+    finally:
+        backend.close()
+    end = time.monotonic() + 30  # released ones are unmounted in the background
+    while _scratch_mounts():
+        assert time.monotonic() < end, f"scratch tmpfs left mounted: {_scratch_mounts()}"
+        time.sleep(0.05)
