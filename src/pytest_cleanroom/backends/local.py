@@ -274,7 +274,8 @@ class NamespaceBackend(Backend):
                     if handoff is not None:
                         handoff.close()
                         handoff = None
-                    prepared.discard()
+                    assert self._preparer is not None  # it made the one taken
+                    self._preparer.discard_later(prepared)
                     prepared = self._take_prepared(limits, spare=True)
                     group = prepared.group if prepared else cgroups.RunCgroup.create(**limits)
                     if group is not None and policy.nested_user_namespaces:
@@ -402,6 +403,7 @@ class NamespaceBackend(Backend):
             ahead_scratch,
             spec.workspace if idmap.runs_unprivileged(policy.unprivileged_user) else None,
             self._enter_ahead(spec) if ahead_scratch or scratch_key is None else None,
+            (policy, spec.workspace),
         )
 
     def _enter_ahead(

@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...cgroups import RunCgroup
@@ -62,7 +62,11 @@ class Ahead:
     view_of: Path | None = None
     #: Makes the plan entering the next command's warm sandbox, with the scratch tmpfs and
     #: the view made for it (``None``: it cannot be entered ahead).
-    enter: Callable[[Scratch | None, IdmappedView | None], Entered | None] | None = None
+    enter: Callable[[Scratch | None, IdmappedView | None], Entered | None] | None = field(
+        default=None, compare=False
+    )
+    #: What tells the commands ``enter`` is for apart (their policy and workspace).
+    entering: object = None
 
 
 @dataclass
@@ -98,8 +102,10 @@ class Prepared:
         status: int | None = None,
         joined: Sequence[str] = (),
         parts: _Parts | None = None,
+        ahead: Ahead | None = None,
     ) -> None:
         self.started = started
+        self.ahead = ahead or Ahead()  # what it was made for
         self.parts = parts or _Parts()  # what was made ahead besides the launcher
         self.status = status  # where its init reports the command's exit status
         self.script_fd = script_fd
@@ -148,6 +154,8 @@ class Prepared:
         if prepared is None:
             parts.release()
             group.release()
+        else:
+            prepared.ahead = ahead
         return prepared
 
     @classmethod
@@ -342,6 +350,11 @@ def _shell_script(
     ).encode("utf-8", "surrogateescape")  # as Popen encodes argv
 
 
+#: Launchers kept ready per backend: commands run back to back (a test's) each find one
+#: that has joined its cgroups and entered its sandbox while the one before ran.
+READY = 2
+
+
 class Preparer:
     """Keeps one :class:`Prepared` launcher ready for a backend (made by a background thread),
     and, where that one enters a sandbox ahead, a spare that does not: for a command whose
@@ -352,6 +365,7 @@ class Preparer:
         # Mutated in place: the finalizers hold these lists.
         self._ready: list[Prepared] = []
         self._spare: list[Prepared] = []
+        self._stale: list[Prepared] = []  # made for commands unlike the last one
         self._closed = False
         self._failed = False
         self._filling = False
@@ -360,17 +374,33 @@ class Preparer:
         # A backend dropped without close() must not keep its waiting shells until exit.
         weakref.finalize(self, _discard_all, self._ready)
         weakref.finalize(self, _discard_all, self._spare)
+        weakref.finalize(self, _discard_all, self._stale)
 
     def take(self, wait: float = 0.0) -> Prepared | None:
-        """The ready launcher, if there is a live one; one being made is waited for up to
-        ``wait`` seconds (rather than made twice: the plain path costs about as much)."""
+        """The oldest ready launcher, if there is a live one; one being made is waited for up
+        to ``wait`` seconds (rather than made twice: the plain path costs about as much)."""
         end = time.monotonic() + wait
         with self._cond:
             while not self._ready and self._filling and (left := end - time.monotonic()) > 0:
                 self._cond.wait(left)
-            ready = self._ready[:]
-            self._ready.clear()
-        return _first_alive(ready)
+            taken = self._ready[:1]
+            del self._ready[:1]
+        return _first_alive(taken)
+
+    def discard_later(self, prepared: Prepared) -> None:
+        """Have the background thread discard ``prepared`` (killing it and giving its cgroups
+        back take longer than the command it was not right for may wait)."""
+        with self._cond:
+            self._stale.append(prepared)
+            closed = self._closed
+        if closed:
+            self._discard_stale()
+
+    def _discard_stale(self) -> None:
+        with self._cond:
+            stale = self._stale[:]
+            self._stale.clear()
+        _discard_all(stale)
 
     def take_spare(self) -> Prepared | None:
         """The spare launcher (entered in no sandbox), if there is a live one (never waits)."""
@@ -384,16 +414,21 @@ class Preparer:
         (never blocks); ``ahead``, when given, is what the command that was just started
         needed (the next one most likely needs it too)."""
         with self._cond:
-            if ahead is not None:
+            if ahead is not None and ahead != self._ahead:
                 self._ahead = ahead
-            if not self._missing() or self._closed or self._failed or self._filling:
+                # Made for commands unlike this one: discarded by the background thread.
+                self._stale += [p for p in self._ready if p.ahead != ahead]
+                self._ready[:] = [p for p in self._ready if p.ahead == ahead]
+            if self._closed or self._filling or not (self._missing() or self._stale):
+                return
+            if self._failed and not self._stale:
                 return
             self._filling = True
         _worker.submit(self)
 
     def _missing(self) -> list[list[Prepared]]:
-        """The slots to fill, the ready launcher's first (with ``_cond`` held)."""
-        slots = [] if self._ready else [self._ready]
+        """The slots to fill, the ready launchers' first (with ``_cond`` held)."""
+        slots = [self._ready] * (READY - len(self._ready))
         if not self._spare and self._ahead.enter is not None:
             slots.append(self._spare)
         return slots
@@ -401,8 +436,9 @@ class Preparer:
     def _fill(self) -> None:
         try:
             while True:
+                self._discard_stale()
                 with self._cond:
-                    slots = [] if self._closed else self._missing()
+                    slots = [] if self._closed or self._failed else self._missing()
                     ahead = self._ahead
                 if not slots:
                     return
@@ -417,7 +453,11 @@ class Preparer:
                     self._failed = True  # no cgroups here: commands take the plain path
                     return
                 with self._cond:
-                    if not self._closed and not slot:
+                    if slot is self._ready:  # for commands like the last one only
+                        fits = len(slot) < READY and prepared.ahead == self._ahead
+                    else:
+                        fits = not slot
+                    if not self._closed and fits:
                         slot.append(prepared)
                         continue
                 prepared.discard()
@@ -434,9 +474,10 @@ class Preparer:
             self._closed = True
             while self._filling and time.monotonic() < end:
                 self._cond.wait(end - time.monotonic())
-            ready = self._ready + self._spare
+            ready = self._ready + self._spare + self._stale
             self._ready.clear()
             self._spare.clear()
+            self._stale.clear()
         _discard_all(ready)
 
 
