@@ -419,13 +419,16 @@ class NamespaceBackend(Backend):
             return None
         needs_view = idmap.runs_unprivileged(spec.policy.unprivileged_user)
         needs_scratch = spec.policy.max_disk is not None
+        records = self.enter_records()
 
+        # Holds no reference to the backend (its preparer keeps this): a backend dropped
+        # without close() is freed at once, and its launchers with it.
         def enter(scratch: Scratch | None, view: idmap.IdmappedView | None) -> Entered | None:
             if (needs_view and view is None) or (needs_scratch and scratch is None):
                 return None  # the command makes its own: this plan would not be its
             workspace = view.path if view is not None else spec.workspace
             ops = plan(spec.policy, workspace, (), scratch)
-            return warm.prepare_entry(spec, ops, self.enter_records())
+            return warm.prepare_entry(spec, ops, records)
 
         return enter
 
