@@ -95,7 +95,7 @@ class CleanroomTask:
                 )
             )
             for exposure in exposures:
-                missing = exposure.name not in policy.allowed_services
+                missing = not policy.allows_service(exposure.name)
                 if missing:
                     self._stack.close()
                     raise self._error(

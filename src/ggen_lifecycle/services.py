@@ -63,21 +63,24 @@ class ServiceSession:
         return self._hub
 
     def _postgres(self) -> Any:
-        from pytest_cleanroom.services.isolation import DatabaseFactory
+        from pytest_cleanroom.services.postgres.isolation import DatabaseFactory
+        from pytest_cleanroom.services.postgres.template import run_template
 
         with self._lock:
             hub = self._get_hub()
             if self._factory is None:
-                server = hub.postgres_server()
-                self._factory = DatabaseFactory(server, hub.template(), f"{hub.run.db_prefix}ggen_")
+                server = hub.server("postgres")
+                self._factory = DatabaseFactory(
+                    server, run_template(hub), f"{hub.run.db_prefix}ggen_"
+                )
             return self._factory
 
     def _redis_slot(self) -> Any:
-        from pytest_cleanroom.services.isolation import RedisSlot
+        from pytest_cleanroom.services.redis.isolation import RedisSlot
 
         with self._lock:
             hub = self._get_hub()
-            server = hub.redis_server()
+            server = hub.server("redis")
             if self._free_redis:
                 index = self._free_redis.pop()
             else:
@@ -99,19 +102,19 @@ class ServiceSession:
                 for name in names:
                     if name == "postgres":
                         factory = self._postgres()
-                        database = factory.create()
-                        releases.append(lambda f=factory, d=database: f.drop(d))
+                        database = factory.isolate()
+                        releases.append(lambda f=factory, d=database: f.reset(d))
                         socket = database.unix_socket_dir
                         exposures.append(
                             Exposure(name, Path(socket) if socket else None, database.sandbox_env())
                         )
                     elif name == "redis":
                         slot, index = self._redis_slot()
-                        database = slot.acquire()
+                        database = slot.isolate()
 
                         def release(s: Any = slot, d: Any = database, i: int = index) -> None:
                             try:
-                                s.release(d)
+                                s.reset(d)
                                 s.close()
                             finally:
                                 with self._lock:

@@ -61,11 +61,14 @@ class _InFlight:
 
 @dataclasses.dataclass(frozen=True)
 class ExposedService:
-    """A service's unix-socket directory (bound at the same path) and its client variables."""
+    """A service's unix-socket directory (bound at the same path) and its client variables;
+    ``database_url`` is its ``DATABASE_URL``, set only for a command that reaches no other
+    service giving one."""
 
     name: str
     socket_dir: Path
     env: Mapping[str, str]
+    database_url: str | None = None
 
 
 class Cleanroom:
@@ -169,7 +172,7 @@ class Cleanroom:
         if limit is None:
             limit = self.timeout if self.timeout is not None else run_policy.timeout
         _ensure_home(self.workspace.root / HOME_DIR)
-        services = [s for s in self.services.values() if s.name in run_policy.allowed_services]
+        services = [s for s in self.services.values() if run_policy.allows_service(s.name)]
         spec = CommandSpec(
             argv=argv,
             workspace=self.workspace_in_use,
@@ -177,7 +180,7 @@ class Cleanroom:
             env=build_environment(
                 seed=self.seed,
                 allowlist=run_policy.env_allowlist,
-                layers=(*(s.env for s in services), self.env, env),
+                layers=(*(s.env for s in services), _database_url(services), self.env, env),
                 path=sandbox_path(FIXED_PATH, interpreter_readable=run_policy.interpreter_readable),
             ),
             policy=run_policy,
@@ -312,17 +315,25 @@ class Cleanroom:
 
     # -- services, listeners, lifecycle ----------------------------------------------------------
 
-    def expose_service(self, name: str, socket_dir: Path, env: Mapping[str, str]) -> None:
+    def expose_service(
+        self,
+        name: str,
+        socket_dir: Path,
+        env: Mapping[str, str],
+        *,
+        database_url: str | None = None,
+    ) -> None:
         """Bind a service's unix-socket directory into the sandbox if the policy allows ``name``.
 
         ``socket_dir`` appears at the same path inside; ``env`` (e.g. ``PGHOST``) is added to the
-        environment of every later command whose policy lists ``name`` in ``allowed_services``.
+        environment of every later command whose policy lists ``name`` in ``allowed_services``,
+        and ``database_url`` as ``DATABASE_URL`` when no other service of that command gives one.
         """
         directory = Path(socket_dir).resolve()
         if not directory.is_dir():
             raise CleanroomError(f"service {name!r}: socket directory {directory} does not exist")
         with self._lock:
-            self.services[name] = ExposedService(name, directory, dict(env))
+            self.services[name] = ExposedService(name, directory, dict(env), database_url)
 
     def add_listener(self, listener: RunListener) -> None:
         """Call ``listener`` with every RunResult (reports, attestations, repeat checks)."""
@@ -369,6 +380,13 @@ class Cleanroom:
         from .scenarios.runner import run_scenario
 
         return run_scenario(self, scenario)
+
+
+def _database_url(services: list[ExposedService]) -> dict[str, str]:
+    """``DATABASE_URL`` of the one database service a command reaches; none for two (say
+    ``postgres`` and ``mysql``): which one it named would depend on fixture order."""
+    urls = [s.database_url for s in services if s.database_url]
+    return {"DATABASE_URL": urls[0]} if len(urls) == 1 else {}
 
 
 def _not_started(spec: CommandSpec, backend: str) -> RunResult:

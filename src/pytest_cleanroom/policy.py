@@ -106,8 +106,9 @@ class Policy(BaseModel):
     # network
     network: NetworkMode = "host"
     allowed_services: tuple[str, ...] = Field(
-        ("postgres", "redis", "mysql"),
-        description="Services whose unix sockets are bound into the sandbox.",
+        ("*",),
+        description="Services whose unix sockets are bound into the sandbox ('*': every "
+        "service kind, third parties' included).",
     )
 
     # resources
@@ -251,7 +252,7 @@ class Policy(BaseModel):
             nested_user_namespaces=a.nested_user_namespaces and b.nested_user_namespaces,
             syscall_filter=_stricter_filter(a.syscall_filter, b.syscall_filter),
             network="isolated" if "isolated" in (a.network, b.network) else "host",
-            allowed_services=_intersection(a.allowed_services, b.allowed_services),
+            allowed_services=_intersection_env(a.allowed_services, b.allowed_services),
             timeout=_min(a.timeout, b.timeout),
             memory_limit=_min(a.memory_limit, b.memory_limit),
             max_processes=_min(a.max_processes, b.max_processes),
@@ -273,6 +274,11 @@ class Policy(BaseModel):
     def is_at_least_as_strict_as(self, other: Policy) -> bool:
         """True when every field of ``self`` is as strict as ``other``'s or stricter."""
         return self.tightened_by(other).digest() == self.digest()
+
+    def allows_service(self, name: str) -> bool:
+        """Whether the service ``name`` (its socket, its variables) reaches this policy's
+        commands."""
+        return "*" in self.allowed_services or name in self.allowed_services
 
     def weakened_fields(self, baseline: Policy) -> list[str]:
         """Names of the fields in which ``self`` is weaker than ``baseline``."""

@@ -91,7 +91,7 @@ def _check_services(
     planned: list[PlannedStep], spec: ProductionValidationSpec, policy: Policy, environment: str
 ) -> None:
     wanted = {s for step in planned for s in step.services} | set(spec.services)
-    refused = sorted(wanted - set(policy.allowed_services))
+    refused = sorted(n for n in wanted if not policy.allows_service(n))
     if refused:
         raise ProductionValidationError(
             f"[validation.{environment}] policy does not allow the services the steps need: "

@@ -106,11 +106,18 @@ class PytestCleanroom(Cleanroom):
             final = base.replace(readable_paths=(*base.readable_paths, *map(str, extra)))
         return super().run(cmd, policy=final, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
 
-    def expose_service(self, name: str, socket_dir: Path, env: Mapping[str, str]) -> None:
+    def expose_service(
+        self,
+        name: str,
+        socket_dir: Path,
+        env: Mapping[str, str],
+        *,
+        database_url: str | None = None,
+    ) -> None:
         """As :meth:`Cleanroom.expose_service`, for the socket directories of the run's own
         servers only, unless the floor lets ``socket_dir`` through (``readable_paths``)."""
         self._check_service_dir(name, Path(socket_dir).resolve())
-        super().expose_service(name, socket_dir, env)
+        super().expose_service(name, socket_dir, env, database_url=database_url)
 
     @contextlib.contextmanager
     def bind_workspace(self, directory: Path) -> Iterator[None]:
@@ -166,7 +173,7 @@ class PytestCleanroom(Cleanroom):
         trusted = self._service_dirs()
         extra = []
         for service in self.services.values():
-            if service.name in policy.allowed_services and service.socket_dir not in trusted:
+            if policy.allows_service(service.name) and service.socket_dir not in trusted:
                 self._check_service_dir(service.name, service.socket_dir)
                 if not _under(service.socket_dir, _resolved(policy.readable_paths)):
                     extra.append(service.socket_dir)

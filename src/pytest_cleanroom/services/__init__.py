@@ -1,7 +1,9 @@
-"""Real PostgreSQL and Redis for tests: one server per run, one database per test.
+"""Real servers for tests: one server per run (or worker), an isolated handle per test.
 
-Fixtures (registered by the ``cleanroom`` pytest plugin): ``postgres``, ``redis`` (function scope)
-and ``postgres_server``, ``redis_server`` (session scope). See docs/services.md.
+Each kind is one package on a shared base (:mod:`.protocol`): :mod:`.postgres`, :mod:`.redis`,
+:mod:`.mysql`, and third parties' through the ``pytest_cleanroom.services`` entry point
+(:mod:`.kinds`). Fixtures (registered by the ``cleanroom`` pytest plugin): ``<kind>`` (function
+scope) and ``<kind>_server`` (session scope). See docs/services.md.
 """
 
 from __future__ import annotations
@@ -13,15 +15,24 @@ from .errors import (
     ServiceUnavailableError,
     TemplateError,
 )
-from .model import PostgresDatabase, PostgresServer, RedisDatabase, RedisServer
+from .mysql import MysqlDatabase, MysqlServer
+from .postgres import PostgresDatabase, PostgresServer
+from .protocol import Exposure, Isolation, RunContext, ServiceKind
+from .redis import RedisDatabase, RedisServer
 
 __all__ = [
+    "Exposure",
+    "Isolation",
+    "MysqlDatabase",
+    "MysqlServer",
     "PostgresDatabase",
     "PostgresServer",
     "RedisDatabase",
     "RedisServer",
+    "RunContext",
     "ServiceConfigError",
     "ServiceError",
+    "ServiceKind",
     "ServiceStartError",
     "ServiceUnavailableError",
     "TemplateError",

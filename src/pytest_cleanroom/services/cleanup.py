@@ -14,9 +14,28 @@ from pathlib import Path
 from . import procutil
 from .registry import Handle
 
+#: Handles of external servers name their kind in ``kind`` (older records) or ``service``.
+EXTERNAL_HANDLES = {
+    "external-postgres": "postgres",
+    "external-mysql": "mysql",
+    "external-redis": "redis",
+}
+
 
 def stop(handle: Handle, timeout: float = 10.0) -> str:
-    """Stop the server described by ``handle``; returns a short description of what was done."""
+    """Stop the server described by ``handle`` (its kind's :meth:`~.protocol.ServiceKind.stop`
+    when the kind is known); returns a short description of what was done."""
+    from .kinds import kinds
+
+    service = handle.get("service") or EXTERNAL_HANDLES.get(str(handle.get("kind")))
+    known = kinds()
+    if service in known:
+        return known[service].stop(handle)
+    return stop_started(handle, timeout)
+
+
+def stop_started(handle: Handle, timeout: float = 10.0) -> str:
+    """Stop a server the plugin started: a process or a container."""
     kind = handle.get("kind")
     if kind == "process":
         return stop_process(handle, timeout)
@@ -24,16 +43,6 @@ def stop(handle: Handle, timeout: float = 10.0) -> str:
         from .container_provider import remove_container
 
         return remove_container(handle)
-    if kind == "external-postgres":
-        from .external import drop_run_databases
-
-        return drop_run_databases(handle)
-    if kind == "external-mysql":
-        from .mysql_external import drop_run_objects
-
-        return drop_run_objects(handle)
-    if kind == "external-redis":
-        return "external redis left running (its test databases were flushed after each test)"
     raise ValueError(f"unknown service handle kind {kind!r}")
 
 

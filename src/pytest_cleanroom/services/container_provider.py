@@ -5,10 +5,11 @@ shape): check the engine, sweep dead owners' containers, record the server in th
 registry before anything exists, make its private socket directory, write its files, check the
 image, start the container publishing a free port on 127.0.0.1 only, wait until it answers
 within the start timeout, and remove everything when any step fails. A kind writes only what
-differs (:mod:`.pg_container`, :mod:`.redis_container`, :mod:`.mysql_container`): its files, its
-container, its readiness probe. The engine (:mod:`.engines`) is a parameter, so every kind with
-a container runs on every engine. testcontainers' reaper (Ryuk) is not used: containers carry
-labels naming the run and its owner, and a crashed run's are removed by the next run.
+differs (:mod:`.postgres.container`, :mod:`.redis.container`, :mod:`.mysql.container`): its
+files, its container, its readiness probe. The engine (:mod:`.engines`) is a parameter, so every
+kind with a container runs on every engine. testcontainers' reaper (Ryuk) is not used:
+containers carry labels naming the run and its owner, and a crashed run's are removed by the
+next run.
 """
 
 from __future__ import annotations

@@ -15,11 +15,13 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .pg_roles import drop_database, ident
+from .postgres.roles import drop_database, ident
+from .postgres.template import server_key
 
 if TYPE_CHECKING:
     from .hub import ServiceHub
-    from .model import PostgresServer
+    from .mysql import MysqlServer
+    from .postgres import PostgresServer
 
 POSTGRES_ENGINES = frozenset(
     {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
@@ -56,7 +58,7 @@ def redirect_databases(
     redirected = _redirect_mysql(hub)
     if not aliases:
         return redirected
-    server = hub.postgres_server()
+    server: PostgresServer = hub.server("postgres")
     run = hub.run
     for alias in aliases:
         connections[alias].close()
@@ -79,7 +81,7 @@ def _redirect_mysql(hub: ServiceHub) -> list[str]:
     if not aliases:
         return []
 
-    server = hub.mysql_server()
+    server: MysqlServer = hub.server("mysql")
     run = hub.run
     for alias in aliases:
         connections[alias].close()
@@ -104,7 +106,7 @@ def _template(
             _build(server, alias, name)
         return {"name": name}
 
-    return str(hub.once(hub.postgres_key(f"django-{alias}"), produce)["name"])
+    return str(hub.once(server_key(f"django-{alias}", hub.settings), produce)["name"])
 
 
 def _build(server: PostgresServer, alias: str, name: str) -> None:

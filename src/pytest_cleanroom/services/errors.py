@@ -1,4 +1,4 @@
-"""Errors of the services (PostgreSQL, Redis) fixtures. Each message names the fix."""
+"""Errors of the service fixtures (every kind). Each message names the fix."""
 
 from __future__ import annotations
 
@@ -23,3 +23,8 @@ class ServiceStartError(ServiceError):
 
 class TemplateError(ServiceError):
     """The suite's template database could not be loaded from its SQL files or callable."""
+
+
+class DatabaseUrlWarning(UserWarning):
+    """Two database services were exposed to one cleanroom: neither sets ``DATABASE_URL`` for a
+    command that may reach both."""

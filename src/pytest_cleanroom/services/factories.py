@@ -32,6 +32,9 @@ import pytest
 from .errors import ServiceConfigError
 from .settings import postgres_major, server_settings
 
+#: A factory's server settings, ``(name, value)`` sorted by name.
+Pairs = tuple[tuple[str, str], ...]
+
 
 @dataclass(frozen=True)
 class Server:
@@ -41,7 +44,12 @@ class Server:
     bin_dir: Path | None = None
 
 
-def _pairs(kind: str, settings: Mapping[str, object] | None) -> tuple[tuple[str, str], ...]:
+def merged(base: Pairs, mine: Pairs) -> Pairs:
+    """The ini's settings ``base`` with a factory's on top."""
+    return tuple(sorted({**dict(base), **dict(mine)}.items()))
+
+
+def _pairs(kind: str, settings: Mapping[str, object] | None) -> Pairs:
     lines = [f"{name} = {value}" for name, value in (settings or {}).items()]
     return server_settings(lines, f"factories.{kind}(settings=...)", kind=kind)
 
@@ -72,9 +80,9 @@ def postgres(
 
     @pytest.fixture
     def fixture(request: pytest.FixtureRequest) -> Iterator[Any]:
-        from .plugin import postgres_variant
+        from .postgres.factory import variant
 
-        yield from postgres_variant(request, pairs, exts, server)
+        yield from variant(request, pairs, exts, server)
 
     fixture.__doc__ = (
         f"A PostgreSQL database on the server with {dict(pairs)} ({list(exts)}, {server})."
@@ -90,9 +98,9 @@ def redis(*, settings: Mapping[str, object] | None = None) -> Any:
 
     @pytest.fixture
     def fixture(request: pytest.FixtureRequest) -> Iterator[Any]:
-        from .plugin import redis_variant
+        from .redis.factory import variant
 
-        yield from redis_variant(request, pairs)
+        yield from variant(request, pairs)
 
     fixture.__doc__ = f"A Redis database on this worker's server with {dict(pairs)}."
     return fixture

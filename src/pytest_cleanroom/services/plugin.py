@@ -1,30 +1,29 @@
-"""The services sub-plugin: ``postgres``, ``redis``, ``postgres_server``, ``redis_server``.
+"""The services sub-plugin: the fixtures of every service kind, built from its protocol.
 
-Options, report header, crash sweep at start, controller-side teardown at the end, server log
-tails on failing tests, and sockets bound into a test's cleanroom. Cheap to import: psycopg,
-redis-py and testcontainers load only when a fixture needs them.
+For each registered kind (:mod:`.kinds`: ``postgres``, ``redis``, ``mysql`` and third parties'),
+``<kind>_server`` (session) and ``<kind>`` (per test: isolated, exposed to the test's cleanroom,
+reset afterwards), with no kind named here. Also options, report header, crash sweep at start,
+controller-side teardown at the end, and the server's log lines and health on failing tests.
+Cheap to import: psycopg, redis-py and testcontainers load only when a fixture needs them.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import types
+import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from .errors import ServiceConfigError, ServiceError
+from .errors import DatabaseUrlWarning, ServiceConfigError, ServiceError
 from .hub import RunContext, ServiceHub, new_run_id, teardown_run
-from .isolation import DatabaseFactory, RedisSlot
-from .model import LogSource, PostgresDatabase, PostgresServer, RedisDatabase, RedisServer
-from .mysql import MysqlDatabase, MysqlDatabaseFactory, MysqlServer
+from .protocol import Isolation, ServiceKind
 from .registry import Owner
 from .settings import INI_KEYS, PROVIDERS, ServiceSettings
-
-if TYPE_CHECKING:
-    from .factories import Server
 
 T = TypeVar("T")
 
@@ -33,7 +32,8 @@ HUB_KEY = pytest.StashKey[ServiceHub]()
 SWEPT_KEY = pytest.StashKey[list[str]]()
 RUN_KEY = pytest.StashKey[tuple[str, int]]()
 TORN_DOWN_KEY = pytest.StashKey[bool]()
-LOG_MARKS_KEY = pytest.StashKey[dict[str, tuple[LogSource, float, Callable[[str], str]]]]()
+#: Per test: each kind it used, with its handle, server and log position when it began.
+USED_KEY = pytest.StashKey[dict[str, tuple[ServiceKind[Any, Any], Any, Any, float]]]()
 AT_EXIT_KEY = pytest.StashKey[Callable[[], None]]()
 
 CHOICES_KEY = pytest.StashKey[dict[str, Any]]()
@@ -110,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ServiceConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
+    _register_fixtures(config)
     if _is_worker(config):
         workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
         run_id = str(workerinput.get(WORKER_RUN_ID) or workerinput["testrunuid"][:8])
@@ -263,208 +264,100 @@ def _or_fail(produce: Callable[[], T]) -> T:
     pytest.fail(message, pytrace=False)  # outside the handler: no chained traceback
 
 
-def _parent(socket: str | None) -> str | None:
-    """The directory of a unix socket (``None``: the server has none)."""
-    return str(Path(socket).parent) if socket else None
+def _register_fixtures(config: pytest.Config) -> None:
+    """``<kind>_server`` and ``<kind>`` for every registered kind (see :func:`kind_fixtures`)."""
+    from .kinds import kinds
+
+    try:
+        registered = kinds()
+    except ServiceConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    module = types.ModuleType(f"{__name__}.kind_fixtures", "The fixtures of the service kinds.")
+    for kind in registered.values():
+        for attribute, fixture in kind_fixtures(kind).items():
+            setattr(module, attribute, fixture)
+    config.pluginmanager.register(module, "cleanroom-service-kinds")
+
+
+def kind_fixtures(kind: ServiceKind[Any, Any]) -> dict[str, Any]:
+    """The fixtures of ``kind``: its server (session), this worker's isolation on it (session)
+    and a handle per test."""
+    name = kind.name
+
+    def server(request: pytest.FixtureRequest) -> Any:
+        return _or_fail(lambda: hub_of(request.config).server(name))
+
+    def isolation(request: pytest.FixtureRequest) -> Iterator[Isolation[Any]]:
+        made = request.getfixturevalue(f"{name}_server")
+        isolated = _or_fail(lambda: kind.isolation(made, hub_of(request.config)))
+        yield isolated
+        isolated.close()
+
+    def per_test(request: pytest.FixtureRequest) -> Iterator[Any]:
+        isolated = request.getfixturevalue(f"_cleanroom_{name}_isolation")
+        yield from use(request, kind, isolated, request.getfixturevalue(f"{name}_server"))
+
+    server.__doc__, per_test.__doc__ = kind.server_doc, kind.fixture_doc
+    return {
+        f"{name}_server": pytest.fixture(scope="session", name=f"{name}_server")(server),
+        f"{name}_isolation": pytest.fixture(scope="session", name=f"_cleanroom_{name}_isolation")(
+            isolation
+        ),
+        name: pytest.fixture(name=name)(per_test),
+    }
+
+
+def use(
+    request: pytest.FixtureRequest,
+    kind: ServiceKind[Any, Any],
+    isolation: Isolation[Any],
+    server: Any,
+) -> Iterator[Any]:
+    """The body of every per-test service fixture (fixture factories' too): a handle of the
+    test's own, tied to the test (see :func:`_attach`), reset after it."""
+    handle = _or_fail(isolation.isolate)
+    _attach(request, kind, handle, server)
+    yield handle
+    isolation.reset(handle)
 
 
 def _attach(
-    request: pytest.FixtureRequest,
-    service: str,
-    database: PostgresDatabase | RedisDatabase | MysqlDatabase,
-    socket_dir: str | None,
+    request: pytest.FixtureRequest, kind: ServiceKind[Any, Any], handle: Any, server: Any
 ) -> None:
-    """Tie a test's database to the test: the server's log from now on goes into the report if
-    the test fails, and the socket directory is bound into the test's cleanroom, if it has one."""
-    log = database.server.log
-    marks = request.node.stash.setdefault(LOG_MARKS_KEY, {})
-    marks[service] = (log, log.mark(), database.own_log_lines)
-    if socket_dir is None or "cleanroom" not in request.fixturenames:
+    """Tie a test's handle to the test: the server's log from now on (and its health) goes into
+    the report if the test fails, and what the kind exposes is bound into the test's cleanroom,
+    if it has one."""
+    used = request.node.stash.setdefault(USED_KEY, {})
+    used[kind.name] = (kind, handle, server, kind.log_mark(handle))
+    if "cleanroom" not in request.fixturenames:
+        return
+    exposure = hub_of(request.config).expose(kind, handle)
+    if exposure.socket_dir is None:
         return
     cleanroom = request.getfixturevalue("cleanroom")
-    cleanroom.expose_service(service, Path(socket_dir), database.sandbox_env())
-
-
-@pytest.fixture(scope="session")
-def postgres_server(request: pytest.FixtureRequest) -> PostgresServer:
-    """The run's PostgreSQL server, shared by every test and xdist worker."""
-    hub = hub_of(request.config)
-    return _or_fail(hub.postgres_server)
-
-
-@pytest.fixture(scope="session")
-def _cleanroom_database_factory(
-    request: pytest.FixtureRequest, postgres_server: PostgresServer
-) -> Iterator[DatabaseFactory]:
-    hub = hub_of(request.config)
-    template = _or_fail(hub.template)
-    owner = template if template != "template0" and postgres_server.manages_roles else None
-    factory = DatabaseFactory(
-        postgres_server,
-        template,
-        f"{hub.run.db_prefix}{hub.run.worker_id}_",
-        template_owner=owner,
-        drop_leftovers=not _ends_with_the_run(postgres_server),
+    cleanroom.expose_service(
+        kind.name, exposure.socket_dir, exposure.env, database_url=exposure.database_url
     )
-    yield factory
-    factory.close()
-
-
-def _ends_with_the_run(server: PostgresServer) -> bool:
-    """The server is the run's own (process, docker) and is removed, data and all, at its end."""
-    return server.provider != "external"
-
-
-@pytest.fixture
-def postgres(
-    request: pytest.FixtureRequest, _cleanroom_database_factory: DatabaseFactory
-) -> Iterator[PostgresDatabase]:
-    """A PostgreSQL database of this test's own, cloned from the run's template, then dropped."""
-    factory = _cleanroom_database_factory
-    database = _or_fail(factory.create)
-    _attach(request, "postgres", database, database.unix_socket_dir)
-    yield database
-    factory.drop(database)
+    givers = sorted(s.name for s in cleanroom.services.values() if s.database_url)
+    if len(givers) > 1:
+        warnings.warn(
+            DatabaseUrlWarning(
+                f"{' and '.join(givers)} both give a DATABASE_URL: a command that may reach "
+                f"both gets none; use {', '.join(f'{n.upper()}_URL' for n in givers)} (or allow "
+                "one of them in that command's policy)"
+            ),
+            stacklevel=1,
+        )
 
 
 @pytest.fixture(scope="session")
-def mysql_server(request: pytest.FixtureRequest) -> MysqlServer:
-    """The run's MariaDB server, shared by every test and xdist worker."""
-    return _or_fail(hub_of(request.config).mysql_server)
-
-
-@pytest.fixture(scope="session")
-def _cleanroom_mysql_factory(
-    request: pytest.FixtureRequest, mysql_server: MysqlServer
-) -> Iterator[MysqlDatabaseFactory]:
-    run = hub_of(request.config).run
-    factory = MysqlDatabaseFactory(mysql_server, f"{run.db_prefix}{run.worker_id}_")
-    yield factory
-    factory.close()
-
-
-@pytest.fixture
-def mysql(
-    request: pytest.FixtureRequest, _cleanroom_mysql_factory: MysqlDatabaseFactory
-) -> Iterator[MysqlDatabase]:
-    """A MariaDB database and user of this test's own, dropped afterwards."""
-    factory = _cleanroom_mysql_factory
-    database = _or_fail(factory.create)
-    _attach(request, "mysql", database, _parent(database.unix_socket))
-    yield database
-    factory.drop(database)
-
-
-Pairs = tuple[tuple[str, str], ...]
-
-
-@pytest.fixture(scope="session")
-def _cleanroom_variants() -> Iterator[dict[Any, DatabaseFactory | RedisSlot]]:
-    """The database factories and Redis slots of the fixture factories' servers (see
-    :mod:`.factories`), closed at the end of the session."""
-    variants: dict[Any, DatabaseFactory | RedisSlot] = {}
+def _cleanroom_variants() -> Iterator[dict[Any, Isolation[Any]]]:
+    """The isolations on the fixture factories' servers (see :mod:`.factories`), by what makes
+    each one, closed at the end of the session."""
+    variants: dict[Any, Isolation[Any]] = {}
     yield variants
     for variant in variants.values():
         variant.close()
-
-
-def _merged(base: Pairs, mine: Pairs) -> Pairs:
-    """The ini's settings with a factory's on top."""
-    return tuple(sorted({**dict(base), **dict(mine)}.items()))
-
-
-def postgres_variant(
-    request: pytest.FixtureRequest,
-    pairs: Pairs,
-    extensions: tuple[str, ...],
-    binaries: Server | None = None,
-) -> Iterator[PostgresDatabase]:
-    """The body of a :func:`.factories.postgres` fixture."""
-    from .factories import Server
-
-    variants = request.getfixturevalue("_cleanroom_variants")
-    binaries = binaries or Server()
-    factory = variants.get(("postgres", pairs, extensions, binaries))
-    if not isinstance(factory, DatabaseFactory):
-        hub = hub_of(request.config)
-        merged = _merged(hub.settings.postgres_settings, pairs)
-        settings = hub.settings.with_changes(postgres_settings=merged)
-        if binaries.bin_dir is not None or binaries.version is not None:
-            # A factory's choice replaces the ini's: its bin_dir may hold another version.
-            settings = settings.with_changes(
-                postgres_bin_dir=binaries.bin_dir, postgres_version=binaries.version
-            )
-        if settings.postgres_identity != hub.settings.postgres_identity:
-            settings = settings.with_changes(postgres_port=0)  # a fixed port is the plain one's
-        server = _or_fail(lambda: hub.postgres_server(settings))
-        template = _or_fail(lambda: hub.template(settings, extensions))
-        owner = template if template != "template0" and server.manages_roles else None
-        prefix = f"{hub.run.db_prefix}{hub.run.worker_id}_v{len(variants)}_"
-        factory = DatabaseFactory(
-            server,
-            template,
-            prefix,
-            template_owner=owner,
-            drop_leftovers=not _ends_with_the_run(server),
-        )
-        variants["postgres", pairs, extensions, binaries] = factory
-    database = _or_fail(factory.create)
-    _attach(request, "postgres", database, database.unix_socket_dir)
-    yield database
-    factory.drop(database)
-
-
-def redis_variant(request: pytest.FixtureRequest, pairs: Pairs) -> Iterator[RedisDatabase]:
-    """The body of a :func:`.factories.redis` fixture."""
-    variants = request.getfixturevalue("_cleanroom_variants")
-    slot = variants.get(("redis", pairs))
-    if not isinstance(slot, RedisSlot):
-        hub = hub_of(request.config)
-        merged = _merged(hub.settings.redis_settings, pairs)
-        settings = hub.settings.with_changes(redis_settings=merged)
-        if merged != hub.settings.redis_settings:  # another server: a fixed port is the plain one's
-            settings = settings.with_changes(redis_port=0)
-        server = _or_fail(lambda: hub.redis_server(settings))
-        index = 0 if server.dedicated else hub.run.worker_index
-        run = hub.run
-        made = _or_fail(lambda: RedisSlot(server, index, run.worker_id, dedicated=server.dedicated))
-        slot = variants["redis", pairs] = made
-    database = _or_fail(slot.acquire)
-    _attach(request, "redis", database, _parent(database.unix_socket))
-    yield database
-    slot.release(database)
-
-
-@pytest.fixture(scope="session")
-def redis_server(request: pytest.FixtureRequest) -> RedisServer:
-    """This xdist worker's Redis server (an external one is shared by every worker)."""
-    hub = hub_of(request.config)
-    return _or_fail(hub.redis_server)
-
-
-@pytest.fixture(scope="session")
-def _cleanroom_redis_slot(
-    request: pytest.FixtureRequest, redis_server: RedisServer
-) -> Iterator[RedisSlot]:
-    run = hub_of(request.config).run
-    index = 0 if redis_server.dedicated else run.worker_index
-    slot = _or_fail(
-        lambda: RedisSlot(redis_server, index, run.worker_id, dedicated=redis_server.dedicated)
-    )
-    yield slot
-    slot.close()
-
-
-@pytest.fixture
-def redis(
-    request: pytest.FixtureRequest, _cleanroom_redis_slot: RedisSlot
-) -> Iterator[RedisDatabase]:
-    """A Redis database index no other running test uses, emptied after the test."""
-    slot = _cleanroom_redis_slot
-    database = _or_fail(slot.acquire)
-    _attach(request, "redis", database, _parent(database.unix_socket))
-    yield database
-    slot.release(database)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -500,10 +393,13 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed:
-        for service, (log, mark, own) in item.stash.get(LOG_MARKS_KEY, {}).items():
-            text = log.read(since=mark, keep=own)  # only what the server logged for this test
+        for name, (kind, handle, server, mark) in item.stash.get(USED_KEY, {}).items():
+            text = kind.logs(handle, mark)  # only what the server logged for this test
             if text.strip():
                 report.sections.append(
-                    (f"cleanroom {service} server log (since the test began)", text)
+                    (f"cleanroom {name} server log (since the test began)", text)
                 )
+            problem = kind.health(server)
+            if problem:
+                report.sections.append((f"cleanroom {name} server", problem))
     return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from . import kinds
 from .engines import DOCKER, ENGINES, PODMAN, ContainerEngine
@@ -53,7 +54,7 @@ def with_docker_fix(detail: str) -> str:
     return DOCKER.with_fix(detail)
 
 
-def _fixes(kind: ServiceKind) -> str:
+def _fixes(kind: ServiceKind[Any, Any]) -> str:
     fixes = []
     if kind.url_env:
         fixes.append(
@@ -125,7 +126,7 @@ def choose(
 
 
 def _auto(
-    kind: ServiceKind,
+    kind: ServiceKind[Any, Any],
     settings: ServiceSettings,
     url: str | None,
     source: str,

@@ -150,9 +150,10 @@ ServerT = TypeVar("ServerT")
 
 @dataclass
 class Started(Generic[ServerT]):
-    """A server a provider started for the run, and its record in the leftovers registry."""
+    """A server a provider started for the run, and its record in the leftovers registry
+    (``None``: nothing to remove after a crash, e.g. an external Redis)."""
 
     server: ServerT
     handle: Handle
-    record_id: str
-    registry: Registry
+    record_id: str | None
+    registry: Registry | None

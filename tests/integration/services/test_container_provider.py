@@ -17,9 +17,9 @@ import redis as redis_py
 from pytest_cleanroom.services import cleanup, kinds
 from pytest_cleanroom.services.engines import DOCKER, ENGINES, PODMAN, ContainerEngine
 from pytest_cleanroom.services.errors import ServiceStartError, ServiceUnavailableError
-from pytest_cleanroom.services.isolation import DatabaseFactory
-from pytest_cleanroom.services.model import RedisDatabase
+from pytest_cleanroom.services.postgres.isolation import DatabaseFactory
 from pytest_cleanroom.services.providers import choose
+from pytest_cleanroom.services.redis import RedisDatabase
 from pytest_cleanroom.services.registry import Owner, Registry, Started
 from pytest_cleanroom.services.settings import ServiceSettings
 from pytest_cleanroom.services.spawn import free_port
@@ -98,7 +98,7 @@ def test_postgres_container_is_loopback_only_labelled_and_reachable_by_socket(
         with pytest.raises(psycopg.OperationalError, match="password"):
             psycopg.connect(**without, connect_timeout=5)
         factory = DatabaseFactory(server, "template0", "cr_dk1_", background=False)
-        mine, other = factory.create(), factory.create()
+        mine, other = factory.isolate(), factory.isolate()
         with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry"):
             psycopg.connect(**{**mine.params(via_socket=True), "dbname": other.dbname})
         with psycopg.connect(mine.url_for("libpq", via_socket=True)) as conn:

@@ -200,6 +200,7 @@ RACE = """
 import json, os, sys, time
 from pathlib import Path
 from pytest_cleanroom.services.hub import RunContext, ServiceHub
+from pytest_cleanroom.services.postgres.template import run_template
 from pytest_cleanroom.services.registry import Owner
 from pytest_cleanroom.services.settings import ServiceSettings
 
@@ -211,9 +212,9 @@ run = RunContext("race", Owner.current(int(owner)), Path(shared), worker_id=work
 hub = ServiceHub(settings, run)
 while not Path(go).exists():
     time.sleep(0.0005)
-pg = hub.postgres_server()
-rd = hub.redis_server()
-print(json.dumps({"pg": pg.port, "redis": rd.port, "template": hub.template()}))
+pg = hub.server("postgres")
+rd = hub.server("redis")
+print(json.dumps({"pg": pg.port, "redis": rd.port, "template": run_template(hub)}))
 """
 
 
@@ -265,7 +266,7 @@ def test_a_failed_start_is_reported_to_every_worker_without_retrying(
     run = RunContext("fail", Owner.current(), tmp_path)
     first = ServiceHub(settings, run)
     with pytest.raises(Exception, match="no postgres server binaries") as one:
-        first.postgres_server()
+        first.server("postgres")
     # Another worker (a new hub on the same shared directory) gets the same error from the
     # recorded state, even though the binaries' directory now holds a server it could start.
     real = find_postgres()
@@ -273,7 +274,7 @@ def test_a_failed_start_is_reported_to_every_worker_without_retrying(
     (tmp_path / "nothing").symlink_to(real.bin_dir)
     second = ServiceHub(settings, run)
     with pytest.raises(type(one.value), match="no postgres server binaries"):
-        second.postgres_server()
+        second.server("postgres")
     assert server_dirs(runtime_dir) == []
 
 

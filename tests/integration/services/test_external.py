@@ -12,15 +12,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_cleanroom.services import cleanup, pg_process, redis_process
+from pytest_cleanroom.services import cleanup
 from pytest_cleanroom.services.errors import ServiceStartError
-from pytest_cleanroom.services.external import (
-    connect_postgres,
-    connect_redis,
-    drop_run_databases,
-    redact,
-)
-from pytest_cleanroom.services.model import PostgresServer, RedisServer
+from pytest_cleanroom.services.external import redact
+from pytest_cleanroom.services.postgres import PostgresServer
+from pytest_cleanroom.services.postgres import process as pg_process
+from pytest_cleanroom.services.postgres.external import connect_postgres, drop_run_databases
+from pytest_cleanroom.services.redis import RedisServer
+from pytest_cleanroom.services.redis import process as redis_process
+from pytest_cleanroom.services.redis.external import connect_redis
 from pytest_cleanroom.services.registry import Owner, Started
 from pytest_cleanroom.services.settings import ServiceSettings
 from pytest_cleanroom.services.spawn import free_port

@@ -12,14 +12,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_cleanroom.services import cleanup, pg_process, redis_process
+from pytest_cleanroom.services import cleanup
 from pytest_cleanroom.services.binaries import find_postgres, find_redis
 from pytest_cleanroom.services.errors import ServiceError
-from pytest_cleanroom.services.isolation import DatabaseFactory, RedisSlot
-from pytest_cleanroom.services.model import PostgresServer, RedisServer
+from pytest_cleanroom.services.postgres import PostgresServer
+from pytest_cleanroom.services.postgres import process as pg_process
+from pytest_cleanroom.services.postgres.isolation import DatabaseFactory
+from pytest_cleanroom.services.postgres.template import build
+from pytest_cleanroom.services.redis import RedisServer
+from pytest_cleanroom.services.redis import process as redis_process
+from pytest_cleanroom.services.redis.isolation import RedisSlot
 from pytest_cleanroom.services.registry import Owner
 from pytest_cleanroom.services.settings import ServiceSettings
-from pytest_cleanroom.services.template import build
 from tests.conftest import require
 
 pytestmark = pytest.mark.integration
@@ -72,14 +76,14 @@ def test_databases_are_fresh_private_and_all_gone_after_close(
     factory = DatabaseFactory(pg, "cr_iso_template", prefix, background=background)
     seen = []
     for _ in range(4):
-        db = factory.create()
+        db = factory.isolate()
         seen.append(db.dbname)
         with db.connect() as conn:
             assert conn.execute(
                 "SELECT count(*) FROM pg_tables WHERE schemaname='public'"
             ).fetchone() == (0,)
             conn.execute("CREATE TABLE t (x int)")
-        factory.drop(db)
+        factory.reset(db)
     assert len(set(seen)) == 4
     # The server works ahead on its own: no thread in the test process (a test that forks would
     # warn about it, or deadlock).
@@ -92,8 +96,8 @@ def test_a_factory_on_a_server_that_ends_with_the_run_leaves_its_spare_to_it(
     pg: PostgresServer,
 ) -> None:
     factory = DatabaseFactory(pg, "cr_iso_template", "cr_iso_keep_", drop_leftovers=False)
-    db = factory.create()  # the spare, cr_iso_keep_2, is being made meanwhile
-    factory.drop(db)
+    db = factory.isolate()  # the spare, cr_iso_keep_2, is being made meanwhile
+    factory.reset(db)
     factory.close()  # returns at once: the server finishes what was sent
     deadline = time.monotonic() + 60
     while ours(pg, "cr_iso_keep_") != {"cr_iso_keep_2"}:
@@ -105,12 +109,12 @@ def test_a_factory_on_a_server_that_ends_with_the_run_leaves_its_spare_to_it(
 
 def test_a_database_is_dropped_under_open_sessions_and_a_held_lock(pg: PostgresServer) -> None:
     factory = DatabaseFactory(pg, "cr_iso_template", "cr_iso_lock_", background=False)
-    db = factory.create()
+    db = factory.isolate()
     busy = psycopg.connect(db.dsn)  # outside the fixture's knowledge
     busy.execute("CREATE TABLE t (x int)")
     busy.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")  # transaction left open
     idle = db.connect()
-    factory.drop(db)
+    factory.reset(db)
     assert ours(pg, "cr_iso_lock_") == set()
     with pytest.raises(psycopg.OperationalError):
         busy.execute("SELECT 1")
@@ -123,33 +127,33 @@ def test_a_failed_spare_is_replaced_and_explained(pg: PostgresServer) -> None:
     with pg.connect(autocommit=True) as admin:
         admin.execute("CREATE DATABASE cr_iso_doomed TEMPLATE template0")
     factory = DatabaseFactory(pg, "cr_iso_doomed", "cr_iso_sp_")
-    first = factory.create()  # also starts preparing the next one in the background
+    first = factory.isolate()  # also starts preparing the next one in the background
     deadline = time.monotonic() + 60
     while len(ours(pg, "cr_iso_sp_")) < 2:  # wait until the spare exists
         assert time.monotonic() < deadline
         time.sleep(0.01)
     with pg.connect(autocommit=True) as admin:
         admin.execute("DROP DATABASE cr_iso_doomed WITH (FORCE)")
-    factory.drop(first)
-    second = factory.create()  # the spare exists already (or is created now, which must fail)
+    factory.reset(first)
+    second = factory.isolate()  # the spare exists already (or is created now, which must fail)
     assert second.dbname != first.dbname
-    factory.drop(second)
+    factory.reset(second)
     with pytest.raises(ServiceError, match=r'cannot create the test database .*"cr_iso_doomed"'):
-        factory.create()
+        factory.isolate()
     factory.close()
     assert ours(pg, "cr_iso_sp_") == set()
 
 
 def test_a_worker_flushing_its_redis_index_never_touches_another_workers(rd: RedisServer) -> None:
     gw0, gw1 = RedisSlot(rd, 0, "gw0"), RedisSlot(rd, 1, "gw1")
-    other = gw1.acquire()
+    other = gw1.isolate()
     other.client().set("gw1-data", "kept")
-    mine = gw0.acquire()
+    mine = gw0.isolate()
     mine.client().set("gw0-data", "gone soon")
-    gw0.release(mine)  # the end of one of gw0's tests
+    gw0.reset(mine)  # the end of one of gw0's tests
     assert rd.client(0).dbsize() == 0
     assert rd.client(1).get("gw1-data") == b"kept"
-    gw1.release(other)
+    gw1.reset(other)
     assert rd.client(1).dbsize() == 0
     gw0.close()
     gw1.close()
@@ -163,5 +167,5 @@ def test_a_worker_beyond_the_servers_databases_is_told_what_to_do(rd: RedisServe
 def test_a_crashed_earlier_run_leaves_nothing_for_the_first_test(rd: RedisServer) -> None:
     rd.client(2).set("from-a-crashed-run", "x")
     slot = RedisSlot(rd, 2, "gw2")
-    assert slot.acquire().client().dbsize() == 0
+    assert slot.isolate().client().dbsize() == 0
     slot.close()

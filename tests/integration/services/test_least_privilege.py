@@ -20,8 +20,11 @@ import pytest
 
 from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.services.hub import RunContext, ServiceHub, teardown_run
-from pytest_cleanroom.services.isolation import DatabaseFactory, RedisSlot
-from pytest_cleanroom.services.model import PostgresDatabase, RedisDatabase
+from pytest_cleanroom.services.postgres import PostgresDatabase
+from pytest_cleanroom.services.postgres.isolation import DatabaseFactory
+from pytest_cleanroom.services.postgres.template import run_template
+from pytest_cleanroom.services.redis import RedisDatabase
+from pytest_cleanroom.services.redis.isolation import RedisSlot
 from pytest_cleanroom.services.registry import Owner
 from pytest_cleanroom.services.settings import ServiceSettings
 from tests.integration.services.conftest import data_dir_of
@@ -52,12 +55,12 @@ def services() -> Iterator[Services]:
     run = RunContext(run_id=uuid.uuid4().hex[:8], owner=Owner.current(), shared_dir=shared)
     hub = ServiceHub(settings, run)
     other_worker = ServiceHub(settings, RunContext(**{**run.__dict__, "worker_id": "gw1"}))
-    factory = DatabaseFactory(hub.postgres_server(), hub.template(), f"{run.db_prefix}lp_")
-    slot = RedisSlot(hub.redis_server(), 0, "master", dedicated=True)
-    other_socket = other_worker.redis_server().unix_socket
+    factory = DatabaseFactory(hub.server("postgres"), run_template(hub), f"{run.db_prefix}lp_")
+    slot = RedisSlot(hub.server("redis"), 0, "master", dedicated=True)
+    other_socket = other_worker.server("redis").unix_socket
     assert other_socket is not None
     try:
-        yield Services(hub, factory.create(), factory.create(), slot.acquire(), other_socket)
+        yield Services(hub, factory.isolate(), factory.isolate(), slot.isolate(), other_socket)
     finally:
         slot.close()
         factory.close()

@@ -12,8 +12,8 @@ import pytest
 
 from pytest_cleanroom.services import cleanup
 from pytest_cleanroom.services.binaries import find_mysql
-from pytest_cleanroom.services.mysql import MysqlDatabaseFactory, _kill
-from pytest_cleanroom.services.mysql_process import start_mysql
+from pytest_cleanroom.services.mysql.isolation import MysqlDatabaseFactory, _kill
+from pytest_cleanroom.services.mysql.process import start_mysql
 from pytest_cleanroom.services.registry import Owner, Registry
 from pytest_cleanroom.services.settings import ServiceSettings
 from tests.conftest import require
@@ -55,10 +55,10 @@ def test_only_the_administrator_logs_in_and_a_crashed_run_is_swept(
     # A session that ended between the look-up and the KILL (a client that has just closed) does
     # not fail the test's teardown: MariaDB answers "Unknown thread id", which is fine.
     factory = MysqlDatabaseFactory(server, "cr_crashed_master_")
-    database = factory.create()
+    database = factory.isolate()
     with server.connect() as admin:
         _kill(admin, 2**31 - 1)
-    factory.drop(database)
+    factory.reset(database)
     factory.close()
 
     removed = Registry(runtime_dir).sweep(cleanup.stop)

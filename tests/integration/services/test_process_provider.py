@@ -20,9 +20,11 @@ import psycopg
 import pytest
 import redis as redis_py
 
-from pytest_cleanroom.services import cleanup, pg_process, redis_process, spawn
+from pytest_cleanroom.services import cleanup, spawn
 from pytest_cleanroom.services.binaries import require_postgres, require_redis
 from pytest_cleanroom.services.errors import ServiceStartError, ServiceUnavailableError
+from pytest_cleanroom.services.postgres import process as pg_process
+from pytest_cleanroom.services.redis import process as redis_process
 from pytest_cleanroom.services.registry import Owner, Registry, Started
 from pytest_cleanroom.services.settings import ServiceSettings
 from tests.conftest import require_binary
@@ -302,7 +304,8 @@ from pathlib import Path
 
 import psycopg
 
-from pytest_cleanroom.services import cleanup, pg_process, spawn
+from pytest_cleanroom.services import cleanup, spawn
+from pytest_cleanroom.services.postgres import process as pg_process
 from pytest_cleanroom.services.registry import Owner
 from pytest_cleanroom.services.settings import ServiceSettings
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_cleanroom.services import cleanup, pg_process, template
+from pytest_cleanroom.services import cleanup
 from pytest_cleanroom.services.binaries import find_postgres
 from pytest_cleanroom.services.errors import TemplateError
-from pytest_cleanroom.services.model import PostgresServer
+from pytest_cleanroom.services.postgres import PostgresServer, template
+from pytest_cleanroom.services.postgres import process as pg_process
 from pytest_cleanroom.services.registry import Owner
 from pytest_cleanroom.services.settings import ServiceSettings
 from tests.conftest import require

@@ -44,7 +44,7 @@ def examples() -> dict[str, dict[str, str]]:
 
 def test_the_doc_has_examples() -> None:
     names = {"quickstart", "template", "settings", "server-state", "drivers", "sandbox"}
-    others = {"django", "mysql", "factories", "majors", "alembic", "podman"}
+    others = {"django", "mysql", "factories", "majors", "alembic", "podman", "kind"}
     assert set(examples()) == names | others
 
 
@@ -69,7 +69,7 @@ def test_example_runs_as_written(
         require_engine(PODMAN)
     if name == "majors":
         require(find_postgres(None, 16) is not None, "PostgreSQL 16 (scripts/setup.sh: pgserver)")
-    if name == "sandbox":
+    if name in ("sandbox", "kind"):
         require_binary("bwrap", "apt-get install bubblewrap")
         require(shutil.which("psql") is not None, "psql (apt-get install postgresql-client)")
     for filename, content in examples()[name].items():
@@ -78,6 +78,7 @@ def test_example_runs_as_written(
         path.write_text(content)
     if name == "django":  # pytest-django lives apart from the environment: a pytest of its own
         use_pytest_django(monkeypatch)
+    if name in ("django", "kind"):  # a kind registered by conftest.py stays in its process
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     else:
         result = pytester.runpytest("-p", "no:cacheprovider")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_cleanroom.services.model import PostgresServer, RedisServer
+from pytest_cleanroom.services.postgres import PostgresServer
+from pytest_cleanroom.services.redis import RedisServer
 from tests.integration.services.test_external import (  # noqa: F401 (fixtures)
     SECRET,
     team_postgres,

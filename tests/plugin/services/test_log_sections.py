@@ -9,7 +9,8 @@ import pytest
 
 from pytest_cleanroom.services.binaries import find_mysql
 from pytest_cleanroom.services.engines import ContainerEngine
-from pytest_cleanroom.services.server_log import mysql_lines, postgres_lines
+from pytest_cleanroom.services.mysql.log import mysql_lines
+from pytest_cleanroom.services.postgres.log import postgres_lines
 from tests.conftest import require
 from tests.integration.services.conftest import engine_env
 

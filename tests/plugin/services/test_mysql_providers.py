@@ -12,12 +12,12 @@ from pathlib import Path
 import docker  # noqa: F401  (loaded before pytester snapshots sys.modules)
 import pytest
 
-from pytest_cleanroom.services import mysql_process
 from pytest_cleanroom.services.binaries import find_mysql
 from pytest_cleanroom.services.engines import ENGINES, ContainerEngine
 from pytest_cleanroom.services.errors import ServiceStartError
 from pytest_cleanroom.services.mysql import MysqlServer
-from pytest_cleanroom.services.mysql_external import connect_mysql
+from pytest_cleanroom.services.mysql import process as mysql_process
+from pytest_cleanroom.services.mysql.external import connect_mysql
 from pytest_cleanroom.services.registry import Owner
 from pytest_cleanroom.services.settings import ServiceSettings
 from tests.conftest import require, require_binary

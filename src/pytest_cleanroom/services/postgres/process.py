@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import datadir_cache, pg_roles
-from .binaries import PostgresBinaries, require_postgres
-from .errors import ServiceStartError
-from .model import LogSource, PostgresServer
-from .registry import Owner, Started
-from .server_log import POSTGRES_LOG_LINE_PREFIX
-from .settings import ServiceSettings
-from .spawn import (
+from .. import datadir_cache
+from ..binaries import PostgresBinaries, require_postgres
+from ..errors import ServiceStartError
+from ..model import LogSource
+from ..registry import Owner, Started
+from ..settings import ServiceSettings
+from ..spawn import (
     Account,
     ServerDir,
     candidate_ports,
@@ -35,6 +34,9 @@ from .spawn import (
     spawn,
     start_on_a_free_port,
 )
+from . import roles as pg_roles
+from .log import POSTGRES_LOG_LINE_PREFIX
+from .model import PostgresServer
 
 if TYPE_CHECKING:
     import psycopg
@@ -184,7 +186,7 @@ def _postmaster_ready(data: Path) -> bool:
 
 def _finish(port: int, sock: Path, hba: Path, log_path: Path, deadline: float) -> PostgresServer:
     """Give the superuser a fresh password, then require passwords everywhere (see
-    :mod:`.pg_roles`), and read the version."""
+    :mod:`.roles`), and read the version."""
     import psycopg
 
     password = secrets.token_urlsafe(18)

@@ -10,12 +10,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .binaries import require_redis
-from .model import LogSource, RedisServer
-from .redis_acl import ADMIN_USER, acl_config
-from .registry import Owner, Started
-from .settings import ServiceSettings
-from .spawn import Account, ServerDir, candidate_ports, clean_env, spawn, start_on_a_free_port
+from ..binaries import require_redis
+from ..model import LogSource
+from ..registry import Owner, Started
+from ..settings import ServiceSettings
+from ..spawn import Account, ServerDir, candidate_ports, clean_env, spawn, start_on_a_free_port
+from .acl import ADMIN_USER, acl_config
+from .model import RedisServer
 
 DATABASES = 64  # a server per worker needs one; a lifecycle run hands one to each task
 

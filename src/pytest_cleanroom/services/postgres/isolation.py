@@ -1,19 +1,19 @@
-"""Per-test isolation inside one worker: a database cloned per test, a Redis index per worker."""
+"""Per-test isolation on PostgreSQL: a database (and its role) cloned from the template per test."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from . import pg_roles
-from .errors import ServiceError, ServiceStartError
-from .model import PostgresDatabase, PostgresServer, RedisDatabase, RedisServer
-from .pg_roles import ident
+from ..errors import ServiceStartError
+from ..protocol import Isolation
+from . import roles as pg_roles
+from .model import PostgresDatabase, PostgresServer
+from .roles import ident
 
 if TYPE_CHECKING:
-    import redis as redis_py
     from psycopg.pq.abc import PGconn
 
 
@@ -98,11 +98,11 @@ class _Lane:
             self._conn = None
 
 
-class DatabaseFactory:
+class DatabaseFactory(Isolation[PostgresDatabase]):
     """Creates ``<prefix><n>`` from the run's template for each test and drops it afterwards.
 
     When the server ``manages_roles``, each database is owned by a login role of the same name
-    with a random password and no server-level rights (:mod:`.pg_roles`); ``template_owner`` is the
+    with a random password and no server-level rights (:mod:`.roles`); ``template_owner`` is the
     role owning the template's objects, of which that role becomes a member.
 
     Both happen mostly off the test's clock: the next test's database is being created by the
@@ -153,7 +153,7 @@ class DatabaseFactory:
         self._open.add(name)
         return name, pg_roles.new_password()
 
-    def create(self) -> PostgresDatabase:
+    def isolate(self) -> PostgresDatabase:
         """A new database, cloned from the template, that belongs to the calling test alone."""
         made, self._spare = self._spare, None
         if made is not None and self._creates.wait() is not None:
@@ -176,17 +176,17 @@ class DatabaseFactory:
             return PostgresDatabase(self.server, name)
         return PostgresDatabase(self.server, name, role=name, role_password=password)
 
-    def drop(self, database: PostgresDatabase) -> None:
+    def reset(self, handle: PostgresDatabase) -> None:
         """Close the test's connections and drop its database (even if sessions are still
         open) and its role; undo server-wide changes if the test used the superuser."""
-        database.close_connections()
-        if database.roles_before is not None and self.server.provider != "external":
-            reset_server_state(self.server, database.roles_before)
+        handle.close_connections()
+        if handle.roles_before is not None and self.server.provider != "external":
+            reset_server_state(self.server, handle.roles_before)
         if self.background:
-            self._drops.send(self._drop_statements(database.dbname))
+            self._drops.send(self._drop_statements(handle.dbname))
         else:
-            self._drops.run(self._drop_statements(database.dbname))
-        self._open.discard(database.dbname)
+            self._drops.run(self._drop_statements(handle.dbname))
+        self._open.discard(handle.dbname)
 
     def close(self) -> None:
         """Finish the statements in flight, drop anything left, close the connections."""
@@ -227,166 +227,3 @@ def reset_server_state(server: PostgresServer, roles_before: frozenset[str]) -> 
                 admin.execute(f"DROP ROLE {ident(role)}")
                 undone.append(f"role {role}")
     return undone
-
-
-class RedisSlot:
-    """A Redis database index for one test at a time, emptied after each test.
-
-    On a ``dedicated`` server (one per xdist worker: the process and container providers) the whole
-    server is reset after each test as well: functions and scripts flushed, ``CONFIG SET``
-    changes and ACL users put back as they were, pub/sub subscribers disconnected. On a shared
-    server (external) only the index is flushed.
-    """
-
-    def __init__(
-        self, server: RedisServer, index: int, worker_id: str, *, dedicated: bool = False
-    ) -> None:
-        self.server = server
-        self.db = server.db_base + index
-        self.dedicated = dedicated
-        if self.db >= server.databases:
-            raise ServiceError(
-                f"Redis has {server.databases} databases but worker {worker_id} needs index "
-                f"{self.db}: run fewer xdist workers, lower the URL's database number, or raise "
-                "the server's 'databases' setting"
-            )
-        self._admin: redis_py.Redis | None = None
-        self._baseline: tuple[dict[str, str], list[str]] | None = None
-        self._calls: dict[str, int] = {}
-
-    def _client(self) -> redis_py.Redis:
-        if self._admin is None:
-            self._admin = self.server.client(self.db)
-        return self._admin
-
-    def flush(self) -> None:
-        """Empty this test's database (and only it)."""
-        self._client().flushdb()
-
-    def acquire(self) -> RedisDatabase:
-        if self._baseline is None:  # whatever a crashed earlier run left in this index
-            self.flush()
-            self._baseline = self._server_state() if self.dedicated else ({}, [])
-            if self.dedicated:
-                self._calls = _watched_calls(self._client().info("commandstats"))
-        return RedisDatabase(self.server, self.db)
-
-    def _server_state(self) -> tuple[dict[str, str], list[str]]:
-        client = self._client()
-        config = _cmd(client, "CONFIG", "GET", "*")
-        acl = _cmd(client, "ACL", "LIST")
-        return _config_dict(config), sorted(_text(line) for line in acl)
-
-    def release(self, database: RedisDatabase) -> None:
-        database.close_clients()
-        if not self.dedicated:
-            self.flush()
-            return
-        self.reset()
-
-    def reset(self) -> list[str]:
-        """Put the dedicated server back as it was when this slot first served (see class).
-
-        One round trip when the test changed no setting and no user: the server's command
-        counters say whether ``CONFIG GET *`` and ``ACL LIST`` need comparing at all.
-        """
-        assert self._baseline is not None
-        pipe = self._client().pipeline(transaction=False)
-        for command in RESET_COMMANDS:
-            _cmd(pipe, *command)
-        pipe.info("commandstats")
-        results = pipe.execute(raise_on_error=False)
-        calls = _watched_calls(results[-1])
-        if calls == self._calls:
-            return []
-        undone: list[str] = []
-        if any(calls.get(n) != self._calls.get(n) for n in SCRIPTING_COMMANDS):
-            _cmd(self._client(), "FUNCTION", "FLUSH")
-            _cmd(self._client(), "SCRIPT", "FLUSH")
-            undone.append("functions and scripts")
-        if any(calls.get(n) != self._calls.get(n) for n in WATCHED_COMMANDS):
-            undone += self._restore_config_and_users()
-        self._calls = _watched_calls(self._client().info("commandstats"))
-        return undone
-
-    def _restore_config_and_users(self) -> list[str]:
-        assert self._baseline is not None
-        config_before, acl_before = self._baseline
-        config, acl = self._server_state()
-        undone: list[str] = []
-        changed = [k for k, v in config_before.items() if config.get(k) != v]
-        if changed:
-            args = [part for key in changed for part in (key, config_before[key])]
-            _cmd(self._client(), "CONFIG", "SET", *args)
-            undone.append("CONFIG SET " + " ".join(changed))
-        if acl != acl_before:
-            undone += self._restore_acl(acl, acl_before)
-        return undone
-
-    def _restore_acl(self, acl: list[str], acl_before: list[str]) -> list[str]:
-        client = self._client()
-        before = {line.split()[1]: line for line in acl_before}
-        now = {line.split()[1]: line for line in acl}
-        extra = sorted(set(now) - set(before))
-        if extra:
-            _cmd(client, "ACL", "DELUSER", *extra)
-        for name, line in before.items():
-            if now.get(name) != line:
-                _cmd(client, "ACL", "SETUSER", name, "reset", *line.split()[2:])
-        return [f"ACL users {', '.join(extra or sorted(before))}"]
-
-    def close(self) -> None:
-        if self._admin is not None:
-            with contextlib.suppress(Exception):
-                self._admin.close()
-            self._admin = None
-
-
-#: Sent after every test on a dedicated server, in one round trip.
-RESET_COMMANDS: tuple[tuple[str, ...], ...] = (
-    ("FLUSHALL",),
-    ("CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes"),
-    ("CLIENT", "KILL", "USER", "default", "SKIPME", "yes"),
-)
-#: Commands that change settings or users; any call since the last reset (or a counter reset)
-#: means comparing the whole configuration and user list with the first test's.
-WATCHED_COMMANDS = ("config|set", "config|resetstat", "acl|setuser", "acl|deluser", "acl|load")
-#: Commands that leave functions or cached scripts behind: flushed after a test that ran one.
-SCRIPTING_COMMANDS = (
-    "function|load",
-    "function|restore",
-    "script|load",
-    "eval",
-    "evalsha",
-    "eval_ro",
-    "evalsha_ro",
-)
-
-
-def _watched_calls(info: Any) -> dict[str, int]:
-    """How often each of :data:`WATCHED_COMMANDS` ran, from ``INFO commandstats``."""
-    if not isinstance(info, dict):
-        return {"unreadable": 1}  # compare everything
-    calls = {}
-    for name in (*WATCHED_COMMANDS, *SCRIPTING_COMMANDS):
-        stats = info.get(f"cmdstat_{name}")
-        if isinstance(stats, dict):
-            calls[name] = int(stats.get("calls", 0))
-    return calls
-
-
-def _cmd(target: Any, *args: Any) -> Any:
-    """``execute_command`` of a client or pipeline (untyped in redis-py)."""
-    return target.execute_command(*args)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _config_dict(reply: object) -> dict[str, str]:
-    """``CONFIG GET *`` as a dict (redis-py may already have made it one)."""
-    if isinstance(reply, dict):
-        return {_text(k): _text(v) for k, v in reply.items()}
-    items = [_text(v) for v in reply] if isinstance(reply, list) else []
-    return dict(zip(items[::2], items[1::2], strict=True))

@@ -14,12 +14,17 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import pg_roles
-from .errors import TemplateError
+from ..errors import TemplateError
+from ..protocol import keyed
+from . import roles as pg_roles
 from .model import PostgresDatabase, PostgresServer
-from .pg_roles import ident
+from .roles import ident
+
+if TYPE_CHECKING:
+    from ..hub import ServiceHub
+    from ..settings import ServiceSettings
 
 CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 INI_KEY = "cleanroom_postgres_template"
@@ -202,3 +207,34 @@ def _sql_error(path: Path, text: str, exc: Any) -> str:
         line = text.count("\n", 0, int(position) - 1) + 1
         where = f", line {line}"
     return f"ini {INI_KEY}: {path}{where}: {message}"
+
+
+def server_key(what: str, settings: ServiceSettings, extensions: tuple[str, ...] = ()) -> str:
+    """The run's state key of a PostgreSQL server (or its template): server settings, major
+    version and binaries are part of a server's identity, so two configurations get two servers
+    (and a template with other extensions is another template)."""
+    identity = settings.postgres_identity
+    return keyed(what, (identity, extensions) if extensions else identity)
+
+
+def run_template(
+    hub: ServiceHub, settings: ServiceSettings | None = None, extensions: tuple[str, ...] = ()
+) -> str:
+    """Name of the run's template database, loaded once per run (per server and set of
+    ``extensions``, created in it first).
+
+    Without template entries and extensions every test starts from PostgreSQL's pristine
+    ``template0``: the same empty database, one clone less on first use. When the server
+    manages roles, the template's objects belong to a role of the same name (see :func:`build`).
+    """
+    s = settings or hub.settings
+    server: PostgresServer = hub.server("postgres", s)
+    if not s.postgres_template and not extensions:
+        return "template0"
+    name = keyed(hub.run.template_name, extensions, "_")
+
+    def produce() -> dict[str, Any]:
+        build(server, name, s.postgres_template, s.base_dir, extensions)
+        return {"name": name}
+
+    return str(hub.once(server_key("postgres-template", s, extensions), produce)["name"])

@@ -11,9 +11,9 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
-from .container_provider import ContainerService
-from .mysql import MysqlServer
-from .mysql_process import SERVER_OPTIONS
+from ..container_provider import ContainerService
+from .model import MysqlServer
+from .process import SERVER_OPTIONS
 
 ADMIN = "root"
 PORT = 3306

@@ -12,11 +12,11 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .errors import ServiceConfigError, ServiceStartError
-from .external import redact
-from .mysql import MysqlServer, quote_name, quote_text
-from .registry import Handle, Owner, Registry, Started
-from .settings import ServiceSettings
+from ..errors import ServiceConfigError, ServiceStartError
+from ..external import redact
+from ..registry import Handle, Owner, Registry, Started
+from ..settings import ServiceSettings
+from .model import MysqlServer, quote_name, quote_text
 
 
 def server_from_url(url: str, source: str) -> MysqlServer:

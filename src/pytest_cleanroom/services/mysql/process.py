@@ -18,14 +18,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import datadir_cache
-from .binaries import MysqlBinaries, require_mysql
-from .errors import ServiceStartError
-from .model import LogSource
-from .mysql import MysqlServer, quote_text
-from .registry import Owner, Started
-from .settings import ServiceSettings
-from .spawn import (
+from .. import datadir_cache
+from ..binaries import MysqlBinaries, require_mysql
+from ..errors import ServiceStartError
+from ..model import LogSource
+from ..registry import Owner, Started
+from ..settings import ServiceSettings
+from ..spawn import (
     Account,
     ServerDir,
     candidate_ports,
@@ -35,6 +34,7 @@ from .spawn import (
     start_on_a_free_port,
     unprivileged_account,
 )
+from .model import MysqlServer, quote_text
 
 ADMIN = "root"
 SERVER_OPTIONS = (

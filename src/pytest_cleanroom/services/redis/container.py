@@ -11,9 +11,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from .container_provider import ContainerService
+from ..container_provider import ContainerService
+from .acl import ADMIN_USER, acl_config
 from .model import RedisServer
-from .redis_acl import ADMIN_USER, acl_config
 
 REDIS_DATABASES = 64
 CONTAINER_CONF = "/etc/cleanroom/redis.conf"

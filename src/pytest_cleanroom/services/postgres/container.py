@@ -12,10 +12,10 @@ import secrets
 import shlex
 from typing import Any
 
-from . import pg_roles
-from .container_provider import ContainerService
+from ..container_provider import ContainerService
+from . import roles as pg_roles
+from .log import POSTGRES_LOG_LINE_PREFIX
 from .model import PostgresServer
-from .server_log import POSTGRES_LOG_LINE_PREFIX
 
 POSTGRES_USER = "cleanroom"
 CONTAINER_HBA = "/etc/cleanroom/pg_hba.conf"
