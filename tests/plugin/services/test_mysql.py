@@ -206,16 +206,19 @@ def url_in(cleanroom):
     return cleanroom.run(["sh", "-c", 'echo "$DATABASE_URL"']).assert_success().stdout
 
 
-# Both set DATABASE_URL: the fixture set up last gives it (docs/services.md); PG* and MYSQL_*
-# name each server whatever the order.
-def test_database_url_of_the_last_service(cleanroom, postgres, mysql):
-    assert url_in(cleanroom).startswith("mysql://")
+# Both give a DATABASE_URL: a command that may reach both gets none (which one would depend on
+# the fixtures' order, docs/services.md); PG* and MYSQL_* name each server whatever the order.
+def test_no_database_url_with_both(cleanroom, postgres, mysql):
+    assert url_in(cleanroom).strip() == ""
     result = cleanroom.run(["sh", "-c", 'psql -Atc "SELECT current_database()"'])
     assert result.assert_success().stdout.strip() == postgres.dbname
 
 
-def test_database_url_of_the_last_service_reversed(cleanroom, mysql, postgres):
-    assert url_in(cleanroom).startswith("postgresql://")
+def test_no_database_url_with_both_reversed(cleanroom, mysql, postgres):
+    assert url_in(cleanroom).strip() == ""
+    only_mysql = cleanroom.policy.replace(allowed_services=("mysql",))
+    only = cleanroom.run(["sh", "-c", 'echo "$DATABASE_URL"'], policy=only_mysql)
+    assert only.assert_success().stdout.startswith("mysql://")
     result = cleanroom.run(["sh", "-c", CLIENT.format("SELECT DATABASE()")])
     assert result.assert_success().stdout.strip() == mysql.dbname
 """

@@ -133,7 +133,7 @@ def test_a_sandbox_reaches_the_container_only_when_the_policy_lists_it(
         monkeypatch.setenv(name, value)
     pytester.makepyfile(test_sandbox=SANDBOX)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    # listed (standard, locked as nobody), not listed, DATABASE_URL with postgres (both orders)
+    # listed (standard, locked as nobody), not listed, no DATABASE_URL with postgres (both orders)
     result.assert_outcomes(passed=5)
 
 
