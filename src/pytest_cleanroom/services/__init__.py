@@ -9,6 +9,7 @@ scope) and ``<kind>_server`` (session scope). See docs/services.md.
 from __future__ import annotations
 
 from .errors import (
+    DatabaseUrlWarning,
     ServiceConfigError,
     ServiceError,
     ServiceStartError,
@@ -21,6 +22,7 @@ from .protocol import Exposure, Isolation, RunContext, ServiceKind
 from .redis import RedisDatabase, RedisServer
 
 __all__ = [
+    "DatabaseUrlWarning",
     "Exposure",
     "Isolation",
     "MysqlDatabase",
