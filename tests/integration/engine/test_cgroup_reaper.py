@@ -23,9 +23,13 @@ def _group(parents: dict[str, Path], name: str) -> cgroups.RunCgroup:
 
 
 def test_reap_kills_and_removes_the_owners_groups_only() -> None:
-    parents = cgroups.parents()
-    require(parents is not None, f"cgroup v1 controllers ({cgroups.why_unavailable()})")
-    assert parents is not None
+    found = cgroups.parents()
+    require(found is not None, f"cgroup v1 controllers ({cgroups.why_unavailable()})")
+    assert found is not None
+    # The groups of dead owners below live inside a group of this (live) process: every engine
+    # starting meanwhile sweeps dead owners' groups from the top level, and would race the test.
+    home = _group(found, f"{cgroups._my_group_prefix()}reaper-test")
+    parents = home.dirs
     # Owners that cannot be alive: pids above the kernel's maximum.
     dead = _group(parents, "4194305-1-0.test")
     other = _group(parents, "4194306-1-0.test")
@@ -42,6 +46,7 @@ def test_reap_kills_and_removes_the_owners_groups_only() -> None:
         sleeper.wait()
         other.remove()
         dead.remove()
+        home.remove()
 
 
 def test_a_reaper_ends_with_its_engine_and_leaves_nothing(tmp_path: Path) -> None:
