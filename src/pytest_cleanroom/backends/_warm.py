@@ -60,6 +60,9 @@ _Record = tuple[str, tuple[str, ...]]
 HolderLaunch = Callable[[CommandSpec, Sequence[FsOp], str], tuple[list[str], bytes, dict[int, str]]]
 
 
+_BELOW_FRESH_ROOTS = tuple(root + "/" for root in FRESH_ROOTS)
+
+
 def _fresh(op: FsOp) -> bool:
     """Whether each command mounts ``op`` itself: what it may write, what the host may mount
     and unmount meanwhile (the workspace, services' sockets, directories bound below the top
@@ -68,7 +71,7 @@ def _fresh(op: FsOp) -> bool:
     holder's would have shown the new file to every later command. Each command sees the host
     as a cold start would."""
     target = op.target
-    if any(target == root or target.startswith(root + "/") for root in FRESH_ROOTS):
+    if target in FRESH_ROOTS or target.startswith(_BELOW_FRESH_ROOTS):
         return True
     return op.kind in ("bind", "ro-bind", "hide-file") and target.count("/") >= 2
 
@@ -212,7 +215,7 @@ class WarmSandboxes:
                 and (entered.key, entered.fresh) == (_key(spec, base), fresh)
                 and entered.sources == _sources(fresh)
                 and not (entered.key.isolated_network and holder.users)
-                and holder.alive()
+                and holder.started.proc.poll() is None  # its sandbox tool ends with it
             )
             if usable:
                 holder.users += 1
