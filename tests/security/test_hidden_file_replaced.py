@@ -72,6 +72,27 @@ def replace_as_the_host_does(path: Path, text: str) -> None:
     os.replace(new, path)
 
 
+@pytest.fixture
+def secret_dir(secret: Path) -> Path:
+    """A directory the policy hides, holding a readable ``key`` file."""
+    directory = secret.with_name("keys")
+    directory.mkdir(mode=0o755)
+    (directory / "key").write_text("the first secret\n")
+    (directory / "key").chmod(0o644)
+    return directory
+
+
+def swap_as_the_host_does(directory: Path, text: str) -> None:
+    """Put a new directory in place of ``directory``: the old one moved aside, the new one
+    renamed into its place (what tools replacing a whole directory at once do)."""
+    new = directory.with_name(directory.name + "+")
+    new.mkdir(mode=0o755)
+    (new / "key").write_text(text)
+    (new / "key").chmod(0o644)
+    directory.rename(directory.with_name(directory.name + "-old"))
+    new.rename(directory)
+
+
 @pytest.mark.parametrize("level", ["standard", "strict", "locked"])
 @pytest.mark.parametrize("start", sorted(STARTS))
 def test_a_hidden_file_replaced_by_the_host_stays_hidden(
@@ -104,3 +125,33 @@ def test_a_hidden_file_replaced_by_the_host_stays_hidden(
     assert (second.exit_code, second.stdout) == (0, ""), second.stderr
     if warm:
         assert holders  # the second command entered the sandbox the first one's holder keeps
+
+
+@pytest.mark.parametrize("level", ["standard", "strict", "locked"])
+@pytest.mark.parametrize("start", sorted(STARTS))
+def test_a_hidden_directory_swapped_by_the_host_stays_hidden(
+    tmp_path: Path, secret_dir: Path, start: str, level: str
+) -> None:
+    require_backend(start.split("-")[0])
+    if start.endswith("-warm"):
+        require(os.geteuid() == 0, "root: only root's commands enter warm sandboxes")
+        require(_nsinit_native.program()[0] is not None, "the compiled set-up step")
+    backend = STARTS[start]()
+    spec = CommandSpec(
+        argv=("/bin/sh", "-c", PROBE, "probe", str(secret_dir / "key")),
+        workspace=tmp_path,
+        cwd="/workspace",
+        env=build_environment(seed=1, allowlist=(), layers=()),
+        policy=hiding(level, secret_dir),
+        seed=1,
+        timeout=60,
+    )
+    try:
+        backend.check(spec.policy)
+        first = backend.run(spec)
+        swap_as_the_host_does(secret_dir, "the second secret\n")
+        second = backend.run(spec)
+    finally:
+        backend.close()
+    assert (first.exit_code, first.stdout) == (0, ""), first.stderr
+    assert (second.exit_code, second.stdout) == (0, ""), second.stderr

@@ -66,14 +66,17 @@ _BELOW_FRESH_ROOTS = tuple(root + "/" for root in FRESH_ROOTS)
 def _fresh(op: FsOp) -> bool:
     """Whether each command mounts ``op`` itself: what it may write, what the host may mount
     and unmount meanwhile (the workspace, services' sockets, directories bound below the top
-    level), and the files it hides: the host replaces those by renaming over them
-    (``/etc/gshadow`` by ``groupadd``), which detaches a mount kept on the old one, so that a
-    holder's would have shown the new file to every later command. Each command sees the host
-    as a cold start would."""
+    level), and the files and directories it hides: the host replaces those by renaming over
+    them (``/etc/gshadow`` by ``groupadd``), which detaches a mount kept on the old one, or by
+    moving the old one aside, which takes the mount with it; either way a holder's would have
+    shown the new one to every later command (not in ``/sys``, where nothing is renamed). Each
+    command sees the host as a cold start would."""
     target = op.target
     if target in FRESH_ROOTS or target.startswith(_BELOW_FRESH_ROOTS):
         return True
-    return op.kind in ("bind", "ro-bind", "hide-file") and target.count("/") >= 2
+    if op.kind == "hide-dir" and target.startswith("/sys/"):
+        return False
+    return op.kind in ("bind", "ro-bind", "hide-file", "hide-dir") and target.count("/") >= 2
 
 
 def op_record(op: FsOp) -> _Record:
@@ -322,14 +325,15 @@ class Entered:
 def _sources(fresh: Sequence[FsOp]) -> tuple[tuple[int, int, int, int] | None, ...]:
     """Device, inode and owner of the source of each bind of ``fresh`` and of each file it
     hides (``None``: missing): a directory replaced since a sandbox was entered ahead (a
-    workspace made anew), or a hidden file renamed over (which detaches the mount hiding it),
+    workspace made anew), or a hidden file or directory renamed over or moved aside (which
+    detaches the mount hiding it, or takes it along),
     tells its plan apart from the command's, whose paths are the same."""
     found: list[tuple[int, int, int, int] | None] = []
     for op in fresh:
         try:
             if op.kind in ("bind", "ro-bind") and op.source is not None:
                 st = os.stat(op.source)
-            elif op.kind == "hide-file":
+            elif op.kind in ("hide-file", "hide-dir"):
                 st = os.lstat(op.target)
             else:
                 continue
