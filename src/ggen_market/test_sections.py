@@ -42,12 +42,21 @@ class CleanroomSection(_Section):
     security_level: str | None = None
     backend: Literal["auto", "local", "docker"] = "auto"
     timeout: float | None = Field(None, gt=0)
-    services: list[Literal["postgres", "redis"]] = []
+    services: list[str] = []
     env: dict[str, str] = {}
     enable_network_isolation: bool | None = None
     enable_filesystem_isolation: bool | None = None
     max_memory_mb: int | None = Field(None, gt=0)
     max_cpu_percent: float | None = Field(None, gt=0, le=100)
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, value: list[str]) -> list[str]:
+        from pytest_cleanroom.services.kinds import kind
+
+        for name in value:
+            kind(name)  # every registered kind: the built-in ones and third parties'
+        return value
 
     @field_validator("security_level")
     @classmethod

@@ -46,7 +46,6 @@ SUFFIX = ".scenario.toml"
 #: YAML spellings of the same file: one model, the same checks, errors at the same lines.
 YAML_SUFFIXES = (".scenario.yaml", ".scenario.yml")
 SUFFIXES = (SUFFIX, *YAML_SUFFIXES)
-KNOWN_SERVICES = ("postgres", "redis")
 #: The most variants a ``[matrix]`` may give, unless ``CLEANROOM_MAX_VARIANTS`` says otherwise.
 MAX_VARIANTS = 1000
 MAX_VARIANTS_ENV = "CLEANROOM_MAX_VARIANTS"
@@ -110,11 +109,10 @@ class _ScenarioTable(BaseModel):
     @field_validator("services")
     @classmethod
     def _known_services(cls, value: list[str]) -> list[str]:
+        from ..services.kinds import kind
+
         for name in value:
-            if name not in KNOWN_SERVICES:
-                raise ValueError(
-                    f"unknown service {name!r}: choose from {', '.join(KNOWN_SERVICES)}"
-                )
+            kind(name)  # every registered kind: the built-in ones and third parties'
         return value
 
     @field_validator("markers")

@@ -59,8 +59,11 @@ def kind(name: str) -> ServiceKind[Any, Any]:
     """The kind called ``name``; one error listing the registered kinds otherwise."""
     known = kinds()
     if name not in known:
+        from ..config_errors.suggest import did_you_mean
+
         raise ServiceConfigError(
-            f"unknown service kind {name!r}: registered kinds are {', '.join(sorted(known))}"
+            f"unknown service kind {name!r}{did_you_mean(name, known, aside=True)}: registered "
+            f"kinds are {', '.join(sorted(known))}"
         )
     return known[name]
 

@@ -1,5 +1,5 @@
-"""Scenarios that name services: postgres and redis start as for their fixtures and the steps
-reach them through the sockets bound into the sandbox."""
+"""Scenarios that name services: postgres, redis and mysql (every registered kind) start as for
+their fixtures and the steps reach them through the sockets bound into the sandbox."""
 
 from __future__ import annotations
 
@@ -128,3 +128,43 @@ def test_a_service_that_cannot_start_fails_the_item_clearly(pytester: pytest.Pyt
         ["*ERROR at setup of scenario db*", "*cannot connect to the external PostgreSQL*"]
     )
     assert "Traceback" not in result.stdout.str()
+
+
+MYSQL_FILE = """\
+[scenario]
+name = "orders"
+services = ["mysql"]
+policy = "strict"
+
+# Debian's /etc/mysql/my.cnf names a socket and user of its own, which the client prefers to
+# MYSQL_UNIX_PORT and MYSQL_USER (docs/services.md)
+[[steps]]
+name = "schema"
+run = '''mariadb --socket="$MYSQL_UNIX_PORT" -u "$MYSQL_USER" -D "$MYSQL_DATABASE" \\
+  -e 'create table orders (id int); insert into orders values (7)''''
+
+[[steps]]
+name = "query"
+run = '''mariadb --socket="$MYSQL_UNIX_PORT" -u "$MYSQL_USER" -D "$MYSQL_DATABASE" \\
+  -N -e 'select id from orders''''
+expect_stdout = "^7$"
+"""
+
+
+def test_a_scenario_file_with_mysql(pytester: pytest.Pytester) -> None:
+    require_binary("mariadb", "apt-get install mariadb-client")
+    from pytest_cleanroom.services.binaries import find_mysql
+
+    require(find_mysql() is not None, "MariaDB's server (apt-get install mariadb-server)")
+    pytester.path.joinpath("orders.scenario.toml").write_text(MYSQL_FILE)
+    result = pytester.runpytest("-v", "--setup-show")
+    result.assert_outcomes(passed=1)
+    assert "SETUP    F mysql" in result.stdout.str()
+
+
+def test_a_gpack_test_section_names_any_registered_kind() -> None:
+    from ggen_market.test_sections import CleanroomSection
+
+    assert CleanroomSection.model_validate({"services": ["mysql"]}).services == ["mysql"]
+    with pytest.raises(ValueError, match=r"unknown service kind 'mysq' \(did you mean 'mysql'\?\)"):
+        CleanroomSection.model_validate({"services": ["mysq"]})

@@ -127,9 +127,9 @@ BAD = [
     ("[scenario]\nname = 'x'\n", 1, "missing required key 'steps'"),
     ("[scenario]\ntimeout = -3\n[[steps]]\nname = 'a'\nrun = 'x'\n", 2, "scenario.timeout"),
     (
-        "[scenario]\nservices = ['mysql']\n[[steps]]\nname='a'\nrun='x'\n",
+        "[scenario]\nservices = ['mongodb']\n[[steps]]\nname='a'\nrun='x'\n",
         2,
-        "unknown service 'mysql'",
+        "unknown service kind 'mongodb': registered kinds are mysql, postgres, redis",
     ),
     (
         "[scenario]\npolicy = 'lax'\n[[steps]]\nname='a'\nrun='x'\n",
