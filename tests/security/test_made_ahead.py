@@ -9,6 +9,8 @@ what it left (sentinel exit codes).
 
 from __future__ import annotations
 
+import os
+
 import shutil
 import textwrap
 from pathlib import Path
@@ -84,7 +86,9 @@ def test_a_command_cannot_plant_files_in_the_next_ones_scratch(
         for _ in range(3):  # the next command's launcher and scratch are made meanwhile
             plant = room.run(["python3", "-c", PLANT])
             assert plant.exit_code == 0, plant.stderr
-            if not policy.private_tmp:  # the attack reached the scratch directory
+            # The attack reached the scratch directory (root's engine keeps it under the
+            # host's /tmp; another user's sandbox makes its /tmp inside, out of reach).
+            if not policy.private_tmp and os.geteuid() == 0:
                 assert plant.stdout != "planted 0\n"
             found = room.run(["python3", "-c", FIND])
             assert (found.exit_code, found.stdout) == (0, "clean\n"), found.stderr

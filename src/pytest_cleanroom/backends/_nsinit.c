@@ -313,6 +313,15 @@ static void remount_ro(const char *target) {
         fail("mount None on %s: %s", target, strerror(errno));
 }
 
+/* An empty read-only directory over target, as bubblewrap makes one (the mount read-only, not
+ * the tmpfs): a warm sandbox's command hides it afresh over a holder bubblewrap built. */
+static void hide_dir(const char *target) {
+    tmpfs(target, "0555", NULL, 0);
+    if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+              NULL) != 0)
+        fail("make %s read-only: %s", target, strerror(errno));
+}
+
 static void join3(char *out, size_t size, const char *a, const char *b, const char *c) {
     if ((size_t)snprintf(out, size, "%s%s%s", a, b, c) >= size) fail("path too long: %s%s", a, c);
 }
@@ -361,8 +370,7 @@ static void apply(const struct op *op, int own_pid_ns) {
     } else if (!strcmp(kind, "dir")) {
         make_dirs(dest);
     } else if (!strcmp(kind, "hide-dir")) {
-        tmpfs(dest, "0555", NULL, 0);
-        remount_ro(dest);
+        hide_dir(dest);
     } else if (!strcmp(kind, "hide-file")) {
         bind_mount("/oldroot/dev/null", dest, 1, 1);
     } else if (!strcmp(kind, "tmpfs")) {
@@ -605,12 +613,13 @@ static void open_sources(void) {
         uint64_t attrs = (ops[i].kind[0] == 'b' ? 0 : MOUNT_ATTR_RDONLY_) |
                          (hide || bind_nosuid ? MOUNT_ATTR_NODEV_ : 0) |
                          (bind_nosuid ? MOUNT_ATTR_NOSUID_ : 0);
-        if (attrs) {
-            struct mount_attr_ attr = {attrs, 0, 0, 0};
-            if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE_, &attr,
-                        sizeof attr) != 0)
-                fail("make the clone of %s read-only: %s", source, strerror(errno));
-        }
+        /* Private, always: a clone of a shared mount (systemd makes / shared) is a peer of
+         * the host's, and whatever is mounted on or below it in the sandbox would be mounted
+         * on the host too. */
+        struct mount_attr_ attr = {attrs, 0, MS_PRIVATE, 0};
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE_, &attr,
+                    sizeof attr) != 0)
+            fail("make the clone of %s private: %s", source, strerror(errno));
         source_fds[i] = fd;
     }
 }
@@ -684,8 +693,7 @@ static void apply_fresh(int i) {
             make_parent(dest);
             check(symlink(op->source, dest), "symlink ", dest);
         } else if (!strcmp(op->kind, "hide-dir")) {
-            tmpfs(dest, "0555", NULL, 0);
-            remount_ro(dest);
+            hide_dir(dest);
         } else {
             fail("operation '%s' cannot be done afresh in a warm sandbox", op->kind);
         }

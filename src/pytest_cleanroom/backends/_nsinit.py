@@ -206,8 +206,8 @@ def apply(op: list[Any], own_pid_ns: bool) -> None:
     elif kind == "dir":
         os.makedirs(dest, exist_ok=True)
     elif kind == "hide-dir":
-        tmpfs(dest, "0555")
-        mount(None, dest, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        tmpfs(dest, "0555")  # the mount read-only, not the tmpfs, as bubblewrap makes it
+        mount(None, dest, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     elif kind == "hide-file":
         bind("/oldroot/dev/null", dest, read_only=True, nodev=True)
     elif kind == "tmpfs":

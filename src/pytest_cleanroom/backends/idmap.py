@@ -30,7 +30,14 @@ from .. import scratch
 from ..errors import BackendUnavailableError
 
 # The mount API's kernel structure and numbers: one definition, in the standalone set-up step.
-from ._nsinit import AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY, SYS_MOUNT_SETATTR, MountAttr
+from ._nsinit import (
+    AT_FDCWD,
+    AT_RECURSIVE,
+    MOUNT_ATTR_RDONLY,
+    MS_PRIVATE,
+    SYS_MOUNT_SETATTR,
+    MountAttr,
+)
 
 if TYPE_CHECKING:
     from .base import Mount
@@ -232,7 +239,8 @@ def _attach(source: Path, target: Path, userns: int | None, read_only: bool) -> 
         flags = (_MOUNT_ATTR_IDMAP if userns is not None else 0) | (
             MOUNT_ATTR_RDONLY if read_only else 0
         )
-        attr = MountAttr(flags, 0, 0, userns or 0)
+        # Private: a clone of a shared mount is a peer of the host's (see _nsinit.c).
+        attr = MountAttr(flags, 0, MS_PRIVATE, userns or 0)
         _syscall(
             "mount_setattr",
             SYS_MOUNT_SETATTR,
