@@ -95,7 +95,8 @@ cmd_start() {
     printf '{}\n' >"$CONFIG"
     log "starting dockerd (socket $SOCK, data root $DATA_ROOT, log $LOG)"
     printf '\n===== %s dockerd start =====\n' "$(date -u +%FT%TZ)" >>"$LOG"
-    setsid nohup dockerd \
+    # From /: the engine outlives the checkout that started it.
+    env -C / setsid nohup dockerd \
       --config-file "$CONFIG" \
       --iptables=false --ip6tables=false \
       --storage-driver=overlay2 \

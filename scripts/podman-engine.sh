@@ -95,7 +95,9 @@ cmd_start() {
     write_config
     log "starting podman system service (socket $SOCK, storage $DATA_ROOT, log $LOG)"
     printf '\n===== %s podman service start =====\n' "$(date -u +%FT%TZ)" >>"$LOG"
-    CONTAINERS_CONF=$CONFIG setsid nohup podman --root "$DATA_ROOT/storage" --runroot "$RUN_DIR/storage" \
+    # From /: the service outlives the checkout that started it, and fails once its working
+    # directory is removed (getwd: no such file or directory).
+    env -C / CONTAINERS_CONF="$CONFIG" setsid nohup podman --root "$DATA_ROOT/storage" --runroot "$RUN_DIR/storage" \
       --tmpdir "$RUN_DIR/tmp" --cgroup-manager=cgroupfs --events-backend=file \
       system service --time=0 "unix://$SOCK" </dev/null >>"$LOG" 2>&1 &
     pid=$!
