@@ -53,7 +53,9 @@ def assert_dies_with_the_engine(script: str, *args: str) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert engine.stdout is not None
-    pid = int(engine.stdout.readline())
+    line = engine.stdout.readline()
+    assert line, f"the engine printed no PID (exit status {engine.wait()})"
+    pid = int(line)
     assert alive(pid)
     engine.kill()
     engine.wait()

@@ -88,7 +88,10 @@ from pytest_cleanroom import Cleanroom
 room = Cleanroom(sys.argv[1], backend="bwrap")
 room.run(["true"])
 preparer = room._backend._preparer
+end = time.monotonic() + 60
 while not preparer._ready:
+    if time.monotonic() > end:
+        sys.exit("no launcher was made ahead within 60 s")
     time.sleep(0.01)
 print(preparer._ready[0].started.proc.pid, flush=True)
 time.sleep(300)
