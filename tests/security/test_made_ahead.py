@@ -10,7 +10,6 @@ what it left (sentinel exit codes).
 from __future__ import annotations
 
 import os
-
 import shutil
 import textwrap
 from pathlib import Path
