@@ -52,11 +52,9 @@ class CleanroomSection(_Section):
     @field_validator("services")
     @classmethod
     def _services(cls, value: list[str]) -> list[str]:
-        from pytest_cleanroom.services.kinds import kind
+        from pytest_cleanroom.services.kinds import check_names
 
-        for name in value:
-            kind(name)  # every registered kind: the built-in ones and third parties'
-        return value
+        return check_names(value)  # every registered kind, third parties' included
 
     @field_validator("security_level")
     @classmethod

@@ -109,11 +109,9 @@ class _ScenarioTable(BaseModel):
     @field_validator("services")
     @classmethod
     def _known_services(cls, value: list[str]) -> list[str]:
-        from ..services.kinds import kind
+        from ..services.kinds import check_names
 
-        for name in value:
-            kind(name)  # every registered kind: the built-in ones and third parties'
-        return value
+        return check_names(value)  # every registered kind, third parties' included
 
     @field_validator("markers")
     @classmethod

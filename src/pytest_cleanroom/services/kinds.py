@@ -68,4 +68,12 @@ def kind(name: str) -> ServiceKind[Any, Any]:
     return known[name]
 
 
-__all__ = ["ENTRY_POINT_GROUP", "ServiceKind", "kind", "kinds", "register"]
+def check_names(names: list[str]) -> list[str]:
+    """``names`` when each is a registered kind (a validator for configuration files); the
+    :func:`kind` error for the first that is not."""
+    for name in names:
+        kind(name)
+    return names
+
+
+__all__ = ["ENTRY_POINT_GROUP", "ServiceKind", "check_names", "kind", "kinds", "register"]
