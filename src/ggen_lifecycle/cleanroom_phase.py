@@ -3,9 +3,9 @@
 The engine (``pytest_cleanroom.engine.Cleanroom``) is imported only here, only when such a phase
 runs. The task's workspace directory is the cleanroom's workspace; commands see the variables
 make.toml declares (plus what the policy lets through), never the whole host environment. The
-phase's services are started for it and reached through their unix sockets, bound into the
-sandbox, with their connection settings (``PGHOST``, ``DATABASE_URL``, ``REDIS_URL``...) in the
-commands' environment.
+phase's services (:mod:`.services`) are handed to the task and reached through their unix
+sockets, bound into the sandbox, with their connection settings (``PGHOST``, ``DATABASE_URL``,
+``REDIS_URL``...) in the environment of every command whose policy allows them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from .errors import TaskFailedError
 from .process import TAIL_LINES, Outcome, ProcessTable
 
 if TYPE_CHECKING:
+    from pytest_cleanroom.policy import Policy
+
     from .config import Project
     from .graph import Node
     from .services import ServiceSession
@@ -53,7 +55,6 @@ class CleanroomTask:
         self.table = table
         self._stack = contextlib.ExitStack()
         self.room: Any = None
-        self.service_env: dict[str, str] = {}
 
     def _error(self, message: str, command: str | None = None) -> TaskFailedError:
         return TaskFailedError(
@@ -88,25 +89,38 @@ class CleanroomTask:
             self.table.add_room(self.room)
             self._stack.callback(self.table.discard_room, self.room)
         if self.settings.services:
-            assert self.services is not None
-            exposures = self._stack.enter_context(
-                self.services.for_task(
-                    self.settings.services, phase=node.phase, workspace=node.workspace
-                )
-            )
-            for exposure in exposures:
-                missing = not policy.allows_service(exposure.name)
-                if missing:
-                    self._stack.close()
-                    raise self._error(
-                        f"service {exposure.name!r} is not allowed by cleanroom policy "
-                        f"{policy.name!r} (allowed_services: "
-                        f"{', '.join(policy.allowed_services) or 'none'})"
-                    )
-                if exposure.socket_dir is not None:
-                    self.room.expose_service(exposure.name, exposure.socket_dir, exposure.env)
-                self.service_env.update(exposure.env)
+            try:
+                self._expose_services(policy)
+            except BaseException:  # the room and what was handed out go with the failure
+                self._stack.close()
+                raise
         return self
+
+    def _expose_services(self, policy: Policy) -> None:
+        """Hand the phase's services to this task and bind each into the sandbox, as the
+        pytest fixtures do: every command whose policy allows the service gets its socket
+        directory and variables, and ``DATABASE_URL`` when it reaches one database service."""
+        refused = [n for n in self.settings.services if not policy.allows_service(n)]
+        if refused:
+            raise self._error(
+                f"service {refused[0]!r} is not allowed by cleanroom policy {policy.name!r} "
+                f"(allowed_services: {', '.join(policy.allowed_services) or 'none'})"
+            )
+        assert self.services is not None
+        from pytest_cleanroom.errors import CleanroomError
+
+        from .services import expose_in
+
+        node = self.node
+        handed = self._stack.enter_context(
+            self.services.for_task(
+                self.settings.services, phase=node.phase, workspace=node.workspace
+            )
+        )
+        try:
+            expose_in(self.room, handed)
+        except CleanroomError as exc:
+            raise self._error(f"cannot expose the phase's services: {exc}") from None
 
     def __exit__(
         self,
@@ -124,7 +138,6 @@ class CleanroomTask:
         workspace_root = self.project.workspace_dir(node.workspace)
         relative_cwd = node.cwd.relative_to(workspace_root).as_posix()
         variables = dict(self.env)
-        variables.update(self.service_env)
         variables.update({"GGEN_PHASE": node.phase, "GGEN_WORKSPACE": node.workspace or ""})
         try:
             result = self.room.run(

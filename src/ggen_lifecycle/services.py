@@ -1,15 +1,20 @@
-"""PostgreSQL and Redis for cleanroom phases (``[lifecycle.X.cleanroom] services = [...]``).
+"""The services of cleanroom phases (``[lifecycle.X.cleanroom] services = [...]``), any kind.
 
-The servers come from pytest-cleanroom's service providers (an external URL from
-``CLEANROOM_POSTGRES_URL``/``CLEANROOM_REDIS_URL``, a server started from the machine's binaries,
-or a container), chosen exactly as the pytest fixtures choose them. They are started on the first
-task that needs them and stopped when the run ends. Each task gets a database of its own (dropped
-afterwards) and a Redis database index of its own (flushed before and after).
+Every kind registered with pytest-cleanroom (``postgres``, ``redis``, ``mysql``, third parties'
+through the ``pytest_cleanroom.services`` entry point) is served through its protocol
+(:mod:`pytest_cleanroom.services.protocol`), from the providers the pytest fixtures would choose.
+A task running at the same time as others holds a *slot*: a worker identity of its own in the
+run (``slot0``, ``slot1``...), as an xdist worker has in a pytest run. A kind with a server per
+worker (``redis``) starts one per slot; a kind with one server per run (``postgres``, ``mysql``)
+gives each slot's tasks databases under the slot's own prefix. Each task gets a handle of its own
+from its slot's isolation, reset when the task ends; a slot is reused by the next task. Servers
+start on the first task that needs them and stop when the run ends (Ctrl-C and failures too).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -17,153 +22,209 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import TaskFailedError
 
+if TYPE_CHECKING:
+    from pytest_cleanroom.engine import Cleanroom
+    from pytest_cleanroom.services.hub import ServiceHub
+    from pytest_cleanroom.services.protocol import Exposure, Isolation, ServiceKind
+    from pytest_cleanroom.services.providers import Choice
+    from pytest_cleanroom.services.settings import ServiceSettings
+
 
 @dataclass(frozen=True)
-class Exposure:
-    """What a task's commands need to reach one service: its socket directory and variables."""
+class TaskService:
+    """One service of a task: the kind's name and what a sandboxed command gets of its handle."""
 
     name: str
-    socket_dir: Path | None
-    env: dict[str, str]
+    exposure: Exposure
+
+
+def expose_in(room: Cleanroom, handed: Sequence[TaskService]) -> None:
+    """Bind each of ``handed`` into ``room`` as the pytest fixtures do: its socket directory (at
+    the same path) and variables for every command whose policy allows the service, and
+    ``DATABASE_URL`` for a command that reaches exactly one database service. A service reached
+    over TCP only (no socket directory) is not exposed."""
+    for service in handed:
+        exposure = service.exposure
+        if exposure.socket_dir is not None:
+            room.expose_service(
+                service.name, exposure.socket_dir, exposure.env, database_url=exposure.database_url
+            )
+
+
+class _Slot:
+    """One worker identity of the run: its hub, and its isolation on each kind's server."""
+
+    def __init__(self, hub: ServiceHub) -> None:
+        self.hub = hub
+        self.isolations: dict[str, Isolation[Any]] = {}
+
+    def isolation(self, kind: ServiceKind[Any, Any]) -> Isolation[Any]:
+        """This slot's isolation on ``kind``'s server (the server started on first need)."""
+        if kind.name not in self.isolations:
+            if kind.client_module:  # a missing client is said before a server is started
+                __import__(kind.client_module)
+            server = self.hub.server(kind.name)
+            self.isolations[kind.name] = kind.isolation(server, self.hub)
+        return self.isolations[kind.name]
+
+    def forget(self, name: str) -> list[str]:
+        """Close and drop the isolation on ``name`` (the next task gets a fresh one)."""
+        isolation = self.isolations.pop(name, None)
+        if isolation is None:
+            return []
+        try:
+            isolation.close()
+        except Exception as exc:
+            return [f"could not close {name}'s isolation of {self.hub.run.worker_id}: {exc}"]
+        return []
+
+    def close(self) -> list[str]:
+        return [problem for name in list(self.isolations) for problem in self.forget(name)]
 
 
 class ServiceSession:
-    """The servers of one ``ggen lifecycle`` invocation; :meth:`close` stops them."""
+    """The servers of one ``ggen lifecycle`` invocation and its slots; :meth:`close` stops them."""
 
     def __init__(self, project_root: Path) -> None:
         self.project_root = project_root
         self._lock = threading.Lock()
-        self._hub: Any = None
-        self._shared_dir: Path | None = None
-        self._factory: Any = None
-        self._free_redis: list[int] = []
-        self._next_redis = 0
+        self._settings: ServiceSettings | None = None
+        self._run: Any = None
+        self._choices: dict[str, Choice] = {}
+        self._slots: list[_Slot] = []
+        self._free: list[_Slot] = []
+        self._problems: list[str] = []
 
-    def _get_hub(self) -> Any:
-        from pytest_cleanroom.services.hub import RunContext, ServiceHub, new_run_id
-        from pytest_cleanroom.services.registry import Owner
-        from pytest_cleanroom.services.settings import ServiceSettings
+    def _base(self) -> tuple[ServiceSettings, Any]:
+        """The run's settings and :class:`RunContext` (made on first need, under the lock)."""
+        if self._settings is None:
+            from pytest_cleanroom.owner import Owner
+            from pytest_cleanroom.services.hub import RunContext, new_run_id
+            from pytest_cleanroom.services.settings import ServiceSettings
 
-        if self._hub is None:
             settings = ServiceSettings.resolve(
                 option=lambda name: None,
                 ini=lambda key: None,
                 env=os.environ,
                 base_dir=self.project_root,
             )
-            self._shared_dir = Path(tempfile.mkdtemp(prefix="ggen-services-"))
-            run = RunContext(
-                run_id=new_run_id(), owner=Owner.current(), shared_dir=self._shared_dir
+            shared_dir = Path(tempfile.mkdtemp(prefix="ggen-services-"))
+            self._run = RunContext(
+                run_id=new_run_id(), owner=Owner.current(), shared_dir=shared_dir
             )
-            self._hub = ServiceHub(settings, run)
-        return self._hub
+            self._settings = settings
+        return self._settings, self._run
 
-    def _postgres(self) -> Any:
-        from pytest_cleanroom.services.postgres.isolation import DatabaseFactory
-        from pytest_cleanroom.services.postgres.template import run_template
-
-        with self._lock:
-            hub = self._get_hub()
-            if self._factory is None:
-                server = hub.server("postgres")
-                self._factory = DatabaseFactory(
-                    server, run_template(hub), f"{hub.run.db_prefix}ggen_"
-                )
-            return self._factory
-
-    def _redis_slot(self) -> Any:
-        from pytest_cleanroom.services.redis.isolation import RedisSlot
+    def _take_slot(self, names: Sequence[str]) -> tuple[_Slot, list[ServiceKind[Any, Any]]]:
+        """The kinds called ``names`` (their providers chosen once for the run) and a free slot:
+        the lowest-numbered one, or a new one."""
+        from pytest_cleanroom.services.hub import ServiceHub
+        from pytest_cleanroom.services.kinds import kind
+        from pytest_cleanroom.services.providers import choose
 
         with self._lock:
-            hub = self._get_hub()
-            server = hub.server("redis")
-            if self._free_redis:
-                index = self._free_redis.pop()
-            else:
-                index = self._next_redis
-                self._next_redis += 1
-            return RedisSlot(server, index, f"task{index}"), index
+            settings, run = self._base()
+            wanted = [kind(name) for name in names]
+            for k in wanted:
+                if k.name not in self._choices:
+                    self._choices[k.name] = choose(k.name, settings)
+            if self._free:
+                self._free.sort(key=self._slots.index)
+                return self._free.pop(0), wanted
+            number = len(self._slots)
+            slot_run = dataclasses.replace(run, worker_id=f"slot{number}", worker_count=number + 1)
+            slot = _Slot(ServiceHub(settings, slot_run, self._choices))
+            self._slots.append(slot)
+            return slot, wanted
+
+    def _give_back(self, slot: _Slot, problems: list[str]) -> None:
+        with self._lock:
+            self._problems += problems
+            self._free.append(slot)
 
     @contextlib.contextmanager
     def for_task(
         self, names: Sequence[str], *, phase: str, workspace: str | None, command: str | None = None
-    ) -> Iterator[list[Exposure]]:
-        """Start (once) and hand out ``names`` for one task; released when the block ends."""
-        from pytest_cleanroom.services.errors import ServiceError
-
-        exposures: list[Exposure] = []
-        releases: list[Any] = []
+    ) -> Iterator[list[TaskService]]:
+        """Hand out a handle of each kind in ``names`` to one task (starting servers on first
+        need); each is reset, and the task's slot freed, when the block ends."""
+        if not names:
+            yield []
+            return
+        handed: list[tuple[ServiceKind[Any, Any], Isolation[Any], Any]] = []
+        slot: _Slot | None = None
         try:
-            try:
-                for name in names:
-                    if name == "postgres":
-                        factory = self._postgres()
-                        database = factory.isolate()
-                        releases.append(lambda f=factory, d=database: f.reset(d))
-                        socket = database.unix_socket_dir
-                        exposures.append(
-                            Exposure(name, Path(socket) if socket else None, database.sandbox_env())
-                        )
-                    elif name == "redis":
-                        slot, index = self._redis_slot()
-                        database = slot.isolate()
-
-                        def release(s: Any = slot, d: Any = database, i: int = index) -> None:
-                            try:
-                                s.reset(d)
-                                s.close()
-                            finally:
-                                with self._lock:
-                                    self._free_redis.append(i)
-
-                        releases.append(release)
-                        socket = database.unix_socket
-                        exposures.append(
-                            Exposure(
-                                name,
-                                Path(socket).parent if socket else None,
-                                database.sandbox_env(),
-                            )
-                        )
-            except ServiceError as exc:
-                raise TaskFailedError(
-                    f"cannot provide service for the cleanroom phase: {exc}",
-                    phase=phase,
-                    workspace=workspace,
-                    command=command,
-                ) from None
-            except ModuleNotFoundError as exc:
-                from pytest_cleanroom.config_errors.extras import missing_extra
-
-                fix = missing_extra(exc)
-                if fix is None:
-                    raise
-                raise TaskFailedError(
-                    f"cannot provide service for the cleanroom phase: {fix}",
-                    phase=phase,
-                    workspace=workspace,
-                    command=command,
-                ) from None
-            yield exposures
+            with _as_task_error(phase=phase, workspace=workspace, command=command):
+                slot, wanted = self._take_slot(names)
+                services = []
+                for k in wanted:
+                    isolation = slot.isolation(k)
+                    handle = isolation.isolate()
+                    handed.append((k, isolation, handle))
+                    services.append(TaskService(k.name, k.expose(handle)))
+            yield services
         finally:
-            for release in reversed(releases):
-                with contextlib.suppress(Exception):
-                    release()
+            if slot is not None:
+                self._give_back(slot, _reset(slot, handed))
 
     def close(self) -> list[str]:
-        """Stop every server this session started; returns problems worth reporting."""
-        problems: list[str] = []
-        if self._factory is not None:
-            with contextlib.suppress(Exception):
-                self._factory.close()
-        if self._hub is not None:
+        """Close every slot's isolations and stop every server of the run; returns problems
+        worth reporting."""
+        with self._lock:
+            slots, self._slots, self._free = self._slots, [], []
+            problems, self._problems = self._problems, []
+            run, self._run, self._settings = self._run, None, None
+        for slot in slots:
+            problems += slot.close()
+        if run is not None:
             from pytest_cleanroom.services.hub import teardown_run
 
-            problems = teardown_run(self._hub.run.state_dir)
-        if self._shared_dir is not None:
-            shutil.rmtree(self._shared_dir, ignore_errors=True)
+            problems += teardown_run(run.state_dir)
+            shutil.rmtree(run.shared_dir, ignore_errors=True)
         return problems
+
+
+def _reset(
+    slot: _Slot, handed: list[tuple[ServiceKind[Any, Any], Isolation[Any], Any]]
+) -> list[str]:
+    """Reset what a task was handed, last first; an isolation that cannot reset is closed and
+    made anew for the slot's next task, so that nothing of this task reaches it."""
+    problems: list[str] = []
+    for k, isolation, handle in reversed(handed):
+        try:
+            isolation.reset(handle)
+        except Exception as exc:
+            problems.append(
+                f"could not reset {k.name} after a task of {slot.hub.run.worker_id}: {exc}"
+            )
+            problems += slot.forget(k.name)
+    return problems
+
+
+@contextlib.contextmanager
+def _as_task_error(*, phase: str, workspace: str | None, command: str | None) -> Iterator[None]:
+    """A service that cannot be provided fails the task with one message saying why."""
+    from pytest_cleanroom.services.errors import ServiceError
+
+    try:
+        yield
+        return
+    except ServiceError as exc:
+        reason = str(exc)
+    except ModuleNotFoundError as exc:
+        from pytest_cleanroom.config_errors.extras import missing_extra
+
+        fix = missing_extra(exc)
+        if fix is None:
+            raise
+        reason = fix
+    raise TaskFailedError(
+        f"cannot provide service for the cleanroom phase: {reason}",
+        phase=phase,
+        workspace=workspace,
+        command=command,
+    ) from None

@@ -130,12 +130,12 @@ class _Scenario:
         outcomes: list[StepOutcome] = []
         failed = False
         with contextlib.ExitStack() as stack:
-            services = self._services(stack, planned)
+            self._services(stack, planned)
             for step in planned:
                 if failed:
                     outcome = self._outcome(step, "skipped", "an earlier step failed")
                 else:
-                    outcome = self._step(step, services)
+                    outcome = self._step(step)
                     failed = outcome.outcome == "failed"
                 outcomes.append(outcome)
                 self.progress(outcome)
@@ -151,33 +151,26 @@ class _Scenario:
             verifies=self.verifies.get(step.name, []),
         )
 
-    def _services(self, stack: contextlib.ExitStack, planned: list[PlannedStep]) -> dict[str, str]:
-        """Start the services any step needs, once, exposed in the room; their variables."""
+    def _services(self, stack: contextlib.ExitStack, planned: list[PlannedStep]) -> None:
+        """Start the services any step needs, once, and expose them in the room (their
+        variables reach every command, as in a cleanroom phase)."""
         names = sorted({s for step in planned for s in step.services} | set(self.spec.services))
         if not names:
-            return {}
-        from ..services import ServiceSession
+            return
+        from ..services import ServiceSession, expose_in
 
         session: ServiceSession = ServiceSession(self.project.root)
         stack.callback(session.close)
         try:
-            exposures = stack.enter_context(
-                session.for_task(names, phase="validate", workspace=None)
-            )
+            handed = stack.enter_context(session.for_task(names, phase="validate", workspace=None))
         except LifecycleError as exc:
             raise ProductionValidationError(str(exc)) from None
-        env: dict[str, str] = {}
-        for exposure in exposures:
-            if exposure.socket_dir is not None:
-                self.room.expose_service(exposure.name, exposure.socket_dir, exposure.env)
-            env.update(exposure.env)
-        return env
+        expose_in(self.room, handed)
 
-    def _step(self, step: PlannedStep, services: dict[str, str]) -> StepOutcome:
+    def _step(self, step: PlannedStep) -> StepOutcome:
         outcome = self._outcome(step, "passed", "every command exited 0")
         env = {
             **step.env,
-            **services,
             "GGEN_PHASE": step.name,
             "GGEN_WORKSPACE": step.workspace or "",
         }

@@ -46,8 +46,9 @@ class ServiceHub:
     ) -> None:
         self.settings = settings
         self.run = run
-        #: Made once by the controller (see plugin.pytest_configure) and handed to the workers.
-        self._choices: dict[str, Choice] = dict(choices or {})
+        #: Made once by the controller (see plugin.pytest_configure) and handed to the workers;
+        #: shared, not copied: hubs of one run given the same dict choose once between them.
+        self._choices: dict[str, Choice] = {} if choices is None else choices
         self._state: dict[str, dict[str, Any]] = {}
         self._exposed_dirs: set[Path] = set()
 
