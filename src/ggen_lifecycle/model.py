@@ -22,7 +22,6 @@ STANDARD_PHASES: tuple[str, ...] = (
     "deploy",
     "clean",
 )
-SERVICES: tuple[str, ...] = ("postgres", "redis")
 #: The command a standard phase runs in a workspace with ``package_manager`` when no make.toml
 #: declares the phase there.
 PACKAGE_MANAGER_DEFAULTS: dict[str, dict[str, str]] = {

@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -62,6 +63,18 @@ def _int_as_float(value: Any) -> Any:
 
 
 Seconds = Annotated[float, BeforeValidator(_int_as_float)]
+
+
+def _service_names(value: list[str]) -> list[str]:
+    """Every name is a registered service kind (third parties' included); one error listing
+    them, with a did-you-mean, otherwise."""
+    from pytest_cleanroom.services.kinds import check_names
+
+    return check_names(value)
+
+
+#: ``services = [...]``: names of service kinds registered with pytest-cleanroom.
+ServiceNames = Annotated[list[str], AfterValidator(_service_names)]
 MAX_TIMEOUT = 366 * 24 * 3600.0  # a year: longer cannot be waited for (threading's limit)
 
 
@@ -90,7 +103,7 @@ class WorkspaceSpec(Strict):
 class CleanroomSpec(Strict):
     enabled: bool = False
     policy: str | dict[str, Any] = "standard"
-    services: list[Literal["postgres", "redis"]] = Field(default_factory=list)
+    services: ServiceNames = Field(default_factory=list)
 
 
 class PhaseSpec(Strict):
@@ -179,7 +192,7 @@ class ProductionValidationSpec(Strict):
     commands: dict[str, StrList] = Field(default_factory=dict)
     policy: str | dict[str, Any] = "strict"
     timeout: Seconds = Field(1800.0, gt=0, le=MAX_TIMEOUT)
-    services: list[Literal["postgres", "redis"]] = Field(default_factory=list)
+    services: ServiceNames = Field(default_factory=list)
     inputs: StrList = Field(default_factory=lambda: ["**"])
     verifies: dict[str, str] = Field(default_factory=dict)
     trusted_keys: StrList = Field(default_factory=list)

@@ -188,17 +188,50 @@ def test_invalid_cleanroom_policy_is_reported_at_load(tmp_path: Path) -> None:
     assert error.line == 5
 
 
-def test_unknown_service_is_rejected(tmp_path: Path) -> None:
+def test_unknown_service_is_one_error_naming_the_registered_kinds(tmp_path: Path) -> None:
     error = error_of(
         tmp_path,
         """
         [lifecycle.test]
         command = "true"
-        cleanroom = { enabled = true, services = ["mysql"] }
+        cleanroom = { enabled = true, services = ["redis", "postgress"] }
         """,
     )
-    assert "postgres" in str(error)
+    assert str(error).endswith(
+        "invalid make.toml: key 'services' in [lifecycle.test.cleanroom]: unknown service kind"
+        " 'postgress' (did you mean 'postgres'?): registered kinds are mysql, postgres, redis"
+    )
+    assert error.file == tmp_path / "make.toml"
     assert error.line == 3
+
+
+def test_unknown_validation_service_is_rejected(tmp_path: Path) -> None:
+    error = error_of(
+        tmp_path,
+        """
+        [lifecycle.test]
+        command = "true"
+        [validation.production]
+        services = ["memcached"]
+        """,
+    )
+    assert "key 'services' in [validation.production]: unknown service kind 'memcached'" in str(
+        error
+    )
+    assert "registered kinds are mysql, postgres, redis" in str(error)
+    assert error.line == 4
+
+
+def test_every_registered_service_kind_is_accepted(tmp_path: Path) -> None:
+    project = project_from(
+        tmp_path,
+        """
+        [lifecycle.test]
+        command = "true"
+        cleanroom = { enabled = true, services = ["postgres", "redis", "mysql"] }
+        """,
+    )
+    assert project.spec.lifecycle["test"].cleanroom.services == ["postgres", "redis", "mysql"]
 
 
 def test_standard_phases_are_listed_without_declaration(tmp_path: Path) -> None:
