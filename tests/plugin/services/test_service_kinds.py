@@ -6,6 +6,7 @@ variables in a sandboxed command under ``strict``, and its log lines and health 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -227,17 +228,23 @@ def test_a_failure_reports_its_own_log_lines(kv):
 """
 
 
-def install_kind(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kind as an installed distribution: a package and its dist-info on the path."""
-    package = pytester.mkpydir("kv_kind")
+def write_kind(directory: Path) -> str:
+    """The kind as an installed distribution in ``directory`` (a package and its dist-info);
+    the ``PYTHONPATH`` that finds it."""
+    package = directory / "kv_kind"
+    package.mkdir()
     (package / "__init__.py").write_text(KIND)
     (package / "server.py").write_text(SERVER)
-    dist = pytester.mkdir("kv_kind-1.0.dist-info")
+    dist = directory / "kv_kind-1.0.dist-info"
+    dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: kv-kind\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[pytest_cleanroom.services]\nkv = kv_kind:KvKind\n")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(pytester.path), os.environ.get("PYTHONPATH", "")])
-    )
+    return os.pathsep.join([str(directory), os.environ.get("PYTHONPATH", "")])
+
+
+def install_kind(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kind installed for pytester's runs."""
+    monkeypatch.setenv("PYTHONPATH", write_kind(pytester.path))
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
