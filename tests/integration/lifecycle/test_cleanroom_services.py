@@ -192,28 +192,6 @@ def test_ctrl_c_stops_the_phase_and_its_servers(tmp_path: Path) -> None:
             probe.connect(("127.0.0.1", int(port)))
 
 
-def test_a_service_the_policy_does_not_allow_is_refused_before_anything_starts(
-    run_project: RunFn,
-) -> None:
-    need("bwrap")
-    ran = run_project(
-        """
-        [lifecycle.test]
-        command = "true"
-        [lifecycle.test.cleanroom]
-        enabled = true
-        policy = { level = "strict", allowed_services = ["redis"] }
-        services = ["redis", "mysql"]
-        """,
-        ["test"],
-    )
-    assert ran.result("test").status == "failed"
-    assert (
-        "service 'mysql' is not allowed by cleanroom policy 'strict+allowed_services'"
-        " (allowed_services: redis)" in (ran.result("test").error or "")
-    )
-
-
 def test_a_phase_without_services_cannot_reach_a_concurrent_phases(run_project: RunFn) -> None:
     need("bwrap", "psql", "redis-cli", "redis-server")
     user = [

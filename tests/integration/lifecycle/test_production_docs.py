@@ -34,18 +34,24 @@ def commands_and_outputs(block: str) -> list[tuple[str, str]]:
     return [("\n".join(c), "\n".join(o)) for c, o in found]
 
 
+def run_as_written(block: str, cwd: Path) -> None:
+    """Run the commands of console ``block`` in ``cwd``, in order, in one shell; each must print
+    what the page shows under it."""
+    steps = commands_and_outputs(block)
+    script = "\n".join(f"{command}\necho '{MARK}'" for command, _ in steps)
+    done = run_doc_script(script, cwd)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    outputs = done.stdout.split(MARK + "\n")
+    for (command, expected), got in zip(steps, outputs, strict=False):
+        assert got.rstrip("\n") == expected, f"{command}\n{done.stderr[-2000:]}"
+
+
 def test_the_production_validation_example_runs_as_written(tmp_path: Path) -> None:
     require_backend("bwrap")
     text = DOC.read_text()
     section = text[text.index("## Production validation in a cleanroom") :]
     block = re.search(r"```console\n(.*?)```", section, re.DOTALL)
     assert block is not None
-    steps = commands_and_outputs(block.group(1))
-    script = "\n".join(f"{command}\necho '{MARK}'" for command, _ in steps)
-    done = run_doc_script(script, tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    outputs = done.stdout.split(MARK + "\n")
-    for (command, expected), got in zip(steps, outputs, strict=False):
-        assert got.rstrip("\n") == expected, f"{command}\n{done.stderr[-2000:]}"
+    run_as_written(block.group(1), tmp_path)
     statement = tmp_path / "shop" / ".ggen" / "validation" / "production.intoto.json"
     assert statement.is_file()

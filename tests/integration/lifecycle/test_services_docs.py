@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary, run_doc_script
+from tests.conftest import require_binary
 
-from .test_production_docs import MARK, commands_and_outputs
+from .test_production_docs import run_as_written
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,4 @@ def test_the_services_example_runs_as_written(tmp_path: Path) -> None:
     section = text[text.index("#### Services") :]
     block = re.search(r"```console\n(.*?)```", section, re.DOTALL)
     assert block is not None
-    steps = commands_and_outputs(block.group(1))
-    script = "\n".join(f"{command}\necho '{MARK}'" for command, _ in steps)
-    done = run_doc_script(script, tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    outputs = done.stdout.split(MARK + "\n")
-    for (command, expected), got in zip(steps, outputs, strict=False):
-        assert got.rstrip("\n") == expected, f"{command}\n{done.stderr[-2000:]}"
+    run_as_written(block.group(1), tmp_path)
