@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 from pytest_cleanroom.backends import backend_problem
 from tests.conftest import require
@@ -31,3 +32,17 @@ def require_backend(name: str) -> None:
     require(
         problem is None, f"cleanroom backend {name!r} unusable here: {problem} ({_HINTS[name]})"
     )
+
+
+def wait_for_a_sandbox_entered_ahead(backend: object, limit: float = 60.0) -> None:
+    """Wait until ``backend`` (a namespace backend) keeps a launcher ready that entered the
+    warm sandbox of commands like its last one, so that its next command starts from it."""
+    __tracebackhide__ = True
+    preparer = backend._preparer  # type: ignore[attr-defined]
+    end = time.monotonic() + limit
+    while True:
+        with preparer._cond:
+            if any(p.entered is not None for p in preparer._ready):
+                return
+        assert time.monotonic() < end, f"no launcher entered a sandbox ahead within {limit} s"
+        time.sleep(0.01)

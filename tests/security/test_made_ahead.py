@@ -1,10 +1,12 @@
 """What the engine makes ahead for the next command is out of the current command's reach.
 
 While a command runs, the namespace backends make ready what the next one will most likely
-need: its launcher (already in its cgroups), its scratch tmpfs (``/tmp`` and ``/dev/shm``) and
-the view of its workspace. A command must not be able to plant anything there, nor be handed
-what was made for another workspace. Each attack is a first command; the next one looks for
-what it left (sentinel exit codes).
+need: its launcher (already in its cgroups, in the warm sandbox of commands under the same
+policy), its scratch tmpfs (``/tmp`` and ``/dev/shm``) and the view of its workspace. A command
+must not be able to plant anything there, nor be handed what was made for another workspace
+(a test's first command starts from a launcher made during the test before: it is given its
+own workspace as it starts). Each attack is a first command; the next one looks for what it
+left (sentinel exit codes).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom import Cleanroom, Policy
-from tests.security.backends import SECURITY_BACKENDS
+from pytest_cleanroom import Cleanroom, Policy, cgroups
+from pytest_cleanroom.backends import _nsinit_native, get_backend
+from tests.conftest import require
+from tests.security.backends import SECURITY_BACKENDS, wait_for_a_sandbox_entered_ahead
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +166,78 @@ def test_the_next_commands_launcher_is_out_of_reach(
             room.run(["sh", "-c", "kill -KILL -1; true"])
             after = room.run(["echo", "next"])
             assert (after.exit_code, after.stdout) == (0, "next\n"), after.stderr
+
+
+def _require_entering_ahead() -> None:
+    require(
+        os.geteuid() == 0 and cgroups.parents() is not None,
+        "root with writable cgroups: only then are sandboxes entered ahead of commands",
+    )
+    require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
+
+
+# What a test's first command finds: the workspace's entries, then /tmp's, then who owns the
+# workspace's files and who the command is; then it leaves files in both for the next test.
+FIRST = """
+ls -A /workspace; echo --; ls -A /tmp; echo --
+stat -c %u /workspace/mine; id -u
+echo made > /workspace/made; echo left > /tmp/left
+"""
+
+
+@pytest.mark.parametrize("level", ["standard", "locked"])
+def test_a_tests_first_command_is_given_only_its_own_workspace(
+    tmp_path: Path, local_backend: str, level: str
+) -> None:
+    """Tests one after another on one backend, as the pytest plugin runs them: each test's
+    first command starts in a sandbox entered ahead while the test before ran, and sees its own
+    workspace only (shown as the sandbox user's under ``locked``), nothing the test before
+    left there or in ``/tmp``; what it writes lands in its own workspace on the host."""
+    _require_entering_ahead()
+    backend = get_backend(local_backend, Policy.level(level))
+    try:
+        for index in range(4):
+            workspace = tmp_path / f"test-{index}"
+            with Cleanroom(workspace, policy=level, backend=backend, seed=1) as room:
+                (workspace / "mine").write_text(str(index))
+                if index:
+                    wait_for_a_sandbox_entered_ahead(backend)
+                seen = room.run(["sh", "-c", FIRST])
+                entries = seen.stdout.split("--\n")
+                assert seen.exit_code == 0, seen.stderr
+                assert entries[:2] == [".home\nmine\n", ""], seen.stdout
+                # Its own workspace's files are its own: under locked the sandbox user's
+                # through the idmapped clone (unmapped, they would show as the overflow uid).
+                assert entries[2] == "0\n0\n", seen.stdout
+                room.run(["cat", "/workspace/made"]).assert_success()
+            assert (workspace / "made").read_text() == "made\n"
+            assert (workspace / "made").stat().st_uid == workspace.stat().st_uid
+            assert sorted(os.listdir(workspace)) == [".home", "made", "mine"]
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("level", ["standard", "locked"])
+def test_a_workspace_that_is_gone_fails_as_a_cold_start_does(
+    tmp_path: Path, local_backend: str, level: str
+) -> None:
+    """A test whose workspace was removed before its first command, started from a sandbox
+    entered ahead: the command does not run in some other directory; the next test's first
+    command works again."""
+    _require_entering_ahead()
+    backend = get_backend(local_backend, Policy.level(level))
+    try:
+        with Cleanroom(tmp_path / "first", policy=level, backend=backend, seed=1) as room:
+            room.run(["true"]).assert_success()
+            wait_for_a_sandbox_entered_ahead(backend)
+        with Cleanroom(tmp_path / "gone", policy=level, backend=backend, seed=1) as room:
+            shutil.rmtree(tmp_path / "gone")
+            with pytest.raises(Exception) as failed:  # noqa: PT011 - the cold start's own error
+                room.run(["sh", "-c", "ls -A /workspace"]).assert_success()
+            assert "gone" in str(failed.value)
+        with Cleanroom(tmp_path / "after", policy=level, backend=backend, seed=1) as room:
+            (tmp_path / "after" / "mine").write_text("")
+            seen = room.run(["ls", "-A", "/workspace"])
+            assert (seen.exit_code, seen.stdout) == (0, ".home\nmine\n"), seen.stderr
+    finally:
+        backend.close()

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom import Policy
+from pytest_cleanroom import Cleanroom, Policy, cgroups
+from pytest_cleanroom.backends import _nsinit_native, get_backend
 from pytest_cleanroom.backends.base import CommandSpec, Mount
 from pytest_cleanroom.environment import build_environment
 from tests.conftest import require
-from tests.security.backends import require_backend
+from tests.security.backends import require_backend, wait_for_a_sandbox_entered_ahead
 from tests.security.test_hidden_file_replaced import STARTS
 
 pytestmark = pytest.mark.integration
@@ -80,3 +81,43 @@ def test_a_sandbox_mounts_nothing_on_a_shared_host_tree(
         assert (result.exit_code, result.stdout) == (0, "bound\n"), result.stderr
     assert mounts_below(shared_tmpfs) == []
     assert (workspace / "sub" / "file").read_text() == "host\n"
+
+
+# The workspace's line of the mount table: root, options, optional fields (peer groups).
+WORKSPACE_MOUNT = r"""awk '$5 == "/workspace" {
+  split($0, halves, " - "); n = split(halves[1], f, " ")
+  opt = ""; for (i = 7; i <= n; i++) opt = opt " " f[i]
+  print $4, $6 "|" opt }' /proc/self/mountinfo"""
+
+
+@pytest.mark.parametrize("name", ["bwrap", "unshare"])
+def test_a_workspace_given_to_a_sandbox_entered_ahead_is_a_private_clone(
+    shared_tmpfs: Path, name: str
+) -> None:
+    """A test's first command starts in a sandbox entered ahead and is given a clone of its
+    workspace as it starts: a private one (no peer of the host's shared tmpfs: nothing mounted
+    on it could reach the host), with the options of a cold start's."""
+    require_backend(name)
+    require(
+        cgroups.parents() is not None, "writable cgroups: only then are sandboxes entered ahead"
+    )
+    require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
+    policy = Policy.level("standard")
+    warm, cold = get_backend(name, policy), STARTS[f"{name}-cold"]()
+    seen: dict[str, str] = {}
+    try:
+        for index, backend in enumerate((warm, warm, cold)):
+            workspace = shared_tmpfs / f"ws{index}"
+            with Cleanroom(workspace, policy=policy, backend=backend, seed=1) as room:
+                if index == 1:  # a new test's first command
+                    wait_for_a_sandbox_entered_ahead(warm)
+                result = room.run(["sh", "-c", WORKSPACE_MOUNT]).assert_success()
+            seen["warm" if backend is warm else "cold"] = result.stdout
+    finally:
+        warm.close()
+        cold.close()
+    root, fields = seen["warm"].split(" ", 1)
+    options, peers = fields.rstrip("\n").split("|")
+    assert (root, peers) == ("/ws1", ""), seen  # private: no shared or master peer group
+    assert options == seen["cold"].split(" ", 1)[1].split("|")[0], seen
+    assert mounts_below(shared_tmpfs) == []

@@ -53,6 +53,11 @@
  *               cwd, argv, env) from that pipe before it confines itself and runs the command
  *               (nothing there: it exits). Its failures print one "cleanroom-launcher: ..." line and exit
  *               with 125.
+ *               "op passed TARGET" records of such a plan name what is mounted only once the
+ *               command is known (its workspace): the pipe is then a socket, and the rest of the
+ *               plan comes with one descriptor per such record (SCM_RIGHTS: a private, detached
+ *               clone the engine made of the host tree, see idmap.detached_tree), moved onto
+ *               TARGET in the order of the records before the command is confined.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -126,6 +131,9 @@ static int n_rlims;
 static const char *self_path = "";
 static int status_fd = -1; /* where the init of a command entering a warm sandbox reports */
 static int more_fd = -1;   /* where a launcher made ahead of its command reads the rest */
+#define MAX_PASSED 4
+static int passed_fds[MAX_PASSED]; /* the trees mounted once the command is known */
+static int n_passed;
 
 static void fail(const char *fmt, ...) {
     char line[4096];
@@ -146,12 +154,44 @@ static void check(int result, const char *what, const char *arg) {
 
 /* ---- the plan ---------------------------------------------------------------------------- */
 
-static char *read_all(int fd, size_t *len) {
+/* The descriptors that came with the data read by msg (SCM_RIGHTS), kept in passed_fds. */
+static void take_passed(struct msghdr *msg) {
+    if (msg->msg_flags & MSG_CTRUNC) fail("too many descriptors came with the command");
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *fds = (int *)CMSG_DATA(c);
+        for (int i = 0; i < n; i++) {
+            if (n_passed >= MAX_PASSED) fail("too many descriptors came with the command");
+            passed_fds[n_passed++] = fds[i];
+        }
+    }
+}
+
+/* Everything readable from fd; with_fds: a socket, whose first message may bring descriptors
+ * (take_passed). */
+static char *read_all_fds(int fd, size_t *len, int with_fds) {
     size_t cap = 1 << 16, used = 0;
     char *buf = malloc(cap + 1);
     for (;;) {
         if (!buf) fail("read the plan: out of memory");
-        ssize_t got = read(fd, buf + used, cap - used);
+        ssize_t got;
+        if (with_fds && used == 0) {
+            union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED)];
+            } control;
+            struct iovec iov = {buf, cap};
+            struct msghdr msg = {0};
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.buf;
+            msg.msg_controllen = sizeof control.buf;
+            got = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+            if (got >= 0) take_passed(&msg);
+        } else {
+            got = read(fd, buf + used, cap - used);
+        }
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) fail("read the plan: %s", strerror(errno));
         if (got == 0) break;
@@ -163,6 +203,8 @@ static char *read_all(int fd, size_t *len) {
     *len = used;
     return buf;
 }
+
+static char *read_all(int fd, size_t *len) { return read_all_fds(fd, len, 0); }
 
 static char *next_field(char **pos, char *end) {
     if (*pos >= end) fail("the plan is cut short");
@@ -694,6 +736,8 @@ static void apply_fresh(int i) {
             check(symlink(op->source, dest), "symlink ", dest);
         } else if (!strcmp(op->kind, "hide-dir")) {
             hide_dir(dest);
+        } else if (!strcmp(op->kind, "passed")) {
+            make_dirs(dest); /* mounted once the command is known: mount_passed() */
         } else {
             fail("operation '%s' cannot be done afresh in a warm sandbox", op->kind);
         }
@@ -732,12 +776,26 @@ static int wait_for(pid_t child) {
  * there (the engine discarded this launcher, or is gone): exit. */
 static void await_command(void) {
     if (more_fd < 0) fail("the plan names no command");
+    int entered_ops = n_ops, expected = 0;
+    for (int i = 0; i < entered_ops; i++) expected += !strcmp(ops[i].kind, "passed");
     size_t len;
-    char *rest = read_all(more_fd, &len);
+    char *rest = read_all_fds(more_fd, &len, expected > 0);
     more_fd = -1;
     if (len == 0) _exit(0);
     allow_no_command = 0;
     parse_plan(rest, len);
+    if (n_passed != expected)
+        fail("%d descriptors came with the command, %d expected", n_passed, expected);
+    /* Each in the order of its record, on its mount point (a detached, private clone made by
+     * the engine on the host: see idmap.detached_tree). */
+    for (int i = 0, k = 0; i < entered_ops; i++) {
+        if (strcmp(ops[i].kind, "passed")) continue;
+        if (syscall(SYS_move_mount, passed_fds[k], "", AT_FDCWD, ops[i].target,
+                    MOVE_MOUNT_F_EMPTY_PATH) != 0)
+            fail("mount the command's %s: %s", ops[i].target, strerror(errno));
+        close(passed_fds[k++]);
+    }
+    n_passed = 0;
 }
 
 static void enter(void) {
@@ -751,6 +809,7 @@ static void enter(void) {
         /* Nothing more to say or report: the command's streams end with the command. */
         for (int fd = 0; fd < 3; fd++) close(fd);
         if (status_fd >= 0) close(status_fd);
+        if (more_fd >= 0) close(more_fd); /* its init's */
         _exit(wait_for(init));
     }
     check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "die with the launcher", "");

@@ -22,7 +22,10 @@ A launcher made ahead of its command may enter the sandbox the next command most
 (:meth:`WarmSandboxes.prepare_entry`): it then makes the fresh mounts and waits for the rest of
 the plan, which is sent only if the command's plan is exactly the one entered
 (:meth:`WarmSandboxes.claiming`: the same holder and fresh mounts, their host sources the same
-directories as then, the holder free where the network is isolated).
+directories as then, the holder free where the network is isolated). The workspace is not
+mounted ahead: the command's own is cloned as it starts and comes with the rest of the plan
+(:func:`passing`), so the sandbox entered ahead holds nothing of a test, and the first command
+of a test starts from one as its later commands do.
 """
 
 from __future__ import annotations
@@ -80,7 +83,33 @@ def _fresh(op: FsOp) -> bool:
 
 
 def op_record(op: FsOp) -> _Record:
+    if _is_passed(op):  # mounted from a descriptor that comes with the command
+        return ("op", ("passed", op.target, "", ""))
     return ("op", (op.kind, op.target, op.source or "", "" if op.size is None else str(op.size)))
+
+
+def _is_passed(op: FsOp) -> bool:
+    """Whether ``op`` is a bind whose source comes with the command (see :func:`passing`)."""
+    return op.source is None and op.kind in ("bind", "ro-bind")
+
+
+def passing(fresh: Sequence[FsOp]) -> tuple[tuple[FsOp, ...], tuple[FsOp, ...]]:
+    """``(fresh as a sandbox entered ahead makes it, the binds the command brings)``: the
+    workspace bind without its source (the command's own workspace is cloned as it starts
+    and passed to the waiting init as a descriptor: see ``_nsinit.c``), so that what is
+    entered ahead holds nothing of a test; everything ``fresh`` mounts on or below the
+    workspace is entered as it is."""
+    below = WORKSPACE_PATH + "/"
+    if any(op.target.startswith(below) for op in fresh):
+        return tuple(fresh), ()
+    shown: list[FsOp] = []
+    passed: list[FsOp] = []
+    for op in fresh:
+        if op.target == WORKSPACE_PATH and op.kind in ("bind", "ro-bind") and not passed:
+            passed.append(op)
+            op = FsOp(op.kind, op.target)
+        shown.append(op)
+    return tuple(shown), tuple(passed)
 
 
 def op_records(ops: Sequence[FsOp]) -> Records:
@@ -198,32 +227,37 @@ class WarmSandboxes:
         fresh mounts made, the rest of its plan read later: see prepared.py), or ``None``.
         ``records`` are the plan's other records, none about the command itself."""
         base, fresh = split(ops)
+        shown, _ = passing(fresh)
         key = _key(spec, base)
         with self._making:
             holder = self._holder(spec, key)
         if holder is None:
             return None
-        argv, plan = _entry(holder, fresh, records)
-        return Entered(key, fresh, holder, argv, plan, _sources(fresh))
+        argv, plan = _entry(holder, shown, records)
+        return Entered(key, shown, holder, argv, plan, _sources(shown))
 
     @contextlib.contextmanager
-    def claiming(self, entered: Entered, spec: CommandSpec, ops: Sequence[FsOp]) -> Iterator[bool]:
-        """Whether the sandbox ``entered`` ahead is the one ``spec`` with ``ops`` would enter,
-        its holder alive, and free to use now (counted as in use until the block ends)."""
+    def claiming(
+        self, entered: Entered, spec: CommandSpec, ops: Sequence[FsOp]
+    ) -> Iterator[tuple[FsOp, ...] | None]:
+        """The binds ``spec`` brings to the sandbox ``entered`` ahead (see :func:`passing`), if
+        that is the one ``spec`` with ``ops`` would enter, its holder alive and free to use now
+        (counted as in use until the block ends); ``None``: it is not."""
         base, fresh = split(ops)
+        shown, passed = passing(fresh)
         holder = entered.holder
         with self._lock:
             usable = (
                 not self._closed
-                and (entered.key, entered.fresh) == (_key(spec, base), fresh)
-                and entered.sources == _sources(fresh)
+                and (entered.key, entered.fresh) == (_key(spec, base), shown)
+                and entered.sources == _sources(shown)
                 and not (entered.key.isolated_network and holder.users)
                 and holder.started.proc.poll() is None  # its sandbox tool ends with it
             )
             if usable:
                 holder.users += 1
         try:
-            yield usable
+            yield passed if usable else None
         finally:
             if usable:
                 with self._lock:
@@ -324,10 +358,10 @@ class Entered:
 
 def _sources(fresh: Sequence[FsOp]) -> tuple[tuple[int, int, int, int] | None, ...]:
     """Device, inode and owner of the source of each bind of ``fresh`` and of each file it
-    hides (``None``: missing): a directory replaced since a sandbox was entered ahead (a
-    workspace made anew), or a hidden file or directory renamed over or moved aside (which
-    detaches the mount hiding it, or takes it along),
-    tells its plan apart from the command's, whose paths are the same."""
+    hides (``None``: missing): a directory replaced since a sandbox was entered ahead, or a
+    hidden file or directory renamed over or moved aside (which detaches the mount hiding it,
+    or takes it along), tells its plan apart from the command's, whose paths are the same.
+    (The workspace, passed with the command, is cloned as it starts.)"""
     found: list[tuple[int, int, int, int] | None] = []
     for op in fresh:
         try:

@@ -104,6 +104,9 @@ class BwrapBackend(NamespaceBackend):
         """Its binds are nosuid and nodev, as bubblewrap's are."""
         return [("bind_nosuid", ("1",))]
 
+    #: A warm sandbox's binds are ``nosuid`` and ``nodev``, as bubblewrap's are.
+    binds_nosuid = True
+
     def holder_launch(
         self, spec: CommandSpec, base: Sequence[FsOp], program: str
     ) -> tuple[list[str], bytes, dict[int, str]]:

@@ -33,6 +33,7 @@ from ..errors import BackendUnavailableError
 from ._nsinit import (
     AT_FDCWD,
     AT_RECURSIVE,
+    MOUNT_ATTR_NODEV,
     MOUNT_ATTR_RDONLY,
     MS_PRIVATE,
     SYS_MOUNT_SETATTR,
@@ -54,6 +55,7 @@ _O_CLOEXEC = 0o2000000
 _AT_EMPTY_PATH = 0x1000
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
 _MOUNT_ATTR_IDMAP = 0x00100000
+_MOUNT_ATTR_NOSUID = 0x2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -143,10 +145,6 @@ class IdmappedView:
         :class:`BackendUnavailableError` naming why the kernel refused it."""
         global _counter
         try:
-            userns = None
-            if idmapped:
-                st = source.stat()
-                userns = _mapping_userns(st.st_uid, st.st_gid)
             parent = scratch.private_mount_dir()
             if parent is None:
                 raise OSError("the engine cannot mount here (not root)")
@@ -160,7 +158,7 @@ class IdmappedView:
             target = outer / "view"
             target.mkdir()
             try:
-                _attach(source, target, userns, read_only)
+                _attach(source, target, idmapped, read_only)
             except OSError:
                 target.rmdir()
                 outer.rmdir()
@@ -227,7 +225,13 @@ def _reachable(path: str) -> bool:
     return True
 
 
-def _attach(source: Path, target: Path, userns: int | None, read_only: bool) -> None:
+def detached_tree(
+    source: Path, *, idmapped: bool, read_only: bool = False, nosuid_nodev: bool = False
+) -> int:
+    """A descriptor of a private clone of the mount tree at ``source``, attached nowhere (a
+    sandbox's init mounts it where its plan says: see ``_nsinit.c``); with ``idmapped``, its
+    owner's files shown as the sandbox user's, as :class:`IdmappedView` shows them. Closing the
+    last descriptor of it unmounts it. :class:`OSError` names the refusing call."""
     tree = _syscall(
         "open_tree",
         _SYS_OPEN_TREE,
@@ -236,9 +240,15 @@ def _attach(source: Path, target: Path, userns: int | None, read_only: bool) -> 
         _OPEN_TREE_CLONE | _O_CLOEXEC | AT_RECURSIVE,
     )
     try:
+        userns = None
+        if idmapped:  # the owner of the very directory cloned
+            st = os.fstat(tree)
+            userns = _mapping_userns(st.st_uid, st.st_gid)
         flags = (_MOUNT_ATTR_IDMAP if userns is not None else 0) | (
             MOUNT_ATTR_RDONLY if read_only else 0
         )
+        if nosuid_nodev:
+            flags |= _MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
         # Private: a clone of a shared mount is a peer of the host's (see _nsinit.c).
         attr = MountAttr(flags, 0, MS_PRIVATE, userns or 0)
         _syscall(
@@ -250,6 +260,15 @@ def _attach(source: Path, target: Path, userns: int | None, read_only: bool) -> 
             ctypes.byref(attr),
             ctypes.sizeof(attr),
         )
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
+
+
+def _attach(source: Path, target: Path, idmapped: bool, read_only: bool) -> None:
+    tree = detached_tree(source, idmapped=idmapped, read_only=read_only)
+    try:
         _syscall(
             "move_mount",
             _SYS_MOVE_MOUNT,

@@ -19,6 +19,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from .. import cgroups
@@ -39,6 +40,7 @@ from .base import (
     EXIT_NOT_FOUND,
     Backend,
     CommandSpec,
+    Mount,
     not_executable_message,
     not_found_message,
 )
@@ -51,6 +53,7 @@ from .namespace.process_tree import (
     LAUNCHER_MARK,
     LiveProcess,
     Outcome,
+    Started,
     launcher_argv,
     start,
     supervise,
@@ -116,6 +119,8 @@ class NamespaceBackend(Backend):
     prepares = False
     #: Whether commands may enter a sandbox kept warm (see _warm.py).
     warms = False
+    #: Whether the binds of a sandbox entered warm are ``nosuid`` and ``nodev``.
+    binds_nosuid = False
 
     def holder_launch(
         self, spec: CommandSpec, base: Sequence[FsOp], program: str
@@ -254,22 +259,20 @@ class NamespaceBackend(Backend):
             group.expose()
         stack = contextlib.ExitStack()
         try:
+            # A sandbox entered ahead takes the workspace itself as it is now (see below).
+            entering = prepared is not None and prepared.entered is not None and not spec.mounts
             workspace, mounts = spec.workspace, spec.mounts
-            if unprivileged:
-                view = prepared.take_view(spec.workspace) if prepared is not None else None
-                views.append(view or idmap.IdmappedView.create(spec.workspace))
-                workspace = views[0].path
-                shown = idmap.views_of_mounts(spec.mounts)
-                views += [view for _, view in shown]
-                mounts = tuple(mount for mount, _ in shown)
+            if unprivileged and not entering:
+                workspace, mounts = _views(spec, prepared, views)
             ops = planned = plan(policy, workspace, mounts, scratch)
             started = None
             if prepared is not None and prepared.entered is not None:
-                if stack.enter_context(self._claiming(prepared, spec, ops, confine)):
+                passed = stack.enter_context(self._claiming(prepared, spec, ops, confine))
+                if passed is not None:
                     rlimits = rlimits_for(policy, cgroups=True)  # set by the sandbox's init
-                    rest = _nsinit_native.command_records(spec, rlimits)
+                    rest = _nsinit_native.encode_plan(_nsinit_native.command_records(spec, rlimits))
                     handoff = prepared.take_handoff()  # closed once the command is done
-                    started = prepared.launch_entered(_nsinit_native.encode_plan(rest))
+                    started = self._launch_entered(prepared, rest, passed, unprivileged)
                 if started is None:  # entered for another command, or gone: start afresh
                     if handoff is not None:
                         handoff.close()
@@ -280,6 +283,9 @@ class NamespaceBackend(Backend):
                     group = prepared.group if prepared else cgroups.RunCgroup.create(**limits)
                     if group is not None and policy.nested_user_namespaces:
                         group.expose()
+                    if unprivileged and not views:
+                        workspace, mounts = _views(spec, prepared, views)
+                        ops = planned = plan(policy, workspace, mounts, scratch)
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
             entry = None
@@ -370,6 +376,32 @@ class NamespaceBackend(Backend):
             limits_enforcement=_enforcement(group),
         )
 
+    def _launch_entered(
+        self, prepared: Prepared, rest: bytes, passed: Sequence[FsOp], unprivileged: bool
+    ) -> Started | None:
+        """Start the command in the sandbox ``prepared`` entered ahead: the rest of its plan
+        (``rest``) and a private clone of each host tree of ``passed`` (its workspace), made
+        now, so that it is the directory there is now (shown as the sandbox user's where the
+        command runs as that user); ``None``: it cannot start there."""
+        trees: list[int] = []
+        try:
+            for op in passed:
+                assert op.source is not None  # a bind of the command's plan
+                trees.append(
+                    idmap.detached_tree(
+                        Path(op.source),
+                        idmapped=unprivileged,
+                        read_only=op.kind == "ro-bind",
+                        nosuid_nodev=self.binds_nosuid,
+                    )
+                )
+            return prepared.launch_entered(rest, trees)
+        except OSError:
+            return None  # the plain path says why (a missing workspace, no idmapped mounts)
+        finally:
+            for tree in trees:
+                os.close(tree)
+
     @property
     def warm_holders(self) -> list[int]:
         """Host PIDs of the processes keeping this backend's warm sandboxes (diagnostics)."""
@@ -396,38 +428,38 @@ class NamespaceBackend(Backend):
         filesystem plan is ``ops``): no scratch tmpfs where the plan shows where they are."""
         policy = spec.policy
         ahead_scratch = scratch_key if scratch_key and _scratch_out_of_sight(ops) else None
+        enter = self._enter_ahead(spec) if ahead_scratch or scratch_key is None else None
+        # A sandbox entered ahead is given the command's workspace as it starts: no view then.
+        unprivileged = idmap.runs_unprivileged(policy.unprivileged_user)
         return Ahead(
             limits["memory_limit"],
             limits["max_processes"],
             policy.nested_user_namespaces,
             ahead_scratch,
-            spec.workspace if idmap.runs_unprivileged(policy.unprivileged_user) else None,
-            self._enter_ahead(spec) if ahead_scratch or scratch_key is None else None,
-            (policy, spec.workspace),
+            spec.workspace if unprivileged and enter is None else None,
+            enter,
+            policy,
         )
 
-    def _enter_ahead(
-        self, spec: CommandSpec
-    ) -> Callable[[Scratch | None, idmap.IdmappedView | None], Entered | None] | None:
+    def _enter_ahead(self, spec: CommandSpec) -> Callable[[Scratch | None], Entered | None] | None:
         """What makes the plan entering the warm sandbox of commands like ``spec`` ahead of
-        the next one (see prepared.py), with its scratch tmpfs and workspace view; ``None``
-        where it cannot be (no warm sandbox, services' directories bound per command)."""
+        the next one (see prepared.py), with its scratch tmpfs; ``None`` where it cannot be (no
+        warm sandbox, services' directories bound per command)."""
         warm = self._warm_sandboxes()
         if warm is None or spec.mounts or not warm.eligible(spec, cgroups=True):
             return None
         if self.warm_records(spec, None) is None:
             return None
-        needs_view = idmap.runs_unprivileged(spec.policy.unprivileged_user)
         needs_scratch = spec.policy.max_disk is not None
         records = self.enter_records()
 
         # Holds no reference to the backend (its preparer keeps this): a backend dropped
         # without close() is freed at once, and its launchers with it.
-        def enter(scratch: Scratch | None, view: idmap.IdmappedView | None) -> Entered | None:
-            if (needs_view and view is None) or (needs_scratch and scratch is None):
+        def enter(scratch: Scratch | None) -> Entered | None:
+            if needs_scratch and scratch is None:
                 return None  # the command makes its own: this plan would not be its
-            workspace = view.path if view is not None else spec.workspace
-            ops = plan(spec.policy, workspace, (), scratch)
+            # The workspace is not part of what is entered (see _warm.passing).
+            ops = plan(spec.policy, spec.workspace, (), scratch)
             return warm.prepare_entry(spec, ops, records)
 
         return enter
@@ -435,9 +467,10 @@ class NamespaceBackend(Backend):
     @contextlib.contextmanager
     def _claiming(
         self, prepared: Prepared, spec: CommandSpec, ops: Sequence[FsOp], confine: bool
-    ) -> Iterator[bool]:
-        """Whether ``prepared`` entered the very sandbox ``spec`` needs now (see
-        :meth:`.WarmSandboxes.claiming`), in every cgroup it must be in."""
+    ) -> Iterator[tuple[FsOp, ...] | None]:
+        """The binds ``spec`` brings, if ``prepared`` entered the very sandbox ``spec`` needs
+        now (see :meth:`.WarmSandboxes.claiming`), in every cgroup it must be in; else
+        ``None``."""
         warm = self._warm_sandboxes()
         entered = prepared.entered
         if (
@@ -446,7 +479,7 @@ class NamespaceBackend(Backend):
             or prepared.joins_left(confine=confine)
             or not warm.eligible(spec, cgroups=True)
         ):
-            yield False
+            yield None
             return
         with warm.claiming(entered, spec, ops) as usable:
             yield usable
@@ -518,6 +551,18 @@ def tree_limits_message(backend: str, policy: Policy, fields: list[str], why: st
         f"per_process_limits=True), which records the policy as "
         f"'{policy.name}+per_process_limits'"
     )
+
+
+def _views(
+    spec: CommandSpec, prepared: Prepared | None, views: list[idmap.IdmappedView]
+) -> tuple[Path, tuple[Mount, ...]]:
+    """The workspace and mounts of ``spec`` as the sandbox user is shown them (idmapped
+    views, added to ``views``; the workspace's made ahead with ``prepared``, if it fits)."""
+    view = prepared.take_view(spec.workspace) if prepared is not None else None
+    views.append(view or idmap.IdmappedView.create(spec.workspace))
+    shown = idmap.views_of_mounts(spec.mounts)
+    views += [view for _, view in shown]
+    return views[0].path, tuple(mount for mount, _ in shown)
 
 
 def _scratch_out_of_sight(ops: Sequence[FsOp]) -> bool:

@@ -6,16 +6,21 @@ import gc
 import os
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from pytest_cleanroom import Cleanroom, Policy, cgroups
+from pytest_cleanroom.backends import _nsinit_native
 from pytest_cleanroom.backends.bwrap import BwrapBackend
+from pytest_cleanroom.backends.namespace.prepared import Prepared
+from pytest_cleanroom.backends.namespace.process_tree import Started
 from pytest_cleanroom.scratch import private_mount_dir
 from pytest_cleanroom.testing.leftovers import busy_cgroups_of_process, cgroups_of_process
 from tests.conftest import require
 from tests.integration.engine.conftest import alive, assert_dies_with_the_engine, require_backend
+from tests.security.backends import wait_for_a_sandbox_entered_ahead
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +139,34 @@ def test_what_a_command_does_not_take_is_released(tmp_path: Path) -> None:
     while left := set(_scratch_mounts()) - before:
         assert time.monotonic() < end, f"scratch tmpfs left mounted: {sorted(left)}"
         time.sleep(0.05)
+
+
+def test_a_tests_first_command_starts_in_a_sandbox_entered_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests one after another on one backend: once a launcher entered the sandbox of their
+    policy during the test before, each test's first command starts from it (given its new
+    workspace as it starts), as its later commands do."""
+    require_backend("bwrap")
+    require(cgroups.parents() is not None, "writable cgroup v1 hierarchies (run as root)")
+    require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
+    given: list[int] = []  # how many trees each command entered ahead was given
+    launch_entered = Prepared.launch_entered
+
+    def counted(self: Prepared, rest: bytes, trees: Sequence[int] = ()) -> Started | None:
+        given.append(len(trees))
+        return launch_entered(self, rest, trees)
+
+    monkeypatch.setattr(Prepared, "launch_entered", counted)  # a spy: the real launch goes on
+    backend = BwrapBackend()
+    try:
+        for index in range(3):
+            with Cleanroom(tmp_path / f"test-{index}", policy="locked", backend=backend) as room:
+                if index:
+                    wait_for_a_sandbox_entered_ahead(backend)
+                    given.clear()
+                room.run(["true"]).assert_success()
+                if index:
+                    assert given == [1], "the first command did not start in it"
+    finally:
+        backend.close()

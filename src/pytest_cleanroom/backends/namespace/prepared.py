@@ -28,6 +28,7 @@ import dataclasses
 import os
 import shlex
 import signal
+import socket
 import threading
 import time
 import weakref
@@ -60,12 +61,11 @@ class Ahead:
     scratch: tuple[int, tuple[int, int]] | None = None
     #: The workspace shown to the sandbox user through an idmapped view (see :mod:`..idmap`).
     view_of: Path | None = None
-    #: Makes the plan entering the next command's warm sandbox, with the scratch tmpfs and
-    #: the view made for it (``None``: it cannot be entered ahead).
-    enter: Callable[[Scratch | None, IdmappedView | None], Entered | None] | None = field(
-        default=None, compare=False
-    )
-    #: What tells the commands ``enter`` is for apart (their policy and workspace).
+    #: Makes the plan entering the next command's warm sandbox, with the scratch tmpfs made
+    #: for it (``None``: it cannot be entered ahead).
+    enter: Callable[[Scratch | None], Entered | None] | None = field(default=None, compare=False)
+    #: What tells the commands ``enter`` is for apart (their policy: the workspace comes with
+    #: the command).
     entering: object = None
 
 
@@ -139,9 +139,8 @@ class Prepared:
             server = forkserver()  # forks it without this interpreter's fork and a shell's start
             if ahead.enter is not None and server is not None:
                 scratch = parts.scratch[1] if parts.scratch is not None else None
-                view = parts.view[2] if parts.view is not None else None
                 try:
-                    parts.entered = ahead.enter(scratch, view)
+                    parts.entered = ahead.enter(scratch)
                 except Exception:  # the command makes its own plan, and says what fails
                     parts.entered = None
                 if parts.entered is not None:
@@ -162,7 +161,11 @@ class Prepared:
     def _launcher(
         cls, server: Forkserver | None, group: RunCgroup, joins: Sequence[str], parts: _Parts
     ) -> Prepared | None:
-        read_fd, write_fd = os.pipe()
+        if server is not None:  # a socket: the command's workspace may come with its orders
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            read_fd, write_fd = theirs.detach(), ours.detach()
+        else:
+            read_fd, write_fd = os.pipe()
         # Where its init reports a warm command's exit status (see supervise()).
         status = os.pipe() if server is not None else None
         try:
@@ -234,12 +237,13 @@ class Prepared:
         """The warm sandbox it entered ahead of its command (its fresh mounts made), if any."""
         return self.parts.entered
 
-    def launch_entered(self, rest: bytes) -> Started | None:
+    def launch_entered(self, rest: bytes, trees: Sequence[int] = ()) -> Started | None:
         """Send the launcher that entered a sandbox ahead the rest of its plan (``rest``: the
-        limits, seccomp, directory, what to run and its environment); ``None`` if it is gone.
+        limits, seccomp, directory, what to run and its environment) with ``trees``, the
+        descriptors of what it mounts then (see ``_warm.passing``); ``None`` if it is gone.
         Take the plan it read first (:meth:`take_handoff`): it is closed once the command is
         done."""
-        return self._send(rest)
+        return self._send(rest, trees)
 
     def take_handoff(self) -> Handoff | None:
         """The plan read by a launcher that entered a sandbox ahead (the caller closes it once
@@ -247,10 +251,13 @@ class Prepared:
         handoff, self.parts.handoff = self.parts.handoff, None
         return handoff
 
-    def _send(self, script: bytes) -> Started | None:
+    def _send(self, script: bytes, trees: Sequence[int] = ()) -> Started | None:
         self.parts.release()  # what its command did not take
         try:
             view = memoryview(script)
+            if trees:  # with the first bytes (the init's first read takes them)
+                with socket.socket(fileno=os.dup(self.script_fd)) as sock:
+                    view = view[socket.send_fds(sock, [view], list(trees)) :]
             while view:
                 view = view[os.write(self.script_fd, view) :]
         except OSError:
