@@ -8,7 +8,8 @@ run (``slot0``, ``slot1``...), as an xdist worker has in a pytest run. A kind wi
 worker (``redis``) starts one per slot; a kind with one server per run (``postgres``, ``mysql``)
 gives each slot's tasks databases under the slot's own prefix. Each task gets a handle of its own
 from its slot's isolation, reset when the task ends; a slot is reused by the next task. Servers
-start on the first task that needs them and stop when the run ends (Ctrl-C and failures too).
+start on the first task that needs them and stop when the run ends (Ctrl-C and failures too);
+what a killed run left is removed before the first one starts.
 """
 
 from __future__ import annotations
@@ -117,6 +118,10 @@ class ServiceSession:
                 run_id=new_run_id(), owner=Owner.current(), shared_dir=shared_dir
             )
             self._settings = settings
+            from pytest_cleanroom.services.cleanup import sweep_leftovers
+
+            # What a killed run (of ggen or pytest) left goes before this run starts its own.
+            self._problems += sweep_leftovers(settings)
         return self._settings, self._run
 
     def _take_slot(self, names: Sequence[str]) -> tuple[_Slot, list[ServiceKind[Any, Any]]]:

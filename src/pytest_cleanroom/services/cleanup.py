@@ -10,9 +10,13 @@ import contextlib
 import shutil
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import procutil
 from .registry import Handle
+
+if TYPE_CHECKING:
+    from .settings import ServiceSettings
 
 #: Handles of external servers name their kind in ``kind`` (older records) or ``service``.
 EXTERNAL_HANDLES = {
@@ -20,6 +24,20 @@ EXTERNAL_HANDLES = {
     "external-mysql": "mysql",
     "external-redis": "redis",
 }
+
+
+def sweep_leftovers(settings: ServiceSettings) -> list[str]:
+    """Remove what crashed runs left (servers, data directories, containers) under the
+    settings' runtime directory; returns what was removed or could not be."""
+    if not (settings.runtime_dir / "registry").is_dir():
+        return []
+    from .errors import ServiceError
+    from .registry import Registry
+
+    try:
+        return Registry(settings.runtime_dir).sweep(stop)
+    except ServiceError as exc:
+        return [f"leftover sweep skipped: {exc}"]
 
 
 def stop(handle: Handle, timeout: float = 10.0) -> str:

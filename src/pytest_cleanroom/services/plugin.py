@@ -120,27 +120,15 @@ def pytest_configure(config: pytest.Config) -> None:
             config.stash[CHOICES_KEY] = _choices_from_json(workerinput[WORKER_CHOICES])
         return
     config.stash[RUN_KEY] = (new_run_id(), os.getpid())
-    config.stash[SWEPT_KEY] = _sweep(settings)
+    from .cleanup import sweep_leftovers
+
+    config.stash[SWEPT_KEY] = sweep_leftovers(settings)
 
     def at_exit() -> None:  # a run that never reaches pytest_unconfigure still stops its servers
         _teardown(config)
 
     config.stash[AT_EXIT_KEY] = at_exit
     atexit.register(at_exit)
-
-
-def _sweep(settings: ServiceSettings) -> list[str]:
-    """Remove what crashed runs left (servers, data directories, containers)."""
-    registry_dir = settings.runtime_dir / "registry"
-    if not registry_dir.is_dir():
-        return []
-    from .cleanup import stop
-    from .registry import Registry
-
-    try:
-        return Registry(settings.runtime_dir).sweep(stop)
-    except ServiceError as exc:
-        return [f"leftover sweep skipped: {exc}"]
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -192,6 +192,35 @@ def test_ctrl_c_stops_the_phase_and_its_servers(tmp_path: Path) -> None:
             probe.connect(("127.0.0.1", int(port)))
 
 
+def test_the_servers_of_a_killed_run_are_removed_by_the_next(tmp_path: Path) -> None:
+    need("bwrap", "redis-server")
+    root = write_project(
+        tmp_path,
+        """
+        [lifecycle.slow]
+        command = "echo $PGPORT $REDIS_SOCKET > handles; sleep 60"
+        cleanroom = { enabled = true, services = ["postgres", "redis"] }
+        [lifecycle.quick]
+        command = "true"
+        cleanroom = { enabled = true, services = ["redis"] }
+        """,
+    )
+    proc = start(root, "run", "slow")
+    wait_for(root / "handles", proc, whole_line=True)
+    port, redis_socket = (root / "handles").read_text().split()
+    proc.kill()  # no clean-up of its own
+    proc.communicate(timeout=60)
+    assert os.path.exists(redis_socket)  # its servers outlived it
+    done = ggen(root, "run", "quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "removed redis of crashed run" in done.stdout, done.stdout
+    assert not os.path.exists(redis_socket)
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        with pytest.raises(ConnectionRefusedError):
+            probe.connect(("127.0.0.1", int(port)))
+
+
 def test_a_phase_without_services_cannot_reach_a_concurrent_phases(run_project: RunFn) -> None:
     need("bwrap", "psql", "redis-cli", "redis-server")
     user = [
