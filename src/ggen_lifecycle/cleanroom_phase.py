@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from .config import Project
     from .graph import Node
-    from .services import ServiceSession
+    from .services import ServiceSession, TaskService
 
 
 class CleanroomTask:
@@ -55,6 +55,7 @@ class CleanroomTask:
         self.table = table
         self._stack = contextlib.ExitStack()
         self.room: Any = None
+        self.handed: list[TaskService] = []
 
     def _error(self, message: str, command: str | None = None) -> TaskFailedError:
         return TaskFailedError(
@@ -112,7 +113,7 @@ class CleanroomTask:
         from .services import expose_in
 
         node = self.node
-        handed = self._stack.enter_context(
+        self.handed = handed = self._stack.enter_context(
             self.services.for_task(
                 self.settings.services, phase=node.phase, workspace=node.workspace
             )
@@ -121,6 +122,15 @@ class CleanroomTask:
             expose_in(self.room, handed)
         except CleanroomError as exc:
             raise self._error(f"cannot expose the phase's services: {exc}") from None
+
+    def _report_services(self, log: BinaryIO, on_line: Callable[[bytes], None]) -> None:
+        """After a failed command: each service's log lines since the task began, and its
+        health, into the task's log and output (as a failing test's report has them)."""
+        for service in self.handed:
+            for line in service.failure_report().splitlines():
+                data = (line + "\n").encode()
+                log.write(data)
+                on_line(data)
 
     def __exit__(
         self,
@@ -160,6 +170,8 @@ class CleanroomTask:
             log.write(message.encode())
             on_line(message.encode())
             tail.append(message.strip())
+        if not result.succeeded and not result.cancelled:
+            self._report_services(log, on_line)
         return Outcome(
             exit_code=result.exit_code,
             timed_out=bool(result.timed_out) or result.limit_exceeded == "timeout",

@@ -37,10 +37,32 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TaskService:
-    """One service of a task: the kind's name and what a sandboxed command gets of its handle."""
+    """One service of a task: the kind, the task's handle on its server, what a sandboxed
+    command gets of that handle, and where the server's log stood when the task got it."""
 
     name: str
     exposure: Exposure
+    kind: ServiceKind[Any, Any]
+    handle: Any
+    server: Any
+    log_mark: float
+
+    def failure_report(self) -> str:
+        """For a failed task: the server's log lines about this task since it began, and why
+        the server does not answer, if it does not (empty: nothing to say)."""
+        parts = []
+        try:
+            text = self.kind.logs(self.handle, self.log_mark)
+            problem = self.kind.health(self.server)
+        except Exception as exc:  # a report, never a second failure
+            text, problem = "", f"cannot tell whether the server answers: {exc}"
+        if text.strip():
+            parts.append(
+                f"cleanroom {self.name} server log (since the task began):\n{text.rstrip()}"
+            )
+        if problem:
+            parts.append(f"cleanroom {self.name} server: {problem}")
+        return "\n".join(parts)
 
 
 def expose_in(room: Cleanroom, handed: Sequence[TaskService]) -> None:
@@ -62,18 +84,32 @@ class _Slot:
     def __init__(self, hub: ServiceHub) -> None:
         self.hub = hub
         self.isolations: dict[str, Isolation[Any]] = {}
+        self.servers: dict[str, Any] = {}
 
     def isolation(self, kind: ServiceKind[Any, Any]) -> Isolation[Any]:
         """This slot's isolation on ``kind``'s server (the server started on first need)."""
         if kind.name not in self.isolations:
             if kind.client_module:  # a missing client is said before a server is started
                 __import__(kind.client_module)
-            server = self.hub.server(kind.name)
+            server = self.servers[kind.name] = self.hub.server(kind.name)
             self.isolations[kind.name] = kind.isolation(server, self.hub)
         return self.isolations[kind.name]
 
+    def hand_out(self, kind: ServiceKind[Any, Any], isolation: Isolation[Any]) -> TaskService:
+        """A handle of ``kind`` for one task (reset by the caller when the task ends)."""
+        handle = isolation.isolate()
+        return TaskService(
+            kind.name,
+            kind.expose(handle),
+            kind,
+            handle,
+            self.servers[kind.name],
+            kind.log_mark(handle),
+        )
+
     def forget(self, name: str) -> list[str]:
         """Close and drop the isolation on ``name`` (the next task gets a fresh one)."""
+        self.servers.pop(name, None)
         isolation = self.isolations.pop(name, None)
         if isolation is None:
             return []
@@ -160,18 +196,15 @@ class ServiceSession:
         if not names:
             yield []
             return
-        handed: list[tuple[ServiceKind[Any, Any], Isolation[Any], Any]] = []
+        handed: list[tuple[TaskService, Isolation[Any]]] = []
         slot: _Slot | None = None
         try:
             with _as_task_error(phase=phase, workspace=workspace, command=command):
                 slot, wanted = self._take_slot(names)
-                services = []
                 for k in wanted:
                     isolation = slot.isolation(k)
-                    handle = isolation.isolate()
-                    handed.append((k, isolation, handle))
-                    services.append(TaskService(k.name, k.expose(handle)))
-            yield services
+                    handed.append((slot.hand_out(k, isolation), isolation))
+            yield [service for service, _ in handed]
         finally:
             if slot is not None:
                 self._give_back(slot, _reset(slot, handed))
@@ -193,20 +226,18 @@ class ServiceSession:
         return problems
 
 
-def _reset(
-    slot: _Slot, handed: list[tuple[ServiceKind[Any, Any], Isolation[Any], Any]]
-) -> list[str]:
+def _reset(slot: _Slot, handed: list[tuple[TaskService, Isolation[Any]]]) -> list[str]:
     """Reset what a task was handed, last first; an isolation that cannot reset is closed and
     made anew for the slot's next task, so that nothing of this task reaches it."""
     problems: list[str] = []
-    for k, isolation, handle in reversed(handed):
+    for service, isolation in reversed(handed):
         try:
-            isolation.reset(handle)
+            isolation.reset(service.handle)
         except Exception as exc:
             problems.append(
-                f"could not reset {k.name} after a task of {slot.hub.run.worker_id}: {exc}"
+                f"could not reset {service.name} after a task of {slot.hub.run.worker_id}: {exc}"
             )
-            problems += slot.forget(k.name)
+            problems += slot.forget(service.name)
     return problems
 
 

@@ -221,6 +221,33 @@ def test_the_servers_of_a_killed_run_are_removed_by_the_next(tmp_path: Path) -> 
             probe.connect(("127.0.0.1", int(port)))
 
 
+def test_a_failed_task_shows_its_own_lines_of_the_servers_log(run_project: RunFn) -> None:
+    need("bwrap", "psql")
+    ran = run_project(
+        """
+        [lifecycle.fails]
+        command = "psql -qc 'select * from missing_in_fails' || exit 3"
+        cleanroom = { enabled = true, services = ["postgres"] }
+        [lifecycle.passes]
+        command = "psql -qc 'select * from missing_in_passes' || true"
+        cleanroom = { enabled = true, services = ["postgres"] }
+        [lifecycle.both]
+        command = "true"
+        depends_on = ["passes", "fails"]
+        """,
+        ["both"],
+        jobs=2,
+        keep_going=True,
+    )
+    assert ran.statuses["fails"] == "failed", ran.output
+    report = ran.output.split("fails | cleanroom postgres server log (since the task began)", 1)
+    assert len(report) == 2, ran.output
+    ours = [line for line in report[1].splitlines() if line.startswith("fails | ")]
+    assert any('relation "missing_in_fails" does not exist' in line for line in ours), ran.output
+    assert not any("missing_in_passes" in line for line in ours)  # the other task's lines
+    assert "passes | cleanroom postgres server log" not in ran.output  # it did not fail
+
+
 def test_a_phase_without_services_cannot_reach_a_concurrent_phases(run_project: RunFn) -> None:
     need("bwrap", "psql", "redis-cli", "redis-server")
     user = [
