@@ -15,12 +15,14 @@ owner only: root, or the unprivileged user of the command it belongs to.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import ctypes
 import os
 import queue
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 _MS_BIND = 4096
@@ -31,6 +33,9 @@ _MNT_DETACH = 2
 #: Free space under which a scratch tmpfs counts as filled (tmpfs allocates whole pages).
 FULL_BELOW = 64 * 1024
 _PREFIX = "cleanroom-scratch-"
+#: Seconds an unmounted scratch tmpfs's or view's directory is kept before it is removed (see
+#: :class:`_Unmounter`): far longer than a sandbox tool takes to set up its mounts.
+KEEP_EMPTIED = 30.0
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
@@ -85,8 +90,8 @@ def private_mount_dir() -> Path | None:
 
 
 def unmount_later(path: Path) -> None:
-    """Unmount ``path`` (a mount point under :func:`private_mount_dir`) in the background, then
-    remove it and its parent if that is empty and not the private directory itself."""
+    """Unmount ``path`` (a mount point under :func:`private_mount_dir`) in the background; it
+    and its parent, if that is empty and not the private directory itself, are removed later."""
     _unmounter.submit(path)
 
 
@@ -132,12 +137,21 @@ class Scratch:
 
 
 class _Unmounter:
-    """One daemon thread unmounting released scratch tmpfs."""
+    """One daemon thread unmounting released scratch tmpfs and views, then, once
+    :data:`KEEP_EMPTIED` seconds have passed, removing the directories they were mounted on.
+
+    Removing the directory of a mount detaches that mount's copies in every other mount
+    namespace. A sandbox tool that copied the host's mounts a moment before (bubblewrap binding
+    ``/`` or ``/tmp`` recursively, in this process or another) and is remounting each of them
+    would then fail on the vanished one ("Unable to apply mount flags: remount
+    .../cleanroom-scratch-.../view: No such file or directory"). Unmounting alone changes no
+    other namespace: the private directory propagates nothing."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._emptied: collections.deque[tuple[float, Path]] = collections.deque()
 
     def submit(self, root: Path) -> None:
         self._queue.put(root)
@@ -152,13 +166,31 @@ class _Unmounter:
         while True:
             root = self._queue.get()
             _libc.umount2(str(root).encode(), _MNT_DETACH)
-            with contextlib.suppress(OSError):
-                root.rmdir()
-                if _parent is not None and root.parent != _parent[1]:
-                    root.parent.rmdir()
+            now = time.monotonic()
+            self._emptied.append((now, root))
+            while self._emptied and now - self._emptied[0][0] >= KEEP_EMPTIED:
+                _remove_mount_point(self._emptied.popleft()[1])
+
+
+def _remove_mount_point(root: Path) -> None:
+    """Remove an emptied mount point, and its parent if that is empty and not the private
+    directory itself (a view's)."""
+    with contextlib.suppress(OSError):
+        root.rmdir()
+        if _parent is not None and root.parent != _parent[1]:
+            root.parent.rmdir()
 
 
 _unmounter = _Unmounter()
+
+
+def _after_fork_in_child() -> None:
+    """What the parent released is the parent's to unmount and remove."""
+    global _unmounter
+    _unmounter = _Unmounter()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _unmount_leftovers() -> None:
