@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_binary
+from tests.plugin.services.conftest import runtime_dir  # noqa: F401 (a fixture)
 from tests.plugin.services.test_service_kinds import write_kind
 from tests.unit.lifecycle.helpers import write_project
 
 from .conftest import RunFn, ggen, start, wait_for
 
-pytestmark = pytest.mark.integration
+#: Every test's servers run in a private runtime directory, where nothing may be left running
+#: or on disk when it ends (and no other run's crash sweep reaches them).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("runtime_dir")]
 
 MARIADB = 'mariadb --socket="$MYSQL_UNIX_PORT" -u "$MYSQL_USER" -N -D "$MYSQL_DATABASE"'
 #: The same, into the database named by ``$3``.
