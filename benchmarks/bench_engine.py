@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,12 +119,33 @@ def _backend_row(backend: NamespaceBackend, spec: CommandSpec) -> Callable[[], o
 COMMANDS_PER_TEST = 3
 
 
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _thread_cpu(name: str) -> float:
+    """CPU seconds of this process's live thread called ``name`` (0.0: there is none)."""
+    for thread in threading.enumerate():
+        if thread.name == name and thread.ident is not None:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return 0.0
+
+
+#: The engine's thread making launchers (and what comes with them) ahead of commands.
+PREPARER_THREAD = "cleanroom-launcher-preparer"
+
+
 def _suite(scratch: Path, tests: int) -> dict[str, float]:
-    """Wall seconds of the whole suite both ways, and the engine's per-position medians (ms)."""
+    """Wall seconds of the whole suite both ways, the engine's per-position medians (ms), and
+    its CPU per command (ms): the calling thread's, the background threads' (the launcher
+    preparer's among them) and the launchers' and commands' (child processes)."""
     engine_wall = native_wall = 0.0
     first: list[float] = []
     later: list[float] = []
+    caller = children = 0.0
     backend = BwrapBackend()  # one for the run, as the pytest plugin shares it between tests
+    process, thread, preparer = _self_cpu(), time.thread_time(), _thread_cpu(PREPARER_THREAD)
     try:
         for index in range(tests):
             start = time.perf_counter()
@@ -131,7 +153,8 @@ def _suite(scratch: Path, tests: int) -> dict[str, float]:
                 subprocess.run(["true"], capture_output=True, check=True)
             native_wall += time.perf_counter() - start
 
-            start = time.perf_counter()
+            start, began_cpu = time.perf_counter(), time.thread_time()
+            began_children = _children_cpu()
             workspace = scratch / f"test-{index}"
             with Cleanroom(workspace, policy="locked", backend=backend, seed=1) as room:
                 for position in range(COMMANDS_PER_TEST):
@@ -139,14 +162,25 @@ def _suite(scratch: Path, tests: int) -> dict[str, float]:
                     room.run(["true"]).assert_success()
                     (first if position == 0 else later).append(time.perf_counter() - began)
             engine_wall += time.perf_counter() - start
+            caller += time.thread_time() - began_cpu
+            wait_for_launchers()
+            children += _children_cpu() - began_children
             shutil.rmtree(workspace, ignore_errors=True)
+        # Every thread but this one works for the engine only.
+        background = (_self_cpu() - process) - (time.thread_time() - thread)
+        preparer = _thread_cpu(PREPARER_THREAD) - preparer
     finally:
         backend.close()
+    per_command = 1000 / (tests * COMMANDS_PER_TEST)
     return {
         "suite_native_s": native_wall,
         "suite_engine_s": engine_wall,
         "first_command_ms": statistics.median(first) * 1000,
         "later_commands_ms": statistics.median(later) * 1000,
+        "cpu_caller_ms": caller * per_command,
+        "cpu_background_ms": background * per_command,
+        "cpu_preparer_ms": preparer * per_command,
+        "cpu_children_ms": children * per_command,
     }
 
 
@@ -157,6 +191,11 @@ def _print_suite(suite: dict[str, float], tests: int) -> None:
     print(f"{'Cleanroom.run, whole suite':44s} {engine:8.2f} s  ({engine / native:.1f}x)")
     print(f"{'Cleanroom.run, first command of a test':44s} {suite['first_command_ms']:8.2f} ms")
     print(f"{'Cleanroom.run, later commands of a test':44s} {suite['later_commands_ms']:8.2f} ms")
+    print("CPU per command of the suite's Cleanroom.run (ms):")
+    print(f"{'  the calling thread':44s} {suite['cpu_caller_ms']:8.2f}")
+    print(f"{'  background threads (all)':44s} {suite['cpu_background_ms']:8.2f}")
+    print(f"{'    of which the launcher preparer':44s} {suite['cpu_preparer_ms']:8.2f}")
+    print(f"{'  launchers and commands (child processes)':44s} {suite['cpu_children_ms']:8.2f}")
 
 
 #: Container backends measured when their engines answer (``Cleanroom(backend=...)``).
