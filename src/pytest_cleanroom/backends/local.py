@@ -315,7 +315,7 @@ class NamespaceBackend(Backend):
             if started is None:
                 started = start(launcher_argv(argv, group, outer, fd_files, confine=confine))
             if self._preparer is not None:  # the next one is made while this command runs
-                self._preparer.request(self._ahead(spec, limits, scratch_key, planned))
+                self._preparer.request(self._ahead(spec, limits, scratch_key, planned, scratch))
             outcome = supervise(
                 started,
                 stdin=spec.stdin,
@@ -423,12 +423,16 @@ class NamespaceBackend(Backend):
         limits: dict[str, Any],
         scratch_key: tuple[int, tuple[int, int]] | None,
         ops: Sequence[FsOp],
+        scratch: Scratch | None,
     ) -> Ahead:
         """What to make ahead for the next command, assuming it is like ``spec`` (whose
-        filesystem plan is ``ops``): no scratch tmpfs where the plan shows where they are."""
+        filesystem plan is ``ops``, with ``scratch``): no scratch tmpfs where the plan shows
+        where they are."""
         policy = spec.policy
         ahead_scratch = scratch_key if scratch_key and _scratch_out_of_sight(ops) else None
-        enter = self._enter_ahead(spec) if ahead_scratch or scratch_key is None else None
+        enter = None
+        if ahead_scratch or scratch_key is None:
+            enter = self._enter_ahead(spec, ops, scratch)
         # A sandbox entered ahead is given the command's workspace as it starts: no view then.
         unprivileged = idmap.runs_unprivileged(policy.unprivileged_user)
         return Ahead(
@@ -441,26 +445,32 @@ class NamespaceBackend(Backend):
             policy,
         )
 
-    def _enter_ahead(self, spec: CommandSpec) -> Callable[[Scratch | None], Entered | None] | None:
+    def _enter_ahead(
+        self, spec: CommandSpec, ops: Sequence[FsOp], scratch: Scratch | None
+    ) -> Callable[[Scratch | None], Entered | None] | None:
         """What makes the plan entering the warm sandbox of commands like ``spec`` ahead of
-        the next one (see prepared.py), with its scratch tmpfs; ``None`` where it cannot be (no
-        warm sandbox, services' directories bound per command)."""
+        the next one (see prepared.py), with its scratch tmpfs: ``spec``'s own plan ``ops``
+        (made with ``scratch``) with the new scratch instead (the command's plan is compared
+        with it as the command starts); ``None`` where it cannot be (no warm sandbox,
+        services' directories bound per command)."""
         warm = self._warm_sandboxes()
         if warm is None or spec.mounts or not warm.eligible(spec, cgroups=True):
             return None
         if self.warm_records(spec, None) is None:
             return None
-        needs_scratch = spec.policy.max_disk is not None
         records = self.enter_records()
+        swap = _scratch_sources(scratch)
 
         # Holds no reference to the backend (its preparer keeps this): a backend dropped
         # without close() is freed at once, and its launchers with it.
-        def enter(scratch: Scratch | None) -> Entered | None:
-            if needs_scratch and scratch is None:
+        def enter(made: Scratch | None) -> Entered | None:
+            if (made is None) != (scratch is None):
                 return None  # the command makes its own: this plan would not be its
             # The workspace is not part of what is entered (see _warm.passing).
-            ops = plan(spec.policy, spec.workspace, (), scratch)
-            return warm.prepare_entry(spec, ops, records)
+            new = dict(zip(swap, _scratch_sources(made), strict=True))
+            shown = [dataclasses.replace(op, source=new[op.source]) if op.source in new else op
+                     for op in ops]  # fmt: skip
+            return warm.prepare_entry(spec, shown, records)
 
         return enter
 
@@ -563,6 +573,11 @@ def _views(
     shown = idmap.views_of_mounts(spec.mounts)
     views += [view for _, view in shown]
     return views[0].path, tuple(mount for mount, _ in shown)
+
+
+def _scratch_sources(scratch: Scratch | None) -> tuple[str, ...]:
+    """The host directories a plan binds from ``scratch`` (at ``/tmp`` and ``/dev/shm``)."""
+    return () if scratch is None else (str(scratch.tmp), str(scratch.shm))
 
 
 def _scratch_out_of_sight(ops: Sequence[FsOp]) -> bool:
