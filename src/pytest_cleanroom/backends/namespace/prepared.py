@@ -422,10 +422,11 @@ class Preparer:
         needed (the next one most likely needs it too)."""
         with self._cond:
             if ahead is not None and ahead != self._ahead:
-                self._ahead = ahead
                 # Made for commands unlike this one: discarded by the background thread.
                 self._stale += [p for p in self._ready if p.ahead != ahead]
                 self._ready[:] = [p for p in self._ready if p.ahead == ahead]
+            if ahead is not None:  # the latest: its plan to enter is the newest command's
+                self._ahead = ahead
             if self._closed or self._filling or not (self._missing() or self._stale):
                 return
             if self._failed and not self._stale:
