@@ -329,3 +329,14 @@ def test_a_third_party_kind_from_an_entry_point(tmp_path: Path) -> None:
         "unknown service kind 'kvv' (did you mean 'kv'?): registered kinds are kv, mysql, "
         "postgres, redis" in refused.stderr
     )
+    # make.toml validated (and the result kept in .ggen) while kv was installed: with the kind
+    # gone, the task that names it fails with the same list.
+    write_project(root, phases)
+    assert ggen(root, "list", env=env).returncode == 0
+    assert list((root / ".ggen" / "validated").iterdir())
+    gone = ggen(root, "run", "one")
+    assert gone.returncode == 1, gone.stdout + gone.stderr
+    assert (
+        "cannot provide service for the cleanroom phase: unknown service kind 'kv': registered "
+        "kinds are mysql, postgres, redis" in gone.stdout + gone.stderr
+    )
