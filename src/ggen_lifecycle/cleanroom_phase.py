@@ -56,6 +56,7 @@ class CleanroomTask:
         self._stack = contextlib.ExitStack()
         self.room: Any = None
         self.handed: list[TaskService] = []
+        self._notices: list[str] = []
 
     def _error(self, message: str, command: str | None = None) -> TaskFailedError:
         return TaskFailedError(
@@ -109,6 +110,7 @@ class CleanroomTask:
             )
         assert self.services is not None
         from pytest_cleanroom.errors import CleanroomError
+        from pytest_cleanroom.services.errors import database_url_conflict
 
         from .services import expose_in
 
@@ -122,6 +124,11 @@ class CleanroomTask:
             expose_in(self.room, handed)
         except CleanroomError as exc:
             raise self._error(f"cannot expose the phase's services: {exc}") from None
+        conflict = database_url_conflict(
+            s.name for s in self.room.services.values() if s.database_url
+        )
+        if conflict:  # said before the first command's output, as a test gets a warning
+            self._notices.append(f"cleanroom services: {conflict}")
 
     def _report_services(self, log: BinaryIO, on_line: Callable[[bytes], None]) -> None:
         """After a failed command: each service's log lines since the task began, and its
@@ -144,6 +151,11 @@ class CleanroomTask:
         """Run ``command`` in the cleanroom; its output goes to ``log`` and ``on_line``."""
         from pytest_cleanroom.errors import CleanroomError
 
+        for notice in self._notices:
+            data = f"{notice}\n".encode()
+            log.write(data)
+            on_line(data)
+        self._notices.clear()
         node = self.node
         workspace_root = self.project.workspace_dir(node.workspace)
         relative_cwd = node.cwd.relative_to(workspace_root).as_posix()

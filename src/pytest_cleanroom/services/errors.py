@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..errors import CleanroomError
 
 
@@ -28,3 +30,16 @@ class TemplateError(ServiceError):
 class DatabaseUrlWarning(UserWarning):
     """Two database services were exposed to one cleanroom: neither sets ``DATABASE_URL`` for a
     command that may reach both."""
+
+
+def database_url_conflict(givers: Iterable[str]) -> str | None:
+    """What to say when the services called ``givers``, each giving a ``DATABASE_URL``, are
+    exposed to one cleanroom (``None``: one or none, nothing to say)."""
+    names = sorted(givers)
+    if len(names) < 2:
+        return None
+    return (
+        f"{' and '.join(names)} both give a DATABASE_URL: a command that may reach both gets "
+        f"none; use {', '.join(f'{n.upper()}_URL' for n in names)} (or allow one of them in that "
+        "command's policy)"
+    )

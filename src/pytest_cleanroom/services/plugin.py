@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .errors import DatabaseUrlWarning, ServiceConfigError, ServiceError
+from .errors import DatabaseUrlWarning, ServiceConfigError, ServiceError, database_url_conflict
 from .hub import RunContext, ServiceHub, new_run_id, teardown_run
 from .protocol import Isolation, ServiceKind
 from .registry import Owner
@@ -326,16 +326,9 @@ def _attach(
     cleanroom.expose_service(
         kind.name, exposure.socket_dir, exposure.env, database_url=exposure.database_url
     )
-    givers = sorted(s.name for s in cleanroom.services.values() if s.database_url)
-    if len(givers) > 1:
-        warnings.warn(
-            DatabaseUrlWarning(
-                f"{' and '.join(givers)} both give a DATABASE_URL: a command that may reach "
-                f"both gets none; use {', '.join(f'{n.upper()}_URL' for n in givers)} (or allow "
-                "one of them in that command's policy)"
-            ),
-            stacklevel=1,
-        )
+    conflict = database_url_conflict(s.name for s in cleanroom.services.values() if s.database_url)
+    if conflict:
+        warnings.warn(DatabaseUrlWarning(conflict), stacklevel=1)
 
 
 @pytest.fixture(scope="session")

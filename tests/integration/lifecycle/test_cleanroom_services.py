@@ -69,6 +69,7 @@ def test_a_phase_gets_a_mariadb_database_of_its_own(run_project: RunFn) -> None:
     assert ran.summary.status == "success", ran.output
     assert "test | 42" in ran.output
     assert "test | url=mysql" in ran.output
+    assert "both give a DATABASE_URL" not in ran.output
     assert "test | global-refused" in ran.output
 
 
@@ -123,8 +124,12 @@ def test_two_concurrent_tasks_cannot_see_each_others_data(run_project: RunFn) ->
         assert f"{me} | {me}-pg=only_{me}\n" in ran.output
         assert f"{me} | {me}-redis=key_{me}\n" in ran.output
         assert f"{me} | {me}-mysql=only_{me}\n" in ran.output
-        # postgres and mysql both reach the commands: neither is DATABASE_URL
+        # postgres and mysql both reach the commands: neither is DATABASE_URL, and it is said
         assert f"{me} | {me}-database-url=none\n" in ran.output
+        assert (
+            f"{me} | cleanroom services: mysql and postgres both give a DATABASE_URL: a command"
+            " that may reach both gets none; use MYSQL_URL, POSTGRES_URL" in ran.output
+        )
         for service in ("pg-refused", "redis-unreachable", "mysql-refused"):
             assert f"{me} | {me}-other-{service}\n" in ran.output
 
