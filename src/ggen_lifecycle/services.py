@@ -30,7 +30,7 @@ from .errors import TaskFailedError
 if TYPE_CHECKING:
     from pytest_cleanroom.engine import Cleanroom
     from pytest_cleanroom.services.hub import ServiceHub
-    from pytest_cleanroom.services.protocol import Exposure, Isolation, ServiceKind
+    from pytest_cleanroom.services.protocol import Exposure, Isolation, RunContext, ServiceKind
     from pytest_cleanroom.services.providers import Choice
     from pytest_cleanroom.services.settings import ServiceSettings
 
@@ -98,14 +98,18 @@ class _Slot:
     def hand_out(self, kind: ServiceKind[Any, Any], isolation: Isolation[Any]) -> TaskService:
         """A handle of ``kind`` for one task (reset by the caller when the task ends)."""
         handle = isolation.isolate()
-        return TaskService(
-            kind.name,
-            kind.expose(handle),
-            kind,
-            handle,
-            self.servers[kind.name],
-            kind.log_mark(handle),
-        )
+        try:
+            return TaskService(
+                kind.name,
+                kind.expose(handle),
+                kind,
+                handle,
+                self.servers[kind.name],
+                kind.log_mark(handle),
+            )
+        except BaseException:  # not handed out: nobody else would reset it
+            isolation.reset(handle)
+            raise
 
     def forget(self, name: str) -> list[str]:
         """Close and drop the isolation on ``name`` (the next task gets a fresh one)."""
@@ -129,17 +133,17 @@ class ServiceSession:
     def __init__(self, project_root: Path) -> None:
         self.project_root = project_root
         self._lock = threading.Lock()
-        self._settings: ServiceSettings | None = None
-        self._run: Any = None
+        self._context: tuple[ServiceSettings, RunContext] | None = None
         self._choices: dict[str, Choice] = {}
         self._slots: list[_Slot] = []
         self._free: list[_Slot] = []
         self._problems: list[str] = []
 
-    def _base(self) -> tuple[ServiceSettings, Any]:
+    def _base(self) -> tuple[ServiceSettings, RunContext]:
         """The run's settings and :class:`RunContext` (made on first need, under the lock)."""
-        if self._settings is None:
+        if self._context is None:
             from pytest_cleanroom.owner import Owner
+            from pytest_cleanroom.services.cleanup import sweep_leftovers
             from pytest_cleanroom.services.hub import RunContext, new_run_id
             from pytest_cleanroom.services.settings import ServiceSettings
 
@@ -149,16 +153,12 @@ class ServiceSession:
                 env=os.environ,
                 base_dir=self.project_root,
             )
-            shared_dir = Path(tempfile.mkdtemp(prefix="ggen-services-"))
-            self._run = RunContext(
-                run_id=new_run_id(), owner=Owner.current(), shared_dir=shared_dir
-            )
-            self._settings = settings
-            from pytest_cleanroom.services.cleanup import sweep_leftovers
-
             # What a killed run (of ggen or pytest) left goes before this run starts its own.
             self._problems += sweep_leftovers(settings)
-        return self._settings, self._run
+            shared_dir = Path(tempfile.mkdtemp(prefix="ggen-services-"))
+            run = RunContext(run_id=new_run_id(), owner=Owner.current(), shared_dir=shared_dir)
+            self._context = (settings, run)
+        return self._context
 
     def _take_slot(self, names: Sequence[str]) -> tuple[_Slot, list[ServiceKind[Any, Any]]]:
         """The kinds called ``names`` (their providers chosen once for the run) and a free slot:
@@ -215,12 +215,13 @@ class ServiceSession:
         with self._lock:
             slots, self._slots, self._free = self._slots, [], []
             problems, self._problems = self._problems, []
-            run, self._run, self._settings = self._run, None, None
+            context, self._context = self._context, None
         for slot in slots:
             problems += slot.close()
-        if run is not None:
+        if context is not None:
             from pytest_cleanroom.services.hub import teardown_run
 
+            run = context[1]
             problems += teardown_run(run.state_dir)
             shutil.rmtree(run.shared_dir, ignore_errors=True)
         return problems
