@@ -32,8 +32,8 @@ class RedisSlot(Isolation[RedisDatabase]):
         if self.db >= server.databases:
             raise ServiceError(
                 f"Redis has {server.databases} databases but worker {worker_id} needs index "
-                f"{self.db}: run fewer xdist workers, lower the URL's database number, or raise "
-                "the server's 'databases' setting"
+                f"{self.db}: run fewer xdist workers (or ggen lifecycle tasks at once, -j), "
+                "lower the URL's database number, or raise the server's 'databases' setting"
             )
         self._admin: redis_py.Redis | None = None
         self._baseline: tuple[dict[str, str], list[str]] | None = None
