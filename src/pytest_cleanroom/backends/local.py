@@ -258,6 +258,7 @@ class NamespaceBackend(Backend):
         if group is not None and policy.nested_user_namespaces:
             group.expose()
         stack = contextlib.ExitStack()
+        started: Started | None = None
         try:
             # A sandbox entered ahead takes the workspace itself as it is now (see below).
             entering = prepared is not None and prepared.entered is not None and not spec.mounts
@@ -265,7 +266,6 @@ class NamespaceBackend(Backend):
             if unprivileged and not entering:
                 workspace, mounts = _views(spec, prepared, views)
             ops = planned = plan(policy, workspace, mounts, scratch)
-            started = None
             if prepared is not None and prepared.entered is not None:
                 passed = stack.enter_context(self._claiming(prepared, spec, ops, confine))
                 if passed is not None:
@@ -338,7 +338,7 @@ class NamespaceBackend(Backend):
             for view in views:
                 view.release()
             if group is not None:
-                group.release()
+                group.release(started.proc.pid if started is not None else None)
             if self._preparer is not None:
                 self._preparer.request()
         if outcome.exit_code == 125 and LAUNCHER_MARK in outcome.stderr:

@@ -33,6 +33,7 @@ import errno
 import itertools
 import os
 import secrets
+import select
 import signal
 import threading
 import time
@@ -363,6 +364,8 @@ class RunCgroup:
         # written for every command, and opening a cgroup file costs more than reading it.
         self._files: dict[tuple[str, int], int] = {}
         self._files_lock = threading.Lock()
+        # A pidfd of the task that leaves the released group last (see release()), or -1.
+        self._exiting = -1
 
     @classmethod
     def create(
@@ -710,6 +713,12 @@ class RunCgroup:
 
     def wait_empty(self, deadline: float = 5.0) -> bool:
         end = time.monotonic() + deadline
+        exiting, self._exiting = self._exiting, -1
+        if exiting >= 0:  # its last task: once gone, the group is most likely empty
+            try:
+                select.select([exiting], [], [], deadline)
+            finally:
+                os.close(exiting)
         while self.pids():
             if time.monotonic() > end:
                 return False
@@ -729,12 +738,16 @@ class RunCgroup:
                 gone = False
         return gone
 
-    def release(self) -> None:
+    def release(self, last: int | None = None) -> None:
         """SIGKILL whatever is left now; in the background, wait for the tasks to be gone, then
         keep the groups for the next command or remove them (a sandbox's init may still be
         tearing its namespaces down after the command's result is known). :func:`flush` waits
-        for every pending release."""
+        for every pending release. ``last``: the PID of the task that exits last (the
+        command's launcher), whose exit is waited for rather than polling the groups."""
         self._counters_fresh = False
+        if last is not None:
+            with contextlib.suppress(OSError):
+                self._exiting = os.pidfd_open(last)
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -768,10 +781,11 @@ class _Remover:
                 group = self._pending.pop(0)
                 self._busy += 1
             try:
-                if not group.wait_empty(deadline=0.5):
+                empty = group.wait_empty(deadline=0.5)
+                if not empty:
                     group.kill()
-                    group.wait_empty()
-                if group.pids() or not _pool.put(group):
+                    empty = group.wait_empty()
+                if not empty or not _pool.put(group):
                     group.remove()
             finally:
                 with self._cond:
