@@ -12,9 +12,10 @@ A background thread keeps one ready per backend; ``run`` takes it, writes its or
 command starts.
 
 What the next command most likely needs (:class:`Ahead`: the last one's needs) is made with it:
-its cgroups' limits, its scratch tmpfs, the idmapped view of its workspace and, with the
-launcher server, the warm sandbox entered with its fresh mounts made, waiting for the rest of
-its plan (see ``_warm.py``). What the command turns out to need differently is made afresh.
+its cgroups' limits, its scratch tmpfs and, with the launcher server, the warm sandbox of its
+policy entered with its fresh mounts made, waiting for the rest of its plan and its workspace
+(see ``_warm.py``); else the idmapped view of its workspace. What the command turns out to need
+differently is made afresh.
 
 If the engine dies, the pipe's writing end closes, the launcher reads nothing and exits: nothing
 runs. Its cgroups are then swept by the next engine process.
