@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,19 @@ from pathlib import Path
 from pytest_cleanroom.testing.prerequisites import IN_CI, require, require_binary
 
 __all__ = ["IN_CI", "require", "require_binary"]
+
+
+def pytest_configure() -> None:
+    """Commands the tests start get SIGINT as a terminal's Ctrl-C reaches them.
+
+    A shell without job control starts a background job (``pytest ... > log &``) with SIGINT
+    ignored, every process inherits that across exec, and Python then installs no
+    ``KeyboardInterrupt`` handler: each Ctrl-C test's ``ggen`` (or engine) ignored the SIGINT
+    it was sent, ran its command to the end and the test timed out. Python's own handler here
+    (reset to the default by exec in what the tests start) undoes that.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager
