@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from pytest_cleanroom.backends.base import Mount
@@ -125,4 +126,33 @@ def test_each_kind_of_hidden_path_gets_its_cover(tmp_path: Path) -> None:
         "to-file": "hide-file",
         "dangling": "hide-file",
         "missing": None,
+    }
+
+
+def test_a_hidden_path_the_host_creates_after_a_plan_is_covered_by_the_next(
+    tmp_path: Path,
+) -> None:
+    """The host's part of a plan is kept between plans only while nothing it was read from
+    changed: a hidden file that appears, or a link on the way pointed elsewhere, shows."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "key").write_text("secret")
+    (tmp_path / "via").symlink_to("empty")
+    hidden = (str(tmp_path / "secret"), str(tmp_path / "via" / "key"))
+    policy = Policy.level("standard").replace(private_tmp=False, hidden_paths=hidden)
+    time.sleep(0.05)  # older than the clock's granularity: the first plan is kept
+
+    def covers() -> dict[str, str]:
+        ops = plan(policy, tmp_path / "workspace")
+        return {op.target: op.kind for op in ops if op.target.startswith(str(tmp_path))}
+
+    assert covers() == covers() == {}
+    (tmp_path / "secret").write_text("secret")
+    assert covers() == {str(tmp_path / "secret"): "hide-file"}
+    (tmp_path / "via+").symlink_to("full")
+    os.replace(tmp_path / "via+", tmp_path / "via")
+    assert covers() == {
+        str(tmp_path / "secret"): "hide-file",
+        str(tmp_path / "full" / "key"): "hide-file",
+        str(tmp_path / "via" / "key"): "hide-file",
     }

@@ -15,12 +15,19 @@ render the same plan, so both give the same view:
   sandbox's own PID namespace with ``/proc/sys`` read-only (``/proc/keys`` unreadable), ``/sys``
   read-only (without the host's network interfaces when the network is isolated);
 * the workspace bound read-write at ``/workspace``, then ``writable_paths`` and extra mounts.
+
+What the host's part of a plan depends on (which entries the root has, whether each hidden or
+readable path exists and is a directory, where links lead) is computed once per policy and kept
+while every directory those answers were read from is unchanged (see :mod:`.lookups`): the plan
+of each command shows the host as it is when the command starts, without looking every path up
+again.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,7 @@ from ...interpreter import interpreter_dirs, interpreter_links
 from ...policy import Policy
 from ...scratch import Scratch, separate_tmpfs_size
 from ..base import WORKSPACE_PATH, Mount
+from .lookups import Lookups, Stamp, Witness, coarse_now_ns, settled, stamp_of
 
 OpKind = Literal[
     "ro-bind",  # bind ``source`` at ``target`` read-only (recursively)
@@ -65,13 +73,14 @@ PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
 # invoking user, the engine's among them.
 PROC_HIDDEN = ("/proc/keys", "/proc/key-users")
 
-_root_cache: tuple[int, tuple[tuple[str, str, str], ...]] | None = None
+_root_cache: tuple[Stamp, tuple[tuple[str, str, str], ...]] | None = None
 
 
 def root_entries() -> tuple[tuple[str, str, str], ...]:
     """``(name, kind, link)`` of each entry of the host's ``/``; cached until ``/`` changes."""
     global _root_cache
-    stamp = os.stat("/").st_mtime_ns
+    now = coarse_now_ns()
+    stamp = stamp_of("/")
     if _root_cache is not None and _root_cache[0] == stamp:
         return _root_cache[1]
     entries: list[tuple[str, str, str]] = []
@@ -84,14 +93,14 @@ def root_entries() -> tuple[tuple[str, str, str], ...]:
             elif entry.is_file():
                 entries.append((entry.name, "file", ""))
     result = tuple(sorted(entries))
-    _root_cache = (stamp, result)
+    _root_cache = (stamp, result) if settled(stamp, now) else None
     return result
 
 
 #: What an ``allow-list`` view shows of the host's root (with ``readable_paths``).
 ALLOWED = frozenset({"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"})
 
-_etc_cache: tuple[int, tuple[str, ...]] | None = None
+_etc_cache: tuple[Stamp, tuple[str, ...]] | None = None
 
 
 def etc_secrets() -> tuple[str, ...]:
@@ -99,7 +108,8 @@ def etc_secrets() -> tuple[str, ...]:
     files): hidden in an ``allow-list`` view, whose user is the invoking user (root on CI
     machines). Cached until ``/etc`` itself changes."""
     global _etc_cache
-    stamp = os.stat("/etc").st_mtime_ns
+    now = coarse_now_ns()
+    stamp = stamp_of("/etc")
     if _etc_cache is not None and _etc_cache[0] == stamp:
         return _etc_cache[1]
     found: list[str] = []
@@ -113,8 +123,8 @@ def etc_secrets() -> tuple[str, ...]:
             if not stat.S_ISLNK(st.st_mode) and not st.st_mode & stat.S_IROTH:
                 found.append(path)
         dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in found]
-    _etc_cache = (stamp, tuple(found))
-    return _etc_cache[1]
+    _etc_cache = (stamp, tuple(found)) if settled(stamp, now) else None
+    return tuple(found)
 
 
 def host_net_dirs() -> list[str]:
@@ -174,14 +184,16 @@ class _View:
         return True
 
 
-def _view_of(policy: Policy) -> _View:
-    hidden = {os.path.realpath(_norm(p)) for p in policy.hidden_paths}
+def _view_of(policy: Policy, lookups: Lookups) -> _View:
+    hidden = {lookups.resolve(_norm(p))[0] for p in policy.hidden_paths}
     hidden |= {_norm(p) for p in policy.hidden_paths}
     readable = {_norm(p) for p in policy.readable_paths}
     if policy.interpreter_readable:  # never a whole directory the policy names as hidden
         readable |= {d for d in interpreter_dirs() if d not in hidden}
     if policy.filesystem_view == "allow-list":
+        lookups.note("/")  # root_entries() and etc_secrets() last as long as "/" and "/etc"
         hidden |= {"/" + name for name, _, _ in root_entries() if "/" + name not in ALLOWED}
+        lookups.note("/etc")
         hidden |= set(etc_secrets())
     hidden -= readable
     if policy.private_tmp:
@@ -189,14 +201,17 @@ def _view_of(policy: Policy) -> _View:
     return _View(hidden, readable)
 
 
-def _hide_kind(path: str) -> OpKind | None:
+def _hide_kind(path: str, lookups: Lookups) -> OpKind | None:
     """``hide-dir`` for a directory (or a link to one), ``hide-file`` for anything else that
-    exists (a dangling link too), ``None`` if nothing is there: one ``lstat`` for most paths."""
-    try:
-        info = os.lstat(path)
-    except (OSError, ValueError):
+    exists (a dangling link too), ``None`` if nothing is there."""
+    mode = lookups.lstat_mode(path)
+    if mode is None:
         return None
-    is_dir = stat.S_ISDIR(info.st_mode) or (stat.S_ISLNK(info.st_mode) and os.path.isdir(path))
+    if stat.S_ISLNK(mode):
+        target = lookups.resolve(path)[1]
+        is_dir = target is not None and stat.S_ISDIR(target)
+    else:
+        is_dir = stat.S_ISDIR(mode)
     return "hide-dir" if is_dir else "hide-file"
 
 
@@ -216,7 +231,100 @@ def _proc_ops() -> tuple[FsOp, ...]:
 
 def is_visible(policy: Policy, path: str) -> bool:
     """Whether the host's ``path`` can be read in a sandbox of ``policy`` (mounts aside)."""
-    return _view_of(policy).visible(os.path.realpath(_norm(path)))
+    return _host_part(policy).view.visible(os.path.realpath(_norm(path)))
+
+
+#: An op below the root's entries, with what orders it: ``(depth, rank, op)``.
+_Ranked = tuple[int, int, FsOp]
+
+
+@dataclass(frozen=True)
+class _HostPart:
+    """What a plan under one policy takes from the host: the root's entries, whether ``/sys``
+    is there, and the covers of hidden paths and binds of readable and writable ones."""
+
+    view: _View
+    root: tuple[FsOp, ...]
+    has_sys: bool
+    below: tuple[_Ranked, ...]
+
+
+#: ``{policy: (its host part, what proves it still holds)}``, the most recently made last.
+_host_parts: dict[Policy, tuple[_HostPart, Witness]] = {}
+_host_parts_lock = threading.Lock()
+#: How many policies' host parts are kept.
+KEEP_HOST_PARTS = 32
+
+
+def _host_part(policy: Policy) -> _HostPart:
+    """The host's part of ``policy``'s plans: kept while the directories it was read from are
+    unchanged (one ``stat`` each), else read again."""
+    known = _host_parts.get(policy)
+    if known is not None and known[1].holds():
+        return known[0]
+    lookups = Lookups()
+    part = _read_host_part(policy, lookups)
+    with _host_parts_lock:  # the preparer's thread plans too
+        _host_parts.pop(policy, None)
+        while len(_host_parts) >= KEEP_HOST_PARTS:
+            del _host_parts[next(iter(_host_parts))]
+        _host_parts[policy] = (part, lookups.witness())
+    return part
+
+
+def _read_host_part(policy: Policy, lookups: Lookups) -> _HostPart:
+    bind_root: OpKind = "ro-bind" if policy.read_only_root else "bind"
+    view = _view_of(policy, lookups)
+    hidden, readable = view.hidden, view.readable
+
+    lookups.note("/")
+    root: list[FsOp] = []
+    for name, kind, link in root_entries():
+        if name in _SPECIAL:
+            continue
+        path = "/" + name
+        if kind == "link":
+            root.append(FsOp("symlink", path, source=link))
+        elif path in hidden:
+            if kind == "dir":
+                root.append(FsOp("dir", path))
+        elif kind == "dir" or path in readable:
+            root.append(FsOp(bind_root, path, source=path))
+        # Regular files at the top level (container markers such as /.dockerenv) are left out:
+        # each bind costs time on every command, and none of them is a tool's business.
+    sys_mode = lookups.resolve("/sys")[1]
+
+    below: list[_Ranked] = []
+
+    def add(rank: int, op: FsOp) -> None:
+        below.append((op.target.count("/"), rank, op))
+
+    for path in sorted(hidden):
+        if path.count("/") < 2 or path == "/tmp":
+            continue  # top-level entries are handled above
+        if not view.visible(os.path.dirname(path)):
+            continue
+        hide = _hide_kind(path, lookups)
+        if hide is not None:
+            add(0, FsOp(hide, path))
+    for path in sorted(readable):
+        # Only paths under a hidden one need a mount: the others are visible already.
+        if any(p in hidden for p in _ancestors(os.path.dirname(path))) and lookups.exists(path):
+            add(1, FsOp("ro-bind", path, source=path))
+    if policy.interpreter_readable:  # the links by which the engine names its Python
+        for link, target in interpreter_links():
+            if not view.visible(link) and view.visible(lookups.resolve(link)[0]):
+                add(1, FsOp("symlink", link, source=target))
+    if policy.network == "host":
+        resolv, found = lookups.resolve("/etc/resolv.conf")
+        if resolv != "/etc/resolv.conf" and found is not None and not view.visible(resolv):
+            add(1, FsOp("ro-bind", resolv, source=resolv))
+    for path in sorted(_norm(p) for p in policy.writable_paths):
+        if lookups.exists(path):
+            add(2, FsOp("bind", path, source=path))
+    return _HostPart(
+        view, tuple(root), sys_mode is not None and stat.S_ISDIR(sys_mode), tuple(below)
+    )
 
 
 def plan(
@@ -229,28 +337,11 @@ def plan(
     when given, holds the host directories bound at ``/tmp`` and ``/dev/shm`` (one tmpfs of
     ``max_disk`` bytes for both); without it each is a tmpfs of half of ``max_disk`` (of all of
     it when ``/tmp`` is the host's), so that together they never hold more."""
-    bind_root: OpKind = "ro-bind" if policy.read_only_root else "bind"
-    view = _view_of(policy)
-    hidden, readable = view.hidden, view.readable
-
-    ops: list[FsOp] = []
-    for name, kind, link in root_entries():
-        if name in _SPECIAL:
-            continue
-        path = "/" + name
-        if kind == "link":
-            ops.append(FsOp("symlink", path, source=link))
-        elif path in hidden:
-            if kind == "dir":
-                ops.append(FsOp("dir", path))
-        elif kind == "dir" or path in readable:
-            ops.append(FsOp(bind_root, path, source=path))
-        # Regular files at the top level (container markers such as /.dockerenv) are left out:
-        # each bind costs time on every command, and none of them is a tool's business.
-
-    if os.path.isdir("/sys"):
+    host = _host_part(policy)
+    ops = list(host.root)
+    if host.has_sys:
         ops.append(FsOp("ro-bind", "/sys", source="/sys"))
-        if policy.network == "isolated":
+        if policy.network == "isolated":  # interfaces come and go: listed for each plan
             ops.extend(FsOp("hide-dir", d) for d in host_net_dirs())
     ops.append(FsOp("dev", "/dev"))
     each = separate_tmpfs_size(policy.max_disk, private_tmp=policy.private_tmp)
@@ -268,40 +359,13 @@ def plan(
     else:
         ops.append(FsOp("bind", "/tmp", source="/tmp"))
 
-    overlay: list[tuple[int, int, FsOp]] = []
-
-    def add(rank: int, op: FsOp) -> None:
-        overlay.append((op.target.count("/"), rank, op))
-
-    for path in sorted(hidden):
-        if path.count("/") < 2 or path == "/tmp":
-            continue  # top-level entries are handled above
-        if not view.visible(os.path.dirname(path)):
-            continue
-        hide = _hide_kind(path)
-        if hide is not None:
-            add(0, FsOp(hide, path))
-    for path in sorted(readable):
-        # Only paths under a hidden one need a mount: the others are visible already.
-        if os.path.exists(path) and any(p in hidden for p in _ancestors(os.path.dirname(path))):
-            add(1, FsOp("ro-bind", path, source=path))
-    if policy.interpreter_readable:  # the links by which the engine names its Python
-        for link, target in interpreter_links():
-            if not view.visible(link) and view.visible(os.path.realpath(link)):
-                add(1, FsOp("symlink", link, source=target))
-    if policy.network == "host":
-        resolv = os.path.realpath("/etc/resolv.conf")
-        if resolv != "/etc/resolv.conf" and os.path.exists(resolv) and not view.visible(resolv):
-            add(1, FsOp("ro-bind", resolv, source=resolv))
-    for path in sorted(_norm(p) for p in policy.writable_paths):
-        if os.path.exists(path):
-            add(2, FsOp("bind", path, source=path))
-    add(3, FsOp("bind", WORKSPACE_PATH, source=str(workspace)))
+    below = list(host.below)
+    below.append((1, 3, FsOp("bind", WORKSPACE_PATH, source=str(workspace))))
     for mount in mounts:
         mount_kind: OpKind = "bind" if mount.writable else "ro-bind"
-        add(4, FsOp(mount_kind, _norm(mount.destination), source=str(mount.source)))
-
-    ops.extend(op for _, _, op in sorted(overlay, key=lambda t: (t[0], t[1], t[2].target)))
+        op = FsOp(mount_kind, _norm(mount.destination), source=str(mount.source))
+        below.append((op.target.count("/"), 4, op))
+    ops.extend(op for _, _, op in sorted(below, key=lambda t: (t[0], t[1], t[2].target)))
     if policy.read_only_root:
         ops.append(FsOp("remount-ro", "/"))
     return tuple(ops)
