@@ -9,6 +9,8 @@ Backends are found through the entry-point group ``pytest_cleanroom.backends`` (
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from ..errors import BackendUnavailableError, TreeLimitsError
@@ -47,16 +49,35 @@ def get_backend(
 def fit_policy(backend: Backend, policy: Policy, *, per_process_limits: bool) -> Policy:
     """``policy`` if ``backend`` can honour it; with ``per_process_limits``, where it can hold the
     whole-tree limits per process only, the policy it can honour, named and digested as such
-    (``standard+per_process_limits``). Raises :class:`BackendUnavailableError` otherwise."""
+    (``standard+per_process_limits``). Raises :class:`BackendUnavailableError` otherwise.
+
+    A :attr:`~.base.Backend.reusable` backend (one instance serving a whole run, whose checks
+    probe what the host can do once) is checked once per policy: each later cleanroom under it
+    only has it :meth:`~.base.Backend.prepare_ahead`, as its check would."""
+    fitted = _fitted.get(backend) if backend.reusable else None
+    known = fitted.get((policy, per_process_limits)) if fitted is not None else None
+    if known is not None:
+        backend.prepare_ahead()
+        return known
     try:
         backend.check(policy)
-        return policy
+        result = policy
     except TreeLimitsError:
         if not per_process_limits:
             raise
-    weaker = policy.replace(per_process_limits=True)
-    backend.check(weaker)
-    return weaker
+        result = policy.replace(per_process_limits=True)
+        backend.check(result)
+    if backend.reusable:
+        with _fitted_lock:
+            _fitted.setdefault(backend, {})[(policy, per_process_limits)] = result
+    return result
+
+
+#: ``{reusable backend: {(policy, per_process_limits): the policy it honours}}``.
+_fitted: weakref.WeakKeyDictionary[Backend, dict[tuple[Policy, bool], Policy]] = (
+    weakref.WeakKeyDictionary()
+)
+_fitted_lock = threading.Lock()
 
 
 def select_backend(
