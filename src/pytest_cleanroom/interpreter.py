@@ -84,8 +84,10 @@ def _link_chain(path: str) -> list[str]:
     return chain
 
 
+@cache
 def venv_bin() -> str | None:
-    """The active venv's ``bin`` directory (``None`` outside a venv)."""
+    """The active venv's ``bin`` directory (``None`` outside a venv); looked up once, as
+    :func:`interpreter_dirs` are."""
     if sys.prefix == sys.base_prefix:
         return None
     path = os.path.join(sys.prefix, "bin")

@@ -242,7 +242,6 @@ class NamespaceBackend(Backend):
             "cpu_quota": policy.cpu_quota,
         }
         unprivileged = idmap.runs_unprivileged(policy.unprivileged_user)
-        as_user = self.as_sandbox_user() if unprivileged else []
         views: list[idmap.IdmappedView] = []
         # Only a command that may mount cgroupfs needs a group in every hierarchy.
         confine = policy.nested_user_namespaces
@@ -299,6 +298,7 @@ class NamespaceBackend(Backend):
             elif started is None:
                 if unprivileged:  # the sandbox tool binds them as the sandbox user
                     ops = idmap.stage_unreachable(ops, views)
+                as_user = self.as_sandbox_user() if unprivileged else []  # cold starts only
                 argv = [*as_user, *self.sandbox_argv(spec, ops, inner)]
                 handoff = Handoff(self.handoff(spec, ops, inner))
                 fd_files = {**self.fd_files(policy), HANDOFF_FD: handoff.path}
