@@ -23,21 +23,13 @@ import pytest
 from pytest_cleanroom import Policy
 from pytest_cleanroom.backends import _nsinit_native
 from pytest_cleanroom.backends.base import CommandSpec
-from pytest_cleanroom.backends.bwrap import BwrapBackend
-from pytest_cleanroom.backends.local import NamespaceBackend
-from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.environment import build_environment
 from tests.conftest import require
 from tests.security.backends import require_backend
+from tests.security.test_hidden_file_replaced import STARTS
 
 pytestmark = pytest.mark.integration
 
-STARTS: dict[str, Callable[[], NamespaceBackend]] = {
-    "bwrap-warm": BwrapBackend,
-    "bwrap-cold": lambda: BwrapBackend(warm=False),
-    "unshare-warm": UnshareBackend,
-    "unshare-cold": lambda: UnshareBackend(warm=False),
-}
 PROBE = 'if grep -q secret "$1" 2>/dev/null; then echo read it; exit 43; fi'
 #: Longer than the finest time stamp granularity the engine allows for (see lookups.py).
 SETTLE = 0.05
