@@ -1,11 +1,14 @@
 """A command's private ``/tmp`` and ``/dev/shm``: one tmpfs of ``max_disk`` bytes for both.
 
-As root the engine mounts that tmpfs on the host, under a private directory of its own (bound
-onto itself and made private, so the mounts propagate nowhere), and the sandbox binds its ``tmp``
+As root the engine mounts that tmpfs on the host, under a private directory of its own (a small
+read-only tmpfs, made private, so the mounts propagate nowhere; see :class:`_Private`: a
+sandbox that sees it, even as root without capabilities, can change nothing in it, and the
+engine mounts through its own handle of it, never through a path), and the sandbox binds its ``tmp``
 and ``shm`` directories: the two share one budget, and once the command has ended the engine
 sees whether it filled it (reported as the ``disk`` limit) before unmounting it. Without root
 each gets a tmpfs of half of ``max_disk`` inside the sandbox: bounded together, but a full one
-cannot be told from outside. Mounts left by a process that died are unmounted by the next one.
+cannot be told from outside. Mounts left by a process that died (its owner lock is free) are
+unmounted by the next one.
 
 The private directory may be crossed by other users (a sandbox tool running as the sandbox's
 unprivileged user must reach what it binds) but not listed; each tmpfs in it is reachable by its
@@ -18,31 +21,89 @@ import atexit
 import collections
 import contextlib
 import ctypes
+import fcntl
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-_MS_BIND = 4096
 _MS_PRIVATE = 1 << 18
 _MS_NOSUID = 2
 _MS_NODEV = 4
 _MNT_DETACH = 2
+_UMOUNT_NOFOLLOW = 8
 #: Free space under which a scratch tmpfs counts as filled (tmpfs allocates whole pages).
 FULL_BELOW = 64 * 1024
 _PREFIX = "cleanroom-scratch-"
+#: The file in the private directory whose lock its owner holds for as long as it lives.
+_OWNER_LOCK = "owner"
+#: Seconds a scratch directory that is no mount point must have stood unchanged before the
+#: sweep removes it (one is made a moment before its tmpfs is mounted on it).
+_LITTER_AGE = 60.0
 #: Seconds an unmounted scratch tmpfs's or view's directory is kept before it is removed (see
 #: :class:`_Unmounter`): far longer than a sandbox tool takes to set up its mounts.
 KEEP_EMPTIED = 30.0
 
+_SYS_FSOPEN = 430
+_SYS_FSCONFIG = 431
+_SYS_FSMOUNT = 432
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
+_FSCONFIG_SET_STRING = 1
+_FSCONFIG_CMD_CREATE = 6
+_CLOEXEC = 1  # FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC
+_OPEN_TREE_CLONE = 1
+_AT_EMPTY_PATH = 0x1000
+_MOVE_MOUNT_F_EMPTY_PATH = 0x4
+_MOUNT_ATTR_RDONLY = 0x1
+_MOUNT_ATTR_NOSUID = 0x2
+_MOUNT_ATTR_NODEV = 0x4
+_MOUNT_ATTR_NOEXEC = 0x8
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
 _lock = threading.Lock()
-_parent: tuple[int, Path] | None = None
 _counter = 0
+
+
+class _Private:
+    """The private directory: a small tmpfs mounted read-only at :attr:`path`, where no one can
+    create, rename, remove or change anything, root without capabilities included (the mount
+    refuses it whatever the permissions say). The engine changes it through :attr:`writable`, a
+    writable clone of the mount attached nowhere, and mounts on it through :attr:`mounted` (the
+    read-only mount itself), never by a path someone else could have swapped."""
+
+    def __init__(self, pid: int, path: Path, mounted: int, writable: int, lock: int) -> None:
+        self.pid = pid
+        self.path = path
+        self.mounted = mounted
+        self.writable = writable
+        self.lock = lock
+
+    def relative(self, path: Path) -> str:
+        """``path`` (under :attr:`path`) relative to the private directory."""
+        return str(path.relative_to(self.path))
+
+    def target(self, relative: str) -> str:
+        """The name by which this process reaches ``relative`` in the mount itself."""
+        return f"/proc/self/fd/{self.mounted}/{relative}"
+
+
+_parent: _Private | None = None
+
+
+def _syscall(what: str, *args: int | bytes | None) -> int:
+    wide = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
+    result = int(_libc.syscall(*wide))
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
 
 
 def separate_tmpfs_size(max_disk: int | None, *, private_tmp: bool) -> int | None:
@@ -53,10 +114,10 @@ def separate_tmpfs_size(max_disk: int | None, *, private_tmp: bool) -> int | Non
     return max_disk // 2
 
 
-def _mount(source: str | None, target: Path, fstype: str | None, flags: int, data: str) -> bool:
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str) -> bool:
     result: int = _libc.mount(
         source.encode() if source else None,
-        str(target).encode(),
+        target.encode(),
         fstype.encode() if fstype else None,
         flags,
         data.encode() if data else None,
@@ -64,29 +125,114 @@ def _mount(source: str | None, target: Path, fstype: str | None, flags: int, dat
     return result == 0
 
 
-def _private_parent() -> Path | None:
-    """This process's directory for scratch mounts, made once (``None``: cannot mount here)."""
+def _set_attributes(tree: int, set_: int, clear: int) -> None:
+    """Set and clear ``MOUNT_ATTR_*`` flags of the mount ``tree`` and make it private."""
+    from .backends._nsinit import SYS_MOUNT_SETATTR, MountAttr  # the package imports this one
+
+    attr = MountAttr(set_, clear, _MS_PRIVATE, 0)
+    _syscall("mount_setattr", SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH,
+             ctypes.byref(attr), ctypes.sizeof(attr))  # type: ignore[arg-type]  # fmt: skip
+
+
+def _make_private() -> _Private:
+    """Mount a fresh private directory (see :class:`_Private`); :class:`OSError` if it cannot."""
+    path = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+    fds: list[int] = []
+    try:
+        fs = _syscall("fsopen", _SYS_FSOPEN, b"tmpfs", _CLOEXEC)
+        fds.append(fs)
+        for key, value in ((b"mode", b"0711"), (b"size", b"1m")):
+            _syscall("fsconfig", _SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, key, value, 0)
+        _syscall("fsconfig", _SYS_FSCONFIG, fs, _FSCONFIG_CMD_CREATE, None, None, 0)
+        flags = _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV | _MOUNT_ATTR_NOEXEC
+        mounted = _syscall("fsmount", _SYS_FSMOUNT, fs, _CLOEXEC, flags)
+        fds.append(mounted)
+        # Locked before anyone can see the directory: a sweep never finds it unowned.
+        lock = os.open(_OWNER_LOCK, os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o600, dir_fd=mounted)
+        fds.append(lock)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # Read-only before it is attached: every copy of it anywhere is read-only too.
+        _set_attributes(mounted, _MOUNT_ATTR_RDONLY, 0)
+        _syscall("move_mount", _SYS_MOVE_MOUNT, mounted, b"", -100, os.fsencode(path),
+                 _MOVE_MOUNT_F_EMPTY_PATH)  # fmt: skip
+        fds.remove(mounted)  # unmounted by path from here on
+        try:
+            if not _mount(None, f"/proc/self/fd/{mounted}", None, _MS_PRIVATE, ""):
+                raise OSError(ctypes.get_errno(), "cannot make the scratch directory private")
+            flags = _OPEN_TREE_CLONE | os.O_CLOEXEC | _AT_EMPTY_PATH
+            writable = _syscall("open_tree", _SYS_OPEN_TREE, mounted, b"", flags)
+            fds.append(writable)
+            _set_attributes(writable, 0, _MOUNT_ATTR_RDONLY)
+        except OSError:
+            _libc.umount2(f"/proc/self/fd/{mounted}".encode(), _MNT_DETACH)
+            os.close(mounted)
+            raise
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            path.rmdir()
+        raise
+    return _Private(os.getpid(), path, mounted, writable, lock)
+
+
+def _private_parent() -> _Private | None:
+    """This process's private directory for mounts, made once (``None``: cannot mount here)."""
     global _parent
-    if _parent is not None and _parent[0] == os.getpid():
-        return _parent[1]
+    if _parent is not None and _parent.pid == os.getpid():
+        return _parent
     if os.geteuid() != 0:
         return None
     _unmount_leftovers()
-    path = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
-    path.chmod(0o711)
-    bound = _mount(str(path), path, None, _MS_BIND, "")
-    if not (bound and _mount(None, path, None, _MS_PRIVATE, "")):
-        _libc.umount2(str(path).encode(), _MNT_DETACH)
-        path.rmdir()
+    try:
+        _parent = _make_private()
+    except OSError:
         return None
-    _parent = (os.getpid(), path)
-    return path
+    return _parent
 
 
 def private_mount_dir() -> Path | None:
     """This process's private directory for mounts (``None``: it cannot mount)."""
     with _lock:
-        return _private_parent()
+        private = _private_parent()
+    return None if private is None else private.path
+
+
+def make_mount_point(
+    relative: str, *, mode: int = 0o700, owner: tuple[int, int] | None = None
+) -> Path:
+    """Make the directory ``relative`` in the private directory (its parent first, if it is
+    two levels down) and return its path; :class:`OSError` if the engine cannot mount."""
+    with _lock:
+        private = _private_parent()
+    if private is None:
+        raise OSError("the engine cannot mount here (not root)")
+    os.mkdir(relative, mode, dir_fd=private.writable)
+    if owner is not None:
+        os.chown(relative, *owner, dir_fd=private.writable, follow_symlinks=False)
+    return private.path / relative
+
+
+def mount_target(path: Path) -> str:
+    """The name to mount on ``path`` (made by :func:`make_mount_point`) by: one that reaches
+    the private directory through this process's own handle of it, not by its path."""
+    private = _parent
+    if private is None or private.pid != os.getpid():
+        raise OSError(f"{path} is in no private directory of this process")
+    return private.target(private.relative(path))
+
+
+def remove_mount_point(path: Path) -> None:
+    """Remove the directory ``path`` made by :func:`make_mount_point` (not mounted on), and its
+    parent if that is empty and not the private directory itself (a view's)."""
+    private = _parent
+    if private is None or private.pid != os.getpid():
+        return
+    relative = private.relative(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(relative, dir_fd=private.writable)
+        if "/" in relative:
+            os.rmdir(os.path.dirname(relative), dir_fd=private.writable)
 
 
 def unmount_later(path: Path) -> None:
@@ -109,21 +255,24 @@ class Scratch:
         ``None`` where the engine cannot mount one."""
         global _counter
         with _lock:
-            parent = _private_parent()
-            if parent is None:
+            if _private_parent() is None:
                 return None
             _counter += 1
-            root = parent / str(_counter)
-        root.mkdir()
-        options = f"size={size},mode=0700,uid={owner[0]},gid={owner[1]}"
-        if not _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, options):
-            root.rmdir()
+            name = str(_counter)
+        try:
+            root = make_mount_point(name)
+        except OSError:
             return None
-        scratch = cls(root)
-        for directory in (scratch.tmp, scratch.shm):
-            directory.mkdir()
-            directory.chmod(0o1777)
-        return scratch
+        options = f"size={size},mode=0700,uid={owner[0]},gid={owner[1]}"
+        if not _mount("tmpfs", mount_target(root), "tmpfs", _MS_NOSUID | _MS_NODEV, options):
+            remove_mount_point(root)
+            return None
+        try:
+            _make_shared_dirs(mount_target(root))
+        except OSError:
+            _unmounter.submit(root)
+            return None
+        return cls(root)
 
     def full(self) -> bool:
         """Whether the command used (almost) all of the tmpfs."""
@@ -134,6 +283,23 @@ class Scratch:
         """Unmount the tmpfs (what the command left there goes with it), in the background: an
         unmount waits for an RCU grace period, milliseconds the command's result need not wait."""
         _unmounter.submit(self.root)
+
+
+def _make_shared_dirs(root: str) -> None:
+    """Make ``tmp`` and ``shm`` (mode 1777) in the fresh tmpfs at ``root``, never changing the
+    mode of anything else (its owner may already be a sandbox's user, there by another name)."""
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in ("tmp", "shm"):
+            os.mkdir(name, 0o700, dir_fd=top)
+            made = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           dir_fd=top)  # fmt: skip
+            try:
+                os.fchmod(made, 0o1777)
+            finally:
+                os.close(made)
+    finally:
+        os.close(top)
 
 
 class _Unmounter:
@@ -165,20 +331,12 @@ class _Unmounter:
     def _work(self) -> None:
         while True:
             root = self._queue.get()
-            _libc.umount2(str(root).encode(), _MNT_DETACH)
+            if _parent is not None and _parent.pid == os.getpid():
+                _libc.umount2(mount_target(root).encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW)
             now = time.monotonic()
             self._emptied.append((now, root))
             while self._emptied and now - self._emptied[0][0] >= KEEP_EMPTIED:
-                _remove_mount_point(self._emptied.popleft()[1])
-
-
-def _remove_mount_point(root: Path) -> None:
-    """Remove an emptied mount point, and its parent if that is empty and not the private
-    directory itself (a view's)."""
-    with contextlib.suppress(OSError):
-        root.rmdir()
-        if _parent is not None and root.parent != _parent[1]:
-            root.parent.rmdir()
+                remove_mount_point(self._emptied.popleft()[1])
 
 
 _unmounter = _Unmounter()
@@ -193,39 +351,92 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _unmount_leftovers() -> None:
-    """Unmount the scratch directories of processes that are gone."""
+def _mount_points() -> list[str] | None:
     try:
         with open("/proc/self/mountinfo") as f:
-            points = [line.split()[4] for line in f]
+            return [line.split()[4] for line in f]
     except OSError:
+        return None
+
+
+def _owner_alive(top: str) -> bool:
+    """Whether the process that made the private directory ``top`` still lives: it holds the
+    lock of its owner file for life (a lock tells across PID namespaces, unlike a pid)."""
+    try:
+        lock = os.open(f"{top}/{_OWNER_LOCK}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:  # made by an earlier version: only its pid tells
+        owner = os.path.basename(top)[len(_PREFIX) :].partition("-")[0]
+        return not owner.isdigit() or Path(f"/proc/{owner}").exists()
+    except OSError:
+        return True  # cannot tell: leave it
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(lock)
+    return False
+
+
+def _unmount_leftovers() -> None:
+    """Unmount the private directories of processes that are gone, then remove the directories
+    they were mounted on and those of earlier runs that are no mount point any more."""
+    points = _mount_points()
+    if points is None:
         return
     tops = {p for p in points if os.path.basename(p).startswith(_PREFIX)}
     for top in tops:
-        owner = os.path.basename(top)[len(_PREFIX) :].partition("-")[0]
-        if owner.isdigit() and Path(f"/proc/{owner}").exists():
+        if _owner_alive(top):
             continue
         for point in sorted((p for p in points if p.startswith(top + "/")), reverse=True):
-            _libc.umount2(point.encode(), _MNT_DETACH)
-        _libc.umount2(top.encode(), _MNT_DETACH)
-        _remove_empty_tree(Path(top))
+            _libc.umount2(point.encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW)
+        _libc.umount2(top.encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW)
+    # In the background: removing many directories can take the disk seconds.
+    threading.Thread(
+        target=_remove_litter, args=(tempfile.gettempdir(),), name="cleanroom-litter", daemon=True
+    ).start()
 
 
-def _remove_empty_tree(top: Path) -> None:
-    """Remove ``top`` and the empty directories below it (mount points: two levels at most)."""
-    with contextlib.suppress(OSError):
-        for child in top.iterdir():
+def _remove_litter(where: str) -> None:
+    """Remove the scratch directories in ``where`` that no mount is on or below any more and
+    that stood unchanged for a while (what an earlier run's sandbox planted in them too),
+    following no link: the mounts of their owners are gone, nothing of theirs is left. One
+    process at a time does it (the others skip it): it can take the disk minutes."""
+    points = _mount_points()
+    if points is None:
+        return
+    try:
+        guard = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with os.scandir(where) as entries:
+            found = [e for e in entries if e.name.startswith(_PREFIX)]
+        for entry in found:
+            if any(p == entry.path or p.startswith(entry.path + "/") for p in points):
+                continue
             with contextlib.suppress(OSError):
-                for grandchild in child.iterdir():
-                    grandchild.rmdir()
-            child.rmdir()
-        top.rmdir()
+                st = entry.stat(follow_symlinks=False)
+                if not entry.is_dir(follow_symlinks=False) or st.st_uid != os.geteuid():
+                    continue
+                owner = entry.name[len(_PREFIX) :].partition("-")[0]
+                if time.time() - st.st_mtime < _LITTER_AGE or Path(f"/proc/{owner}").exists():
+                    continue
+                # Removes through descriptors, never following a link (shutil's safe path).
+                shutil.rmtree(entry.path, ignore_errors=True)
+    except OSError:
+        pass  # another process is at it, or the directory cannot be read
+    finally:
+        os.close(guard)
 
 
 def _remove_parent() -> None:
-    if _parent is not None and _parent[0] == os.getpid():
-        _libc.umount2(str(_parent[1]).encode(), _MNT_DETACH)
-        _remove_empty_tree(_parent[1])
+    private = _parent
+    if private is not None and private.pid == os.getpid():
+        _libc.umount2(private.target("").rstrip("/").encode(), _MNT_DETACH)
+        with contextlib.suppress(OSError):
+            private.path.rmdir()
 
 
 atexit.register(_remove_parent)

@@ -150,18 +150,15 @@ class IdmappedView:
                 raise OSError("the engine cannot mount here (not root)")
             with _lock:
                 _counter += 1
-                outer = parent / f"view-{_counter}"
+                outer = f"view-{_counter}"
             # Only root and the sandbox user may enter: other users must not read the workspace
             # through the view, which the private directory lets them cross to.
-            outer.mkdir(mode=0o700)
-            os.chown(outer, SANDBOX_UID, SANDBOX_GID)
-            target = outer / "view"
-            target.mkdir()
+            scratch.make_mount_point(outer, owner=(SANDBOX_UID, SANDBOX_GID))
+            target = scratch.make_mount_point(f"{outer}/view")
             try:
-                _attach(source, target, idmapped, read_only)
+                _attach(source, scratch.mount_target(target), idmapped, read_only)
             except OSError:
-                target.rmdir()
-                outer.rmdir()
+                scratch.remove_mount_point(target)
                 raise
         except OSError as exc:
             raise BackendUnavailableError(
@@ -266,7 +263,7 @@ def detached_tree(
     return tree
 
 
-def _attach(source: Path, target: Path, idmapped: bool, read_only: bool) -> None:
+def _attach(source: Path, target: str, idmapped: bool, read_only: bool) -> None:
     tree = detached_tree(source, idmapped=idmapped, read_only=read_only)
     try:
         _syscall(
