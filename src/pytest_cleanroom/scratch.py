@@ -391,6 +391,8 @@ def _unmount_leftovers() -> None:
         for point in sorted((p for p in points if p.startswith(top + "/")), reverse=True):
             _libc.umount2(point.encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW)
         _libc.umount2(top.encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW)
+        with contextlib.suppress(OSError):
+            os.rmdir(top)  # empty once unmounted (rmdir follows no link)
     # In the background: removing many directories can take the disk seconds.
     threading.Thread(
         target=_remove_litter, args=(tempfile.gettempdir(),), name="cleanroom-litter", daemon=True
