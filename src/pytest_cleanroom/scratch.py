@@ -97,7 +97,8 @@ class _Private:
 _parent: _Private | None = None
 
 
-def _syscall(what: str, *args: int | bytes | None) -> int:
+def syscall(what: str, *args: int | bytes | ctypes._CArgObject | None) -> int:
+    """The system call numbered ``args[0]``; :class:`OSError` naming ``what`` if it failed."""
     wide = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
     result = int(_libc.syscall(*wide))
     if result < 0:
@@ -130,8 +131,8 @@ def _set_attributes(tree: int, set_: int, clear: int) -> None:
     from .backends._nsinit import SYS_MOUNT_SETATTR, MountAttr  # the package imports this one
 
     attr = MountAttr(set_, clear, _MS_PRIVATE, 0)
-    _syscall("mount_setattr", SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH,
-             ctypes.byref(attr), ctypes.sizeof(attr))  # type: ignore[arg-type]  # fmt: skip
+    syscall("mount_setattr", SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH,
+             ctypes.byref(attr), ctypes.sizeof(attr))  # fmt: skip
 
 
 def _make_private() -> _Private:
@@ -139,13 +140,13 @@ def _make_private() -> _Private:
     path = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
     fds: list[int] = []
     try:
-        fs = _syscall("fsopen", _SYS_FSOPEN, b"tmpfs", _CLOEXEC)
+        fs = syscall("fsopen", _SYS_FSOPEN, b"tmpfs", _CLOEXEC)
         fds.append(fs)
         for key, value in ((b"mode", b"0711"), (b"size", b"1m")):
-            _syscall("fsconfig", _SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, key, value, 0)
-        _syscall("fsconfig", _SYS_FSCONFIG, fs, _FSCONFIG_CMD_CREATE, None, None, 0)
+            syscall("fsconfig", _SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, key, value, 0)
+        syscall("fsconfig", _SYS_FSCONFIG, fs, _FSCONFIG_CMD_CREATE, None, None, 0)
         flags = _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV | _MOUNT_ATTR_NOEXEC
-        mounted = _syscall("fsmount", _SYS_FSMOUNT, fs, _CLOEXEC, flags)
+        mounted = syscall("fsmount", _SYS_FSMOUNT, fs, _CLOEXEC, flags)
         fds.append(mounted)
         # Locked before anyone can see the directory: a sweep never finds it unowned.
         lock = os.open(_OWNER_LOCK, os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o600, dir_fd=mounted)
@@ -153,14 +154,14 @@ def _make_private() -> _Private:
         fcntl.flock(lock, fcntl.LOCK_EX)
         # Read-only before it is attached: every copy of it anywhere is read-only too.
         _set_attributes(mounted, _MOUNT_ATTR_RDONLY, 0)
-        _syscall("move_mount", _SYS_MOVE_MOUNT, mounted, b"", -100, os.fsencode(path),
+        syscall("move_mount", _SYS_MOVE_MOUNT, mounted, b"", -100, os.fsencode(path),
                  _MOVE_MOUNT_F_EMPTY_PATH)  # fmt: skip
         fds.remove(mounted)  # unmounted by path from here on
         try:
             if not _mount(None, f"/proc/self/fd/{mounted}", None, _MS_PRIVATE, ""):
                 raise OSError(ctypes.get_errno(), "cannot make the scratch directory private")
             flags = _OPEN_TREE_CLONE | os.O_CLOEXEC | _AT_EMPTY_PATH
-            writable = _syscall("open_tree", _SYS_OPEN_TREE, mounted, b"", flags)
+            writable = syscall("open_tree", _SYS_OPEN_TREE, mounted, b"", flags)
             fds.append(writable)
             _set_attributes(writable, 0, _MOUNT_ATTR_RDONLY)
         except OSError:

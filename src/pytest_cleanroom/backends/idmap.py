@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from .. import scratch
 from ..errors import BackendUnavailableError
+from ..scratch import syscall as _syscall
 
 # The mount API's kernel structure and numbers: one definition, in the standalone set-up step.
 from ._nsinit import (
@@ -70,15 +71,6 @@ def runs_unprivileged(unprivileged_user: bool) -> bool:
     """Whether a command of a policy with ``unprivileged_user`` runs as :data:`SANDBOX_UID`
     (a root engine), rather than as the invoking user (who is unprivileged already)."""
     return unprivileged_user and os.geteuid() == 0
-
-
-def _syscall(what: str, *args: int | bytes | ctypes._CArgObject) -> int:
-    wide = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
-    result = int(_libc.syscall(*wide))
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
 
 
 def _mapping_userns(uid: int, gid: int) -> int:
