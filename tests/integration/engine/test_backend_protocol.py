@@ -80,10 +80,12 @@ def test_cancel_goes_through_the_protocol(tmp_path: Path) -> None:
     results: list[RunResult] = []
     worker = threading.Thread(target=lambda: results.append(room.run("sleep 300")))
     worker.start()
-    while room.cancel() == 0:
+    # A run that ended on its own (an error, or not started) must fail the test, not spin here.
+    while room.cancel() == 0 and worker.is_alive():
         worker.join(0.05)
     worker.join(30)
     room.close()
+    assert results, "the command's run ended without a result (see the thread's exception above)"
     assert results[0].cancelled
     assert "cancel_commands sleep 300" in backend.calls
     assert "close" not in backend.calls
