@@ -53,7 +53,7 @@ from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.backends import get_backend
 from pytest_cleanroom.backends._handoff import HANDOFF_FD, LAUNCHER_ENV, Handoff
 from pytest_cleanroom.backends.base import CommandSpec
-from pytest_cleanroom.backends.bwrap import BwrapBackend
+from pytest_cleanroom.backends.bwrap import SECCOMP_FD, BwrapBackend
 from pytest_cleanroom.backends.idmap import IdmappedView, stage_unreachable
 from pytest_cleanroom.backends.local import NamespaceBackend
 from pytest_cleanroom.backends.namespace.filesystem import plan
@@ -78,12 +78,24 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float]:
     return wall, _children_cpu() - cpu
 
 
+def _reserve(fds: tuple[int, ...]) -> None:
+    """Hold ``fds`` on ``/dev/null`` from the start, so that no descriptor the engine opens
+    takes a number :func:`_open_at` later puts a file at."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd in fds:
+        if fd != null:
+            os.dup2(null, fd, inheritable=False)
+    if null not in fds:
+        os.close(null)
+
+
 def _open_at(fd_files: dict[int, str]) -> list[int]:
     """Open each file at its descriptor number, as the engine's launcher does."""
     for fd, path in fd_files.items():
         opened = os.open(path, os.O_RDONLY)
-        os.dup2(opened, fd, inheritable=False)
-        os.close(opened)
+        if opened != fd:  # dup3 refuses a descriptor onto itself
+            os.dup2(opened, fd, inheritable=False)
+            os.close(opened)
     return list(fd_files)
 
 
@@ -224,6 +236,7 @@ def main() -> int:
     except Exception as exc:
         print(f"bench_engine: no unshare row: {exc}", file=sys.stderr)
         with_unshare = False
+    _reserve((SECCOMP_FD, HANDOFF_FD))
     scratch = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     rooms: list[Cleanroom] = []
     backends: list[NamespaceBackend] = []
@@ -252,7 +265,9 @@ def main() -> int:
             ops = stage_unreachable(ops, views)
         engine_argv = [*as_user, *backend.sandbox_argv(spec, ops, None)]
         handoff = Handoff(backend.handoff(spec, ops, None))
-        engine_fds = _open_at({**backend.fd_files(locked), HANDOFF_FD: handoff.path})
+        fd_files = {**backend.fd_files(locked), HANDOFF_FD: handoff.path}
+        assert set(fd_files) <= {SECCOMP_FD, HANDOFF_FD}, f"reserve {sorted(fd_files)} first"
+        engine_fds = _open_at(fd_files)
 
         bare = [bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/",
                 "--proc", "/proc", "--dev", "/dev", "true"]  # fmt: skip
