@@ -126,12 +126,20 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     return result == 0
 
 
+class _MountAttr(ctypes.Structure):
+    """The kernel's ``struct mount_attr``. The standalone set-up step (``backends/_nsinit.py``)
+    has its own: it imports nothing of this package, and this bottom module nothing of it."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in ("set", "clear", "propagation", "userns")]
+
+
+_SYS_MOUNT_SETATTR = 442  # the same number on every architecture (Linux 5.12+)
+
+
 def _set_attributes(tree: int, set_: int, clear: int) -> None:
     """Set and clear ``MOUNT_ATTR_*`` flags of the mount ``tree`` and make it private."""
-    from .backends._nsinit import SYS_MOUNT_SETATTR, MountAttr  # the package imports this one
-
-    attr = MountAttr(set_, clear, _MS_PRIVATE, 0)
-    syscall("mount_setattr", SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH,
+    attr = _MountAttr(set_, clear, _MS_PRIVATE, 0)
+    syscall("mount_setattr", _SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH,
              ctypes.byref(attr), ctypes.sizeof(attr))  # fmt: skip
 
 
