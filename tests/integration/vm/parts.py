@@ -50,8 +50,11 @@ SECURITY_AS_USER = Part(
     ("-n", "2", "tests/security", "-k",
      f"{LOCAL} and not test_allow_list and not test_unprivileged_user"
      " and not test_reading_a_file_under_root_fails"
-     # Warm sandboxes are root's; a tmpfs of the test's own needs root to mount.
-     " and not warm and not test_shared_mounts"),
+     # Warm sandboxes (and sandboxes entered ahead) are root's; a tmpfs of the test's own needs
+     # root to mount.
+     " and not warm and not test_shared_mounts"
+     " and not test_a_tests_first_command_is_given_only_its_own_workspace"
+     " and not test_a_workspace_that_is_gone_fails_as_a_cold_start_does"),
 )  # fmt: skip
 EXAMPLES = Part("examples", ("tests/vm/test_examples.py",))
 # The services plugin on the process provider (PostgreSQL, Redis and MariaDB started from the
