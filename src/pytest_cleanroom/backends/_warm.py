@@ -45,7 +45,7 @@ from ..owner import start_token as process_start_time
 from . import _nsinit_native
 from ._handoff import HANDOFF_FD, Handoff
 from .base import WORKSPACE_PATH, CommandSpec
-from .namespace.filesystem import FsOp
+from .namespace.filesystem import KERNEL_OWN, FsOp, HostPart
 from .namespace.limits import Rlimits
 from .namespace.process_tree import Started, launcher_argv, start
 
@@ -221,36 +221,40 @@ class WarmSandboxes:
                 holder.users -= 1
 
     def prepare_entry(
-        self, spec: CommandSpec, ops: Sequence[FsOp], records: Records
+        self, spec: CommandSpec, ops: Sequence[FsOp], records: Records, host: HostPart
     ) -> Entered | None:
         """What enters the warm sandbox of commands like ``spec`` ahead of the command (its
         fresh mounts made, the rest of its plan read later: see prepared.py), or ``None``.
-        ``records`` are the plan's other records, none about the command itself."""
+        ``records`` are the plan's other records, none about the command itself; ``host``
+        what ``ops`` took from the host."""
         base, fresh = split(ops)
-        shown, _ = passing(fresh)
+        shown, passed = passing(fresh)
         key = _key(spec, base)
         with self._making:
             holder = self._holder(spec, key)
         if holder is None:
             return None
         argv, plan = _entry(holder, shown, records)
-        return Entered(key, shown, holder, argv, plan, _sources(shown))
+        proof = host if host.settled else None
+        proven = _proven(proof)
+        return Entered(
+            key, shown, holder, argv, plan, _sources(shown, proven), tuple(ops), passed, proof
+        )
 
     @contextlib.contextmanager
     def claiming(
-        self, entered: Entered, spec: CommandSpec, ops: Sequence[FsOp]
+        self, entered: Entered, spec: CommandSpec, ops: Sequence[FsOp], host: HostPart
     ) -> Iterator[tuple[FsOp, ...] | None]:
         """The binds ``spec`` brings to the sandbox ``entered`` ahead (see :func:`passing`), if
-        that is the one ``spec`` with ``ops`` would enter, its holder alive and free to use now
-        (counted as in use until the block ends); ``None``: it is not."""
-        base, fresh = split(ops)
-        shown, passed = passing(fresh)
+        that is the one ``spec`` with ``ops`` (taken from the host as ``host`` says) would
+        enter, its holder alive and free to use now (counted as in use until the block ends);
+        ``None``: it is not."""
+        passed = _same_entry(entered, spec, ops, host)
         holder = entered.holder
         with self._lock:
             usable = (
-                not self._closed
-                and (entered.key, entered.fresh) == (_key(spec, base), shown)
-                and entered.sources == _sources(shown)
+                passed is not None
+                and not self._closed
                 and not (entered.key.isolated_network and holder.users)
                 and holder.started.proc.poll() is None  # its sandbox tool ends with it
             )
@@ -352,22 +356,66 @@ class Entered:
     holder: Holder
     argv: list[str]
     plan: bytes
-    #: What the host paths it binds were as it was made (see :func:`_sources`).
+    #: What the host paths it binds were as it was made (see :func:`_sources`), but for those
+    #: :func:`_proven` by ``host``.
     sources: tuple[tuple[int, int, int, int] | None, ...]
+    #: The plan it was made from, and the binds its command brings (see :func:`passing`).
+    made: tuple[FsOp, ...] = ()
+    passed: tuple[FsOp, ...] = ()
+    #: The host's part of that plan, where it proves that the host paths it hides are the
+    #: same ones for as long as a later plan is given the same object (see HostPart).
+    host: HostPart | None = None
 
 
-def _sources(fresh: Sequence[FsOp]) -> tuple[tuple[int, int, int, int] | None, ...]:
+def _same_entry(
+    entered: Entered, spec: CommandSpec, ops: Sequence[FsOp], host: HostPart
+) -> tuple[FsOp, ...] | None:
+    """The binds ``spec`` brings to ``entered`` if it is what ``spec`` with the plan ``ops``
+    (made from ``host``) would enter: the same holder and fresh mounts, and their host paths
+    still the same ones; else ``None``."""
+    if entered.host is not None and entered.host is not host:
+        return None  # the host changed since (or was read again): its paths may differ
+    if tuple(ops) == entered.made:  # the same plan (the usual case): the same split
+        key = _key(spec, entered.key.base)
+        shown, passed = entered.fresh, entered.passed
+    else:
+        base, fresh = split(ops)
+        key = _key(spec, base)
+        shown, passed = passing(fresh)
+    if (entered.key, entered.fresh) != (key, shown):
+        return None
+    if entered.sources != _sources(shown, _proven(entered.host)):
+        return None
+    return passed
+
+
+def _proven(host: HostPart | None) -> frozenset[str]:
+    """The host paths whose identity :func:`_sources` need not read: the kernel's own files
+    in ``/proc`` (never replaced), and the hidden paths of a settled ``host``: while later
+    plans are given that same object, none of the directories they were looked up in changed
+    (no entry was added, removed or renamed over), so each names the file it named then."""
+    return KERNEL_OWN if host is None else KERNEL_OWN | host.hidden
+
+
+def _sources(
+    fresh: Sequence[FsOp], proven: frozenset[str] = frozenset()
+) -> tuple[tuple[int, int, int, int] | None, ...]:
     """Device, inode and owner of the source of each bind of ``fresh`` and of each file it
-    hides (``None``: missing): a directory replaced since a sandbox was entered ahead, or a
-    hidden file or directory renamed over or moved aside (which detaches the mount hiding it,
-    or takes it along), tells its plan apart from the command's, whose paths are the same.
-    (The workspace, passed with the command, is cloned as it starts.)"""
+    hides (``None``: missing), but for the paths ``proven`` otherwise: a directory replaced
+    since a sandbox was entered ahead, or a hidden file or directory renamed over or moved
+    aside (which detaches the mount hiding it, or takes it along), tells its plan apart from
+    the command's, whose paths are the same. (The workspace, passed with the command, is
+    cloned as it starts.)"""
     found: list[tuple[int, int, int, int] | None] = []
     for op in fresh:
         try:
             if op.kind in ("bind", "ro-bind") and op.source is not None:
+                if op.source in proven:
+                    continue
                 st = os.stat(op.source)
             elif op.kind in ("hide-file", "hide-dir"):
+                if op.target in proven:
+                    continue
                 st = os.lstat(op.target)
             else:
                 continue

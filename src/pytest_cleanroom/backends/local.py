@@ -45,7 +45,7 @@ from .base import (
     not_found_message,
 )
 from .finish import finish_result
-from .namespace.filesystem import FsOp, is_visible, plan
+from .namespace.filesystem import KERNEL_OWN, FsOp, HostPart, is_visible, plan_and_host
 from .namespace.launcher_server import Forkserver, forkserver
 from .namespace.limits import Rlimits, per_process_fields, rlimits_for
 from .namespace.prepared import Ahead, Prepared, Preparer
@@ -264,9 +264,11 @@ class NamespaceBackend(Backend):
             workspace, mounts = spec.workspace, spec.mounts
             if unprivileged and not entering:
                 workspace, mounts = _views(spec, prepared, views)
-            ops = planned = plan(policy, workspace, mounts, scratch)
+            ops, host = plan_and_host(policy, workspace, mounts, scratch)
+            planned = ops
             if prepared is not None and prepared.entered is not None:
-                passed = stack.enter_context(self._claiming(prepared, spec, ops, confine))
+                claim = self._claiming(prepared, spec, ops, confine, host)
+                passed = stack.enter_context(claim)
                 if passed is not None:
                     rlimits = rlimits_for(policy, cgroups=True)  # set by the sandbox's init
                     rest = _nsinit_native.encode_plan(_nsinit_native.command_records(spec, rlimits))
@@ -284,7 +286,8 @@ class NamespaceBackend(Backend):
                         group.expose()
                     if unprivileged and not views:
                         workspace, mounts = _views(spec, prepared, views)
-                        ops = planned = plan(policy, workspace, mounts, scratch)
+                        ops, host = plan_and_host(policy, workspace, mounts, scratch)
+                        planned = ops
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
             entry = None
@@ -315,7 +318,8 @@ class NamespaceBackend(Backend):
             if started is None:
                 started = start(launcher_argv(argv, group, outer, fd_files, confine=confine))
             if self._preparer is not None:  # the next one is made while this command runs
-                self._preparer.request(self._ahead(spec, limits, scratch_key, planned, scratch))
+                ahead = self._ahead(spec, limits, scratch_key, planned, host, scratch)
+                self._preparer.request(ahead)
             outcome = supervise(
                 started,
                 stdin=spec.stdin,
@@ -423,16 +427,17 @@ class NamespaceBackend(Backend):
         limits: dict[str, Any],
         scratch_key: tuple[int, tuple[int, int]] | None,
         ops: Sequence[FsOp],
+        host: HostPart,
         scratch: Scratch | None,
     ) -> Ahead:
         """What to make ahead for the next command, assuming it is like ``spec`` (whose
-        filesystem plan is ``ops``, with ``scratch``): no scratch tmpfs where the plan shows
-        where they are."""
+        filesystem plan is ``ops``, made from ``host``, with ``scratch``): no scratch tmpfs
+        where the plan shows where they are."""
         policy = spec.policy
-        ahead_scratch = scratch_key if scratch_key and _scratch_out_of_sight(ops) else None
+        ahead_scratch = scratch_key if scratch_key and _scratch_out_of_sight(ops, host) else None
         enter = None
         if ahead_scratch or scratch_key is None:
-            enter = self._enter_ahead(spec, ops, scratch)
+            enter = self._enter_ahead(spec, ops, host, scratch)
         # A sandbox entered ahead is given the command's workspace as it starts: no view then.
         unprivileged = idmap.runs_unprivileged(policy.unprivileged_user)
         return Ahead(
@@ -446,7 +451,7 @@ class NamespaceBackend(Backend):
         )
 
     def _enter_ahead(
-        self, spec: CommandSpec, ops: Sequence[FsOp], scratch: Scratch | None
+        self, spec: CommandSpec, ops: Sequence[FsOp], host: HostPart, scratch: Scratch | None
     ) -> Callable[[Scratch | None], Entered | None] | None:
         """What makes the plan entering the warm sandbox of commands like ``spec`` ahead of
         the next one (see prepared.py), with its scratch tmpfs: ``spec``'s own plan ``ops``
@@ -470,13 +475,18 @@ class NamespaceBackend(Backend):
             new = dict(zip(swap, _scratch_sources(made), strict=True))
             shown = [dataclasses.replace(op, source=new[op.source]) if op.source in new else op
                      for op in ops]  # fmt: skip
-            return warm.prepare_entry(spec, shown, records)
+            return warm.prepare_entry(spec, shown, records, host)
 
         return enter
 
     @contextlib.contextmanager
     def _claiming(
-        self, prepared: Prepared, spec: CommandSpec, ops: Sequence[FsOp], confine: bool
+        self,
+        prepared: Prepared,
+        spec: CommandSpec,
+        ops: Sequence[FsOp],
+        confine: bool,
+        host: HostPart,
     ) -> Iterator[tuple[FsOp, ...] | None]:
         """The binds ``spec`` brings, if ``prepared`` entered the very sandbox ``spec`` needs
         now (see :meth:`.WarmSandboxes.claiming`), in every cgroup it must be in; else
@@ -491,7 +501,7 @@ class NamespaceBackend(Backend):
         ):
             yield None
             return
-        with warm.claiming(entered, spec, ops) as usable:
+        with warm.claiming(entered, spec, ops, host) as usable:
             yield usable
 
     @contextlib.contextmanager
@@ -580,30 +590,81 @@ def _scratch_sources(scratch: Scratch | None) -> tuple[str, ...]:
     return () if scratch is None else (str(scratch.tmp), str(scratch.shm))
 
 
-def _scratch_out_of_sight(ops: Sequence[FsOp]) -> bool:
-    """Whether no bind of the plan ``ops`` shows the host directory holding the scratch tmpfs
-    (and so the one made ahead for the next command): a ``/tmp`` of the host's, a workspace,
-    readable or writable path or mount at or above that directory (by any name) would."""
+def _scratch_out_of_sight(ops: Sequence[FsOp], host: HostPart) -> bool:
+    """Whether no bind of the plan ``ops`` (made from ``host``) shows the host directory
+    holding the scratch tmpfs (and so the one made ahead for the next command): a ``/tmp`` of
+    the host's, a workspace, readable or writable path or mount at or above that directory (by
+    any name) would. What ``host`` binds is looked at once for each reading of the host."""
     where = private_mount_dir()
-    if where is None:
+    above = _above(str(where)) if where is not None else None
+    if above is None:
         return False
-    above: set[tuple[int, int]] = set()
-    for path in (where, *where.parents):
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        above.add((st.st_dev, st.st_ino))
+    proven = _host_out_of_sight(host, above)
+    below = f"{where}/"  # the engine's own mount points there (scratch tmpfs)
     for op in ops:
-        if op.kind not in ("bind", "ro-bind") or op.source is None:
+        source = op.source
+        if op.kind not in ("bind", "ro-bind") or source is None or source in proven:
             continue
-        try:
-            st = os.stat(op.source)
-        except OSError:
-            continue  # not bound either
-        if (st.st_dev, st.st_ino) in above:
+        if source in KERNEL_OWN or source.startswith(below):
+            continue
+        if _identity(source) in above:
             return False
     return True
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """``(device, inode)`` of what ``path`` names (links followed), ``None`` if nothing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+#: ``{private directory: ((device, inode) of it, of it and each of its parents)}``.
+_above_known: dict[str, tuple[tuple[int, int], frozenset[tuple[int, int]]]] = {}
+
+
+def _above(where: str) -> frozenset[tuple[int, int]] | None:
+    """``(device, inode)`` of the directory ``where`` and of each of its parents (``None``:
+    one cannot be read); the parents are looked up again only if ``where`` is another
+    directory than when they were."""
+    itself = _identity(where)
+    if itself is None:
+        return None
+    known = _above_known.get(where)
+    if known is not None and known[0] == itself:
+        return known[1]
+    found = {itself}
+    for parent in Path(where).parents:
+        identity = _identity(str(parent))
+        if identity is None:
+            return None
+        found.add(identity)
+    _above_known[where] = (itself, frozenset(found))
+    return _above_known[where][1]
+
+
+#: ``{(host part, what is above the private directory): the host paths of its binds, if none
+#: of them shows that directory}`` (see :func:`_host_out_of_sight`).
+_sight_known: dict[tuple[HostPart, frozenset[tuple[int, int]]], frozenset[str]] = {}
+
+
+def _host_out_of_sight(host: HostPart, above: frozenset[tuple[int, int]]) -> frozenset[str]:
+    """The sources of ``host``'s binds, if none of them is in ``above``, looked at once per
+    reading of the host (while later plans are given the same ``host``, the entries of every
+    directory on the way to them are unchanged), else nothing: each is looked at again."""
+    if not host.settled:
+        return frozenset()
+    key = (host, above)
+    known = _sight_known.get(key)
+    if known is None:
+        shows = any(_identity(source) in above for source in host.bound)
+        known = frozenset() if shows else host.bound
+        if len(_sight_known) >= 64:
+            _sight_known.clear()
+        _sight_known[key] = known
+    return known
 
 
 def _enforcement(group: cgroups.RunCgroup | None) -> str:

@@ -25,6 +25,8 @@ again.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import stat
 import threading
@@ -72,6 +74,9 @@ PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
 # procfs files that list what no namespace isolates: the kernel keys (and key quotas) of the
 # invoking user, the engine's among them.
 PROC_HIDDEN = ("/proc/keys", "/proc/key-users")
+#: The host paths a plan binds or hides that are the kernel's own (in procfs and sysfs): never
+#: replaced, and never holding a directory anyone made.
+KERNEL_OWN = frozenset(("/sys", *PROC_READ_ONLY, *PROC_HIDDEN))
 
 _root_cache: tuple[Stamp, tuple[tuple[str, str, str], ...]] | None = None
 
@@ -238,25 +243,49 @@ def is_visible(policy: Policy, path: str) -> bool:
 _Ranked = tuple[int, int, FsOp]
 
 
-@dataclass(frozen=True)
-class _HostPart:
+@dataclass(frozen=True, eq=False)
+class HostPart:
     """What a plan under one policy takes from the host: the root's entries, whether ``/sys``
-    is there, and the covers of hidden paths and binds of readable and writable ones."""
+    is there, and the covers of hidden paths and binds of readable and writable ones.
+
+    One object stands for one reading of the host: a plan made while the directories it was
+    read from are unchanged is given the same object (compared by identity), so that where
+    :attr:`settled` is true, two plans given the same object saw the same entries in every
+    one of those directories (the same files and directories hidden and bound), and whatever
+    was in between."""
 
     view: _View
     root: tuple[FsOp, ...]
     has_sys: bool
     below: tuple[_Ranked, ...]
+    #: Whether its witness can prove anything (see :meth:`.lookups.Witness.holds`); else each
+    #: plan reads the host again and is given a new object.
+    settled: bool = False
 
+    @functools.cached_property
+    def hidden(self) -> frozenset[str]:
+        """The targets of the covers of hidden paths below the root's entries."""
+        return frozenset(op.target for _, _, op in self.below if op.kind in _HIDES)
+
+    @functools.cached_property
+    def bound(self) -> frozenset[str]:
+        """The host directories its binds show (the root's entries, readable and writable
+        paths)."""
+        ops = [*self.root, *(op for _, _, op in self.below)]
+        return frozenset(op.source for op in ops if op.kind in _BINDS and op.source is not None)
+
+
+_HIDES = ("hide-file", "hide-dir")
+_BINDS = ("bind", "ro-bind")
 
 #: ``{policy: (its host part, what proves it still holds)}``, the most recently made last.
-_host_parts: dict[Policy, tuple[_HostPart, Witness]] = {}
+_host_parts: dict[Policy, tuple[HostPart, Witness]] = {}
 _host_parts_lock = threading.Lock()
 #: How many policies' host parts are kept.
 KEEP_HOST_PARTS = 32
 
 
-def _host_part(policy: Policy) -> _HostPart:
+def _host_part(policy: Policy) -> HostPart:
     """The host's part of ``policy``'s plans: kept while the directories it was read from are
     unchanged (one ``stat`` each), else read again."""
     known = _host_parts.get(policy)
@@ -264,15 +293,17 @@ def _host_part(policy: Policy) -> _HostPart:
         return known[0]
     lookups = Lookups()
     part = _read_host_part(policy, lookups)
+    witness = lookups.witness()
+    part = dataclasses.replace(part, settled=witness.settled)
     with _host_parts_lock:  # the preparer's thread plans too
         _host_parts.pop(policy, None)
         while len(_host_parts) >= KEEP_HOST_PARTS:
             del _host_parts[next(iter(_host_parts))]
-        _host_parts[policy] = (part, lookups.witness())
+        _host_parts[policy] = (part, witness)
     return part
 
 
-def _read_host_part(policy: Policy, lookups: Lookups) -> _HostPart:
+def _read_host_part(policy: Policy, lookups: Lookups) -> HostPart:
     bind_root: OpKind = "ro-bind" if policy.read_only_root else "bind"
     view = _view_of(policy, lookups)
     hidden, readable = view.hidden, view.readable
@@ -322,7 +353,7 @@ def _read_host_part(policy: Policy, lookups: Lookups) -> _HostPart:
     for path in sorted(_norm(p) for p in policy.writable_paths):
         if lookups.exists(path):
             add(2, FsOp("bind", path, source=path))
-    return _HostPart(
+    return HostPart(
         view, tuple(root), sys_mode is not None and stat.S_ISDIR(sys_mode), tuple(below)
     )
 
@@ -337,6 +368,16 @@ def plan(
     when given, holds the host directories bound at ``/tmp`` and ``/dev/shm`` (one tmpfs of
     ``max_disk`` bytes for both); without it each is a tmpfs of half of ``max_disk`` (of all of
     it when ``/tmp`` is the host's), so that together they never hold more."""
+    return plan_and_host(policy, workspace, mounts, scratch)[0]
+
+
+def plan_and_host(
+    policy: Policy,
+    workspace: Path,
+    mounts: Iterable[Mount] = (),
+    scratch: Scratch | None = None,
+) -> tuple[tuple[FsOp, ...], HostPart]:
+    """:func:`plan`, and the :class:`HostPart` it was made from."""
     host = _host_part(policy)
     ops = list(host.root)
     if host.has_sys:
@@ -368,4 +409,4 @@ def plan(
     ops.extend(op for _, _, op in sorted(below, key=lambda t: (t[0], t[1], t[2].target)))
     if policy.read_only_root:
         ops.append(FsOp("remount-ro", "/"))
-    return tuple(ops)
+    return tuple(ops), host
