@@ -1,7 +1,8 @@
 """A command's private ``/tmp`` and ``/dev/shm``: one tmpfs of ``max_disk`` bytes for both.
 
-As root the engine mounts that tmpfs on the host, under a private directory of its own (a small
-read-only tmpfs, made private, so the mounts propagate nowhere; see :class:`_Private`: a
+As root the engine mounts that tmpfs on the host, under a private directory of its own in
+:data:`SCRATCH_ROOT` (a small read-only tmpfs, made private, so the mounts propagate nowhere;
+see :class:`_Private`: a
 sandbox that sees it, even as root without capabilities, can change nothing in it, and the
 engine mounts through its own handle of it, never through a path), and the sandbox binds its ``tmp``
 and ``shm`` directories: the two share one budget, and once the command has ended the engine
@@ -10,9 +11,13 @@ each gets a tmpfs of half of ``max_disk`` inside the sandbox: bounded together, 
 cannot be told from outside. Mounts left by a process that died (its owner lock is free) are
 unmounted by the next one.
 
-The private directory may be crossed by other users (a sandbox tool running as the sandbox's
-unprivileged user must reach what it binds) but not listed; each tmpfs in it is reachable by its
-owner only: root, or the unprivileged user of the command it belongs to.
+:data:`SCRATCH_ROOT` is root's alone (no link on the way, nothing in it writable by anyone
+else: see :func:`open_scratch_root`) and every sandbox plan hides it, whatever the policy shows
+of the host (see ``backends/namespace/filesystem.py``): a command seeing the host's ``/tmp``
+finds there nothing of the engine's, and no sandbox sees another command's tmpfs. The root and
+the private directories may be crossed by other users (a sandbox tool running as the sandbox's
+unprivileged user must reach what it binds) but not listed; each tmpfs in it is reachable by
+its owner only: root, or the unprivileged user of the command it belongs to.
 """
 
 from __future__ import annotations
@@ -21,14 +26,18 @@ import atexit
 import collections
 import contextlib
 import ctypes
+import errno
 import fcntl
 import os
 import queue
+import secrets
 import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from .errors import SandboxError
 
 _MS_PRIVATE = 1 << 18
 _MS_NOSUID = 2
@@ -37,9 +46,14 @@ _MNT_DETACH = 2
 _UMOUNT_NOFOLLOW = 8
 #: Free space under which a scratch tmpfs counts as filled (tmpfs allocates whole pages).
 FULL_BELOW = 64 * 1024
-_PREFIX = "cleanroom-scratch-"
-#: The file in the private directory whose lock its owner holds for as long as it lives.
-_OWNER_LOCK = "owner"
+#: Where a root engine keeps its private directories (one per process, ``<pid>-<random>``,
+#: beside its owner lock ``<pid>-<random>.lock``, held for as long as the process lives).
+SCRATCH_ROOT = "/run/cleanroom/scratch"
+_LOCK_SUFFIX = ".lock"
+#: Where earlier versions kept them (``/tmp/cleanroom-scratch-<pid>-<random>``), with the
+#: owner lock in the private directory itself: their leftovers are still unmounted.
+_OLD_PREFIX = "cleanroom-scratch-"
+_OLD_OWNER_LOCK = "owner"
 #: Seconds a scratch directory that is no mount point must have stood unchanged before the
 #: sweep removes it (one is made a moment before its tmpfs is mounted on it).
 _LITTER_AGE = 60.0
@@ -76,7 +90,8 @@ class _Private:
     create, rename, remove or change anything, root without capabilities included (the mount
     refuses it whatever the permissions say). The engine changes it through :attr:`writable`, a
     writable clone of the mount attached nowhere, and mounts on it through :attr:`mounted` (the
-    read-only mount itself), never by a path someone else could have swapped."""
+    read-only mount itself), never by a path someone else could have swapped. Its owner holds
+    :attr:`lock`, the lock of ``<path>.lock``, for as long as it lives."""
 
     def __init__(self, pid: int, path: Path, mounted: int, writable: int, lock: int) -> None:
         self.pid = pid
@@ -143,9 +158,113 @@ def _set_attributes(tree: int, set_: int, clear: int) -> None:
              ctypes.byref(attr), ctypes.sizeof(attr))  # fmt: skip
 
 
+class ScratchRootError(SandboxError):
+    """:data:`SCRATCH_ROOT` (or a directory above it) is not root's alone: a link, a file,
+    another user's directory, or one that others may write."""
+
+
+def open_scratch_root(root: str | None = None) -> int:
+    """A descriptor of the directory ``root`` (:data:`SCRATCH_ROOT`), each missing part of it
+    made (mode 0711) and none followed if it is a link; :class:`ScratchRootError` naming the
+    part and the fix if one is not a directory of this process's user that only it may write
+    and others may cross."""
+    root = SCRATCH_ROOT if root is None else root
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    path = "/"
+    try:
+        _check_root_part(fd, path, root)
+        for name in root.strip("/").split("/"):
+            path = os.path.join(path, name)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o711, dir_fd=fd)
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                child = os.open(name, flags, dir_fd=fd)
+            except OSError as error:
+                if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                raise ScratchRootError(
+                    _wrong_root(path, "is a link or no directory", root)
+                ) from None
+            os.close(fd)
+            fd = child
+            _check_root_part(fd, path, root, ours=path in (root, os.path.dirname(root)))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_root_part(fd: int, path: str, root: str, *, ours: bool = False) -> None:
+    """Refuse the directory ``fd`` (at ``path``) unless only this user may change it and
+    others may cross it; one of the engine's own (``ours``) is made crossable (the umask, or
+    another engine that made it a moment ago, may have left it 0700)."""
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid():
+        raise ScratchRootError(_wrong_root(path, f"belongs to uid {st.st_uid}", root))
+    if st.st_mode & 0o022:
+        why = f"is writable by others (mode {st.st_mode:o})"
+        raise ScratchRootError(_wrong_root(path, why, root))
+    if ours and st.st_mode & 0o7777 != 0o711:
+        os.fchmod(fd, 0o711)  # crossed by the sandbox user's tools, listed by root only
+    elif not st.st_mode & 0o001:
+        why = f"cannot be crossed by other users (mode {st.st_mode:o})"
+        raise ScratchRootError(_wrong_root(path, why, root))
+
+
+def _wrong_root(path: str, why: str, root: str) -> str:
+    return (
+        f"{path} {why}: the engine mounts each command's private /tmp below {root} "
+        f"and only where no one but root can change the way there; remove {path} (the engine "
+        f"makes it again) or make it root's: chown root:root {path} && chmod 0711 {path}"
+    )
+
+
+def _owner_lock(root: int) -> tuple[str, int]:
+    """``(name, lock)``: a fresh private directory's name in ``root`` (its directory made
+    there) and its owner lock ``<name>.lock``, taken before the directory exists, so that a
+    sweep never finds the directory unowned."""
+    while True:
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        flags = os.O_CREAT | os.O_EXCL | os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            lock = os.open(name + _LOCK_SUFFIX, flags, 0o600, dir_fd=root)
+        except FileExistsError:
+            continue
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            os.mkdir(name, 0o700, dir_fd=root)
+        except BaseException as error:
+            os.close(lock)
+            os.unlink(name + _LOCK_SUFFIX, dir_fd=root)
+            if isinstance(error, FileExistsError):
+                continue
+            raise
+        return name, lock
+
+
 def _make_private() -> _Private:
-    """Mount a fresh private directory (see :class:`_Private`); :class:`OSError` if it cannot."""
-    path = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+    """Mount a fresh private directory (see :class:`_Private`); :class:`OSError` if it cannot,
+    :class:`ScratchRootError` if :data:`SCRATCH_ROOT` is not root's alone."""
+    root = open_scratch_root()
+    try:
+        name, lock = _owner_lock(root)
+        try:
+            mounted, writable = _mount_private(root, name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.rmdir(name, dir_fd=root)
+            os.unlink(name + _LOCK_SUFFIX, dir_fd=root)
+            os.close(lock)
+            raise
+    finally:
+        os.close(root)
+    return _Private(os.getpid(), Path(SCRATCH_ROOT, name), mounted, writable, lock)
+
+
+def _mount_private(root: int, name: str) -> tuple[int, int]:
+    """Mount a fresh private directory on ``name`` in ``root``: ``(the read-only mount, its
+    writable clone attached nowhere)``."""
     fds: list[int] = []
     try:
         fs = syscall("fsopen", _SYS_FSOPEN, b"tmpfs", _CLOEXEC)
@@ -156,13 +275,9 @@ def _make_private() -> _Private:
         flags = _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV | _MOUNT_ATTR_NOEXEC
         mounted = syscall("fsmount", _SYS_FSMOUNT, fs, _CLOEXEC, flags)
         fds.append(mounted)
-        # Locked before anyone can see the directory: a sweep never finds it unowned.
-        lock = os.open(_OWNER_LOCK, os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o600, dir_fd=mounted)
-        fds.append(lock)
-        fcntl.flock(lock, fcntl.LOCK_EX)
         # Read-only before it is attached: every copy of it anywhere is read-only too.
         _set_attributes(mounted, _MOUNT_ATTR_RDONLY, 0)
-        syscall("move_mount", _SYS_MOVE_MOUNT, mounted, b"", -100, os.fsencode(path),
+        syscall("move_mount", _SYS_MOVE_MOUNT, mounted, b"", root, name.encode(),
                  _MOVE_MOUNT_F_EMPTY_PATH)  # fmt: skip
         fds.remove(mounted)  # unmounted by path from here on
         try:
@@ -179,10 +294,9 @@ def _make_private() -> _Private:
     except BaseException:
         for fd in fds:
             os.close(fd)
-        with contextlib.suppress(OSError):
-            path.rmdir()
         raise
-    return _Private(os.getpid(), path, mounted, writable, lock)
+    os.close(fs)
+    return mounted, writable
 
 
 def _private_parent() -> _Private | None:
@@ -229,6 +343,16 @@ def mount_target(path: Path) -> str:
     if private is None or private.pid != os.getpid():
         raise OSError(f"{path} is in no private directory of this process")
     return private.target(private.relative(path))
+
+
+def own_view(path: str) -> bool:
+    """Whether ``path`` is in a directory this process made in its private directory for a
+    view (see :func:`make_mount_point`), not in a scratch tmpfs (numbered): a plan may bind it."""
+    private = _parent
+    if private is None or private.pid != os.getpid():
+        return False
+    prefix = f"{private.path}/"
+    return path.startswith(prefix) and not path[len(prefix) :].partition("/")[0].isdigit()
 
 
 def remove_mount_point(path: Path) -> None:
@@ -368,78 +492,134 @@ def _mount_points() -> list[str] | None:
         return None
 
 
-def _owner_alive(top: str) -> bool:
-    """Whether the process that made the private directory ``top`` still lives: it holds the
-    lock of its owner file for life (a lock tells across PID namespaces, unlike a pid)."""
+#: What :func:`_take_lock` answers for a lock file that is not there.
+_MISSING = -1
+
+
+def _take_lock(name: str, dir_fd: int | None = None) -> int | None:
+    """The owner lock ``name`` taken (its owner is gone: a lock tells across PID namespaces,
+    unlike a pid), :data:`_MISSING` if there is none, ``None`` if its owner lives or it
+    cannot be told."""
     try:
-        lock = os.open(f"{top}/{_OWNER_LOCK}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:  # made by an earlier version: only its pid tells
-        owner = os.path.basename(top)[len(_PREFIX) :].partition("-")[0]
-        return not owner.isdigit() or Path(f"/proc/{owner}").exists()
+        lock = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return _MISSING
     except OSError:
-        return True  # cannot tell: leave it
+        return None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return True
-    finally:
         os.close(lock)
-    return False
+        return None
+    return lock
+
+
+def _drop_lock(name: str, lock: int, dir_fd: int | None = None) -> None:
+    """Remove the owner lock ``name`` taken by :func:`_take_lock` (held as ``lock``)."""
+    if lock == _MISSING:
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(name, dir_fd=dir_fd)
+    os.close(lock)
+
+
+def _unmount_below(top: str, points: list[str]) -> None:
+    """Unmount everything at or below ``top`` (of this mount namespace), deepest first."""
+    for point in sorted((p for p in points if p.startswith(top + "/")), reverse=True):
+        _libc.umount2(point.encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW)
+    _libc.umount2(top.encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW)
 
 
 def _unmount_leftovers() -> None:
-    """Unmount the private directories of processes that are gone, then remove the directories
-    they were mounted on and those of earlier runs that are no mount point any more."""
+    """Unmount the private directories of processes that are gone (their owner lock is free),
+    in :data:`SCRATCH_ROOT` and where earlier versions kept them, then remove the directories
+    they were mounted on; the rest of :data:`SCRATCH_ROOT`'s leftovers go in the background."""
     points = _mount_points()
     if points is None:
         return
-    tops = {p for p in points if os.path.basename(p).startswith(_PREFIX)}
-    for top in tops:
-        if _owner_alive(top):
+    for top in {p for p in points if os.path.dirname(p) == SCRATCH_ROOT}:
+        lock = _take_lock(top + _LOCK_SUFFIX)  # none: a sweep removed it, its owner was gone
+        if lock is None:
             continue
-        for point in sorted((p for p in points if p.startswith(top + "/")), reverse=True):
-            _libc.umount2(point.encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW)
-        _libc.umount2(top.encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW)
+        _unmount_below(top, points)
         with contextlib.suppress(OSError):
             os.rmdir(top)  # empty once unmounted (rmdir follows no link)
+        _drop_lock(top + _LOCK_SUFFIX, lock)
+    _unmount_old_leftovers(points)
     # In the background: removing many directories can take the disk seconds.
-    threading.Thread(
-        target=_remove_litter, args=(tempfile.gettempdir(),), name="cleanroom-litter", daemon=True
-    ).start()
+    threading.Thread(target=_remove_litter, name="cleanroom-litter", daemon=True).start()
 
 
-def _remove_litter(where: str) -> None:
-    """Remove the scratch directories in ``where`` that no mount is on or below any more and
-    that stood unchanged for a while (what an earlier run's sandbox planted in them too),
-    following no link: the mounts of their owners are gone, nothing of theirs is left. One
-    process at a time does it (the others skip it): it can take the disk minutes."""
+def _unmount_old_leftovers(points: list[str]) -> None:
+    """Unmount the private directories an earlier version mounted in the host's ``/tmp`` whose
+    owner is gone (the lock of their ``owner`` file is free) and remove their directories.
+    Those without that file, or no mount of this namespace, are left: nothing tells whether
+    their owner lives in another PID and mount namespace."""
+    where = tempfile.gettempdir()
+    for top in points:
+        if os.path.dirname(top) != where or not os.path.basename(top).startswith(_OLD_PREFIX):
+            continue
+        lock = _take_lock(f"{top}/{_OLD_OWNER_LOCK}")
+        if lock is None or lock == _MISSING:
+            continue
+        os.close(lock)
+        _unmount_below(top, points)
+        with contextlib.suppress(OSError):
+            os.rmdir(top)
+
+
+def _remove_litter() -> None:
+    """Remove the directories in :data:`SCRATCH_ROOT` that no mount is on or below any more,
+    that stood unchanged for a while and whose owner is gone (its lock is free or was removed),
+    following no link, and the owner locks left without a directory. One process at a time
+    does it (the others skip it): it can take the disk minutes."""
     points = _mount_points()
     if points is None:
         return
     try:
-        guard = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
+        root = open_scratch_root()
+    except (OSError, ScratchRootError):
+        return  # said when a private directory is made
     try:
-        fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with os.scandir(where) as entries:
-            found = [e for e in entries if e.name.startswith(_PREFIX)]
+        fcntl.flock(root, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with os.scandir(root) as entries:
+            found = list(entries)
+        names = {e.name for e in found}
         for entry in found:
-            if any(p == entry.path or p.startswith(entry.path + "/") for p in points):
-                continue
             with contextlib.suppress(OSError):
-                st = entry.stat(follow_symlinks=False)
-                if not entry.is_dir(follow_symlinks=False) or st.st_uid != os.geteuid():
-                    continue
-                owner = entry.name[len(_PREFIX) :].partition("-")[0]
-                if time.time() - st.st_mtime < _LITTER_AGE or Path(f"/proc/{owner}").exists():
-                    continue
-                # Removes through descriptors, never following a link (shutil's safe path).
-                shutil.rmtree(entry.path, ignore_errors=True)
+                _remove_if_litter(root, entry, names, points)
     except OSError:
         pass  # another process is at it, or the directory cannot be read
     finally:
-        os.close(guard)
+        os.close(root)
+
+
+def _remove_if_litter(
+    root: int, entry: os.DirEntry[str], names: set[str], points: list[str]
+) -> None:
+    """Remove ``entry`` of :data:`SCRATCH_ROOT` (open as ``root``) if it is litter."""
+    st = entry.stat(follow_symlinks=False)
+    if time.time() - st.st_mtime < _LITTER_AGE:
+        return  # a lock is made a moment before its directory, a directory before its mount
+    name = entry.name
+    if name.endswith(_LOCK_SUFFIX):
+        if name[: -len(_LOCK_SUFFIX)] in names:
+            return  # judged with its directory
+        lock = _take_lock(name, root)
+        if lock is not None:
+            _drop_lock(name, lock, root)
+        return
+    path = f"{SCRATCH_ROOT}/{name}"
+    if not entry.is_dir(follow_symlinks=False):
+        return
+    if any(p == path or p.startswith(path + "/") for p in points):
+        return
+    lock = _take_lock(name + _LOCK_SUFFIX, root)
+    if lock is None:
+        return
+    # Removes through descriptors, never following a link (shutil's safe path).
+    shutil.rmtree(path, ignore_errors=True)  # below root-only directories
+    _drop_lock(name + _LOCK_SUFFIX, lock, root)
 
 
 def _remove_parent() -> None:
@@ -448,6 +628,8 @@ def _remove_parent() -> None:
         _libc.umount2(private.target("").rstrip("/").encode(), _MNT_DETACH)
         with contextlib.suppress(OSError):
             private.path.rmdir()
+        with contextlib.suppress(OSError):
+            os.unlink(f"{private.path}{_LOCK_SUFFIX}")
 
 
 atexit.register(_remove_parent)

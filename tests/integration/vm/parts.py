@@ -55,8 +55,10 @@ SECURITY_AS_USER = Part(
      " and not warm and not test_shared_mounts"
      " and not test_a_tests_first_command_is_given_only_its_own_workspace"
      " and not test_a_workspace_that_is_gone_fails_as_a_cold_start_does"
-     # Only a root engine mounts its private directory in the host's /tmp.
-     " and not test_a_sandbox_seeing_the_hosts_tmp_cannot_change_the_engines_directory"),
+     # Only a root engine mounts scratch tmpfs (in its private directory under the scratch
+     # root); the tests that need one say so in their names.
+     " and not test_a_sandbox_seeing_the_hosts_tmp_cannot_change_the_engines_directory"
+     " and not root_engine"),
 )  # fmt: skip
 EXAMPLES = Part("examples", ("tests/vm/test_examples.py",))
 # The services plugin on the process provider (PostgreSQL, Redis and MariaDB started from the

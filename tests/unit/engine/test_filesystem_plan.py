@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from pytest_cleanroom.backends.base import Mount
 from pytest_cleanroom.backends.namespace.filesystem import FsOp, is_visible, plan, root_entries
 from pytest_cleanroom.policy import Policy
@@ -156,3 +158,45 @@ def test_a_hidden_path_the_host_creates_after_a_plan_is_covered_by_the_next(
         str(tmp_path / "full" / "key"): "hide-file",
         str(tmp_path / "via" / "key"): "hide-file",
     }
+
+
+def test_a_bind_at_or_above_the_scratch_root_gets_an_empty_directory_over_it() -> None:
+    """Wherever a bind shows the engine's scratch root (by its own name or another), the plan
+    covers it there; binds elsewhere need no cover; a bind of something inside it is refused."""
+    from pytest_cleanroom.backends.namespace.filesystem import scratch_cover
+    from pytest_cleanroom.errors import PolicyError
+    from pytest_cleanroom.scratch import SCRATCH_ROOT
+
+    hide = FsOp("hide-dir", SCRATCH_ROOT)
+    assert scratch_cover(FsOp("ro-bind", "/run", source="/run"), "/run") == hide
+    assert scratch_cover(FsOp("bind", "/", source="/"), "/") == hide
+    assert scratch_cover(FsOp("ro-bind", SCRATCH_ROOT, source=SCRATCH_ROOT), SCRATCH_ROOT) == hide
+    elsewhere = FsOp("ro-bind", "/mnt/r", source="/srv/link")  # a link to /run
+    assert scratch_cover(elsewhere, "/run") == FsOp("hide-dir", f"/mnt/r{SCRATCH_ROOT[4:]}")
+    assert scratch_cover(FsOp("ro-bind", "/usr", source="/usr"), "/usr") is None
+    assert scratch_cover(FsOp("ro-bind", "/ru", source="/ru"), "/ru") is None
+    assert scratch_cover(FsOp("symlink", "/run", source="/"), "/") is None
+    inside = FsOp("ro-bind", "/x", source=f"{SCRATCH_ROOT}/1-ab/1/tmp")
+    with pytest.raises(PolicyError, match="remove it from readable_paths"):
+        scratch_cover(inside, f"{SCRATCH_ROOT}/1-ab/1/tmp")
+
+
+def test_the_scratch_root_is_covered_after_what_shows_it_whatever_the_policy_hides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writable path at or above the scratch root, or a mount of one, is
+    followed by a cover of the scratch root where it shows it (here a scratch root of the
+    test's own: the engine's is made by a root engine only)."""
+    from pytest_cleanroom.backends.namespace import filesystem
+
+    shown = tmp_path / "run"
+    root = shown / "cleanroom" / "scratch"
+    root.mkdir(parents=True)
+    monkeypatch.setattr(filesystem, "SCRATCH_ROOT", str(root))
+    for writable in (shown, shown / "cleanroom"):
+        policy = Policy.level("standard").replace(writable_paths=(str(writable),))
+        ops = plan(policy, tmp_path / "ws", [Mount(shown, "/mnt/r")])
+        at = [op.target for op in ops]
+        for bound, cover in ((str(writable), str(root)), ("/mnt/r", "/mnt/r/cleanroom/scratch")):
+            assert ops[at.index(cover)] == FsOp("hide-dir", cover), policy
+            assert at.index(cover) > at.index(bound), policy

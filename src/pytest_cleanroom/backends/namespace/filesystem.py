@@ -14,7 +14,10 @@ render the same plan, so both give the same view:
   ``/dev``, a ``/proc`` of the
   sandbox's own PID namespace with ``/proc/sys`` read-only (``/proc/keys`` unreadable), ``/sys``
   read-only (without the host's network interfaces when the network is isolated);
-* the workspace bound read-write at ``/workspace``, then ``writable_paths`` and extra mounts.
+* the workspace bound read-write at ``/workspace``, then ``writable_paths`` and extra mounts;
+* wherever a bind shows the engine's scratch root (:data:`~pytest_cleanroom.scratch.SCRATCH_ROOT`,
+  holding the private ``/tmp`` of every command), an empty read-only directory over it, whatever
+  the policy says; a bind of something inside it is refused.
 
 What the host's part of a plan depends on (which entries the root has, whether each hidden or
 readable path exists and is a directory, where links lead) is computed once per policy and kept
@@ -35,9 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ...errors import PolicyError
 from ...interpreter import interpreter_dirs, interpreter_links
 from ...policy import Policy
-from ...scratch import Scratch, separate_tmpfs_size
+from ...scratch import SCRATCH_ROOT, Scratch, own_view, separate_tmpfs_size
 from ..base import WORKSPACE_PATH, Mount
 from .lookups import Lookups, Stamp, Witness, coarse_now_ns, settled, stamp_of
 
@@ -326,9 +330,19 @@ def _read_host_part(policy: Policy, lookups: Lookups) -> HostPart:
     sys_mode = lookups.resolve("/sys")[1]
 
     below: list[_Ranked] = []
+    scratch_there = lookups.resolve(SCRATCH_ROOT)[1] is not None
+
+    def cover(op: FsOp) -> None:
+        hide = scratch_cover(op, lookups.resolve(op.source)[0] if op.source else "")
+        if hide is not None and scratch_there:
+            below.append((hide.target.count("/"), _COVER_RANK, hide))
 
     def add(rank: int, op: FsOp) -> None:
         below.append((op.target.count("/"), rank, op))
+        cover(op)
+
+    for op in root:
+        cover(op)
 
     for path in sorted(hidden):
         if path.count("/") < 2 or path == "/tmp":
@@ -356,6 +370,33 @@ def _read_host_part(policy: Policy, lookups: Lookups) -> HostPart:
     return HostPart(
         view, tuple(root), sys_mode is not None and stat.S_ISDIR(sys_mode), tuple(below)
     )
+
+
+#: Covers of the scratch root come after every other op at their depth.
+_COVER_RANK = 5
+
+
+def scratch_cover(op: FsOp, source: str) -> FsOp | None:
+    """The empty read-only directory over the engine's scratch root that ``op`` needs if it
+    binds the host's ``source`` (links resolved) at or above it; a bind of something inside it
+    is refused with :class:`PolicyError`."""
+    if op.kind not in ("bind", "ro-bind"):
+        return None
+    if source.startswith(SCRATCH_ROOT + "/"):
+        raise PolicyError(
+            f"{op.source} is inside {SCRATCH_ROOT}, where the engine keeps the private /tmp of "
+            "every command: no sandbox may see it; remove it from readable_paths, "
+            "writable_paths or the command's mounts"
+        )
+    if source not in ("/", SCRATCH_ROOT) and not SCRATCH_ROOT.startswith(source + "/"):
+        return None
+    return FsOp("hide-dir", _norm(op.target + SCRATCH_ROOT[len(source.rstrip("/")) :]))
+
+
+def _command_cover(op: FsOp, source: str) -> FsOp | None:
+    """:func:`scratch_cover` of a command's own bind: its workspace or a mount, which may be
+    a view the engine made of it in its private directory."""
+    return None if own_view(source) else scratch_cover(op, source)
 
 
 def plan(
@@ -401,11 +442,17 @@ def plan_and_host(
         ops.append(FsOp("bind", "/tmp", source="/tmp"))
 
     below = list(host.below)
-    below.append((1, 3, FsOp("bind", WORKSPACE_PATH, source=str(workspace))))
+    own = FsOp("bind", WORKSPACE_PATH, source=str(workspace))
+    below.append((1, 3, own))
+    covers = [_command_cover(own, str(workspace))]  # a resolved path: no lookup per command
     for mount in mounts:
         mount_kind: OpKind = "bind" if mount.writable else "ro-bind"
         op = FsOp(mount_kind, _norm(mount.destination), source=str(mount.source))
         below.append((op.target.count("/"), 4, op))
+        covers.append(_command_cover(op, os.path.realpath(mount.source)))
+    for hide in covers:
+        if hide is not None and os.path.isdir(SCRATCH_ROOT):
+            below.append((hide.target.count("/"), _COVER_RANK, hide))
     ops.extend(op for _, _, op in sorted(below, key=lambda t: (t[0], t[1], t[2].target)))
     if policy.read_only_root:
         ops.append(FsOp("remount-ro", "/"))
