@@ -30,8 +30,13 @@
  *               becomes the holder's uid and gid 0 without supplementary groups (the
  *               sandbox's unprivileged host user where the holder runs as that user),
  *               unshares its own mount, IPC, UTS, cgroup and PID namespaces, and as PID 1 of
- *               the new PID namespace mounts a fresh /proc, /tmp and /dev/shm, then goes on as
- *               the first mode does (keyring, capabilities, no_new_privs, seccomp, command).
+ *               the new PID namespace mounts a fresh /proc, /tmp and /dev/shm and empties its
+ *               bounding set, then forks the command's process, which goes on as the first
+ *               mode does (keyring, capabilities, no_new_privs, seccomp, command). PID 1 keeps
+ *               its capabilities (so the command cannot reach its descriptors through /proc)
+ *               and the command's stdout and stderr until the command has exited, everything
+ *               left in its PID namespace is killed and reaped and the exit status is written
+ *               to the launcher's status pipe: the engine reads the streams' end with it.
  *               "bind_nosuid 1" makes its binds nosuid and nodev, as bubblewrap's are.
  *
  * And one more forks every command's launcher (see namespace/launcher_server.py, prepared.py):
@@ -49,10 +54,10 @@
  *               followed by the rest, read from the pipe; nothing to read there (the engine is
  *               gone): it exits. A launcher made ahead whose orders name --enter and whose
  *               plan names no command enters the warm sandbox ahead of its command: its init
- *               makes the fresh mounts, then reads the rest of the plan (rlimits, seccomp,
- *               cwd, argv, env) from that pipe before it confines itself and runs the command
- *               (nothing there: it exits). Its failures print one "cleanroom-launcher: ..." line and exit
- *               with 125.
+ *               makes the fresh mounts and forks the command's process, which reads the rest
+ *               of the plan (rlimits, seccomp, cwd, argv, env) from that pipe before it
+ *               confines itself and execs the command (nothing there: it exits). Its failures
+ *               print one "cleanroom-launcher: ..." line and exit with 125.
  *               "op passed TARGET" records of such a plan name what is mounted only once the
  *               command is known (its workspace): the pipe is then a socket, and the rest of the
  *               plan comes with one descriptor per such record (SCM_RIGHTS: a private, detached
@@ -491,7 +496,17 @@ static void fresh_session_keyring(void) {
         fail("join a fresh session keyring: %s", strerror(errno));
 }
 
-static void drop_privileges(int last_cap) {
+/* Empty the bounding set (what an exec could gain): the capabilities held stay effective. */
+static void drop_bounding_set(int last_cap) {
+    char what[64];
+    for (int cap = 0; cap <= last_cap; cap++) {
+        snprintf(what, sizeof what, "%d", cap);
+        check(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability ", what);
+    }
+}
+
+/* No capability held or to be gained (the bounding set already empty: drop_bounding_set). */
+static void drop_held_privileges(void) {
     struct {
         uint32_t version;
         int pid;
@@ -500,14 +515,21 @@ static void drop_privileges(int last_cap) {
         uint32_t effective, permitted, inheritable;
     } data[2];
     memset(data, 0, sizeof data);
-    char what[64];
-    for (int cap = 0; cap <= last_cap; cap++) {
-        snprintf(what, sizeof what, "%d", cap);
-        check(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability ", what);
-    }
     check(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps", "");
     check((int)syscall(SYS_capset, &header, data), "capset", "");
     check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs", "");
+}
+
+static void drop_privileges(int last_cap) {
+    drop_bounding_set(last_cap);
+    drop_held_privileges();
+}
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
 }
 
 static void install_seccomp(void) {
@@ -517,9 +539,9 @@ static void install_seccomp(void) {
     unsigned char *program = malloc(size);
     if (!program) fail("seccomp: out of memory");
     for (size_t i = 0; i < size; i++) {
-        unsigned int byte;
-        if (sscanf(seccomp_hex + 2 * i, "%2x", &byte) != 1) fail("the seccomp program is malformed");
-        program[i] = (unsigned char)byte;
+        int high = hex_digit(seccomp_hex[2 * i]), low = hex_digit(seccomp_hex[2 * i + 1]);
+        if (high < 0 || low < 0) fail("the seccomp program is malformed");
+        program[i] = (unsigned char)(high << 4 | low);
     }
     struct sock_fprog prog = {(unsigned short)(size / 8), (struct sock_filter *)program};
     check(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0), "seccomp", "");
@@ -544,11 +566,12 @@ static void build_root(int own_pid_ns) {
     check(sethostname(hostname, strlen(hostname)), "sethostname", "");
 }
 
-/* What every command gets for itself, last: limits, keyring, no privileges, seccomp, cwd. */
-static void confine(int last_cap) {
+/* What every command gets for itself, last: limits, keyring, no privileges, seccomp, cwd (the
+ * bounding set is emptied before: drop_bounding_set). */
+static void confine(void) {
     set_rlimits();
     fresh_session_keyring();
-    drop_privileges(last_cap);
+    drop_held_privileges();
     install_seccomp();
     check(chdir(cwd), "chdir ", cwd);
 }
@@ -556,7 +579,8 @@ static void confine(int last_cap) {
 static void setup(void) {
     int last_cap = last_capability();
     build_root(getpid() == 1);
-    confine(last_cap);
+    drop_bounding_set(last_cap);
+    confine();
 }
 
 /* execve argv_[0], searched in the PATH of the command's own environment when it names no
@@ -815,12 +839,25 @@ static void enter(void) {
     check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "die with the launcher", "");
     check(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private", "");
     for (int i = 0; i < n_ops; i++) apply_fresh(i);
-    if (!argv_[0]) await_command();
-    confine(last_cap);
+    /* Nothing an exec could gain, ahead: the capabilities held still mount what comes with
+     * the command, and are dropped by the command's process (confine). */
+    drop_bounding_set(last_cap);
+    /* The command's process is forked ahead of its command too: it reads the rest of the plan
+     * (await_command), mounts the command's trees and confines itself, then execs. */
     pid_t child = fork();
     if (child < 0) fail("fork: %s", strerror(errno));
-    if (child == 0) execute();
-    for (int fd = 0; fd < 3; fd++) close(fd);
+    if (child == 0) {
+        if (!argv_[0]) await_command();
+        confine();
+        execute();
+    }
+    if (more_fd >= 0) close(more_fd); /* the command's process reads it */
+    more_fd = -1;
+    close(0);
+    /* This process keeps its capabilities (in the sandbox's user namespace, with an empty
+     * bounding set) while the command runs: the command, holding none, can then neither trace
+     * it nor open its descriptors (the status pipe) through /proc. It keeps the command's
+     * stdout and stderr until it has reported: the engine reads their end with the status. */
     int32_t code = reap_until(child);
     /* What the command left dies now, as when this process exits, but before the engine hears
      * of the result: nothing of it outlives the result (not in the holder's network either). */

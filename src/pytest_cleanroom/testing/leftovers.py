@@ -42,16 +42,18 @@ def cgroups_of_process(pid: int) -> list[Path]:
     ]
 
 
-def _is_waiting_launcher(pid: str, *, entered: bool = True) -> bool:
-    """A launcher made ready for a later command (see backends/namespace/prepared.py), or
-    (``entered``) the init of the warm sandbox one entered ahead of its command."""
+def _is_waiting_launcher(pid: str, *, below: int = 2) -> bool:
+    """A launcher made ready for a later command (see backends/namespace/prepared.py), with
+    up to ``below`` generations of waiting processes under it: the init of the warm sandbox
+    one entered ahead of its command, and the command's process forked ahead by that init."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
     if len(cmdline) > 2 and cmdline[1] == b"--serve":  # forked by the launcher server
         # Once given a command it goes on in the same process: then it has children (one
-        # that entered a sandbox ahead has its init, which has none until the command runs).
+        # that entered a sandbox ahead has its init, whose one child, the command's process,
+        # has none until it runs the command).
         try:
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
@@ -60,7 +62,9 @@ def _is_waiting_launcher(pid: str, *, entered: bool = True) -> bool:
             return False
         if not children:
             return True
-        return entered and len(children) == 1 and _is_waiting_launcher(children[0], entered=False)
+        return (
+            below > 0 and len(children) == 1 and _is_waiting_launcher(children[0], below=below - 1)
+        )
     return cmdline[:2] == [b"/bin/sh", b"-c"] and b". /dev/fd/" in cmdline[2]
 
 

@@ -124,3 +124,26 @@ def test_nothing_of_a_warm_command_outlives_its_result(
             # killed and reaped by the command's init before it reported the status
             assert processes_with_marker(marker) == []
         assert room._backend.warm_holders  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["bwrap", "unshare"])
+def test_a_warm_commands_output_of_any_size_is_read_whole(tmp_path: Path, name: str) -> None:
+    """Its init reports the status while it still holds the streams: what the command wrote
+    is read then, however much (more than the pipes hold, on both streams, with input fed)."""
+    require_backend(name)
+    _server()
+    with Cleanroom(tmp_path / "ws", policy="locked", backend=name) as room:
+        room.run(["true"]).assert_success()  # builds the warm sandbox the others enter
+        for size in (0, 1, 65536, 65537, 3_000_000):
+            result = room.run(
+                f"head -c {size} /dev/zero | tr '\\0' o; head -c {size} /dev/zero >&2"
+            )
+            assert (result.exit_code, result.stdout, len(result.stderr_bytes)) == (
+                0,
+                "o" * size,
+                size,
+            )
+        fed = bytes(range(256)) * 8192  # 2 MiB, echoed back while it is fed
+        echoed = room.run(["sh", "-c", "cat; echo done >&2; exit 5"], stdin=fed)
+        assert (echoed.exit_code, echoed.stdout_bytes, echoed.stderr) == (5, fed, "done\n")
+        assert room._backend.warm_holders  # type: ignore[attr-defined]

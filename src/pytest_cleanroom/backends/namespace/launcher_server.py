@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import fcntl
 import os
 import socket
 import struct
@@ -33,7 +34,7 @@ from .. import _nsinit_native
 from .._handoff import LAUNCHER_ENV, Handoff
 from ._spawner import in_fresh_keyring
 from .limits import Rlimits
-from .process_tree import ServedProcess, Started
+from .process_tree import PIPE_ROOM, ServedProcess, Started
 
 _REPLY = struct.Struct("=i")
 #: Flags of a request (see ``receive`` in _nsinit.c): which optional pipes follow the four
@@ -116,6 +117,9 @@ class Forkserver:
                 read_end, write_end = os.pipe()
                 theirs.append(read_end if stream == 0 else write_end)
                 ours.append(write_end if stream == 0 else read_end)
+                if stream:  # room for what a command writes before its streams are watched
+                    with contextlib.suppress(OSError):
+                        fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, PIPE_ROOM)
             with Handoff(orders) as handoff:
                 t0, started_at = time.monotonic(), time.time()
                 flags = (_WITH_MORE if more is not None else 0) | (

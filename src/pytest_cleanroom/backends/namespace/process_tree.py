@@ -12,7 +12,7 @@ import contextlib
 import fcntl
 import os
 import resource
-import selectors
+import select
 import shlex
 import signal
 import struct
@@ -39,10 +39,15 @@ from .limits import Rlimits, exit_code_of
 
 #: How often a running command's cgroup counters are read (seconds).
 TICK = 0.02
-#: After the main process exited, how long leftover holders of its pipes get before we give up.
+#: After the main process exited, how long leftover holders of its pipes get before they are
+#: killed, and before the rest of what they write is no longer waited for.
+LEFTOVER_GRACE = 0.05
 DRAIN_GRACE = 2.0
 _READ_SIZE = 1 << 20
-_F_SETPIPE_SZ = 1031
+#: What a command's output pipes hold (set where they are made, or once found full).
+PIPE_ROOM = _READ_SIZE
+#: A pipe's default capacity: a read this long found it full.
+_PIPE_SIZE = 1 << 16
 #: What the init of a command entering a warm sandbox writes: its exit code (see _nsinit.c).
 _STATUS = struct.Struct("=i")
 
@@ -272,7 +277,13 @@ def supervise(
 
 
 class _Watch:
-    """The select loop of one command: streams, exit, deadline, cgroup counters."""
+    """The poll loop of one command: streams, exit (or its init's report), deadline, cgroup
+    counters.
+
+    A command entering a warm sandbox has its exit status reported by its init, which keeps
+    the command's stdout and stderr open until then: the report is the one wake-up such a
+    command costs, and what it wrote is read then (all of its processes are gone). Its streams
+    are watched only from the first tick on (a command still running then may fill them)."""
 
     def __init__(
         self,
@@ -293,6 +304,13 @@ class _Watch:
         self.out = CappedStream(max_output)
         self.err = CappedStream(max_output)
         self.kill_reason: str | None = None
+        self.reported = False  # the status came from the command's init
+        self._poller = select.poll()
+        self._sinks: dict[int, CappedStream] = {}
+        self._watching_streams = False
+        self._grown: set[int] = set()
+        self._stdin_fd = -1
+        self._pidfd = -1
 
     def _kill(self, reason: str) -> None:
         if self.kill_reason is None:
@@ -316,130 +334,156 @@ class _Watch:
         proc = self.proc
         assert proc.stdout is not None
         assert proc.stderr is not None
-        sel = selectors.DefaultSelector()
-        sinks = {proc.stdout.fileno(): self.out, proc.stderr.fileno(): self.err}
-        for fd in sinks:
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, _F_SETPIPE_SZ, _READ_SIZE)
-            sel.register(fd, selectors.EVENT_READ)
-        stdin_fd = -1
+        self._sinks = {proc.stdout.fileno(): self.out, proc.stderr.fileno(): self.err}
         if self.stdin is not None and proc.stdin is not None:
-            stdin_fd = proc.stdin.fileno()
-            os.set_blocking(stdin_fd, False)
-            sel.register(stdin_fd, selectors.EVENT_WRITE)
+            self._stdin_fd = proc.stdin.fileno()
+            os.set_blocking(self._stdin_fd, False)
+            self._poller.register(self._stdin_fd, select.POLLOUT)
         else:
             _close(proc.stdin)  # no input: the command reads end-of-file at once
-        pidfd = _pidfd(proc.pid)
-        if pidfd >= 0:
-            sel.register(pidfd, selectors.EVENT_READ)
-        status_fd, self.status_fd = self.status_fd, -1
-        if status_fd >= 0:
-            sel.register(status_fd, selectors.EVENT_READ)
-        reported = False  # the status came from the command's init: the launcher is still going
-        status: int | None = None
-        rusage: resource.struct_rusage | None = None
-        drain_until: float | None = None
-        exited_at = 0.0
-        leftovers_killed = False
-        monitoring = self.live.cgroup is not None
-        next_check = time.monotonic() + TICK  # counters are read once a tick, not on each wake-up
         try:
-            while True:
-                readers = len(sinks)
-                if status is not None and not readers:
-                    break
-                now = time.monotonic()
-                if status is not None and drain_until is None:
-                    # The main process is gone: its pipes normally reach EOF at once.
-                    exited_at = now
-                    drain_until = now + DRAIN_GRACE
-                elif drain_until is not None and not leftovers_killed and now - exited_at > 0.05:
-                    # Something else still holds the pipes: the tree must go.
-                    self.live.kill_tree()
-                    leftovers_killed = True
-                if drain_until is not None and now >= drain_until:
-                    break
-                ticking = monitoring or pidfd < 0
-                wait = self._wait_time(now, status is None, ticking, drain_until, next_check)
-                for key, _ in sel.select(wait):
-                    fd = int(key.fd)
-                    if fd not in sel.get_map():
-                        continue  # unregistered by an earlier event of this round
-                    if fd == pidfd:
-                        _, status, rusage = _wait4(proc.pid, 0)
-                        sel.unregister(pidfd)
-                        os.close(pidfd)
-                        pidfd = -1
-                    elif fd == status_fd:
-                        code = _read_status(status_fd)
-                        sel.unregister(status_fd)
-                        os.close(status_fd)
-                        status_fd = -1
-                        if code is not None and status is None:
-                            status, reported = code << 8, True  # as a normal exit with code
-                            if pidfd >= 0:
-                                sel.unregister(pidfd)
-                                os.close(pidfd)
-                                pidfd = -1
-                    elif fd == stdin_fd:
-                        if not self._feed(stdin_fd):
-                            sel.unregister(stdin_fd)
-                            _close(proc.stdin)
-                            stdin_fd = -1
-                    else:
-                        data = os.read(fd, _READ_SIZE)
-                        if data:
-                            if sinks[fd].add(data):
-                                self._kill(LIMIT_OUTPUT)
-                        else:
-                            sel.unregister(fd)
-                            del sinks[fd]
-                if status is None:
-                    due = time.monotonic() >= next_check
-                    if due:
-                        next_check = time.monotonic() + TICK
-                    if pidfd < 0:
-                        pid, st, ru = _wait4(proc.pid, os.WNOHANG)
-                        if pid:
-                            status, rusage = st, ru
-                    if status is None:
-                        if self.live.cancelled.is_set():
-                            self._kill("cancel")
-                        elif self.deadline is not None and time.monotonic() >= self.deadline:
-                            self._kill(LIMIT_TIMEOUT)
-                        elif monitoring and due:
-                            self._check_limits()
-            if status is None:
-                self.live.kill_tree()
-                _, status, rusage = _wait4(proc.pid, 0)
-            if reported:
+            if self.status_fd >= 0:
+                self._poller.register(self.status_fd, select.POLLIN)
+            else:
+                self._watch_exit()
+            status, rusage = self._wait()
+            self._stop_feeding()
+            self._drain()
+            if self.reported:
                 _reap_later(proc)  # exits once the command's namespaces are torn down
             else:
                 proc.returncode = os.waitstatus_to_exitcode(status)
             return status, rusage
         finally:
-            if pidfd >= 0:
-                os.close(pidfd)
-            if status_fd >= 0:
-                os.close(status_fd)
-            sel.close()
+            for fd in (self._pidfd, self.status_fd):
+                if fd >= 0:
+                    os.close(fd)
+            self._pidfd = self.status_fd = -1
 
-    def _wait_time(
-        self,
-        now: float,
-        running: bool,
-        ticking: bool,
-        drain_until: float | None,
-        next_tick: float,
-    ) -> float | None:
+    def _wait(self) -> tuple[int, resource.struct_rusage | None]:
+        """Feed and drain the command until its status is known (reported or reaped)."""
+        monitoring = self.live.cgroup is not None
+        next_check = time.monotonic() + TICK  # counters are read once a tick, not on each wake-up
+        while True:
+            now = time.monotonic()
+            ticking = monitoring or not self._watching_streams or self._polls_exit()
+            for fd, event in self._poller.poll(self._wait_ms(now, ticking, next_check)):
+                if fd == self.status_fd:
+                    code = self._on_status()
+                    if code is not None:
+                        return code << 8, None  # as a normal exit with code
+                elif fd == self._pidfd:
+                    _, status, rusage = self._on_exit(0)
+                    return status, rusage
+                elif fd == self._stdin_fd:
+                    if not self._feed(fd):
+                        self._stop_feeding()
+                elif fd in self._sinks:
+                    self._on_output(fd, event)
+            now = time.monotonic()
+            due = now >= next_check
+            if due:
+                next_check = now + TICK
+                self._watch_streams()  # still running: what it writes is read as it comes
+            if self._polls_exit():
+                pid, status, rusage = self._on_exit(os.WNOHANG)
+                if pid:
+                    return status, rusage
+            if self.live.cancelled.is_set():
+                self._kill("cancel")
+            elif self.deadline is not None and now >= self.deadline:
+                self._kill(LIMIT_TIMEOUT)
+            elif monitoring and due:
+                self._check_limits()
+
+    def _polls_exit(self) -> bool:
+        """Whether the launcher's exit is found by asking (no pidfd, no report to wait for)."""
+        return self._pidfd < 0 and self.status_fd < 0
+
+    def _wait_ms(self, now: float, ticking: bool, next_tick: float) -> float | None:
         candidates: list[float] = []
-        if running and ticking:
+        if ticking:
             candidates.append(min(TICK, max(0.0, next_tick - now)))
-        if running and self.deadline is not None:
+        if self.deadline is not None:
             candidates.append(max(0.0, self.deadline - now))
-        if drain_until is not None:
-            candidates.append(min(0.05, max(0.0, drain_until - now)))
-        return min(candidates) if candidates else None
+        return min(candidates) * 1000 if candidates else None
+
+    def _on_status(self) -> int | None:
+        """The code the command's init reported; ``None`` (nothing reported: the launcher ran
+        a sandbox tool, or the init was killed): the launcher's exit is watched instead."""
+        code = _read_status(self.status_fd)
+        self._poller.unregister(self.status_fd)
+        os.close(self.status_fd)
+        self.status_fd = -1
+        if code is not None:
+            self.reported = True
+        else:
+            self._watch_exit()
+        return code
+
+    def _watch_exit(self) -> None:
+        self._watch_streams()
+        self._pidfd = _pidfd(self.proc.pid)
+        if self._pidfd >= 0:
+            self._poller.register(self._pidfd, select.POLLIN)
+
+    def _on_exit(self, options: int) -> tuple[int, int, resource.struct_rusage | None]:
+        """``wait4`` the launcher (with ``options``); once it is gone, its pidfd is closed."""
+        pid, status, rusage = _wait4(self.proc.pid, options)
+        if pid and self._pidfd >= 0:
+            self._poller.unregister(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        return pid, status, rusage
+
+    def _watch_streams(self) -> None:
+        if not self._watching_streams:
+            self._watching_streams = True
+            for fd in self._sinks:
+                self._poller.register(fd, select.POLLIN)
+
+    def _on_output(self, fd: int, event: int) -> None:
+        # Hung up with nothing left to read: its end, without a read to say so.
+        data = os.read(fd, _READ_SIZE) if event & select.POLLIN else b""
+        if not data:
+            self._poller.unregister(fd)
+            del self._sinks[fd]
+            return
+        if len(data) >= _PIPE_SIZE and fd not in self._grown:  # it was full: make room
+            self._grown.add(fd)
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_ROOM)
+        if self._sinks[fd].add(data):
+            self._kill(LIMIT_OUTPUT)
+
+    def _stop_feeding(self) -> None:
+        if self._stdin_fd >= 0:
+            self._poller.unregister(self._stdin_fd)
+            self._stdin_fd = -1
+            _close(self.proc.stdin)
+
+    def _drain(self) -> None:
+        """Read what the command wrote until its streams end. After its init's report, only
+        what they hold (every process of the command is gone); after the launcher's exit,
+        until leftover holders of the streams close them: they are killed once
+        :data:`LEFTOVER_GRACE` passed; after :data:`DRAIN_GRACE` the rest is not waited for."""
+        self._watch_streams()
+        exited_at = time.monotonic()
+        leftovers_killed = self.reported
+        while self._sinks:
+            now = time.monotonic()
+            if now - exited_at >= DRAIN_GRACE:
+                return
+            if not leftovers_killed and now - exited_at > LEFTOVER_GRACE:
+                self.live.kill_tree()  # something else still holds the streams: the tree must go
+                leftovers_killed = True
+            wait = 0.0 if self.reported else min(LEFTOVER_GRACE, DRAIN_GRACE - (now - exited_at))
+            events = self._poller.poll(wait * 1000)
+            if not events and self.reported:
+                return  # all it wrote is read
+            for fd, event in events:
+                if fd in self._sinks:
+                    self._on_output(fd, event)
 
     def _feed(self, fd: int) -> bool:
         """Write more of stdin; False once all of it is written or the reader went away."""
