@@ -347,6 +347,9 @@ class RunCgroup:
         #: The cgroup v2 group holding the limits on a host without cgroup v1 controllers.
         v1 = "memory" in dirs or "pids" in dirs
         self.unified: Path | None = None if v1 else dirs.get(UNIFIED)
+        # The directories as text, for the files read and written for every command.
+        self._top = {hierarchy: str(d) for hierarchy, d in dirs.items()}
+        self._unified = None if self.unified is None else str(self.unified)
         # Cumulative counters of a reused group, as they were when this command started.
         self._base_oom_kills = 0
         self._base_pids_max_hits = 0
@@ -466,20 +469,21 @@ class RunCgroup:
                 )
             self._limits = limits
             if not fresh:
-                self._base_oom_kills = self._counter(self.unified / "memory.events", "oom_kill")
-                self._base_pids_max_hits = self._raw_counter(self.unified / "pids.events", "max")
+                unified = str(self.unified)
+                self._base_oom_kills = self._counter(f"{unified}/memory.events", "oom_kill")
+                self._base_pids_max_hits = self._raw_counter(unified, "pids.events", "max")
             self._counters_fresh = True
             return
-        memory = self.dirs["memory"]
         if not same:
             self._configure_v1_limits(memory_limit, max_processes, cpu_quota)
         self._limits = limits
         # Reset even when fresh: a launcher made ahead joined the group since.
-        self._set(self.dirs["cpuacct"] / "cpuacct.usage", 0)
-        self._set(memory / "memory.max_usage_in_bytes", 0)
+        memory = self._top["memory"]
+        self._set(f"{self._top['cpuacct']}/cpuacct.usage", 0)
+        self._set(f"{memory}/memory.max_usage_in_bytes", 0)
         if not fresh:
-            self._base_oom_kills = self._raw_counter(memory / "memory.oom_control", "oom_kill")
-            self._base_pids_max_hits = self._raw_counter(self.dirs["pids"] / "pids.events", "max")
+            self._base_oom_kills = self._raw_counter(memory, "memory.oom_control", "oom_kill")
+            self._base_pids_max_hits = self._raw_counter(self._top["pids"], "pids.events", "max")
         self._counters_fresh = True
 
     def _configure_v1_limits(
@@ -514,14 +518,13 @@ class RunCgroup:
         if cpu_quota is not None:
             _write(cpu / "cpu.cfs_quota_us", max(1000, round(cpu_quota * CPU_PERIOD_US)))
 
-    def _raw_counter(self, path: Path, key: str) -> int:
-        """``key`` of ``path`` summed over the group and the groups below it (cgroup v1 counts
-        an OOM kill in the victim's own group, not in the one whose limit was hit)."""
-        name = "/" + path.name
-        top = str(path.parent)
+    def _raw_counter(self, top: str, name: str, key: str) -> int:
+        """``key`` of the file ``name`` summed over the group ``top`` (one of :attr:`dirs`) and
+        the groups below it (cgroup v1 counts an OOM kill in the victim's own group, not in the
+        one whose limit was hit)."""
         own = (top, f"{top}/{LEAF}")  # read through kept descriptors, the others afresh
         return sum(
-            (self._counter if group in own else cgroup2.counter)(group + name, key)
+            (self._counter if group in own else cgroup2.counter)(f"{group}/{name}", key)
             for group in self._tree(top)
         )
 
@@ -571,23 +574,23 @@ class RunCgroup:
                     raise
         raise AssertionError("unreachable")
 
-    def _read(self, path: str | Path) -> str:
+    def _read(self, path: str) -> str:
         """The text of the group's file ``path`` (see :meth:`_through`)."""
-        return self._through(str(path), os.O_RDONLY, _read_whole)
+        return self._through(path, os.O_RDONLY, _read_whole)
 
-    def _set(self, path: Path, value: object) -> None:
+    def _set(self, path: str, value: object) -> None:
         """Write ``value`` to the group's file ``path`` (see :meth:`_through`)."""
         data = str(value).encode()
-        self._through(str(path), os.O_WRONLY, lambda fd: os.pwrite(fd, data, 0))
+        self._through(path, os.O_WRONLY, lambda fd: os.pwrite(fd, data, 0))
 
-    def _counter(self, path: str | Path, key: str) -> int:
+    def _counter(self, path: str, key: str) -> int:
         """:func:`._v2.counter` of the group's file ``path``."""
         try:
             return cgroup2.flat_key(self._read(path), key)
         except OSError:
             return 0
 
-    def _number(self, path: Path) -> int | None:
+    def _number(self, path: str) -> int | None:
         """:func:`._v2.number` of the group's file ``path``."""
         try:
             return int(self._read(path))
@@ -608,10 +611,10 @@ class RunCgroup:
     # -- measurements --------------------------------------------------------------------------
 
     def memory_in_use(self) -> int:
-        if self.unified is not None:
-            current = self._number(self.unified / "memory.current")
+        if self._unified is not None:
+            current = self._number(f"{self._unified}/memory.current")
             return -1 if current is None else current
-        used = self._number(self.dirs["memory"] / "memory.usage_in_bytes")
+        used = self._number(f"{self._top['memory']}/memory.usage_in_bytes")
         return -1 if used is None else used
 
     @property
@@ -656,31 +659,29 @@ class RunCgroup:
 
     def oom_kills(self) -> int:
         """OOM kills in the group since this command started."""
-        if self.unified is not None:
-            events = self.unified / "memory.events"
+        if self._unified is not None:
+            events = f"{self._unified}/memory.events"
             return self._counter(events, "oom_kill") - self._base_oom_kills
-        path = self.dirs["memory"] / "memory.oom_control"
-        return self._raw_counter(path, "oom_kill") - self._base_oom_kills
+        counted = self._raw_counter(self._top["memory"], "memory.oom_control", "oom_kill")
+        return counted - self._base_oom_kills
 
     def pids_max_hits(self) -> int:
         """Forks refused by ``pids.max`` since this command started."""
-        if self.unified is not None:  # counted where the fork failed: the command's groups
-            events = self.unified / "pids.events"
-            return self._raw_counter(events, "max") - self._base_pids_max_hits
-        path = self.dirs["pids"] / "pids.events"
-        return self._raw_counter(path, "max") - self._base_pids_max_hits
+        # cgroup v2 counts them where the fork failed: the command's groups
+        top = self._unified if self._unified is not None else self._top["pids"]
+        return self._raw_counter(top, "pids.events", "max") - self._base_pids_max_hits
 
     def cpu_time(self) -> float | None:
-        if self.unified is not None:  # the command's own group is new for every command
-            stat = self.unified / LEAF / "cpu.stat"
-            return cgroup2.counter(stat, "usage_usec") / 1e6 if stat.exists() else None
-        used = self._number(self.dirs["cpuacct"] / "cpuacct.usage")
+        if self._unified is not None:  # the command's own group is new for every command
+            stat = f"{self._unified}/{LEAF}/cpu.stat"
+            return cgroup2.counter(stat, "usage_usec") / 1e6 if os.path.exists(stat) else None
+        used = self._number(f"{self._top['cpuacct']}/cpuacct.usage")
         return None if used is None else used / 1e9
 
     def peak_memory(self) -> int | None:
-        if self.unified is not None:
-            return self._number(self.unified / LEAF / "memory.peak")
-        return self._number(self.dirs["memory"] / "memory.max_usage_in_bytes")
+        if self._unified is not None:
+            return self._number(f"{self._unified}/{LEAF}/memory.peak")
+        return self._number(f"{self._top['memory']}/memory.max_usage_in_bytes")
 
     def usage(self) -> Usage:
         return Usage(self.peak_memory(), self.cpu_time(), self.oom_kills(), self.pids_max_hits())
@@ -926,11 +927,22 @@ def _link_count(fd: int) -> int:
     return os.fstat(fd).st_nlink
 
 
+#: How much of a cgroup file one read asks for.
+_READ_SIZE = 1 << 16
+
+
 def _read_whole(fd: int) -> str:
-    """A cgroup file's text from its start (``pread``: a kept descriptor is read again)."""
-    chunks: list[bytes] = []
-    offset = 0
-    while chunk := os.pread(fd, 1 << 16, offset):
+    """A cgroup file's text from its start (``pread``: a kept descriptor is read again).
+
+    Only for the files a group keeps descriptors of (limits and counters): cgroupfs prints each
+    of them in one go and hands all of it to a read that has room, so a shorter read is the
+    whole file (not so for a list such as ``cgroup.procs``, served a page at a time)."""
+    chunk = os.pread(fd, _READ_SIZE, 0)
+    if len(chunk) < _READ_SIZE:
+        return chunk.decode()
+    chunks = [chunk]
+    offset = len(chunk)
+    while chunk := os.pread(fd, _READ_SIZE, offset):
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks).decode()
