@@ -10,6 +10,7 @@ keeps the Python step (same result). This module writes the plan the program rea
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 
@@ -58,19 +59,23 @@ def env_fields(env: Mapping[str, str]) -> list[str]:
 def command_records(spec: CommandSpec, rlimits: Rlimits | None) -> Records:
     """The set-up program's records about the command itself: limits, seccomp, what to run."""
     policy = spec.policy
-    seccomp = _seccomp.program(
-        policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
-    )
+    seccomp = _seccomp_hex(policy.syscall_filter, not policy.nested_user_namespaces)
     records: Records = []
     for name, soft, hard in rlimits.settings() if rlimits is not None else []:
         records.append(("rlimit", (name, str(soft), str(hard))))
     records += [
         ("cwd", (spec.cwd,)),
-        ("seccomp", (seccomp.hex(),)),
+        ("seccomp", (seccomp,)),
         ("argv", spec.argv),
         ("env", env_fields(spec.env)),
     ]
     return records
+
+
+@functools.cache
+def _seccomp_hex(syscall_filter: str, forbid_namespaces: bool) -> str:
+    """:func:`._seccomp.program` as the plan's text (the same for every command of a policy)."""
+    return _seccomp.program(syscall_filter, forbid_namespaces=forbid_namespaces).hex()
 
 
 def rlimit_values(rlimits: Rlimits | None) -> dict[str, int | list[int]]:

@@ -330,7 +330,8 @@ class NamespaceBackend(Backend):
                 on_start=lambda live: self._started(live, spec),
                 on_end=self._ended,
             )
-            disk_full = scratch is not None and scratch.full()
+            # Only a failed command's limit is looked for (see classify_limit).
+            disk_full = scratch is not None and outcome.exit_code != 0 and scratch.full()
             if group is None and not self.rusage_measures_command:
                 outcome = dataclasses.replace(outcome, peak_memory=None, cpu_time=None)
         finally:
