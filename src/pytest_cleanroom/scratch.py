@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import SandboxError
+from .errors import PolicyError, SandboxError
 
 _MS_PRIVATE = 1 << 18
 _MS_NOSUID = 2
@@ -353,6 +353,21 @@ def own_view(path: str) -> bool:
         return False
     prefix = f"{private.path}/"
     return path.startswith(prefix) and not path[len(prefix) :].partition("/")[0].isdigit()
+
+
+def shown_at(source: str, target: str, root: str) -> str | None:
+    """Where a bind of the host's ``source`` (links resolved) at ``target`` shows the scratch
+    root ``root`` (:data:`SCRATCH_ROOT`), which the sandbox must cover there; ``None`` if it
+    does not; :class:`PolicyError` if ``source`` is inside it."""
+    if source.startswith(root + "/"):
+        raise PolicyError(
+            f"{source} is inside {root}, where the engine keeps the private /tmp of every "
+            "command: no sandbox may see it; remove it from readable_paths, writable_paths or "
+            "the command's mounts"
+        )
+    if source not in ("/", root) and not root.startswith(source + "/"):
+        return None
+    return os.path.normpath(target.rstrip("/") + root[len(source.rstrip("/")) :])
 
 
 def remove_mount_point(path: Path) -> None:

@@ -27,11 +27,12 @@ from pathlib import Path
 import pytest
 
 import pytest_cleanroom
-from pytest_cleanroom import Cleanroom, Policy, scratch
-from pytest_cleanroom.backends import get_backend
+from pytest_cleanroom import Cleanroom, Policy, cgroups, scratch
+from pytest_cleanroom.backends import _nsinit_native, get_backend
 from pytest_cleanroom.errors import CleanroomError
 from pytest_cleanroom.scratch import SCRATCH_ROOT, Scratch, private_mount_dir
 from tests.conftest import require
+from tests.security.backends import wait_for_a_sandbox_entered_ahead
 
 pytestmark = pytest.mark.integration
 
@@ -278,28 +279,60 @@ def test_root_engine_keeps_a_concurrent_commands_tmp_out_of_reach(
     """While a command of another cleanroom keeps a secret in its private /tmp, a command
     seeing the host's /tmp (and /run) as uid 0 can neither find, read nor change it, nor plant
     anything in the engine's directories; it finds the scratch root empty wherever it looks.
-    ``warm``: the attack is not the backend's first command (it starts from a warm sandbox or
-    from a launcher made ahead while the command before ran)."""
+    ``warm``: the attack is not the backend's first command: it starts from a warm sandbox,
+    and under ``host-tmp`` from a launcher that entered it ahead while the command before ran
+    (``/run`` bound keeps the engine from making scratch tmpfs ahead)."""
+    ahead = start == "warm" and view == "host-tmp"
+    if ahead:
+        require(cgroups.parents() is not None, "writable cgroups (sandboxes entered ahead)")
+        require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
+    _attack_a_concurrent_commands_tmp(
+        tmp_path, local_backend, VIEWS[view], warm=start == "warm", ahead=ahead
+    )
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_root_engine_keeps_a_concurrent_commands_tmp_out_of_a_containers_reach(
+    tmp_path: Path, engine: str
+) -> None:
+    """The same attack from a container shown the host's /run (docker binds recursively; Podman
+    keeps /run its own: shown /run/cleanroom there): the container gets an empty read-only
+    directory over the scratch root too."""
+    from tests.security.backends import require_backend
+
+    require_backend(engine)
+    shown = "/run" if engine == "docker" else os.path.dirname(SCRATCH_ROOT)
+    policy = HOST_TMP.replace(hidden_paths=(), readable_paths=(shown,))
+    _attack_a_concurrent_commands_tmp(tmp_path, engine, policy, warm=False)
+
+
+def _attack_a_concurrent_commands_tmp(
+    tmp_path: Path, attacker: str, policy: Policy, *, warm: bool, ahead: bool = False
+) -> None:
+    """Run :data:`ATTACKER` on ``attacker`` under ``policy`` while a bwrap command of another
+    cleanroom keeps a secret in its private /tmp; assert it achieved nothing."""
     _require_root_engine()
     token = f"{os.getpid()}-{time.monotonic_ns()}"
     name = f"cleanroom-secret-{token}"
     victim_ws = tmp_path / "victim"
     victim_policy = Policy.level("standard").replace(unprivileged_user=False)
+    victim_backend = attacker if attacker in ("bwrap", "unshare") else "bwrap"
     told: list[str] = []
 
     def victim() -> None:
-        with Cleanroom(victim_ws, policy=victim_policy, backend=local_backend) as room:
+        with Cleanroom(victim_ws, policy=victim_policy, backend=victim_backend) as room:
             run = room.run(["sh", "-c", VICTIM, "victim", token, name], timeout=300)
             told.append(run.stdout if run.exit_code == 0 else f"failed: {run.stderr}")
 
-    policy = VIEWS[view]
-    backend = get_backend(local_backend, policy)
+    backend = get_backend(attacker, policy)
     keeper = threading.Thread(target=victim)
     keeper.start()
     try:
         with Cleanroom(tmp_path / "attacker", policy=policy, backend=backend) as room:
-            if start == "warm":
+            if warm:
                 room.run(["true"]).assert_success()
+            if ahead:
+                wait_for_a_sandbox_entered_ahead(backend)
             deadline = time.monotonic() + 120
             while not (victim_ws / "ready").exists():
                 assert keeper.is_alive(), told

@@ -64,7 +64,7 @@ from ..errors import BackendUnavailableError, SandboxError
 from ..interpreter import container_program_hint
 from ..policy import Policy
 from ..result import RunResult
-from ..scratch import Scratch, separate_tmpfs_size
+from ..scratch import SCRATCH_ROOT, Scratch, own_view, separate_tmpfs_size, shown_at
 from . import _seccomp, idmap
 from .base import (
     ENFORCED_BY_DOCKER,
@@ -105,6 +105,23 @@ _DOCKER_SETS = frozenset({"HOSTNAME", "HOME", "PATH", "TERM"})
 _DOCKER_READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 #: Mount points the container needs, which a hidden path cannot cover.
 _NEVER_HIDDEN = frozenset({"/", "/tmp", "/proc", "/dev", "/sys", WORKSPACE_PATH})
+
+
+def _scratch_covers(mounts: list[Any]) -> list[str]:
+    """Where the container must get an empty read-only directory over the engine's scratch
+    root (the private ``/tmp`` of every command), shown by one of the binds ``mounts``
+    (docker's binds are recursive); :class:`PolicyError` for a bind of something inside it."""
+    if not os.path.isdir(SCRATCH_ROOT):
+        return []
+    covers = []
+    for mount in mounts:
+        source = str(mount["Source"])
+        if own_view(source):
+            continue  # the engine's view of a workspace or a mount
+        at = shown_at(os.path.realpath(source), str(mount["Target"]), SCRATCH_ROOT)
+        if at is not None:
+            covers.append(at)
+    return covers
 
 
 @dataclass
@@ -358,6 +375,9 @@ class _Run:
                     read_only=not mount.writable,
                 )
             )
+        own = {str(self.scratch.tmp), str(self.scratch.shm)} if self.scratch is not None else set()
+        for target in _scratch_covers([m for m in mounts if m["Source"] not in own]):
+            tmpfs[target] = f"ro,nosuid,nodev,noexec,mode=0555,size={_HIDE_SIZE}"
 
         ulimits = []
         if policy.max_open_files is not None:

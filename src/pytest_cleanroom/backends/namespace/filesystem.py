@@ -38,10 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ...errors import PolicyError
 from ...interpreter import interpreter_dirs, interpreter_links
 from ...policy import Policy
-from ...scratch import SCRATCH_ROOT, Scratch, own_view, separate_tmpfs_size
+from ...scratch import SCRATCH_ROOT, Scratch, own_view, separate_tmpfs_size, shown_at
 from ..base import WORKSPACE_PATH, Mount
 from .lookups import Lookups, Stamp, Witness, coarse_now_ns, settled, stamp_of
 
@@ -379,18 +378,11 @@ _COVER_RANK = 5
 def scratch_cover(op: FsOp, source: str) -> FsOp | None:
     """The empty read-only directory over the engine's scratch root that ``op`` needs if it
     binds the host's ``source`` (links resolved) at or above it; a bind of something inside it
-    is refused with :class:`PolicyError`."""
+    is refused with :class:`~pytest_cleanroom.errors.PolicyError`."""
     if op.kind not in ("bind", "ro-bind"):
         return None
-    if source.startswith(SCRATCH_ROOT + "/"):
-        raise PolicyError(
-            f"{op.source} is inside {SCRATCH_ROOT}, where the engine keeps the private /tmp of "
-            "every command: no sandbox may see it; remove it from readable_paths, "
-            "writable_paths or the command's mounts"
-        )
-    if source not in ("/", SCRATCH_ROOT) and not SCRATCH_ROOT.startswith(source + "/"):
-        return None
-    return FsOp("hide-dir", _norm(op.target + SCRATCH_ROOT[len(source.rstrip("/")) :]))
+    at = shown_at(source, op.target, SCRATCH_ROOT)
+    return None if at is None else FsOp("hide-dir", at)
 
 
 def _command_cover(op: FsOp, source: str) -> FsOp | None:
