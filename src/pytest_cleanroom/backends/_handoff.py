@@ -26,8 +26,9 @@ class Handoff:
     def __init__(self, data: bytes) -> None:
         self.fd = os.memfd_create("cleanroom-handoff", os.MFD_CLOEXEC)
         try:
-            with open(self.fd, "wb", closefd=False) as file:
-                file.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
         except BaseException:
             os.close(self.fd)
             raise

@@ -41,9 +41,10 @@
  *
  * And one more forks every command's launcher (see namespace/launcher_server.py, prepared.py):
  *   --serve SOCK  run on the host once per engine process (it dies with the engine's thread
- *               that started it): for each request on the socket (a byte and the descriptors of
- *               the command's stdin, stdout and stderr, of its orders, and optionally of a pipe)
- *               it forks with CLONE_PARENT (the launcher is the engine's own child) and answers
+ *               that started it): for each request on the socket (a message: a byte of flags
+ *               and the launcher's orders, with the descriptors of the command's stdin, stdout
+ *               and stderr, and as the flags say of a pipe the rest of the orders come from and
+ *               one the command's init reports its status to) it forks with CLONE_PARENT (the launcher is the engine's own child) and answers
  *               with the launcher's PID (a negative errno if the fork failed). The launcher
  *               starts a session and joins a fresh session keyring, takes the three streams,
  *               closes every other descriptor and carries out its orders: "join PATH" (writes 0
@@ -928,22 +929,26 @@ static void launch_orders(char *orders, size_t len, int more) {
 
 /* ---- the launcher server ----------------------------------------------------------------- */
 
-/* The command's stdin, stdout and stderr, its launcher's orders, and, as the request's flags
- * say, a pipe the rest of the orders come from (a launcher made ahead of its command) and one
- * its init reports the command's exit status to (a command entering a warm sandbox). */
-#define SERVED_FDS 6
+/* The command's stdin, stdout and stderr, and, as the request's flags say, a pipe the rest of
+ * the orders come from (a launcher made ahead of its command) and one its init reports the
+ * command's exit status to (a command entering a warm sandbox). */
+#define SERVED_FDS 5
 #define WITH_MORE 1
 #define WITH_STATUS 2
+/* The longest request: its flags and orders (the engine sends longer orders no other way). */
+#define MAX_REQUEST (1 << 20)
 
-/* One request: its flags and the descriptors they call for (-1 for the others). 0: the engine
- * is gone; -1: a bad request. */
-static int receive(int sock, int fds[SERVED_FDS]) {
-    unsigned char byte = 0;
+static char request_buf[MAX_REQUEST];
+
+/* One request: its flags, its orders (in request_buf, *len bytes at *orders) and the
+ * descriptors the flags call for (-1 for the others). 0: the engine is gone; -1: a bad
+ * request. */
+static int receive(int sock, int fds[SERVED_FDS], char **orders, size_t *len) {
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * SERVED_FDS)];
     } control;
-    struct iovec iov = {&byte, 1};
+    struct iovec iov = {request_buf, sizeof request_buf};
     struct msghdr msg = {0};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -953,22 +958,25 @@ static int receive(int sock, int fds[SERVED_FDS]) {
     do got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
     while (got < 0 && errno == EINTR);
     if (got <= 0) return 0;
-    int want = 4 + !!(byte & WITH_MORE) + !!(byte & WITH_STATUS);
+    unsigned char byte = (unsigned char)request_buf[0];
+    *orders = request_buf + 1;
+    *len = (size_t)got - 1;
+    int want = 3 + !!(byte & WITH_MORE) + !!(byte & WITH_STATUS);
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     int ok = c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-             c->cmsg_len == CMSG_LEN(sizeof(int) * want) && !(msg.msg_flags & MSG_CTRUNC) &&
-             !(byte & ~(WITH_MORE | WITH_STATUS));
+             c->cmsg_len == CMSG_LEN(sizeof(int) * want) &&
+             !(msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && !(byte & ~(WITH_MORE | WITH_STATUS));
     for (int i = 0; i < SERVED_FDS; i++) fds[i] = -1;
     if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
         int *got_fds = (int *)CMSG_DATA(c);
         for (int i = 0; i < n; i++) {
-            if (ok && i < 4)
+            if (ok && i < 3)
                 fds[i] = got_fds[i];
-            else if (ok && i == 4 && (byte & WITH_MORE))
-                fds[4] = got_fds[i];
+            else if (ok && i == 3 && (byte & WITH_MORE))
+                fds[3] = got_fds[i];
             else if (ok)
-                fds[5] = got_fds[i];
+                fds[4] = got_fds[i];
             else
                 close(got_fds[i]);
         }
@@ -993,8 +1001,9 @@ static void close_all_but(int a, int b) {
     close_range_(from, ~0U);
 }
 
-/* In the forked child: become the launcher of the request's command. */
-static void served(int sock, const int fds[SERVED_FDS]) {
+/* In the forked child: become the launcher of the request's command (its own copy of the
+ * request's orders). */
+static void served(int sock, const int fds[SERVED_FDS], char *orders, size_t len) {
     close(sock);
     if (setsid() < 0) launcher_fail("cannot start a session", "");
     /* Each command's own keyring, as a launcher forked by the engine's spawner thread gets. */
@@ -1002,14 +1011,11 @@ static void served(int sock, const int fds[SERVED_FDS]) {
         launcher_fail("cannot join a fresh session keyring", "");
     for (int i = 0; i < 3; i++)
         if (dup2(fds[i], i) < 0) launcher_fail("cannot take the command's streams", "");
-    if (lseek(fds[3], 0, SEEK_SET) < 0) launcher_fail("cannot read the orders", "");
-    size_t len;
-    char *orders = read_all(fds[3], &len);
     /* The two pipes at 3 and 4 (close-on-exec); nothing else of the server's (other requests'
      * descriptors) reaches the command. */
     int kept[2] = {-1, -1};
     for (int i = 0; i < 2; i++)
-        if (fds[4 + i] >= 0 && (kept[i] = fcntl(fds[4 + i], F_DUPFD_CLOEXEC, 100)) < 0)
+        if (fds[3 + i] >= 0 && (kept[i] = fcntl(fds[3 + i], F_DUPFD_CLOEXEC, 100)) < 0)
             launcher_fail("cannot take the launcher's pipes", "");
     close_all_but(kept[0], kept[1]);
     int more = -1;
@@ -1029,12 +1035,14 @@ static void serve(int sock) {
     check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "die with the engine", "");
     for (;;) {
         int fds[SERVED_FDS];
-        int request = receive(sock, fds);
+        char *orders;
+        size_t len;
+        int request = receive(sock, fds, &orders, &len);
         if (request == 0) _exit(0);
         int32_t reply = -EINVAL;
         if (request > 0) {
             pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
-            if (pid == 0) served(sock, fds);
+            if (pid == 0) served(sock, fds, orders, len);
             reply = pid > 0 ? pid : -errno;
             for (int i = 0; i < SERVED_FDS; i++)
                 if (fds[i] >= 0) close(fds[i]);

@@ -11,6 +11,7 @@ import pytest
 
 from pytest_cleanroom import Cleanroom
 from pytest_cleanroom.backends import _nsinit_native
+from pytest_cleanroom.backends.bwrap import BwrapBackend
 from pytest_cleanroom.backends.namespace import launcher_server
 from pytest_cleanroom.backends.namespace.limits import Rlimits
 from pytest_cleanroom.backends.namespace.process_tree import supervise
@@ -147,3 +148,16 @@ def test_a_warm_commands_output_of_any_size_is_read_whole(tmp_path: Path, name: 
         echoed = room.run(["sh", "-c", "cat; echo done >&2; exit 5"], stdin=fed)
         assert (echoed.exit_code, echoed.stdout_bytes, echoed.stderr) == (5, fed, "done\n")
         assert room._backend.warm_holders  # type: ignore[attr-defined]
+
+
+def test_orders_longer_than_a_request_start_the_plain_way(tmp_path: Path) -> None:
+    """The server takes a launcher's orders in one message: longer ones are not sent (nothing
+    starts; the engine then starts the launcher itself), and a long command line starts whole."""
+    require_backend("bwrap")
+    server = _server()
+    assert server.launch(["echo", "x" * launcher_server.MAX_REQUEST], Rlimits()) is None
+    words = ["y" * 100_000] * 4  # longer than a message the socket carries, as a cold start's argv
+    with Cleanroom(tmp_path / "ws", policy="locked", backend=BwrapBackend(warm=False)) as room:
+        result = room.run(["sh", "-c", 'echo "$#" "${#1}"', "sh", *words])
+    assert (result.exit_code, result.stdout) == (0, "4 100000\n"), result.stderr
+    assert server.alive()

@@ -4,7 +4,8 @@ Starting a launcher from Python means forking the interpreter (its whole address
 cost of milliseconds of CPU on a loaded machine) and exec'ing a program. The compiled set-up
 step's ``--serve`` mode (see ``_nsinit.c``) is started once per process instead: for each
 command it receives the command's three pipe ends and its orders (the cgroups to join, the
-rlimits, the descriptors to open, what to run) over a socket, forks, and answers with the PID.
+rlimits, the descriptors to open, what to run) in one message on a socket, forks, and answers
+with the PID.
 The fork is made with ``CLONE_PARENT``: the launcher is this process's own child (waited for,
 killed and supervised exactly as one started by :func:`.process_tree.start`), in a session and
 a fresh session keyring of its own, with only its standard streams open. A launcher whose
@@ -31,12 +32,14 @@ import time
 from collections.abc import Mapping, Sequence
 
 from .. import _nsinit_native
-from .._handoff import LAUNCHER_ENV, Handoff
+from .._handoff import LAUNCHER_ENV
 from ._spawner import in_fresh_keyring
 from .limits import Rlimits
 from .process_tree import PIPE_ROOM, ServedProcess, Started
 
 _REPLY = struct.Struct("=i")
+#: The longest request the server takes (``MAX_REQUEST`` in _nsinit.c).
+MAX_REQUEST = 1 << 20
 #: Flags of a request (see ``receive`` in _nsinit.c): which optional pipes follow the four
 #: descriptors every request has.
 _WITH_MORE = 1
@@ -120,13 +123,12 @@ class Forkserver:
                 if stream:  # room for what a command writes before its streams are watched
                     with contextlib.suppress(OSError):
                         fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, PIPE_ROOM)
-            with Handoff(orders) as handoff:
-                t0, started_at = time.monotonic(), time.time()
-                flags = (_WITH_MORE if more is not None else 0) | (
-                    _WITH_STATUS if status is not None else 0
-                )
-                extra = [fd for fd in (more, status) if fd is not None]
-                pid = self._request(flags, [*theirs, handoff.fd, *extra])
+            t0, started_at = time.monotonic(), time.time()
+            flags = (_WITH_MORE if more is not None else 0) | (
+                _WITH_STATUS if status is not None else 0
+            )
+            extra = [fd for fd in (more, status) if fd is not None]
+            pid = self._request(bytes([flags]) + orders, [*theirs, *extra])
         except BaseException:
             for fd in ours:
                 os.close(fd)
@@ -140,10 +142,14 @@ class Forkserver:
             return None
         return Started(ServedProcess(pid, *ours), t0, started_at)
 
-    def _request(self, flags: int, fds: list[int]) -> int | None:
+    def _request(self, request: bytes, fds: list[int]) -> int | None:
+        """Send one request (its flags and orders, with ``fds``); the launcher's PID, or
+        ``None`` (the server is gone, or the orders are longer than it takes)."""
+        if len(request) > MAX_REQUEST:
+            return None
         with self._lock:
             try:
-                socket.send_fds(self._sock, [bytes([flags])], fds)
+                socket.send_fds(self._sock, [request], fds)
                 reply = self._sock.recv(_REPLY.size)
             except OSError:
                 return None
