@@ -236,10 +236,7 @@ class WarmSandboxes:
             return None
         argv, plan = _entry(holder, shown, records)
         proof = host if host.settled else None
-        proven = _proven(proof)
-        return Entered(
-            key, shown, holder, argv, plan, _sources(shown, proven), tuple(ops), passed, proof
-        )
+        return Entered(key, shown, holder, argv, plan, _sources(shown), tuple(ops), passed, proof)
 
     @contextlib.contextmanager
     def claiming(
@@ -356,9 +353,8 @@ class Entered:
     holder: Holder
     argv: list[str]
     plan: bytes
-    #: What the host paths it binds were as it was made (see :func:`_sources`), but for those
-    #: :func:`_proven` by ``host``.
-    sources: tuple[tuple[int, int, int, int] | None, ...]
+    #: What the host paths it binds and hides were as it was made (see :func:`_sources`).
+    sources: tuple[tuple[str, Identity | None], ...]
     #: The plan it was made from, and the binds its command brings (see :func:`passing`).
     made: tuple[FsOp, ...] = ()
     passed: tuple[FsOp, ...] = ()
@@ -372,9 +368,7 @@ def _same_entry(
 ) -> tuple[FsOp, ...] | None:
     """The binds ``spec`` brings to ``entered`` if it is what ``spec`` with the plan ``ops``
     (made from ``host``) would enter: the same holder and fresh mounts, and their host paths
-    still the same ones; else ``None``."""
-    if entered.host is not None and entered.host is not host:
-        return None  # the host changed since (or was read again): its paths may differ
+    still the same ones (those ``host`` proves so not looked at again); else ``None``."""
     if tuple(ops) == entered.made:  # the same plan (the usual case): the same split
         key = _key(spec, entered.key.base)
         shown, passed = entered.fresh, entered.passed
@@ -384,45 +378,52 @@ def _same_entry(
         shown, passed = passing(fresh)
     if (entered.key, entered.fresh) != (key, shown):
         return None
-    if entered.sources != _sources(shown, _proven(entered.host)):
+    proven = _proven(host if entered.host is host else None)
+    was = tuple(identity for path, identity in entered.sources if path not in proven)
+    if was != tuple(identity for _, identity in _sources(shown, proven)):
         return None
     return passed
 
 
 def _proven(host: HostPart | None) -> frozenset[str]:
     """The host paths whose identity :func:`_sources` need not read: the kernel's own files
-    in ``/proc`` (never replaced), and the hidden paths of a settled ``host``: while later
-    plans are given that same object, none of the directories they were looked up in changed
-    (no entry was added, removed or renamed over), so each names the file it named then."""
+    in ``/proc`` and ``/sys`` (never replaced), and the hidden paths of a settled ``host``
+    that the sandbox entered ahead was planned from: while later plans are given that same
+    object, none of the directories they were looked up in changed (no entry was added,
+    removed or renamed over), so each names the file it named then."""
     return KERNEL_OWN if host is None else KERNEL_OWN | host.hidden
 
 
+#: Device, inode and owner of a host path.
+Identity = tuple[int, int, int, int]
+
+
 def _sources(
-    fresh: Sequence[FsOp], proven: frozenset[str] = frozenset()
-) -> tuple[tuple[int, int, int, int] | None, ...]:
-    """Device, inode and owner of the source of each bind of ``fresh`` and of each file it
-    hides (``None``: missing), but for the paths ``proven`` otherwise: a directory replaced
-    since a sandbox was entered ahead, or a hidden file or directory renamed over or moved
-    aside (which detaches the mount hiding it, or takes it along), tells its plan apart from
-    the command's, whose paths are the same. (The workspace, passed with the command, is
-    cloned as it starts.)"""
-    found: list[tuple[int, int, int, int] | None] = []
+    fresh: Sequence[FsOp], proven: frozenset[str] = KERNEL_OWN
+) -> tuple[tuple[str, Identity | None], ...]:
+    """``(path, identity)`` of the source of each bind of ``fresh`` and of each file it hides
+    (``None``: missing), but for the paths ``proven`` otherwise: a directory replaced since a
+    sandbox was entered ahead, or a hidden file or directory renamed over or moved aside
+    (which detaches the mount hiding it, or takes it along), tells its plan apart from the
+    command's, whose paths are the same. (The workspace, passed with the command, is cloned as
+    it starts.)"""
+    found: list[tuple[str, Identity | None]] = []
+    look: Callable[[str], os.stat_result]
     for op in fresh:
-        try:
-            if op.kind in ("bind", "ro-bind") and op.source is not None:
-                if op.source in proven:
-                    continue
-                st = os.stat(op.source)
-            elif op.kind in ("hide-file", "hide-dir"):
-                if op.target in proven:
-                    continue
-                st = os.lstat(op.target)
-            else:
-                continue
-        except OSError:
-            found.append(None)
+        if op.kind in ("bind", "ro-bind") and op.source is not None:
+            path, look = op.source, os.stat
+        elif op.kind in ("hide-file", "hide-dir"):
+            path, look = op.target, os.lstat
+        else:
             continue
-        found.append((st.st_dev, st.st_ino, st.st_uid, st.st_gid))
+        if path in proven:
+            continue
+        try:
+            st = look(path)
+        except OSError:
+            found.append((path, None))
+            continue
+        found.append((path, (st.st_dev, st.st_ino, st.st_uid, st.st_gid)))
     return tuple(found)
 
 
