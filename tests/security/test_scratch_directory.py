@@ -14,6 +14,7 @@ them out).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -504,3 +505,62 @@ def test_root_engine_unmounts_an_older_versions_dead_leftovers_in_tmp() -> None:
             subprocess.run(["umount", "-l", path], check=False, capture_output=True)
             if os.path.isdir(path):
                 os.rmdir(path)
+
+
+def test_root_engine_sweeps_the_scratch_root_by_owner_locks_not_pids(tmp_path: Path) -> None:
+    """In the scratch root, a directory no mount of this namespace is on is removed only once
+    its owner lock is free (or gone) and it stood unchanged for a while: one whose lock a live
+    process holds (an engine in another mount and PID namespace, whose pid means nothing here)
+    stays, and so does a fresh one; a lock left without its directory goes too."""
+    _require_root_engine()
+    made = Scratch.create(1 << 20)  # the scratch root exists
+    assert made is not None
+    made.release()
+    tag = f"{10**9 + os.getpid()}"  # a pid no process has
+    names = {kind: f"{tag}-{kind}" for kind in ("held", "free", "lockless", "fresh", "stray")}
+    root = Path(SCRATCH_ROOT)
+    for kind, name in names.items():
+        if kind != "stray":
+            (root / name).mkdir()
+            (root / name / "left").write_text("what a sandbox left")
+        if kind != "lockless":
+            (root / f"{name}.lock").touch()
+    holder = subprocess.Popen(["flock", str(root / f"{names['held']}.lock"), "sleep", "600"])
+    try:
+        while _lock_free(root / f"{names['held']}.lock"):
+            assert holder.poll() is None, "flock did not take the lock"
+            time.sleep(0.01)
+        old = time.time() - 3600
+        for kind, name in names.items():
+            if kind != "fresh":
+                for path in (root / name, root / f"{name}.lock"):
+                    if path.exists():
+                        os.utime(path, (old, old))
+        kept = (names["held"], names["fresh"])
+        expected = [*kept, *(f"{name}.lock" for name in kept)]
+        deadline = time.monotonic() + 60
+        while True:  # another engine's sweep (another xdist worker) may hold the root a moment
+            scratch._remove_litter()
+            left = sorted(n for n in os.listdir(root) if n.startswith(f"{tag}-"))
+            if left == sorted(expected) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert left == sorted(expected)
+    finally:
+        holder.kill()
+        holder.wait()
+        subprocess.run(
+            ["rm", "-rf", "--one-file-system", *(str(p) for p in root.glob(f"{tag}-*"))],
+            check=True,
+        )
+
+
+def _lock_free(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
