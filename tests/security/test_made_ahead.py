@@ -11,15 +11,19 @@ left (sentinel exit codes).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_cleanroom import Cleanroom, Policy, cgroups
-from pytest_cleanroom.backends import _nsinit_native, get_backend
+from pytest_cleanroom.backends import _nsinit_native, _warm, get_backend
+from pytest_cleanroom.backends.namespace.prepared import Prepared
+from pytest_cleanroom.backends.namespace.process_tree import Started
 from pytest_cleanroom.scratch import SCRATCH_ROOT
 from tests.conftest import require
 from tests.security.backends import SECURITY_BACKENDS, wait_for_a_sandbox_entered_ahead
@@ -239,3 +243,53 @@ def test_a_workspace_that_is_gone_fails_as_a_cold_start_does(
             assert (seen.exit_code, seen.stdout) == (0, ".home\nmine\n"), seen.stderr
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("level", ["standard", "locked"])
+def test_a_process_confined_ahead_otherwise_never_runs_the_command(
+    tmp_path: Path, local_backend: str, level: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan entering ahead names the confinement its command's process takes before the
+    command comes; the command's own plan names it again, and where the two differ the
+    command runs in a process confined afresh as its own plan says. The engine never makes
+    them differ (a command claims a sandbox entered ahead only with the plan it was made
+    for), so this test adds a tighter limit to every plan entering ahead."""
+    _require_entering_ahead()
+    real = _warm.WarmSandboxes.prepare_entry
+    tighter = _nsinit_native.encode_plan([("rlimit", ("nofile", "33", "33"))])
+
+    def prepare_entry(*args: Any, **kwargs: Any) -> _warm.Entered | None:
+        entered = real(*args, **kwargs)
+        return (
+            None if entered is None else dataclasses.replace(entered, plan=entered.plan + tighter)
+        )
+
+    monkeypatch.setattr(_warm.WarmSandboxes, "prepare_entry", prepare_entry)
+    launched = []  # commands started in a sandbox entered ahead
+    launch_entered = Prepared.launch_entered
+
+    def counted(self: Prepared, *args: Any) -> Started | None:
+        started = launch_entered(self, *args)
+        launched.append(started is not None)
+        return started
+
+    monkeypatch.setattr(Prepared, "launch_entered", counted)
+    policy = Policy.level(level)
+    backend = get_backend(local_backend, policy)
+    show = "ulimit -n; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status"
+    try:
+        with Cleanroom(tmp_path / "ws", policy=policy, backend=backend, seed=1) as room:
+            room.run(["true"]).assert_success()
+            for _ in range(3):
+                wait_for_a_sandbox_entered_ahead(backend)
+                result = room.run(["sh", "-c", show])
+                assert result.exit_code == 0, result.stderr
+                assert result.stdout.splitlines() == [
+                    str(policy.max_open_files),
+                    "CapEff:\t0000000000000000",
+                    "NoNewPrivs:\t1",
+                    "Seccomp:\t2",
+                ]
+    finally:
+        backend.close()
+    assert launched == [True] * 3

@@ -55,10 +55,15 @@
  *               followed by the rest, read from the pipe; nothing to read there (the engine is
  *               gone): it exits. A launcher made ahead whose orders name --enter and whose
  *               plan names no command enters the warm sandbox ahead of its command: its init
- *               makes the fresh mounts and forks the command's process, which reads the rest
- *               of the plan (rlimits, seccomp, cwd, argv, env) from that pipe before it
- *               confines itself and execs the command (nothing there: it exits). Its failures
- *               print one "cleanroom-launcher: ..." line and exit with 125.
+ *               makes the fresh mounts and forks the command's process, confined ahead as the
+ *               plan's rlimit and seccomp records say (those of the commands like the last
+ *               one: limits, a fresh keyring, no capabilities, no_new_privs, seccomp). The
+ *               rest of the plan (rlimits, seccomp, cwd, argv, env) comes on that pipe: the init
+ *               reads it, mounts the command's trees and hands it on, and the command's
+ *               process changes directory and execs the command. A rest naming another
+ *               confinement gets a process forked and confined afresh; a plan without those
+ *               records, a process that reads the rest and confines itself; nothing there: it
+ *               exits. Its failures print one "cleanroom-launcher: ..." line and exit with 125.
  *               "op passed TARGET" records of such a plan name what is mounted only once the
  *               command is known (its workspace): the pipe is then a socket, and the rest of the
  *               plan comes with one descriptor per such record (SCM_RIGHTS: a private, detached
@@ -129,10 +134,11 @@ static struct {
     const char *path;
 } fd_files[10];
 static int n_fd_files;
-static struct {
+struct rlimit_setting {
     const char *name;
     rlim_t soft, hard;
-} rlims[8];
+};
+static struct rlimit_setting rlims[8];
 static int n_rlims;
 static const char *self_path = "";
 static int status_fd = -1; /* where the init of a command entering a warm sandbox reports */
@@ -797,18 +803,20 @@ static int wait_for(pid_t child) {
 }
 
 /* A sandbox entered ahead of its command: the rest of the plan (limits, seccomp, cwd, what to
- * run and its environment) comes from the launcher's pipe once the command is known; nothing
- * there (the engine discarded this launcher, or is gone): exit. */
-static void await_command(void) {
+ * run and its environment) comes from the launcher's pipe once the command is known, with the
+ * command's trees, mounted here; NULL: nothing there (the engine discarded this launcher, or is
+ * gone). */
+static char *take_rest(size_t *len) {
     if (more_fd < 0) fail("the plan names no command");
     int entered_ops = n_ops, expected = 0;
     for (int i = 0; i < entered_ops; i++) expected += !strcmp(ops[i].kind, "passed");
-    size_t len;
-    char *rest = read_all_fds(more_fd, &len, expected > 0);
+    char *rest = read_all_fds(more_fd, len, expected > 0);
     more_fd = -1;
-    if (len == 0) _exit(0);
+    if (*len == 0) return NULL;
     allow_no_command = 0;
-    parse_plan(rest, len);
+    n_rlims = 0; /* the command's own, not those the plan entering ahead named */
+    seccomp_hex = "";
+    parse_plan(rest, *len);
     if (n_passed != expected)
         fail("%d descriptors came with the command, %d expected", n_passed, expected);
     /* Each in the order of its record, on its mount point (a detached, private clone made by
@@ -821,6 +829,89 @@ static void await_command(void) {
         close(passed_fds[k++]);
     }
     n_passed = 0;
+    return rest;
+}
+
+static void await_command(void) {
+    size_t len;
+    if (!take_rest(&len)) _exit(0);
+}
+
+/* The confinement the plan entering ahead named (its rlimit and seccomp records: those of the
+ * commands like the last one), which the command's process took before its command came. */
+static struct rlimit_setting ahead_rlims[8];
+static int n_ahead_rlims;
+static const char *ahead_seccomp = "";
+
+/* Whether the command's plan names the confinement taken ahead. */
+static int confined_as_named(void) {
+    if (n_rlims != n_ahead_rlims || strcmp(seccomp_hex, ahead_seccomp)) return 0;
+    for (int i = 0; i < n_rlims; i++)
+        if (strcmp(rlims[i].name, ahead_rlims[i].name) || rlims[i].soft != ahead_rlims[i].soft ||
+            rlims[i].hard != ahead_rlims[i].hard)
+            return 0;
+    return 1;
+}
+
+static void write_all(int fd, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t done = write(fd, data, len);
+        if (done < 0 && errno == EINTR) continue;
+        if (done < 0) return; /* the command's process is gone: its status says why */
+        data += done, len -= (size_t)done;
+    }
+}
+
+/* Fork the command's process ahead of its command, confined as the plan entering ahead says
+ * (limits, a fresh session keyring, no capabilities, no_new_privs, seccomp): this process (PID
+ * 1, capable) reads the rest of the plan and mounts the command's trees, then hands the rest
+ * on, and the command's process only changes directory and execs. A command whose plan names
+ * another confinement gets a process forked and confined afresh instead. Returns the command's
+ * process. */
+static pid_t confined_ahead(void) {
+    int go[2];
+    check(pipe2(go, O_CLOEXEC), "make a pipe", "");
+    memcpy(ahead_rlims, rlims, sizeof rlims);
+    n_ahead_rlims = n_rlims;
+    ahead_seccomp = seccomp_hex;
+    pid_t child = fork();
+    if (child < 0) fail("fork: %s", strerror(errno));
+    if (child == 0) {
+        close(go[1]);
+        close(more_fd);
+        set_rlimits();
+        fresh_session_keyring();
+        drop_held_privileges();
+        install_seccomp();
+        size_t len;
+        char *rest = read_all(go[0], &len);
+        if (len == 0) _exit(0); /* nothing to run, or not confined as its command must be */
+        n_rlims = 0;
+        allow_no_command = 0;
+        parse_plan(rest, len);
+        check(chdir(cwd), "chdir ", cwd);
+        execute();
+    }
+    close(go[0]);
+    close(0);
+    signal(SIGPIPE, SIG_IGN); /* a command's process that failed to confine itself exits */
+    size_t len;
+    char *rest = take_rest(&len);
+    if (!rest) _exit(0);
+    if (confined_as_named()) {
+        write_all(go[1], rest, len);
+        close(go[1]);
+        return child;
+    }
+    close(go[1]);
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) continue;
+    pid_t fresh = fork();
+    if (fresh < 0) fail("fork: %s", strerror(errno));
+    if (fresh == 0) {
+        confine();
+        execute();
+    }
+    return fresh;
 }
 
 static void enter(void) {
@@ -843,18 +934,23 @@ static void enter(void) {
     /* Nothing an exec could gain, ahead: the capabilities held still mount what comes with
      * the command, and are dropped by the command's process (confine). */
     drop_bounding_set(last_cap);
-    /* The command's process is forked ahead of its command too: it reads the rest of the plan
-     * (await_command), mounts the command's trees and confines itself, then execs. */
-    pid_t child = fork();
-    if (child < 0) fail("fork: %s", strerror(errno));
-    if (child == 0) {
-        if (!argv_[0]) await_command();
-        confine();
-        execute();
+    pid_t child;
+    if (!argv_[0] && *seccomp_hex) {
+        child = confined_ahead();
+    } else {
+        /* The command's process is forked ahead of its command too: it reads the rest of the
+         * plan (await_command), mounts the command's trees and confines itself, then execs. */
+        child = fork();
+        if (child < 0) fail("fork: %s", strerror(errno));
+        if (child == 0) {
+            if (!argv_[0]) await_command();
+            confine();
+            execute();
+        }
+        if (more_fd >= 0) close(more_fd); /* the command's process reads it */
+        more_fd = -1;
+        close(0);
     }
-    if (more_fd >= 0) close(more_fd); /* the command's process reads it */
-    more_fd = -1;
-    close(0);
     /* This process keeps its capabilities (in the sandbox's user namespace, with an empty
      * bounding set) while the command runs: the command, holding none, can then neither trace
      * it nor open its descriptors (the status pipe) through /proc. It keeps the command's

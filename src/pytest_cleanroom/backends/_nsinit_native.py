@@ -58,17 +58,25 @@ def env_fields(env: Mapping[str, str]) -> list[str]:
 
 def command_records(spec: CommandSpec, rlimits: Rlimits | None) -> Records:
     """The set-up program's records about the command itself: limits, seccomp, what to run."""
+    return [
+        *confinement_records(spec, rlimits),
+        ("cwd", (spec.cwd,)),
+        ("argv", spec.argv),
+        ("env", env_fields(spec.env)),
+    ]
+
+
+def confinement_records(spec: CommandSpec, rlimits: Rlimits | None) -> Records:
+    """The records of :func:`command_records` that confine the command (its rlimits and seccomp
+    program): those of its policy. A plan entering a warm sandbox ahead of the next command
+    names the last command's, which the command's process takes before its command comes
+    (checked against the command's own: see ``confined_ahead`` in _nsinit.c)."""
     policy = spec.policy
     seccomp = _seccomp_hex(policy.syscall_filter, not policy.nested_user_namespaces)
     records: Records = []
     for name, soft, hard in rlimits.settings() if rlimits is not None else []:
         records.append(("rlimit", (name, str(soft), str(hard))))
-    records += [
-        ("cwd", (spec.cwd,)),
-        ("seccomp", (seccomp,)),
-        ("argv", spec.argv),
-        ("env", env_fields(spec.env)),
-    ]
+    records.append(("seccomp", (seccomp,)))
     return records
 
 

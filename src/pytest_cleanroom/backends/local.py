@@ -464,7 +464,11 @@ class NamespaceBackend(Backend):
             return None
         if self.warm_records(spec, None) is None:
             return None
-        records = self.enter_records()
+        # The confinement of commands like this one, taken ahead by the command's process.
+        confinement = _nsinit_native.confinement_records(
+            spec, rlimits_for(spec.policy, cgroups=True)
+        )
+        records = [*self.enter_records(), *confinement]
         swap = _scratch_sources(scratch)
 
         # Holds no reference to the backend (its preparer keeps this): a backend dropped
