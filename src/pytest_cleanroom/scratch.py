@@ -348,11 +348,23 @@ def mount_target(path: Path) -> str:
 def own_view(path: str) -> bool:
     """Whether ``path`` is in a directory this process made in its private directory for a
     view (see :func:`make_mount_point`), not in a scratch tmpfs (numbered): a plan may bind it."""
+    first = _in_private(path)
+    return first is not None and not first.isdigit()
+
+
+def _in_private(path: str) -> str | None:
+    """The first part of ``path`` below this process's private directory (``None``: it is not
+    below it)."""
     private = _parent
     if private is None or private.pid != os.getpid():
-        return False
+        return None
     prefix = f"{private.path}/"
-    return path.startswith(prefix) and not path[len(prefix) :].partition("/")[0].isdigit()
+    return path[len(prefix) :].partition("/")[0] if path.startswith(prefix) else None
+
+
+def own_mount_point(path: str) -> bool:
+    """Whether ``path`` is below this process's private directory (a view or scratch tmpfs)."""
+    return _in_private(path) is not None
 
 
 def shown_at(source: str, target: str, root: str) -> str | None:

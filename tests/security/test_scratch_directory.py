@@ -564,3 +564,60 @@ def _lock_free(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+# Lists the scratch root as the mount of the host's /run shows it, and every mount the table
+# puts below it.
+THROUGH_A_MOUNT = """
+ls -A /hostrun/cleanroom/scratch; echo --
+awk '$5 ~ "^/hostrun/cleanroom/scratch/" {print $5}' /proc/self/mountinfo | while read p; do
+  ls -A "$p" 2>&1; done; true
+"""
+
+
+@pytest.mark.parametrize("level", ["standard-as-root", "locked"])
+def test_root_engine_scratch_root_is_covered_in_a_mount_of_run(
+    tmp_path: Path, local_backend: str, level: str
+) -> None:
+    """A command given the host's /run as a mount (elsewhere: /hostrun) finds the scratch
+    root there empty, as root of its sandbox; where its user is the unprivileged one (the
+    mount would be shown through a view: a recursive clone holding every command's /tmp) the
+    mount is refused with the fix."""
+    from pytest_cleanroom.backends.base import CommandSpec, Mount
+    from pytest_cleanroom.environment import build_environment
+    from pytest_cleanroom.errors import PolicyError
+
+    _require_root_engine()
+    policy = (
+        Policy.level("standard").replace(unprivileged_user=False)
+        if level == "standard-as-root"
+        else Policy.level("locked")
+    )
+    held = Scratch.create(1 << 20)  # a scratch tmpfs of another command, mounted meanwhile
+    assert held is not None
+    (tmp_path / "ws").mkdir()
+    spec = CommandSpec(
+        argv=("/bin/sh", "-c", THROUGH_A_MOUNT),
+        workspace=tmp_path / "ws",
+        cwd="/workspace",
+        env=build_environment(seed=1, allowlist=(), layers=()),
+        policy=policy,
+        seed=1,
+        timeout=60,
+        mounts=(Mount(Path("/run"), "/hostrun"),),
+    )
+    backend = get_backend(local_backend, policy)
+    try:
+        if policy.unprivileged_user:
+            with pytest.raises(PolicyError, match="a view of it would hold"):
+                backend.run(spec)
+        else:
+            seen = backend.run(spec)
+            listed, below = seen.stdout.split("--\n")
+            assert (seen.exit_code, listed) == (0, ""), seen.stderr
+            # The mount table still names what the cover hides; none of it can be reached.
+            for line in below.splitlines():
+                assert line.endswith("No such file or directory"), below
+    finally:
+        backend.close()
+        held.release()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import scratch
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, PolicyError
 from ..scratch import syscall as _syscall
 
 # The mount API's kernel structure and numbers: one definition, in the standalone set-up step.
@@ -136,6 +136,7 @@ class IdmappedView:
         """The view (read-only with ``read_only``; a plain bind without ``idmapped``), or
         :class:`BackendUnavailableError` naming why the kernel refused it."""
         global _counter
+        _refuse_scratch_root(str(source))
         try:
             parent = scratch.private_mount_dir()
             if parent is None:
@@ -171,6 +172,8 @@ def views_of_mounts(mounts: Sequence[Mount]) -> list[tuple[Mount, IdmappedView]]
     """Read-only views of the directories the engine binds into a sandbox (service sockets):
     their owner's files, sockets included, become the sandbox user's to reach."""
     views: list[tuple[Mount, IdmappedView]] = []
+    for mount in mounts:
+        _refuse_scratch_root(os.path.realpath(mount.source))
     try:
         for mount in mounts:
             view = IdmappedView.create(mount.source, read_only=not mount.writable)
@@ -181,6 +184,19 @@ def views_of_mounts(mounts: Sequence[Mount]) -> list[tuple[Mount, IdmappedView]]
             view.release()
         raise
     return views
+
+
+def _refuse_scratch_root(source: str) -> None:
+    """:class:`PolicyError` if a view of ``source`` (links resolved; a recursive clone) would
+    hold the engine's scratch root or be inside it: the private ``/tmp`` of every command."""
+    if scratch.own_mount_point(source):
+        return  # a plain view of the engine's own (its scratch tmpfs, staged for the user)
+    if scratch.shown_at(source, "/", scratch.SCRATCH_ROOT) is not None:
+        raise PolicyError(
+            f"cannot show {source} to the sandbox's unprivileged user: a view of it would hold "
+            f"{scratch.SCRATCH_ROOT}, the private /tmp of every command; bind a directory "
+            "that does not hold it"
+        )
 
 
 def stage_unreachable(ops: Sequence[FsOp], views: list[IdmappedView]) -> tuple[FsOp, ...]:
