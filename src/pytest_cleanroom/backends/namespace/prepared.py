@@ -47,7 +47,7 @@ from ..idmap import IdmappedView
 from ._spawner import spawn_here
 from .launcher_server import Forkserver, forkserver, orders
 from .limits import Rlimits
-from .process_tree import LAUNCHER_MARK, Started, fd_redirections, start
+from .process_tree import LAUNCHER_MARK, Started, fd_redirections, reap_done, start
 
 
 @dataclass(frozen=True)
@@ -444,6 +444,7 @@ class Preparer:
 
     def _fill(self) -> None:
         try:
+            reap_done()  # the launchers of commands done since (off the commands' thread)
             while True:
                 self._discard_stale()
                 with self._cond:

@@ -228,7 +228,8 @@ def supervise(
     ``max_output`` bytes: past it the command is killed (``limit_exceeded="output"``) and the
     rest is read and dropped, so that host memory stays bounded whatever it prints."""
     proc, t0, started_at = started.proc, started.t0, started.started_at
-    _reap_done()  # earlier commands' launchers, gone since
+    if len(_pending) > PENDING_AT_MOST:  # else reaped by the launcher preparer's thread
+        reap_done()  # earlier commands' launchers, gone since
     live = LiveProcess(proc, cgroup)
     if on_start is not None:
         on_start(live)
@@ -513,6 +514,9 @@ def _read_status(fd: int) -> int | None:
 
 _pending_lock = threading.Lock()
 _pending: list[Process] = []  # launchers that outlived their command's result
+#: Launchers left to reap before a command's own thread reaps them (the launcher preparer's
+#: thread does it off the commands' way: see prepared.py).
+PENDING_AT_MOST = 8
 
 
 def _reap_later(proc: Process) -> None:
@@ -521,7 +525,7 @@ def _reap_later(proc: Process) -> None:
         _pending.append(proc)
 
 
-def _reap_done() -> bool:
+def reap_done() -> bool:
     """Reap the launchers of :func:`_reap_later` that are gone; True if none is left."""
     with _pending_lock:
         _pending[:] = [proc for proc in _pending if proc.poll() is None]
@@ -532,7 +536,7 @@ def wait_for_launchers(deadline: float = 10.0) -> bool:
     """Wait until every launcher that outlived its command's result (its namespaces being torn
     down) is gone and reaped; False if ``deadline`` passed first."""
     end = time.monotonic() + deadline
-    while not _reap_done():
+    while not reap_done():
         if time.monotonic() > end:
             return False
         time.sleep(0.002)
