@@ -246,7 +246,7 @@ def test_a_workspace_that_is_gone_fails_as_a_cold_start_does(
 
 
 @pytest.mark.parametrize("level", ["standard", "locked"])
-def test_a_process_confined_ahead_otherwise_never_runs_the_command(
+def test_a_command_never_runs_in_a_warm_process_confined_otherwise(
     tmp_path: Path, local_backend: str, level: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The plan entering ahead names the confinement its command's process takes before the
