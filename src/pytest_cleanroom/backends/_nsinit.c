@@ -44,7 +44,8 @@
  *               that started it): for each request on the socket (a message: a byte of flags
  *               and the launcher's orders, with the descriptors of the command's stdin, stdout
  *               and stderr, and as the flags say of a pipe the rest of the orders come from and
- *               one the command's init reports its status to) it forks with CLONE_PARENT (the launcher is the engine's own child) and answers
+ *               one the command's init reports its status to) it forks with CLONE_PARENT (the
+ *               launcher is the engine's own child) and answers
  *               with the launcher's PID (a negative errno if the fork failed). The launcher
  *               starts a session and joins a fresh session keyring, takes the three streams,
  *               closes every other descriptor and carries out its orders: "join PATH" (writes 0
