@@ -245,7 +245,8 @@ def supervise(
         if on_end is not None:
             on_end(live)
     duration = time.monotonic() - t0
-    _close_pipes(proc)
+    if not watch.reported:  # else closed as the launcher is reaped (off this thread)
+        _close_pipes(proc)
 
     peak_memory: int | None = None
     cpu_time: float | None = None
@@ -520,16 +521,22 @@ PENDING_AT_MOST = 8
 
 
 def _reap_later(proc: Process) -> None:
-    """Keep ``proc`` (tearing its command's namespaces down) until it can be reaped."""
+    """Keep ``proc`` (tearing its command's namespaces down) and its pipes until it can be
+    reaped."""
     with _pending_lock:
         _pending.append(proc)
 
 
 def reap_done() -> bool:
-    """Reap the launchers of :func:`_reap_later` that are gone; True if none is left."""
+    """Reap the launchers of :func:`_reap_later` that are gone, and close this process's ends
+    of their command's pipes (every writer gone: all they held was read); True if none is
+    left."""
     with _pending_lock:
-        _pending[:] = [proc for proc in _pending if proc.poll() is None]
-        return not _pending
+        gone = [proc for proc in _pending if proc.poll() is not None]
+        _pending[:] = [proc for proc in _pending if proc.returncode is None]
+    for proc in gone:
+        _close_pipes(proc)
+    return not _pending
 
 
 def wait_for_launchers(deadline: float = 10.0) -> bool:
