@@ -257,8 +257,11 @@ class Prepared:
         try:
             view = memoryview(script)
             if trees:  # with the first bytes (the init's first read takes them)
-                with socket.socket(fileno=os.dup(self.script_fd)) as sock:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, self.script_fd)
+                try:
                     view = view[socket.send_fds(sock, [view], list(trees)) :]
+                finally:
+                    sock.detach()  # the descriptor stays this object's, closed below
             while view:
                 view = view[os.write(self.script_fd, view) :]
         except OSError:
