@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
+from pathlib import Path
 
-from pytest_cleanroom.backends import backend_problem
+from pytest_cleanroom import Policy, cgroups
+from pytest_cleanroom.backends import _nsinit_native, backend_problem
+from pytest_cleanroom.backends.base import CommandSpec
+from pytest_cleanroom.environment import build_environment
 from tests.conftest import require
 
 #: Every backend the escape suite runs against. Add a backend here and it gets every probe.
@@ -34,6 +39,16 @@ def require_backend(name: str) -> None:
     )
 
 
+def require_entering_ahead() -> None:
+    """Skip locally / fail in CI unless the namespace backends enter sandboxes ahead here."""
+    __tracebackhide__ = True
+    require(
+        os.geteuid() == 0 and cgroups.parents() is not None,
+        "root with writable cgroups: only then are sandboxes entered ahead of commands",
+    )
+    require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
+
+
 def wait_for_a_sandbox_entered_ahead(backend: object, limit: float = 60.0) -> None:
     """Wait until ``backend`` (a namespace backend) keeps a launcher ready that entered the
     warm sandbox of commands like its last one, so that its next command starts from it."""
@@ -46,3 +61,17 @@ def wait_for_a_sandbox_entered_ahead(backend: object, limit: float = 60.0) -> No
                 return
         assert time.monotonic() < end, f"no launcher entered a sandbox ahead within {limit} s"
         time.sleep(0.01)
+
+
+def probe_spec(argv: tuple[str, ...], workspace: Path, policy: Policy) -> CommandSpec:
+    """A command for a backend's own ``run``: ``argv`` in ``workspace`` under ``policy``, seed 1,
+    the deterministic environment, 60 s."""
+    return CommandSpec(
+        argv=argv,
+        workspace=workspace,
+        cwd="/workspace",
+        env=build_environment(seed=1, allowlist=(), layers=()),
+        policy=policy,
+        seed=1,
+        timeout=60,
+    )

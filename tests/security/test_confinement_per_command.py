@@ -10,19 +10,21 @@ when started cold under its own policy alone.
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom import Cleanroom, Policy, cgroups
-from pytest_cleanroom.backends import _nsinit_native, get_backend
+from pytest_cleanroom import Cleanroom, Policy
+from pytest_cleanroom.backends import get_backend
 from pytest_cleanroom.backends.bwrap import BwrapBackend
 from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.policy_levels import MiB
-from tests.conftest import require
-from tests.security.backends import require_backend, wait_for_a_sandbox_entered_ahead
+from tests.security.backends import (
+    require_backend,
+    require_entering_ahead,
+    wait_for_a_sandbox_entered_ahead,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -99,11 +101,7 @@ def _cold(name: str, tmp_path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("name", sorted(COLD))
 def test_each_command_is_confined_by_its_own_policy(tmp_path: Path, name: str) -> None:
     require_backend(name)
-    require(
-        os.geteuid() == 0 and cgroups.parents() is not None,
-        "root with writable cgroups: only then are sandboxes entered ahead of commands",
-    )
-    require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
+    require_entering_ahead()
     expected = _cold(name, tmp_path)
     assert len(set(expected.values())) == len(POLICIES), expected  # the probe tells them apart
     backend = get_backend(name, STANDARD)

@@ -22,10 +22,8 @@ import pytest
 
 from pytest_cleanroom import Policy
 from pytest_cleanroom.backends import _nsinit_native
-from pytest_cleanroom.backends.base import CommandSpec
-from pytest_cleanroom.environment import build_environment
 from tests.conftest import require
-from tests.security.backends import require_backend
+from tests.security.backends import probe_spec, require_backend
 from tests.security.test_hidden_file_replaced import STARTS
 
 pytestmark = pytest.mark.integration
@@ -91,15 +89,8 @@ def test_a_host_change_between_two_commands_is_seen_by_the_second(
     fields = Policy.level(level).model_dump()
     fields["hidden_paths"] = [*fields["hidden_paths"], str(secret)]
     fields["readable_paths"] = [*fields["readable_paths"], str(base)]
-    spec = CommandSpec(
-        argv=("/bin/sh", "-c", PROBE, "probe", str(secret)),
-        workspace=tmp_path,
-        cwd="/workspace",
-        env=build_environment(seed=1, allowlist=(), layers=()),
-        policy=Policy.model_validate(fields),
-        seed=1,
-        timeout=60,
-    )
+    argv = ("/bin/sh", "-c", PROBE, "probe", str(secret))
+    spec = probe_spec(argv, tmp_path, Policy.model_validate(fields))
     backend = STARTS[start]()
     try:
         backend.check(spec.policy)

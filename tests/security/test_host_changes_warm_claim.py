@@ -21,16 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom import Policy, cgroups
-from pytest_cleanroom.backends import _nsinit_native
+from pytest_cleanroom import Policy
 from pytest_cleanroom.backends.base import CommandSpec
 from pytest_cleanroom.backends.bwrap import BwrapBackend
 from pytest_cleanroom.backends.local import NamespaceBackend
 from pytest_cleanroom.backends.unshare import UnshareBackend
-from pytest_cleanroom.environment import build_environment
 from pytest_cleanroom.errors import SandboxError
-from tests.conftest import require
-from tests.security.backends import require_backend, wait_for_a_sandbox_entered_ahead
+from tests.security.backends import (
+    probe_spec,
+    require_backend,
+    require_entering_ahead,
+    wait_for_a_sandbox_entered_ahead,
+)
 from tests.security.test_host_changes_between_commands import SETTLE, write_secret
 
 pytestmark = pytest.mark.integration
@@ -103,15 +105,8 @@ def _spec(tmp_path: Path, base: Path, level: str) -> CommandSpec:
     fields["hidden_paths"] = [*fields["hidden_paths"], *hidden]
     fields["readable_paths"] = [*fields["readable_paths"], str(base), str(base / "open")]
     names = ("link", "open", "via/secret", "kept", "closed")
-    return CommandSpec(
-        argv=("/bin/sh", "-c", PROBE, "probe", *(str(base / n) for n in names)),
-        workspace=tmp_path,
-        cwd="/workspace",
-        env=build_environment(seed=1, allowlist=(), layers=()),
-        policy=Policy.model_validate(fields),
-        seed=1,
-        timeout=60,
-    )
+    argv = ("/bin/sh", "-c", PROBE, "probe", *(str(base / n) for n in names))
+    return probe_spec(argv, tmp_path, Policy.model_validate(fields))
 
 
 def _outcome(backend: NamespaceBackend, spec: CommandSpec) -> tuple[int, str] | str:
@@ -130,11 +125,7 @@ def test_a_host_change_after_entering_ahead_is_seen(
     tmp_path: Path, base: Path, name: str, level: str, change: str
 ) -> None:
     require_backend(name)
-    require(
-        os.geteuid() == 0 and cgroups.parents() is not None,
-        "root with writable cgroups: only then are sandboxes entered ahead of commands",
-    )
-    require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
+    require_entering_ahead()
     host_change = CHANGES[change](base)
     spec = _spec(tmp_path, base, level)
     backend = BACKENDS[name]()

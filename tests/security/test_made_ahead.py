@@ -20,13 +20,16 @@ from typing import Any
 
 import pytest
 
-from pytest_cleanroom import Cleanroom, Policy, cgroups
+from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.backends import _nsinit_native, _warm, get_backend
 from pytest_cleanroom.backends.namespace.prepared import Prepared
 from pytest_cleanroom.backends.namespace.process_tree import Started
 from pytest_cleanroom.scratch import SCRATCH_ROOT
-from tests.conftest import require
-from tests.security.backends import SECURITY_BACKENDS, wait_for_a_sandbox_entered_ahead
+from tests.security.backends import (
+    SECURITY_BACKENDS,
+    require_entering_ahead,
+    wait_for_a_sandbox_entered_ahead,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -170,14 +173,6 @@ def test_the_next_commands_launcher_is_out_of_reach(
             assert (after.exit_code, after.stdout) == (0, "next\n"), after.stderr
 
 
-def _require_entering_ahead() -> None:
-    require(
-        os.geteuid() == 0 and cgroups.parents() is not None,
-        "root with writable cgroups: only then are sandboxes entered ahead of commands",
-    )
-    require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
-
-
 # What a test's first command finds: the workspace's entries, then /tmp's, then who owns the
 # workspace's files and who the command is; then it leaves files in both for the next test.
 FIRST = """
@@ -195,7 +190,7 @@ def test_a_tests_first_command_is_given_only_its_own_workspace(
     first command starts in a sandbox entered ahead while the test before ran, and sees its own
     workspace only (shown as the sandbox user's under ``locked``), nothing the test before
     left there or in ``/tmp``; what it writes lands in its own workspace on the host."""
-    _require_entering_ahead()
+    require_entering_ahead()
     backend = get_backend(local_backend, Policy.level(level))
     try:
         for index in range(4):
@@ -226,7 +221,7 @@ def test_a_workspace_that_is_gone_fails_as_a_cold_start_does(
     """A test whose workspace was removed before its first command, started from a sandbox
     entered ahead: the command does not run in some other directory; the next test's first
     command works again."""
-    _require_entering_ahead()
+    require_entering_ahead()
     backend = get_backend(local_backend, Policy.level(level))
     try:
         with Cleanroom(tmp_path / "first", policy=level, backend=backend, seed=1) as room:
@@ -254,7 +249,7 @@ def test_a_command_never_runs_in_a_warm_process_confined_otherwise(
     command runs in a process confined afresh as its own plan says. The engine never makes
     them differ (a command claims a sandbox entered ahead only with the plan it was made
     for), so this test adds a tighter limit to every plan entering ahead."""
-    _require_entering_ahead()
+    require_entering_ahead()
     real = _warm.WarmSandboxes.prepare_entry
     tighter = _nsinit_native.encode_plan([("rlimit", ("nofile", "33", "33"))])
 
