@@ -55,6 +55,9 @@ SECURITY_AS_USER = Part(
      " and not warm and not test_shared_mounts"
      " and not test_a_tests_first_command_is_given_only_its_own_workspace"
      " and not test_a_workspace_that_is_gone_fails_as_a_cold_start_does"
+     " and not test_each_command_is_confined_by_its_own_policy"
+     " and not test_a_command_cannot_report_a_status_of_its_own"
+     " and not test_the_next_command_entered_ahead_finds_nothing_left"
      # Only a root engine mounts scratch tmpfs (in its private directory under the scratch
      # root); the tests that need one say so in their names.
      " and not test_a_sandbox_seeing_the_hosts_tmp_cannot_change_the_engines_directory"
