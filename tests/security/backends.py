@@ -15,6 +15,8 @@ from tests.conftest import require
 
 #: Every backend the escape suite runs against. Add a backend here and it gets every probe.
 SECURITY_BACKENDS: tuple[str, ...] = ("bwrap", "unshare", "docker")
+#: The namespace backends among them (the engine's own sandboxes, warm or cold).
+LOCAL_BACKENDS: list[str] = [name for name in SECURITY_BACKENDS if name != "docker"]
 #: The backends the shipped conformance suite runs against: those above, and Podman, which is
 #: registered through its entry point as a third party's backend would be.
 CONFORMANCE_BACKENDS: tuple[str, ...] = (*SECURITY_BACKENDS, "podman")

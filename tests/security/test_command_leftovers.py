@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom
-from tests.security.backends import SECURITY_BACKENDS
+from tests.security.backends import LOCAL_BACKENDS
 
 pytestmark = pytest.mark.integration
 
-LOCAL = [name for name in SECURITY_BACKENDS if name != "docker"]
+LOCAL = LOCAL_BACKENDS
 #: Levels whose commands get a private /tmp and a PID namespace of their own.
 LEVELS = ("standard", "strict", "locked")
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom
-from tests.security.backends import SECURITY_BACKENDS, require_backend
+from tests.security.backends import LOCAL_BACKENDS, require_backend
 
 pytestmark = pytest.mark.integration
 
-LOCAL = [name for name in SECURITY_BACKENDS if name != "docker"]
+LOCAL = LOCAL_BACKENDS
 
 # Tries to write a status of 0 to every descriptor of its PID 1 it can reach, then keeps
 # running: the engine must wait for it and report its own exit code, 3.

@@ -19,7 +19,7 @@ import pytest
 from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.backends import get_backend
 from tests.security.backends import (
-    SECURITY_BACKENDS,
+    LOCAL_BACKENDS,
     require_backend,
     require_entering_ahead,
     wait_for_a_sandbox_entered_ahead,
@@ -28,7 +28,7 @@ from tests.security.test_command_leftovers import FIND, LEAVE
 
 pytestmark = pytest.mark.integration
 
-LOCAL = [name for name in SECURITY_BACKENDS if name != "docker"]
+LOCAL = LOCAL_BACKENDS
 
 # A daemon of its own session (double forked) holding a lock on a workspace file (not a host file
 # it can read: concurrent tests share those), then sleeping; the command prints what it was

@@ -26,14 +26,14 @@ from pytest_cleanroom.backends.namespace.prepared import Prepared
 from pytest_cleanroom.backends.namespace.process_tree import Started
 from pytest_cleanroom.scratch import SCRATCH_ROOT
 from tests.security.backends import (
-    SECURITY_BACKENDS,
+    LOCAL_BACKENDS,
     require_entering_ahead,
     wait_for_a_sandbox_entered_ahead,
 )
 
 pytestmark = pytest.mark.integration
 
-LOCAL = [name for name in SECURITY_BACKENDS if name != "docker"]
+LOCAL = LOCAL_BACKENDS
 
 # Writes a file into every directory it can reach below the engine's scratch root (found by
 # name and by the mount table), and prints how many it planted.

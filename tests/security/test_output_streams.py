@@ -18,11 +18,11 @@ import pytest
 
 from pytest_cleanroom import Cleanroom
 from pytest_cleanroom.policy_levels import MiB
-from tests.security.backends import SECURITY_BACKENDS, require_backend
+from tests.security.backends import LOCAL_BACKENDS, require_backend
 
 pytestmark = pytest.mark.integration
 
-LOCAL = [name for name in SECURITY_BACKENDS if name != "docker"]
+LOCAL = LOCAL_BACKENDS
 #: Far beyond what any of these commands needs: a result that took it is a hang.
 TIMEOUT = 60
 

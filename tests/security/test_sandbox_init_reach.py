@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom
-from tests.security.backends import SECURITY_BACKENDS, require_backend
+from tests.security.backends import LOCAL_BACKENDS, require_backend
 
 pytestmark = pytest.mark.integration
 
-LOCAL = [name for name in SECURITY_BACKENDS if name != "docker"]
+LOCAL = LOCAL_BACKENDS
 
 # Every way to PID 1 it tries; prints those that worked, then exits 7 (its own code, which the
 # engine must report). Listing /proc/1/fd is let through (same owner; the numbers only): what
