@@ -258,6 +258,7 @@ class NamespaceBackend(Backend):
             group.expose()
         stack = contextlib.ExitStack()
         started: Started | None = None
+        settled = False  # every process of the command is known gone
         try:
             # A sandbox entered ahead takes the workspace itself as it is now (see below).
             entering = prepared is not None and prepared.entered is not None and not spec.mounts
@@ -332,6 +333,7 @@ class NamespaceBackend(Backend):
             )
             # Only a failed command's limit is looked for (see classify_limit).
             disk_full = scratch is not None and outcome.exit_code != 0 and scratch.full()
+            settled = outcome.reported
             if group is None and not self.rusage_measures_command:
                 outcome = dataclasses.replace(outcome, peak_memory=None, cpu_time=None)
         finally:
@@ -343,7 +345,7 @@ class NamespaceBackend(Backend):
             for view in views:
                 view.release()
             if group is not None:
-                group.release(started.proc.pid if started is not None else None)
+                group.release(started.proc.pid if started is not None else None, settled=settled)
             if self._preparer is not None:
                 self._preparer.request()
         if outcome.exit_code == 125 and LAUNCHER_MARK in outcome.stderr:

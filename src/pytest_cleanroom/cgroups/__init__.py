@@ -739,19 +739,23 @@ class RunCgroup:
                 gone = False
         return gone
 
-    def release(self, last: int | None = None) -> None:
+    def release(self, last: int | None = None, *, settled: bool = False) -> None:
         """SIGKILL whatever is left now; in the background, wait for the tasks to be gone, then
         keep the groups for the next command or remove them (a sandbox's init may still be
         tearing its namespaces down after the command's result is known). :func:`flush` waits
         for every pending release. ``last``: the PID of the task that exits last (the
-        command's launcher), whose exit is waited for rather than polling the groups."""
+        command's launcher), whose exit is waited for rather than polling the groups.
+        ``settled``: the command's init killed and reaped every other process of the command
+        before reporting its status, so only the launcher and that init, both exiting on their
+        own, can be left: none is looked for now (the background wait kills what outstays)."""
         self._counters_fresh = False
         if last is not None:
             with contextlib.suppress(OSError):
                 self._exiting = os.pidfd_open(last)
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        if not settled:
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         _remover.submit(self)
 
 

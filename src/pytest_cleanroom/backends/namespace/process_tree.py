@@ -68,6 +68,9 @@ class Outcome:
     peak_memory: int | None
     cpu_time: float | None
     cancelled: bool
+    #: The status came from the command's init, which killed and reaped every other process
+    #: of the command first: nothing of it is left.
+    reported: bool = False
 
 
 class Process(Protocol):
@@ -275,6 +278,7 @@ def supervise(
         peak_memory=peak_memory,
         cpu_time=cpu_time,
         cancelled=live.cancelled.is_set(),
+        reported=watch.reported,
     )
 
 
