@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,29 @@ def test_a_command_never_runs_in_a_warm_process_confined_otherwise(
     finally:
         backend.close()
     assert launched == [True] * 3
+
+
+@pytest.mark.parametrize("level", ["strict", "locked"])
+def test_a_command_not_started_where_it_was_entered_ahead_gets_an_empty_tmp(
+    tmp_path: Path, local_backend: str, level: str
+) -> None:
+    """The sandbox entered ahead for commands like the last one mounts its scratch tmpfs at
+    ``/tmp`` and makes there the mount points of what it binds below ``/tmp``. A next command
+    unlike the last one (here: another readable path below ``/tmp``, the same scratch size and
+    owner) starts elsewhere, with a scratch tmpfs of its own: its ``/tmp`` holds nothing but
+    what its own plan puts there, as in a cold start (not the other plan's mount points)."""
+    require_entering_ahead()
+    with tempfile.TemporaryDirectory(dir="/tmp") as host_tmp:  # below the sandbox's /tmp
+        for name in ("first", "second"):
+            os.makedirs(f"{host_tmp}/{name}/shown")
+        backend = get_backend(local_backend, Policy.level(level))
+        try:
+            with Cleanroom(tmp_path / "ws", policy=level, backend=backend, seed=1) as room:
+                first = {"readable_paths": [f"{host_tmp}/first/shown"]}
+                room.run(["true"], policy=first).assert_success()
+                wait_for_a_sandbox_entered_ahead(backend)
+                second = {"readable_paths": [f"{host_tmp}/second/shown"]}
+                seen = room.run(["ls", "-A", host_tmp], policy=second)
+        finally:
+            backend.close()
+    assert (seen.exit_code, seen.stdout) == (0, "second\n"), seen.stderr

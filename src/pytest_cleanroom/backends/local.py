@@ -285,10 +285,16 @@ class NamespaceBackend(Backend):
                     group = prepared.group if prepared else cgroups.RunCgroup.create(**limits)
                     if group is not None and policy.nested_user_namespaces:
                         group.expose()
+                    if scratch is not None and scratch_key is not None:
+                        # That sandbox made its mount points there: this command gets another.
+                        used, scratch = scratch, None
+                        used.release()
+                        scratch = prepared.take_scratch(*scratch_key) if prepared else None
+                        scratch = scratch or Scratch.create(*scratch_key)
                     if unprivileged and not views:
                         workspace, mounts = _views(spec, prepared, views)
-                        ops, host = plan_and_host(policy, workspace, mounts, scratch)
-                        planned = ops
+                    ops, host = plan_and_host(policy, workspace, mounts, scratch)
+                    planned = ops
             rlimits = rlimits_for(policy, cgroups=group is not None)
             outer, inner = (rlimits, None) if group is not None else (Rlimits(), rlimits)
             entry = None
