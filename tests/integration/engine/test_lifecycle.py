@@ -109,6 +109,11 @@ def test_engine_killed_outright_takes_the_sandbox_with_it(tmp_path: Path, backen
         proc.kill()
         proc.wait()
         _wait_for(lambda m=marker: not processes_with_marker(m), "the sandbox to die with it")
+        # Each process sweeps for at most cgroups.SWEEP_BUDGET seconds and leaves the rest to
+        # the next one: on a loaded machine with other engines' leftovers, one may not do.
         sweep = "from pytest_cleanroom import cgroups; cgroups.parents(); cgroups.join_sweep()"
-        subprocess.run([sys.executable, "-c", sweep], env=env, check=True)
+        for _ in range(10):
+            subprocess.run([sys.executable, "-c", sweep], env=env, check=True)
+            if not cgroups_of_process(proc.pid):
+                break
         assert cgroups_of_process(proc.pid) == []
