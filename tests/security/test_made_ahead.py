@@ -292,7 +292,7 @@ def test_a_command_never_runs_in_a_warm_process_confined_otherwise(
 
 
 @pytest.mark.parametrize("level", ["strict", "locked"])
-def test_a_command_not_started_where_it_was_entered_ahead_gets_an_empty_tmp(
+def test_a_command_not_started_in_the_warm_sandbox_entered_for_it_gets_an_empty_tmp(
     tmp_path: Path, local_backend: str, level: str
 ) -> None:
     """The sandbox entered ahead for commands like the last one mounts its scratch tmpfs at
