@@ -369,6 +369,7 @@ class RunCgroup:
         self._files_lock = threading.Lock()
         # A pidfd of the task that leaves the released group last (see release()), or -1.
         self._exiting = -1
+        self._settled = False  # only the task of ``_exiting`` and what it waits for are left
 
     @classmethod
     def create(
@@ -715,11 +716,14 @@ class RunCgroup:
     def wait_empty(self, deadline: float = 5.0) -> bool:
         end = time.monotonic() + deadline
         exiting, self._exiting = self._exiting, -1
+        settled, self._settled = self._settled, False
         if exiting >= 0:  # its last task: once gone, the group is most likely empty
             try:
-                select.select([exiting], [], [], deadline)
+                gone = bool(select.select([exiting], [], [], deadline)[0])
             finally:
                 os.close(exiting)
+            if gone and settled:
+                return True  # it waited for the only other one left (see release)
         while self.pids():
             if time.monotonic() > end:
                 return False
@@ -747,11 +751,13 @@ class RunCgroup:
         command's launcher), whose exit is waited for rather than polling the groups.
         ``settled``: the command's init killed and reaped every other process of the command
         before reporting its status, so only the launcher and that init, both exiting on their
-        own, can be left: none is looked for now (the background wait kills what outstays)."""
+        own, can be left: none is looked for now (the background wait kills what outstays),
+        and the launcher's exit (it waits for its init) tells the groups are empty."""
         self._counters_fresh = False
         if last is not None:
             with contextlib.suppress(OSError):
                 self._exiting = os.pidfd_open(last)
+                self._settled = settled
         if not settled:
             for pid in self.pids():
                 with contextlib.suppress(ProcessLookupError):
