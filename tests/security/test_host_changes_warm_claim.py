@@ -6,8 +6,8 @@ sandbox trusts the plan's reading of the host while the directories it was read 
 unchanged. Here the host changes such a path only once the sandbox was entered ahead (the
 existing tests of host changes let the next command race the preparer): the command must never
 show the secret, show what a command started cold on the changed host shows, and be refused
-only where a cold start is refused too (a hidden path that became a link into a hidden
-directory fails to set up, cold and warm alike, rather than run).
+only where a cold start is refused too (a readable directory that became a link into a hidden
+one is refused with the fix, cold and warm alike, rather than run).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pytest_cleanroom.backends.base import CommandSpec
 from pytest_cleanroom.backends.bwrap import BwrapBackend
 from pytest_cleanroom.backends.local import NamespaceBackend
 from pytest_cleanroom.backends.unshare import UnshareBackend
-from pytest_cleanroom.errors import SandboxError
+from pytest_cleanroom.errors import PolicyError, SandboxError
 from tests.security.backends import (
     probe_spec,
     require_backend,
@@ -110,10 +110,10 @@ def _spec(tmp_path: Path, base: Path, level: str) -> CommandSpec:
 
 
 def _outcome(backend: NamespaceBackend, spec: CommandSpec) -> tuple[int, str] | str:
-    """``(exit code, stdout)`` of ``spec`` on ``backend``, or the set-up error's text."""
+    """``(exit code, stdout)`` of ``spec`` on ``backend``, or the refusal's text."""
     try:
         result = backend.run(spec)
-    except SandboxError as error:
+    except (SandboxError, PolicyError) as error:
         return str(error)
     return result.exit_code, result.stdout
 

@@ -768,6 +768,8 @@ static void apply_fresh(int i) {
             check(symlink(op->source, dest), "symlink ", dest);
         } else if (!strcmp(op->kind, "hide-dir")) {
             hide_dir(dest);
+        } else if (!strcmp(op->kind, "remount-ro")) { /* a hidden directory with binds in it */
+            remount_ro(dest);
         } else if (!strcmp(op->kind, "passed")) {
             make_dirs(dest); /* mounted once the command is known: mount_passed() */
         } else {

@@ -79,7 +79,11 @@ def _fresh(op: FsOp) -> bool:
         return True
     if op.kind == "hide-dir" and target.startswith("/sys/"):
         return False
-    return op.kind in ("bind", "ro-bind", "hide-file", "hide-dir") and target.count("/") >= 2
+    # (A tmpfs there is a hidden directory with binds in it, remounted read-only after them.)
+    return op.kind in _FRESH_KINDS and target.count("/") >= 2
+
+
+_FRESH_KINDS = ("bind", "ro-bind", "hide-file", "hide-dir", "tmpfs", "remount-ro")
 
 
 def op_record(op: FsOp) -> _Record:
@@ -412,7 +416,9 @@ def _sources(
     for op in fresh:
         if op.kind in ("bind", "ro-bind") and op.source is not None:
             path, look = op.source, os.stat
-        elif op.kind in ("hide-file", "hide-dir"):
+        elif op.kind in ("hide-file", "hide-dir") or (
+            op.kind == "tmpfs" and op.target not in FRESH_ROOTS
+        ):
             path, look = op.target, os.lstat
         else:
             continue

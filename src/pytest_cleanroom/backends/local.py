@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import cgroups
-from ..errors import BackendUnavailableError, SandboxError, TreeLimitsError
+from ..errors import BackendUnavailableError, PolicyError, SandboxError, TreeLimitsError
 from ..interpreter import missing_program_hint
 from ..policy import Policy
 from ..result import RunResult
@@ -265,7 +265,13 @@ class NamespaceBackend(Backend):
             workspace, mounts = spec.workspace, spec.mounts
             if unprivileged and not entering:
                 workspace, mounts = _views(spec, prepared, views)
-            ops, host = plan_and_host(policy, workspace, mounts, scratch)
+            try:
+                ops, host = plan_and_host(policy, workspace, mounts, scratch)
+            except PolicyError:  # refused before anything started: the launcher goes too
+                if prepared is not None:
+                    prepared.discard()  # and its cgroups with it
+                    group = None
+                raise
             planned = ops
             if prepared is not None and prepared.entered is not None:
                 claim = self._claiming(prepared, spec, ops, confine, host)

@@ -109,8 +109,9 @@ def test_allow_list_shows_system_directories_and_readable_paths_only(tmp_path: P
 
 
 def test_each_kind_of_hidden_path_gets_its_cover(tmp_path: Path) -> None:
-    """A directory, or a link to one, is covered by an empty directory; a file, a link to one
-    and a dangling link by an unreadable file; a path that does not exist needs nothing."""
+    """A directory is covered by an empty directory, a file by an unreadable file, each where
+    it really is: a link to one is covered where it leads (the link itself stays, leading
+    there); a dangling link and a path that does not exist need nothing."""
     (tmp_path / "dir").mkdir()
     (tmp_path / "file").write_text("secret")
     (tmp_path / "to-dir").symlink_to(tmp_path / "dir")
@@ -121,13 +122,14 @@ def test_each_kind_of_hidden_path_gets_its_cover(tmp_path: Path) -> None:
         private_tmp=False, hidden_paths=tuple(str(tmp_path / name) for name in names)
     )
     covers = {op.target: op.kind for op in plan(policy, tmp_path / "workspace")}
-    assert {name: covers.get(str(tmp_path / name)) for name in names} == {
+    assert {name: covers.get(str(tmp_path / name)) for name in (*names, "nowhere")} == {
         "dir": "hide-dir",
         "file": "hide-file",
-        "to-dir": "hide-dir",
-        "to-file": "hide-file",
-        "dangling": "hide-file",
+        "to-dir": None,
+        "to-file": None,
+        "dangling": None,
         "missing": None,
+        "nowhere": None,
     }
 
 
@@ -156,7 +158,6 @@ def test_a_hidden_path_the_host_creates_after_a_plan_is_covered_by_the_next(
     assert covers() == {
         str(tmp_path / "secret"): "hide-file",
         str(tmp_path / "full" / "key"): "hide-file",
-        str(tmp_path / "via" / "key"): "hide-file",
     }
 
 
@@ -200,3 +201,31 @@ def test_the_scratch_root_is_covered_after_what_shows_it_whatever_the_policy_hid
         for bound, cover in ((str(writable), str(root)), ("/mnt/r", "/mnt/r/cleanroom/scratch")):
             assert ops[at.index(cover)] == FsOp("hide-dir", cover), policy
             assert at.index(cover) > at.index(bound), policy
+
+
+def test_a_hidden_directory_with_paths_let_through_is_made_read_only_after_them(
+    tmp_path: Path,
+) -> None:
+    """The mount points of a readable or writable path inside a hidden directory are made in
+    it before it is remounted read-only (not recursively: the writable path stays writable);
+    a hidden directory with nothing let through is read-only from the start."""
+    for name in ("closed/pub", "closed/out", "alone"):
+        (tmp_path / name).mkdir(parents=True)
+    closed, alone = str(tmp_path / "closed"), str(tmp_path / "alone")
+    policy = Policy.level("standard").replace(
+        private_tmp=False,
+        hidden_paths=(closed, alone),
+        readable_paths=(f"{closed}/pub",),
+        writable_paths=(f"{closed}/out",),
+    )
+    ops = plan(policy, tmp_path / "workspace")
+    at = {(op.kind, op.target): i for i, op in enumerate(ops)}
+    assert ("hide-dir", alone) in at
+    assert ("hide-dir", closed) not in at
+    assert (
+        at["tmpfs", closed]
+        < at["ro-bind", f"{closed}/pub"]
+        < at["bind", f"{closed}/out"]
+        < at["remount-ro", closed]
+        < at["remount-ro", "/"]
+    )

@@ -8,8 +8,10 @@ render the same plan, so both give the same view:
   (read-write only when the policy turns ``read_only_root`` off); the root itself is made
   read-only at the end (top-level regular files, such as ``/.dockerenv``, are left out unless
   ``readable_paths`` names them);
-* hidden paths replaced by an empty read-only directory (an unreadable file for files), except
-  where ``readable_paths`` lets a path through read-only;
+* hidden paths replaced by an empty read-only directory (an unreadable file for files) where
+  their links lead, except where ``readable_paths`` lets a path through read-only (a hidden
+  directory with paths let through in it is remounted read-only once they are bound); policies
+  whose paths cannot all hold as the host's links are are refused (see :mod:`.path_links`);
 * a private ``/tmp`` and ``/dev/shm`` bounded by ``max_disk`` (see :mod:`.scratch`), a minimal
   ``/dev``, a ``/proc`` of the
   sandbox's own PID namespace with ``/proc/sys`` read-only (``/proc/keys`` unreadable), ``/sys``
@@ -42,6 +44,7 @@ from ...interpreter import interpreter_dirs, interpreter_links
 from ...policy import Policy
 from ...scratch import SCRATCH_ROOT, Scratch, own_view, separate_tmpfs_size, shown_at
 from ..base import WORKSPACE_PATH, Mount
+from . import path_links
 from .lookups import Lookups, Stamp, Witness, coarse_now_ns, settled, stamp_of
 
 OpKind = Literal[
@@ -164,8 +167,7 @@ def host_net_dirs() -> list[str]:
 _net_devices: dict[tuple[str, int], str] = {}
 
 
-def _norm(path: str) -> str:
-    return os.path.normpath("/" + path.lstrip("/")) if path else "/"
+_norm = path_links.normalized
 
 
 def _ancestors(path: str) -> Iterable[str]:
@@ -184,43 +186,52 @@ class _View:
         self.readable = readable
 
     def visible(self, path: str) -> bool:
+        return self.hidden_by(path) is None
+
+    def hidden_by(self, path: str) -> str | None:
+        """The hidden path that hides ``path`` (``None``: it is visible)."""
         for p in _ancestors(path):
             if p in self.readable:
-                return True
+                return None
             if p in self.hidden:
-                return False
-        return True
+                return p
+        return None
 
 
 def _view_of(policy: Policy, lookups: Lookups) -> _View:
-    hidden = {lookups.resolve(_norm(p))[0] for p in policy.hidden_paths}
-    hidden |= {_norm(p) for p in policy.hidden_paths}
+    """The policy's view of the host; :class:`PolicyError` where its paths cannot all hold as
+    the host's links are (see :mod:`.path_links`)."""
+    real_of = {_norm(p): lookups.resolve(_norm(p))[0] for p in policy.hidden_paths}
+    hidden = set(real_of) | set(real_of.values())
     readable = {_norm(p) for p in policy.readable_paths}
+    path_links.check_hidden(policy, real_of, readable)
+    real_readable = {p for p in readable if lookups.resolve(p)[0] == p}
     if policy.interpreter_readable:  # never a whole directory the policy names as hidden
-        readable |= {d for d in interpreter_dirs() if d not in hidden}
+        interpreter = {d for d in interpreter_dirs() if d not in hidden}
+        readable |= interpreter
+        real_readable |= interpreter
     if policy.filesystem_view == "allow-list":
         lookups.note("/")  # root_entries() and etc_secrets() last as long as "/" and "/etc"
         hidden |= {"/" + name for name, _, _ in root_entries() if "/" + name not in ALLOWED}
         lookups.note("/etc")
         hidden |= set(etc_secrets())
-    hidden -= readable
-    if policy.private_tmp:
-        hidden.add("/tmp")
-    return _View(hidden, readable)
+    private = {"/tmp"} if policy.private_tmp else set()
+    # What hides a real path, readable paths reached through links not counted: those let
+    # nothing through that is hidden where they lead.
+    direct = _View((hidden - real_readable) | private, real_readable)
+    view = _View((hidden - readable) | private, readable)
+    path_links.check_let_through(policy, lookups, direct.hidden_by, view.hidden_by)
+    return view
 
 
 def _hide_kind(path: str, lookups: Lookups) -> OpKind | None:
-    """``hide-dir`` for a directory (or a link to one), ``hide-file`` for anything else that
-    exists (a dangling link too), ``None`` if nothing is there."""
+    """``hide-dir`` for a directory, ``hide-file`` for anything else that exists, ``None`` if
+    nothing is there or ``path`` is a link (``path`` is a real path: a link is one of a loop,
+    which leads nowhere)."""
     mode = lookups.lstat_mode(path)
-    if mode is None:
+    if mode is None or stat.S_ISLNK(mode):
         return None
-    if stat.S_ISLNK(mode):
-        target = lookups.resolve(path)[1]
-        is_dir = target is not None and stat.S_ISDIR(target)
-    else:
-        is_dir = stat.S_ISDIR(mode)
-    return "hide-dir" if is_dir else "hide-file"
+    return "hide-dir" if stat.S_ISDIR(mode) else "hide-file"
 
 
 _proc_cache: tuple[FsOp, ...] | None = None
@@ -271,6 +282,11 @@ class HostPart:
         return frozenset(op.target for _, _, op in self.below if op.kind in _HIDES)
 
     @functools.cached_property
+    def covers(self) -> frozenset[str]:
+        """The hidden directories below the root's entries with nothing bound in them."""
+        return frozenset(op.target for _, _, op in self.below if op.kind == "hide-dir")
+
+    @functools.cached_property
     def bound(self) -> frozenset[str]:
         """The host directories its binds show (the root's entries, readable and writable
         paths)."""
@@ -278,7 +294,9 @@ class HostPart:
         return frozenset(op.source for op in ops if op.kind in _BINDS and op.source is not None)
 
 
-_HIDES = ("hide-file", "hide-dir")
+#: Covers of hidden paths (a tmpfs below the root's entries is a hidden directory with binds
+#: in it, see :func:`_opened`).
+_HIDES = ("hide-file", "hide-dir", "tmpfs")
 _BINDS = ("bind", "ro-bind")
 
 #: ``{policy: (its host part, what proves it still holds)}``, the most recently made last.
@@ -346,15 +364,17 @@ def _read_host_part(policy: Policy, lookups: Lookups) -> HostPart:
     for path in sorted(hidden):
         if path.count("/") < 2 or path == "/tmp":
             continue  # top-level entries are handled above
-        if not view.visible(os.path.dirname(path)):
-            continue
+        if not view.visible(os.path.dirname(path)) or lookups.resolve(path)[0] != path:
+            continue  # inside a hidden one, or a name through links: covered where they lead
         hide = _hide_kind(path, lookups)
         if hide is not None:
             add(0, FsOp(hide, path))
     for path in sorted(readable):
-        # Only paths under a hidden one need a mount: the others are visible already.
-        if any(p in hidden for p in _ancestors(os.path.dirname(path))) and lookups.exists(path):
-            add(1, FsOp("ro-bind", path, source=path))
+        # Only paths under a hidden one need a mount: the others are visible already (the
+        # way there has no link: see path_links).
+        real, mode = lookups.resolve(path)
+        if mode is not None and not view.visible(os.path.dirname(path)):
+            add(1, FsOp("ro-bind", path, source=real))
     if policy.interpreter_readable:  # the links by which the engine names its Python
         for link, target in interpreter_links():
             if not view.visible(link) and view.visible(lookups.resolve(link)[0]):
@@ -364,15 +384,47 @@ def _read_host_part(policy: Policy, lookups: Lookups) -> HostPart:
         if resolv != "/etc/resolv.conf" and found is not None and not view.visible(resolv):
             add(1, FsOp("ro-bind", resolv, source=resolv))
     for path in sorted(_norm(p) for p in policy.writable_paths):
-        if lookups.exists(path):
-            add(2, FsOp("bind", path, source=path))
-    return HostPart(
-        view, tuple(root), sys_mode is not None and stat.S_ISDIR(sys_mode), tuple(below)
-    )
+        real, mode = lookups.resolve(path)
+        if mode is not None:  # where a visible link leads, or in a hidden directory
+            target = real if view.visible(os.path.dirname(path)) else path
+            add(2, FsOp("bind", target, source=real))
+    has_sys = sys_mode is not None and stat.S_ISDIR(sys_mode)
+    return HostPart(view, tuple(root), has_sys, tuple(_opened(below)))
 
 
 #: Covers of the scratch root come after every other op at their depth.
 _COVER_RANK = 5
+#: After every op below the root: the read-only remount of a hidden directory with binds in it.
+_LAST = 1 << 16
+
+
+def _inside(covers: frozenset[str], binds: Iterable[FsOp]) -> bool:
+    """Whether one of ``binds`` is inside one of the hidden directories ``covers``."""
+    return bool(covers) and any(
+        p in covers for op in binds for p in _ancestors(os.path.dirname(op.target))
+    )
+
+
+def _opened(below: Iterable[_Ranked]) -> list[_Ranked]:
+    """``below`` with each hidden directory that has binds in it (readable or writable paths,
+    mounts) made a writable empty tmpfs, remounted read-only once everything is mounted: its
+    binds need mount points made in it (the remount is not recursive: the binds keep theirs)."""
+    ranked = list(below)
+    covers = {op.target for _, _, op in ranked if op.kind == "hide-dir"}
+    opened: set[str] = set()
+    for _, _, op in ranked:
+        if op.kind in _BINDS:
+            opened.update(p for p in _ancestors(os.path.dirname(op.target)) if p in covers)
+    if not opened:
+        return ranked
+    result: list[_Ranked] = []
+    for depth, rank, op in ranked:
+        if op.kind == "hide-dir" and op.target in opened:
+            result.append((depth, rank, FsOp("tmpfs", op.target)))
+            result.append((_LAST, rank, FsOp("remount-ro", op.target)))
+        else:
+            result.append((depth, rank, op))
+    return result
 
 
 def scratch_cover(op: FsOp, source: str) -> FsOp | None:
@@ -437,14 +489,18 @@ def plan_and_host(
     own = FsOp("bind", WORKSPACE_PATH, source=str(workspace))
     below.append((1, 3, own))
     covers = [_command_cover(own, str(workspace))]  # a resolved path: no lookup per command
+    binds: list[FsOp] = []
     for mount in mounts:
         mount_kind: OpKind = "bind" if mount.writable else "ro-bind"
         op = FsOp(mount_kind, _norm(mount.destination), source=str(mount.source))
         below.append((op.target.count("/"), 4, op))
+        binds.append(op)
         covers.append(_command_cover(op, os.path.realpath(mount.source)))
     for hide in covers:
         if hide is not None and os.path.isdir(SCRATCH_ROOT):
             below.append((hide.target.count("/"), _COVER_RANK, hide))
+    if binds and _inside(host.covers, binds):
+        below = _opened(below)  # a mount inside a hidden directory: it needs a mount point
     ops.extend(op for _, _, op in sorted(below, key=lambda t: (t[0], t[1], t[2].target)))
     if policy.read_only_root:
         ops.append(FsOp("remount-ro", "/"))
