@@ -52,6 +52,7 @@ from typing import Any
 from pytest_cleanroom import Cleanroom, Policy
 from pytest_cleanroom.backends import get_backend
 from pytest_cleanroom.backends._handoff import HANDOFF_FD, LAUNCHER_ENV, Handoff
+from pytest_cleanroom.backends._nsinit_native import PROGRAM_FD
 from pytest_cleanroom.backends.base import CommandSpec
 from pytest_cleanroom.backends.bwrap import SECCOMP_FD, BwrapBackend
 from pytest_cleanroom.backends.idmap import IdmappedView, stage_unreachable
@@ -236,7 +237,7 @@ def main() -> int:
     except Exception as exc:
         print(f"bench_engine: no unshare row: {exc}", file=sys.stderr)
         with_unshare = False
-    _reserve((SECCOMP_FD, HANDOFF_FD))
+    _reserve((SECCOMP_FD, HANDOFF_FD, PROGRAM_FD))
     scratch = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     rooms: list[Cleanroom] = []
     backends: list[NamespaceBackend] = []
@@ -266,7 +267,9 @@ def main() -> int:
         engine_argv = [*as_user, *backend.sandbox_argv(spec, ops, None)]
         handoff = Handoff(backend.handoff(spec, ops, None))
         fd_files = {**backend.fd_files(locked), HANDOFF_FD: handoff.path}
-        assert set(fd_files) <= {SECCOMP_FD, HANDOFF_FD}, f"reserve {sorted(fd_files)} first"
+        assert set(fd_files) <= {SECCOMP_FD, HANDOFF_FD, PROGRAM_FD}, (
+            f"reserve {sorted(fd_files)} first"
+        )
         engine_fds = _open_at(fd_files)
 
         bare = [bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/",

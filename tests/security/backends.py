@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pytest_cleanroom import Policy, cgroups
 from pytest_cleanroom.backends import _nsinit_native, backend_problem
 from pytest_cleanroom.backends.base import CommandSpec
+from pytest_cleanroom.backends.bwrap import BwrapBackend
+from pytest_cleanroom.backends.local import NamespaceBackend
+from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.environment import build_environment
 from tests.conftest import require
 
@@ -39,6 +44,39 @@ def require_backend(name: str) -> None:
     require(
         problem is None, f"cleanroom backend {name!r} unusable here: {problem} ({_HINTS[name]})"
     )
+
+
+#: How a local backend starts a command: ``warm`` entering the sandbox kept for its policy (a
+#: root engine with cgroups), ``cold`` in a sandbox built for it (every command of a non-root
+#: engine; a root engine without cgroups or with warm sandboxes off), on ``unshare`` also with
+#: the Python set-up step (where no C compiler built the compiled one).
+STARTS: dict[str, Callable[[], NamespaceBackend]] = {
+    "bwrap-cold": lambda: BwrapBackend(warm=False),
+    "bwrap-warm": BwrapBackend,
+    "unshare-cold": lambda: UnshareBackend(warm=False),
+    "unshare-python-cold": lambda: UnshareBackend(warm=False, native=False),
+    "unshare-warm": UnshareBackend,
+}
+
+
+@contextlib.contextmanager
+def started(start: str) -> Iterator[NamespaceBackend]:
+    """The backend of ``start`` (a key of :data:`STARTS`), closed afterwards; skips locally /
+    fails in CI where it cannot start commands that way here."""
+    __tracebackhide__ = True
+    require_backend(start.split("-")[0])
+    if start.endswith("-warm"):
+        require(
+            os.geteuid() == 0 and cgroups.parents() is not None,
+            "root with writable cgroups: only then do commands enter warm sandboxes",
+        )
+    if "python" not in start:
+        require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
+    backend = STARTS[start]()
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def require_entering_ahead() -> None:

@@ -1,16 +1,14 @@
-"""A command in a warm sandbox cannot reach the PID 1 of its sandbox, nor through it another
-command's data.
+"""A command cannot reach the PID 1 of its sandbox, nor through it another command's data.
 
-Only warm sandboxes (root engines with cgroups) promise this; a cold start's PID 1 holds nothing
-the command lacks (see docs/policies.md, "The sandbox's PID 1"), and the VM's user boot, whose
-commands all start cold, leaves this test out by the "warm" in its name.
-
-The init of a warm sandbox (PID 1 of the command's PID namespace) keeps its capabilities in the
-sandbox's user namespace while the command runs, holds the command's output pipes and the pipe
-it reports the exit status on. The command runs as the same user in the same namespaces: it
-must be unable to read or write anything of PID 1 (memory, environment, descriptors, root and
-working directory), to trace it, to take its descriptors, or to stop or kill it, so that the
-result the engine gets is the command's own.
+PID 1 of the command's PID namespace (the compiled set-up step entering a warm sandbox; on a
+cold start the set-up step on ``unshare``, compiled or in Python, and on ``bwrap`` the compiled
+one run by bubblewrap with ``--as-pid-1``) keeps its capabilities in the sandbox's user namespace
+while the command runs, and may hold the command's output pipes and the pipe it reports the exit
+status on. The command runs as the same user in the same namespaces: it must be unable to read
+or write anything of PID 1 (memory, environment, descriptors, root and working directory), to
+trace it, to take its descriptors, or to stop or kill it, so that the result the engine gets is
+the command's own. Every local backend, cold and warm (the VM's user boot, whose commands all
+start cold, runs the cold cases as a non-root engine).
 """
 
 from __future__ import annotations
@@ -21,11 +19,9 @@ from pathlib import Path
 import pytest
 
 from pytest_cleanroom import Cleanroom
-from tests.security.backends import LOCAL_BACKENDS, require_backend
+from tests.security.backends import STARTS, started
 
 pytestmark = pytest.mark.integration
-
-LOCAL = LOCAL_BACKENDS
 
 # Every way to PID 1 it tries; prints those that worked, then exits 7 (its own code, which the
 # engine must report). Listing /proc/1/fd is let through (same owner; the numbers only): what
@@ -95,14 +91,15 @@ ATTACK = textwrap.dedent(
 
 
 @pytest.mark.parametrize("level", ["standard", "locked"])
-@pytest.mark.parametrize("name", LOCAL)
-def test_a_command_cannot_reach_its_warm_sandboxes_init(
-    tmp_path: Path, name: str, level: str
-) -> None:
-    require_backend(name)
-    with Cleanroom(tmp_path / "ws", policy=level, backend=name, seed=1, timeout=60) as room:
-        for _ in range(3):  # the first may build the warm sandbox, the others enter it
+@pytest.mark.parametrize("start", sorted(STARTS))
+def test_a_command_cannot_reach_its_sandboxes_init(tmp_path: Path, start: str, level: str) -> None:
+    with (
+        started(start) as backend,
+        Cleanroom(tmp_path / "ws", policy=level, backend=backend, seed=1, timeout=60) as room,
+    ):
+        for _ in range(3):  # warm: the first may build the warm sandbox, the others enter it
             result = room.run(["python3", "-c", ATTACK])
             assert (result.exit_code, result.stdout) == (7, "reached []\n"), result.stderr
             after = room.run(["echo", "next"])
             assert (after.exit_code, after.stdout) == (0, "next\n"), after.stderr
+        assert bool(backend.warm_holders) == start.endswith("-warm")

@@ -4,10 +4,20 @@
  * util-linux unshare execs this program as uid 0 of a fresh user namespace (pid 1 of a fresh PID
  * namespace when the policy isolates PIDs); it reads the plan from the descriptor named by its
  * only argument, builds the sandbox's filesystem, pivots into it, sets the host name, brings up
- * loopback, forbids nested user namespaces if asked, applies the rlimits, joins a fresh session
- * keyring, drops every capability, sets no_new_privs, installs the seccomp program and execs the
- * command with exactly the plan's environment. As pid 1 it then reaps orphans until the command
- * exits and exits with its status (128 + N after signal N).
+ * loopback and forbids nested user namespaces if asked. As pid 1 it then keeps its capabilities
+ * in the sandbox's user namespace (an empty bounding set, no ambient or inheritable ones, not
+ * dumpable: the command cannot reach it), forks the command's process, which applies the
+ * rlimits, joins a fresh session keyring, drops every capability, sets no_new_privs, installs
+ * the seccomp program and execs the command with exactly the plan's environment, and reaps
+ * orphans until the command exits, then exits with its status (128 + N after signal N).
+ * Outside a PID namespace of its own it does all that in its own process and execs.
+ *
+ * --init [--close=FD] [--NAME=SOFT[:HARD]]... -- COMMAND...
+ *             PID 1 of a cold bubblewrap sandbox (bwrap --as-pid-1 --cap-add ALL: bubblewrap
+ *             built it, set no_new_privs, a new session and the seccomp filter, the command's
+ *             environment and directory): keeps its capabilities as above, forks the command's
+ *             process, which applies the limits (named as util-linux prlimit names them),
+ *             drops every capability and execs the command, and reaps as above.
  *
  * The plan is a list of records, each "TAG\0COUNT\0FIELD\0...FIELD\0" (COUNT fields):
  *   op KIND TARGET SOURCE SIZE   (SOURCE and SIZE may be empty)
@@ -471,13 +481,12 @@ static void write_file(const char *path, const char *text) {
     close(fd);
 }
 
+/* The kernel's last capability (the bounding set answers for every one it knows; no /proc
+ * needed: bubblewrap's PID 1 may run where none is mounted). */
 static int last_capability(void) {
-    char buf[32] = {0};
-    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0)
-        fail("read /proc/sys/kernel/cap_last_cap: %s", strerror(errno));
-    close(fd);
-    return atoi(buf);
+    int cap = 0;
+    while (prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0) cap++;
+    return cap;
 }
 
 static void set_rlimits(void) {
@@ -513,8 +522,8 @@ static void drop_bounding_set(int last_cap) {
     }
 }
 
-/* No capability held or to be gained (the bounding set already empty: drop_bounding_set). */
-static void drop_held_privileges(void) {
+/* No ambient or inheritable capability; the permitted and effective ones kept, or gone too. */
+static void set_capabilities(int keep) {
     struct {
         uint32_t version;
         int pid;
@@ -524,8 +533,25 @@ static void drop_held_privileges(void) {
     } data[2];
     memset(data, 0, sizeof data);
     check(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps", "");
+    if (keep) check((int)syscall(SYS_capget, &header, data), "capget", "");
+    data[0].inheritable = data[1].inheritable = 0;
     check((int)syscall(SYS_capset, &header, data), "capset", "");
+}
+
+/* No capability held or to be gained (the bounding set already empty: drop_bounding_set). */
+static void drop_held_privileges(void) {
+    set_capabilities(0);
     check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs", "");
+}
+
+/* What PID 1 of a sandbox keeps while the command runs: the capabilities it holds in the
+ * sandbox's user namespace, with nothing an exec could gain or hand on (an empty bounding set,
+ * no ambient or inheritable capability). The command, holding none, then can neither trace it
+ * nor read its memory or environment nor take its descriptors (through /proc or pidfd_getfd):
+ * the kernel lets a process of the same user do that only to one whose capabilities it holds. */
+static void keep_capabilities(int last_cap) {
+    drop_bounding_set(last_cap);
+    set_capabilities(1);
 }
 
 static void drop_privileges(int last_cap) {
@@ -582,13 +608,6 @@ static void confine(void) {
     drop_held_privileges();
     install_seccomp();
     check(chdir(cwd), "chdir ", cwd);
-}
-
-static void setup(void) {
-    int last_cap = last_capability();
-    build_root(getpid() == 1);
-    drop_bounding_set(last_cap);
-    confine();
 }
 
 /* execve argv_[0], searched in the PATH of the command's own environment when it names no
@@ -649,6 +668,60 @@ static int reap_until(pid_t child) {
         if (pid == child && !WIFSTOPPED(status))
             return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
     }
+}
+
+/* PID 1 of a sandbox started cold: keeps its capabilities while the command runs
+ * (keep_capabilities) and is not dumpable (no process without capabilities in the sandbox's
+ * user namespace may read it either way), forks the command's process, which confines itself
+ * (confine_child) and runs the command, then reaps until the command exits. Returns the
+ * command's exit status; this process's end then kills whatever is left in the sandbox. */
+static int run_as_init(int last_cap, void (*confine_child)(void)) {
+    keep_capabilities(last_cap);
+    check(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "make the sandbox's init non-dumpable", "");
+    pid_t child = fork();
+    if (child < 0) fail("fork: %s", strerror(errno));
+    if (child == 0) {
+        confine_child();
+        execute();
+    }
+    return reap_until(child);
+}
+
+/* The command's process under bubblewrap's --as-pid-1: bubblewrap set no_new_privs, a new
+ * session and the seccomp filter on PID 1 (inherited), and the command's environment and
+ * directory; the launcher gave it a fresh session keyring. */
+static void confine_under_bwrap(void) {
+    set_rlimits();
+    drop_held_privileges();
+}
+
+/* "--init [--close=FD] [--NAME=SOFT[:HARD]]... -- COMMAND...": PID 1 of a cold bubblewrap
+ * sandbox (bwrap --as-pid-1 --cap-add ALL), its limits named as util-linux prlimit names them. */
+static void init_under_bwrap(char **args) {
+    for (; *args && strcmp(*args, "--"); args++) {
+        char *option = *args, *value = strchr(option, '=');
+        if (strncmp(option, "--", 2) || !value) fail("unknown --init option %s", option);
+        *value++ = '\0';
+        if (!strcmp(option, "--close")) {
+            close((int)number(value)); /* the descriptor this program was started from */
+            continue;
+        }
+        if (n_rlims >= 8) fail("too many limits");
+        char *hard = strchr(value, ':');
+        if (hard) *hard++ = '\0';
+        rlims[n_rlims].name = option + 2;
+        rlims[n_rlims].soft = number(value);
+        rlims[n_rlims++].hard = number(hard ? hard : value);
+    }
+    if (!*args || !args[1]) fail("--init names no command");
+    int n = 0;
+    for (args++; *args && n < MAX_ITEMS; args++) argv_[n++] = *args;
+    argv_[n] = NULL;
+    n = 0;
+    for (char **e = environ; *e && n < MAX_ITEMS; e++) env_[n++] = *e;
+    env_[n] = NULL;
+    if (getpid() != 1) fail("--init runs as PID 1 of a sandbox (bwrap --as-pid-1)");
+    _exit(run_as_init(last_capability(), confine_under_bwrap));
 }
 
 /* ---- the warm sandbox: holding it, entering it ------------------------------------------ */
@@ -936,7 +1009,7 @@ static void enter(void) {
     for (int i = 0; i < n_ops; i++) apply_fresh(i);
     /* Nothing an exec could gain, ahead: the capabilities held still mount what comes with
      * the command, and are dropped by the command's process (confine). */
-    drop_bounding_set(last_cap);
+    keep_capabilities(last_cap);
     pid_t child;
     if (!argv_[0] && *seccomp_hex) {
         child = confined_ahead();
@@ -954,10 +1027,10 @@ static void enter(void) {
         more_fd = -1;
         close(0);
     }
-    /* This process keeps its capabilities (in the sandbox's user namespace, with an empty
-     * bounding set) while the command runs: the command, holding none, can then neither trace
-     * it nor open its descriptors (the status pipe) through /proc. It keeps the command's
-     * stdout and stderr until it has reported: the engine reads their end with the status. */
+    /* This process keeps its capabilities (keep_capabilities) while the command runs: the
+     * command, holding none, can then neither trace it nor open its descriptors (the status
+     * pipe). It keeps the command's stdout and stderr until it has reported: the engine reads
+     * their end with the status. */
     int32_t code = reap_until(child);
     /* What the command left dies now, as when this process exits, but before the engine hears
      * of the result: nothing of it outlives the result (not in the holder's network either). */
@@ -1153,6 +1226,7 @@ static void serve(int sock) {
 int main(int argc, char **argv) {
     self_path = argv[0];
     if (argc == 3 && !strcmp(argv[1], "--serve")) serve((int)number(argv[2]));
+    if (argc >= 2 && !strcmp(argv[1], "--init")) init_under_bwrap(argv + 2);
     const char *mode = argc == 3 ? argv[1] : "";
     if (argc != 2 && !(argc == 3 && (!strcmp(mode, "--hold") || !strcmp(mode, "--enter"))))
         fail("usage: %s [--hold|--enter] PLAN-FD", argv[0]);
@@ -1162,10 +1236,11 @@ int main(int argc, char **argv) {
     parse_plan(plan, len);
     if (allow_no_command) hold();
     if (!strcmp(mode, "--enter")) enter();
-    setup();
-    if (getpid() != 1) execute();
-    pid_t child = fork();
-    if (child < 0) fail("fork: %s", strerror(errno));
-    if (child == 0) execute();
-    _exit(reap_until(child));
+    int last_cap = last_capability();
+    build_root(getpid() == 1);
+    if (getpid() == 1) _exit(run_as_init(last_cap, confine));
+    /* In the host's PID namespace (a policy sharing it): no init of ours to keep. */
+    drop_bounding_set(last_cap);
+    confine();
+    execute();
 }

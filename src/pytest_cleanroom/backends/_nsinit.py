@@ -3,12 +3,15 @@
 util-linux ``unshare`` creates the namespaces and execs this script as uid 0 of a fresh user
 namespace (pid 1 of a fresh PID namespace when the policy isolates PIDs). The script builds the
 sandbox's filesystem from the plan's operations (the same plan the ``bwrap`` backend renders),
-pivots into it, sets the host name, brings up loopback, forbids nested user namespaces if asked,
-applies the rlimits, joins a fresh session keyring, drops every capability, sets
-``no_new_privs``, installs the seccomp program of the plan and runs the command with
-exactly the plan's environment (Python's locale coercion must not leak ``LC_CTYPE`` into it).
-As pid 1 it then reaps orphans until the command exits, and exits with its status (``128 + N``
-after signal N), which tears the PID namespace down.
+pivots into it, sets the host name, brings up loopback and forbids nested user namespaces if
+asked. As pid 1 it keeps its capabilities in the sandbox's user namespace (an empty bounding
+set, no ambient or inheritable ones, not dumpable: the command cannot reach it, as in
+``_nsinit.c``) and forks the command's process, which applies the rlimits, joins a fresh session
+keyring, drops every capability, sets ``no_new_privs``, installs the seccomp program of the plan
+and runs the command with exactly the plan's environment (Python's locale coercion must not leak
+``LC_CTYPE`` into it); it then reaps orphans until the command exits, and exits with its status
+(``128 + N`` after signal N), which tears the PID namespace down. Outside a PID namespace of its
+own the same process confines itself and runs the command.
 
 Standalone on purpose: only the standard library, no package imports, and few of those (the
 plan is a ``marshal`` dump, read from the descriptor named by the only argument: ``json`` would
@@ -49,6 +52,7 @@ SECCOMP_MODE_FILTER = 2
 SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 310, "s390x": 280}
 KEYCTL_JOIN_SESSION_KEYRING = 1
 PR_CAPBSET_DROP = 24
+PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -237,10 +241,22 @@ def loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def drop_privileges(last_cap: int) -> None:
+def keep_capabilities(last_cap: int) -> None:
+    """What PID 1 keeps while the command runs: its capabilities in the sandbox's user
+    namespace, with an empty bounding set and no ambient or inheritable ones (as _nsinit.c's
+    keep_capabilities), so that the command, holding none, cannot trace it or read it."""
     for cap in range(last_cap + 1):
         _check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
     _check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps")
+    header = CapHeader(CAP_VERSION_3, 0)
+    data = (CapData * 2)()
+    _check(libc.capget(ctypes.byref(header), ctypes.byref(data)), "capget")
+    data[0].inheritable = data[1].inheritable = 0
+    _check(libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+def drop_held_privileges() -> None:
+    """No capability held or to be gained (the bounding set emptied: keep_capabilities)."""
     header = CapHeader(CAP_VERSION_3, 0)
     data = (CapData * 2)()
     _check(libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
@@ -263,7 +279,9 @@ def install_seccomp(program: bytes) -> None:
     _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0), "seccomp")
 
 
-def setup(plan: dict[str, Any]) -> None:
+def build(plan: dict[str, Any]) -> int:
+    """The sandbox's filesystem, host name, network and user namespaces; returns the kernel's
+    last capability."""
     own_pid_ns = os.getpid() == 1
     if plan["net"]:
         loopback_up()  # first: it imports modules that the pivot will hide
@@ -288,13 +306,19 @@ def setup(plan: dict[str, Any]) -> None:
     os.chdir("/")
     hostname = plan["hostname"].encode()
     _check(libc.sethostname(hostname, len(hostname)), "sethostname")
+    return last_cap
+
+
+def confine(plan: dict[str, Any]) -> None:
+    """What the command's process takes last: limits, keyring, no privileges, seccomp, cwd."""
     for name, value in plan["rlimits"].items():
         soft, hard = value if isinstance(value, list) else (value, value)
         resource.setrlimit(RLIMITS[name], (soft, hard))
     fresh_session_keyring()
-    drop_privileges(last_cap)
+    drop_held_privileges()
     install_seccomp(plan["seccomp"])
     os.chdir(plan["cwd"])
+    os.setsid()
 
 
 def execute(argv: list[str], env: dict[str, str]) -> None:
@@ -341,17 +365,18 @@ def main() -> None:
     plan = read_plan(int(sys.argv[1]))
     if len(sys.argv) > 2:  # the descriptor this script was read from: the command gets none
         os.close(int(sys.argv[2]))
+    child = 0  # outside a PID namespace of its own (a policy sharing the host's): no init
     try:
-        setup(plan)
+        keep_capabilities(build(plan))
+        if os.getpid() == 1:  # not dumpable either: the command must not read it
+            _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "make the init non-dumpable")
+            child = os.fork()
+        if child == 0:
+            confine(plan)
     except (SetupError, OSError) as exc:
         os.write(2, f"{MARK} {exc}\n".encode())
         os._exit(SETUP_FAILED)
-    if os.getpid() != 1:
-        os.setsid()
-        execute(plan["argv"], plan["env"])
-    child = os.fork()
     if child == 0:
-        os.setsid()
         execute(plan["argv"], plan["env"])
     os._exit(reap_until(child))
 

@@ -21,6 +21,13 @@ from ._nsinit_build import program as program
 from .base import CommandSpec
 from .namespace.limits import Rlimits
 
+#: Where a launcher opens the program for a sandbox tool that runs it inside the sandbox (from
+#: ``/proc/self/fd``: neither the sandbox's view nor, for the sandbox's unprivileged user, the
+#: cache directory holds it).
+PROGRAM_FD = 7
+#: The path that runs it from there.
+FROM_FD = f"/proc/self/fd/{PROGRAM_FD}"
+
 #: Records of the program's plan: ``(tag, fields)``, see ``_nsinit.c``.
 Records = list[tuple[str, Sequence[str]]]
 

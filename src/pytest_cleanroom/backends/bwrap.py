@@ -5,6 +5,13 @@ the policy says), as uid 0 of its user namespace with every capability dropped (
 included), ``no_new_privs`` set, a new session (no terminal injection) and the seccomp filter of
 :mod:`._seccomp`. Its user namespace maps only the invoking user, so it holds no privilege over
 anything outside the sandbox.
+
+In a PID namespace of its own, PID 1 of a sandbox built for the command (a cold start) is the
+compiled set-up step in ``--init`` mode (``--as-pid-1``, run from a descriptor: see
+``_nsinit.c``), which keeps its capabilities in the sandbox's user namespace while the command
+runs, out of the command's reach, and forks the command's process, which applies the rlimits and
+drops every capability. Without a compiled set-up step (no C compiler), bubblewrap's own init is
+PID 1: it runs as the command's user without capabilities, and the command can reach it.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from ..errors import BackendUnavailableError, SandboxError
 from ..policy import Policy
 from . import _seccomp, _warm, idmap
 from ._handoff import HANDOFF_FD
-from ._nsinit_native import command_records
+from ._nsinit_native import FROM_FD, PROGRAM_FD, command_records
+from ._nsinit_native import program as compiled_program
 from .availability import BWRAP_MISSING, find_program, probe_bwrap
 from .base import CommandSpec
-from .local import HOSTNAME, NamespaceBackend, exec_failure, single_line
+from .local import ENTER_MARK, HOSTNAME, NamespaceBackend, exec_failure, single_line
 from .namespace.filesystem import FsOp
 from .namespace.limits import Rlimits
 from .namespace.process_tree import Outcome
@@ -68,22 +76,40 @@ class BwrapBackend(NamespaceBackend):
     def sandbox_argv(
         self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None
     ) -> list[str]:
-        argv = self._namespaces(spec.policy, ops)
+        init = self.init_program(spec.policy) is not None
+        argv = self._namespaces(spec.policy, ops, own_init=init)
         argv += ["--chdir", spec.cwd, "--"]
-        if rlimits is not None and not rlimits.empty:
-            argv += ["prlimit", *rlimits.prlimit_args(), "--"]
+        limits = rlimits.prlimit_args() if rlimits is not None else []
+        if init:
+            argv += [FROM_FD, "--init", f"--close={PROGRAM_FD}", *limits, "--"]
+        elif limits:
+            argv += ["prlimit", *limits, "--"]
         argv += spec.argv
         return argv
 
+    @staticmethod
+    def init_program(policy: Policy) -> str | None:
+        """The compiled set-up step that is PID 1 of a cold sandbox under ``policy`` (``None``:
+        bubblewrap's own init, where no C compiler built it, or no PID namespace of its own)."""
+        return compiled_program()[0] if policy.isolate_pids else None
+
     def _namespaces(
-        self, policy: Policy, ops: Sequence[FsOp], *, disable_userns: bool = True
+        self,
+        policy: Policy,
+        ops: Sequence[FsOp],
+        *,
+        disable_userns: bool = True,
+        own_init: bool = False,
     ) -> list[str]:
-        """bwrap's options up to the command: namespaces, privileges, seccomp, filesystem."""
+        """bwrap's options up to the command: namespaces, privileges, seccomp, filesystem.
+        ``own_init``: the command is our PID 1 (``--init``), which keeps every capability in the
+        sandbox's user namespace and drops them in the command's process."""
+        caps = ["--as-pid-1", "--cap-add", "ALL"] if own_init else ["--cap-drop", "ALL"]
         argv = [
             self.executable, "--args", str(HANDOFF_FD),
             "--unshare-user", "--uid", "0", "--gid", "0",
             "--unshare-ipc", "--unshare-uts", "--hostname", HOSTNAME, "--unshare-cgroup-try",
-            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--die-with-parent", "--new-session", *caps,
         ]  # fmt: skip
         if policy.isolate_pids:
             argv.append("--unshare-pid")
@@ -124,13 +150,14 @@ class BwrapBackend(NamespaceBackend):
             self.as_sandbox_user() if idmap.runs_unprivileged(spec.policy.unprivileged_user) else []
         )
         argv = [*as_user, *namespaces, "--chdir", "/", "--", *holder]
-        return argv, b"--clearenv\0", self.fd_files(spec.policy)
+        return argv, b"--clearenv\0", {SECCOMP_FD: _seccomp_file(spec.policy)}
 
     def fd_files(self, policy: Policy) -> dict[int, str]:
-        path = _seccomp.program_file(
-            policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
-        )
-        return {SECCOMP_FD: path}
+        files = {SECCOMP_FD: _seccomp_file(policy)}
+        program = self.init_program(policy)
+        if program is not None:
+            files[PROGRAM_FD] = program
+        return files
 
     def handoff(self, spec: CommandSpec, ops: Sequence[FsOp], rlimits: Rlimits | None) -> bytes:
         """bwrap sets the command's environment itself, from ``--args`` (NUL-separated)."""
@@ -141,6 +168,8 @@ class BwrapBackend(NamespaceBackend):
         line = single_line(outcome.stderr)
         if line is None or outcome.stdout:
             return outcome
+        if outcome.exit_code == 125 and line.startswith(ENTER_MARK):
+            raise SandboxError(f"the sandbox's init could not start the command: {line}")
         program = spec.argv[0]
         if outcome.exit_code == 1 and line.startswith("bwrap: "):
             prefix = f"bwrap: execvp {program}: "
@@ -156,6 +185,13 @@ class BwrapBackend(NamespaceBackend):
             reason = line.rsplit(": ", 1)[-1]
             return exec_failure(outcome, program, reason, not_found=outcome.exit_code == 127)
         return outcome
+
+
+def _seccomp_file(policy: Policy) -> str:
+    """The file bubblewrap reads the policy's seccomp program from (at :data:`SECCOMP_FD`)."""
+    return _seccomp.program_file(
+        policy.syscall_filter, forbid_namespaces=not policy.nested_user_namespaces
+    )
 
 
 # bwrap's --proc binds these read-only itself whenever the sandbox could write them (it tests

@@ -46,9 +46,10 @@ from .namespace.limits import Rlimits
 from .namespace.process_tree import Outcome
 
 NSINIT = str(Path(__file__).with_name("_nsinit.py"))
-#: Where the set-up step's script is opened for an interpreter run as the sandbox user.
-NSINIT_FD = 7
-_FROM_FD = f"/proc/self/fd/{NSINIT_FD}"
+#: Where the set-up step (its program, or its script for an interpreter) is opened for the
+#: sandbox user.
+NSINIT_FD = _nsinit_native.PROGRAM_FD
+_FROM_FD = _nsinit_native.FROM_FD
 _SYSTEM = "/usr/bin:/bin"
 _MARK = "cleanroom-nsinit:"
 

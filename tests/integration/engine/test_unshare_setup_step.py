@@ -180,10 +180,11 @@ def test_both_set_up_steps_report_exits_alike(
     (tmp_path / "ws" / "sub" / "data").write_text("not a program\n")
     (tmp_path / "ws" / "sub" / "junk").write_text("not a program either\n")
     (tmp_path / "ws" / "sub" / "junk").chmod(0o755)
-    warm, warm_bwrap = UnshareBackend(), BwrapBackend()
+    warm, warm_bwrap, cold_bwrap = UnshareBackend(), BwrapBackend(), BwrapBackend(warm=False)
     try:
         for level, backend in [
             ("locked", native), ("locked", python), ("locked", warm), ("standard", warm_bwrap),
+            ("locked", cold_bwrap),  # the compiled step as bubblewrap's PID 1 (--init)
         ]:  # fmt: skip
             result = backend.run(spec(tmp_path / "ws", level, argv))
             assert (result.exit_code, result.stderr) == (code, stderr)
@@ -192,6 +193,7 @@ def test_both_set_up_steps_report_exits_alike(
     finally:
         warm.close()
         warm_bwrap.close()
+        cold_bwrap.close()
 
 
 def test_the_set_up_program_compiles_without_warnings(tmp_path: Path) -> None:
