@@ -9,6 +9,8 @@ Each command runs in a fresh container of ``CLEANROOM_DOCKER_IMAGE`` (default
   workspace bound read-write at ``/workspace``; hidden paths covered by an empty read-only tmpfs
   (files by ``/dev/null``); ``readable_paths``/``writable_paths`` and service socket directories
   bound in from the host. Nothing else of the host's filesystem exists in the container.
+  Policies whose paths cannot hold as the host's links are are refused as on the local
+  backends (see :mod:`.namespace.path_links`).
 * processes: docker-init (tini) as PID 1 of a private PID namespace (the host's when
   ``isolate_pids`` is off), every capability dropped, ``no-new-privileges``, Docker's default
   seccomp profile (which also refuses the kernel keyring and new namespaces) and, under
@@ -84,6 +86,7 @@ from .base import (
     output_cut_message,
 )
 from .finish import finish_result
+from .namespace.filesystem import check_paths
 
 #: Environment variable naming the image commands run in.
 IMAGE_ENV = "CLEANROOM_DOCKER_IMAGE"
@@ -105,6 +108,15 @@ _DOCKER_SETS = frozenset({"HOSTNAME", "HOME", "PATH", "TERM"})
 _DOCKER_READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 #: Mount points the container needs, which a hidden path cannot cover.
 _NEVER_HIDDEN = frozenset({"/", "/tmp", "/proc", "/dev", "/sys", WORKSPACE_PATH})
+
+
+def _nothing_there(path: str, bound: set[str]) -> bool:
+    """Whether the hidden ``path`` leads nowhere on the host (a dangling link, a link loop),
+    or is missing in a directory bound from the host (``bound``): nothing to hide there, and
+    no mount point to make in a read-only bind."""
+    if os.path.exists(path):
+        return False
+    return os.path.lexists(path) or any(path.startswith(p.rstrip("/") + "/") for p in bound)
 
 
 def _scratch_covers(mounts: list[Any]) -> list[str]:
@@ -234,6 +246,8 @@ class DockerBackend(Backend):
     # -- running --------------------------------------------------------------------------------
 
     def run(self, spec: CommandSpec) -> RunResult:
+        # Refused as on the local backends (its binds come from the host, links and all).
+        check_paths(spec.policy)
         engine = self._ready()
         cgroups = ContainerCgroups.for_engine(engine.info, self.host)
         max_disk = spec.policy.max_disk
@@ -353,8 +367,11 @@ class _Run:
                 size = f",size={bound}" if bound else ""
                 tmpfs["/tmp"] = f"rw,exec,nosuid,nodev,mode=1777{size}"
         readable = {os.path.normpath(p) for p in policy.readable_paths}
+        from_host = readable | {os.path.normpath(p) for p in policy.writable_paths}
         for path in sorted({os.path.normpath(p) for p in policy.hidden_paths} - readable):
             if path in _NEVER_HIDDEN or path.startswith(WORKSPACE_PATH + "/"):
+                continue
+            if _nothing_there(path, from_host):
                 continue
             if os.path.isfile(path):
                 mounts.append(DockerMount(path, "/dev/null", type="bind", read_only=True))

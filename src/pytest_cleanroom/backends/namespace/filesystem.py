@@ -248,6 +248,13 @@ def _proc_ops() -> tuple[FsOp, ...]:
     return _proc_cache
 
 
+def check_paths(policy: Policy) -> None:
+    """:class:`~pytest_cleanroom.errors.PolicyError` where ``policy``'s hidden, readable and
+    writable paths cannot all hold as the host's links are (see :mod:`.path_links`); answered
+    once per reading of the host."""
+    _host_part(policy)
+
+
 def is_visible(policy: Policy, path: str) -> bool:
     """Whether the host's ``path`` can be read in a sandbox of ``policy`` (mounts aside)."""
     return _host_part(policy).view.visible(os.path.realpath(_norm(path)))
