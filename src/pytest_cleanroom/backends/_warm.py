@@ -37,6 +37,7 @@ import selectors
 import signal
 import subprocess
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,13 @@ FRESH_ROOTS = ("/proc", "/tmp", "/dev/shm", WORKSPACE_PATH)
 KEEP = 4
 #: How long a holder may take to build its sandbox (seconds).
 READY_TIMEOUT = 30.0
+#: A plan whose holder could not be made starts its commands cold for this long (seconds), then
+#: a holder is tried again (the machine may only have been too busy for READY_TIMEOUT).
+RETRY_AFTER = 30.0
+#: After this many holders in a row could not be made, none is tried again in this process.
+GIVE_UP_AFTER = 3
+#: How many plans whose holder failed are remembered.
+KEEP_FAILED = 64
 
 Records = _nsinit_native.Records
 _Record = tuple[str, tuple[str, ...]]
@@ -184,7 +192,12 @@ class WarmSandboxes:
         self._owner = os.getpid()
         self._making = threading.Lock()
         self._closed = False
-        self.failure: str | None = None  # why holders cannot be made here (then: cold starts)
+        #: Why the last holder could not be made (diagnostics); see :attr:`gave_up`.
+        self.failure: str | None = None
+        #: Whether holders cannot be made here at all (then every command starts cold).
+        self.gave_up = False
+        self._failed: dict[_Key, float] = {}  # plans whose holder failed, and when
+        self._failures_in_row = 0
         # A backend dropped without close() must not keep its holders until the process exits.
         weakref.finalize(self, _stop_all, self._holders, self._owner)
 
@@ -201,7 +214,7 @@ class WarmSandboxes:
             and self._owner == os.getpid()  # a forked child starts cold: the holders are not its
             and os.geteuid() == 0
             and policy.isolate_pids
-            and self.failure is None
+            and not self.gave_up
             and not self._closed
             and _nsinit_native.program()[0] is not None
         )
@@ -289,9 +302,19 @@ class WarmSandboxes:
                 return None
             holder = self._find(key)
         if holder is None:
+            failed = self._failed.get(key)
+            if failed is not None and time.monotonic() - failed < RETRY_AFTER:
+                return None
             holder = self._make(spec, key)
             if holder is None:
+                if len(self._failed) > KEEP_FAILED:
+                    self._failed.clear()
+                self._failed[key] = time.monotonic()
+                self._failures_in_row += 1
+                self.gave_up = self._failures_in_row >= GIVE_UP_AFTER
                 return None
+            self._failed.pop(key, None)
+            self._failures_in_row = 0
             with self._lock:
                 if self._closed:
                     holder.stop()
