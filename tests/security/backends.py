@@ -97,9 +97,17 @@ def wait_for_a_sandbox_entered_ahead(backend: object, limit: float = 60.0) -> No
     end = time.monotonic() + limit
     while True:
         with preparer._cond:
-            if any(p.entered is not None for p in preparer._ready):
+            ready = list(preparer._ready)
+            if any(p.entered is not None for p in ready):
                 return
-        assert time.monotonic() < end, f"no launcher entered a sandbox ahead within {limit} s"
+        if time.monotonic() >= end:
+            warm = backend._warm_sandboxes()  # type: ignore[attr-defined]
+            failure = getattr(warm, "failure", None) if warm is not None else "no warm sandboxes"
+            raise AssertionError(
+                f"no launcher entered a sandbox ahead within {limit} s: {len(ready)} ready, "
+                f"none entered; preparer failed: {preparer._failed}; warm sandbox failure: "
+                f"{failure!r}; holders: {warm.holders if warm is not None else []}"
+            )
         time.sleep(0.01)
 
 
