@@ -156,6 +156,16 @@ class Policy(BaseModel):
         # digest) equal, whatever order they were written in.
         return tuple(sorted(set(value)))
 
+    @field_validator("hidden_paths", "readable_paths", "writable_paths")
+    @classmethod
+    def _absolute(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        relative = [path for path in value if not path.startswith("/")]
+        if relative:
+            raise ValueError(
+                f"host paths must be absolute ({relative[0]!r} is not): give the whole path from /"
+            )
+        return value
+
     @classmethod
     def level(cls, name: str) -> Policy:
         """The preset named ``name``; :class:`PolicyError` lists the valid names otherwise."""

@@ -13,6 +13,7 @@ whether the probe ran.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ import pytest
 
 from pytest_cleanroom import Policy
 from pytest_cleanroom.backends import _nsinit_native, get_backend
-from pytest_cleanroom.backends.base import Backend
+from pytest_cleanroom.backends.base import Backend, Mount
 from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.errors import PolicyError
 from tests.conftest import require
@@ -307,3 +308,27 @@ def test_a_hidden_link_pointed_elsewhere_between_two_commands(
     message = str(refused.value)
     for part in ("hidden_paths", str(base / "link"), str(base / "closed"), "readable_paths"):
         assert part in message, message
+
+
+@pytest.mark.parametrize("level", ["standard", "locked"])
+@pytest.mark.parametrize("start", EVERY_START)
+def test_a_mount_inside_a_hidden_directory_is_there_alone(
+    tmp_path: Path, base: Path, start: str, level: str
+) -> None:
+    """A command's mount (a service's socket directory, say) whose destination is inside a
+    hidden directory is there, writable, and nothing else of the hidden directory is."""
+    backend = backend_for(start)
+    sockets = base / "sockets"
+    sockets.mkdir(mode=0o777)
+    sockets.chmod(0o777)  # written by the sandbox's user (nobody under locked)
+    policy = policy_for(level, base, Case(hidden=("closed",), script=""))
+    script = READ + WRITE + "echo hi > closed/sock/note && ls closed"
+    spec = probe_spec(probe(base, script, HIDDEN), tmp_path, policy)
+    spec = dataclasses.replace(spec, mounts=(Mount(sockets, str(base / "closed/sock"), True),))
+    try:
+        result = backend.run(spec)
+    finally:
+        backend.close()
+    assert (result.exit_code, result.stdout) == (0, "sock\n"), result.stderr
+    assert (sockets / "note").read_text() == "hi\n"
+    assert not (base / "closed" / "sock").exists()  # nothing made on the host

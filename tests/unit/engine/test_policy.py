@@ -120,6 +120,11 @@ def test_a_replaced_policy_is_named_after_its_level_and_what_changed() -> None:
             {"level": "strict", "network": "wifi"},
             "invalid policy field network='wifi': Input should be 'host' or 'isolated'",
         ),
+        (
+            {"readable_paths": ["/opt/tools", "cache"]},
+            "invalid policy field readable_paths=['/opt/tools', 'cache']: host "
+            "paths must be absolute ('cache' is not): give the whole path from /",
+        ),
     ],
 )
 def test_a_policy_table_with_a_bad_field_is_one_line_naming_it(
