@@ -170,7 +170,9 @@ def _tool_dirs() -> list[str]:
     import ggen_market
 
     package_root = Path(ggen_market.__file__).resolve().parents[1]
-    return sorted({sys.prefix, sys.base_prefix, str(package_root)})
+    # Real paths: a link never lets a hidden path through (the policy would be refused).
+    prefixes = {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix)}
+    return sorted({*prefixes, str(package_root)})
 
 
 Progress = Callable[[Check], None]
