@@ -332,3 +332,30 @@ def test_a_mount_inside_a_hidden_directory_is_there_alone(
     assert (result.exit_code, result.stdout) == (0, "sock\n"), result.stderr
     assert (sockets / "note").read_text() == "hi\n"
     assert not (base / "closed" / "sock").exists()  # nothing made on the host
+
+
+@pytest.mark.parametrize("level", ["standard", "locked"])
+@pytest.mark.parametrize("start", EVERY_START)
+def test_a_hidden_directory_that_becomes_a_link_into_a_hidden_one(
+    tmp_path: Path, base: Path, start: str, level: str
+) -> None:
+    """The host replaces a hidden directory by a link to another hidden one between two
+    commands of one backend (its warm sandbox kept): the second command runs, and neither
+    directory's secret shows (before, the second command failed to set up)."""
+    backend = backend_for(start)
+    (base / "gone").mkdir(mode=0o755)
+    _secret(base / "gone" / "secret")
+    policy = policy_for(level, base, Case(hidden=("closed", "gone"), script=""))
+    script = READ + "if test -L gone; then echo link; fi"
+    spec = probe_spec(probe(base, script, ("closed/secret", "gone/secret")), tmp_path, policy)
+    try:
+        backend.check(policy)
+        time.sleep(SETTLE)  # the first command's plan is then kept for the second
+        first = backend.run(spec)
+        shutil.rmtree(base / "gone")
+        _link(base, "gone", "closed")
+        second = backend.run(spec)
+    finally:
+        backend.close()
+    assert (first.exit_code, first.stdout) == (0, ""), first.stderr
+    assert (second.exit_code, second.stdout) == (0, "link\n"), second.stderr
