@@ -324,6 +324,8 @@ class NamespaceBackend(Backend):
                 if started is None:  # the waiting shell is gone: start the plain way
                     prepared.discard()
                     group = cgroups.RunCgroup.create(**limits)
+                    if group is not None and policy.nested_user_namespaces:
+                        group.expose()  # as above: the command may change its knobs
             server = self._launcher_server() if started is None else None
             if server is not None:
                 joins = group.join_files(confine=confine) if group is not None else []
