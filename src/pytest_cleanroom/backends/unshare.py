@@ -2,9 +2,11 @@
 
 The fallback of ``local`` where bubblewrap is missing. ``unshare`` creates the user (the
 invoking user mapped to uid 0), mount, IPC, UTS and cgroup namespaces, plus PID and network ones
-as the policy says; the set-up step then builds the same filesystem as the ``bwrap`` backend,
-gives the command a fresh session keyring, drops every capability, sets ``no_new_privs``,
-installs the seccomp filter of :mod:`._seccomp` and runs the command. The set-up step is
+as the policy says; the set-up step then builds the same filesystem as the ``bwrap`` backend
+and, as PID 1 of the sandbox, keeps its capabilities there (out of the command's reach) while
+the command's process, which it forks, gets a fresh session keyring, drops every capability,
+sets ``no_new_privs``, installs the seccomp filter of :mod:`._seccomp` and runs the command
+(see ``_nsinit.c``). The set-up step is
 ``_nsinit.c`` compiled once (see :mod:`._nsinit_native`), or :mod:`._nsinit` in Python where no
 C compiler is found. Needs Linux 5.12 or later (``mount_setattr`` makes bind mounts read-only
 recursively).
