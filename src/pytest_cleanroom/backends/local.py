@@ -45,6 +45,7 @@ from .base import (
     not_found_message,
 )
 from .finish import finish_result
+from .namespace import path_links
 from .namespace.filesystem import KERNEL_OWN, FsOp, HostPart, is_visible, plan_and_host
 from .namespace.launcher_server import Forkserver, forkserver
 from .namespace.limits import Rlimits, per_process_fields, rlimits_for
@@ -267,10 +268,12 @@ class NamespaceBackend(Backend):
                 workspace, mounts = _views(spec, prepared, views)
             try:
                 ops, host = plan_and_host(policy, workspace, mounts, scratch)
-            except PolicyError:  # refused before anything started: the launcher goes too
+            except (PolicyError, SandboxError) as exc:  # before anything started
                 if prepared is not None:
-                    prepared.discard()  # and its cgroups with it
+                    prepared.discard()  # the launcher goes too, and its cgroups with it
                     group = None
+                if isinstance(exc, SandboxError):
+                    raise path_links.explained(policy, exc) from exc
                 raise
             planned = ops
             if prepared is not None and prepared.entered is not None:
@@ -366,7 +369,10 @@ class NamespaceBackend(Backend):
             raise SandboxError(outcome.stderr.decode(errors="replace").strip())
         line = single_line(outcome.stderr)
         if warm and outcome.exit_code == 125 and line and line.startswith(ENTER_MARK):
-            raise SandboxError(f"the {self.name} backend could not enter its warm sandbox: {line}")
+            failed = SandboxError(
+                f"the {self.name} backend could not enter its warm sandbox: {line}"
+            )
+            raise path_links.explained(policy, failed)
         try:
             outcome = self.translate_failure(spec, outcome)
         except SandboxError as exc:
@@ -377,6 +383,9 @@ class NamespaceBackend(Backend):
                     "and writable path and service directory: make their parent directories "
                     "searchable by others, or set unprivileged_user=False)"
                 ) from exc
+            explained = path_links.explained(policy, exc)
+            if explained is not exc:
+                raise explained from exc
             raise
         if outcome.exit_code == EXIT_NOT_FOUND:
             outcome = _explain_not_found(spec, outcome)

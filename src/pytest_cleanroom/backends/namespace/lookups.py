@@ -18,6 +18,8 @@ import stat
 import time
 from dataclasses import dataclass
 
+from ...errors import SandboxError
+
 #: ``(st_dev, st_ino, st_ctime_ns, st_mtime_ns)`` of a directory; ``None``: it is missing.
 Stamp = tuple[int, int, int, int] | None
 
@@ -86,7 +88,10 @@ class Lookups:
         """``(os.path.realpath(path), st_mode of what it names)``; the mode is ``None`` when
         nothing is there. ``path`` must be absolute."""
         mode = self._resolve(path, [0])[1]  # notes what realpath reads (loops included)
-        return os.path.realpath(path), mode
+        try:
+            return os.path.realpath(path), mode
+        except OSError as exc:  # a link on the way replaced meanwhile
+            raise _changed(path, exc) from exc
 
     def lstat_mode(self, path: str) -> int | None:
         """The ``st_mode`` of ``path`` itself (a link is not followed); ``None``: missing."""
@@ -129,5 +134,20 @@ class Lookups:
             if links[0] > MAX_LINKS:  # a loop: realpath leaves it as it is
                 current, mode = candidate, None
                 continue
-            current, mode = self._resolve(os.path.join(current, os.readlink(candidate)), links)
+            current, mode = self._resolve(os.path.join(current, _readlink(candidate)), links)
         return current, mode
+
+
+def _readlink(path: str) -> str:
+    """The target of the link ``path``; :class:`SandboxError` if it is one no longer."""
+    try:
+        return os.readlink(path)
+    except OSError as exc:
+        raise _changed(path, exc) from exc
+
+
+def _changed(path: str, exc: OSError) -> SandboxError:
+    return SandboxError(
+        f"{path} changed while the sandbox's filesystem was planned (a link on the way was "
+        f"replaced: {exc.strerror}); nothing ran: run the command again"
+    )

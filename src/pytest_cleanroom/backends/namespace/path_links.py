@@ -12,14 +12,17 @@ the fix, before anything is started:
   (the sandbox would bind it where the link leads, not where it is named).
 
 A path that leads nowhere (missing, a dangling link, a link loop) has nothing to hide or bind.
+The host can still change a path between the plan and the mounts (a race no plan can close):
+:func:`explained` then adds the field naming that path to the set-up step's own words.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 
-from ...errors import PolicyError
+from ...errors import PolicyError, SandboxError
 from ...policy import Policy
 from ..base import WORKSPACE_PATH
 from .lookups import Lookups
@@ -92,3 +95,30 @@ def check_let_through(
 
 def _leads(name: str, real: str) -> str:
     return "" if real == name else f" leads to {real!r} (links resolved)"
+
+
+def explained(policy: Policy, error: SandboxError) -> SandboxError:
+    """``error`` (a sandbox's set-up failure) with the policy field naming the host path it
+    names, and the fix, when one does (else ``error`` itself)."""
+    text = str(error)
+    fields = (
+        ("hidden_paths", policy.hidden_paths),
+        ("readable_paths", policy.readable_paths),
+        ("writable_paths", policy.writable_paths),
+    )
+    for field, paths in fields:
+        for path in sorted({normalized(p) for p in paths}, key=len, reverse=True):
+            if _names(text, path):
+                return SandboxError(
+                    f"{text} ({field} entry {path!r}: the host changed it while the sandbox was "
+                    "set up, or a link there leads where nothing can be mounted; run the "
+                    "command again, and if it fails the same way, see what it is now and "
+                    "docs/policies.md, 'Links in hidden, readable and writable paths')"
+                )
+    return error
+
+
+def _names(text: str, path: str) -> bool:
+    """Whether ``text`` names ``path`` itself (seen from a new root too), not a path in it."""
+    pattern = r"(?:^|[\s'\"]|/newroot|/oldroot)" + re.escape(path) + r"(?=$|[\s:'\"])"
+    return re.search(pattern, text) is not None
