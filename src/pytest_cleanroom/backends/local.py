@@ -285,8 +285,8 @@ class NamespaceBackend(Backend):
                     handoff = prepared.take_handoff()  # closed once the command is done
                     started = self._launch_entered(prepared, rest, passed, unprivileged)
                 if started is None:  # entered for another command, or gone: start afresh
-                    if handoff is not None:
-                        handoff.close()
+                    if handoff is not None:  # closed once that launcher is gone
+                        prepared.give_back_handoff(handoff)
                         handoff = None
                     assert self._preparer is not None  # it made the one taken
                     self._preparer.discard_later(prepared)

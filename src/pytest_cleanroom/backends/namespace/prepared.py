@@ -246,6 +246,11 @@ class Prepared:
         done."""
         return self._send(rest, trees)
 
+    def give_back_handoff(self, handoff: Handoff) -> None:
+        """Return the plan taken with :meth:`take_handoff` when its command does not start
+        here: it is closed once the launcher is gone (see :meth:`discard`)."""
+        self.parts.handoff = handoff
+
     def take_handoff(self) -> Handoff | None:
         """The plan read by a launcher that entered a sandbox ahead (the caller closes it once
         the command is done: the launcher may still be opening it)."""
@@ -274,6 +279,12 @@ class Prepared:
 
     def discard(self) -> None:
         """Kill the waiting shell and give its cgroups (and scratch tmpfs) back."""
+        proc = self.started.proc
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # Only now: until it is gone, it may still open its plan by its descriptor's number,
+        # which a descriptor opened meanwhile would take.
         self.parts.release()
         if self.script_fd >= 0:
             os.close(self.script_fd)
@@ -281,10 +292,6 @@ class Prepared:
         if self.status is not None:
             os.close(self.status)
             self.status = None
-        proc = self.started.proc
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
