@@ -59,7 +59,8 @@ READY_TIMEOUT = 30.0
 #: A plan whose holder could not be made starts its commands cold for this long (seconds), then
 #: a holder is tried again (the machine may only have been too busy for READY_TIMEOUT).
 RETRY_AFTER = 30.0
-#: After this many holders in a row could not be made, none is tried again in this process.
+#: After this many holders could not be made, and none ever was, none is tried again in this
+#: process (holders cannot be made here).
 GIVE_UP_AFTER = 3
 #: How many plans whose holder failed are remembered.
 KEEP_FAILED = 64
@@ -197,7 +198,8 @@ class WarmSandboxes:
         #: Whether holders cannot be made here at all (then every command starts cold).
         self.gave_up = False
         self._failed: dict[_Key, float] = {}  # plans whose holder failed, and when
-        self._failures_in_row = 0
+        self._failures = 0
+        self._made_one = False
         # A backend dropped without close() must not keep its holders until the process exits.
         weakref.finalize(self, _stop_all, self._holders, self._owner)
 
@@ -310,11 +312,11 @@ class WarmSandboxes:
                 if len(self._failed) > KEEP_FAILED:
                     self._failed.clear()
                 self._failed[key] = time.monotonic()
-                self._failures_in_row += 1
-                self.gave_up = self._failures_in_row >= GIVE_UP_AFTER
+                self._failures += 1
+                self.gave_up = not self._made_one and self._failures >= GIVE_UP_AFTER
                 return None
             self._failed.pop(key, None)
-            self._failures_in_row = 0
+            self._made_one = True
             with self._lock:
                 if self._closed:
                     holder.stop()

@@ -36,15 +36,16 @@ def test_a_warm_holder_that_failed_costs_only_its_plan_and_is_tried_again(
     other = standard.replace(hidden_paths=[*standard.hidden_paths, "/var"])
     backend = get_backend(name, slow)
     assert isinstance(backend, NamespaceBackend)
-    warm = backend._warm_sandboxes()
-    assert warm is not None
+    # Holders of this test's own: the process's shared ones are other tests' too.
+    warm = _warm.WarmSandboxes(backend.holder_launch)
+    monkeypatch.setattr(backend, "_warm_sandboxes", lambda: warm)
     (tmp_path / "ws").mkdir()
     try:
         before = _holders(backend)
         # A holder given no time at all to build its sandbox: it is not ready in time.
-        monkeypatch.setattr(_warm, "READY_TIMEOUT", 0.0)
-        backend.run(probe_spec(("true",), tmp_path / "ws", slow)).assert_success()
-        monkeypatch.undo()
+        with monkeypatch.context() as patch:
+            patch.setattr(_warm, "READY_TIMEOUT", 0.0)
+            backend.run(probe_spec(("true",), tmp_path / "ws", slow)).assert_success()
         assert warm.failure is not None
         assert _holders(backend) - before == set()  # it started cold
 
@@ -62,3 +63,4 @@ def test_a_warm_holder_that_failed_costs_only_its_plan_and_is_tried_again(
         assert len(_holders(backend) - before - made_for_other) == 1
     finally:
         backend.close()
+        warm.close()
