@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pytest_cleanroom import Policy, cgroups
-from pytest_cleanroom.backends import _nsinit_native, backend_problem
+from pytest_cleanroom.backends import _nsinit_native, backend_problem, get_backend
 from pytest_cleanroom.backends.base import CommandSpec
 from pytest_cleanroom.backends.bwrap import BwrapBackend
 from pytest_cleanroom.backends.local import NamespaceBackend
@@ -87,6 +87,20 @@ def require_entering_ahead() -> None:
         "root with writable cgroups: only then are sandboxes entered ahead of commands",
     )
     require(_nsinit_native.program()[0] is not None, "the compiled set-up step (a C compiler)")
+
+
+@contextlib.contextmanager
+def entering_ahead(name: str, level: str) -> Iterator[NamespaceBackend]:
+    """A namespace backend of its own for commands under ``level``, entering sandboxes ahead of
+    them (skipped locally, failed in CI where it cannot), closed afterwards."""
+    require_backend(name)
+    require_entering_ahead()
+    backend = get_backend(name, Policy.level(level))
+    assert isinstance(backend, NamespaceBackend)
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def wait_for_a_sandbox_entered_ahead(backend: object, limit: float = 60.0) -> None:

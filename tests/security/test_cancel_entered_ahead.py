@@ -16,13 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cleanroom import Cleanroom, Policy, RunResult
-from pytest_cleanroom.backends import get_backend
+from pytest_cleanroom import Cleanroom, RunResult
 from pytest_cleanroom.testing.leftovers import MARKER_VARIABLE, processes_with_marker
 from tests.security.backends import (
     LOCAL_BACKENDS,
-    require_backend,
-    require_entering_ahead,
+    entering_ahead,
     wait_for_a_sandbox_entered_ahead,
 )
 
@@ -51,33 +49,30 @@ def run_in_a_thread(room: Cleanroom, marker: str) -> tuple[threading.Thread, lis
 def test_a_cancel_or_timeout_as_a_warm_command_starts_ends_all_of_it(
     tmp_path: Path, name: str, level: str
 ) -> None:
-    require_backend(name)
-    require_entering_ahead()
-    backend = get_backend(name, Policy.level(level))
-    try:
-        with Cleanroom(tmp_path / "ws", policy=level, backend=backend, seed=1, timeout=60) as room:
-            room.run(["true"]).assert_success()
-            for delay in (0.0, 0.005, 0.02):
-                marker = uuid.uuid4().hex
-                wait_for_a_sandbox_entered_ahead(backend)
-                worker, results = run_in_a_thread(room, marker)
-                time.sleep(delay)
-                while not room.cancel():  # until it caught the command (it may not run yet)
-                    time.sleep(0.0005)
-                worker.join(60)
-                (cancelled,) = results
-                assert (cancelled.cancelled, cancelled.exit_code) == (True, 137), cancelled.stderr
-                assert processes_with_marker(marker) == []
-                wait_for_a_sandbox_entered_ahead(backend)
-                after = room.run(LOOK)
-                assert (after.exit_code, after.stdout) == (0, EMPTY), after.stderr
+    with (
+        entering_ahead(name, level) as backend,
+        Cleanroom(tmp_path / "ws", policy=level, backend=backend, seed=1, timeout=60) as room,
+    ):
+        room.run(["true"]).assert_success()
+        for delay in (0.0, 0.005, 0.02):
+            marker = uuid.uuid4().hex
+            wait_for_a_sandbox_entered_ahead(backend)
+            worker, results = run_in_a_thread(room, marker)
+            time.sleep(delay)
+            while not room.cancel():  # until it caught the command (it may not run yet)
+                time.sleep(0.0005)
+            worker.join(60)
+            (cancelled,) = results
+            assert (cancelled.cancelled, cancelled.exit_code) == (True, 137), cancelled.stderr
+            assert processes_with_marker(marker) == []
+            wait_for_a_sandbox_entered_ahead(backend)
+            after = room.run(LOOK)
+            assert (after.exit_code, after.stdout) == (0, EMPTY), after.stderr
 
-                wait_for_a_sandbox_entered_ahead(backend)
-                timed = room.run(STAY, timeout=0.001 + delay, env={MARKER_VARIABLE: marker})
-                assert (timed.timed_out, timed.exit_code) == (True, 137), timed.stderr
-                assert processes_with_marker(marker) == []
-                wait_for_a_sandbox_entered_ahead(backend)
-                after = room.run(LOOK)
-                assert (after.exit_code, after.stdout) == (0, EMPTY), after.stderr
-    finally:
-        backend.close()
+            wait_for_a_sandbox_entered_ahead(backend)
+            timed = room.run(STAY, timeout=0.001 + delay, env={MARKER_VARIABLE: marker})
+            assert (timed.timed_out, timed.exit_code) == (True, 137), timed.stderr
+            assert processes_with_marker(marker) == []
+            wait_for_a_sandbox_entered_ahead(backend)
+            after = room.run(LOOK)
+            assert (after.exit_code, after.stdout) == (0, EMPTY), after.stderr

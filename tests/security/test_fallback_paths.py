@@ -29,11 +29,12 @@ from pytest_cleanroom.backends.namespace.prepared import Prepared
 from tests.security import ns_probes
 from tests.security.backends import (
     LOCAL_BACKENDS,
+    entering_ahead,
     require_backend,
     require_entering_ahead,
     wait_for_a_sandbox_entered_ahead,
 )
-from tests.security.test_command_leftovers import FIND, LEAVE
+from tests.security.test_leftovers_entered_ahead import assert_nothing_left_reaches_the_next
 
 pytestmark = pytest.mark.integration
 
@@ -156,25 +157,15 @@ def test_a_command_whose_warm_launcher_died_finds_nothing_left(
     it: the command starts from the spare launcher (or cold), and finds nothing an earlier
     command left in ``/tmp``, ``/dev/shm``, SysV IPC or processes, and has its own
     environment, directory and stdin."""
-    require_backend(name)
-    require_entering_ahead()
-    backend = get_backend(name, Policy.level(level))
-    assert isinstance(backend, NamespaceBackend)
-    try:
-        with Cleanroom(tmp_path / "ws", policy=level, backend=backend, seed=1) as room:
-            (tmp_path / "ws" / "sub").mkdir()
-            room.run(["true"]).assert_success()
-            killed = kill_taken_launchers(backend, lambda prepared: prepared.entered is not None)
-            wait_for_a_sandbox_entered_ahead(backend)
-            left = room.run(["python3", "-c", LEAVE], env={"LEFT": "1"}, cwd="sub", stdin="x")
-            assert left.exit_code == 0, left.stderr
-            assert "/tmp" in left.stdout  # the attack really wrote where it may
-            wait_for_a_sandbox_entered_ahead(backend)
-            found = room.run(["python3", "-c", FIND, left.stdout.split()[0]])
-            assert (found.exit_code, found.stdout) == (0, "clean\n"), found.stderr
-            wait_for_a_sandbox_entered_ahead(backend)
-            own = room.run(["python3", "-c", SHOW_OWN])
-            assert (own.exit_code, own.stdout) == (0, "None /workspace ''\n"), own.stderr
-            assert killed  # at least one of them started after its launcher died
-    finally:
-        backend.close()
+    with (
+        entering_ahead(name, level) as backend,
+        Cleanroom(tmp_path / "ws", policy=level, backend=backend, seed=1) as room,
+    ):
+        (tmp_path / "ws" / "sub").mkdir()
+        room.run(["true"]).assert_success()
+        killed = kill_taken_launchers(backend, lambda prepared: prepared.entered is not None)
+        assert_nothing_left_reaches_the_next(room, backend, env={"LEFT": "1"}, cwd="sub", stdin="x")
+        wait_for_a_sandbox_entered_ahead(backend)
+        own = room.run(["python3", "-c", SHOW_OWN])
+        assert (own.exit_code, own.stdout) == (0, "None /workspace ''\n"), own.stderr
+        assert killed  # at least one of them started after its launcher died

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_cleanroom import Cleanroom, Policy
-from pytest_cleanroom.backends import get_backend
+from pytest_cleanroom import Cleanroom
+from pytest_cleanroom.backends.local import NamespaceBackend
 from tests.security.backends import (
     LOCAL_BACKENDS,
-    require_backend,
-    require_entering_ahead,
+    entering_ahead,
     wait_for_a_sandbox_entered_ahead,
 )
 from tests.security.test_command_leftovers import FIND, LEAVE
@@ -63,33 +63,38 @@ CHECK = textwrap.dedent(
 )
 
 
+def assert_nothing_left_reaches_the_next(
+    room: Cleanroom, backend: NamespaceBackend, **leave: Any
+) -> None:
+    """A command leaves things behind (``LEAVE``, run with ``leave``), each where it may; the
+    next one, started from a sandbox entered ahead meanwhile, finds none of them (``FIND``)."""
+    wait_for_a_sandbox_entered_ahead(backend)
+    left = room.run(["python3", "-c", LEAVE], **leave)
+    assert left.exit_code == 0, left.stderr
+    assert "/tmp" in left.stdout  # the attack really wrote where it may
+    wait_for_a_sandbox_entered_ahead(backend)
+    found = room.run(["python3", "-c", FIND, left.stdout.split()[0]])
+    assert (found.exit_code, found.stdout) == (0, "clean\n"), found.stderr
+
+
 @pytest.mark.parametrize("level", ["standard", "strict", "locked"])
 @pytest.mark.parametrize("name", LOCAL)
 def test_the_next_command_entered_ahead_finds_nothing_left(
     tmp_path: Path, name: str, level: str
 ) -> None:
-    require_backend(name)
-    require_entering_ahead()
-    backend = get_backend(name, Policy.level(level))
-    try:
-        with Cleanroom(tmp_path / "ws", policy=level, backend=backend, seed=1, timeout=60) as room:
-            (tmp_path / "ws" / "sub").mkdir()
-            room.run(["true"]).assert_success()
-            for _ in range(2):
-                wait_for_a_sandbox_entered_ahead(backend)
-                left = room.run(["python3", "-c", LEAVE])
-                assert left.exit_code == 0, left.stderr
-                assert "/tmp" in left.stdout  # the attack really wrote where it may
-                wait_for_a_sandbox_entered_ahead(backend)
-                found = room.run(["python3", "-c", FIND, left.stdout.split()[0]])
-                assert (found.exit_code, found.stdout) == (0, "clean\n"), found.stderr
-                wait_for_a_sandbox_entered_ahead(backend)
-                lock = room.run(
-                    ["python3", "-c", LOCK], env={"LEFT_BEHIND": "1"}, cwd="sub", stdin="input"
-                )
-                assert (lock.exit_code, lock.stdout) == (0, "locked 1 /workspace/sub input\n")
-                wait_for_a_sandbox_entered_ahead(backend)
-                check = room.run(["python3", "-c", CHECK])
-                assert (check.exit_code, check.stdout) == (0, "None /workspace ''\n"), check.stderr
-    finally:
-        backend.close()
+    with (
+        entering_ahead(name, level) as backend,
+        Cleanroom(tmp_path / "ws", policy=level, backend=backend, seed=1, timeout=60) as room,
+    ):
+        (tmp_path / "ws" / "sub").mkdir()
+        room.run(["true"]).assert_success()
+        for _ in range(2):
+            assert_nothing_left_reaches_the_next(room, backend)
+            wait_for_a_sandbox_entered_ahead(backend)
+            lock = room.run(
+                ["python3", "-c", LOCK], env={"LEFT_BEHIND": "1"}, cwd="sub", stdin="input"
+            )
+            assert (lock.exit_code, lock.stdout) == (0, "locked 1 /workspace/sub input\n")
+            wait_for_a_sandbox_entered_ahead(backend)
+            check = room.run(["python3", "-c", CHECK])
+            assert (check.exit_code, check.stdout) == (0, "None /workspace ''\n"), check.stderr
