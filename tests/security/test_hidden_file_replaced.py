@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,22 +21,12 @@ import pytest
 from pytest_cleanroom import Policy
 from pytest_cleanroom.backends import _nsinit_native
 from pytest_cleanroom.backends.base import CommandSpec
-from pytest_cleanroom.backends.bwrap import BwrapBackend
-from pytest_cleanroom.backends.local import NamespaceBackend
-from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.environment import build_environment
 from tests.conftest import require
-from tests.security.backends import require_backend
+from tests.security.backends import STARTS, require_backend
 
 pytestmark = pytest.mark.integration
 
-#: How each local backend starts a command: entering a warm sandbox, or one built for it.
-STARTS: dict[str, Callable[[], NamespaceBackend]] = {
-    "bwrap-warm": BwrapBackend,
-    "bwrap-cold": lambda: BwrapBackend(warm=False),
-    "unshare-warm": UnshareBackend,
-    "unshare-cold": lambda: UnshareBackend(warm=False),
-}
 LEAK = 43
 PROBE = 'if grep -q secret "$1" 2>/dev/null; then echo read it; exit 43; fi'
 

@@ -27,16 +27,11 @@ import pytest
 from pytest_cleanroom import Policy
 from pytest_cleanroom.backends import _nsinit_native, get_backend
 from pytest_cleanroom.backends.base import Backend, Mount
-from pytest_cleanroom.backends.unshare import UnshareBackend
 from pytest_cleanroom.errors import PolicyError
 from tests.conftest import require
-from tests.security.backends import probe_spec, require_backend
-from tests.security.test_hidden_file_replaced import STARTS as LOCAL_STARTS
+from tests.security.backends import STARTS, probe_spec, require_backend
 
-#: Every way a local backend starts a command, the Python set-up step (where no C compiler
-#: is found) among them.
-STARTS = {**LOCAL_STARTS, "unshare-python-cold": lambda: UnshareBackend(native=False, warm=False)}
-#: ... and the container backends.
+#: Every way a local backend starts a command (:data:`STARTS`), and the container backends.
 EVERY_START = (*sorted(STARTS), "docker", "podman")
 
 pytestmark = pytest.mark.integration
